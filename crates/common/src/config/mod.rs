@@ -1,0 +1,423 @@
+//! Deployment configuration: one TOML file describes a deployment (its name, its cameras and
+//! the reader processes of each camera).
+//!
+//! Loading is two phases: serde parses the file into these types, rejecting unknown keys, then
+//! [`Deployment::validate`] checks values and cross-field rules. Every error names the file, the
+//! key path (`camera[1].fps`), the bad value and what is allowed. All defaults live in
+//! [`defaults`].
+
+mod error;
+mod source;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+pub use error::ConfigError;
+pub use source::{FilePace, FileSource, SourceConfig};
+
+use crate::format::PixelFormat;
+use crate::pattern::MIN_SYNTHETIC_SIZE;
+
+/// Every default value of the configuration, in one place.
+pub mod defaults {
+    /// Deployment name when `[deployment]` is omitted.
+    pub const DEPLOYMENT_NAME: &str = "default";
+    /// Frame rate of a camera.
+    pub const FPS: f64 = 30.0;
+    /// Pixel format of a camera.
+    pub const PIXEL_FORMAT: &str = "BGR3";
+    /// Frame slots in shared memory per camera.
+    pub const SLOTS: u32 = 16;
+    /// Readers that may attach to one camera at once.
+    pub const MAX_READERS: u32 = 3;
+    /// Queue depth of the algo reader: newest frame only.
+    pub const ALGO_QUEUE_DEPTH: u32 = 1;
+    /// Seconds between periodic statistics log lines.
+    pub const STATS_INTERVAL_SECS: f64 = 1.0;
+    /// Frame slots the publisher may hold while writing (not configurable).
+    pub const PUBLISHER_LOANS: u32 = 1;
+    /// Samples one reader may hold at once while working on them (not configurable).
+    pub const READER_BORROWS: u32 = 1;
+}
+
+/// A whole deployment, as loaded from one file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Deployment {
+    /// Deployment-wide settings.
+    #[serde(default)]
+    pub deployment: DeploymentSection,
+    /// The cameras, at least one.
+    #[serde(default)]
+    pub camera: Vec<CameraConfig>,
+    /// The file this was loaded from (set by [`Deployment::load`]).
+    #[serde(skip)]
+    pub source_file: PathBuf,
+}
+
+/// `[deployment]`: settings of the deployment as a whole.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct DeploymentSection {
+    /// Prefix of every service name and shared-memory file; two deployments with different
+    /// names never see each other.
+    #[serde(default = "default_deployment_name")]
+    pub name: String,
+}
+
+impl Default for DeploymentSection {
+    fn default() -> Self {
+        DeploymentSection {
+            name: default_deployment_name(),
+        }
+    }
+}
+
+fn default_deployment_name() -> String {
+    defaults::DEPLOYMENT_NAME.to_string()
+}
+
+/// `[[camera]]`: one camera, its frame format and its readers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CameraConfig {
+    /// Unique name within the deployment; part of every service name of this camera.
+    pub name: String,
+    /// Where frames come from.
+    pub source: SourceConfig,
+    /// Frame width in pixels.
+    pub width: u32,
+    /// Frame height in pixels.
+    pub height: u32,
+    /// Frames per second; 0 means as fast as the source can (synthetic and file sources).
+    #[serde(default = "default_fps")]
+    pub fps: f64,
+    /// Pixel format published to readers (a fourcc, e.g. `BGR3`).
+    #[serde(default = "default_pixel_format")]
+    pub pixel_format: String,
+    /// Frame slots in shared memory for frames in flight (queued or being read).
+    #[serde(default = "default_slots")]
+    pub slots: u32,
+    /// Readers that may attach at once (configured processes plus ad-hoc tools).
+    #[serde(default = "default_max_readers")]
+    pub max_readers: u32,
+    /// `[camera.algo]`: run an algo process on this camera.
+    pub algo: Option<AlgoConfig>,
+}
+
+fn default_fps() -> f64 {
+    defaults::FPS
+}
+fn default_pixel_format() -> String {
+    defaults::PIXEL_FORMAT.to_string()
+}
+fn default_slots() -> u32 {
+    defaults::SLOTS
+}
+fn default_max_readers() -> u32 {
+    defaults::MAX_READERS
+}
+
+/// `[camera.algo]`: the per-frame computation process.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct AlgoConfig {
+    /// Frames queued for this reader; 1 = always the newest frame, older ones are skipped.
+    #[serde(default = "default_algo_queue_depth")]
+    pub queue_depth: u32,
+    /// Seconds between statistics log lines.
+    #[serde(default = "default_stats_interval")]
+    pub stats_interval_secs: f64,
+}
+
+impl Default for AlgoConfig {
+    fn default() -> Self {
+        AlgoConfig {
+            queue_depth: defaults::ALGO_QUEUE_DEPTH,
+            stats_interval_secs: defaults::STATS_INTERVAL_SECS,
+        }
+    }
+}
+
+fn default_algo_queue_depth() -> u32 {
+    defaults::ALGO_QUEUE_DEPTH
+}
+fn default_stats_interval() -> f64 {
+    defaults::STATS_INTERVAL_SECS
+}
+
+/// How a camera's frame service is laid out in shared memory, derived from its config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlotLayout {
+    /// Bytes of one slot (the largest frame of the configured format and size).
+    pub frame_bytes: usize,
+    /// Readers that may attach at once.
+    pub max_readers: usize,
+    /// Largest queue a reader may ask for.
+    pub max_queue_depth: usize,
+    /// Samples one reader may hold at once.
+    pub reader_borrows: usize,
+    /// Samples the publisher may hold while writing.
+    pub publisher_loans: usize,
+}
+
+impl SlotLayout {
+    /// Slots iceoryx2 reserves: readers × (queue + borrowed) + publisher loans.
+    pub fn slots(&self) -> usize {
+        self.max_readers * (self.max_queue_depth + self.reader_borrows) + self.publisher_loans
+    }
+
+    /// Bytes of payload memory the camera reserves.
+    pub fn payload_bytes(&self) -> usize {
+        self.slots() * self.frame_bytes
+    }
+}
+
+fn is_valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 32
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+}
+
+const NAME_RULE: &str =
+    "1 to 32 characters of a-z, 0-9, `-` and `_`, starting with a letter or digit";
+
+impl CameraConfig {
+    /// The validated pixel format (validation guarantees it parses).
+    pub fn format(&self) -> PixelFormat {
+        self.pixel_format.parse().unwrap_or(PixelFormat::Bgr3)
+    }
+
+    /// Bytes of one frame slot.
+    pub fn frame_bytes(&self) -> usize {
+        self.format().frame_bytes(self.width, self.height)
+    }
+
+    /// The shared-memory layout of this camera's frame service.
+    pub fn slot_layout(&self) -> SlotLayout {
+        let per_reader = (self.slots.saturating_sub(defaults::PUBLISHER_LOANS)
+            / self.max_readers.max(1)) as usize;
+        SlotLayout {
+            frame_bytes: self.frame_bytes(),
+            max_readers: self.max_readers as usize,
+            max_queue_depth: per_reader
+                .saturating_sub(defaults::READER_BORROWS as usize)
+                .max(1),
+            reader_borrows: defaults::READER_BORROWS as usize,
+            publisher_loans: defaults::PUBLISHER_LOANS as usize,
+        }
+    }
+
+    /// Reader processes configured for this camera, with their queue depth and key path.
+    fn configured_readers(&self) -> Vec<(&'static str, u32)> {
+        let mut readers = Vec::new();
+        if let Some(algo) = &self.algo {
+            readers.push(("algo", algo.queue_depth));
+        }
+        readers
+    }
+}
+
+impl Deployment {
+    /// Reads, parses and validates a deployment file.
+    pub fn load(path: &Path) -> Result<Deployment, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::io(path, &e))?;
+        Deployment::from_toml(path, &text)
+    }
+
+    /// Parses and validates deployment TOML; `path` is used for messages and relative paths.
+    pub fn from_toml(path: &Path, text: &str) -> Result<Deployment, ConfigError> {
+        let deserializer = toml::Deserializer::new(text);
+        let mut deployment: Deployment = serde_path_to_error::deserialize(deserializer)
+            .map_err(|e| ConfigError::parse(path, text, e))?;
+        deployment.source_file = path.to_path_buf();
+        deployment.validate()?;
+        Ok(deployment)
+    }
+
+    /// The deployment name (prefix of every service).
+    pub fn name(&self) -> &str {
+        &self.deployment.name
+    }
+
+    /// Finds a camera by name; with `None`, the only camera of a one-camera deployment.
+    pub fn camera(&self, name: Option<&str>) -> Result<&CameraConfig, ConfigError> {
+        let names = || {
+            self.camera
+                .iter()
+                .map(|c| format!("`{}`", c.name))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match name {
+            Some(name) => self.camera.iter().find(|c| c.name == name).ok_or_else(|| {
+                ConfigError::value(
+                    &self.source_file,
+                    "camera",
+                    format!("no camera named `{name}` (cameras: {})", names()),
+                )
+            }),
+            None if self.camera.len() == 1 => Ok(&self.camera[0]),
+            None => Err(ConfigError::value(
+                &self.source_file,
+                "camera",
+                format!(
+                    "{} cameras are configured, choose one with --camera (cameras: {})",
+                    self.camera.len(),
+                    names()
+                ),
+            )),
+        }
+    }
+
+    /// Resolves a path from the config relative to the config file's folder.
+    pub fn resolve_path(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() {
+            return path.to_path_buf();
+        }
+        self.source_file
+            .parent()
+            .map(|dir| dir.join(path))
+            .unwrap_or_else(|| path.to_path_buf())
+    }
+
+    /// Checks values and cross-field rules; the first error found is returned.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let file = &self.source_file;
+        let err = |key: String, msg: String| Err(ConfigError::value(file, &key, msg));
+        if !is_valid_name(&self.deployment.name) {
+            return err(
+                "deployment.name".into(),
+                format!("invalid name `{}`: use {NAME_RULE}", self.deployment.name),
+            );
+        }
+        if self.camera.is_empty() {
+            return err(
+                "camera".into(),
+                "no camera configured: add at least one `[[camera]]` table".into(),
+            );
+        }
+        let mut seen = HashSet::new();
+        for (i, cam) in self.camera.iter().enumerate() {
+            let key = |field: &str| format!("camera[{i}].{field}");
+            if !is_valid_name(&cam.name) {
+                return err(
+                    key("name"),
+                    format!("invalid name `{}`: use {NAME_RULE}", cam.name),
+                );
+            }
+            if !seen.insert(cam.name.as_str()) {
+                return err(
+                    key("name"),
+                    format!("duplicate camera name `{}`: names must be unique", cam.name),
+                );
+            }
+            let format: PixelFormat = match cam.pixel_format.parse() {
+                Ok(f) => f,
+                Err(e) => return err(key("pixel-format"), e.to_string()),
+            };
+            for (field, value) in [("width", cam.width), ("height", cam.height)] {
+                if !(16..=16384).contains(&value) {
+                    return err(
+                        key(field),
+                        format!("invalid value {value}: allowed 16 to 16384 pixels"),
+                    );
+                }
+            }
+            if matches!(format, PixelFormat::Yuyv | PixelFormat::Nv12)
+                && (cam.width % 2 != 0 || cam.height % 2 != 0)
+            {
+                return err(
+                    key("width"),
+                    format!(
+                        "{format} needs an even width and height, got {}x{}",
+                        cam.width, cam.height
+                    ),
+                );
+            }
+            if !cam.fps.is_finite() || !(0.0..=1000.0).contains(&cam.fps) {
+                return err(
+                    key("fps"),
+                    format!(
+                        "invalid value {}: allowed 0 (as fast as possible) to 1000",
+                        cam.fps
+                    ),
+                );
+            }
+            if !(1..=64).contains(&cam.max_readers) {
+                return err(
+                    key("max-readers"),
+                    format!("invalid value {}: allowed 1 to 64", cam.max_readers),
+                );
+            }
+            let min_slots =
+                cam.max_readers * (1 + defaults::READER_BORROWS) + defaults::PUBLISHER_LOANS;
+            if cam.slots < min_slots {
+                return err(
+                    key("slots"),
+                    format!(
+                        "{} slots cannot serve {} readers: each needs a queue of at least 1 frame plus {} it works on, and capture needs {}; use at least {min_slots}",
+                        cam.slots, cam.max_readers, defaults::READER_BORROWS, defaults::PUBLISHER_LOANS
+                    ),
+                );
+            }
+            let layout = cam.slot_layout();
+            let readers = cam.configured_readers();
+            if readers.len() > cam.max_readers as usize {
+                return err(
+                    key("max-readers"),
+                    format!(
+                        "{} readers are configured ({}), more than max-readers = {}",
+                        readers.len(),
+                        readers.iter().map(|r| r.0).collect::<Vec<_>>().join(", "),
+                        cam.max_readers
+                    ),
+                );
+            }
+            for (reader, depth) in readers {
+                if depth < 1 || depth as usize > layout.max_queue_depth {
+                    return err(
+                        key(&format!("{reader}.queue-depth")),
+                        format!(
+                            "invalid value {depth}: allowed 1 to {} with slots = {} and max-readers = {} (raise slots for deeper queues)",
+                            layout.max_queue_depth, cam.slots, cam.max_readers
+                        ),
+                    );
+                }
+            }
+            if let Some(algo) = &cam.algo {
+                if !(algo.stats_interval_secs > 0.0 && algo.stats_interval_secs <= 3600.0) {
+                    return err(
+                        key("algo.stats-interval-secs"),
+                        format!(
+                            "invalid value {}: allowed more than 0 up to 3600",
+                            algo.stats_interval_secs
+                        ),
+                    );
+                }
+            }
+            source::validate(self, i, cam, format)
+                .map_err(|(field, msg)| ConfigError::value(file, &key(&field), msg))?;
+            if matches!(cam.source, SourceConfig::Synthetic)
+                && (cam.width < MIN_SYNTHETIC_SIZE.0 || cam.height < MIN_SYNTHETIC_SIZE.1)
+            {
+                return err(
+                    key("width"),
+                    format!(
+                        "the synthetic source needs at least {}x{}, got {}x{}",
+                        MIN_SYNTHETIC_SIZE.0, MIN_SYNTHETIC_SIZE.1, cam.width, cam.height
+                    ),
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

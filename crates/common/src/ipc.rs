@@ -1,0 +1,191 @@
+//! Every iceoryx2 node and service of framebus is created or opened here, so that all processes
+//! use the same iceoryx2 config and the same service settings (iceoryx2 refuses to open a
+//! service whose settings differ from its creator's).
+
+use core::fmt;
+
+use iceoryx2::config::Config;
+use iceoryx2::node::{NodeState, NodeView};
+use iceoryx2::prelude::*;
+use iceoryx2::service::port_factory::{event, publish_subscribe};
+
+use crate::config::{CameraConfig, Deployment, SlotLayout};
+use crate::header::FrameHeader;
+use crate::names::{node_name, service_name, shm_prefix, ProcessRole, ServiceKind};
+
+/// The iceoryx2 service flavour framebus uses: inter-process, shared memory.
+pub type IpcService = ipc::Service;
+
+/// The frame publish/subscribe service of one camera.
+pub type FramePortFactory = publish_subscribe::PortFactory<IpcService, [u8], FrameHeader>;
+
+/// The frame-ready event service of one camera.
+pub type EventPortFactory = event::PortFactory<IpcService>;
+
+/// An iceoryx2 operation that failed, with what framebus was doing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IpcError {
+    /// What was attempted, naming the service or node.
+    pub context: String,
+    /// iceoryx2's error.
+    pub cause: String,
+}
+
+impl IpcError {
+    /// Wraps an iceoryx2 error with context.
+    pub fn new(context: impl Into<String>, cause: impl fmt::Debug) -> IpcError {
+        IpcError {
+            context: context.into(),
+            cause: format!("{cause:?}"),
+        }
+    }
+}
+
+impl fmt::Display for IpcError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.context, self.cause)
+    }
+}
+
+impl std::error::Error for IpcError {}
+
+/// The iceoryx2 config of a deployment: iceoryx2's defaults with a per-deployment file prefix,
+/// so deployments (and parallel tests) never share a file. Passed explicitly to every node, so
+/// iceoryx2 never looks for a config file of its own.
+pub fn iceoryx_config(deployment: &str) -> Result<Config, IpcError> {
+    let mut config = Config::default();
+    let prefix = shm_prefix(deployment);
+    config.global.prefix = FileName::new(prefix.as_bytes()).map_err(|e| {
+        IpcError::new(
+            format!("deployment name `{deployment}` gives an invalid file prefix `{prefix}`"),
+            e,
+        )
+    })?;
+    Ok(config)
+}
+
+/// Creates the node of one process and removes what dead processes of the deployment left
+/// behind (their shared memory and service registrations), so a restart needs no manual
+/// clean-up. iceoryx2 handles SIGINT/SIGTERM for the node: waits return a termination request.
+pub fn create_node(
+    deployment: &Deployment,
+    role: ProcessRole,
+    camera: &str,
+) -> Result<Node<IpcService>, IpcError> {
+    create_named_node(deployment.name(), &node_name(role, camera))
+}
+
+/// Like [`create_node`] for a process that is not tied to a camera (ctl, supervisor, tests).
+pub fn create_named_node(deployment: &str, name: &str) -> Result<Node<IpcService>, IpcError> {
+    let config = iceoryx_config(deployment)?;
+    let node_name =
+        NodeName::new(name).map_err(|e| IpcError::new(format!("invalid node name `{name}`"), e))?;
+    let removed = remove_dead_nodes(&config);
+    if removed > 0 {
+        tracing::info!(deployment, removed, "removed resources of dead processes");
+    }
+    NodeBuilder::new()
+        .name(&node_name)
+        .config(&config)
+        .signal_handling_mode(SignalHandlingMode::HandleTerminationRequests)
+        .create::<IpcService>()
+        .map_err(|e| {
+            IpcError::new(
+                format!("creating iceoryx2 node `{name}` of deployment `{deployment}`"),
+                e,
+            )
+        })
+}
+
+/// Removes the stale resources of every dead node that used `config`; returns how many.
+pub fn remove_dead_nodes(config: &Config) -> usize {
+    let mut removed = 0;
+    let listed = Node::<IpcService>::list(config, |state| {
+        if let NodeState::Dead(view) = state {
+            let id = format!("{:?}", view.id());
+            match view.try_remove_stale_resources() {
+                Ok(()) => removed += 1,
+                Err(e) => {
+                    tracing::warn!(node = id, "could not remove a dead node's resources: {e:?}")
+                }
+            }
+        }
+        CallbackProgression::Continue
+    });
+    if let Err(e) = listed {
+        tracing::warn!("could not list iceoryx2 nodes: {e:?}");
+    }
+    removed
+}
+
+fn to_service_name(name: &str) -> Result<ServiceName, IpcError> {
+    ServiceName::new(name).map_err(|e| IpcError::new(format!("invalid service name `{name}`"), e))
+}
+
+/// The two services of a camera's frame bus: frames and the event that announces them.
+#[derive(Debug)]
+pub struct FrameBus {
+    /// Publish/subscribe service carrying the frames.
+    pub frames: FramePortFactory,
+    /// Event service: capture notifies after every frame it sends.
+    pub ready: EventPortFactory,
+    /// The shared-memory layout both were opened with.
+    pub layout: SlotLayout,
+    /// Name of the frames service (for messages).
+    pub frames_name: String,
+}
+
+/// Opens (or creates) the frame bus of `camera` with settings derived from its config only.
+pub fn open_frame_bus(
+    node: &Node<IpcService>,
+    deployment: &Deployment,
+    camera: &CameraConfig,
+) -> Result<FrameBus, IpcError> {
+    let layout = camera.slot_layout();
+    let frames_name = service_name(deployment.name(), &camera.name, ServiceKind::Frames);
+    let frames = node
+        .service_builder(&to_service_name(&frames_name)?)
+        .publish_subscribe::<[u8]>()
+        .user_header::<FrameHeader>()
+        .max_publishers(1)
+        .max_subscribers(layout.max_readers)
+        .subscriber_max_buffer_size(layout.max_queue_depth)
+        .subscriber_max_borrowed_samples(layout.reader_borrows)
+        .history_size(0)
+        // A slow reader loses its oldest queued frame; capture never waits for a reader.
+        .enable_safe_overflow(true)
+        .max_nodes(layout.max_readers + 2)
+        .open_or_create()
+        .map_err(|e| {
+            IpcError::new(
+                format!(
+                    "opening frame service `{frames_name}` of camera `{}`",
+                    camera.name
+                ),
+                e,
+            )
+        })?;
+    let ready_name = service_name(deployment.name(), &camera.name, ServiceKind::FrameReady);
+    let ready = node
+        .service_builder(&to_service_name(&ready_name)?)
+        .event()
+        .max_notifiers(2)
+        .max_listeners(layout.max_readers)
+        .max_nodes(layout.max_readers + 2)
+        .open_or_create()
+        .map_err(|e| {
+            IpcError::new(
+                format!(
+                    "opening event service `{ready_name}` of camera `{}`",
+                    camera.name
+                ),
+                e,
+            )
+        })?;
+    Ok(FrameBus {
+        frames,
+        ready,
+        layout,
+        frames_name,
+    })
+}

@@ -1,0 +1,413 @@
+//! The synthetic test pattern and its integrity stamp.
+//!
+//! A synthetic frame is colour bars that move sideways by a few pixels per frame, with the frame
+//! id stamped twice as 64 black/white cells: one band along the top edge and one along the
+//! bottom edge. A reader proves it got the *whole, right* frame by checking that both stamps
+//! equal the header's frame id and that sampled rows equal the pattern for that id. The cells
+//! are large (width/64 pixels) so the stamp also survives JPEG compression and video encoding.
+//!
+//! Rendering is one pass of row copies from a precomputed double-width template, so producing
+//! a frame costs about one `memcpy` of the frame.
+
+use core::mem::MaybeUninit;
+
+use crate::format::PixelFormat;
+
+/// Number of bits (cells) in one stamp band.
+pub const STAMP_BITS: u32 = 64;
+
+/// Rows checked against the pattern by [`SyntheticPattern::verify`], besides the two stamps.
+const VERIFIED_ROWS: u32 = 8;
+
+/// One plane of a frame: rows of `row_bytes`, `bytes_per_px` bytes per horizontal pixel step.
+#[derive(Debug, Clone, Copy)]
+struct Plane {
+    offset: usize,
+    rows: usize,
+    row_bytes: usize,
+    bytes_per_px: usize,
+}
+
+/// Why a frame failed verification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StampError {
+    /// The payload is shorter than the geometry needs.
+    ShortPayload {
+        /// Bytes the geometry needs.
+        expected: usize,
+        /// Bytes present.
+        actual: usize,
+    },
+    /// The top stamp does not carry the header's frame id.
+    TopStamp {
+        /// Value read from the pixels.
+        found: u64,
+    },
+    /// The bottom stamp does not carry the header's frame id (a torn frame).
+    BottomStamp {
+        /// Value read from the pixels.
+        found: u64,
+    },
+    /// A sampled row differs from the pattern for this frame id.
+    Pattern {
+        /// Row index in the first plane.
+        row: usize,
+    },
+}
+
+impl core::fmt::Display for StampError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            StampError::ShortPayload { expected, actual } => {
+                write!(f, "payload has {actual} bytes, the frame needs {expected}")
+            }
+            StampError::TopStamp { found } => write!(f, "top stamp reads {found}"),
+            StampError::BottomStamp { found } => write!(f, "bottom stamp reads {found}"),
+            StampError::Pattern { row } => write!(f, "row {row} differs from the pattern"),
+        }
+    }
+}
+
+impl std::error::Error for StampError {}
+
+/// Precomputed synthetic pattern for one format and size.
+#[derive(Debug, Clone)]
+pub struct SyntheticPattern {
+    format: PixelFormat,
+    width: usize,
+    height: usize,
+    cell: usize,
+    planes: Vec<Plane>,
+    /// Every plane at double width, back to back: a shifted frame row is one contiguous slice.
+    template: Vec<u8>,
+}
+
+/// Side length in pixels of one stamp cell for a frame `width` pixels wide (even, 2..=16).
+pub fn stamp_cell(width: u32) -> u32 {
+    ((width / STAMP_BITS).min(16) & !1).max(2)
+}
+
+/// Smallest width and height the synthetic pattern supports.
+pub const MIN_SYNTHETIC_SIZE: (u32, u32) = (128, 64);
+
+fn rgb_at(x: usize, y: usize, width: usize, height: usize) -> [u8; 3] {
+    // Eight vertical colour bars over one period of `width`, darkening towards the bottom.
+    const BARS: [[u8; 3]; 8] = [
+        [235, 235, 235],
+        [235, 235, 16],
+        [16, 235, 235],
+        [16, 235, 16],
+        [235, 16, 235],
+        [235, 16, 16],
+        [16, 16, 235],
+        [60, 60, 60],
+    ];
+    let bar = BARS[(x % width) * 8 / width];
+    let shade = 255 - (y * 128 / height.max(1)) as u32;
+    bar.map(|c| ((c as u32 * shade) / 255) as u8)
+}
+
+fn yuv(rgb: [u8; 3]) -> (u8, u8, u8) {
+    let [r, g, b] = rgb.map(f32::from);
+    let y = 0.299 * r + 0.587 * g + 0.114 * b;
+    let u = 128.0 - 0.168_736 * r - 0.331_264 * g + 0.5 * b;
+    let v = 128.0 + 0.5 * r - 0.418_688 * g - 0.081_312 * b;
+    (
+        y.round().clamp(0.0, 255.0) as u8,
+        u.round().clamp(0.0, 255.0) as u8,
+        v.round().clamp(0.0, 255.0) as u8,
+    )
+}
+
+impl SyntheticPattern {
+    /// Builds the pattern for a format and size; `None` for MJPG, odd widths/heights of
+    /// subsampled formats, or a size below [`MIN_SYNTHETIC_SIZE`].
+    pub fn new(format: PixelFormat, width: u32, height: u32) -> Option<SyntheticPattern> {
+        let (w, h) = (width as usize, height as usize);
+        if width < MIN_SYNTHETIC_SIZE.0 || height < MIN_SYNTHETIC_SIZE.1 {
+            return None;
+        }
+        let planes = match format {
+            PixelFormat::Mjpg => return None,
+            PixelFormat::Yuyv | PixelFormat::Nv12 if w % 2 != 0 || h % 2 != 0 => return None,
+            PixelFormat::Bgr3 | PixelFormat::Rgb3 => {
+                vec![Plane {
+                    offset: 0,
+                    rows: h,
+                    row_bytes: w * 3,
+                    bytes_per_px: 3,
+                }]
+            }
+            PixelFormat::Grey => vec![Plane {
+                offset: 0,
+                rows: h,
+                row_bytes: w,
+                bytes_per_px: 1,
+            }],
+            PixelFormat::Yuyv => vec![Plane {
+                offset: 0,
+                rows: h,
+                row_bytes: w * 2,
+                bytes_per_px: 2,
+            }],
+            PixelFormat::Nv12 => vec![
+                Plane {
+                    offset: 0,
+                    rows: h,
+                    row_bytes: w,
+                    bytes_per_px: 1,
+                },
+                Plane {
+                    offset: w * h,
+                    rows: h / 2,
+                    row_bytes: w,
+                    bytes_per_px: 1,
+                },
+            ],
+        };
+        let template_len: usize = planes.iter().map(|p| p.rows * p.row_bytes * 2).sum();
+        let mut template = vec![0u8; template_len];
+        let mut at = 0;
+        for (index, plane) in planes.iter().enumerate() {
+            for row in 0..plane.rows {
+                let line = &mut template[at..at + plane.row_bytes * 2];
+                at += plane.row_bytes * 2;
+                for x in 0..w * 2 {
+                    let y = if index == 0 { row } else { row * 2 };
+                    let rgb = rgb_at(x, y, w, h);
+                    match (format, index) {
+                        (PixelFormat::Bgr3, _) => {
+                            line[x * 3..x * 3 + 3].copy_from_slice(&[rgb[2], rgb[1], rgb[0]])
+                        }
+                        (PixelFormat::Rgb3, _) => line[x * 3..x * 3 + 3].copy_from_slice(&rgb),
+                        (PixelFormat::Grey, _) | (PixelFormat::Nv12, 0) => line[x] = yuv(rgb).0,
+                        (PixelFormat::Yuyv, _) => {
+                            let (y, u, v) = yuv(rgb);
+                            line[x * 2] = y;
+                            line[x * 2 + 1] = if x % 2 == 0 { u } else { v };
+                        }
+                        (PixelFormat::Nv12, _) => {
+                            let (_, u, v) = yuv(rgb);
+                            line[x] = if x % 2 == 0 { u } else { v };
+                        }
+                        (PixelFormat::Mjpg, _) => {}
+                    }
+                }
+            }
+        }
+        Some(SyntheticPattern {
+            format,
+            width: w,
+            height: h,
+            cell: stamp_cell(width) as usize,
+            planes,
+            template,
+        })
+    }
+
+    /// Bytes one rendered frame occupies.
+    pub fn frame_bytes(&self) -> usize {
+        self.format
+            .frame_bytes(self.width as u32, self.height as u32)
+    }
+
+    /// Horizontal shift in pixels of the bars in frame `frame_id` (even, so 4:2:x stays aligned).
+    fn shift(&self, frame_id: u64) -> usize {
+        let step = (self.width / 160).max(1) * 2;
+        ((frame_id % self.width as u64) as usize * step) % self.width & !1
+    }
+
+    /// Template offset of `row` of `plane` shifted for `frame_id`.
+    fn template_row(&self, plane_index: usize, row: usize, frame_id: u64) -> &[u8] {
+        let before: usize = self.planes[..plane_index]
+            .iter()
+            .map(|p| p.rows * p.row_bytes * 2)
+            .sum();
+        let plane = self.planes[plane_index];
+        let start = before + row * plane.row_bytes * 2 + self.shift(frame_id) * plane.bytes_per_px;
+        &self.template[start..start + plane.row_bytes]
+    }
+
+    /// Writes frame `frame_id` into `dst` (at least [`Self::frame_bytes`] long): every byte of
+    /// the frame is written exactly once except the stamp cells, written twice.
+    pub fn render(&self, frame_id: u64, dst: &mut [MaybeUninit<u8>]) {
+        assert!(
+            dst.len() >= self.frame_bytes(),
+            "destination smaller than the frame"
+        );
+        for (index, plane) in self.planes.iter().enumerate() {
+            for row in 0..plane.rows {
+                let src = self.template_row(index, row, frame_id);
+                let at = plane.offset + row * plane.row_bytes;
+                // SAFETY: `src` is `row_bytes` long; `dst[at..at + row_bytes]` is in bounds
+                // because the planes tile `frame_bytes()` and `dst` is at least that long. The
+                // regions cannot overlap: one is the pattern's heap buffer, the other the sample.
+                unsafe {
+                    core::ptr::copy_nonoverlapping(
+                        src.as_ptr(),
+                        dst.as_mut_ptr().add(at).cast::<u8>(),
+                        src.len(),
+                    );
+                }
+            }
+        }
+        self.stamp(frame_id, 0, dst);
+        self.stamp(frame_id, self.height - self.cell, dst);
+    }
+
+    fn stamp(&self, frame_id: u64, y0: usize, dst: &mut [MaybeUninit<u8>]) {
+        let cell = self.cell;
+        let stride = self.format.stride(self.width as u32) as usize;
+        for bit in 0..STAMP_BITS as usize {
+            let on = (frame_id >> (63 - bit)) & 1 == 1;
+            let luma = if on { 255u8 } else { 0u8 };
+            let x0 = bit * cell;
+            for y in y0..y0 + cell {
+                for x in x0..x0 + cell {
+                    match self.format {
+                        PixelFormat::Bgr3 | PixelFormat::Rgb3 => {
+                            for c in 0..3 {
+                                dst[y * stride + x * 3 + c] = MaybeUninit::new(luma);
+                            }
+                        }
+                        PixelFormat::Grey => dst[y * stride + x] = MaybeUninit::new(luma),
+                        PixelFormat::Yuyv => {
+                            dst[y * stride + x * 2] = MaybeUninit::new(luma);
+                            dst[y * stride + x * 2 + 1] = MaybeUninit::new(128);
+                        }
+                        PixelFormat::Nv12 => {
+                            dst[y * stride + x] = MaybeUninit::new(luma);
+                            let uv = self.width * self.height + (y / 2) * stride + x;
+                            dst[uv] = MaybeUninit::new(128);
+                        }
+                        PixelFormat::Mjpg => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// Checks a received frame: both stamps equal `frame_id` and sampled rows match the
+    /// pattern. `payload` is the sample's valid bytes.
+    pub fn verify(&self, frame_id: u64, payload: &[u8]) -> Result<(), StampError> {
+        if payload.len() < self.frame_bytes() {
+            return Err(StampError::ShortPayload {
+                expected: self.frame_bytes(),
+                actual: payload.len(),
+            });
+        }
+        let stride = self.format.stride(self.width as u32) as usize;
+        let top = read_stamp(self.format, self.width, stride, 0, payload);
+        if top != frame_id {
+            return Err(StampError::TopStamp { found: top });
+        }
+        let bottom = read_stamp(
+            self.format,
+            self.width,
+            stride,
+            self.height - self.cell,
+            payload,
+        );
+        if bottom != frame_id {
+            return Err(StampError::BottomStamp { found: bottom });
+        }
+        let plane = self.planes[0];
+        let first = self.cell;
+        let span = plane.rows - 2 * self.cell;
+        for i in 0..VERIFIED_ROWS as usize {
+            let row = first + i * span / VERIFIED_ROWS as usize;
+            let at = row * plane.row_bytes;
+            if payload[at..at + plane.row_bytes] != *self.template_row(0, row, frame_id) {
+                return Err(StampError::Pattern { row });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads the 64-bit stamp whose band starts at row `y0` of a raw frame.
+///
+/// `format` must be a raw format; BGR/RGB use the green channel, YUV formats the luma.
+pub fn read_stamp(
+    format: PixelFormat,
+    width: usize,
+    stride: usize,
+    y0: usize,
+    payload: &[u8],
+) -> u64 {
+    let cell = stamp_cell(width as u32) as usize;
+    let y = y0 + cell / 2;
+    let mut value = 0u64;
+    for bit in 0..STAMP_BITS as usize {
+        let x = bit * cell + cell / 2;
+        let at = match format {
+            PixelFormat::Bgr3 | PixelFormat::Rgb3 => y * stride + x * 3 + 1,
+            PixelFormat::Yuyv => y * stride + x * 2,
+            PixelFormat::Grey | PixelFormat::Nv12 | PixelFormat::Mjpg => y * stride + x,
+        };
+        let on = payload.get(at).is_some_and(|&v| v >= 128);
+        value = (value << 1) | u64::from(on);
+    }
+    value
+}
+
+/// Reads the top and bottom stamps of a decoded BGR image (e.g. a recorded or previewed
+/// frame); returns `(top, bottom)`.
+pub fn read_bgr_stamps(width: usize, height: usize, bgr: &[u8]) -> (u64, u64) {
+    let cell = stamp_cell(width as u32) as usize;
+    let stride = width * 3;
+    (
+        read_stamp(PixelFormat::Bgr3, width, stride, 0, bgr),
+        read_stamp(PixelFormat::Bgr3, width, stride, height - cell, bgr),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn render(pattern: &SyntheticPattern, id: u64) -> Vec<u8> {
+        let mut buf = vec![MaybeUninit::new(0u8); pattern.frame_bytes()];
+        pattern.render(id, &mut buf);
+        buf.into_iter()
+            .map(|b| unsafe { b.assume_init() })
+            .collect()
+    }
+
+    /// Every raw format renders a frame that verifies for its own id and fails for another.
+    #[test]
+    fn rendered_frames_verify_in_every_raw_format() {
+        for format in PixelFormat::ALL.into_iter().filter(|f| f.is_raw()) {
+            let pattern = SyntheticPattern::new(format, 320, 240).expect("supported size");
+            for id in [1u64, 2, 77, 0xdead_beef_cafe] {
+                let frame = render(&pattern, id);
+                assert_eq!(pattern.verify(id, &frame), Ok(()), "{format} id {id}");
+                assert!(
+                    pattern.verify(id + 1, &frame).is_err(),
+                    "{format} id {id}+1"
+                );
+            }
+        }
+    }
+
+    /// A frame whose lower half comes from another frame (torn) is detected.
+    #[test]
+    fn a_torn_frame_fails_verification() {
+        let pattern = SyntheticPattern::new(PixelFormat::Bgr3, 640, 480).expect("supported size");
+        let mut frame = render(&pattern, 10);
+        let other = render(&pattern, 11);
+        let half = frame.len() / 2;
+        frame[half..].copy_from_slice(&other[half..]);
+        assert_eq!(
+            pattern.verify(10, &frame),
+            Err(StampError::BottomStamp { found: 11 })
+        );
+    }
+
+    #[test]
+    fn too_small_or_compressed_formats_are_refused() {
+        assert!(SyntheticPattern::new(PixelFormat::Mjpg, 640, 480).is_none());
+        assert!(SyntheticPattern::new(PixelFormat::Bgr3, 64, 48).is_none());
+        assert!(SyntheticPattern::new(PixelFormat::Yuyv, 641, 480).is_none());
+    }
+}

@@ -1,0 +1,75 @@
+//! Latency and rate statistics shared by readers and the benchmark.
+
+/// A bounded window of latency samples (microseconds) with percentiles.
+#[derive(Debug, Clone, Default)]
+pub struct LatencyWindow {
+    samples_us: Vec<u64>,
+    sorted: Vec<u64>,
+}
+
+/// Most samples a window keeps; older ones are replaced round-robin.
+const WINDOW_CAPACITY: usize = 4096;
+
+impl LatencyWindow {
+    /// An empty window (allocates its full capacity once, so recording never allocates).
+    pub fn new() -> LatencyWindow {
+        LatencyWindow {
+            samples_us: Vec::with_capacity(WINDOW_CAPACITY),
+            sorted: Vec::with_capacity(WINDOW_CAPACITY),
+        }
+    }
+
+    /// Records one latency in nanoseconds.
+    pub fn record_ns(&mut self, latency_ns: u64) {
+        let us = latency_ns / 1000;
+        if self.samples_us.len() < WINDOW_CAPACITY {
+            self.samples_us.push(us);
+        } else {
+            let at = (us as usize ^ self.sorted.len()) % WINDOW_CAPACITY;
+            self.samples_us[at] = us;
+        }
+    }
+
+    /// Number of samples held.
+    pub fn len(&self) -> usize {
+        self.samples_us.len()
+    }
+
+    /// Whether no sample was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.samples_us.is_empty()
+    }
+
+    /// Percentile `p` (0..=100) in microseconds, `None` when empty.
+    pub fn percentile_us(&mut self, p: f64) -> Option<u64> {
+        if self.samples_us.is_empty() {
+            return None;
+        }
+        self.sorted.clear();
+        self.sorted.extend_from_slice(&self.samples_us);
+        self.sorted.sort_unstable();
+        let rank = ((p / 100.0) * (self.sorted.len() - 1) as f64).round() as usize;
+        self.sorted.get(rank.min(self.sorted.len() - 1)).copied()
+    }
+
+    /// Forgets every sample.
+    pub fn clear(&mut self) {
+        self.samples_us.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_of_a_known_distribution() {
+        let mut w = LatencyWindow::new();
+        for us in 1..=100u64 {
+            w.record_ns(us * 1000);
+        }
+        assert_eq!(w.percentile_us(50.0), Some(51));
+        assert_eq!(w.percentile_us(99.0), Some(99));
+        assert_eq!(w.percentile_us(0.0), Some(1));
+    }
+}
