@@ -1,1 +1,257 @@
-//! placeholder
+//! The capture process: opens one camera's source, reserves the camera's frame slots in shared
+//! memory and publishes every frame once, written directly into a loaned iceoryx2 sample, then
+//! wakes readers with an event. Readers never make it wait: a slow reader loses its oldest
+//! queued frame instead.
+
+pub mod pipeline;
+pub mod source;
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use framebus_common::header::{FLAG_SYNTHETIC_STAMP, FRAME_HEADER_VERSION};
+use framebus_common::ipc::{create_node, open_frame_bus, DeploymentGuard};
+use framebus_common::{clock, CameraConfig, Deployment, FrameHeader, ProcessRole};
+use iceoryx2::prelude::*;
+
+use crate::pipeline::pipeline_for;
+use crate::source::{open_source, stamps_frames, FrameSource, Pacing, SourceError};
+
+/// Options of one capture run beyond the config (mostly for tests and benchmarks).
+#[derive(Debug, Clone, Default)]
+pub struct CaptureOptions {
+    /// Stop after publishing this many frames.
+    pub max_frames: Option<u64>,
+    /// Do not publish before this many readers are attached (benchmarks).
+    pub wait_for_readers: usize,
+}
+
+/// What a capture run did, printed as JSON by `capture --summary`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CaptureSummary {
+    /// Frames published.
+    pub frames: u64,
+    /// Seconds from the first to the last frame.
+    pub seconds: f64,
+    /// Mean nanoseconds per frame spent in loan + write + send + notify.
+    pub publish_cost_ns: f64,
+}
+
+impl CaptureSummary {
+    /// One-line JSON.
+    pub fn to_json(&self) -> String {
+        format!(
+            "{{\"frames\":{},\"seconds\":{:.3},\"fps\":{:.1},\"publish_cost_ns\":{:.0}}}",
+            self.frames,
+            self.seconds,
+            if self.seconds > 0.0 { self.frames as f64 / self.seconds } else { 0.0 },
+            self.publish_cost_ns
+        )
+    }
+}
+
+/// Runs capture for `camera` until SIGINT/SIGTERM, the end of a non-looping file, or
+/// `options.max_frames`.
+pub fn run(deployment: &Deployment, camera: &CameraConfig, options: &CaptureOptions) -> anyhow::Result<CaptureSummary> {
+    let cam = camera.name.as_str();
+    let mut pipeline = pipeline_for(camera);
+    pipeline
+        .setup(camera)
+        .with_context(|| format!("camera `{cam}`: media pipeline `{}` set-up failed", pipeline.name()))?;
+    let result = run_with_source(deployment, camera, options);
+    if let Err(e) = pipeline.teardown(camera) {
+        tracing::warn!(camera = cam, "media pipeline teardown failed: {e:#}");
+    }
+    result
+}
+
+fn run_with_source(
+    deployment: &Deployment,
+    camera: &CameraConfig,
+    options: &CaptureOptions,
+) -> anyhow::Result<CaptureSummary> {
+    let cam = camera.name.as_str();
+    let mut source = open_source(deployment, camera)?;
+    let format = source.format();
+    let layout = camera.slot_layout();
+    if format.max_frame_bytes() > layout.frame_bytes {
+        bail!(
+            "camera `{cam}`: the source delivers {}x{} {} frames of up to {} bytes, larger than the {}-byte slots the config reserves",
+            format.width, format.height, format.format, format.max_frame_bytes(), layout.frame_bytes
+        );
+    }
+    let _release = DeploymentGuard::new(deployment.name());
+    let node = create_node(deployment, ProcessRole::Capture, cam)?;
+    let bus = open_frame_bus(&node, deployment, camera)?;
+    let publisher = bus
+        .frames
+        .publisher_builder()
+        .initial_max_slice_len(layout.frame_bytes)
+        .allocation_strategy(AllocationStrategy::Static)
+        .max_loaned_samples(layout.publisher_loans)
+        .create()
+        .map_err(|e| anyhow::anyhow!("camera `{cam}`: creating the publisher on `{}`: {e:?}", bus.frames_name))?;
+    let notifier = bus
+        .ready
+        .notifier_builder()
+        .create()
+        .map_err(|e| anyhow::anyhow!("camera `{cam}`: creating the frame-ready notifier: {e:?}"))?;
+    tracing::info!(
+        camera = cam,
+        source = source.describe(),
+        service = bus.frames_name,
+        "shared memory: {} slots x {} bytes = {:.1} MiB ({} readers x (queue {} + {} borrowed) + {} loaned)",
+        layout.slots(),
+        layout.frame_bytes,
+        layout.payload_bytes() as f64 / (1024.0 * 1024.0),
+        layout.max_readers,
+        layout.max_queue_depth,
+        layout.reader_borrows,
+        layout.publisher_loans,
+    );
+
+    if options.wait_for_readers > 0 {
+        while bus.frames.dynamic_config().number_of_subscribers() < options.wait_for_readers {
+            if node.wait(Duration::from_millis(1)).is_err() {
+                return Ok(CaptureSummary::default());
+            }
+        }
+    }
+
+    let stamp_flag = if stamps_frames(camera) { FLAG_SYNTHETIC_STAMP } else { 0 };
+    let mut frame_id: u64 = 0;
+    let mut publish_ns_total: u128 = 0;
+    let pacing = source.pacing();
+    let mut next_due = Instant::now();
+    let started = Instant::now();
+    let mut stats = RateLog::new();
+    let mut backoff = Duration::from_millis(100);
+    tracing::info!(camera = cam, "capturing: {} at {:?}", source.describe(), pacing);
+
+    loop {
+        // Pacing; `node.wait` also returns an error on SIGINT/SIGTERM, which ends the loop.
+        let waited = match pacing {
+            Pacing::Period(period) => {
+                let now = Instant::now();
+                let wait = next_due.saturating_duration_since(now);
+                next_due = if now > next_due + period { now + period } else { next_due + period };
+                node.wait(wait)
+            }
+            Pacing::Unpaced | Pacing::Device => node.wait(Duration::ZERO),
+        };
+        if waited.is_err() {
+            tracing::info!(camera = cam, frames = frame_id, "termination requested, stopping");
+            break;
+        }
+        let grab = match source.grab() {
+            Ok(grab) => grab,
+            Err(SourceError::Ended) => {
+                tracing::info!(camera = cam, frames = frame_id, "source ended");
+                break;
+            }
+            Err(SourceError::Unavailable(why)) => {
+                tracing::warn!(camera = cam, "source unavailable: {why}; retrying in {backoff:?}");
+                if node.wait(backoff).is_err() {
+                    break;
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                if let Err(e) = source.reconnect() {
+                    tracing::warn!(camera = cam, "reconnect failed: {}", describe_source_error(&e));
+                }
+                continue;
+            }
+            Err(SourceError::Fatal(e)) => {
+                return Err(e.context(format!("camera `{cam}`: capturing from {}", source.describe())))
+            }
+        };
+        backoff = Duration::from_millis(100);
+        let publish_start = clock::monotonic_ns();
+        frame_id += 1;
+        publish_frame(&publisher, &mut *source, frame_id, &grab, stamp_flag, format)
+            .with_context(|| format!("camera `{cam}`: publishing frame {frame_id}"))?;
+        // Readers wait on this event; a failed notify only delays them until the next frame.
+        if let Err(e) = notifier.notify() {
+            tracing::debug!(camera = cam, "notify failed: {e:?}");
+        }
+        publish_ns_total += u128::from(clock::monotonic_ns().saturating_sub(publish_start));
+        stats.tick(cam, frame_id);
+        if options.max_frames.is_some_and(|max| frame_id >= max) {
+            break;
+        }
+    }
+    Ok(CaptureSummary {
+        frames: frame_id,
+        seconds: started.elapsed().as_secs_f64(),
+        publish_cost_ns: if frame_id > 0 { publish_ns_total as f64 / frame_id as f64 } else { 0.0 },
+    })
+}
+
+fn describe_source_error(e: &SourceError) -> String {
+    match e {
+        SourceError::Ended => "source ended".into(),
+        SourceError::Unavailable(why) => why.clone(),
+        SourceError::Fatal(e) => format!("{e:#}"),
+    }
+}
+
+type FramePublisher = iceoryx2::port::publisher::Publisher<framebus_common::ipc::IpcService, [u8], FrameHeader>;
+
+/// Loans a sample, lets the source write the frame into it, fills the header and sends it.
+fn publish_frame(
+    publisher: &FramePublisher,
+    source: &mut dyn FrameSource,
+    frame_id: u64,
+    grab: &source::Grab,
+    flags: u32,
+    format: source::SourceFormat,
+) -> anyhow::Result<()> {
+    let mut sample =
+        publisher.loan_slice_uninit(grab.payload_len).map_err(|e| anyhow::anyhow!("loaning a sample: {e:?}"))?;
+    match source.write_into(frame_id, sample.payload_mut()) {
+        Ok(()) => {}
+        Err(SourceError::Fatal(e)) => return Err(e),
+        Err(other) => anyhow::bail!("writing the frame: {}", describe_source_error(&other)),
+    }
+    *sample.user_header_mut() = FrameHeader {
+        layout_version: FRAME_HEADER_VERSION,
+        header_size: core::mem::size_of::<FrameHeader>() as u32,
+        frame_id,
+        sequence: grab.sequence,
+        capture_mono_ns: grab.capture_mono_ns,
+        capture_realtime_ns: grab.capture_realtime_ns,
+        publish_mono_ns: clock::monotonic_ns(),
+        width: format.width,
+        height: format.height,
+        stride: format.format.stride(format.width),
+        pixel_format: format.format.fourcc(),
+        payload_len: grab.payload_len as u32,
+        flags,
+        source_drops: grab.source_drops,
+    };
+    // SAFETY: `write_into` wrote every one of the `payload_len` bytes (its contract).
+    let sample = unsafe { sample.assume_init() };
+    sample.send().map_err(|e| anyhow::anyhow!("sending: {e:?}"))?;
+    Ok(())
+}
+
+/// Logs the publish rate every few seconds.
+struct RateLog {
+    since: Instant,
+    frames_at_start: u64,
+}
+
+impl RateLog {
+    fn new() -> RateLog {
+        RateLog { since: Instant::now(), frames_at_start: 0 }
+    }
+
+    fn tick(&mut self, camera: &str, frames: u64) {
+        let elapsed = self.since.elapsed();
+        if elapsed >= Duration::from_secs(5) {
+            let fps = (frames - self.frames_at_start) as f64 / elapsed.as_secs_f64();
+            tracing::info!(camera, frames, "publishing at {fps:.1} fps");
+            self.since = Instant::now();
+            self.frames_at_start = frames;
+        }
+    }
+}

@@ -1,1 +1,57 @@
-fn main() {}
+//! `capture`: publishes one camera's frames into shared memory. See `capture --help`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use framebus_capture::CaptureOptions;
+use framebus_common::Deployment;
+
+/// Reads one camera (synthetic pattern, video file or V4L2 device) and publishes its frames.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Deployment config file.
+    #[arg(long, default_value = "configs/default.toml")]
+    config: PathBuf,
+    /// Camera to capture (may be omitted when the config has one camera).
+    #[arg(long)]
+    camera: Option<String>,
+    /// Stop after this many frames.
+    #[arg(long)]
+    max_frames: Option<u64>,
+    /// Wait until this many readers are attached before publishing.
+    #[arg(long, default_value_t = 0)]
+    wait_for_readers: usize,
+    /// Print a JSON summary line on stdout when stopping.
+    #[arg(long)]
+    summary: bool,
+    /// Only load and check the config, then exit.
+    #[arg(long)]
+    check_config: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    framebus_common::logging::init("info");
+    let result = Deployment::load(&args.config).map_err(anyhow::Error::from).and_then(|deployment| {
+        let camera = deployment.camera(args.camera.as_deref())?.clone();
+        if args.check_config {
+            return Ok(None);
+        }
+        let options = CaptureOptions { max_frames: args.max_frames, wait_for_readers: args.wait_for_readers };
+        framebus_capture::run(&deployment, &camera, &options).map(Some)
+    });
+    match result {
+        Ok(summary) => {
+            if let (true, Some(summary)) = (args.summary, summary) {
+                println!("{}", summary.to_json());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("capture: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -100,12 +100,7 @@ pub struct UnknownPixelFormat(pub String);
 
 impl fmt::Display for UnknownPixelFormat {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "unknown pixel format `{}` (allowed: {})",
-            self.0,
-            PixelFormat::allowed_names()
-        )
+        write!(f, "unknown pixel format `{}` (allowed: {})", self.0, PixelFormat::allowed_names())
     }
 }
 
@@ -115,10 +110,7 @@ impl FromStr for PixelFormat {
     type Err = UnknownPixelFormat;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        PixelFormat::ALL
-            .into_iter()
-            .find(|f| f.name() == s)
-            .ok_or_else(|| UnknownPixelFormat(s.to_string()))
+        PixelFormat::ALL.into_iter().find(|f| f.name() == s).ok_or_else(|| UnknownPixelFormat(s.to_string()))
     }
 }
 

@@ -60,8 +60,7 @@ impl FrameHeader {
 
     /// Whether this header was written with the layout this build understands.
     pub fn is_current_layout(&self) -> bool {
-        self.layout_version == FRAME_HEADER_VERSION
-            && self.header_size as usize == core::mem::size_of::<FrameHeader>()
+        self.layout_version == FRAME_HEADER_VERSION && self.header_size as usize == core::mem::size_of::<FrameHeader>()
     }
 }
 
@@ -100,9 +99,6 @@ mod tests {
     #[test]
     fn header_type_name_is_stable() {
         // SAFETY: type_name only returns a static string.
-        assert_eq!(
-            unsafe { <FrameHeader as ZeroCopySend>::type_name() },
-            "framebus::FrameHeader"
-        );
+        assert_eq!(unsafe { <FrameHeader as ZeroCopySend>::type_name() }, "framebus::FrameHeader");
     }
 }

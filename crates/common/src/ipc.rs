@@ -34,10 +34,7 @@ pub struct IpcError {
 impl IpcError {
     /// Wraps an iceoryx2 error with context.
     pub fn new(context: impl Into<String>, cause: impl fmt::Debug) -> IpcError {
-        IpcError {
-            context: context.into(),
-            cause: format!("{cause:?}"),
-        }
+        IpcError { context: context.into(), cause: format!("{cause:?}") }
     }
 }
 
@@ -56,30 +53,82 @@ pub fn iceoryx_config(deployment: &str) -> Result<Config, IpcError> {
     let mut config = Config::default();
     let prefix = shm_prefix(deployment);
     config.global.prefix = FileName::new(prefix.as_bytes()).map_err(|e| {
-        IpcError::new(
-            format!("deployment name `{deployment}` gives an invalid file prefix `{prefix}`"),
-            e,
-        )
+        IpcError::new(format!("deployment name `{deployment}` gives an invalid file prefix `{prefix}`"), e)
     })?;
+    let root = deployment_root(deployment);
+    let root_path =
+        Path::new(root.as_bytes()).map_err(|e| IpcError::new(format!("invalid iceoryx2 root path `{root}`"), e))?;
+    config.global.set_root_path(&root_path);
     Ok(config)
+}
+
+/// Folder where iceoryx2 keeps the node and service files of `deployment`.
+pub fn deployment_root(deployment: &str) -> String {
+    format!("/tmp/iceoryx2/{}/", shm_prefix(deployment).trim_end_matches('_'))
+}
+
+/// Removes what iceoryx2 keeps for a deployment between runs, once its last process is gone:
+/// the small node-counter segment in /dev/shm and the deployment's empty folders. Called by
+/// [`DeploymentGuard`] when a process ends; does nothing while any node of the deployment
+/// (alive or dead) is still registered.
+pub fn release_if_last(deployment: &str) {
+    let Ok(config) = iceoryx_config(deployment) else { return };
+    let mut nodes = 0usize;
+    let listed = Node::<IpcService>::list(&config, |_| {
+        nodes += 1;
+        CallbackProgression::Continue
+    });
+    if listed.is_err() || nodes > 0 {
+        return;
+    }
+    let prefix = shm_prefix(deployment);
+    if let Ok(entries) = std::fs::read_dir("/dev/shm") {
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with(&prefix) && name.ends_with(".global_mgmt") {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+    let root = deployment_root(deployment);
+    // remove_dir only removes empty folders: a concurrently starting process keeps its files.
+    for sub in ["services", "nodes", "events", ""] {
+        let _ = std::fs::remove_dir(format!("{root}{sub}"));
+    }
+}
+
+/// Calls [`release_if_last`] when dropped: declare it before the node so it runs after the
+/// node is gone.
+#[derive(Debug)]
+pub struct DeploymentGuard {
+    deployment: String,
+}
+
+impl DeploymentGuard {
+    /// A guard for `deployment`.
+    pub fn new(deployment: &str) -> DeploymentGuard {
+        DeploymentGuard { deployment: deployment.to_string() }
+    }
+}
+
+impl Drop for DeploymentGuard {
+    fn drop(&mut self) {
+        release_if_last(&self.deployment);
+    }
 }
 
 /// Creates the node of one process and removes what dead processes of the deployment left
 /// behind (their shared memory and service registrations), so a restart needs no manual
 /// clean-up. iceoryx2 handles SIGINT/SIGTERM for the node: waits return a termination request.
-pub fn create_node(
-    deployment: &Deployment,
-    role: ProcessRole,
-    camera: &str,
-) -> Result<Node<IpcService>, IpcError> {
+pub fn create_node(deployment: &Deployment, role: ProcessRole, camera: &str) -> Result<Node<IpcService>, IpcError> {
     create_named_node(deployment.name(), &node_name(role, camera))
 }
 
 /// Like [`create_node`] for a process that is not tied to a camera (ctl, supervisor, tests).
 pub fn create_named_node(deployment: &str, name: &str) -> Result<Node<IpcService>, IpcError> {
     let config = iceoryx_config(deployment)?;
-    let node_name =
-        NodeName::new(name).map_err(|e| IpcError::new(format!("invalid node name `{name}`"), e))?;
+    let node_name = NodeName::new(name).map_err(|e| IpcError::new(format!("invalid node name `{name}`"), e))?;
     let removed = remove_dead_nodes(&config);
     if removed > 0 {
         tracing::info!(deployment, removed, "removed resources of dead processes");
@@ -89,12 +138,7 @@ pub fn create_named_node(deployment: &str, name: &str) -> Result<Node<IpcService
         .config(&config)
         .signal_handling_mode(SignalHandlingMode::HandleTerminationRequests)
         .create::<IpcService>()
-        .map_err(|e| {
-            IpcError::new(
-                format!("creating iceoryx2 node `{name}` of deployment `{deployment}`"),
-                e,
-            )
-        })
+        .map_err(|e| IpcError::new(format!("creating iceoryx2 node `{name}` of deployment `{deployment}`"), e))
 }
 
 /// Removes the stale resources of every dead node that used `config`; returns how many.
@@ -156,15 +200,7 @@ pub fn open_frame_bus(
         .enable_safe_overflow(true)
         .max_nodes(layout.max_readers + 2)
         .open_or_create()
-        .map_err(|e| {
-            IpcError::new(
-                format!(
-                    "opening frame service `{frames_name}` of camera `{}`",
-                    camera.name
-                ),
-                e,
-            )
-        })?;
+        .map_err(|e| IpcError::new(format!("opening frame service `{frames_name}` of camera `{}`", camera.name), e))?;
     let ready_name = service_name(deployment.name(), &camera.name, ServiceKind::FrameReady);
     let ready = node
         .service_builder(&to_service_name(&ready_name)?)
@@ -173,19 +209,6 @@ pub fn open_frame_bus(
         .max_listeners(layout.max_readers)
         .max_nodes(layout.max_readers + 2)
         .open_or_create()
-        .map_err(|e| {
-            IpcError::new(
-                format!(
-                    "opening event service `{ready_name}` of camera `{}`",
-                    camera.name
-                ),
-                e,
-            )
-        })?;
-    Ok(FrameBus {
-        frames,
-        ready,
-        layout,
-        frames_name,
-    })
+        .map_err(|e| IpcError::new(format!("opening event service `{ready_name}` of camera `{}`", camera.name), e))?;
+    Ok(FrameBus { frames, ready, layout, frames_name })
 }

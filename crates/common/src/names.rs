@@ -20,12 +20,8 @@ pub enum ProcessRole {
 
 impl ProcessRole {
     /// Every role, in start-up order.
-    pub const ALL: [ProcessRole; 4] = [
-        ProcessRole::Capture,
-        ProcessRole::Algo,
-        ProcessRole::Preview,
-        ProcessRole::Recorder,
-    ];
+    pub const ALL: [ProcessRole; 4] =
+        [ProcessRole::Capture, ProcessRole::Algo, ProcessRole::Preview, ProcessRole::Recorder];
 
     /// Lower-case name, as used in service names, node names and the CLI.
     pub fn name(self) -> &'static str {
@@ -84,21 +80,12 @@ mod tests {
 
     #[test]
     fn names_carry_deployment_camera_and_role() {
-        assert_eq!(
-            service_name("lab", "cam0", ServiceKind::Frames),
-            "framebus/lab/cam0/frames"
-        );
-        assert_eq!(
-            service_name("lab", "cam0", ServiceKind::FrameReady),
-            "framebus/lab/cam0/frames/ready"
-        );
+        assert_eq!(service_name("lab", "cam0", ServiceKind::Frames), "framebus/lab/cam0/frames");
+        assert_eq!(service_name("lab", "cam0", ServiceKind::FrameReady), "framebus/lab/cam0/frames/ready");
         assert_eq!(
             service_name("lab", "cam1", ServiceKind::Control(ProcessRole::Recorder)),
             "framebus/lab/cam1/recorder/control"
         );
-        assert_ne!(
-            service_name("a", "cam0", ServiceKind::Frames),
-            service_name("b", "cam0", ServiceKind::Frames)
-        );
+        assert_ne!(service_name("a", "cam0", ServiceKind::Frames), service_name("b", "cam0", ServiceKind::Frames));
     }
 }

@@ -112,11 +112,7 @@ fn yuv(rgb: [u8; 3]) -> (u8, u8, u8) {
     let y = 0.299 * r + 0.587 * g + 0.114 * b;
     let u = 128.0 - 0.168_736 * r - 0.331_264 * g + 0.5 * b;
     let v = 128.0 + 0.5 * r - 0.418_688 * g - 0.081_312 * b;
-    (
-        y.round().clamp(0.0, 255.0) as u8,
-        u.round().clamp(0.0, 255.0) as u8,
-        v.round().clamp(0.0, 255.0) as u8,
-    )
+    (y.round().clamp(0.0, 255.0) as u8, u.round().clamp(0.0, 255.0) as u8, v.round().clamp(0.0, 255.0) as u8)
 }
 
 impl SyntheticPattern {
@@ -131,38 +127,13 @@ impl SyntheticPattern {
             PixelFormat::Mjpg => return None,
             PixelFormat::Yuyv | PixelFormat::Nv12 if w % 2 != 0 || h % 2 != 0 => return None,
             PixelFormat::Bgr3 | PixelFormat::Rgb3 => {
-                vec![Plane {
-                    offset: 0,
-                    rows: h,
-                    row_bytes: w * 3,
-                    bytes_per_px: 3,
-                }]
+                vec![Plane { offset: 0, rows: h, row_bytes: w * 3, bytes_per_px: 3 }]
             }
-            PixelFormat::Grey => vec![Plane {
-                offset: 0,
-                rows: h,
-                row_bytes: w,
-                bytes_per_px: 1,
-            }],
-            PixelFormat::Yuyv => vec![Plane {
-                offset: 0,
-                rows: h,
-                row_bytes: w * 2,
-                bytes_per_px: 2,
-            }],
+            PixelFormat::Grey => vec![Plane { offset: 0, rows: h, row_bytes: w, bytes_per_px: 1 }],
+            PixelFormat::Yuyv => vec![Plane { offset: 0, rows: h, row_bytes: w * 2, bytes_per_px: 2 }],
             PixelFormat::Nv12 => vec![
-                Plane {
-                    offset: 0,
-                    rows: h,
-                    row_bytes: w,
-                    bytes_per_px: 1,
-                },
-                Plane {
-                    offset: w * h,
-                    rows: h / 2,
-                    row_bytes: w,
-                    bytes_per_px: 1,
-                },
+                Plane { offset: 0, rows: h, row_bytes: w, bytes_per_px: 1 },
+                Plane { offset: w * h, rows: h / 2, row_bytes: w, bytes_per_px: 1 },
             ],
         };
         let template_len: usize = planes.iter().map(|p| p.rows * p.row_bytes * 2).sum();
@@ -176,9 +147,7 @@ impl SyntheticPattern {
                     let y = if index == 0 { row } else { row * 2 };
                     let rgb = rgb_at(x, y, w, h);
                     match (format, index) {
-                        (PixelFormat::Bgr3, _) => {
-                            line[x * 3..x * 3 + 3].copy_from_slice(&[rgb[2], rgb[1], rgb[0]])
-                        }
+                        (PixelFormat::Bgr3, _) => line[x * 3..x * 3 + 3].copy_from_slice(&[rgb[2], rgb[1], rgb[0]]),
                         (PixelFormat::Rgb3, _) => line[x * 3..x * 3 + 3].copy_from_slice(&rgb),
                         (PixelFormat::Grey, _) | (PixelFormat::Nv12, 0) => line[x] = yuv(rgb).0,
                         (PixelFormat::Yuyv, _) => {
@@ -195,20 +164,12 @@ impl SyntheticPattern {
                 }
             }
         }
-        Some(SyntheticPattern {
-            format,
-            width: w,
-            height: h,
-            cell: stamp_cell(width) as usize,
-            planes,
-            template,
-        })
+        Some(SyntheticPattern { format, width: w, height: h, cell: stamp_cell(width) as usize, planes, template })
     }
 
     /// Bytes one rendered frame occupies.
     pub fn frame_bytes(&self) -> usize {
-        self.format
-            .frame_bytes(self.width as u32, self.height as u32)
+        self.format.frame_bytes(self.width as u32, self.height as u32)
     }
 
     /// Horizontal shift in pixels of the bars in frame `frame_id` (even, so 4:2:x stays aligned).
@@ -219,10 +180,7 @@ impl SyntheticPattern {
 
     /// Template offset of `row` of `plane` shifted for `frame_id`.
     fn template_row(&self, plane_index: usize, row: usize, frame_id: u64) -> &[u8] {
-        let before: usize = self.planes[..plane_index]
-            .iter()
-            .map(|p| p.rows * p.row_bytes * 2)
-            .sum();
+        let before: usize = self.planes[..plane_index].iter().map(|p| p.rows * p.row_bytes * 2).sum();
         let plane = self.planes[plane_index];
         let start = before + row * plane.row_bytes * 2 + self.shift(frame_id) * plane.bytes_per_px;
         &self.template[start..start + plane.row_bytes]
@@ -231,10 +189,7 @@ impl SyntheticPattern {
     /// Writes frame `frame_id` into `dst` (at least [`Self::frame_bytes`] long): every byte of
     /// the frame is written exactly once except the stamp cells, written twice.
     pub fn render(&self, frame_id: u64, dst: &mut [MaybeUninit<u8>]) {
-        assert!(
-            dst.len() >= self.frame_bytes(),
-            "destination smaller than the frame"
-        );
+        assert!(dst.len() >= self.frame_bytes(), "destination smaller than the frame");
         for (index, plane) in self.planes.iter().enumerate() {
             for row in 0..plane.rows {
                 let src = self.template_row(index, row, frame_id);
@@ -243,11 +198,7 @@ impl SyntheticPattern {
                 // because the planes tile `frame_bytes()` and `dst` is at least that long. The
                 // regions cannot overlap: one is the pattern's heap buffer, the other the sample.
                 unsafe {
-                    core::ptr::copy_nonoverlapping(
-                        src.as_ptr(),
-                        dst.as_mut_ptr().add(at).cast::<u8>(),
-                        src.len(),
-                    );
+                    core::ptr::copy_nonoverlapping(src.as_ptr(), dst.as_mut_ptr().add(at).cast::<u8>(), src.len());
                 }
             }
         }
@@ -291,23 +242,14 @@ impl SyntheticPattern {
     /// pattern. `payload` is the sample's valid bytes.
     pub fn verify(&self, frame_id: u64, payload: &[u8]) -> Result<(), StampError> {
         if payload.len() < self.frame_bytes() {
-            return Err(StampError::ShortPayload {
-                expected: self.frame_bytes(),
-                actual: payload.len(),
-            });
+            return Err(StampError::ShortPayload { expected: self.frame_bytes(), actual: payload.len() });
         }
         let stride = self.format.stride(self.width as u32) as usize;
         let top = read_stamp(self.format, self.width, stride, 0, payload);
         if top != frame_id {
             return Err(StampError::TopStamp { found: top });
         }
-        let bottom = read_stamp(
-            self.format,
-            self.width,
-            stride,
-            self.height - self.cell,
-            payload,
-        );
+        let bottom = read_stamp(self.format, self.width, stride, self.height - self.cell, payload);
         if bottom != frame_id {
             return Err(StampError::BottomStamp { found: bottom });
         }
@@ -328,13 +270,7 @@ impl SyntheticPattern {
 /// Reads the 64-bit stamp whose band starts at row `y0` of a raw frame.
 ///
 /// `format` must be a raw format; BGR/RGB use the green channel, YUV formats the luma.
-pub fn read_stamp(
-    format: PixelFormat,
-    width: usize,
-    stride: usize,
-    y0: usize,
-    payload: &[u8],
-) -> u64 {
+pub fn read_stamp(format: PixelFormat, width: usize, stride: usize, y0: usize, payload: &[u8]) -> u64 {
     let cell = stamp_cell(width as u32) as usize;
     let y = y0 + cell / 2;
     let mut value = 0u64;
@@ -369,9 +305,7 @@ mod tests {
     fn render(pattern: &SyntheticPattern, id: u64) -> Vec<u8> {
         let mut buf = vec![MaybeUninit::new(0u8); pattern.frame_bytes()];
         pattern.render(id, &mut buf);
-        buf.into_iter()
-            .map(|b| unsafe { b.assume_init() })
-            .collect()
+        buf.into_iter().map(|b| unsafe { b.assume_init() }).collect()
     }
 
     /// Every raw format renders a frame that verifies for its own id and fails for another.
@@ -382,10 +316,7 @@ mod tests {
             for id in [1u64, 2, 77, 0xdead_beef_cafe] {
                 let frame = render(&pattern, id);
                 assert_eq!(pattern.verify(id, &frame), Ok(()), "{format} id {id}");
-                assert!(
-                    pattern.verify(id + 1, &frame).is_err(),
-                    "{format} id {id}+1"
-                );
+                assert!(pattern.verify(id + 1, &frame).is_err(), "{format} id {id}+1");
             }
         }
     }
@@ -398,10 +329,7 @@ mod tests {
         let other = render(&pattern, 11);
         let half = frame.len() / 2;
         frame[half..].copy_from_slice(&other[half..]);
-        assert_eq!(
-            pattern.verify(10, &frame),
-            Err(StampError::BottomStamp { found: 11 })
-        );
+        assert_eq!(pattern.verify(10, &frame), Err(StampError::BottomStamp { found: 11 }));
     }
 
     #[test]

@@ -13,10 +13,7 @@ const WINDOW_CAPACITY: usize = 4096;
 impl LatencyWindow {
     /// An empty window (allocates its full capacity once, so recording never allocates).
     pub fn new() -> LatencyWindow {
-        LatencyWindow {
-            samples_us: Vec::with_capacity(WINDOW_CAPACITY),
-            sorted: Vec::with_capacity(WINDOW_CAPACITY),
-        }
+        LatencyWindow { samples_us: Vec::with_capacity(WINDOW_CAPACITY), sorted: Vec::with_capacity(WINDOW_CAPACITY) }
     }
 
     /// Records one latency in nanoseconds.

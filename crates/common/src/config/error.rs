@@ -28,19 +28,10 @@ impl ConfigError {
 
     /// An error about the value at `key`.
     pub fn value(file: &Path, key: &str, message: String) -> ConfigError {
-        ConfigError {
-            file: file.to_path_buf(),
-            key: key.to_string(),
-            location: None,
-            message,
-        }
+        ConfigError { file: file.to_path_buf(), key: key.to_string(), location: None, message }
     }
 
-    pub(super) fn parse(
-        file: &Path,
-        text: &str,
-        error: serde_path_to_error::Error<toml::de::Error>,
-    ) -> ConfigError {
+    pub(super) fn parse(file: &Path, text: &str, error: serde_path_to_error::Error<toml::de::Error>) -> ConfigError {
         let key = error.path().to_string();
         let inner = error.into_inner();
         let location = inner.span().map(|span| line_col(text, span.start));
@@ -56,10 +47,7 @@ impl ConfigError {
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
-    let col = before
-        .rfind('\n')
-        .map_or(before.len(), |nl| before.len() - nl - 1)
-        + 1;
+    let col = before.rfind('\n').map_or(before.len(), |nl| before.len() - nl - 1) + 1;
     (line, col)
 }
 

@@ -69,9 +69,7 @@ pub struct DeploymentSection {
 
 impl Default for DeploymentSection {
     fn default() -> Self {
-        DeploymentSection {
-            name: default_deployment_name(),
-        }
+        DeploymentSection { name: default_deployment_name() }
     }
 }
 
@@ -134,10 +132,7 @@ pub struct AlgoConfig {
 
 impl Default for AlgoConfig {
     fn default() -> Self {
-        AlgoConfig {
-            queue_depth: defaults::ALGO_QUEUE_DEPTH,
-            stats_interval_secs: defaults::STATS_INTERVAL_SECS,
-        }
+        AlgoConfig { queue_depth: defaults::ALGO_QUEUE_DEPTH, stats_interval_secs: defaults::STATS_INTERVAL_SECS }
     }
 }
 
@@ -178,14 +173,11 @@ impl SlotLayout {
 fn is_valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 32
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
         && name.as_bytes()[0].is_ascii_alphanumeric()
 }
 
-const NAME_RULE: &str =
-    "1 to 32 characters of a-z, 0-9, `-` and `_`, starting with a letter or digit";
+const NAME_RULE: &str = "1 to 32 characters of a-z, 0-9, `-` and `_`, starting with a letter or digit";
 
 impl CameraConfig {
     /// The validated pixel format (validation guarantees it parses).
@@ -200,14 +192,11 @@ impl CameraConfig {
 
     /// The shared-memory layout of this camera's frame service.
     pub fn slot_layout(&self) -> SlotLayout {
-        let per_reader = (self.slots.saturating_sub(defaults::PUBLISHER_LOANS)
-            / self.max_readers.max(1)) as usize;
+        let per_reader = (self.slots.saturating_sub(defaults::PUBLISHER_LOANS) / self.max_readers.max(1)) as usize;
         SlotLayout {
             frame_bytes: self.frame_bytes(),
             max_readers: self.max_readers as usize,
-            max_queue_depth: per_reader
-                .saturating_sub(defaults::READER_BORROWS as usize)
-                .max(1),
+            max_queue_depth: per_reader.saturating_sub(defaults::READER_BORROWS as usize).max(1),
             reader_borrows: defaults::READER_BORROWS as usize,
             publisher_loans: defaults::PUBLISHER_LOANS as usize,
         }
@@ -233,8 +222,8 @@ impl Deployment {
     /// Parses and validates deployment TOML; `path` is used for messages and relative paths.
     pub fn from_toml(path: &Path, text: &str) -> Result<Deployment, ConfigError> {
         let deserializer = toml::Deserializer::new(text);
-        let mut deployment: Deployment = serde_path_to_error::deserialize(deserializer)
-            .map_err(|e| ConfigError::parse(path, text, e))?;
+        let mut deployment: Deployment =
+            serde_path_to_error::deserialize(deserializer).map_err(|e| ConfigError::parse(path, text, e))?;
         deployment.source_file = path.to_path_buf();
         deployment.validate()?;
         Ok(deployment)
@@ -247,13 +236,7 @@ impl Deployment {
 
     /// Finds a camera by name; with `None`, the only camera of a one-camera deployment.
     pub fn camera(&self, name: Option<&str>) -> Result<&CameraConfig, ConfigError> {
-        let names = || {
-            self.camera
-                .iter()
-                .map(|c| format!("`{}`", c.name))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
+        let names = || self.camera.iter().map(|c| format!("`{}`", c.name)).collect::<Vec<_>>().join(", ");
         match name {
             Some(name) => self.camera.iter().find(|c| c.name == name).ok_or_else(|| {
                 ConfigError::value(
@@ -280,10 +263,7 @@ impl Deployment {
         if path.is_absolute() {
             return path.to_path_buf();
         }
-        self.source_file
-            .parent()
-            .map(|dir| dir.join(path))
-            .unwrap_or_else(|| path.to_path_buf())
+        self.source_file.parent().map(|dir| dir.join(path)).unwrap_or_else(|| path.to_path_buf())
     }
 
     /// Checks values and cross-field rules; the first error found is returned.
@@ -291,31 +271,19 @@ impl Deployment {
         let file = &self.source_file;
         let err = |key: String, msg: String| Err(ConfigError::value(file, &key, msg));
         if !is_valid_name(&self.deployment.name) {
-            return err(
-                "deployment.name".into(),
-                format!("invalid name `{}`: use {NAME_RULE}", self.deployment.name),
-            );
+            return err("deployment.name".into(), format!("invalid name `{}`: use {NAME_RULE}", self.deployment.name));
         }
         if self.camera.is_empty() {
-            return err(
-                "camera".into(),
-                "no camera configured: add at least one `[[camera]]` table".into(),
-            );
+            return err("camera".into(), "no camera configured: add at least one `[[camera]]` table".into());
         }
         let mut seen = HashSet::new();
         for (i, cam) in self.camera.iter().enumerate() {
             let key = |field: &str| format!("camera[{i}].{field}");
             if !is_valid_name(&cam.name) {
-                return err(
-                    key("name"),
-                    format!("invalid name `{}`: use {NAME_RULE}", cam.name),
-                );
+                return err(key("name"), format!("invalid name `{}`: use {NAME_RULE}", cam.name));
             }
             if !seen.insert(cam.name.as_str()) {
-                return err(
-                    key("name"),
-                    format!("duplicate camera name `{}`: names must be unique", cam.name),
-                );
+                return err(key("name"), format!("duplicate camera name `{}`: names must be unique", cam.name));
             }
             let format: PixelFormat = match cam.pixel_format.parse() {
                 Ok(f) => f,
@@ -323,40 +291,22 @@ impl Deployment {
             };
             for (field, value) in [("width", cam.width), ("height", cam.height)] {
                 if !(16..=16384).contains(&value) {
-                    return err(
-                        key(field),
-                        format!("invalid value {value}: allowed 16 to 16384 pixels"),
-                    );
+                    return err(key(field), format!("invalid value {value}: allowed 16 to 16384 pixels"));
                 }
             }
-            if matches!(format, PixelFormat::Yuyv | PixelFormat::Nv12)
-                && (cam.width % 2 != 0 || cam.height % 2 != 0)
-            {
+            if matches!(format, PixelFormat::Yuyv | PixelFormat::Nv12) && (cam.width % 2 != 0 || cam.height % 2 != 0) {
                 return err(
                     key("width"),
-                    format!(
-                        "{format} needs an even width and height, got {}x{}",
-                        cam.width, cam.height
-                    ),
+                    format!("{format} needs an even width and height, got {}x{}", cam.width, cam.height),
                 );
             }
             if !cam.fps.is_finite() || !(0.0..=1000.0).contains(&cam.fps) {
-                return err(
-                    key("fps"),
-                    format!(
-                        "invalid value {}: allowed 0 (as fast as possible) to 1000",
-                        cam.fps
-                    ),
-                );
+                return err(key("fps"), format!("invalid value {}: allowed 0 (as fast as possible) to 1000", cam.fps));
             }
             if !(1..=64).contains(&cam.max_readers) {
-                return err(
-                    key("max-readers"),
-                    format!("invalid value {}: allowed 1 to 64", cam.max_readers),
-                );
+                return err(key("max-readers"), format!("invalid value {}: allowed 1 to 64", cam.max_readers));
             }
-            let min_slots =
-                cam.max_readers * (1 + defaults::READER_BORROWS) + defaults::PUBLISHER_LOANS;
+            let min_slots = cam.max_readers * (1 + defaults::READER_BORROWS) + defaults::PUBLISHER_LOANS;
             if cam.slots < min_slots {
                 return err(
                     key("slots"),
@@ -394,10 +344,7 @@ impl Deployment {
                 if !(algo.stats_interval_secs > 0.0 && algo.stats_interval_secs <= 3600.0) {
                     return err(
                         key("algo.stats-interval-secs"),
-                        format!(
-                            "invalid value {}: allowed more than 0 up to 3600",
-                            algo.stats_interval_secs
-                        ),
+                        format!("invalid value {}: allowed more than 0 up to 3600", algo.stats_interval_secs),
                     );
                 }
             }

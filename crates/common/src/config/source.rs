@@ -73,10 +73,7 @@ pub(super) fn validate(
             }
         }
         SourceConfig::File(file) => {
-            if !matches!(
-                format,
-                PixelFormat::Bgr3 | PixelFormat::Rgb3 | PixelFormat::Grey
-            ) {
+            if !matches!(format, PixelFormat::Bgr3 | PixelFormat::Rgb3 | PixelFormat::Grey) {
                 return Err((
                     "pixel-format".into(),
                     format!("the file source produces {format} only by conversion it does not have: allowed BGR3, RGB3, GREY"),
@@ -84,10 +81,7 @@ pub(super) fn validate(
             }
             let path = deployment.resolve_path(&file.path);
             if !path.is_file() {
-                return Err((
-                    "source.path".into(),
-                    format!("video file `{}` does not exist", path.display()),
-                ));
+                return Err(("source.path".into(), format!("video file `{}` does not exist", path.display())));
             }
         }
     }

@@ -1,0 +1,156 @@
+//! OpenCV views over framebus frames. Readers wrap the shared-memory sample in a `Mat` without
+//! copying ([`frame_mat`]); writers wrap a loaned sample's uninitialised memory
+//! ([`uninit_mat`]) so OpenCV writes the frame straight into shared memory; [`to_bgr`]
+//! converts any carried pixel format for display and encoding.
+
+use core::ffi::c_void;
+use core::mem::MaybeUninit;
+
+use framebus_common::{FrameHeader, PixelFormat};
+use opencv::boxed_ref::{BoxedRef, BoxedRefMut};
+use opencv::core::{Mat, CV_8UC1, CV_8UC2, CV_8UC3};
+use opencv::prelude::*;
+use opencv::{imgcodecs, imgproc};
+
+pub use opencv;
+
+/// Result type of this crate: OpenCV's error.
+pub type Result<T> = opencv::Result<T>;
+
+fn bad_arg(message: String) -> opencv::Error {
+    opencv::Error::new(opencv::core::StsBadArg, message)
+}
+
+/// Rows and OpenCV type of the single `Mat` that holds a raw frame of `format`.
+pub fn mat_shape(format: PixelFormat, width: u32, height: u32) -> Option<(i32, i32, i32)> {
+    let (w, h) = (width as i32, height as i32);
+    match format {
+        PixelFormat::Bgr3 | PixelFormat::Rgb3 => Some((h, w, CV_8UC3)),
+        PixelFormat::Grey => Some((h, w, CV_8UC1)),
+        PixelFormat::Yuyv => Some((h, w, CV_8UC2)),
+        PixelFormat::Nv12 => Some((h + h / 2, w, CV_8UC1)),
+        PixelFormat::Mjpg => None,
+    }
+}
+
+/// A read-only `Mat` over a received raw frame, without copying. MJPG has no raw view.
+pub fn frame_mat<'a>(header: &FrameHeader, payload: &'a [u8]) -> Result<BoxedRef<'a, Mat>> {
+    let format =
+        header.format().ok_or_else(|| bad_arg(format!("unknown pixel format 0x{:08x}", header.pixel_format)))?;
+    let (rows, cols, typ) = mat_shape(format, header.width, header.height)
+        .ok_or_else(|| bad_arg(format!("{format} frames are compressed: decode them with to_bgr")))?;
+    let needed = format.frame_bytes(header.width, header.height);
+    if payload.len() < needed {
+        return Err(bad_arg(format!(
+            "payload of {} bytes is smaller than a {format} {}x{} frame ({needed})",
+            payload.len(),
+            header.width,
+            header.height
+        )));
+    }
+    // SAFETY: the slice holds at least rows × cols × elem_size bytes (checked above), the
+    // returned Mat borrows it for 'a and is read-only (BoxedRef gives no mutable access).
+    let mat = unsafe {
+        Mat::new_rows_cols_with_data_unsafe(
+            rows,
+            cols,
+            typ,
+            payload.as_ptr().cast::<c_void>().cast_mut(),
+            opencv::core::Mat_AUTO_STEP,
+        )
+    }?;
+    Ok(BoxedRef::from(mat))
+}
+
+/// A writable `Mat` of `rows` × `cols` × `typ` over uninitialised memory (a loaned sample), so
+/// OpenCV writes the frame directly into shared memory. The caller must make OpenCV write every
+/// byte before treating the memory as initialised.
+pub fn uninit_mat(rows: i32, cols: i32, typ: i32, dst: &mut [MaybeUninit<u8>]) -> Result<BoxedRefMut<'_, Mat>> {
+    let elem = match typ {
+        CV_8UC1 => 1,
+        CV_8UC2 => 2,
+        CV_8UC3 => 3,
+        other => return Err(bad_arg(format!("unsupported Mat type {other}"))),
+    };
+    let needed = rows.max(0) as usize * cols.max(0) as usize * elem;
+    if dst.len() < needed {
+        return Err(bad_arg(format!("destination of {} bytes is smaller than {rows}x{cols}x{elem}", dst.len())));
+    }
+    // SAFETY: `dst` is valid for writes of `needed` bytes for the returned borrow's lifetime;
+    // u8 has no invalid bit patterns, so OpenCV writing through the pointer is sound.
+    let mat = unsafe {
+        Mat::new_rows_cols_with_data_unsafe(
+            rows,
+            cols,
+            typ,
+            dst.as_mut_ptr().cast::<c_void>(),
+            opencv::core::Mat_AUTO_STEP,
+        )
+    }?;
+    Ok(BoxedRefMut::from(mat))
+}
+
+/// Converts a frame of any carried pixel format into a BGR `Mat` (reusing `out`'s memory).
+pub fn to_bgr(header: &FrameHeader, payload: &[u8], out: &mut Mat) -> Result<()> {
+    let format =
+        header.format().ok_or_else(|| bad_arg(format!("unknown pixel format 0x{:08x}", header.pixel_format)))?;
+    if format == PixelFormat::Mjpg {
+        let len = (header.payload_len as usize).min(payload.len());
+        let bytes = Mat::new_rows_cols_with_data(1, len as i32, &payload[..len])?;
+        imgcodecs::imdecode_to(&bytes, imgcodecs::IMREAD_COLOR, out)?;
+        if out.empty() {
+            return Err(bad_arg("MJPG frame did not decode".into()));
+        }
+        return Ok(());
+    }
+    let src = frame_mat(header, payload)?;
+    let code = match format {
+        PixelFormat::Bgr3 => return src.copy_to(out),
+        PixelFormat::Rgb3 => imgproc::COLOR_RGB2BGR,
+        PixelFormat::Grey => imgproc::COLOR_GRAY2BGR,
+        PixelFormat::Yuyv => imgproc::COLOR_YUV2BGR_YUYV,
+        PixelFormat::Nv12 => imgproc::COLOR_YUV2BGR_NV12,
+        PixelFormat::Mjpg => unreachable_mjpg(),
+    };
+    imgproc::cvt_color_def(&src, out, code)
+}
+
+fn unreachable_mjpg() -> i32 {
+    // MJPG returned earlier; keep a harmless code rather than a panic on the frame path.
+    imgproc::COLOR_RGB2BGR
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use framebus_common::header::FRAME_HEADER_VERSION;
+    use framebus_common::pattern::{read_bgr_stamps, SyntheticPattern};
+
+    fn header(format: PixelFormat, w: u32, h: u32, len: usize) -> FrameHeader {
+        FrameHeader {
+            layout_version: FRAME_HEADER_VERSION,
+            width: w,
+            height: h,
+            stride: format.stride(w),
+            pixel_format: format.fourcc(),
+            payload_len: len as u32,
+            ..FrameHeader::default()
+        }
+    }
+
+    /// Every raw format converts to BGR with the stamp still readable.
+    #[test]
+    fn every_raw_format_converts_to_bgr_with_a_readable_stamp() {
+        for format in PixelFormat::ALL.into_iter().filter(|f| f.is_raw()) {
+            let pattern = SyntheticPattern::new(format, 320, 240).expect("size supported");
+            let mut buf = vec![MaybeUninit::new(0u8); pattern.frame_bytes()];
+            pattern.render(4242, &mut buf);
+            let bytes: Vec<u8> = buf.iter().map(|b| unsafe { b.assume_init() }).collect();
+            let mut bgr = Mat::default();
+            to_bgr(&header(format, 320, 240, bytes.len()), &bytes, &mut bgr).expect("converts");
+            assert_eq!((bgr.cols(), bgr.rows(), bgr.channels()), (320, 240, 3));
+            let data = bgr.data_bytes().expect("continuous");
+            assert_eq!(read_bgr_stamps(320, 240, data), (4242, 4242), "{format}");
+        }
+    }
+}
