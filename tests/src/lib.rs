@@ -1,1 +1,271 @@
-//! End-to-end tests: see tests/e2e.
+//! Testkit for framebus's multi-process tests: locate the built binaries, give every test its
+//! own deployment (service-name prefix, shared-memory prefix, iceoryx2 folder), start processes,
+//! read their output with deadlines, and prove that nothing is left behind.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use framebus_common::ipc::deployment_root;
+use framebus_common::names::shm_prefix;
+
+/// Generous bound for anything a test waits on; tests never assert on time, only fail late.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+/// Path of a workspace binary (`capture`, `algo`, ...) next to the test executable's folder.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test>-<hash> → target/<profile>/<name>
+    let dir = exe.parent().and_then(Path::parent).expect("target profile folder");
+    let path = dir.join(name);
+    assert!(path.is_file(), "{} is not built: run `cargo build --workspace --bins` first", path.display());
+    path
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A deployment of one test: a unique name and a config file in a temporary folder.
+pub struct TestDeployment {
+    /// Deployment name (unique per test and process).
+    pub name: String,
+    /// The temporary folder holding the config and anything the test writes.
+    pub dir: tempfile::TempDir,
+    /// The config file.
+    pub config: PathBuf,
+}
+
+impl TestDeployment {
+    /// Writes a config: `[deployment] name = <unique>` followed by `body` (the cameras).
+    pub fn new(body: &str) -> TestDeployment {
+        let name = format!("t{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = dir.path().join("deployment.toml");
+        std::fs::write(&config, format!("[deployment]\nname = \"{name}\"\n\n{body}")).expect("write config");
+        TestDeployment { name, dir, config }
+    }
+
+    /// Starts a binary with `--config <this config>` and `args`.
+    pub fn spawn(&self, binary: &str, args: &[&str]) -> Proc {
+        let mut all = vec!["--config", self.config.to_str().expect("utf-8 path")];
+        all.extend_from_slice(args);
+        Proc::spawn(binary, &all)
+    }
+
+    /// Files of this deployment left in /dev/shm or iceoryx2's folders.
+    pub fn leftovers(&self) -> Vec<String> {
+        let prefix = shm_prefix(&self.name);
+        let mut found: Vec<String> = std::fs::read_dir("/dev/shm")
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.starts_with(&prefix))
+                    .map(|n| format!("/dev/shm/{n}"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let root = deployment_root(&self.name);
+        if Path::new(&root).exists() {
+            found.push(root);
+        }
+        found
+    }
+
+    /// Waits (bounded) until nothing of this deployment is left, else panics listing it.
+    pub fn assert_no_leftovers(&self) {
+        let until = Instant::now() + Duration::from_secs(5);
+        loop {
+            let left = self.leftovers();
+            if left.is_empty() {
+                return;
+            }
+            assert!(Instant::now() < until, "left behind: {left:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// Output lines of a child, collected by a reader thread.
+type Lines = Arc<Mutex<Vec<String>>>;
+
+/// A started process. Killed (SIGKILL) on drop if still running.
+pub struct Proc {
+    /// The child.
+    pub child: Child,
+    /// Name for messages.
+    pub name: String,
+    stdout_rx: Receiver<String>,
+    stderr: Lines,
+}
+
+impl Proc {
+    /// Starts `binary` (a workspace binary name) with `args`, capturing stdout and stderr.
+    pub fn spawn(binary: &str, args: &[&str]) -> Proc {
+        Proc::spawn_command(binary, Command::new(bin(binary)).args(args))
+    }
+
+    /// Starts a prepared command (for extra environment variables).
+    pub fn spawn_command(name: &str, command: &mut Command) -> Proc {
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+            .env("NO_COLOR", "1")
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {name}: {e}"));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stderr_pipe = child.stderr.take().expect("piped stderr");
+        let (tx, stdout_rx) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr: Lines = Arc::default();
+        let sink = Arc::clone(&stderr);
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stderr_pipe);
+            let mut buf = String::new();
+            loop {
+                buf.clear();
+                match reader.read_line(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => sink.lock().map(|mut l| l.push(buf.trim_end().to_string())).unwrap_or(()),
+                }
+            }
+        });
+        Proc { child, name: name.to_string(), stdout_rx, stderr }
+    }
+
+    /// The next stdout line satisfying `pred`, waiting at most `timeout`; panics otherwise.
+    pub fn wait_stdout(&mut self, timeout: Duration, mut pred: impl FnMut(&str) -> bool) -> String {
+        let until = Instant::now() + timeout;
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            match self.stdout_rx.recv_timeout(left) {
+                Ok(line) if pred(&line) => return line,
+                Ok(_) => {}
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!("{}: no matching stdout line within {timeout:?}; stderr:\n{}", self.name, self.stderr_text())
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    panic!("{}: exited before a matching stdout line; stderr:\n{}", self.name, self.stderr_text())
+                }
+            }
+        }
+    }
+
+    /// The next stdout line parsed as JSON that satisfies `pred`.
+    pub fn wait_json(
+        &mut self,
+        timeout: Duration,
+        mut pred: impl FnMut(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let line = self.wait_stdout(timeout, |l| serde_json::from_str::<serde_json::Value>(l).is_ok_and(|v| pred(&v)));
+        serde_json::from_str(&line).expect("matched line is JSON")
+    }
+
+    /// Waits until stderr has a line containing `needle`.
+    pub fn wait_stderr(&self, timeout: Duration, needle: &str) -> String {
+        let until = Instant::now() + timeout;
+        loop {
+            if let Some(line) = self.stderr.lock().ok().and_then(|l| l.iter().find(|l| l.contains(needle)).cloned()) {
+                return line;
+            }
+            assert!(
+                Instant::now() < until,
+                "{}: no stderr line with `{needle}`; stderr:\n{}",
+                self.name,
+                self.stderr_text()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Everything written to stderr so far.
+    pub fn stderr_text(&self) -> String {
+        self.stderr.lock().map(|l| l.join("\n")).unwrap_or_default()
+    }
+
+    /// Sends a signal.
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe { libc::kill(self.child.id() as i32, signal) };
+    }
+
+    /// Waits for the exit (bounded); returns the exit code (None when killed by a signal).
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let until = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                // Give the reader threads a moment to drain the pipes.
+                std::thread::sleep(Duration::from_millis(20));
+                return status.code();
+            }
+            assert!(
+                Instant::now() < until,
+                "{} did not exit within {timeout:?}; stderr:\n{}",
+                self.name,
+                self.stderr_text()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// SIGTERM, then waits for a clean exit and returns its code.
+    pub fn terminate(&mut self) -> Option<i32> {
+        self.signal(libc::SIGTERM);
+        self.wait_exit(DEADLINE)
+    }
+
+    /// SIGKILL and reap.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Runs to completion, returning (exit code, stdout, stderr).
+    pub fn output(binary: &str, args: &[&str]) -> (Option<i32>, String, String) {
+        let mut child = Command::new(bin(binary))
+            .args(args)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {binary}: {e}"));
+        let mut out = String::new();
+        let mut err = String::new();
+        if let Some(mut s) = child.stdout.take() {
+            let _ = s.read_to_string(&mut out);
+        }
+        if let Some(mut s) = child.stderr.take() {
+            let _ = s.read_to_string(&mut err);
+        }
+        let status = child.wait().expect("wait");
+        (status.code(), out, err)
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The camera table of a synthetic camera with an algo reader, for test configs.
+pub fn synthetic_camera(name: &str, width: u32, height: u32, fps: u32) -> String {
+    format!(
+        "[[camera]]\nname = \"{name}\"\nwidth = {width}\nheight = {height}\nfps = {fps}\n\n[camera.source]\nkind = \"synthetic\"\n\n[camera.algo]\nstats-interval-secs = 0.5\n"
+    )
+}

@@ -177,7 +177,7 @@ fn stats_interval(config: &AlgoConfig) -> Duration {
 struct Worker {
     stats: AlgoStats,
     meter: MotionMeter,
-    patterns: HashMap<(PixelFormat, u32, u32), SyntheticPattern>,
+    patterns: HashMap<(PixelFormat, u32, u32), Option<SyntheticPattern>>,
     options: AlgoOptions,
 }
 
@@ -194,13 +194,13 @@ impl Worker {
         let payload = &payload[..(header.payload_len as usize).min(payload.len())];
         if header.flags & FLAG_SYNTHETIC_STAMP != 0 {
             let key = (format, header.width, header.height);
-            let pattern = self.patterns.entry(key).or_insert_with(|| {
-                SyntheticPattern::new(format, header.width, header.height).unwrap_or_else(|| {
-                    // Unreachable for frames capture stamped; a pattern of another size fails every check.
-                    SyntheticPattern::new(PixelFormat::Grey, 128, 64).unwrap_or_else(|| unreachable_pattern())
-                })
-            });
-            match pattern.verify(header.frame_id, payload) {
+            let pattern =
+                self.patterns.entry(key).or_insert_with(|| SyntheticPattern::new(format, header.width, header.height));
+            let checked = match pattern {
+                Some(pattern) => pattern.verify(header.frame_id, payload).map_err(|e| e.to_string()),
+                None => Err(format!("no synthetic pattern exists for {format} {}x{}", header.width, header.height)),
+            };
+            match checked {
                 Ok(()) => self.stats.stamp_ok += 1,
                 Err(e) => {
                     self.stats.stamp_bad += 1;
@@ -216,11 +216,6 @@ impl Worker {
             std::thread::sleep(self.options.simulate_work);
         }
     }
-}
-
-fn unreachable_pattern() -> SyntheticPattern {
-    // 128x64 GREY is within the supported range, so `new` cannot fail for it.
-    std::process::abort()
 }
 
 struct Report {

@@ -175,7 +175,7 @@ impl SyntheticPattern {
     /// Horizontal shift in pixels of the bars in frame `frame_id` (even, so 4:2:x stays aligned).
     fn shift(&self, frame_id: u64) -> usize {
         let step = (self.width / 160).max(1) * 2;
-        ((frame_id % self.width as u64) as usize * step) % self.width & !1
+        (((frame_id % self.width as u64) as usize * step) % self.width) & !1
     }
 
     /// Template offset of `row` of `plane` shifted for `frame_id`.

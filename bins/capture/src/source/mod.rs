@@ -91,13 +91,13 @@ pub trait FrameSource {
 
 /// Whether a source with flag `true` marks its frames with the synthetic integrity stamp.
 pub fn stamps_frames(camera: &CameraConfig) -> bool {
-    matches!(camera.source, SourceConfig::Synthetic)
+    matches!(camera.source, SourceConfig::Synthetic(_))
 }
 
 /// Opens the source a camera's config asks for.
 pub fn open_source(deployment: &Deployment, camera: &CameraConfig) -> anyhow::Result<Box<dyn FrameSource>> {
     let source: Box<dyn FrameSource> = match &camera.source {
-        SourceConfig::Synthetic => Box::new(SyntheticSource::new(camera)?),
+        SourceConfig::Synthetic(_) => Box::new(SyntheticSource::new(camera)?),
         SourceConfig::File(file) => Box::new(
             FileSource::open(camera, file, &deployment.resolve_path(&file.path))
                 .with_context(|| format!("opening the file source of camera `{}`", camera.name))?,

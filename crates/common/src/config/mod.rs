@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub use error::ConfigError;
-pub use source::{FilePace, FileSource, SourceConfig};
+pub use source::{FilePace, FileSource, SourceConfig, SyntheticSource};
 
 use crate::format::PixelFormat;
 use crate::pattern::MIN_SYNTHETIC_SIZE;
@@ -350,7 +350,7 @@ impl Deployment {
             }
             source::validate(self, i, cam, format)
                 .map_err(|(field, msg)| ConfigError::value(file, &key(&field), msg))?;
-            if matches!(cam.source, SourceConfig::Synthetic)
+            if matches!(cam.source, SourceConfig::Synthetic(_))
                 && (cam.width < MIN_SYNTHETIC_SIZE.0 || cam.height < MIN_SYNTHETIC_SIZE.1)
             {
                 return err(

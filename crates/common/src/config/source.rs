@@ -12,10 +12,15 @@ use crate::format::PixelFormat;
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum SourceConfig {
     /// A built-in moving test pattern carrying an integrity stamp; needs no hardware.
-    Synthetic,
+    Synthetic(SyntheticSource),
     /// A video file read with OpenCV, looping at its end.
     File(FileSource),
 }
+
+/// `kind = "synthetic"`: no settings of its own (size, format and fps are the camera's).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SyntheticSource {}
 
 /// `kind = "file"`: a video file.
 #[derive(Debug, Clone, Deserialize)]
@@ -50,7 +55,7 @@ impl SourceConfig {
     /// Short name of the source kind, as written in the config.
     pub fn kind(&self) -> &'static str {
         match self {
-            SourceConfig::Synthetic => "synthetic",
+            SourceConfig::Synthetic(_) => "synthetic",
             SourceConfig::File(_) => "file",
         }
     }
@@ -64,7 +69,7 @@ pub(super) fn validate(
     format: PixelFormat,
 ) -> Result<(), (String, String)> {
     match &cam.source {
-        SourceConfig::Synthetic => {
+        SourceConfig::Synthetic(_) => {
             if format == PixelFormat::Mjpg {
                 return Err((
                     "pixel-format".into(),

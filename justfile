@@ -1,0 +1,28 @@
+# framebus tasks. `just` alone runs the same gate as CI.
+
+default: test
+
+# Build every binary (debug).
+build:
+    cargo build --workspace --bins
+
+# Formatting and lints, as CI checks them.
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings
+
+# The whole test suite: lints, unit tests, and end-to-end tests that start the real binaries.
+test: lint build
+    cargo test --workspace
+
+# Bring up the default deployment (synthetic camera + algo) until Ctrl-C.
+up config="configs/default.toml":
+    cargo build --release --bins
+    scripts/up.sh {{config}}
+
+# Benchmarks: latency and publish cost vs memcpy, printed as a table (release build).
+bench:
+    cargo run --release -p framebus-bench
+
+fmt:
+    cargo fmt --all

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what building and testing framebus needs on Debian 12, only when missing:
+# OpenCV and libclang development packages (apt), ffmpeg (test clips, ffprobe), and `just`.
+set -euo pipefail
+
+packages=(libopencv-dev clang libclang-dev pkg-config ffmpeg)
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "bootstrap: installing ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v just >/dev/null 2>&1; then
+  echo "bootstrap: installing just"
+  if python3 -m pip --version >/dev/null 2>&1 && python3 -m pip install -q rust-just 2>/dev/null; then
+    scripts_dir=$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')
+    if ! command -v just >/dev/null 2>&1 && [ -x "$scripts_dir/just" ]; then
+      $sudo ln -sf "$scripts_dir/just" /usr/local/bin/just
+    fi
+  fi
+  if ! command -v just >/dev/null 2>&1; then
+    cargo install just --locked
+  fi
+fi
+command -v just >/dev/null 2>&1 || { echo "bootstrap: just is still not on PATH" >&2; exit 1; }

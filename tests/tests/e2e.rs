@@ -1,0 +1,8 @@
+//! End-to-end tests: every test starts the real binaries as separate processes, in its own
+//! deployment (service names, shared-memory prefix and iceoryx2 folder), waits on their output
+//! with deadlines, stops what it started and checks nothing is left in /dev/shm.
+
+mod e2e {
+    mod config_errors;
+    mod frame_bus;
+}

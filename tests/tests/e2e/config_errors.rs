@@ -1,0 +1,64 @@
+//! Wrong configs: `capture --check-config` exits 2 with the exact message naming the file, the
+//! key, the bad value and what is allowed.
+
+use framebus_e2e::Proc;
+
+const CAMERA: &str = "[[camera]]\nname = \"cam0\"\nwidth = 640\nheight = 480\n[camera.source]\nkind = \"synthetic\"\n";
+
+/// A camera table with `extra` camera keys (placed before its `[camera.source]` sub-table).
+fn camera(extra: &str) -> String {
+    CAMERA.replace("[camera.source]", &format!("{extra}\n[camera.source]"))
+}
+
+/// (case name, file content, expected message after `capture: error: <file>`).
+fn cases() -> Vec<(&'static str, String, &'static str)> {
+    vec![
+        ("unknown camera key", camera("colour = 1"), ":5:1: `camera[0].colour`: unknown field `colour`, expected one of `name`, `source`, `width`, `height`, `fps`, `pixel-format`, `slots`, `max-readers`, `algo`"),
+        ("unknown source key", format!("{CAMERA}device = \"/dev/video0\"\n"), ":5:1: `camera[0].source`: unknown field `device`, there are no fields"),
+        ("misspelt key", CAMERA.replace("width", "widht"), ":3:1: `camera[0].widht`: unknown field `widht`, expected one of `name`, `source`, `width`, `height`, `fps`, `pixel-format`, `slots`, `max-readers`, `algo`"),
+        ("wrong type", CAMERA.replace("640", "\"640\""), ":3:9: `camera[0].width`: invalid type: string \"640\", expected u32"),
+        ("unknown pixel format", camera("pixel-format = \"BGRA\""), ": `camera[0].pixel-format`: unknown pixel format `BGRA` (allowed: BGR3, RGB3, GREY, YUYV, NV12, MJPG)"),
+        ("fps out of range", camera("fps = -5"), ": `camera[0].fps`: invalid value -5: allowed 0 (as fast as possible) to 1000"),
+        ("unknown source kind", CAMERA.replace("synthetic", "usb"), ":6:8: `camera[0].source.kind`: unknown variant `usb`, expected `synthetic` or `file`"),
+        ("too few slots", camera("slots = 4"), ": `camera[0].slots`: 4 slots cannot serve 3 readers: each needs a queue of at least 1 frame plus 1 it works on, and capture needs 1; use at least 7"),
+        ("queue deeper than the slots allow", format!("{}[camera.algo]\nqueue-depth = 3\n", camera("slots = 7")), ": `camera[0].algo.queue-depth`: invalid value 3: allowed 1 to 1 with slots = 7 and max-readers = 3 (raise slots for deeper queues)"),
+        ("duplicate camera", format!("{CAMERA}{CAMERA}"), ": `camera[1].name`: duplicate camera name `cam0`: names must be unique"),
+        ("bad deployment name", format!("[deployment]\nname = \"My Lab\"\n{CAMERA}"), ": `deployment.name`: invalid name `My Lab`: use 1 to 32 characters of a-z, 0-9, `-` and `_`, starting with a letter or digit"),
+        ("missing video file", CAMERA.replace("kind = \"synthetic\"", "kind = \"file\"\npath = \"nowhere.mp4\""), ": `camera[0].source.path`: video file `DIR/nowhere.mp4` does not exist"),
+        ("no camera", "[deployment]\nname = \"lab\"\n".to_string(), ": `camera`: no camera configured: add at least one `[[camera]]` table"),
+        ("odd YUYV width", CAMERA.replace("640", "641").replace("480", "480\npixel-format = \"YUYV\""), ": `camera[0].width`: YUYV needs an even width and height, got 641x480"),
+        ("TOML syntax error", camera("fps = = 3"), ":5:7: invalid string\nexpected `\"`, `'`"),
+    ]
+}
+
+#[test]
+fn wrong_configs_fail_with_exact_messages() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut failures = Vec::new();
+    for (i, (name, content, expected)) in cases().into_iter().enumerate() {
+        let path = dir.path().join(format!("case{i}.toml"));
+        std::fs::write(&path, &content).expect("write config");
+        let path_text = path.to_str().expect("utf-8");
+        let (code, _out, err) = Proc::output("capture", &["--config", path_text, "--check-config"]);
+        let expected =
+            format!("capture: error: {path_text}{}", expected.replace("DIR", &dir.path().display().to_string()));
+        if code != Some(2) || err.trim_end() != expected {
+            failures.push(format!("{name}: exit {code:?}\n  expected: {expected}\n  actual:   {}", err.trim_end()));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The shipped configs are valid.
+#[test]
+fn shipped_configs_load() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
+    for entry in std::fs::read_dir(&root).expect("configs/") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let (code, _, err) =
+                Proc::output("capture", &["--config", path.to_str().expect("utf-8"), "--check-config"]);
+            assert_eq!(code, Some(0), "{}: {err}", path.display());
+        }
+    }
+}
