@@ -80,6 +80,16 @@ pub struct SyntheticPattern {
     planes: Vec<Plane>,
     /// Every plane at double width, back to back: a shifted frame row is one contiguous slice.
     template: Vec<u8>,
+    /// Scratch row of stamp cells, reused every frame.
+    stamp_row: Vec<u8>,
+}
+
+/// Copies `src` into `dst[at..at + src.len()]` (panics when out of bounds, like slice indexing).
+fn copy_into(dst: &mut [MaybeUninit<u8>], at: usize, src: &[u8]) {
+    let target = &mut dst[at..at + src.len()];
+    // SAFETY: `target` is exactly `src.len()` initialisable bytes, and a loaned sample cannot
+    // overlap the pattern's own heap buffers.
+    unsafe { core::ptr::copy_nonoverlapping(src.as_ptr(), target.as_mut_ptr().cast::<u8>(), src.len()) }
 }
 
 /// Side length in pixels of one stamp cell for a frame `width` pixels wide (even, 2..=16).
@@ -164,7 +174,15 @@ impl SyntheticPattern {
                 }
             }
         }
-        Some(SyntheticPattern { format, width: w, height: h, cell: stamp_cell(width) as usize, planes, template })
+        Some(SyntheticPattern {
+            format,
+            width: w,
+            height: h,
+            cell: stamp_cell(width) as usize,
+            planes,
+            template,
+            stamp_row: Vec::with_capacity(STAMP_BITS as usize * 16 * 3),
+        })
     }
 
     /// Bytes one rendered frame occupies.
@@ -188,52 +206,46 @@ impl SyntheticPattern {
 
     /// Writes frame `frame_id` into `dst` (at least [`Self::frame_bytes`] long): every byte of
     /// the frame is written exactly once except the stamp cells, written twice.
-    pub fn render(&self, frame_id: u64, dst: &mut [MaybeUninit<u8>]) {
+    pub fn render(&mut self, frame_id: u64, dst: &mut [MaybeUninit<u8>]) {
         assert!(dst.len() >= self.frame_bytes(), "destination smaller than the frame");
         for (index, plane) in self.planes.iter().enumerate() {
             for row in 0..plane.rows {
                 let src = self.template_row(index, row, frame_id);
-                let at = plane.offset + row * plane.row_bytes;
-                // SAFETY: `src` is `row_bytes` long; `dst[at..at + row_bytes]` is in bounds
-                // because the planes tile `frame_bytes()` and `dst` is at least that long. The
-                // regions cannot overlap: one is the pattern's heap buffer, the other the sample.
-                unsafe {
-                    core::ptr::copy_nonoverlapping(src.as_ptr(), dst.as_mut_ptr().add(at).cast::<u8>(), src.len());
-                }
+                copy_into(dst, plane.offset + row * plane.row_bytes, src);
             }
         }
         self.stamp(frame_id, 0, dst);
-        self.stamp(frame_id, self.height - self.cell, dst);
+        let bottom = self.height - self.cell;
+        self.stamp(frame_id, bottom, dst);
     }
 
-    fn stamp(&self, frame_id: u64, y0: usize, dst: &mut [MaybeUninit<u8>]) {
+    fn stamp(&mut self, frame_id: u64, y0: usize, dst: &mut [MaybeUninit<u8>]) {
         let cell = self.cell;
         let stride = self.format.stride(self.width as u32) as usize;
+        let bytes_per_px = self.planes[0].bytes_per_px;
+        // One stamp row, then copied into each of the band's rows: row copies, not pixel writes.
+        let row = &mut self.stamp_row;
+        row.clear();
         for bit in 0..STAMP_BITS as usize {
-            let on = (frame_id >> (63 - bit)) & 1 == 1;
-            let luma = if on { 255u8 } else { 0u8 };
-            let x0 = bit * cell;
-            for y in y0..y0 + cell {
-                for x in x0..x0 + cell {
-                    match self.format {
-                        PixelFormat::Bgr3 | PixelFormat::Rgb3 => {
-                            for c in 0..3 {
-                                dst[y * stride + x * 3 + c] = MaybeUninit::new(luma);
-                            }
-                        }
-                        PixelFormat::Grey => dst[y * stride + x] = MaybeUninit::new(luma),
-                        PixelFormat::Yuyv => {
-                            dst[y * stride + x * 2] = MaybeUninit::new(luma);
-                            dst[y * stride + x * 2 + 1] = MaybeUninit::new(128);
-                        }
-                        PixelFormat::Nv12 => {
-                            dst[y * stride + x] = MaybeUninit::new(luma);
-                            let uv = self.width * self.height + (y / 2) * stride + x;
-                            dst[uv] = MaybeUninit::new(128);
-                        }
-                        PixelFormat::Mjpg => {}
-                    }
+            let luma = if (frame_id >> (63 - bit)) & 1 == 1 { 255u8 } else { 0u8 };
+            for _ in 0..cell {
+                match self.format {
+                    PixelFormat::Bgr3 | PixelFormat::Rgb3 => row.extend_from_slice(&[luma; 3]),
+                    PixelFormat::Yuyv => row.extend_from_slice(&[luma, 128]),
+                    _ => row.push(luma),
                 }
+            }
+        }
+        debug_assert_eq!(row.len(), STAMP_BITS as usize * cell * bytes_per_px);
+        for y in y0..y0 + cell {
+            copy_into(dst, y * stride, row);
+        }
+        if self.format == PixelFormat::Nv12 {
+            // Neutral chroma under the cells: the UV rows of the band (cell and y0 are even).
+            let grey = [128u8; STAMP_BITS as usize * 16];
+            let uv_plane = self.width * self.height;
+            for y in (y0 / 2)..(y0 + cell) / 2 {
+                copy_into(dst, uv_plane + y * stride, &grey[..STAMP_BITS as usize * cell]);
             }
         }
     }
@@ -302,7 +314,7 @@ pub fn read_bgr_stamps(width: usize, height: usize, bgr: &[u8]) -> (u64, u64) {
 mod tests {
     use super::*;
 
-    fn render(pattern: &SyntheticPattern, id: u64) -> Vec<u8> {
+    fn render(pattern: &mut SyntheticPattern, id: u64) -> Vec<u8> {
         let mut buf = vec![MaybeUninit::new(0u8); pattern.frame_bytes()];
         pattern.render(id, &mut buf);
         buf.into_iter().map(|b| unsafe { b.assume_init() }).collect()
@@ -312,9 +324,9 @@ mod tests {
     #[test]
     fn rendered_frames_verify_in_every_raw_format() {
         for format in PixelFormat::ALL.into_iter().filter(|f| f.is_raw()) {
-            let pattern = SyntheticPattern::new(format, 320, 240).expect("supported size");
+            let mut pattern = SyntheticPattern::new(format, 320, 240).expect("supported size");
             for id in [1u64, 2, 77, 0xdead_beef_cafe] {
-                let frame = render(&pattern, id);
+                let frame = render(&mut pattern, id);
                 assert_eq!(pattern.verify(id, &frame), Ok(()), "{format} id {id}");
                 assert!(pattern.verify(id + 1, &frame).is_err(), "{format} id {id}+1");
             }
@@ -324,9 +336,9 @@ mod tests {
     /// A frame whose lower half comes from another frame (torn) is detected.
     #[test]
     fn a_torn_frame_fails_verification() {
-        let pattern = SyntheticPattern::new(PixelFormat::Bgr3, 640, 480).expect("supported size");
-        let mut frame = render(&pattern, 10);
-        let other = render(&pattern, 11);
+        let mut pattern = SyntheticPattern::new(PixelFormat::Bgr3, 640, 480).expect("supported size");
+        let mut frame = render(&mut pattern, 10);
+        let other = render(&mut pattern, 11);
         let half = frame.len() / 2;
         frame[half..].copy_from_slice(&other[half..]);
         assert_eq!(pattern.verify(10, &frame), Err(StampError::BottomStamp { found: 11 }));

@@ -142,7 +142,7 @@ mod tests {
     #[test]
     fn every_raw_format_converts_to_bgr_with_a_readable_stamp() {
         for format in PixelFormat::ALL.into_iter().filter(|f| f.is_raw()) {
-            let pattern = SyntheticPattern::new(format, 320, 240).expect("size supported");
+            let mut pattern = SyntheticPattern::new(format, 320, 240).expect("size supported");
             let mut buf = vec![MaybeUninit::new(0u8); pattern.frame_bytes()];
             pattern.render(4242, &mut buf);
             let bytes: Vec<u8> = buf.iter().map(|b| unsafe { b.assume_init() }).collect();

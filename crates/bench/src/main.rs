@@ -1,0 +1,218 @@
+//! `framebus-bench`: measures the frame bus with the real `capture` binary and reader processes,
+//! and prints a table with ratios to a plain memcpy of one frame measured in the same run.
+//!
+//! For each frame size and reader count it runs capture twice: flat out (fps = 0) for the cost
+//! per frame and the max frame rate, then paced for the reader latency (frame sent → reader
+//! wakes with the sample). Readers verify every frame's integrity stamp (torn) and that ids only
+//! rise (stale). `framebus-bench reader ...` is the reader process it starts.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context};
+use framebus_common::ipc::{create_node, open_frame_bus, DeploymentGuard};
+use framebus_common::pattern::SyntheticPattern;
+use framebus_common::stats::LatencyWindow;
+use framebus_common::{clock, Deployment, ProcessRole};
+
+/// One measured configuration.
+struct Case {
+    label: &'static str,
+    width: u32,
+    height: u32,
+    flat_out_frames: u64,
+    paced_fps: u32,
+    paced_frames: u64,
+}
+
+const CASES: [Case; 3] = [
+    Case { label: "640x480", width: 640, height: 480, flat_out_frames: 3000, paced_fps: 100, paced_frames: 500 },
+    Case { label: "1920x1080", width: 1920, height: 1080, flat_out_frames: 600, paced_fps: 60, paced_frames: 300 },
+    Case { label: "3840x2160", width: 3840, height: 2160, flat_out_frames: 150, paced_fps: 30, paced_frames: 150 },
+];
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let result = if args.get(1).map(String::as_str) == Some("reader") { reader(&args[2..]) } else { bench() };
+    if let Err(e) = result {
+        eprintln!("framebus-bench: error: {e:#}");
+        std::process::exit(2);
+    }
+}
+
+fn sibling(name: &str) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("locating the bench executable")?;
+    let path = exe.parent().map(|d| d.join(name)).ok_or_else(|| anyhow!("no parent folder"))?;
+    if !path.is_file() {
+        bail!("{} is not built: run `cargo build --release --bins`", path.display());
+    }
+    Ok(path)
+}
+
+/// Median nanoseconds of copying `bytes` between two warm buffers.
+fn memcpy_ns(bytes: usize) -> f64 {
+    let src = vec![7u8; bytes];
+    let mut dst = vec![0u8; bytes];
+    let mut times = Vec::new();
+    for i in 0..60 {
+        let start = Instant::now();
+        dst.copy_from_slice(&src);
+        std::hint::black_box(&mut dst);
+        if i >= 10 {
+            times.push(start.elapsed().as_nanos() as f64);
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+struct Run {
+    capture: serde_json::Value,
+    readers: Vec<serde_json::Value>,
+}
+
+fn write_config(dir: &Path, name: &str, case: &Case, fps: u32, readers: usize) -> anyhow::Result<PathBuf> {
+    let path = dir.join(format!("{name}.toml"));
+    let slots = readers * 3 + 1;
+    std::fs::write(
+        &path,
+        format!(
+            "[deployment]\nname = \"{name}\"\n\n[[camera]]\nname = \"bench\"\nwidth = {}\nheight = {}\nfps = {fps}\nslots = {slots}\nmax-readers = {readers}\n\n[camera.source]\nkind = \"synthetic\"\n",
+            case.width, case.height
+        ),
+    )
+    .with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
+}
+
+fn run_once(dir: &Path, name: &str, case: &Case, fps: u32, frames: u64, readers: usize) -> anyhow::Result<Run> {
+    let config = write_config(dir, name, case, fps, readers)?;
+    let config_text = config.to_str().ok_or_else(|| anyhow!("non-UTF-8 temp path"))?.to_string();
+    let mut reader_procs: Vec<Child> = Vec::new();
+    for _ in 0..readers {
+        reader_procs.push(
+            Command::new(std::env::current_exe()?)
+                .args(["reader", &config_text, &frames.to_string()])
+                .stdout(Stdio::piped())
+                .spawn()
+                .context("starting a reader")?,
+        );
+    }
+    let capture = Command::new(sibling("capture")?)
+        .args([
+            "--config",
+            &config_text,
+            "--max-frames",
+            &frames.to_string(),
+            "--wait-for-readers",
+            &readers.to_string(),
+            "--summary",
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("starting capture")?;
+    let capture_out = capture.wait_with_output().context("waiting for capture")?;
+    if !capture_out.status.success() {
+        bail!("capture failed: {:?}", capture_out.status);
+    }
+    let capture: serde_json::Value = serde_json::from_slice(&capture_out.stdout).context("capture summary")?;
+    let mut reports = Vec::new();
+    for mut r in reader_procs {
+        let stdout = r.stdout.take().ok_or_else(|| anyhow!("reader stdout"))?;
+        let line = BufReader::new(stdout).lines().next().ok_or_else(|| anyhow!("reader printed nothing"))??;
+        r.wait()?;
+        reports.push(serde_json::from_str(&line).context("reader report")?);
+    }
+    Ok(Run { capture, readers: reports })
+}
+
+fn f(v: &serde_json::Value, key: &str) -> f64 {
+    v[key].as_f64().unwrap_or(f64::NAN)
+}
+
+fn bench() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    println!("framebus-bench on {cpu}, {cores} cores (BGR3 synthetic frames, release build)\n");
+    println!("| frame | readers | memcpy of 1 frame | capture cost/frame | ratio | max fps (fps=0) | latency p50 | latency p99 | torn | stale |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for case in &CASES {
+        let bytes = (case.width * case.height * 3) as usize;
+        for readers in [1usize, 4] {
+            let memcpy = memcpy_ns(bytes);
+            let name = format!("bench{}-{}r-{}", std::process::id(), readers, case.width);
+            let flat = run_once(dir.path(), &format!("{name}f"), case, 0, case.flat_out_frames, readers)?;
+            let paced = run_once(dir.path(), &format!("{name}p"), case, case.paced_fps, case.paced_frames, readers)?;
+            let cost = f(&flat.capture, "publish_cost_ns");
+            let p50 = paced.readers.iter().map(|r| f(r, "latency_p50_us")).fold(0.0, f64::max);
+            let p99 = paced.readers.iter().map(|r| f(r, "latency_p99_us")).fold(0.0, f64::max);
+            let torn: f64 = flat.readers.iter().chain(&paced.readers).map(|r| f(r, "torn")).sum();
+            let stale: f64 = flat.readers.iter().chain(&paced.readers).map(|r| f(r, "stale")).sum();
+            println!(
+                "| {} | {readers} | {:.0} µs | {:.0} µs | {:.2}x | {:.0} | {p50:.0} µs | {p99:.0} µs | {torn} | {stale} |",
+                case.label,
+                memcpy / 1000.0,
+                cost / 1000.0,
+                cost / memcpy,
+                f(&flat.capture, "fps"),
+            );
+        }
+    }
+    println!("\ncapture cost = loan + write the frame into shared memory + header + send + notify, mean over the flat-out run.");
+    println!("latency = publish timestamp (just before send) → reader awake with the sample, paced run, worst reader.");
+    Ok(())
+}
+
+/// `framebus-bench reader <config> <frames>`: waits on the frame-ready event, records
+/// publish → wake latency, verifies every frame, prints one JSON line.
+fn reader(args: &[String]) -> anyhow::Result<()> {
+    let config = args.first().ok_or_else(|| anyhow!("reader needs a config path"))?;
+    let frames: u64 = args.get(1).and_then(|s| s.parse().ok()).ok_or_else(|| anyhow!("reader needs a frame count"))?;
+    let deployment = Deployment::load(Path::new(config))?;
+    let camera = deployment.camera(None)?.clone();
+    let _release = DeploymentGuard::new(deployment.name());
+    let node = create_node(&deployment, ProcessRole::Algo, &format!("{}-{}", camera.name, std::process::id()))?;
+    let bus = open_frame_bus(&node, &deployment, &camera)?;
+    let subscriber =
+        bus.frames.subscriber_builder().buffer_size(1).create().map_err(|e| anyhow!("subscriber: {e:?}"))?;
+    let listener = bus.ready.listener_builder().create().map_err(|e| anyhow!("listener: {e:?}"))?;
+    let pattern =
+        SyntheticPattern::new(camera.format(), camera.width, camera.height).ok_or_else(|| anyhow!("no pattern"))?;
+    let mut latency = LatencyWindow::new();
+    let (mut seen, mut torn, mut stale, mut last) = (0u64, 0u64, 0u64, 0u64);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while last < frames && Instant::now() < deadline {
+        let _ = listener.timed_wait(|_| {}, Duration::from_millis(100));
+        while let Some(sample) = subscriber.receive().map_err(|e| anyhow!("receive: {e:?}"))? {
+            let woke = clock::monotonic_ns();
+            let header = *sample.user_header();
+            latency.record_ns(woke.saturating_sub(header.publish_mono_ns));
+            if header.frame_id <= last {
+                stale += 1;
+            }
+            last = header.frame_id;
+            if pattern.verify(header.frame_id, sample.payload()).is_err() {
+                torn += 1;
+            }
+            seen += 1;
+        }
+    }
+    let p = |w: &mut LatencyWindow, q| w.percentile_us(q).unwrap_or(0);
+    println!(
+        "{{\"frames\":{seen},\"last_id\":{last},\"torn\":{torn},\"stale\":{stale},\"latency_p50_us\":{},\"latency_p99_us\":{}}}",
+        p(&mut latency, 50.0),
+        p(&mut latency, 99.0)
+    );
+    Ok(())
+}
