@@ -35,17 +35,23 @@ pub struct CaptureSummary {
     pub seconds: f64,
     /// Mean nanoseconds per frame spent in loan + write + send + notify.
     pub publish_cost_ns: f64,
+    /// Mean nanoseconds per frame of each phase: loan, write, send, notify.
+    pub phase_ns: [f64; 4],
 }
 
 impl CaptureSummary {
     /// One-line JSON.
     pub fn to_json(&self) -> String {
         format!(
-            "{{\"frames\":{},\"seconds\":{:.3},\"fps\":{:.1},\"publish_cost_ns\":{:.0}}}",
+            "{{\"frames\":{},\"seconds\":{:.3},\"fps\":{:.1},\"publish_cost_ns\":{:.0},\"loan_ns\":{:.0},\"write_ns\":{:.0},\"send_ns\":{:.0},\"notify_ns\":{:.0}}}",
             self.frames,
             self.seconds,
             if self.seconds > 0.0 { self.frames as f64 / self.seconds } else { 0.0 },
-            self.publish_cost_ns
+            self.publish_cost_ns,
+            self.phase_ns[0],
+            self.phase_ns[1],
+            self.phase_ns[2],
+            self.phase_ns[3],
         )
     }
 }
@@ -121,6 +127,7 @@ fn run_with_source(
     let stamp_flag = if stamps_frames(camera) { FLAG_SYNTHETIC_STAMP } else { 0 };
     let mut frame_id: u64 = 0;
     let mut publish_ns_total: u128 = 0;
+    let mut phase_totals = [0u64; 4];
     let pacing = source.pacing();
     let mut next_due = Instant::now();
     let started = Instant::now();
@@ -167,13 +174,16 @@ fn run_with_source(
         backoff = Duration::from_millis(100);
         let publish_start = clock::monotonic_ns();
         frame_id += 1;
-        publish_frame(&publisher, &mut *source, frame_id, &grab, stamp_flag, format)
+        publish_frame(&publisher, &mut *source, frame_id, &grab, stamp_flag, format, &mut phase_totals)
             .with_context(|| format!("camera `{cam}`: publishing frame {frame_id}"))?;
         // Readers wait on this event; a failed notify only delays them until the next frame.
+        let sent = clock::monotonic_ns();
         if let Err(e) = notifier.notify() {
             tracing::debug!(camera = cam, "notify failed: {e:?}");
         }
-        publish_ns_total += u128::from(clock::monotonic_ns().saturating_sub(publish_start));
+        let done = clock::monotonic_ns();
+        phase_totals[3] += done.saturating_sub(sent);
+        publish_ns_total += u128::from(done.saturating_sub(publish_start));
         stats.tick(cam, frame_id);
         if options.max_frames.is_some_and(|max| frame_id >= max) {
             break;
@@ -183,6 +193,7 @@ fn run_with_source(
         frames: frame_id,
         seconds: started.elapsed().as_secs_f64(),
         publish_cost_ns: if frame_id > 0 { publish_ns_total as f64 / frame_id as f64 } else { 0.0 },
+        phase_ns: phase_totals.map(|total| if frame_id > 0 { total as f64 / frame_id as f64 } else { 0.0 }),
     })
 }
 
@@ -204,9 +215,12 @@ fn publish_frame(
     grab: &source::Grab,
     flags: u32,
     format: source::SourceFormat,
+    phase_totals: &mut [u64; 4],
 ) -> anyhow::Result<()> {
+    let start = clock::monotonic_ns();
     let mut sample =
         publisher.loan_slice_uninit(grab.payload_len).map_err(|e| anyhow::anyhow!("loaning a sample: {e:?}"))?;
+    let loaned = clock::monotonic_ns();
     match source.write_into(frame_id, sample.payload_mut()) {
         Ok(()) => {}
         Err(SourceError::Fatal(e)) => return Err(e),
@@ -230,7 +244,11 @@ fn publish_frame(
     };
     // SAFETY: `write_into` wrote every one of the `payload_len` bytes (its contract).
     let sample = unsafe { sample.assume_init() };
+    let written = clock::monotonic_ns();
     sample.send().map_err(|e| anyhow::anyhow!("sending: {e:?}"))?;
+    phase_totals[0] += loaned.saturating_sub(start);
+    phase_totals[1] += written.saturating_sub(loaned);
+    phase_totals[2] += clock::monotonic_ns().saturating_sub(written);
     Ok(())
 }
 

@@ -1,13 +1,15 @@
 //! The synthetic test pattern and its integrity stamp.
 //!
-//! A synthetic frame is colour bars that move sideways by a few pixels per frame, with the frame
+//! A synthetic frame is colour bars with a brightness wave that scrolls down a few rows per
+//! frame, with the frame
 //! id stamped twice as 64 black/white cells: one band along the top edge and one along the
 //! bottom edge. A reader proves it got the *whole, right* frame by checking that both stamps
 //! equal the header's frame id and that sampled rows equal the pattern for that id. The cells
 //! are large (width/64 pixels) so the stamp also survives JPEG compression and video encoding.
 //!
-//! Rendering is one pass of row copies from a precomputed double-width template, so producing
-//! a frame costs about one `memcpy` of the frame.
+//! Rendering is one contiguous copy per plane from a precomputed double-height template (the
+//! scroll offset picks where the copy starts) plus the stamp rows, so producing a frame costs
+//! about one `memcpy` of the frame.
 
 use core::mem::MaybeUninit;
 
@@ -101,7 +103,8 @@ pub fn stamp_cell(width: u32) -> u32 {
 pub const MIN_SYNTHETIC_SIZE: (u32, u32) = (128, 64);
 
 fn rgb_at(x: usize, y: usize, width: usize, height: usize) -> [u8; 3] {
-    // Eight vertical colour bars over one period of `width`, darkening towards the bottom.
+    // Eight vertical colour bars whose brightness follows a triangle wave with period `height`
+    // down the frame, so a template of two periods scrolls seamlessly.
     const BARS: [[u8; 3]; 8] = [
         [235, 235, 235],
         [235, 235, 16],
@@ -113,7 +116,9 @@ fn rgb_at(x: usize, y: usize, width: usize, height: usize) -> [u8; 3] {
         [60, 60, 60],
     ];
     let bar = BARS[(x % width) * 8 / width];
-    let shade = 255 - (y * 128 / height.max(1)) as u32;
+    let h = height.max(2);
+    let phase = (y % h) * 256 / h; // 0..256 over one period
+    let shade = 96 + (if phase < 128 { phase } else { 255 - phase }) as u32 * 159 / 128;
     bar.map(|c| ((c as u32 * shade) / 255) as u8)
 }
 
@@ -150,10 +155,11 @@ impl SyntheticPattern {
         let mut template = vec![0u8; template_len];
         let mut at = 0;
         for (index, plane) in planes.iter().enumerate() {
-            for row in 0..plane.rows {
-                let line = &mut template[at..at + plane.row_bytes * 2];
-                at += plane.row_bytes * 2;
-                for x in 0..w * 2 {
+            // Two periods of rows: the frame for scroll offset `s` is rows s..s+rows.
+            for row in 0..plane.rows * 2 {
+                let line = &mut template[at..at + plane.row_bytes];
+                at += plane.row_bytes;
+                for x in 0..w {
                     let y = if index == 0 { row } else { row * 2 };
                     let rgb = rgb_at(x, y, w, h);
                     match (format, index) {
@@ -190,29 +196,27 @@ impl SyntheticPattern {
         self.format.frame_bytes(self.width as u32, self.height as u32)
     }
 
-    /// Horizontal shift in pixels of the bars in frame `frame_id` (even, so 4:2:x stays aligned).
-    fn shift(&self, frame_id: u64) -> usize {
-        let step = (self.width / 160).max(1) * 2;
-        (((frame_id % self.width as u64) as usize * step) % self.width) & !1
+    /// Scroll offset in luma rows of frame `frame_id` (even, so 4:2:0 chroma rows stay aligned).
+    fn scroll(&self, frame_id: u64) -> usize {
+        let step = (self.height / 120).max(1) * 2;
+        (((frame_id % self.height as u64) as usize * step) % self.height) & !1
     }
 
-    /// Template offset of `row` of `plane` shifted for `frame_id`.
-    fn template_row(&self, plane_index: usize, row: usize, frame_id: u64) -> &[u8] {
+    /// The template bytes of `rows` rows of `plane` starting at frame row `row`, for `frame_id`.
+    fn template_rows(&self, plane_index: usize, row: usize, rows: usize, frame_id: u64) -> &[u8] {
         let before: usize = self.planes[..plane_index].iter().map(|p| p.rows * p.row_bytes * 2).sum();
         let plane = self.planes[plane_index];
-        let start = before + row * plane.row_bytes * 2 + self.shift(frame_id) * plane.bytes_per_px;
-        &self.template[start..start + plane.row_bytes]
+        let scroll = if plane_index == 0 { self.scroll(frame_id) } else { self.scroll(frame_id) / 2 };
+        let start = before + (scroll + row) * plane.row_bytes;
+        &self.template[start..start + rows * plane.row_bytes]
     }
 
     /// Writes frame `frame_id` into `dst` (at least [`Self::frame_bytes`] long): every byte of
-    /// the frame is written exactly once except the stamp cells, written twice.
+    /// the frame is written exactly once except the stamp rows, written twice.
     pub fn render(&mut self, frame_id: u64, dst: &mut [MaybeUninit<u8>]) {
         assert!(dst.len() >= self.frame_bytes(), "destination smaller than the frame");
         for (index, plane) in self.planes.iter().enumerate() {
-            for row in 0..plane.rows {
-                let src = self.template_row(index, row, frame_id);
-                copy_into(dst, plane.offset + row * plane.row_bytes, src);
-            }
+            copy_into(dst, plane.offset, self.template_rows(index, 0, plane.rows, frame_id));
         }
         self.stamp(frame_id, 0, dst);
         let bottom = self.height - self.cell;
@@ -271,7 +275,7 @@ impl SyntheticPattern {
         for i in 0..VERIFIED_ROWS as usize {
             let row = first + i * span / VERIFIED_ROWS as usize;
             let at = row * plane.row_bytes;
-            if payload[at..at + plane.row_bytes] != *self.template_row(0, row, frame_id) {
+            if payload[at..at + plane.row_bytes] != *self.template_rows(0, row, 1, frame_id) {
                 return Err(StampError::Pattern { row });
             }
         }
