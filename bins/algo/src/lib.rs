@@ -37,7 +37,7 @@ pub struct AlgoStats {
     pub frames: u64,
     /// Frames never processed, from gaps in the frame ids.
     pub skipped: u64,
-    /// Frames whose id was not above the previous one within one capture run.
+    /// Frames whose id was not above the previous one within one capture run (must stay 0).
     pub out_of_order: u64,
     /// Times the frame ids started again (capture restarted).
     pub capture_restarts: u64,
@@ -51,6 +51,8 @@ pub struct AlgoStats {
     pub first_id: u64,
     /// Last frame id processed.
     pub last_id: u64,
+    /// Capture run of the last frame processed.
+    pub last_run_id: u64,
     /// Metrics of the last frame.
     pub last_metrics: FrameMetrics,
     /// Capture timestamp → processing start.
@@ -60,16 +62,19 @@ pub struct AlgoStats {
 }
 
 impl AlgoStats {
-    fn record_id(&mut self, id: u64) {
+    fn record_id(&mut self, run_id: u64, id: u64) {
         if self.frames == 0 {
             self.first_id = id;
+        } else if run_id != self.last_run_id {
+            // Capture restarted: ids start again at 1; the new run's frames before `id` were missed.
+            self.capture_restarts += 1;
+            self.skipped += id.saturating_sub(1);
         } else if id > self.last_id {
             self.skipped += id - self.last_id - 1;
-        } else if id < self.last_id && id <= 2 {
-            self.capture_restarts += 1;
         } else {
             self.out_of_order += 1;
         }
+        self.last_run_id = run_id;
         self.last_id = id;
         self.frames += 1;
     }
@@ -190,7 +195,7 @@ impl Worker {
             self.stats.bad_header += 1;
             return;
         };
-        self.stats.record_id(header.frame_id);
+        self.stats.record_id(header.run_id, header.frame_id);
         let payload = &payload[..(header.payload_len as usize).min(payload.len())];
         if header.flags & FLAG_SYNTHETIC_STAMP != 0 {
             let key = (format, header.width, header.height);

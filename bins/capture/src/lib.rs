@@ -125,6 +125,7 @@ fn run_with_source(
     }
 
     let stamp_flag = if stamps_frames(camera) { FLAG_SYNTHETIC_STAMP } else { 0 };
+    let run_id = clock::realtime_ns();
     let mut frame_id: u64 = 0;
     let mut publish_ns_total: u128 = 0;
     let mut phase_totals = [0u64; 4];
@@ -174,8 +175,16 @@ fn run_with_source(
         backoff = Duration::from_millis(100);
         let publish_start = clock::monotonic_ns();
         frame_id += 1;
-        publish_frame(&publisher, &mut *source, frame_id, &grab, stamp_flag, format, &mut phase_totals)
-            .with_context(|| format!("camera `{cam}`: publishing frame {frame_id}"))?;
+        publish_frame(
+            &publisher,
+            &mut *source,
+            FrameIdentity { run_id, frame_id },
+            &grab,
+            stamp_flag,
+            format,
+            &mut phase_totals,
+        )
+        .with_context(|| format!("camera `{cam}`: publishing frame {frame_id}"))?;
         // Readers wait on this event; a failed notify only delays them until the next frame.
         let sent = clock::monotonic_ns();
         if let Err(e) = notifier.notify() {
@@ -205,13 +214,20 @@ fn describe_source_error(e: &SourceError) -> String {
     }
 }
 
+/// Which frame of which capture run is being published.
+#[derive(Debug, Clone, Copy)]
+struct FrameIdentity {
+    run_id: u64,
+    frame_id: u64,
+}
+
 type FramePublisher = iceoryx2::port::publisher::Publisher<framebus_common::ipc::IpcService, [u8], FrameHeader>;
 
 /// Loans a sample, lets the source write the frame into it, fills the header and sends it.
 fn publish_frame(
     publisher: &FramePublisher,
     source: &mut dyn FrameSource,
-    frame_id: u64,
+    id: FrameIdentity,
     grab: &source::Grab,
     flags: u32,
     format: source::SourceFormat,
@@ -221,6 +237,7 @@ fn publish_frame(
     let mut sample =
         publisher.loan_slice_uninit(grab.payload_len).map_err(|e| anyhow::anyhow!("loaning a sample: {e:?}"))?;
     let loaned = clock::monotonic_ns();
+    let FrameIdentity { run_id, frame_id } = id;
     match source.write_into(frame_id, sample.payload_mut()) {
         Ok(()) => {}
         Err(SourceError::Fatal(e)) => return Err(e),
@@ -241,6 +258,7 @@ fn publish_frame(
         payload_len: grab.payload_len as u32,
         flags,
         source_drops: grab.source_drops,
+        run_id,
     };
     // SAFETY: `write_into` wrote every one of the `payload_len` bytes (its contract).
     let sample = unsafe { sample.assume_init() };

@@ -15,7 +15,7 @@ pub const FLAG_SYNTHETIC_STAMP: u32 = 1 << 0;
 /// Metadata of one frame, written by capture into the sample's user header.
 ///
 /// All integers are little-endian (the host order of every supported target), the struct is
-/// 80 bytes with 8-byte alignment and no implicit padding.
+/// 88 bytes with 8-byte alignment and no implicit padding.
 #[repr(C)]
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, ZeroCopySend)]
 #[type_name("framebus::FrameHeader")]
@@ -50,6 +50,9 @@ pub struct FrameHeader {
     pub flags: u32,
     /// Frames the source itself dropped so far (driver sequence gaps), cumulative (offset 72).
     pub source_drops: u64,
+    /// Identifies one run of the capture process (its start time on CLOCK_REALTIME in ns):
+    /// when it changes, capture restarted and frame ids started again at 1 (offset 80).
+    pub run_id: u64,
 }
 
 impl FrameHeader {
@@ -72,7 +75,7 @@ mod tests {
     /// The documented byte layout (ARCHITECTURE.md) is what the compiler produces.
     #[test]
     fn header_layout_matches_the_documented_offsets() {
-        assert_eq!(size_of::<FrameHeader>(), 80);
+        assert_eq!(size_of::<FrameHeader>(), 88);
         assert_eq!(align_of::<FrameHeader>(), 8);
         let offsets = [
             (offset_of!(FrameHeader, layout_version), 0),
@@ -89,6 +92,7 @@ mod tests {
             (offset_of!(FrameHeader, payload_len), 64),
             (offset_of!(FrameHeader, flags), 68),
             (offset_of!(FrameHeader, source_drops), 72),
+            (offset_of!(FrameHeader, run_id), 80),
         ];
         for (actual, documented) in offsets {
             assert_eq!(actual, documented);
