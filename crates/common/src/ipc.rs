@@ -7,9 +7,12 @@ use core::fmt;
 use iceoryx2::config::Config;
 use iceoryx2::node::{NodeState, NodeView};
 use iceoryx2::prelude::*;
-use iceoryx2::service::port_factory::{event, publish_subscribe};
+use iceoryx2::service::builder::event::EventOpenError;
+use iceoryx2::service::builder::request_response::{Builder as RequestResponseBuilder, RequestResponseOpenError};
+use iceoryx2::service::port_factory::{event, publish_subscribe, request_response};
 
 use crate::config::{CameraConfig, Deployment, SlotLayout};
+use crate::control::{ControlReply, ControlRequest};
 use crate::header::FrameHeader;
 use crate::names::{node_name, service_name, shm_prefix, ProcessRole, ServiceKind};
 
@@ -21,6 +24,13 @@ pub type FramePortFactory = publish_subscribe::PortFactory<IpcService, [u8], Fra
 
 /// The frame-ready event service of one camera.
 pub type EventPortFactory = event::PortFactory<IpcService>;
+
+/// The control request/response service of one process.
+pub type ControlPortFactory = request_response::PortFactory<IpcService, ControlRequest, (), ControlReply, ()>;
+
+/// Clients that may talk to one process's control service at once (ctl runs, the supervisor,
+/// tools).
+pub const CONTROL_MAX_CLIENTS: usize = 16;
 
 /// An iceoryx2 operation that failed, with what framebus was doing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,6 +137,16 @@ pub fn create_node(deployment: &Deployment, role: ProcessRole, camera: &str) -> 
 
 /// Like [`create_node`] for a process that is not tied to a camera (ctl, supervisor, tests).
 pub fn create_named_node(deployment: &str, name: &str) -> Result<Node<IpcService>, IpcError> {
+    create_named_node_with(deployment, name, SignalHandlingMode::HandleTerminationRequests)
+}
+
+/// Like [`create_named_node`] with a choice of signal handling: a process that owns
+/// SIGINT/SIGTERM itself (signal-hook, e.g. the supervisor) passes `Disabled`.
+pub fn create_named_node_with(
+    deployment: &str,
+    name: &str,
+    signals: SignalHandlingMode,
+) -> Result<Node<IpcService>, IpcError> {
     let config = iceoryx_config(deployment)?;
     let node_name = NodeName::new(name).map_err(|e| IpcError::new(format!("invalid node name `{name}`"), e))?;
     let removed = remove_dead_nodes(&config);
@@ -136,7 +156,7 @@ pub fn create_named_node(deployment: &str, name: &str) -> Result<Node<IpcService
     NodeBuilder::new()
         .name(&node_name)
         .config(&config)
-        .signal_handling_mode(SignalHandlingMode::HandleTerminationRequests)
+        .signal_handling_mode(signals)
         .create::<IpcService>()
         .map_err(|e| IpcError::new(format!("creating iceoryx2 node `{name}` of deployment `{deployment}`"), e))
 }
@@ -211,4 +231,90 @@ pub fn open_frame_bus(
         .open_or_create()
         .map_err(|e| IpcError::new(format!("opening event service `{ready_name}` of camera `{}`", camera.name), e))?;
     Ok(FrameBus { frames, ready, layout, frames_name })
+}
+
+/// The two services of one process's control: requests and the event that wakes the server.
+#[derive(Debug)]
+pub struct ControlServices {
+    /// Request/response service carrying [`ControlRequest`]s and [`ControlReply`]s.
+    pub requests: ControlPortFactory,
+    /// Event service: a client notifies after sending a request, so a server sleeping in a
+    /// waitset wakes. `None` for a client when it does not exist (the server is gone).
+    pub ready: Option<EventPortFactory>,
+    /// Name of the request/response service (for messages).
+    pub name: String,
+}
+
+/// The one place that sets the control service's settings, for servers and clients alike.
+fn control_builder(
+    node: &Node<IpcService>,
+    name: &ServiceName,
+) -> RequestResponseBuilder<ControlRequest, (), ControlReply, (), IpcService> {
+    node.service_builder(name)
+        .request_response::<ControlRequest, ControlReply>()
+        // One server per process role and camera: a second instance is refused (see serve_control).
+        .max_servers(1)
+        .max_clients(CONTROL_MAX_CLIENTS)
+        .max_nodes(CONTROL_MAX_CLIENTS + 2)
+        .max_active_requests_per_client(2)
+        .max_loaned_requests(2)
+        .max_response_buffer_size(2)
+        .max_borrowed_responses_per_pending_response(1)
+        .enable_safe_overflow_for_requests(true)
+        .enable_safe_overflow_for_responses(true)
+        .enable_fire_and_forget_requests(false)
+}
+
+fn control_ready_builder(
+    node: &Node<IpcService>,
+    name: &ServiceName,
+) -> iceoryx2::service::builder::event::Builder<IpcService> {
+    node.service_builder(name)
+        .event()
+        .max_notifiers(CONTROL_MAX_CLIENTS)
+        .max_listeners(2)
+        .max_nodes(CONTROL_MAX_CLIENTS + 2)
+}
+
+/// Opens (or creates) the control services of `role` for `camera`, as their server does.
+pub fn serve_control(
+    node: &Node<IpcService>,
+    deployment: &str,
+    camera: &str,
+    role: ProcessRole,
+) -> Result<ControlServices, IpcError> {
+    let name = service_name(deployment, camera, ServiceKind::Control(role));
+    let requests = control_builder(node, &to_service_name(&name)?)
+        .open_or_create()
+        .map_err(|e| IpcError::new(format!("opening control service `{name}` of {role} of camera `{camera}`"), e))?;
+    let ready_name = service_name(deployment, camera, ServiceKind::ControlReady(role));
+    let ready = control_ready_builder(node, &to_service_name(&ready_name)?).open_or_create().map_err(|e| {
+        IpcError::new(format!("opening event service `{ready_name}` of {role} of camera `{camera}`"), e)
+    })?;
+    Ok(ControlServices { requests, ready: Some(ready), name })
+}
+
+/// Opens the control services of `role` for `camera` as a client; `Ok(None)` when the service
+/// does not exist (nothing serves it). Never creates a service.
+pub fn connect_control(
+    node: &Node<IpcService>,
+    deployment: &str,
+    camera: &str,
+    role: ProcessRole,
+) -> Result<Option<ControlServices>, IpcError> {
+    let name = service_name(deployment, camera, ServiceKind::Control(role));
+    let requests = match control_builder(node, &to_service_name(&name)?).open() {
+        Ok(requests) => requests,
+        Err(RequestResponseOpenError::DoesNotExist | RequestResponseOpenError::IsMarkedForDestruction) => {
+            return Ok(None)
+        }
+        Err(e) => return Err(IpcError::new(format!("opening control service `{name}`"), e)),
+    };
+    let ready_name = service_name(deployment, camera, ServiceKind::ControlReady(role));
+    let ready = match control_ready_builder(node, &to_service_name(&ready_name)?).open() {
+        Ok(ready) => Some(ready),
+        Err(EventOpenError::DoesNotExist | EventOpenError::IsMarkedForDestruction) => None,
+        Err(e) => return Err(IpcError::new(format!("opening event service `{ready_name}`"), e)),
+    };
+    Ok(Some(ControlServices { requests, ready, name }))
 }

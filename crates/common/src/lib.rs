@@ -1,17 +1,20 @@
 //! Types and functions shared by every framebus process: the frame header, pixel formats, the
-//! deployment config, service naming, iceoryx2 set-up, the synthetic pattern and statistics.
+//! deployment config, service naming, iceoryx2 set-up, the control protocol and the persisted
+//! command state, the synthetic pattern and statistics.
 //!
 //! Invariant: this crate never links OpenCV or v4l, and does no I/O beyond reading a config
-//! file and talking to iceoryx2.
+//! file, the small per-camera command-state files (`state`) and talking to iceoryx2.
 
 pub mod clock;
 pub mod config;
+pub mod control;
 pub mod format;
 pub mod header;
 pub mod ipc;
 pub mod logging;
 pub mod names;
 pub mod pattern;
+pub mod state;
 pub mod stats;
 
 pub use config::{CameraConfig, ConfigError, Deployment};

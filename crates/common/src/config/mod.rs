@@ -18,6 +18,7 @@ pub use error::ConfigError;
 pub use source::{FilePace, FileSource, SourceConfig, SyntheticSource};
 
 use crate::format::PixelFormat;
+use crate::names::ProcessRole;
 use crate::pattern::MIN_SYNTHETIC_SIZE;
 
 /// Every default value of the configuration, in one place.
@@ -36,6 +37,12 @@ pub mod defaults {
     pub const ALGO_QUEUE_DEPTH: u32 = 1;
     /// Seconds between periodic statistics log lines.
     pub const STATS_INTERVAL_SECS: f64 = 1.0;
+    /// Folder holding the command state of each deployment (`<folder>/<deployment>`).
+    pub const STATE_ROOT: &str = "/tmp/framebus";
+    /// Preview is on until a command turns it off.
+    pub const PREVIEW_ON: bool = true;
+    /// Saving is off until a command turns it on.
+    pub const SAVING_ON: bool = false;
     /// Frame slots the publisher may hold while writing (not configurable).
     pub const PUBLISHER_LOANS: u32 = 1;
     /// Samples one reader may hold at once while working on them (not configurable).
@@ -65,11 +72,15 @@ pub struct DeploymentSection {
     /// names never see each other.
     #[serde(default = "default_deployment_name")]
     pub name: String,
+    /// Folder of the command state (`ctl preview`/`ctl record` flags, one file per camera);
+    /// relative to the config file's folder. Default: `/tmp/framebus/<name>`.
+    #[serde(default)]
+    pub state_dir: Option<PathBuf>,
 }
 
 impl Default for DeploymentSection {
     fn default() -> Self {
-        DeploymentSection { name: default_deployment_name() }
+        DeploymentSection { name: default_deployment_name(), state_dir: None }
     }
 }
 
@@ -202,11 +213,18 @@ impl CameraConfig {
         }
     }
 
+    /// The processes this camera runs, in start-up order: capture, then every configured reader.
+    pub fn processes(&self) -> Vec<ProcessRole> {
+        let mut roles = vec![ProcessRole::Capture];
+        roles.extend(self.configured_readers().into_iter().map(|(role, _)| role));
+        roles
+    }
+
     /// Reader processes configured for this camera, with their queue depth and key path.
-    fn configured_readers(&self) -> Vec<(&'static str, u32)> {
+    fn configured_readers(&self) -> Vec<(ProcessRole, u32)> {
         let mut readers = Vec::new();
         if let Some(algo) = &self.algo {
-            readers.push(("algo", algo.queue_depth));
+            readers.push((ProcessRole::Algo, algo.queue_depth));
         }
         readers
     }
@@ -255,6 +273,14 @@ impl Deployment {
                     names()
                 ),
             )),
+        }
+    }
+
+    /// Folder of this deployment's command state (see [`crate::state`]).
+    pub fn state_dir(&self) -> PathBuf {
+        match &self.deployment.state_dir {
+            Some(dir) => self.resolve_path(dir),
+            None => Path::new(defaults::STATE_ROOT).join(self.name()),
         }
     }
 
@@ -324,7 +350,7 @@ impl Deployment {
                     format!(
                         "{} readers are configured ({}), more than max-readers = {}",
                         readers.len(),
-                        readers.iter().map(|r| r.0).collect::<Vec<_>>().join(", "),
+                        readers.iter().map(|r| r.0.name()).collect::<Vec<_>>().join(", "),
                         cam.max_readers
                     ),
                 );

@@ -1,0 +1,217 @@
+//! Sending control commands with a bounded wait. iceoryx2 accepts a request even when no server
+//! exists and never answers it, so the client checks for a server before sending, resends when
+//! the request reached none, and gives up at its own deadline, naming the service it tried.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use iceoryx2::pending_response::PendingResponse;
+use iceoryx2::port::client::Client;
+use iceoryx2::prelude::*;
+
+use super::{Command, ControlReply, ControlRequest};
+use crate::ipc::{connect_control, ControlServices, IpcError, IpcService};
+use crate::names::{service_name, ProcessRole, ServiceKind};
+
+/// One process of one camera.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// Camera name.
+    pub camera: String,
+    /// Process role.
+    pub role: ProcessRole,
+}
+
+impl Target {
+    /// The process `role` of `camera`.
+    pub fn new(camera: &str, role: ProcessRole) -> Target {
+        Target { camera: camera.to_string(), role }
+    }
+}
+
+/// Why a command got no reply.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ControlError {
+    /// Nothing served the control service before the deadline.
+    #[error("{role} of camera `{camera}` is not running: no server on `{service}` within {waited:?} ({detail})")]
+    NotRunning {
+        /// Camera name.
+        camera: String,
+        /// Process role.
+        role: ProcessRole,
+        /// The service tried.
+        service: String,
+        /// How long the client waited.
+        waited: Duration,
+        /// What was seen last.
+        detail: String,
+    },
+    /// A server received the request but did not reply before the deadline.
+    #[error("{role} of camera `{camera}` did not reply on `{service}` within {waited:?}")]
+    Timeout {
+        /// Camera name.
+        camera: String,
+        /// Process role.
+        role: ProcessRole,
+        /// The service tried.
+        service: String,
+        /// How long the client waited.
+        waited: Duration,
+    },
+    /// An iceoryx2 operation failed.
+    #[error("{0}")]
+    Ipc(IpcError),
+}
+
+type ControlClientPort = Client<IpcService, ControlRequest, (), ControlReply, ()>;
+type Pending = PendingResponse<IpcService, ControlRequest, (), ControlReply, ()>;
+
+enum Slot {
+    Connecting { services: Option<ControlServices>, detail: String },
+    // Field order is drop order: the pending response before its client, the client before the service.
+    Waiting { pending: Pending, nonce: u64, _client: ControlClientPort, _services: ControlServices },
+    Done(Result<ControlReply, ControlError>),
+}
+
+static NONCE: AtomicU32 = AtomicU32::new(1);
+
+/// Sends commands to processes of one deployment.
+#[derive(Debug)]
+pub struct ControlClient<'node> {
+    node: &'node Node<IpcService>,
+    deployment: String,
+}
+
+impl<'node> ControlClient<'node> {
+    /// A client using `node` (of the deployment named `deployment`).
+    pub fn new(node: &'node Node<IpcService>, deployment: &str) -> ControlClient<'node> {
+        ControlClient { node, deployment: deployment.to_string() }
+    }
+
+    /// Sends `command` to one process and waits at most `timeout` for its reply.
+    pub fn send(&self, target: &Target, command: Command, timeout: Duration) -> Result<ControlReply, ControlError> {
+        let mut results = self.send_all(std::slice::from_ref(target), command, timeout);
+        results.pop().unwrap_or_else(|| Err(ControlError::Ipc(IpcError::new("sending a command", "no result"))))
+    }
+
+    /// Sends `command` to every target at once and waits at most `timeout` in total; one result
+    /// per target, in order. A target whose service has no server yet is retried until the
+    /// deadline (it may be starting).
+    pub fn send_all(
+        &self,
+        targets: &[Target],
+        command: Command,
+        timeout: Duration,
+    ) -> Vec<Result<ControlReply, ControlError>> {
+        let started = Instant::now();
+        let deadline = started + timeout;
+        let mut slots: Vec<Slot> = targets
+            .iter()
+            .map(|_| Slot::Connecting { services: None, detail: "service does not exist".into() })
+            .collect();
+        loop {
+            for (slot, target) in slots.iter_mut().zip(targets) {
+                let next = match std::mem::replace(slot, Slot::Done(Ok(ControlReply::empty()))) {
+                    Slot::Connecting { services, detail } => self.connect(target, services, detail, command),
+                    Slot::Waiting { _services, _client, pending, nonce } => match pending.receive() {
+                        Ok(Some(response)) if response.payload().nonce == nonce => Slot::Done(Ok(*response.payload())),
+                        Ok(_) if pending.number_of_server_connections() == 0 || !pending.is_connected() => {
+                            Slot::Connecting { services: None, detail: "the server went away before replying".into() }
+                        }
+                        Ok(_) => Slot::Waiting { _services, _client, pending, nonce },
+                        Err(e) => Slot::Done(Err(ControlError::Ipc(IpcError::new(
+                            format!("receiving the reply on `{}`", self.service(target)),
+                            e,
+                        )))),
+                    },
+                    done @ Slot::Done(_) => done,
+                };
+                *slot = next;
+            }
+            let pending = slots.iter().any(|s| !matches!(s, Slot::Done(_)));
+            let interrupted = pending && self.node.wait(Duration::from_millis(1)).is_err();
+            if !pending || interrupted || Instant::now() >= deadline {
+                break;
+            }
+        }
+        let waited = started.elapsed();
+        slots
+            .into_iter()
+            .zip(targets)
+            .map(|(slot, target)| match slot {
+                Slot::Done(result) => result,
+                Slot::Connecting { detail, .. } => Err(ControlError::NotRunning {
+                    camera: target.camera.clone(),
+                    role: target.role,
+                    service: self.service(target),
+                    waited,
+                    detail,
+                }),
+                Slot::Waiting { .. } => Err(ControlError::Timeout {
+                    camera: target.camera.clone(),
+                    role: target.role,
+                    service: self.service(target),
+                    waited,
+                }),
+            })
+            .collect()
+    }
+
+    fn service(&self, target: &Target) -> String {
+        service_name(&self.deployment, &target.camera, ServiceKind::Control(target.role))
+    }
+
+    /// One connection attempt: open the service, check for a server, send, notify.
+    fn connect(&self, target: &Target, services: Option<ControlServices>, detail: String, command: Command) -> Slot {
+        let services = match services {
+            Some(services) => services,
+            None => match connect_control(self.node, &self.deployment, &target.camera, target.role) {
+                Ok(Some(services)) => services,
+                Ok(None) => return Slot::Connecting { services: None, detail: "service does not exist".into() },
+                Err(e) => return Slot::Done(Err(ControlError::Ipc(e))),
+            },
+        };
+        if services.requests.dynamic_config().number_of_servers() == 0 {
+            let _ = detail;
+            return Slot::Connecting {
+                services: Some(services),
+                detail: "the service exists but has no server".into(),
+            };
+        }
+        let client = match services.requests.client_builder().create() {
+            Ok(client) => client,
+            Err(e) => {
+                return Slot::Done(Err(ControlError::Ipc(IpcError::new(
+                    format!("creating a client of `{}`", services.name),
+                    e,
+                ))))
+            }
+        };
+        let nonce = u64::from(std::process::id()) << 32 | u64::from(NONCE.fetch_add(1, Ordering::Relaxed));
+        let pending = match client.send_copy(command.to_request(nonce)) {
+            Ok(pending) => pending,
+            Err(e) => {
+                return Slot::Done(Err(ControlError::Ipc(IpcError::new(
+                    format!("sending `{}` to `{}`", command.describe(), services.name),
+                    e,
+                ))))
+            }
+        };
+        if pending.number_of_server_connections() == 0 {
+            // The server is not connected to this client yet (or just left): send again next round.
+            return Slot::Connecting { services: None, detail: "the request reached no server".into() };
+        }
+        // Wake a server sleeping in a waitset; one polling in its loop finds the request anyway.
+        if let Some(ready) = &services.ready {
+            match ready.notifier_builder().create() {
+                Ok(notifier) => {
+                    if let Err(e) = notifier.notify() {
+                        tracing::debug!(service = services.name, "control notify failed: {e:?}");
+                    }
+                }
+                Err(e) => tracing::debug!(service = services.name, "control notifier: {e:?}"),
+            }
+        }
+        Slot::Waiting { _services: services, _client: client, pending, nonce }
+    }
+}

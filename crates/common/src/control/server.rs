@@ -1,0 +1,286 @@
+//! The control server every framebus process embeds: decodes requests, keeps the camera's
+//! preview/saving flags (loaded from the state file at start, persisted on change), fills the
+//! fields every reply shares, and leaves only the process-specific part to a closure.
+//!
+//! Wiring in a process (a few lines):
+//!
+//! ```ignore
+//! let control = ControlServer::create(&node, &deployment, cam, ProcessRole::Recorder)?;
+//! let saving = control.state().saving;                    // the flag to resume with
+//! let guard = waitset.attach_notification(control.listener())?; // or poll once per loop
+//! // on wake-up (or every loop iteration):
+//! control.poll(|command| match command {
+//!     Command::Status => Answer::Status(metrics()),
+//!     Command::SetSaving(on) => { set_saving(on); Answer::Done(String::new()) }
+//!     _ => Answer::Ignored,
+//! });
+//! ```
+
+use std::cell::Cell;
+use std::time::Instant;
+
+use iceoryx2::port::listener::Listener;
+use iceoryx2::port::server::Server;
+use iceoryx2::prelude::*;
+use iceoryx2::service::port_factory::server::ServerCreateError;
+
+use super::{
+    role_code, static_text, Command, ControlReply, ControlRequest, FrameFormat, ProcessState, RESULT_ERROR, RESULT_OK,
+};
+use crate::config::Deployment;
+use crate::ipc::{serve_control, ControlServices, IpcError, IpcService};
+use crate::names::ProcessRole;
+use crate::state::{CameraState, StateStore};
+
+/// What a process reports in a status reply besides the fields the server fills itself.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Metrics {
+    /// Lifecycle state.
+    pub state: ProcessState,
+    /// Frames published or processed so far.
+    pub frames: u64,
+    /// Frames per second over the last statistics window.
+    pub fps: f64,
+    /// Frames skipped so far.
+    pub skipped: u64,
+    /// Latency p50 in µs over the last statistics window.
+    pub latency_p50_us: Option<u64>,
+    /// Latency p99 in µs over the last statistics window.
+    pub latency_p99_us: Option<u64>,
+    /// Frame format handled, when known.
+    pub format: Option<FrameFormat>,
+    /// Target frame rate (capture's pacing; 0 = as fast as possible).
+    pub target_fps: f64,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            state: ProcessState::Running,
+            frames: 0,
+            fps: 0.0,
+            skipped: 0,
+            latency_p50_us: None,
+            latency_p99_us: None,
+            format: None,
+            target_fps: 0.0,
+        }
+    }
+}
+
+/// A process's answer to one decoded command.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answer {
+    /// Carried out; the text (may be empty) says what was done.
+    Done(String),
+    /// The process's metrics, for [`Command::Status`].
+    Status(Metrics),
+    /// Refused, with the reason; the flags are left unchanged.
+    Refused(String),
+    /// The process does not act on this command: a flag change is still recorded (another
+    /// process of the camera acts on it), a stop is refused.
+    Ignored,
+}
+
+/// The control server of one process: an iceoryx2 server plus the listener of the event that
+/// clients notify after sending. Poll it once per loop iteration, or attach
+/// [`ControlServer::listener`] to a waitset and poll when it fires.
+#[derive(Debug)]
+pub struct ControlServer {
+    server: Server<IpcService, ControlRequest, (), ControlReply, ()>,
+    listener: Listener<IpcService>,
+    services: ControlServices,
+    role: ProcessRole,
+    camera: String,
+    started: Instant,
+    flags: Cell<CameraState>,
+    store: StateStore,
+}
+
+impl ControlServer {
+    /// Serves the control service of `role` for `camera`; loads the camera's persisted flags.
+    /// Fails when another process already serves it (a second instance of the same process).
+    pub fn create(
+        node: &Node<IpcService>,
+        deployment: &Deployment,
+        camera: &str,
+        role: ProcessRole,
+    ) -> Result<ControlServer, IpcError> {
+        let services = serve_control(node, deployment.name(), camera, role)?;
+        let server = services.requests.server_builder().create().map_err(|e| match e {
+            ServerCreateError::ExceedsMaxSupportedServers => IpcError::new(
+                format!(
+                    "serving `{}`: another {role} process of camera `{camera}` is already running (stop it first)",
+                    services.name
+                ),
+                e,
+            ),
+            e => IpcError::new(format!("serving `{}`", services.name), e),
+        })?;
+        let listener = match &services.ready {
+            Some(ready) => ready
+                .listener_builder()
+                .create()
+                .map_err(|e| IpcError::new(format!("creating the control listener of `{}`", services.name), e))?,
+            None => return Err(IpcError::new(format!("control event service of `{}`", services.name), "missing")),
+        };
+        let store = StateStore::of(deployment);
+        let flags = store.load_or_default(camera);
+        tracing::info!(
+            camera,
+            service = services.name,
+            preview = flags.preview,
+            saving = flags.saving,
+            "serving control requests"
+        );
+        Ok(ControlServer {
+            server,
+            listener,
+            services,
+            role,
+            camera: camera.to_string(),
+            started: Instant::now(),
+            flags: Cell::new(flags),
+            store,
+        })
+    }
+
+    /// The listener to attach to a waitset: it fires when a client sent a request.
+    pub fn listener(&self) -> &Listener<IpcService> {
+        &self.listener
+    }
+
+    /// The camera's flags as this process knows them (persisted ones at start, then every
+    /// change received).
+    pub fn state(&self) -> CameraState {
+        self.flags.get()
+    }
+
+    /// Name of the request/response service.
+    pub fn service_name(&self) -> &str {
+        &self.services.name
+    }
+
+    /// Answers every pending request; `handler` is called once per well-formed command (a
+    /// malformed one is answered with an error without calling it). Returns how many requests
+    /// were answered. Never blocks.
+    pub fn poll(&self, mut handler: impl FnMut(Command) -> Answer) -> usize {
+        // Consume the wake-ups first: a request arriving after this still finds its event.
+        if let Err(e) = self.listener.try_wait(|_| {}) {
+            tracing::debug!(service = self.services.name, "control listener: {e:?}");
+        }
+        let mut answered = 0;
+        loop {
+            let active = match self.server.receive() {
+                Ok(Some(active)) => active,
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(service = self.services.name, "receiving control requests: {e:?}");
+                    break;
+                }
+            };
+            let request = *active.payload();
+            let reply = self.answer(&request, &mut handler);
+            if let Err(e) = active.send_copy(reply) {
+                tracing::debug!(service = self.services.name, "sending a control reply: {e:?}");
+            }
+            answered += 1;
+        }
+        answered
+    }
+
+    fn answer(&self, request: &ControlRequest, handler: &mut impl FnMut(Command) -> Answer) -> ControlReply {
+        let mut reply = self.base_reply(request);
+        let command = match request.decode() {
+            Ok(command) => command,
+            Err(e) => {
+                tracing::warn!(camera = self.camera, role = %self.role, "malformed control request: {e}");
+                return self.error(reply, e.to_string());
+            }
+        };
+        let answer = handler(command);
+        let message = match (command, answer) {
+            (_, Answer::Refused(why)) => return self.error(reply, why),
+            (Command::Status, answer) => {
+                let metrics = match answer {
+                    Answer::Status(metrics) => metrics,
+                    _ => Metrics::default(),
+                };
+                fill_metrics(&mut reply, &metrics);
+                String::new()
+            }
+            (Command::Stop, Answer::Ignored) => {
+                return self.error(reply, format!("{} does not stop on command", self.role));
+            }
+            (Command::Stop, answer) => {
+                tracing::info!(camera = self.camera, role = %self.role, "stop requested");
+                match answer {
+                    Answer::Done(text) if !text.is_empty() => text,
+                    _ => "stopping".to_string(),
+                }
+            }
+            (Command::SetPreview(on) | Command::SetSaving(on), answer) => {
+                let record = |state: &mut CameraState| match command {
+                    Command::SetPreview(_) => state.preview = on,
+                    _ => state.saving = on,
+                };
+                let mut flags = self.flags.get();
+                record(&mut flags);
+                self.flags.set(flags);
+                tracing::info!(camera = self.camera, role = %self.role, "{} (control request)", command.describe());
+                let mut text = match answer {
+                    Answer::Done(text) if !text.is_empty() => text,
+                    Answer::Ignored => format!("{} recorded ({} does not act on it)", command.describe(), self.role),
+                    _ => command.describe(),
+                };
+                if let Err(e) = self.store.update(&self.camera, record) {
+                    tracing::warn!(camera = self.camera, "could not persist the flags: {e}");
+                    text.push_str(&format!(" (not persisted: {e})"));
+                }
+                text
+            }
+        };
+        let flags = self.flags.get();
+        reply.preview = u32::from(flags.preview);
+        reply.saving = u32::from(flags.saving);
+        reply.message = static_text(&message);
+        reply
+    }
+
+    fn base_reply(&self, request: &ControlRequest) -> ControlReply {
+        let flags = self.flags.get();
+        let mut reply = ControlReply::empty();
+        reply.result = RESULT_OK;
+        reply.command = request.command;
+        reply.nonce = request.nonce;
+        reply.role = role_code(self.role);
+        reply.pid = std::process::id();
+        reply.state = ProcessState::Running.code();
+        reply.preview = u32::from(flags.preview);
+        reply.saving = u32::from(flags.saving);
+        reply.uptime_ms = self.started.elapsed().as_millis() as u64;
+        reply.camera = static_text(&self.camera);
+        reply
+    }
+
+    fn error(&self, mut reply: ControlReply, message: String) -> ControlReply {
+        reply.result = RESULT_ERROR;
+        reply.message = static_text(&message);
+        reply
+    }
+}
+
+fn fill_metrics(reply: &mut ControlReply, metrics: &Metrics) {
+    reply.state = metrics.state.code();
+    reply.frames = metrics.frames;
+    reply.fps = metrics.fps;
+    reply.skipped = metrics.skipped;
+    reply.latency_p50_us = metrics.latency_p50_us.unwrap_or(u64::MAX);
+    reply.latency_p99_us = metrics.latency_p99_us.unwrap_or(u64::MAX);
+    if let Some(format) = metrics.format {
+        reply.width = format.width;
+        reply.height = format.height;
+        reply.pixel_format = format.fourcc.0;
+    }
+    reply.target_fps = metrics.target_fps;
+}
