@@ -15,10 +15,14 @@ lint:
 test: lint build
     cargo test --workspace
 
-# Bring up the default deployment (synthetic camera + algo) until Ctrl-C.
+# Bring up a deployment under the supervisor (`ctl up`) until Ctrl-C; `ctl` talks to it meanwhile.
 up config="configs/default.toml":
     cargo build --release --bins
-    scripts/up.sh {{config}}
+    target/release/ctl up --config {{config}}
+
+# Status of the running deployment (release build of ctl).
+status config="configs/default.toml":
+    target/release/ctl status --config {{config}}
 
 # Benchmarks: latency and publish cost vs memcpy, printed as a table (release build).
 bench:

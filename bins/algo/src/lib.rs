@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
 use framebus_common::config::AlgoConfig;
+use framebus_common::control::{Answer, Command, ControlServer, FourccText, FrameFormat, Metrics, ProcessState};
 use framebus_common::header::FLAG_SYNTHETIC_STAMP;
 use framebus_common::ipc::{create_node, open_frame_bus, DeploymentGuard, IpcService};
 use framebus_common::pattern::SyntheticPattern;
@@ -55,6 +56,8 @@ pub struct AlgoStats {
     pub last_run_id: u64,
     /// Metrics of the last frame.
     pub last_metrics: FrameMetrics,
+    /// Size and format of the last frame.
+    pub last_format: Option<FrameFormat>,
     /// Capture timestamp → processing start.
     pub latency: LatencyWindow,
     /// Publish (send) timestamp → processing start.
@@ -123,6 +126,10 @@ pub fn run(deployment: &Deployment, camera: &CameraConfig, options: &AlgoOptions
     let frame_guard = waitset.attach_notification(&listener).map_err(|e| anyhow!("attaching the listener: {e:?}"))?;
     let tick_guard =
         waitset.attach_interval(stats_interval(&config)).map_err(|e| anyhow!("attaching the stats timer: {e:?}"))?;
+    let control = ControlServer::create(&node, deployment, cam, ProcessRole::Algo)?;
+    let control_guard = waitset
+        .attach_notification(control.listener())
+        .map_err(|e| anyhow!("attaching the control listener of `{}`: {e:?}", control.service_name()))?;
     tracing::info!(camera = cam, service = bus.frames_name, queue_depth = config.queue_depth, "waiting for frames");
 
     let mut worker = Worker {
@@ -133,7 +140,8 @@ pub fn run(deployment: &Deployment, camera: &CameraConfig, options: &AlgoOptions
     };
     worker.stats.latency = LatencyWindow::new();
     worker.stats.publish_latency = LatencyWindow::new();
-    let mut report = Report { since: Instant::now(), frames_at: 0 };
+    let mut report = Report { since: Instant::now(), frames_at: 0, last: Metrics::default() };
+    report.last.state = ProcessState::Waiting;
     let mut failure: Option<anyhow::Error> = None;
 
     let outcome = waitset.wait_and_process(|id| {
@@ -164,6 +172,13 @@ pub fn run(deployment: &Deployment, camera: &CameraConfig, options: &AlgoOptions
         }
         if id.has_event_from(&tick_guard) {
             report.emit(cam, &mut worker.stats, options.json);
+        }
+        if id.has_event_from(&control_guard) {
+            control.poll(|command| match command {
+                Command::Status => Answer::Status(report.metrics(&worker.stats)),
+                // Algo carries the flags in its status; preview and recorder act on them.
+                Command::Stop | Command::SetPreview(_) | Command::SetSaving(_) => Answer::Ignored,
+            });
         }
         CallbackProgression::Continue
     });
@@ -196,6 +211,8 @@ impl Worker {
             return;
         };
         self.stats.record_id(header.run_id, header.frame_id);
+        self.stats.last_format =
+            Some(FrameFormat { width: header.width, height: header.height, fourcc: FourccText(header.pixel_format) });
         let payload = &payload[..(header.payload_len as usize).min(payload.len())];
         if header.flags & FLAG_SYNTHETIC_STAMP != 0 {
             let key = (format, header.width, header.height);
@@ -226,14 +243,31 @@ impl Worker {
 struct Report {
     since: Instant,
     frames_at: u64,
+    /// Figures of the last complete interval, for status replies.
+    last: Metrics,
 }
 
 impl Report {
+    /// Status: live counters plus the last interval's rate and latency.
+    fn metrics(&self, stats: &AlgoStats) -> Metrics {
+        Metrics { frames: stats.frames, skipped: stats.skipped, format: stats.last_format, ..self.last.clone() }
+    }
+
     fn emit(&mut self, camera: &str, stats: &mut AlgoStats, json: bool) {
         let elapsed = self.since.elapsed().as_secs_f64();
         let fps = if elapsed > 0.0 { (stats.frames - self.frames_at) as f64 / elapsed } else { 0.0 };
         self.since = Instant::now();
         self.frames_at = stats.frames;
+        self.last = Metrics {
+            state: if fps > 0.0 { ProcessState::Running } else { ProcessState::Waiting },
+            frames: stats.frames,
+            fps,
+            skipped: stats.skipped,
+            latency_p50_us: stats.latency.percentile_us(50.0),
+            latency_p99_us: stats.latency.percentile_us(99.0),
+            format: stats.last_format,
+            target_fps: 0.0,
+        };
         let line = stats.to_json(camera, fps);
         if json {
             println!("{line}");

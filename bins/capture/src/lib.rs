@@ -9,8 +9,10 @@ pub mod source;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use framebus_common::control::{Answer, Command, ControlServer, FourccText, FrameFormat, Metrics, ProcessState};
 use framebus_common::header::{FLAG_SYNTHETIC_STAMP, FRAME_HEADER_VERSION};
-use framebus_common::ipc::{create_node, open_frame_bus, DeploymentGuard};
+use framebus_common::ipc::{create_node, open_frame_bus, DeploymentGuard, IpcService};
+use framebus_common::stats::StatusWindow;
 use framebus_common::{clock, CameraConfig, Deployment, FrameHeader, ProcessRole};
 use iceoryx2::prelude::*;
 
@@ -102,6 +104,26 @@ fn run_with_source(
         .notifier_builder()
         .create()
         .map_err(|e| anyhow::anyhow!("camera `{cam}`: creating the frame-ready notifier: {e:?}"))?;
+    let pacing = source.pacing();
+    let mut control = Control {
+        server: ControlServer::create(&node, deployment, cam, ProcessRole::Capture)?,
+        metrics: Metrics {
+            state: ProcessState::Running,
+            format: Some(FrameFormat {
+                width: format.width,
+                height: format.height,
+                fourcc: FourccText(format.format.fourcc()),
+            }),
+            target_fps: match pacing {
+                Pacing::Period(period) => 1.0 / period.as_secs_f64().max(1e-9),
+                Pacing::Unpaced => 0.0,
+                Pacing::Device => camera.fps,
+            },
+            ..Metrics::default()
+        },
+        stop: false,
+    };
+    let mut window = StatusWindow::new(Duration::from_secs(1));
     tracing::info!(
         camera = cam,
         source = source.describe(),
@@ -117,11 +139,13 @@ fn run_with_source(
     );
 
     if options.wait_for_readers > 0 {
+        control.metrics.state = ProcessState::Waiting;
         while bus.frames.dynamic_config().number_of_subscribers() < options.wait_for_readers {
-            if node.wait(Duration::from_millis(1)).is_err() {
+            if !control.wait(&node, Duration::from_millis(1)) || control.stop {
                 return Ok(CaptureSummary::default());
             }
         }
+        control.metrics.state = ProcessState::Running;
     }
 
     let stamp_flag = if stamps_frames(camera) { FLAG_SYNTHETIC_STAMP } else { 0 };
@@ -129,7 +153,6 @@ fn run_with_source(
     let mut frame_id: u64 = 0;
     let mut publish_ns_total: u128 = 0;
     let mut phase_totals = [0u64; 4];
-    let pacing = source.pacing();
     let mut next_due = Instant::now();
     let started = Instant::now();
     let mut stats = RateLog::new();
@@ -137,20 +160,29 @@ fn run_with_source(
     tracing::info!(camera = cam, "capturing: {} at {:?}", source.describe(), pacing);
 
     loop {
-        // Pacing; `node.wait` also returns an error on SIGINT/SIGTERM, which ends the loop.
+        // Pacing, answering control requests meanwhile; the wait ends early on SIGINT/SIGTERM
+        // (iceoryx2 reports it through `node.wait`) or a stop command, which end the loop.
         let waited = match pacing {
             Pacing::Period(period) => {
                 let now = Instant::now();
                 let wait = next_due.saturating_duration_since(now);
                 next_due = if now > next_due + period { now + period } else { next_due + period };
-                node.wait(wait)
+                control.wait(&node, wait)
             }
-            Pacing::Unpaced | Pacing::Device => node.wait(Duration::ZERO),
+            Pacing::Unpaced | Pacing::Device => control.wait(&node, Duration::ZERO),
         };
-        if waited.is_err() {
+        if !waited {
             tracing::info!(camera = cam, frames = frame_id, "termination requested, stopping");
             break;
         }
+        if control.stop {
+            tracing::info!(camera = cam, frames = frame_id, "stop requested over control, stopping");
+            break;
+        }
+        window.roll(frame_id);
+        control.metrics.fps = window.fps;
+        control.metrics.latency_p50_us = window.p50_us;
+        control.metrics.latency_p99_us = window.p99_us;
         let grab = match source.grab() {
             Ok(grab) => grab,
             Err(SourceError::Ended) => {
@@ -159,7 +191,8 @@ fn run_with_source(
             }
             Err(SourceError::Unavailable(why)) => {
                 tracing::warn!(camera = cam, "source unavailable: {why}; retrying in {backoff:?}");
-                if node.wait(backoff).is_err() {
+                control.metrics.state = ProcessState::Degraded;
+                if !control.wait(&node, backoff) || control.stop {
                     break;
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(5));
@@ -173,6 +206,7 @@ fn run_with_source(
             }
         };
         backoff = Duration::from_millis(100);
+        control.metrics.state = ProcessState::Running;
         let publish_start = clock::monotonic_ns();
         frame_id += 1;
         publish_frame(
@@ -193,6 +227,9 @@ fn run_with_source(
         let done = clock::monotonic_ns();
         phase_totals[3] += done.saturating_sub(sent);
         publish_ns_total += u128::from(done.saturating_sub(publish_start));
+        window.record_ns(done.saturating_sub(grab.capture_mono_ns));
+        control.metrics.frames = frame_id;
+        control.metrics.skipped = grab.source_drops;
         stats.tick(cam, frame_id);
         if options.max_frames.is_some_and(|max| frame_id >= max) {
             break;
@@ -204,6 +241,52 @@ fn run_with_source(
         publish_cost_ns: if frame_id > 0 { publish_ns_total as f64 / frame_id as f64 } else { 0.0 },
         phase_ns: phase_totals.map(|total| if frame_id > 0 { total as f64 / frame_id as f64 } else { 0.0 }),
     })
+}
+
+/// Sleep slices between control polls: bounds how long a command waits while capture paces.
+const CONTROL_SLICE: Duration = Duration::from_millis(20);
+
+/// Capture's control server and what it reports.
+struct Control {
+    server: ControlServer,
+    metrics: Metrics,
+    stop: bool,
+}
+
+impl Control {
+    /// Answers pending control requests.
+    fn poll(&mut self) {
+        let metrics = &self.metrics;
+        let stop = &mut self.stop;
+        self.server.poll(|command| match command {
+            Command::Status => Answer::Status(metrics.clone()),
+            Command::Stop => {
+                *stop = true;
+                Answer::Done("capture stopping".into())
+            }
+            // Capture carries the flags in its status; preview and recorder act on them.
+            Command::SetPreview(_) | Command::SetSaving(_) => Answer::Ignored,
+        });
+        if self.stop {
+            self.metrics.state = ProcessState::Stopping;
+        }
+    }
+
+    /// Sleeps `duration` in slices, answering control requests in between (at least once);
+    /// returns early after a stop command. `false` when termination was requested (signal).
+    fn wait(&mut self, node: &Node<IpcService>, duration: Duration) -> bool {
+        let until = Instant::now() + duration;
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            if node.wait(left.min(CONTROL_SLICE)).is_err() {
+                return false;
+            }
+            self.poll();
+            if self.stop || Instant::now() >= until {
+                return true;
+            }
+        }
+    }
 }
 
 fn describe_source_error(e: &SourceError) -> String {

@@ -55,6 +55,57 @@ impl LatencyWindow {
     }
 }
 
+/// Frame rate and latency percentiles over consecutive fixed windows, for status replies: the
+/// figures of the last complete window are what a status request reports.
+#[derive(Debug, Clone)]
+pub struct StatusWindow {
+    period: std::time::Duration,
+    since: std::time::Instant,
+    frames_at_start: u64,
+    latency: LatencyWindow,
+    /// Frames per second over the last complete window.
+    pub fps: f64,
+    /// Latency p50 (µs) over the last complete window.
+    pub p50_us: Option<u64>,
+    /// Latency p99 (µs) over the last complete window.
+    pub p99_us: Option<u64>,
+}
+
+impl StatusWindow {
+    /// Windows of `period`; allocates once.
+    pub fn new(period: std::time::Duration) -> StatusWindow {
+        StatusWindow {
+            period,
+            since: std::time::Instant::now(),
+            frames_at_start: 0,
+            latency: LatencyWindow::new(),
+            fps: 0.0,
+            p50_us: None,
+            p99_us: None,
+        }
+    }
+
+    /// Records one frame's latency.
+    pub fn record_ns(&mut self, latency_ns: u64) {
+        self.latency.record_ns(latency_ns);
+    }
+
+    /// Closes the window when its period is over; `frames` is the running total. Call it every
+    /// loop iteration, frames or not, so an idle process reports 0 fps.
+    pub fn roll(&mut self, frames: u64) {
+        let elapsed = self.since.elapsed();
+        if elapsed < self.period {
+            return;
+        }
+        self.fps = frames.saturating_sub(self.frames_at_start) as f64 / elapsed.as_secs_f64();
+        self.p50_us = self.latency.percentile_us(50.0);
+        self.p99_us = self.latency.percentile_us(99.0);
+        self.latency.clear();
+        self.frames_at_start = frames;
+        self.since = std::time::Instant::now();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -33,7 +33,7 @@ impl Target {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ControlError {
     /// Nothing served the control service before the deadline.
-    #[error("{role} of camera `{camera}` is not running: no server on `{service}` within {waited:?} ({detail})")]
+    #[error("{role} of camera `{camera}` is not running: no server on `{service}` within {:.1}s ({detail})", waited.as_secs_f64())]
     NotRunning {
         /// Camera name.
         camera: String,
@@ -47,7 +47,7 @@ pub enum ControlError {
         detail: String,
     },
     /// A server received the request but did not reply before the deadline.
-    #[error("{role} of camera `{camera}` did not reply on `{service}` within {waited:?}")]
+    #[error("{role} of camera `{camera}` did not reply on `{service}` within {:.1}s", waited.as_secs_f64())]
     Timeout {
         /// Camera name.
         camera: String,

@@ -403,7 +403,7 @@ impl ControlReply {
             state: ProcessState::from_code(self.state)?,
             uptime_secs: self.uptime_ms as f64 / 1000.0,
             frames: self.frames,
-            fps: self.fps,
+            fps: (self.fps * 100.0).round() / 100.0,
             skipped: self.skipped,
             latency_p50_us: latency(self.latency_p50_us),
             latency_p99_us: latency(self.latency_p99_us),
@@ -414,7 +414,7 @@ impl ControlReply {
                 height: self.height,
                 fourcc: FourccText(self.pixel_format),
             }),
-            target_fps: self.target_fps,
+            target_fps: (self.target_fps * 1000.0).round() / 1000.0,
             message: self.message_text(),
         })
     }

@@ -1,0 +1,380 @@
+//! `ctl`: the operator's tool. Sends commands to the processes of a deployment over their
+//! iceoryx2 control services and prints the replies (`status`, `stop`, `preview`, `record`),
+//! lists cameras and services (`list`), and runs a whole deployment as its supervisor (`up`).
+//!
+//! Every wait is bounded by `--timeout`; a process that does not answer is reported with the
+//! service that was tried, and ctl exits 1. ctl never links OpenCV or v4l.
+
+pub mod cli;
+pub mod supervisor;
+
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use framebus_common::control::{Command, ControlClient, ControlError, ControlReply, ProcessStatus, Target};
+use framebus_common::ipc::{connect_control, create_named_node, DeploymentGuard, IpcService};
+use framebus_common::names::{service_name, ProcessRole, ServiceKind};
+use framebus_common::state::StateStore;
+use framebus_common::Deployment;
+use iceoryx2::prelude::*;
+use serde_json::{json, Value};
+
+use crate::cli::{Cli, CtlCommand};
+
+/// How a command ended, beyond hard errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Everything asked for was done.
+    Done,
+    /// Some target did not answer or refused; the output says which.
+    Incomplete,
+}
+
+impl Outcome {
+    /// The process exit code: 0 or 1 (hard errors exit 2).
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Outcome::Done => 0,
+            Outcome::Incomplete => 1,
+        }
+    }
+
+    fn from_all_ok(ok: bool) -> Outcome {
+        if ok {
+            Outcome::Done
+        } else {
+            Outcome::Incomplete
+        }
+    }
+}
+
+/// Runs one `ctl` command.
+pub fn run(cli: &Cli) -> anyhow::Result<Outcome> {
+    let deployment = Deployment::load(&cli.config)?;
+    match &cli.command {
+        CtlCommand::List => {
+            list(&deployment, cli.json);
+            Ok(Outcome::Done)
+        }
+        CtlCommand::Up { max_restarts } => {
+            let options = supervisor::SupervisorOptions { max_restarts: *max_restarts, ..Default::default() };
+            supervisor::run(&deployment, &options)?;
+            Ok(Outcome::Done)
+        }
+        CtlCommand::Status { camera } => with_client(&deployment, |client| status(&deployment, client, cli, camera)),
+        CtlCommand::Stop { camera } => with_client(&deployment, |client| stop(&deployment, client, cli, camera)),
+        CtlCommand::Preview { switch, camera } => with_client(&deployment, |client| {
+            set_flag(&deployment, client, cli, camera, Command::SetPreview(switch.is_on()))
+        }),
+        CtlCommand::Record { switch, camera } => with_client(&deployment, |client| {
+            set_flag(&deployment, client, cli, camera, Command::SetSaving(switch.is_on()))
+        }),
+    }
+}
+
+/// Runs `f` with a control client on a node of its own; the node is gone before the
+/// deployment guard cleans up.
+fn with_client<T>(deployment: &Deployment, f: impl FnOnce(&Session) -> anyhow::Result<T>) -> anyhow::Result<T> {
+    let _release = DeploymentGuard::new(deployment.name());
+    let node = create_named_node(deployment.name(), &format!("ctl-{}", std::process::id()))?;
+    let session = Session { node: &node, client: ControlClient::new(&node, deployment.name()) };
+    f(&session)
+}
+
+struct Session<'n> {
+    node: &'n Node<IpcService>,
+    client: ControlClient<'n>,
+}
+
+/// Every process of `camera` (or of every camera), in config order.
+fn targets(deployment: &Deployment, camera: Option<&str>) -> anyhow::Result<Vec<Target>> {
+    let cameras = match camera {
+        Some(name) => vec![deployment.camera(Some(name))?],
+        None => deployment.camera.iter().collect(),
+    };
+    Ok(cameras
+        .into_iter()
+        .flat_map(|cam| cam.processes().into_iter().map(|role| Target::new(&cam.name, role)))
+        .collect())
+}
+
+fn control_service(deployment: &Deployment, target: &Target) -> String {
+    service_name(deployment.name(), &target.camera, ServiceKind::Control(target.role))
+}
+
+fn status(deployment: &Deployment, session: &Session, cli: &Cli, camera: &Option<String>) -> anyhow::Result<Outcome> {
+    let targets = targets(deployment, camera.as_deref())?;
+    let results = session.client.send_all(&targets, Command::Status, cli.timeout);
+    let mut all_ok = true;
+    let mut rows = Vec::new();
+    for (target, result) in targets.iter().zip(results) {
+        let service = control_service(deployment, target);
+        let row = match result.map(|reply| (reply.status(), reply)) {
+            Ok((Some(status), reply)) if reply.is_ok() => Row::Up(status),
+            Ok((_, reply)) => Row::Down(format!("unreadable reply on `{service}`: {}", reply.message_text())),
+            Err(e) => Row::Down(e.to_string()),
+        };
+        all_ok &= matches!(row, Row::Up(_));
+        rows.push((target, service, row));
+    }
+    if cli.json {
+        let processes: Vec<Value> = rows
+            .iter()
+            .map(|(target, service, row)| {
+                let mut value = match row {
+                    Row::Up(status) => serde_json::to_value(status).unwrap_or(Value::Null),
+                    Row::Down(error) => json!({ "camera": target.camera, "role": target.role.name(), "state": "not-running", "error": error }),
+                };
+                value["service"] = json!(service);
+                value
+            })
+            .collect();
+        println!("{}", json!({ "deployment": deployment.name(), "processes": processes }));
+    } else {
+        print!("{}", status_table(&rows));
+    }
+    Ok(Outcome::from_all_ok(all_ok))
+}
+
+enum Row {
+    Up(ProcessStatus),
+    Down(String),
+}
+
+fn status_table(rows: &[(&Target, String, Row)]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<10} {:<9} {:>7} {:<9} {:>8} {:>9} {:>6} {:>7} {:>13} {:<7} {:<6} FORMAT",
+        "CAMERA", "ROLE", "PID", "STATE", "UPTIME", "FRAMES", "FPS", "SKIPPED", "LAT p50/p99", "PREVIEW", "SAVING"
+    );
+    let on_off = |on: bool| if on { "on" } else { "off" };
+    for (target, _, row) in rows {
+        match row {
+            Row::Up(s) => {
+                let latency = match (s.latency_p50_us, s.latency_p99_us) {
+                    (Some(p50), Some(p99)) => format!("{p50}/{p99}us"),
+                    _ => "-".into(),
+                };
+                let format = match s.format {
+                    Some(f) if s.role == ProcessRole::Capture => {
+                        format!("{}x{} {} @{:.0}", f.width, f.height, f.fourcc, s.target_fps)
+                    }
+                    Some(f) => format!("{}x{} {}", f.width, f.height, f.fourcc),
+                    None => "-".into(),
+                };
+                let _ = writeln!(
+                    out,
+                    "{:<10} {:<9} {:>7} {:<9} {:>7.0}s {:>9} {:>6.1} {:>7} {:>13} {:<7} {:<6} {}",
+                    s.camera,
+                    s.role.name(),
+                    s.pid,
+                    s.state.name(),
+                    s.uptime_secs,
+                    s.frames,
+                    s.fps,
+                    s.skipped,
+                    latency,
+                    on_off(s.preview),
+                    on_off(s.saving),
+                    format
+                );
+            }
+            Row::Down(error) => {
+                let _ =
+                    writeln!(out, "{:<10} {:<9} {:>7} not running: {error}", target.camera, target.role.name(), "-");
+            }
+        }
+    }
+    out
+}
+
+fn stop(deployment: &Deployment, session: &Session, cli: &Cli, camera: &str) -> anyhow::Result<Outcome> {
+    deployment.camera(Some(camera))?;
+    let target = Target::new(camera, ProcessRole::Capture);
+    let service = control_service(deployment, &target);
+    let started = Instant::now();
+    let reply = match session.client.send(&target, Command::Stop, cli.timeout) {
+        Ok(reply) if reply.is_ok() => reply,
+        Ok(reply) => return report_failure(cli, camera, &format!("capture refused to stop: {}", reply.message_text())),
+        Err(e) => return report_failure(cli, camera, &e.to_string()),
+    };
+    // The ladder: the cooperative stop was acknowledged; if the process is still serving after
+    // the timeout, SIGTERM (which iceoryx2 turns into a clean exit), then give up.
+    let mut how = "stopped";
+    if !wait_server_gone(session.node, deployment, &target, cli.timeout)? {
+        tracing::warn!(camera, pid = reply.pid, "capture still running after the stop request, sending SIGTERM");
+        // SAFETY: kill has no memory-safety preconditions; the pid comes from the process itself.
+        unsafe { libc::kill(reply.pid as i32, libc::SIGTERM) };
+        how = "terminated (SIGTERM)";
+        if !wait_server_gone(session.node, deployment, &target, cli.timeout)? {
+            return report_failure(
+                cli,
+                camera,
+                &format!("capture (pid {}) still serves `{service}` after stop and SIGTERM", reply.pid),
+            );
+        }
+    }
+    if cli.json {
+        println!(
+            "{}",
+            json!({ "camera": camera, "ok": true, "result": how, "pid": reply.pid, "service": service, "seconds": started.elapsed().as_secs_f64() })
+        );
+    } else {
+        println!("{camera}: capture (pid {}) {how}", reply.pid);
+    }
+    Ok(Outcome::Done)
+}
+
+/// Waits (bounded) until nothing serves the target's control service any more.
+fn wait_server_gone(
+    node: &Node<IpcService>,
+    deployment: &Deployment,
+    target: &Target,
+    timeout: Duration,
+) -> anyhow::Result<bool> {
+    let until = Instant::now() + timeout;
+    loop {
+        let services = connect_control(node, deployment.name(), &target.camera, target.role)
+            .with_context(|| format!("watching {} of camera `{}`", target.role, target.camera))?;
+        if services.is_none_or(|s| s.requests.dynamic_config().number_of_servers() == 0) {
+            return Ok(true);
+        }
+        if Instant::now() >= until || node.wait(Duration::from_millis(10)).is_err() {
+            return Ok(false);
+        }
+    }
+}
+
+fn report_failure(cli: &Cli, camera: &str, error: &str) -> anyhow::Result<Outcome> {
+    if cli.json {
+        println!("{}", json!({ "camera": camera, "ok": false, "error": error }));
+    } else {
+        eprintln!("ctl: {camera}: {error}");
+    }
+    Ok(Outcome::Incomplete)
+}
+
+fn set_flag(
+    deployment: &Deployment,
+    session: &Session,
+    cli: &Cli,
+    camera: &str,
+    command: Command,
+) -> anyhow::Result<Outcome> {
+    deployment.camera(Some(camera))?;
+    // Recorded first: a process that is not running (or restarting) picks it up when it starts.
+    let store = StateStore::of(deployment);
+    let state = store
+        .update(camera, |state| match command {
+            Command::SetPreview(on) => state.preview = on,
+            Command::SetSaving(on) => state.saving = on,
+            Command::Status | Command::Stop => {}
+        })
+        .with_context(|| format!("recording `{}` for camera `{camera}`", command.describe()))?;
+    let targets = targets(deployment, Some(camera))?;
+    let results = session.client.send_all(&targets, command, cli.timeout);
+    let mut all_ok = true;
+    let mut delivered = Vec::new();
+    for (target, result) in targets.iter().zip(results) {
+        let service = control_service(deployment, target);
+        let (ok, text) = describe_delivery(result);
+        all_ok &= ok;
+        delivered.push(json!({ "role": target.role.name(), "service": service, "ok": ok, "message": text }));
+        if !cli.json {
+            let line = format!("{camera}: {}: {text}", target.role);
+            if ok {
+                println!("{line}");
+            } else {
+                eprintln!("ctl: {line} (recorded; applies when it starts)");
+            }
+        }
+    }
+    if cli.json {
+        println!(
+            "{}",
+            json!({
+                "camera": camera,
+                "command": command.describe(),
+                "recorded": { "path": store.path(camera), "preview": state.preview, "saving": state.saving },
+                "ok": all_ok,
+                "processes": delivered,
+            })
+        );
+    } else {
+        println!("{camera}: {} recorded in {}", command.describe(), store.path(camera).display());
+    }
+    Ok(Outcome::from_all_ok(all_ok))
+}
+
+fn describe_delivery(result: Result<ControlReply, ControlError>) -> (bool, String) {
+    match result {
+        Ok(reply) if reply.is_ok() => (true, reply.message_text()),
+        Ok(reply) => (false, format!("refused: {}", reply.message_text())),
+        Err(e) => (false, e.to_string()),
+    }
+}
+
+fn list(deployment: &Deployment, json_output: bool) {
+    let store = StateStore::of(deployment);
+    let name = deployment.name();
+    let mut cameras = Vec::new();
+    let mut text = format!(
+        "deployment `{name}` ({}), command state in {}\n",
+        deployment.source_file.display(),
+        deployment.state_dir().display()
+    );
+    for cam in &deployment.camera {
+        let flags = store.load_or_default(&cam.name);
+        let services: Vec<Value> = [("frames", ServiceKind::Frames), ("frames-ready", ServiceKind::FrameReady)]
+            .into_iter()
+            .map(|(what, kind)| json!({ "what": what, "service": service_name(name, &cam.name, kind) }))
+            .chain(cam.processes().into_iter().flat_map(|role| {
+                [
+                    json!({ "what": format!("{role}-control"), "service": service_name(name, &cam.name, ServiceKind::Control(role)) }),
+                    json!({ "what": format!("{role}-control-ready"), "service": service_name(name, &cam.name, ServiceKind::ControlReady(role)) }),
+                ]
+            }))
+            .collect();
+        let _ = writeln!(
+            text,
+            "camera `{}`: {}x{} {} @ {} fps, source {}, processes: {}; preview {}, saving {}",
+            cam.name,
+            cam.width,
+            cam.height,
+            cam.pixel_format,
+            cam.fps,
+            cam.source.kind(),
+            cam.processes().iter().map(|r| r.name()).collect::<Vec<_>>().join(", "),
+            if flags.preview { "on" } else { "off" },
+            if flags.saving { "on" } else { "off" },
+        );
+        for service in &services {
+            let _ = writeln!(
+                text,
+                "  {:<22} {}",
+                service["what"].as_str().unwrap_or_default(),
+                service["service"].as_str().unwrap_or_default()
+            );
+        }
+        cameras.push(json!({
+            "name": cam.name,
+            "width": cam.width,
+            "height": cam.height,
+            "pixel_format": cam.pixel_format,
+            "fps": cam.fps,
+            "source": cam.source.kind(),
+            "processes": cam.processes().iter().map(|r| r.name()).collect::<Vec<_>>(),
+            "preview": flags.preview,
+            "saving": flags.saving,
+            "state_file": store.path(&cam.name),
+            "services": services,
+        }));
+    }
+    if json_output {
+        println!("{}", json!({ "deployment": name, "config": deployment.source_file, "cameras": cameras }));
+    } else {
+        print!("{text}");
+    }
+}

@@ -1,0 +1,347 @@
+//! `ctl up`: runs a deployment. Removes what dead processes of the deployment left in shared
+//! memory, starts each camera's capture (and fails loudly if one cannot start at all), then the
+//! readers the config lists, restarts a crashed process with exponential backoff (a bounded
+//! number of times, reset once it has run stably), and on SIGINT/SIGTERM stops the readers
+//! first, then capture, and waits for them.
+//!
+//! The sibling binaries are found next to ctl's own executable. Children run in their own
+//! process group (Ctrl-C reaches only the supervisor, which then stops them in order) and get
+//! SIGTERM if the supervisor dies (`PR_SET_PDEATHSIG`), so none outlives it.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use framebus_common::ipc::{connect_control, create_named_node_with, DeploymentGuard, IpcService};
+use framebus_common::names::ProcessRole;
+use framebus_common::Deployment;
+use iceoryx2::prelude::*;
+
+/// Restart and shutdown policy.
+#[derive(Debug, Clone)]
+pub struct SupervisorOptions {
+    /// Restarts of one process before giving up on it.
+    pub max_restarts: u32,
+    /// Delay before the first restart; doubled for each further one.
+    pub first_backoff: Duration,
+    /// Longest delay between restarts.
+    pub max_backoff: Duration,
+    /// A process that ran this long counts as healthy again: its restart count starts over.
+    pub stable_after: Duration,
+    /// How long capture may take to serve its control service after starting.
+    pub ready_timeout: Duration,
+    /// How long a process may take to exit after SIGTERM before it is killed.
+    pub stop_grace: Duration,
+}
+
+impl Default for SupervisorOptions {
+    fn default() -> Self {
+        SupervisorOptions {
+            max_restarts: 5,
+            first_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(10),
+            stable_after: Duration::from_secs(30),
+            ready_timeout: Duration::from_secs(20),
+            stop_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// How often the supervisor looks at its children and the signal flag.
+const TICK: Duration = Duration::from_millis(50);
+
+/// One supervised process.
+struct Supervised {
+    camera: String,
+    role: ProcessRole,
+    child: Option<Child>,
+    started: Instant,
+    restarts: u32,
+    restart_at: Option<Instant>,
+    /// Exited cleanly (e.g. `ctl stop`) or given up on: not restarted.
+    done: bool,
+    failed: bool,
+}
+
+impl Supervised {
+    fn label(&self) -> String {
+        format!("{} of camera `{}`", self.role, self.camera)
+    }
+}
+
+/// Everything the supervisor needs to start a process.
+struct Launcher {
+    bin_dir: PathBuf,
+    config: PathBuf,
+}
+
+impl Launcher {
+    fn start(&self, proc: &mut Supervised) -> anyhow::Result<()> {
+        let binary = self.bin_dir.join(proc.role.name());
+        let mut command = Command::new(&binary);
+        command
+            .arg("--config")
+            .arg(&self.config)
+            .arg("--camera")
+            .arg(&proc.camera)
+            .stdin(Stdio::null())
+            .stdout(Stdio::inherit())
+            .stderr(Stdio::inherit())
+            // Own process group: a terminal's Ctrl-C reaches only the supervisor, which stops
+            // the children in order.
+            .process_group(0);
+        // SAFETY: the closure runs in the forked child before exec and only calls prctl, which
+        // is async-signal-safe; it touches no memory of the parent.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = command.spawn().with_context(|| format!("starting {} ({})", proc.label(), binary.display()))?;
+        tracing::info!(camera = proc.camera, role = %proc.role, pid = child.id(), "started");
+        proc.child = Some(child);
+        proc.started = Instant::now();
+        proc.restart_at = None;
+        Ok(())
+    }
+}
+
+/// Runs the deployment until SIGINT/SIGTERM. Errors when a capture cannot start at all, or when
+/// the supervisor gave up on a process and nothing is left running.
+pub fn run(deployment: &Deployment, options: &SupervisorOptions) -> anyhow::Result<()> {
+    let term = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&term)).context("installing the signal handlers")?;
+    }
+    let launcher = Launcher { bin_dir: sibling_dir()?, config: absolute(&deployment.source_file)? };
+    for cam in &deployment.camera {
+        for role in cam.processes() {
+            let binary = launcher.bin_dir.join(role.name());
+            if !binary.is_file() {
+                bail!(
+                    "`{}` (needed for camera `{}`) is not next to ctl in {}: build every binary (`cargo build --release --bins`)",
+                    role.name(),
+                    cam.name,
+                    launcher.bin_dir.display()
+                );
+            }
+        }
+    }
+    let _release = DeploymentGuard::new(deployment.name());
+    // Creating the node removes the resources of dead processes of this deployment; the
+    // supervisor owns SIGINT/SIGTERM itself (signal-hook), so iceoryx2 must not.
+    let node = create_named_node_with(deployment.name(), "supervisor", SignalHandlingMode::Disabled)?;
+    tracing::info!(deployment = deployment.name(), config = %launcher.config.display(), "supervisor starting");
+
+    let mut procs: Vec<Supervised> = deployment
+        .camera
+        .iter()
+        .flat_map(|cam| {
+            cam.processes().into_iter().map(|role| Supervised {
+                camera: cam.name.clone(),
+                role,
+                child: None,
+                started: Instant::now(),
+                restarts: 0,
+                restart_at: None,
+                done: false,
+                failed: false,
+            })
+        })
+        .collect();
+
+    // Captures first, each until it serves its control service: a capture that cannot start
+    // (bad device, unreadable file) fails the whole start-up with its own error above ours.
+    let outcome = start_captures(&node, deployment, &launcher, &mut procs, options, &term)
+        .and_then(|()| start_readers(&launcher, &mut procs))
+        .and_then(|()| watch(&launcher, &mut procs, options, &term));
+    stop_all(&mut procs, options.stop_grace);
+    drop(node);
+    outcome
+}
+
+fn start_captures(
+    node: &Node<IpcService>,
+    deployment: &Deployment,
+    launcher: &Launcher,
+    procs: &mut [Supervised],
+    options: &SupervisorOptions,
+    term: &AtomicBool,
+) -> anyhow::Result<()> {
+    for proc in procs.iter_mut().filter(|p| p.role == ProcessRole::Capture) {
+        launcher.start(proc)?;
+        let until = Instant::now() + options.ready_timeout;
+        loop {
+            if term.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            if let Some(status) = proc.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                proc.child = None;
+                proc.failed = true;
+                bail!(
+                    "capture of camera `{}` could not start ({}): see its error above",
+                    proc.camera,
+                    describe(status)
+                );
+            }
+            let serving = connect_control(node, deployment.name(), &proc.camera, ProcessRole::Capture)
+                .ok()
+                .flatten()
+                .is_some_and(|s| s.requests.dynamic_config().number_of_servers() > 0);
+            if serving {
+                tracing::info!(camera = proc.camera, "capture is ready");
+                break;
+            }
+            if Instant::now() >= until {
+                tracing::warn!(
+                    camera = proc.camera,
+                    "capture is not serving control after {:?}; starting the readers anyway",
+                    options.ready_timeout
+                );
+                break;
+            }
+            std::thread::sleep(TICK);
+        }
+    }
+    Ok(())
+}
+
+fn start_readers(launcher: &Launcher, procs: &mut [Supervised]) -> anyhow::Result<()> {
+    for proc in procs.iter_mut().filter(|p| p.role != ProcessRole::Capture) {
+        launcher.start(proc)?;
+    }
+    Ok(())
+}
+
+/// Watches the children until a termination signal, restarting crashed ones.
+fn watch(
+    launcher: &Launcher,
+    procs: &mut [Supervised],
+    options: &SupervisorOptions,
+    term: &AtomicBool,
+) -> anyhow::Result<()> {
+    while !term.load(Ordering::Relaxed) {
+        let now = Instant::now();
+        for proc in procs.iter_mut() {
+            if let Some(child) = proc.child.as_mut() {
+                let status = match child.try_wait() {
+                    Ok(Some(status)) => status,
+                    Ok(None) => continue,
+                    Err(e) => {
+                        tracing::warn!(camera = proc.camera, role = %proc.role, "cannot query the process: {e}");
+                        continue;
+                    }
+                };
+                proc.child = None;
+                if status.success() {
+                    tracing::info!(camera = proc.camera, role = %proc.role, "exited cleanly; not restarting");
+                    proc.done = true;
+                    continue;
+                }
+                if proc.started.elapsed() >= options.stable_after {
+                    proc.restarts = 0;
+                }
+                if proc.restarts >= options.max_restarts {
+                    tracing::error!(
+                        camera = proc.camera,
+                        role = %proc.role,
+                        "{} after {} restarts; giving up on it",
+                        describe(status),
+                        proc.restarts
+                    );
+                    proc.done = true;
+                    proc.failed = true;
+                    continue;
+                }
+                proc.restarts += 1;
+                let delay =
+                    options.first_backoff.saturating_mul(1 << (proc.restarts - 1).min(16)).min(options.max_backoff);
+                tracing::warn!(
+                    camera = proc.camera,
+                    role = %proc.role,
+                    "{}; restart {} of {} in {delay:?}",
+                    describe(status),
+                    proc.restarts,
+                    options.max_restarts
+                );
+                proc.restart_at = Some(now + delay);
+            } else if proc.restart_at.is_some_and(|at| at <= now) {
+                if let Err(e) = launcher.start(proc) {
+                    tracing::error!(camera = proc.camera, role = %proc.role, "{e:#}; giving up on it");
+                    proc.restart_at = None;
+                    proc.done = true;
+                    proc.failed = true;
+                }
+            }
+        }
+        if procs.iter().all(|p| p.done) {
+            let failed: Vec<String> = procs.iter().filter(|p| p.failed).map(Supervised::label).collect();
+            if failed.is_empty() {
+                tracing::info!("every process has exited cleanly");
+                return Ok(());
+            }
+            bail!("gave up on {}; nothing is left running", failed.join(", "));
+        }
+        std::thread::sleep(TICK);
+    }
+    tracing::info!("termination requested: stopping readers, then capture");
+    Ok(())
+}
+
+/// Stops the readers, then the captures: SIGTERM, then SIGKILL after `grace`.
+fn stop_all(procs: &mut [Supervised], grace: Duration) {
+    for captures in [false, true] {
+        let group: Vec<&mut Supervised> =
+            procs.iter_mut().filter(|p| (p.role == ProcessRole::Capture) == captures && p.child.is_some()).collect();
+        for proc in &group {
+            if let Some(child) = &proc.child {
+                // SAFETY: kill has no memory-safety preconditions; the pid is our unreaped child.
+                unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            }
+        }
+        let until = Instant::now() + grace;
+        for proc in group {
+            let Some(mut child) = proc.child.take() else { continue };
+            let status = loop {
+                match child.try_wait() {
+                    Ok(Some(status)) => break Some(status),
+                    Ok(None) if Instant::now() < until => std::thread::sleep(Duration::from_millis(10)),
+                    Ok(None) | Err(_) => {
+                        tracing::warn!(camera = proc.camera, role = %proc.role, "did not stop within {grace:?}; killing it");
+                        let _ = child.kill();
+                        break child.wait().ok();
+                    }
+                }
+            };
+            if let Some(status) = status {
+                tracing::info!(camera = proc.camera, role = %proc.role, "stopped ({})", describe(status));
+            }
+        }
+    }
+}
+
+fn describe(status: ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with code {code}"),
+        (None, Some(signal)) => format!("killed by signal {signal}"),
+        _ => "ended".into(),
+    }
+}
+
+/// Folder of ctl's own executable, where the sibling binaries are.
+fn sibling_dir() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("locating ctl's own executable")?;
+    exe.parent().map(Path::to_path_buf).with_context(|| format!("folder of `{}`", exe.display()))
+}
+
+fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
+    std::path::absolute(path).with_context(|| format!("resolving config path `{}`", path.display()))
+}
