@@ -39,13 +39,38 @@ pub struct TestDeployment {
 }
 
 impl TestDeployment {
-    /// Writes a config: `[deployment] name = <unique>` followed by `body` (the cameras).
+    /// Writes a config: `[deployment] name = <unique>` (command state kept in the test's
+    /// folder) followed by `body` (the cameras).
     pub fn new(body: &str) -> TestDeployment {
         let name = format!("t{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
         let dir = tempfile::tempdir().expect("temp dir");
         let config = dir.path().join("deployment.toml");
-        std::fs::write(&config, format!("[deployment]\nname = \"{name}\"\n\n{body}")).expect("write config");
+        std::fs::write(&config, format!("[deployment]\nname = \"{name}\"\nstate-dir = \"state\"\n\n{body}"))
+            .expect("write config");
         TestDeployment { name, dir, config }
+    }
+
+    /// Runs `ctl --config <this config> <args>` to completion: (exit code, stdout, stderr).
+    pub fn ctl(&self, args: &[&str]) -> (Option<i32>, String, String) {
+        let mut all = vec!["--config", self.config.to_str().expect("utf-8 path")];
+        all.extend_from_slice(args);
+        Proc::output("ctl", &all)
+    }
+
+    /// Polls `ctl status --json` (bounded by [`DEADLINE`]) until `pred` holds for its output;
+    /// returns that output.
+    pub fn wait_status(&self, mut pred: impl FnMut(&serde_json::Value) -> bool) -> serde_json::Value {
+        let until = Instant::now() + DEADLINE;
+        loop {
+            let (_, out, err) = self.ctl(&["status", "--json", "--timeout", "2"]);
+            if let Ok(value) = serde_json::from_str::<serde_json::Value>(&out) {
+                if pred(&value) {
+                    return value;
+                }
+            }
+            assert!(Instant::now() < until, "ctl status never matched within {DEADLINE:?}; last:\n{out}\n{err}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// Starts a binary with `--config <this config>` and `args`.
@@ -261,6 +286,21 @@ impl Drop for Proc {
             let _ = self.child.wait();
         }
     }
+}
+
+/// The entry of `role` (e.g. `"capture"`) of `camera` in `ctl status --json` output
+/// (`Null` when absent).
+pub fn process_status<'a>(status: &'a serde_json::Value, camera: &str, role: &str) -> &'a serde_json::Value {
+    status["processes"]
+        .as_array()
+        .and_then(|all| all.iter().find(|p| p["camera"] == camera && p["role"] == role))
+        .unwrap_or(&serde_json::Value::Null)
+}
+
+/// Whether a process with this pid exists (zombies included).
+pub fn pid_alive(pid: u32) -> bool {
+    // SAFETY: signal 0 only checks for existence; no memory is involved.
+    unsafe { libc::kill(pid as i32, 0) == 0 }
 }
 
 /// The camera table of a synthetic camera with an algo reader, for test configs.

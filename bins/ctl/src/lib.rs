@@ -238,7 +238,7 @@ fn wait_server_gone(
     loop {
         let services = connect_control(node, deployment.name(), &target.camera, target.role)
             .with_context(|| format!("watching {} of camera `{}`", target.role, target.camera))?;
-        if services.is_none_or(|s| s.requests.dynamic_config().number_of_servers() == 0) {
+        if services.is_none_or(|s| !s.has_server()) {
             return Ok(true);
         }
         if Instant::now() >= until || node.wait(Duration::from_millis(10)).is_err() {

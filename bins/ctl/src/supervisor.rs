@@ -194,7 +194,7 @@ fn start_captures(
             let serving = connect_control(node, deployment.name(), &proc.camera, ProcessRole::Capture)
                 .ok()
                 .flatten()
-                .is_some_and(|s| s.requests.dynamic_config().number_of_servers() > 0);
+                .is_some_and(|s| s.has_server());
             if serving {
                 tracing::info!(camera = proc.camera, "capture is ready");
                 break;

@@ -245,6 +245,13 @@ pub struct ControlServices {
     pub name: String,
 }
 
+impl ControlServices {
+    /// Whether a process serves this control service right now.
+    pub fn has_server(&self) -> bool {
+        self.requests.dynamic_config().number_of_servers() > 0
+    }
+}
+
 /// The one place that sets the control service's settings, for servers and clients alike.
 fn control_builder(
     node: &Node<IpcService>,

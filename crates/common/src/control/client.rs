@@ -70,7 +70,13 @@ enum Slot {
     Connecting { services: Option<ControlServices>, detail: String },
     // Field order is drop order: the pending response before its client, the client before the service.
     Waiting { pending: Pending, nonce: u64, _client: ControlClientPort, _services: ControlServices },
-    Done(Result<ControlReply, ControlError>),
+    Done(Box<Result<ControlReply, ControlError>>),
+}
+
+impl Slot {
+    fn failed(e: IpcError) -> Slot {
+        Slot::Done(Box::new(Err(ControlError::Ipc(e))))
+    }
 }
 
 static NONCE: AtomicU32 = AtomicU32::new(1);
@@ -111,18 +117,19 @@ impl<'node> ControlClient<'node> {
             .collect();
         loop {
             for (slot, target) in slots.iter_mut().zip(targets) {
-                let next = match std::mem::replace(slot, Slot::Done(Ok(ControlReply::empty()))) {
-                    Slot::Connecting { services, detail } => self.connect(target, services, detail, command),
+                let next = match std::mem::replace(slot, Slot::Done(Box::new(Ok(ControlReply::empty())))) {
+                    Slot::Connecting { services, .. } => self.connect(target, services, command),
                     Slot::Waiting { _services, _client, pending, nonce } => match pending.receive() {
-                        Ok(Some(response)) if response.payload().nonce == nonce => Slot::Done(Ok(*response.payload())),
+                        Ok(Some(response)) if response.payload().nonce == nonce => {
+                            Slot::Done(Box::new(Ok(*response.payload())))
+                        }
                         Ok(_) if pending.number_of_server_connections() == 0 || !pending.is_connected() => {
                             Slot::Connecting { services: None, detail: "the server went away before replying".into() }
                         }
                         Ok(_) => Slot::Waiting { _services, _client, pending, nonce },
-                        Err(e) => Slot::Done(Err(ControlError::Ipc(IpcError::new(
-                            format!("receiving the reply on `{}`", self.service(target)),
-                            e,
-                        )))),
+                        Err(e) => {
+                            Slot::failed(IpcError::new(format!("receiving the reply on `{}`", self.service(target)), e))
+                        }
                     },
                     done @ Slot::Done(_) => done,
                 };
@@ -139,7 +146,7 @@ impl<'node> ControlClient<'node> {
             .into_iter()
             .zip(targets)
             .map(|(slot, target)| match slot {
-                Slot::Done(result) => result,
+                Slot::Done(result) => *result,
                 Slot::Connecting { detail, .. } => Err(ControlError::NotRunning {
                     camera: target.camera.clone(),
                     role: target.role,
@@ -162,17 +169,16 @@ impl<'node> ControlClient<'node> {
     }
 
     /// One connection attempt: open the service, check for a server, send, notify.
-    fn connect(&self, target: &Target, services: Option<ControlServices>, detail: String, command: Command) -> Slot {
+    fn connect(&self, target: &Target, services: Option<ControlServices>, command: Command) -> Slot {
         let services = match services {
             Some(services) => services,
             None => match connect_control(self.node, &self.deployment, &target.camera, target.role) {
                 Ok(Some(services)) => services,
                 Ok(None) => return Slot::Connecting { services: None, detail: "service does not exist".into() },
-                Err(e) => return Slot::Done(Err(ControlError::Ipc(e))),
+                Err(e) => return Slot::failed(e),
             },
         };
-        if services.requests.dynamic_config().number_of_servers() == 0 {
-            let _ = detail;
+        if !services.has_server() {
             return Slot::Connecting {
                 services: Some(services),
                 detail: "the service exists but has no server".into(),
@@ -180,21 +186,16 @@ impl<'node> ControlClient<'node> {
         }
         let client = match services.requests.client_builder().create() {
             Ok(client) => client,
-            Err(e) => {
-                return Slot::Done(Err(ControlError::Ipc(IpcError::new(
-                    format!("creating a client of `{}`", services.name),
-                    e,
-                ))))
-            }
+            Err(e) => return Slot::failed(IpcError::new(format!("creating a client of `{}`", services.name), e)),
         };
         let nonce = u64::from(std::process::id()) << 32 | u64::from(NONCE.fetch_add(1, Ordering::Relaxed));
         let pending = match client.send_copy(command.to_request(nonce)) {
             Ok(pending) => pending,
             Err(e) => {
-                return Slot::Done(Err(ControlError::Ipc(IpcError::new(
+                return Slot::failed(IpcError::new(
                     format!("sending `{}` to `{}`", command.describe(), services.name),
                     e,
-                ))))
+                ))
             }
         };
         if pending.number_of_server_connections() == 0 {
