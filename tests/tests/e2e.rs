@@ -5,4 +5,6 @@
 mod e2e {
     mod config_errors;
     mod frame_bus;
+    mod preview;
+    mod recorder;
 }
