@@ -212,7 +212,7 @@ impl Preview {
 
     fn error(&mut self, header: &FrameHeader, message: String) {
         self.status.errors += 1;
-        if self.status.errors <= 3 || self.status.errors % 100 == 0 {
+        if self.status.errors <= 3 || self.status.errors.is_multiple_of(100) {
             tracing::warn!(camera = self.camera, frame = header.frame_id, "{message}");
         }
         self.status.last_error = Some(message);

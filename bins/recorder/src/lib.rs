@@ -205,7 +205,7 @@ impl Recorder {
 
     fn error(&mut self, message: String) {
         self.status.errors += 1;
-        if self.status.errors <= 5 || self.status.errors % 100 == 0 {
+        if self.status.errors <= 5 || self.status.errors.is_multiple_of(100) {
             tracing::error!(camera = self.camera, "{message}");
         }
         self.status.last_error = Some(message);
@@ -317,7 +317,7 @@ impl Recorder {
     fn image_due(&mut self) -> bool {
         let n = self.image_counter;
         self.image_counter += 1;
-        if n % u64::from(self.config.image_every) != 0 {
+        if !n.is_multiple_of(u64::from(self.config.image_every)) {
             return false;
         }
         if self.config.image_max_fps > 0.0 {

@@ -215,16 +215,21 @@ impl Segment {
         self.last_frame_id = header.frame_id;
         use std::fmt::Write as _;
         self.line.clear();
+        // Written by hand into a reused buffer: no allocation per frame for the index line.
         let _ = write!(
             self.line,
-            "{{\"type\":\"frame\",\"frame_id\":{},\"sequence\":{},\"capture_mono_ns\":{},\"capture_realtime_ns\":{},\"video_frame\":{},\"image\":{}}}\n",
-            header.frame_id,
-            header.sequence,
-            header.capture_mono_ns,
-            header.capture_realtime_ns,
-            video_frame.map_or("null".to_string(), |v| v.to_string()),
-            image_name.as_ref().map_or("null".to_string(), |n| format!("\"{n}\"")),
+            "{{\"type\":\"frame\",\"frame_id\":{},\"sequence\":{},\"capture_mono_ns\":{},\"capture_realtime_ns\":{},\"video_frame\":",
+            header.frame_id, header.sequence, header.capture_mono_ns, header.capture_realtime_ns,
         );
+        let _ = match video_frame {
+            Some(index) => write!(self.line, "{index}"),
+            None => self.line.write_str("null"),
+        };
+        let _ = match &image_name {
+            Some(name) => write!(self.line, ",\"image\":\"{name}\"}}"),
+            None => self.line.write_str(",\"image\":null}"),
+        };
+        self.line.push('\n');
         self.sidecar.write_all(self.line.as_bytes())?;
         Ok(image_name.is_some())
     }
