@@ -84,6 +84,7 @@ pub struct Preview {
     next_due: Instant,
     window: Option<String>,
     status: PreviewStatus,
+    last_run_id: u64,
     latency: LatencyWindow,
     interval_start: Instant,
     frames_at: u64,
@@ -105,6 +106,7 @@ impl Preview {
             next_due: Instant::now(),
             window: None,
             status: PreviewStatus { format: "-", ..PreviewStatus::default() },
+            last_run_id: 0,
             latency: LatencyWindow::new(),
             interval_start: Instant::now(),
             frames_at: 0,
@@ -153,9 +155,13 @@ impl Preview {
     /// releasing it).
     pub fn on_frame(&mut self, header: &FrameHeader) -> bool {
         let s = &mut self.status;
-        if s.frames > 0 && header.frame_id > s.last_frame_id {
+        if s.frames > 0 && header.run_id != self.last_run_id {
+            // Capture restarted: ids begin again at 1.
+            s.skipped += header.frame_id.saturating_sub(1);
+        } else if s.frames > 0 && header.frame_id > s.last_frame_id {
             s.skipped += header.frame_id - s.last_frame_id - 1;
         }
+        self.last_run_id = header.run_id;
         s.frames += 1;
         s.last_frame_id = header.frame_id;
         s.frame_size = (header.width, header.height);

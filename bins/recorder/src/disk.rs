@@ -19,12 +19,19 @@ pub fn free_bytes(path: &Path) -> io::Result<u64> {
     Ok((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
 }
 
-/// Whether `name` is a file or folder of a segment of `camera`: `<camera>_<YYYYMMDD>T...`.
+/// The segment base of `name` if it is a file or folder of a segment of `camera`:
+/// `<camera>_<YYYYMMDD>T<HHMMSS.mmm>Z_<frame id>` followed by `.` and an extension.
 fn segment_base<'a>(camera: &str, name: &'a str) -> Option<&'a str> {
     let rest = name.strip_prefix(camera)?.strip_prefix('_')?;
     let stamp = rest.as_bytes();
     let dated = stamp.len() > 9 && stamp[..8].iter().all(u8::is_ascii_digit) && stamp[8] == b'T';
-    dated.then(|| &name[..camera.len() + 1 + rest.find('.').unwrap_or(rest.len())])
+    if !dated {
+        return None;
+    }
+    // The time has a `.` of its own: the extension starts at the first `.` after the id.
+    let id_at = rest.find("Z_")? + 2;
+    let end = rest[id_at..].find('.').map_or(rest.len(), |dot| id_at + dot);
+    Some(&name[..camera.len() + 1 + end])
 }
 
 /// Completed segments of `camera` in `dir` (those with a final sidecar), oldest first, as

@@ -99,7 +99,8 @@ pub struct Recorder {
     /// Ranges not saved while no segment was open (disk low, failed opens).
     pending: Vec<Skip>,
     bgr: Mat,
-    last_id: Option<u64>,
+    /// (run id, frame id) of the last frame received.
+    last_id: Option<(u64, u64)>,
     image_counter: u64,
     last_image: Option<Instant>,
     status: RecorderStatus,
@@ -234,13 +235,16 @@ impl Recorder {
     pub fn on_frame(&mut self, header: &FrameHeader) -> bool {
         self.status.frames += 1;
         let id = header.frame_id;
-        let previous = self.last_id.replace(id);
-        if let Some(last) = previous {
-            if id <= last {
-                // Capture restarted (ids begin again): the segment ends here.
-                tracing::info!(camera = self.camera, "frame ids restarted at {id} (capture restarted)");
+        let previous = self.last_id.replace((header.run_id, id));
+        if let Some((run, last)) = previous {
+            if run != header.run_id {
+                // Capture restarted (a new run, ids begin again at 1): the segment ends here.
+                tracing::info!(camera = self.camera, "capture restarted (frame ids begin again at {id})");
                 self.finish_segment("capture-restart");
                 self.pending.clear();
+                if id > 1 && self.saving {
+                    self.skip(1, id - 1, SkipReason::Dropped);
+                }
             } else if id > last + 1 && self.saving {
                 self.skip(last + 1, id - 1, SkipReason::Dropped);
             }
