@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs what building and testing framebus needs on Debian 12, only when missing:
-# OpenCV and libclang development packages (apt), ffmpeg (test clips, ffprobe), and `just`.
+# OpenCV and libclang development packages (apt), ffmpeg (test clips, ffprobe, MJPEG client),
+# chromium (renders the preview page in the e2e tests, headless), and `just`.
 set -euo pipefail
 
-packages=(libopencv-dev clang libclang-dev pkg-config ffmpeg)
+packages=(libopencv-dev clang libclang-dev pkg-config ffmpeg chromium)
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
 

@@ -309,3 +309,47 @@ pub fn synthetic_camera(name: &str, width: u32, height: u32, fps: u32) -> String
         "[[camera]]\nname = \"{name}\"\nwidth = {width}\nheight = {height}\nfps = {fps}\n\n[camera.source]\nkind = \"synthetic\"\n\n[camera.algo]\nstats-interval-secs = 0.5\n"
     )
 }
+
+/// A minimal HTTP/1.1 GET against `base` (e.g. `http://127.0.0.1:8080/`) for `path`; returns
+/// (status code, head, body). Reads until the server closes (every framebus response but the
+/// stream does).
+pub fn http_get(base: &str, path: &str) -> (u16, String, Vec<u8>) {
+    use std::io::Write;
+    let host = base.trim_start_matches("http://").trim_end_matches('/');
+    let mut stream = std::net::TcpStream::connect(host).unwrap_or_else(|e| panic!("connecting to {host}: {e}"));
+    stream.set_read_timeout(Some(DEADLINE)).expect("read timeout");
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").expect("send request");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap_or_else(|e| panic!("reading {path}: {e}"));
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or_else(|| panic!("{path}: no response head"));
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, head, raw[split + 4..].to_vec())
+}
+
+/// CPU time (user + system) a process has used so far, from `/proc/<pid>/stat`.
+pub fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc/<pid>/stat");
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = &stat[stat.rfind(')').expect("comm") + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Duration::from_millis(ticks * 1000 / hz)
+}
+
+/// Frames in the first video stream of `path` as decoded by ffprobe, or `None` when ffprobe
+/// cannot open it.
+pub fn ffprobe_frames(path: &Path) -> Option<u64> {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries", "stream=nb_read_frames"])
+        .args(["-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .expect("ffprobe is installed (scripts/bootstrap.sh)");
+    if !out.status.success() {
+        return None;
+    }
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+}

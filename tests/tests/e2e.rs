@@ -6,4 +6,6 @@ mod e2e {
     mod config_errors;
     mod control;
     mod frame_bus;
+    mod preview;
+    mod recorder;
 }

@@ -7,6 +7,8 @@
 //! [`defaults`].
 
 mod error;
+mod preview;
+mod recorder;
 mod source;
 
 use std::collections::HashSet;
@@ -15,6 +17,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub use error::ConfigError;
+pub use preview::PreviewConfig;
+pub use recorder::{ImageFormat, RecorderConfig, VideoFormat};
 pub use source::{FilePace, FileSource, SourceConfig, SyntheticSource};
 
 use crate::format::PixelFormat;
@@ -47,6 +51,32 @@ pub mod defaults {
     pub const PUBLISHER_LOANS: u32 = 1;
     /// Samples one reader may hold at once while working on them (not configurable).
     pub const READER_BORROWS: u32 = 1;
+    /// Whether the preview generates images when it starts.
+    pub const PREVIEW_ENABLED: bool = true;
+    /// Queue depth of the preview reader: newest frame only.
+    pub const PREVIEW_QUEUE_DEPTH: u32 = 1;
+    /// Preview images per second.
+    pub const PREVIEW_FPS: f64 = 10.0;
+    /// Largest preview width in pixels.
+    pub const PREVIEW_MAX_WIDTH: u32 = 640;
+    /// Largest preview height in pixels.
+    pub const PREVIEW_MAX_HEIGHT: u32 = 480;
+    /// JPEG quality of preview images.
+    pub const PREVIEW_JPEG_QUALITY: u32 = 80;
+    /// TCP port of the preview's HTTP server (bound to 127.0.0.1).
+    pub const PREVIEW_PORT: u16 = 8080;
+    /// HTTP connections the preview serves at once.
+    pub const PREVIEW_MAX_VIEWERS: u32 = 16;
+    /// Queue depth of the recorder reader: rides out a slow write without dropping.
+    pub const RECORDER_QUEUE_DEPTH: u32 = 4;
+    /// Folder of recordings, relative to the config file.
+    pub const RECORDER_DIRECTORY: &str = "recordings";
+    /// JPEG quality of saved images.
+    pub const RECORDER_JPEG_QUALITY: u32 = 90;
+    /// Seconds of capture time per segment.
+    pub const RECORDER_SEGMENT_SECS: f64 = 60.0;
+    /// Free-space floor of the recorder in MiB.
+    pub const RECORDER_MIN_FREE_MB: u64 = 512;
 }
 
 /// A whole deployment, as loaded from one file.
@@ -114,6 +144,10 @@ pub struct CameraConfig {
     pub max_readers: u32,
     /// `[camera.algo]`: run an algo process on this camera.
     pub algo: Option<AlgoConfig>,
+    /// `[camera.preview]`: run a preview process on this camera.
+    pub preview: Option<PreviewConfig>,
+    /// `[camera.recorder]`: run a recorder process on this camera.
+    pub recorder: Option<RecorderConfig>,
 }
 
 fn default_fps() -> f64 {
@@ -225,6 +259,12 @@ impl CameraConfig {
         let mut readers = Vec::new();
         if let Some(algo) = &self.algo {
             readers.push((ProcessRole::Algo, algo.queue_depth));
+        }
+        if let Some(preview) = &self.preview {
+            readers.push((ProcessRole::Preview, preview.queue_depth));
+        }
+        if let Some(recorder) = &self.recorder {
+            readers.push((ProcessRole::Recorder, recorder.queue_depth));
         }
         readers
     }
@@ -373,6 +413,14 @@ impl Deployment {
                         format!("invalid value {}: allowed more than 0 up to 3600", algo.stats_interval_secs),
                     );
                 }
+            }
+            if let Some(preview) = &cam.preview {
+                preview::validate(preview)
+                    .map_err(|(field, msg)| ConfigError::value(file, &key(&format!("preview.{field}")), msg))?;
+            }
+            if let Some(recorder) = &cam.recorder {
+                recorder::validate(recorder)
+                    .map_err(|(field, msg)| ConfigError::value(file, &key(&format!("recorder.{field}")), msg))?;
             }
             source::validate(self, i, cam, format)
                 .map_err(|(field, msg)| ConfigError::value(file, &key(&field), msg))?;

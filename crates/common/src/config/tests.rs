@@ -33,3 +33,77 @@ fn a_minimal_deployment_loads_with_defaults() {
     assert_eq!(layout.max_queue_depth, 4);
     assert_eq!(layout.payload_bytes(), 16 * 921_600);
 }
+
+/// `[camera.preview]` and `[camera.recorder]` load with their documented defaults.
+#[test]
+fn preview_and_recorder_tables_load_with_defaults() {
+    let d = load(&format!("{GOOD}[camera.preview]\n[camera.recorder]\n")).expect("valid config");
+    let cam = d.camera(None).expect("one camera");
+    let preview = cam.preview.as_ref().expect("preview table");
+    assert!(preview.enabled);
+    assert_eq!(preview.fps, defaults::PREVIEW_FPS);
+    assert_eq!(preview.listen_addr().to_string(), "127.0.0.1:8080");
+    let recorder = cam.recorder.as_ref().expect("recorder table");
+    assert!(!recorder.enabled, "saving is off until asked for");
+    assert_eq!(recorder.queue_depth, defaults::RECORDER_QUEUE_DEPTH);
+    assert_eq!(recorder.video, VideoFormat::MjpgAvi);
+    assert_eq!(recorder.images, ImageFormat::Off);
+    assert_eq!(recorder.effective_video_fps(cam.fps), defaults::FPS);
+}
+
+/// Bad preview and recorder values name `camera[i].<table>.<key>` and what is allowed.
+#[test]
+fn bad_preview_and_recorder_values_name_the_key() {
+    let check = |table: &str, expected: &str| {
+        let e = load(&format!("{GOOD}{table}")).expect_err("must be rejected");
+        assert_eq!(format!("`{}`: {}", e.key, e.message), expected, "{table}");
+    };
+    check(
+        "[camera.preview]\nfps = 0\n",
+        "`camera[0].preview.fps`: invalid value 0: allowed 0.1 to 60 preview images per second",
+    );
+    check(
+        "[camera.preview]\nlisten = \"localhost\"\n",
+        "`camera[0].preview.listen`: invalid address `localhost`: use ip:port, e.g. `127.0.0.1:8080` (port 0 picks a free port)",
+    );
+    check(
+        "[camera.preview]\njpeg-quality = 0\n",
+        "`camera[0].preview.jpeg-quality`: invalid value 0: allowed 1 to 100",
+    );
+    check(
+        "[camera.recorder]\nqueue-depth = 5\n",
+        "`camera[0].recorder.queue-depth`: invalid value 5: allowed 1 to 4 with slots = 16 and max-readers = 3 (raise slots for deeper queues)",
+    );
+    check(
+        "[camera.recorder]\nvideo = \"off\"\n",
+        "`camera[0].recorder.video`: nothing to record: video = \"off\" and images = \"off\"; set video = \"mjpg-avi\" or \"mp4v-mp4\", or images = \"jpeg\" or \"png\"",
+    );
+    check(
+        "[camera.recorder]\nsegment-secs = 0\n",
+        "`camera[0].recorder.segment-secs`: invalid value 0: allowed 0.1 to 86400 seconds",
+    );
+    check(
+        "[camera.recorder]\nimage-every = 0\n",
+        "`camera[0].recorder.image-every`: invalid value 0: allowed 1 (every frame) or more",
+    );
+    check(
+        "[camera.recorder]\nvideo = \"h265\"\n",
+        "`camera[0].recorder.video`: unknown variant `h265`, expected one of `mjpg-avi`, `mp4v-mp4`, `off`",
+    );
+    check(
+        "[camera.recorder]\nfree-mb = 3\n",
+        "`camera[0].recorder.free-mb`: unknown field `free-mb`, expected one of `enabled`, `queue-depth`, `directory`, `video`, `video-fps`, `images`, `image-every`, `image-max-fps`, `jpeg-quality`, `segment-secs`, `min-free-mb`, `delete-oldest`, `stats-interval-secs`",
+    );
+}
+
+/// Every configured reader counts against max-readers.
+#[test]
+fn preview_and_recorder_count_as_readers() {
+    let e = load(
+        &format!("{GOOD}[camera.preview]\n[camera.recorder]\n")
+            .replace("height = 480", "height = 480\nmax-readers = 2"),
+    )
+    .expect_err("three readers, two allowed");
+    assert_eq!(e.key, "camera[0].max-readers");
+    assert_eq!(e.message, "3 readers are configured (algo, preview, recorder), more than max-readers = 2");
+}

@@ -1,0 +1,392 @@
+//! The preview process: subscribes to one camera like algo (waitset on the frame-ready event,
+//! newest frame only, one sample held at a time) and, while on, turns the newest frame into a
+//! downscaled JPEG with an overlay at the configured rate, served over HTTP (`/`,
+//! `/stream.mjpg`, `/snapshot.jpg`, `/status.json`) and optionally shown in a window. While
+//! off it only counts frames: no decode, resize or encode.
+//!
+//! The on/off state lives in [`Preview`] and changes only through [`Preview::set_enabled`], so
+//! a control service just calls it from the loop.
+
+pub mod http;
+pub mod render;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context};
+use framebus_common::config::PreviewConfig;
+use framebus_common::ipc::{create_node, open_frame_bus, DeploymentGuard, IpcService};
+use framebus_common::stats::LatencyWindow;
+use framebus_common::{clock, CameraConfig, Deployment, FrameHeader, ProcessRole};
+use framebus_vision::opencv::core::Vector;
+use framebus_vision::opencv::highgui;
+use iceoryx2::prelude::*;
+
+use crate::http::Hub;
+use crate::render::{OverlayInfo, Renderer};
+
+/// Options of one preview run beyond the config.
+#[derive(Debug, Clone, Default)]
+pub struct PreviewOptions {
+    /// Initial state; `None` takes `enabled` from the config.
+    pub enabled: Option<bool>,
+    /// Listen address; `None` takes `listen` from the config.
+    pub listen: Option<SocketAddr>,
+    /// Also show the preview in an OpenCV window (needs a display).
+    pub window: bool,
+    /// Print every statistics report as one JSON line on stdout (and the URL at start-up).
+    pub json: bool,
+}
+
+/// What the preview reports: served at `/status.json`, printed with `--json`.
+#[derive(Debug, Clone, Default)]
+pub struct PreviewStatus {
+    /// Whether preview images are being generated.
+    pub enabled: bool,
+    /// Frames received from the camera.
+    pub frames: u64,
+    /// Frames never received (frame-id gaps: the queue kept only the newest).
+    pub skipped: u64,
+    /// Preview images generated.
+    pub previews: u64,
+    /// Frames that could not be converted, composed or encoded.
+    pub errors: u64,
+    /// The last such error.
+    pub last_error: Option<String>,
+    /// Camera frames per second over the last interval.
+    pub fps: f64,
+    /// Preview images per second over the last interval.
+    pub preview_fps: f64,
+    /// Id of the last frame received.
+    pub last_frame_id: u64,
+    /// Size and format of the last frame received.
+    pub frame_size: (u32, u32),
+    /// Pixel format of the last frame received.
+    pub format: &'static str,
+    /// Capture → preview-image-ready latency, median over the last interval, microseconds.
+    pub latency_p50_us: Option<u64>,
+    /// Same, 99th percentile.
+    pub latency_p99_us: Option<u64>,
+    /// HTTP viewers connected.
+    pub viewers: usize,
+}
+
+/// One camera's preview: state, renderer and statistics. Driven by [`run`]'s loop.
+pub struct Preview {
+    camera: String,
+    config: PreviewConfig,
+    url: String,
+    hub: Arc<Hub>,
+    renderer: Renderer,
+    jpeg: Vector<u8>,
+    period: Duration,
+    next_due: Instant,
+    window: Option<String>,
+    status: PreviewStatus,
+    last_run_id: u64,
+    latency: LatencyWindow,
+    interval_start: Instant,
+    frames_at: u64,
+    previews_at: u64,
+}
+
+impl Preview {
+    /// A preview of `camera`, publishing to `hub`, initially on or off.
+    pub fn new(camera: &str, config: PreviewConfig, url: String, hub: Arc<Hub>, enabled: bool) -> Preview {
+        let period = Duration::from_secs_f64(1.0 / config.fps);
+        let mut preview = Preview {
+            camera: camera.to_string(),
+            renderer: Renderer::new(config.jpeg_quality),
+            config,
+            url,
+            hub,
+            jpeg: Vector::new(),
+            period,
+            next_due: Instant::now(),
+            window: None,
+            status: PreviewStatus { format: "-", ..PreviewStatus::default() },
+            last_run_id: 0,
+            latency: LatencyWindow::new(),
+            interval_start: Instant::now(),
+            frames_at: 0,
+            previews_at: 0,
+        };
+        preview.set_enabled(enabled);
+        preview
+    }
+
+    /// Turns image generation on or off (what a control service calls for "preview on/off").
+    pub fn set_enabled(&mut self, on: bool) {
+        if on != self.status.enabled {
+            tracing::info!(camera = self.camera, "preview {}", if on { "on" } else { "off" });
+        }
+        self.status.enabled = on;
+        self.next_due = Instant::now();
+        self.hub.set_enabled(on);
+        self.hub.set_status(self.status_json());
+    }
+
+    /// Whether images are generated.
+    pub fn enabled(&self) -> bool {
+        self.status.enabled
+    }
+
+    /// The current status (what a control service returns for "status").
+    pub fn status(&self) -> PreviewStatus {
+        PreviewStatus { viewers: self.hub.viewers(), ..self.status.clone() }
+    }
+
+    /// The URL the page is served at.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn show_in_window(&mut self) {
+        let name = format!("framebus {}", self.camera);
+        match highgui::named_window(&name, highgui::WINDOW_AUTOSIZE) {
+            Ok(()) => self.window = Some(name),
+            Err(e) => tracing::warn!(camera = self.camera, "cannot open a window: {e}; the preview is at {}", self.url),
+        }
+    }
+
+    /// Counts a received frame; returns whether it is due for a preview image (the caller then
+    /// calls [`Preview::convert`] while still holding the sample, and [`Preview::render`] after
+    /// releasing it).
+    pub fn on_frame(&mut self, header: &FrameHeader) -> bool {
+        let s = &mut self.status;
+        if s.frames > 0 && header.run_id != self.last_run_id {
+            // Capture restarted: ids begin again at 1.
+            s.skipped += header.frame_id.saturating_sub(1);
+        } else if s.frames > 0 && header.frame_id > s.last_frame_id {
+            s.skipped += header.frame_id - s.last_frame_id - 1;
+        }
+        self.last_run_id = header.run_id;
+        s.frames += 1;
+        s.last_frame_id = header.frame_id;
+        s.frame_size = (header.width, header.height);
+        s.format = header.format().map_or("?", |f| f.name());
+        if !s.enabled {
+            return false;
+        }
+        let now = Instant::now();
+        if now < self.next_due {
+            return false;
+        }
+        // Keep the configured rate without drifting, but never try to catch up a backlog.
+        self.next_due = (self.next_due + self.period).max(now);
+        true
+    }
+
+    /// Converts the frame to BGR into the preview's own buffer (the only step that reads the
+    /// sample).
+    pub fn convert(&mut self, header: &FrameHeader, payload: &[u8]) -> bool {
+        match self.renderer.convert(header, payload) {
+            Ok(()) => true,
+            Err(e) => {
+                self.error(header, format!("converting a {} frame: {e}", self.status.format));
+                false
+            }
+        }
+    }
+
+    /// Downscales, draws the overlay, encodes and publishes the converted frame.
+    pub fn render(&mut self, header: &FrameHeader) {
+        let max = (self.config.max_width, self.config.max_height);
+        let overlay = self.config.overlay.then(|| OverlayInfo {
+            camera_fps: self.status.fps,
+            preview_fps: self.status.preview_fps,
+            latency_ms: clock::monotonic_ns().saturating_sub(header.capture_mono_ns) as f64 / 1e6,
+        });
+        if let Err(e) = self.renderer.compose(&self.camera, header, max, overlay) {
+            return self.error(header, format!("composing the preview: {e}"));
+        }
+        if let Some(window) = &self.window {
+            if let Err(e) = highgui::imshow(window, self.renderer.image()).and_then(|()| highgui::wait_key(1).map(drop))
+            {
+                tracing::warn!(camera = self.camera, "window: {e}");
+                self.window = None;
+            }
+        }
+        if let Err(e) = self.renderer.encode(&mut self.jpeg) {
+            return self.error(header, format!("encoding JPEG: {e}"));
+        }
+        self.hub.publish(header.frame_id, self.jpeg.as_slice());
+        self.latency.record_ns(clock::monotonic_ns().saturating_sub(header.capture_mono_ns));
+        self.status.previews += 1;
+    }
+
+    fn error(&mut self, header: &FrameHeader, message: String) {
+        self.status.errors += 1;
+        if self.status.errors <= 3 || self.status.errors.is_multiple_of(100) {
+            tracing::warn!(camera = self.camera, frame = header.frame_id, "{message}");
+        }
+        self.status.last_error = Some(message);
+    }
+
+    /// Closes the statistics interval: updates rates and percentiles, republishes the status
+    /// and returns it as one JSON line.
+    pub fn tick(&mut self) -> String {
+        let elapsed = self.interval_start.elapsed().as_secs_f64();
+        if elapsed > 0.0 {
+            self.status.fps = (self.status.frames - self.frames_at) as f64 / elapsed;
+            self.status.preview_fps = (self.status.previews - self.previews_at) as f64 / elapsed;
+        }
+        self.interval_start = Instant::now();
+        self.frames_at = self.status.frames;
+        self.previews_at = self.status.previews;
+        self.status.latency_p50_us = self.latency.percentile_us(50.0);
+        self.status.latency_p99_us = self.latency.percentile_us(99.0);
+        self.latency.clear();
+        let json = self.status_json();
+        self.hub.set_status(json.clone());
+        json
+    }
+
+    fn status_json(&self) -> String {
+        let s = self.status();
+        serde_json::json!({
+            "camera": self.camera,
+            "url": self.url,
+            "enabled": s.enabled,
+            "state": if s.enabled { "on" } else { "off" },
+            "frames": s.frames,
+            "skipped": s.skipped,
+            "previews": s.previews,
+            "errors": s.errors,
+            "last_error": s.last_error,
+            "fps": (s.fps * 10.0).round() / 10.0,
+            "preview_fps": (s.preview_fps * 10.0).round() / 10.0,
+            "last_frame_id": s.last_frame_id,
+            "size": format!("{}x{}", s.frame_size.0, s.frame_size.1),
+            "format": s.format,
+            "latency_p50_us": s.latency_p50_us,
+            "latency_p99_us": s.latency_p99_us,
+            "viewers": s.viewers,
+        })
+        .to_string()
+    }
+}
+
+/// Whether a display is available for a highgui window (highgui aborts the process without
+/// one, so this is checked before any window call).
+pub fn display_available() -> bool {
+    ["DISPLAY", "WAYLAND_DISPLAY"].iter().any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()))
+}
+
+/// Runs the preview of `camera` until SIGINT/SIGTERM; returns its final status.
+pub fn run(deployment: &Deployment, camera: &CameraConfig, options: &PreviewOptions) -> anyhow::Result<PreviewStatus> {
+    let cam = camera.name.as_str();
+    let config = camera.preview.clone().unwrap_or_default();
+    let addr = options.listen.unwrap_or_else(|| config.listen_addr());
+    let listener = http::bind(addr).with_context(|| {
+        format!("camera `{cam}`: cannot listen on {addr} (set `camera.preview.listen` or --listen; port 0 picks a free port)")
+    })?;
+    let local = listener.local_addr().with_context(|| format!("camera `{cam}`: reading the bound address"))?;
+    let url = format!("http://{local}/");
+    let hub = Arc::new(Hub::default());
+    http::serve(listener, Arc::clone(&hub), cam.to_string(), config.max_viewers as usize)
+        .with_context(|| format!("camera `{cam}`: starting the HTTP server"))?;
+    let enabled = options.enabled.unwrap_or(config.enabled);
+    let stats_interval = Duration::from_secs_f64(config.stats_interval_secs);
+    let queue_depth = config.queue_depth as usize;
+    let mut preview = Preview::new(cam, config, url.clone(), Arc::clone(&hub), enabled);
+    tracing::info!(camera = cam, "preview served at {url} (stream {url}stream.mjpg, snapshot {url}snapshot.jpg)");
+    if options.json {
+        println!("{}", serde_json::json!({ "event": "listening", "camera": cam, "url": url }));
+    }
+    if options.window {
+        if display_available() {
+            preview.show_in_window();
+        } else {
+            tracing::warn!(
+                camera = cam,
+                "--window needs a display, but neither DISPLAY nor WAYLAND_DISPLAY is set: no window; the preview is at {url}"
+            );
+        }
+    }
+
+    let _release = DeploymentGuard::new(deployment.name());
+    let node = create_node(deployment, ProcessRole::Preview, cam)?;
+    let bus = open_frame_bus(&node, deployment, camera)?;
+    let subscriber = bus
+        .frames
+        .subscriber_builder()
+        .buffer_size(queue_depth)
+        .create()
+        .map_err(|e| anyhow!("camera `{cam}`: subscribing to `{}`: {e:?}", bus.frames_name))?;
+    let listener = bus
+        .ready
+        .listener_builder()
+        .create()
+        .map_err(|e| anyhow!("camera `{cam}`: creating the frame-ready listener: {e:?}"))?;
+    let waitset = WaitSetBuilder::new()
+        .signal_handling_mode(SignalHandlingMode::HandleTerminationRequests)
+        .create::<IpcService>()
+        .map_err(|e| anyhow!("creating the waitset: {e:?}"))?;
+    let frame_guard = waitset.attach_notification(&listener).map_err(|e| anyhow!("attaching the listener: {e:?}"))?;
+    let tick_guard =
+        waitset.attach_interval(stats_interval).map_err(|e| anyhow!("attaching the stats timer: {e:?}"))?;
+
+    let mut failure: Option<anyhow::Error> = None;
+    let outcome = waitset.wait_and_process(|id| {
+        if id.has_event_from(&frame_guard) {
+            if let Err(e) = listener.try_wait(|_| {}) {
+                tracing::debug!("listener try_wait: {e:?}");
+            }
+            loop {
+                let sample = match subscriber.receive() {
+                    Ok(Some(sample)) => sample,
+                    Ok(None) => break,
+                    Err(e) => {
+                        failure = Some(anyhow!("camera `{cam}`: receiving from `{}`: {e:?}", bus.frames_name));
+                        return CallbackProgression::Stop;
+                    }
+                };
+                // Newest frame only: an older queued one is dropped (and counted from the id gap).
+                if subscriber.has_samples().unwrap_or(false) {
+                    continue;
+                }
+                let header = *sample.user_header();
+                if !header.is_current_layout() || !preview.on_frame(&header) {
+                    continue;
+                }
+                let converted = preview.convert(&header, sample.payload());
+                // The sample is released before the slow part (resize, overlay, encode).
+                drop(sample);
+                if converted {
+                    preview.render(&header);
+                }
+            }
+        }
+        if id.has_event_from(&tick_guard) {
+            let line = preview.tick();
+            if options.json {
+                println!("{line}");
+            }
+            let s = &preview.status;
+            tracing::debug!(
+                camera = cam,
+                "fps={:.1} preview_fps={:.1} frames={} skipped={}",
+                s.fps,
+                s.preview_fps,
+                s.frames,
+                s.skipped
+            );
+        }
+        CallbackProgression::Continue
+    });
+    hub.shut_down();
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    outcome.map_err(|e| anyhow!("waiting for frames of camera `{cam}`: {e:?}"))?;
+    if preview.window.is_some() {
+        let _ = highgui::destroy_all_windows();
+    }
+    let line = preview.tick();
+    if options.json {
+        println!("{line}");
+    }
+    Ok(preview.status())
+}

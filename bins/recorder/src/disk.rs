@@ -1,0 +1,121 @@
+//! Free space and the removal of old segments, for the recorder's disk guard.
+
+use std::ffi::CString;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+/// Bytes available to an unprivileged writer on the filesystem holding `path` (statvfs).
+pub fn free_bytes(path: &Path) -> io::Result<u64> {
+    let c_path = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
+    // SAFETY: statvfs is plain old data, so all-zero is a valid value for it.
+    let mut st: libc::statvfs = unsafe { core::mem::zeroed() };
+    // SAFETY: `c_path` is a valid NUL-terminated string and `st` a valid, writable statvfs.
+    let rc = unsafe { libc::statvfs(c_path.as_ptr(), &mut st) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+}
+
+/// The segment base of `name` if it is a file or folder of a segment of `camera`:
+/// `<camera>_<YYYYMMDD>T<HHMMSS.mmm>Z_<frame id>` followed by `.` and an extension.
+fn segment_base<'a>(camera: &str, name: &'a str) -> Option<&'a str> {
+    let rest = name.strip_prefix(camera)?.strip_prefix('_')?;
+    let stamp = rest.as_bytes();
+    let dated = stamp.len() > 9 && stamp[..8].iter().all(u8::is_ascii_digit) && stamp[8] == b'T';
+    if !dated {
+        return None;
+    }
+    // The time has a `.` of its own: the extension starts at the first `.` after the id.
+    let id_at = rest.find("Z_")? + 2;
+    let end = rest[id_at..].find('.').map_or(rest.len(), |dot| id_at + dot);
+    Some(&name[..camera.len() + 1 + end])
+}
+
+/// Completed segments of `camera` in `dir` (those with a final sidecar), oldest first, as
+/// base paths (without extension).
+pub fn completed_segments(dir: &Path, camera: &str) -> io::Result<Vec<PathBuf>> {
+    let mut bases: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry.file_name();
+            let name = name.to_str()?;
+            let base = segment_base(camera, name)?;
+            (name == format!("{base}.jsonl")).then(|| dir.join(base))
+        })
+        .collect();
+    // Names start with the wall-clock time, so name order is age order.
+    bases.sort();
+    Ok(bases)
+}
+
+/// Segments of `camera` left incomplete by an earlier run (e.g. killed): `*.partial.*` files.
+pub fn partial_files(dir: &Path, camera: &str) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut found: Vec<PathBuf> = entries
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry.file_name();
+            let name = name.to_str()?;
+            (segment_base(camera, name).is_some() && name.contains(".partial.")).then(|| entry.path())
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// Deletes one completed segment: its video, sidecar and image folder. Returns bytes freed.
+pub fn delete_segment(base: &Path) -> io::Result<u64> {
+    let mut freed = 0;
+    let name = base.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let dir = base.parent().unwrap_or(Path::new("."));
+    for ext in ["avi", "mp4", "jsonl"] {
+        let path = dir.join(format!("{name}.{ext}"));
+        if let Ok(meta) = std::fs::metadata(&path) {
+            freed += meta.len();
+            std::fs::remove_file(&path)?;
+        }
+    }
+    let images = dir.join(format!("{name}.images"));
+    if images.is_dir() {
+        for entry in std::fs::read_dir(&images)?.flatten() {
+            freed += entry.metadata().map(|m| m.len()).unwrap_or(0);
+        }
+        std::fs::remove_dir_all(&images)?;
+    }
+    Ok(freed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Only this camera's completed segments are listed, oldest first; partial ones and other
+    /// cameras' files (even with a name prefix in common) are left alone.
+    #[test]
+    fn completed_segments_are_this_cameras_final_sidecars_oldest_first() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for name in [
+            "cam_20240102T000000.000Z_0000000001.jsonl",
+            "cam_20240101T000000.000Z_0000000001.jsonl",
+            "cam_20240101T000000.000Z_0000000001.avi",
+            "cam_20240103T000000.000Z_0000000009.partial.jsonl",
+            "cam_x_20240101T000000.000Z_0000000001.jsonl",
+            "notes.jsonl",
+        ] {
+            std::fs::write(dir.path().join(name), b"x").expect("write");
+        }
+        let found = completed_segments(dir.path(), "cam").expect("list");
+        let names: Vec<_> = found.iter().map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned())).collect();
+        assert_eq!(
+            names,
+            [Some("cam_20240101T000000.000Z_0000000001".into()), Some("cam_20240102T000000.000Z_0000000001".into())]
+        );
+        assert_eq!(partial_files(dir.path(), "cam").len(), 1);
+        assert_eq!(delete_segment(&found[0]).expect("delete"), 2);
+        assert_eq!(completed_segments(dir.path(), "cam").expect("list").len(), 1);
+        assert!(free_bytes(dir.path()).expect("statvfs") > 0);
+    }
+}
