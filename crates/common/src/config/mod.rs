@@ -15,7 +15,10 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub use error::ConfigError;
-pub use source::{FilePace, FileSource, SourceConfig, SyntheticSource};
+pub use source::{
+    normalize_control_name, v4l2_conversion, v4l2_targets, ControlSettings, ControlValue, Conversion, FilePace,
+    FileSource, MediaCtlConfig, MediaPipelineConfig, SourceConfig, SyntheticSource, V4l2Source,
+};
 
 use crate::format::PixelFormat;
 use crate::names::ProcessRole;
@@ -47,6 +50,8 @@ pub mod defaults {
     pub const PUBLISHER_LOANS: u32 = 1;
     /// Samples one reader may hold at once while working on them (not configurable).
     pub const READER_BORROWS: u32 = 1;
+    /// Driver buffers of a V4L2 source.
+    pub const V4L2_BUFFERS: u32 = 4;
 }
 
 /// A whole deployment, as loaded from one file.
@@ -100,7 +105,8 @@ pub struct CameraConfig {
     pub width: u32,
     /// Frame height in pixels.
     pub height: u32,
-    /// Frames per second; 0 means as fast as the source can (synthetic and file sources).
+    /// Frames per second; 0 means as fast as the source can (synthetic and file sources) or
+    /// the driver's current rate (V4L2).
     #[serde(default = "default_fps")]
     pub fps: f64,
     /// Pixel format published to readers (a fourcc, e.g. `BGR3`).
