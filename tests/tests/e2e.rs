@@ -6,4 +6,5 @@ mod e2e {
     mod config_errors;
     mod control;
     mod frame_bus;
+    mod v4l2;
 }

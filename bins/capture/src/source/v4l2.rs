@@ -566,15 +566,15 @@ fn apply_controls(device: &Device, req: &Request) -> Result<(), OpenError> {
         let key = normalize_control_name(name);
         let Some(control) = offered.iter().find(|c| c.key == key) else {
             return Err(OpenError::Refused(anyhow!(
-                "camera `{cam}`: {path} has no control `{key}`; it offers: {}",
+                "{path} has no control `{key}`; it offers: {}",
                 offered.iter().map(ControlInfo::describe).collect::<Vec<_>>().join(", ")
             )));
         };
         if control.flags & CTRL_FLAG_READ_ONLY != 0 {
-            return Err(OpenError::Refused(anyhow!("camera `{cam}`: control `{key}` of {path} is read-only")));
+            return Err(OpenError::Refused(anyhow!("control `{key}` of {path} is read-only")));
         }
         let raw = control_value(control, value)
-            .map_err(|why| OpenError::Refused(anyhow!("camera `{cam}`: control `{key}` = {value} {why} on {path}")))?;
+            .map_err(|why| OpenError::Refused(anyhow!("control `{key}` = {value} {why} on {path}")))?;
         if control.flags & CTRL_FLAG_INACTIVE != 0 {
             tracing::warn!(
                 camera = cam.as_str(),
@@ -586,7 +586,7 @@ fn apply_controls(device: &Device, req: &Request) -> Result<(), OpenError> {
         match set {
             Ok(()) => tracing::info!(camera = cam.as_str(), device = path, "control {key} = {raw}"),
             Err(e) if matches!(e.raw_os_error(), Some(libc::ERANGE | libc::EINVAL | libc::EACCES | libc::EPERM)) => {
-                return Err(OpenError::Refused(anyhow!("camera `{cam}`: {path} rejected control `{key}` = {raw}: {e}")))
+                return Err(OpenError::Refused(anyhow!("{path} rejected control `{key}` = {raw}: {e}")))
             }
             Err(e) => return Err(gone(e, format!("setting control `{key}` on {path}"))),
         }

@@ -84,8 +84,7 @@ impl V4l2Source {
 }
 
 /// A value of a V4L2 control in the config.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ControlValue {
     /// Integer, menu index or 0/1 for booleans.
     Integer(i64),
@@ -102,6 +101,33 @@ impl fmt::Display for ControlValue {
             ControlValue::Bool(v) => write!(f, "{v}"),
             ControlValue::Menu(v) => write!(f, "\"{v}\""),
         }
+    }
+}
+
+impl<'de> Deserialize<'de> for ControlValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Value;
+        impl Visitor<'_> for Value {
+            type Value = ControlValue;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a V4L2 control value: an integer, true/false or a menu item name")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<ControlValue, E> {
+                Ok(ControlValue::Integer(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<ControlValue, E> {
+                i64::try_from(v)
+                    .map(ControlValue::Integer)
+                    .map_err(|_| E::custom(format!("control value {v} is too large")))
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<ControlValue, E> {
+                Ok(ControlValue::Bool(v))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ControlValue, E> {
+                Ok(ControlValue::Menu(v.to_string()))
+            }
+        }
+        deserializer.deserialize_any(Value)
     }
 }
 
