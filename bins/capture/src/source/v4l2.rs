@@ -605,6 +605,18 @@ fn write_bytes(dst: &mut [MaybeUninit<u8>], src: &[u8]) -> bool {
     true
 }
 
+/// Copies `rows` rows of `row` bytes that lie `stride` bytes apart in `src` into `dst`, packed
+/// (one copy when the driver does not pad rows); false when either side is too short.
+fn copy_rows(dst: &mut [MaybeUninit<u8>], src: &[u8], row: usize, stride: usize, rows: usize) -> bool {
+    if dst.len() != row * rows || rows == 0 || stride < row || src.len() < stride * (rows - 1) + row {
+        return false;
+    }
+    if stride == row {
+        return write_bytes(dst, &src[..row * rows]);
+    }
+    dst.chunks_exact_mut(row).zip(src.chunks(stride)).all(|(d, s)| s.len() >= row && write_bytes(d, &s[..row]))
+}
+
 impl FrameSource for V4l2Source {
     fn describe(&self) -> String {
         let g = &self.granted;
@@ -734,12 +746,12 @@ impl FrameSource for V4l2Source {
         let src = unsafe { core::slice::from_raw_parts(current.ptr, current.len) };
         let g = self.granted;
         let published = self.request.published;
-        let fatal = |e: framebus_vision::opencv::Error| SourceError::BadFrame(format!("OpenCV: {e}"));
+        let opencv_err = |e: framebus_vision::opencv::Error| SourceError::BadFrame(format!("OpenCV: {e}"));
         match self.conversion {
             Conversion::Passthrough if !published.is_raw() => {
-                if !write_bytes(dst, src) {
+                if src.len() != dst.len() || !write_bytes(dst, src) {
                     return Err(SourceError::BadFrame(format!(
-                        "frame of {} bytes > sample of {}",
+                        "frame of {} bytes does not match the sample of {}",
                         src.len(),
                         dst.len()
                     )));
@@ -749,15 +761,7 @@ impl FrameSource for V4l2Source {
                 let row = published.stride(g.width) as usize;
                 let stride = g.bytes_per_line as usize;
                 let rows = if published == PixelFormat::Nv12 { g.height as usize * 3 / 2 } else { g.height as usize };
-                let ok = if stride == row {
-                    write_bytes(dst, &src[..(row * rows).min(src.len())])
-                } else {
-                    (0..rows).all(|y| {
-                        let from = &src[(y * stride).min(src.len())..(y * stride + row).min(src.len())];
-                        dst.get_mut(y * row..).is_some_and(|d| write_bytes(d, from)) && from.len() == row
-                    })
-                };
-                if !ok {
+                if !copy_rows(dst, src, row, stride, rows) {
                     return Err(SourceError::BadFrame("driver buffer shorter than a frame".into()));
                 }
             }
@@ -775,13 +779,14 @@ impl FrameSource for V4l2Source {
                         return Err(SourceError::Fatal(anyhow!("no conversion from {from} to {to}")));
                     }
                 };
-                let source = raw_mat(g.format, g.width, g.height, g.bytes_per_line as usize, src).map_err(fatal)?;
+                let source =
+                    raw_mat(g.format, g.width, g.height, g.bytes_per_line as usize, src).map_err(opencv_err)?;
                 let Some((rows, cols, typ)) = mat_shape(published, g.width, g.height) else {
                     return Err(SourceError::Fatal(anyhow!("{published} has no raw layout")));
                 };
                 let target_ptr = dst.as_ptr() as usize;
-                let mut target = uninit_mat(rows, cols, typ, dst).map_err(fatal)?;
-                imgproc::cvt_color_def(&source, &mut target, code).map_err(fatal)?;
+                let mut target = uninit_mat(rows, cols, typ, dst).map_err(opencv_err)?;
+                imgproc::cvt_color_def(&source, &mut target, code).map_err(opencv_err)?;
                 if target.data() as usize != target_ptr {
                     return Err(SourceError::BadFrame(format!("{} → {published} conversion reallocated", g.format)));
                 }
@@ -792,10 +797,10 @@ impl FrameSource for V4l2Source {
                 };
                 let flags =
                     if published == PixelFormat::Grey { imgcodecs::IMREAD_GRAYSCALE } else { imgcodecs::IMREAD_COLOR };
-                let jpeg = Mat::new_rows_cols_with_data(1, src.len() as i32, src).map_err(fatal)?;
+                let jpeg = Mat::new_rows_cols_with_data(1, src.len() as i32, src).map_err(opencv_err)?;
                 let target_ptr = dst.as_ptr() as usize;
-                let mut target = uninit_mat(rows, cols, typ, dst).map_err(fatal)?;
-                imgcodecs::imdecode_to(&jpeg, flags, &mut target).map_err(fatal)?;
+                let mut target = uninit_mat(rows, cols, typ, dst).map_err(opencv_err)?;
+                imgcodecs::imdecode_to(&jpeg, flags, &mut target).map_err(opencv_err)?;
                 // A JPEG of another size makes OpenCV decode into a buffer of its own: then the
                 // sample was not written and the frame is dropped.
                 if target.empty() || target.data() as usize != target_ptr {
@@ -904,6 +909,20 @@ mod tests {
             flags: 0,
             menu: vec![],
         }
+    }
+
+    /// Padded driver rows are packed to the tight stride; short buffers are refused.
+    #[test]
+    fn padded_rows_are_packed() {
+        let src: Vec<u8> = (0..3 * 8).map(|i| i as u8).collect(); // 3 rows of 6 bytes + 2 padding
+        let mut dst = vec![MaybeUninit::new(0u8); 18];
+        assert!(copy_rows(&mut dst, &src, 6, 8, 3));
+        // SAFETY: copy_rows returned true, so it wrote every byte of `dst` (and it was zeroed).
+        let packed: Vec<u8> = dst.iter().map(|b| unsafe { b.assume_init() }).collect();
+        assert_eq!(packed, [0, 1, 2, 3, 4, 5, 8, 9, 10, 11, 12, 13, 16, 17, 18, 19, 20, 21]);
+        assert!(!copy_rows(&mut dst, &src[..20], 6, 8, 3));
+        let mut tight = vec![MaybeUninit::new(0u8); 24];
+        assert!(copy_rows(&mut tight, &src, 8, 8, 3));
     }
 
     /// Control values are checked against the device's range, type and menu.
