@@ -26,7 +26,8 @@ status config="configs/default.toml":
 
 # Benchmarks: latency and publish cost vs memcpy, printed as a table (release build).
 bench:
-    cargo run --release -p framebus-bench
+    cargo build --release --bins
+    target/release/framebus-bench
 
 fmt:
     cargo fmt --all

@@ -8,4 +8,5 @@ mod e2e {
     mod frame_bus;
     mod preview;
     mod recorder;
+    mod v4l2;
 }

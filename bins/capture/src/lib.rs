@@ -16,8 +16,8 @@ use framebus_common::stats::StatusWindow;
 use framebus_common::{clock, CameraConfig, Deployment, FrameHeader, ProcessRole};
 use iceoryx2::prelude::*;
 
-use crate::pipeline::pipeline_for;
-use crate::source::{open_source, stamps_frames, FrameSource, Pacing, SourceError};
+use crate::pipeline::{pipeline_for, MediaPipeline};
+use crate::source::{open_source, stamps_frames, Effective, FrameSource, Pacing, SourceError};
 
 /// Options of one capture run beyond the config (mostly for tests and benchmarks).
 #[derive(Debug, Clone, Default)]
@@ -26,7 +26,12 @@ pub struct CaptureOptions {
     pub max_frames: Option<u64>,
     /// Do not publish before this many readers are attached (benchmarks).
     pub wait_for_readers: usize,
+    /// Interval of the periodic statistics log line (default 5 s).
+    pub stats_interval: Option<Duration>,
 }
+
+/// Default interval of capture's periodic statistics log line.
+pub const DEFAULT_STATS_INTERVAL: Duration = Duration::from_secs(5);
 
 /// What a capture run did, printed as JSON by `capture --summary`.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -39,13 +44,27 @@ pub struct CaptureSummary {
     pub publish_cost_ns: f64,
     /// Mean nanoseconds per frame of each phase: loan, write, send, notify.
     pub phase_ns: [f64; 4],
+    /// What the source delivered, as negotiated (format, frame rate, drops, reconnects).
+    pub effective: Option<Effective>,
 }
 
 impl CaptureSummary {
     /// One-line JSON.
     pub fn to_json(&self) -> String {
+        let effective = self.effective.as_ref().map_or(String::new(), |e| {
+            format!(
+                ",\"format\":\"{}\",\"width\":{},\"height\":{},\"device_format\":{},\"source_fps\":{:.3},\"source_drops\":{},\"reconnects\":{}",
+                e.published.format,
+                e.published.width,
+                e.published.height,
+                e.device_format.map_or("null".to_string(), |f| format!("\"{f}\"")),
+                e.fps,
+                e.source_drops,
+                e.reconnects
+            )
+        });
         format!(
-            "{{\"frames\":{},\"seconds\":{:.3},\"fps\":{:.1},\"publish_cost_ns\":{:.0},\"loan_ns\":{:.0},\"write_ns\":{:.0},\"send_ns\":{:.0},\"notify_ns\":{:.0}}}",
+            "{{\"frames\":{},\"seconds\":{:.3},\"fps\":{:.1},\"publish_cost_ns\":{:.0},\"loan_ns\":{:.0},\"write_ns\":{:.0},\"send_ns\":{:.0},\"notify_ns\":{:.0}{effective}}}",
             self.frames,
             self.seconds,
             if self.seconds > 0.0 { self.frames as f64 / self.seconds } else { 0.0 },
@@ -58,6 +77,19 @@ impl CaptureSummary {
     }
 }
 
+/// One line for logs: what the device delivers and what is published.
+pub fn describe_effective(e: &Effective) -> String {
+    let published = format!("{} {}x{}", e.published.format, e.published.width, e.published.height);
+    let fps = if e.fps > 0.0 { format!("{:.3} fps", e.fps) } else { "unpaced".to_string() };
+    match e.device_format {
+        Some(device) => format!(
+            "device delivers {device} {}x{} at {fps}, publishing {published}",
+            e.published.width, e.published.height
+        ),
+        None => format!("publishing {published} at {fps}"),
+    }
+}
+
 /// Runs capture for `camera` until SIGINT/SIGTERM, the end of a non-looping file, or
 /// `options.max_frames`.
 pub fn run(deployment: &Deployment, camera: &CameraConfig, options: &CaptureOptions) -> anyhow::Result<CaptureSummary> {
@@ -66,7 +98,7 @@ pub fn run(deployment: &Deployment, camera: &CameraConfig, options: &CaptureOpti
     pipeline
         .setup(camera)
         .with_context(|| format!("camera `{cam}`: media pipeline `{}` set-up failed", pipeline.name()))?;
-    let result = run_with_source(deployment, camera, options);
+    let result = run_with_source(deployment, camera, options, &mut *pipeline);
     if let Err(e) = pipeline.teardown(camera) {
         tracing::warn!(camera = cam, "media pipeline teardown failed: {e:#}");
     }
@@ -77,10 +109,13 @@ fn run_with_source(
     deployment: &Deployment,
     camera: &CameraConfig,
     options: &CaptureOptions,
+    pipeline: &mut dyn MediaPipeline,
 ) -> anyhow::Result<CaptureSummary> {
     let cam = camera.name.as_str();
     let mut source = open_source(deployment, camera)?;
     let format = source.format();
+    let effective = source.effective();
+    tracing::info!(camera = cam, "effective format: {}", describe_effective(&effective));
     let layout = camera.slot_layout();
     if format.max_frame_bytes() > layout.frame_bytes {
         bail!(
@@ -117,6 +152,8 @@ fn run_with_source(
             target_fps: match pacing {
                 Pacing::Period(period) => 1.0 / period.as_secs_f64().max(1e-9),
                 Pacing::Unpaced => 0.0,
+                // What the driver granted (the configured rate when it does not say).
+                Pacing::Device if effective.fps > 0.0 => effective.fps,
                 Pacing::Device => camera.fps,
             },
             ..Metrics::default()
@@ -142,7 +179,7 @@ fn run_with_source(
         control.metrics.state = ProcessState::Waiting;
         while bus.frames.dynamic_config().number_of_subscribers() < options.wait_for_readers {
             if !control.wait(&node, Duration::from_millis(1)) || control.stop {
-                return Ok(CaptureSummary::default());
+                return Ok(CaptureSummary { effective: Some(source.effective()), ..CaptureSummary::default() });
             }
         }
         control.metrics.state = ProcessState::Running;
@@ -155,8 +192,9 @@ fn run_with_source(
     let mut phase_totals = [0u64; 4];
     let mut next_due = Instant::now();
     let started = Instant::now();
-    let mut stats = RateLog::new();
+    let mut stats = RateLog::new(options.stats_interval.unwrap_or(DEFAULT_STATS_INTERVAL));
     let mut backoff = Duration::from_millis(100);
+    let mut bad_frames: u64 = 0;
     tracing::info!(camera = cam, "capturing: {} at {:?}", source.describe(), pacing);
 
     loop {
@@ -185,6 +223,12 @@ fn run_with_source(
         control.metrics.latency_p99_us = window.p99_us;
         let grab = match source.grab() {
             Ok(grab) => grab,
+            Err(SourceError::NoFrameYet) => continue,
+            Err(SourceError::BadFrame(why)) => {
+                bad_frames += 1;
+                log_bad_frame(cam, bad_frames, &why);
+                continue;
+            }
             Err(SourceError::Ended) => {
                 tracing::info!(camera = cam, frames = frame_id, "source ended");
                 break;
@@ -193,11 +237,18 @@ fn run_with_source(
                 tracing::warn!(camera = cam, "source unavailable: {why}; retrying in {backoff:?}");
                 control.metrics.state = ProcessState::Degraded;
                 if !control.wait(&node, backoff) || control.stop {
+                    tracing::info!(camera = cam, frames = frame_id, "stopping while the source is unavailable");
                     break;
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(5));
-                if let Err(e) = source.reconnect() {
-                    tracing::warn!(camera = cam, "reconnect failed: {}", describe_source_error(&e));
+                if let Err(e) = pipeline.setup(camera) {
+                    tracing::warn!(camera = cam, "media pipeline `{}` set-up failed: {e:#}", pipeline.name());
+                    continue;
+                }
+                match source.reconnect() {
+                    Ok(()) => tracing::info!(camera = cam, "source back: {}", source.describe()),
+                    Err(SourceError::Fatal(e)) => return Err(e),
+                    Err(e) => tracing::warn!(camera = cam, "reconnect failed: {}", describe_source_error(&e)),
                 }
                 continue;
             }
@@ -208,17 +259,23 @@ fn run_with_source(
         backoff = Duration::from_millis(100);
         control.metrics.state = ProcessState::Running;
         let publish_start = clock::monotonic_ns();
-        frame_id += 1;
-        publish_frame(
+        let published = publish_frame(
             &publisher,
             &mut *source,
-            FrameIdentity { run_id, frame_id },
+            FrameIdentity { run_id, frame_id: frame_id + 1 },
             &grab,
             stamp_flag,
             format,
             &mut phase_totals,
         )
-        .with_context(|| format!("camera `{cam}`: publishing frame {frame_id}"))?;
+        .with_context(|| format!("camera `{cam}`: publishing frame {}", frame_id + 1))?;
+        if let Err(why) = published {
+            // The frame gets no id: ids stay contiguous for what readers actually receive.
+            bad_frames += 1;
+            log_bad_frame(cam, bad_frames, &why);
+            continue;
+        }
+        frame_id += 1;
         // Readers wait on this event; a failed notify only delays them until the next frame.
         let sent = clock::monotonic_ns();
         if let Err(e) = notifier.notify() {
@@ -230,7 +287,7 @@ fn run_with_source(
         window.record_ns(done.saturating_sub(grab.capture_mono_ns));
         control.metrics.frames = frame_id;
         control.metrics.skipped = grab.source_drops;
-        stats.tick(cam, frame_id);
+        stats.tick(cam, frame_id, &grab);
         if options.max_frames.is_some_and(|max| frame_id >= max) {
             break;
         }
@@ -240,7 +297,16 @@ fn run_with_source(
         seconds: started.elapsed().as_secs_f64(),
         publish_cost_ns: if frame_id > 0 { publish_ns_total as f64 / frame_id as f64 } else { 0.0 },
         phase_ns: phase_totals.map(|total| if frame_id > 0 { total as f64 / frame_id as f64 } else { 0.0 }),
+        effective: Some(source.effective()),
     })
+}
+
+/// Unusable frames are logged, the first few and then every 100th, so a flaky camera cannot
+/// flood the log.
+fn log_bad_frame(camera: &str, count: u64, why: &str) {
+    if count <= 5 || count.is_multiple_of(100) {
+        tracing::warn!(camera, skipped = count, "skipping an unusable frame: {why}");
+    }
 }
 
 /// Sleep slices between control polls: bounds how long a command waits while capture paces.
@@ -292,7 +358,8 @@ impl Control {
 fn describe_source_error(e: &SourceError) -> String {
     match e {
         SourceError::Ended => "source ended".into(),
-        SourceError::Unavailable(why) => why.clone(),
+        SourceError::Unavailable(why) | SourceError::BadFrame(why) => why.clone(),
+        SourceError::NoFrameYet => "no frame yet".into(),
         SourceError::Fatal(e) => format!("{e:#}"),
     }
 }
@@ -307,6 +374,7 @@ struct FrameIdentity {
 type FramePublisher = iceoryx2::port::publisher::Publisher<framebus_common::ipc::IpcService, [u8], FrameHeader>;
 
 /// Loans a sample, lets the source write the frame into it, fills the header and sends it.
+/// `Ok(Err(why))`: the source could not write this frame; the sample is returned unsent.
 fn publish_frame(
     publisher: &FramePublisher,
     source: &mut dyn FrameSource,
@@ -315,7 +383,7 @@ fn publish_frame(
     flags: u32,
     format: source::SourceFormat,
     phase_totals: &mut [u64; 4],
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Result<(), String>> {
     let start = clock::monotonic_ns();
     let mut sample =
         publisher.loan_slice_uninit(grab.payload_len).map_err(|e| anyhow::anyhow!("loaning a sample: {e:?}"))?;
@@ -323,6 +391,7 @@ fn publish_frame(
     let FrameIdentity { run_id, frame_id } = id;
     match source.write_into(frame_id, sample.payload_mut()) {
         Ok(()) => {}
+        Err(SourceError::BadFrame(why)) => return Ok(Err(why)),
         Err(SourceError::Fatal(e)) => return Err(e),
         Err(other) => anyhow::bail!("writing the frame: {}", describe_source_error(&other)),
     }
@@ -350,27 +419,36 @@ fn publish_frame(
     phase_totals[0] += loaned.saturating_sub(start);
     phase_totals[1] += written.saturating_sub(loaned);
     phase_totals[2] += clock::monotonic_ns().saturating_sub(written);
-    Ok(())
+    Ok(Ok(()))
 }
 
-/// Logs the publish rate every few seconds.
+/// Logs the publish rate and the source's (driver's) drops periodically.
 struct RateLog {
+    interval: Duration,
     since: Instant,
     frames_at_start: u64,
+    drops_at_start: u64,
 }
 
 impl RateLog {
-    fn new() -> RateLog {
-        RateLog { since: Instant::now(), frames_at_start: 0 }
+    fn new(interval: Duration) -> RateLog {
+        RateLog { interval, since: Instant::now(), frames_at_start: 0, drops_at_start: 0 }
     }
 
-    fn tick(&mut self, camera: &str, frames: u64) {
+    fn tick(&mut self, camera: &str, frames: u64, grab: &source::Grab) {
         let elapsed = self.since.elapsed();
-        if elapsed >= Duration::from_secs(5) {
+        if elapsed >= self.interval {
             let fps = (frames - self.frames_at_start) as f64 / elapsed.as_secs_f64();
-            tracing::info!(camera, frames, "publishing at {fps:.1} fps");
+            let drops = grab.source_drops;
+            tracing::info!(
+                camera,
+                frames,
+                "publishing at {fps:.1} fps, driver drops {drops} (+{})",
+                drops.saturating_sub(self.drops_at_start)
+            );
             self.since = Instant::now();
             self.frames_at_start = frames;
+            self.drops_at_start = drops;
         }
     }
 }

@@ -23,6 +23,9 @@ struct Args {
     /// Wait until this many readers are attached before publishing.
     #[arg(long, default_value_t = 0)]
     wait_for_readers: usize,
+    /// Seconds between the periodic statistics log lines (publish rate, driver drops).
+    #[arg(long)]
+    stats_interval_secs: Option<f64>,
     /// Print a JSON summary line on stdout when stopping.
     #[arg(long)]
     summary: bool,
@@ -39,7 +42,13 @@ fn main() -> ExitCode {
         if args.check_config {
             return Ok(None);
         }
-        let options = CaptureOptions { max_frames: args.max_frames, wait_for_readers: args.wait_for_readers };
+        let stats_interval = match args.stats_interval_secs {
+            Some(secs) if secs.is_finite() && secs > 0.0 => Some(std::time::Duration::from_secs_f64(secs)),
+            Some(secs) => anyhow::bail!("--stats-interval-secs {secs}: use a number of seconds above 0"),
+            None => None,
+        };
+        let options =
+            CaptureOptions { max_frames: args.max_frames, wait_for_readers: args.wait_for_readers, stats_interval };
         framebus_capture::run(&deployment, &camera, &options).map(Some)
     });
     match result {

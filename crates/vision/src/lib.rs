@@ -62,6 +62,37 @@ pub fn frame_mat<'a>(header: &FrameHeader, payload: &'a [u8]) -> Result<BoxedRef
     Ok(BoxedRef::from(mat))
 }
 
+/// A read-only `Mat` over a raw frame whose rows are `stride` bytes apart (a driver buffer
+/// with padded rows), without copying. NV12's UV plane must follow the Y plane at `height ×
+/// stride`, as in single-planar V4L2 buffers.
+pub fn raw_mat<'a>(
+    format: PixelFormat,
+    width: u32,
+    height: u32,
+    stride: usize,
+    bytes: &'a [u8],
+) -> Result<BoxedRef<'a, Mat>> {
+    let (rows, cols, typ) = mat_shape(format, width, height)
+        .ok_or_else(|| bad_arg(format!("{format} frames are compressed: they have no raw view")))?;
+    let row_bytes = format.stride(width) as usize;
+    if stride < row_bytes {
+        return Err(bad_arg(format!("stride {stride} is smaller than a {format} row of {width} pixels ({row_bytes})")));
+    }
+    let needed = stride * (rows.max(1) as usize - 1) + row_bytes;
+    if bytes.len() < needed {
+        return Err(bad_arg(format!(
+            "buffer of {} bytes is smaller than a {format} {width}x{height} frame with stride {stride} ({needed})",
+            bytes.len()
+        )));
+    }
+    // SAFETY: the slice holds every row at `stride` bytes apart (checked above); the returned
+    // Mat borrows it for 'a and is read-only (BoxedRef gives no mutable access).
+    let mat = unsafe {
+        Mat::new_rows_cols_with_data_unsafe(rows, cols, typ, bytes.as_ptr().cast::<c_void>().cast_mut(), stride)
+    }?;
+    Ok(BoxedRef::from(mat))
+}
+
 /// A writable `Mat` of `rows` × `cols` × `typ` over uninitialised memory (a loaned sample), so
 /// OpenCV writes the frame directly into shared memory. The caller must make OpenCV write every
 /// byte before treating the memory as initialised.

@@ -5,6 +5,8 @@ use framebus_e2e::Proc;
 
 const CAMERA: &str = "[[camera]]\nname = \"cam0\"\nwidth = 640\nheight = 480\n[camera.source]\nkind = \"synthetic\"\n";
 
+const V4L2: &str = "[[camera]]\nname = \"cam0\"\nwidth = 640\nheight = 480\n[camera.source]\nkind = \"v4l2\"\ndevice = \"/dev/video0\"\n";
+
 /// A camera table with `extra` camera keys (placed before its `[camera.source]` sub-table).
 fn camera(extra: &str) -> String {
     CAMERA.replace("[camera.source]", &format!("{extra}\n[camera.source]"))
@@ -19,7 +21,13 @@ fn cases() -> Vec<(&'static str, String, &'static str)> {
         ("wrong type", CAMERA.replace("640", "\"640\""), ":3:9: `camera[0].width`: invalid type: string \"640\", expected u32"),
         ("unknown pixel format", camera("pixel-format = \"BGRA\""), ": `camera[0].pixel-format`: unknown pixel format `BGRA` (allowed: BGR3, RGB3, GREY, YUYV, NV12, MJPG)"),
         ("fps out of range", camera("fps = -5"), ": `camera[0].fps`: invalid value -5: allowed 0 (as fast as possible) to 1000"),
-        ("unknown source kind", CAMERA.replace("synthetic", "usb"), ":6:8: `camera[0].source.kind`: unknown variant `usb`, expected `synthetic` or `file`"),
+        ("unknown source kind", CAMERA.replace("synthetic", "usb"), ":6:8: `camera[0].source.kind`: unknown variant `usb`, expected one of `synthetic`, `file`, `v4l2`"),
+        ("unknown V4L2 source key", V4L2.replace("device =", "colour = 1\ndevice ="), ":5:1: `camera[0].source`: unknown field `colour`, expected one of `device`, `format`, `buffers`, `strict`, `controls`, `media-pipeline`"),
+        ("relative V4L2 device", V4L2.replace("/dev/video0", "video0"), ": `camera[0].source.device`: `video0` is not an absolute path: use e.g. `/dev/video0` or `/dev/v4l/by-id/<name>`"),
+        ("V4L2 conversion capture cannot do", V4L2.replace("height = 480", "height = 480\npixel-format = \"RGB3\"").replace("kind = \"v4l2\"", "kind = \"v4l2\"\nformat = \"MJPG\""), ": `camera[0].pixel-format`: capture cannot publish RGB3 from a V4L2 device delivering MJPG (source.format): from MJPG it can publish BGR3, GREY, MJPG"),
+        ("V4L2 buffers", format!("{V4L2}buffers = 1\n"), ": `camera[0].source.buffers`: invalid value 1: allowed 2 to 32"),
+        ("control value of the wrong type", format!("{V4L2}[camera.source.controls]\nbrightness = 1.5\n"), ":5:1: `camera[0].source`: invalid type: floating point `1.5`, expected a V4L2 control value: an integer, true/false or a menu item name"),
+        ("media pipeline without steps", format!("{V4L2}[camera.source.media-pipeline]\nkind = \"media-ctl\"\ndevice = \"/dev/media0\"\n"), ": `camera[0].source.media-pipeline`: no step configured: set `links`, `formats` or `reset = true` (or remove the table)"),
         ("too few slots", camera("slots = 4"), ": `camera[0].slots`: 4 slots cannot serve 3 readers: each needs a queue of at least 1 frame plus 1 it works on, and capture needs 1; use at least 7"),
         ("queue deeper than the slots allow", format!("{}[camera.algo]\nqueue-depth = 3\n", camera("slots = 7")), ": `camera[0].algo.queue-depth`: invalid value 3: allowed 1 to 1 with slots = 7 and max-readers = 3 (raise slots for deeper queues)"),
         ("duplicate camera", format!("{CAMERA}{CAMERA}"), ": `camera[1].name`: duplicate camera name `cam0`: names must be unique"),

@@ -4,6 +4,7 @@
 
 mod file;
 mod synthetic;
+mod v4l2;
 
 use core::mem::MaybeUninit;
 use std::time::Duration;
@@ -14,6 +15,7 @@ use framebus_common::{CameraConfig, Deployment, PixelFormat};
 
 pub use file::FileSource;
 pub use synthetic::SyntheticSource;
+pub use v4l2::V4l2Source;
 
 /// What decides when the next frame is produced.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -44,6 +46,26 @@ impl SourceFormat {
     }
 }
 
+/// What a source really delivers, after negotiation with the device: what capture status and
+/// the start-up log report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Effective {
+    /// The frames as published (equal to [`FrameSource::format`]).
+    pub published: SourceFormat,
+    /// The pixel format the device delivers (V4L2), when the source has a device.
+    pub device_format: Option<PixelFormat>,
+    /// Frames per second the source runs at: granted by the driver (V4L2), configured
+    /// (timer-paced sources), 0 when unpaced or unknown.
+    pub fps: f64,
+    /// Frames the source or its driver lost so far (driver sequence gaps, corrupt buffers).
+    pub source_drops: u64,
+    /// Times the source was reopened after it became unavailable.
+    pub reconnects: u64,
+    /// Where the granted settings differ from the configured ones (`size 800x600 → 640x480`);
+    /// empty when everything was granted.
+    pub adjustments: Vec<String>,
+}
+
 /// Metadata of a grabbed frame, before it is written into a sample.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Grab {
@@ -66,6 +88,12 @@ pub enum SourceError {
     Ended,
     /// The device is gone for now; capture retries with backoff via [`FrameSource::reconnect`].
     Unavailable(String),
+    /// No frame arrived within the source's poll timeout; capture checks for termination
+    /// requests and calls [`FrameSource::grab`] again.
+    NoFrameYet,
+    /// This one frame is unusable (corrupt buffer, undecodable JPEG); capture skips it, gives
+    /// it no frame id, and carries on.
+    BadFrame(String),
     /// Anything else: capture stops with this error.
     Fatal(anyhow::Error),
 }
@@ -83,9 +111,25 @@ pub trait FrameSource {
     /// Writes the grabbed frame into `dst` (exactly `payload_len` bytes), every byte once;
     /// `frame_id` is the id capture gives it (stamped by sources that stamp).
     fn write_into(&mut self, frame_id: u64, dst: &mut [MaybeUninit<u8>]) -> Result<(), SourceError>;
-    /// Tries to get an unavailable source back; errors are retried by the caller.
+    /// Tries to get an unavailable source back; `Unavailable` errors are retried by the caller,
+    /// `Fatal` ones stop capture.
     fn reconnect(&mut self) -> Result<(), SourceError> {
         Ok(())
+    }
+    /// What the source really delivers (format, frame rate, drops so far); capture status
+    /// reports this.
+    fn effective(&self) -> Effective {
+        Effective {
+            published: self.format(),
+            device_format: None,
+            fps: match self.pacing() {
+                Pacing::Period(period) if !period.is_zero() => 1.0 / period.as_secs_f64(),
+                _ => 0.0,
+            },
+            source_drops: 0,
+            reconnects: 0,
+            adjustments: Vec::new(),
+        }
     }
 }
 
@@ -102,6 +146,7 @@ pub fn open_source(deployment: &Deployment, camera: &CameraConfig) -> anyhow::Re
             FileSource::open(camera, file, &deployment.resolve_path(&file.path))
                 .with_context(|| format!("opening the file source of camera `{}`", camera.name))?,
         ),
+        SourceConfig::V4l2(v4l2) => Box::new(V4l2Source::open(camera, v4l2)?),
     };
     Ok(source)
 }

@@ -19,7 +19,10 @@ use serde::Deserialize;
 pub use error::ConfigError;
 pub use preview::PreviewConfig;
 pub use recorder::{ImageFormat, RecorderConfig, VideoFormat};
-pub use source::{FilePace, FileSource, SourceConfig, SyntheticSource};
+pub use source::{
+    normalize_control_name, v4l2_conversion, v4l2_targets, ControlSettings, ControlValue, Conversion, FilePace,
+    FileSource, MediaCtlConfig, MediaPipelineConfig, SourceConfig, SyntheticSource, V4l2Source,
+};
 
 use crate::format::PixelFormat;
 use crate::names::ProcessRole;
@@ -77,6 +80,8 @@ pub mod defaults {
     pub const RECORDER_SEGMENT_SECS: f64 = 60.0;
     /// Free-space floor of the recorder in MiB.
     pub const RECORDER_MIN_FREE_MB: u64 = 512;
+    /// Driver buffers of a V4L2 source.
+    pub const V4L2_BUFFERS: u32 = 4;
 }
 
 /// A whole deployment, as loaded from one file.
@@ -130,7 +135,8 @@ pub struct CameraConfig {
     pub width: u32,
     /// Frame height in pixels.
     pub height: u32,
-    /// Frames per second; 0 means as fast as the source can (synthetic and file sources).
+    /// Frames per second; 0 means as fast as the source can (synthetic and file sources) or
+    /// the driver's current rate (V4L2).
     #[serde(default = "default_fps")]
     pub fps: f64,
     /// Pixel format published to readers (a fourcc, e.g. `BGR3`).

@@ -1,8 +1,10 @@
 //! `[camera.source]`: where a camera's frames come from.
 
+use std::fmt;
 use std::path::PathBuf;
 
-use serde::Deserialize;
+use serde::de::{MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 
 use super::{CameraConfig, Deployment};
 use crate::format::PixelFormat;
@@ -15,6 +17,8 @@ pub enum SourceConfig {
     Synthetic(SyntheticSource),
     /// A video file read with OpenCV, looping at its end.
     File(FileSource),
+    /// A V4L2 camera (USB or MIPI CSI) read with mmap streaming.
+    V4l2(V4l2Source),
 }
 
 /// `kind = "synthetic"`: no settings of its own (size, format and fps are the camera's).
@@ -40,6 +44,209 @@ fn default_loop() -> bool {
     true
 }
 
+/// `kind = "v4l2"`: a V4L2 video capture device.
+///
+/// The camera's `width`, `height` and `fps` are asked of the device; `format` is the pixel
+/// format asked of the device and the camera's `pixel-format` is the one published. When they
+/// differ, capture converts each frame in the same single pass that writes it into shared
+/// memory (see [`v4l2_conversion`]).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct V4l2Source {
+    /// The device node: `/dev/video0`, or a stable `/dev/v4l/by-id/...` / `by-path` name.
+    pub device: PathBuf,
+    /// Pixel format asked of the device (`YUYV`, `MJPG`, `NV12`, `GREY`, ...); defaults to the
+    /// camera's `pixel-format`.
+    pub format: Option<String>,
+    /// Driver buffers for mmap streaming (one is always held by capture while publishing).
+    #[serde(default = "default_buffers")]
+    pub buffers: u32,
+    /// Fail instead of warning when the driver grants another size, format or frame rate.
+    #[serde(default)]
+    pub strict: bool,
+    /// `[camera.source.controls]`: V4L2 controls to set at start and after a reconnect, by
+    /// normalised name (`exposure_time_absolute`), applied in the order written.
+    #[serde(default)]
+    pub controls: ControlSettings,
+    /// `[camera.source.media-pipeline]`: board set-up run before the device is opened.
+    pub media_pipeline: Option<MediaPipelineConfig>,
+}
+
+fn default_buffers() -> u32 {
+    super::defaults::V4L2_BUFFERS
+}
+
+impl V4l2Source {
+    /// The pixel format asked of the device (validated).
+    pub fn device_format(&self, published: PixelFormat) -> PixelFormat {
+        self.format.as_deref().and_then(|f| f.parse().ok()).unwrap_or(published)
+    }
+}
+
+/// A value of a V4L2 control in the config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ControlValue {
+    /// Integer, menu index or 0/1 for booleans.
+    Integer(i64),
+    /// Boolean controls (`white_balance_automatic = false`).
+    Bool(bool),
+    /// A menu item by name (`auto_exposure = "Manual Mode"`).
+    Menu(String),
+}
+
+impl fmt::Display for ControlValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ControlValue::Integer(v) => write!(f, "{v}"),
+            ControlValue::Bool(v) => write!(f, "{v}"),
+            ControlValue::Menu(v) => write!(f, "\"{v}\""),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ControlValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Value;
+        impl Visitor<'_> for Value {
+            type Value = ControlValue;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a V4L2 control value: an integer, true/false or a menu item name")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<ControlValue, E> {
+                Ok(ControlValue::Integer(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<ControlValue, E> {
+                i64::try_from(v)
+                    .map(ControlValue::Integer)
+                    .map_err(|_| E::custom(format!("control value {v} is too large")))
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<ControlValue, E> {
+                Ok(ControlValue::Bool(v))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ControlValue, E> {
+                Ok(ControlValue::Menu(v.to_string()))
+            }
+        }
+        deserializer.deserialize_any(Value)
+    }
+}
+
+/// Control settings in the order they are written in the file (order matters: an automatic
+/// mode must be switched off before its manual value is set).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ControlSettings(pub Vec<(String, ControlValue)>);
+
+impl<'de> Deserialize<'de> for ControlSettings {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct InOrder;
+        impl<'de> Visitor<'de> for InOrder {
+            type Value = ControlSettings;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a table of V4L2 control names and values")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ControlSettings, A::Error> {
+                let mut settings = Vec::new();
+                while let Some((name, value)) = map.next_entry::<String, ControlValue>()? {
+                    settings.push((name, value));
+                }
+                Ok(ControlSettings(settings))
+            }
+        }
+        deserializer.deserialize_map(InOrder)
+    }
+}
+
+/// The normalised form of a V4L2 control name, as `v4l2-ctl` prints it:
+/// `Exposure Time, Absolute` → `exposure_time_absolute`.
+pub fn normalize_control_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.is_empty() && !out.ends_with('_') {
+            out.push('_');
+        }
+    }
+    while out.ends_with('_') {
+        out.pop();
+    }
+    out
+}
+
+/// `[camera.source.media-pipeline]`: how a board's media controller is set up before the
+/// video device is opened, chosen by `kind`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum MediaPipelineConfig {
+    /// Nothing to do (the default when the table is absent).
+    None,
+    /// Run `media-ctl` steps: reset, then links, then pad formats.
+    MediaCtl(MediaCtlConfig),
+}
+
+/// `kind = "media-ctl"`: links and pad formats set with `media-ctl`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct MediaCtlConfig {
+    /// The media controller device (`/dev/media0`).
+    pub device: PathBuf,
+    /// The program to run; found on PATH unless it contains a `/`.
+    #[serde(default = "default_media_ctl")]
+    pub command: String,
+    /// Run `media-ctl -r` (disable all links) first.
+    #[serde(default)]
+    pub reset: bool,
+    /// Link descriptions, each run as `media-ctl -d <device> -l <link>`, in order.
+    #[serde(default)]
+    pub links: Vec<String>,
+    /// Pad formats, each run as `media-ctl -d <device> -V <format>`, in order (after the links).
+    #[serde(default)]
+    pub formats: Vec<String>,
+    /// Seconds one step may take before it is killed and reported as failed.
+    #[serde(default = "default_media_ctl_timeout")]
+    pub timeout_secs: f64,
+}
+
+fn default_media_ctl() -> String {
+    "media-ctl".to_string()
+}
+
+fn default_media_ctl_timeout() -> f64 {
+    10.0
+}
+
+/// How capture turns what a V4L2 device delivers into what it publishes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conversion {
+    /// Published as delivered (repacked to the tight stride when the driver pads rows).
+    Passthrough,
+    /// Colour conversion (OpenCV `cvtColor`) into the sample.
+    Convert,
+    /// MJPG decoded (OpenCV `imdecode`) into the sample.
+    Decode,
+}
+
+/// Whether capture can turn `device` frames into `published` frames in one pass, and how.
+pub fn v4l2_conversion(device: PixelFormat, published: PixelFormat) -> Option<Conversion> {
+    use PixelFormat::*;
+    match (device, published) {
+        (d, p) if d == p => Some(Conversion::Passthrough),
+        (Yuyv | Nv12 | Grey, Bgr3 | Rgb3) | (Yuyv | Nv12, Grey) => Some(Conversion::Convert),
+        (Mjpg, Bgr3 | Grey) => Some(Conversion::Decode),
+        _ => None,
+    }
+}
+
+/// Published formats capture can make from `device` frames, for error messages.
+pub fn v4l2_targets(device: PixelFormat) -> String {
+    PixelFormat::ALL
+        .into_iter()
+        .filter(|p| v4l2_conversion(device, *p).is_some())
+        .map(PixelFormat::name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// What paces a file source.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -57,6 +264,7 @@ impl SourceConfig {
         match self {
             SourceConfig::Synthetic(_) => "synthetic",
             SourceConfig::File(_) => "file",
+            SourceConfig::V4l2(_) => "v4l2",
         }
     }
 }
@@ -88,6 +296,74 @@ pub(super) fn validate(
             if !path.is_file() {
                 return Err(("source.path".into(), format!("video file `{}` does not exist", path.display())));
             }
+        }
+        SourceConfig::V4l2(v4l2) => validate_v4l2(v4l2, format)?,
+    }
+    Ok(())
+}
+
+fn validate_v4l2(v4l2: &V4l2Source, published: PixelFormat) -> Result<(), (String, String)> {
+    let err = |key: &str, msg: String| Err((format!("source.{key}"), msg));
+    if !v4l2.device.is_absolute() {
+        return err(
+            "device",
+            format!(
+                "`{}` is not an absolute path: use e.g. `/dev/video0` or `/dev/v4l/by-id/<name>`",
+                v4l2.device.display()
+            ),
+        );
+    }
+    let device_format = match v4l2.format.as_deref().map(str::parse::<PixelFormat>) {
+        None => published,
+        Some(Ok(f)) => f,
+        Some(Err(e)) => return err("format", e.to_string()),
+    };
+    if v4l2_conversion(device_format, published).is_none() {
+        return Err((
+            "pixel-format".into(),
+            format!(
+                "capture cannot publish {published} from a V4L2 device delivering {device_format} (source.format): from {device_format} it can publish {}",
+                v4l2_targets(device_format)
+            ),
+        ));
+    }
+    if !(2..=32).contains(&v4l2.buffers) {
+        return err("buffers", format!("invalid value {}: allowed 2 to 32", v4l2.buffers));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (name, _) in &v4l2.controls.0 {
+        let normalized = normalize_control_name(name);
+        if normalized.is_empty() {
+            return err(&format!("controls.{name}"), "not a control name: use e.g. `brightness`".into());
+        }
+        if !seen.insert(normalized.clone()) {
+            return err(&format!("controls.{name}"), format!("control `{normalized}` is set twice"));
+        }
+    }
+    if let Some(MediaPipelineConfig::MediaCtl(m)) = &v4l2.media_pipeline {
+        if m.device.as_os_str().is_empty() {
+            return err("media-pipeline.device", "empty: use e.g. `/dev/media0`".into());
+        }
+        if m.command.trim().is_empty() {
+            return err("media-pipeline.command", "empty: use `media-ctl` or a path to it".into());
+        }
+        if !m.reset && m.links.is_empty() && m.formats.is_empty() {
+            return err(
+                "media-pipeline",
+                "no step configured: set `links`, `formats` or `reset = true` (or remove the table)".into(),
+            );
+        }
+        for (i, step) in m.links.iter().chain(&m.formats).enumerate() {
+            if step.trim().is_empty() {
+                let key = if i < m.links.len() { "links" } else { "formats" };
+                return err(&format!("media-pipeline.{key}"), "an entry is empty".into());
+            }
+        }
+        if !(m.timeout_secs > 0.0 && m.timeout_secs <= 600.0) {
+            return err(
+                "media-pipeline.timeout-secs",
+                format!("invalid value {}: allowed more than 0 up to 600", m.timeout_secs),
+            );
         }
     }
     Ok(())
