@@ -266,7 +266,7 @@ impl Report {
             latency_p50_us: stats.latency.percentile_us(50.0),
             latency_p99_us: stats.latency.percentile_us(99.0),
             format: stats.last_format,
-            target_fps: 0.0,
+            ..Metrics::default()
         };
         let line = stats.to_json(camera, fps);
         if json {

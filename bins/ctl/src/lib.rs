@@ -15,7 +15,7 @@ use anyhow::Context;
 use framebus_common::control::{Command, ControlClient, ControlError, ControlReply, ProcessStatus, Target};
 use framebus_common::ipc::{connect_control, create_named_node, DeploymentGuard, IpcService};
 use framebus_common::names::{service_name, ProcessRole, ServiceKind};
-use framebus_common::state::StateStore;
+use framebus_common::state::{CameraState, StateStore};
 use framebus_common::Deployment;
 use iceoryx2::prelude::*;
 use serde_json::{json, Value};
@@ -164,9 +164,10 @@ fn status_table(rows: &[(&Target, String, Row)]) -> String {
                     Some(f) => format!("{}x{} {}", f.width, f.height, f.fourcc),
                     None => "-".into(),
                 };
+                let note = if s.message.is_empty() { String::new() } else { format!("  {}", s.message) };
                 let _ = writeln!(
                     out,
-                    "{:<10} {:<9} {:>7} {:<9} {:>7.0}s {:>9} {:>6.1} {:>7} {:>13} {:<7} {:<6} {}",
+                    "{:<10} {:<9} {:>7} {:<9} {:>7.0}s {:>9} {:>6.1} {:>7} {:>13} {:<7} {:<6} {}{note}",
                     s.camera,
                     s.role.name(),
                     s.pid,
@@ -263,16 +264,34 @@ fn set_flag(
     camera: &str,
     command: Command,
 ) -> anyhow::Result<Outcome> {
-    deployment.camera(Some(camera))?;
     // Recorded first: a process that is not running (or restarting) picks it up when it starts.
+    let cam = deployment.camera(Some(camera))?;
     let store = StateStore::of(deployment);
-    let state = store
+    let recorded = store
         .update(camera, |state| match command {
-            Command::SetPreview(on) => state.preview = on,
-            Command::SetSaving(on) => state.saving = on,
+            Command::SetPreview(on) => state.preview = Some(on),
+            Command::SetSaving(on) => state.saving = Some(on),
             Command::Status | Command::Stop => {}
         })
         .with_context(|| format!("recording `{}` for camera `{camera}`", command.describe()))?;
+    let state = recorded.over(CameraState::initial(Some(cam)));
+    // The process that acts on the flag; the others record and report it.
+    let actor = match command {
+        Command::SetPreview(_) => ProcessRole::Preview,
+        _ => ProcessRole::Recorder,
+    };
+    let actor_configured = cam.processes().contains(&actor);
+    if !actor_configured {
+        let note = format!(
+            "{camera}: note: no [camera.{actor}] table in {}: `ctl up` starts no {actor} for this camera; the flag applies to one started by hand",
+            deployment.source_file.display()
+        );
+        if cli.json {
+            tracing::info!("{note}");
+        } else {
+            eprintln!("{note}");
+        }
+    }
     let targets = targets(deployment, Some(camera))?;
     let results = session.client.send_all(&targets, command, cli.timeout);
     let mut all_ok = true;
@@ -298,6 +317,7 @@ fn set_flag(
                 "camera": camera,
                 "command": command.describe(),
                 "recorded": { "path": store.path(camera), "preview": state.preview, "saving": state.saving },
+                "actor": { "role": actor.name(), "configured": actor_configured },
                 "ok": all_ok,
                 "processes": delivered,
             })
@@ -326,7 +346,7 @@ fn list(deployment: &Deployment, json_output: bool) {
         deployment.state_dir().display()
     );
     for cam in &deployment.camera {
-        let flags = store.load_or_default(&cam.name);
+        let flags = store.effective(&cam.name, CameraState::initial(Some(cam)));
         let services: Vec<Value> = [("frames", ServiceKind::Frames), ("frames-ready", ServiceKind::FrameReady)]
             .into_iter()
             .map(|(what, kind)| json!({ "what": what, "service": service_name(name, &cam.name, kind) }))

@@ -4,8 +4,11 @@
 //! `/stream.mjpg`, `/snapshot.jpg`, `/status.json`) and optionally shown in a window. While
 //! off it only counts frames: no decode, resize or encode.
 //!
-//! The on/off state lives in [`Preview`] and changes only through [`Preview::set_enabled`], so
-//! a control service just calls it from the loop.
+//! The on/off state lives in [`Preview`] and changes only through [`Preview::set_enabled`]; the
+//! process's control service (`framebus/<dep>/<cam>/preview/control`, attached to the same
+//! waitset) calls it for `ctl preview on|off` and answers status with [`Preview::metrics`].
+//! The initial state is the camera's recorded preview flag, else `[camera.preview] enabled`;
+//! `--enabled` on the command line is recorded like a command.
 
 pub mod http;
 pub mod render;
@@ -16,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context};
 use framebus_common::config::PreviewConfig;
+use framebus_common::control::{Answer, Command, ControlServer, FourccText, FrameFormat, Metrics, ProcessState};
 use framebus_common::ipc::{create_node, open_frame_bus, DeploymentGuard, IpcService};
 use framebus_common::stats::LatencyWindow;
 use framebus_common::{clock, CameraConfig, Deployment, FrameHeader, ProcessRole};
@@ -29,7 +33,8 @@ use crate::render::{OverlayInfo, Renderer};
 /// Options of one preview run beyond the config.
 #[derive(Debug, Clone, Default)]
 pub struct PreviewOptions {
-    /// Initial state; `None` takes `enabled` from the config.
+    /// Preview on or off, recorded like `ctl preview on|off`; `None` resumes the camera's
+    /// recorded flag, else takes `enabled` from the config.
     pub enabled: Option<bool>,
     /// Listen address; `None` takes `listen` from the config.
     pub listen: Option<SocketAddr>,
@@ -84,6 +89,7 @@ pub struct Preview {
     next_due: Instant,
     window: Option<String>,
     status: PreviewStatus,
+    fourcc: u32,
     last_run_id: u64,
     latency: LatencyWindow,
     interval_start: Instant,
@@ -106,6 +112,7 @@ impl Preview {
             next_due: Instant::now(),
             window: None,
             status: PreviewStatus { format: "-", ..PreviewStatus::default() },
+            fourcc: 0,
             last_run_id: 0,
             latency: LatencyWindow::new(),
             interval_start: Instant::now(),
@@ -142,6 +149,46 @@ impl Preview {
         &self.url
     }
 
+    /// The status as a control reply reports it: frames, fps, skipped and latency over the
+    /// last statistics interval, the flag as acted on, and a one-line summary with the URL.
+    pub fn metrics(&self) -> Metrics {
+        let s = self.status();
+        let mut message = if s.enabled {
+            format!("on: {} previews at {:.1}/s, {} viewer(s), {}", s.previews, s.preview_fps, s.viewers, self.url)
+        } else {
+            format!("off: no images (snapshot answers 503), {}", self.url)
+        };
+        if let Some(error) = &s.last_error {
+            message.push_str(&format!("; {} error(s), last: {error}", s.errors));
+        }
+        let (width, height) = s.frame_size;
+        Metrics {
+            state: if s.fps > 0.0 { ProcessState::Running } else { ProcessState::Waiting },
+            frames: s.frames,
+            fps: s.fps,
+            skipped: s.skipped,
+            latency_p50_us: s.latency_p50_us,
+            latency_p99_us: s.latency_p99_us,
+            format: (width > 0 && height > 0).then_some(FrameFormat { width, height, fourcc: FourccText(self.fourcc) }),
+            preview: Some(s.enabled),
+            message,
+            ..Metrics::default()
+        }
+    }
+
+    /// Answers one control command: status, and preview on/off (the only flag it acts on).
+    pub fn on_command(&mut self, command: Command) -> Answer {
+        match command {
+            Command::Status => Answer::Status(self.metrics()),
+            Command::SetPreview(on) => {
+                self.set_enabled(on);
+                Answer::Done(format!("preview {}", if on { "on" } else { "off" }))
+            }
+            // Saving is the recorder's; the server records it. The preview does not stop on command.
+            Command::SetSaving(_) | Command::Stop => Answer::Ignored,
+        }
+    }
+
     fn show_in_window(&mut self) {
         let name = format!("framebus {}", self.camera);
         match highgui::named_window(&name, highgui::WINDOW_AUTOSIZE) {
@@ -166,6 +213,7 @@ impl Preview {
         s.last_frame_id = header.frame_id;
         s.frame_size = (header.width, header.height);
         s.format = header.format().map_or("?", |f| f.name());
+        self.fourcc = header.pixel_format;
         if !s.enabled {
             return false;
         }
@@ -287,9 +335,23 @@ pub fn run(deployment: &Deployment, camera: &CameraConfig, options: &PreviewOpti
     let hub = Arc::new(Hub::default());
     http::serve(listener, Arc::clone(&hub), cam.to_string(), config.max_viewers as usize)
         .with_context(|| format!("camera `{cam}`: starting the HTTP server"))?;
-    let enabled = options.enabled.unwrap_or(config.enabled);
     let stats_interval = Duration::from_secs_f64(config.stats_interval_secs);
     let queue_depth = config.queue_depth as usize;
+
+    let _release = DeploymentGuard::new(deployment.name());
+    let node = create_node(deployment, ProcessRole::Preview, cam)?;
+    let control = ControlServer::create(&node, deployment, cam, ProcessRole::Preview)?;
+    // Precedence: --enabled (recorded like a command, so a restart without it resumes it), else
+    // the camera's recorded flag, else `enabled` from the config (the server resolved those).
+    let enabled = match options.enabled {
+        Some(on) => {
+            if let Err(e) = control.record(Command::SetPreview(on)) {
+                tracing::warn!(camera = cam, "--enabled {on} is not persisted: {e}");
+            }
+            on
+        }
+        None => control.state().preview,
+    };
     let mut preview = Preview::new(cam, config, url.clone(), Arc::clone(&hub), enabled);
     tracing::info!(camera = cam, "preview served at {url} (stream {url}stream.mjpg, snapshot {url}snapshot.jpg)");
     if options.json {
@@ -306,8 +368,6 @@ pub fn run(deployment: &Deployment, camera: &CameraConfig, options: &PreviewOpti
         }
     }
 
-    let _release = DeploymentGuard::new(deployment.name());
-    let node = create_node(deployment, ProcessRole::Preview, cam)?;
     let bus = open_frame_bus(&node, deployment, camera)?;
     let subscriber = bus
         .frames
@@ -327,6 +387,9 @@ pub fn run(deployment: &Deployment, camera: &CameraConfig, options: &PreviewOpti
     let frame_guard = waitset.attach_notification(&listener).map_err(|e| anyhow!("attaching the listener: {e:?}"))?;
     let tick_guard =
         waitset.attach_interval(stats_interval).map_err(|e| anyhow!("attaching the stats timer: {e:?}"))?;
+    let control_guard = waitset
+        .attach_notification(control.listener())
+        .map_err(|e| anyhow!("attaching the control listener of `{}`: {e:?}", control.service_name()))?;
 
     let mut failure: Option<anyhow::Error> = None;
     let outcome = waitset.wait_and_process(|id| {
@@ -358,6 +421,9 @@ pub fn run(deployment: &Deployment, camera: &CameraConfig, options: &PreviewOpti
                     preview.render(&header);
                 }
             }
+        }
+        if id.has_event_from(&control_guard) {
+            control.poll(|command| preview.on_command(command));
         }
         if id.has_event_from(&tick_guard) {
             let line = preview.tick();

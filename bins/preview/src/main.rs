@@ -19,7 +19,8 @@ struct Args {
     /// Camera to preview (may be omitted when the config has one camera).
     #[arg(long)]
     camera: Option<String>,
-    /// Start with the preview on or off (default: `camera.preview.enabled`).
+    /// Turn the preview on or off, recorded like `ctl preview on|off` (default: the camera's
+    /// recorded flag, else `camera.preview.enabled`).
     #[arg(long)]
     enabled: Option<bool>,
     /// Address to serve on, e.g. 127.0.0.1:8080 (default: `camera.preview.listen`).

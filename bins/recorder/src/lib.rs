@@ -5,8 +5,12 @@
 //! resumes when space is back (optionally deleting the oldest segments first).
 //!
 //! The saving state lives in [`Recorder`] and changes only through [`Recorder::set_saving`];
-//! a control service just calls it from the loop. SIGHUP re-reads the disk-guard settings
-//! (`min-free-mb`, `delete-oldest`) from the config file.
+//! the process's control service (`framebus/<dep>/<cam>/recorder/control`, attached to the same
+//! waitset) calls it for `ctl record on|off` and answers status with [`Recorder::metrics`]. The
+//! initial state is the camera's recorded saving flag (so a killed, restarted recorder resumes
+//! saving), else `[camera.recorder] enabled`; `--saving` on the command line is recorded like a
+//! command. SIGHUP re-reads the disk-guard settings (`min-free-mb`, `delete-oldest`) from the
+//! config file.
 
 pub mod disk;
 pub mod segment;
@@ -17,8 +21,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context};
 use framebus_common::config::{ImageFormat, RecorderConfig};
+use framebus_common::control::{Answer, Command, ControlServer, FourccText, FrameFormat, Metrics, ProcessState};
 use framebus_common::ipc::{create_node, open_frame_bus, DeploymentGuard, IpcService};
-use framebus_common::{CameraConfig, Deployment, FrameHeader, ProcessRole};
+use framebus_common::stats::LatencyWindow;
+use framebus_common::{clock, CameraConfig, Deployment, FrameHeader, ProcessRole};
 use framebus_vision::opencv::core::{Mat, Vector};
 use framebus_vision::opencv::imgcodecs;
 use framebus_vision::to_bgr;
@@ -30,7 +36,8 @@ use crate::segment::{Segment, SegmentSpec, Skip, SkipReason};
 /// Options of one recorder run beyond the config.
 #[derive(Debug, Clone, Default)]
 pub struct RecorderOptions {
-    /// Initial saving state; `None` takes `enabled` from the config.
+    /// Saving on or off, recorded like `ctl record on|off`; `None` resumes the camera's
+    /// recorded flag, else takes `enabled` from the config.
     pub saving: Option<bool>,
     /// Print every statistics report as one JSON line on stdout.
     pub json: bool,
@@ -86,6 +93,10 @@ pub struct RecorderStatus {
     pub fps: f64,
     /// Frames saved per second over the last interval.
     pub write_fps: f64,
+    /// Capture → frame written latency, median over the last interval, microseconds.
+    pub latency_p50_us: Option<u64>,
+    /// Same, 99th percentile.
+    pub latency_p99_us: Option<u64>,
 }
 
 /// One camera's recorder. Driven by [`run`]'s loop, or by a test calling its methods.
@@ -104,6 +115,8 @@ pub struct Recorder {
     image_counter: u64,
     last_image: Option<Instant>,
     status: RecorderStatus,
+    format: Option<FrameFormat>,
+    latency: LatencyWindow,
     interval_start: Instant,
     frames_at: u64,
     written_at: u64,
@@ -150,6 +163,8 @@ impl Recorder {
             image_counter: 0,
             last_image: None,
             status: RecorderStatus::default(),
+            format: None,
+            latency: LatencyWindow::new(),
             interval_start: Instant::now(),
             frames_at: 0,
             written_at: 0,
@@ -185,6 +200,68 @@ impl Recorder {
     /// The current status (what a control service returns for "status").
     pub fn status(&self) -> RecorderStatus {
         self.status.clone()
+    }
+
+    /// The status as a control reply reports it: frames received, fps, skipped and latency over
+    /// the last statistics interval, the saving flag as acted on, state `degraded` while the
+    /// disk is below the floor, and a one-line summary (`off`, `recording ...`, `disk-low: ...`).
+    pub fn metrics(&self) -> Metrics {
+        let s = &self.status;
+        let mut message = match s.state {
+            RecorderState::Off => format!("off: {} segment(s) completed", s.segments),
+            RecorderState::Recording => format!(
+                "recording {}: {} written, {} images, {} segment(s) completed",
+                s.segment.as_deref().unwrap_or("(waiting for frames)"),
+                s.written,
+                s.images,
+                s.segments
+            ),
+            RecorderState::DiskLow => {
+                format!("disk-low: {}", s.last_error.as_deref().unwrap_or("free space below the floor"))
+            }
+        };
+        if s.state != RecorderState::DiskLow {
+            if let Some(error) = &s.last_error {
+                message.push_str(&format!("; {} error(s), last: {error}", s.errors));
+            }
+        }
+        Metrics {
+            state: match s.state {
+                RecorderState::DiskLow => ProcessState::Degraded,
+                _ if s.fps > 0.0 => ProcessState::Running,
+                _ => ProcessState::Waiting,
+            },
+            frames: s.frames,
+            fps: s.fps,
+            skipped: s.skipped,
+            latency_p50_us: s.latency_p50_us,
+            latency_p99_us: s.latency_p99_us,
+            format: self.format,
+            saving: Some(self.saving),
+            message,
+            ..Metrics::default()
+        }
+    }
+
+    /// Answers one control command: status, and saving on/off (the only flag it acts on;
+    /// off finalizes the segment).
+    pub fn on_command(&mut self, command: Command) -> Answer {
+        match command {
+            Command::Status => Answer::Status(self.metrics()),
+            Command::SetSaving(on) => {
+                self.set_saving(on);
+                let done = match (on, self.status.state) {
+                    (false, _) => format!("saving off ({} segment(s) completed)", self.status.segments),
+                    (true, RecorderState::DiskLow) => {
+                        "saving on, but the disk is below the floor: waiting for space".into()
+                    }
+                    (true, _) => format!("saving on into {}", self.spec.directory.display()),
+                };
+                Answer::Done(done)
+            }
+            // Preview is the preview process's; the server records it. The recorder does not stop on command.
+            Command::SetPreview(_) | Command::Stop => Answer::Ignored,
+        }
     }
 
     /// Changes the disk guard's floor and whether it may delete old segments.
@@ -234,6 +311,8 @@ impl Recorder {
     /// [`Recorder::convert`] while holding the sample and [`Recorder::save`] after releasing it).
     pub fn on_frame(&mut self, header: &FrameHeader) -> bool {
         self.status.frames += 1;
+        self.format =
+            Some(FrameFormat { width: header.width, height: header.height, fourcc: FourccText(header.pixel_format) });
         let id = header.frame_id;
         let previous = self.last_id.replace((header.run_id, id));
         if let Some((run, last)) = previous {
@@ -305,6 +384,7 @@ impl Recorder {
         match segment.write(header, &self.bgr, params) {
             Ok(wrote_image) => {
                 self.status.written += 1;
+                self.latency.record_ns(clock::monotonic_ns().saturating_sub(header.capture_mono_ns));
                 if wrote_image {
                     self.status.images += 1;
                     self.last_image = Some(Instant::now());
@@ -442,6 +522,9 @@ impl Recorder {
         self.interval_start = Instant::now();
         self.frames_at = self.status.frames;
         self.written_at = self.status.written;
+        self.status.latency_p50_us = self.latency.percentile_us(50.0);
+        self.status.latency_p99_us = self.latency.percentile_us(99.0);
+        self.latency.clear();
         let s = &self.status;
         serde_json::json!({
             "camera": self.camera,
@@ -459,6 +542,8 @@ impl Recorder {
             "min_free_mb": self.config.min_free_mb,
             "fps": (s.fps * 10.0).round() / 10.0,
             "write_fps": (s.write_fps * 10.0).round() / 10.0,
+            "latency_p50_us": s.latency_p50_us,
+            "latency_p99_us": s.latency_p99_us,
             "directory": self.spec.directory.display().to_string(),
         })
         .to_string()
@@ -520,7 +605,6 @@ pub fn run(
     let directory = deployment.resolve_path(&config.directory);
     let stats_interval = Duration::from_secs_f64(config.stats_interval_secs);
     let queue_depth = config.queue_depth as usize;
-    let saving = options.saving.unwrap_or(config.enabled);
     let mut recorder = Recorder::new(camera, config, directory)?;
     install_sighup();
 
@@ -547,6 +631,22 @@ pub fn run(
         waitset.attach_interval(HOUSEKEEPING).map_err(|e| anyhow!("attaching the housekeeping timer: {e:?}"))?;
     let stats_guard =
         waitset.attach_interval(stats_interval).map_err(|e| anyhow!("attaching the stats timer: {e:?}"))?;
+    let control = ControlServer::create(&node, deployment, cam, ProcessRole::Recorder)?;
+    let control_guard = waitset
+        .attach_notification(control.listener())
+        .map_err(|e| anyhow!("attaching the control listener of `{}`: {e:?}", control.service_name()))?;
+    // Precedence: --saving (recorded like a command, so a restart without it resumes it), else
+    // the camera's recorded flag (a killed recorder resumes saving), else `enabled` from the
+    // config (the server resolved those two).
+    let saving = match options.saving {
+        Some(on) => {
+            if let Err(e) = control.record(Command::SetSaving(on)) {
+                tracing::warn!(camera = cam, "--saving {on} is not persisted: {e}");
+            }
+            on
+        }
+        None => control.state().saving,
+    };
     recorder.set_saving(saving);
     tracing::info!(camera = cam, service = bus.frames_name, queue_depth, saving, "waiting for frames");
 
@@ -578,6 +678,9 @@ pub fn run(
                         recorder.save(&header);
                     }
                 }
+            }
+            if id.has_event_from(&control_guard) {
+                control.poll(|command| recorder.on_command(command));
             }
             if id.has_event_from(&house_guard) {
                 recorder.housekeeping();

@@ -18,7 +18,8 @@ struct Args {
     /// Camera to record (may be omitted when the config has one camera).
     #[arg(long)]
     camera: Option<String>,
-    /// Start with saving on or off (default: `camera.recorder.enabled`).
+    /// Turn saving on or off, recorded like `ctl record on|off` (default: the camera's recorded
+    /// flag, else `camera.recorder.enabled`).
     #[arg(long)]
     saving: Option<bool>,
     /// Print every statistics report as a JSON line on stdout.

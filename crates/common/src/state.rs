@@ -5,6 +5,11 @@
 //! One small TOML file per camera, `<state-dir>/<camera>.state`, replaced atomically (written to
 //! a temporary file, then renamed) under an exclusive `flock` on `<camera>.lock`, so a reader
 //! never sees half a file and two concurrent updates of different flags never lose one.
+//!
+//! The file holds only the flags a command has set ([`RecordedFlags`]). Precedence when a
+//! process starts: a flag recorded in the file wins; a flag never set by a command takes the
+//! config's initial value (`[camera.preview] enabled`, `[camera.recorder] enabled`); without
+//! those tables, the built-in defaults ([`CameraState::initial`], [`RecordedFlags::over`]).
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -13,9 +18,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::config::{defaults, Deployment};
+use crate::config::{defaults, CameraConfig, Deployment};
 
-/// The persisted flags of one camera.
+/// The effective flags of one camera: what was recorded by commands, else the config's
+/// initial values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CameraState {
     /// Preview image generation on.
@@ -27,6 +33,23 @@ pub struct CameraState {
 impl Default for CameraState {
     fn default() -> Self {
         CameraState { preview: defaults::PREVIEW_ON, saving: defaults::SAVING_ON }
+    }
+}
+
+/// The flags a command has set for one camera (what the state file holds); `None` = never set,
+/// so the config's initial value applies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecordedFlags {
+    /// Preview set on or off by a command.
+    pub preview: Option<bool>,
+    /// Saving set on or off by a command.
+    pub saving: Option<bool>,
+}
+
+impl RecordedFlags {
+    /// The effective flags: each recorded flag wins over `initial`.
+    pub fn over(self, initial: CameraState) -> CameraState {
+        CameraState { preview: self.preview.unwrap_or(initial.preview), saving: self.saving.unwrap_or(initial.saving) }
     }
 }
 
@@ -84,35 +107,37 @@ impl StateStore {
         self.dir.join(format!("{camera}.state"))
     }
 
-    /// The flags of `camera`; defaults when the file does not exist yet.
-    pub fn load(&self, camera: &str) -> Result<CameraState, StateError> {
+    /// The flags commands have set for `camera`; none when the file does not exist yet.
+    pub fn recorded(&self, camera: &str) -> Result<RecordedFlags, StateError> {
         let path = self.path(camera);
         let text = match std::fs::read_to_string(&path) {
             Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(CameraState::default()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(RecordedFlags::default()),
             Err(source) => return Err(StateError::Io { what: "reading state file", path, source }),
         };
         let raw: RawState =
             toml::from_str(&text).map_err(|e| StateError::Malformed { path: path.clone(), message: e.to_string() })?;
-        let defaults = CameraState::default();
-        Ok(CameraState {
-            preview: raw.preview.unwrap_or(defaults.preview),
-            saving: raw.saving.unwrap_or(defaults.saving),
+        Ok(RecordedFlags { preview: raw.preview, saving: raw.saving })
+    }
+
+    /// Like [`StateStore::recorded`], but a broken file logs a warning and counts as nothing
+    /// recorded: a process must not fail to start over its flags.
+    pub fn recorded_or_none(&self, camera: &str) -> RecordedFlags {
+        self.recorded(camera).unwrap_or_else(|e| {
+            tracing::warn!(camera, "{e}; using the config's initial flags");
+            RecordedFlags::default()
         })
     }
 
-    /// Like [`StateStore::load`], but a broken file logs a warning and gives the defaults: a
-    /// process must not fail to start over its flags.
-    pub fn load_or_default(&self, camera: &str) -> CameraState {
-        self.load(camera).unwrap_or_else(|e| {
-            tracing::warn!(camera, "{e}; using the default flags");
-            CameraState::default()
-        })
+    /// The effective flags of `camera`: recorded ones over `initial`; a broken file logs a
+    /// warning and gives `initial`.
+    pub fn effective(&self, camera: &str, initial: CameraState) -> CameraState {
+        self.recorded_or_none(camera).over(initial)
     }
 
-    /// Reads the flags of `camera`, applies `change` and writes them back atomically, holding
-    /// the camera's lock throughout. Returns the new flags.
-    pub fn update(&self, camera: &str, change: impl FnOnce(&mut CameraState)) -> Result<CameraState, StateError> {
+    /// Reads the recorded flags of `camera`, applies `change` and writes them back atomically,
+    /// holding the camera's lock throughout. Returns the new recorded flags.
+    pub fn update(&self, camera: &str, change: impl FnOnce(&mut RecordedFlags)) -> Result<RecordedFlags, StateError> {
         std::fs::create_dir_all(&self.dir).map_err(|source| StateError::Io {
             what: "creating state folder",
             path: self.dir.clone(),
@@ -120,14 +145,18 @@ impl StateStore {
         })?;
         let _lock = FileLock::acquire(&self.dir.join(format!("{camera}.lock")))?;
         // A malformed file is replaced: the command being recorded is what the operator wants now.
-        let mut state = self.load_or_default(camera);
+        let mut state = self.recorded_or_none(camera);
         change(&mut state);
         let path = self.path(camera);
         let tmp = self.dir.join(format!(".{camera}.state.{}", std::process::id()));
-        let text = format!(
-            "# framebus command state of camera `{camera}` (written by ctl and the camera's processes)\npreview = {}\nsaving = {}\n",
-            state.preview, state.saving
+        let mut text = format!(
+            "# framebus command state of camera `{camera}` (written by ctl and the camera's processes);\n# a flag listed here wins over the config's `enabled`, delete the file to start from the config\n"
         );
+        for (key, value) in [("preview", state.preview), ("saving", state.saving)] {
+            if let Some(on) = value {
+                text.push_str(&format!("{key} = {on}\n"));
+            }
+        }
         let write = |file: &mut File| file.write_all(text.as_bytes()).and_then(|()| file.sync_all());
         File::create(&tmp).and_then(|mut file| write(&mut file)).map_err(|source| StateError::Io {
             what: "writing state file",
@@ -143,9 +172,21 @@ impl StateStore {
 }
 
 impl CameraState {
-    /// The flags of `camera` in `deployment` (defaults when none were recorded yet).
+    /// The flags a camera starts with when no command has set them: `enabled` of its
+    /// `[camera.preview]` / `[camera.recorder]` table, else the built-in defaults.
+    pub fn initial(camera: Option<&CameraConfig>) -> CameraState {
+        let defaults = CameraState::default();
+        CameraState {
+            preview: camera.and_then(|c| c.preview.as_ref()).map_or(defaults.preview, |p| p.enabled),
+            saving: camera.and_then(|c| c.recorder.as_ref()).map_or(defaults.saving, |r| r.enabled),
+        }
+    }
+
+    /// The effective flags of `camera` in `deployment`: recorded by a command, else the
+    /// config's initial values.
     pub fn load(deployment: &Deployment, camera: &str) -> Result<CameraState, StateError> {
-        StateStore::of(deployment).load(camera)
+        let initial = CameraState::initial(deployment.camera(Some(camera)).ok());
+        Ok(StateStore::of(deployment).recorded(camera)?.over(initial))
     }
 }
 
@@ -176,27 +217,41 @@ impl FileLock {
 mod tests {
     use super::*;
 
-    /// A missing file gives the defaults; an update is read back; a malformed file is an error
-    /// naming the file, and the next update replaces it.
+    /// A missing file records nothing; an update is read back and keeps the other flag
+    /// unrecorded; a malformed file is an error naming the file, and the next update replaces it.
     #[test]
     fn state_round_trips_and_malformed_files_are_reported() {
-        let dir = tempfile_dir();
+        let dir = tempfile_dir("roundtrip");
         let store = StateStore::in_dir(&dir);
-        assert_eq!(store.load("cam0").ok(), Some(CameraState::default()));
-        let written = store.update("cam0", |s| s.saving = true).ok();
-        assert_eq!(written, Some(CameraState { saving: true, ..CameraState::default() }));
-        assert_eq!(store.load("cam0").ok(), written);
-        assert_eq!(store.load("cam1").ok(), Some(CameraState::default()));
+        assert_eq!(store.recorded("cam0").ok(), Some(RecordedFlags::default()));
+        let written = store.update("cam0", |s| s.saving = Some(true)).ok();
+        assert_eq!(written, Some(RecordedFlags { saving: Some(true), preview: None }));
+        assert_eq!(store.recorded("cam0").ok(), written);
+        assert_eq!(store.recorded("cam1").ok(), Some(RecordedFlags::default()));
         std::fs::write(store.path("cam0"), "saving = 7").ok();
-        let err = store.load("cam0").err().map(|e| e.to_string()).unwrap_or_default();
+        let err = store.recorded("cam0").err().map(|e| e.to_string()).unwrap_or_default();
         assert!(err.contains("cam0.state") && err.contains("malformed"), "{err}");
-        let fixed = store.update("cam0", |s| s.preview = false).ok();
-        assert_eq!(fixed, Some(CameraState { preview: false, saving: defaults::SAVING_ON }));
+        let fixed = store.update("cam0", |s| s.preview = Some(false)).ok();
+        assert_eq!(fixed, Some(RecordedFlags { preview: Some(false), saving: None }));
         let _ = std::fs::remove_dir_all(&dir);
     }
 
-    fn tempfile_dir() -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("framebus-state-test-{}", std::process::id()));
+    /// Precedence: a recorded flag wins over the config's `enabled`; an unrecorded one takes it.
+    #[test]
+    fn recorded_flags_win_over_the_config() {
+        let dir = tempfile_dir("precedence");
+        let store = StateStore::in_dir(&dir);
+        let config = CameraState { preview: false, saving: true };
+        assert_eq!(store.effective("cam0", config), config, "no file: the config decides");
+        store.update("cam0", |s| s.saving = Some(false)).ok();
+        assert_eq!(store.effective("cam0", config), CameraState { preview: false, saving: false });
+        store.update("cam0", |s| s.preview = Some(true)).ok();
+        assert_eq!(store.effective("cam0", config), CameraState { preview: true, saving: false });
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn tempfile_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("framebus-state-test-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         dir
     }

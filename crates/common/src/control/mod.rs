@@ -128,7 +128,8 @@ pub enum ProcessState {
     /// Up, but no frames in the last statistics window (a reader without a capture, or capture
     /// waiting for readers).
     Waiting,
-    /// The source is unavailable; capture retries with backoff.
+    /// Up but not doing its job: capture's source is unavailable (it retries with backoff), or
+    /// the recorder's disk is below the free-space floor (it resumes when space is back).
     Degraded,
     /// A stop was requested and the process is shutting down.
     Stopping,
@@ -304,7 +305,10 @@ pub struct ProcessStatus {
     pub format: Option<FrameFormat>,
     /// Target frame rate (capture), 0 = as fast as possible.
     pub target_fps: f64,
-    /// The reply's message.
+    /// What the acting process does with its flag: preview `on`/`off`; recorder `off`,
+    /// `recording` or `disk-low` (saving on and state degraded). `None` for capture and algo.
+    pub activity: Option<&'static str>,
+    /// The reply's message (preview and recorder: what they are doing, or their last error).
     pub message: String,
 }
 
@@ -396,11 +400,20 @@ impl ControlReply {
             return None;
         }
         let latency = |v: u64| (v != u64::MAX).then_some(v);
+        let role = role_from_code(self.role)?;
+        let state = ProcessState::from_code(self.state)?;
+        let activity = match role {
+            ProcessRole::Preview => Some(if self.preview != 0 { "on" } else { "off" }),
+            ProcessRole::Recorder if self.saving == 0 => Some("off"),
+            ProcessRole::Recorder if state == ProcessState::Degraded => Some("disk-low"),
+            ProcessRole::Recorder => Some("recording"),
+            ProcessRole::Capture | ProcessRole::Algo => None,
+        };
         Some(ProcessStatus {
-            role: role_from_code(self.role)?,
+            role,
             camera: text_of(&self.camera),
             pid: self.pid,
-            state: ProcessState::from_code(self.state)?,
+            state,
             uptime_secs: self.uptime_ms as f64 / 1000.0,
             frames: self.frames,
             fps: (self.fps * 100.0).round() / 100.0,
@@ -415,6 +428,7 @@ impl ControlReply {
                 fourcc: FourccText(self.pixel_format),
             }),
             target_fps: (self.target_fps * 1000.0).round() / 1000.0,
+            activity,
             message: self.message_text(),
         })
     }

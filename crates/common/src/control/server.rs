@@ -10,11 +10,16 @@
 //! let guard = waitset.attach_notification(control.listener())?; // or poll once per loop
 //! // on wake-up (or every loop iteration):
 //! control.poll(|command| match command {
-//!     Command::Status => Answer::Status(metrics()),
+//!     Command::Status => Answer::Status(Metrics { saving: Some(recorder.saving()), ..metrics() }),
 //!     Command::SetSaving(on) => { set_saving(on); Answer::Done(String::new()) }
 //!     _ => Answer::Ignored,
 //! });
 //! ```
+//!
+//! Flags: at start the server takes each flag recorded in the camera's state file, else the
+//! config's initial value ([`CameraState::initial`]); a command updates and persists it; a
+//! status request re-reads the file, so every process of the camera reports the same recorded
+//! flags, except that the process acting on a flag reports its own (see [`Metrics::saving`]).
 
 use std::cell::Cell;
 use std::time::Instant;
@@ -30,7 +35,7 @@ use super::{
 use crate::config::Deployment;
 use crate::ipc::{serve_control, ControlServices, IpcError, IpcService};
 use crate::names::ProcessRole;
-use crate::state::{CameraState, StateStore};
+use crate::state::{CameraState, StateError, StateStore};
 
 /// What a process reports in a status reply besides the fields the server fills itself.
 #[derive(Debug, Clone, PartialEq)]
@@ -51,6 +56,15 @@ pub struct Metrics {
     pub format: Option<FrameFormat>,
     /// Target frame rate (capture's pacing; 0 = as fast as possible).
     pub target_fps: f64,
+    /// Preview on/off as the process acts on it (the preview process); `None` reports the
+    /// camera's recorded flag.
+    pub preview: Option<bool>,
+    /// Saving on/off as the process acts on it (the recorder); `None` reports the camera's
+    /// recorded flag.
+    pub saving: Option<bool>,
+    /// What the process is doing, or its last error, for the reply's message (e.g. the
+    /// recorder's `disk-low: ...`); truncated to the reply's capacity.
+    pub message: String,
 }
 
 impl Default for Metrics {
@@ -64,6 +78,9 @@ impl Default for Metrics {
             latency_p99_us: None,
             format: None,
             target_fps: 0.0,
+            preview: None,
+            saving: None,
+            message: String::new(),
         }
     }
 }
@@ -94,12 +111,14 @@ pub struct ControlServer {
     camera: String,
     started: Instant,
     flags: Cell<CameraState>,
+    initial: CameraState,
     store: StateStore,
 }
 
 impl ControlServer {
-    /// Serves the control service of `role` for `camera`; loads the camera's persisted flags.
-    /// Fails when another process already serves it (a second instance of the same process).
+    /// Serves the control service of `role` for `camera`; loads the camera's flags (recorded
+    /// ones over the config's initial values). Fails when another process already serves it (a
+    /// second instance of the same process).
     pub fn create(
         node: &Node<IpcService>,
         deployment: &Deployment,
@@ -125,7 +144,8 @@ impl ControlServer {
             None => return Err(IpcError::new(format!("control event service of `{}`", services.name), "missing")),
         };
         let store = StateStore::of(deployment);
-        let flags = store.load_or_default(camera);
+        let initial = CameraState::initial(deployment.camera(Some(camera)).ok());
+        let flags = store.effective(camera, initial);
         tracing::info!(
             camera,
             service = services.name,
@@ -141,8 +161,27 @@ impl ControlServer {
             camera: camera.to_string(),
             started: Instant::now(),
             flags: Cell::new(flags),
+            initial,
             store,
         })
+    }
+
+    /// Records a flag change the process makes itself (e.g. `recorder --saving true` on its
+    /// command line): it counts as a command, so a restart without the option resumes it.
+    /// `Status` and `Stop` change nothing. Returns the flags now in effect.
+    pub fn record(&self, command: Command) -> Result<CameraState, StateError> {
+        let mut flags = self.flags.get();
+        match command {
+            Command::SetPreview(on) => flags.preview = on,
+            Command::SetSaving(on) => flags.saving = on,
+            Command::Status | Command::Stop => return Ok(flags),
+        }
+        self.flags.set(flags);
+        self.store.update(&self.camera, |recorded| match command {
+            Command::SetPreview(on) => recorded.preview = Some(on),
+            _ => recorded.saving = Some(flags.saving),
+        })?;
+        Ok(flags)
     }
 
     /// The listener to attach to a waitset: it fires when a client sent a request.
@@ -198,6 +237,13 @@ impl ControlServer {
                 return self.error(reply, e.to_string());
             }
         };
+        if command == Command::Status {
+            // Another process of the camera (or ctl) may have recorded a change since.
+            match self.store.recorded(&self.camera) {
+                Ok(recorded) => self.flags.set(recorded.over(self.initial)),
+                Err(e) => tracing::debug!(camera = self.camera, "keeping the known flags: {e}"),
+            }
+        }
         let answer = handler(command);
         let message = match (command, answer) {
             (_, Answer::Refused(why)) => return self.error(reply, why),
@@ -206,8 +252,10 @@ impl ControlServer {
                     Answer::Status(metrics) => metrics,
                     _ => Metrics::default(),
                 };
-                fill_metrics(&mut reply, &metrics);
-                String::new()
+                let flags = self.flags.get();
+                fill_metrics(&mut reply, &metrics, flags);
+                reply.message = static_text(&metrics.message);
+                return reply;
             }
             (Command::Stop, Answer::Ignored) => {
                 return self.error(reply, format!("{} does not stop on command", self.role));
@@ -219,21 +267,14 @@ impl ControlServer {
                     _ => "stopping".to_string(),
                 }
             }
-            (Command::SetPreview(on) | Command::SetSaving(on), answer) => {
-                let record = |state: &mut CameraState| match command {
-                    Command::SetPreview(_) => state.preview = on,
-                    _ => state.saving = on,
-                };
-                let mut flags = self.flags.get();
-                record(&mut flags);
-                self.flags.set(flags);
+            (Command::SetPreview(_) | Command::SetSaving(_), answer) => {
                 tracing::info!(camera = self.camera, role = %self.role, "{} (control request)", command.describe());
                 let mut text = match answer {
                     Answer::Done(text) if !text.is_empty() => text,
                     Answer::Ignored => format!("{} recorded ({} does not act on it)", command.describe(), self.role),
                     _ => command.describe(),
                 };
-                if let Err(e) = self.store.update(&self.camera, record) {
+                if let Err(e) = self.record(command) {
                     tracing::warn!(camera = self.camera, "could not persist the flags: {e}");
                     text.push_str(&format!(" (not persisted: {e})"));
                 }
@@ -270,8 +311,10 @@ impl ControlServer {
     }
 }
 
-fn fill_metrics(reply: &mut ControlReply, metrics: &Metrics) {
+fn fill_metrics(reply: &mut ControlReply, metrics: &Metrics, flags: CameraState) {
     reply.state = metrics.state.code();
+    reply.preview = u32::from(metrics.preview.unwrap_or(flags.preview));
+    reply.saving = u32::from(metrics.saving.unwrap_or(flags.saving));
     reply.frames = metrics.frames;
     reply.fps = metrics.fps;
     reply.skipped = metrics.skipped;
