@@ -9,4 +9,5 @@ mod e2e {
     mod preview;
     mod recorder;
     mod v4l2;
+    mod wiring;
 }
