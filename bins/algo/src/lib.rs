@@ -173,7 +173,8 @@ pub fn run(deployment: &Deployment, camera: &CameraConfig, options: &AlgoOptions
         if id.has_event_from(&tick_guard) {
             report.emit(cam, &mut worker.stats, options.json);
         }
-        if id.has_event_from(&control_guard) {
+        // Also on the stats timer: a backstop should a wake-up ever be missed.
+        if id.has_event_from(&control_guard) || id.has_event_from(&tick_guard) {
             control.poll(|command| match command {
                 Command::Status => Answer::Status(report.metrics(&worker.stats)),
                 // Algo carries the flags in its status; preview and recorder act on them.

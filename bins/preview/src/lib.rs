@@ -422,7 +422,9 @@ pub fn run(deployment: &Deployment, camera: &CameraConfig, options: &PreviewOpti
                 }
             }
         }
-        if id.has_event_from(&control_guard) {
+        // Also on the timer: a backstop should a wake-up ever be missed (a poll is one
+        // non-blocking receive).
+        if id.has_event_from(&control_guard) || id.has_event_from(&tick_guard) {
             control.poll(|command| preview.on_command(command));
         }
         if id.has_event_from(&tick_guard) {

@@ -679,7 +679,8 @@ pub fn run(
                     }
                 }
             }
-            if id.has_event_from(&control_guard) {
+            // Also on the housekeeping timer: a backstop should a wake-up ever be missed.
+            if id.has_event_from(&control_guard) || id.has_event_from(&house_guard) {
                 control.poll(|command| recorder.on_command(command));
             }
             if id.has_event_from(&house_guard) {

@@ -126,6 +126,15 @@ impl ControlServer {
         role: ProcessRole,
     ) -> Result<ControlServer, IpcError> {
         let services = serve_control(node, deployment.name(), camera, role)?;
+        // The listener before the server: a client that sees the server notifies after sending,
+        // and that wake-up must find a listener (else the request waits for the next one).
+        let listener = match &services.ready {
+            Some(ready) => ready
+                .listener_builder()
+                .create()
+                .map_err(|e| IpcError::new(format!("creating the control listener of `{}`", services.name), e))?,
+            None => return Err(IpcError::new(format!("control event service of `{}`", services.name), "missing")),
+        };
         let server = services.requests.server_builder().create().map_err(|e| match e {
             ServerCreateError::ExceedsMaxSupportedServers => IpcError::new(
                 format!(
@@ -136,13 +145,6 @@ impl ControlServer {
             ),
             e => IpcError::new(format!("serving `{}`", services.name), e),
         })?;
-        let listener = match &services.ready {
-            Some(ready) => ready
-                .listener_builder()
-                .create()
-                .map_err(|e| IpcError::new(format!("creating the control listener of `{}`", services.name), e))?,
-            None => return Err(IpcError::new(format!("control event service of `{}`", services.name), "missing")),
-        };
         let store = StateStore::of(deployment);
         let initial = CameraState::initial(deployment.camera(Some(camera)).ok());
         let flags = store.effective(camera, initial);
