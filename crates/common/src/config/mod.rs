@@ -46,9 +46,9 @@ pub mod defaults {
     pub const STATS_INTERVAL_SECS: f64 = 1.0;
     /// Folder holding the command state of each deployment (`<folder>/<deployment>`).
     pub const STATE_ROOT: &str = "/tmp/framebus";
-    /// Preview is on until a command turns it off.
+    /// Preview flag of a camera without a `[camera.preview]` table, until a command sets it.
     pub const PREVIEW_ON: bool = true;
-    /// Saving is off until a command turns it on.
+    /// Saving flag of a camera without a `[camera.recorder]` table, until a command sets it.
     pub const SAVING_ON: bool = false;
     /// Frame slots the publisher may hold while writing (not configurable).
     pub const PUBLISHER_LOANS: u32 = 1;
