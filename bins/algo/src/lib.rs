@@ -12,7 +12,7 @@ use anyhow::anyhow;
 use framebus_common::config::AlgoConfig;
 use framebus_common::control::{Answer, Command, ControlServer, FourccText, FrameFormat, Metrics, ProcessState};
 use framebus_common::header::FLAG_SYNTHETIC_STAMP;
-use framebus_common::ipc::{create_node, open_frame_bus, DeploymentGuard, IpcService};
+use framebus_common::ipc::{create_node, reader_waitset, DeploymentGuard, FrameReader};
 use framebus_common::pattern::SyntheticPattern;
 use framebus_common::stats::LatencyWindow;
 use framebus_common::{clock, CameraConfig, Deployment, FrameHeader, PixelFormat, ProcessRole};
@@ -107,30 +107,23 @@ pub fn run(deployment: &Deployment, camera: &CameraConfig, options: &AlgoOptions
     let config = camera.algo.clone().unwrap_or_default();
     let _release = DeploymentGuard::new(deployment.name());
     let node = create_node(deployment, ProcessRole::Algo, cam)?;
-    let bus = open_frame_bus(&node, deployment, camera)?;
-    let subscriber = bus
-        .frames
-        .subscriber_builder()
-        .buffer_size(config.queue_depth as usize)
-        .create()
-        .map_err(|e| anyhow!("camera `{cam}`: subscribing to `{}`: {e:?}", bus.frames_name))?;
-    let listener = bus
-        .ready
-        .listener_builder()
-        .create()
-        .map_err(|e| anyhow!("camera `{cam}`: creating the frame-ready listener: {e:?}"))?;
-    let waitset = WaitSetBuilder::new()
-        .signal_handling_mode(SignalHandlingMode::HandleTerminationRequests)
-        .create::<IpcService>()
-        .map_err(|e| anyhow!("creating the waitset: {e:?}"))?;
-    let frame_guard = waitset.attach_notification(&listener).map_err(|e| anyhow!("attaching the listener: {e:?}"))?;
+    let reader = FrameReader::open(&node, deployment, camera, config.queue_depth as usize)?;
+    let waitset = reader_waitset()?;
+    let frame_guard = waitset
+        .attach_notification(reader.listener())
+        .map_err(|e| anyhow!("attaching the frame-ready listener of `{}`: {e:?}", reader.service_name()))?;
     let tick_guard =
         waitset.attach_interval(stats_interval(&config)).map_err(|e| anyhow!("attaching the stats timer: {e:?}"))?;
     let control = ControlServer::create(&node, deployment, cam, ProcessRole::Algo)?;
     let control_guard = waitset
         .attach_notification(control.listener())
         .map_err(|e| anyhow!("attaching the control listener of `{}`: {e:?}", control.service_name()))?;
-    tracing::info!(camera = cam, service = bus.frames_name, queue_depth = config.queue_depth, "waiting for frames");
+    tracing::info!(
+        camera = cam,
+        service = reader.service_name(),
+        queue_depth = config.queue_depth,
+        "waiting for frames"
+    );
 
     let mut worker = Worker {
         stats: AlgoStats::default(),
@@ -147,22 +140,17 @@ pub fn run(deployment: &Deployment, camera: &CameraConfig, options: &AlgoOptions
     let outcome = waitset.wait_and_process(|id| {
         if id.has_event_from(&frame_guard) {
             // Consume the wake-ups, then the frames: the queue holds at most queue-depth frames.
-            if let Err(e) = listener.try_wait(|_| {}) {
-                tracing::debug!("listener try_wait: {e:?}");
-            }
+            reader.clear_wakeups();
             loop {
-                let sample = match subscriber.receive() {
+                // Newest frame only: older queued ones are dropped (and counted from the id gap).
+                let sample = match reader.newest() {
                     Ok(Some(sample)) => sample,
                     Ok(None) => break,
                     Err(e) => {
-                        failure = Some(anyhow!("camera `{cam}`: receiving from `{}`: {e:?}", bus.frames_name));
+                        failure = Some(e.into());
                         return CallbackProgression::Stop;
                     }
                 };
-                // Newest frame only: an older queued one is dropped (and counted from the id gap).
-                if subscriber.has_samples().unwrap_or(false) {
-                    continue;
-                }
                 worker.process(sample.user_header(), sample.payload());
                 drop(sample);
                 if options.max_frames.is_some_and(|max| worker.stats.frames >= max) {

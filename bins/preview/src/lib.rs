@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context};
 use framebus_common::config::PreviewConfig;
 use framebus_common::control::{Answer, Command, ControlServer, FourccText, FrameFormat, Metrics, ProcessState};
-use framebus_common::ipc::{create_node, open_frame_bus, DeploymentGuard, IpcService};
+use framebus_common::ipc::{create_node, reader_waitset, DeploymentGuard, FrameReader};
 use framebus_common::stats::LatencyWindow;
 use framebus_common::{clock, CameraConfig, Deployment, FrameHeader, ProcessRole};
 use framebus_vision::opencv::core::Vector;
@@ -368,23 +368,11 @@ pub fn run(deployment: &Deployment, camera: &CameraConfig, options: &PreviewOpti
         }
     }
 
-    let bus = open_frame_bus(&node, deployment, camera)?;
-    let subscriber = bus
-        .frames
-        .subscriber_builder()
-        .buffer_size(queue_depth)
-        .create()
-        .map_err(|e| anyhow!("camera `{cam}`: subscribing to `{}`: {e:?}", bus.frames_name))?;
-    let listener = bus
-        .ready
-        .listener_builder()
-        .create()
-        .map_err(|e| anyhow!("camera `{cam}`: creating the frame-ready listener: {e:?}"))?;
-    let waitset = WaitSetBuilder::new()
-        .signal_handling_mode(SignalHandlingMode::HandleTerminationRequests)
-        .create::<IpcService>()
-        .map_err(|e| anyhow!("creating the waitset: {e:?}"))?;
-    let frame_guard = waitset.attach_notification(&listener).map_err(|e| anyhow!("attaching the listener: {e:?}"))?;
+    let reader = FrameReader::open(&node, deployment, camera, queue_depth)?;
+    let waitset = reader_waitset()?;
+    let frame_guard = waitset
+        .attach_notification(reader.listener())
+        .map_err(|e| anyhow!("attaching the frame-ready listener of `{}`: {e:?}", reader.service_name()))?;
     let tick_guard =
         waitset.attach_interval(stats_interval).map_err(|e| anyhow!("attaching the stats timer: {e:?}"))?;
     let control_guard = waitset
@@ -394,22 +382,17 @@ pub fn run(deployment: &Deployment, camera: &CameraConfig, options: &PreviewOpti
     let mut failure: Option<anyhow::Error> = None;
     let outcome = waitset.wait_and_process(|id| {
         if id.has_event_from(&frame_guard) {
-            if let Err(e) = listener.try_wait(|_| {}) {
-                tracing::debug!("listener try_wait: {e:?}");
-            }
+            reader.clear_wakeups();
             loop {
-                let sample = match subscriber.receive() {
+                // Newest frame only: older queued ones are dropped (and counted from the id gap).
+                let sample = match reader.newest() {
                     Ok(Some(sample)) => sample,
                     Ok(None) => break,
                     Err(e) => {
-                        failure = Some(anyhow!("camera `{cam}`: receiving from `{}`: {e:?}", bus.frames_name));
+                        failure = Some(e.into());
                         return CallbackProgression::Stop;
                     }
                 };
-                // Newest frame only: an older queued one is dropped (and counted from the id gap).
-                if subscriber.has_samples().unwrap_or(false) {
-                    continue;
-                }
                 let header = *sample.user_header();
                 if !header.is_current_layout() || !preview.on_frame(&header) {
                     continue;

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context};
 use framebus_common::config::{ImageFormat, RecorderConfig};
 use framebus_common::control::{Answer, Command, ControlServer, FourccText, FrameFormat, Metrics, ProcessState};
-use framebus_common::ipc::{create_node, open_frame_bus, DeploymentGuard, IpcService};
+use framebus_common::ipc::{create_node, reader_waitset, DeploymentGuard, FrameReader};
 use framebus_common::stats::LatencyWindow;
 use framebus_common::{clock, CameraConfig, Deployment, FrameHeader, ProcessRole};
 use framebus_vision::opencv::core::{Mat, Vector};
@@ -610,23 +610,11 @@ pub fn run(
 
     let _release = DeploymentGuard::new(deployment.name());
     let node = create_node(deployment, ProcessRole::Recorder, cam)?;
-    let bus = open_frame_bus(&node, deployment, camera)?;
-    let subscriber = bus
-        .frames
-        .subscriber_builder()
-        .buffer_size(queue_depth)
-        .create()
-        .map_err(|e| anyhow!("camera `{cam}`: subscribing to `{}`: {e:?}", bus.frames_name))?;
-    let listener = bus
-        .ready
-        .listener_builder()
-        .create()
-        .map_err(|e| anyhow!("camera `{cam}`: creating the frame-ready listener: {e:?}"))?;
-    let waitset = WaitSetBuilder::new()
-        .signal_handling_mode(SignalHandlingMode::HandleTerminationRequests)
-        .create::<IpcService>()
-        .map_err(|e| anyhow!("creating the waitset: {e:?}"))?;
-    let frame_guard = waitset.attach_notification(&listener).map_err(|e| anyhow!("attaching the listener: {e:?}"))?;
+    let reader = FrameReader::open(&node, deployment, camera, queue_depth)?;
+    let waitset = reader_waitset()?;
+    let frame_guard = waitset
+        .attach_notification(reader.listener())
+        .map_err(|e| anyhow!("attaching the frame-ready listener of `{}`: {e:?}", reader.service_name()))?;
     let house_guard =
         waitset.attach_interval(HOUSEKEEPING).map_err(|e| anyhow!("attaching the housekeeping timer: {e:?}"))?;
     let stats_guard =
@@ -648,22 +636,20 @@ pub fn run(
         None => control.state().saving,
     };
     recorder.set_saving(saving);
-    tracing::info!(camera = cam, service = bus.frames_name, queue_depth, saving, "waiting for frames");
+    tracing::info!(camera = cam, service = reader.service_name(), queue_depth, saving, "waiting for frames");
 
     let mut failure: Option<anyhow::Error> = None;
     loop {
         let outcome = waitset.wait_and_process_once(|id| {
             if id.has_event_from(&frame_guard) {
-                if let Err(e) = listener.try_wait(|_| {}) {
-                    tracing::debug!("listener try_wait: {e:?}");
-                }
+                reader.clear_wakeups();
                 // Every queued frame is wanted (unlike algo): drain the queue in order.
                 loop {
-                    let sample = match subscriber.receive() {
+                    let sample = match reader.next() {
                         Ok(Some(sample)) => sample,
                         Ok(None) => break,
                         Err(e) => {
-                            failure = Some(anyhow!("camera `{cam}`: receiving from `{}`: {e:?}", bus.frames_name));
+                            failure = Some(e.into());
                             return CallbackProgression::Stop;
                         }
                     };

@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
-use framebus_common::ipc::{create_node, open_frame_bus, DeploymentGuard};
+use framebus_common::ipc::{create_node, DeploymentGuard, FrameReader};
 use framebus_common::pattern::SyntheticPattern;
 use framebus_common::stats::LatencyWindow;
 use framebus_common::{clock, Deployment, ProcessRole};
@@ -183,18 +183,15 @@ fn reader(args: &[String]) -> anyhow::Result<()> {
     let camera = deployment.camera(None)?.clone();
     let _release = DeploymentGuard::new(deployment.name());
     let node = create_node(&deployment, ProcessRole::Algo, &format!("{}-{}", camera.name, std::process::id()))?;
-    let bus = open_frame_bus(&node, &deployment, &camera)?;
-    let subscriber =
-        bus.frames.subscriber_builder().buffer_size(1).create().map_err(|e| anyhow!("subscriber: {e:?}"))?;
-    let listener = bus.ready.listener_builder().create().map_err(|e| anyhow!("listener: {e:?}"))?;
+    let reader = FrameReader::open(&node, &deployment, &camera, 1)?;
     let pattern =
         SyntheticPattern::new(camera.format(), camera.width, camera.height).ok_or_else(|| anyhow!("no pattern"))?;
     let mut latency = LatencyWindow::new();
     let (mut seen, mut torn, mut stale, mut last) = (0u64, 0u64, 0u64, 0u64);
     let deadline = Instant::now() + Duration::from_secs(120);
     while last < frames && Instant::now() < deadline {
-        let _ = listener.timed_wait(|_| {}, Duration::from_millis(100));
-        while let Some(sample) = subscriber.receive().map_err(|e| anyhow!("receive: {e:?}"))? {
+        let _ = reader.listener().timed_wait(|_| {}, Duration::from_millis(100));
+        while let Some(sample) = reader.next()? {
             let woke = clock::monotonic_ns();
             let header = *sample.user_header();
             latency.record_ns(woke.saturating_sub(header.publish_mono_ns));

@@ -72,6 +72,29 @@ pub fn iceoryx_config(deployment: &str) -> Result<Config, IpcError> {
     Ok(config)
 }
 
+/// Makes `config` iceoryx2's process-wide config too, once per process. iceoryx2 falls back to
+/// its global config in a few places (e.g. cleaning up a dead node whose details are gone); left
+/// unset it would search for a config file, warn that none was found and use the defaults, with
+/// another prefix and folder than the deployment's. The only way in is a file, so the config is
+/// written to a temporary file, loaded, and the file removed.
+fn install_global_config(config: &Config) {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        let path = std::env::temp_dir().join(format!("framebus-iceoryx2-{}.toml", std::process::id()));
+        let written = toml::to_string(config)
+            .map_err(|e| e.to_string())
+            .and_then(|text| std::fs::write(&path, text).map_err(|e| e.to_string()));
+        let loaded = written.and_then(|()| {
+            let file = FilePath::new(path.to_string_lossy().as_bytes()).map_err(|e| format!("{e:?}"))?;
+            Config::setup_global_config_from_file(&file).map(|_| ()).map_err(|e| format!("{e:?}"))
+        });
+        let _ = std::fs::remove_file(&path);
+        if let Err(e) = loaded {
+            tracing::debug!("could not install the deployment's iceoryx2 config as the global one: {e}");
+        }
+    });
+}
+
 /// Folder where iceoryx2 keeps the node and service files of `deployment`.
 pub fn deployment_root(deployment: &str) -> String {
     format!("/tmp/iceoryx2/{}/", shm_prefix(deployment).trim_end_matches('_'))
@@ -148,6 +171,7 @@ pub fn create_named_node_with(
     signals: SignalHandlingMode,
 ) -> Result<Node<IpcService>, IpcError> {
     let config = iceoryx_config(deployment)?;
+    install_global_config(&config);
     let node_name = NodeName::new(name).map_err(|e| IpcError::new(format!("invalid node name `{name}`"), e))?;
     let removed = remove_dead_nodes(&config);
     if removed > 0 {
@@ -324,4 +348,105 @@ pub fn connect_control(
         Err(e) => return Err(IpcError::new(format!("opening event service `{ready_name}`"), e)),
     };
     Ok(Some(ControlServices { requests, ready, name }))
+}
+
+/// A received frame: the sample stays in shared memory until dropped.
+pub type FrameSample = iceoryx2::sample::Sample<IpcService, [u8], FrameHeader>;
+
+/// A reader's end of a camera's frame bus: its subscriber (with its own queue depth) and the
+/// listener that capture's frame-ready event wakes. Attach [`FrameReader::listener`] to a
+/// waitset; when it fires, call [`FrameReader::clear_wakeups`] and then take frames.
+#[derive(Debug)]
+pub struct FrameReader {
+    subscriber: iceoryx2::port::subscriber::Subscriber<IpcService, [u8], FrameHeader>,
+    listener: iceoryx2::port::listener::Listener<IpcService>,
+    service: String,
+    camera: String,
+}
+
+impl FrameReader {
+    /// Subscribes to `camera` with a queue of `queue_depth` frames (older ones are dropped
+    /// when it is full, never blocking capture).
+    pub fn open(
+        node: &Node<IpcService>,
+        deployment: &Deployment,
+        camera: &CameraConfig,
+        queue_depth: usize,
+    ) -> Result<FrameReader, IpcError> {
+        let bus = open_frame_bus(node, deployment, camera)?;
+        let cam = &camera.name;
+        let subscriber = bus.frames.subscriber_builder().buffer_size(queue_depth).create().map_err(|e| {
+            IpcError::new(
+                format!("camera `{cam}`: subscribing to `{}` with queue depth {queue_depth}", bus.frames_name),
+                e,
+            )
+        })?;
+        let listener = bus
+            .ready
+            .listener_builder()
+            .create()
+            .map_err(|e| IpcError::new(format!("camera `{cam}`: creating the frame-ready listener"), e))?;
+        Ok(FrameReader { subscriber, listener, service: bus.frames_name, camera: cam.clone() })
+    }
+
+    /// The listener to attach to a waitset.
+    pub fn listener(&self) -> &iceoryx2::port::listener::Listener<IpcService> {
+        &self.listener
+    }
+
+    /// Name of the frames service (for messages).
+    pub fn service_name(&self) -> &str {
+        &self.service
+    }
+
+    /// Consumes the pending frame-ready wake-ups (call before taking frames).
+    pub fn clear_wakeups(&self) {
+        if let Err(e) = self.listener.try_wait(|_| {}) {
+            tracing::debug!(camera = self.camera, "frame-ready listener: {e:?}");
+        }
+    }
+
+    /// The oldest queued frame, if any.
+    pub fn next(&self) -> Result<Option<FrameSample>, IpcError> {
+        self.subscriber
+            .receive()
+            .map_err(|e| IpcError::new(format!("camera `{}`: receiving from `{}`", self.camera, self.service), e))
+    }
+
+    /// The newest queued frame, if any; older queued frames are released unread (readers
+    /// count them from the gap in frame ids).
+    pub fn newest(&self) -> Result<Option<FrameSample>, IpcError> {
+        loop {
+            let Some(sample) = self.next()? else { return Ok(None) };
+            if !self.subscriber.has_samples().unwrap_or(false) {
+                return Ok(Some(sample));
+            }
+        }
+    }
+}
+
+/// The waitset a reader process sleeps in; SIGINT/SIGTERM end its wait.
+pub fn reader_waitset() -> Result<WaitSet<IpcService>, IpcError> {
+    WaitSetBuilder::new()
+        .signal_handling_mode(SignalHandlingMode::HandleTerminationRequests)
+        .create::<IpcService>()
+        .map_err(|e| IpcError::new("creating the waitset", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// After the first node, iceoryx2's global config is the deployment's (its fallback paths
+    /// then clean up in the deployment's folders, and it never warns about a missing file).
+    #[test]
+    fn the_first_node_installs_the_deployment_config_globally() {
+        let deployment = format!("unit{}", std::process::id());
+        let guard = DeploymentGuard::new(&deployment);
+        let node = create_named_node(&deployment, "unit-test").expect("node");
+        assert_eq!(Config::global_config(), &iceoryx_config(&deployment).expect("config"));
+        drop(node);
+        drop(guard);
+        assert!(!std::path::Path::new(&deployment_root(&deployment)).exists());
+    }
 }
