@@ -281,6 +281,7 @@ fn watch(
                 }
             }
         }
+        stop_readers_of_ended_cameras(procs, options.stop_grace);
         if procs.iter().all(|p| p.done) {
             let failed: Vec<String> = procs.iter().filter(|p| p.failed).map(Supervised::label).collect();
             if failed.is_empty() {
@@ -295,34 +296,59 @@ fn watch(
     Ok(())
 }
 
+/// A camera whose capture has ended for good (stopped with `ctl stop`, or given up on) has
+/// nothing left to read: its readers are stopped too, so that the supervisor ends once every
+/// camera has (as the original control process stopped when its camera died).
+fn stop_readers_of_ended_cameras(procs: &mut [Supervised], grace: Duration) {
+    let ended: Vec<String> =
+        procs.iter().filter(|p| p.role == ProcessRole::Capture && p.done).map(|p| p.camera.clone()).collect();
+    for camera in ended {
+        let readers: Vec<&mut Supervised> =
+            procs.iter_mut().filter(|p| p.camera == camera && p.role != ProcessRole::Capture && !p.done).collect();
+        if readers.is_empty() {
+            continue;
+        }
+        tracing::info!(camera, "capture has ended: stopping the camera's readers");
+        stop_group(readers, grace);
+    }
+}
+
 /// Stops the readers, then the captures: SIGTERM, then SIGKILL after `grace`.
 fn stop_all(procs: &mut [Supervised], grace: Duration) {
     for captures in [false, true] {
         let group: Vec<&mut Supervised> =
             procs.iter_mut().filter(|p| (p.role == ProcessRole::Capture) == captures && p.child.is_some()).collect();
-        for proc in &group {
-            if let Some(child) = &proc.child {
-                // SAFETY: kill has no memory-safety preconditions; the pid is our unreaped child.
-                unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-            }
+        stop_group(group, grace);
+    }
+}
+
+/// SIGTERM to every process of `group`, then waits for each, SIGKILL after `grace`; marks them
+/// done (not restarted).
+fn stop_group(mut group: Vec<&mut Supervised>, grace: Duration) {
+    for proc in &group {
+        if let Some(child) = &proc.child {
+            // SAFETY: kill has no memory-safety preconditions; the pid is our unreaped child.
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
         }
-        let until = Instant::now() + grace;
-        for proc in group {
-            let Some(mut child) = proc.child.take() else { continue };
-            let status = loop {
-                match child.try_wait() {
-                    Ok(Some(status)) => break Some(status),
-                    Ok(None) if Instant::now() < until => std::thread::sleep(Duration::from_millis(10)),
-                    Ok(None) | Err(_) => {
-                        tracing::warn!(camera = proc.camera, role = %proc.role, "did not stop within {grace:?}; killing it");
-                        let _ = child.kill();
-                        break child.wait().ok();
-                    }
+    }
+    let until = Instant::now() + grace;
+    for proc in group.iter_mut() {
+        proc.done = true;
+        proc.restart_at = None;
+        let Some(mut child) = proc.child.take() else { continue };
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break Some(status),
+                Ok(None) if Instant::now() < until => std::thread::sleep(Duration::from_millis(10)),
+                Ok(None) | Err(_) => {
+                    tracing::warn!(camera = proc.camera, role = %proc.role, "did not stop within {grace:?}; killing it");
+                    let _ = child.kill();
+                    break child.wait().ok();
                 }
-            };
-            if let Some(status) = status {
-                tracing::info!(camera = proc.camera, role = %proc.role, "stopped ({})", describe(status));
             }
+        };
+        if let Some(status) = status {
+            tracing::info!(camera = proc.camera, role = %proc.role, "stopped ({})", describe(status));
         }
     }
 }

@@ -188,6 +188,22 @@ fn supervisor_restarts_a_killed_child_and_stops_everything_on_sigterm() {
     d.assert_no_leftovers();
 }
 
+/// `ctl stop` under `ctl up`: capture exits cleanly and is not restarted, the camera's readers
+/// are stopped with it, and the supervisor, with nothing left to watch, exits 0.
+#[test]
+fn supervisor_ends_when_its_only_camera_is_stopped() {
+    let d = TestDeployment::new(&synthetic_camera("cam0", 320, 240, 60));
+    let mut up = d.spawn("ctl", &["up"]);
+    let status = d.wait_status(|s| process_status(s, "cam0", "algo")["frames"].as_u64() > Some(5));
+    let algo_pid = pid_of(&status, "algo");
+    let (code, _, err) = d.ctl(&["stop", "cam0"]);
+    assert_eq!(code, Some(0), "ctl stop: {err}");
+    assert_eq!(up.wait_exit(DEADLINE), Some(0), "{}", up.stderr_text());
+    up.wait_stderr(DEADLINE, "capture has ended: stopping the camera's readers");
+    assert!(!pid_alive(algo_pid as u32), "algo {algo_pid} outlived its camera");
+    d.assert_no_leftovers();
+}
+
 /// `ctl up` with a capture that cannot start (an unreadable video file) says why and exits
 /// non-zero, leaving nothing behind.
 #[test]
