@@ -6,13 +6,14 @@
 pub mod compute;
 
 use std::collections::HashMap;
+use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
 use framebus_common::config::AlgoConfig;
 use framebus_common::control::{Answer, Command, ControlServer, FourccText, FrameFormat, Metrics, ProcessState};
 use framebus_common::header::FLAG_SYNTHETIC_STAMP;
-use framebus_common::ipc::{create_node, reader_waitset, DeploymentGuard, FrameReader};
+use framebus_common::ipc::{create_node, reader_waitset, DeploymentGuard, FrameReader, Take};
 use framebus_common::pattern::SyntheticPattern;
 use framebus_common::stats::LatencyWindow;
 use framebus_common::{clock, CameraConfig, Deployment, FrameHeader, PixelFormat, ProcessRole};
@@ -139,21 +140,19 @@ pub fn run(deployment: &Deployment, camera: &CameraConfig, options: &AlgoOptions
 
     let outcome = waitset.wait_and_process(|id| {
         if id.has_event_from(&frame_guard) {
-            // Consume the wake-ups, then the frames: the queue holds at most queue-depth frames.
-            reader.clear_wakeups();
-            loop {
-                // Newest frame only: older queued ones are dropped (and counted from the id gap).
-                let sample = match reader.newest() {
-                    Ok(Some(sample)) => sample,
-                    Ok(None) => break,
-                    Err(e) => {
-                        failure = Some(e.into());
-                        return CallbackProgression::Stop;
-                    }
-                };
+            // Newest frame only: older queued ones are dropped (and counted from the id gap).
+            let taken = reader.take_frames(Take::Newest, |sample| {
                 worker.process(sample.user_header(), sample.payload());
-                drop(sample);
-                if options.max_frames.is_some_and(|max| worker.stats.frames >= max) {
+                match options.max_frames {
+                    Some(max) if worker.stats.frames >= max => ControlFlow::Break(()),
+                    _ => ControlFlow::Continue(()),
+                }
+            });
+            match taken {
+                Ok(ControlFlow::Continue(())) => {}
+                Ok(ControlFlow::Break(())) => return CallbackProgression::Stop,
+                Err(e) => {
+                    failure = Some(e.into());
                     return CallbackProgression::Stop;
                 }
             }

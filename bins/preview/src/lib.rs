@@ -14,13 +14,14 @@ pub mod http;
 pub mod render;
 
 use std::net::SocketAddr;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context};
 use framebus_common::config::PreviewConfig;
 use framebus_common::control::{Answer, Command, ControlServer, FourccText, FrameFormat, Metrics, ProcessState};
-use framebus_common::ipc::{create_node, reader_waitset, DeploymentGuard, FrameReader};
+use framebus_common::ipc::{create_node, reader_waitset, DeploymentGuard, FrameReader, Take};
 use framebus_common::stats::LatencyWindow;
 use framebus_common::{clock, CameraConfig, Deployment, FrameHeader, ProcessRole};
 use framebus_vision::opencv::core::Vector;
@@ -382,27 +383,22 @@ pub fn run(deployment: &Deployment, camera: &CameraConfig, options: &PreviewOpti
     let mut failure: Option<anyhow::Error> = None;
     let outcome = waitset.wait_and_process(|id| {
         if id.has_event_from(&frame_guard) {
-            reader.clear_wakeups();
-            loop {
-                // Newest frame only: older queued ones are dropped (and counted from the id gap).
-                let sample = match reader.newest() {
-                    Ok(Some(sample)) => sample,
-                    Ok(None) => break,
-                    Err(e) => {
-                        failure = Some(e.into());
-                        return CallbackProgression::Stop;
-                    }
-                };
+            // Newest frame only: older queued ones are dropped (and counted from the id gap).
+            let taken = reader.take_frames(Take::Newest, |sample| {
                 let header = *sample.user_header();
-                if !header.is_current_layout() || !preview.on_frame(&header) {
-                    continue;
+                if header.is_current_layout() && preview.on_frame(&header) {
+                    let converted = preview.convert(&header, sample.payload());
+                    // The sample is released before the slow part (resize, encode, disk).
+                    drop(sample);
+                    if converted {
+                        preview.render(&header);
+                    }
                 }
-                let converted = preview.convert(&header, sample.payload());
-                // The sample is released before the slow part (resize, overlay, encode).
-                drop(sample);
-                if converted {
-                    preview.render(&header);
-                }
+                ControlFlow::Continue(())
+            });
+            if let Err(e) = taken {
+                failure = Some(e.into());
+                return CallbackProgression::Stop;
             }
         }
         // Also on the timer: a backstop should a wake-up ever be missed (a poll is one

@@ -15,6 +15,7 @@
 pub mod disk;
 pub mod segment;
 
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -22,7 +23,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context};
 use framebus_common::config::{ImageFormat, RecorderConfig};
 use framebus_common::control::{Answer, Command, ControlServer, FourccText, FrameFormat, Metrics, ProcessState};
-use framebus_common::ipc::{create_node, reader_waitset, DeploymentGuard, FrameReader};
+use framebus_common::ipc::{create_node, reader_waitset, DeploymentGuard, FrameReader, Take};
 use framebus_common::stats::LatencyWindow;
 use framebus_common::{clock, CameraConfig, Deployment, FrameHeader, ProcessRole};
 use framebus_vision::opencv::core::{Mat, Vector};
@@ -642,27 +643,22 @@ pub fn run(
     loop {
         let outcome = waitset.wait_and_process_once(|id| {
             if id.has_event_from(&frame_guard) {
-                reader.clear_wakeups();
-                // Every queued frame is wanted (unlike algo): drain the queue in order.
-                loop {
-                    let sample = match reader.next() {
-                        Ok(Some(sample)) => sample,
-                        Ok(None) => break,
-                        Err(e) => {
-                            failure = Some(e.into());
-                            return CallbackProgression::Stop;
-                        }
-                    };
+                // Every queued frame is wanted (unlike algo): the queue is drained in order.
+                let taken = reader.take_frames(Take::All, |sample| {
                     let header = *sample.user_header();
-                    if !header.is_current_layout() || !recorder.on_frame(&header) {
-                        continue;
+                    if header.is_current_layout() && recorder.on_frame(&header) {
+                        let converted = recorder.convert(&header, sample.payload());
+                        // The sample is released before the slow part (resize, encode, disk).
+                        drop(sample);
+                        if converted {
+                            recorder.save(&header);
+                        }
                     }
-                    let converted = recorder.convert(&header, sample.payload());
-                    // Released before encoding and writing: the sample is held for one copy.
-                    drop(sample);
-                    if converted {
-                        recorder.save(&header);
-                    }
+                    ControlFlow::Continue(())
+                });
+                if let Err(e) = taken {
+                    failure = Some(e.into());
+                    return CallbackProgression::Stop;
                 }
             }
             // Also on the housekeeping timer: a backstop should a wake-up ever be missed.

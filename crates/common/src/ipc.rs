@@ -3,6 +3,7 @@
 //! service whose settings differ from its creator's).
 
 use core::fmt;
+use core::ops::ControlFlow;
 
 use iceoryx2::config::Config;
 use iceoryx2::node::{NodeState, NodeView};
@@ -420,6 +421,37 @@ impl FrameReader {
             let Some(sample) = self.next()? else { return Ok(None) };
             if !self.subscriber.has_samples().unwrap_or(false) {
                 return Ok(Some(sample));
+            }
+        }
+    }
+}
+
+/// Which queued frames a reader takes when it is woken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Take {
+    /// Only the newest; older queued frames are released unread (algo, preview).
+    Newest,
+    /// Every queued frame, oldest first (recorder).
+    All,
+}
+
+impl FrameReader {
+    /// Consumes the pending wake-ups, then hands each frame `take` selects to `f`, one at a time
+    /// (a reader never holds two samples), until the queue is empty or `f` breaks.
+    pub fn take_frames(
+        &self,
+        take: Take,
+        mut f: impl FnMut(FrameSample) -> ControlFlow<()>,
+    ) -> Result<ControlFlow<()>, IpcError> {
+        self.clear_wakeups();
+        loop {
+            let sample = match take {
+                Take::Newest => self.newest()?,
+                Take::All => self.next()?,
+            };
+            let Some(sample) = sample else { return Ok(ControlFlow::Continue(())) };
+            if f(sample).is_break() {
+                return Ok(ControlFlow::Break(()));
             }
         }
     }
