@@ -164,6 +164,24 @@ fn completed_segments_survive_sigkill() {
     d.assert_no_leftovers();
 }
 
+/// H.264 in MP4: every finished segment opens in ffprobe with as many frames as its sidecar
+/// lists, and the frame ids stamped in the decoded pictures match the sidecar.
+#[test]
+fn h264_segments_play_and_match_their_sidecars() {
+    let d = TestDeployment::new(&camera(30, "segment-secs = 0.5\nvideo = \"h264-mp4\"\n"));
+    let mut capture = d.spawn("capture", &[]);
+    let mut recorder = d.spawn("recorder", &["--json"]);
+    recorder.wait_json(DEADLINE, |v| v["segments"].as_u64() >= Some(2));
+    assert_eq!(recorder.terminate(), Some(0), "{}", recorder.stderr_text());
+    let indexes = files(&d.dir.path().join("rec"), "jsonl");
+    assert!(indexes.len() >= 2, "{indexes:?}");
+    for index in &indexes {
+        check_segment(index);
+    }
+    assert_eq!(capture.terminate(), Some(0));
+    d.assert_no_leftovers();
+}
+
 /// The disk guard: with the free-space floor above the free space, saving stops with an error
 /// (state `disk-low`, nothing written); lowering the floor in the config and sending SIGHUP
 /// makes it write again, and the new segment lists the frames it could not save.

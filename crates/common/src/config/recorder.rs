@@ -80,6 +80,9 @@ pub enum VideoFormat {
     MjpgAvi,
     /// MPEG-4 part 2 in MP4 (`.mp4`): smaller files.
     Mp4vMp4,
+    /// H.264 (libx264 through OpenCV's FFmpeg backend) in MP4 (`.mp4`): the smallest files, the
+    /// most CPU per frame; needs an even width and height.
+    H264Mp4,
     /// No video.
     Off,
 }
@@ -90,6 +93,7 @@ impl VideoFormat {
         match self {
             VideoFormat::MjpgAvi => Some((['M', 'J', 'P', 'G'], "avi")),
             VideoFormat::Mp4vMp4 => Some((['m', 'p', '4', 'v'], "mp4")),
+            VideoFormat::H264Mp4 => Some((['a', 'v', 'c', '1'], "mp4")),
             VideoFormat::Off => None,
         }
     }
@@ -165,7 +169,7 @@ pub(super) fn validate(cfg: &RecorderConfig) -> Result<(), (String, String)> {
     if cfg.video == VideoFormat::Off && cfg.images == ImageFormat::Off {
         return fail(
             "video",
-            "nothing to record: video = \"off\" and images = \"off\"; set video = \"mjpg-avi\" or \"mp4v-mp4\", or images = \"jpeg\" or \"png\"".into(),
+            "nothing to record: video = \"off\" and images = \"off\"; set video = \"mjpg-avi\", \"mp4v-mp4\" or \"h264-mp4\", or images = \"jpeg\" or \"png\"".into(),
         );
     }
     if cfg.directory.as_os_str().is_empty() {

@@ -76,7 +76,7 @@ fn bad_preview_and_recorder_values_name_the_key() {
     );
     check(
         "[camera.recorder]\nvideo = \"off\"\n",
-        "`camera[0].recorder.video`: nothing to record: video = \"off\" and images = \"off\"; set video = \"mjpg-avi\" or \"mp4v-mp4\", or images = \"jpeg\" or \"png\"",
+        "`camera[0].recorder.video`: nothing to record: video = \"off\" and images = \"off\"; set video = \"mjpg-avi\", \"mp4v-mp4\" or \"h264-mp4\", or images = \"jpeg\" or \"png\"",
     );
     check(
         "[camera.recorder]\nsegment-secs = 0\n",
@@ -88,7 +88,7 @@ fn bad_preview_and_recorder_values_name_the_key() {
     );
     check(
         "[camera.recorder]\nvideo = \"h265\"\n",
-        "`camera[0].recorder.video`: unknown variant `h265`, expected one of `mjpg-avi`, `mp4v-mp4`, `off`",
+        "`camera[0].recorder.video`: unknown variant `h265`, expected one of `mjpg-avi`, `mp4v-mp4`, `h264-mp4`, `off`",
     );
     check(
         "[camera.recorder]\nfree-mb = 3\n",
