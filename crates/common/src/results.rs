@@ -244,8 +244,9 @@ mod tests {
     #[test]
     fn records_round_trip_and_limits_hold() {
         let person = Detection { x: 1.0, y: 2.0, w: 30.0, h: 40.0, label: "person".into(), score: 0.9 };
-        let record = ResultRecord::new("algo", (7, 42, 1000), Some(0.25), &[person.clone()], r#"{"motion":0.25}"#)
-            .expect("record");
+        let record =
+            ResultRecord::new("algo", (7, 42, 1000), Some(0.25), std::slice::from_ref(&person), r#"{"motion":0.25}"#)
+                .expect("record");
         let outcome = record.decode().expect("decodes");
         assert_eq!(outcome.producer, "algo");
         assert_eq!((outcome.run_id, outcome.frame_id), (7, 42));
