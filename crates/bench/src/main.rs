@@ -98,14 +98,17 @@ fn write_config(dir: &Path, name: &str, case: &Case, fps: u32, readers: usize) -
     Ok(path)
 }
 
-fn run_once(dir: &Path, name: &str, case: &Case, fps: u32, frames: u64, readers: usize) -> anyhow::Result<Run> {
+/// One capture run with a reader per entry of `policies` (`every`, `newest`, `max-fps=5`).
+fn run_once(dir: &Path, name: &str, case: &Case, fps: u32, frames: u64, policies: &[&str]) -> anyhow::Result<Run> {
+    let readers = policies.len();
     let config = write_config(dir, name, case, fps, readers)?;
     let config_text = config.to_str().ok_or_else(|| anyhow!("non-UTF-8 temp path"))?.to_string();
     let mut reader_procs: Vec<Child> = Vec::new();
-    for _ in 0..readers {
+    for policy in policies {
         reader_procs.push(
             Command::new(std::env::current_exe()?)
-                .args(["reader", &config_text, &frames.to_string()])
+                .args(["reader", &config_text, &frames.to_string(), policy])
+                .env("RUST_LOG", "warn")
                 .stdout(Stdio::piped())
                 .spawn()
                 .context("starting a reader")?,
@@ -164,8 +167,9 @@ fn bench() -> anyhow::Result<()> {
             let memcpy = memcpy_ns(bytes, 1);
             let rotating = memcpy_ns(bytes, slots_for(readers));
             let name = format!("bench{}-{}r-{}", std::process::id(), readers, case.width);
-            let flat = run_once(dir.path(), &format!("{name}f"), case, 0, case.flat_out_frames, readers)?;
-            let paced = run_once(dir.path(), &format!("{name}p"), case, case.paced_fps, case.paced_frames, readers)?;
+            let policies = vec!["every"; readers];
+            let flat = run_once(dir.path(), &format!("{name}f"), case, 0, case.flat_out_frames, &policies)?;
+            let paced = run_once(dir.path(), &format!("{name}p"), case, case.paced_fps, case.paced_frames, &policies)?;
             let cost = f(&flat.capture, "publish_cost_ns");
             let p50 = paced.readers.iter().map(|r| f(r, "latency_p50_us")).fold(0.0, f64::max);
             let p99 = paced.readers.iter().map(|r| f(r, "latency_p99_us")).fold(0.0, f64::max);
@@ -185,7 +189,38 @@ fn bench() -> anyhow::Result<()> {
     }
     println!("\nmemcpy, rotating slots = the same copy into as many buffers in turn as the run has slots (capture's memory pattern).");
     println!("capture cost = loan + write the frame into shared memory + header + send + notify, mean over the flat-out run.");
-    println!("latency = publish timestamp (just before send) → reader awake with the sample, paced run, worst reader.");
+    println!("latency = publish timestamp (just before send) → frame in the reader's hands (reader loop of the framebus crate, policy every), paced run, worst reader.");
+    policy_table(dir.path())?;
+    Ok(())
+}
+
+/// Readers under different policies side by side on one 1080p30 camera for 10 s: frames they
+/// took, CPU they used, latency. Each reads a frame the same way (integrity check).
+fn policy_table(dir: &Path) -> anyhow::Result<()> {
+    let case =
+        Case { label: "1920x1080", width: 1920, height: 1080, flat_out_frames: 0, paced_fps: 30, paced_frames: 300 };
+    let policies = ["newest", "max-fps=5", "every"];
+    let name = format!("bench{}-policies", std::process::id());
+    let run = run_once(dir, &name, &case, case.paced_fps, case.paced_frames, &policies)?;
+    println!("\nReader policies on one 1080p30 camera, 300 frames (10 s), all three readers at once:\n");
+    println!(
+        "| policy | frames taken | skipped | overwritten | CPU | CPU per taken frame | latency p50 | latency p99 |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    for (policy, r) in policies.iter().zip(&run.readers) {
+        let frames = f(r, "frames");
+        let cpu = f(r, "cpu_secs");
+        println!(
+            "| {policy} | {frames:.0} | {:.0} | {:.0} | {:.1} % of a core | {:.0} µs | {:.0} µs | {:.0} µs |",
+            f(r, "skipped"),
+            f(r, "overwritten"),
+            100.0 * cpu / (case.paced_frames as f64 / f64::from(case.paced_fps)),
+            1e6 * cpu / frames.max(1.0),
+            f(r, "latency_p50_us"),
+            f(r, "latency_p99_us"),
+        );
+    }
+    println!("CPU = user + system time of the reader process over the run, start-up included.");
     Ok(())
 }
 
