@@ -165,6 +165,7 @@ impl Preview {
             message,
             preview: Some(s.enabled),
             latency_us: s.enabled.then_some((s.latency_p50_us, s.latency_p99_us)),
+            viewers: s.viewers as u32,
             ..ProcessReport::default()
         }
     }
