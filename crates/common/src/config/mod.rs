@@ -114,11 +114,22 @@ pub struct DeploymentSection {
     /// relative to the config file's folder. Default: `/tmp/framebus/<name>`.
     #[serde(default)]
     pub state_dir: Option<PathBuf>,
+    /// Address of the Prometheus metrics endpoint that `ctl up` serves (`ip:port`; port 0
+    /// picks a free one, logged); none = no endpoint (`ctl metrics` serves one on demand).
+    #[serde(default)]
+    pub metrics: Option<String>,
 }
 
 impl Default for DeploymentSection {
     fn default() -> Self {
-        DeploymentSection { name: default_deployment_name(), state_dir: None }
+        DeploymentSection { name: default_deployment_name(), state_dir: None, metrics: None }
+    }
+}
+
+impl DeploymentSection {
+    /// The validated metrics address, if one is set.
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.metrics.as_deref().and_then(|a| a.parse().ok())
     }
 }
 
@@ -441,6 +452,14 @@ impl Deployment {
         let err = |key: String, msg: String| Err(ConfigError::value(file, &key, msg));
         if !is_valid_name(&self.deployment.name) {
             return err("deployment.name".into(), format!("invalid name `{}`: use {NAME_RULE}", self.deployment.name));
+        }
+        if let Some(addr) = &self.deployment.metrics {
+            if addr.parse::<std::net::SocketAddr>().is_err() {
+                return err(
+                    "deployment.metrics".into(),
+                    format!("invalid address `{addr}`: use ip:port, e.g. `127.0.0.1:9464` (port 0 picks a free port)"),
+                );
+            }
         }
         if self.camera.is_empty() {
             return err("camera".into(), "no camera configured: add at least one `[[camera]]` table".into());
