@@ -68,8 +68,12 @@ pub mod defaults {
     pub const PREVIEW_JPEG_QUALITY: u32 = 80;
     /// TCP port of the preview's HTTP server (bound to 127.0.0.1).
     pub const PREVIEW_PORT: u16 = 8080;
-    /// HTTP connections the preview serves at once.
+    /// `/stream.mjpg` viewers the preview serves at once.
     pub const PREVIEW_MAX_VIEWERS: u32 = 16;
+    /// Other HTTP connections the preview serves at once (requests being read, snapshots, ...).
+    pub const PREVIEW_MAX_CONNECTIONS: u32 = 256;
+    /// Seconds an HTTP request head has to arrive whole.
+    pub const PREVIEW_REQUEST_TIMEOUT_SECS: f64 = 5.0;
     /// Queue depth of the recorder reader: rides out a slow write without dropping.
     pub const RECORDER_QUEUE_DEPTH: u32 = 4;
     /// Folder of recordings, relative to the config file.
