@@ -103,9 +103,16 @@ impl Hub {
     /// The newest image, waiting up to `wait` for a first one.
     async fn snapshot(&self, wait: Duration) -> Option<Image> {
         let mut rx = self.latest.subscribe();
-        let first = tokio::time::timeout(wait, rx.wait_for(|l| l.image.is_some() || l.shutdown)).await;
-        let image = first.ok()?.ok()?.image.clone();
-        image
+        let first = async move {
+            loop {
+                let latest = rx.borrow_and_update().clone();
+                if latest.shutdown || latest.image.is_some() {
+                    return latest.image;
+                }
+                rx.changed().await.ok()?;
+            }
+        };
+        tokio::time::timeout(wait, first).await.ok().flatten()
     }
 }
 

@@ -676,57 +676,67 @@ fn preview_http_figures() {
     };
     let mut report = Vec::new();
 
-    // 200 viewers (max-viewers = 256).
-    let d = TestDeployment::new(&camera(640, 480, 30, "max-viewers = 256\nstats-interval-secs = 1\n"));
-    let mut capture = d.spawn("capture", &["--stats-interval-secs", "1"]);
-    let (mut preview, url) = spawn_preview(&d);
-    report.push(measure("idle, no viewer", &capture, &preview, 10));
-    let host = host_of(&url);
-    let stop = Arc::new(AtomicBool::new(false));
-    let counts: Vec<_> = (0..200)
-        .map(|_| {
-            let (host, stop) = (host.clone(), Arc::clone(&stop));
-            std::thread::spawn(move || {
-                let mut viewer = Viewer::open(&host);
-                let (mut n, mut last) = (0u64, 0u64);
-                while !stop.load(Ordering::Relaxed) {
-                    match viewer.next() {
-                        Ok((id, _)) if id > last => (n, last) = (n + 1, id),
-                        Ok(_) => return Err(format!("frame id did not rise after {last}")),
-                        Err(e) => return Err(e.to_string()),
-                    }
-                }
-                Ok(n)
-            })
-        })
-        .collect();
-    std::thread::sleep(Duration::from_secs(3));
-    let t0 = Instant::now();
-    report.push(measure("200 viewers", &capture, &preview, 15));
-    stop.store(true, Ordering::Relaxed);
-    let elapsed = t0.elapsed().as_secs_f64() + 3.0;
-    let mut per_viewer: Vec<u64> = Vec::new();
-    let mut failures = Vec::new();
-    for c in counts {
-        match c.join().expect("viewer thread") {
-            Ok(n) => per_viewer.push(n),
-            Err(e) => failures.push(e),
+    // 200 viewers (max-viewers = 256), previews at 10 and at 30 images/s.
+    for preview_fps in [10, 30] {
+        let d = TestDeployment::new(&camera(640, 480, 30, &format!("max-viewers = 256\nfps = {preview_fps}\n")));
+        let mut capture = d.spawn("capture", &["--stats-interval-secs", "1"]);
+        let (mut preview, url) = spawn_preview(&d);
+        if preview_fps == 10 {
+            report.push(measure("idle, no viewer", &capture, &preview, 10));
         }
+        let host = host_of(&url);
+        let stop = Arc::new(AtomicBool::new(false));
+        let counts: Vec<_> = (0..200)
+            .map(|_| {
+                let (host, stop) = (host.clone(), Arc::clone(&stop));
+                std::thread::spawn(move || {
+                    let mut viewer = Viewer::open(&host);
+                    let (mut n, mut bytes, mut last) = (0u64, 0usize, 0u64);
+                    while !stop.load(Ordering::Relaxed) {
+                        match viewer.next() {
+                            Ok((id, jpeg)) if id > last => (n, bytes, last) = (n + 1, bytes + jpeg.len(), id),
+                            Ok(_) => return Err(format!("frame id did not rise after {last}")),
+                            Err(e) => return Err(e.to_string()),
+                        }
+                    }
+                    Ok((n, bytes))
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_secs(3));
+        let t0 = Instant::now();
+        report.push(measure(&format!("200 viewers, preview {preview_fps}/s"), &capture, &preview, 15));
+        stop.store(true, Ordering::Relaxed);
+        let elapsed = t0.elapsed().as_secs_f64() + 3.0;
+        let mut per_viewer: Vec<u64> = Vec::new();
+        let (mut failures, mut total_bytes) = (Vec::new(), 0usize);
+        for c in counts {
+            match c.join().expect("viewer thread") {
+                Ok((n, bytes)) => {
+                    per_viewer.push(n);
+                    total_bytes += bytes;
+                }
+                Err(e) => failures.push(e),
+            }
+        }
+        per_viewer.sort_unstable();
+        let rate = |n: u64| n as f64 / elapsed;
+        let images: u64 = per_viewer.iter().sum();
+        report.push(format!(
+            "200 viewers, preview {preview_fps}/s: {} served, {} failed {:?}; images/s per viewer min {:.1} median {:.1} max {:.1}; {:.0} KiB/image, {:.1} MiB/s served",
+            per_viewer.len(),
+            failures.len(),
+            failures.iter().take(3).collect::<Vec<_>>(),
+            rate(*per_viewer.first().unwrap_or(&0)),
+            rate(per_viewer.get(per_viewer.len() / 2).copied().unwrap_or(0)),
+            rate(*per_viewer.last().unwrap_or(&0)),
+            total_bytes as f64 / images.max(1) as f64 / 1024.0,
+            total_bytes as f64 / elapsed / (1 << 20) as f64,
+        ));
+        let _ = preview.terminate();
+        let _ = capture.terminate();
+        d.assert_no_leftovers();
     }
-    per_viewer.sort_unstable();
-    let rate = |n: u64| n as f64 / elapsed;
-    report.push(format!(
-        "200 viewers: {} served, {} failed {:?}; images/s per viewer min {:.1} median {:.1} max {:.1} (preview fps 10)",
-        per_viewer.len(),
-        failures.len(),
-        failures.iter().take(3).collect::<Vec<_>>(),
-        rate(*per_viewer.first().unwrap_or(&0)),
-        rate(per_viewer.get(per_viewer.len() / 2).copied().unwrap_or(0)),
-        rate(*per_viewer.last().unwrap_or(&0)),
-    ));
-    let _ = preview.terminate();
-    let _ = capture.terminate();
-    d.assert_no_leftovers();
 
     // Slowloris against the default limits.
     for attackers in [16usize, 64, 512] {
