@@ -8,7 +8,7 @@
 //! Limits, so that hostile or broken clients cannot take the preview offline:
 //! - a request head must arrive whole within `request-timeout-secs` of the connection (or of
 //!   the previous response on a kept-alive connection), however often its bytes come, and may
-//!   be at most 16 KiB (longer: 431/414, then close);
+//!   be at most 16 KiB (longer: 431, then close);
 //! - connections that are not stream viewers (requests being read, page, snapshot, status, idle
 //!   kept-alive) are at most `max-connections`; more wait in the kernel's accept queue;
 //! - `/stream.mjpg` takes one of `max-viewers` slots only once its request has been read, and
