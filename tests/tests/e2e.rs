@@ -5,9 +5,12 @@
 mod e2e {
     mod config_errors;
     mod control;
+    mod events;
     mod frame_bus;
     mod preview;
+    mod readers;
     mod recorder;
+    mod signals;
     mod v4l2;
     mod wiring;
 }

@@ -16,6 +16,12 @@ pub struct PreviewConfig {
     /// Frames queued for this reader; 1 = always the newest frame.
     #[serde(default = "default_queue_depth")]
     pub queue_depth: u32,
+    /// Reader policy: `newest` (default), `every` or `max-fps` (see [`crate::policy`]).
+    #[serde(default)]
+    pub policy: Option<String>,
+    /// Frames per second taken with `policy = "max-fps"`.
+    #[serde(default)]
+    pub max_fps: Option<f64>,
     /// Preview images per second, independent of the camera's frame rate.
     #[serde(default = "default_fps")]
     pub fps: f64,
@@ -31,6 +37,13 @@ pub struct PreviewConfig {
     /// Draw the overlay (camera, frame id, wall-clock time, fps, latency).
     #[serde(default = "default_overlay")]
     pub overlay: bool,
+    /// Draw the results of the camera's producers (algo, user readers): boxes, labels, scores.
+    #[serde(default = "default_overlay")]
+    pub results: bool,
+    /// Results about frames older than this (relative to the frame shown) are not drawn;
+    /// younger ones fade as they age. Milliseconds.
+    #[serde(default = "default_result_max_age_ms")]
+    pub result_max_age_ms: f64,
     /// Address the HTTP server binds (`ip:port`; port 0 picks a free port, logged at start-up).
     #[serde(default = "default_listen")]
     pub listen: String,
@@ -55,11 +68,15 @@ impl Default for PreviewConfig {
         PreviewConfig {
             enabled: default_enabled(),
             queue_depth: default_queue_depth(),
+            policy: None,
+            max_fps: None,
             fps: default_fps(),
             max_width: default_max_width(),
             max_height: default_max_height(),
             jpeg_quality: default_jpeg_quality(),
             overlay: default_overlay(),
+            results: default_overlay(),
+            result_max_age_ms: default_result_max_age_ms(),
             listen: default_listen(),
             max_viewers: default_max_viewers(),
             max_connections: default_max_connections(),
@@ -76,6 +93,9 @@ impl PreviewConfig {
     }
 }
 
+fn default_result_max_age_ms() -> f64 {
+    defaults::PREVIEW_RESULT_MAX_AGE_MS
+}
 fn default_enabled() -> bool {
     defaults::PREVIEW_ENABLED
 }
@@ -143,6 +163,12 @@ pub(super) fn validate(cfg: &PreviewConfig) -> Result<(), (String, String)> {
         return fail(
             "request-timeout-secs",
             format!("invalid value {}: allowed 0.1 to 300 seconds", cfg.request_timeout_secs),
+        );
+    }
+    if !(cfg.result_max_age_ms.is_finite() && (0.0..=60_000.0).contains(&cfg.result_max_age_ms)) {
+        return fail(
+            "result-max-age-ms",
+            format!("invalid value {}: allowed 0 to 60000 milliseconds", cfg.result_max_age_ms),
         );
     }
     if !(cfg.stats_interval_secs > 0.0 && cfg.stats_interval_secs <= 3600.0) {
