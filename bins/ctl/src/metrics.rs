@@ -246,66 +246,147 @@ impl prometheus_client::collector::Collector for Snapshot {
     }
 }
 
+/// Connections served at once; more wait in the kernel's accept queue.
+const MAX_CONNECTIONS: usize = 32;
+
+/// A request head must arrive whole within this long (a slow client cannot hold a slot).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A scrape request handed from the HTTP thread to the thread that owns the iceoryx2 node.
+type ScrapeRequest = tokio::sync::oneshot::Sender<String>;
+
 /// Serves `GET /metrics` on `listen` until `stop` is set; returns the bound address (port 0
-/// picks a free one) once it listens. The scrapes run on a thread of their own with a node of
-/// their own.
+/// picks a free one) once it listens. HTTP runs on hyper (one thread, a single-threaded tokio
+/// runtime, the same limits as the preview: whole-request deadline, bounded connections); the
+/// scrapes run on a second thread, which owns a node of its own.
 pub fn serve(
     deployment: Deployment,
     listen: SocketAddr,
     restarts: Option<RestartBook>,
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<(SocketAddr, std::thread::JoinHandle<()>)> {
-    let server = tiny_http::Server::http(listen).map_err(|e| anyhow::anyhow!("{e}")).with_context(|| {
-        format!(
-            "metrics: cannot listen on {listen} (`metrics` in [deployment] of {})",
-            deployment.source_file.display()
-        )
-    })?;
-    let bound =
-        server.server_addr().to_ip().with_context(|| format!("metrics: reading the address bound for {listen}"))?;
+    let file = deployment.source_file.display().to_string();
+    let listener = std::net::TcpListener::bind(listen)
+        .with_context(|| format!("metrics: cannot listen on {listen} (`metrics` in [deployment] of {file})"))?;
+    let bound = listener.local_addr().with_context(|| format!("metrics: reading the address bound for {listen}"))?;
+    listener.set_nonblocking(true).context("metrics: making the socket non-blocking")?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+        .context("metrics: starting the HTTP runtime")?;
+    let (scrapes_tx, scrapes) = std::sync::mpsc::channel::<ScrapeRequest>();
+    let scraper_stop = Arc::clone(&stop);
+    let scraper = std::thread::Builder::new()
+        .name("metrics-scrape".into())
+        .spawn(move || scrape_loop(&deployment, restarts.as_ref(), &scrapes, &scraper_stop))
+        .context("starting the metrics scrape thread")?;
     let handle = std::thread::Builder::new()
-        .name("metrics".into())
+        .name("metrics-http".into())
         .spawn(move || {
-            let node = match create_named_node(deployment.name(), &format!("ctl-metrics-{}", std::process::id())) {
-                Ok(node) => node,
-                Err(e) => {
-                    tracing::error!("metrics: {e}");
-                    return;
+            runtime.block_on(async move {
+                match tokio::net::TcpListener::from_std(listener) {
+                    Ok(listener) => accept_loop(listener, scrapes_tx, &stop).await,
+                    Err(e) => tracing::error!("metrics: the HTTP server cannot use its socket: {e}"),
                 }
-            };
-            let client = ControlClient::new(&node, deployment.name());
-            while !stop.load(Ordering::Relaxed) {
-                let request = match server.recv_timeout(Duration::from_millis(100)) {
-                    Ok(Some(request)) => request,
-                    Ok(None) => continue,
-                    Err(e) => {
-                        tracing::warn!("metrics: {e}");
-                        continue;
-                    }
-                };
-                let response = match (request.method(), request.url()) {
-                    (tiny_http::Method::Get, "/metrics") => {
-                        let text = Snapshot::gather(&deployment, &client, restarts.as_ref()).encode();
-                        let mut response = tiny_http::Response::from_string(text);
-                        if let Ok(content_type) =
-                            "Content-Type: text/plain; version=0.0.4; charset=utf-8".parse::<tiny_http::Header>()
-                        {
-                            response.add_header(content_type);
-                        }
-                        response
-                    }
-                    (tiny_http::Method::Get, "/") => tiny_http::Response::from_string(format!(
-                        "framebus metrics of deployment `{}`: /metrics\n",
-                        deployment.name()
-                    )),
-                    _ => tiny_http::Response::from_string("not found: the metrics are at /metrics\n")
-                        .with_status_code(404),
-                };
-                if let Err(e) = request.respond(response) {
-                    tracing::debug!("metrics: answering a scrape: {e}");
-                }
-            }
+            });
+            let _ = scraper.join();
         })
-        .context("starting the metrics thread")?;
+        .context("starting the metrics HTTP thread")?;
     Ok((bound, handle))
+}
+
+/// Answers scrape requests with the deployment's metrics until `stop`.
+fn scrape_loop(
+    deployment: &Deployment,
+    restarts: Option<&RestartBook>,
+    requests: &std::sync::mpsc::Receiver<ScrapeRequest>,
+    stop: &AtomicBool,
+) {
+    let node = match create_named_node(deployment.name(), &format!("ctl-metrics-{}", std::process::id())) {
+        Ok(node) => node,
+        Err(e) => {
+            tracing::error!("metrics: {e}");
+            return;
+        }
+    };
+    let client = ControlClient::new(&node, deployment.name());
+    while !stop.load(Ordering::Relaxed) {
+        match requests.recv_timeout(Duration::from_millis(100)) {
+            Ok(reply) => {
+                let _ = reply.send(Snapshot::gather(deployment, &client, restarts).encode());
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+        }
+    }
+}
+
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    scrapes: std::sync::mpsc::Sender<ScrapeRequest>,
+    stop: &AtomicBool,
+) {
+    let connections = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    while !stop.load(Ordering::Relaxed) {
+        let Ok(permit) = Arc::clone(&connections).acquire_owned().await else { return };
+        let accepted = tokio::time::timeout(Duration::from_millis(100), listener.accept()).await;
+        let tcp = match accepted {
+            Ok(Ok((tcp, _))) => tcp,
+            Ok(Err(e)) => {
+                tracing::debug!("metrics: accepting a connection: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            Err(_) => continue,
+        };
+        let scrapes = scrapes.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+                let scrapes = scrapes.clone();
+                async move { Ok::<_, std::convert::Infallible>(answer(&request, &scrapes).await) }
+            });
+            let served = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(REQUEST_TIMEOUT)
+                .serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
+                .await;
+            if let Err(e) = served {
+                tracing::debug!("metrics: HTTP connection: {e}");
+            }
+            drop(permit);
+        });
+    }
+}
+
+async fn answer(
+    request: &hyper::Request<hyper::body::Incoming>,
+    scrapes: &std::sync::mpsc::Sender<ScrapeRequest>,
+) -> hyper::Response<String> {
+    let reply = |status: hyper::StatusCode, content_type: &'static str, body: String| {
+        let mut response = hyper::Response::new(body);
+        *response.status_mut() = status;
+        response
+            .headers_mut()
+            .insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static(content_type));
+        response
+    };
+    const TEXT: &str = "text/plain; charset=utf-8";
+    if request.method() != hyper::Method::GET {
+        return reply(hyper::StatusCode::METHOD_NOT_ALLOWED, TEXT, "only GET\n".into());
+    }
+    match request.uri().path() {
+        "/metrics" => {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            if scrapes.send(tx).is_err() {
+                return reply(hyper::StatusCode::SERVICE_UNAVAILABLE, TEXT, "metrics are shutting down\n".into());
+            }
+            match tokio::time::timeout(Duration::from_secs(5), rx).await {
+                Ok(Ok(text)) => reply(hyper::StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", text),
+                _ => reply(hyper::StatusCode::SERVICE_UNAVAILABLE, TEXT, "the scrape did not finish\n".into()),
+            }
+        }
+        "/" => reply(hyper::StatusCode::OK, TEXT, "framebus metrics: /metrics\n".into()),
+        _ => reply(hyper::StatusCode::NOT_FOUND, TEXT, "not found: the metrics are at /metrics\n".into()),
+    }
 }

@@ -318,7 +318,12 @@ pub fn run(deployment: &Deployment, camera: &CameraConfig, options: &PreviewOpti
     let local = listener.local_addr().with_context(|| format!("camera `{cam}`: reading the bound address"))?;
     let url = format!("http://{local}/");
     let hub = Arc::new(Hub::default());
-    http::serve(listener, Arc::clone(&hub), cam.to_string(), config.max_viewers as usize)
+    let limits = http::Limits {
+        max_viewers: config.max_viewers as usize,
+        max_connections: config.max_connections as usize,
+        request_timeout: Duration::from_secs_f64(config.request_timeout_secs),
+    };
+    http::serve(listener, Arc::clone(&hub), cam.to_string(), limits)
         .with_context(|| format!("camera `{cam}`: starting the HTTP server"))?;
     let stats_interval = Duration::from_secs_f64(config.stats_interval_secs);
 

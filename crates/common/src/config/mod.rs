@@ -69,8 +69,12 @@ pub mod defaults {
     pub const PREVIEW_JPEG_QUALITY: u32 = 80;
     /// TCP port of the preview's HTTP server (bound to 127.0.0.1).
     pub const PREVIEW_PORT: u16 = 8080;
-    /// HTTP connections the preview serves at once.
+    /// `/stream.mjpg` viewers the preview serves at once.
     pub const PREVIEW_MAX_VIEWERS: u32 = 16;
+    /// Other HTTP connections the preview serves at once (requests being read, snapshots, ...).
+    pub const PREVIEW_MAX_CONNECTIONS: u32 = 256;
+    /// Seconds an HTTP request head has to arrive whole.
+    pub const PREVIEW_REQUEST_TIMEOUT_SECS: f64 = 5.0;
     /// Oldest result the preview draws, milliseconds.
     pub const PREVIEW_RESULT_MAX_AGE_MS: f64 = 1000.0;
     /// Queue depth of the recorder reader: rides out a slow write without dropping.

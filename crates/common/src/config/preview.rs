@@ -47,9 +47,17 @@ pub struct PreviewConfig {
     /// Address the HTTP server binds (`ip:port`; port 0 picks a free port, logged at start-up).
     #[serde(default = "default_listen")]
     pub listen: String,
-    /// Viewers (HTTP connections) served at once; more are answered 503.
+    /// `/stream.mjpg` viewers served at once; more are answered 503.
     #[serde(default = "default_max_viewers")]
     pub max_viewers: u32,
+    /// Other HTTP connections at once (requests being read, page, snapshot, status, idle
+    /// kept-alive); more wait in the kernel's accept queue. Stream viewers do not count.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+    /// Seconds a request head has to arrive whole, counted from the connection (or the
+    /// previous response); slower connections are closed before they count as viewers.
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout_secs: f64,
     /// Seconds between statistics reports.
     #[serde(default = "default_stats_interval")]
     pub stats_interval_secs: f64,
@@ -71,6 +79,8 @@ impl Default for PreviewConfig {
             result_max_age_ms: default_result_max_age_ms(),
             listen: default_listen(),
             max_viewers: default_max_viewers(),
+            max_connections: default_max_connections(),
+            request_timeout_secs: default_request_timeout(),
             stats_interval_secs: default_stats_interval(),
         }
     }
@@ -113,6 +123,12 @@ fn default_listen() -> String {
 fn default_max_viewers() -> u32 {
     defaults::PREVIEW_MAX_VIEWERS
 }
+fn default_max_connections() -> u32 {
+    defaults::PREVIEW_MAX_CONNECTIONS
+}
+fn default_request_timeout() -> f64 {
+    defaults::PREVIEW_REQUEST_TIMEOUT_SECS
+}
 fn default_stats_interval() -> f64 {
     defaults::STATS_INTERVAL_SECS
 }
@@ -139,6 +155,15 @@ pub(super) fn validate(cfg: &PreviewConfig) -> Result<(), (String, String)> {
     }
     if !(1..=256).contains(&cfg.max_viewers) {
         return fail("max-viewers", format!("invalid value {}: allowed 1 to 256", cfg.max_viewers));
+    }
+    if !(1..=4096).contains(&cfg.max_connections) {
+        return fail("max-connections", format!("invalid value {}: allowed 1 to 4096", cfg.max_connections));
+    }
+    if !(cfg.request_timeout_secs.is_finite() && cfg.request_timeout_secs >= 0.1 && cfg.request_timeout_secs <= 300.0) {
+        return fail(
+            "request-timeout-secs",
+            format!("invalid value {}: allowed 0.1 to 300 seconds", cfg.request_timeout_secs),
+        );
     }
     if !(cfg.result_max_age_ms.is_finite() && (0.0..=60_000.0).contains(&cfg.result_max_age_ms)) {
         return fail(
