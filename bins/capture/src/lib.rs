@@ -307,12 +307,14 @@ fn run_with_source(
     })
 }
 
-/// Unusable frames are logged, the first few and then every 100th, so a flaky camera cannot
-/// flood the log.
+/// Unusable frames are logged through the process's rate limiter (the first few, then one
+/// line per interval with the count), so a flaky camera cannot flood the log.
 fn log_bad_frame(camera: &str, count: u64, why: &str) {
-    if count <= 5 || count.is_multiple_of(100) {
-        tracing::warn!(camera, skipped = count, "skipping an unusable frame: {why}");
-    }
+    framebus_common::logging::repeated(
+        tracing::Level::WARN,
+        "capture.unusable-frame",
+        format_args!("camera `{camera}`: skipping an unusable frame ({count} so far): {why}"),
+    );
 }
 
 /// Sleep slices between control polls: bounds how long a command waits while capture paces.

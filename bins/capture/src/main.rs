@@ -32,13 +32,16 @@ struct Args {
     /// Only load and check the config, then exit.
     #[arg(long)]
     check_config: bool,
+    #[command(flatten)]
+    log: framebus_common::logging::LogArgs,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    framebus_common::logging::init("info");
+    framebus_common::logging::init("info", args.log.log_format);
     let result = Deployment::load(&args.config).map_err(anyhow::Error::from).and_then(|deployment| {
         let camera = deployment.camera(args.camera.as_deref())?.clone();
+        framebus_common::logging::set_context(deployment.name(), Some(&camera.name), "capture");
         if args.check_config {
             return Ok(None);
         }
@@ -59,7 +62,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("capture: error: {e:#}");
+            framebus_common::logging::exit_error("capture", format_args!("{e:#}"));
             ExitCode::from(2)
         }
     }

@@ -21,6 +21,9 @@ pub struct Cli {
     /// Seconds any wait may take (for a server to appear, for a reply, for a stop).
     #[arg(long, global = true, default_value = "1", value_parser = parse_seconds)]
     pub timeout: Duration,
+    /// Log format (stderr).
+    #[command(flatten)]
+    pub log: framebus_common::logging::LogArgs,
     /// What to do.
     #[command(subcommand)]
     pub command: CtlCommand,

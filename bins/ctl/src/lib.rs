@@ -53,6 +53,7 @@ impl Outcome {
 /// Runs one `ctl` command.
 pub fn run(cli: &Cli) -> anyhow::Result<Outcome> {
     let deployment = Deployment::load(&cli.config)?;
+    framebus_common::logging::set_context(deployment.name(), None, "ctl");
     match &cli.command {
         CtlCommand::List => {
             list(&deployment, cli.json);

@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use framebus_common::logging::{self, LOG_FORMAT_ENV};
 use framebus_common::ipc::{connect_control, create_named_node_with, DeploymentGuard, IpcService};
 use framebus_common::names::{ProcessRole, Role};
 
@@ -124,6 +125,7 @@ impl Launcher {
             .env("FRAMEBUS_CONFIG", &self.config)
             .env("FRAMEBUS_CAMERA", &proc.camera)
             .env("FRAMEBUS_ROLE", proc.role.as_str())
+            .env(LOG_FORMAT_ENV, logging::format().as_str())
             .stdin(Stdio::null())
             .stdout(Stdio::inherit())
             .stderr(Stdio::inherit())

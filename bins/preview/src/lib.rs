@@ -249,9 +249,11 @@ impl Preview {
 
     fn error(&mut self, header: &FrameHeader, message: String) {
         self.status.errors += 1;
-        if self.status.errors <= 3 || self.status.errors.is_multiple_of(100) {
-            tracing::warn!(camera = self.camera, frame = header.frame_id, "{message}");
-        }
+        framebus_common::logging::repeated(
+            tracing::Level::WARN,
+            "preview.frame",
+            format_args!("camera `{}`, frame {}: {message}", self.camera, header.frame_id),
+        );
         self.status.last_error = Some(message);
     }
 

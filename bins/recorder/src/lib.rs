@@ -255,9 +255,11 @@ impl Recorder {
 
     fn error(&mut self, message: String) {
         self.status.errors += 1;
-        if self.status.errors <= 5 || self.status.errors.is_multiple_of(100) {
-            tracing::error!(camera = self.camera, "{message}");
-        }
+        framebus_common::logging::repeated(
+            tracing::Level::ERROR,
+            "recorder.error",
+            format_args!("camera `{}`: {message}", self.camera),
+        );
         self.status.last_error = Some(message);
     }
 

@@ -25,20 +25,23 @@ struct Args {
     /// Print every statistics report as a JSON line on stdout.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    log: framebus_common::logging::LogArgs,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    framebus_common::logging::init("info");
+    framebus_common::logging::init("info", args.log.log_format);
     let options = RecorderOptions { saving: args.saving, json: args.json };
     let result = Deployment::load(&args.config).map_err(anyhow::Error::from).and_then(|deployment| {
         let camera = deployment.camera(args.camera.as_deref())?.clone();
+        framebus_common::logging::set_context(deployment.name(), Some(&camera.name), "recorder");
         framebus_recorder::run(&deployment, &camera, &options)
     });
     match result {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("recorder: error: {e:#}");
+            framebus_common::logging::exit_error("recorder", format_args!("{e:#}"));
             ExitCode::from(2)
         }
     }
