@@ -6,8 +6,10 @@
 //! service that was tried, and ctl exits 1. ctl never links OpenCV or v4l.
 
 pub mod cli;
+pub mod generate;
 pub mod metrics;
 pub mod supervisor;
+pub mod systemd;
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -52,6 +54,9 @@ impl Outcome {
 
 /// Runs one `ctl` command.
 pub fn run(cli: &Cli) -> anyhow::Result<Outcome> {
+    if cli.needs_no_config() {
+        return generate::run(&cli.command, cli.json);
+    }
     let deployment = Deployment::load(&cli.config)?;
     framebus_common::logging::set_context(deployment.name(), None, "ctl");
     match &cli.command {
@@ -86,6 +91,10 @@ pub fn run(cli: &Cli) -> anyhow::Result<Outcome> {
             let _ = handle.join();
             Ok(Outcome::Done)
         }
+        CtlCommand::Systemd { user, output, service_user } => {
+            systemd::run(&deployment, cli.json, *user, output.as_deref(), service_user.as_deref())
+        }
+        CtlCommand::Completions { .. } | CtlCommand::Man { .. } => generate::run(&cli.command, cli.json),
         CtlCommand::Status { camera } => with_client(&deployment, |client| status(&deployment, client, cli, camera)),
         CtlCommand::Stop { camera, role } => {
             let role = Role::new(role).map_err(|e| {

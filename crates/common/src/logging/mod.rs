@@ -27,8 +27,7 @@ pub enum LogFormat {
     /// Human-readable lines (colours on a terminal).
     #[default]
     Text,
-    /// One JSON object per line: `timestamp`, `level`, `deployment`, `camera`, `role`, `pid`,
-    /// `target`, `message` and the line's own fields.
+    /// One JSON object per line, for log collectors.
     Json,
 }
 
