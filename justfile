@@ -15,10 +15,14 @@ lint:
 test: lint build
     cargo test --workspace
 
+# `exec`: Ctrl-C reaches ctl up itself, which stops every process and exits 0 (a shell left in
+# between would die of the SIGINT afterwards); `[continue]`: just then ends without an error.
+
 # Bring up a deployment under the supervisor (`ctl up`) until Ctrl-C; `ctl` talks to it meanwhile.
-up config="configs/default.toml":
-    cargo build --release --bins
-    target/release/ctl up --config {{config}}
+[continue]
+up config="configs/default.toml" profile="release":
+    cargo build --profile {{profile}} --bins
+    exec target/{{ if profile == "dev" { "debug" } else { profile } }}/ctl up --config {{config}}
 
 # Status of the running deployment (release build of ctl).
 status config="configs/default.toml":
