@@ -144,11 +144,14 @@ impl Proc {
 
     /// Starts a prepared command (for extra environment variables).
     pub fn spawn_command(name: &str, command: &mut Command) -> Proc {
+        // A RUST_LOG the test set on the command wins over the suite's.
+        if !command.get_envs().any(|(key, _)| key == "RUST_LOG") {
+            command.env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()));
+        }
         let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
             .env("NO_COLOR", "1")
             .spawn()
             .unwrap_or_else(|e| panic!("starting {name}: {e}"));

@@ -9,6 +9,7 @@ mod e2e {
     mod frame_bus;
     mod operations;
     mod preview;
+    mod production;
     mod readers;
     mod recorder;
     mod signals;

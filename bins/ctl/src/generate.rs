@@ -98,7 +98,9 @@ fn render(command: &clap::Command, see_also: &[String], out: &mut dyn Write) -> 
         let refs: Vec<String> = see_also.iter().map(|name| format!("\\fB{}\\fR(1)", roff_text(name))).collect();
         writeln!(out, "{}", refs.join(", "))?;
     }
-    man.render_version_section(out)?;
+    if command.get_version().is_some() {
+        man.render_version_section(out)?;
+    }
     Ok(())
 }
 

@@ -113,6 +113,9 @@ pub fn render(deployment: &Deployment, options: &UnitOptions) -> anyhow::Result<
     if !options.user_mode {
         if let Some(user) = &options.service_user {
             let _ = writeln!(w, "User={}", checked_user(user)?);
+            if user == "nobody" {
+                warnings.push("`nobody` is shared by unrelated services (systemd warns: \"not safe\"): create an account of its own, e.g. `useradd --system --groups video framebus`".into());
+            }
             if v4l2 {
                 let _ = writeln!(w, "# Camera devices belong to the group `video`.");
                 let _ = writeln!(w, "SupplementaryGroups=video");

@@ -10,7 +10,7 @@ use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
 /// Formats each event as `{"timestamp", "level", "deployment", "camera", "role", "pid",
-/// "target", "message", <the event's fields>}`. A field of the event named like an identity
+/// "thread", "target", "message", <the event's fields>}`. A field of the event named like an identity
 /// field (`camera`, `role`, ... — the supervisor's lines about one of its children) wins over
 /// the process's own value: the line is about that process.
 pub(super) struct JsonLines;
@@ -39,6 +39,7 @@ fn to_line(fields: &Fields, level: &tracing::Level, target: &str) -> String {
         ("camera", context.camera.map_or(Value::Null, Value::String)),
         ("role", context.role.map_or(Value::Null, Value::String)),
         ("pid", Value::from(std::process::id())),
+        ("thread", std::thread::current().name().map_or(Value::Null, |n| Value::String(n.to_string()))),
         ("target", Value::String(target.to_string())),
         ("message", Value::String(fields.message.clone().unwrap_or_default())),
     ];
