@@ -90,7 +90,11 @@ fn render(command: &clap::Command, see_also: &[String], out: &mut dyn Write) -> 
     writeln!(out, ".SH \"EXIT STATUS\"")?;
     writeln!(out, "{}", roff_text(EXIT_CODES.trim_start_matches("Exit codes: ")))?;
     writeln!(out, ".SH ENVIRONMENT")?;
-    writeln!(out, ".TP\n\\fBFRAMEBUS_LOG_FORMAT\\fR\n{}", roff_text("text or json, like --log-format; ctl up passes its own to every process it starts."))?;
+    writeln!(
+        out,
+        ".TP\n\\fBFRAMEBUS_LOG_FORMAT\\fR\n{}",
+        roff_text("text or json, like --log-format; ctl up passes its own to every process it starts.")
+    )?;
     writeln!(out, ".TP\n\\fBRUST_LOG\\fR\n{}", roff_text("log filter, e.g. debug or info,iceoryx2=debug."))?;
     writeln!(out, ".TP\n\\fBNO_COLOR\\fR\n{}", roff_text("no colours in text logs."))?;
     if !see_also.is_empty() {
@@ -124,7 +128,14 @@ mod tests {
         let mut out = Vec::new();
         man_page(&mut out).expect("renders");
         let page = String::from_utf8(out).expect("utf-8");
-        for needle in [".TH ctl 1", ".SH SYNOPSIS", ".SH \"EXIT STATUS\"", "\\fBctl\\-status\\fR(1)", "\\fBctl\\-systemd\\fR(1)", "\\-\\-log\\-format"] {
+        for needle in [
+            ".TH ctl 1",
+            ".SH SYNOPSIS",
+            ".SH \"EXIT STATUS\"",
+            "\\fBctl\\-status\\fR(1)",
+            "\\fBctl\\-systemd\\fR(1)",
+            "\\-\\-log\\-format",
+        ] {
             assert!(page.contains(needle), "missing `{needle}` in:\n{page}");
         }
     }

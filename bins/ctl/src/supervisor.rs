@@ -25,8 +25,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use framebus_common::logging::{self, LOG_FORMAT_ENV};
 use framebus_common::ipc::{connect_control, create_named_node_with, DeploymentGuard, IpcService};
+use framebus_common::logging::{self, LOG_FORMAT_ENV};
 use framebus_common::names::{ProcessRole, Role};
 
 use crate::metrics::{self, RestartBook};

@@ -107,7 +107,11 @@ pub fn render(deployment: &Deployment, options: &UnitOptions) -> anyhow::Result<
     let start_timeout = supervisor.ready_timeout.saturating_mul(cameras).as_secs() + 30;
     let stop_timeout = supervisor.stop_grace.as_secs() * 2 + 10;
     let _ = writeln!(w, "TimeoutStartSec={start_timeout}s");
-    let _ = writeln!(w, "# SIGTERM goes to ctl up only: it stops the readers, then capture (each within {}s).", supervisor.stop_grace.as_secs());
+    let _ = writeln!(
+        w,
+        "# SIGTERM goes to ctl up only: it stops the readers, then capture (each within {}s).",
+        supervisor.stop_grace.as_secs()
+    );
     let _ = writeln!(w, "KillMode=mixed");
     let _ = writeln!(w, "TimeoutStopSec={stop_timeout}s");
     if !options.user_mode {
@@ -219,7 +223,9 @@ pub fn default_dir(user_mode: bool) -> anyhow::Result<PathBuf> {
     if let Some(config) = std::env::var_os("XDG_CONFIG_HOME").filter(|v| !v.is_empty()) {
         return Ok(PathBuf::from(config).join("systemd/user"));
     }
-    let home = std::env::var_os("HOME").filter(|v| !v.is_empty()).context("neither XDG_CONFIG_HOME nor HOME is set: pass --output")?;
+    let home = std::env::var_os("HOME")
+        .filter(|v| !v.is_empty())
+        .context("neither XDG_CONFIG_HOME nor HOME is set: pass --output")?;
     Ok(PathBuf::from(home).join(".config/systemd/user"))
 }
 
@@ -276,7 +282,10 @@ fn checked_user(user: &str) -> anyhow::Result<&str> {
         && user.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
         && !user.starts_with('-');
     if !valid {
-        bail!("--service-user `{}`: use a user name (letters, digits, `_`, `-`, `.`) or a numeric id", user.escape_debug());
+        bail!(
+            "--service-user `{}`: use a user name (letters, digits, `_`, `-`, `.`) or a numeric id",
+            user.escape_debug()
+        );
     }
     Ok(user)
 }
@@ -329,13 +338,18 @@ mod tests {
         assert!(rw[0].starts_with("\"/tmp\" "), "{rw:?}");
         assert!(rw[0].contains("\"/srv/framebus-unit-test/rec\""), "{rw:?}");
         // The recordings folder does not exist: the operator is told.
-        assert!(unit.warnings.iter().any(|w| w.contains("/srv/framebus-unit-test/rec` does not exist")), "{:?}", unit.warnings);
+        assert!(
+            unit.warnings.iter().any(|w| w.contains("/srv/framebus-unit-test/rec` does not exist")),
+            "{:?}",
+            unit.warnings
+        );
         assert_eq!(lines(&unit, "WantedBy"), vec!["multi-user.target"]);
     }
 
     #[test]
     fn a_v4l2_camera_gets_its_devices_and_the_video_group() {
-        let body = SYNTHETIC.replace("kind = \"synthetic\"", "kind = \"v4l2\"\ndevice = \"/dev/video0\"\nformat = \"YUYV\"");
+        let body =
+            SYNTHETIC.replace("kind = \"synthetic\"", "kind = \"v4l2\"\ndevice = \"/dev/video0\"\nformat = \"YUYV\"");
         let (_dir, d) = deployment(&body);
         let unit = render(&d, &options()).expect("renders");
         assert_eq!(lines(&unit, "DeviceAllow"), vec!["char-video4linux rw", "char-media rw"]);

@@ -110,7 +110,10 @@ fn systemd_units_pass_systemd_analyze_verify() {
         assert_eq!(directive(&text, key), vec![value], "{key} in\n{text}");
     }
     let rec = folder.join("rec");
-    assert_eq!(directive(&text, "ReadWritePaths"), vec![format!("\"/tmp\" \"{}\"", rec.display().to_string().replace('%', "%%"))]);
+    assert_eq!(
+        directive(&text, "ReadWritePaths"),
+        vec![format!("\"/tmp\" \"{}\"", rec.display().to_string().replace('%', "%%"))]
+    );
     verify(&unit, false);
 
     let (code, out, err) =
@@ -173,7 +176,9 @@ fn ctl_up_notifies_systemd_of_readiness_and_stopping() {
     socket.set_read_timeout(Some(DEADLINE)).expect("timeout");
     let mut up = Proc::spawn_command(
         "ctl",
-        Command::new(bin("ctl")).args(["--config", d.config.to_str().expect("utf-8"), "up"]).env("NOTIFY_SOCKET", &socket_path),
+        Command::new(bin("ctl"))
+            .args(["--config", d.config.to_str().expect("utf-8"), "up"])
+            .env("NOTIFY_SOCKET", &socket_path),
     );
     let mut buffer = [0u8; 4096];
     let n = socket.recv(&mut buffer).unwrap_or_else(|e| panic!("no READY=1 ({e}); {}", up.stderr_text()));
@@ -253,16 +258,21 @@ fn json_logs_parse_line_by_line_with_identity_fields() {
     for role in roles {
         // The supervisor's lines about a child name that child; these are the child's own.
         let own = lines.iter().any(|l| {
-            l["role"] == role && l["camera"] == "cam0" && l["target"].as_str().is_some_and(|t| !t.starts_with("framebus_ctl"))
+            l["role"] == role
+                && l["camera"] == "cam0"
+                && l["target"].as_str().is_some_and(|t| !t.starts_with("framebus_ctl"))
         });
         assert!(own, "no line of {role} itself");
     }
-    let of = |role: &str, pred: &dyn Fn(&Value) -> bool| lines.iter().any(|l| l["role"] == role && l["camera"] == "cam0" && pred(l));
+    let of = |role: &str, pred: &dyn Fn(&Value) -> bool| {
+        lines.iter().any(|l| l["role"] == role && l["camera"] == "cam0" && pred(l))
+    };
+    assert!(of("algo", &|l| l["thread"] == "control-algo"), "no line from algo's control thread");
     assert!(
-        of("algo", &|l| l["thread"] == "control-algo"),
-        "no line from algo's control thread"
+        of("preview", &|l| l["thread"] == "http"
+            && l["message"].as_str().is_some_and(|m| m.starts_with("HTTP connection:"))),
+        "no line from the preview's HTTP thread"
     );
-    assert!(of("preview", &|l| l["thread"] == "http" && l["message"].as_str().is_some_and(|m| m.starts_with("HTTP connection:"))), "no line from the preview's HTTP thread");
     assert!(
         of("capture", &|l| l["target"].as_str().is_some_and(|t| t.starts_with("iceoryx2"))),
         "no line of iceoryx2 itself with the identity fields"
@@ -353,7 +363,8 @@ fn completions_and_man_pages_are_generated() {
     let mut offered: Vec<&str> = out.lines().collect();
     offered.sort_unstable();
     assert_eq!(offered, vec!["status", "stop"], "{out}{err}");
-    let (code, out, err) = run(Command::new("bash").arg("-c").arg(format!("source '{}'; complete -p ctl", script_path.display())));
+    let (code, out, err) =
+        run(Command::new("bash").arg("-c").arg(format!("source '{}'; complete -p ctl", script_path.display())));
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains("_ctl"), "{out}");
 
@@ -373,8 +384,10 @@ fn completions_and_man_pages_are_generated() {
     for name in ["ctl", "ctl-status", "ctl-up", "ctl-systemd", "ctl-completions", "ctl-man"] {
         let page = pages.join(format!("{name}.1"));
         assert!(out.contains(&page.display().to_string()), "{name}: {out}");
-        let (code, text, warnings) =
-            run(Command::new(&groff).args(["-man", "-Tutf8", "-ww", "-P", "-cbou"]).arg(&page).env("LC_ALL", "C.UTF-8"));
+        let (code, text, warnings) = run(Command::new(&groff)
+            .args(["-man", "-Tutf8", "-ww", "-P", "-cbou"])
+            .arg(&page)
+            .env("LC_ALL", "C.UTF-8"));
         assert_eq!(code, Some(0), "{name}: {warnings}");
         assert!(warnings.trim().is_empty(), "groff warns on {name}.1:\n{warnings}");
         for section in ["NAME", "SYNOPSIS", "EXIT STATUS"] {
@@ -403,6 +416,11 @@ fn ctrl_c_of_just_up_ends_without_an_error() {
     let exe = std::env::current_exe().expect("test executable");
     let dir = exe.parent().and_then(Path::parent).and_then(Path::file_name).expect("profile folder");
     let profile = if dir == "debug" { "dev".to_string() } else { dir.to_string_lossy().into_owned() };
+    // The recipe's first line builds the binaries; done here first (a no-op when they are
+    // fresh), so the wait below is for the deployment only.
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let (code, _, err) = run(Command::new(cargo).args(["build", "--profile", &profile, "--bins"]).current_dir(repo));
+    assert_eq!(code, Some(0), "cargo build: {err}");
     let command_line = format!(
         "exec '{}' --justfile '{}' up '{}' '{}'",
         just.display(),
@@ -425,7 +443,10 @@ fn ctrl_c_of_just_up_ends_without_an_error() {
         let _ = output.read_to_end(&mut text);
         String::from_utf8_lossy(&text).into_owned()
     });
-    d.wait_status(|s| process_status(s, "cam0", "capture")["frames"].as_u64() > Some(5) && process_status(s, "cam0", "algo")["frames"].as_u64() > Some(2));
+    d.wait_status(|s| {
+        process_status(s, "cam0", "capture")["frames"].as_u64() > Some(5)
+            && process_status(s, "cam0", "algo")["frames"].as_u64() > Some(2)
+    });
 
     // What the terminal does on Ctrl-C: the line discipline turns ^C into SIGINT for the
     // foreground process group.

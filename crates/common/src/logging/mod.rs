@@ -58,8 +58,7 @@ struct Context {
     role: Option<String>,
 }
 
-static CONTEXT: RwLock<Context> =
-    RwLock::new(Context { deployment: None, camera: None, role: None });
+static CONTEXT: RwLock<Context> = RwLock::new(Context { deployment: None, camera: None, role: None });
 static FORMAT: RwLock<LogFormat> = RwLock::new(LogFormat::Text);
 
 /// Installs a stderr tracing subscriber writing `format`. `RUST_LOG` overrides
