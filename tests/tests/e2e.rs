@@ -8,6 +8,7 @@ mod e2e {
     mod frame_bus;
     mod preview;
     mod recorder;
+    mod recorder_disk;
     mod v4l2;
     mod wiring;
 }
