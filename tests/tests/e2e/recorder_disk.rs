@@ -126,8 +126,10 @@ fn check_folder(rec: &Path) -> (usize, usize) {
         } else {
             completed += 1;
             check_segment(&index);
-            let lines = sidecar(&index);
-            assert!(lines.last().is_some_and(|end| end.get("error").is_none()), "{name}");
+            // A completed segment names an error only when one ended it early without breaking
+            // it (a failed image: that frame is in neither the video nor the sidecar).
+            let end = sidecar(&index).pop().expect("end line");
+            assert!(end.get("error").is_none() || end["reason"] == "write-error", "{name}: {end}");
         }
     }
     (completed, failed)
