@@ -499,3 +499,125 @@ fn rename(dir: &Path, from: &str, to: &str) -> anyhow::Result<()> {
 fn path_str(path: &Path) -> anyhow::Result<&str> {
     path.to_str().with_context(|| format!("path `{}` is not UTF-8", path.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use framebus_vision::opencv::core::{randu, Scalar, CV_8UC3};
+
+    fn spec(dir: &Path, video: VideoFormat, images: ImageFormat) -> SegmentSpec {
+        SegmentSpec {
+            camera: "cam".into(),
+            directory: dir.to_path_buf(),
+            video,
+            video_fps: 30.0,
+            images,
+            image_params: Vector::new(),
+        }
+    }
+
+    fn header(id: u64) -> FrameHeader {
+        FrameHeader {
+            frame_id: id,
+            sequence: id,
+            capture_mono_ns: id * 33_000_000,
+            capture_realtime_ns: 1_700_000_000_000_000_000 + id * 33_000_000,
+            width: 64,
+            height: 48,
+            ..FrameHeader::default()
+        }
+    }
+
+    fn frame() -> Mat {
+        let mut bgr = Mat::new_rows_cols_with_default(48, 64, CV_8UC3, Scalar::all(0.0)).expect("mat");
+        randu(&mut bgr, &Scalar::all(0.0), &Scalar::all(255.0)).expect("noise");
+        bgr
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .expect("list")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// A segment whose writes all succeeded gets its final names, and its video reads back
+    /// with exactly the frames written (and not one more).
+    #[test]
+    fn a_complete_segment_gets_its_final_names_and_its_video_checks_out() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut segment =
+            Segment::open(&spec(dir.path(), VideoFormat::MjpgAvi, ImageFormat::Off), &header(1)).expect("open");
+        for id in 1..=10 {
+            segment.write(&header(id), &frame(), None).expect("write");
+        }
+        let Finished::Completed { sidecar, error: None } = segment.finish("stop") else { panic!("not completed") };
+        let video = sidecar.with_extension("avi");
+        verify_video(&video, 10).expect("10 frames");
+        assert!(verify_video(&video, 11).is_err());
+        assert!(names(dir.path()).iter().all(|n| !n.contains(".partial.") && !n.contains(".failed.")));
+    }
+
+    /// The read-back check refuses an empty video and an MP4 that lost its end (no `moov`
+    /// box: what a full disk leaves).
+    #[test]
+    fn the_read_back_check_refuses_empty_and_truncated_videos() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let empty = dir.path().join("empty.avi");
+        std::fs::write(&empty, b"").expect("write");
+        assert!(verify_video(&empty, 0).is_err());
+        let mut segment =
+            Segment::open(&spec(dir.path(), VideoFormat::Mp4vMp4, ImageFormat::Off), &header(1)).expect("open");
+        for id in 1..=10 {
+            segment.write(&header(id), &frame(), None).expect("write");
+        }
+        let Finished::Completed { sidecar, .. } = segment.finish("stop") else { panic!("not completed") };
+        let video = sidecar.with_extension("mp4");
+        let len = std::fs::metadata(&video).expect("video").len();
+        File::options().write(true).open(&video).and_then(|f| f.set_len(len / 2)).expect("truncate");
+        let error = verify_video(&video, 10).expect_err("truncated");
+        assert!(error.to_string().contains("does not open"), "{error:#}");
+    }
+
+    /// A frame whose image cannot be written is in neither the video nor the sidecar: the
+    /// segment stops there but still completes, video and sidecar in step, and its end line
+    /// names the error.
+    #[test]
+    fn a_failed_image_leaves_its_frame_out_of_video_and_sidecar() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let spec = spec(dir.path(), VideoFormat::MjpgAvi, ImageFormat::Jpeg);
+        let mut segment = Segment::open(&spec, &header(1)).expect("open");
+        let params = Vector::new();
+        for id in 1..=3 {
+            assert!(segment.write(&header(id), &frame(), Some(&params)).expect("write"));
+        }
+        let images = dir.path().join(format!("{}.images", segment.base()));
+        std::fs::remove_dir_all(&images).expect("take the image folder away");
+        assert!(segment.write(&header(4), &frame(), Some(&params)).is_err());
+        assert!(segment.error().is_some());
+        assert!(segment.write(&header(5), &frame(), None).is_err(), "a failed segment takes no more frames");
+        let Finished::Completed { sidecar, error: Some(_) } = segment.finish("write-error") else {
+            panic!("not completed")
+        };
+        verify_video(&sidecar.with_extension("avi"), 3).expect("3 frames in the video");
+        let text = std::fs::read_to_string(&sidecar).expect("sidecar");
+        assert_eq!(text.lines().filter(|l| l.contains("\"type\":\"frame\"")).count(), 3, "{text}");
+        assert!(text.lines().last().is_some_and(|l| l.contains("\"error\"")), "{text}");
+    }
+
+    /// A segment that saved no frame is deleted and hands its skipped ranges back.
+    #[test]
+    fn a_segment_that_saved_nothing_is_deleted() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut segment =
+            Segment::open(&spec(dir.path(), VideoFormat::MjpgAvi, ImageFormat::Png), &header(7)).expect("open");
+        let skip = Skip { first: 7, last: 7, reason: SkipReason::Error };
+        segment.skip(skip).expect("skip");
+        let Finished::Discarded { error: None, skips } = segment.finish("stop") else { panic!("not discarded") };
+        assert_eq!(skips, [skip]);
+        assert_eq!(names(dir.path()), Vec::<String>::new());
+    }
+}
