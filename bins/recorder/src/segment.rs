@@ -198,18 +198,13 @@ impl Segment {
                 let path = dir.join(&name);
                 let fourcc = VideoWriter::fourcc(code[0], code[1], code[2], code[3])?;
                 let size = Size::new(first.width as i32, first.height as i32);
-                let writer = VideoWriter::new_with_backend(
-                    path_str(&path)?,
-                    video_backend(),
-                    fourcc,
-                    spec.video_fps,
-                    size,
-                    true,
-                )
-                .with_context(|| format!("opening video `{}`", path.display()))?;
+                let backend = video_backend();
+                let writer =
+                    VideoWriter::new_with_backend(path_str(&path)?, backend, fourcc, spec.video_fps, size, true);
                 if path.exists() {
                     created.0.push(path.clone());
                 }
+                let writer = writer.with_context(|| format!("opening video `{}`", path.display()))?;
                 if !writer.is_opened()? {
                     bail!(
                         "OpenCV cannot write {} video to `{}` (codec or folder unusable, or the disk is full)",
