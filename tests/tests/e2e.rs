@@ -7,8 +7,10 @@ mod e2e {
     mod control;
     mod frame_bus;
     mod preview;
+    mod readers;
     mod recorder;
     mod recorder_disk;
+    mod signals;
     mod v4l2;
     mod wiring;
 }

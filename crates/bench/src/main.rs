@@ -12,10 +12,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
-use framebus_common::ipc::{create_node, DeploymentGuard, FrameReader};
+use framebus::{Camera, Event, ReaderPolicy};
+use framebus_common::clock;
 use framebus_common::pattern::SyntheticPattern;
 use framebus_common::stats::LatencyWindow;
-use framebus_common::{clock, Deployment, ProcessRole};
 
 /// One measured configuration.
 struct Case {
@@ -98,14 +98,17 @@ fn write_config(dir: &Path, name: &str, case: &Case, fps: u32, readers: usize) -
     Ok(path)
 }
 
-fn run_once(dir: &Path, name: &str, case: &Case, fps: u32, frames: u64, readers: usize) -> anyhow::Result<Run> {
+/// One capture run with a reader per entry of `policies` (`every`, `newest`, `max-fps=5`).
+fn run_once(dir: &Path, name: &str, case: &Case, fps: u32, frames: u64, policies: &[&str]) -> anyhow::Result<Run> {
+    let readers = policies.len();
     let config = write_config(dir, name, case, fps, readers)?;
     let config_text = config.to_str().ok_or_else(|| anyhow!("non-UTF-8 temp path"))?.to_string();
     let mut reader_procs: Vec<Child> = Vec::new();
-    for _ in 0..readers {
+    for policy in policies {
         reader_procs.push(
             Command::new(std::env::current_exe()?)
-                .args(["reader", &config_text, &frames.to_string()])
+                .args(["reader", &config_text, &frames.to_string(), policy])
+                .env("RUST_LOG", "warn")
                 .stdout(Stdio::piped())
                 .spawn()
                 .context("starting a reader")?,
@@ -164,8 +167,9 @@ fn bench() -> anyhow::Result<()> {
             let memcpy = memcpy_ns(bytes, 1);
             let rotating = memcpy_ns(bytes, slots_for(readers));
             let name = format!("bench{}-{}r-{}", std::process::id(), readers, case.width);
-            let flat = run_once(dir.path(), &format!("{name}f"), case, 0, case.flat_out_frames, readers)?;
-            let paced = run_once(dir.path(), &format!("{name}p"), case, case.paced_fps, case.paced_frames, readers)?;
+            let policies = vec!["every"; readers];
+            let flat = run_once(dir.path(), &format!("{name}f"), case, 0, case.flat_out_frames, &policies)?;
+            let paced = run_once(dir.path(), &format!("{name}p"), case, case.paced_fps, case.paced_frames, &policies)?;
             let cost = f(&flat.capture, "publish_cost_ns");
             let p50 = paced.readers.iter().map(|r| f(r, "latency_p50_us")).fold(0.0, f64::max);
             let p99 = paced.readers.iter().map(|r| f(r, "latency_p99_us")).fold(0.0, f64::max);
@@ -185,46 +189,108 @@ fn bench() -> anyhow::Result<()> {
     }
     println!("\nmemcpy, rotating slots = the same copy into as many buffers in turn as the run has slots (capture's memory pattern).");
     println!("capture cost = loan + write the frame into shared memory + header + send + notify, mean over the flat-out run.");
-    println!("latency = publish timestamp (just before send) → reader awake with the sample, paced run, worst reader.");
+    println!("latency = publish timestamp (just before send) → frame in the reader's hands (reader loop of the framebus crate, policy every), paced run, worst reader.");
+    policy_table(dir.path())?;
     Ok(())
 }
 
-/// `framebus-bench reader <config> <frames>`: waits on the frame-ready event, records
-/// publish → wake latency, verifies every frame, prints one JSON line.
+/// Readers under different policies side by side on one 1080p30 camera for 10 s: frames they
+/// took, CPU they used, latency. Each reads a frame the same way (integrity check).
+fn policy_table(dir: &Path) -> anyhow::Result<()> {
+    let case =
+        Case { label: "1920x1080", width: 1920, height: 1080, flat_out_frames: 0, paced_fps: 30, paced_frames: 300 };
+    let policies = ["newest", "max-fps=5", "every"];
+    let name = format!("bench{}-policies", std::process::id());
+    let run = run_once(dir, &name, &case, case.paced_fps, case.paced_frames, &policies)?;
+    println!("\nReader policies on one 1080p30 camera, 300 frames (10 s), all three readers at once:\n");
+    println!(
+        "| policy | frames taken | skipped | overwritten | CPU | CPU per taken frame | latency p50 | latency p99 |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    for (policy, r) in policies.iter().zip(&run.readers) {
+        let frames = f(r, "frames");
+        let cpu = f(r, "cpu_secs");
+        println!(
+            "| {policy} | {frames:.0} | {:.0} | {:.0} | {:.1} % of a core | {:.0} µs | {:.0} µs | {:.0} µs |",
+            f(r, "skipped"),
+            f(r, "overwritten"),
+            100.0 * cpu / (case.paced_frames as f64 / f64::from(case.paced_fps)),
+            1e6 * cpu / frames.max(1.0),
+            f(r, "latency_p50_us"),
+            f(r, "latency_p99_us"),
+        );
+    }
+    println!("CPU = user + system time of the reader process over the run, start-up included.");
+    Ok(())
+}
+
+/// `framebus-bench reader <config> <frames> [policy]`: reads through the reader loop of the
+/// `framebus` crate (policy `every` unless given), records publish → frame-in-hand latency,
+/// verifies every frame, prints one JSON line.
 fn reader(args: &[String]) -> anyhow::Result<()> {
     let config = args.first().ok_or_else(|| anyhow!("reader needs a config path"))?;
     let frames: u64 = args.get(1).and_then(|s| s.parse().ok()).ok_or_else(|| anyhow!("reader needs a frame count"))?;
-    let deployment = Deployment::load(Path::new(config))?;
-    let camera = deployment.camera(None)?.clone();
-    let _release = DeploymentGuard::new(deployment.name());
-    let node = create_node(&deployment, ProcessRole::Algo, &format!("{}-{}", camera.name, std::process::id()))?;
-    let reader = FrameReader::open(&node, &deployment, &camera, 1)?;
-    let pattern =
-        SyntheticPattern::new(camera.format(), camera.width, camera.height).ok_or_else(|| anyhow!("no pattern"))?;
+    let policy = match args.get(2) {
+        Some(text) => ReaderPolicy::parse(text, None).map_err(|e| anyhow!(e))?,
+        None => ReaderPolicy::Every,
+    };
+    let camera = Camera::builder(Path::new(config), "bench")?
+        .role(&format!("bench-{}", std::process::id()))?
+        .policy(policy)
+        .open()?;
+    let pattern = SyntheticPattern::new(camera.config().format(), camera.config().width, camera.config().height)
+        .ok_or_else(|| anyhow!("no pattern"))?;
     let mut latency = LatencyWindow::new();
     let (mut seen, mut torn, mut stale, mut last) = (0u64, 0u64, 0u64, 0u64);
     let deadline = Instant::now() + Duration::from_secs(120);
+    camera.add_timer(Duration::from_millis(500));
     while last < frames && Instant::now() < deadline {
-        let _ = reader.listener().timed_wait(|_| {}, Duration::from_millis(100));
-        while let Some(sample) = reader.next()? {
-            let woke = clock::monotonic_ns();
-            let header = *sample.user_header();
-            latency.record_ns(woke.saturating_sub(header.publish_mono_ns));
-            if header.frame_id <= last {
-                stale += 1;
+        match camera.next_event()? {
+            Event::Frame(frame) => {
+                let in_hand = clock::monotonic_ns();
+                let header = *frame.header();
+                latency.record_ns(in_hand.saturating_sub(header.publish_mono_ns));
+                if header.frame_id <= last {
+                    stale += 1;
+                }
+                last = header.frame_id;
+                if pattern.verify(header.frame_id, frame.bytes()).is_err() {
+                    torn += 1;
+                }
+                seen += 1;
             }
-            last = header.frame_id;
-            if pattern.verify(header.frame_id, sample.payload()).is_err() {
-                torn += 1;
-            }
-            seen += 1;
+            Event::Stop(_) => break,
+            Event::Timer(_) | Event::Command(_) => {}
         }
     }
+    let figures = camera.stats();
     let p = |w: &mut LatencyWindow, q| w.percentile_us(q).unwrap_or(0);
+    let cpu = process_cpu_secs();
     println!(
-        "{{\"frames\":{seen},\"last_id\":{last},\"torn\":{torn},\"stale\":{stale},\"latency_p50_us\":{},\"latency_p99_us\":{}}}",
-        p(&mut latency, 50.0),
-        p(&mut latency, 99.0)
+        "{}",
+        serde_json::json!({
+            "frames": seen,
+            "last_id": last,
+            "torn": torn,
+            "stale": stale,
+            "skipped": figures.skipped,
+            "overwritten": figures.overwritten,
+            "latency_p50_us": p(&mut latency, 50.0),
+            "latency_p99_us": p(&mut latency, 99.0),
+            "cpu_secs": cpu,
+        })
     );
     Ok(())
+}
+
+/// CPU time (user + system) this process used so far, in seconds.
+fn process_cpu_secs() -> f64 {
+    // SAFETY: getrusage only writes the struct we pass.
+    let mut usage: libc::rusage = unsafe { core::mem::zeroed() };
+    // SAFETY: RUSAGE_SELF with a valid pointer.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return f64::NAN;
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
 }

@@ -265,20 +265,23 @@ fn silent_video_write_errors_mark_segments_failed_and_back_off() {
     let mut capture = d.spawn("capture", &[]);
     let mut command = Command::new(framebus_e2e::bin("recorder"));
     command.args(["--config", d.config.to_str().expect("utf-8"), "--json"]);
-    // SAFETY: only async-signal-safe calls between fork and exec (setrlimit, signal).
+    // SAFETY: only an async-signal-safe call between fork and exec.
     unsafe {
         command.pre_exec(|| {
-            // Every file the recorder writes stops at 400 KB (the sidecar stays far below).
-            let limit = libc::rlimit { rlim_cur: 400 * 1024, rlim_max: 400 * 1024 };
-            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // Without this SIGXFSZ would kill it: the write fails with EFBIG instead.
+            // Without this SIGXFSZ would kill it: a write past the limit fails with EFBIG instead.
             libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
             Ok(())
         });
     }
     let mut recorder = Proc::spawn_command("recorder", &mut command);
+    recorder.wait_json(DEADLINE, |v| v["state"] == "recording" && v["written"].as_u64() >= Some(1));
+    // From now on every file it writes stops at 400 KB (a video reaches that in about 1.5 s,
+    // a sidecar never). Set once it runs: its shared-memory segments are larger than that.
+    let limit = libc::rlimit { rlim_cur: 400 * 1024, rlim_max: 400 * 1024 };
+    // SAFETY: prlimit only reads `limit`; the old-limit pointer may be null.
+    let rc =
+        unsafe { libc::prlimit(recorder.child.id() as libc::pid_t, libc::RLIMIT_FSIZE, &limit, std::ptr::null_mut()) };
+    assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
     let failing = recorder.wait_json(DEADLINE, |v| v["state"] == "write-error");
     let status = d.wait_status(|s| process_status(s, "cam0", "recorder")["state"] == "degraded");
     let message = process_status(&status, "cam0", "recorder")["message"].as_str().unwrap_or_default().to_string();
