@@ -5,6 +5,7 @@
 mod e2e {
     mod config_errors;
     mod control;
+    mod events;
     mod frame_bus;
     mod preview;
     mod readers;

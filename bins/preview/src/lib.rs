@@ -12,6 +12,7 @@
 
 pub mod http;
 pub mod render;
+pub mod results;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,6 +28,7 @@ use framebus_vision::opencv::highgui;
 
 use crate::http::Hub;
 use crate::render::{OverlayInfo, Renderer};
+use crate::results::{ResultBoard, Shown};
 
 /// Options of one preview run beyond the config.
 #[derive(Debug, Clone, Default)]
@@ -88,6 +90,8 @@ pub struct Preview {
     window: Option<String>,
     status: PreviewStatus,
     latency: LatencyWindow,
+    board: ResultBoard,
+    shown: Vec<Shown>,
     interval_start: Instant,
     frames_at: u64,
     previews_at: u64,
@@ -109,6 +113,8 @@ impl Preview {
             window: None,
             status: PreviewStatus { format: "-", ..PreviewStatus::default() },
             latency: LatencyWindow::new(),
+            board: ResultBoard::default(),
+            shown: Vec::new(),
             interval_start: Instant::now(),
             frames_at: 0,
             previews_at: 0,
@@ -204,7 +210,12 @@ impl Preview {
         }
     }
 
-    /// Downscales, draws the overlay, encodes and publishes the converted frame.
+    /// Takes in results published on the camera (drawn on the frames they are about).
+    pub fn add_results(&mut self, outcomes: Vec<framebus::Outcome>) {
+        self.board.add(outcomes);
+    }
+
+    /// Downscales, draws the overlay and results, encodes and publishes the converted frame.
     pub fn render(&mut self, header: &FrameHeader) {
         let max = (self.config.max_width, self.config.max_height);
         let overlay = self.config.overlay.then(|| OverlayInfo {
@@ -214,6 +225,11 @@ impl Preview {
         });
         if let Err(e) = self.renderer.compose(&self.camera, header, max, overlay) {
             return self.error(header, format!("composing the preview: {e}"));
+        }
+        self.shown =
+            if self.config.results { self.board.for_frame(header, self.config.result_max_age_ms) } else { Vec::new() };
+        if let Err(e) = self.renderer.draw_results(header, &self.shown, self.config.overlay) {
+            return self.error(header, format!("drawing results: {e}"));
         }
         if let Some(window) = &self.window {
             if let Err(e) = highgui::imshow(window, self.renderer.image()).and_then(|()| highgui::wait_key(1).map(drop))
@@ -278,6 +294,7 @@ impl Preview {
             "latency_p50_us": s.latency_p50_us,
             "latency_p99_us": s.latency_p99_us,
             "viewers": s.viewers,
+            "results": self.shown,
         })
         .to_string()
     }
@@ -353,6 +370,10 @@ fn serve_frames(reader: &Camera, preview: &mut Preview, tick: framebus::TimerId,
         match reader.next_event()? {
             Event::Frame(frame) => {
                 let header = *frame.header();
+                match reader.results() {
+                    Ok(outcomes) => preview.add_results(outcomes),
+                    Err(e) => tracing::debug!(camera = preview.camera, "results: {e}"),
+                }
                 if header.is_current_layout() && preview.on_frame(&header) {
                     let converted = preview.convert(&header, frame.bytes());
                     // The sample is released before the slow part (resize, overlay, encode).

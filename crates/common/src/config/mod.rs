@@ -71,6 +71,8 @@ pub mod defaults {
     pub const PREVIEW_PORT: u16 = 8080;
     /// HTTP connections the preview serves at once.
     pub const PREVIEW_MAX_VIEWERS: u32 = 16;
+    /// Oldest result the preview draws, milliseconds.
+    pub const PREVIEW_RESULT_MAX_AGE_MS: f64 = 1000.0;
     /// Queue depth of the recorder reader: rides out a slow write without dropping.
     pub const RECORDER_QUEUE_DEPTH: u32 = 4;
     /// Folder of recordings, relative to the config file.

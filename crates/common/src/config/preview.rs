@@ -37,6 +37,13 @@ pub struct PreviewConfig {
     /// Draw the overlay (camera, frame id, wall-clock time, fps, latency).
     #[serde(default = "default_overlay")]
     pub overlay: bool,
+    /// Draw the results of the camera's producers (algo, user readers): boxes, labels, scores.
+    #[serde(default = "default_overlay")]
+    pub results: bool,
+    /// Results about frames older than this (relative to the frame shown) are not drawn;
+    /// younger ones fade as they age. Milliseconds.
+    #[serde(default = "default_result_max_age_ms")]
+    pub result_max_age_ms: f64,
     /// Address the HTTP server binds (`ip:port`; port 0 picks a free port, logged at start-up).
     #[serde(default = "default_listen")]
     pub listen: String,
@@ -60,6 +67,8 @@ impl Default for PreviewConfig {
             max_height: default_max_height(),
             jpeg_quality: default_jpeg_quality(),
             overlay: default_overlay(),
+            results: default_overlay(),
+            result_max_age_ms: default_result_max_age_ms(),
             listen: default_listen(),
             max_viewers: default_max_viewers(),
             stats_interval_secs: default_stats_interval(),
@@ -74,6 +83,9 @@ impl PreviewConfig {
     }
 }
 
+fn default_result_max_age_ms() -> f64 {
+    defaults::PREVIEW_RESULT_MAX_AGE_MS
+}
 fn default_enabled() -> bool {
     defaults::PREVIEW_ENABLED
 }
@@ -127,6 +139,12 @@ pub(super) fn validate(cfg: &PreviewConfig) -> Result<(), (String, String)> {
     }
     if !(1..=256).contains(&cfg.max_viewers) {
         return fail("max-viewers", format!("invalid value {}: allowed 1 to 256", cfg.max_viewers));
+    }
+    if !(cfg.result_max_age_ms.is_finite() && (0.0..=60_000.0).contains(&cfg.result_max_age_ms)) {
+        return fail(
+            "result-max-age-ms",
+            format!("invalid value {}: allowed 0 to 60000 milliseconds", cfg.result_max_age_ms),
+        );
     }
     if !(cfg.stats_interval_secs > 0.0 && cfg.stats_interval_secs <= 3600.0) {
         return fail(
