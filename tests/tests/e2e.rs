@@ -11,6 +11,7 @@ mod e2e {
     mod preview;
     mod readers;
     mod recorder;
+    mod recorder_disk;
     mod signals;
     mod v4l2;
     mod wiring;
