@@ -83,25 +83,44 @@ pub fn partial_files(dir: &Path, camera: &str) -> Vec<PathBuf> {
     found
 }
 
+/// The files of one finished segment (completed or failed) named by its `base` path (folder
+/// and base name): video, sidecar and image folder, each with its size in bytes.
+fn segment_files(base: &Path) -> (Vec<(PathBuf, u64)>, Option<(PathBuf, u64)>) {
+    let name = base.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let dir = base.parent().unwrap_or(Path::new("."));
+    let files = ["avi", "mp4", "jsonl", "failed.avi", "failed.mp4", "failed.jsonl"]
+        .iter()
+        .map(|ext| dir.join(format!("{name}.{ext}")))
+        .filter_map(|path| std::fs::symlink_metadata(&path).ok().map(|meta| (path, meta.len())))
+        .collect();
+    let images = dir.join(format!("{name}.images"));
+    let images = images.is_dir().then(|| {
+        let bytes = std::fs::read_dir(&images)
+            .map(|entries| entries.flatten().map(|e| e.metadata().map(|m| m.len()).unwrap_or(0)).sum())
+            .unwrap_or(0);
+        (images, bytes)
+    });
+    (files, images)
+}
+
+/// Bytes one finished segment holds on disk.
+pub fn segment_bytes(base: &Path) -> u64 {
+    let (files, images) = segment_files(base);
+    files.iter().map(|(_, bytes)| bytes).sum::<u64>() + images.map_or(0, |(_, bytes)| bytes)
+}
+
 /// Deletes one finished segment (completed or failed): its video, sidecar and image folder.
 /// Returns bytes freed.
 pub fn delete_segment(base: &Path) -> io::Result<u64> {
+    let (files, images) = segment_files(base);
     let mut freed = 0;
-    let name = base.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-    let dir = base.parent().unwrap_or(Path::new("."));
-    for ext in ["avi", "mp4", "jsonl", "failed.avi", "failed.mp4", "failed.jsonl"] {
-        let path = dir.join(format!("{name}.{ext}"));
-        if let Ok(meta) = std::fs::symlink_metadata(&path) {
-            freed += meta.len();
-            std::fs::remove_file(&path)?;
-        }
+    for (path, bytes) in files {
+        std::fs::remove_file(&path)?;
+        freed += bytes;
     }
-    let images = dir.join(format!("{name}.images"));
-    if images.is_dir() {
-        for entry in std::fs::read_dir(&images)?.flatten() {
-            freed += entry.metadata().map(|m| m.len()).unwrap_or(0);
-        }
+    if let Some((images, bytes)) = images {
         std::fs::remove_dir_all(&images)?;
+        freed += bytes;
     }
     Ok(freed)
 }

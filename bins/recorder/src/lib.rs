@@ -88,6 +88,10 @@ pub struct RecorderStatus {
     pub last_error: Option<String>,
     /// Segments completed (finalized) by this run.
     pub segments: u64,
+    /// Bytes of the segments this run finished (completed or failed): video, sidecar, images.
+    pub bytes_written: u64,
+    /// Old segments this run deleted (disk floor).
+    pub deletions: u64,
     /// Segments that failed to write by this run (kept as `.failed`, or deleted when empty).
     pub failed_segments: u64,
     /// Base name of the segment being written.
@@ -346,6 +350,9 @@ impl Recorder {
             message,
             saving: Some(self.saving),
             latency_us: self.saving.then_some((s.latency_p50_us, s.latency_p99_us)),
+            bytes_written: s.bytes_written,
+            segments: s.segments,
+            deletions: s.deletions,
             ..ProcessReport::default()
         }
     }
@@ -566,6 +573,7 @@ impl Recorder {
             match segment.finish(reason) {
                 Finished::Completed { sidecar, error } => {
                     self.status.segments += 1;
+                    self.status.bytes_written += disk::segment_bytes(&self.spec.directory.join(&base));
                     if error.is_none() {
                         self.retry_wait = Duration::ZERO;
                     }
@@ -581,6 +589,7 @@ impl Recorder {
                 }
                 Finished::Failed { error, sidecar } => {
                     self.status.failed_segments += 1;
+                    self.status.bytes_written += disk::segment_bytes(&self.spec.directory.join(&base));
                     self.error(
                         "finish",
                         format!(
@@ -698,12 +707,15 @@ impl Recorder {
                 break;
             }
             match disk::delete_segment(&base) {
-                Ok(bytes) => tracing::warn!(
-                    camera = self.camera,
-                    freed = bytes,
-                    "deleted the oldest segment `{}` to free space",
-                    base.display()
-                ),
+                Ok(bytes) => {
+                    self.status.deletions += 1;
+                    tracing::warn!(
+                        camera = self.camera,
+                        freed = bytes,
+                        "deleted the oldest segment `{}` to free space",
+                        base.display()
+                    )
+                }
                 Err(e) => {
                     self.error("delete", format!("deleting segment `{}`: {e}", base.display()));
                     break;
