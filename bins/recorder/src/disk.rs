@@ -84,11 +84,11 @@ pub fn partial_files(dir: &Path, camera: &str) -> Vec<PathBuf> {
 }
 
 /// A path with the bytes it holds.
-type Sized = (PathBuf, u64);
+type SizedPath = (PathBuf, u64);
 
 /// The files of one finished segment (completed or failed) named by its `base` path (folder
 /// and base name): video and sidecar, and the image folder, each with its size in bytes.
-fn segment_files(base: &Path) -> (Vec<Sized>, Option<Sized>) {
+fn segment_files(base: &Path) -> (Vec<SizedPath>, Option<SizedPath>) {
     let name = base.file_name().and_then(|n| n.to_str()).unwrap_or_default();
     let dir = base.parent().unwrap_or(Path::new("."));
     let files = ["avi", "mp4", "jsonl", "failed.avi", "failed.mp4", "failed.jsonl"]
