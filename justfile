@@ -31,3 +31,7 @@ bench:
 
 fmt:
     cargo fmt --all
+
+# Fuzz the control-request decoder and the config loader (proptest, release build): CASES per property.
+fuzz cases="200000":
+    PROPTEST_CASES={{cases}} cargo test --release -p framebus-common --test fuzz -- --nocapture
