@@ -67,9 +67,40 @@ fn load_checked(text: &str) -> Result<(), TestCaseError> {
 
 /// Tokens that tend to break parsers and validators.
 const TOKENS: &[&str] = &[
-    "=", "[", "]", "[[", "]]", "\"", "'", "\n", ",", "{", "}", "-1", "0", "1e309", "nan", "inf", "-inf",
-    "99999999999999999999", "4294967296", "18446744073709551616", "true", "\"\"", "\"a/b\"", "\\u0000",
-    "camera", "kind", "synthetic", "v4l2", "file", "policy", "max-fps", "trigger", "reader", "#",
+    "=",
+    "[",
+    "]",
+    "[[",
+    "]]",
+    "\"",
+    "'",
+    "\n",
+    ",",
+    "{",
+    "}",
+    "-1",
+    "0",
+    "1e309",
+    "nan",
+    "inf",
+    "-inf",
+    "99999999999999999999",
+    "4294967296",
+    "18446744073709551616",
+    "true",
+    "\"\"",
+    "\"a/b\"",
+    "\\u0000",
+    "camera",
+    "kind",
+    "synthetic",
+    "v4l2",
+    "file",
+    "policy",
+    "max-fps",
+    "trigger",
+    "reader",
+    "#",
 ];
 
 /// One edit of a seed text.
@@ -141,34 +172,71 @@ fn value() -> impl Strategy<Value = String> {
 }
 
 const TABLES: &[&str] = &[
-    "[deployment]", "[[camera]]", "[camera.source]", "[camera.algo]", "[camera.preview]", "[camera.recorder]",
-    "[[camera.reader]]", "[camera.source.controls]", "[camera.source.media-pipeline]", "[[camera.recorder.trigger]]",
+    "[deployment]",
+    "[[camera]]",
+    "[camera.source]",
+    "[camera.algo]",
+    "[camera.preview]",
+    "[camera.recorder]",
+    "[[camera.reader]]",
+    "[camera.source.controls]",
+    "[camera.source.media-pipeline]",
+    "[[camera.recorder.trigger]]",
 ];
 
 const KEYS: &[&str] = &[
-    "name", "state-dir", "metrics", "kind", "width", "height", "fps", "pixel-format", "slots", "max-readers",
-    "path", "pace", "loop", "device", "format", "buffers", "strict", "queue-depth", "policy", "max-fps",
-    "stats-interval-secs", "enabled", "listen", "max-viewers", "jpeg-quality", "directory", "video", "images",
-    "segment-secs", "min-free-mb", "delete-oldest", "command", "producer", "min-score", "label",
+    "name",
+    "state-dir",
+    "metrics",
+    "kind",
+    "width",
+    "height",
+    "fps",
+    "pixel-format",
+    "slots",
+    "max-readers",
+    "path",
+    "pace",
+    "loop",
+    "device",
+    "format",
+    "buffers",
+    "strict",
+    "queue-depth",
+    "policy",
+    "max-fps",
+    "stats-interval-secs",
+    "enabled",
+    "listen",
+    "max-viewers",
+    "jpeg-quality",
+    "directory",
+    "video",
+    "images",
+    "segment-secs",
+    "min-free-mb",
+    "delete-oldest",
+    "command",
+    "producer",
+    "min-score",
+    "label",
 ];
 
 /// A document of framebus's tables and keys with random values, in random order.
 fn document() -> impl Strategy<Value = String> {
-    prop::collection::vec(
-        (0..TABLES.len(), prop::collection::vec((0..KEYS.len(), value()), 0..6)),
-        0..8,
-    )
-    .prop_map(|tables| {
-        let mut text = String::new();
-        for (table, keys) in tables {
-            text.push_str(TABLES[table]);
-            text.push('\n');
-            for (key, value) in keys {
-                text.push_str(&format!("{} = {value}\n", KEYS[key]));
+    prop::collection::vec((0..TABLES.len(), prop::collection::vec((0..KEYS.len(), value()), 0..6)), 0..8).prop_map(
+        |tables| {
+            let mut text = String::new();
+            for (table, keys) in tables {
+                text.push_str(TABLES[table]);
+                text.push('\n');
+                for (key, value) in keys {
+                    text.push_str(&format!("{} = {value}\n", KEYS[key]));
+                }
             }
-        }
-        text
-    })
+            text
+        },
+    )
 }
 
 proptest! {

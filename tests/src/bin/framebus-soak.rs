@@ -55,7 +55,8 @@ fn main() {
         .and_then(|i| args.get(i + 1))
         .and_then(|m| m.parse().ok())
         .unwrap_or(1.0);
-    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64) | 1;
+    let seed =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64) | 1;
     let mut rng = Rng(seed);
     let d = TestDeployment::new(
         "[[camera]]\nname = \"cam0\"\nwidth = 640\nheight = 480\nfps = 30\n\n[camera.source]\nkind = \"synthetic\"\n\n[camera.algo]\n\n[camera.preview]\nlisten = \"127.0.0.1:0\"\n\n[camera.recorder]\ndirectory = \"rec\"\nenabled = true\nsegment-secs = 10\nmin-free-mb = 64\n",
@@ -89,7 +90,12 @@ fn main() {
                         if let Some((rss, fds)) = resources(pid as u32) {
                             // The preview holds one socket per viewer of ours: not a leak.
                             let fds = if role == "preview" { fds.saturating_sub(viewers.len()) } else { fds };
-                            samples.entry(role).or_default().push((started.elapsed().as_secs_f64(), pid as u32, rss, fds));
+                            samples.entry(role).or_default().push((
+                                started.elapsed().as_secs_f64(),
+                                pid as u32,
+                                rss,
+                                fds,
+                            ));
                         }
                     }
                 }
@@ -245,12 +251,14 @@ fn main() {
 
 /// Every completed segment's sidecar against its video (ffprobe): (checked, mismatches).
 fn check_segments(dir: &Path) -> (usize, Vec<String>) {
-    let mut sidecars: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|e| e.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
+    let mut sidecars: Vec<PathBuf> =
+        std::fs::read_dir(dir).map(|e| e.flatten().map(|e| e.path()).collect()).unwrap_or_default();
     sidecars.retain(|p| {
         let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        name.ends_with(".jsonl") && !name.contains(".partial.") && !name.contains(".failed.") && !name.contains(".events.")
+        name.ends_with(".jsonl")
+            && !name.contains(".partial.")
+            && !name.contains(".failed.")
+            && !name.contains(".events.")
     });
     let mut bad = Vec::new();
     for sidecar in &sidecars {
