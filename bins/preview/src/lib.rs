@@ -26,6 +26,8 @@ use framebus_common::{clock, CameraConfig, Deployment, FrameHeader, ProcessRole}
 use framebus_vision::opencv::core::Vector;
 use framebus_vision::opencv::highgui;
 
+use serde::Serialize;
+
 use crate::http::Hub;
 use crate::render::{OverlayInfo, Renderer};
 use crate::results::{ResultBoard, Shown};
@@ -279,28 +281,54 @@ impl Preview {
 
     fn status_json(&self) -> String {
         let s = self.status();
-        serde_json::json!({
-            "camera": self.camera,
-            "url": self.url,
-            "enabled": s.enabled,
-            "state": if s.enabled { "on" } else { "off" },
-            "frames": s.frames,
-            "skipped": s.skipped,
-            "previews": s.previews,
-            "errors": s.errors,
-            "last_error": s.last_error,
-            "fps": (s.fps * 10.0).round() / 10.0,
-            "preview_fps": (s.preview_fps * 10.0).round() / 10.0,
-            "last_frame_id": s.last_frame_id,
-            "size": format!("{}x{}", s.frame_size.0, s.frame_size.1),
-            "format": s.format,
-            "latency_p50_us": s.latency_p50_us,
-            "latency_p99_us": s.latency_p99_us,
-            "viewers": s.viewers,
-            "results": self.shown,
-        })
-        .to_string()
+        let document = StatusDocument {
+            camera: &self.camera,
+            url: &self.url,
+            enabled: s.enabled,
+            state: if s.enabled { "on" } else { "off" },
+            frames: s.frames,
+            skipped: s.skipped,
+            previews: s.previews,
+            errors: s.errors,
+            last_error: s.last_error.as_deref(),
+            fps: (s.fps * 10.0).round() / 10.0,
+            preview_fps: (s.preview_fps * 10.0).round() / 10.0,
+            last_frame_id: s.last_frame_id,
+            size: format!("{}x{}", s.frame_size.0, s.frame_size.1),
+            format: s.format,
+            latency_p50_us: s.latency_p50_us,
+            latency_p99_us: s.latency_p99_us,
+            viewers: s.viewers,
+            results: &self.shown,
+        };
+        serde_json::to_string(&document).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
     }
+}
+
+/// `/status.json` (and the `--json` lines): the preview's status.
+#[derive(Serialize)]
+struct StatusDocument<'a> {
+    camera: &'a str,
+    url: &'a str,
+    enabled: bool,
+    /// `on` or `off`.
+    state: &'static str,
+    frames: u64,
+    skipped: u64,
+    previews: u64,
+    errors: u64,
+    last_error: Option<&'a str>,
+    fps: f64,
+    preview_fps: f64,
+    last_frame_id: u64,
+    /// `<width>x<height>` of the last frame.
+    size: String,
+    format: &'static str,
+    latency_p50_us: Option<u64>,
+    latency_p99_us: Option<u64>,
+    viewers: usize,
+    /// The results drawn on the last image.
+    results: &'a [Shown],
 }
 
 /// Whether a display is available for a highgui window (highgui aborts the process without

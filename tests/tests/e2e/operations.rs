@@ -38,7 +38,7 @@ fn the_metrics_scrape_matches_status() {
     std::fs::write(
         &d.config,
         format!(
-            "[deployment]\nname = \"{}\"\nstate-dir = \"state\"\nmetrics = \"127.0.0.1:0\"\n\n[[camera]]\nname = \"cam0\"\nwidth = 320\nheight = 240\nfps = 30\n\n[camera.source]\nkind = \"synthetic\"\n\n[camera.algo]\n\n[camera.preview]\nlisten = \"127.0.0.1:0\"\n\n[camera.recorder]\ndirectory = \"rec\"\nenabled = true\nmin-free-mb = 1\n",
+            "[deployment]\nname = \"{}\"\nstate-dir = \"state\"\nmetrics = \"127.0.0.1:0\"\n\n[[camera]]\nname = \"cam0\"\nwidth = 320\nheight = 240\nfps = 30\n\n[camera.source]\nkind = \"synthetic\"\n\n[camera.algo]\n\n[camera.preview]\nlisten = \"127.0.0.1:0\"\n\n[camera.recorder]\ndirectory = \"rec\"\nenabled = true\nmin-free-mb = 1\nsegment-secs = 0.5\n",
             d.name
         ),
     )
@@ -47,7 +47,10 @@ fn the_metrics_scrape_matches_status() {
     let line = up.wait_stderr(DEADLINE, "metrics at http://");
     let url = line[line.find("http://").expect("url")..].trim().trim_end_matches("metrics").to_string();
     let roles = ["capture", "algo", "preview", "recorder"];
-    d.wait_status(|s| roles.iter().all(|r| frames(s, r) > 10.0));
+    d.wait_status(|s| {
+        roles.iter().all(|r| frames(s, r) > 10.0)
+            && process_status(s, "cam0", "recorder")["segments"].as_u64() >= Some(1)
+    });
 
     let before = d.wait_status(|_| true);
     let (code, head, body) = http_get(&url, "/metrics");
@@ -87,6 +90,16 @@ fn the_metrics_scrape_matches_status() {
     assert!(algo_skipped(&before) <= skipped && skipped <= algo_skipped(&after));
     assert!(metric(&m, "framebus_capture_publish_cost_seconds", "capture") > 0.0);
     assert_eq!(metric(&m, "framebus_recorder_saving", "recorder"), 1.0);
+    assert!(metric(&m, "framebus_recorder_segments_total", "recorder") >= 1.0);
+    // The completed segments' files, all of them.
+    let on_disk: u64 = std::fs::read_dir(d.dir.path().join("rec"))
+        .expect("recordings")
+        .flatten()
+        .filter(|e| !e.file_name().to_string_lossy().contains(".partial."))
+        .map(|e| e.metadata().map(|m| m.len()).unwrap_or(0))
+        .sum();
+    let written = metric(&m, "framebus_recorder_bytes_written_total", "recorder");
+    assert!(written > 0.0 && written <= on_disk as f64, "{written} bytes written, {on_disk} on disk");
     assert_eq!(metric(&m, "framebus_preview_viewers", "preview"), 0.0);
     assert_eq!(
         m.get("framebus_state{camera=\"cam0\",role=\"capture\",state=\"running\"}"),

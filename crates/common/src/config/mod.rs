@@ -87,6 +87,8 @@ pub mod defaults {
     pub const RECORDER_SEGMENT_SECS: f64 = 60.0;
     /// Free-space floor of the recorder in MiB.
     pub const RECORDER_MIN_FREE_MB: u64 = 512;
+    /// Free-inode floor of the recorder.
+    pub const RECORDER_MIN_FREE_INODES: u64 = 1024;
     /// Driver buffers of a V4L2 source.
     pub const V4L2_BUFFERS: u32 = 4;
 }

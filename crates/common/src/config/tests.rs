@@ -142,7 +142,7 @@ fn bad_preview_and_recorder_values_name_the_key() {
     );
     check(
         "[camera.recorder]\nfree-mb = 3\n",
-        "`camera[0].recorder.free-mb`: unknown field `free-mb`, expected one of `enabled`, `queue-depth`, `policy`, `max-fps`, `directory`, `video`, `video-fps`, `images`, `image-every`, `image-max-fps`, `jpeg-quality`, `segment-secs`, `min-free-mb`, `delete-oldest`, `stats-interval-secs`",
+        "`camera[0].recorder.free-mb`: unknown field `free-mb`, expected one of `enabled`, `queue-depth`, `policy`, `max-fps`, `directory`, `video`, `video-fps`, `images`, `image-every`, `image-max-fps`, `jpeg-quality`, `segment-secs`, `min-free-mb`, `min-free-inodes`, `delete-oldest`, `stats-interval-secs`",
     );
 }
 

@@ -441,7 +441,8 @@ pub struct ProcessStatus {
     /// Target frame rate (capture; `max-fps` readers: their limit), 0 = as fast as possible.
     pub target_fps: f64,
     /// What the acting process does with its flag: preview `on`/`off`; recorder `off`,
-    /// `recording` or `disk-low` (saving on and state degraded). `None` for the others.
+    /// `recording`, `disk-low` or `write-error` (saving on and state degraded). `None` for the
+    /// others.
     pub activity: Option<&'static str>,
     /// The reply's message (preview and recorder: what they are doing, or their last error).
     pub message: String,
@@ -637,7 +638,10 @@ impl ControlReply {
         let activity = match builtin {
             Some(ProcessRole::Preview) => Some(if self.preview != 0 { "on" } else { "off" }),
             Some(ProcessRole::Recorder) if self.saving == 0 => Some("off"),
-            Some(ProcessRole::Recorder) if state == ProcessState::Degraded => Some("disk-low"),
+            // The recorder's message says which: `disk-low…: <why>` or `write-error…: <error>`.
+            Some(ProcessRole::Recorder) if state == ProcessState::Degraded => {
+                Some(if self.message_text().starts_with("write-error") { "write-error" } else { "disk-low" })
+            }
             Some(ProcessRole::Recorder) => Some("recording"),
             _ => None,
         };
