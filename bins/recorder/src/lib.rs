@@ -328,7 +328,11 @@ impl Recorder {
     /// process's one limiter, `framebus_common::logging::repeated`).
     fn error(&mut self, kind: &'static str, message: String) {
         self.status.errors += 1;
-        framebus_common::logging::repeated(tracing::Level::ERROR, kind, format_args!("camera `{}`: {message}", self.camera));
+        framebus_common::logging::repeated(
+            tracing::Level::ERROR,
+            kind,
+            format_args!("camera `{}`: {message}", self.camera),
+        );
         self.status.last_error = Some(message);
     }
 
@@ -416,7 +420,7 @@ impl Recorder {
                     self.update_state();
                 }
                 Err(e) => {
-                    self.error("recorder.open", format!("starting a segment in `{}`: {e:#}", self.spec.directory.display()));
+                    self.error("open", format!("starting a segment in `{}`: {e:#}", self.spec.directory.display()));
                     self.skip(id, id, SkipReason::Error);
                     self.retry_later();
                     return false;
@@ -432,7 +436,7 @@ impl Recorder {
         match to_bgr(header, payload, &mut self.bgr) {
             Ok(()) => true,
             Err(e) => {
-                self.error("recorder.convert", format!("converting frame {}: {e}", header.frame_id));
+                self.error("convert", format!("converting frame {}: {e}", header.frame_id));
                 self.skip(header.frame_id, header.frame_id, SkipReason::Error);
                 false
             }
@@ -482,7 +486,7 @@ impl Recorder {
     fn end_failed_segment(&mut self) {
         let Some(error) = self.segment.as_ref().and_then(|s| s.error().map(str::to_string)) else { return };
         let base = self.segment.as_ref().map(|s| s.base().to_string()).unwrap_or_default();
-        self.error("recorder.write", format!("writing segment `{base}`: {error}"));
+        self.error("write", format!("writing segment `{base}`: {error}"));
         self.finish_segment("write-error");
         if self.retry_at.is_none() {
             self.retry_later();
@@ -526,7 +530,7 @@ impl Recorder {
                     self.status.failed_segments += 1;
                     self.status.bytes_written += disk::segment_bytes(&self.spec.directory.join(&base));
                     self.error(
-                        "recorder.finish",
+                        "finish",
                         format!(
                             "segment `{base}` is incomplete ({frames} frames listed) and kept as `{}`: {error}",
                             sidecar.display()
@@ -539,7 +543,7 @@ impl Recorder {
                 Finished::Discarded { error, skips } => {
                     if let Some(error) = error {
                         self.status.failed_segments += 1;
-                        self.error("recorder.finish", format!("segment `{base}` saved no frame and was deleted: {error}"));
+                        self.error("finish", format!("segment `{base}` saved no frame and was deleted: {error}"));
                     }
                     for skip in skips {
                         self.push_pending(skip);
@@ -593,7 +597,7 @@ impl Recorder {
             Ok(space) => space,
             Err(e) => {
                 let message = format!("measuring free space of `{}`: {e}", dir.display());
-                self.error("recorder.statvfs", message);
+                self.error("statvfs", message);
                 return;
             }
         };
@@ -609,7 +613,7 @@ impl Recorder {
                 self.disk_low = true;
                 self.finish_segment("disk-low");
                 self.low_reason = Some(why.clone());
-                self.error("recorder.disk-low", format!("{why}: stopped writing until space is back"));
+                self.error("disk-low", format!("{why}: stopped writing until space is back"));
                 self.update_state();
             }
             None if self.disk_low => {
@@ -633,7 +637,7 @@ impl Recorder {
         let segments = match disk::finished_segments(&self.spec.directory, &self.camera) {
             Ok(s) => s,
             Err(e) => {
-                self.error("recorder.delete", format!("listing segments in `{}`: {e}", self.spec.directory.display()));
+                self.error("delete", format!("listing segments in `{}`: {e}", self.spec.directory.display()));
                 return space;
             }
         };
@@ -652,7 +656,7 @@ impl Recorder {
                     )
                 }
                 Err(e) => {
-                    self.error("recorder.delete", format!("deleting segment `{}`: {e}", base.display()));
+                    self.error("delete", format!("deleting segment `{}`: {e}", base.display()));
                     break;
                 }
             }
