@@ -163,7 +163,8 @@ fn bench() -> anyhow::Result<()> {
         for readers in [1usize, 4] {
             let memcpy = memcpy_ns(bytes, 1);
             let rotating = memcpy_ns(bytes, slots_for(readers));
-            let name = format!("bench{}-{}r-{}", std::process::id(), readers, case.width);
+            // Deployment names are short (at most 14 characters, see the config docs).
+            let name = format!("b{}-{}-{}", std::process::id() % 1_000_000, readers, case.width / 10);
             let flat = run_once(dir.path(), &format!("{name}f"), case, 0, case.flat_out_frames, readers)?;
             let paced = run_once(dir.path(), &format!("{name}p"), case, case.paced_fps, case.paced_frames, readers)?;
             let cost = f(&flat.capture, "publish_cost_ns");

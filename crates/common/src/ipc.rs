@@ -6,7 +6,7 @@ use core::fmt;
 use core::ops::ControlFlow;
 
 use iceoryx2::config::Config;
-use iceoryx2::node::{NodeState, NodeView};
+use iceoryx2::node::{NodeCreationFailure, NodeState, NodeView};
 use iceoryx2::prelude::*;
 use iceoryx2::service::builder::event::EventOpenError;
 use iceoryx2::service::builder::request_response::{Builder as RequestResponseBuilder, RequestResponseOpenError};
@@ -16,6 +16,7 @@ use crate::config::{CameraConfig, Deployment, SlotLayout};
 use crate::control::{ControlReply, ControlRequest};
 use crate::header::FrameHeader;
 use crate::names::{node_name, service_name, shm_prefix, ProcessRole, ServiceKind};
+use crate::node_counter;
 
 /// The iceoryx2 service flavour framebus uses: inter-process, shared memory.
 pub type IpcService = ipc::Service;
@@ -30,8 +31,9 @@ pub type EventPortFactory = event::PortFactory<IpcService>;
 pub type ControlPortFactory = request_response::PortFactory<IpcService, ControlRequest, (), ControlReply, ()>;
 
 /// Clients that may talk to one process's control service at once (ctl runs, the supervisor,
-/// tools).
-pub const CONTROL_MAX_CLIENTS: usize = 16;
+/// tools). More wait their turn (ctl retries within its `--timeout`, then reports "busy"); each
+/// one costs the server about 9 KiB of shared memory.
+pub const CONTROL_MAX_CLIENTS: usize = 64;
 
 /// An iceoryx2 operation that failed, with what framebus was doing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,12 +42,20 @@ pub struct IpcError {
     pub context: String,
     /// iceoryx2's error.
     pub cause: String,
+    /// A capacity limit of a service was reached (too many nodes or clients at once): the
+    /// peer is there, and trying again later may succeed.
+    pub busy: bool,
 }
 
 impl IpcError {
     /// Wraps an iceoryx2 error with context.
     pub fn new(context: impl Into<String>, cause: impl fmt::Debug) -> IpcError {
-        IpcError { context: context.into(), cause: format!("{cause:?}") }
+        IpcError { context: context.into(), cause: format!("{cause:?}"), busy: false }
+    }
+
+    /// Like [`IpcError::new`] for a capacity limit that was reached ([`IpcError::busy`]).
+    pub fn busy(context: impl Into<String>, cause: impl fmt::Debug) -> IpcError {
+        IpcError { busy: true, ..IpcError::new(context, cause) }
     }
 }
 
@@ -81,15 +91,20 @@ pub fn iceoryx_config(deployment: &str) -> Result<Config, IpcError> {
 fn install_global_config(config: &Config) {
     static INSTALLED: std::sync::Once = std::sync::Once::new();
     INSTALLED.call_once(|| {
-        let path = std::env::temp_dir().join(format!("framebus-iceoryx2-{}.toml", std::process::id()));
-        let written = toml::to_string(config)
+        // Created exclusively (O_EXCL, mode 0600, random name): a file or symlink another user
+        // planted in the temporary folder is never written through.
+        let loaded = tempfile::Builder::new()
+            .prefix("framebus-iceoryx2-")
+            .suffix(".toml")
+            .tempfile()
             .map_err(|e| e.to_string())
-            .and_then(|text| std::fs::write(&path, text).map_err(|e| e.to_string()));
-        let loaded = written.and_then(|()| {
-            let file = FilePath::new(path.to_string_lossy().as_bytes()).map_err(|e| format!("{e:?}"))?;
-            Config::setup_global_config_from_file(&file).map(|_| ()).map_err(|e| format!("{e:?}"))
-        });
-        let _ = std::fs::remove_file(&path);
+            .and_then(|mut file| {
+                use std::io::Write as _;
+                let text = toml::to_string(config).map_err(|e| e.to_string())?;
+                file.write_all(text.as_bytes()).map_err(|e| e.to_string())?;
+                let path = FilePath::new(file.path().to_string_lossy().as_bytes()).map_err(|e| format!("{e:?}"))?;
+                Config::setup_global_config_from_file(&path).map(|_| ()).map_err(|e| format!("{e:?}"))
+            });
         if let Err(e) = loaded {
             tracing::debug!("could not install the deployment's iceoryx2 config as the global one: {e}");
         }
@@ -101,12 +116,28 @@ pub fn deployment_root(deployment: &str) -> String {
     format!("/tmp/iceoryx2/{}/", shm_prefix(deployment).trim_end_matches('_'))
 }
 
+/// Longest path a Unix socket may have on Linux (`sun_path` holds 108 bytes with the NUL).
+pub const MAX_SOCKET_PATH: usize = 107;
+
+/// Length of the longest event-socket path of `deployment`: iceoryx2 0.10 binds every listener
+/// (frame-ready, control wake-ups) to `<root folder><prefix><listener id>.event`, the id a u128
+/// in decimal of up to 39 digits (it grows with the ports a process has created). The name
+/// appears twice (folder and prefix), which is what limits its length.
+pub fn longest_event_socket_path(deployment: &str) -> usize {
+    deployment_root(deployment).len() + shm_prefix(deployment).len() + 39 + ".event".len()
+}
+
 /// Removes what iceoryx2 keeps for a deployment between runs, once its last process is gone:
-/// the small node-counter segment in /dev/shm and the deployment's empty folders. Called by
-/// [`DeploymentGuard`] when a process ends; does nothing while any node of the deployment
-/// (alive or dead) is still registered.
+/// first the resources of dead nodes (a reader killed with SIGKILL while the others ran), then,
+/// when no node of the deployment is left, the small node-counter segment in /dev/shm and the
+/// deployment's empty folders. Called by [`DeploymentGuard`] when a process ends; leaves
+/// everything of live nodes alone.
 pub fn release_if_last(deployment: &str) {
     let Ok(config) = iceoryx_config(deployment) else { return };
+    let removed = remove_dead_nodes(&config);
+    if removed > 0 {
+        tracing::info!(deployment, removed, "removed resources of dead processes on exit");
+    }
     let mut nodes = 0usize;
     let listed = Node::<IpcService>::list(&config, |_| {
         nodes += 1;
@@ -178,12 +209,23 @@ pub fn create_named_node_with(
     if removed > 0 {
         tracing::info!(deployment, removed, "removed resources of dead processes");
     }
-    NodeBuilder::new()
+    node_counter::secure(deployment, &config)?;
+    let node = NodeBuilder::new()
         .name(&node_name)
         .config(&config)
         .signal_handling_mode(signals)
         .create::<IpcService>()
-        .map_err(|e| IpcError::new(format!("creating iceoryx2 node `{name}` of deployment `{deployment}`"), e))
+        .map_err(|e| {
+            let context = format!("creating iceoryx2 node `{name}` of deployment `{deployment}`");
+            match e {
+                NodeCreationFailure::UnableToGenerateUniqueNodeId => {
+                    IpcError::new(format!("{context}: {}", node_counter::failure_hint(deployment)), e)
+                }
+                e => IpcError::new(context, e),
+            }
+        })?;
+    node_counter::recheck(deployment);
+    Ok(node)
 }
 
 /// Removes the stale resources of every dead node that used `config`; returns how many.
@@ -340,12 +382,18 @@ pub fn connect_control(
         Err(RequestResponseOpenError::DoesNotExist | RequestResponseOpenError::IsMarkedForDestruction) => {
             return Ok(None)
         }
+        Err(e @ RequestResponseOpenError::ExceedsMaxNumberOfNodes) => {
+            return Err(IpcError::busy(format!("opening control service `{name}` (too many clients at once)"), e))
+        }
         Err(e) => return Err(IpcError::new(format!("opening control service `{name}`"), e)),
     };
     let ready_name = service_name(deployment, camera, ServiceKind::ControlReady(role));
     let ready = match control_ready_builder(node, &to_service_name(&ready_name)?).open() {
         Ok(ready) => Some(ready),
         Err(EventOpenError::DoesNotExist | EventOpenError::IsMarkedForDestruction) => None,
+        Err(e @ EventOpenError::ExceedsMaxNumberOfNodes) => {
+            return Err(IpcError::busy(format!("opening event service `{ready_name}` (too many clients at once)"), e))
+        }
         Err(e) => return Err(IpcError::new(format!("opening event service `{ready_name}`"), e)),
     };
     Ok(Some(ControlServices { requests, ready, name }))

@@ -31,7 +31,7 @@ fn cases() -> Vec<(&'static str, String, &'static str)> {
         ("too few slots", camera("slots = 4"), ": `camera[0].slots`: 4 slots cannot serve 3 readers: each needs a queue of at least 1 frame plus 1 it works on, and capture needs 1; use at least 7"),
         ("queue deeper than the slots allow", format!("{}[camera.algo]\nqueue-depth = 3\n", camera("slots = 7")), ": `camera[0].algo.queue-depth`: invalid value 3: allowed 1 to 1 with slots = 7 and max-readers = 3 (raise slots for deeper queues)"),
         ("duplicate camera", format!("{CAMERA}{CAMERA}"), ": `camera[1].name`: duplicate camera name `cam0`: names must be unique"),
-        ("bad deployment name", format!("[deployment]\nname = \"My Lab\"\n{CAMERA}"), ": `deployment.name`: invalid name `My Lab`: use 1 to 32 characters of a-z, 0-9, `-` and `_`, starting with a letter or digit"),
+        ("bad deployment name", format!("[deployment]\nname = \"My Lab\"\n{CAMERA}"), ": `deployment.name`: invalid name `My Lab`: use 1 to 14 characters of a-z, 0-9, `-` and `_`, starting with a letter or digit (iceoryx2 names the deployment's event sockets `/tmp/iceoryx2/framebus_<name>/framebus_<name>_<id of up to 39 digits>.event`, and a Unix socket path holds at most 107 bytes)"),
         ("missing video file", CAMERA.replace("kind = \"synthetic\"", "kind = \"file\"\npath = \"nowhere.mp4\""), ": `camera[0].source.path`: video file `DIR/nowhere.mp4` does not exist"),
         ("no camera", "[deployment]\nname = \"lab\"\n".to_string(), ": `camera`: no camera configured: add at least one `[[camera]]` table"),
         ("odd YUYV width", CAMERA.replace("640", "641").replace("480", "480\npixel-format = \"YUYV\""), ": `camera[0].width`: YUYV needs an even width and height, got 641x480"),
