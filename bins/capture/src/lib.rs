@@ -13,7 +13,7 @@ use framebus_common::control::{Answer, Command, ControlServer, FourccText, Frame
 use framebus_common::header::{FLAG_SYNTHETIC_STAMP, FRAME_HEADER_VERSION};
 use framebus_common::ipc::{create_node, open_frame_bus, DeploymentGuard, IpcService};
 use framebus_common::stats::StatusWindow;
-use framebus_common::{clock, CameraConfig, Deployment, FrameHeader, ProcessRole};
+use framebus_common::{clock, signals, CameraConfig, Deployment, FrameHeader, ProcessRole};
 use iceoryx2::prelude::*;
 
 use crate::pipeline::{pipeline_for, MediaPipeline};
@@ -124,7 +124,7 @@ fn run_with_source(
         );
     }
     let _release = DeploymentGuard::new(deployment.name());
-    let node = create_node(deployment, ProcessRole::Capture, cam)?;
+    let node = create_node(deployment, ProcessRole::Capture.name(), cam)?;
     // Before the frame segment exists: a segment larger than the free space of /dev/shm ends in
     // SIGBUS when its pages are touched.
     framebus_common::shm_budget::check(deployment, Some(cam), false)?;
@@ -144,7 +144,7 @@ fn run_with_source(
         .map_err(|e| anyhow::anyhow!("camera `{cam}`: creating the frame-ready notifier: {e:?}"))?;
     let pacing = source.pacing();
     let mut control = Control {
-        server: ControlServer::create(&node, deployment, cam, ProcessRole::Capture)?,
+        server: ControlServer::create(&node, deployment, cam, &ProcessRole::Capture.into())?,
         metrics: Metrics {
             state: ProcessState::Running,
             format: Some(FrameFormat {
@@ -202,7 +202,7 @@ fn run_with_source(
 
     loop {
         // Pacing, answering control requests meanwhile; the wait ends early on SIGINT/SIGTERM
-        // (iceoryx2 reports it through `node.wait`) or a stop command, which end the loop.
+        // (the flag of `framebus_common::signals`) or a stop command, which end the loop.
         let waited = match pacing {
             Pacing::Period(period) => {
                 let now = Instant::now();
@@ -335,6 +335,9 @@ impl Control {
             }
             // Capture carries the flags in its status; preview and recorder act on them.
             Command::SetPreview(_) | Command::SetSaving(_) => Answer::Ignored,
+            Command::ListControls | Command::SetControls(_) => {
+                Answer::Refused("camera controls at runtime are not available in this build".into())
+            }
         });
         if self.stop {
             self.metrics.state = ProcessState::Stopping;
@@ -342,12 +345,16 @@ impl Control {
     }
 
     /// Sleeps `duration` in slices, answering control requests in between (at least once);
-    /// returns early after a stop command. `false` when termination was requested (signal).
+    /// returns early after a stop command. `false` when termination was requested (SIGINT or
+    /// SIGTERM; any other signal, e.g. the SIGCONT after a SIGSTOP, only shortens a slice).
     fn wait(&mut self, node: &Node<IpcService>, duration: Duration) -> bool {
         let until = Instant::now() + duration;
         loop {
             let left = until.saturating_duration_since(Instant::now());
-            if node.wait(left.min(CONTROL_SLICE)).is_err() {
+            // An interrupted sleep returns early; whether it was a termination request is
+            // the signal flag's to say, not the interruption's.
+            let _ = node.wait(left.min(CONTROL_SLICE));
+            if signals::termination_requested() {
                 return false;
             }
             self.poll();

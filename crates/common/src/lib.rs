@@ -16,12 +16,16 @@ pub mod logging;
 pub mod names;
 pub mod node_counter;
 pub mod pattern;
+pub mod policy;
+pub mod results;
 pub mod secure_fs;
 pub mod shm_budget;
+pub mod signals;
 pub mod state;
 pub mod stats;
 
 pub use config::{CameraConfig, ConfigError, Deployment};
 pub use format::PixelFormat;
 pub use header::FrameHeader;
-pub use names::{ProcessRole, ServiceKind};
+pub use names::{ProcessRole, Role, ServiceKind};
+pub use policy::ReaderPolicy;
