@@ -6,6 +6,7 @@ mod e2e {
     mod config_errors;
     mod control;
     mod frame_bus;
+    mod hardening;
     mod preview;
     mod readers;
     mod recorder;

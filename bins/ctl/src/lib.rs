@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use framebus_common::control::{Command, ControlClient, ControlError, ControlReply, ProcessStatus, Target};
-use framebus_common::ipc::{connect_control, control_roles, create_named_node, DeploymentGuard, IpcService};
+use framebus_common::ipc::{connect_control, control_roles, create_client_node, DeploymentGuard, IpcService};
 use framebus_common::names::{service_name, ProcessRole, Role, ServiceKind};
 use framebus_common::state::{CameraState, StateStore};
 use framebus_common::Deployment;
@@ -100,7 +100,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<Outcome> {
 /// deployment guard cleans up.
 fn with_client<T>(deployment: &Deployment, f: impl FnOnce(&Session) -> anyhow::Result<T>) -> anyhow::Result<T> {
     let _release = DeploymentGuard::new(deployment.name());
-    let node = create_named_node(deployment.name(), &format!("ctl-{}", std::process::id()))?;
+    let node = create_client_node(deployment.name(), &format!("ctl-{}", std::process::id()))?;
     let session = Session { node: &node, client: ControlClient::new(&node, deployment.name()) };
     f(&session)
 }

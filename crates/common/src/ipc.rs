@@ -94,6 +94,12 @@ pub fn iceoryx_config(deployment: &str) -> Result<Config, IpcError> {
     let root_path =
         Path::new(root.as_bytes()).map_err(|e| IpcError::new(format!("invalid iceoryx2 root path `{root}`"), e))?;
     config.global.set_root_path(&root_path);
+    // Dead nodes are looked for once when a node is created (`create_named_node_with`, which
+    // reports them) and when a node or the deployment is released (iceoryx2 on destruction,
+    // `release_if_last`). iceoryx2 would also scan on creation again and on every service open:
+    // each scan reads every node's files, so a burst of 150 `ctl` runs cost quadratic time.
+    config.global.node.cleanup_dead_nodes_on_creation = false;
+    config.global.service.cleanup_dead_nodes_on_open = false;
     Ok(config)
 }
 
@@ -148,16 +154,27 @@ pub fn longest_event_socket_path(deployment: &str) -> usize {
 /// everything of live nodes alone.
 pub fn release_if_last(deployment: &str) {
     let Ok(config) = iceoryx_config(deployment) else { return };
-    let removed = remove_dead_nodes(&config);
+    let mut removed = 0usize;
+    let mut remaining = 0usize;
+    // One scan: dead nodes are removed, every other node (alive, starting, inaccessible) keeps
+    // the deployment's shared files in place.
+    let listed = Node::<IpcService>::list(&config, |state| {
+        match state {
+            NodeState::Dead(view) => match view.try_remove_stale_resources() {
+                Ok(()) => removed += 1,
+                Err(e) => {
+                    remaining += 1;
+                    log_cleanup_failure(e);
+                }
+            },
+            _ => remaining += 1,
+        }
+        CallbackProgression::Continue
+    });
     if removed > 0 {
         tracing::info!(deployment, removed, "removed resources of dead processes on exit");
     }
-    let mut nodes = 0usize;
-    let listed = Node::<IpcService>::list(&config, |_| {
-        nodes += 1;
-        CallbackProgression::Continue
-    });
-    if listed.is_err() || nodes > 0 {
+    if listed.is_err() || remaining > 0 {
         return;
     }
     let prefix = shm_prefix(deployment);
@@ -174,6 +191,18 @@ pub fn release_if_last(deployment: &str) {
     // remove_dir only removes empty folders: a concurrently starting process keeps its files.
     for sub in ["services", "nodes", "events", ""] {
         let _ = std::fs::remove_dir(format!("{root}{sub}"));
+    }
+}
+
+/// Another process cleaning the same dead node at the same moment is normal (several processes
+/// start or stop at once); anything else is worth a warning.
+fn log_cleanup_failure(e: iceoryx2::node::NodeCleanupFailure) {
+    use iceoryx2::node::NodeCleanupFailure as F;
+    match e {
+        F::AnotherInstanceIsCleaningUpTheNode | F::ResourcesAlreadyCleanedUp => {
+            tracing::debug!("a dead node's resources are being removed by another process: {e:?}")
+        }
+        e => tracing::warn!("could not remove a dead node's resources: {e:?}"),
     }
 }
 
@@ -222,12 +251,32 @@ pub fn create_named_node_with(
     signals: SignalHandlingMode,
 ) -> Result<Node<IpcService>, IpcError> {
     let config = iceoryx_config(deployment)?;
-    install_global_config(&config);
-    let node_name = NodeName::new(name).map_err(|e| IpcError::new(format!("invalid node name `{name}`"), e))?;
     let removed = remove_dead_nodes(&config);
     if removed > 0 {
         tracing::info!(deployment, removed, "removed resources of dead processes");
     }
+    build_node(deployment, name, signals, config)
+}
+
+/// The node of a short-lived client (a `ctl` command): like [`create_named_node`], but it does
+/// not look for dead nodes when created or dropped. Each look reads every node's files, so a
+/// burst of 150 commands would cost quadratic time; hold a [`DeploymentGuard`], whose single
+/// look when the command ends removes dead nodes and releases the deployment if it was last.
+pub fn create_client_node(deployment: &str, name: &str) -> Result<Node<IpcService>, IpcError> {
+    signals::install();
+    let mut config = iceoryx_config(deployment)?;
+    config.global.node.cleanup_dead_nodes_on_destruction = false;
+    build_node(deployment, name, SignalHandlingMode::Disabled, config)
+}
+
+fn build_node(
+    deployment: &str,
+    name: &str,
+    signals: SignalHandlingMode,
+    config: Config,
+) -> Result<Node<IpcService>, IpcError> {
+    install_global_config(&config);
+    let node_name = NodeName::new(name).map_err(|e| IpcError::new(format!("invalid node name `{name}`"), e))?;
     node_counter::secure(deployment, &config)?;
     let node = NodeBuilder::new()
         .name(&node_name)
@@ -256,7 +305,8 @@ pub fn remove_dead_nodes(config: &Config) -> usize {
             match view.try_remove_stale_resources() {
                 Ok(()) => removed += 1,
                 Err(e) => {
-                    tracing::warn!(node = id, "could not remove a dead node's resources: {e:?}")
+                    tracing::debug!(node = id, "dead node not removed");
+                    log_cleanup_failure(e)
                 }
             }
         }

@@ -176,25 +176,32 @@ fn check_content(path: &std::path::Path) -> Result<(), String> {
     Ok(())
 }
 
-/// After iceoryx2 created or opened the counter: if it exists with group or other access (it
-/// was removed and recreated by iceoryx2 in between, or a future iceoryx2 names it differently),
-/// makes every counter segment of the deployment 0600.
+/// After iceoryx2 created or opened the counter: if it has group or other access (it was
+/// removed and recreated by iceoryx2 in between), makes it 0600; if it is not where framebus
+/// expects it (a future iceoryx2 names it differently), does so for every counter segment of
+/// the deployment.
 pub fn recheck(deployment: &str) {
+    let expected = path(deployment);
+    let fix = |file: &std::path::Path, meta: &std::fs::Metadata| {
+        if meta.is_file() && meta.uid() == euid() && meta.mode() & 0o077 != 0 {
+            if let Err(e) = make_private(file) {
+                tracing::warn!(deployment, file = %file.display(), "cannot make the node counter private: {e}");
+            }
+        }
+    };
+    if let Ok(meta) = std::fs::symlink_metadata(&expected) {
+        fix(&expected, &meta);
+        return;
+    }
     let prefix = shm_prefix(deployment);
     let Ok(entries) = std::fs::read_dir("/dev/shm") else { return };
     for entry in entries.flatten() {
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        if !(name.starts_with(&prefix) && name.ends_with(".global_mgmt")) {
-            continue;
-        }
-        let Ok(meta) = entry.metadata() else { continue };
-        if meta.is_file() && meta.uid() == euid() && meta.mode() & 0o077 != 0 {
-            if entry.path() != path(deployment) {
-                tracing::warn!(deployment, file = %entry.path().display(), "an iceoryx2 counter segment framebus does not know: made it 0600");
-            }
-            if let Err(e) = make_private(&entry.path()) {
-                tracing::warn!(deployment, file = %entry.path().display(), "cannot make the node counter private: {e}");
+        if name.starts_with(&prefix) && name.ends_with(".global_mgmt") {
+            tracing::warn!(deployment, file = %entry.path().display(), "an iceoryx2 counter segment framebus does not know: made it 0600");
+            if let Ok(meta) = entry.metadata() {
+                fix(&entry.path(), &meta);
             }
         }
     }

@@ -210,6 +210,16 @@ pub fn file_kind(meta: &std::fs::Metadata) -> &'static str {
     }
 }
 
+/// Makes every file this process creates from now on get at most `file_mode` (e.g. 0o600) and
+/// every folder `dir_mode` (e.g. 0o700), through the process umask: it also covers files that
+/// libraries create (OpenCV's video writer and image encoder). Call it once, early, before
+/// threads start (the umask is process-wide).
+pub fn set_creation_mode(file_mode: u32, dir_mode: u32) {
+    let mask = 0o777 & !(file_mode | dir_mode);
+    // SAFETY: umask has no preconditions and cannot fail.
+    unsafe { libc::umask(mask as libc::mode_t) };
+}
+
 /// Sets the permission bits of an open file (fchmod: the file itself, never a symlink's target).
 pub fn set_mode(file: &File, mode: u32) -> std::io::Result<()> {
     file.set_permissions(std::fs::Permissions::from_mode(mode))

@@ -18,7 +18,7 @@ use serde::Deserialize;
 
 pub use error::ConfigError;
 pub use preview::PreviewConfig;
-pub use recorder::{ImageFormat, RecorderConfig, VideoFormat};
+pub use recorder::{FileMode, ImageFormat, RecorderConfig, VideoFormat};
 pub use source::{
     normalize_control_name, v4l2_conversion, v4l2_targets, ControlSettings, ControlValue, Conversion, FilePace,
     FileSource, MediaCtlConfig, MediaPipelineConfig, SourceConfig, SyntheticSource, V4l2Source,
@@ -88,6 +88,8 @@ pub mod defaults {
     pub const RECORDER_JPEG_QUALITY: u32 = 90;
     /// Seconds of capture time per segment.
     pub const RECORDER_SEGMENT_SECS: f64 = 60.0;
+    /// Permission bits of the files the recorder creates: only the recording user.
+    pub const RECORDER_FILE_MODE: u32 = 0o600;
     /// Free-space floor of the recorder in MiB.
     pub const RECORDER_MIN_FREE_MB: u64 = 512;
     /// Driver buffers of a V4L2 source.

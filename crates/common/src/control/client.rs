@@ -169,6 +169,9 @@ impl<'node> ControlClient<'node> {
         let started = Instant::now();
         let deadline = started + timeout;
         let mut slots: Vec<Slot> = targets.iter().map(|_| Slot::connecting(None, "service does not exist")).collect();
+        // Polled, so the pause grows (1, 2, 4, 8, 10 ms): a reply usually comes within the first
+        // rounds, and a burst of waiting clients does not keep the CPUs busy polling.
+        let mut pause = Duration::from_millis(1);
         loop {
             for (slot, target) in slots.iter_mut().zip(targets) {
                 let next = match std::mem::replace(slot, Slot::Done(Box::new(Ok(ControlReply::empty())))) {
@@ -192,8 +195,8 @@ impl<'node> ControlClient<'node> {
             }
             let pending = slots.iter().any(|s| !matches!(s, Slot::Done(_)));
             // A signal ends the wait early; only SIGINT/SIGTERM end the command.
-            let interrupted =
-                pending && self.node.wait(Duration::from_millis(1)).is_err() && signals::termination_requested();
+            let interrupted = pending && self.node.wait(pause).is_err() && signals::termination_requested();
+            pause = (pause * 2).min(Duration::from_millis(10));
             if !pending || interrupted || Instant::now() >= deadline {
                 break;
             }
