@@ -3,6 +3,7 @@
 //! service whose settings differ from its creator's).
 
 use core::fmt;
+use core::time::Duration;
 
 use iceoryx2::config::Config;
 use iceoryx2::node::{NodeCreationFailure, NodeState, NodeView};
@@ -160,7 +161,9 @@ pub fn release_if_last(deployment: &str) {
     // the deployment's shared files in place.
     let listed = Node::<IpcService>::list(&config, |state| {
         match state {
-            NodeState::Dead(view) => match view.try_remove_stale_resources() {
+            // Blocking (bounded): a process leaving at the same moment may be removing the same
+            // dead node; once it is done the node is gone, and this process may be the last.
+            NodeState::Dead(view) => match view.blocking_remove_stale_resources(Duration::from_secs(1)) {
                 Ok(()) => removed += 1,
                 Err(e) => {
                     remaining += 1;

@@ -203,11 +203,11 @@ fn a_node_counter_planted_by_another_user_is_named() {
     assert_eq!(code, Some(0), "{err}");
     let mut capture = d.spawn("capture", &[]);
     assert_eq!(capture.wait_exit(DEADLINE), Some(2));
-    let stderr = capture.stderr_text();
+    let line = capture.wait_stderr(DEADLINE, "node counter");
     let _ = std::fs::remove_file(&counter);
     assert!(
-        stderr.contains(&counter.display().to_string()) && stderr.contains("uid 65534") && stderr.contains("rm "),
-        "{stderr}"
+        line.contains(&counter.display().to_string()) && line.contains("uid 65534") && line.contains("rm "),
+        "{line}"
     );
     d.assert_no_leftovers();
 }
@@ -349,7 +349,7 @@ fn oversized_shared_memory_is_refused_with_the_figures() {
     assert!(err.contains("`camera[0].slots`") && err.contains("but /dev/shm has only"), "{err}");
     let mut capture = d.spawn("capture", &[]);
     assert_eq!(capture.wait_exit(DEADLINE), Some(2), "capture must refuse, not die of SIGBUS");
-    assert!(capture.stderr_text().contains("/dev/shm has only"), "{}", capture.stderr_text());
+    capture.wait_stderr(DEADLINE, "/dev/shm has only");
     let (code, _, err) = d.ctl(&["up"]);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("/dev/shm has only"), "{err}");
@@ -377,14 +377,15 @@ fn a_killed_reader_leaves_nothing_after_a_clean_stop() {
 // ---------------------------------------------------------------------------------------------
 // Item 8: bursts of ctl.
 
-/// Runs `count` `ctl status --json` at once; returns each (exit code, stdout). They run at the
-/// lowest priority (`nice -n 19`), so tests running beside this one keep their CPU time.
+/// Runs `count` `ctl status --json` at once; returns each (exit code, stdout). They run under
+/// `SCHED_IDLE` (`chrt --idle 0`, util-linux), only when no other process wants a CPU, so the
+/// tests running beside this one keep their CPU time (and the burst meets a busy machine).
 fn burst(d: &TestDeployment, count: usize, timeout: &str) -> Vec<(Option<i32>, String)> {
     let ctl = bin("ctl");
     let children: Vec<_> = (0..count)
         .map(|_| {
-            Command::new("nice")
-                .args(["-n", "19"])
+            Command::new("chrt")
+                .args(["--idle", "0"])
                 .arg(&ctl)
                 .args(["--config", d.config.to_str().expect("utf-8"), "status", "--json", "--timeout", timeout])
                 .stdin(Stdio::null())
