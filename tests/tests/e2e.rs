@@ -5,11 +5,14 @@
 mod e2e {
     mod config_errors;
     mod control;
+    mod events;
     mod frame_bus;
     mod hardening;
+    mod operations;
     mod preview;
     mod readers;
     mod recorder;
+    mod recorder_disk;
     mod signals;
     mod v4l2;
     mod wiring;

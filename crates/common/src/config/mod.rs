@@ -78,8 +78,14 @@ pub mod defaults {
     pub const PREVIEW_JPEG_QUALITY: u32 = 80;
     /// TCP port of the preview's HTTP server (bound to 127.0.0.1).
     pub const PREVIEW_PORT: u16 = 8080;
-    /// HTTP connections the preview serves at once.
+    /// `/stream.mjpg` viewers the preview serves at once.
     pub const PREVIEW_MAX_VIEWERS: u32 = 16;
+    /// Other HTTP connections the preview serves at once (requests being read, snapshots, ...).
+    pub const PREVIEW_MAX_CONNECTIONS: u32 = 256;
+    /// Seconds an HTTP request head has to arrive whole.
+    pub const PREVIEW_REQUEST_TIMEOUT_SECS: f64 = 5.0;
+    /// Oldest result the preview draws, milliseconds.
+    pub const PREVIEW_RESULT_MAX_AGE_MS: f64 = 1000.0;
     /// Queue depth of the recorder reader: rides out a slow write without dropping.
     pub const RECORDER_QUEUE_DEPTH: u32 = 4;
     /// Folder of recordings, relative to the config file.
@@ -92,6 +98,8 @@ pub mod defaults {
     pub const RECORDER_FILE_MODE: u32 = 0o600;
     /// Free-space floor of the recorder in MiB.
     pub const RECORDER_MIN_FREE_MB: u64 = 512;
+    /// Free-inode floor of the recorder.
+    pub const RECORDER_MIN_FREE_INODES: u64 = 1024;
     /// Driver buffers of a V4L2 source.
     pub const V4L2_BUFFERS: u32 = 4;
     /// Shared memory all cameras of a deployment may reserve for frames, in MiB: a typo such
@@ -137,6 +145,10 @@ pub struct DeploymentSection {
     /// against the free space of /dev/shm at `--check-config` and when capture starts.
     #[serde(default = "default_max_shared_memory_mb")]
     pub max_shared_memory_mb: u64,
+    /// Address of the Prometheus metrics endpoint that `ctl up` serves (`ip:port`; port 0
+    /// picks a free one, logged); none = no endpoint (`ctl metrics` serves one on demand).
+    #[serde(default)]
+    pub metrics: Option<String>,
 }
 
 impl Default for DeploymentSection {
@@ -145,7 +157,15 @@ impl Default for DeploymentSection {
             name: default_deployment_name(),
             state_dir: None,
             max_shared_memory_mb: defaults::MAX_SHARED_MEMORY_MB,
+            metrics: None,
         }
+    }
+}
+
+impl DeploymentSection {
+    /// The validated metrics address, if one is set.
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.metrics.as_deref().and_then(|a| a.parse().ok())
     }
 }
 
@@ -508,6 +528,14 @@ impl Deployment {
                     crate::ipc::MAX_SOCKET_PATH
                 ),
             );
+        }
+        if let Some(addr) = &self.deployment.metrics {
+            if addr.parse::<std::net::SocketAddr>().is_err() {
+                return err(
+                    "deployment.metrics".into(),
+                    format!("invalid address `{addr}`: use ip:port, e.g. `127.0.0.1:9464` (port 0 picks a free port)"),
+                );
+            }
         }
         let max_mb = self.deployment.max_shared_memory_mb;
         if !(1..=1024 * 1024).contains(&max_mb) {
