@@ -46,9 +46,14 @@ pub const RESULTS_QUEUE: usize = 64;
 pub type ControlPortFactory = request_response::PortFactory<IpcService, ControlRequest, (), ControlReply, ()>;
 
 /// Clients that may talk to one process's control service at once (ctl runs, the supervisor,
-/// tools). More wait their turn (ctl retries within its `--timeout`, then reports "busy"); each
-/// one costs the server about 9 KiB of shared memory.
-pub const CONTROL_MAX_CLIENTS: usize = 64;
+/// tools). More wait their turn (ctl retries within its `--timeout`, then reports "busy"). Each
+/// place costs the serving process about 30 KiB of shared memory (measured with the 1432-byte
+/// reply: 0.9 MiB per process for 32 places), counted by `SlotLayout::shared_memory_bytes`.
+pub const CONTROL_MAX_CLIENTS: usize = 32;
+
+/// Shared memory one process's control service takes, counted generously (see
+/// [`CONTROL_MAX_CLIENTS`]).
+pub const CONTROL_BYTES_PER_PROCESS: u64 = CONTROL_MAX_CLIENTS as u64 * 32 * 1024;
 
 /// An iceoryx2 operation that failed, with what framebus was doing.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -108,8 +108,8 @@ pub mod defaults {
     /// Bytes iceoryx2 adds per frame slot (its sample header, the frame header, alignment);
     /// measured about 150, counted generously.
     pub const SLOT_OVERHEAD_BYTES: u64 = 256;
-    /// Shared memory per camera besides the frame slots (control services, management
-    /// segments), counted generously.
+    /// Shared memory per camera besides the frame slots and the control services (management
+    /// segments, events), counted generously.
     pub const CAMERA_OVERHEAD_BYTES: u64 = 1024 * 1024;
 }
 
@@ -326,10 +326,15 @@ impl SlotLayout {
     }
 
     /// Bytes of shared memory the camera takes in /dev/shm, counted generously: its frame
-    /// slots with iceoryx2's per-slot overhead, plus its control and management segments.
+    /// slots with iceoryx2's per-slot overhead, the control services of capture and of every
+    /// reader that may attach, and its management segments.
     pub fn shared_memory_bytes(&self) -> u64 {
         let slot = self.frame_bytes as u64 + defaults::SLOT_OVERHEAD_BYTES;
-        (self.slots() as u64).saturating_mul(slot).saturating_add(defaults::CAMERA_OVERHEAD_BYTES)
+        let control = (self.max_readers as u64 + 1) * crate::ipc::CONTROL_BYTES_PER_PROCESS;
+        (self.slots() as u64)
+            .saturating_mul(slot)
+            .saturating_add(control)
+            .saturating_add(defaults::CAMERA_OVERHEAD_BYTES)
     }
 }
 
