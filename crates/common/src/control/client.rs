@@ -17,7 +17,9 @@ use iceoryx2::prelude::*;
 use super::{Command, ControlReply, ControlRequest};
 use iceoryx2::service::port_factory::client::ClientCreateError;
 
-use crate::ipc::{connect_control, ControlServices, IpcError, IpcService, CONTROL_MAX_CLIENTS};
+use crate::ipc::{
+    connect_control, iceoryx_config, remove_dead_nodes, ControlServices, IpcError, IpcService, CONTROL_MAX_CLIENTS,
+};
 use crate::names::{service_name, Role, ServiceKind};
 use crate::signals;
 
@@ -172,7 +174,16 @@ impl<'node> ControlClient<'node> {
         // Polled, so the pause grows (1, 2, 4, 8, 10 ms): a reply usually comes within the first
         // rounds, and a burst of waiting clients does not keep the CPUs busy polling.
         let mut pause = Duration::from_millis(1);
+        let mut swept = false;
         loop {
+            // Places held by clients that were killed (SIGKILL) stay taken until someone removes
+            // their dead nodes: do it once when places are missing, then keep retrying.
+            if !swept && slots.iter().any(|s| matches!(s, Slot::Connecting { busy: true, .. })) {
+                swept = true;
+                if let Ok(config) = iceoryx_config(&self.deployment) {
+                    remove_dead_nodes(&config);
+                }
+            }
             for (slot, target) in slots.iter_mut().zip(targets) {
                 let next = match std::mem::replace(slot, Slot::Done(Box::new(Ok(ControlReply::empty())))) {
                     waiting @ Slot::Connecting { busy: true, retry_at, .. } if Instant::now() < retry_at => waiting,
