@@ -73,6 +73,11 @@ impl IpcError {
         IpcError { context: context.into(), cause: format!("{cause:?}"), busy: false }
     }
 
+    /// An error framebus found itself (no iceoryx2 error value): `cause` is shown as written.
+    pub fn text(context: impl Into<String>, cause: impl Into<String>) -> IpcError {
+        IpcError { context: context.into(), cause: cause.into(), busy: false }
+    }
+
     /// Like [`IpcError::new`] for a capacity limit that was reached ([`IpcError::busy`]).
     pub fn busy(context: impl Into<String>, cause: impl fmt::Debug) -> IpcError {
         IpcError { busy: true, ..IpcError::new(context, cause) }

@@ -67,7 +67,7 @@ fn what_to_do(deployment: &str, file: &str) -> String {
 pub fn secure(deployment: &str, config: &Config) -> Result<(), IpcError> {
     let path = path(deployment);
     let file = path.display().to_string();
-    let fail = |why: String| IpcError::new(format!("node counter `{file}` of deployment `{deployment}`"), why);
+    let fail = |why: String| IpcError::text(format!("node counter `{file}` of deployment `{deployment}`"), why);
     for _ in 0..5 {
         let created = std::fs::OpenOptions::new()
             .write(true)
