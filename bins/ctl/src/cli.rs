@@ -8,9 +8,12 @@ use clap::{Parser, Subcommand, ValueEnum};
 /// The exit codes of every `ctl` command, shown after each command's help and in the man
 /// pages' EXIT STATUS section.
 pub const EXIT_CODES: &str = "\
-Exit codes: 0 done; 1 a target did not answer or refused (the message names the service); \
-2 bad arguments or config, or another error. `ctl up` exits 0 after a clean stop (Ctrl-C, \
-SIGTERM) and 2 when a capture cannot start or every process was given up on.";
+Exit codes: 0 done; 1 a target is not running (nothing serves its control service) or refused \
+(the message names the service); 2 bad arguments or config, or another error; 3 busy: a \
+target runs but did not answer within --timeout (too many ctl commands at once, no CPU time, \
+or paused; `ctl status` shows it as `busy`, `--json` as \"state\": \"busy\"): try again or \
+raise --timeout. Not running or refused wins over busy. `ctl up` exits 0 after a clean stop \
+(Ctrl-C, SIGTERM) and 2 when a capture cannot start or every process was given up on.";
 
 /// Status and commands for a framebus deployment over iceoryx2, and its supervisor (`ctl up`).
 #[derive(Debug, Parser)]

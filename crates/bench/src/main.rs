@@ -175,7 +175,8 @@ fn bench() -> anyhow::Result<()> {
         for readers in [1usize, 4] {
             let memcpy = memcpy_ns(bytes, 1);
             let rotating = memcpy_ns(bytes, slots_for(readers));
-            let name = format!("bench{}-{}r-{}", std::process::id(), readers, case.width);
+            // Deployment names are short (at most 14 characters, see the config docs).
+            let name = format!("b{}-{}-{}", std::process::id() % 1_000_000, readers, case.width / 10);
             let policies = vec!["every"; readers];
             let flat = run_once(dir.path(), &format!("{name}f"), case, 0, case.flat_out_frames, &policies, false)?;
             let paced =
@@ -210,7 +211,7 @@ fn policy_table(dir: &Path) -> anyhow::Result<()> {
     let case =
         Case { label: "1920x1080", width: 1920, height: 1080, flat_out_frames: 0, paced_fps: 30, paced_frames: 300 };
     let policies = ["newest", "max-fps=5", "every"];
-    let name = format!("bench{}-policies", std::process::id());
+    let name = format!("b{}-pol", std::process::id() % 1_000_000);
     let run = run_once(dir, &name, &case, case.paced_fps, case.paced_frames, &policies, true)?;
     println!("\nReader policies on one 1080p30 camera, 300 frames (10 s), all three readers at once, each reading every byte of the frames it takes:\n");
     println!(
