@@ -406,7 +406,12 @@ fn wait_server_gone(
         if services.is_none_or(|s| !s.has_server()) {
             return Ok(true);
         }
-        if Instant::now() >= until || node.wait(Duration::from_millis(10)).is_err() {
+        if Instant::now() >= until {
+            return Ok(false);
+        }
+        // An interrupted sleep only shortens the wait; SIGINT/SIGTERM end it.
+        let _ = node.wait(Duration::from_millis(10));
+        if framebus_common::signals::termination_requested() {
             return Ok(false);
         }
     }
