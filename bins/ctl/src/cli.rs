@@ -61,6 +61,18 @@ pub enum CtlCommand {
     },
     /// Cameras, their service names and recorded flags (no process needs to run).
     List,
+    /// The deployment's iceoryx2 config (its file prefix and folder) as the TOML file the `iox2`
+    /// CLI and other iceoryx2 tools read; `--json` prints it as JSON with the derived paths.
+    /// Example: `ctl iox2-config --output config/iceoryx2.toml && iox2 service list`.
+    Iox2Config {
+        /// Write the TOML to this file instead of stdout (folders are created).
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+    /// The byte layouts of the frame header, the control messages and the results record, as
+    /// compiled (size, alignment, iceoryx2 type name, every field's offset and size): the
+    /// contract for readers in other languages. Needs no config.
+    Abi,
     /// Run the deployment: start every configured process, restart crashed ones, stop all on
     /// Ctrl-C/SIGTERM.
     Up {

@@ -5,6 +5,7 @@
 //! Invariant: this crate never links OpenCV or v4l, and does no I/O beyond reading a config
 //! file, the small per-camera command-state files (`state`) and talking to iceoryx2.
 
+pub mod abi;
 pub mod clock;
 pub mod config;
 pub mod control;
