@@ -30,6 +30,8 @@ def main():
         print(json.dumps({"open": cam.role, "policy": str(cam.policy), "queue_depth": cam.queue_depth}), flush=True)
         torn = 0
         for frame in cam.frames():
+            if args.print_frames:
+                print(json.dumps({"frame": frame.id, "latency_us": frame.latency_ns // 1000}), flush=True)
             if args.verify:
                 try:
                     pattern.verify(frame)
@@ -46,8 +48,6 @@ def main():
                 n = 0
                 while time.monotonic() < until:  # pure Python: holds the GIL between switches
                     n += 1
-            if args.print_frames:
-                print(json.dumps({"frame": frame.id, "latency_us": frame.latency_ns // 1000}), flush=True)
         s = cam.stats()
         print(json.dumps({"stopped": cam.stop_reason, "processed": s["processed"], "torn": torn, "stats": s}),
               flush=True)
