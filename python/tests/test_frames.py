@@ -197,3 +197,26 @@ def test_newest_skips_and_max_fps_paces_like_the_rust_readers(deployment):
         assert s["skipped"] >= len(ids) - 1, s
     capture.terminate()
     d.assert_no_leftovers()
+
+
+def test_a_reader_started_before_capture_survives_a_capture_crash_and_restart(deployment):
+    """Opened before capture exists, the reader waits; capture killed with -9 and restarted
+    makes a new shared-memory segment and a new run: the reader goes on, every stamp checks
+    out, and the restart is counted."""
+    d = deployment(synthetic_camera(fps=60))
+    with framebus.open_camera(d.config, "cam0", role="survivor", policy="every") as cam:
+        assert cam.next_frame(timeout=0.3) is None, "no capture yet: no frame"
+        first = d.capture()
+        runs = set()
+        for frame in cam.frames():
+            pattern.verify(frame)
+            runs.add(frame.run_id)
+            if len(runs) == 1 and frame.id >= 20 and first.running():
+                first.kill9()
+                d.capture()
+            if len(runs) == 2 and frame.id >= 20:
+                break
+        s = cam.stats()
+    assert s["capture_restarts"] == 1 and s["out_of_order"] == 0, s
+    d.procs[-1].terminate()
+    d.assert_no_leftovers()

@@ -174,8 +174,22 @@ def put_text(field, text: str) -> int:
     and control characters become `?`, the text is cut to the field and the rest zeroed.
     Returns the bytes used."""
     data = bytes(b if 32 <= b < 127 else ord("?") for b in text.encode("utf-8"))[: len(field)]
-    ctypes.memmove(field, data + bytes(len(field) - len(data)), len(field))
+    # A slice copy, not ctypes.memmove: a foreign call releases the GIL, and the control thread
+    # answers without giving it up (see _control.py).
+    (ctypes.c_char * len(field)).from_buffer(field)[:] = data + bytes(len(field) - len(data))
     return len(data)
+
+
+def copy_from(struct_type, address: int):
+    """A copy of the `struct_type` record at `address` (shared memory), made without releasing
+    the GIL."""
+    return struct_type.from_buffer_copy(struct_type.from_address(address))
+
+
+def copy_to(record, address: int) -> None:
+    """Writes `record` to `address` (a loaned sample), without releasing the GIL."""
+    size = ctypes.sizeof(record)
+    (ctypes.c_char * size).from_address(address)[:] = bytes(record)
 
 
 def text_of(field, length: int) -> str:

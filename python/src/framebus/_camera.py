@@ -25,6 +25,7 @@ from ._abi import (
     RESULT_LAYOUT_VERSION,
     FrameHeader,
     ResultRecord,
+    copy_from,
     put_text,
     text_of,
 )
@@ -51,6 +52,13 @@ def program_role() -> str:
     name = "".join(c if c.isascii() and (c.isalnum() or c in "-_") else "-" for c in stem.lower())
     name = name[: _config.MAX_ROLE_NAME]
     return name if _config.valid_role(name) else "reader"
+
+
+def _publisher_of(sample) -> int:
+    """The id of the publisher (capture instance) that sent `sample`."""
+    header = sample.header
+    header = header() if callable(header) else header
+    return header.publisher_id.value
 
 
 class Frame:
@@ -373,8 +381,7 @@ class Camera:
                 raise IpcError(f"camera `{self.config.name}`: receiving from `{self.service}`", e) from None
             if sample is None:
                 return None
-            header = FrameHeader()
-            ctypes.memmove(ctypes.byref(header), sample.user_header_ptr, _HEADER_SIZE)
+            header = copy_from(FrameHeader, sample.user_header_ptr)
             with self._shared.lock:
                 self._shared.accounting.received(header.run_id, header.frame_id, header.source_drops)
                 newer = newest_only and self._subscriber.has_samples()
@@ -403,7 +410,7 @@ class Camera:
                 f"{_HEADER_SIZE} bytes (update the framebus package)"
             )
         length = min(header.payload_len, sample.payload().number_of_elements)
-        memory = FrameMemory(self._segments, sample.payload_ptr, length)
+        memory = FrameMemory(self._segments, sample.payload_ptr, length, _publisher_of(sample))
         frame = Frame(self, header, memory, length, now_ns)
         self._current = (frame, sample, memory)
         self._recent[header.frame_id] = (header.run_id, header.capture_mono_ns)
@@ -514,7 +521,7 @@ class Camera:
                 box_score = float(item[5]) if len(item) > 5 else 0.0
             slot.x, slot.y, slot.w, slot.h, slot.score = x, y, w, h, box_score
             slot.label_len = put_text(slot.label, label)
-        ctypes.memmove(record.json, encoded, len(encoded))
+        (ctypes.c_char * JSON_TEXT).from_buffer(record.json)[: len(encoded)] = encoded
         record.json_len = len(encoded)
         if self._publisher is None:
             service = _ipc.open_results(self._node, self.deployment.name, self.config.name)
@@ -546,8 +553,7 @@ class Camera:
                 raise IpcError(f"camera `{self.config.name}`: receiving results", e) from None
             if sample is None:
                 return found
-            record = ResultRecord()
-            ctypes.memmove(ctypes.byref(record), sample.payload_ptr, ctypes.sizeof(ResultRecord))
+            record = copy_from(ResultRecord, sample.payload_ptr)
             sample.delete()
             decoded = decode_result(record)
             if decoded is not None:

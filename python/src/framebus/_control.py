@@ -11,7 +11,6 @@ that holds the GIL for a long call delays status until it returns.
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import threading
@@ -25,6 +24,8 @@ from ._abi import (
     REQUEST_TEXT,
     ControlReply,
     ControlRequest,
+    copy_from,
+    copy_to,
     put_text,
 )
 from ._config import BUILTIN_ROLES
@@ -148,6 +149,7 @@ class ControlThread:
         self.store = store
         self.initial = camera.initial_flags()
         self.flags = store.effective(camera.name, self.initial)
+        self._state_key = None
         self._shutdown = threading.Event()
         self._ready = threading.Event()
         self._error = None
@@ -208,6 +210,7 @@ class ControlThread:
             while not self._shutdown.is_set():
                 self._poll(listener, server)
                 self._read_signals()
+                self._refresh_flags()
                 if time.monotonic() - last_roll >= CONTROL_TICK:
                     with self.shared.lock:
                         self.shared.window.roll(self.shared.accounting.processed)
@@ -226,6 +229,18 @@ class ControlThread:
                 except Exception:
                     pass
             del requests, ready, server, listener, node
+
+    def _refresh_flags(self) -> None:
+        """Re-reads the camera's state file when it changed (another process or ctl recorded
+        a flag), so every process of the camera reports the same flags."""
+        try:
+            st = os.stat(self.store.path(self.camera.name))
+            key = (st.st_ino, st.st_mtime_ns, st.st_size)
+        except OSError:
+            key = None
+        if key != self._state_key:
+            self._state_key = key
+            self.flags = self.store.effective(self.camera.name, self.initial)
 
     def _read_signals(self) -> None:
         """SIGINT/SIGTERM seen through the signal wake-up pipe: they reach this thread even while
@@ -253,10 +268,13 @@ class ControlThread:
             if active is None:
                 return
             try:
-                request = ControlRequest()
-                ctypes.memmove(ctypes.byref(request), active.payload_ptr, ctypes.sizeof(ControlRequest))
+                # No call here gives up the GIL (no ctypes foreign call, no I/O): with the frame
+                # thread busy in Python, every hand-over could cost a 5 ms switch interval.
+                request = copy_from(ControlRequest, active.payload_ptr)
                 reply = self._answer(request)
-                active.send_copy(reply)
+                response = active.loan_uninit()
+                copy_to(reply, response.payload_ptr)
+                response.assume_init().send()
             except Exception as e:
                 log.debug("%s: sending a control reply: %s", self.service_name, e)
             finally:
@@ -295,8 +313,8 @@ class ControlThread:
             return self._error_reply(reply, problem)
         command = request.command
         if command == STATUS:
-            # Another process of the camera (or ctl) may have recorded a flag since.
-            self.flags = self.store.effective(self.camera.name, self.initial)
+            # Flags recorded by another process or ctl are picked up by `_refresh_flags` on
+            # the control thread's tick (file I/O would give up the GIL mid-answer).
             m = self.shared.metrics()
             reply.state = STATES[m["state"]]
             reply.preview, reply.saving = int(self.flags[0]), int(self.flags[1])

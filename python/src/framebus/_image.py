@@ -51,16 +51,25 @@ def _check(result, what: str):
 
 class _Segments:
     """Which file backs an address of iceoryx2's mappings (from /proc/self/maps), and an open
-    read-only descriptor per file, reused from frame to frame."""
+    read-only descriptor per file, reused from frame to frame.
+
+    The table is re-read whenever the sending publisher changes: a restarted capture has a new
+    data segment, which iceoryx2 may map at the very address range of the old one (a stale
+    table would map the dead capture's file: old frames)."""
 
     def __init__(self):
         self._ranges = []  # (start, end, file offset, path, inode)
         self._fds = {}  # inode -> (fd, path)
+        self._publisher = None
         self._lock = threading.Lock()
 
-    def locate(self, address: int, length: int):
-        """(fd, file offset of `address`) for a range inside one file mapping."""
+    def locate(self, address: int, length: int, publisher):
+        """(fd, file offset of `address`) for a range inside one file mapping of `publisher`'s
+        data segment."""
         with self._lock:
+            if publisher != self._publisher:
+                self._reload()
+                self._publisher = publisher
             found = self._find(address, length)
             if found is None:
                 self._reload()
@@ -107,6 +116,7 @@ class _Segments:
                 os.close(fd)
             self._fds.clear()
             self._ranges = []
+            self._publisher = None
 
 
 class _Mapping:
@@ -184,10 +194,11 @@ class _Owner:
 class FrameMemory:
     """The arrays of one frame: made on demand over one mapping, tracked until release."""
 
-    def __init__(self, segments: _Segments, address: int, length: int):
+    def __init__(self, segments: _Segments, address: int, length: int, publisher):
         self._segments = segments
         self._address = address
         self._length = length
+        self._publisher = publisher
         self._mapping: _Mapping | None = None
         self._owners: list[weakref.ref] = []
         self.copied = False
@@ -195,7 +206,7 @@ class FrameMemory:
     def array(self, offset: int, shape, strides=None) -> np.ndarray:
         """A read-only uint8 array over `shape`/`strides` at `offset` into the payload."""
         if self._mapping is None:
-            fd, file_offset = self._segments.locate(self._address, self._length)
+            fd, file_offset = self._segments.locate(self._address, self._length, self._publisher)
             self._mapping = _Mapping(fd, file_offset, self._length)
         owner = _Owner(self._mapping, offset, shape, strides)
         self._owners.append(weakref.ref(owner))
