@@ -220,3 +220,44 @@ def test_a_reader_started_before_capture_survives_a_capture_crash_and_restart(de
     assert s["capture_restarts"] == 1 and s["out_of_order"] == 0, s
     d.procs[-1].terminate()
     d.assert_no_leftovers()
+
+
+def test_images_read_by_a_worker_thread_stay_valid_while_the_loop_goes_on(deployment):
+    """A common pattern: hand frames to a worker thread. The worker reads an image while the
+    loop takes the next frame (which moves that image to a private copy): it always sees its
+    own frame, and never faults."""
+    import queue
+    import threading
+
+    d = deployment(synthetic_camera(fps=100))
+    capture = d.capture()
+    work: queue.Queue = queue.Queue(maxsize=4)
+    checked, errors = [], []
+
+    def worker():
+        p = pattern.pattern_for("BGR3", 640, 480)
+        while True:
+            item = work.get()
+            if item is None:
+                return
+            fid, img = item
+            try:
+                for _ in range(3):  # read it repeatedly, across the loop's releases
+                    p.verify(fid, img.reshape(-1))
+                checked.append(fid)
+            except Exception as e:  # noqa: BLE001 - reported below
+                errors.append(f"{fid}: {e}")
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    with framebus.open_camera(d.config, "cam0", role="handoff", policy="every") as cam:
+        for n, frame in enumerate(cam.frames()):
+            work.put((frame.id, frame.image))
+            if n == 150:
+                break
+    work.put(None)
+    thread.join()
+    assert not errors, errors[:3]
+    assert len(checked) == 151
+    capture.terminate()
+    d.assert_no_leftovers()

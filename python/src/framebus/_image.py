@@ -7,13 +7,14 @@ iteration's `img = frame.image` alive while it takes the next frame. So the arra
 not point into iceoryx2's mapping but into a mapping of their own of the same shared-memory
 pages (same physical memory: no copy), read-only. When the frame is released:
 
-- no array of it is alive any more: the mapping is removed (the common case, no copy);
-- an array is still referenced: its mapping is first replaced, in place, by a private copy of
-  the same bytes (one copy, only then), so the array keeps showing its own frame for as long as
-  it lives, and the sample is released.
+- no array of it is alive any more: the mapping is kept for the next frame that lands in the
+  same slot (its pages stay mapped, so reading that frame costs no page faults);
+- an array is still referenced: its mapping is first replaced, in place and atomically, by a
+  private copy of the same bytes (one memcpy into a reused buffer, only then), so the array
+  keeps showing its own frame for as long as it lives, and the sample is released.
 
-Views are read-only for numpy (`writeable` is False and cannot be set): the memory is mapped
-without write permission.
+Views are read-only for numpy (`writeable` is False and cannot be set); the shared pages are
+also mapped without write permission.
 """
 
 from __future__ import annotations
@@ -33,8 +34,6 @@ _libc.munmap.restype = ctypes.c_int
 _libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
 _libc.mremap.restype = ctypes.c_void_p
 _libc.mremap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_int, ctypes.c_void_p]
-_libc.mprotect.restype = ctypes.c_int
-_libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
 
 _MAP_FAILED = ctypes.c_void_p(-1).value
 _MREMAP_MAYMOVE = 1
@@ -62,6 +61,37 @@ class _Segments:
         self._fds = {}  # inode -> (fd, path)
         self._publisher = None
         self._lock = threading.Lock()
+        self._cache = {}  # (inode, page offset, length) -> free shared _Mapping
+        self.pool = _Pool()
+
+    #: Free shared mappings kept for reuse (virtual address space only: the pages are capture's).
+    CACHE = 64
+
+    def mapping(self, address: int, length: int, publisher):
+        """A read-only shared mapping covering `length` bytes at `address` of iceoryx2's mapping
+        (reused when one for the same slot is free), and the offset of `address` in it."""
+        fd, file_offset, inode = self.locate(address, length, publisher)
+        base = file_offset - file_offset % PAGE
+        delta = file_offset - base
+        key = (inode, base, delta + length)
+        with self._lock:
+            found = self._cache.pop(key, None)
+        if found is None:
+            found = _Mapping(self, key, fd, base, delta + length)
+        found.returned = False
+        return found, delta
+
+    def put_back(self, mapping: "_Mapping") -> None:
+        """A shared mapping no array uses any more: kept for the next frame of its slot."""
+        mapping.returned = True
+        with self._lock:
+            if mapping.key[0] in {r[4] for r in self._ranges} and len(self._cache) < self.CACHE:
+                old = self._cache.get(mapping.key)
+                self._cache[mapping.key] = mapping
+                mapping = old
+        if mapping is not None and mapping.address is not None:
+            _libc.munmap(mapping.address, mapping.length)
+            mapping.address = None
 
     def locate(self, address: int, length: int, publisher):
         """(fd, file offset of `address`) for a range inside one file mapping of `publisher`'s
@@ -70,6 +100,7 @@ class _Segments:
             if publisher != self._publisher:
                 self._reload()
                 self._publisher = publisher
+                self._drop_stale()
             found = self._find(address, length)
             if found is None:
                 self._reload()
@@ -88,7 +119,7 @@ class _Segments:
                 for stale in [i for i in self._fds if i not in mapped]:
                     os.close(self._fds.pop(stale)[0])
                 self._fds[inode] = entry = (fd, path)
-            return entry[0], offset + (address - start)
+            return entry[0], offset + (address - start), inode
 
     def _find(self, address, length):
         for r in self._ranges:
@@ -110,6 +141,14 @@ class _Segments:
                 ranges.append((lo, hi, int(parts[2], 16), path, int(parts[4])))
         self._ranges = ranges
 
+    def _drop_stale(self):
+        """Unmaps cached mappings of segments no longer mapped by iceoryx2 (capture restarted)."""
+        mapped = {r[4] for r in self._ranges}
+        for key in [k for k in self._cache if k[0] not in mapped]:
+            m = self._cache.pop(key)
+            _libc.munmap(m.address, m.length)
+            m.address = None
+
     def close(self):
         with self._lock:
             for fd, _ in self._fds.values():
@@ -117,35 +156,35 @@ class _Segments:
             self._fds.clear()
             self._ranges = []
             self._publisher = None
+            cached, self._cache = self._cache, {}
+        for m in cached.values():
+            if m.address is not None:
+                _libc.munmap(m.address, m.length)
+                m.address = None
+        self.pool.close()
 
 
-class _Mapping:
-    """Our own read-only mapping of the pages of one sample; unmapped when the last array over
-    it is gone (or when the frame is released with no array alive)."""
+class _Pool:
+    """Private, already-faulted page buffers for copies of kept frames, reused: a copy then
+    costs one memcpy, not an allocation, page faults and zeroing (and its release no freeing).
+    At most `KEEP` buffers per size are kept."""
 
-    def __init__(self, fd: int, file_offset: int, length: int):
-        base = file_offset - file_offset % PAGE
-        self.delta = file_offset - base
-        self.length = self.delta + length
-        self.address = _check(
-            _libc.mmap(None, self.length, mmap.PROT_READ, mmap.MAP_SHARED, fd, base), "mapping a frame"
-        )
-        self.private = False
+    KEEP = 2
+
+    def __init__(self):
+        self._free = {}  # length -> [address]
         self._lock = threading.Lock()
+        self._closed = False
 
-    @property
-    def data(self) -> int:
-        return self.address + self.delta
-
-    def privatize(self) -> None:
-        """Replaces the mapping in place by a private, read-only copy of its bytes."""
+    def take(self, length: int) -> int:
         with self._lock:
-            if self.private or self.address is None:
-                return
-            tmp = _check(
+            free = self._free.get(length)
+            address = free.pop() if free else None
+        if address is None:
+            return _check(
                 _libc.mmap(
                     None,
-                    self.length,
+                    length,
                     mmap.PROT_READ | mmap.PROT_WRITE,
                     mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_POPULATE", 0),
                     -1,
@@ -153,24 +192,66 @@ class _Mapping:
                 ),
                 "allocating a copy of a kept frame",
             )
-            ctypes.memmove(tmp, self.address, self.length)
-            _libc.mprotect(tmp, self.length, mmap.PROT_READ)
-            moved = _libc.mremap(tmp, self.length, self.length, _MREMAP_MAYMOVE | _MREMAP_FIXED, self.address)
-            if moved != self.address:
-                err = ctypes.get_errno()
-                _libc.munmap(tmp, self.length)
-                raise OSError(err, f"moving a kept frame to private memory: {os.strerror(err)}")
-            self.private = True
+        return address
 
-    def unmap(self) -> None:
+    def give(self, address: int, length: int) -> None:
+        """Takes back the private pages at `address` (no array uses them any more)."""
         with self._lock:
-            if self.address is not None:
-                _libc.munmap(self.address, self.length)
-                self.address = None
+            if not self._closed and len(self._free.get(length, ())) < self.KEEP:
+                self._free.setdefault(length, []).append(address)
+                return
+        _libc.munmap(address, length)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            free, self._free = self._free, {}
+        for length, addresses in free.items():
+            for address in addresses:
+                _libc.munmap(address, length)
+
+
+class _Mapping:
+    """Our own read-only mapping of the pages of one sample (an alias of shared memory, then,
+    if an array outlives its frame, a private copy in place). Shared aliases of a slot are
+    reused from frame to frame (their pages stay mapped: no page faults); a private one goes
+    back to the pool when its last array is gone."""
+
+    def __init__(self, segments: "_Segments", key, fd: int, base: int, length: int):
+        self.segments = segments
+        self.key = key
+        self.length = length
+        self.address = _check(
+            _libc.mmap(None, length, mmap.PROT_READ, mmap.MAP_SHARED, fd, base), "mapping a frame"
+        )
+        self.private = False
+        self.returned = False
+
+    def privatize(self) -> None:
+        """Replaces the mapping in place, atomically (arrays over it may be read by other threads
+        meanwhile), by a private, read-only copy of its bytes."""
+        tmp = self.segments.pool.take(self.length)
+        ctypes.memmove(tmp, self.address, self.length)
+        # No mprotect to read-only (it costs as much as a third of the copy at 1080p): numpy
+        # already refuses writes to these arrays (`writeable` False and not settable).
+        moved = _libc.mremap(tmp, self.length, self.length, _MREMAP_MAYMOVE | _MREMAP_FIXED, self.address)
+        if moved != self.address:
+            err = ctypes.get_errno()
+            _libc.munmap(tmp, self.length)
+            raise OSError(err, f"moving a kept frame to private memory: {os.strerror(err)}")
+        self.private = True
 
     def __del__(self):
+        # Runs when the last array over a privatized mapping is gone (shared ones are handed
+        # back to the cache by FrameMemory.release and marked returned).
         try:
-            self.unmap()
+            if self.returned or self.address is None:
+                return
+            if self.private:
+                self.segments.pool.give(self.address, self.length)
+            else:
+                _libc.munmap(self.address, self.length)
+            self.address = None
         except Exception:
             pass
 
@@ -186,7 +267,7 @@ class _Owner:
             "version": 3,
             "shape": tuple(shape),
             "typestr": "|u1",
-            "data": (mapping.data + offset, True),  # True: read-only
+            "data": (mapping.address + offset, True),  # True: read-only
             "strides": None if strides is None else tuple(strides),
         }
 
@@ -200,32 +281,30 @@ class FrameMemory:
         self._length = length
         self._publisher = publisher
         self._mapping: _Mapping | None = None
+        self._delta = 0
         self._owners: list[weakref.ref] = []
-        self.copied = False
 
     def array(self, offset: int, shape, strides=None) -> np.ndarray:
         """A read-only uint8 array over `shape`/`strides` at `offset` into the payload."""
         if self._mapping is None:
-            fd, file_offset = self._segments.locate(self._address, self._length, self._publisher)
-            self._mapping = _Mapping(fd, file_offset, self._length)
-        owner = _Owner(self._mapping, offset, shape, strides)
+            self._mapping, self._delta = self._segments.mapping(self._address, self._length, self._publisher)
+        owner = _Owner(self._mapping, self._delta + offset, shape, strides)
         self._owners.append(weakref.ref(owner))
-        array = np.asarray(owner)
-        return array
+        return np.asarray(owner)
 
     def alive(self) -> bool:
         """Whether an array of this frame is still referenced."""
         return any(ref() is not None for ref in self._owners)
 
     def release(self) -> bool:
-        """Before the sample goes back to capture: privatize the arrays still alive, unmap
-        otherwise. Returns True when a kept array had to be copied."""
+        """Before the sample goes back to capture: move arrays still alive to a private copy,
+        else hand the mapping back for the next frame in the same slot. Returns True when a
+        kept array had to be copied."""
         mapping, self._mapping = self._mapping, None
         if mapping is None:
             return False
         if self.alive():
             mapping.privatize()
-            self.copied = True
             return True
-        mapping.unmap()
+        self._segments.put_back(mapping)
         return False
