@@ -214,7 +214,9 @@ fn python_vs_rust(dir: &Path) -> anyhow::Result<()> {
     println!("| reader | frames | latency p50 | latency p99 | CPU (one core = 100 %) | torn | stale |");
     println!("|---|---:|---:|---:|---:|---:|---:|");
     let Some(python) = python_interpreter() else {
-        println!("| Python | skipped: no .venv/bin/python (run `bash scripts/bootstrap.sh`) or FRAMEBUS_PYTHON | | | | | |");
+        println!(
+            "| Python | skipped: no .venv/bin/python (run `bash scripts/bootstrap.sh`) or FRAMEBUS_PYTHON | | | | | |"
+        );
         return Ok(());
     };
     let name = format!("bench{}-py", std::process::id());

@@ -54,11 +54,10 @@ def program_role() -> str:
     return name if _config.valid_role(name) else "reader"
 
 
-def _publisher_of(sample) -> int:
-    """The id of the publisher (capture instance) that sent `sample`."""
+def _sample_info(sample):
+    """(payload elements, id of the publisher (capture instance) that sent it) of a sample."""
     header = sample.header
-    header = header() if callable(header) else header
-    return header.publisher_id.value
+    return header.number_of_elements, header.publisher_id.value
 
 
 class Frame:
@@ -409,8 +408,9 @@ class Camera:
                 f"{header.header_size} bytes; this package reads layout {FRAME_HEADER_VERSION} of "
                 f"{_HEADER_SIZE} bytes (update the framebus package)"
             )
-        length = min(header.payload_len, sample.payload().number_of_elements)
-        memory = FrameMemory(self._segments, sample.payload_ptr, length, _publisher_of(sample))
+        elements, publisher = _sample_info(sample)
+        length = min(header.payload_len, elements)
+        memory = FrameMemory(self._segments, sample.payload_ptr, length, publisher)
         frame = Frame(self, header, memory, length, now_ns)
         self._current = (frame, sample, memory)
         self._recent[header.frame_id] = (header.run_id, header.capture_mono_ns)
