@@ -37,6 +37,9 @@ def _status_answers_while_slow(d, role, rounds=4):
     assert 0 < r["fps"] < 5, r  # 0.5 s per frame
     assert r["latency_p50_us"] is not None and r["latency_p99_us"] >= r["latency_p50_us"]
     assert r["skipped"] > 0, "a 30 fps camera and a 2 fps reader: newer frames replace older ones"
+    hist = r["latency_histogram"]
+    assert hist["count"] == hist["buckets"][-1][1] >= r["frames"] - 1 > 0, hist
+    assert r["cost_ns"] >= 400_000_000, "frames are held ~0.5 s by the reader's code"
     acc = r["reader"]
     assert acc["processed"] == r["frames"]
     assert acc["published"] == acc["processed"] + acc["skipped"] + acc["overwritten"]

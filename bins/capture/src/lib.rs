@@ -283,8 +283,14 @@ fn run_with_source(
         }
         let done = clock::monotonic_ns();
         phase_totals[3] += done.saturating_sub(sent);
-        publish_ns_total += u128::from(done.saturating_sub(publish_start));
-        window.record_ns(done.saturating_sub(grab.capture_mono_ns));
+        let cost = done.saturating_sub(publish_start);
+        publish_ns_total += u128::from(cost);
+        // Smoothed publish cost (EWMA, α = 1/8) for status and metrics.
+        control.metrics.cost_ns =
+            if control.metrics.cost_ns == 0 { cost } else { (control.metrics.cost_ns * 7 + cost) / 8 };
+        let latency = done.saturating_sub(grab.capture_mono_ns);
+        window.record_ns(latency);
+        control.metrics.histogram.record_us(latency / 1000);
         control.metrics.frames = frame_id;
         control.metrics.skipped = grab.source_drops;
         stats.tick(cam, frame_id, &grab);
@@ -325,7 +331,7 @@ impl Control {
         let metrics = &self.metrics;
         let stop = &mut self.stop;
         self.server.poll(|command| match command {
-            Command::Status => Answer::Status(metrics.clone()),
+            Command::Status => Answer::Status(Box::new(metrics.clone())),
             Command::Stop => {
                 *stop = true;
                 Answer::Done("capture stopping".into())

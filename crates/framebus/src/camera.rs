@@ -468,7 +468,9 @@ impl Camera {
         {
             let mut inner = self.shared.lock();
             inner.accounting.processed();
-            inner.window.record_ns(now_ns.saturating_sub(header.capture_mono_ns));
+            let latency_ns = now_ns.saturating_sub(header.capture_mono_ns);
+            inner.window.record_ns(latency_ns);
+            inner.histogram.record_us(latency_ns / 1000);
             inner.format = Some(FrameFormat {
                 width: header.width,
                 height: header.height,
@@ -626,5 +628,6 @@ impl Frame<'_> {
 impl Drop for Frame<'_> {
     fn drop(&mut self) {
         self.camera.holding.set(false);
+        self.camera.shared.released(clock::monotonic_ns().saturating_sub(self.received_ns));
     }
 }

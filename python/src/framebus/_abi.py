@@ -21,6 +21,10 @@ MAX_BOXES = 16
 LABEL_TEXT = 24
 PRODUCER_TEXT = 32
 JSON_TEXT = 1024
+#: Upper bounds (µs, inclusive) of the status latency histogram; the last bucket is +Inf.
+LATENCY_BUCKETS_US = (50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
+                      1_000_000, 2_500_000)
+LATENCY_BUCKETS = len(LATENCY_BUCKETS_US) + 1
 
 u32 = ctypes.c_uint32
 u64 = ctypes.c_uint64
@@ -108,6 +112,15 @@ class ControlReply(ctypes.Structure):
         ("role_name", ctypes.c_uint8 * NAME_TEXT),
         ("camera", ctypes.c_uint8 * NAME_TEXT),
         ("message", ctypes.c_uint8 * MESSAGE_TEXT),
+        ("latency_buckets", u64 * LATENCY_BUCKETS),
+        ("latency_sum_us", u64),
+        ("latency_count", u64),
+        ("cost_ns", u64),
+        ("bytes_written", u64),
+        ("segments", u64),
+        ("deletions", u64),
+        ("viewers", u32),
+        ("reserved", u32),
     ]
 
     @staticmethod

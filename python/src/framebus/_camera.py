@@ -65,7 +65,10 @@ class Frame:
     iteration: taking the next frame releases it (its header fields stay readable; its pixels
     do not). Copy what you keep: `frame.image.copy()`."""
 
-    __slots__ = ("_camera", "header", "latency_ns", "_memory", "_released", "_image", "_data", "_planes", "_length")
+    __slots__ = (
+        "_camera", "header", "latency_ns", "_memory", "_released", "_image", "_data", "_planes", "_length",
+        "_received_ns",
+    )
 
     def __init__(self, camera: "Camera", header: FrameHeader, memory: FrameMemory, length: int, received_ns: int):
         self._camera = camera
@@ -73,6 +76,7 @@ class Frame:
         self.header = header
         #: Capture (CLOCK_MONOTONIC) → handed to this reader, in nanoseconds.
         self.latency_ns = max(received_ns - header.capture_mono_ns, 0)
+        self._received_ns = received_ns
         self._memory = memory
         self._length = length
         self._released = False
@@ -396,7 +400,9 @@ class Camera:
         now_ns = time.monotonic_ns()
         with self._shared.lock:
             self._shared.accounting.processed += 1
-            self._shared.window.record_ns(now_ns - header.capture_mono_ns)
+            latency_ns = max(now_ns - header.capture_mono_ns, 0)
+            self._shared.window.record_ns(latency_ns)
+            self._shared.record_latency_us(latency_ns // 1000)
             self._shared.format = (header.width, header.height, header.pixel_format)
         if self.policy.name == "max-fps":
             # Even spacing without catching up a backlog.
@@ -424,6 +430,7 @@ class Camera:
             return
         frame, sample, memory = current
         frame._release()
+        self._shared.released(time.monotonic_ns() - frame._received_ns)
         copied = False
         try:
             copied = memory.release()

@@ -21,6 +21,8 @@ import iceoryx2 as iox2
 from . import _ipc, _signals
 from ._abi import (
     CONTROL_PROTOCOL_VERSION,
+    LATENCY_BUCKETS,
+    LATENCY_BUCKETS_US,
     REQUEST_TEXT,
     ControlReply,
     ControlRequest,
@@ -59,11 +61,27 @@ class Shared:
         self.window = StatusWindow(stats_interval)
         self.queue_depth = queue_depth
         self.format = None  # (width, height, fourcc)
+        # Capture → delivery latency since the reader started, per bucket (not cumulative).
+        self.histogram = [0] * LATENCY_BUCKETS
+        self.histogram_sum_us = 0
+        # Time frames were held by the reader's code, ns, smoothed (EWMA, α = 1/8).
+        self.held_ns = 0.0
         self.message = ""
         self.state = None  # a state name to report instead of running/waiting
         self.stopping = False
         self._stop_reason = None
         self.stop_event = threading.Event()
+
+    def record_latency_us(self, us: int) -> None:
+        """Adds one sample to the histogram (caller holds the lock)."""
+        bucket = next((i for i, bound in enumerate(LATENCY_BUCKETS_US) if us <= bound), LATENCY_BUCKETS - 1)
+        self.histogram[bucket] += 1
+        self.histogram_sum_us += us
+
+    def released(self, held_ns: int) -> None:
+        """A frame handed out `held_ns` ago was released."""
+        with self.lock:
+            self.held_ns = float(held_ns) if self.held_ns == 0.0 else self.held_ns + (held_ns - self.held_ns) / 8.0
 
     def request_stop(self, reason: str) -> None:
         """Records why the reader stops (the first reason wins): signal, command, program."""
@@ -100,6 +118,9 @@ class Shared:
                 "driver_drops": acc.driver_drops,
                 "first": acc.first_frame_id,
                 "last": acc.last_frame_id,
+                "histogram": list(self.histogram),
+                "histogram_sum_us": self.histogram_sum_us,
+                "cost_ns": int(self.held_ns),
             }
 
 
@@ -333,6 +354,13 @@ class ControlThread:
             reply.first_frame_id = m["first"]
             reply.last_frame_id = m["last"]
             reply.message_len = put_text(reply.message, m["message"])
+            total = 0
+            for i, count in enumerate(m["histogram"]):
+                total += count
+                reply.latency_buckets[i] = total
+            reply.latency_sum_us = m["histogram_sum_us"]
+            reply.latency_count = total
+            reply.cost_ns = m["cost_ns"]
             return reply
         if command == STOP:
             log.info("camera %s: %s: stop requested", self.camera.name, self.role)
