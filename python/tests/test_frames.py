@@ -261,3 +261,16 @@ def test_images_read_by_a_worker_thread_stay_valid_while_the_loop_goes_on(deploy
     assert len(checked) == 151
     capture.terminate()
     d.assert_no_leftovers()
+
+
+def test_a_python_reader_that_outlives_capture_cleans_up_the_deployment(deployment):
+    """The last process of a deployment to exit removes what iceoryx2 keeps between runs: here
+    the Python reader, after capture has stopped."""
+    d = deployment(synthetic_camera())
+    capture = d.capture()
+    with framebus.open_camera(d.config, "cam0", role="last") as cam:
+        cam.next_frame()
+        assert capture.terminate() == 0
+        assert cam.next_frame(timeout=0.3) is None, "capture is gone: no more frames"
+        assert d.leftovers(), "the reader's own node and the services are still there"
+    d.assert_no_leftovers()

@@ -242,9 +242,11 @@ class Camera:
         stats_interval: float = 1.0,
         kept_images: str = "copy",
     ):
+        self._closed = True  # until fully opened: close() and __del__ do nothing
+        if not stats_interval > 0:
+            raise ValueError(f"stats_interval={stats_interval!r}: use a number of seconds above 0")
         if kept_images not in ("copy", "raise"):
             raise ValueError(f'kept_images={kept_images!r}: allowed "copy" or "raise"')
-        self._closed = True
         self._kept_images = kept_images
         config = _config.env_default(None if config is None else str(config), "FRAMEBUS_CONFIG") or "configs/default.toml"
         self.deployment = _config.load(config)

@@ -70,7 +70,6 @@ class Shared:
         self.state = None  # a state name to report instead of running/waiting
         self.stopping = False
         self._stop_reason = None
-        self.stop_event = threading.Event()
 
     def record_latency_us(self, us: int) -> None:
         """Adds one sample to the histogram (caller holds the lock)."""
@@ -84,11 +83,11 @@ class Shared:
             self.held_ns = float(held_ns) if self.held_ns == 0.0 else self.held_ns + (held_ns - self.held_ns) / 8.0
 
     def request_stop(self, reason: str) -> None:
-        """Records why the reader stops (the first reason wins): signal, command, program."""
-        with self.lock:
-            if self._stop_reason is None:
-                self._stop_reason = reason
-        self.stop_event.set()
+        """Records why the reader stops (the first reason wins): signal, command, program.
+        Takes no lock: it runs in signal handlers, which may interrupt the main thread while
+        it holds `lock`."""
+        if self._stop_reason is None:
+            self._stop_reason = reason
 
     @property
     def stop_reason(self):
