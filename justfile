@@ -11,9 +11,15 @@ lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
 
-# The whole test suite: lints, unit tests, and end-to-end tests that start the real binaries.
+# The whole test suite: lints, unit tests, end-to-end tests of the real binaries (Rust, then Python's pytest).
 test: lint build
     cargo test --workspace
+    just pytest
+
+# The Python package's tests (python/tests) against the debug binaries (venv from scripts/bootstrap.sh).
+pytest *args:
+    @test -x .venv/bin/python || { echo "no .venv: run bash scripts/bootstrap.sh first" >&2; exit 1; }
+    .venv/bin/python -m pytest python/tests -q {{args}}
 
 # `exec`: Ctrl-C reaches ctl up itself, which stops every process and exits 0 (a shell left in
 # between would die of the SIGINT afterwards); `[continue]`: just then ends without an error.
@@ -28,7 +34,7 @@ up config="configs/default.toml" profile="release":
 status config="configs/default.toml":
     target/release/ctl status --config {{config}}
 
-# Benchmarks: latency and publish cost vs memcpy, printed as a table (release build).
+# Benchmarks: latency and publish cost vs memcpy, and a Python reader next to a Rust one (release build).
 bench:
     cargo build --release --bins
     target/release/framebus-bench

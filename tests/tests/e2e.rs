@@ -4,6 +4,7 @@
 
 mod e2e {
     mod config_errors;
+    mod contract;
     mod control;
     mod events;
     mod frame_bus;

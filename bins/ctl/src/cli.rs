@@ -76,6 +76,20 @@ pub enum CtlCommand {
     /// Cameras, their service names and recorded flags (no process needs to run).
     #[command(after_help = EXIT_CODES)]
     List,
+    /// The deployment's iceoryx2 config (its file prefix and folder) as the TOML file the `iox2`
+    /// CLI and other iceoryx2 tools read; `--json` prints it as JSON with the derived paths.
+    /// Example: `ctl iox2-config --output config/iceoryx2.toml && iox2 service list`.
+    #[command(after_help = EXIT_CODES)]
+    Iox2Config {
+        /// Write the TOML to this file instead of stdout (folders are created).
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+    /// The byte layouts of the frame header, the control messages and the results record, as
+    /// compiled (size, alignment, iceoryx2 type name, every field's offset and size): the
+    /// contract for readers in other languages. Needs no config.
+    #[command(after_help = EXIT_CODES)]
+    Abi,
     /// Serve every process's figures in the Prometheus text format at `http://<listen>/metrics`
     /// until Ctrl-C (`ctl up` does it itself when `[deployment] metrics` is set); `--once`
     /// prints one scrape instead.

@@ -1,6 +1,7 @@
 //! `ctl`: the operator's tool. Sends commands to the processes of a deployment over their
 //! iceoryx2 control services and prints the replies (`status`, `stop`, `preview`, `record`),
-//! lists cameras and services (`list`), and runs a whole deployment as its supervisor (`up`).
+//! lists cameras and services (`list`), prints the deployment's iceoryx2 config (`iox2-config`) and
+//! the cross-process record layouts (`abi`), and runs a whole deployment as its supervisor (`up`).
 //!
 //! Every wait is bounded by `--timeout`; a process that is not running is reported with the
 //! service that was tried, and ctl exits 1; one that runs but did not answer in time (busy) is
@@ -17,7 +18,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use framebus_common::control::{Command, ControlClient, ControlError, ControlReply, ProcessStatus, Target};
-use framebus_common::ipc::{connect_control, control_roles, create_client_node, DeploymentGuard, IpcService};
+use framebus_common::ipc::{
+    connect_control, control_roles, create_client_node, iceoryx_config, DeploymentGuard, IpcService,
+};
 use framebus_common::names::{service_name, ProcessRole, Role, ServiceKind};
 use framebus_common::state::{CameraState, StateStore};
 use framebus_common::Deployment;
@@ -71,12 +74,22 @@ enum Delivery {
 
 /// Runs one `ctl` command.
 pub fn run(cli: &Cli) -> anyhow::Result<Outcome> {
+    if let CtlCommand::Abi = cli.command {
+        abi(cli.json);
+        return Ok(Outcome::Done);
+    }
     if cli.needs_no_config() {
         return generate::run(&cli.command, cli.json);
     }
     let deployment = Deployment::load(&cli.config)?;
     framebus_common::logging::set_context(deployment.name(), None, "ctl");
     match &cli.command {
+        // Printed above: it needs no config.
+        CtlCommand::Abi => Ok(Outcome::Done),
+        CtlCommand::Iox2Config { output } => {
+            iox2_config(&deployment, cli.json, output.as_deref())?;
+            Ok(Outcome::Done)
+        }
         CtlCommand::List => {
             list(&deployment, cli.json);
             Ok(Outcome::Done)
@@ -509,6 +522,68 @@ fn describe_delivery(result: Result<ControlReply, ControlError>) -> (Delivery, S
         Err(e) if e.is_busy() => (Delivery::Busy, e.to_string()),
         Err(e) => (Delivery::Failed, e.to_string()),
     }
+}
+
+/// `ctl abi`: the compiled layouts of every cross-process record.
+fn abi(json_output: bool) {
+    let layouts = framebus_common::abi::layouts();
+    if json_output {
+        println!("{}", json!({ "layouts": layouts, "services": framebus_common::abi::service_settings() }));
+        return;
+    }
+    let mut text = String::new();
+    for layout in &layouts {
+        let _ = writeln!(
+            text,
+            "{} (`{}`): {} bytes, aligned to {}",
+            layout.name, layout.type_name, layout.size, layout.alignment
+        );
+        for field in &layout.fields {
+            let _ = writeln!(text, "  {:>5} {:>5}  {:<22} {}", field.offset, field.size, field.name, field.ty);
+        }
+    }
+    print!("{text}");
+}
+
+/// `ctl iox2-config`: the deployment's iceoryx2 config as TOML (stdout or `output`), or as
+/// JSON with the derived paths.
+fn iox2_config(deployment: &Deployment, json_output: bool, output: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let name = deployment.name();
+    let config = iceoryx_config(name)?;
+    if json_output && output.is_none() {
+        let value = serde_json::to_value(&config).context("encoding the iceoryx2 config as JSON")?;
+        println!(
+            "{}",
+            json!({
+                "deployment": name,
+                "prefix": config.global.prefix.to_string(),
+                "root_path": config.global.root_path().to_string(),
+                "state_dir": deployment.state_dir(),
+                "config": value,
+            })
+        );
+        return Ok(());
+    }
+    let body = toml::to_string(&config).context("encoding the iceoryx2 config as TOML")?;
+    let text = format!(
+        "# iceoryx2 config of framebus deployment `{name}` ({}), written by `ctl iox2-config`.\n# iceoryx2 tools read it from ./config/iceoryx2.toml, e.g. `iox2 service list` in this folder's parent.\n{body}",
+        deployment.source_file.display()
+    );
+    match output {
+        None => print!("{text}"),
+        Some(path) => {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            }
+            std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+            if json_output {
+                println!("{}", json!({ "deployment": name, "written": path }));
+            } else {
+                println!("iceoryx2 config of deployment `{name}` written to {}", path.display());
+            }
+        }
+    }
+    Ok(())
 }
 
 fn list(deployment: &Deployment, json_output: bool) {

@@ -6,6 +6,7 @@
 //! file, the small per-camera command-state files (`state`), talking to iceoryx2 (and guarding
 //! its node counter, `node_counter`) and reading the free space of /dev/shm (`shm_budget`).
 
+pub mod abi;
 pub mod clock;
 pub mod config;
 pub mod control;
