@@ -90,6 +90,13 @@ pub enum CtlCommand {
     /// contract for readers in other languages. Needs no config.
     #[command(after_help = EXIT_CODES)]
     Abi,
+    /// The camera's command state (the preview and saving flags `ctl` recorded).
+    #[command(after_help = EXIT_CODES)]
+    State {
+        /// What to do with the state.
+        #[command(subcommand)]
+        action: StateAction,
+    },
     /// Serve every process's figures in the Prometheus text format at `http://<listen>/metrics`
     /// until Ctrl-C (`ctl up` does it itself when `[deployment] metrics` is set); `--once`
     /// prints one scrape instead.
@@ -141,6 +148,17 @@ pub enum CtlCommand {
         /// Folder to write the pages into.
         #[arg(long)]
         output: Option<PathBuf>,
+    },
+}
+
+/// A `ctl state` action.
+#[derive(Debug, Subcommand)]
+pub enum StateAction {
+    /// Forget the flags commands recorded for a camera: its running processes and every later
+    /// start take the config's `enabled` again.
+    Reset {
+        /// Camera name.
+        camera: String,
     },
 }
 

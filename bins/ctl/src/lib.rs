@@ -100,6 +100,9 @@ pub fn run(cli: &Cli) -> anyhow::Result<Outcome> {
             supervisor::run(&deployment, &options)?;
             Ok(Outcome::Done)
         }
+        CtlCommand::State { action: cli::StateAction::Reset { camera } } => {
+            with_client(&deployment, |session| reset_state(&deployment, session, cli, camera))
+        }
         CtlCommand::Metrics { listen, once } => {
             if *once {
                 return with_client(&deployment, |session| {
@@ -437,6 +440,57 @@ fn report_failure(cli: &Cli, camera: &str, error: &str) -> anyhow::Result<Outcom
         eprintln!("ctl: {camera}: {error}");
     }
     Ok(Outcome::Incomplete)
+}
+
+/// `ctl state reset <camera>`: forgets the recorded flags, hands the config's flags to the
+/// running processes (so the preview and the recorder act on them now), and forgets the flags
+/// their control servers recorded on the way, so the config keeps deciding.
+fn reset_state(deployment: &Deployment, session: &Session, cli: &Cli, camera: &str) -> anyhow::Result<Outcome> {
+    let cam = deployment.camera(Some(camera))?;
+    let store = StateStore::of(deployment);
+    let forget = || {
+        store
+            .update(camera, |state| *state = Default::default())
+            .with_context(|| format!("resetting the command state of camera `{camera}`"))
+    };
+    forget()?;
+    let initial = CameraState::initial(Some(cam));
+    let targets = targets(deployment, true, Some(camera))?;
+    let mut all_ok = true;
+    let mut delivered = Vec::new();
+    for command in [Command::SetPreview(initial.preview), Command::SetSaving(initial.saving)] {
+        for (target, result) in targets.iter().zip(session.client.send_all(&targets, &command, cli.timeout)) {
+            let (delivery, text) = describe_delivery(result);
+            let ok = matches!(delivery, Delivery::Ok);
+            all_ok &= ok;
+            delivered.push(
+                json!({ "role": target.role.as_str(), "command": command.describe(), "ok": ok, "message": text }),
+            );
+        }
+    }
+    forget()?;
+    if cli.json {
+        println!(
+            "{}",
+            json!({
+                "camera": camera,
+                "state_file": store.path(camera),
+                "preview": initial.preview,
+                "saving": initial.saving,
+                "ok": all_ok,
+                "processes": delivered,
+            })
+        );
+    } else {
+        let on_off = |on: bool| if on { "on" } else { "off" };
+        println!(
+            "{camera}: command state reset: the config's flags apply (preview {}, saving {}); {}",
+            on_off(initial.preview),
+            on_off(initial.saving),
+            if all_ok { "every running process took them" } else { "processes not running take them when they start" }
+        );
+    }
+    Ok(Outcome::Done)
 }
 
 fn set_flag(
