@@ -8,7 +8,7 @@ use core::mem::{align_of, offset_of, size_of};
 use iceoryx2::prelude::ZeroCopySend;
 use serde::Serialize;
 
-use crate::control::{ControlReply, ControlRequest};
+use crate::protocol::{ControlReply, ControlRequest};
 use crate::header::FrameHeader;
 use crate::results::{ResultBox, ResultRecord};
 

@@ -14,7 +14,7 @@ use iceoryx2::service::builder::request_response::{Builder as RequestResponseBui
 use iceoryx2::service::port_factory::{event, publish_subscribe, request_response};
 
 use crate::config::{CameraConfig, Deployment, SlotLayout};
-use crate::control::{ControlReply, ControlRequest};
+use crate::protocol::{ControlReply, ControlRequest};
 use crate::header::FrameHeader;
 use crate::names::{node_name, parse_control_service, service_name, shm_prefix, Role, ServiceKind};
 use crate::node_counter;

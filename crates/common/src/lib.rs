@@ -18,6 +18,7 @@ pub mod names;
 pub mod node_counter;
 pub mod pattern;
 pub mod policy;
+pub mod protocol;
 pub mod results;
 pub mod secure_fs;
 pub mod shm_budget;
