@@ -10,6 +10,8 @@ build:
 lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
+    cargo clippy -p framebus --all-targets --features opencv -- -D warnings
+    RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
 
 # The whole test suite: lints, unit tests, end-to-end tests of the real binaries (Rust, then Python's pytest).
 test: lint build

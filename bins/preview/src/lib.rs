@@ -1,12 +1,11 @@
-//! The preview process: subscribes to one camera like algo (waitset on the frame-ready event,
-//! newest frame only, one sample held at a time) and, while on, turns the newest frame into a
+//! The preview process: a reader of one camera on the reader loop (crate `framebus`, newest
+//! frame only, one sample held at a time) that, while on, turns the newest frame into a
 //! downscaled JPEG with an overlay at the configured rate, served over HTTP (`/`,
 //! `/stream.mjpg`, `/snapshot.jpg`, `/status.json`) and optionally shown in a window. While
 //! off it only counts frames: no decode, resize or encode.
 //!
-//! The on/off state lives in [`Preview`] and changes only through [`Preview::set_enabled`]; the
-//! process's control service (`framebus/<dep>/<cam>/preview/control`, attached to the same
-//! waitset) calls it for `ctl preview on|off` and answers status with [`Preview::metrics`].
+//! The on/off state lives in [`Preview`] and changes only through [`Preview::set_enabled`],
+//! which the loop calls for `ctl preview on|off`; status carries [`Preview::report`].
 //! The initial state is the camera's recorded preview flag, else `[camera.preview] enabled`;
 //! `--enabled` on the command line is recorded like a command.
 

@@ -1,12 +1,12 @@
-//! The recorder process: subscribes to one camera like algo (waitset on the frame-ready event,
-//! one sample held at a time, a deeper queue to ride out slow writes) and, while saving is on,
+//! The recorder process: a reader of one camera on the reader loop (crate `framebus`, policy
+//! `every`, a deeper queue to ride out slow writes) that, while saving is on,
 //! writes video segments and/or images with a sidecar index (JSON lines) that lists every frame
 //! saved and every frame skipped. A disk guard stops writing below a free-space floor and
 //! resumes when space is back (optionally deleting the oldest segments first).
 //!
-//! The saving state lives in [`Recorder`] and changes only through [`Recorder::set_saving`];
-//! the process's control service (`framebus/<dep>/<cam>/recorder/control`, attached to the same
-//! waitset) calls it for `ctl record on|off` and answers status with [`Recorder::metrics`]. The
+//! The saving state lives in [`Recorder`] and changes only through [`Recorder::set_saving`],
+//! which the loop calls for `ctl record on|off` (a command event of the reader loop, whose
+//! control thread answers status with [`Recorder::report`]). The
 //! initial state is the camera's recorded saving flag (so a killed, restarted recorder resumes
 //! saving), else `[camera.recorder] enabled`; `--saving` on the command line is recorded like a
 //! command. SIGHUP re-reads the disk-guard settings (`min-free-mb`, `min-free-inodes`,
@@ -444,7 +444,7 @@ impl Recorder {
     }
 
     /// Writes the converted frame into the current segment (image when due, video, sidecar).
-    /// A write error ends the segment (see [`Recorder::finish_segment`]).
+    /// A write error ends the segment (it is finished as `.failed`, see ARCHITECTURE.md).
     pub fn save(&mut self, header: &FrameHeader) {
         let image_due = self.config.images != ImageFormat::Off && self.image_due();
         let Some(segment) = &mut self.segment else { return };

@@ -8,8 +8,8 @@ use core::mem::{align_of, offset_of, size_of};
 use iceoryx2::prelude::ZeroCopySend;
 use serde::Serialize;
 
-use crate::protocol::{ControlReply, ControlRequest};
 use crate::header::FrameHeader;
+use crate::protocol::{ControlReply, ControlRequest};
 use crate::results::{ResultBox, ResultRecord};
 
 /// The fixed settings of the services other languages open or serve (iceoryx2 refuses to open

@@ -14,10 +14,10 @@ use iceoryx2::service::builder::request_response::{Builder as RequestResponseBui
 use iceoryx2::service::port_factory::{event, publish_subscribe, request_response};
 
 use crate::config::{CameraConfig, Deployment, SlotLayout};
-use crate::protocol::{ControlReply, ControlRequest};
 use crate::header::FrameHeader;
 use crate::names::{node_name, parse_control_service, service_name, shm_prefix, Role, ServiceKind};
 use crate::node_counter;
+use crate::protocol::{ControlReply, ControlRequest};
 use crate::results::ResultRecord;
 use crate::signals;
 

@@ -108,7 +108,7 @@ pub struct ControlReply {
     pub height: u32,
     /// Pixel format fourcc, 0 = unknown (40).
     pub pixel_format: u32,
-    /// Reader policy code, see [`ReaderPolicy::code`]; 0 for capture (44).
+    /// Reader policy code, see [`crate::policy::ReaderPolicy::code`]; 0 for capture (44).
     pub policy: u32,
     /// The request's nonce, echoed (48).
     pub nonce: u64,

@@ -1,7 +1,7 @@
 //! The rate limiter for log lines that can repeat per frame or per request (unusable frames,
 //! failed writes, malformed requests, refused connections): per call site (`key`), the first
 //! [`REPEAT_BURST`] occurrences of a window of [`REPEAT_INTERVAL`] are logged; further ones are
-//! counted and reported as one line, "N more like this in the last 10 s: <last message>", when
+//! counted and reported as one line, `N more like this in the last 10 s: <last message>`, when
 //! the window ends. While a fault goes on, each later window gives only that one line; after a
 //! whole quiet window the next occurrence is logged in full again.
 //!
