@@ -93,6 +93,34 @@ pub fn raw_mat<'a>(
     Ok(BoxedRef::from(mat))
 }
 
+/// A read-only `Mat` of `rows` × `cols` × `typ` (8-bit, 1 to 3 channels) over one plane whose
+/// rows are `stride` bytes apart (a plane of a multi-planar driver buffer), without copying.
+pub fn plane_mat(rows: i32, cols: i32, typ: i32, stride: usize, bytes: &[u8]) -> Result<BoxedRef<'_, Mat>> {
+    let elem = match typ {
+        CV_8UC1 => 1,
+        CV_8UC2 => 2,
+        CV_8UC3 => 3,
+        other => return Err(bad_arg(format!("unsupported Mat type {other}"))),
+    };
+    let row_bytes = cols.max(0) as usize * elem;
+    if rows <= 0 || stride < row_bytes {
+        return Err(bad_arg(format!("{rows} rows with stride {stride} cannot hold rows of {row_bytes} bytes")));
+    }
+    let needed = stride * (rows as usize - 1) + row_bytes;
+    if bytes.len() < needed {
+        return Err(bad_arg(format!(
+            "plane of {} bytes is smaller than {rows} rows of stride {stride} ({needed})",
+            bytes.len()
+        )));
+    }
+    // SAFETY: the slice holds every row at `stride` bytes apart (checked above); the returned
+    // Mat borrows it and is read-only (BoxedRef gives no mutable access).
+    let mat = unsafe {
+        Mat::new_rows_cols_with_data_unsafe(rows, cols, typ, bytes.as_ptr().cast::<c_void>().cast_mut(), stride)
+    }?;
+    Ok(BoxedRef::from(mat))
+}
+
 /// A writable `Mat` of `rows` × `cols` × `typ` over uninitialised memory (a loaned sample), so
 /// OpenCV writes the frame directly into shared memory. The caller must make OpenCV write every
 /// byte before treating the memory as initialised.

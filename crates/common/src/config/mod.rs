@@ -20,8 +20,9 @@ pub use error::ConfigError;
 pub use preview::PreviewConfig;
 pub use recorder::{ImageFormat, RecorderConfig, VideoFormat};
 pub use source::{
-    normalize_control_name, v4l2_conversion, v4l2_targets, ControlSettings, ControlValue, Conversion, FilePace,
-    FileSource, MediaCtlConfig, MediaPipelineConfig, SourceConfig, SyntheticSource, V4l2Source,
+    normalize_control_name, parse_control_assignments, v4l2_conversion, v4l2_targets, ControlSettings, ControlValue,
+    Conversion, FilePace, FileSource, MediaCtlConfig, MediaPipelineConfig, SourceConfig, SyntheticSource, V4l2Memory,
+    V4l2Source,
 };
 
 use crate::format::PixelFormat;

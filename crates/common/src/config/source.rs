@@ -64,6 +64,10 @@ pub struct V4l2Source {
     /// Fail instead of warning when the driver grants another size, format or frame rate.
     #[serde(default)]
     pub strict: bool,
+    /// Where the driver's buffers live: `auto` (USERPTR into shared memory when possible, else
+    /// mmap + one copy), `userptr` or `mmap`.
+    #[serde(default)]
+    pub memory: V4l2Memory,
     /// `[camera.source.controls]`: V4L2 controls to set at start and after a reconnect, by
     /// normalised name (`exposure_time_absolute`), applied in the order written.
     #[serde(default)]
@@ -80,6 +84,33 @@ impl V4l2Source {
     /// The pixel format asked of the device (validated).
     pub fn device_format(&self, published: PixelFormat) -> PixelFormat {
         self.format.as_deref().and_then(|f| f.parse().ok()).unwrap_or(published)
+    }
+}
+
+/// `memory`: where the V4L2 driver's buffers live.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum V4l2Memory {
+    /// USERPTR when the device supports it and the frame is published as delivered (no
+    /// conversion, no row padding); otherwise mmap with one copy per frame.
+    #[default]
+    Auto,
+    /// USERPTR only: the driver writes each frame straight into a shared-memory sample and
+    /// capture never touches the pixels; capture refuses a device or format that cannot.
+    Userptr,
+    /// mmap driver buffers; capture copies (or converts, or decodes) each frame once into
+    /// shared memory.
+    Mmap,
+}
+
+impl V4l2Memory {
+    /// The name as written in the config.
+    pub fn name(self) -> &'static str {
+        match self {
+            V4l2Memory::Auto => "auto",
+            V4l2Memory::Userptr => "userptr",
+            V4l2Memory::Mmap => "mmap",
+        }
     }
 }
 
@@ -129,6 +160,48 @@ impl<'de> Deserialize<'de> for ControlValue {
         }
         deserializer.deserialize_any(Value)
     }
+}
+
+impl ControlValue {
+    /// A value as typed on a command line: an integer, `true`/`false`, else a menu item name.
+    pub fn parse(text: &str) -> ControlValue {
+        let text = text.trim();
+        if let Ok(v) = text.parse::<i64>() {
+            ControlValue::Integer(v)
+        } else if text.eq_ignore_ascii_case("true") {
+            ControlValue::Bool(true)
+        } else if text.eq_ignore_ascii_case("false") {
+            ControlValue::Bool(false)
+        } else {
+            ControlValue::Menu(text.to_string())
+        }
+    }
+}
+
+/// Parses `name=value` assignments (`exposure_time_absolute=200 auto_exposure="Manual Mode"`
+/// arrives as separate arguments); the name is normalised, the value as in
+/// [`ControlValue::parse`]. Errors name the bad argument.
+pub fn parse_control_assignments<S: AsRef<str>>(args: &[S]) -> Result<Vec<(String, ControlValue)>, String> {
+    let mut out: Vec<(String, ControlValue)> = Vec::with_capacity(args.len());
+    for arg in args {
+        let arg = arg.as_ref();
+        let Some((name, value)) = arg.split_once('=') else {
+            return Err(format!("`{arg}` is not a control assignment: write name=value, e.g. brightness=128"));
+        };
+        let key = normalize_control_name(name);
+        if key.is_empty() {
+            return Err(format!("`{arg}` has no control name: write name=value, e.g. brightness=128"));
+        }
+        let value = value.trim().trim_matches('"');
+        if value.is_empty() {
+            return Err(format!("`{arg}` has no value: write name=value, e.g. brightness=128"));
+        }
+        if out.iter().any(|(k, _)| *k == key) {
+            return Err(format!("control `{key}` is set twice"));
+        }
+        out.push((key, ControlValue::parse(value)));
+    }
+    Ok(out)
 }
 
 /// Control settings in the order they are written in the file (order matters: an automatic
@@ -326,6 +399,14 @@ fn validate_v4l2(v4l2: &V4l2Source, published: PixelFormat) -> Result<(), (Strin
                 v4l2_targets(device_format)
             ),
         ));
+    }
+    if v4l2.memory == V4l2Memory::Userptr && (device_format != published || !published.is_raw()) {
+        return err(
+            "memory",
+            format!(
+                "`userptr` lets the driver write frames straight into shared memory, so the device format must be published as it is (a raw format): here the device delivers {device_format} and the camera publishes {published}; use `auto` or `mmap`"
+            ),
+        );
     }
     if !(2..=32).contains(&v4l2.buffers) {
         return err("buffers", format!("invalid value {}: allowed 2 to 32", v4l2.buffers));
