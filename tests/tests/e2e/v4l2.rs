@@ -3,6 +3,13 @@
 //! the fixture's documented content formula, frame timing, sequence gaps and unplugging.
 //! Frames are checked pixel by pixel by a reader in the test process that opens the camera's
 //! frame service itself, and by the real `algo` process.
+//!
+//! Submodules: `planes` (multi-planar nodes, padded strides), `zero_copy` (USERPTR into shared
+//! memory), `controls` (camera controls changed while capturing).
+
+mod controls;
+mod planes;
+mod zero_copy;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,0 +1,1 @@
+//! Camera controls changed while capturing.
