@@ -24,6 +24,7 @@ use framebus_common::ipc::{create_node, open_frame_bus, DeploymentGuard};
 use framebus_common::{CameraConfig, Deployment, ProcessRole};
 
 use crate::control::Control;
+pub use crate::control::{camera_controls, ControlsRequest};
 use crate::output::{describe_layout, layout_for, FrameOutput};
 use crate::pipeline::{pipeline_for, MediaPipeline};
 use crate::source::{open_source, Effective, Pacing};

@@ -6,6 +6,10 @@
 //! a temporary file, then renamed) under an exclusive `flock` on `<camera>.lock`, so a reader
 //! never sees half a file and two concurrent updates of different flags never lose one.
 //!
+//! It also holds the camera controls set while capturing (`ctl control <camera> set`), in a
+//! `[controls]` table in the order they were set, so capture sets them again when it restarts
+//! ([`StateStore::recorded_controls`], [`StateStore::record_controls`]).
+//!
 //! The file holds only the flags a command has set ([`RecordedFlags`]). Precedence when a
 //! process starts: a flag recorded in the file wins; a flag never set by a command takes the
 //! config's initial value (`[camera.preview] enabled`, `[camera.recorder] enabled`); without
@@ -18,7 +22,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::config::{defaults, CameraConfig, Deployment};
+use crate::config::{defaults, normalize_control_name, CameraConfig, ControlSettings, ControlValue, Deployment};
 
 /// The effective flags of one camera: what was recorded by commands, else the config's
 /// initial values.
@@ -83,6 +87,7 @@ pub enum StateError {
 struct RawState {
     preview: Option<bool>,
     saving: Option<bool>,
+    controls: Option<ControlSettings>,
 }
 
 /// The state files of one deployment.
@@ -107,17 +112,66 @@ impl StateStore {
         self.dir.join(format!("{camera}.state"))
     }
 
-    /// The flags commands have set for `camera`; none when the file does not exist yet.
-    pub fn recorded(&self, camera: &str) -> Result<RecordedFlags, StateError> {
+    fn raw(&self, camera: &str) -> Result<RawState, StateError> {
         let path = self.path(camera);
         let text = match std::fs::read_to_string(&path) {
             Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(RecordedFlags::default()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(RawState { preview: None, saving: None, controls: None })
+            }
             Err(source) => return Err(StateError::Io { what: "reading state file", path, source }),
         };
-        let raw: RawState =
-            toml::from_str(&text).map_err(|e| StateError::Malformed { path: path.clone(), message: e.to_string() })?;
+        toml::from_str(&text).map_err(|e| StateError::Malformed { path: path.clone(), message: e.to_string() })
+    }
+
+    /// The flags commands have set for `camera`; none when the file does not exist yet.
+    pub fn recorded(&self, camera: &str) -> Result<RecordedFlags, StateError> {
+        let raw = self.raw(camera)?;
         Ok(RecordedFlags { preview: raw.preview, saving: raw.saving })
+    }
+
+    /// The camera controls set while capturing, in the order they were last set; none when
+    /// nothing was set.
+    pub fn recorded_controls(&self, camera: &str) -> Result<Vec<(String, ControlValue)>, StateError> {
+        Ok(self.raw(camera)?.controls.map(|c| c.0).unwrap_or_default())
+    }
+
+    /// Like [`StateStore::recorded_controls`], but a broken file logs a warning and counts as
+    /// nothing recorded.
+    pub fn recorded_controls_or_none(&self, camera: &str) -> Vec<(String, ControlValue)> {
+        self.recorded_controls(camera).unwrap_or_else(|e| {
+            tracing::warn!(camera, "{e}; setting only the config's controls");
+            Vec::new()
+        })
+    }
+
+    /// Records controls set while capturing: each one replaces its earlier value and moves to
+    /// the end (re-applying the list sets each once, in the order it was last set). Written
+    /// atomically under the camera's lock, keeping the flags. Returns every recorded control.
+    pub fn record_controls(
+        &self,
+        camera: &str,
+        settings: &[(String, ControlValue)],
+    ) -> Result<Vec<(String, ControlValue)>, StateError> {
+        self.create_dir()?;
+        let _lock = FileLock::acquire(&self.dir.join(format!("{camera}.lock")))?;
+        let flags = self.recorded_or_none(camera);
+        let mut controls = self.recorded_controls_or_none(camera);
+        for (name, value) in settings {
+            let key = normalize_control_name(name);
+            controls.retain(|(k, _)| *k != key);
+            controls.push((key, value.clone()));
+        }
+        self.write(camera, flags, &controls)?;
+        Ok(controls)
+    }
+
+    fn create_dir(&self) -> Result<(), StateError> {
+        std::fs::create_dir_all(&self.dir).map_err(|source| StateError::Io {
+            what: "creating state folder",
+            path: self.dir.clone(),
+            source,
+        })
     }
 
     /// Like [`StateStore::recorded`], but a broken file logs a warning and counts as nothing
@@ -138,15 +192,18 @@ impl StateStore {
     /// Reads the recorded flags of `camera`, applies `change` and writes them back atomically,
     /// holding the camera's lock throughout. Returns the new recorded flags.
     pub fn update(&self, camera: &str, change: impl FnOnce(&mut RecordedFlags)) -> Result<RecordedFlags, StateError> {
-        std::fs::create_dir_all(&self.dir).map_err(|source| StateError::Io {
-            what: "creating state folder",
-            path: self.dir.clone(),
-            source,
-        })?;
+        self.create_dir()?;
         let _lock = FileLock::acquire(&self.dir.join(format!("{camera}.lock")))?;
         // A malformed file is replaced: the command being recorded is what the operator wants now.
         let mut state = self.recorded_or_none(camera);
         change(&mut state);
+        let controls = self.recorded_controls_or_none(camera);
+        self.write(camera, state, &controls)?;
+        Ok(state)
+    }
+
+    /// Replaces the state file of `camera` (the caller holds its lock).
+    fn write(&self, camera: &str, state: RecordedFlags, controls: &[(String, ControlValue)]) -> Result<(), StateError> {
         let path = self.path(camera);
         let tmp = self.dir.join(format!(".{camera}.state.{}", std::process::id()));
         let mut text = format!(
@@ -155,6 +212,19 @@ impl StateStore {
         for (key, value) in [("preview", state.preview), ("saving", state.saving)] {
             if let Some(on) = value {
                 text.push_str(&format!("{key} = {on}\n"));
+            }
+        }
+        if !controls.is_empty() {
+            text.push_str(
+                "\n# camera controls set while capturing, set again at every start and reconnect\n[controls]\n",
+            );
+            for (name, value) in controls {
+                let value = match value {
+                    ControlValue::Integer(v) => toml::Value::Integer(*v),
+                    ControlValue::Bool(v) => toml::Value::Boolean(*v),
+                    ControlValue::Menu(v) => toml::Value::String(v.clone()),
+                };
+                text.push_str(&format!("{name} = {value}\n"));
             }
         }
         let write = |file: &mut File| file.write_all(text.as_bytes()).and_then(|()| file.sync_all());
@@ -167,7 +237,7 @@ impl StateStore {
             let _ = std::fs::remove_file(&tmp);
             StateError::Io { what: "replacing state file", path: path.clone(), source }
         })?;
-        Ok(state)
+        Ok(())
     }
 }
 
@@ -247,6 +317,37 @@ mod tests {
         assert_eq!(store.effective("cam0", config), CameraState { preview: false, saving: false });
         store.update("cam0", |s| s.preview = Some(true)).ok();
         assert_eq!(store.effective("cam0", config), CameraState { preview: true, saving: false });
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Controls are recorded in the order last set, survive flag updates, and flags survive
+    /// control updates; menu names with quotes round-trip.
+    #[test]
+    fn controls_are_recorded_in_order_next_to_the_flags() {
+        let dir = tempfile_dir("controls");
+        let store = StateStore::in_dir(&dir);
+        assert_eq!(store.recorded_controls("cam0").ok(), Some(vec![]));
+        let menu = ControlValue::Menu("Manual \"Mode\"".into());
+        store
+            .record_controls(
+                "cam0",
+                &[("Auto Exposure".into(), menu.clone()), ("gain".into(), ControlValue::Integer(3))],
+            )
+            .ok();
+        store.update("cam0", |s| s.saving = Some(true)).ok();
+        let all = store.record_controls("cam0", &[("auto_exposure".into(), ControlValue::Integer(3))]).ok();
+        let want = vec![
+            ("gain".to_string(), ControlValue::Integer(3)),
+            ("auto_exposure".to_string(), ControlValue::Integer(3)),
+        ];
+        assert_eq!(all.as_ref(), Some(&want));
+        assert_eq!(store.recorded_controls("cam0").ok(), Some(want));
+        assert_eq!(store.recorded("cam0").ok(), Some(RecordedFlags { saving: Some(true), preview: None }));
+        store.record_controls("cam1", &[("x".into(), menu.clone()), ("on".into(), ControlValue::Bool(false))]).ok();
+        assert_eq!(
+            store.recorded_controls("cam1").ok(),
+            Some(vec![("x".to_string(), menu), ("on".to_string(), ControlValue::Bool(false))])
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 

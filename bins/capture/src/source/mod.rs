@@ -13,6 +13,7 @@ use std::time::Duration;
 use anyhow::Context;
 use framebus_common::config::{ControlValue, SourceConfig};
 use framebus_common::ipc::IpcService;
+use framebus_common::state::StateStore;
 use framebus_common::{CameraConfig, Deployment, FrameHeader, PixelFormat};
 use iceoryx2::sample_mut_uninit::SampleMutUninit;
 
@@ -274,12 +275,24 @@ pub enum ControlError {
     Rejected(String),
     /// The device is away (reconnecting) or failed; nothing more was set.
     Unavailable(String),
+    /// The device took the first settings, then refused one (after every setting had passed
+    /// the checks against what it offers); the ones it took stay set.
+    Partly {
+        /// What was set before the refusal.
+        applied: Vec<ControlApplied>,
+        /// Why the next one was refused.
+        error: Box<ControlError>,
+    },
 }
 
 impl fmt::Display for ControlError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ControlError::Unsupported(m) | ControlError::Rejected(m) | ControlError::Unavailable(m) => f.write_str(m),
+            ControlError::Partly { applied, error } => {
+                let done = applied.iter().map(|a| format!("{} = {}", a.name, a.accepted)).collect::<Vec<_>>();
+                write!(f, "{error} (already set: {})", done.join(", "))
+            }
         }
     }
 }
@@ -381,7 +394,12 @@ pub fn open_source(deployment: &Deployment, camera: &CameraConfig) -> anyhow::Re
             FileSource::open(camera, file, &deployment.resolve_path(&file.path))
                 .with_context(|| format!("opening the file source of camera `{}`", camera.name))?,
         ),
-        SourceConfig::V4l2(v4l2) => Box::new(V4l2Source::open(camera, v4l2, &[])?),
+        SourceConfig::V4l2(v4l2) => {
+            // Controls set while capturing before (recorded in the camera's state) win over the
+            // config's: they are set after them.
+            let recorded = StateStore::of(deployment).recorded_controls_or_none(&camera.name);
+            Box::new(V4l2Source::open(camera, v4l2, &recorded)?)
+        }
     };
     Ok(source)
 }

@@ -145,3 +145,63 @@ fn v4l2_conversions_are_single_pass_only() {
     assert_eq!(v4l2_conversion(Mjpg, Rgb3), None);
     assert_eq!(v4l2_conversion(Bgr3, Yuyv), None);
 }
+
+/// `memory` takes auto (the default), userptr or mmap; userptr needs the device format
+/// published as it is.
+#[test]
+fn v4l2_memory_is_checked_against_the_conversion() {
+    let v4l2 = |published: &str, source: &str| {
+        format!(
+            "[deployment]\nname = \"lab\"\n[[camera]]\nname = \"cam0\"\nwidth = 640\nheight = 480\npixel-format = \"{published}\"\n[camera.source]\nkind = \"v4l2\"\ndevice = \"/dev/video0\"\n{source}"
+        )
+    };
+    let memory = |text: &str| {
+        let d = load(text).expect("loads");
+        match &d.camera(None).expect("one camera").source {
+            SourceConfig::V4l2(v) => v.memory,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(memory(&v4l2("YUYV", "")), V4l2Memory::Auto);
+    assert_eq!(memory(&v4l2("NV12", "memory = \"userptr\"")), V4l2Memory::Userptr);
+    assert_eq!(memory(&v4l2("BGR3", "format = \"MJPG\"\nmemory = \"mmap\"")), V4l2Memory::Mmap);
+    let e = load(&v4l2("BGR3", "format = \"YUYV\"\nmemory = \"userptr\"")).expect_err("a conversion");
+    assert_eq!(e.key, "camera[0].source.memory");
+    assert!(
+        e.message.contains("the device delivers YUYV and the camera publishes BGR3; use `auto` or `mmap`"),
+        "{}",
+        e.message
+    );
+    let e = load(&v4l2("MJPG", "memory = \"userptr\"")).expect_err("compressed");
+    assert_eq!(e.key, "camera[0].source.memory");
+    let e = load(&v4l2("YUYV", "memory = \"dmabuf\"")).expect_err("unknown");
+    assert_eq!(e.message, "unknown variant `dmabuf`, expected one of `auto`, `userptr`, `mmap`");
+}
+
+/// `name=value` arguments become control settings; values are integers, booleans or menu
+/// item names; malformed arguments are errors naming them.
+#[test]
+fn control_assignments_parse_from_arguments() {
+    let parsed = parse_control_assignments(&[
+        "Exposure Time, Absolute=200",
+        "auto_exposure=\"Manual Mode\"",
+        "awb=false",
+        "x=-3",
+    ]);
+    assert_eq!(
+        parsed,
+        Ok(vec![
+            ("exposure_time_absolute".to_string(), ControlValue::Integer(200)),
+            ("auto_exposure".to_string(), ControlValue::Menu("Manual Mode".into())),
+            ("awb".to_string(), ControlValue::Bool(false)),
+            ("x".to_string(), ControlValue::Integer(-3)),
+        ])
+    );
+    assert_eq!(
+        parse_control_assignments(&["brightness"]),
+        Err("`brightness` is not a control assignment: write name=value, e.g. brightness=128".to_string())
+    );
+    assert!(parse_control_assignments(&["=3"]).is_err_and(|e| e.contains("no control name")));
+    assert!(parse_control_assignments(&["gain="]).is_err_and(|e| e.contains("no value")));
+    assert!(parse_control_assignments(&["gain=1", "Gain=2"]).is_err_and(|e| e.contains("set twice")));
+}

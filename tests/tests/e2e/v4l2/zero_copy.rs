@@ -34,8 +34,7 @@ fn userptr_frames_reach_readers_byte_for_byte_and_capture_never_copies_them() {
     let node = create_named_node(&d.name, "test-reader").expect("reader node");
     let bus = open_frame_bus(&node, &deployment, &camera).expect("frame bus");
     let stuck = bus.frames.subscriber_builder().buffer_size(1).create().expect("stuck subscriber");
-    let checker =
-        bus.frames.subscriber_builder().buffer_size(bus.layout.max_queue_depth).create().expect("checker");
+    let checker = bus.frames.subscriber_builder().buffer_size(bus.layout.max_queue_depth).create().expect("checker");
     let until = Instant::now() + DEADLINE;
     let held = loop {
         assert!(Instant::now() < until, "no frame for the stuck reader");
@@ -119,7 +118,10 @@ fn userptr_is_refused_where_it_cannot_work_and_auto_falls_back() {
     let auto = v4l2_deployment((320, 240), 30, "YUYV", "", false);
     let (code, stderr) = run_to_exit(&auto, &[("FAKE_V4L2_MEMORY", "mmap")], &["--max-frames", "3"]);
     assert_eq!(code, Some(0), "{stderr}");
-    assert!(stderr.contains("using mmap buffers and one copy per frame: the driver does not support USERPTR"), "{stderr}");
+    assert!(
+        stderr.contains("using mmap buffers and one copy per frame: the driver does not support USERPTR"),
+        "{stderr}"
+    );
     auto.assert_no_leftovers();
 
     let converting = v4l2_deployment((320, 240), 30, "BGR3", "format = \"YUYV\"\nmemory = \"userptr\"", false);

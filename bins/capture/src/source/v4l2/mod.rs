@@ -684,15 +684,7 @@ impl FrameSource for V4l2Source {
         match result {
             Ok(applied) => Ok(applied),
             Err((applied, e)) if applied.is_empty() => Err(e),
-            Err((applied, e)) => {
-                let done = applied.iter().map(|a| format!("{} = {}", a.name, a.accepted)).collect::<Vec<_>>();
-                let with = |m: String| format!("{m} (already set: {})", done.join(", "));
-                Err(match e {
-                    ControlError::Rejected(m) => ControlError::Rejected(with(m)),
-                    ControlError::Unavailable(m) => ControlError::Unavailable(with(m)),
-                    ControlError::Unsupported(m) => ControlError::Unsupported(m),
-                })
-            }
+            Err((applied, e)) => Err(ControlError::Partly { applied, error: Box::new(e) }),
         }
     }
 
