@@ -4,7 +4,7 @@ default: test
 
 # Build every binary (debug).
 build:
-    cargo build --workspace --bins
+    cargo build --workspace --bins --examples
 
 # Formatting and lints, as CI checks them.
 lint:

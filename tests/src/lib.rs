@@ -26,6 +26,15 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
+/// Path of an example of the workspace (`reader`), built by `cargo build --examples`.
+pub fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe.parent().and_then(Path::parent).expect("target profile folder");
+    let path = dir.join("examples").join(name);
+    assert!(path.is_file(), "{} is not built: run `cargo build --workspace --bins --examples` first", path.display());
+    path
+}
+
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// A deployment of one test: a unique name and a config file in a temporary folder.

@@ -7,7 +7,9 @@ mod e2e {
     mod control;
     mod frame_bus;
     mod preview;
+    mod readers;
     mod recorder;
+    mod signals;
     mod v4l2;
     mod wiring;
 }

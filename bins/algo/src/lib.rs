@@ -6,18 +6,15 @@
 pub mod compute;
 
 use std::collections::HashMap;
-use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
-use anyhow::anyhow;
+use framebus::{Camera, Event, ProcessReport, ReaderStats};
 use framebus_common::config::AlgoConfig;
-use framebus_common::control::{Answer, Command, ControlServer, FourccText, FrameFormat, Metrics, ProcessState};
 use framebus_common::header::FLAG_SYNTHETIC_STAMP;
-use framebus_common::ipc::{create_node, reader_waitset, DeploymentGuard, FrameReader, Take};
 use framebus_common::pattern::SyntheticPattern;
 use framebus_common::stats::LatencyWindow;
 use framebus_common::{clock, CameraConfig, Deployment, FrameHeader, PixelFormat, ProcessRole};
-use iceoryx2::prelude::*;
+use serde::Serialize;
 
 use crate::compute::{FrameMetrics, MotionMeter};
 
@@ -32,149 +29,107 @@ pub struct AlgoOptions {
     pub json: bool,
 }
 
-/// Counters of a run; reported periodically and at the end.
+/// What algo found in the frames it processed; reported periodically and at the end, together
+/// with the reader figures of the library ([`ReaderStats`]).
 #[derive(Debug, Clone, Default)]
 pub struct AlgoStats {
     /// Frames processed.
     pub frames: u64,
-    /// Frames never processed, from gaps in the frame ids.
-    pub skipped: u64,
-    /// Frames whose id was not above the previous one within one capture run (must stay 0).
-    pub out_of_order: u64,
-    /// Times the frame ids started again (capture restarted).
-    pub capture_restarts: u64,
     /// Synthetic frames whose stamp and pattern checked out.
     pub stamp_ok: u64,
     /// Synthetic frames that failed the check (torn or wrong frame).
     pub stamp_bad: u64,
     /// Frames whose header layout or format this build does not understand.
     pub bad_header: u64,
-    /// First and last frame id processed.
-    pub first_id: u64,
-    /// Last frame id processed.
-    pub last_id: u64,
-    /// Capture run of the last frame processed.
-    pub last_run_id: u64,
     /// Metrics of the last frame.
     pub last_metrics: FrameMetrics,
-    /// Size and format of the last frame.
-    pub last_format: Option<FrameFormat>,
     /// Capture timestamp → processing start.
     pub latency: LatencyWindow,
     /// Publish (send) timestamp → processing start.
     pub publish_latency: LatencyWindow,
 }
 
-impl AlgoStats {
-    fn record_id(&mut self, run_id: u64, id: u64) {
-        if self.frames == 0 {
-            self.first_id = id;
-        } else if run_id != self.last_run_id {
-            // Capture restarted: ids start again at 1; the new run's frames before `id` were missed.
-            self.capture_restarts += 1;
-            self.skipped += id.saturating_sub(1);
-        } else if id > self.last_id {
-            self.skipped += id - self.last_id - 1;
-        } else {
-            self.out_of_order += 1;
-        }
-        self.last_run_id = run_id;
-        self.last_id = id;
-        self.frames += 1;
-    }
-
-    /// One-line JSON report; `fps` is over the last interval.
-    pub fn to_json(&mut self, camera: &str, fps: f64) -> String {
-        let p = |w: &mut LatencyWindow, q: f64| w.percentile_us(q).map_or("null".to_string(), |v| v.to_string());
-        format!(
-            concat!(
-                "{{\"camera\":\"{}\",\"fps\":{:.1},\"frames\":{},\"skipped\":{},\"out_of_order\":{},\"capture_restarts\":{},",
-                "\"stamp_ok\":{},\"stamp_bad\":{},\"bad_header\":{},\"first_id\":{},\"last_id\":{},",
-                "\"latency_p50_us\":{},\"latency_p99_us\":{},\"publish_latency_p50_us\":{},\"publish_latency_p99_us\":{},",
-                "\"motion\":{:.2},\"mean\":[{:.1},{:.1},{:.1}]}}"
-            ),
-            camera, fps, self.frames, self.skipped, self.out_of_order, self.capture_restarts,
-            self.stamp_ok, self.stamp_bad, self.bad_header, self.first_id, self.last_id,
-            p(&mut self.latency, 50.0), p(&mut self.latency, 99.0),
-            p(&mut self.publish_latency, 50.0), p(&mut self.publish_latency, 99.0),
-            self.last_metrics.motion, self.last_metrics.mean[0], self.last_metrics.mean[1], self.last_metrics.mean[2],
-        )
-    }
+/// One statistics report, as printed with `--json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct AlgoReport<'a> {
+    /// Camera name.
+    pub camera: &'a str,
+    /// Frames processed per second over the report interval.
+    pub fps: f64,
+    /// Frames processed.
+    pub frames: u64,
+    /// Frames not processed: skipped by the policy (newest/max-fps) or overwritten (every).
+    pub skipped: u64,
+    /// Of those, frames lost to queue overflow although wanted (`every` only).
+    pub overwritten: u64,
+    /// Frames the driver dropped while algo was attached.
+    pub driver_drops: u64,
+    /// Frames whose id did not rise within a capture run (must stay 0).
+    pub out_of_order: u64,
+    /// Capture restarts seen.
+    pub capture_restarts: u64,
+    /// Synthetic stamps that checked out.
+    pub stamp_ok: u64,
+    /// Synthetic stamps that failed (torn or wrong frames).
+    pub stamp_bad: u64,
+    /// Frames with a header this build does not understand.
+    pub bad_header: u64,
+    /// First frame id seen in the current capture run.
+    pub first_id: u64,
+    /// Last frame id seen.
+    pub last_id: u64,
+    /// Capture → processing start, p50 over the interval (µs).
+    pub latency_p50_us: Option<u64>,
+    /// Capture → processing start, p99 (µs).
+    pub latency_p99_us: Option<u64>,
+    /// Publish → processing start, p50 (µs).
+    pub publish_latency_p50_us: Option<u64>,
+    /// Publish → processing start, p99 (µs).
+    pub publish_latency_p99_us: Option<u64>,
+    /// Motion score of the last frame.
+    pub motion: f64,
+    /// Channel means of the last frame.
+    pub mean: [f64; 3],
 }
 
-/// Runs algo on `camera` until SIGINT/SIGTERM or `options.max_frames`; returns the statistics.
+/// Runs algo on `camera` until SIGINT/SIGTERM, `ctl stop <camera> algo` or
+/// `options.max_frames`; returns the statistics.
 pub fn run(deployment: &Deployment, camera: &CameraConfig, options: &AlgoOptions) -> anyhow::Result<AlgoStats> {
     let cam = camera.name.as_str();
     let config = camera.algo.clone().unwrap_or_default();
-    let _release = DeploymentGuard::new(deployment.name());
-    let node = create_node(deployment, ProcessRole::Algo, cam)?;
-    let reader = FrameReader::open(&node, deployment, camera, config.queue_depth as usize)?;
-    let waitset = reader_waitset()?;
-    let frame_guard = waitset
-        .attach_notification(reader.listener())
-        .map_err(|e| anyhow!("attaching the frame-ready listener of `{}`: {e:?}", reader.service_name()))?;
-    let tick_guard =
-        waitset.attach_interval(stats_interval(&config)).map_err(|e| anyhow!("attaching the stats timer: {e:?}"))?;
-    let control = ControlServer::create(&node, deployment, cam, ProcessRole::Algo)?;
-    let control_guard = waitset
-        .attach_notification(control.listener())
-        .map_err(|e| anyhow!("attaching the control listener of `{}`: {e:?}", control.service_name()))?;
-    tracing::info!(
-        camera = cam,
-        service = reader.service_name(),
-        queue_depth = config.queue_depth,
-        "waiting for frames"
-    );
-
+    let interval = stats_interval(&config);
+    let reader =
+        Camera::builder_for(deployment, Some(cam)).role(ProcessRole::Algo.name())?.stats_interval(interval).open()?;
+    let stats_timer = reader.add_timer(interval);
     let mut worker = Worker {
-        stats: AlgoStats::default(),
+        stats: AlgoStats {
+            latency: LatencyWindow::new(),
+            publish_latency: LatencyWindow::new(),
+            ..AlgoStats::default()
+        },
         meter: MotionMeter::default(),
         patterns: HashMap::new(),
         options: options.clone(),
     };
-    worker.stats.latency = LatencyWindow::new();
-    worker.stats.publish_latency = LatencyWindow::new();
-    let mut report = Report { since: Instant::now(), frames_at: 0, last: Metrics::default() };
-    report.last.state = ProcessState::Waiting;
-    let mut failure: Option<anyhow::Error> = None;
-
-    let outcome = waitset.wait_and_process(|id| {
-        if id.has_event_from(&frame_guard) {
-            // Newest frame only: older queued ones are dropped (and counted from the id gap).
-            let taken = reader.take_frames(Take::Newest, |sample| {
-                worker.process(sample.user_header(), sample.payload());
-                match options.max_frames {
-                    Some(max) if worker.stats.frames >= max => ControlFlow::Break(()),
-                    _ => ControlFlow::Continue(()),
-                }
-            });
-            match taken {
-                Ok(ControlFlow::Continue(())) => {}
-                Ok(ControlFlow::Break(())) => return CallbackProgression::Stop,
-                Err(e) => {
-                    failure = Some(e.into());
-                    return CallbackProgression::Stop;
+    let mut report = Report { since: Instant::now(), frames_at: 0 };
+    loop {
+        match reader.next_event()? {
+            Event::Frame(frame) => {
+                worker.process(frame.header(), frame.bytes());
+                drop(frame);
+                if options.max_frames.is_some_and(|max| worker.stats.frames >= max) {
+                    break;
                 }
             }
+            Event::Timer(timer) if timer == stats_timer => report.emit(&reader, &mut worker.stats, options.json),
+            Event::Timer(_) | Event::Command(_) => {}
+            Event::Stop(reason) => {
+                tracing::info!(camera = cam, ?reason, "stopping");
+                break;
+            }
         }
-        if id.has_event_from(&tick_guard) {
-            report.emit(cam, &mut worker.stats, options.json);
-        }
-        // Also on the stats timer: a backstop should a wake-up ever be missed.
-        if id.has_event_from(&control_guard) || id.has_event_from(&tick_guard) {
-            control.poll(|command| match command {
-                Command::Status => Answer::Status(report.metrics(&worker.stats)),
-                // Algo carries the flags in its status; preview and recorder act on them.
-                Command::Stop | Command::SetPreview(_) | Command::SetSaving(_) => Answer::Ignored,
-            });
-        }
-        CallbackProgression::Continue
-    });
-    if let Some(e) = failure {
-        return Err(e);
     }
-    outcome.map_err(|e| anyhow!("waiting for frames of camera `{cam}`: {e:?}"))?;
-    report.emit(cam, &mut worker.stats, options.json);
+    report.emit(&reader, &mut worker.stats, options.json);
     Ok(worker.stats)
 }
 
@@ -192,16 +147,13 @@ struct Worker {
 impl Worker {
     fn process(&mut self, header: &FrameHeader, payload: &[u8]) {
         let now = clock::monotonic_ns();
+        self.stats.frames += 1;
         self.stats.latency.record_ns(now.saturating_sub(header.capture_mono_ns));
         self.stats.publish_latency.record_ns(now.saturating_sub(header.publish_mono_ns));
         let Some(format) = header.format().filter(|_| header.is_current_layout()) else {
             self.stats.bad_header += 1;
             return;
         };
-        self.stats.record_id(header.run_id, header.frame_id);
-        self.stats.last_format =
-            Some(FrameFormat { width: header.width, height: header.height, fourcc: FourccText(header.pixel_format) });
-        let payload = &payload[..(header.payload_len as usize).min(payload.len())];
         if header.flags & FLAG_SYNTHETIC_STAMP != 0 {
             let key = (format, header.width, header.height);
             let pattern =
@@ -231,45 +183,56 @@ impl Worker {
 struct Report {
     since: Instant,
     frames_at: u64,
-    /// Figures of the last complete interval, for status replies.
-    last: Metrics,
 }
 
 impl Report {
-    /// Status: live counters plus the last interval's rate and latency.
-    fn metrics(&self, stats: &AlgoStats) -> Metrics {
-        Metrics { frames: stats.frames, skipped: stats.skipped, format: stats.last_format, ..self.last.clone() }
-    }
-
-    fn emit(&mut self, camera: &str, stats: &mut AlgoStats, json: bool) {
+    fn emit(&mut self, reader: &Camera, stats: &mut AlgoStats, json: bool) {
         let elapsed = self.since.elapsed().as_secs_f64();
         let fps = if elapsed > 0.0 { (stats.frames - self.frames_at) as f64 / elapsed } else { 0.0 };
         self.since = Instant::now();
         self.frames_at = stats.frames;
-        self.last = Metrics {
-            state: if fps > 0.0 { ProcessState::Running } else { ProcessState::Waiting },
+        let figures: ReaderStats = reader.stats();
+        let line = AlgoReport {
+            camera: &reader.config().name,
+            fps: (fps * 10.0).round() / 10.0,
             frames: stats.frames,
-            fps,
-            skipped: stats.skipped,
+            skipped: figures.skipped + figures.overwritten,
+            overwritten: figures.overwritten,
+            driver_drops: figures.driver_drops,
+            out_of_order: figures.out_of_order,
+            capture_restarts: figures.capture_restarts,
+            stamp_ok: stats.stamp_ok,
+            stamp_bad: stats.stamp_bad,
+            bad_header: stats.bad_header,
+            first_id: figures.first_frame_id,
+            last_id: figures.last_frame_id,
             latency_p50_us: stats.latency.percentile_us(50.0),
             latency_p99_us: stats.latency.percentile_us(99.0),
-            format: stats.last_format,
-            ..Metrics::default()
+            publish_latency_p50_us: stats.publish_latency.percentile_us(50.0),
+            publish_latency_p99_us: stats.publish_latency.percentile_us(99.0),
+            motion: (stats.last_metrics.motion * 100.0).round() / 100.0,
+            mean: stats.last_metrics.mean.map(|m| (m * 10.0).round() / 10.0),
         };
-        let line = stats.to_json(camera, fps);
         if json {
-            println!("{line}");
+            match serde_json::to_string(&line) {
+                Ok(text) => println!("{text}"),
+                Err(e) => tracing::warn!("could not encode the report: {e}"),
+            }
         }
         tracing::info!(
-            camera,
-            "fps={fps:.1} frames={} skipped={} latency p50={}us p99={}us stamp_bad={} motion={:.2}",
-            stats.frames,
-            stats.skipped,
-            stats.latency.percentile_us(50.0).unwrap_or(0),
-            stats.latency.percentile_us(99.0).unwrap_or(0),
-            stats.stamp_bad,
-            stats.last_metrics.motion
+            camera = line.camera,
+            "fps={fps:.1} frames={} skipped={} overwritten={} latency p50={}us p99={}us stamp_bad={} motion={:.2}",
+            line.frames,
+            line.skipped,
+            line.overwritten,
+            line.latency_p50_us.unwrap_or(0),
+            line.latency_p99_us.unwrap_or(0),
+            line.stamp_bad,
+            line.motion
         );
+        reader.report(|r: &mut ProcessReport| {
+            r.message = format!("motion {:.2}, {} stamp errors", line.motion, line.stamp_bad);
+        });
         stats.latency.clear();
         stats.publish_latency.clear();
     }

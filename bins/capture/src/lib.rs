@@ -21,6 +21,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use framebus_common::control::{ControlServer, FourccText, FrameFormat, Metrics, ProcessState};
 use framebus_common::ipc::{create_node, open_frame_bus, DeploymentGuard};
+use framebus_common::state::StateStore;
 use framebus_common::{CameraConfig, Deployment, ProcessRole};
 
 use crate::control::Control;
@@ -145,12 +146,12 @@ fn run_with_source(
         );
     }
     let _release = DeploymentGuard::new(deployment.name());
-    let node = create_node(deployment, ProcessRole::Capture, cam)?;
+    let node = create_node(deployment, ProcessRole::Capture.name(), cam)?;
     let bus = open_frame_bus(&node, deployment, camera)?;
     let mut output = FrameOutput::create(&bus, &layout, camera, &*source)?;
     let pacing = source.pacing();
     let mut control = Control {
-        server: ControlServer::create(&node, deployment, cam, ProcessRole::Capture)?,
+        server: ControlServer::create(&node, deployment, cam, &ProcessRole::Capture.into())?,
         metrics: Metrics {
             state: ProcessState::Running,
             format: Some(FrameFormat {
@@ -168,6 +169,8 @@ fn run_with_source(
             ..Metrics::default()
         },
         stop: false,
+        store: StateStore::of(deployment),
+        camera: cam.to_string(),
     };
     tracing::info!(
         camera = cam,

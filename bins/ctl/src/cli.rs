@@ -34,10 +34,16 @@ pub enum CtlCommand {
         /// Only this camera.
         camera: Option<String>,
     },
-    /// Stop a camera's capture (it exits cleanly; a supervisor does not restart it).
+    /// Stop one process of a camera: capture by default, or a reader by its role (`algo`,
+    /// `preview`, `recorder`, a user reader's name). It exits cleanly after the frame in
+    /// progress; a supervisor does not restart it. SIGTERM follows if it still runs after
+    /// `--timeout`.
     Stop {
         /// Camera name.
         camera: String,
+        /// Role of the process to stop.
+        #[arg(default_value = "capture")]
+        role: String,
     },
     /// Turn preview image generation on or off (recorded, survives restarts).
     Preview {

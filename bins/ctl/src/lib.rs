@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use framebus_common::control::{Command, ControlClient, ControlError, ControlReply, ProcessStatus, Target};
-use framebus_common::ipc::{connect_control, create_named_node, DeploymentGuard, IpcService};
-use framebus_common::names::{service_name, ProcessRole, ServiceKind};
+use framebus_common::ipc::{connect_control, control_roles, create_named_node, DeploymentGuard, IpcService};
+use framebus_common::names::{service_name, ProcessRole, Role, ServiceKind};
 use framebus_common::state::{CameraState, StateStore};
 use framebus_common::Deployment;
 use iceoryx2::prelude::*;
@@ -63,12 +63,17 @@ pub fn run(cli: &Cli) -> anyhow::Result<Outcome> {
             Ok(Outcome::Done)
         }
         CtlCommand::Status { camera } => with_client(&deployment, |client| status(&deployment, client, cli, camera)),
-        CtlCommand::Stop { camera } => with_client(&deployment, |client| stop(&deployment, client, cli, camera)),
+        CtlCommand::Stop { camera, role } => {
+            let role = Role::new(role).map_err(|e| {
+                anyhow::anyhow!("{e} (roles: capture, algo, preview, recorder, or a user reader's name)")
+            })?;
+            with_client(&deployment, |client| stop(&deployment, client, cli, camera, &role))
+        }
         CtlCommand::Preview { switch, camera } => with_client(&deployment, |client| {
-            set_flag(&deployment, client, cli, camera, Command::SetPreview(switch.is_on()))
+            set_flag(&deployment, client, cli, camera, &Command::SetPreview(switch.is_on()))
         }),
         CtlCommand::Record { switch, camera } => with_client(&deployment, |client| {
-            set_flag(&deployment, client, cli, camera, Command::SetSaving(switch.is_on()))
+            set_flag(&deployment, client, cli, camera, &Command::SetSaving(switch.is_on()))
         }),
     }
 }
@@ -87,31 +92,52 @@ struct Session<'n> {
     client: ControlClient<'n>,
 }
 
-/// Every process of `camera` (or of every camera), in config order.
-fn targets(deployment: &Deployment, camera: Option<&str>) -> anyhow::Result<Vec<Target>> {
+/// Every process of `camera` (or of every camera): the roles the config names, in config
+/// order, then user readers found running that the config does not name (`node` lists the
+/// deployment's control services).
+fn targets(
+    deployment: &Deployment,
+    node: Option<&Node<IpcService>>,
+    camera: Option<&str>,
+) -> anyhow::Result<Vec<Target>> {
     let cameras = match camera {
         Some(name) => vec![deployment.camera(Some(name))?],
         None => deployment.camera.iter().collect(),
     };
-    Ok(cameras
-        .into_iter()
-        .flat_map(|cam| cam.processes().into_iter().map(|role| Target::new(&cam.name, role)))
-        .collect())
+    let mut targets: Vec<Target> =
+        cameras.iter().flat_map(|cam| cam.roles().into_iter().map(|role| Target::new(&cam.name, role))).collect();
+    if node.is_some() {
+        match control_roles(deployment.name()) {
+            Ok(found) => {
+                for (cam, role) in found {
+                    let wanted = cameras.iter().any(|c| c.name == cam);
+                    if wanted && !targets.iter().any(|t| t.camera == cam && t.role == role) {
+                        targets.push(Target::new(&cam, role));
+                    }
+                }
+            }
+            Err(e) => tracing::warn!("could not list the deployment's services for user readers: {e}"),
+        }
+    }
+    // Config order per camera, user readers found at run time after the configured ones.
+    let order = |t: &Target| cameras.iter().position(|c| c.name == t.camera).unwrap_or(usize::MAX);
+    targets.sort_by_key(order);
+    Ok(targets)
 }
 
 fn control_service(deployment: &Deployment, target: &Target) -> String {
-    service_name(deployment.name(), &target.camera, ServiceKind::Control(target.role))
+    service_name(deployment.name(), &target.camera, ServiceKind::Control(target.role.as_str()))
 }
 
 fn status(deployment: &Deployment, session: &Session, cli: &Cli, camera: &Option<String>) -> anyhow::Result<Outcome> {
-    let targets = targets(deployment, camera.as_deref())?;
-    let results = session.client.send_all(&targets, Command::Status, cli.timeout);
+    let targets = targets(deployment, Some(session.node), camera.as_deref())?;
+    let results = session.client.send_all(&targets, &Command::Status, cli.timeout);
     let mut all_ok = true;
     let mut rows = Vec::new();
     for (target, result) in targets.iter().zip(results) {
         let service = control_service(deployment, target);
         let row = match result.map(|reply| (reply.status(), reply)) {
-            Ok((Some(status), reply)) if reply.is_ok() => Row::Up(status),
+            Ok((Some(status), reply)) if reply.is_ok() => Row::Up(Box::new(status)),
             Ok((_, reply)) => Row::Down(format!("unreadable reply on `{service}`: {}", reply.message_text())),
             Err(e) => Row::Down(e.to_string()),
         };
@@ -124,7 +150,7 @@ fn status(deployment: &Deployment, session: &Session, cli: &Cli, camera: &Option
             .map(|(target, service, row)| {
                 let mut value = match row {
                     Row::Up(status) => serde_json::to_value(status).unwrap_or(Value::Null),
-                    Row::Down(error) => json!({ "camera": target.camera, "role": target.role.name(), "state": "not-running", "error": error }),
+                    Row::Down(error) => json!({ "camera": target.camera, "role": target.role.as_str(), "state": "not-running", "error": error }),
                 };
                 value["service"] = json!(service);
                 value
@@ -138,7 +164,7 @@ fn status(deployment: &Deployment, session: &Session, cli: &Cli, camera: &Option
 }
 
 enum Row {
-    Up(ProcessStatus),
+    Up(Box<ProcessStatus>),
     Down(String),
 }
 
@@ -146,8 +172,21 @@ fn status_table(rows: &[(&Target, String, Row)]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<10} {:<9} {:>7} {:<9} {:>8} {:>9} {:>6} {:>7} {:>13} {:<7} {:<6} FORMAT",
-        "CAMERA", "ROLE", "PID", "STATE", "UPTIME", "FRAMES", "FPS", "SKIPPED", "LAT p50/p99", "PREVIEW", "SAVING"
+        "{:<10} {:<12} {:>7} {:<9} {:>8} {:>9} {:>6} {:>7} {:>6} {:>6} {:<11} {:>13} {:<7} {:<6} FORMAT",
+        "CAMERA",
+        "ROLE",
+        "PID",
+        "STATE",
+        "UPTIME",
+        "FRAMES",
+        "FPS",
+        "SKIPPED",
+        "OVERWR",
+        "DROPS",
+        "POLICY",
+        "LAT p50/p99",
+        "PREVIEW",
+        "SAVING"
     );
     let on_off = |on: bool| if on { "on" } else { "off" };
     for (target, _, row) in rows {
@@ -158,24 +197,37 @@ fn status_table(rows: &[(&Target, String, Row)]) -> String {
                     _ => "-".into(),
                 };
                 let format = match s.format {
-                    Some(f) if s.role == ProcessRole::Capture => {
+                    Some(f) if s.role == ProcessRole::Capture.name() => {
                         format!("{}x{} {} @{:.0}", f.width, f.height, f.fourcc, s.target_fps)
                     }
                     Some(f) => format!("{}x{} {}", f.width, f.height, f.fourcc),
                     None => "-".into(),
                 };
+                let (overwritten, drops, policy) = match &s.reader {
+                    Some(r) => {
+                        let policy = match r.policy {
+                            "max-fps" => format!("max-fps={}", s.target_fps),
+                            other => format!("{other}/{}", r.queue_depth),
+                        };
+                        (r.overwritten.to_string(), r.driver_drops.to_string(), policy)
+                    }
+                    None => ("-".into(), "-".into(), "-".into()),
+                };
                 let note = if s.message.is_empty() { String::new() } else { format!("  {}", s.message) };
                 let _ = writeln!(
                     out,
-                    "{:<10} {:<9} {:>7} {:<9} {:>7.0}s {:>9} {:>6.1} {:>7} {:>13} {:<7} {:<6} {}{note}",
+                    "{:<10} {:<12} {:>7} {:<9} {:>7.0}s {:>9} {:>6.1} {:>7} {:>6} {:>6} {:<11} {:>13} {:<7} {:<6} {}{note}",
                     s.camera,
-                    s.role.name(),
+                    s.role,
                     s.pid,
                     s.state.name(),
                     s.uptime_secs,
                     s.frames,
                     s.fps,
                     s.skipped,
+                    overwritten,
+                    drops,
+                    policy,
                     latency,
                     on_off(s.preview),
                     on_off(s.saving),
@@ -184,28 +236,28 @@ fn status_table(rows: &[(&Target, String, Row)]) -> String {
             }
             Row::Down(error) => {
                 let _ =
-                    writeln!(out, "{:<10} {:<9} {:>7} not running: {error}", target.camera, target.role.name(), "-");
+                    writeln!(out, "{:<10} {:<12} {:>7} not running: {error}", target.camera, target.role.as_str(), "-");
             }
         }
     }
     out
 }
 
-fn stop(deployment: &Deployment, session: &Session, cli: &Cli, camera: &str) -> anyhow::Result<Outcome> {
+fn stop(deployment: &Deployment, session: &Session, cli: &Cli, camera: &str, role: &Role) -> anyhow::Result<Outcome> {
     deployment.camera(Some(camera))?;
-    let target = Target::new(camera, ProcessRole::Capture);
+    let target = Target::new(camera, role.clone());
     let service = control_service(deployment, &target);
     let started = Instant::now();
-    let reply = match session.client.send(&target, Command::Stop, cli.timeout) {
+    let reply = match session.client.send(&target, &Command::Stop, cli.timeout) {
         Ok(reply) if reply.is_ok() => reply,
-        Ok(reply) => return report_failure(cli, camera, &format!("capture refused to stop: {}", reply.message_text())),
+        Ok(reply) => return report_failure(cli, camera, &format!("{role} refused to stop: {}", reply.message_text())),
         Err(e) => return report_failure(cli, camera, &e.to_string()),
     };
     // The ladder: the cooperative stop was acknowledged; if the process is still serving after
     // the timeout, SIGTERM (which iceoryx2 turns into a clean exit), then give up.
     let mut how = "stopped";
     if !wait_server_gone(session.node, deployment, &target, cli.timeout)? {
-        tracing::warn!(camera, pid = reply.pid, "capture still running after the stop request, sending SIGTERM");
+        tracing::warn!(camera, pid = reply.pid, "{role} still running after the stop request, sending SIGTERM");
         // SAFETY: kill has no memory-safety preconditions; the pid comes from the process itself.
         unsafe { libc::kill(reply.pid as i32, libc::SIGTERM) };
         how = "terminated (SIGTERM)";
@@ -213,17 +265,17 @@ fn stop(deployment: &Deployment, session: &Session, cli: &Cli, camera: &str) -> 
             return report_failure(
                 cli,
                 camera,
-                &format!("capture (pid {}) still serves `{service}` after stop and SIGTERM", reply.pid),
+                &format!("{role} (pid {}) still serves `{service}` after stop and SIGTERM", reply.pid),
             );
         }
     }
     if cli.json {
         println!(
             "{}",
-            json!({ "camera": camera, "ok": true, "result": how, "pid": reply.pid, "service": service, "seconds": started.elapsed().as_secs_f64() })
+            json!({ "camera": camera, "role": role.as_str(), "ok": true, "result": how, "pid": reply.pid, "service": service, "seconds": started.elapsed().as_secs_f64() })
         );
     } else {
-        println!("{camera}: capture (pid {}) {how}", reply.pid);
+        println!("{camera}: {role} (pid {}) {how}", reply.pid);
     }
     Ok(Outcome::Done)
 }
@@ -237,7 +289,7 @@ fn wait_server_gone(
 ) -> anyhow::Result<bool> {
     let until = Instant::now() + timeout;
     loop {
-        let services = connect_control(node, deployment.name(), &target.camera, target.role)
+        let services = connect_control(node, deployment.name(), &target.camera, target.role.as_str())
             .with_context(|| format!("watching {} of camera `{}`", target.role, target.camera))?;
         if services.is_none_or(|s| !s.has_server()) {
             return Ok(true);
@@ -262,16 +314,16 @@ fn set_flag(
     session: &Session,
     cli: &Cli,
     camera: &str,
-    command: Command,
+    command: &Command,
 ) -> anyhow::Result<Outcome> {
     // Recorded first: a process that is not running (or restarting) picks it up when it starts.
     let cam = deployment.camera(Some(camera))?;
     let store = StateStore::of(deployment);
     let recorded = store
         .update(camera, |state| match command {
-            Command::SetPreview(on) => state.preview = Some(on),
-            Command::SetSaving(on) => state.saving = Some(on),
-            Command::Status | Command::Stop => {}
+            Command::SetPreview(on) => state.preview = Some(*on),
+            Command::SetSaving(on) => state.saving = Some(*on),
+            _ => {}
         })
         .with_context(|| format!("recording `{}` for camera `{camera}`", command.describe()))?;
     let state = recorded.over(CameraState::initial(Some(cam)));
@@ -292,7 +344,7 @@ fn set_flag(
             eprintln!("{note}");
         }
     }
-    let targets = targets(deployment, Some(camera))?;
+    let targets = targets(deployment, Some(session.node), Some(camera))?;
     let results = session.client.send_all(&targets, command, cli.timeout);
     let mut all_ok = true;
     let mut delivered = Vec::new();
@@ -300,7 +352,7 @@ fn set_flag(
         let service = control_service(deployment, target);
         let (ok, text) = describe_delivery(result);
         all_ok &= ok;
-        delivered.push(json!({ "role": target.role.name(), "service": service, "ok": ok, "message": text }));
+        delivered.push(json!({ "role": target.role.as_str(), "service": service, "ok": ok, "message": text }));
         if !cli.json {
             let line = format!("{camera}: {}: {text}", target.role);
             if ok {
@@ -350,10 +402,10 @@ fn list(deployment: &Deployment, json_output: bool) {
         let services: Vec<Value> = [("frames", ServiceKind::Frames), ("frames-ready", ServiceKind::FrameReady)]
             .into_iter()
             .map(|(what, kind)| json!({ "what": what, "service": service_name(name, &cam.name, kind) }))
-            .chain(cam.processes().into_iter().flat_map(|role| {
+            .chain(cam.roles().into_iter().flat_map(|role| {
                 [
-                    json!({ "what": format!("{role}-control"), "service": service_name(name, &cam.name, ServiceKind::Control(role)) }),
-                    json!({ "what": format!("{role}-control-ready"), "service": service_name(name, &cam.name, ServiceKind::ControlReady(role)) }),
+                    json!({ "what": format!("{role}-control"), "service": service_name(name, &cam.name, ServiceKind::Control(role.as_str())) }),
+                    json!({ "what": format!("{role}-control-ready"), "service": service_name(name, &cam.name, ServiceKind::ControlReady(role.as_str())) }),
                 ]
             }))
             .collect();
@@ -366,7 +418,7 @@ fn list(deployment: &Deployment, json_output: bool) {
             cam.pixel_format,
             cam.fps,
             cam.source.kind(),
-            cam.processes().iter().map(|r| r.name()).collect::<Vec<_>>().join(", "),
+            cam.roles().iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", "),
             if flags.preview { "on" } else { "off" },
             if flags.saving { "on" } else { "off" },
         );
@@ -385,7 +437,7 @@ fn list(deployment: &Deployment, json_output: bool) {
             "pixel_format": cam.pixel_format,
             "fps": cam.fps,
             "source": cam.source.kind(),
-            "processes": cam.processes().iter().map(|r| r.name()).collect::<Vec<_>>(),
+            "processes": cam.roles().iter().map(|r| r.as_str().to_string()).collect::<Vec<_>>(),
             "preview": flags.preview,
             "saving": flags.saving,
             "state_file": store.path(&cam.name),

@@ -4,6 +4,11 @@
 //! number of times, reset once it has run stably), and on SIGINT/SIGTERM stops the readers
 //! first, then capture, and waits for them.
 //!
+//! User readers with a `command` in `[[camera.reader]]` are started like the built-in readers
+//! (after capture), in the config file's folder, with `FRAMEBUS_CONFIG`, `FRAMEBUS_CAMERA` and
+//! `FRAMEBUS_ROLE` in their environment (the Rust and Python APIs take their defaults from
+//! them).
+//!
 //! The sibling binaries are found next to ctl's own executable. Children run in their own
 //! process group (Ctrl-C reaches only the supervisor, which then stops them in order) and get
 //! SIGTERM if the supervisor dies (`PR_SET_PDEATHSIG`), so none outlives it.
@@ -17,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use framebus_common::ipc::{connect_control, create_named_node_with, DeploymentGuard, IpcService};
-use framebus_common::names::ProcessRole;
+use framebus_common::names::{ProcessRole, Role};
 use framebus_common::Deployment;
 use iceoryx2::prelude::*;
 
@@ -54,10 +59,20 @@ impl Default for SupervisorOptions {
 /// How often the supervisor looks at its children and the signal flag.
 const TICK: Duration = Duration::from_millis(50);
 
+/// What a supervised process runs.
+#[derive(Debug, Clone)]
+enum Program {
+    /// A framebus binary next to ctl.
+    Builtin(ProcessRole),
+    /// A user reader's command line from `[[camera.reader]] command`.
+    User(Vec<String>),
+}
+
 /// One supervised process.
 struct Supervised {
     camera: String,
-    role: ProcessRole,
+    role: Role,
+    program: Program,
     child: Option<Child>,
     started: Instant,
     restarts: u32,
@@ -71,6 +86,10 @@ impl Supervised {
     fn label(&self) -> String {
         format!("{} of camera `{}`", self.role, self.camera)
     }
+
+    fn is_capture(&self) -> bool {
+        matches!(self.program, Program::Builtin(ProcessRole::Capture))
+    }
 }
 
 /// Everything the supervisor needs to start a process.
@@ -81,13 +100,28 @@ struct Launcher {
 
 impl Launcher {
     fn start(&self, proc: &mut Supervised) -> anyhow::Result<()> {
-        let binary = self.bin_dir.join(proc.role.name());
-        let mut command = Command::new(&binary);
+        let (binary, mut command) = match &proc.program {
+            Program::Builtin(role) => {
+                let binary = self.bin_dir.join(role.name());
+                let mut command = Command::new(&binary);
+                command.arg("--config").arg(&self.config).arg("--camera").arg(&proc.camera);
+                (binary, command)
+            }
+            Program::User(argv) => {
+                let folder = self.config.parent().map(Path::to_path_buf).unwrap_or_default();
+                let program = argv.first().map(String::as_str).unwrap_or_default();
+                // A path with a `/` is relative to the config file's folder; a bare name is
+                // looked up in PATH.
+                let binary = if program.contains('/') { folder.join(program) } else { PathBuf::from(program) };
+                let mut command = Command::new(&binary);
+                command.args(&argv[1..]).current_dir(&folder);
+                (binary, command)
+            }
+        };
         command
-            .arg("--config")
-            .arg(&self.config)
-            .arg("--camera")
-            .arg(&proc.camera)
+            .env("FRAMEBUS_CONFIG", &self.config)
+            .env("FRAMEBUS_CAMERA", &proc.camera)
+            .env("FRAMEBUS_ROLE", proc.role.as_str())
             .stdin(Stdio::null())
             .stdout(Stdio::inherit())
             .stderr(Stdio::inherit())
@@ -140,22 +174,27 @@ pub fn run(deployment: &Deployment, options: &SupervisorOptions) -> anyhow::Resu
     let node = create_named_node_with(deployment.name(), "supervisor", SignalHandlingMode::Disabled)?;
     tracing::info!(deployment = deployment.name(), config = %launcher.config.display(), "supervisor starting");
 
-    let mut procs: Vec<Supervised> = deployment
-        .camera
-        .iter()
-        .flat_map(|cam| {
-            cam.processes().into_iter().map(|role| Supervised {
-                camera: cam.name.clone(),
-                role,
-                child: None,
-                started: Instant::now(),
-                restarts: 0,
-                restart_at: None,
-                done: false,
-                failed: false,
-            })
-        })
-        .collect();
+    let supervised = |camera: &str, role: Role, program: Program| Supervised {
+        camera: camera.to_string(),
+        role,
+        program,
+        child: None,
+        started: Instant::now(),
+        restarts: 0,
+        restart_at: None,
+        done: false,
+        failed: false,
+    };
+    let mut procs: Vec<Supervised> = Vec::new();
+    for cam in &deployment.camera {
+        for role in cam.processes() {
+            procs.push(supervised(&cam.name, role.into(), Program::Builtin(role)));
+        }
+        for user in cam.reader.iter().filter(|r| !r.command.is_empty()) {
+            let role = Role::new(&user.name).context("validated reader name")?;
+            procs.push(supervised(&cam.name, role, Program::User(user.command.clone())));
+        }
+    }
 
     // Captures first, each until it serves its control service: a capture that cannot start
     // (bad device, unreadable file) fails the whole start-up with its own error above ours.
@@ -175,7 +214,7 @@ fn start_captures(
     options: &SupervisorOptions,
     term: &AtomicBool,
 ) -> anyhow::Result<()> {
-    for proc in procs.iter_mut().filter(|p| p.role == ProcessRole::Capture) {
+    for proc in procs.iter_mut().filter(|p| p.is_capture()) {
         launcher.start(proc)?;
         let until = Instant::now() + options.ready_timeout;
         loop {
@@ -191,7 +230,7 @@ fn start_captures(
                     describe(status)
                 );
             }
-            let serving = connect_control(node, deployment.name(), &proc.camera, ProcessRole::Capture)
+            let serving = connect_control(node, deployment.name(), &proc.camera, ProcessRole::Capture.name())
                 .ok()
                 .flatten()
                 .is_some_and(|s| s.has_server());
@@ -214,7 +253,7 @@ fn start_captures(
 }
 
 fn start_readers(launcher: &Launcher, procs: &mut [Supervised]) -> anyhow::Result<()> {
-    for proc in procs.iter_mut().filter(|p| p.role != ProcessRole::Capture) {
+    for proc in procs.iter_mut().filter(|p| !p.is_capture()) {
         launcher.start(proc)?;
     }
     Ok(())
@@ -300,11 +339,10 @@ fn watch(
 /// nothing left to read: its readers are stopped too, so that the supervisor ends once every
 /// camera has (as the original control process stopped when its camera died).
 fn stop_readers_of_ended_cameras(procs: &mut [Supervised], grace: Duration) {
-    let ended: Vec<String> =
-        procs.iter().filter(|p| p.role == ProcessRole::Capture && p.done).map(|p| p.camera.clone()).collect();
+    let ended: Vec<String> = procs.iter().filter(|p| p.is_capture() && p.done).map(|p| p.camera.clone()).collect();
     for camera in ended {
         let readers: Vec<&mut Supervised> =
-            procs.iter_mut().filter(|p| p.camera == camera && p.role != ProcessRole::Capture && !p.done).collect();
+            procs.iter_mut().filter(|p| p.camera == camera && !p.is_capture() && !p.done).collect();
         if readers.is_empty() {
             continue;
         }
@@ -317,7 +355,7 @@ fn stop_readers_of_ended_cameras(procs: &mut [Supervised], grace: Duration) {
 fn stop_all(procs: &mut [Supervised], grace: Duration) {
     for captures in [false, true] {
         let group: Vec<&mut Supervised> =
-            procs.iter_mut().filter(|p| (p.role == ProcessRole::Capture) == captures && p.child.is_some()).collect();
+            procs.iter_mut().filter(|p| p.is_capture() == captures && p.child.is_some()).collect();
         stop_group(group, grace);
     }
 }

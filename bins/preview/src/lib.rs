@@ -14,19 +14,16 @@ pub mod http;
 pub mod render;
 
 use std::net::SocketAddr;
-use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, Context};
+use anyhow::Context;
+use framebus::{Camera, Command, Event, ProcessReport, ReaderStats};
 use framebus_common::config::PreviewConfig;
-use framebus_common::control::{Answer, Command, ControlServer, FourccText, FrameFormat, Metrics, ProcessState};
-use framebus_common::ipc::{create_node, reader_waitset, DeploymentGuard, FrameReader, Take};
 use framebus_common::stats::LatencyWindow;
 use framebus_common::{clock, CameraConfig, Deployment, FrameHeader, ProcessRole};
 use framebus_vision::opencv::core::Vector;
 use framebus_vision::opencv::highgui;
-use iceoryx2::prelude::*;
 
 use crate::http::Hub;
 use crate::render::{OverlayInfo, Renderer};
@@ -52,7 +49,7 @@ pub struct PreviewStatus {
     pub enabled: bool,
     /// Frames received from the camera.
     pub frames: u64,
-    /// Frames never received (frame-id gaps: the queue kept only the newest).
+    /// Frames not taken: the policy kept only the newest (or at most `max-fps`).
     pub skipped: u64,
     /// Preview images generated.
     pub previews: u64,
@@ -90,8 +87,6 @@ pub struct Preview {
     next_due: Instant,
     window: Option<String>,
     status: PreviewStatus,
-    fourcc: u32,
-    last_run_id: u64,
     latency: LatencyWindow,
     interval_start: Instant,
     frames_at: u64,
@@ -113,8 +108,6 @@ impl Preview {
             next_due: Instant::now(),
             window: None,
             status: PreviewStatus { format: "-", ..PreviewStatus::default() },
-            fourcc: 0,
-            last_run_id: 0,
             latency: LatencyWindow::new(),
             interval_start: Instant::now(),
             frames_at: 0,
@@ -150,9 +143,9 @@ impl Preview {
         &self.url
     }
 
-    /// The status as a control reply reports it: frames, fps, skipped and latency over the
-    /// last statistics interval, the flag as acted on, and a one-line summary with the URL.
-    pub fn metrics(&self) -> Metrics {
+    /// What the control reply adds to the reader figures: the flag as acted on, image-ready
+    /// latency, and a one-line summary with the URL.
+    pub fn report(&self) -> ProcessReport {
         let s = self.status();
         let mut message = if s.enabled {
             format!("on: {} previews at {:.1}/s, {} viewer(s), {}", s.previews, s.preview_fps, s.viewers, self.url)
@@ -162,31 +155,11 @@ impl Preview {
         if let Some(error) = &s.last_error {
             message.push_str(&format!("; {} error(s), last: {error}", s.errors));
         }
-        let (width, height) = s.frame_size;
-        Metrics {
-            state: if s.fps > 0.0 { ProcessState::Running } else { ProcessState::Waiting },
-            frames: s.frames,
-            fps: s.fps,
-            skipped: s.skipped,
-            latency_p50_us: s.latency_p50_us,
-            latency_p99_us: s.latency_p99_us,
-            format: (width > 0 && height > 0).then_some(FrameFormat { width, height, fourcc: FourccText(self.fourcc) }),
-            preview: Some(s.enabled),
+        ProcessReport {
             message,
-            ..Metrics::default()
-        }
-    }
-
-    /// Answers one control command: status, and preview on/off (the only flag it acts on).
-    pub fn on_command(&mut self, command: Command) -> Answer {
-        match command {
-            Command::Status => Answer::Status(self.metrics()),
-            Command::SetPreview(on) => {
-                self.set_enabled(on);
-                Answer::Done(format!("preview {}", if on { "on" } else { "off" }))
-            }
-            // Saving is the recorder's; the server records it. The preview does not stop on command.
-            Command::SetSaving(_) | Command::Stop => Answer::Ignored,
+            preview: Some(s.enabled),
+            latency_us: s.enabled.then_some((s.latency_p50_us, s.latency_p99_us)),
+            ..ProcessReport::default()
         }
     }
 
@@ -203,18 +176,10 @@ impl Preview {
     /// releasing it).
     pub fn on_frame(&mut self, header: &FrameHeader) -> bool {
         let s = &mut self.status;
-        if s.frames > 0 && header.run_id != self.last_run_id {
-            // Capture restarted: ids begin again at 1.
-            s.skipped += header.frame_id.saturating_sub(1);
-        } else if s.frames > 0 && header.frame_id > s.last_frame_id {
-            s.skipped += header.frame_id - s.last_frame_id - 1;
-        }
-        self.last_run_id = header.run_id;
         s.frames += 1;
         s.last_frame_id = header.frame_id;
         s.frame_size = (header.width, header.height);
         s.format = header.format().map_or("?", |f| f.name());
-        self.fourcc = header.pixel_format;
         if !s.enabled {
             return false;
         }
@@ -273,9 +238,10 @@ impl Preview {
         self.status.last_error = Some(message);
     }
 
-    /// Closes the statistics interval: updates rates and percentiles, republishes the status
-    /// and returns it as one JSON line.
-    pub fn tick(&mut self) -> String {
+    /// Closes the statistics interval: updates rates and percentiles (and the reader figures
+    /// of the library), republishes the status and returns it as one JSON line.
+    pub fn tick(&mut self, figures: &ReaderStats) -> String {
+        self.status.skipped = figures.skipped + figures.overwritten;
         let elapsed = self.interval_start.elapsed().as_secs_f64();
         if elapsed > 0.0 {
             self.status.fps = (self.status.frames - self.frames_at) as f64 / elapsed;
@@ -337,23 +303,20 @@ pub fn run(deployment: &Deployment, camera: &CameraConfig, options: &PreviewOpti
     http::serve(listener, Arc::clone(&hub), cam.to_string(), config.max_viewers as usize)
         .with_context(|| format!("camera `{cam}`: starting the HTTP server"))?;
     let stats_interval = Duration::from_secs_f64(config.stats_interval_secs);
-    let queue_depth = config.queue_depth as usize;
 
-    let _release = DeploymentGuard::new(deployment.name());
-    let node = create_node(deployment, ProcessRole::Preview, cam)?;
-    let control = ControlServer::create(&node, deployment, cam, ProcessRole::Preview)?;
     // Precedence: --enabled (recorded like a command, so a restart without it resumes it), else
-    // the camera's recorded flag, else `enabled` from the config (the server resolved those).
-    let enabled = match options.enabled {
-        Some(on) => {
-            if let Err(e) = control.record(Command::SetPreview(on)) {
-                tracing::warn!(camera = cam, "--enabled {on} is not persisted: {e}");
-            }
-            on
-        }
-        None => control.state().preview,
-    };
-    let mut preview = Preview::new(cam, config, url.clone(), Arc::clone(&hub), enabled);
+    // the camera's recorded flag, else `enabled` from the config (the control server resolves
+    // those).
+    let mut builder = Camera::builder_for(deployment, Some(cam))
+        .role(ProcessRole::Preview.name())?
+        .stats_interval(stats_interval)
+        .handles_preview();
+    if let Some(on) = options.enabled {
+        builder = builder.record(Command::SetPreview(on));
+    }
+    let reader = builder.open()?;
+    let mut preview = Preview::new(cam, config, url.clone(), Arc::clone(&hub), reader.flags().preview);
+    reader.report(|r| *r = preview.report());
     tracing::info!(camera = cam, "preview served at {url} (stream {url}stream.mjpg, snapshot {url}snapshot.jpg)");
     if options.json {
         println!("{}", serde_json::json!({ "event": "listening", "camera": cam, "url": url }));
@@ -369,71 +332,59 @@ pub fn run(deployment: &Deployment, camera: &CameraConfig, options: &PreviewOpti
         }
     }
 
-    let reader = FrameReader::open(&node, deployment, camera, queue_depth)?;
-    let waitset = reader_waitset()?;
-    let frame_guard = waitset
-        .attach_notification(reader.listener())
-        .map_err(|e| anyhow!("attaching the frame-ready listener of `{}`: {e:?}", reader.service_name()))?;
-    let tick_guard =
-        waitset.attach_interval(stats_interval).map_err(|e| anyhow!("attaching the stats timer: {e:?}"))?;
-    let control_guard = waitset
-        .attach_notification(control.listener())
-        .map_err(|e| anyhow!("attaching the control listener of `{}`: {e:?}", control.service_name()))?;
-
-    let mut failure: Option<anyhow::Error> = None;
-    let outcome = waitset.wait_and_process(|id| {
-        if id.has_event_from(&frame_guard) {
-            // Newest frame only: older queued ones are dropped (and counted from the id gap).
-            let taken = reader.take_frames(Take::Newest, |sample| {
-                let header = *sample.user_header();
-                if header.is_current_layout() && preview.on_frame(&header) {
-                    let converted = preview.convert(&header, sample.payload());
-                    // The sample is released before the slow part (resize, encode, disk).
-                    drop(sample);
-                    if converted {
-                        preview.render(&header);
-                    }
-                }
-                ControlFlow::Continue(())
-            });
-            if let Err(e) = taken {
-                failure = Some(e.into());
-                return CallbackProgression::Stop;
-            }
-        }
-        // Also on the timer: a backstop should a wake-up ever be missed (a poll is one
-        // non-blocking receive).
-        if id.has_event_from(&control_guard) || id.has_event_from(&tick_guard) {
-            control.poll(|command| preview.on_command(command));
-        }
-        if id.has_event_from(&tick_guard) {
-            let line = preview.tick();
-            if options.json {
-                println!("{line}");
-            }
-            let s = &preview.status;
-            tracing::debug!(
-                camera = cam,
-                "fps={:.1} preview_fps={:.1} frames={} skipped={}",
-                s.fps,
-                s.preview_fps,
-                s.frames,
-                s.skipped
-            );
-        }
-        CallbackProgression::Continue
-    });
+    let tick = reader.add_timer(stats_interval);
+    let outcome = serve_frames(&reader, &mut preview, tick, options.json);
     hub.shut_down();
-    if let Some(e) = failure {
-        return Err(e);
-    }
-    outcome.map_err(|e| anyhow!("waiting for frames of camera `{cam}`: {e:?}"))?;
+    outcome?;
     if preview.window.is_some() {
         let _ = highgui::destroy_all_windows();
     }
-    let line = preview.tick();
+    let line = preview.tick(&reader.stats());
     if options.json {
         println!("{line}");
     }
     Ok(preview.status())
+}
+
+/// The preview's reader loop: newest frames while on (one image per `fps` period), commands,
+/// the statistics timer; until stop.
+fn serve_frames(reader: &Camera, preview: &mut Preview, tick: framebus::TimerId, json: bool) -> anyhow::Result<()> {
+    loop {
+        match reader.next_event()? {
+            Event::Frame(frame) => {
+                let header = *frame.header();
+                if header.is_current_layout() && preview.on_frame(&header) {
+                    let converted = preview.convert(&header, frame.bytes());
+                    // The sample is released before the slow part (resize, overlay, encode).
+                    drop(frame);
+                    if converted {
+                        preview.render(&header);
+                    }
+                }
+            }
+            Event::Command(Command::SetPreview(on)) => {
+                preview.set_enabled(on);
+                reader.report(|r| *r = preview.report());
+            }
+            Event::Command(_) => {}
+            Event::Timer(timer) if timer == tick => {
+                let line = preview.tick(&reader.stats());
+                reader.report(|r| *r = preview.report());
+                if json {
+                    println!("{line}");
+                }
+                let s = &preview.status;
+                tracing::debug!(
+                    camera = preview.camera,
+                    "fps={:.1} preview_fps={:.1} frames={} skipped={}",
+                    s.fps,
+                    s.preview_fps,
+                    s.frames,
+                    s.skipped
+                );
+            }
+            Event::Timer(_) => {}
+            Event::Stop(_) => return Ok(()),
+        }
+    }
 }

@@ -15,22 +15,18 @@
 pub mod disk;
 pub mod segment;
 
-use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context};
+use framebus::{Camera, Command, Event, ProcessReport, ProcessState};
 use framebus_common::config::{ImageFormat, RecorderConfig};
-use framebus_common::control::{Answer, Command, ControlServer, FourccText, FrameFormat, Metrics, ProcessState};
-use framebus_common::ipc::{create_node, reader_waitset, DeploymentGuard, FrameReader, Take};
+use framebus_common::control::{FourccText, FrameFormat};
 use framebus_common::stats::LatencyWindow;
-use framebus_common::{clock, CameraConfig, Deployment, FrameHeader, ProcessRole};
+use framebus_common::{clock, signals, CameraConfig, Deployment, FrameHeader, ProcessRole};
 use framebus_vision::opencv::core::{Mat, Vector};
 use framebus_vision::opencv::imgcodecs;
 use framebus_vision::to_bgr;
-use iceoryx2::prelude::*;
-use iceoryx2::waitset::WaitSetRunResult;
 
 use crate::segment::{Segment, SegmentSpec, Skip, SkipReason};
 
@@ -203,10 +199,10 @@ impl Recorder {
         self.status.clone()
     }
 
-    /// The status as a control reply reports it: frames received, fps, skipped and latency over
-    /// the last statistics interval, the saving flag as acted on, state `degraded` while the
-    /// disk is below the floor, and a one-line summary (`off`, `recording ...`, `disk-low: ...`).
-    pub fn metrics(&self) -> Metrics {
+    /// What the control reply adds to the reader figures: the saving flag as acted on, state
+    /// `degraded` while the disk is below the floor, frame-written latency, and a one-line
+    /// summary (`off`, `recording ...`, `disk-low: ...`).
+    pub fn report(&self) -> ProcessReport {
         let s = &self.status;
         let mut message = match s.state {
             RecorderState::Off => format!("off: {} segment(s) completed", s.segments),
@@ -226,43 +222,18 @@ impl Recorder {
                 message.push_str(&format!("; {} error(s), last: {error}", s.errors));
             }
         }
-        Metrics {
-            state: match s.state {
-                RecorderState::DiskLow => ProcessState::Degraded,
-                _ if s.fps > 0.0 => ProcessState::Running,
-                _ => ProcessState::Waiting,
-            },
-            frames: s.frames,
-            fps: s.fps,
-            skipped: s.skipped,
-            latency_p50_us: s.latency_p50_us,
-            latency_p99_us: s.latency_p99_us,
-            format: self.format,
-            saving: Some(self.saving),
+        ProcessReport {
+            state: (s.state == RecorderState::DiskLow).then_some(ProcessState::Degraded),
             message,
-            ..Metrics::default()
+            saving: Some(self.saving),
+            latency_us: self.saving.then_some((s.latency_p50_us, s.latency_p99_us)),
+            ..ProcessReport::default()
         }
     }
 
-    /// Answers one control command: status, and saving on/off (the only flag it acts on;
-    /// off finalizes the segment).
-    pub fn on_command(&mut self, command: Command) -> Answer {
-        match command {
-            Command::Status => Answer::Status(self.metrics()),
-            Command::SetSaving(on) => {
-                self.set_saving(on);
-                let done = match (on, self.status.state) {
-                    (false, _) => format!("saving off ({} segment(s) completed)", self.status.segments),
-                    (true, RecorderState::DiskLow) => {
-                        "saving on, but the disk is below the floor: waiting for space".into()
-                    }
-                    (true, _) => format!("saving on into {}", self.spec.directory.display()),
-                };
-                Answer::Done(done)
-            }
-            // Preview is the preview process's; the server records it. The recorder does not stop on command.
-            Command::SetPreview(_) | Command::Stop => Answer::Ignored,
-        }
+    /// The frame format last received.
+    pub fn format(&self) -> Option<FrameFormat> {
+        self.format
     }
 
     /// Changes the disk guard's floor and whether it may delete old segments.
@@ -514,7 +485,7 @@ impl Recorder {
     }
 
     /// Closes the statistics interval and returns the status as one JSON line.
-    pub fn report(&mut self) -> String {
+    pub fn report_line(&mut self) -> String {
         let elapsed = self.interval_start.elapsed().as_secs_f64();
         if elapsed > 0.0 {
             self.status.fps = (self.status.frames - self.frames_at) as f64 / elapsed;
@@ -563,24 +534,6 @@ impl Drop for Recorder {
     }
 }
 
-static RELOAD: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_sighup(_: libc::c_int) {
-    RELOAD.store(true, Ordering::Relaxed);
-}
-
-fn install_sighup() {
-    // SAFETY: the handler only stores to an atomic (async-signal-safe); the sigaction struct is
-    // zero-initialised plain data with the handler and SA_RESTART set.
-    unsafe {
-        let mut action: libc::sigaction = core::mem::zeroed();
-        action.sa_sigaction = on_sighup as *const () as libc::sighandler_t;
-        action.sa_flags = libc::SA_RESTART;
-        libc::sigemptyset(&mut action.sa_mask);
-        libc::sigaction(libc::SIGHUP, &action, core::ptr::null_mut());
-    }
-}
-
 fn reload_disk_guard(config_file: &Path, camera: &str, recorder: &mut Recorder) {
     match Deployment::load(config_file).map_err(anyhow::Error::from).and_then(|d| {
         let cam = d.camera(Some(camera))?;
@@ -594,8 +547,8 @@ fn reload_disk_guard(config_file: &Path, camera: &str, recorder: &mut Recorder) 
 /// How often the disk guard looks at free space.
 const HOUSEKEEPING: Duration = Duration::from_millis(250);
 
-/// Runs the recorder of `camera` until SIGINT/SIGTERM; finalizes the current segment and
-/// returns the final status.
+/// Runs the recorder of `camera` until SIGINT/SIGTERM or `ctl stop <camera> recorder`;
+/// finalizes the current segment and returns the final status.
 pub fn run(
     deployment: &Deployment,
     camera: &CameraConfig,
@@ -605,106 +558,70 @@ pub fn run(
     let config = camera.recorder.clone().unwrap_or_default();
     let directory = deployment.resolve_path(&config.directory);
     let stats_interval = Duration::from_secs_f64(config.stats_interval_secs);
-    let queue_depth = config.queue_depth as usize;
     let mut recorder = Recorder::new(camera, config, directory)?;
-    install_sighup();
+    signals::install_hangup();
 
-    let _release = DeploymentGuard::new(deployment.name());
-    let node = create_node(deployment, ProcessRole::Recorder, cam)?;
-    let reader = FrameReader::open(&node, deployment, camera, queue_depth)?;
-    let waitset = reader_waitset()?;
-    let frame_guard = waitset
-        .attach_notification(reader.listener())
-        .map_err(|e| anyhow!("attaching the frame-ready listener of `{}`: {e:?}", reader.service_name()))?;
-    let house_guard =
-        waitset.attach_interval(HOUSEKEEPING).map_err(|e| anyhow!("attaching the housekeeping timer: {e:?}"))?;
-    let stats_guard =
-        waitset.attach_interval(stats_interval).map_err(|e| anyhow!("attaching the stats timer: {e:?}"))?;
-    let control = ControlServer::create(&node, deployment, cam, ProcessRole::Recorder)?;
-    let control_guard = waitset
-        .attach_notification(control.listener())
-        .map_err(|e| anyhow!("attaching the control listener of `{}`: {e:?}", control.service_name()))?;
     // Precedence: --saving (recorded like a command, so a restart without it resumes it), else
     // the camera's recorded flag (a killed recorder resumes saving), else `enabled` from the
-    // config (the server resolved those two).
-    let saving = match options.saving {
-        Some(on) => {
-            if let Err(e) = control.record(Command::SetSaving(on)) {
-                tracing::warn!(camera = cam, "--saving {on} is not persisted: {e}");
-            }
-            on
-        }
-        None => control.state().saving,
-    };
-    recorder.set_saving(saving);
-    tracing::info!(camera = cam, service = reader.service_name(), queue_depth, saving, "waiting for frames");
+    // config (the control server resolves those two).
+    let mut builder = Camera::builder_for(deployment, Some(cam))
+        .role(ProcessRole::Recorder.name())?
+        .stats_interval(stats_interval)
+        .handles_saving();
+    if let Some(on) = options.saving {
+        builder = builder.record(Command::SetSaving(on));
+    }
+    let reader = builder.open()?;
+    recorder.set_saving(reader.flags().saving);
+    reader.report(|r| *r = recorder.report());
+    let house = reader.add_timer(HOUSEKEEPING);
+    let stats = reader.add_timer(stats_interval);
 
-    let mut failure: Option<anyhow::Error> = None;
-    loop {
-        let outcome = waitset.wait_and_process_once(|id| {
-            if id.has_event_from(&frame_guard) {
-                // Every queued frame is wanted (unlike algo): the queue is drained in order.
-                let taken = reader.take_frames(Take::All, |sample| {
-                    let header = *sample.user_header();
-                    if header.is_current_layout() && recorder.on_frame(&header) {
-                        let converted = recorder.convert(&header, sample.payload());
-                        // The sample is released before the slow part (resize, encode, disk).
-                        drop(sample);
-                        if converted {
-                            recorder.save(&header);
-                        }
+    let outcome = (|| loop {
+        match reader.next_event()? {
+            Event::Frame(frame) => {
+                let header = *frame.header();
+                if header.is_current_layout() && recorder.on_frame(&header) {
+                    let converted = recorder.convert(&header, frame.bytes());
+                    // The sample is released before the slow part (encode, disk).
+                    drop(frame);
+                    if converted {
+                        recorder.save(&header);
                     }
-                    ControlFlow::Continue(())
-                });
-                if let Err(e) = taken {
-                    failure = Some(e.into());
-                    return CallbackProgression::Stop;
                 }
             }
-            // Also on the housekeeping timer: a backstop should a wake-up ever be missed.
-            if id.has_event_from(&control_guard) || id.has_event_from(&house_guard) {
-                control.poll(|command| recorder.on_command(command));
+            Event::Command(Command::SetSaving(on)) => {
+                recorder.set_saving(on);
+                reader.report(|r| *r = recorder.report());
             }
-            if id.has_event_from(&house_guard) {
+            Event::Command(_) => {}
+            Event::Timer(timer) if timer == house => {
+                if signals::take_hangup() {
+                    tracing::info!(
+                        camera = cam,
+                        "SIGHUP: re-reading the disk-guard settings from {}",
+                        deployment.source_file.display()
+                    );
+                    reload_disk_guard(&deployment.source_file, cam, &mut recorder);
+                }
                 recorder.housekeeping();
+                reader.report(|r| *r = recorder.report());
             }
-            if id.has_event_from(&stats_guard) {
-                let line = recorder.report();
+            Event::Timer(timer) if timer == stats => {
+                let line = recorder.report_line();
                 if options.json {
                     println!("{line}");
                 }
             }
-            CallbackProgression::Continue
-        });
-        if RELOAD.swap(false, Ordering::Relaxed) {
-            tracing::info!(
-                camera = cam,
-                "SIGHUP: re-reading the disk-guard settings from {}",
-                deployment.source_file.display()
-            );
-            reload_disk_guard(&deployment.source_file, cam, &mut recorder);
+            Event::Timer(_) => {}
+            Event::Stop(_) => return Ok::<(), anyhow::Error>(()),
         }
-        match outcome {
-            Ok(WaitSetRunResult::TerminationRequest) | Ok(WaitSetRunResult::StopRequest) => break,
-            // A signal interrupted the wait: SIGHUP is handled above; SIGINT/SIGTERM make the
-            // next wait return a termination request.
-            Ok(WaitSetRunResult::Interrupt) | Ok(WaitSetRunResult::AllEventsHandled) => {}
-            Err(e) => {
-                failure.get_or_insert_with(|| anyhow!("waiting for frames of camera `{cam}`: {e:?}"));
-                break;
-            }
-        }
-        if failure.is_some() {
-            break;
-        }
-    }
+    })();
     recorder.finish();
-    let line = recorder.report();
+    let line = recorder.report_line();
     if options.json {
         println!("{line}");
     }
-    match failure {
-        Some(e) => Err(e),
-        None => Ok(recorder.status()),
-    }
+    outcome?;
+    Ok(recorder.status())
 }

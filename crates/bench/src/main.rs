@@ -12,10 +12,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
-use framebus_common::ipc::{create_node, DeploymentGuard, FrameReader};
+use framebus::{Camera, Event, ReaderPolicy};
+use framebus_common::clock;
 use framebus_common::pattern::SyntheticPattern;
 use framebus_common::stats::LatencyWindow;
-use framebus_common::{clock, Deployment, ProcessRole};
 
 /// One measured configuration.
 struct Case {
@@ -189,42 +189,73 @@ fn bench() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `framebus-bench reader <config> <frames>`: waits on the frame-ready event, records
-/// publish → wake latency, verifies every frame, prints one JSON line.
+/// `framebus-bench reader <config> <frames> [policy]`: reads through the reader loop of the
+/// `framebus` crate (policy `every` unless given), records publish → frame-in-hand latency,
+/// verifies every frame, prints one JSON line.
 fn reader(args: &[String]) -> anyhow::Result<()> {
     let config = args.first().ok_or_else(|| anyhow!("reader needs a config path"))?;
     let frames: u64 = args.get(1).and_then(|s| s.parse().ok()).ok_or_else(|| anyhow!("reader needs a frame count"))?;
-    let deployment = Deployment::load(Path::new(config))?;
-    let camera = deployment.camera(None)?.clone();
-    let _release = DeploymentGuard::new(deployment.name());
-    let node = create_node(&deployment, ProcessRole::Algo, &format!("{}-{}", camera.name, std::process::id()))?;
-    let reader = FrameReader::open(&node, &deployment, &camera, 1)?;
-    let pattern =
-        SyntheticPattern::new(camera.format(), camera.width, camera.height).ok_or_else(|| anyhow!("no pattern"))?;
+    let policy = match args.get(2) {
+        Some(text) => ReaderPolicy::parse(text, None).map_err(|e| anyhow!(e))?,
+        None => ReaderPolicy::Every,
+    };
+    let camera = Camera::builder(Path::new(config), "bench")?
+        .role(&format!("bench-{}", std::process::id()))?
+        .policy(policy)
+        .open()?;
+    let pattern = SyntheticPattern::new(camera.config().format(), camera.config().width, camera.config().height)
+        .ok_or_else(|| anyhow!("no pattern"))?;
     let mut latency = LatencyWindow::new();
     let (mut seen, mut torn, mut stale, mut last) = (0u64, 0u64, 0u64, 0u64);
     let deadline = Instant::now() + Duration::from_secs(120);
+    camera.add_timer(Duration::from_millis(500));
     while last < frames && Instant::now() < deadline {
-        let _ = reader.listener().timed_wait(|_| {}, Duration::from_millis(100));
-        while let Some(sample) = reader.next()? {
-            let woke = clock::monotonic_ns();
-            let header = *sample.user_header();
-            latency.record_ns(woke.saturating_sub(header.publish_mono_ns));
-            if header.frame_id <= last {
-                stale += 1;
+        match camera.next_event()? {
+            Event::Frame(frame) => {
+                let in_hand = clock::monotonic_ns();
+                let header = *frame.header();
+                latency.record_ns(in_hand.saturating_sub(header.publish_mono_ns));
+                if header.frame_id <= last {
+                    stale += 1;
+                }
+                last = header.frame_id;
+                if pattern.verify(header.frame_id, frame.bytes()).is_err() {
+                    torn += 1;
+                }
+                seen += 1;
             }
-            last = header.frame_id;
-            if pattern.verify(header.frame_id, sample.payload()).is_err() {
-                torn += 1;
-            }
-            seen += 1;
+            Event::Stop(_) => break,
+            Event::Timer(_) | Event::Command(_) => {}
         }
     }
+    let figures = camera.stats();
     let p = |w: &mut LatencyWindow, q| w.percentile_us(q).unwrap_or(0);
+    let cpu = process_cpu_secs();
     println!(
-        "{{\"frames\":{seen},\"last_id\":{last},\"torn\":{torn},\"stale\":{stale},\"latency_p50_us\":{},\"latency_p99_us\":{}}}",
-        p(&mut latency, 50.0),
-        p(&mut latency, 99.0)
+        "{}",
+        serde_json::json!({
+            "frames": seen,
+            "last_id": last,
+            "torn": torn,
+            "stale": stale,
+            "skipped": figures.skipped,
+            "overwritten": figures.overwritten,
+            "latency_p50_us": p(&mut latency, 50.0),
+            "latency_p99_us": p(&mut latency, 99.0),
+            "cpu_secs": cpu,
+        })
     );
     Ok(())
+}
+
+/// CPU time (user + system) this process used so far, in seconds.
+fn process_cpu_secs() -> f64 {
+    // SAFETY: getrusage only writes the struct we pass.
+    let mut usage: libc::rusage = unsafe { core::mem::zeroed() };
+    // SAFETY: RUSAGE_SELF with a valid pointer.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return f64::NAN;
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
 }

@@ -3,10 +3,10 @@
 //! service whose settings differ from its creator's).
 
 use core::fmt;
-use core::ops::ControlFlow;
 
 use iceoryx2::config::Config;
 use iceoryx2::node::{NodeState, NodeView};
+use iceoryx2::port::subscriber::SubscriberCreateError;
 use iceoryx2::prelude::*;
 use iceoryx2::service::builder::event::EventOpenError;
 use iceoryx2::service::builder::request_response::{Builder as RequestResponseBuilder, RequestResponseOpenError};
@@ -15,7 +15,8 @@ use iceoryx2::service::port_factory::{event, publish_subscribe, request_response
 use crate::config::{CameraConfig, Deployment, SlotLayout};
 use crate::control::{ControlReply, ControlRequest};
 use crate::header::FrameHeader;
-use crate::names::{node_name, service_name, shm_prefix, ProcessRole, ServiceKind};
+use crate::names::{node_name, parse_control_service, service_name, shm_prefix, Role, ServiceKind};
+use crate::signals;
 
 /// The iceoryx2 service flavour framebus uses: inter-process, shared memory.
 pub type IpcService = ipc::Service;
@@ -152,20 +153,25 @@ impl Drop for DeploymentGuard {
     }
 }
 
-/// Creates the node of one process and removes what dead processes of the deployment left
-/// behind (their shared memory and service registrations), so a restart needs no manual
-/// clean-up. iceoryx2 handles SIGINT/SIGTERM for the node: waits return a termination request.
-pub fn create_node(deployment: &Deployment, role: ProcessRole, camera: &str) -> Result<Node<IpcService>, IpcError> {
+/// Creates the node of one process (`role` of `camera`) and removes what dead processes of the
+/// deployment left behind (their shared memory and service registrations), so a restart needs
+/// no manual clean-up. SIGINT/SIGTERM are owned by [`crate::signals`] (installed here), not by
+/// iceoryx2: a wait interrupted by a signal returns, and the caller looks at
+/// [`signals::termination_requested`].
+pub fn create_node(deployment: &Deployment, role: &str, camera: &str) -> Result<Node<IpcService>, IpcError> {
     create_named_node(deployment.name(), &node_name(role, camera))
 }
 
-/// Like [`create_node`] for a process that is not tied to a camera (ctl, supervisor, tests).
+/// Like [`create_node`] for a process that is not tied to a camera (ctl, supervisor, tests),
+/// or for a second node of a process (a reader's control thread).
 pub fn create_named_node(deployment: &str, name: &str) -> Result<Node<IpcService>, IpcError> {
-    create_named_node_with(deployment, name, SignalHandlingMode::HandleTerminationRequests)
+    signals::install();
+    create_named_node_with(deployment, name, SignalHandlingMode::Disabled)
 }
 
-/// Like [`create_named_node`] with a choice of signal handling: a process that owns
-/// SIGINT/SIGTERM itself (signal-hook, e.g. the supervisor) passes `Disabled`.
+/// Like [`create_named_node`] with a choice of signal handling and without installing
+/// framebus's handlers: ctl's one-shot commands pass `HandleTerminationRequests` so that
+/// Ctrl-C ends their waits, a process owning its signals otherwise passes `Disabled`.
 pub fn create_named_node_with(
     deployment: &str,
     name: &str,
@@ -313,7 +319,7 @@ pub fn serve_control(
     node: &Node<IpcService>,
     deployment: &str,
     camera: &str,
-    role: ProcessRole,
+    role: &str,
 ) -> Result<ControlServices, IpcError> {
     let name = service_name(deployment, camera, ServiceKind::Control(role));
     let requests = control_builder(node, &to_service_name(&name)?)
@@ -332,7 +338,7 @@ pub fn connect_control(
     node: &Node<IpcService>,
     deployment: &str,
     camera: &str,
-    role: ProcessRole,
+    role: &str,
 ) -> Result<Option<ControlServices>, IpcError> {
     let name = service_name(deployment, camera, ServiceKind::Control(role));
     let requests = match control_builder(node, &to_service_name(&name)?).open() {
@@ -351,12 +357,29 @@ pub fn connect_control(
     Ok(Some(ControlServices { requests, ready, name }))
 }
 
+/// Every control service of `deployment` that exists right now, as (camera, role): how
+/// `ctl status` finds user readers the config does not name.
+pub fn control_roles(deployment: &str) -> Result<Vec<(String, Role)>, IpcError> {
+    let config = iceoryx_config(deployment)?;
+    let mut found = Vec::new();
+    IpcService::list(&config, |details| {
+        if let Some(entry) = parse_control_service(deployment, details.static_details.name().as_str()) {
+            found.push(entry);
+        }
+        CallbackProgression::Continue
+    })
+    .map_err(|e| IpcError::new(format!("listing the services of deployment `{deployment}`"), e))?;
+    found.sort();
+    found.dedup();
+    Ok(found)
+}
+
 /// A received frame: the sample stays in shared memory until dropped.
 pub type FrameSample = iceoryx2::sample::Sample<IpcService, [u8], FrameHeader>;
 
 /// A reader's end of a camera's frame bus: its subscriber (with its own queue depth) and the
-/// listener that capture's frame-ready event wakes. Attach [`FrameReader::listener`] to a
-/// waitset; when it fires, call [`FrameReader::clear_wakeups`] and then take frames.
+/// listener that capture's frame-ready event wakes. The reader loop (crate `framebus`) is
+/// built on it: [`FrameReader::wait`], then [`FrameReader::next`] until empty.
 #[derive(Debug)]
 pub struct FrameReader {
     subscriber: iceoryx2::port::subscriber::Subscriber<IpcService, [u8], FrameHeader>,
@@ -376,11 +399,29 @@ impl FrameReader {
     ) -> Result<FrameReader, IpcError> {
         let bus = open_frame_bus(node, deployment, camera)?;
         let cam = &camera.name;
-        let subscriber = bus.frames.subscriber_builder().buffer_size(queue_depth).create().map_err(|e| {
-            IpcError::new(
+        let subscriber = bus.frames.subscriber_builder().buffer_size(queue_depth).create().map_err(|e| match e {
+            SubscriberCreateError::ExceedsMaxSupportedSubscribers => {
+                let layout = bus.layout;
+                let more = (layout.max_queue_depth + layout.reader_borrows) * layout.frame_bytes;
+                IpcError::new(
+                    format!(
+                        "camera `{cam}`: all {} reader slots of `{}` are taken: raise `max-readers` of camera `{cam}` in {} to {} and `slots` to {} (another reader costs {:.1} MiB of shared memory: {} slots of {} bytes)",
+                        layout.max_readers,
+                        bus.frames_name,
+                        deployment.source_file.display(),
+                        layout.max_readers + 1,
+                        layout.slots() + layout.max_queue_depth + layout.reader_borrows,
+                        more as f64 / (1024.0 * 1024.0),
+                        layout.max_queue_depth + layout.reader_borrows,
+                        layout.frame_bytes
+                    ),
+                    e,
+                )
+            }
+            e => IpcError::new(
                 format!("camera `{cam}`: subscribing to `{}` with queue depth {queue_depth}", bus.frames_name),
                 e,
-            )
+            ),
         })?;
         let listener = bus
             .ready
@@ -414,53 +455,25 @@ impl FrameReader {
             .map_err(|e| IpcError::new(format!("camera `{}`: receiving from `{}`", self.camera, self.service), e))
     }
 
-    /// The newest queued frame, if any; older queued frames are released unread (readers
-    /// count them from the gap in frame ids).
-    pub fn newest(&self) -> Result<Option<FrameSample>, IpcError> {
-        loop {
-            let Some(sample) = self.next()? else { return Ok(None) };
-            if !self.subscriber.has_samples().unwrap_or(false) {
-                return Ok(Some(sample));
-            }
+    /// Whether more frames are queued.
+    pub fn has_more(&self) -> bool {
+        self.subscriber.has_samples().unwrap_or(false)
+    }
+
+    /// Sleeps until capture announces a frame or `timeout` passes (a signal also ends the
+    /// wait); consumes the pending wake-ups.
+    pub fn wait(&self, timeout: core::time::Duration) {
+        if let Err(e) = self.listener.timed_wait(|_| {}, timeout) {
+            tracing::debug!(camera = self.camera, "frame-ready listener: {e:?}");
         }
     }
 }
 
-/// Which queued frames a reader takes when it is woken.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Take {
-    /// Only the newest; older queued frames are released unread (algo, preview).
-    Newest,
-    /// Every queued frame, oldest first (recorder).
-    All,
-}
-
-impl FrameReader {
-    /// Consumes the pending wake-ups, then hands each frame `take` selects to `f`, one at a time
-    /// (a reader never holds two samples), until the queue is empty or `f` breaks.
-    pub fn take_frames(
-        &self,
-        take: Take,
-        mut f: impl FnMut(FrameSample) -> ControlFlow<()>,
-    ) -> Result<ControlFlow<()>, IpcError> {
-        self.clear_wakeups();
-        loop {
-            let sample = match take {
-                Take::Newest => self.newest()?,
-                Take::All => self.next()?,
-            };
-            let Some(sample) = sample else { return Ok(ControlFlow::Continue(())) };
-            if f(sample).is_break() {
-                return Ok(ControlFlow::Break(()));
-            }
-        }
-    }
-}
-
-/// The waitset a reader process sleeps in; SIGINT/SIGTERM end its wait.
-pub fn reader_waitset() -> Result<WaitSet<IpcService>, IpcError> {
+/// A waitset for a framebus process: signals interrupt its wait but do not end it (see
+/// [`crate::signals`]).
+pub fn waitset() -> Result<WaitSet<IpcService>, IpcError> {
     WaitSetBuilder::new()
-        .signal_handling_mode(SignalHandlingMode::HandleTerminationRequests)
+        .signal_handling_mode(SignalHandlingMode::Disabled)
         .create::<IpcService>()
         .map_err(|e| IpcError::new("creating the waitset", e))
 }

@@ -14,10 +14,13 @@ pub mod ipc;
 pub mod logging;
 pub mod names;
 pub mod pattern;
+pub mod policy;
+pub mod signals;
 pub mod state;
 pub mod stats;
 
 pub use config::{CameraConfig, ConfigError, Deployment};
 pub use format::PixelFormat;
 pub use header::FrameHeader;
-pub use names::{ProcessRole, ServiceKind};
+pub use names::{ProcessRole, Role, ServiceKind};
+pub use policy::ReaderPolicy;

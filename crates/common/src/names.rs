@@ -32,6 +32,11 @@ impl ProcessRole {
             ProcessRole::Recorder => "recorder",
         }
     }
+
+    /// The built-in role called `name`, if any.
+    pub fn from_name(name: &str) -> Option<ProcessRole> {
+        ProcessRole::ALL.into_iter().find(|r| r.name() == name)
+    }
 }
 
 impl fmt::Display for ProcessRole {
@@ -40,21 +45,82 @@ impl fmt::Display for ProcessRole {
     }
 }
 
+/// Longest role name (it is part of service and node names, and of control replies).
+pub const MAX_ROLE_NAME: usize = 24;
+
+/// The name a process of a camera serves its control service under: a built-in role
+/// (`capture`, `algo`, `preview`, `recorder`) or a user reader's own name (`motion`,
+/// `plate-reader`, ...). Validated: 1 to [`MAX_ROLE_NAME`] characters of `a-z`, `0-9`, `-`,
+/// `_`, starting with a letter.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Role(String);
+
+/// Why a role name was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid reader role name `{name}`: use 1 to {MAX_ROLE_NAME} characters of a-z, 0-9, `-` and `_`, starting with a letter")]
+pub struct RoleNameError {
+    /// The refused name.
+    pub name: String,
+}
+
+impl Role {
+    /// A role by name: a built-in role's name or a user reader's.
+    pub fn new(name: &str) -> Result<Role, RoleNameError> {
+        let valid = !name.is_empty()
+            && name.len() <= MAX_ROLE_NAME
+            && name.as_bytes()[0].is_ascii_lowercase()
+            && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        if valid {
+            Ok(Role(name.to_string()))
+        } else {
+            Err(RoleNameError { name: name.to_string() })
+        }
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The built-in role this is, if it is one.
+    pub fn builtin(&self) -> Option<ProcessRole> {
+        ProcessRole::from_name(&self.0)
+    }
+}
+
+impl From<ProcessRole> for Role {
+    fn from(role: ProcessRole) -> Role {
+        Role(role.name().to_string())
+    }
+}
+
+impl PartialEq<ProcessRole> for Role {
+    fn eq(&self, other: &ProcessRole) -> bool {
+        self.0 == other.name()
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// A service of one camera.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ServiceKind {
+pub enum ServiceKind<'a> {
     /// Publish/subscribe: frames (`[u8]` payload with a `FrameHeader` user header).
     Frames,
     /// Event: capture notifies after each sent frame, readers wait on it.
     FrameReady,
-    /// Request/response: commands to one process of the camera.
-    Control(ProcessRole),
+    /// Request/response: commands to one process (by role name) of the camera.
+    Control(&'a str),
     /// Event: a client notifies after sending a control request, the server wakes on it.
-    ControlReady(ProcessRole),
+    ControlReady(&'a str),
 }
 
 /// The iceoryx2 service name of `kind` for `camera` in `deployment`.
-pub fn service_name(deployment: &str, camera: &str, kind: ServiceKind) -> String {
+pub fn service_name(deployment: &str, camera: &str, kind: ServiceKind<'_>) -> String {
     let base = format!("framebus/{deployment}/{camera}");
     match kind {
         ServiceKind::Frames => format!("{base}/frames"),
@@ -64,8 +130,19 @@ pub fn service_name(deployment: &str, camera: &str, kind: ServiceKind) -> String
     }
 }
 
+/// The camera and role of a control service name of `deployment` (the inverse of
+/// [`service_name`] for [`ServiceKind::Control`]); `None` for any other name. `ctl status`
+/// finds user readers through it.
+pub fn parse_control_service(deployment: &str, name: &str) -> Option<(String, Role)> {
+    let rest = name.strip_prefix("framebus/")?.strip_prefix(deployment)?.strip_prefix('/')?;
+    let rest = rest.strip_suffix("/control")?;
+    let (camera, role) = rest.split_once('/')?;
+    let role = Role::new(role).ok()?;
+    (!camera.is_empty() && !camera.contains('/')).then(|| (camera.to_string(), role))
+}
+
 /// The iceoryx2 node name of a process (shown by `iox2 node list`).
-pub fn node_name(role: ProcessRole, camera: &str) -> String {
+pub fn node_name(role: &str, camera: &str) -> String {
     format!("{role}-{camera}")
 }
 
@@ -83,9 +160,33 @@ mod tests {
         assert_eq!(service_name("lab", "cam0", ServiceKind::Frames), "framebus/lab/cam0/frames");
         assert_eq!(service_name("lab", "cam0", ServiceKind::FrameReady), "framebus/lab/cam0/frames/ready");
         assert_eq!(
-            service_name("lab", "cam1", ServiceKind::Control(ProcessRole::Recorder)),
+            service_name("lab", "cam1", ServiceKind::Control(ProcessRole::Recorder.name())),
             "framebus/lab/cam1/recorder/control"
         );
         assert_ne!(service_name("a", "cam0", ServiceKind::Frames), service_name("b", "cam0", ServiceKind::Frames));
+    }
+
+    /// A control service name parses back into its camera and role; other names do not.
+    #[test]
+    fn control_service_names_parse_back() {
+        let name = service_name("lab", "cam1", ServiceKind::Control("plate-reader"));
+        assert_eq!(
+            parse_control_service("lab", &name),
+            Some(("cam1".into(), Role::new("plate-reader").expect("role")))
+        );
+        assert_eq!(parse_control_service("other", &name), None);
+        assert_eq!(parse_control_service("lab", "framebus/lab/cam1/frames"), None);
+        assert_eq!(parse_control_service("lab", "framebus/lab/cam1/algo/control/ready"), None);
+        assert_eq!(parse_control_service("lab", "framebus/lab/cam1/Bad Role/control"), None);
+    }
+
+    /// Role names are validated; built-in names map back to their role.
+    #[test]
+    fn role_names_are_validated() {
+        assert_eq!(Role::new("algo").expect("role").builtin(), Some(ProcessRole::Algo));
+        assert_eq!(Role::new("motion-2").expect("role").builtin(), None);
+        for bad in ["", "Motion", "2fast", "a/b", "with space", "abcdefghijklmnopqrstuvwxyz"] {
+            assert!(Role::new(bad).is_err(), "{bad:?} must be refused");
+        }
     }
 }

@@ -15,9 +15,9 @@ fn camera(extra: &str) -> String {
 /// (case name, file content, expected message after `capture: error: <file>`).
 fn cases() -> Vec<(&'static str, String, &'static str)> {
     vec![
-        ("unknown camera key", camera("colour = 1"), ":5:1: `camera[0].colour`: unknown field `colour`, expected one of `name`, `source`, `width`, `height`, `fps`, `pixel-format`, `slots`, `max-readers`, `algo`, `preview`, `recorder`"),
+        ("unknown camera key", camera("colour = 1"), ":5:1: `camera[0].colour`: unknown field `colour`, expected one of `name`, `source`, `width`, `height`, `fps`, `pixel-format`, `slots`, `max-readers`, `algo`, `preview`, `recorder`, `reader`"),
         ("unknown source key", format!("{CAMERA}device = \"/dev/video0\"\n"), ":5:1: `camera[0].source`: unknown field `device`, there are no fields"),
-        ("misspelt key", CAMERA.replace("width", "widht"), ":3:1: `camera[0].widht`: unknown field `widht`, expected one of `name`, `source`, `width`, `height`, `fps`, `pixel-format`, `slots`, `max-readers`, `algo`, `preview`, `recorder`"),
+        ("misspelt key", CAMERA.replace("width", "widht"), ":3:1: `camera[0].widht`: unknown field `widht`, expected one of `name`, `source`, `width`, `height`, `fps`, `pixel-format`, `slots`, `max-readers`, `algo`, `preview`, `recorder`, `reader`"),
         ("wrong type", CAMERA.replace("640", "\"640\""), ":3:9: `camera[0].width`: invalid type: string \"640\", expected u32"),
         ("unknown pixel format", camera("pixel-format = \"BGRA\""), ": `camera[0].pixel-format`: unknown pixel format `BGRA` (allowed: BGR3, RGB3, GREY, YUYV, NV12, MJPG)"),
         ("fps out of range", camera("fps = -5"), ": `camera[0].fps`: invalid value -5: allowed 0 (as fast as possible) to 1000"),
@@ -28,8 +28,10 @@ fn cases() -> Vec<(&'static str, String, &'static str)> {
         ("V4L2 buffers", format!("{V4L2}buffers = 1\n"), ": `camera[0].source.buffers`: invalid value 1: allowed 2 to 32"),
         ("control value of the wrong type", format!("{V4L2}[camera.source.controls]\nbrightness = 1.5\n"), ":5:1: `camera[0].source`: invalid type: floating point `1.5`, expected a V4L2 control value: an integer, true/false or a menu item name"),
         ("media pipeline without steps", format!("{V4L2}[camera.source.media-pipeline]\nkind = \"media-ctl\"\ndevice = \"/dev/media0\"\n"), ": `camera[0].source.media-pipeline`: no step configured: set `links`, `formats` or `reset = true` (or remove the table)"),
-        ("too few slots", camera("slots = 4"), ": `camera[0].slots`: 4 slots cannot serve 3 readers: each needs a queue of at least 1 frame plus 1 it works on, and capture needs 1; use at least 7"),
-        ("queue deeper than the slots allow", format!("{}[camera.algo]\nqueue-depth = 3\n", camera("slots = 7")), ": `camera[0].algo.queue-depth`: invalid value 3: allowed 1 to 1 with slots = 7 and max-readers = 3 (raise slots for deeper queues)"),
+        ("too few slots", camera("slots = 4"), ": `camera[0].slots`: 4 slots cannot serve 5 readers: each needs a queue of at least 1 frame plus 1 it works on, and capture needs 1; use at least 11"),
+        ("queue deeper than the slots allow", format!("{}[camera.algo]\nqueue-depth = 3\n", camera("slots = 11")), ": `camera[0].algo.queue-depth`: invalid value 3: allowed 1 to 1 with slots = 11 and max-readers = 5 (raise slots for deeper queues)"),
+        ("unknown reader policy", format!("{}[camera.algo]\npolicy = \"fastest\"\n", camera("slots = 26")), ": `camera[0].algo.policy`: unknown policy `fastest`: allowed \"newest\", \"every\", \"max-fps\""),
+        ("user reader with a built-in name", format!("{}[[camera.reader]]\nname = \"recorder\"\n", camera("slots = 26")), ": `camera[0].reader[0].name`: `recorder` is a built-in role: configure it in [camera.recorder], or name your reader differently"),
         ("duplicate camera", format!("{CAMERA}{CAMERA}"), ": `camera[1].name`: duplicate camera name `cam0`: names must be unique"),
         ("bad deployment name", format!("[deployment]\nname = \"My Lab\"\n{CAMERA}"), ": `deployment.name`: invalid name `My Lab`: use 1 to 32 characters of a-z, 0-9, `-` and `_`, starting with a letter or digit"),
         ("missing video file", CAMERA.replace("kind = \"synthetic\"", "kind = \"file\"\npath = \"nowhere.mp4\""), ": `camera[0].source.path`: video file `DIR/nowhere.mp4` does not exist"),

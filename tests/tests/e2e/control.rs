@@ -113,7 +113,7 @@ fn malformed_requests_get_an_error_reply() {
         let node = create_named_node(&d.name, "test").expect("node");
         let until = Instant::now() + DEADLINE;
         let services = loop {
-            match connect_control(&node, &d.name, "cam0", ProcessRole::Capture).expect("connect") {
+            match connect_control(&node, &d.name, "cam0", ProcessRole::Capture.name()).expect("connect") {
                 Some(s) if s.has_server() => break s,
                 _ => {}
             }
@@ -139,6 +139,7 @@ fn malformed_requests_get_an_error_reply() {
             (ControlRequest { command: 999, ..valid }, "unknown command code 999"),
             (ControlRequest { version: 77, ..valid }, "unsupported control protocol version 77"),
             (ControlRequest { command: code::SET_SAVING, argument: 9, ..valid }, "invalid argument 9"),
+            (ControlRequest { command: code::SET_CONTROLS, text_len: 5000, ..valid }, "invalid text argument"),
         ] {
             let reply = ask(request);
             assert!(!reply.is_ok(), "{request:?} was accepted");
@@ -147,7 +148,7 @@ fn malformed_requests_get_an_error_reply() {
         let reply = ask(ControlRequest { nonce: 42, ..valid });
         assert!(reply.is_ok(), "{}", reply.message_text());
         assert_eq!(reply.nonce, 42);
-        assert_eq!(reply.status().map(|s| s.role), Some(ProcessRole::Capture));
+        assert_eq!(reply.status().map(|s| s.role), Some("capture".to_string()));
     }
     assert_eq!(capture.terminate(), Some(0), "{}", capture.stderr_text());
     d.assert_no_leftovers();

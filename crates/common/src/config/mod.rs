@@ -20,14 +20,15 @@ pub use error::ConfigError;
 pub use preview::PreviewConfig;
 pub use recorder::{ImageFormat, RecorderConfig, VideoFormat};
 pub use source::{
-    normalize_control_name, parse_control_assignments, v4l2_conversion, v4l2_targets, ControlSettings, ControlValue,
-    Conversion, FilePace, FileSource, MediaCtlConfig, MediaPipelineConfig, SourceConfig, SyntheticSource, V4l2Memory,
-    V4l2Source,
+    control_assignments_text, normalize_control_name, parse_control_assignments, split_control_text, v4l2_conversion,
+    v4l2_targets, ControlSettings, ControlValue, Conversion, FilePace, FileSource, MediaCtlConfig, MediaPipelineConfig,
+    SourceConfig, SyntheticSource, V4l2Memory, V4l2Source,
 };
 
 use crate::format::PixelFormat;
-use crate::names::ProcessRole;
+use crate::names::{ProcessRole, Role};
 use crate::pattern::MIN_SYNTHETIC_SIZE;
+use crate::policy::ReaderPolicy;
 
 /// Every default value of the configuration, in one place.
 pub mod defaults {
@@ -37,10 +38,10 @@ pub mod defaults {
     pub const FPS: f64 = 30.0;
     /// Pixel format of a camera.
     pub const PIXEL_FORMAT: &str = "BGR3";
-    /// Frame slots in shared memory per camera.
-    pub const SLOTS: u32 = 16;
+    /// Frame slots in shared memory per camera: 5 readers with queues of up to 4 frames.
+    pub const SLOTS: u32 = 26;
     /// Readers that may attach to one camera at once.
-    pub const MAX_READERS: u32 = 3;
+    pub const MAX_READERS: u32 = 5;
     /// Queue depth of the algo reader: newest frame only.
     pub const ALGO_QUEUE_DEPTH: u32 = 1;
     /// Seconds between periodic statistics log lines.
@@ -155,6 +156,46 @@ pub struct CameraConfig {
     pub preview: Option<PreviewConfig>,
     /// `[camera.recorder]`: run a recorder process on this camera.
     pub recorder: Option<RecorderConfig>,
+    /// `[[camera.reader]]`: user readers (your own programs) with their policy and queue, and
+    /// optionally the command `ctl up` runs for them.
+    #[serde(default)]
+    pub reader: Vec<UserReaderConfig>,
+}
+
+/// `[[camera.reader]]`: a user reader, by the role name its program opens the camera with.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct UserReaderConfig {
+    /// Role name (what `ctl status` lists, and what the program passes when it opens the
+    /// camera).
+    pub name: String,
+    /// Reader policy: `newest` (default), `every` or `max-fps`.
+    #[serde(default)]
+    pub policy: Option<String>,
+    /// Frames per second taken with `policy = "max-fps"`.
+    #[serde(default)]
+    pub max_fps: Option<f64>,
+    /// Frames queued for this reader.
+    #[serde(default = "default_algo_queue_depth")]
+    pub queue_depth: u32,
+    /// Program and arguments `ctl up` starts (and restarts after a crash) for this reader;
+    /// none = the reader is started by hand. Relative program paths are relative to the config
+    /// file's folder when they contain a `/`.
+    #[serde(default)]
+    pub command: Vec<String>,
+}
+
+/// One reader of a camera as configured: built in or a user reader.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReaderSpec {
+    /// Role name.
+    pub role: Role,
+    /// Queue depth.
+    pub queue_depth: u32,
+    /// Policy (the role's default when the config sets none).
+    pub policy: ReaderPolicy,
+    /// Config key of the reader's table, for messages (`camera[0].algo`, `camera[0].reader[1]`).
+    pub key: String,
 }
 
 fn default_fps() -> f64 {
@@ -177,6 +218,12 @@ pub struct AlgoConfig {
     /// Frames queued for this reader; 1 = always the newest frame, older ones are skipped.
     #[serde(default = "default_algo_queue_depth")]
     pub queue_depth: u32,
+    /// Reader policy: `newest` (default), `every` or `max-fps` (see [`crate::policy`]).
+    #[serde(default)]
+    pub policy: Option<String>,
+    /// Frames per second taken with `policy = "max-fps"`.
+    #[serde(default)]
+    pub max_fps: Option<f64>,
     /// Seconds between statistics log lines.
     #[serde(default = "default_stats_interval")]
     pub stats_interval_secs: f64,
@@ -184,7 +231,12 @@ pub struct AlgoConfig {
 
 impl Default for AlgoConfig {
     fn default() -> Self {
-        AlgoConfig { queue_depth: defaults::ALGO_QUEUE_DEPTH, stats_interval_secs: defaults::STATS_INTERVAL_SECS }
+        AlgoConfig {
+            queue_depth: defaults::ALGO_QUEUE_DEPTH,
+            policy: None,
+            max_fps: None,
+            stats_interval_secs: defaults::STATS_INTERVAL_SECS,
+        }
     }
 }
 
@@ -254,24 +306,67 @@ impl CameraConfig {
         }
     }
 
-    /// The processes this camera runs, in start-up order: capture, then every configured reader.
+    /// The built-in processes this camera runs, in start-up order: capture, then every
+    /// configured built-in reader.
     pub fn processes(&self) -> Vec<ProcessRole> {
         let mut roles = vec![ProcessRole::Capture];
-        roles.extend(self.configured_readers().into_iter().map(|(role, _)| role));
+        roles.extend(self.readers().into_iter().filter_map(|r| r.role.builtin()));
         roles
     }
 
-    /// Reader processes configured for this camera, with their queue depth and key path.
-    fn configured_readers(&self) -> Vec<(ProcessRole, u32)> {
+    /// Every role of this camera that serves a control service when running: capture, the
+    /// built-in readers, then the user readers, in config order.
+    pub fn roles(&self) -> Vec<Role> {
+        let mut roles = vec![Role::from(ProcessRole::Capture)];
+        roles.extend(self.readers().into_iter().map(|r| r.role));
+        roles
+    }
+
+    /// Every configured reader (built in and user readers) with its resolved policy. Policies
+    /// that do not parse (only possible before validation) fall back to the role's default.
+    pub fn readers(&self) -> Vec<ReaderSpec> {
+        self.reader_entries()
+            .into_iter()
+            .map(|(role, key, depth, policy)| ReaderSpec {
+                role,
+                queue_depth: depth,
+                policy: policy.unwrap_or(ReaderPolicy::Newest),
+                key,
+            })
+            .collect()
+    }
+
+    /// The reader `role` as configured, if it is.
+    pub fn reader_spec(&self, role: &Role) -> Option<ReaderSpec> {
+        self.readers().into_iter().find(|r| &r.role == role)
+    }
+
+    /// (role, key, queue depth, policy) of every configured reader; the policy is the parse
+    /// result (validation reports its error).
+    #[allow(clippy::type_complexity)]
+    fn reader_entries(&self) -> Vec<(Role, String, u32, Result<ReaderPolicy, String>)> {
+        let resolve = |policy: &Option<String>, max_fps: Option<f64>, default: ReaderPolicy| match policy {
+            Some(name) => ReaderPolicy::parse(name, max_fps),
+            None if max_fps.is_some() => ReaderPolicy::parse("max-fps", max_fps),
+            None => Ok(default),
+        };
         let mut readers = Vec::new();
         if let Some(algo) = &self.algo {
-            readers.push((ProcessRole::Algo, algo.queue_depth));
+            let policy = resolve(&algo.policy, algo.max_fps, ReaderPolicy::Newest);
+            readers.push((ProcessRole::Algo.into(), "algo".to_string(), algo.queue_depth, policy));
         }
         if let Some(preview) = &self.preview {
-            readers.push((ProcessRole::Preview, preview.queue_depth));
+            let policy = resolve(&preview.policy, preview.max_fps, ReaderPolicy::Newest);
+            readers.push((ProcessRole::Preview.into(), "preview".to_string(), preview.queue_depth, policy));
         }
         if let Some(recorder) = &self.recorder {
-            readers.push((ProcessRole::Recorder, recorder.queue_depth));
+            let policy = resolve(&recorder.policy, recorder.max_fps, ReaderPolicy::Every);
+            readers.push((ProcessRole::Recorder.into(), "recorder".to_string(), recorder.queue_depth, policy));
+        }
+        for (i, user) in self.reader.iter().enumerate() {
+            let role = Role::new(&user.name).unwrap_or_else(|_| Role::from(ProcessRole::Algo));
+            let policy = resolve(&user.policy, user.max_fps, ReaderPolicy::Newest);
+            readers.push((role, format!("reader[{i}]"), user.queue_depth, policy));
         }
         readers
     }
@@ -390,27 +485,53 @@ impl Deployment {
                 );
             }
             let layout = cam.slot_layout();
-            let readers = cam.configured_readers();
+            let mut roles = HashSet::new();
+            for (j, user) in cam.reader.iter().enumerate() {
+                let key = |field: &str| key(&format!("reader[{j}].{field}"));
+                let role = match Role::new(&user.name) {
+                    Ok(role) => role,
+                    Err(e) => return err(key("name"), e.to_string()),
+                };
+                if let Some(builtin) = role.builtin() {
+                    return err(
+                        key("name"),
+                        format!("`{}` is a built-in role: configure it in [camera.{builtin}], or name your reader differently", user.name),
+                    );
+                }
+                if !roles.insert(user.name.as_str()) {
+                    return err(
+                        key("name"),
+                        format!("duplicate reader name `{}`: names must be unique per camera", user.name),
+                    );
+                }
+                if user.command.first().is_some_and(|program| program.trim().is_empty()) {
+                    return err(key("command"), "the program (first element) is empty".into());
+                }
+            }
+            let readers = cam.reader_entries();
             if readers.len() > cam.max_readers as usize {
                 return err(
                     key("max-readers"),
                     format!(
                         "{} readers are configured ({}), more than max-readers = {}",
                         readers.len(),
-                        readers.iter().map(|r| r.0.name()).collect::<Vec<_>>().join(", "),
+                        readers.iter().map(|r| r.0.as_str()).collect::<Vec<_>>().join(", "),
                         cam.max_readers
                     ),
                 );
             }
-            for (reader, depth) in readers {
+            for (_, reader_key, depth, policy) in readers {
                 if depth < 1 || depth as usize > layout.max_queue_depth {
                     return err(
-                        key(&format!("{reader}.queue-depth")),
+                        key(&format!("{reader_key}.queue-depth")),
                         format!(
                             "invalid value {depth}: allowed 1 to {} with slots = {} and max-readers = {} (raise slots for deeper queues)",
                             layout.max_queue_depth, cam.slots, cam.max_readers
                         ),
                     );
+                }
+                if let Err(e) = policy {
+                    return err(key(&format!("{reader_key}.policy")), e);
                 }
             }
             if let Some(algo) = &cam.algo {

@@ -16,6 +16,12 @@ pub struct PreviewConfig {
     /// Frames queued for this reader; 1 = always the newest frame.
     #[serde(default = "default_queue_depth")]
     pub queue_depth: u32,
+    /// Reader policy: `newest` (default), `every` or `max-fps` (see [`crate::policy`]).
+    #[serde(default)]
+    pub policy: Option<String>,
+    /// Frames per second taken with `policy = "max-fps"`.
+    #[serde(default)]
+    pub max_fps: Option<f64>,
     /// Preview images per second, independent of the camera's frame rate.
     #[serde(default = "default_fps")]
     pub fps: f64,
@@ -47,6 +53,8 @@ impl Default for PreviewConfig {
         PreviewConfig {
             enabled: default_enabled(),
             queue_depth: default_queue_depth(),
+            policy: None,
+            max_fps: None,
             fps: default_fps(),
             max_width: default_max_width(),
             max_height: default_max_height(),

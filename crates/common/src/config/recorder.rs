@@ -16,6 +16,13 @@ pub struct RecorderConfig {
     /// Frames queued for this reader while it encodes; deeper queues ride out slow writes.
     #[serde(default = "default_queue_depth")]
     pub queue_depth: u32,
+    /// Reader policy: `every` (default: every frame while the recorder keeps up), `newest` or
+    /// `max-fps` (see [`crate::policy`]).
+    #[serde(default)]
+    pub policy: Option<String>,
+    /// Frames per second taken with `policy = "max-fps"`.
+    #[serde(default)]
+    pub max_fps: Option<f64>,
     /// Folder of the recordings; relative paths are relative to the config file.
     #[serde(default = "default_directory")]
     pub directory: PathBuf,
@@ -56,6 +63,8 @@ impl Default for RecorderConfig {
         RecorderConfig {
             enabled: false,
             queue_depth: default_queue_depth(),
+            policy: None,
+            max_fps: None,
             directory: default_directory(),
             video: VideoFormat::default(),
             video_fps: 0.0,

@@ -204,6 +204,59 @@ pub fn parse_control_assignments<S: AsRef<str>>(args: &[S]) -> Result<Vec<(Strin
     Ok(out)
 }
 
+/// The text form of `name=value` arguments for a control request: joined by spaces, values
+/// with spaces in double quotes (`auto_exposure="Manual Mode" gain=10`). Errors name what
+/// cannot be carried (a double quote or non-printable character, more than `max` bytes).
+pub fn control_assignments_text<S: AsRef<str>>(args: &[S], max: usize) -> Result<String, String> {
+    let mut parts = Vec::with_capacity(args.len());
+    for arg in args {
+        let arg = arg.as_ref();
+        if !arg.chars().all(|c| c.is_ascii_graphic() || c == ' ') {
+            return Err(format!("`{arg}` has characters a control request cannot carry (printable ASCII only)"));
+        }
+        let (name, value) = arg.split_once('=').unwrap_or((arg, ""));
+        let value = value.trim().trim_matches('"');
+        if value.contains('"') {
+            return Err(format!("`{arg}`: a value cannot contain a double quote"));
+        }
+        parts.push(if value.contains(' ') { format!("{name}=\"{value}\"") } else { format!("{name}={value}") });
+    }
+    let text = parts.join(" ");
+    if text.len() > max {
+        return Err(format!(
+            "the settings take {} bytes, a control request carries {max}: set fewer at once",
+            text.len()
+        ));
+    }
+    Ok(text)
+}
+
+/// Splits the text of a control request back into `name=value` arguments: on spaces outside
+/// double quotes.
+pub fn split_control_text(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    let mut quoted = false;
+    for c in text.chars() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                current.push(c);
+            }
+            ' ' if !quoted => {
+                if !current.is_empty() {
+                    out.push(std::mem::take(&mut current));
+                }
+            }
+            c => current.push(c),
+        }
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
+}
+
 /// Control settings in the order they are written in the file (order matters: an automatic
 /// mode must be switched off before its manual value is set).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -29,9 +29,49 @@ fn a_minimal_deployment_loads_with_defaults() {
     assert_eq!(cam.format(), PixelFormat::Bgr3);
     assert_eq!(cam.algo.as_ref().map(|a| a.queue_depth), Some(1));
     let layout = cam.slot_layout();
-    assert_eq!(layout.slots(), 16);
+    assert_eq!(layout.slots(), 26);
     assert_eq!(layout.max_queue_depth, 4);
-    assert_eq!(layout.payload_bytes(), 16 * 921_600);
+    assert_eq!(layout.max_readers, 5, "room for two user readers beside algo, preview and recorder");
+    assert_eq!(layout.payload_bytes(), 26 * 921_600);
+    let algo = cam.reader_spec(&Role::from(ProcessRole::Algo)).expect("algo is a configured reader");
+    assert_eq!(algo.policy, ReaderPolicy::Newest);
+}
+
+/// Policies: the built-in defaults, per-reader choices, user readers; bad ones name the key.
+#[test]
+fn reader_policies_load_and_bad_ones_name_the_key() {
+    let text = format!(
+        "{GOOD}[camera.recorder]\n[[camera.reader]]\nname = \"plates\"\npolicy = \"max-fps\"\nmax-fps = 2.5\ncommand = [\"python3\", \"plates.py\"]\n"
+    );
+    let d = load(&text).expect("valid config");
+    let cam = d.camera(None).expect("one camera");
+    let roles: Vec<String> = cam.roles().iter().map(|r| r.as_str().to_string()).collect();
+    assert_eq!(roles, ["capture", "algo", "recorder", "plates"]);
+    assert_eq!(cam.reader_spec(&Role::from(ProcessRole::Recorder)).map(|r| r.policy), Some(ReaderPolicy::Every));
+    let plates = cam.reader_spec(&Role::new("plates").expect("role")).expect("user reader");
+    assert_eq!((plates.policy, plates.queue_depth), (ReaderPolicy::MaxFps(2.5), 1));
+    assert_eq!(cam.processes(), [ProcessRole::Capture, ProcessRole::Algo, ProcessRole::Recorder]);
+
+    let check = |extra: &str, expected: &str| {
+        let e = load(&format!("{GOOD}{extra}")).expect_err("must be rejected");
+        assert_eq!(format!("`{}`: {}", e.key, e.message), expected, "{extra}");
+    };
+    check(
+        "policy = \"latest\"\n",
+        "`camera[0].algo.policy`: unknown policy `latest`: allowed \"newest\", \"every\", \"max-fps\"",
+    );
+    check(
+        "policy = \"max-fps\"\n",
+        "`camera[0].algo.policy`: policy \"max-fps\" needs `max-fps = <frames per second>`",
+    );
+    check(
+        "[[camera.reader]]\nname = \"algo\"\n",
+        "`camera[0].reader[0].name`: `algo` is a built-in role: configure it in [camera.algo], or name your reader differently",
+    );
+    check(
+        "[[camera.reader]]\nname = \"Plates!\"\n",
+        "`camera[0].reader[0].name`: invalid reader role name `Plates!`: use 1 to 24 characters of a-z, 0-9, `-` and `_`, starting with a letter",
+    );
 }
 
 /// `[camera.preview]` and `[camera.recorder]` load with their documented defaults.
@@ -72,7 +112,7 @@ fn bad_preview_and_recorder_values_name_the_key() {
     );
     check(
         "[camera.recorder]\nqueue-depth = 5\n",
-        "`camera[0].recorder.queue-depth`: invalid value 5: allowed 1 to 4 with slots = 16 and max-readers = 3 (raise slots for deeper queues)",
+        "`camera[0].recorder.queue-depth`: invalid value 5: allowed 1 to 4 with slots = 26 and max-readers = 5 (raise slots for deeper queues)",
     );
     check(
         "[camera.recorder]\nvideo = \"off\"\n",
@@ -92,7 +132,7 @@ fn bad_preview_and_recorder_values_name_the_key() {
     );
     check(
         "[camera.recorder]\nfree-mb = 3\n",
-        "`camera[0].recorder.free-mb`: unknown field `free-mb`, expected one of `enabled`, `queue-depth`, `directory`, `video`, `video-fps`, `images`, `image-every`, `image-max-fps`, `jpeg-quality`, `segment-secs`, `min-free-mb`, `delete-oldest`, `stats-interval-secs`",
+        "`camera[0].recorder.free-mb`: unknown field `free-mb`, expected one of `enabled`, `queue-depth`, `policy`, `max-fps`, `directory`, `video`, `video-fps`, `images`, `image-every`, `image-max-fps`, `jpeg-quality`, `segment-secs`, `min-free-mb`, `delete-oldest`, `stats-interval-secs`",
     );
 }
 
@@ -204,4 +244,21 @@ fn control_assignments_parse_from_arguments() {
     assert!(parse_control_assignments(&["=3"]).is_err_and(|e| e.contains("no control name")));
     assert!(parse_control_assignments(&["gain="]).is_err_and(|e| e.contains("no value")));
     assert!(parse_control_assignments(&["gain=1", "Gain=2"]).is_err_and(|e| e.contains("set twice")));
+}
+
+/// Arguments travel as one text and come back as the same arguments, values with spaces quoted.
+#[test]
+fn control_arguments_round_trip_through_the_request_text() {
+    let args = ["auto_exposure=Manual Mode", "gain=10", "x=\"a b\""];
+    let text = control_assignments_text(&args, 256).expect("fits");
+    assert_eq!(text, "auto_exposure=\"Manual Mode\" gain=10 x=\"a b\"");
+    let back = split_control_text(&text);
+    assert_eq!(back, ["auto_exposure=\"Manual Mode\"", "gain=10", "x=\"a b\""]);
+    assert_eq!(
+        parse_control_assignments(&back).map(|v| v.into_iter().map(|(_, v)| v).collect::<Vec<_>>()),
+        Ok(vec![ControlValue::Menu("Manual Mode".into()), ControlValue::Integer(10), ControlValue::Menu("a b".into())])
+    );
+    assert!(control_assignments_text(&["gain=10"; 40], 256).is_err_and(|e| e.contains("set fewer at once")));
+    assert!(control_assignments_text(&["name=caf\u{e9}"], 256).is_err_and(|e| e.contains("printable ASCII")));
+    assert!(control_assignments_text(&["name=a\"b"], 256).is_err_and(|e| e.contains("double quote")));
 }

@@ -11,7 +11,8 @@ use iceoryx2::prelude::*;
 
 use super::{Command, ControlReply, ControlRequest};
 use crate::ipc::{connect_control, ControlServices, IpcError, IpcService};
-use crate::names::{service_name, ProcessRole, ServiceKind};
+use crate::names::{service_name, Role, ServiceKind};
+use crate::signals;
 
 /// One process of one camera.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,13 +20,13 @@ pub struct Target {
     /// Camera name.
     pub camera: String,
     /// Process role.
-    pub role: ProcessRole,
+    pub role: Role,
 }
 
 impl Target {
     /// The process `role` of `camera`.
-    pub fn new(camera: &str, role: ProcessRole) -> Target {
-        Target { camera: camera.to_string(), role }
+    pub fn new(camera: &str, role: impl Into<Role>) -> Target {
+        Target { camera: camera.to_string(), role: role.into() }
     }
 }
 
@@ -38,7 +39,7 @@ pub enum ControlError {
         /// Camera name.
         camera: String,
         /// Process role.
-        role: ProcessRole,
+        role: Role,
         /// The service tried.
         service: String,
         /// How long the client waited.
@@ -52,7 +53,7 @@ pub enum ControlError {
         /// Camera name.
         camera: String,
         /// Process role.
-        role: ProcessRole,
+        role: Role,
         /// The service tried.
         service: String,
         /// How long the client waited.
@@ -95,7 +96,7 @@ impl<'node> ControlClient<'node> {
     }
 
     /// Sends `command` to one process and waits at most `timeout` for its reply.
-    pub fn send(&self, target: &Target, command: Command, timeout: Duration) -> Result<ControlReply, ControlError> {
+    pub fn send(&self, target: &Target, command: &Command, timeout: Duration) -> Result<ControlReply, ControlError> {
         let mut results = self.send_all(std::slice::from_ref(target), command, timeout);
         results.pop().unwrap_or_else(|| Err(ControlError::Ipc(IpcError::new("sending a command", "no result"))))
     }
@@ -106,7 +107,7 @@ impl<'node> ControlClient<'node> {
     pub fn send_all(
         &self,
         targets: &[Target],
-        command: Command,
+        command: &Command,
         timeout: Duration,
     ) -> Vec<Result<ControlReply, ControlError>> {
         let started = Instant::now();
@@ -136,7 +137,9 @@ impl<'node> ControlClient<'node> {
                 *slot = next;
             }
             let pending = slots.iter().any(|s| !matches!(s, Slot::Done(_)));
-            let interrupted = pending && self.node.wait(Duration::from_millis(1)).is_err();
+            // A signal ends the wait early; only SIGINT/SIGTERM end the command.
+            let interrupted =
+                pending && self.node.wait(Duration::from_millis(1)).is_err() && signals::termination_requested();
             if !pending || interrupted || Instant::now() >= deadline {
                 break;
             }
@@ -149,14 +152,14 @@ impl<'node> ControlClient<'node> {
                 Slot::Done(result) => *result,
                 Slot::Connecting { detail, .. } => Err(ControlError::NotRunning {
                     camera: target.camera.clone(),
-                    role: target.role,
+                    role: target.role.clone(),
                     service: self.service(target),
                     waited,
                     detail,
                 }),
                 Slot::Waiting { .. } => Err(ControlError::Timeout {
                     camera: target.camera.clone(),
-                    role: target.role,
+                    role: target.role.clone(),
                     service: self.service(target),
                     waited,
                 }),
@@ -165,14 +168,14 @@ impl<'node> ControlClient<'node> {
     }
 
     fn service(&self, target: &Target) -> String {
-        service_name(&self.deployment, &target.camera, ServiceKind::Control(target.role))
+        service_name(&self.deployment, &target.camera, ServiceKind::Control(target.role.as_str()))
     }
 
     /// One connection attempt: open the service, check for a server, send, notify.
-    fn connect(&self, target: &Target, services: Option<ControlServices>, command: Command) -> Slot {
+    fn connect(&self, target: &Target, services: Option<ControlServices>, command: &Command) -> Slot {
         let services = match services {
             Some(services) => services,
-            None => match connect_control(self.node, &self.deployment, &target.camera, target.role) {
+            None => match connect_control(self.node, &self.deployment, &target.camera, target.role.as_str()) {
                 Ok(Some(services)) => services,
                 Ok(None) => return Slot::Connecting { services: None, detail: "service does not exist".into() },
                 Err(e) => return Slot::failed(e),

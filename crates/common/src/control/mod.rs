@@ -15,40 +15,49 @@ pub mod server;
 use core::fmt;
 
 use iceoryx2::prelude::ZeroCopySend;
-use iceoryx2_bb_container::string::{StaticString, String as _};
 use serde::Serialize;
 
 use crate::format::PixelFormat;
-use crate::names::ProcessRole;
+use crate::names::{ProcessRole, Role};
 
 pub use client::{ControlClient, ControlError, Target};
 pub use server::{Answer, ControlServer, Metrics};
 
 /// Version of the request and reply layouts; a process answers other versions with an error.
-pub const CONTROL_PROTOCOL_VERSION: u32 = 1;
+pub const CONTROL_PROTOCOL_VERSION: u32 = 2;
 
-/// Capacity of the camera name in a reply (camera names are at most 32 bytes).
-pub const CAMERA_TEXT: usize = 32;
+/// Capacity of the role name and camera name texts in a reply.
+pub const NAME_TEXT: usize = 32;
 
 /// Capacity of the message text in a reply.
-pub const MESSAGE_TEXT: usize = 200;
+pub const MESSAGE_TEXT: usize = 1024;
+
+/// Capacity of the text argument of a request (e.g. `exposure_time_absolute=200 gain=10`).
+pub const REQUEST_TEXT: usize = 256;
 
 /// Raw command codes of [`ControlRequest::command`].
 pub mod code {
     /// Report the process's status; argument unused.
     pub const STATUS: u32 = 1;
-    /// Stop the process cleanly (capture exits 0); argument unused.
+    /// Stop the process cleanly (it exits 0); argument unused.
     pub const STOP: u32 = 2;
     /// Preview image generation: argument 1 = on, 0 = off.
     pub const SET_PREVIEW: u32 = 3;
     /// Image saving (recording): argument 1 = on, 0 = off.
     pub const SET_SAVING: u32 = 4;
+    /// List the camera controls the device offers (capture); argument: the index of the first
+    /// control to list (0 for all; a reply says `controls F-L of N:` and a client asks again
+    /// from L+1 while L+1 < N, since one reply holds [`super::MESSAGE_TEXT`] bytes).
+    pub const LIST_CONTROLS: u32 = 5;
+    /// Set camera controls (capture); the text holds `name=value` pairs separated by spaces.
+    pub const SET_CONTROLS: u32 = 6;
 }
 
-/// A command as sent over the wire (24 bytes, every byte pattern valid).
+/// A command as sent over the wire (280 bytes, only integers and bytes: every byte pattern
+/// decodes to a command or to an error reply).
 #[repr(C)]
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, ZeroCopySend)]
-#[type_name("framebus::ControlRequestV1")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ZeroCopySend)]
+#[type_name("framebus::ControlRequestV2")]
 pub struct ControlRequest {
     /// [`CONTROL_PROTOCOL_VERSION`] of the sender (offset 0).
     pub version: u32,
@@ -56,10 +65,18 @@ pub struct ControlRequest {
     pub command: u32,
     /// Command argument, see [`code`] (offset 8).
     pub argument: u32,
-    /// Zero; reserved for later use (offset 12).
-    pub reserved: u32,
+    /// Bytes used in [`ControlRequest::text`] (offset 12).
+    pub text_len: u32,
     /// Chosen by the client, echoed in the reply (offset 16).
     pub nonce: u64,
+    /// Text argument, ASCII (offset 24).
+    pub text: [u8; REQUEST_TEXT],
+}
+
+impl Default for ControlRequest {
+    fn default() -> Self {
+        ControlRequest { version: 0, command: 0, argument: 0, text_len: 0, nonce: 0, text: [0; REQUEST_TEXT] }
+    }
 }
 
 /// Reply status: the command was carried out.
@@ -67,56 +84,79 @@ pub const RESULT_OK: u32 = 0;
 /// Reply status: the command was refused or malformed; [`ControlReply::message`] says why.
 pub const RESULT_ERROR: u32 = 1;
 
-/// The reply to every request. Status fields are filled for every command (a reply always
-/// describes the process as it is after the command).
+/// The reply to every request (1248 bytes). Status fields are filled for every command (a reply
+/// always describes the process as it is after the command). Texts are a length plus ASCII
+/// bytes, read back only through [`ControlReply::role_text`], [`ControlReply::camera_text`] and
+/// [`ControlReply::message_text`], which check the length.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, ZeroCopySend)]
-#[type_name("framebus::ControlReplyV1")]
+#[type_name("framebus::ControlReplyV2")]
 pub struct ControlReply {
-    /// [`CONTROL_PROTOCOL_VERSION`] of the replying process.
+    /// [`CONTROL_PROTOCOL_VERSION`] of the replying process (offset 0).
     pub version: u32,
-    /// [`RESULT_OK`] or [`RESULT_ERROR`].
+    /// [`RESULT_OK`] or [`RESULT_ERROR`] (4).
     pub result: u32,
-    /// The request's raw command code, echoed.
+    /// The request's raw command code, echoed (8).
     pub command: u32,
-    /// The replying process's role, see [`role_code`].
+    /// The replying process's role, see [`role_code`]: 5 = a user reader, named in
+    /// [`ControlReply::role_name`] (12).
     pub role: u32,
-    /// Process id.
+    /// Process id (16).
     pub pid: u32,
-    /// [`ProcessState`] code.
+    /// [`ProcessState`] code (20).
     pub state: u32,
-    /// 1 when preview is on for this camera.
+    /// 1 when preview is on for this camera (24).
     pub preview: u32,
-    /// 1 when saving is on for this camera.
+    /// 1 when saving is on for this camera (28).
     pub saving: u32,
-    /// Frame width in pixels of the frames the process handles (0 = unknown).
+    /// Frame width in pixels of the frames the process handles, 0 = unknown (32).
     pub width: u32,
-    /// Frame height in pixels (0 = unknown).
+    /// Frame height in pixels, 0 = unknown (36).
     pub height: u32,
-    /// Pixel format fourcc (0 = unknown).
+    /// Pixel format fourcc, 0 = unknown (40).
     pub pixel_format: u32,
-    /// Zero (keeps the following fields 8-byte aligned).
-    pub reserved: u32,
-    /// The request's nonce, echoed.
+    /// Reader policy code, see [`ReaderPolicy::code`]; 0 for capture (44).
+    pub policy: u32,
+    /// The request's nonce, echoed (48).
     pub nonce: u64,
-    /// Milliseconds since the process started.
+    /// Milliseconds since the process started (56).
     pub uptime_ms: u64,
-    /// Frames published (capture) or processed (readers) so far.
+    /// Frames published (capture) or processed (readers: handed to the reader's code) (64).
     pub frames: u64,
-    /// Frames skipped: dropped by the source (capture) or missed from id gaps (readers).
+    /// Capture: frames the source/driver dropped. Readers: frames their policy released
+    /// unread (72).
     pub skipped: u64,
-    /// Latency p50 over the last statistics window, µs; `u64::MAX` = no sample.
+    /// Latency p50 over the last statistics window, µs; `u64::MAX` = no sample (80).
     pub latency_p50_us: u64,
-    /// Latency p99 over the last statistics window, µs; `u64::MAX` = no sample.
+    /// Latency p99 over the last statistics window, µs; `u64::MAX` = no sample (88).
     pub latency_p99_us: u64,
-    /// Measured frames per second over the last statistics window.
+    /// Measured frames per second over the last statistics window (96).
     pub fps: f64,
-    /// Target frame rate (capture: the pacing in effect, 0 = as fast as possible).
+    /// Capture: the pacing in effect (0 = as fast as possible); `max-fps` readers: their
+    /// limit (104).
     pub target_fps: f64,
-    /// Camera name.
-    pub camera: StaticString<CAMERA_TEXT>,
-    /// What was done, or why the command failed.
-    pub message: StaticString<MESSAGE_TEXT>,
+    /// Readers: frames lost to queue overflow although the policy wanted them (112).
+    pub overwritten: u64,
+    /// Readers: frames the camera's driver dropped since the reader attached (120).
+    pub driver_drops: u64,
+    /// Readers: first frame id seen in the current capture run, 0 = none yet (128).
+    pub first_frame_id: u64,
+    /// Readers: last frame id seen (processed or skipped) in the current capture run (136).
+    pub last_frame_id: u64,
+    /// Readers: their queue depth (144).
+    pub queue_depth: u32,
+    /// Bytes used in [`ControlReply::role_name`] (148).
+    pub role_name_len: u32,
+    /// Bytes used in [`ControlReply::camera`] (152).
+    pub camera_len: u32,
+    /// Bytes used in [`ControlReply::message`] (156).
+    pub message_len: u32,
+    /// Role name, ASCII (160).
+    pub role_name: [u8; NAME_TEXT],
+    /// Camera name, ASCII (192).
+    pub camera: [u8; NAME_TEXT],
+    /// What was done, or why the command failed, ASCII (224).
+    pub message: [u8; MESSAGE_TEXT],
 }
 
 /// Lifecycle state of a process, as reported in status.
@@ -136,7 +176,8 @@ pub enum ProcessState {
 }
 
 impl ProcessState {
-    fn code(self) -> u32 {
+    /// Wire code in [`ControlReply::state`].
+    pub fn code(self) -> u32 {
         match self {
             ProcessState::Running => 1,
             ProcessState::Waiting => 2,
@@ -145,7 +186,8 @@ impl ProcessState {
         }
     }
 
-    fn from_code(code: u32) -> Option<ProcessState> {
+    /// The state of a wire code.
+    pub fn from_code(code: u32) -> Option<ProcessState> {
         match code {
             1 => Some(ProcessState::Running),
             2 => Some(ProcessState::Waiting),
@@ -166,7 +208,7 @@ impl ProcessState {
     }
 }
 
-/// Wire code of a role in [`ControlReply::role`].
+/// Wire code of a built-in role in [`ControlReply::role`]; user readers are [`USER_READER_CODE`].
 pub fn role_code(role: ProcessRole) -> u32 {
     match role {
         ProcessRole::Capture => 1,
@@ -176,12 +218,16 @@ pub fn role_code(role: ProcessRole) -> u32 {
     }
 }
 
-fn role_from_code(code: u32) -> Option<ProcessRole> {
-    ProcessRole::ALL.into_iter().find(|r| role_code(*r) == code)
+/// Wire code of a user reader (any role that is not built in) in [`ControlReply::role`].
+pub const USER_READER_CODE: u32 = 5;
+
+/// Wire code of any role.
+pub fn role_code_of(role: &Role) -> u32 {
+    role.builtin().map_or(USER_READER_CODE, role_code)
 }
 
 /// A decoded command.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     /// Report status.
     Status,
@@ -191,28 +237,41 @@ pub enum Command {
     SetPreview(bool),
     /// Turn image saving on or off.
     SetSaving(bool),
+    /// List the camera's controls (capture), starting at this index (see
+    /// [`code::LIST_CONTROLS`]).
+    ListControls(u32),
+    /// Set camera controls: `name=value` pairs separated by spaces (capture).
+    SetControls(String),
 }
 
 impl Command {
-    /// The wire request for this command.
-    pub fn to_request(self, nonce: u64) -> ControlRequest {
-        let (command, argument) = match self {
-            Command::Status => (code::STATUS, 0),
-            Command::Stop => (code::STOP, 0),
-            Command::SetPreview(on) => (code::SET_PREVIEW, u32::from(on)),
-            Command::SetSaving(on) => (code::SET_SAVING, u32::from(on)),
+    /// The wire request for this command; a text longer than [`REQUEST_TEXT`] is cut (the
+    /// client checks lengths before sending).
+    pub fn to_request(&self, nonce: u64) -> ControlRequest {
+        let (command, argument, text) = match self {
+            Command::Status => (code::STATUS, 0, ""),
+            Command::Stop => (code::STOP, 0, ""),
+            Command::SetPreview(on) => (code::SET_PREVIEW, u32::from(*on), ""),
+            Command::SetSaving(on) => (code::SET_SAVING, u32::from(*on), ""),
+            Command::ListControls(from) => (code::LIST_CONTROLS, *from, ""),
+            Command::SetControls(text) => (code::SET_CONTROLS, 0, text.as_str()),
         };
-        ControlRequest { version: CONTROL_PROTOCOL_VERSION, command, argument, reserved: 0, nonce }
+        let mut request =
+            ControlRequest { version: CONTROL_PROTOCOL_VERSION, command, argument, nonce, ..ControlRequest::default() };
+        request.text_len = put_text(&mut request.text, text) as u32;
+        request
     }
 
     /// Short name for messages (`status`, `stop`, `preview on`, ...).
-    pub fn describe(self) -> String {
+    pub fn describe(&self) -> String {
         let on_off = |on: bool| if on { "on" } else { "off" };
         match self {
             Command::Status => "status".into(),
             Command::Stop => "stop".into(),
-            Command::SetPreview(on) => format!("preview {}", on_off(on)),
-            Command::SetSaving(on) => format!("saving {}", on_off(on)),
+            Command::SetPreview(on) => format!("preview {}", on_off(*on)),
+            Command::SetSaving(on) => format!("saving {}", on_off(*on)),
+            Command::ListControls(_) => "control list".into(),
+            Command::SetControls(text) => format!("control set {text}"),
         }
     }
 }
@@ -234,6 +293,9 @@ pub enum DecodeError {
         /// The argument received.
         argument: u32,
     },
+    /// The text argument is longer than its field or not printable ASCII.
+    #[error("invalid text argument: {0}")]
+    BadText(String),
 }
 
 impl ControlRequest {
@@ -252,33 +314,50 @@ impl ControlRequest {
             code::STOP => Ok(Command::Stop),
             code::SET_PREVIEW => Ok(Command::SetPreview(flag()?)),
             code::SET_SAVING => Ok(Command::SetSaving(flag()?)),
+            code::LIST_CONTROLS => Ok(Command::ListControls(self.argument)),
+            code::SET_CONTROLS => {
+                let len = self.text_len as usize;
+                let text = self.text.get(..len).ok_or_else(|| {
+                    DecodeError::BadText(format!("length {len} is more than the {REQUEST_TEXT} bytes it may use"))
+                })?;
+                if !text.iter().all(|b| b.is_ascii_graphic() || *b == b' ') {
+                    return Err(DecodeError::BadText("only printable ASCII is allowed".into()));
+                }
+                Ok(Command::SetControls(String::from_utf8_lossy(text).into_owned()))
+            }
             other => Err(DecodeError::UnknownCommand(other)),
         }
     }
 }
 
-/// A `StaticString` from any text: non-ASCII characters become `?` (iceoryx2 strings hold
-/// ASCII only), and the text is truncated to the capacity.
-pub fn static_text<const N: usize>(text: &str) -> StaticString<N> {
-    let bytes: Vec<u8> = text.bytes().map(|b| if b == 0 || b >= 128 { b'?' } else { b }).take(N).collect();
-    StaticString::from_bytes(&bytes).unwrap_or_default()
+/// Writes `text` into a fixed text field: non-ASCII and control characters become `?`, the text
+/// is cut to the field's capacity and the rest zeroed. Returns the bytes used.
+pub fn put_text(field: &mut [u8], text: &str) -> usize {
+    let mut used = 0;
+    for (slot, byte) in field.iter_mut().zip(text.bytes()) {
+        *slot = if byte.is_ascii_graphic() || byte == b' ' { byte } else { b'?' };
+        used += 1;
+    }
+    field[used..].fill(0);
+    used
 }
 
-/// The text of a received `StaticString`, checking its length first (a malformed message
-/// cannot make this read out of bounds).
-pub fn text_of<const N: usize>(text: &StaticString<N>) -> String {
-    if text.len() > N {
-        return String::from("<malformed text>");
+/// The text of a received field, checking its length first (a malformed message cannot make
+/// this read out of bounds).
+pub fn text_of(field: &[u8], len: u32) -> String {
+    match field.get(..len as usize) {
+        Some(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+        None => String::from("<malformed text>"),
     }
-    String::from_utf8_lossy(text.as_bytes()).into_owned()
 }
 
 /// A decoded reply, as ctl prints it (`--json` uses these field names).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ProcessStatus {
-    /// Role of the process.
-    #[serde(serialize_with = "serialize_role")]
-    pub role: ProcessRole,
+    /// Role of the process: `capture`, `algo`, `preview`, `recorder` or a user reader's name.
+    pub role: String,
+    /// Whether the role is a user reader (not one of the built-in processes).
+    pub user_reader: bool,
     /// Camera name.
     pub camera: String,
     /// Process id.
@@ -291,7 +370,7 @@ pub struct ProcessStatus {
     pub frames: u64,
     /// Measured frames per second over the last statistics window.
     pub fps: f64,
-    /// Frames skipped (source drops for capture, id gaps for readers).
+    /// Capture: frames the source dropped. Readers: frames their policy released unread.
     pub skipped: u64,
     /// Latency p50 in µs over the last statistics window.
     pub latency_p50_us: Option<u64>,
@@ -303,17 +382,42 @@ pub struct ProcessStatus {
     pub saving: bool,
     /// Frame format, when known: width, height, fourcc.
     pub format: Option<FrameFormat>,
-    /// Target frame rate (capture), 0 = as fast as possible.
+    /// Target frame rate (capture; `max-fps` readers: their limit), 0 = as fast as possible.
     pub target_fps: f64,
     /// What the acting process does with its flag: preview `on`/`off`; recorder `off`,
-    /// `recording` or `disk-low` (saving on and state degraded). `None` for capture and algo.
+    /// `recording` or `disk-low` (saving on and state degraded). `None` for the others.
     pub activity: Option<&'static str>,
     /// The reply's message (preview and recorder: what they are doing, or their last error).
     pub message: String,
+    /// Reader accounting; `None` for capture.
+    pub reader: Option<ReaderAccounting>,
 }
 
-fn serialize_role<S: serde::Serializer>(role: &ProcessRole, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(role.name())
+/// Where the frames a reader did not process went (see ARCHITECTURE.md, "Reader loop"):
+/// `published == processed + skipped + overwritten` over the frames published since the reader
+/// attached, up to the frames still in its queue.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ReaderAccounting {
+    /// The reader's policy: `newest`, `every` or `max-fps`.
+    pub policy: &'static str,
+    /// Its queue depth.
+    pub queue_depth: u32,
+    /// Frames published by capture that the reader has accounted for (seen as processed,
+    /// skipped or overwritten), since it attached.
+    pub published: u64,
+    /// Frames handed to the reader's code.
+    pub processed: u64,
+    /// Frames its policy released unread (`newest`: a newer frame was there; `max-fps`: not
+    /// due).
+    pub skipped: u64,
+    /// Frames lost to queue overflow although the policy wanted them (`every`).
+    pub overwritten: u64,
+    /// Frames the camera's driver dropped (never published) since the reader attached.
+    pub driver_drops: u64,
+    /// First frame id seen in the current capture run (0 = none yet).
+    pub first_frame_id: u64,
+    /// Last frame id seen in the current capture run.
+    pub last_frame_id: u64,
 }
 
 /// Frame format in a status reply.
@@ -369,7 +473,7 @@ impl ControlReply {
             width: 0,
             height: 0,
             pixel_format: 0,
-            reserved: 0,
+            policy: 0,
             nonce: 0,
             uptime_ms: 0,
             frames: 0,
@@ -378,8 +482,17 @@ impl ControlReply {
             latency_p99_us: u64::MAX,
             fps: 0.0,
             target_fps: 0.0,
-            camera: StaticString::new(),
-            message: StaticString::new(),
+            overwritten: 0,
+            driver_drops: 0,
+            first_frame_id: 0,
+            last_frame_id: 0,
+            queue_depth: 0,
+            role_name_len: 0,
+            camera_len: 0,
+            message_len: 0,
+            role_name: [0; NAME_TEXT],
+            camera: [0; NAME_TEXT],
+            message: [0; MESSAGE_TEXT],
         }
     }
 
@@ -388,9 +501,35 @@ impl ControlReply {
         self.result == RESULT_OK
     }
 
+    /// Sets the message text (cut to [`MESSAGE_TEXT`] bytes).
+    pub fn set_message(&mut self, text: &str) {
+        self.message_len = put_text(&mut self.message, text) as u32;
+    }
+
+    /// Sets the camera name.
+    pub fn set_camera(&mut self, text: &str) {
+        self.camera_len = put_text(&mut self.camera, text) as u32;
+    }
+
+    /// Sets the role (its wire code and its name).
+    pub fn set_role(&mut self, role: &Role) {
+        self.role = role_code_of(role);
+        self.role_name_len = put_text(&mut self.role_name, role.as_str()) as u32;
+    }
+
     /// The reply's message text.
     pub fn message_text(&self) -> String {
-        text_of(&self.message)
+        text_of(&self.message, self.message_len)
+    }
+
+    /// The reply's camera name.
+    pub fn camera_text(&self) -> String {
+        text_of(&self.camera, self.camera_len)
+    }
+
+    /// The reply's role name.
+    pub fn role_text(&self) -> String {
+        text_of(&self.role_name, self.role_name_len)
     }
 
     /// Decodes the status part of the reply; `None` when a field is not understood (another
@@ -400,18 +539,37 @@ impl ControlReply {
             return None;
         }
         let latency = |v: u64| (v != u64::MAX).then_some(v);
-        let role = role_from_code(self.role)?;
+        let role = Role::new(&self.role_text()).ok()?;
+        let builtin = role.builtin();
+        if role_code_of(&role) != self.role {
+            return None;
+        }
         let state = ProcessState::from_code(self.state)?;
-        let activity = match role {
-            ProcessRole::Preview => Some(if self.preview != 0 { "on" } else { "off" }),
-            ProcessRole::Recorder if self.saving == 0 => Some("off"),
-            ProcessRole::Recorder if state == ProcessState::Degraded => Some("disk-low"),
-            ProcessRole::Recorder => Some("recording"),
-            ProcessRole::Capture | ProcessRole::Algo => None,
+        let activity = match builtin {
+            Some(ProcessRole::Preview) => Some(if self.preview != 0 { "on" } else { "off" }),
+            Some(ProcessRole::Recorder) if self.saving == 0 => Some("off"),
+            Some(ProcessRole::Recorder) if state == ProcessState::Degraded => Some("disk-low"),
+            Some(ProcessRole::Recorder) => Some("recording"),
+            _ => None,
+        };
+        let reader = match builtin {
+            Some(ProcessRole::Capture) => None,
+            _ => Some(ReaderAccounting {
+                policy: ReaderPolicyCode(self.policy).name(),
+                queue_depth: self.queue_depth,
+                published: self.frames.saturating_add(self.skipped).saturating_add(self.overwritten),
+                processed: self.frames,
+                skipped: self.skipped,
+                overwritten: self.overwritten,
+                driver_drops: self.driver_drops,
+                first_frame_id: self.first_frame_id,
+                last_frame_id: self.last_frame_id,
+            }),
         };
         Some(ProcessStatus {
-            role,
-            camera: text_of(&self.camera),
+            role: role.as_str().to_string(),
+            user_reader: builtin.is_none(),
+            camera: self.camera_text(),
             pid: self.pid,
             state,
             uptime_secs: self.uptime_ms as f64 / 1000.0,
@@ -430,7 +588,24 @@ impl ControlReply {
             target_fps: (self.target_fps * 1000.0).round() / 1000.0,
             activity,
             message: self.message_text(),
+            reader,
         })
+    }
+}
+
+/// A reader policy's wire code, see [`crate::policy::ReaderPolicy::code`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReaderPolicyCode(pub u32);
+
+impl ReaderPolicyCode {
+    /// The policy's name, `unknown` for a code this build does not know.
+    pub fn name(self) -> &'static str {
+        match self.0 {
+            1 => "newest",
+            2 => "every",
+            3 => "max-fps",
+            _ => "unknown",
+        }
     }
 }
 

@@ -5,16 +5,18 @@
 //! Wiring in a process (a few lines):
 //!
 //! ```ignore
-//! let control = ControlServer::create(&node, &deployment, cam, ProcessRole::Recorder)?;
+//! let control = ControlServer::create(&node, &deployment, cam, &Role::from(ProcessRole::Capture))?;
 //! let saving = control.state().saving;                    // the flag to resume with
-//! let guard = waitset.attach_notification(control.listener())?; // or poll once per loop
 //! // on wake-up (or every loop iteration):
 //! control.poll(|command| match command {
-//!     Command::Status => Answer::Status(Metrics { saving: Some(recorder.saving()), ..metrics() }),
-//!     Command::SetSaving(on) => { set_saving(on); Answer::Done(String::new()) }
+//!     Command::Status => Answer::Status(metrics()),
+//!     Command::Stop => { stop = true; Answer::Done(String::new()) }
 //!     _ => Answer::Ignored,
 //! });
 //! ```
+//!
+//! Readers do not wire it themselves: the reader loop (crate `framebus`) runs it on a control
+//! thread of its own, so status is answered while a frame takes seconds.
 //!
 //! Flags: at start the server takes each flag recorded in the camera's state file, else the
 //! config's initial value ([`CameraState::initial`]); a command updates and persists it; a
@@ -29,12 +31,10 @@ use iceoryx2::port::server::Server;
 use iceoryx2::prelude::*;
 use iceoryx2::service::port_factory::server::ServerCreateError;
 
-use super::{
-    role_code, static_text, Command, ControlReply, ControlRequest, FrameFormat, ProcessState, RESULT_ERROR, RESULT_OK,
-};
+use super::{Command, ControlReply, ControlRequest, FrameFormat, ProcessState, RESULT_ERROR, RESULT_OK};
 use crate::config::Deployment;
 use crate::ipc::{serve_control, ControlServices, IpcError, IpcService};
-use crate::names::ProcessRole;
+use crate::names::Role;
 use crate::state::{CameraState, StateError, StateStore};
 
 /// What a process reports in a status reply besides the fields the server fills itself.
@@ -65,6 +65,28 @@ pub struct Metrics {
     /// What the process is doing, or its last error, for the reply's message (e.g. the
     /// recorder's `disk-low: ...`); truncated to the reply's capacity.
     pub message: String,
+    /// Reader accounting (readers only; `None` for capture).
+    pub reader: Option<ReaderFigures>,
+}
+
+/// A reader's accounting as its status reply carries it (see
+/// [`super::ReaderAccounting`] for the meaning of each figure).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct ReaderFigures {
+    /// Policy wire code ([`crate::policy::ReaderPolicy::code`]).
+    pub policy: u32,
+    /// Queue depth.
+    pub queue_depth: u32,
+    /// Frames released unread by the policy.
+    pub skipped: u64,
+    /// Frames lost to queue overflow although wanted.
+    pub overwritten: u64,
+    /// Frames the driver dropped since the reader attached.
+    pub driver_drops: u64,
+    /// First frame id seen in the current capture run.
+    pub first_frame_id: u64,
+    /// Last frame id seen in the current capture run.
+    pub last_frame_id: u64,
 }
 
 impl Default for Metrics {
@@ -81,6 +103,7 @@ impl Default for Metrics {
             preview: None,
             saving: None,
             message: String::new(),
+            reader: None,
         }
     }
 }
@@ -95,7 +118,7 @@ pub enum Answer {
     /// Refused, with the reason; the flags are left unchanged.
     Refused(String),
     /// The process does not act on this command: a flag change is still recorded (another
-    /// process of the camera acts on it), a stop is refused.
+    /// process of the camera acts on it), a stop or a camera-control command is refused.
     Ignored,
 }
 
@@ -107,7 +130,7 @@ pub struct ControlServer {
     server: Server<IpcService, ControlRequest, (), ControlReply, ()>,
     listener: Listener<IpcService>,
     services: ControlServices,
-    role: ProcessRole,
+    role: Role,
     camera: String,
     started: Instant,
     flags: Cell<CameraState>,
@@ -123,9 +146,9 @@ impl ControlServer {
         node: &Node<IpcService>,
         deployment: &Deployment,
         camera: &str,
-        role: ProcessRole,
+        role: &Role,
     ) -> Result<ControlServer, IpcError> {
-        let services = serve_control(node, deployment.name(), camera, role)?;
+        let services = serve_control(node, deployment.name(), camera, role.as_str())?;
         // The listener before the server: a client that sees the server notifies after sending,
         // and that wake-up must find a listener (else the request waits for the next one).
         let listener = match &services.ready {
@@ -159,7 +182,7 @@ impl ControlServer {
             server,
             listener,
             services,
-            role,
+            role: role.clone(),
             camera: camera.to_string(),
             started: Instant::now(),
             flags: Cell::new(flags),
@@ -171,16 +194,16 @@ impl ControlServer {
     /// Records a flag change the process makes itself (e.g. `recorder --saving true` on its
     /// command line): it counts as a command, so a restart without the option resumes it.
     /// `Status` and `Stop` change nothing. Returns the flags now in effect.
-    pub fn record(&self, command: Command) -> Result<CameraState, StateError> {
+    pub fn record(&self, command: &Command) -> Result<CameraState, StateError> {
         let mut flags = self.flags.get();
         match command {
-            Command::SetPreview(on) => flags.preview = on,
-            Command::SetSaving(on) => flags.saving = on,
-            Command::Status | Command::Stop => return Ok(flags),
+            Command::SetPreview(on) => flags.preview = *on,
+            Command::SetSaving(on) => flags.saving = *on,
+            _ => return Ok(flags),
         }
         self.flags.set(flags);
         self.store.update(&self.camera, |recorded| match command {
-            Command::SetPreview(on) => recorded.preview = Some(on),
+            Command::SetPreview(on) => recorded.preview = Some(*on),
             _ => recorded.saving = Some(flags.saving),
         })?;
         Ok(flags)
@@ -246,8 +269,8 @@ impl ControlServer {
                 Err(e) => tracing::debug!(camera = self.camera, "keeping the known flags: {e}"),
             }
         }
-        let answer = handler(command);
-        let message = match (command, answer) {
+        let answer = handler(command.clone());
+        let message = match (&command, answer) {
             (_, Answer::Refused(why)) => return self.error(reply, why),
             (Command::Status, answer) => {
                 let metrics = match answer {
@@ -256,17 +279,24 @@ impl ControlServer {
                 };
                 let flags = self.flags.get();
                 fill_metrics(&mut reply, &metrics, flags);
-                reply.message = static_text(&metrics.message);
+                reply.set_message(&metrics.message);
                 return reply;
             }
             (Command::Stop, Answer::Ignored) => {
                 return self.error(reply, format!("{} does not stop on command", self.role));
             }
-            (Command::Stop, answer) => {
-                tracing::info!(camera = self.camera, role = %self.role, "stop requested");
+            (Command::ListControls(_) | Command::SetControls(_), Answer::Ignored) => {
+                return self
+                    .error(reply, format!("{} has no camera controls: send control commands to capture", self.role));
+            }
+            (Command::Stop | Command::ListControls(_) | Command::SetControls(_), answer) => {
+                if command == Command::Stop {
+                    tracing::info!(camera = self.camera, role = %self.role, "stop requested");
+                }
                 match answer {
                     Answer::Done(text) if !text.is_empty() => text,
-                    _ => "stopping".to_string(),
+                    _ if command == Command::Stop => "stopping".to_string(),
+                    _ => command.describe(),
                 }
             }
             (Command::SetPreview(_) | Command::SetSaving(_), answer) => {
@@ -276,7 +306,7 @@ impl ControlServer {
                     Answer::Ignored => format!("{} recorded ({} does not act on it)", command.describe(), self.role),
                     _ => command.describe(),
                 };
-                if let Err(e) = self.record(command) {
+                if let Err(e) = self.record(&command) {
                     tracing::warn!(camera = self.camera, "could not persist the flags: {e}");
                     text.push_str(&format!(" (not persisted: {e})"));
                 }
@@ -286,7 +316,7 @@ impl ControlServer {
         let flags = self.flags.get();
         reply.preview = u32::from(flags.preview);
         reply.saving = u32::from(flags.saving);
-        reply.message = static_text(&message);
+        reply.set_message(&message);
         reply
     }
 
@@ -296,19 +326,19 @@ impl ControlServer {
         reply.result = RESULT_OK;
         reply.command = request.command;
         reply.nonce = request.nonce;
-        reply.role = role_code(self.role);
+        reply.set_role(&self.role);
         reply.pid = std::process::id();
         reply.state = ProcessState::Running.code();
         reply.preview = u32::from(flags.preview);
         reply.saving = u32::from(flags.saving);
         reply.uptime_ms = self.started.elapsed().as_millis() as u64;
-        reply.camera = static_text(&self.camera);
+        reply.set_camera(&self.camera);
         reply
     }
 
     fn error(&self, mut reply: ControlReply, message: String) -> ControlReply {
         reply.result = RESULT_ERROR;
-        reply.message = static_text(&message);
+        reply.set_message(&message);
         reply
     }
 }
@@ -328,4 +358,13 @@ fn fill_metrics(reply: &mut ControlReply, metrics: &Metrics, flags: CameraState)
         reply.pixel_format = format.fourcc.0;
     }
     reply.target_fps = metrics.target_fps;
+    if let Some(r) = metrics.reader {
+        reply.policy = r.policy;
+        reply.queue_depth = r.queue_depth;
+        reply.skipped = r.skipped;
+        reply.overwritten = r.overwritten;
+        reply.driver_drops = r.driver_drops;
+        reply.first_frame_id = r.first_frame_id;
+        reply.last_frame_id = r.last_frame_id;
+    }
 }

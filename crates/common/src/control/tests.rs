@@ -12,47 +12,109 @@ fn requests_decode_and_malformed_ones_are_errors() {
         Command::SetPreview(false),
         Command::SetSaving(true),
         Command::SetSaving(false),
+        Command::ListControls(0),
+        Command::ListControls(17),
+        Command::SetControls("gain=10 exposure_time_absolute=200".into()),
     ] {
         assert_eq!(command.to_request(7).decode(), Ok(command));
     }
     let good = Command::Status.to_request(1);
     assert_eq!(ControlRequest { command: 99, ..good }.decode(), Err(DecodeError::UnknownCommand(99)));
-    assert_eq!(ControlRequest { version: 2, ..good }.decode(), Err(DecodeError::Version(2)));
+    assert_eq!(ControlRequest { version: 1, ..good }.decode(), Err(DecodeError::Version(1)));
     assert_eq!(
         ControlRequest { command: code::SET_SAVING, argument: 5, ..good }.decode(),
         Err(DecodeError::BadArgument { command: code::SET_SAVING, argument: 5 })
     );
+    let set = Command::SetControls("gain=1".into()).to_request(1);
+    assert!(matches!(ControlRequest { text_len: 10_000, ..set }.decode(), Err(DecodeError::BadText(_))));
+    let mut binary = set;
+    binary.text[0] = 0xff;
+    assert!(matches!(binary.decode(), Err(DecodeError::BadText(_))));
 }
 
-/// The request layout is the documented one (ARCHITECTURE.md, "Control protocol").
+/// Any byte pattern decodes to a command or an error, never a panic.
 #[test]
-fn request_layout_matches_the_documented_offsets() {
+fn every_byte_pattern_decodes_without_panicking() {
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    for _ in 0..20_000 {
+        let mut request = ControlRequest::default();
+        // SAFETY: ControlRequest is repr(C) plain data of integers and bytes; every bit pattern
+        // is a valid value of it.
+        let bytes = unsafe {
+            core::slice::from_raw_parts_mut(
+                (&mut request as *mut ControlRequest).cast::<u8>(),
+                core::mem::size_of::<ControlRequest>(),
+            )
+        };
+        for b in bytes.iter_mut() {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            *b = state as u8;
+        }
+        request.version = CONTROL_PROTOCOL_VERSION;
+        request.command = (state % 8) as u32;
+        request.text_len %= 300;
+        let _ = request.decode();
+    }
+}
+
+/// The layouts are the documented ones (ARCHITECTURE.md, "Control protocol"); Python mirrors
+/// them.
+#[test]
+fn layouts_match_the_documented_offsets() {
     use core::mem::{offset_of, size_of};
-    assert_eq!(size_of::<ControlRequest>(), 24);
+    assert_eq!(size_of::<ControlRequest>(), 280);
     assert_eq!(offset_of!(ControlRequest, command), 4);
     assert_eq!(offset_of!(ControlRequest, argument), 8);
+    assert_eq!(offset_of!(ControlRequest, text_len), 12);
     assert_eq!(offset_of!(ControlRequest, nonce), 16);
+    assert_eq!(offset_of!(ControlRequest, text), 24);
+    assert_eq!(size_of::<ControlReply>(), 1248);
+    assert_eq!(offset_of!(ControlReply, policy), 44);
     assert_eq!(offset_of!(ControlReply, nonce), 48);
     assert_eq!(offset_of!(ControlReply, fps), 96);
+    assert_eq!(offset_of!(ControlReply, overwritten), 112);
+    assert_eq!(offset_of!(ControlReply, last_frame_id), 136);
+    assert_eq!(offset_of!(ControlReply, queue_depth), 144);
+    assert_eq!(offset_of!(ControlReply, message_len), 156);
+    assert_eq!(offset_of!(ControlReply, role_name), 160);
+    assert_eq!(offset_of!(ControlReply, camera), 192);
+    assert_eq!(offset_of!(ControlReply, message), 224);
 }
 
-/// Texts are made ASCII and truncated; a reply's status decodes back.
+/// Texts are made ASCII and cut; a reply's status decodes back, a user reader by its name.
 #[test]
 fn texts_are_sanitised_and_status_decodes() {
-    let text: StaticString<8> = static_text("héllo wörld");
-    assert_eq!(text_of(&text), "h??llo w");
+    let mut field = [0u8; 8];
+    let used = put_text(&mut field, "héllo wörld");
+    assert_eq!(text_of(&field, used as u32), "h??llo w");
+    assert_eq!(text_of(&field, 9), "<malformed text>");
     let mut reply = ControlReply::empty();
-    reply.role = role_code(ProcessRole::Algo);
+    reply.set_role(&Role::from(ProcessRole::Algo));
     reply.state = ProcessState::Waiting.code();
-    reply.camera = static_text("cam0");
+    reply.set_camera("cam0");
     reply.saving = 1;
     reply.width = 640;
     reply.height = 480;
     reply.pixel_format = PixelFormat::Bgr3.fourcc();
+    reply.policy = 1;
+    reply.frames = 10;
+    reply.skipped = 5;
     let status = reply.status().expect("status decodes");
-    assert_eq!(status.role, ProcessRole::Algo);
+    assert_eq!(status.role, "algo");
+    assert!(!status.user_reader);
     assert_eq!(status.camera, "cam0");
     assert!(status.saving && !status.preview);
     assert_eq!(status.latency_p50_us, None);
     assert_eq!(status.format.map(|f| f.fourcc.to_string()), Some("BGR3".to_string()));
+    let accounting = status.reader.expect("a reader's accounting");
+    assert_eq!((accounting.policy, accounting.published), ("newest", 15));
+
+    reply.set_role(&Role::new("plates").expect("role"));
+    let status = reply.status().expect("status decodes");
+    assert_eq!((status.role.as_str(), status.user_reader), ("plates", true));
+    // A role name that does not match its code is not a status.
+    reply.role = role_code(ProcessRole::Capture);
+    assert_eq!(reply.status(), None);
 }
