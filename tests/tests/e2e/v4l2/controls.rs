@@ -192,3 +192,92 @@ fn recorded_controls_are_set_again_when_capture_starts() {
     assert_eq!((held["Brightness"], held["Gain"]), (100, 7));
     d.assert_no_leftovers();
 }
+
+/// `ctl control cam0 list|set` through the running capture: the list shows every control with
+/// its current value; a set reaches the device (its control file), is reported as the device
+/// read it back, and is set again every time the device comes back from an unplug (it returns
+/// with its defaults every 45 frames here); a bad name is refused with what the device offers
+/// and sets nothing; malformed arguments are usage errors; a camera without controls says so.
+#[test]
+fn ctl_control_lists_and_sets_while_capturing_and_a_reconnect_keeps_the_values() {
+    let d = v4l2_deployment((320, 240), 30, "YUYV", "", false);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("controls");
+    let env = [
+        ("FAKE_V4L2_LOG", "1"),
+        ("FAKE_V4L2_CTRL_FILE", file.to_str().expect("utf-8")),
+        ("FAKE_V4L2_VANISH_AFTER", "45"),
+        ("FAKE_V4L2_VANISH_MS", "200"),
+        ("FAKE_V4L2_VANISH_REPEAT", "1"),
+    ];
+    let mut capture = super::spawn_capture(&d, &env, &[]);
+    capture.wait_stderr(DEADLINE, "capturing:");
+
+    // The device is away for a moment every 45 frames: then capture refuses (nothing is set)
+    // and the command is sent again.
+    let until = Instant::now() + DEADLINE;
+    let ctl = |args: &[&str]| loop {
+        let (code, out, err) = d.ctl(&[&["--timeout", "5"][..], args].concat());
+        if code == Some(0) || !err.contains("is away") {
+            return (code, out, err);
+        }
+        assert!(Instant::now() < until, "{out}{err}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let (code, out, err) = ctl(&["control", "cam0", "list"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    for line in [
+        "brightness int 0..255 step 1 default 128 current 128",
+        "auto_exposure menu default 3 current 3 [1 = Manual Mode, 3 = Aperture Priority Mode]",
+    ] {
+        assert!(out.lines().any(|l| l == line), "`{line}` not in:\n{out}");
+    }
+    assert_eq!(out.lines().count(), 6, "{out}");
+    let set = ["control", "cam0", "set", "auto_exposure=Manual Mode", "exposure_time_absolute=300", "gain=10"];
+    let (code, out, err) = ctl(&set);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert_eq!(out.trim(), "cam0: set auto_exposure = 1, exposure_time_absolute = 300, gain = 10");
+
+    let (code, out, err) = ctl(&["control", "cam0", "set", "gain=20", "bogus=1"]);
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(err.contains(&format!("has no control `bogus`; it offers: {OFFERED}")), "{err}");
+    let (code, _, err) = d.ctl(&["control", "cam0", "set", "gain"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("`gain` is not a control assignment: write name=value"), "{err}");
+
+    // Set again after every reconnect: the device's reset to defaults is followed by our value.
+    let until = Instant::now() + DEADLINE;
+    loop {
+        let stderr = capture.stderr_text();
+        if stderr.matches("'Gain' = 10 (was 0)").count() >= 2 && stderr.contains("V4L2 device reopened") {
+            assert!(!stderr.contains("'Gain' = 20"), "a refused list set nothing:\n{stderr}");
+            break;
+        }
+        assert!(Instant::now() < until, "the control was not set again after a reconnect:\n{stderr}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    loop {
+        let held = device_controls(&file);
+        if (held["Auto Exposure"], held["Exposure Time, Absolute"], held["Gain"]) == (1, 300, 10) {
+            break;
+        }
+        assert!(Instant::now() < until, "the device does not hold the values: {held:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (code, out, err) = ctl(&["--json", "control", "cam0", "list"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    let lines: Vec<&str> = v["controls"].as_array().expect("controls").iter().filter_map(|l| l.as_str()).collect();
+    assert!(lines.iter().any(|l| l.starts_with("gain int 0..255 step 1 default 0 current")), "{out}");
+    assert_eq!(capture.terminate(), Some(0), "{}", capture.stderr_text());
+    d.assert_no_leftovers();
+
+    let synthetic = framebus_e2e::TestDeployment::new(&framebus_e2e::synthetic_camera("cam0", 320, 240, 30));
+    let mut capture = synthetic.spawn("capture", &[]);
+    capture.wait_stderr(DEADLINE, "capturing:");
+    let (code, out, err) = synthetic.ctl(&["--timeout", "5", "control", "cam0", "list"]);
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(err.contains("has no camera controls"), "{err}");
+    assert_eq!(capture.terminate(), Some(0));
+    synthetic.assert_no_leftovers();
+}
