@@ -60,6 +60,9 @@ pub struct CaptureSummary {
     pub zero_copy_frames: u64,
     /// Frames capture wrote into shared memory itself (copied, converted, decoded, generated).
     pub written_frames: u64,
+    /// CPU time of the process while the loop ran, ns (everything: waiting on the device,
+    /// dequeuing, writing, publishing, control; with an emulated device also its sensor).
+    pub cpu_ns: u64,
     /// What the source delivered, as negotiated (format, frame rate, drops, reconnects).
     pub effective: Option<Effective>,
 }
@@ -81,7 +84,7 @@ impl CaptureSummary {
             )
         });
         format!(
-            "{{\"frames\":{},\"seconds\":{:.3},\"fps\":{:.1},\"publish_cost_ns\":{:.0},\"loan_ns\":{:.0},\"write_ns\":{:.0},\"send_ns\":{:.0},\"notify_ns\":{:.0},\"zero_copy_frames\":{},\"written_frames\":{}{effective}}}",
+            "{{\"frames\":{},\"seconds\":{:.3},\"fps\":{:.1},\"publish_cost_ns\":{:.0},\"loan_ns\":{:.0},\"write_ns\":{:.0},\"send_ns\":{:.0},\"notify_ns\":{:.0},\"zero_copy_frames\":{},\"written_frames\":{},\"cpu_ns\":{}{effective}}}",
             self.frames,
             self.seconds,
             if self.seconds > 0.0 { self.frames as f64 / self.seconds } else { 0.0 },
@@ -92,6 +95,7 @@ impl CaptureSummary {
             self.phase_ns[3],
             self.zero_copy_frames,
             self.written_frames,
+            self.cpu_ns,
         )
     }
 }
@@ -193,7 +197,7 @@ fn run_with_source(
 
     let mut capture = Capture::new(camera, &node, &mut *source, pipeline, &mut output, &mut control, options);
     let result = capture.run();
-    let (frames, seconds) = (capture.frames(), capture.seconds());
+    let (frames, seconds, cpu_ns) = (capture.frames(), capture.seconds(), capture.cpu_ns());
     drop(capture);
     let effective = source.effective();
     // The device lets go of the samples it holds before the publisher goes.
@@ -207,6 +211,7 @@ fn run_with_source(
         phase_ns,
         zero_copy_frames: output.zero_copy_frames,
         written_frames: output.written_frames,
+        cpu_ns,
         effective: Some(effective),
     })
 }

@@ -40,6 +40,8 @@ pub(crate) struct Capture<'a> {
     pacing: Pacing,
     next_due: Instant,
     started: Instant,
+    /// Process CPU time when the loop started and when it ended (ns).
+    cpu_at: (u64, u64),
     window: StatusWindow,
     stats: RateLog,
     backoff: Duration,
@@ -70,6 +72,7 @@ impl<'a> Capture<'a> {
             pacing,
             next_due: Instant::now(),
             started: Instant::now(),
+            cpu_at: (0, 0),
             window: StatusWindow::new(Duration::from_secs(1)),
             stats: RateLog::new(options.stats_interval.unwrap_or(DEFAULT_STATS_INTERVAL)),
             backoff: FIRST_BACKOFF,
@@ -88,10 +91,22 @@ impl<'a> Capture<'a> {
         self.started.elapsed().as_secs_f64()
     }
 
+    /// CPU time the process used while the loop ran (ns).
+    pub fn cpu_ns(&self) -> u64 {
+        self.cpu_at.1.saturating_sub(self.cpu_at.0)
+    }
+
     /// Runs until a signal, a stop command, the end of the source or `max_frames`.
     pub fn run(&mut self) -> anyhow::Result<()> {
         tracing::info!(camera = self.cam, "capturing: {} at {:?}", self.source.describe(), self.pacing);
         self.started = Instant::now();
+        self.cpu_at = (clock::process_cpu_ns(), 0);
+        let result = self.loop_steps();
+        self.cpu_at.1 = clock::process_cpu_ns();
+        result
+    }
+
+    fn loop_steps(&mut self) -> anyhow::Result<()> {
         while let Flow::Continue = self.step()? {}
         Ok(())
     }

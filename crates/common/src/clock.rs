@@ -21,6 +21,12 @@ pub fn realtime_ns() -> u64 {
     now_ns(libc::CLOCK_REALTIME)
 }
 
+/// CPU time this process has used so far (all threads, user + system), in nanoseconds: what
+/// capture's per-frame CPU cost is measured on.
+pub fn process_cpu_ns() -> u64 {
+    now_ns(libc::CLOCK_PROCESS_CPUTIME_ID)
+}
+
 /// Civil UTC date and time of `realtime_ns` (nanoseconds since the epoch):
 /// `(year, month, day, hour, minute, second, millisecond)`.
 pub fn utc_parts(realtime_ns: u64) -> (i64, u32, u32, u32, u32, u32, u32) {
