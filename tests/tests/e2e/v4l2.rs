@@ -100,8 +100,10 @@ fn fixture_raw(format: PixelFormat, w: usize, h: usize, s: u64) -> Vec<u8> {
             }
         }
     }
-    if format == PixelFormat::Nv12 {
-        out.resize(w * h * 3 / 2, 128);
+    match format {
+        PixelFormat::Nv12 | PixelFormat::Nv21 => out.resize(w * h * 3 / 2, 128),
+        PixelFormat::Nv16 => out.resize(w * h * 2, 128),
+        _ => {}
     }
     out
 }
@@ -170,6 +172,7 @@ fn check_frame(device: PixelFormat, header: &FrameHeader, payload: &[u8]) -> Res
             let code = match d {
                 PixelFormat::Yuyv => imgproc::COLOR_YUV2BGR_YUYV,
                 PixelFormat::Nv12 => imgproc::COLOR_YUV2BGR_NV12,
+                PixelFormat::Nv21 => imgproc::COLOR_YUV2BGR_NV21,
                 _ => imgproc::COLOR_GRAY2BGR,
             };
             let mut bgr = Mat::default();

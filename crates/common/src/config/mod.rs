@@ -462,7 +462,9 @@ impl Deployment {
                     return err(key(field), format!("invalid value {value}: allowed 16 to 16384 pixels"));
                 }
             }
-            if matches!(format, PixelFormat::Yuyv | PixelFormat::Nv12) && (cam.width % 2 != 0 || cam.height % 2 != 0) {
+            if matches!(format, PixelFormat::Yuyv | PixelFormat::Nv12 | PixelFormat::Nv21 | PixelFormat::Nv16)
+                && (cam.width % 2 != 0 || cam.height % 2 != 0)
+            {
                 return err(
                     key("width"),
                     format!("{format} needs an even width and height, got {}x{}", cam.width, cam.height),

@@ -357,7 +357,7 @@ pub fn v4l2_conversion(device: PixelFormat, published: PixelFormat) -> Option<Co
     use PixelFormat::*;
     match (device, published) {
         (d, p) if d == p => Some(Conversion::Passthrough),
-        (Yuyv | Nv12 | Grey, Bgr3 | Rgb3) | (Yuyv | Nv12, Grey) => Some(Conversion::Convert),
+        (Yuyv | Nv12 | Nv21 | Grey, Bgr3 | Rgb3) | (Yuyv | Nv12 | Nv21 | Nv16, Grey) => Some(Conversion::Convert),
         (Mjpg, Bgr3 | Grey) => Some(Conversion::Decode),
         _ => None,
     }

@@ -1,6 +1,7 @@
 //! Multi-planar capture nodes (`V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE`), as on Rockchip ISPs, NXP
-//! i.MX8 and most CSI bridges: NV12 in one memory plane or two (NV12M), YUYV, with tight or
-//! padded rows, through USERPTR or mmap + one copy, and converted to BGR from two planes.
+//! i.MX8 and most CSI bridges: NV12, NV21 and NV16 in one memory plane or two (NV12M, NV16M),
+//! YUYV, with tight or padded rows, through USERPTR or mmap + one copy, and converted to BGR from
+//! two planes.
 
 use framebus_common::PixelFormat;
 use framebus_e2e::DEADLINE;
@@ -74,6 +75,38 @@ fn multi_planar_nv12_and_yuyv_arrive_byte_for_byte() {
             device: PixelFormat::Nv12,
             memory: "mmap",
             granted: "NV12M",
+        },
+        Case {
+            formats: "NV21",
+            stride_align: "1",
+            published: "NV21",
+            device: PixelFormat::Nv21,
+            memory: "userptr",
+            granted: "NV21",
+        },
+        Case {
+            formats: "NV21M",
+            stride_align: "1",
+            published: "BGR3",
+            device: PixelFormat::Nv21,
+            memory: "mmap",
+            granted: "NV21M",
+        },
+        Case {
+            formats: "NV16M",
+            stride_align: "1",
+            published: "NV16",
+            device: PixelFormat::Nv16,
+            memory: "userptr",
+            granted: "NV16M",
+        },
+        Case {
+            formats: "NV16",
+            stride_align: "256",
+            published: "NV16",
+            device: PixelFormat::Nv16,
+            memory: "mmap",
+            granted: "NV16",
         },
     ];
     for case in cases {

@@ -97,8 +97,8 @@ fn convert(
     dst: &mut [MaybeUninit<u8>],
 ) -> Result<(), SourceError> {
     let (w, h) = (width as i32, height as i32);
-    if (from, to) == (PixelFormat::Nv12, PixelFormat::Grey) {
-        // Grey from NV12 is its Y plane.
+    if matches!(from, PixelFormat::Nv12 | PixelFormat::Nv21 | PixelFormat::Nv16) && to == PixelFormat::Grey {
+        // Grey from a semi-planar format is its Y plane.
         let (src, y) = planes[0];
         return if copy_rows(dst, src, y.row, y.stride, y.rows) {
             Ok(())
@@ -112,6 +112,8 @@ fn convert(
         (PixelFormat::Yuyv, PixelFormat::Grey) => imgproc::COLOR_YUV2GRAY_YUYV,
         (PixelFormat::Nv12, PixelFormat::Bgr3) => imgproc::COLOR_YUV2BGR_NV12,
         (PixelFormat::Nv12, PixelFormat::Rgb3) => imgproc::COLOR_YUV2RGB_NV12,
+        (PixelFormat::Nv21, PixelFormat::Bgr3) => imgproc::COLOR_YUV2BGR_NV21,
+        (PixelFormat::Nv21, PixelFormat::Rgb3) => imgproc::COLOR_YUV2RGB_NV21,
         (PixelFormat::Grey, PixelFormat::Bgr3) => imgproc::COLOR_GRAY2BGR,
         (PixelFormat::Grey, PixelFormat::Rgb3) => imgproc::COLOR_GRAY2RGB,
         (from, to) => return Err(SourceError::Fatal(anyhow!("no conversion from {from} to {to}"))),
@@ -122,7 +124,7 @@ fn convert(
     let target_ptr = dst.as_ptr() as usize;
     let mut target = uninit_mat(rows, cols, typ, dst).map_err(opencv_err)?;
     let (src, first) = planes[0];
-    if from == PixelFormat::Nv12 {
+    if matches!(from, PixelFormat::Nv12 | PixelFormat::Nv21) {
         // Y and interleaved UV, wherever the driver put them (one buffer or two).
         let (uv_src, uv) = planes[1];
         let y = plane_mat(h, w, CV_8UC1, first.stride, src).map_err(opencv_err)?;

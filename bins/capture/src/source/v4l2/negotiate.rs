@@ -52,10 +52,14 @@ pub(super) struct DeviceFormat {
 }
 
 /// Every device format capture reads, contiguous variants first.
-const DEVICE_FORMATS: [DeviceFormat; 5] = [
+const DEVICE_FORMATS: [DeviceFormat; 9] = [
     DeviceFormat { code: fourcc(b"YUYV"), format: PixelFormat::Yuyv, memory_planes: 1 },
     DeviceFormat { code: fourcc(b"NV12"), format: PixelFormat::Nv12, memory_planes: 1 },
     DeviceFormat { code: fourcc(b"NM12"), format: PixelFormat::Nv12, memory_planes: 2 },
+    DeviceFormat { code: fourcc(b"NV21"), format: PixelFormat::Nv21, memory_planes: 1 },
+    DeviceFormat { code: fourcc(b"NM21"), format: PixelFormat::Nv21, memory_planes: 2 },
+    DeviceFormat { code: fourcc(b"NV16"), format: PixelFormat::Nv16, memory_planes: 1 },
+    DeviceFormat { code: fourcc(b"NM16"), format: PixelFormat::Nv16, memory_planes: 2 },
     DeviceFormat { code: fourcc(b"GREY"), format: PixelFormat::Grey, memory_planes: 1 },
     DeviceFormat { code: fourcc(b"MJPG"), format: PixelFormat::Mjpg, memory_planes: 1 },
 ];
@@ -65,7 +69,7 @@ impl DeviceFormat {
         DEVICE_FORMATS.into_iter().find(|d| d.code == code)
     }
 
-    /// The V4L2 name: `NV12`, `NV12M` for the two-plane variant.
+    /// The V4L2 name: `NV12`, `NV12M` for the two-plane variant (`NV21M`, `NV16M`).
     pub fn name(&self) -> String {
         if self.memory_planes > 1 {
             format!("{}M", self.format)
@@ -144,7 +148,8 @@ impl Granted {
         format!("{}x{} {}{node} at {}", self.width, self.height, self.device.name(), fps_text(self.fps))
     }
 
-    /// The frame's planes (one, or Y and UV for NV12) and where they lie in a driver buffer.
+    /// The frame's planes (one, or Y and UV for NV12/NV21/NV16) and where they lie in a driver
+    /// buffer.
     /// For MJPG the one plane is the compressed bytes (`rows` 1, `row` the plane size).
     pub fn layout(&self) -> ([PlaneLayout; 2], usize) {
         let (w, h) = (self.width as usize, self.height as usize);
@@ -152,17 +157,19 @@ impl Granted {
         let row = self.format().stride(self.width) as usize;
         let first = PlaneLayout { memory_plane: 0, offset: 0, stride: p0.bytes_per_line as usize, row, rows: h };
         match self.format() {
-            PixelFormat::Nv12 => {
+            PixelFormat::Nv12 | PixelFormat::Nv21 | PixelFormat::Nv16 => {
+                // Chroma rows: half the height for 4:2:0, all of it for 4:2:2.
+                let rows = if self.format() == PixelFormat::Nv16 { h } else { h / 2 };
                 let uv = if self.device.memory_planes > 1 {
                     PlaneLayout {
                         memory_plane: 1,
                         offset: 0,
                         stride: self.planes[1].bytes_per_line as usize,
                         row: w,
-                        rows: h / 2,
+                        rows,
                     }
                 } else {
-                    PlaneLayout { memory_plane: 0, offset: first.stride * h, stride: first.stride, row: w, rows: h / 2 }
+                    PlaneLayout { memory_plane: 0, offset: first.stride * h, stride: first.stride, row: w, rows }
                 };
                 ([first, uv], 2)
             }
