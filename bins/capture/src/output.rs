@@ -62,7 +62,13 @@ impl FrameOutput {
             .allocation_strategy(AllocationStrategy::Static)
             .max_loaned_samples(layout.publisher_loans)
             .create()
-            .map_err(|e| anyhow::anyhow!("camera `{cam}`: creating the publisher on `{}`: {e:?}", bus.frames_name))?;
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "camera `{cam}`: creating the publisher on `{}` with {}: {e:?} (is /dev/shm large enough? lower `slots`, `buffers` or the frame size)",
+                    bus.frames_name,
+                    describe_layout(layout, source.lending().map_or(0, |l| l.buffers))
+                )
+            })?;
         let notifier = bus
             .ready
             .notifier_builder()
