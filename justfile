@@ -31,3 +31,13 @@ bench:
 
 fmt:
     cargo fmt --all
+
+# Fuzz the control-request decoder and the config loader (proptest, release build): CASES per property.
+fuzz cases="200000":
+    PROPTEST_CASES={{cases}} cargo test --release -p framebus-common --test fuzz -- --nocapture
+
+# Soak: a deployment under random kill -9, SIGSTOP/SIGCONT, ctl bursts and viewer churn for MINUTES, then checks (release build).
+soak minutes="30":
+    cargo build --release --bins -p framebus-e2e
+    cargo build --release --workspace --bins
+    target/release/framebus-soak --minutes {{minutes}}

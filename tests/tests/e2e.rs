@@ -5,10 +5,13 @@
 mod e2e {
     mod config_errors;
     mod control;
+    mod events;
     mod frame_bus;
+    mod operations;
     mod preview;
     mod readers;
     mod recorder;
+    mod recorder_disk;
     mod signals;
     mod v4l2;
     mod wiring;

@@ -1,6 +1,7 @@
-//! The per-frame computation: mean brightness per channel and a motion score (mean absolute
-//! difference of a small grey thumbnail against the previous frame's), on a `Mat` that wraps
-//! the shared-memory sample without copying.
+//! The per-frame computation: mean brightness per channel, a motion score (mean absolute
+//! difference of a small grey thumbnail against the previous frame's), the share of the picture
+//! that changed and the changed regions (boxes in frame pixels), on a `Mat` that wraps the
+//! shared-memory sample without copying.
 
 use framebus_common::{FrameHeader, PixelFormat};
 use framebus_vision::opencv::core::{self, Mat, Rect, Scalar, Size, ToInputArray};
@@ -11,6 +12,30 @@ use framebus_vision::{frame_mat, to_bgr};
 /// Side of the thumbnail the motion score is computed on.
 const THUMB: Size = Size { width: 64, height: 48 };
 
+/// A thumbnail pixel whose grey level moved by more than this (0..255) counts as changed.
+const CHANGED_LEVEL: f64 = 25.0;
+
+/// Regions smaller than this many thumbnail pixels are noise, not motion.
+const MIN_REGION_PIXELS: i32 = 2;
+
+/// Most regions reported per frame (the largest first).
+pub const MAX_REGIONS: usize = 16;
+
+/// A changed region in frame pixels, with the share of its pixels that changed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Region {
+    /// Left edge.
+    pub x: f32,
+    /// Top edge.
+    pub y: f32,
+    /// Width.
+    pub w: f32,
+    /// Height.
+    pub h: f32,
+    /// Changed pixels / box area, 0..1.
+    pub fill: f32,
+}
+
 /// What the computation found in one frame.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct FrameMetrics {
@@ -18,6 +43,8 @@ pub struct FrameMetrics {
     pub mean: [f64; 3],
     /// Mean absolute difference (0..255) of the grey thumbnail against the previous frame's.
     pub motion: f64,
+    /// Share of the picture that changed (0..1): the result's score.
+    pub changed: f64,
 }
 
 /// Keeps the previous thumbnail between frames; all buffers are reused.
@@ -28,6 +55,11 @@ pub struct MotionMeter {
     previous: Mat,
     diff: Mat,
     decoded: Mat,
+    mask: Mat,
+    labels: Mat,
+    stats: Mat,
+    centroids: Mat,
+    regions: Vec<Region>,
 }
 
 impl MotionMeter {
@@ -54,14 +86,62 @@ impl MotionMeter {
                 _ => self.measure_view(&frame, -1)?,
             }
         };
-        let motion = if self.previous.empty() {
-            0.0
+        self.regions.clear();
+        let (motion, changed) = if self.previous.empty() {
+            (0.0, 0.0)
         } else {
             core::absdiff(&self.grey, &self.previous, &mut self.diff)?;
-            core::mean_def(&self.diff)?[0]
+            let motion = core::mean_def(&self.diff)?[0];
+            imgproc::threshold(&self.diff, &mut self.mask, CHANGED_LEVEL, 255.0, imgproc::THRESH_BINARY)?;
+            let changed = f64::from(core::count_non_zero(&self.mask)?) / f64::from(THUMB.area());
+            if changed > 0.0 {
+                self.find_regions(header)?;
+            }
+            (motion, changed)
         };
         core::swap(&mut self.grey, &mut self.previous)?;
-        Ok(FrameMetrics { mean: scalar3(mean), motion })
+        Ok(FrameMetrics { mean: scalar3(mean), motion, changed })
+    }
+
+    /// The changed regions of the last frame measured, largest first, in frame pixels.
+    pub fn regions(&self) -> &[Region] {
+        &self.regions
+    }
+
+    /// Connected changed areas of the thumbnail, scaled to the frame.
+    fn find_regions(&mut self, header: &FrameHeader) -> framebus_vision::Result<()> {
+        let count = imgproc::connected_components_with_stats_def(
+            &self.mask,
+            &mut self.labels,
+            &mut self.stats,
+            &mut self.centroids,
+        )?;
+        let sx = header.width as f32 / THUMB.width as f32;
+        let sy = header.height as f32 / THUMB.height as f32;
+        // Label 0 is the unchanged background.
+        for label in 1..count {
+            let at = |column: i32| self.stats.at_2d::<i32>(label, column).copied();
+            let (x, y, w, h, area) = (
+                at(imgproc::CC_STAT_LEFT)?,
+                at(imgproc::CC_STAT_TOP)?,
+                at(imgproc::CC_STAT_WIDTH)?,
+                at(imgproc::CC_STAT_HEIGHT)?,
+                at(imgproc::CC_STAT_AREA)?,
+            );
+            if area < MIN_REGION_PIXELS {
+                continue;
+            }
+            self.regions.push(Region {
+                x: x as f32 * sx,
+                y: y as f32 * sy,
+                w: w as f32 * sx,
+                h: h as f32 * sy,
+                fill: area as f32 / (w * h).max(1) as f32,
+            });
+        }
+        self.regions.sort_by(|a, b| (b.w * b.h).total_cmp(&(a.w * a.h)));
+        self.regions.truncate(MAX_REGIONS);
+        Ok(())
     }
 
     /// Mean of `view` and its grey thumbnail into `self.grey`; `grey_code` converts a colour

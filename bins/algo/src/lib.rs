@@ -8,7 +8,7 @@ pub mod compute;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use framebus::{Camera, Event, ProcessReport, ReaderStats};
+use framebus::{Camera, Detection, Event, ProcessReport, ReaderStats};
 use framebus_common::config::AlgoConfig;
 use framebus_common::header::FLAG_SYNTHETIC_STAMP;
 use framebus_common::pattern::SyntheticPattern;
@@ -115,8 +115,12 @@ pub fn run(deployment: &Deployment, camera: &CameraConfig, options: &AlgoOptions
     loop {
         match reader.next_event()? {
             Event::Frame(frame) => {
-                worker.process(frame.header(), frame.bytes());
+                let header = *frame.header();
+                let measured = worker.process(&header, frame.bytes());
                 drop(frame);
+                if measured {
+                    publish_motion(&reader, &header, &worker);
+                }
                 if options.max_frames.is_some_and(|max| worker.stats.frames >= max) {
                     break;
                 }
@@ -137,6 +141,22 @@ fn stats_interval(config: &AlgoConfig) -> Duration {
     Duration::from_secs_f64(config.stats_interval_secs)
 }
 
+/// Publishes the frame's motion as a result: score = share of the picture that changed, one
+/// `motion` box per changed region, and the mean difference in the JSON part.
+fn publish_motion(reader: &Camera, header: &FrameHeader, worker: &Worker) {
+    let metrics = worker.stats.last_metrics;
+    let boxes: Vec<Detection> = worker
+        .meter
+        .regions()
+        .iter()
+        .map(|r| Detection { x: r.x, y: r.y, w: r.w, h: r.h, label: "motion".into(), score: r.fill })
+        .collect();
+    let data = serde_json::json!({ "motion": (metrics.motion * 100.0).round() / 100.0 });
+    if let Err(e) = reader.publish_result(header, Some(metrics.changed), &boxes, Some(&data)) {
+        tracing::debug!(frame = header.frame_id, "could not publish the motion result: {e}");
+    }
+}
+
 struct Worker {
     stats: AlgoStats,
     meter: MotionMeter,
@@ -145,14 +165,15 @@ struct Worker {
 }
 
 impl Worker {
-    fn process(&mut self, header: &FrameHeader, payload: &[u8]) {
+    /// Checks and measures one frame; whether it was measured (its metrics are current).
+    fn process(&mut self, header: &FrameHeader, payload: &[u8]) -> bool {
         let now = clock::monotonic_ns();
         self.stats.frames += 1;
         self.stats.latency.record_ns(now.saturating_sub(header.capture_mono_ns));
         self.stats.publish_latency.record_ns(now.saturating_sub(header.publish_mono_ns));
         let Some(format) = header.format().filter(|_| header.is_current_layout()) else {
             self.stats.bad_header += 1;
-            return;
+            return false;
         };
         if header.flags & FLAG_SYNTHETIC_STAMP != 0 {
             let key = (format, header.width, header.height);
@@ -170,13 +191,20 @@ impl Worker {
                 }
             }
         }
-        match self.meter.measure(header, payload) {
-            Ok(metrics) => self.stats.last_metrics = metrics,
-            Err(e) => tracing::warn!(frame = header.frame_id, "computation failed: {e}"),
-        }
+        let measured = match self.meter.measure(header, payload) {
+            Ok(metrics) => {
+                self.stats.last_metrics = metrics;
+                true
+            }
+            Err(e) => {
+                tracing::warn!(frame = header.frame_id, "computation failed: {e}");
+                false
+            }
+        };
         if !self.options.simulate_work.is_zero() {
             std::thread::sleep(self.options.simulate_work);
         }
+        measured
     }
 }
 

@@ -97,7 +97,7 @@ impl Control {
         let stop = &mut self.stop;
         let (store, camera) = (&self.store, self.camera.as_str());
         self.server.poll(|command| match command {
-            Command::Status => Answer::Status(metrics.clone()),
+            Command::Status => Answer::Status(Box::new(metrics.clone())),
             Command::Stop => {
                 *stop = true;
                 Answer::Done("capture stopping".into())

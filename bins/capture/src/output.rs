@@ -104,14 +104,15 @@ impl FrameOutput {
     }
 
     /// Publishes the grabbed frame as frame `frame_id`: the sample the device filled, or a loaned
-    /// one the source writes into. `Ok(Err(why))`: the source could not write this frame (the
-    /// sample goes back unsent). Notifies readers after a send.
+    /// one the source writes into; `Ok(Ok(ns))` with the publish cost of this frame (loan to
+    /// notify). `Ok(Err(why))`: the source could not write this frame (the sample goes back
+    /// unsent). Notifies readers after a send.
     pub fn publish(
         &mut self,
         source: &mut dyn FrameSource,
         frame_id: u64,
         grab: &Grab,
-    ) -> anyhow::Result<Result<(), String>> {
+    ) -> anyhow::Result<Result<u64, String>> {
         let start = clock::monotonic_ns();
         let (sample, loaned) = match source.take_filled() {
             Some(filled) => {
@@ -144,8 +145,9 @@ impl FrameOutput {
         self.phase_totals[1] += written.saturating_sub(loaned);
         self.phase_totals[2] += sent.saturating_sub(written);
         self.phase_totals[3] += done.saturating_sub(sent);
-        self.publish_ns_total += u128::from(done.saturating_sub(start));
-        Ok(Ok(()))
+        let cost = done.saturating_sub(start);
+        self.publish_ns_total += u128::from(cost);
+        Ok(Ok(cost))
     }
 
     /// Fills the header, marks the sample written and sends it; returns when the header was

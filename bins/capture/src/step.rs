@@ -132,13 +132,21 @@ impl<'a> Capture<'a> {
             .output
             .publish(&mut *self.source, id, &grab)
             .with_context(|| format!("camera `{}`: publishing frame {id}", self.cam))?;
-        if let Err(why) = published {
-            // The frame gets no id: ids stay contiguous for what readers actually receive.
-            self.bad_frame(&why);
-            return Ok(Flow::Continue);
-        }
+        let cost = match published {
+            Ok(cost) => cost,
+            Err(why) => {
+                // The frame gets no id: ids stay contiguous for what readers actually receive.
+                self.bad_frame(&why);
+                return Ok(Flow::Continue);
+            }
+        };
         self.frame_id = id;
-        self.window.record_ns(clock::monotonic_ns().saturating_sub(grab.capture_mono_ns));
+        // Smoothed publish cost (EWMA, α = 1/8) for status and metrics.
+        let metrics = &mut self.control.metrics;
+        metrics.cost_ns = if metrics.cost_ns == 0 { cost } else { (metrics.cost_ns * 7 + cost) / 8 };
+        let latency = clock::monotonic_ns().saturating_sub(grab.capture_mono_ns);
+        self.window.record_ns(latency);
+        self.control.metrics.histogram.record_us(latency / 1000);
         self.control.metrics.frames = id;
         self.control.metrics.skipped = grab.source_drops;
         self.stats.tick(self.cam, id, &grab);

@@ -69,6 +69,17 @@ pub enum CtlCommand {
     },
     /// Cameras, their service names and recorded flags (no process needs to run).
     List,
+    /// Serve every process's figures in the Prometheus text format at `http://<listen>/metrics`
+    /// until Ctrl-C (`ctl up` does it itself when `[deployment] metrics` is set); `--once`
+    /// prints one scrape instead.
+    Metrics {
+        /// Address to listen on (default: `[deployment] metrics`, else 127.0.0.1:9464).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Print one scrape on stdout and exit.
+        #[arg(long)]
+        once: bool,
+    },
     /// Run the deployment: start every configured process, restart crashed ones, stop all on
     /// Ctrl-C/SIGTERM.
     Up {

@@ -7,6 +7,7 @@
 //! service that was tried, and ctl exits 1. ctl never links OpenCV or v4l.
 
 pub mod cli;
+pub mod metrics;
 pub mod supervisor;
 
 use std::fmt::Write as _;
@@ -64,6 +65,28 @@ pub fn run(cli: &Cli) -> anyhow::Result<Outcome> {
         CtlCommand::Up { max_restarts } => {
             let options = supervisor::SupervisorOptions { max_restarts: *max_restarts, ..Default::default() };
             supervisor::run(&deployment, &options)?;
+            Ok(Outcome::Done)
+        }
+        CtlCommand::Metrics { listen, once } => {
+            if *once {
+                return with_client(&deployment, |session| {
+                    print!("{}", metrics::Snapshot::gather(&deployment, &session.client, None).encode());
+                    Ok(Outcome::Done)
+                });
+            }
+            let listen = listen
+                .or(deployment.deployment.metrics_addr())
+                .unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 9464)));
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            framebus_common::signals::install();
+            let _release = DeploymentGuard::new(deployment.name());
+            let (bound, handle) = metrics::serve(deployment.clone(), listen, None, std::sync::Arc::clone(&stop))?;
+            println!("http://{bound}/metrics");
+            while !framebus_common::signals::termination_requested() {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            let _ = handle.join();
             Ok(Outcome::Done)
         }
         CtlCommand::Status { camera } => with_client(&deployment, |client| status(&deployment, client, cli, camera)),
@@ -174,20 +197,15 @@ struct Session<'n> {
 }
 
 /// Every process of `camera` (or of every camera): the roles the config names, in config
-/// order, then user readers found running that the config does not name (`node` lists the
-/// deployment's control services).
-fn targets(
-    deployment: &Deployment,
-    node: Option<&Node<IpcService>>,
-    camera: Option<&str>,
-) -> anyhow::Result<Vec<Target>> {
+/// order, then (with `discover`) user readers found running that the config does not name.
+pub(crate) fn targets(deployment: &Deployment, discover: bool, camera: Option<&str>) -> anyhow::Result<Vec<Target>> {
     let cameras = match camera {
         Some(name) => vec![deployment.camera(Some(name))?],
         None => deployment.camera.iter().collect(),
     };
     let mut targets: Vec<Target> =
         cameras.iter().flat_map(|cam| cam.roles().into_iter().map(|role| Target::new(&cam.name, role))).collect();
-    if node.is_some() {
+    if discover {
         match control_roles(deployment.name()) {
             Ok(found) => {
                 for (cam, role) in found {
@@ -211,7 +229,7 @@ fn control_service(deployment: &Deployment, target: &Target) -> String {
 }
 
 fn status(deployment: &Deployment, session: &Session, cli: &Cli, camera: &Option<String>) -> anyhow::Result<Outcome> {
-    let targets = targets(deployment, Some(session.node), camera.as_deref())?;
+    let targets = targets(deployment, true, camera.as_deref())?;
     let results = session.client.send_all(&targets, &Command::Status, cli.timeout);
     let mut all_ok = true;
     let mut rows = Vec::new();
@@ -425,7 +443,7 @@ fn set_flag(
             eprintln!("{note}");
         }
     }
-    let targets = targets(deployment, Some(session.node), Some(camera))?;
+    let targets = targets(deployment, true, Some(camera))?;
     let results = session.client.send_all(&targets, command, cli.timeout);
     let mut all_ok = true;
     let mut delivered = Vec::new();

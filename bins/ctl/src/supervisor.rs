@@ -23,6 +23,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use framebus_common::ipc::{connect_control, create_named_node_with, DeploymentGuard, IpcService};
 use framebus_common::names::{ProcessRole, Role};
+
+use crate::metrics::{self, RestartBook};
 use framebus_common::Deployment;
 use iceoryx2::prelude::*;
 
@@ -173,6 +175,17 @@ pub fn run(deployment: &Deployment, options: &SupervisorOptions) -> anyhow::Resu
     // supervisor owns SIGINT/SIGTERM itself (signal-hook), so iceoryx2 must not.
     let node = create_named_node_with(deployment.name(), "supervisor", SignalHandlingMode::Disabled)?;
     tracing::info!(deployment = deployment.name(), config = %launcher.config.display(), "supervisor starting");
+    let restarts = RestartBook::default();
+    let metrics_stop = Arc::new(AtomicBool::new(false));
+    let exporter = match deployment.deployment.metrics_addr() {
+        Some(listen) => {
+            let (bound, handle) =
+                metrics::serve(deployment.clone(), listen, Some(Arc::clone(&restarts)), Arc::clone(&metrics_stop))?;
+            tracing::info!("metrics at http://{bound}/metrics");
+            Some(handle)
+        }
+        None => None,
+    };
 
     let supervised = |camera: &str, role: Role, program: Program| Supervised {
         camera: camera.to_string(),
@@ -200,8 +213,12 @@ pub fn run(deployment: &Deployment, options: &SupervisorOptions) -> anyhow::Resu
     // (bad device, unreadable file) fails the whole start-up with its own error above ours.
     let outcome = start_captures(&node, deployment, &launcher, &mut procs, options, &term)
         .and_then(|()| start_readers(&launcher, &mut procs))
-        .and_then(|()| watch(&launcher, &mut procs, options, &term));
+        .and_then(|()| watch(&launcher, &mut procs, options, &term, &restarts));
     stop_all(&mut procs, options.stop_grace);
+    metrics_stop.store(true, Ordering::Relaxed);
+    if let Some(handle) = exporter {
+        let _ = handle.join();
+    }
     drop(node);
     outcome
 }
@@ -265,6 +282,7 @@ fn watch(
     procs: &mut [Supervised],
     options: &SupervisorOptions,
     term: &AtomicBool,
+    restarts: &RestartBook,
 ) -> anyhow::Result<()> {
     while !term.load(Ordering::Relaxed) {
         let now = Instant::now();
@@ -300,6 +318,9 @@ fn watch(
                     continue;
                 }
                 proc.restarts += 1;
+                if let Ok(mut book) = restarts.lock() {
+                    *book.entry((proc.camera.clone(), proc.role.as_str().to_string())).or_default() += 1;
+                }
                 let delay =
                     options.first_backoff.saturating_mul(1 << (proc.restarts - 1).min(16)).min(options.max_backoff);
                 tracing::warn!(

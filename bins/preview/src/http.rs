@@ -1,92 +1,140 @@
-//! The preview's HTTP server: std `TcpListener`, one thread per viewer (bounded by
-//! `max-viewers`). Viewers only ever clone the newest JPEG out of the [`Hub`], so a slow or
-//! stalled viewer skips images and never delays the frame loop or another viewer.
+//! The preview's HTTP server: hyper (HTTP/1.1) on a single-threaded tokio runtime, on one
+//! thread of its own, so every connection is a small task and never a thread. Viewers only ever
+//! take the newest JPEG out of the [`Hub`], so a slow or stalled viewer skips images and never
+//! delays the frame loop or another viewer.
 //!
 //! Routes: `/` (page), `/stream.mjpg` (multipart MJPEG), `/snapshot.jpg`, `/status.json`.
+//!
+//! Limits, so that hostile or broken clients cannot take the preview offline:
+//! - a request head must arrive whole within `request-timeout-secs` of the connection (or of
+//!   the previous response on a kept-alive connection), however often its bytes come, and may
+//!   be at most 16 KiB (longer: 431, then close);
+//! - connections that are not stream viewers (requests being read, page, snapshot, status, idle
+//!   kept-alive) are at most `max-connections`; more wait in the kernel's accept queue;
+//! - `/stream.mjpg` takes one of `max-viewers` slots only once its request has been read, and
+//!   then no longer counts as a connection: snapshot and status never compete with streams;
+//! - a viewer whose socket accepts nothing for [`WRITE_TIMEOUT`] is dropped.
 
-use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-/// The newest preview image, shared by the frame loop and the viewers.
-#[derive(Debug, Default)]
-struct Latest {
-    /// Rises by one per published image.
-    seq: u64,
-    /// Frame id of the image.
+use hyper::body::{Body, Bytes, Frame, Incoming, SizeHint};
+use hyper::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONNECTION, CONTENT_TYPE, PRAGMA};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode, Version};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio_io_timeout::TimeoutStream;
+
+/// A viewer whose socket has accepted no byte for this long is dropped (it stalled).
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest request head read (hyper's minimum buffer).
+const MAX_HEAD_BYTES: usize = 16 * 1024;
+/// How long `/snapshot.jpg` waits for the first image after start-up or switching on.
+const FIRST_IMAGE_WAIT: Duration = Duration::from_secs(3);
+const BOUNDARY: &str = "framebusframe";
+
+/// One preview image.
+#[derive(Debug, Clone)]
+struct Image {
     frame_id: u64,
-    jpeg: Option<Arc<Vec<u8>>>,
+    jpeg: Bytes,
+}
+
+/// What the frame loop last published.
+#[derive(Debug, Clone, Default)]
+struct Latest {
+    image: Option<Image>,
+    shutdown: bool,
 }
 
 /// What the frame loop publishes and the viewers read.
 #[derive(Debug, Default)]
 pub struct Hub {
-    latest: Mutex<Latest>,
-    fresh: Condvar,
-    status: Mutex<String>,
+    latest: watch::Sender<Latest>,
+    status: Mutex<Bytes>,
     enabled: AtomicBool,
-    shutdown: AtomicBool,
     viewers: AtomicUsize,
 }
 
 impl Hub {
     /// Publishes a new preview image and wakes every viewer.
     pub fn publish(&self, frame_id: u64, jpeg: &[u8]) {
-        let image = Arc::new(jpeg.to_vec());
-        if let Ok(mut latest) = self.latest.lock() {
-            latest.seq += 1;
-            latest.frame_id = frame_id;
-            latest.jpeg = Some(image);
-        }
-        self.fresh.notify_all();
+        let image = Image { frame_id, jpeg: Bytes::copy_from_slice(jpeg) };
+        self.latest.send_modify(|latest| latest.image = Some(image));
     }
 
-    /// Records whether images are being generated (viewers answer 503 for snapshots when not).
+    /// Records whether images are being generated (snapshots answer 503 when not).
     pub fn set_enabled(&self, on: bool) {
         self.enabled.store(on, Ordering::Relaxed);
-        self.fresh.notify_all();
     }
 
     /// Replaces the status document served at `/status.json`.
     pub fn set_status(&self, json: String) {
         if let Ok(mut status) = self.status.lock() {
-            *status = json;
+            *status = Bytes::from(json);
         }
     }
 
-    /// Viewers connected now.
+    /// Stream viewers connected now.
     pub fn viewers(&self) -> usize {
         self.viewers.load(Ordering::Relaxed)
     }
 
     /// Ends every stream (the process is stopping).
     pub fn shut_down(&self) {
-        self.shutdown.store(true, Ordering::Relaxed);
-        self.fresh.notify_all();
+        self.latest.send_modify(|latest| latest.shutdown = true);
     }
 
-    /// Waits until an image newer than `after` exists (or `timeout`); returns it with its seq.
-    fn next_image(&self, after: u64, timeout: Duration) -> Option<(u64, u64, Arc<Vec<u8>>)> {
-        let until = Instant::now() + timeout;
-        let mut latest = self.latest.lock().ok()?;
-        loop {
-            if let Some(jpeg) = latest.jpeg.as_ref().filter(|_| latest.seq > after) {
-                return Some((latest.seq, latest.frame_id, Arc::clone(jpeg)));
-            }
-            let left = until.saturating_duration_since(Instant::now());
-            if left.is_zero() || self.shutdown.load(Ordering::Relaxed) {
-                return None;
-            }
-            latest = self.fresh.wait_timeout(latest, left).ok()?.0;
-        }
+    /// Takes a stream slot if fewer than `max` are taken; the slot is freed when dropped.
+    fn take_viewer_slot(self: &Arc<Self>, max: usize) -> Option<ViewerSlot> {
+        let taken = self.viewers.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1));
+        taken.is_ok().then(|| ViewerSlot(Arc::clone(self)))
     }
 
-    fn newest(&self) -> Option<(u64, u64, Arc<Vec<u8>>)> {
-        let latest = self.latest.lock().ok()?;
-        latest.jpeg.as_ref().map(|jpeg| (latest.seq, latest.frame_id, Arc::clone(jpeg)))
+    /// The newest image, waiting up to `wait` for a first one.
+    async fn snapshot(&self, wait: Duration) -> Option<Image> {
+        let mut rx = self.latest.subscribe();
+        let first = async move {
+            loop {
+                let latest = rx.borrow_and_update().clone();
+                if latest.shutdown || latest.image.is_some() {
+                    return latest.image;
+                }
+                rx.changed().await.ok()?;
+            }
+        };
+        tokio::time::timeout(wait, first).await.ok().flatten()
     }
+}
+
+/// One taken stream slot of the [`Hub`].
+#[derive(Debug)]
+struct ViewerSlot(Arc<Hub>);
+
+impl Drop for ViewerSlot {
+    fn drop(&mut self) {
+        self.0.viewers.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// How much the server lets clients hold (see the module docs).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// `/stream.mjpg` responses at once.
+    pub max_viewers: usize,
+    /// Other connections at once (requests being read, short responses, idle kept-alive).
+    pub max_connections: usize,
+    /// Time a request head has to arrive whole.
+    pub request_timeout: Duration,
 }
 
 /// Binds `addr`; the returned listener's `local_addr` is the real one (port 0 picks a port).
@@ -95,135 +143,233 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
 }
 
 /// Serves viewers from `listener` on a background thread until the process exits.
-pub fn serve(listener: TcpListener, hub: Arc<Hub>, camera: String, max_viewers: usize) -> io::Result<()> {
-    std::thread::Builder::new().name("http-accept".into()).spawn(move || {
-        let page: Arc<str> = Arc::from(page(&camera));
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { continue };
-            if hub.shutdown.load(Ordering::Relaxed) {
-                break;
+pub fn serve(listener: TcpListener, hub: Arc<Hub>, camera: String, limits: Limits) -> io::Result<()> {
+    listener.set_nonblocking(true)?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_io().enable_time().build()?;
+    let server = Arc::new(Server {
+        hub,
+        page: Bytes::from(page(&camera)),
+        limits,
+        connections: Arc::new(Semaphore::new(limits.max_connections)),
+    });
+    std::thread::Builder::new().name("http".into()).spawn(move || {
+        runtime.block_on(async move {
+            match tokio::net::TcpListener::from_std(listener) {
+                Ok(listener) => accept_loop(listener, server).await,
+                Err(e) => tracing::error!("the HTTP server cannot use its socket: {e}"),
             }
-            let _ = stream.set_write_timeout(Some(Duration::from_secs(10)));
-            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-            let _ = stream.set_nodelay(true);
-            if hub.viewers.fetch_add(1, Ordering::Relaxed) >= max_viewers {
-                hub.viewers.fetch_sub(1, Ordering::Relaxed);
-                let mut stream = stream;
-                let _ = respond(&mut stream, "503 Service Unavailable", "text/plain", b"too many viewers\n", false);
-                continue;
-            }
-            let hub = Arc::clone(&hub);
-            let page = Arc::clone(&page);
-            let spawned = std::thread::Builder::new().name("http-viewer".into()).spawn(move || {
-                if let Err(e) = handle(stream, &hub, &page) {
-                    tracing::debug!("viewer: {e}");
-                }
-                hub.viewers.fetch_sub(1, Ordering::Relaxed);
-            });
-            if let Err(e) = spawned {
-                tracing::warn!("cannot start a viewer thread: {e}");
-            }
-        }
+        })
     })?;
     Ok(())
 }
 
-/// Reads the request head (bounded) and returns the method and path without the query.
-fn read_request(stream: &mut TcpStream) -> io::Result<(String, String)> {
-    let mut buf = [0u8; 8192];
-    let mut len = 0;
-    while !buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
-        if len == buf.len() {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "request head over 8 KiB"));
-        }
-        let n = stream.read(&mut buf[len..])?;
-        if n == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed before the request head"));
-        }
-        len += n;
-    }
-    let head = String::from_utf8_lossy(&buf[..len]);
-    let mut parts = head.lines().next().unwrap_or_default().split_whitespace();
-    let method = parts.next().unwrap_or_default().to_string();
-    let target = parts.next().unwrap_or_default();
-    let path = target.split(['?', '#']).next().unwrap_or_default().to_string();
-    Ok((method, path))
+struct Server {
+    hub: Arc<Hub>,
+    page: Bytes,
+    limits: Limits,
+    connections: Arc<Semaphore>,
 }
 
-fn respond(stream: &mut TcpStream, status: &str, content_type: &str, body: &[u8], head_only: bool) -> io::Result<()> {
-    let head = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nCache-Control: no-cache, no-store\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes())?;
-    if !head_only {
-        stream.write_all(body)?;
-    }
-    stream.flush()
-}
-
-fn handle(mut stream: TcpStream, hub: &Hub, page: &str) -> io::Result<()> {
-    let (method, path) = read_request(&mut stream)?;
-    let head_only = method == "HEAD";
-    if method != "GET" && !head_only {
-        return respond(&mut stream, "405 Method Not Allowed", "text/plain", b"only GET and HEAD\n", false);
-    }
-    match path.as_str() {
-        "/" | "/index.html" => respond(&mut stream, "200 OK", "text/html; charset=utf-8", page.as_bytes(), head_only),
-        "/status.json" => {
-            let status = hub.status.lock().map(|s| s.clone()).unwrap_or_default();
-            respond(&mut stream, "200 OK", "application/json", status.as_bytes(), head_only)
-        }
-        "/snapshot.jpg" => {
-            if !hub.enabled.load(Ordering::Relaxed) {
-                return respond(&mut stream, "503 Service Unavailable", "text/plain", b"preview is off\n", head_only);
+async fn accept_loop(listener: tokio::net::TcpListener, server: Arc<Server>) {
+    let mut last_warning: Option<Instant> = None;
+    loop {
+        // At the connection limit, new connections wait in the kernel's accept queue.
+        let Ok(permit) = Arc::clone(&server.connections).acquire_owned().await else { return };
+        match listener.accept().await {
+            Ok((tcp, _)) => {
+                tokio::spawn(connection(tcp, permit, Arc::clone(&server)));
             }
-            // Right after start-up or switching on, wait briefly for the first image.
-            let image = hub.newest().or_else(|| hub.next_image(0, Duration::from_secs(3)));
-            match image {
-                Some((_, _, jpeg)) => respond(&mut stream, "200 OK", "image/jpeg", &jpeg, head_only),
-                None => respond(&mut stream, "503 Service Unavailable", "text/plain", b"no frame yet\n", head_only),
+            Err(e) => {
+                // Out of file descriptors or similar: say so (not more than every 10 s), back off.
+                if last_warning.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+                    tracing::warn!("HTTP server cannot accept a connection: {e}");
+                    last_warning = Some(Instant::now());
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
-        "/stream.mjpg" => stream_mjpeg(&mut stream, hub, head_only),
-        _ => respond(
-            &mut stream,
-            "404 Not Found",
-            "text/plain",
-            b"not found: try /, /stream.mjpg, /snapshot.jpg\n",
-            head_only,
-        ),
     }
 }
 
-const BOUNDARY: &str = "framebusframe";
+/// Serves one connection; `permit` is its place among `max-connections` until it becomes a
+/// stream viewer.
+async fn connection(tcp: tokio::net::TcpStream, permit: OwnedSemaphorePermit, server: Arc<Server>) {
+    let _ = tcp.set_nodelay(true);
+    let mut io = TimeoutStream::new(tcp);
+    io.set_write_timeout(Some(WRITE_TIMEOUT));
+    let io = TokioIo::new(Box::pin(io));
+    let permit = Arc::new(Mutex::new(Some(permit)));
+    let service = {
+        let server = Arc::clone(&server);
+        service_fn(move |request| {
+            let (server, permit) = (Arc::clone(&server), Arc::clone(&permit));
+            async move { Ok::<_, Infallible>(server.answer(request, &permit).await) }
+        })
+    };
+    let served = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(server.limits.request_timeout)
+        // `Content-Type`, not `content-type`: some MJPEG clients compare header names exactly.
+        .title_case_headers(true)
+        .max_buf_size(MAX_HEAD_BYTES)
+        .serve_connection(io, service)
+        .await;
+    if let Err(e) = served {
+        tracing::debug!("HTTP connection: {e}");
+    }
+}
 
-fn stream_mjpeg(stream: &mut TcpStream, hub: &Hub, head_only: bool) -> io::Result<()> {
-    let head = format!(
-        "HTTP/1.1 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary={BOUNDARY}\r\nCache-Control: no-cache, no-store\r\nPragma: no-cache\r\nConnection: close\r\n\r\n"
-    );
-    stream.write_all(head.as_bytes())?;
-    if head_only {
-        return stream.flush();
+impl Server {
+    async fn answer(
+        &self,
+        request: Request<Incoming>,
+        permit: &Mutex<Option<OwnedSemaphorePermit>>,
+    ) -> Response<Reply> {
+        let head_only = request.method() == Method::HEAD;
+        if request.method() != Method::GET && !head_only {
+            let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n");
+            response.headers_mut().insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+            return response;
+        }
+        match request.uri().path() {
+            "/" | "/index.html" => full(StatusCode::OK, "text/html; charset=utf-8", self.page.clone()),
+            "/status.json" => {
+                let status = self.hub.status.lock().map(|s| s.clone()).unwrap_or_default();
+                full(StatusCode::OK, "application/json", status)
+            }
+            "/snapshot.jpg" => {
+                if !self.hub.enabled.load(Ordering::Relaxed) {
+                    return text(StatusCode::SERVICE_UNAVAILABLE, "preview is off\n");
+                }
+                match self.hub.snapshot(FIRST_IMAGE_WAIT).await {
+                    Some(image) => full(StatusCode::OK, "image/jpeg", image.jpeg),
+                    None => text(StatusCode::SERVICE_UNAVAILABLE, "no frame yet\n"),
+                }
+            }
+            "/stream.mjpg" if head_only => stream_response(Reply::Full(None)),
+            "/stream.mjpg" => match self.hub.take_viewer_slot(self.limits.max_viewers) {
+                Some(slot) => {
+                    // A viewer holds a stream slot, no longer a connection place.
+                    drop(permit.lock().ok().and_then(|mut p| p.take()));
+                    stream_response(Reply::Stream(MjpegBody::new(&self.hub, slot)))
+                }
+                None => text(StatusCode::SERVICE_UNAVAILABLE, "too many viewers\n"),
+            },
+            _ => text(StatusCode::NOT_FOUND, "not found: try /, /stream.mjpg, /snapshot.jpg, /status.json\n"),
+        }
     }
-    let mut sent = hub.newest().map_or(0, |(seq, _, _)| seq.saturating_sub(1));
-    let mut part = String::with_capacity(128);
-    while !hub.shutdown.load(Ordering::Relaxed) {
-        let Some((seq, frame_id, jpeg)) = hub.next_image(sent, Duration::from_secs(1)) else { continue };
-        sent = seq;
-        part.clear();
-        use std::fmt::Write as _;
-        let _ = write!(
-            part,
-            "--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\nX-Frame-Id: {frame_id}\r\n\r\n",
-            jpeg.len()
-        );
-        stream.write_all(part.as_bytes())?;
-        stream.write_all(&jpeg)?;
-        stream.write_all(b"\r\n")?;
-        stream.flush()?;
+}
+
+fn full(status: StatusCode, content_type: &'static str, body: Bytes) -> Response<Reply> {
+    let mut response = Response::new(Reply::Full(Some(body)));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache, no-store"));
+    response
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<Reply> {
+    full(status, "text/plain", Bytes::from_static(body.as_bytes()))
+}
+
+/// The stream's response: HTTP/1.0 framing (the body ends when the connection closes), which
+/// every MJPEG client reads, rather than chunked encoding.
+fn stream_response(body: Reply) -> Response<Reply> {
+    let mut response = Response::new(body);
+    *response.version_mut() = Version::HTTP_10;
+    let headers = response.headers_mut();
+    let content_type = format!("multipart/x-mixed-replace; boundary={BOUNDARY}");
+    headers.insert(CONTENT_TYPE, HeaderValue::try_from(content_type).unwrap_or(HeaderValue::from_static("image/jpeg")));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache, no-store"));
+    headers.insert(PRAGMA, HeaderValue::from_static("no-cache"));
+    headers.insert(CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+/// A response body: a whole document, or the endless MJPEG stream.
+enum Reply {
+    Full(Option<Bytes>),
+    Stream(MjpegBody),
+}
+
+impl Body for Reply {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        match self.get_mut() {
+            Reply::Full(body) => Poll::Ready(body.take().map(|b| Ok(Frame::data(b)))),
+            Reply::Stream(stream) => stream.poll_next(cx).map(|chunk| chunk.map(|c| Ok(Frame::data(c)))),
+        }
     }
-    Ok(())
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self, Reply::Full(None))
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Reply::Full(body) => SizeHint::with_exact(body.as_ref().map_or(0, |b| b.len() as u64)),
+            Reply::Stream(_) => SizeHint::default(),
+        }
+    }
+}
+
+type NextImage = Pin<Box<dyn Future<Output = Option<(watch::Receiver<Latest>, Image)>> + Send>>;
+
+/// The multipart stream of one viewer: each new image once, newest only (an image published
+/// while the viewer's socket was full is replaced by the next, never queued).
+struct MjpegBody {
+    next: NextImage,
+    /// Parts of the current image still to hand to hyper: part head, JPEG, CRLF.
+    queued: Vec<Bytes>,
+    _slot: ViewerSlot,
+}
+
+impl MjpegBody {
+    fn new(hub: &Hub, slot: ViewerSlot) -> MjpegBody {
+        let mut rx = hub.latest.subscribe();
+        // The image already there is the viewer's first.
+        rx.mark_changed();
+        MjpegBody { next: Box::pin(next_image(rx)), queued: Vec::with_capacity(3), _slot: slot }
+    }
+
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        if let Some(chunk) = self.queued.pop() {
+            return Poll::Ready(Some(chunk));
+        }
+        match self.next.as_mut().poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Ready(Some((rx, image))) => {
+                self.next = Box::pin(next_image(rx));
+                let head = format!(
+                    "--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\nX-Frame-Id: {}\r\n\r\n",
+                    image.jpeg.len(),
+                    image.frame_id
+                );
+                // Popped from the back: CRLF last.
+                self.queued.push(Bytes::from_static(b"\r\n"));
+                self.queued.push(image.jpeg);
+                Poll::Ready(Some(Bytes::from(head)))
+            }
+        }
+    }
+}
+
+/// Waits for an image newer than the last one `rx` saw; `None` once the process stops.
+async fn next_image(mut rx: watch::Receiver<Latest>) -> Option<(watch::Receiver<Latest>, Image)> {
+    loop {
+        rx.changed().await.ok()?;
+        let latest = rx.borrow_and_update().clone();
+        if latest.shutdown {
+            return None;
+        }
+        if let Some(image) = latest.image {
+            return Some((rx, image));
+        }
+    }
 }
 
 fn page(camera: &str) -> String {

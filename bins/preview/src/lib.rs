@@ -12,6 +12,7 @@
 
 pub mod http;
 pub mod render;
+pub mod results;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,8 +26,11 @@ use framebus_common::{clock, CameraConfig, Deployment, FrameHeader, ProcessRole}
 use framebus_vision::opencv::core::Vector;
 use framebus_vision::opencv::highgui;
 
+use serde::Serialize;
+
 use crate::http::Hub;
 use crate::render::{OverlayInfo, Renderer};
+use crate::results::{ResultBoard, Shown};
 
 /// Options of one preview run beyond the config.
 #[derive(Debug, Clone, Default)]
@@ -88,6 +92,8 @@ pub struct Preview {
     window: Option<String>,
     status: PreviewStatus,
     latency: LatencyWindow,
+    board: ResultBoard,
+    shown: Vec<Shown>,
     interval_start: Instant,
     frames_at: u64,
     previews_at: u64,
@@ -109,6 +115,8 @@ impl Preview {
             window: None,
             status: PreviewStatus { format: "-", ..PreviewStatus::default() },
             latency: LatencyWindow::new(),
+            board: ResultBoard::default(),
+            shown: Vec::new(),
             interval_start: Instant::now(),
             frames_at: 0,
             previews_at: 0,
@@ -159,6 +167,7 @@ impl Preview {
             message,
             preview: Some(s.enabled),
             latency_us: s.enabled.then_some((s.latency_p50_us, s.latency_p99_us)),
+            viewers: s.viewers as u32,
             ..ProcessReport::default()
         }
     }
@@ -204,7 +213,12 @@ impl Preview {
         }
     }
 
-    /// Downscales, draws the overlay, encodes and publishes the converted frame.
+    /// Takes in results published on the camera (drawn on the frames they are about).
+    pub fn add_results(&mut self, outcomes: Vec<framebus::Outcome>) {
+        self.board.add(outcomes);
+    }
+
+    /// Downscales, draws the overlay and results, encodes and publishes the converted frame.
     pub fn render(&mut self, header: &FrameHeader) {
         let max = (self.config.max_width, self.config.max_height);
         let overlay = self.config.overlay.then(|| OverlayInfo {
@@ -214,6 +228,11 @@ impl Preview {
         });
         if let Err(e) = self.renderer.compose(&self.camera, header, max, overlay) {
             return self.error(header, format!("composing the preview: {e}"));
+        }
+        self.shown =
+            if self.config.results { self.board.for_frame(header, self.config.result_max_age_ms) } else { Vec::new() };
+        if let Err(e) = self.renderer.draw_results(header, &self.shown, self.config.overlay) {
+            return self.error(header, format!("drawing results: {e}"));
         }
         if let Some(window) = &self.window {
             if let Err(e) = highgui::imshow(window, self.renderer.image()).and_then(|()| highgui::wait_key(1).map(drop))
@@ -260,27 +279,54 @@ impl Preview {
 
     fn status_json(&self) -> String {
         let s = self.status();
-        serde_json::json!({
-            "camera": self.camera,
-            "url": self.url,
-            "enabled": s.enabled,
-            "state": if s.enabled { "on" } else { "off" },
-            "frames": s.frames,
-            "skipped": s.skipped,
-            "previews": s.previews,
-            "errors": s.errors,
-            "last_error": s.last_error,
-            "fps": (s.fps * 10.0).round() / 10.0,
-            "preview_fps": (s.preview_fps * 10.0).round() / 10.0,
-            "last_frame_id": s.last_frame_id,
-            "size": format!("{}x{}", s.frame_size.0, s.frame_size.1),
-            "format": s.format,
-            "latency_p50_us": s.latency_p50_us,
-            "latency_p99_us": s.latency_p99_us,
-            "viewers": s.viewers,
-        })
-        .to_string()
+        let document = StatusDocument {
+            camera: &self.camera,
+            url: &self.url,
+            enabled: s.enabled,
+            state: if s.enabled { "on" } else { "off" },
+            frames: s.frames,
+            skipped: s.skipped,
+            previews: s.previews,
+            errors: s.errors,
+            last_error: s.last_error.as_deref(),
+            fps: (s.fps * 10.0).round() / 10.0,
+            preview_fps: (s.preview_fps * 10.0).round() / 10.0,
+            last_frame_id: s.last_frame_id,
+            size: format!("{}x{}", s.frame_size.0, s.frame_size.1),
+            format: s.format,
+            latency_p50_us: s.latency_p50_us,
+            latency_p99_us: s.latency_p99_us,
+            viewers: s.viewers,
+            results: &self.shown,
+        };
+        serde_json::to_string(&document).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
     }
+}
+
+/// `/status.json` (and the `--json` lines): the preview's status.
+#[derive(Serialize)]
+struct StatusDocument<'a> {
+    camera: &'a str,
+    url: &'a str,
+    enabled: bool,
+    /// `on` or `off`.
+    state: &'static str,
+    frames: u64,
+    skipped: u64,
+    previews: u64,
+    errors: u64,
+    last_error: Option<&'a str>,
+    fps: f64,
+    preview_fps: f64,
+    last_frame_id: u64,
+    /// `<width>x<height>` of the last frame.
+    size: String,
+    format: &'static str,
+    latency_p50_us: Option<u64>,
+    latency_p99_us: Option<u64>,
+    viewers: usize,
+    /// The results drawn on the last image.
+    results: &'a [Shown],
 }
 
 /// Whether a display is available for a highgui window (highgui aborts the process without
@@ -300,7 +346,12 @@ pub fn run(deployment: &Deployment, camera: &CameraConfig, options: &PreviewOpti
     let local = listener.local_addr().with_context(|| format!("camera `{cam}`: reading the bound address"))?;
     let url = format!("http://{local}/");
     let hub = Arc::new(Hub::default());
-    http::serve(listener, Arc::clone(&hub), cam.to_string(), config.max_viewers as usize)
+    let limits = http::Limits {
+        max_viewers: config.max_viewers as usize,
+        max_connections: config.max_connections as usize,
+        request_timeout: Duration::from_secs_f64(config.request_timeout_secs),
+    };
+    http::serve(listener, Arc::clone(&hub), cam.to_string(), limits)
         .with_context(|| format!("camera `{cam}`: starting the HTTP server"))?;
     let stats_interval = Duration::from_secs_f64(config.stats_interval_secs);
 
@@ -353,6 +404,10 @@ fn serve_frames(reader: &Camera, preview: &mut Preview, tick: framebus::TimerId,
         match reader.next_event()? {
             Event::Frame(frame) => {
                 let header = *frame.header();
+                match reader.results() {
+                    Ok(outcomes) => preview.add_results(outcomes),
+                    Err(e) => tracing::debug!(camera = preview.camera, "results: {e}"),
+                }
                 if header.is_current_layout() && preview.on_frame(&header) {
                     let converted = preview.convert(&header, frame.bytes());
                     // The sample is released before the slow part (resize, overlay, encode).

@@ -5,8 +5,19 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-/// Bytes available to an unprivileged writer on the filesystem holding `path` (statvfs).
-pub fn free_bytes(path: &Path) -> io::Result<u64> {
+/// Room left on a filesystem for an unprivileged writer (statvfs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Space {
+    /// Bytes available (`f_bavail × f_frsize`).
+    pub bytes: u64,
+    /// Inodes available (`f_favail`); `None` when the filesystem does not count inodes
+    /// (`f_files` = 0: vfat, exFAT, btrfs), so there is no inode limit to watch.
+    pub inodes: Option<u64>,
+}
+
+/// Free bytes and inodes on the filesystem holding `path` (statvfs: about a microsecond, so
+/// the recorder asks before every frame it writes).
+pub fn space(path: &Path) -> io::Result<Space> {
     let c_path = CString::new(path.as_os_str().as_bytes())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
     // SAFETY: statvfs is plain old data, so all-zero is a valid value for it.
@@ -16,7 +27,10 @@ pub fn free_bytes(path: &Path) -> io::Result<u64> {
     if rc != 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+    Ok(Space {
+        bytes: (st.f_bavail as u64).saturating_mul(st.f_frsize as u64),
+        inodes: (st.f_files > 0).then_some(st.f_favail as u64),
+    })
 }
 
 /// The segment base of `name` if it is a file or folder of a segment of `camera`:
@@ -34,20 +48,23 @@ fn segment_base<'a>(camera: &str, name: &'a str) -> Option<&'a str> {
     Some(&name[..camera.len() + 1 + end])
 }
 
-/// Completed segments of `camera` in `dir` (those with a final sidecar), oldest first, as
-/// base paths (without extension).
-pub fn completed_segments(dir: &Path, camera: &str) -> io::Result<Vec<PathBuf>> {
+/// Finished segments of `camera` in `dir`, oldest first, as base paths (without extension):
+/// completed ones (a final sidecar `<base>.jsonl`) and failed ones (`<base>.failed.jsonl`,
+/// kept after a write error). What the disk guard may delete; never `.partial` files.
+pub fn finished_segments(dir: &Path, camera: &str) -> io::Result<Vec<PathBuf>> {
     let mut bases: Vec<PathBuf> = std::fs::read_dir(dir)?
         .flatten()
         .filter_map(|entry| {
             let name = entry.file_name();
             let name = name.to_str()?;
             let base = segment_base(camera, name)?;
-            (name == format!("{base}.jsonl")).then(|| dir.join(base))
+            let rest = &name[base.len()..];
+            (rest == ".jsonl" || rest == ".failed.jsonl").then(|| dir.join(base))
         })
         .collect();
     // Names start with the wall-clock time, so name order is age order.
     bases.sort();
+    bases.dedup();
     Ok(bases)
 }
 
@@ -66,24 +83,47 @@ pub fn partial_files(dir: &Path, camera: &str) -> Vec<PathBuf> {
     found
 }
 
-/// Deletes one completed segment: its video, sidecar and image folder. Returns bytes freed.
-pub fn delete_segment(base: &Path) -> io::Result<u64> {
-    let mut freed = 0;
+/// A path with the bytes it holds.
+type SizedPath = (PathBuf, u64);
+
+/// The files of one finished segment (completed or failed) named by its `base` path (folder
+/// and base name): video and sidecar, and the image folder, each with its size in bytes.
+fn segment_files(base: &Path) -> (Vec<SizedPath>, Option<SizedPath>) {
     let name = base.file_name().and_then(|n| n.to_str()).unwrap_or_default();
     let dir = base.parent().unwrap_or(Path::new("."));
-    for ext in ["avi", "mp4", "jsonl"] {
-        let path = dir.join(format!("{name}.{ext}"));
-        if let Ok(meta) = std::fs::metadata(&path) {
-            freed += meta.len();
-            std::fs::remove_file(&path)?;
-        }
-    }
+    let files = ["avi", "mp4", "jsonl", "failed.avi", "failed.mp4", "failed.jsonl"]
+        .iter()
+        .map(|ext| dir.join(format!("{name}.{ext}")))
+        .filter_map(|path| std::fs::symlink_metadata(&path).ok().map(|meta| (path, meta.len())))
+        .collect();
     let images = dir.join(format!("{name}.images"));
-    if images.is_dir() {
-        for entry in std::fs::read_dir(&images)?.flatten() {
-            freed += entry.metadata().map(|m| m.len()).unwrap_or(0);
-        }
+    let images = images.is_dir().then(|| {
+        let bytes = std::fs::read_dir(&images)
+            .map(|entries| entries.flatten().map(|e| e.metadata().map(|m| m.len()).unwrap_or(0)).sum())
+            .unwrap_or(0);
+        (images, bytes)
+    });
+    (files, images)
+}
+
+/// Bytes one finished segment holds on disk.
+pub fn segment_bytes(base: &Path) -> u64 {
+    let (files, images) = segment_files(base);
+    files.iter().map(|(_, bytes)| bytes).sum::<u64>() + images.map_or(0, |(_, bytes)| bytes)
+}
+
+/// Deletes one finished segment (completed or failed): its video, sidecar and image folder.
+/// Returns bytes freed.
+pub fn delete_segment(base: &Path) -> io::Result<u64> {
+    let (files, images) = segment_files(base);
+    let mut freed = 0;
+    for (path, bytes) in files {
+        std::fs::remove_file(&path)?;
+        freed += bytes;
+    }
+    if let Some((images, bytes)) = images {
         std::fs::remove_dir_all(&images)?;
+        freed += bytes;
     }
     Ok(freed)
 }
@@ -92,30 +132,38 @@ pub fn delete_segment(base: &Path) -> io::Result<u64> {
 mod tests {
     use super::*;
 
-    /// Only this camera's completed segments are listed, oldest first; partial ones and other
-    /// cameras' files (even with a name prefix in common) are left alone.
+    /// Only this camera's finished segments (completed or failed) are listed, oldest first;
+    /// partial ones and other cameras' files (even with a name prefix in common) are left alone.
     #[test]
-    fn completed_segments_are_this_cameras_final_sidecars_oldest_first() {
+    fn finished_segments_are_this_cameras_final_sidecars_oldest_first() {
         let dir = tempfile::tempdir().expect("temp dir");
         for name in [
             "cam_20240102T000000.000Z_0000000001.jsonl",
             "cam_20240101T000000.000Z_0000000001.jsonl",
             "cam_20240101T000000.000Z_0000000001.avi",
             "cam_20240103T000000.000Z_0000000009.partial.jsonl",
+            "cam_20240104T000000.000Z_0000000020.failed.jsonl",
+            "cam_20240104T000000.000Z_0000000020.failed.avi",
             "cam_x_20240101T000000.000Z_0000000001.jsonl",
             "notes.jsonl",
         ] {
             std::fs::write(dir.path().join(name), b"x").expect("write");
         }
-        let found = completed_segments(dir.path(), "cam").expect("list");
+        let found = finished_segments(dir.path(), "cam").expect("list");
         let names: Vec<_> = found.iter().map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned())).collect();
         assert_eq!(
             names,
-            [Some("cam_20240101T000000.000Z_0000000001".into()), Some("cam_20240102T000000.000Z_0000000001".into())]
+            [
+                Some("cam_20240101T000000.000Z_0000000001".into()),
+                Some("cam_20240102T000000.000Z_0000000001".into()),
+                Some("cam_20240104T000000.000Z_0000000020".into())
+            ]
         );
         assert_eq!(partial_files(dir.path(), "cam").len(), 1);
         assert_eq!(delete_segment(&found[0]).expect("delete"), 2);
-        assert_eq!(completed_segments(dir.path(), "cam").expect("list").len(), 1);
-        assert!(free_bytes(dir.path()).expect("statvfs") > 0);
+        assert_eq!(delete_segment(&found[2]).expect("delete failed segment"), 2);
+        assert_eq!(finished_segments(dir.path(), "cam").expect("list").len(), 1);
+        let space = space(dir.path()).expect("statvfs");
+        assert!(space.bytes > 0 && space.inodes != Some(0), "{space:?}");
     }
 }

@@ -9,8 +9,8 @@
 //! waitset) calls it for `ctl record on|off` and answers status with [`Recorder::metrics`]. The
 //! initial state is the camera's recorded saving flag (so a killed, restarted recorder resumes
 //! saving), else `[camera.recorder] enabled`; `--saving` on the command line is recorded like a
-//! command. SIGHUP re-reads the disk-guard settings (`min-free-mb`, `delete-oldest`) from the
-//! config file.
+//! command. SIGHUP re-reads the disk-guard settings (`min-free-mb`, `min-free-inodes`,
+//! `delete-oldest`) from the config file.
 
 pub mod disk;
 pub mod segment;
@@ -28,7 +28,8 @@ use framebus_vision::opencv::core::{Mat, Vector};
 use framebus_vision::opencv::imgcodecs;
 use framebus_vision::to_bgr;
 
-use crate::segment::{Segment, SegmentSpec, Skip, SkipReason};
+use crate::disk::Space;
+use crate::segment::{Finished, Segment, SegmentSpec, Skip, SkipReason};
 
 /// Options of one recorder run beyond the config.
 #[derive(Debug, Clone, Default)]
@@ -48,8 +49,12 @@ pub enum RecorderState {
     Off,
     /// Saving is on and frames are written.
     Recording,
-    /// Saving is on but free space is below the floor: nothing is written.
+    /// Saving is on but free space or free inodes are below the floor (plus the reserve):
+    /// nothing is written until they are back.
     DiskLow,
+    /// Saving is on but the last segment failed to write (an I/O error the free-space figures
+    /// do not explain: EIO, a quota): nothing is written until the retry.
+    WriteError,
 }
 
 impl RecorderState {
@@ -59,6 +64,7 @@ impl RecorderState {
             RecorderState::Off => "off",
             RecorderState::Recording => "recording",
             RecorderState::DiskLow => "disk-low",
+            RecorderState::WriteError => "write-error",
         }
     }
 }
@@ -82,10 +88,20 @@ pub struct RecorderStatus {
     pub last_error: Option<String>,
     /// Segments completed (finalized) by this run.
     pub segments: u64,
+    /// Bytes of the segments this run finished (completed or failed): video, sidecar, images.
+    pub bytes_written: u64,
+    /// Old segments this run deleted (disk floor).
+    pub deletions: u64,
+    /// Segments that failed to write by this run (kept as `.failed`, or deleted when empty).
+    pub failed_segments: u64,
     /// Base name of the segment being written.
     pub segment: Option<String>,
     /// Free space at the last check, bytes.
     pub free_bytes: u64,
+    /// Free inodes at the last check (`None`: the filesystem does not count inodes).
+    pub free_inodes: Option<u64>,
+    /// Bytes the recorder keeps free on top of `min-free-mb` to close the current segment.
+    pub reserve_bytes: u64,
     /// Frames received per second over the last interval.
     pub fps: f64,
     /// Frames saved per second over the last interval.
@@ -94,6 +110,86 @@ pub struct RecorderStatus {
     pub latency_p50_us: Option<u64>,
     /// Same, 99th percentile.
     pub latency_p99_us: Option<u64>,
+}
+
+/// Room the recorder keeps on top of `min-free-mb` whatever the frames: FFmpeg's and the
+/// sidecar's buffers, the container's header rewrite, filesystem metadata.
+const RESERVE_BASE: u64 = 1024 * 1024;
+/// Raw frames' worth of room also kept: the next video frame, the next image (a PNG can be
+/// as large as the raw frame) and the frames an encoder holds back until the file is closed.
+const RESERVE_FRAMES: u64 = 3;
+/// Room per frame of the current segment for the index written when it closes (AVI: 16 +
+/// 8 bytes per frame; MP4: under 32).
+const RESERVE_PER_FRAME: u64 = 64;
+/// Inodes kept on top of `min-free-inodes`: a new segment needs up to 3 (sidecar, video,
+/// image folder), an image 1.
+const INODE_RESERVE: u64 = 4;
+/// First wait after a failed segment before the next is started; doubles up to the maximum.
+const RETRY_FIRST: Duration = Duration::from_secs(1);
+/// Longest wait between attempts after write errors.
+const RETRY_MAX: Duration = Duration::from_secs(60);
+/// An error of one kind is logged at once, then at most once per window with a repeat count.
+const LOG_WINDOW: Duration = Duration::from_secs(10);
+
+/// Rate-limited error lines: the first error of a kind is logged at once; the ones that follow
+/// within [`LOG_WINDOW`] are only counted and logged as one line with the count when the window
+/// ends (so a failure that repeats every frame gives one line per window, not one per frame).
+#[derive(Debug, Default)]
+struct ErrorLog {
+    kinds: Vec<LogKind>,
+}
+
+#[derive(Debug)]
+struct LogKind {
+    kind: &'static str,
+    since: Instant,
+    repeats: u64,
+    last: String,
+}
+
+impl ErrorLog {
+    fn error(&mut self, camera: &str, kind: &'static str, message: &str) {
+        let now = Instant::now();
+        match self.kinds.iter_mut().find(|k| k.kind == kind) {
+            Some(k) if now.duration_since(k.since) < LOG_WINDOW => {
+                k.repeats += 1;
+                k.last.clear();
+                k.last.push_str(message);
+            }
+            Some(k) => {
+                if k.repeats > 0 {
+                    let secs = now.duration_since(k.since).as_secs_f64();
+                    tracing::error!(camera, "{} (and {} more like it in the last {secs:.0} s)", k.last, k.repeats);
+                }
+                tracing::error!(camera, "{message}");
+                k.since = now;
+                k.repeats = 0;
+            }
+            None => {
+                tracing::error!(camera, "{message}");
+                self.kinds.push(LogKind { kind, since: now, repeats: 0, last: String::new() });
+            }
+        }
+    }
+
+    /// Logs the windows that ended with repeats (called periodically).
+    fn flush(&mut self, camera: &str) {
+        let now = Instant::now();
+        for k in &mut self.kinds {
+            let elapsed = now.duration_since(k.since);
+            if k.repeats > 0 && elapsed >= LOG_WINDOW {
+                tracing::error!(
+                    camera,
+                    "{} (and {} more like it in the last {:.0} s)",
+                    k.last,
+                    k.repeats,
+                    elapsed.as_secs_f64()
+                );
+                k.since = now;
+                k.repeats = 0;
+            }
+        }
+    }
 }
 
 /// One camera's recorder. Driven by [`run`]'s loop, or by a test calling its methods.
@@ -117,6 +213,15 @@ pub struct Recorder {
     interval_start: Instant,
     frames_at: u64,
     written_at: u64,
+    /// After a failed segment: when the next may start.
+    retry_at: Option<Instant>,
+    /// The wait before the next retry; grows while segments keep failing.
+    retry_wait: Duration,
+    /// Bytes of the last frame as converted (BGR): sizes the reserve.
+    frame_bytes: u64,
+    /// Why the disk guard stopped writing (while `disk_low`).
+    low_reason: Option<String>,
+    log: ErrorLog,
 }
 
 /// Most pending skip ranges kept; later ones merge into the last (the count stays exact).
@@ -165,6 +270,11 @@ impl Recorder {
             interval_start: Instant::now(),
             frames_at: 0,
             written_at: 0,
+            retry_at: None,
+            retry_wait: Duration::ZERO,
+            frame_bytes: u64::from(camera.width) * u64::from(camera.height) * 3,
+            low_reason: None,
+            log: ErrorLog::default(),
         };
         recorder.check_disk();
         Ok(recorder)
@@ -181,6 +291,8 @@ impl Recorder {
         if on {
             self.image_counter = 0;
             self.pending.clear();
+            // A command to save is also a request to try again now.
+            self.retry_at = None;
             self.check_disk();
         } else {
             self.finish_segment("saving-off");
@@ -200,33 +312,47 @@ impl Recorder {
     }
 
     /// What the control reply adds to the reader figures: the saving flag as acted on, state
-    /// `degraded` while the disk is below the floor, frame-written latency, and a one-line
-    /// summary (`off`, `recording ...`, `disk-low: ...`).
+    /// `degraded` while the disk is below the floor or after a write error, frame-written
+    /// latency, and a one-line summary (`off`, `recording ...`, `disk-low: ...`,
+    /// `write-error ...`).
     pub fn report(&self) -> ProcessReport {
         let s = &self.status;
+        let failed = match s.failed_segments {
+            0 => String::new(),
+            n => format!(" ({n} segment(s) failed)"),
+        };
         let mut message = match s.state {
-            RecorderState::Off => format!("off: {} segment(s) completed", s.segments),
+            RecorderState::Off => format!("off: {} segment(s) completed{failed}", s.segments),
             RecorderState::Recording => format!(
-                "recording {}: {} written, {} images, {} segment(s) completed",
+                "recording {}: {} written, {} images, {} segment(s) completed{failed}",
                 s.segment.as_deref().unwrap_or("(waiting for frames)"),
                 s.written,
                 s.images,
                 s.segments
             ),
             RecorderState::DiskLow => {
-                format!("disk-low: {}", s.last_error.as_deref().unwrap_or("free space below the floor"))
+                format!("disk-low{failed}: {}", self.low_reason.as_deref().unwrap_or("free space below the floor"))
             }
+            RecorderState::WriteError => format!(
+                "write-error (retry in {:.0} s){failed}: {}",
+                self.retry_at.map_or(0.0, |at| at.saturating_duration_since(Instant::now()).as_secs_f64()),
+                s.last_error.as_deref().unwrap_or("a segment failed to write")
+            ),
         };
-        if s.state != RecorderState::DiskLow {
+        if matches!(s.state, RecorderState::Off | RecorderState::Recording) {
             if let Some(error) = &s.last_error {
                 message.push_str(&format!("; {} error(s), last: {error}", s.errors));
             }
         }
         ProcessReport {
-            state: (s.state == RecorderState::DiskLow).then_some(ProcessState::Degraded),
+            state: matches!(s.state, RecorderState::DiskLow | RecorderState::WriteError)
+                .then_some(ProcessState::Degraded),
             message,
             saving: Some(self.saving),
             latency_us: self.saving.then_some((s.latency_p50_us, s.latency_p99_us)),
+            bytes_written: s.bytes_written,
+            segments: s.segments,
+            deletions: s.deletions,
             ..ProcessReport::default()
         }
     }
@@ -236,28 +362,38 @@ impl Recorder {
         self.format
     }
 
-    /// Changes the disk guard's floor and whether it may delete old segments.
-    pub fn set_disk_guard(&mut self, min_free_mb: u64, delete_oldest: bool) {
+    /// Changes the disk guard's floors and whether it may delete old segments.
+    pub fn set_disk_guard(&mut self, min_free_mb: u64, min_free_inodes: u64, delete_oldest: bool) {
         self.config.min_free_mb = min_free_mb;
+        self.config.min_free_inodes = min_free_inodes;
         self.config.delete_oldest = delete_oldest;
-        tracing::info!(camera = self.camera, min_free_mb, delete_oldest, "disk guard settings changed");
+        tracing::info!(
+            camera = self.camera,
+            min_free_mb,
+            min_free_inodes,
+            delete_oldest,
+            "disk guard settings changed"
+        );
         self.check_disk();
     }
 
     fn update_state(&mut self) {
-        self.status.state = match (self.saving, self.disk_low) {
-            (false, _) => RecorderState::Off,
-            (true, false) => RecorderState::Recording,
-            (true, true) => RecorderState::DiskLow,
+        self.status.state = match (self.saving, self.disk_low, self.retry_at.is_some()) {
+            (false, _, _) => RecorderState::Off,
+            (true, true, _) => RecorderState::DiskLow,
+            (true, false, true) => RecorderState::WriteError,
+            (true, false, false) => RecorderState::Recording,
         };
-        self.status.segment = self.segment.as_ref().map(|s| s.base().to_string());
+        let current = self.segment.as_ref().map(Segment::base);
+        if self.status.segment.as_deref() != current {
+            self.status.segment = current.map(str::to_string);
+        }
     }
 
-    fn error(&mut self, message: String) {
+    /// Counts an error, keeps it as the last error and logs it, rate-limited per `kind`.
+    fn error(&mut self, kind: &'static str, message: String) {
         self.status.errors += 1;
-        if self.status.errors <= 5 || self.status.errors.is_multiple_of(100) {
-            tracing::error!(camera = self.camera, "{message}");
-        }
+        self.log.error(&self.camera, kind, &message);
         self.status.last_error = Some(message);
     }
 
@@ -266,15 +402,19 @@ impl Recorder {
         self.status.skipped += last - first + 1;
         let skip = Skip { first, last, reason };
         if let Some(segment) = &mut self.segment {
-            if let Err(e) = segment.skip(skip) {
-                let message = format!("writing the sidecar of `{}`: {e:#}", segment.base());
-                self.error(message);
-            }
+            // A failed line fails the segment; the caller ends it (`end_failed_segment`).
+            let _ = segment.skip(skip);
             return;
         }
+        self.push_pending(skip);
+    }
+
+    fn push_pending(&mut self, skip: Skip) {
         let full = self.pending.len() >= MAX_PENDING;
         match self.pending.last_mut() {
-            Some(prev) if full || (prev.reason == reason && prev.last + 1 == first) => prev.last = last,
+            Some(prev) if full || (prev.reason == skip.reason && prev.last + 1 == skip.first) => {
+                prev.last = prev.last.max(skip.last)
+            }
             _ => self.pending.push(skip),
         }
     }
@@ -303,6 +443,7 @@ impl Recorder {
         if !self.saving {
             return false;
         }
+        self.end_failed_segment();
         if self.disk_low {
             self.skip(id, id, SkipReason::DiskLow);
             return false;
@@ -314,11 +455,25 @@ impl Recorder {
         if rotate {
             self.finish_segment("segment-length");
         }
+        // After a failed segment (this one or an earlier one), wait for the retry.
+        if self.segment.is_none() && self.retry_at.is_some_and(|at| Instant::now() < at) {
+            self.skip(id, id, SkipReason::Error);
+            return false;
+        }
+        // The disk guard before every frame (a statvfs, about a microsecond): below the floor
+        // plus the reserve the segment is finished while there is still room to close it.
+        self.frame_bytes = u64::from(header.width) * u64::from(header.height) * 3;
+        self.check_disk();
+        if self.disk_low {
+            self.skip(id, id, SkipReason::DiskLow);
+            return false;
+        }
         if self.segment.is_none() {
             match Segment::open(&self.spec, header) {
                 Ok(segment) => {
                     tracing::info!(camera = self.camera, segment = segment.base(), "segment started");
                     self.segment = Some(segment);
+                    self.retry_at = None;
                     for skip in std::mem::take(&mut self.pending) {
                         self.status.skipped -= skip.last - skip.first + 1;
                         self.skip(skip.first, skip.last, skip.reason);
@@ -326,8 +481,9 @@ impl Recorder {
                     self.update_state();
                 }
                 Err(e) => {
-                    self.error(format!("starting a segment in `{}`: {e:#}", self.spec.directory.display()));
+                    self.error("open", format!("starting a segment in `{}`: {e:#}", self.spec.directory.display()));
                     self.skip(id, id, SkipReason::Error);
+                    self.retry_later();
                     return false;
                 }
             }
@@ -341,14 +497,15 @@ impl Recorder {
         match to_bgr(header, payload, &mut self.bgr) {
             Ok(()) => true,
             Err(e) => {
-                self.error(format!("converting frame {}: {e}", header.frame_id));
+                self.error("convert", format!("converting frame {}: {e}", header.frame_id));
                 self.skip(header.frame_id, header.frame_id, SkipReason::Error);
                 false
             }
         }
     }
 
-    /// Writes the converted frame into the current segment (video, image when due, sidecar).
+    /// Writes the converted frame into the current segment (image when due, video, sidecar).
+    /// A write error ends the segment (see [`Recorder::finish_segment`]).
     pub fn save(&mut self, header: &FrameHeader) {
         let image_due = self.config.images != ImageFormat::Off && self.image_due();
         let Some(segment) = &mut self.segment else { return };
@@ -362,10 +519,10 @@ impl Recorder {
                     self.last_image = Some(Instant::now());
                 }
             }
-            Err(e) => {
-                let message = format!("writing frame {} to `{}`: {e:#}", header.frame_id, segment.base());
-                self.error(message);
+            Err(_) => {
+                // Not in the video nor the sidecar: listed as skipped, then the segment ends.
                 self.skip(header.frame_id, header.frame_id, SkipReason::Error);
+                self.end_failed_segment();
             }
         }
     }
@@ -384,13 +541,42 @@ impl Recorder {
         true
     }
 
+    /// Ends the current segment if a write into it failed: it is finished (kept as `.failed`
+    /// unless its video still checks out), and no new segment starts before a retry delay,
+    /// or before free space is back when the disk is low.
+    fn end_failed_segment(&mut self) {
+        let Some(error) = self.segment.as_ref().and_then(|s| s.error().map(str::to_string)) else { return };
+        let base = self.segment.as_ref().map(|s| s.base().to_string()).unwrap_or_default();
+        self.error("write", format!("writing segment `{base}`: {error}"));
+        self.finish_segment("write-error");
+        if self.retry_at.is_none() {
+            self.retry_later();
+        }
+        // A full disk shows here and the guard takes over (resuming when space is back).
+        self.check_disk();
+    }
+
+    /// No new segment before a delay that doubles while segments keep failing.
+    fn retry_later(&mut self) {
+        self.retry_wait = (self.retry_wait * 2).clamp(RETRY_FIRST, RETRY_MAX);
+        self.retry_at = Some(Instant::now() + self.retry_wait);
+        self.update_state();
+    }
+
+    /// Finishes the current segment: completed (the video checks out against the sidecar),
+    /// failed (kept as `.failed`, a retry delay starts) or discarded (no frame saved; its
+    /// skipped ranges go to the next segment).
     fn finish_segment(&mut self, reason: &str) {
         if let Some(segment) = self.segment.take() {
             let base = segment.base().to_string();
             let (frames, skipped) = (segment.frames, segment.skipped);
             match segment.finish(reason) {
-                Ok(path) => {
+                Finished::Completed { sidecar, error } => {
                     self.status.segments += 1;
+                    self.status.bytes_written += disk::segment_bytes(&self.spec.directory.join(&base));
+                    if error.is_none() {
+                        self.retry_wait = Duration::ZERO;
+                    }
                     tracing::info!(
                         camera = self.camera,
                         segment = base,
@@ -398,90 +584,163 @@ impl Recorder {
                         skipped,
                         reason,
                         "segment completed: {}",
-                        path.display()
+                        sidecar.display()
                     );
                 }
-                Err(e) => self.error(format!("finishing segment `{base}`: {e:#}")),
+                Finished::Failed { error, sidecar } => {
+                    self.status.failed_segments += 1;
+                    self.status.bytes_written += disk::segment_bytes(&self.spec.directory.join(&base));
+                    self.error(
+                        "finish",
+                        format!(
+                            "segment `{base}` is incomplete ({frames} frames listed) and kept as `{}`: {error}",
+                            sidecar.display()
+                        ),
+                    );
+                    if self.retry_at.is_none() {
+                        self.retry_later();
+                    }
+                }
+                Finished::Discarded { error, skips } => {
+                    if let Some(error) = error {
+                        self.status.failed_segments += 1;
+                        self.error("finish", format!("segment `{base}` saved no frame and was deleted: {error}"));
+                    }
+                    for skip in skips {
+                        self.push_pending(skip);
+                    }
+                }
             }
         }
         self.update_state();
     }
 
-    /// The disk guard: measures free space; below the floor deletes the oldest segments (when
-    /// allowed) and, if still below, stops writing with an error until space is back.
+    /// Bytes kept free on top of `min-free-mb`: the room the recorder needs to finish the
+    /// current segment cleanly (its index grows with its frames) and to write the next frame.
+    pub fn reserve_bytes(&self) -> u64 {
+        let frames = self.segment.as_ref().map_or(0, |s| s.frames);
+        RESERVE_BASE
+            .saturating_add(RESERVE_FRAMES.saturating_mul(self.frame_bytes))
+            .saturating_add(RESERVE_PER_FRAME.saturating_mul(frames))
+    }
+
+    /// Why `space` is too little (bytes or inodes below the floor plus the reserve; `slack`
+    /// extra of each is asked for to resume, so the state does not flap), or `None`.
+    fn shortage(&self, space: Space, slack: bool) -> Option<String> {
+        let reserve = self.reserve_bytes();
+        let need = self.config.min_free_bytes().saturating_add(reserve).saturating_add(if slack { reserve } else { 0 });
+        let dir = self.spec.directory.display();
+        if space.bytes < need {
+            return Some(format!(
+                "free space on `{dir}` is {} MiB, below the floor of {} MiB (min-free-mb) + {:.1} MiB the recorder keeps to close its segment",
+                space.bytes / (1024 * 1024),
+                self.config.min_free_mb,
+                reserve as f64 / (1024.0 * 1024.0)
+            ));
+        }
+        let inode_need = self.config.min_free_inodes.saturating_add(INODE_RESERVE * if slack { 2 } else { 1 });
+        match space.inodes {
+            Some(inodes) if inodes < inode_need => Some(format!(
+                "free inodes on `{dir}`: {inodes}, below the floor of {} (min-free-inodes) + {INODE_RESERVE} the recorder keeps",
+                self.config.min_free_inodes
+            )),
+            _ => None,
+        }
+    }
+
+    /// The disk guard: measures free space and inodes; below the floor plus the reserve
+    /// deletes the oldest finished segments (when allowed) and, if still below, finishes the
+    /// segment (there is still room to close it) and stops writing with an error until space
+    /// is back. Runs before every frame written and on the housekeeping timer.
     pub fn check_disk(&mut self) {
-        let floor = self.config.min_free_bytes();
-        let dir = self.spec.directory.clone();
-        let mut free = match disk::free_bytes(&dir) {
-            Ok(free) => free,
+        let dir = &self.spec.directory;
+        let mut space = match disk::space(dir) {
+            Ok(space) => space,
             Err(e) => {
-                self.error(format!("measuring free space of `{}`: {e}", dir.display()));
+                let message = format!("measuring free space of `{}`: {e}", dir.display());
+                self.error("statvfs", message);
                 return;
             }
         };
-        if free < floor && self.saving && self.config.delete_oldest {
-            free = self.delete_oldest(free, floor);
+        if self.saving && self.config.delete_oldest && self.shortage(space, self.disk_low).is_some() {
+            space = self.delete_oldest(space);
         }
-        self.status.free_bytes = free;
-        let low = free < floor;
-        if low && !self.disk_low && self.saving {
-            self.disk_low = true;
-            self.finish_segment("disk-low");
-            self.error(format!(
-                "free space on `{}` is {} MiB, below the floor of {} MiB (min-free-mb): stopped writing until space is back",
-                dir.display(),
-                free / (1024 * 1024),
-                self.config.min_free_mb
-            ));
-        } else if !low && self.disk_low {
-            self.disk_low = false;
-            tracing::info!(
-                camera = self.camera,
-                free_mib = free / (1024 * 1024),
-                "free space is back above the floor: writing again"
-            );
+        self.status.free_bytes = space.bytes;
+        self.status.free_inodes = space.inodes;
+        self.status.reserve_bytes = self.reserve_bytes();
+        let shortage = self.shortage(space, self.disk_low);
+        match shortage {
+            Some(why) if !self.disk_low && self.saving => {
+                self.disk_low = true;
+                self.finish_segment("disk-low");
+                self.low_reason = Some(why.clone());
+                self.error("disk-low", format!("{why}: stopped writing until space is back"));
+                self.update_state();
+            }
+            None if self.disk_low => {
+                self.disk_low = false;
+                self.low_reason = None;
+                // Space is back: whatever failed for want of it may be tried again now.
+                self.retry_at = None;
+                tracing::info!(
+                    camera = self.camera,
+                    free_mib = space.bytes / (1024 * 1024),
+                    free_inodes = space.inodes,
+                    "free space is back above the floor: writing again"
+                );
+                self.update_state();
+            }
+            _ => {}
         }
-        self.update_state();
     }
 
-    fn delete_oldest(&mut self, mut free: u64, floor: u64) -> u64 {
-        let segments = match disk::completed_segments(&self.spec.directory, &self.camera) {
+    fn delete_oldest(&mut self, mut space: Space) -> Space {
+        let segments = match disk::finished_segments(&self.spec.directory, &self.camera) {
             Ok(s) => s,
             Err(e) => {
-                self.error(format!("listing segments in `{}`: {e}", self.spec.directory.display()));
-                return free;
+                self.error("delete", format!("listing segments in `{}`: {e}", self.spec.directory.display()));
+                return space;
             }
         };
         for base in segments {
-            if free >= floor {
+            if self.shortage(space, self.disk_low).is_none() {
                 break;
             }
             match disk::delete_segment(&base) {
-                Ok(bytes) => tracing::warn!(
-                    camera = self.camera,
-                    freed = bytes,
-                    "deleted the oldest segment `{}` to free space",
-                    base.display()
-                ),
+                Ok(bytes) => {
+                    self.status.deletions += 1;
+                    tracing::warn!(
+                        camera = self.camera,
+                        freed = bytes,
+                        "deleted the oldest segment `{}` to free space",
+                        base.display()
+                    )
+                }
                 Err(e) => {
-                    self.error(format!("deleting segment `{}`: {e}", base.display()));
+                    self.error("delete", format!("deleting segment `{}`: {e}", base.display()));
                     break;
                 }
             }
-            free = disk::free_bytes(&self.spec.directory).unwrap_or(free);
+            space = disk::space(&self.spec.directory).unwrap_or(space);
         }
-        free
+        space
     }
 
-    /// Periodic housekeeping: disk guard and sidecar flush.
+    /// Periodic housekeeping: disk guard, sidecar flush (which notices a full disk within the
+    /// period), rate-limited error lines.
     pub fn housekeeping(&mut self) {
         self.check_disk();
         if let Some(segment) = &mut self.segment {
-            if let Err(e) = segment.flush() {
-                let message = format!("flushing the sidecar of `{}`: {e:#}", segment.base());
-                self.error(message);
-            }
+            // A failed flush fails the segment; it is ended right below.
+            let _ = segment.flush();
         }
+        self.end_failed_segment();
+        if self.saving && !self.disk_low && self.retry_at.is_some_and(|at| Instant::now() >= at) {
+            // The retry is due: the next frame starts a segment.
+            self.retry_at = None;
+            self.update_state();
+        }
+        self.log.flush(&self.camera);
     }
 
     /// Closes the statistics interval and returns the status as one JSON line.
@@ -509,9 +768,13 @@ impl Recorder {
             "errors": s.errors,
             "last_error": s.last_error,
             "segments": s.segments,
+            "failed_segments": s.failed_segments,
             "segment": s.segment,
             "free_mb": s.free_bytes / (1024 * 1024),
+            "free_inodes": s.free_inodes,
+            "reserve_mb": (s.reserve_bytes as f64 / (1024.0 * 1024.0) * 10.0).ceil() / 10.0,
             "min_free_mb": self.config.min_free_mb,
+            "min_free_inodes": self.config.min_free_inodes,
             "fps": (s.fps * 10.0).round() / 10.0,
             "write_fps": (s.write_fps * 10.0).round() / 10.0,
             "latency_p50_us": s.latency_p50_us,
@@ -524,6 +787,7 @@ impl Recorder {
     /// Finalizes the current segment (stop): the file plays.
     pub fn finish(&mut self) {
         self.finish_segment("stop");
+        self.log.flush(&self.camera);
     }
 }
 
@@ -539,7 +803,7 @@ fn reload_disk_guard(config_file: &Path, camera: &str, recorder: &mut Recorder) 
         let cam = d.camera(Some(camera))?;
         cam.recorder.clone().ok_or_else(|| anyhow!("camera `{camera}` has no [camera.recorder] table any more"))
     }) {
-        Ok(cfg) => recorder.set_disk_guard(cfg.min_free_mb, cfg.delete_oldest),
+        Ok(cfg) => recorder.set_disk_guard(cfg.min_free_mb, cfg.min_free_inodes, cfg.delete_oldest),
         Err(e) => tracing::error!(camera, "SIGHUP: keeping the current disk-guard settings: {e:#}"),
     }
 }

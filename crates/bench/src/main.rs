@@ -109,14 +109,26 @@ fn write_config(dir: &Path, name: &str, case: &Case, fps: u32, readers: usize) -
     Ok(path)
 }
 
-fn run_once(dir: &Path, name: &str, case: &Case, fps: u32, frames: u64, readers: usize) -> anyhow::Result<Run> {
+/// One capture run with a reader per entry of `policies` (`every`, `newest`, `max-fps=5`);
+/// with `touch` each reader reads every byte of the frames it takes.
+fn run_once(
+    dir: &Path,
+    name: &str,
+    case: &Case,
+    fps: u32,
+    frames: u64,
+    policies: &[&str],
+    touch: bool,
+) -> anyhow::Result<Run> {
+    let readers = policies.len();
     let config = write_config(dir, name, case, fps, readers)?;
     let config_text = config.to_str().ok_or_else(|| anyhow!("non-UTF-8 temp path"))?.to_string();
     let mut reader_procs: Vec<Child> = Vec::new();
-    for _ in 0..readers {
+    for policy in policies {
         reader_procs.push(
             Command::new(std::env::current_exe()?)
-                .args(["reader", &config_text, &frames.to_string()])
+                .args(["reader", &config_text, &frames.to_string(), policy, if touch { "touch" } else { "-" }])
+                .env("RUST_LOG", "warn")
                 .stdout(Stdio::piped())
                 .spawn()
                 .context("starting a reader")?,
@@ -175,8 +187,10 @@ fn bench() -> anyhow::Result<()> {
             let memcpy = memcpy_ns(bytes, 1);
             let rotating = memcpy_ns(bytes, slots_for(readers));
             let name = format!("bench{}-{}r-{}", std::process::id(), readers, case.width);
-            let flat = run_once(dir.path(), &format!("{name}f"), case, 0, case.flat_out_frames, readers)?;
-            let paced = run_once(dir.path(), &format!("{name}p"), case, case.paced_fps, case.paced_frames, readers)?;
+            let policies = vec!["every"; readers];
+            let flat = run_once(dir.path(), &format!("{name}f"), case, 0, case.flat_out_frames, &policies, false)?;
+            let paced =
+                run_once(dir.path(), &format!("{name}p"), case, case.paced_fps, case.paced_frames, &policies, false)?;
             let cost = f(&flat.capture, "publish_cost_ns");
             let p50 = paced.readers.iter().map(|r| f(r, "latency_p50_us")).fold(0.0, f64::max);
             let p99 = paced.readers.iter().map(|r| f(r, "latency_p99_us")).fold(0.0, f64::max);
@@ -196,8 +210,39 @@ fn bench() -> anyhow::Result<()> {
     }
     println!("\nmemcpy, rotating slots = the same copy into as many buffers in turn as the run has slots (capture's memory pattern).");
     println!("capture cost = loan + write the frame into shared memory + header + send + notify, mean over the flat-out run.");
-    println!("latency = publish timestamp (just before send) → reader awake with the sample, paced run, worst reader.");
+    println!("latency = publish timestamp (just before send) → frame in the reader's hands (reader loop of the framebus crate, policy every), paced run, worst reader.");
+    policy_table(dir.path())?;
     device_bench(dir.path())
+}
+
+/// Readers under different policies side by side on one 1080p30 camera for 10 s: frames they
+/// took, CPU they used, latency. Each reads a frame the same way (integrity check).
+fn policy_table(dir: &Path) -> anyhow::Result<()> {
+    let case =
+        Case { label: "1920x1080", width: 1920, height: 1080, flat_out_frames: 0, paced_fps: 30, paced_frames: 300 };
+    let policies = ["newest", "max-fps=5", "every"];
+    let name = format!("bench{}-policies", std::process::id());
+    let run = run_once(dir, &name, &case, case.paced_fps, case.paced_frames, &policies, true)?;
+    println!("\nReader policies on one 1080p30 camera, 300 frames (10 s), all three readers at once, each reading every byte of the frames it takes:\n");
+    println!(
+        "| policy | frames taken | skipped | overwritten | CPU | CPU per taken frame | latency p50 | latency p99 |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    for (policy, r) in policies.iter().zip(&run.readers) {
+        let frames = f(r, "frames");
+        let cpu = f(r, "cpu_secs");
+        println!(
+            "| {policy} | {frames:.0} | {:.0} | {:.0} | {:.1} % of a core | {:.0} µs | {:.0} µs | {:.0} µs |",
+            f(r, "skipped"),
+            f(r, "overwritten"),
+            100.0 * cpu / (case.paced_frames as f64 / f64::from(case.paced_fps)),
+            1e6 * cpu / frames.max(1.0),
+            f(r, "latency_p50_us"),
+            f(r, "latency_p99_us"),
+        );
+    }
+    println!("CPU = user + system time of the reader process from its first frame to the end of the run.");
+    Ok(())
 }
 
 /// One emulated-device configuration.
@@ -354,7 +399,10 @@ fn reader(args: &[String]) -> anyhow::Result<()> {
         Some(text) => ReaderPolicy::parse(text, None).map_err(|e| anyhow!(e))?,
         None => ReaderPolicy::Every,
     };
-    let fake_device = args.get(3).map(String::as_str) == Some("fake-v4l2");
+    // `touch`: read every byte of each frame taken, as an algorithm would; `fake-v4l2`: frames
+    // come from the emulated V4L2 device (checked against its formula, not the synthetic stamp).
+    let touch = args.iter().skip(3).any(|a| a == "touch");
+    let fake_device = args.iter().skip(3).any(|a| a == "fake-v4l2");
     let camera = Camera::builder(Path::new(config), "bench")?
         .role(&format!("bench-{}", std::process::id()))?
         .policy(policy)
@@ -365,6 +413,8 @@ fn reader(args: &[String]) -> anyhow::Result<()> {
     }
     let mut latency = LatencyWindow::new();
     let (mut seen, mut torn, mut stale, mut last) = (0u64, 0u64, 0u64, 0u64);
+    let mut cpu_at_first = None;
+    let mut checksum = 0u64;
     let deadline = Instant::now() + Duration::from_secs(120);
     camera.add_timer(Duration::from_millis(500));
     while last < frames && Instant::now() < deadline {
@@ -385,6 +435,10 @@ fn reader(args: &[String]) -> anyhow::Result<()> {
                 if !intact {
                     torn += 1;
                 }
+                if touch {
+                    checksum = frame.bytes().iter().fold(checksum, |sum, b| sum.wrapping_add(u64::from(*b)));
+                }
+                cpu_at_first.get_or_insert_with(process_cpu_secs);
                 seen += 1;
             }
             Event::Stop(_) => break,
@@ -393,7 +447,8 @@ fn reader(args: &[String]) -> anyhow::Result<()> {
     }
     let figures = camera.stats();
     let p = |w: &mut LatencyWindow, q| w.percentile_us(q).unwrap_or(0);
-    let cpu = process_cpu_secs();
+    std::hint::black_box(checksum);
+    let cpu = process_cpu_secs() - cpu_at_first.unwrap_or(0.0);
     println!(
         "{}",
         serde_json::json!({

@@ -16,6 +16,7 @@ use crate::config::{CameraConfig, Deployment, SlotLayout};
 use crate::control::{ControlReply, ControlRequest};
 use crate::header::FrameHeader;
 use crate::names::{node_name, parse_control_service, service_name, shm_prefix, Role, ServiceKind};
+use crate::results::ResultRecord;
 use crate::signals;
 
 /// The iceoryx2 service flavour framebus uses: inter-process, shared memory.
@@ -26,6 +27,18 @@ pub type FramePortFactory = publish_subscribe::PortFactory<IpcService, [u8], Fra
 
 /// The frame-ready event service of one camera.
 pub type EventPortFactory = event::PortFactory<IpcService>;
+
+/// The results publish/subscribe service of one camera.
+pub type ResultsPortFactory = publish_subscribe::PortFactory<IpcService, ResultRecord, ()>;
+
+/// Producers of results for one camera at once (algo, user readers).
+pub const RESULTS_MAX_PUBLISHERS: usize = 8;
+
+/// Readers of results for one camera at once (preview, recorder, `ctl events`, users).
+pub const RESULTS_MAX_SUBSCRIBERS: usize = 8;
+
+/// Results a results reader may have queued.
+pub const RESULTS_QUEUE: usize = 64;
 
 /// The control request/response service of one process.
 pub type ControlPortFactory = request_response::PortFactory<IpcService, ControlRequest, (), ControlReply, ()>;
@@ -262,6 +275,24 @@ pub fn open_frame_bus(
         .open_or_create()
         .map_err(|e| IpcError::new(format!("opening event service `{ready_name}` of camera `{}`", camera.name), e))?;
     Ok(FrameBus { frames, ready, layout, frames_name })
+}
+
+/// Opens (or creates) the results service of `camera`: fixed settings, so every producer and
+/// reader opens it alike. Results are small (1880 bytes); a slow reader loses its oldest queued
+/// results, a producer never waits.
+pub fn open_results(node: &Node<IpcService>, deployment: &str, camera: &str) -> Result<ResultsPortFactory, IpcError> {
+    let name = service_name(deployment, camera, ServiceKind::Results);
+    node.service_builder(&to_service_name(&name)?)
+        .publish_subscribe::<ResultRecord>()
+        .max_publishers(RESULTS_MAX_PUBLISHERS)
+        .max_subscribers(RESULTS_MAX_SUBSCRIBERS)
+        .subscriber_max_buffer_size(RESULTS_QUEUE)
+        .subscriber_max_borrowed_samples(2)
+        .history_size(0)
+        .enable_safe_overflow(true)
+        .max_nodes(RESULTS_MAX_PUBLISHERS + RESULTS_MAX_SUBSCRIBERS + 2)
+        .open_or_create()
+        .map_err(|e| IpcError::new(format!("opening results service `{name}` of camera `{camera}`"), e))
 }
 
 /// The two services of one process's control: requests and the event that wakes the server.

@@ -15,6 +15,7 @@ pub mod logging;
 pub mod names;
 pub mod pattern;
 pub mod policy;
+pub mod results;
 pub mod signals;
 pub mod state;
 pub mod stats;

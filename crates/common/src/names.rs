@@ -113,6 +113,8 @@ pub enum ServiceKind<'a> {
     Frames,
     /// Event: capture notifies after each sent frame, readers wait on it.
     FrameReady,
+    /// Publish/subscribe: algorithm results about the camera's frames (`ResultRecord`).
+    Results,
     /// Request/response: commands to one process (by role name) of the camera.
     Control(&'a str),
     /// Event: a client notifies after sending a control request, the server wakes on it.
@@ -125,6 +127,7 @@ pub fn service_name(deployment: &str, camera: &str, kind: ServiceKind<'_>) -> St
     match kind {
         ServiceKind::Frames => format!("{base}/frames"),
         ServiceKind::FrameReady => format!("{base}/frames/ready"),
+        ServiceKind::Results => format!("{base}/results"),
         ServiceKind::Control(role) => format!("{base}/{role}/control"),
         ServiceKind::ControlReady(role) => format!("{base}/{role}/control/ready"),
     }

@@ -1,16 +1,21 @@
 //! [`Camera`]: one reader of one camera, and its loop.
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::path::Path;
 use std::sync::mpsc::TryRecvError;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use framebus_common::control::{Command, FourccText, FrameFormat};
-use framebus_common::ipc::{create_node, DeploymentGuard, FrameReader, FrameSample, IpcService};
+use framebus_common::ipc::{
+    create_node, open_results, DeploymentGuard, FrameReader, FrameSample, IpcError, IpcService,
+};
+use framebus_common::results::{Detection, Outcome, ResultRecord};
 use framebus_common::state::CameraState;
 use framebus_common::{clock, CameraConfig, Deployment, FrameHeader, PixelFormat, ReaderPolicy, Role};
 use iceoryx2::node::Node;
+use iceoryx2::port::publisher::Publisher;
+use iceoryx2::port::subscriber::Subscriber;
 
 use crate::control::{CommandReceiver, ControlSetup, ControlThread, Handles, ProcessReport, Shared, StopReason};
 use crate::Error;
@@ -146,6 +151,8 @@ impl CameraBuilder {
         Ok(Camera {
             _control: control,
             reader,
+            result_publisher: OnceCell::new(),
+            result_subscriber: OnceCell::new(),
             _node: node,
             _release: release,
             deployment: self.deployment,
@@ -212,11 +219,13 @@ pub enum Event<'a> {
 /// hands out at most one frame, so no amount of frame work delays them by more than the frame
 /// in progress.
 pub struct Camera {
-    // Field order is drop order: the control thread (and its node) and the subscription go
-    // before this process's node, and the deployment guard (clean-up of a finished deployment)
+    // Field order is drop order: the control thread (and its node) and the ports go before
+    // this process's node, and the deployment guard (clean-up of a finished deployment)
     // goes last.
     _control: ControlThread,
     reader: FrameReader,
+    result_publisher: OnceCell<Publisher<IpcService, ResultRecord, ()>>,
+    result_subscriber: OnceCell<Subscriber<IpcService, ResultRecord, ()>>,
     _node: Node<IpcService>,
     _release: DeploymentGuard,
     deployment: Deployment,
@@ -341,6 +350,67 @@ impl Camera {
         }
     }
 
+    /// Publishes a result about `frame` on the camera's results service, as this reader's
+    /// role: an overall `score`, labelled `boxes` (pixels) and free-form `data` (JSON, up to
+    /// 1 KiB). The preview draws it, the recorder's triggers look at it, `ctl events` lists it.
+    pub fn publish_result(
+        &self,
+        frame: &FrameHeader,
+        score: Option<f64>,
+        boxes: &[Detection],
+        data: Option<&serde_json::Value>,
+    ) -> Result<(), Error> {
+        let json = data.map(|d| d.to_string()).unwrap_or_default();
+        let record = ResultRecord::new(
+            self.role.as_str(),
+            (frame.run_id, frame.frame_id, frame.capture_mono_ns),
+            score,
+            boxes,
+            &json,
+        )?;
+        let publisher = match self.result_publisher.get() {
+            Some(publisher) => publisher,
+            None => {
+                let service = open_results(&self._node, self.deployment.name(), &self.camera.name)?;
+                let publisher = service.publisher_builder().create().map_err(|e| {
+                    IpcError::new(format!("camera `{}`: creating a results publisher", self.camera.name), e)
+                })?;
+                self.result_publisher.get_or_init(|| publisher)
+            }
+        };
+        publisher
+            .send_copy(record)
+            .map_err(|e| IpcError::new(format!("camera `{}`: publishing a result", self.camera.name), e))?;
+        Ok(())
+    }
+
+    /// Results published on the camera since the last call (by any producer, this one
+    /// included), oldest first. The first call subscribes: results published before it are not
+    /// seen.
+    pub fn results(&self) -> Result<Vec<Outcome>, Error> {
+        let subscriber = match self.result_subscriber.get() {
+            Some(subscriber) => subscriber,
+            None => {
+                let service = open_results(&self._node, self.deployment.name(), &self.camera.name)?;
+                let subscriber = service
+                    .subscriber_builder()
+                    .create()
+                    .map_err(|e| IpcError::new(format!("camera `{}`: subscribing to results", self.camera.name), e))?;
+                self.result_subscriber.get_or_init(|| subscriber)
+            }
+        };
+        let mut found = Vec::new();
+        loop {
+            match subscriber.receive() {
+                Ok(Some(sample)) => found.extend(sample.payload().decode()),
+                Ok(None) => return Ok(found),
+                Err(e) => {
+                    return Err(IpcError::new(format!("camera `{}`: receiving results", self.camera.name), e).into())
+                }
+            }
+        }
+    }
+
     /// Waits for and returns the next event (see [`Event`] for their order).
     pub fn next_event(&self) -> Result<Event<'_>, Error> {
         loop {
@@ -398,7 +468,9 @@ impl Camera {
         {
             let mut inner = self.shared.lock();
             inner.accounting.processed();
-            inner.window.record_ns(now_ns.saturating_sub(header.capture_mono_ns));
+            let latency_ns = now_ns.saturating_sub(header.capture_mono_ns);
+            inner.window.record_ns(latency_ns);
+            inner.histogram.record_us(latency_ns / 1000);
             inner.format = Some(FrameFormat {
                 width: header.width,
                 height: header.height,
@@ -556,5 +628,6 @@ impl Frame<'_> {
 impl Drop for Frame<'_> {
     fn drop(&mut self) {
         self.camera.holding.set(false);
+        self.camera.shared.released(clock::monotonic_ns().saturating_sub(self.received_ns));
     }
 }

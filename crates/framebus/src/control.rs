@@ -15,7 +15,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use framebus_common::control::server::ReaderFigures;
-use framebus_common::control::{Answer, Command, ControlServer, FrameFormat, Metrics, ProcessState};
+use framebus_common::control::{Answer, Command, ControlServer, FrameFormat, LatencyHistogram, Metrics, ProcessState};
 use framebus_common::ipc::{create_named_node, IpcError};
 use framebus_common::state::CameraState;
 use framebus_common::stats::StatusWindow;
@@ -71,6 +71,14 @@ pub struct ProcessReport {
     /// Latency p50/p99 in µs to report instead of capture → delivery (e.g. capture → image
     /// ready); set by processes whose work ends later than delivery.
     pub latency_us: Option<(Option<u64>, Option<u64>)>,
+    /// Recorder: bytes written since it started.
+    pub bytes_written: u64,
+    /// Recorder: segments completed since it started.
+    pub segments: u64,
+    /// Recorder: old segments deleted since it started.
+    pub deletions: u64,
+    /// Preview: viewers connected.
+    pub viewers: u32,
 }
 
 /// State shared by the frame thread and the control thread.
@@ -84,6 +92,10 @@ pub(crate) struct Shared {
 pub(crate) struct Inner {
     pub accounting: Accounting,
     pub window: StatusWindow,
+    /// Capture → delivery latency since the reader started.
+    pub histogram: LatencyHistogram,
+    /// Time frames were held by the reader's code, ns, smoothed (EWMA, α = 1/8).
+    pub held_ns: f64,
     pub format: Option<FrameFormat>,
     pub report: ProcessReport,
     pub queue_depth: u32,
@@ -95,6 +107,8 @@ impl Shared {
             inner: Mutex::new(Inner {
                 accounting: Accounting::new(policy),
                 window: StatusWindow::new(stats_interval),
+                histogram: LatencyHistogram::default(),
+                held_ns: 0.0,
                 format: None,
                 report: ProcessReport::default(),
                 queue_depth,
@@ -112,6 +126,13 @@ impl Shared {
     /// Records why the reader stops (the first reason wins).
     pub fn request_stop(&self, reason: StopReason) {
         let _ = self.stop.compare_exchange(0, reason.code(), Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    /// A frame handed out `held_ns` ago was released.
+    pub fn released(&self, held_ns: u64) {
+        let mut inner = self.lock();
+        inner.held_ns =
+            if inner.held_ns == 0.0 { held_ns as f64 } else { inner.held_ns + (held_ns as f64 - inner.held_ns) / 8.0 };
     }
 
     /// Why the reader stops, once it should.
@@ -150,6 +171,12 @@ impl Shared {
             preview: report.preview,
             saving: report.saving,
             message: report.message.clone(),
+            histogram: inner.histogram,
+            cost_ns: inner.held_ns as u64,
+            bytes_written: report.bytes_written,
+            segments: report.segments,
+            deletions: report.deletions,
+            viewers: report.viewers,
             reader: Some(ReaderFigures {
                 policy: acc.policy.code(),
                 queue_depth: inner.queue_depth,
@@ -267,7 +294,7 @@ fn answer(shared: &Shared, handles: Handles, commands: &SyncSender<Command>, com
         let _ = commands.try_send(command);
     };
     match command {
-        Command::Status => Answer::Status(shared.metrics()),
+        Command::Status => Answer::Status(Box::new(shared.metrics())),
         Command::Stop => {
             shared.request_stop(StopReason::Command);
             Answer::Done("stopping after the frame in progress".into())

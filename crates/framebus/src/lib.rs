@@ -40,6 +40,7 @@ mod control;
 pub use camera::{Camera, CameraBuilder, Event, Frame, Frames, ReaderStats, TimerId};
 pub use control::{ProcessReport, StopReason};
 pub use framebus_common::control::{Command, ProcessState};
+pub use framebus_common::results::{Detection, Outcome};
 pub use framebus_common::{CameraConfig, Deployment, FrameHeader, PixelFormat, ReaderPolicy, Role};
 
 /// Why opening a camera or reading a frame failed.
@@ -71,6 +72,9 @@ pub enum Error {
     /// one frame at a time; copy what you keep).
     #[error("the previous frame is still held: drop it before taking the next one (copy what you keep)")]
     FrameStillHeld,
+    /// A result does not fit the results record (too many boxes, JSON too long).
+    #[error(transparent)]
+    Result(#[from] framebus_common::results::ResultError),
     /// An OpenCV call failed.
     #[error("opencv: {0}")]
     OpenCv(String),

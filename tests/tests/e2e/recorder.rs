@@ -21,7 +21,7 @@ fn camera(fps: u32, extra: &str) -> String {
 }
 
 /// Files in `dir` with the extension `ext`, sorted by name (= by start time).
-fn files(dir: &Path, ext: &str) -> Vec<PathBuf> {
+pub(super) fn files(dir: &Path, ext: &str) -> Vec<PathBuf> {
     let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|entries| {
             entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == ext)).collect()
@@ -31,7 +31,7 @@ fn files(dir: &Path, ext: &str) -> Vec<PathBuf> {
     found
 }
 
-fn sidecar(path: &Path) -> Vec<Value> {
+pub(super) fn sidecar(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path)
         .expect("read sidecar")
         .lines()
@@ -39,7 +39,7 @@ fn sidecar(path: &Path) -> Vec<Value> {
         .collect()
 }
 
-fn u(v: &Value, key: &str) -> u64 {
+pub(super) fn u(v: &Value, key: &str) -> u64 {
     v[key].as_u64().unwrap_or_else(|| panic!("`{key}` missing in {v}"))
 }
 
@@ -61,7 +61,7 @@ fn video_stamps(path: &Path) -> Vec<u64> {
 /// Checks one completed segment: its video plays in ffprobe with as many frames as the
 /// sidecar lists, the decoded frames carry exactly the listed ids, images decode and carry
 /// their frame's id. Returns the sidecar's (frame id → saved?) entries, skipped ones as false.
-fn check_segment(index: &Path) -> BTreeMap<u64, bool> {
+pub(super) fn check_segment(index: &Path) -> BTreeMap<u64, bool> {
     let lines = sidecar(index);
     assert_eq!(lines[0]["type"], "segment", "{}", index.display());
     assert_eq!(lines.last().expect("lines")["type"], "end", "{}: not finalized", index.display());
@@ -84,7 +84,11 @@ fn check_segment(index: &Path) -> BTreeMap<u64, bool> {
                     let img = imgcodecs::imread(images.join(image).to_str().expect("utf-8"), imgcodecs::IMREAD_COLOR)
                         .expect("imread");
                     assert!(!img.empty(), "{image} does not decode");
-                    let (top, _) = read_bgr_stamps(320, 240, img.data_bytes().expect("continuous"));
+                    let (top, _) = read_bgr_stamps(
+                        img.cols() as usize,
+                        img.rows() as usize,
+                        img.data_bytes().expect("continuous"),
+                    );
                     assert_eq!(top, id, "{image}");
                     assert!(image.contains(&format!("{id:010}")), "{image} does not name frame {id}");
                 }

@@ -70,8 +70,14 @@ pub mod defaults {
     pub const PREVIEW_JPEG_QUALITY: u32 = 80;
     /// TCP port of the preview's HTTP server (bound to 127.0.0.1).
     pub const PREVIEW_PORT: u16 = 8080;
-    /// HTTP connections the preview serves at once.
+    /// `/stream.mjpg` viewers the preview serves at once.
     pub const PREVIEW_MAX_VIEWERS: u32 = 16;
+    /// Other HTTP connections the preview serves at once (requests being read, snapshots, ...).
+    pub const PREVIEW_MAX_CONNECTIONS: u32 = 256;
+    /// Seconds an HTTP request head has to arrive whole.
+    pub const PREVIEW_REQUEST_TIMEOUT_SECS: f64 = 5.0;
+    /// Oldest result the preview draws, milliseconds.
+    pub const PREVIEW_RESULT_MAX_AGE_MS: f64 = 1000.0;
     /// Queue depth of the recorder reader: rides out a slow write without dropping.
     pub const RECORDER_QUEUE_DEPTH: u32 = 4;
     /// Folder of recordings, relative to the config file.
@@ -82,6 +88,8 @@ pub mod defaults {
     pub const RECORDER_SEGMENT_SECS: f64 = 60.0;
     /// Free-space floor of the recorder in MiB.
     pub const RECORDER_MIN_FREE_MB: u64 = 512;
+    /// Free-inode floor of the recorder.
+    pub const RECORDER_MIN_FREE_INODES: u64 = 1024;
     /// Driver buffers of a V4L2 source.
     pub const V4L2_BUFFERS: u32 = 4;
 }
@@ -113,11 +121,22 @@ pub struct DeploymentSection {
     /// relative to the config file's folder. Default: `/tmp/framebus/<name>`.
     #[serde(default)]
     pub state_dir: Option<PathBuf>,
+    /// Address of the Prometheus metrics endpoint that `ctl up` serves (`ip:port`; port 0
+    /// picks a free one, logged); none = no endpoint (`ctl metrics` serves one on demand).
+    #[serde(default)]
+    pub metrics: Option<String>,
 }
 
 impl Default for DeploymentSection {
     fn default() -> Self {
-        DeploymentSection { name: default_deployment_name(), state_dir: None }
+        DeploymentSection { name: default_deployment_name(), state_dir: None, metrics: None }
+    }
+}
+
+impl DeploymentSection {
+    /// The validated metrics address, if one is set.
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.metrics.as_deref().and_then(|a| a.parse().ok())
     }
 }
 
@@ -440,6 +459,14 @@ impl Deployment {
         let err = |key: String, msg: String| Err(ConfigError::value(file, &key, msg));
         if !is_valid_name(&self.deployment.name) {
             return err("deployment.name".into(), format!("invalid name `{}`: use {NAME_RULE}", self.deployment.name));
+        }
+        if let Some(addr) = &self.deployment.metrics {
+            if addr.parse::<std::net::SocketAddr>().is_err() {
+                return err(
+                    "deployment.metrics".into(),
+                    format!("invalid address `{addr}`: use ip:port, e.g. `127.0.0.1:9464` (port 0 picks a free port)"),
+                );
+            }
         }
         if self.camera.is_empty() {
             return err("camera".into(), "no camera configured: add at least one `[[camera]]` table".into());

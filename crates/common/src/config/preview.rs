@@ -37,12 +37,27 @@ pub struct PreviewConfig {
     /// Draw the overlay (camera, frame id, wall-clock time, fps, latency).
     #[serde(default = "default_overlay")]
     pub overlay: bool,
+    /// Draw the results of the camera's producers (algo, user readers): boxes, labels, scores.
+    #[serde(default = "default_overlay")]
+    pub results: bool,
+    /// Results about frames older than this (relative to the frame shown) are not drawn;
+    /// younger ones fade as they age. Milliseconds.
+    #[serde(default = "default_result_max_age_ms")]
+    pub result_max_age_ms: f64,
     /// Address the HTTP server binds (`ip:port`; port 0 picks a free port, logged at start-up).
     #[serde(default = "default_listen")]
     pub listen: String,
-    /// Viewers (HTTP connections) served at once; more are answered 503.
+    /// `/stream.mjpg` viewers served at once; more are answered 503.
     #[serde(default = "default_max_viewers")]
     pub max_viewers: u32,
+    /// Other HTTP connections at once (requests being read, page, snapshot, status, idle
+    /// kept-alive); more wait in the kernel's accept queue. Stream viewers do not count.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+    /// Seconds a request head has to arrive whole, counted from the connection (or the
+    /// previous response); slower connections are closed before they count as viewers.
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout_secs: f64,
     /// Seconds between statistics reports.
     #[serde(default = "default_stats_interval")]
     pub stats_interval_secs: f64,
@@ -60,8 +75,12 @@ impl Default for PreviewConfig {
             max_height: default_max_height(),
             jpeg_quality: default_jpeg_quality(),
             overlay: default_overlay(),
+            results: default_overlay(),
+            result_max_age_ms: default_result_max_age_ms(),
             listen: default_listen(),
             max_viewers: default_max_viewers(),
+            max_connections: default_max_connections(),
+            request_timeout_secs: default_request_timeout(),
             stats_interval_secs: default_stats_interval(),
         }
     }
@@ -74,6 +93,9 @@ impl PreviewConfig {
     }
 }
 
+fn default_result_max_age_ms() -> f64 {
+    defaults::PREVIEW_RESULT_MAX_AGE_MS
+}
 fn default_enabled() -> bool {
     defaults::PREVIEW_ENABLED
 }
@@ -101,6 +123,12 @@ fn default_listen() -> String {
 fn default_max_viewers() -> u32 {
     defaults::PREVIEW_MAX_VIEWERS
 }
+fn default_max_connections() -> u32 {
+    defaults::PREVIEW_MAX_CONNECTIONS
+}
+fn default_request_timeout() -> f64 {
+    defaults::PREVIEW_REQUEST_TIMEOUT_SECS
+}
 fn default_stats_interval() -> f64 {
     defaults::STATS_INTERVAL_SECS
 }
@@ -127,6 +155,21 @@ pub(super) fn validate(cfg: &PreviewConfig) -> Result<(), (String, String)> {
     }
     if !(1..=256).contains(&cfg.max_viewers) {
         return fail("max-viewers", format!("invalid value {}: allowed 1 to 256", cfg.max_viewers));
+    }
+    if !(1..=4096).contains(&cfg.max_connections) {
+        return fail("max-connections", format!("invalid value {}: allowed 1 to 4096", cfg.max_connections));
+    }
+    if !(cfg.request_timeout_secs.is_finite() && cfg.request_timeout_secs >= 0.1 && cfg.request_timeout_secs <= 300.0) {
+        return fail(
+            "request-timeout-secs",
+            format!("invalid value {}: allowed 0.1 to 300 seconds", cfg.request_timeout_secs),
+        );
+    }
+    if !(cfg.result_max_age_ms.is_finite() && (0.0..=60_000.0).contains(&cfg.result_max_age_ms)) {
+        return fail(
+            "result-max-age-ms",
+            format!("invalid value {}: allowed 0 to 60000 milliseconds", cfg.result_max_age_ms),
+        );
     }
     if !(cfg.stats_interval_secs > 0.0 && cfg.stats_interval_secs <= 3600.0) {
         return fail(

@@ -47,9 +47,15 @@ pub struct RecorderConfig {
     /// Length of one segment (video file + sidecar index) in seconds of capture time.
     #[serde(default = "default_segment_secs")]
     pub segment_secs: f64,
-    /// Free-space floor in MiB: below it the recorder stops writing until space is back.
+    /// Free-space floor in MiB: below it the recorder stops writing until space is back. The
+    /// recorder keeps its own reserve (room to close the current segment) on top of it, so 0 is
+    /// safe: it means "no room kept for anything else".
     #[serde(default = "default_min_free_mb")]
     pub min_free_mb: u64,
+    /// Free-inode floor (statvfs `f_favail`): below it the recorder stops writing like below
+    /// `min-free-mb`. Ignored on filesystems without an inode count (vfat, btrfs).
+    #[serde(default = "default_min_free_inodes")]
+    pub min_free_inodes: u64,
     /// Below the floor, delete this camera's oldest completed segments before giving up.
     #[serde(default)]
     pub delete_oldest: bool,
@@ -74,6 +80,7 @@ impl Default for RecorderConfig {
             jpeg_quality: default_jpeg_quality(),
             segment_secs: default_segment_secs(),
             min_free_mb: default_min_free_mb(),
+            min_free_inodes: default_min_free_inodes(),
             delete_oldest: false,
             stats_interval_secs: default_stats_interval(),
         }
@@ -167,6 +174,9 @@ fn default_segment_secs() -> f64 {
 }
 fn default_min_free_mb() -> u64 {
     defaults::RECORDER_MIN_FREE_MB
+}
+fn default_min_free_inodes() -> u64 {
+    defaults::RECORDER_MIN_FREE_INODES
 }
 fn default_stats_interval() -> f64 {
     defaults::STATS_INTERVAL_SECS

@@ -83,6 +83,8 @@ fn preview_and_recorder_tables_load_with_defaults() {
     assert!(preview.enabled);
     assert_eq!(preview.fps, defaults::PREVIEW_FPS);
     assert_eq!(preview.listen_addr().to_string(), "127.0.0.1:8080");
+    assert_eq!(preview.request_timeout_secs, defaults::PREVIEW_REQUEST_TIMEOUT_SECS);
+    assert_eq!(preview.max_connections, defaults::PREVIEW_MAX_CONNECTIONS);
     let recorder = cam.recorder.as_ref().expect("recorder table");
     assert!(!recorder.enabled, "saving is off until asked for");
     assert_eq!(recorder.queue_depth, defaults::RECORDER_QUEUE_DEPTH);
@@ -111,6 +113,14 @@ fn bad_preview_and_recorder_values_name_the_key() {
         "`camera[0].preview.jpeg-quality`: invalid value 0: allowed 1 to 100",
     );
     check(
+        "[camera.preview]\nrequest-timeout-secs = 0\n",
+        "`camera[0].preview.request-timeout-secs`: invalid value 0: allowed 0.1 to 300 seconds",
+    );
+    check(
+        "[camera.preview]\nmax-connections = 0\n",
+        "`camera[0].preview.max-connections`: invalid value 0: allowed 1 to 4096",
+    );
+    check(
         "[camera.recorder]\nqueue-depth = 5\n",
         "`camera[0].recorder.queue-depth`: invalid value 5: allowed 1 to 4 with slots = 26 and max-readers = 5 (raise slots for deeper queues)",
     );
@@ -132,7 +142,7 @@ fn bad_preview_and_recorder_values_name_the_key() {
     );
     check(
         "[camera.recorder]\nfree-mb = 3\n",
-        "`camera[0].recorder.free-mb`: unknown field `free-mb`, expected one of `enabled`, `queue-depth`, `policy`, `max-fps`, `directory`, `video`, `video-fps`, `images`, `image-every`, `image-max-fps`, `jpeg-quality`, `segment-secs`, `min-free-mb`, `delete-oldest`, `stats-interval-secs`",
+        "`camera[0].recorder.free-mb`: unknown field `free-mb`, expected one of `enabled`, `queue-depth`, `policy`, `max-fps`, `directory`, `video`, `video-fps`, `images`, `image-every`, `image-max-fps`, `jpeg-quality`, `segment-secs`, `min-free-mb`, `min-free-inodes`, `delete-oldest`, `stats-interval-secs`",
     );
 }
 

@@ -84,7 +84,7 @@ pub const RESULT_OK: u32 = 0;
 /// Reply status: the command was refused or malformed; [`ControlReply::message`] says why.
 pub const RESULT_ERROR: u32 = 1;
 
-/// The reply to every request (1248 bytes). Status fields are filled for every command (a reply
+/// The reply to every request (1432 bytes). Status fields are filled for every command (a reply
 /// always describes the process as it is after the command). Texts are a length plus ASCII
 /// bytes, read back only through [`ControlReply::role_text`], [`ControlReply::camera_text`] and
 /// [`ControlReply::message_text`], which check the length.
@@ -157,6 +157,65 @@ pub struct ControlReply {
     pub camera: [u8; NAME_TEXT],
     /// What was done, or why the command failed, ASCII (224).
     pub message: [u8; MESSAGE_TEXT],
+    /// Latency samples since the process started, cumulative per upper bound of
+    /// [`LATENCY_BUCKETS_US`] (the last is +Inf): a Prometheus histogram (1248).
+    pub latency_buckets: [u64; LATENCY_BUCKETS],
+    /// Sum of those samples, µs (1376).
+    pub latency_sum_us: u64,
+    /// Number of those samples (1384).
+    pub latency_count: u64,
+    /// Capture: mean cost of publishing one frame; readers: mean time a frame was held by the
+    /// reader's code; ns over the last statistics window (1392).
+    pub cost_ns: u64,
+    /// Recorder: bytes written since it started (1400).
+    pub bytes_written: u64,
+    /// Recorder: segments completed since it started (1408).
+    pub segments: u64,
+    /// Recorder: old segments deleted (retention, disk floor) since it started (1416).
+    pub deletions: u64,
+    /// Preview: viewers connected (1424).
+    pub viewers: u32,
+    /// Zero (1428).
+    pub reserved: u32,
+}
+
+/// Buckets of [`ControlReply::latency_buckets`].
+pub const LATENCY_BUCKETS: usize = 16;
+
+/// Upper bounds (µs, inclusive) of the latency buckets; the last bucket is +Inf.
+pub const LATENCY_BUCKETS_US: [u64; LATENCY_BUCKETS - 1] =
+    [50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000];
+
+/// A cumulative latency histogram with the wire's buckets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LatencyHistogram {
+    /// Samples per bucket (not cumulative).
+    pub counts: [u64; LATENCY_BUCKETS],
+    /// Sum of the samples, µs.
+    pub sum_us: u64,
+}
+
+impl LatencyHistogram {
+    /// Adds one sample.
+    pub fn record_us(&mut self, us: u64) {
+        let bucket = LATENCY_BUCKETS_US.iter().position(|bound| us <= *bound).unwrap_or(LATENCY_BUCKETS - 1);
+        self.counts[bucket] += 1;
+        self.sum_us = self.sum_us.saturating_add(us);
+    }
+
+    /// Samples recorded.
+    pub fn count(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+
+    /// The counts cumulated by upper bound, as Prometheus and the wire carry them.
+    pub fn cumulative(&self) -> [u64; LATENCY_BUCKETS] {
+        let mut total = 0;
+        self.counts.map(|c| {
+            total += c;
+            total
+        })
+    }
 }
 
 /// Lifecycle state of a process, as reported in status.
@@ -385,12 +444,37 @@ pub struct ProcessStatus {
     /// Target frame rate (capture; `max-fps` readers: their limit), 0 = as fast as possible.
     pub target_fps: f64,
     /// What the acting process does with its flag: preview `on`/`off`; recorder `off`,
-    /// `recording` or `disk-low` (saving on and state degraded). `None` for the others.
+    /// `recording`, `disk-low` or `write-error` (saving on and state degraded). `None` for the
+    /// others.
     pub activity: Option<&'static str>,
     /// The reply's message (preview and recorder: what they are doing, or their last error).
     pub message: String,
     /// Reader accounting; `None` for capture.
     pub reader: Option<ReaderAccounting>,
+    /// Latency histogram since the process started (cumulative counts per `le` bound, µs;
+    /// the last is `+Inf`), with its sum and count.
+    pub latency_histogram: HistogramStatus,
+    /// Capture: mean publish cost per frame; readers: mean time a frame was held; ns.
+    pub cost_ns: u64,
+    /// Recorder: bytes written.
+    pub bytes_written: u64,
+    /// Recorder: segments completed.
+    pub segments: u64,
+    /// Recorder: old segments deleted.
+    pub deletions: u64,
+    /// Preview: viewers connected.
+    pub viewers: u32,
+}
+
+/// A latency histogram in a decoded status.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HistogramStatus {
+    /// Upper bounds in µs (`None` = +Inf) with the cumulative count of samples at or below.
+    pub buckets: Vec<(Option<u64>, u64)>,
+    /// Sum of the samples, µs.
+    pub sum_us: u64,
+    /// Number of samples.
+    pub count: u64,
 }
 
 /// Where the frames a reader did not process went (see ARCHITECTURE.md, "Reader loop"):
@@ -493,6 +577,15 @@ impl ControlReply {
             role_name: [0; NAME_TEXT],
             camera: [0; NAME_TEXT],
             message: [0; MESSAGE_TEXT],
+            latency_buckets: [0; LATENCY_BUCKETS],
+            latency_sum_us: 0,
+            latency_count: 0,
+            cost_ns: 0,
+            bytes_written: 0,
+            segments: 0,
+            deletions: 0,
+            viewers: 0,
+            reserved: 0,
         }
     }
 
@@ -548,7 +641,10 @@ impl ControlReply {
         let activity = match builtin {
             Some(ProcessRole::Preview) => Some(if self.preview != 0 { "on" } else { "off" }),
             Some(ProcessRole::Recorder) if self.saving == 0 => Some("off"),
-            Some(ProcessRole::Recorder) if state == ProcessState::Degraded => Some("disk-low"),
+            // The recorder's message says which: `disk-low…: <why>` or `write-error…: <error>`.
+            Some(ProcessRole::Recorder) if state == ProcessState::Degraded => {
+                Some(if self.message_text().starts_with("write-error") { "write-error" } else { "disk-low" })
+            }
             Some(ProcessRole::Recorder) => Some("recording"),
             _ => None,
         };
@@ -589,6 +685,16 @@ impl ControlReply {
             activity,
             message: self.message_text(),
             reader,
+            latency_histogram: HistogramStatus {
+                buckets: LATENCY_BUCKETS_US.iter().map(|b| Some(*b)).chain([None]).zip(self.latency_buckets).collect(),
+                sum_us: self.latency_sum_us,
+                count: self.latency_count,
+            },
+            cost_ns: self.cost_ns,
+            bytes_written: self.bytes_written,
+            segments: self.segments,
+            deletions: self.deletions,
+            viewers: self.viewers,
         })
     }
 }

@@ -9,7 +9,7 @@
 //! let saving = control.state().saving;                    // the flag to resume with
 //! // on wake-up (or every loop iteration):
 //! control.poll(|command| match command {
-//!     Command::Status => Answer::Status(metrics()),
+//!     Command::Status => Answer::Status(Box::new(metrics())),
 //!     Command::Stop => { stop = true; Answer::Done(String::new()) }
 //!     _ => Answer::Ignored,
 //! });
@@ -31,7 +31,9 @@ use iceoryx2::port::server::Server;
 use iceoryx2::prelude::*;
 use iceoryx2::service::port_factory::server::ServerCreateError;
 
-use super::{Command, ControlReply, ControlRequest, FrameFormat, ProcessState, RESULT_ERROR, RESULT_OK};
+use super::{
+    Command, ControlReply, ControlRequest, FrameFormat, LatencyHistogram, ProcessState, RESULT_ERROR, RESULT_OK,
+};
 use crate::config::Deployment;
 use crate::ipc::{serve_control, ControlServices, IpcError, IpcService};
 use crate::names::Role;
@@ -67,6 +69,18 @@ pub struct Metrics {
     pub message: String,
     /// Reader accounting (readers only; `None` for capture).
     pub reader: Option<ReaderFigures>,
+    /// Latency histogram since the process started.
+    pub histogram: LatencyHistogram,
+    /// Capture: mean publish cost; readers: mean time a frame was held; ns.
+    pub cost_ns: u64,
+    /// Recorder: bytes written.
+    pub bytes_written: u64,
+    /// Recorder: segments completed.
+    pub segments: u64,
+    /// Recorder: old segments deleted.
+    pub deletions: u64,
+    /// Preview: viewers connected.
+    pub viewers: u32,
 }
 
 /// A reader's accounting as its status reply carries it (see
@@ -104,6 +118,12 @@ impl Default for Metrics {
             saving: None,
             message: String::new(),
             reader: None,
+            histogram: LatencyHistogram::default(),
+            cost_ns: 0,
+            bytes_written: 0,
+            segments: 0,
+            deletions: 0,
+            viewers: 0,
         }
     }
 }
@@ -114,7 +134,7 @@ pub enum Answer {
     /// Carried out; the text (may be empty) says what was done.
     Done(String),
     /// The process's metrics, for [`Command::Status`].
-    Status(Metrics),
+    Status(Box<Metrics>),
     /// Refused, with the reason; the flags are left unchanged.
     Refused(String),
     /// The process does not act on this command: a flag change is still recorded (another
@@ -274,7 +294,7 @@ impl ControlServer {
             (_, Answer::Refused(why)) => return self.error(reply, why),
             (Command::Status, answer) => {
                 let metrics = match answer {
-                    Answer::Status(metrics) => metrics,
+                    Answer::Status(metrics) => *metrics,
                     _ => Metrics::default(),
                 };
                 let flags = self.flags.get();
@@ -358,6 +378,14 @@ fn fill_metrics(reply: &mut ControlReply, metrics: &Metrics, flags: CameraState)
         reply.pixel_format = format.fourcc.0;
     }
     reply.target_fps = metrics.target_fps;
+    reply.latency_buckets = metrics.histogram.cumulative();
+    reply.latency_sum_us = metrics.histogram.sum_us;
+    reply.latency_count = metrics.histogram.count();
+    reply.cost_ns = metrics.cost_ns;
+    reply.bytes_written = metrics.bytes_written;
+    reply.segments = metrics.segments;
+    reply.deletions = metrics.deletions;
+    reply.viewers = metrics.viewers;
     if let Some(r) = metrics.reader {
         reply.policy = r.policy;
         reply.queue_depth = r.queue_depth;

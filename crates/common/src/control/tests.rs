@@ -70,7 +70,11 @@ fn layouts_match_the_documented_offsets() {
     assert_eq!(offset_of!(ControlRequest, text_len), 12);
     assert_eq!(offset_of!(ControlRequest, nonce), 16);
     assert_eq!(offset_of!(ControlRequest, text), 24);
-    assert_eq!(size_of::<ControlReply>(), 1248);
+    assert_eq!(size_of::<ControlReply>(), 1432);
+    assert_eq!(offset_of!(ControlReply, latency_buckets), 1248);
+    assert_eq!(offset_of!(ControlReply, latency_sum_us), 1376);
+    assert_eq!(offset_of!(ControlReply, cost_ns), 1392);
+    assert_eq!(offset_of!(ControlReply, viewers), 1424);
     assert_eq!(offset_of!(ControlReply, policy), 44);
     assert_eq!(offset_of!(ControlReply, nonce), 48);
     assert_eq!(offset_of!(ControlReply, fps), 96);
@@ -117,4 +121,19 @@ fn texts_are_sanitised_and_status_decodes() {
     // A role name that does not match its code is not a status.
     reply.role = role_code(ProcessRole::Capture);
     assert_eq!(reply.status(), None);
+}
+
+/// The histogram files samples by inclusive upper bound and cumulates them.
+#[test]
+fn latency_histogram_buckets_are_cumulative() {
+    let mut h = LatencyHistogram::default();
+    for us in [10, 50, 51, 3_000_000] {
+        h.record_us(us);
+    }
+    let cumulative = h.cumulative();
+    assert_eq!(cumulative[0], 2, "≤ 50 µs");
+    assert_eq!(cumulative[1], 3, "≤ 100 µs");
+    assert_eq!(cumulative[LATENCY_BUCKETS - 2], 3, "≤ 2.5 s");
+    assert_eq!(cumulative[LATENCY_BUCKETS - 1], 4, "+Inf");
+    assert_eq!((h.count(), h.sum_us), (4, 3_000_111));
 }

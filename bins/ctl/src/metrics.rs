@@ -1,0 +1,392 @@
+//! The metrics endpoint: every process of a deployment in the Prometheus text format,
+//! gathered from their status replies at each scrape (`ctl metrics`, or a thread of `ctl up`
+//! when `[deployment] metrics` is set). Metric names are stable and documented in
+//! docs/metrics.md; all start with `framebus_`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use framebus_common::control::{Command, ControlClient, ProcessState, ProcessStatus, Target};
+use framebus_common::ipc::create_named_node;
+use framebus_common::Deployment;
+use prometheus_client::encoding::DescriptorEncoder;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+
+/// Restarts per (camera, role) as the supervisor counts them.
+pub type RestartBook = Arc<Mutex<HashMap<(String, String), u64>>>;
+
+/// How long one scrape waits for the processes' replies.
+const SCRAPE_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// One scrape: each process's status (`None`: it did not answer).
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// (target, its status) in `ctl status` order.
+    pub rows: Vec<(Target, Option<ProcessStatus>)>,
+    /// Supervisor restarts per (camera, role), when run under `ctl up`.
+    pub restarts: HashMap<(String, String), u64>,
+}
+
+impl Snapshot {
+    /// Asks every process of the deployment for its status (configured roles plus user
+    /// readers found running).
+    pub fn gather(deployment: &Deployment, client: &ControlClient<'_>, restarts: Option<&RestartBook>) -> Snapshot {
+        let targets = crate::targets(deployment, true, None).unwrap_or_default();
+        let results = client.send_all(&targets, &Command::Status, SCRAPE_TIMEOUT);
+        let rows = targets
+            .into_iter()
+            .zip(results)
+            .map(|(target, result)| {
+                let status = result.ok().filter(|r| r.is_ok()).and_then(|r| r.status());
+                (target, status)
+            })
+            .collect();
+        let restarts = restarts.and_then(|b| b.lock().ok().map(|m| m.clone())).unwrap_or_default();
+        Snapshot { rows, restarts }
+    }
+
+    /// The snapshot in the Prometheus text format (version 0.0.4).
+    pub fn encode(self) -> String {
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(self));
+        let mut text = String::new();
+        if let Err(e) = prometheus_client::encoding::prometheus_text::encode(&mut text, &registry) {
+            tracing::warn!("encoding metrics: {e}");
+        }
+        text
+    }
+}
+
+/// A labelled value of one metric family.
+type Labels = Vec<(&'static str, String)>;
+
+fn labels(target: &Target) -> Labels {
+    vec![("camera", target.camera.clone()), ("role", target.role.as_str().to_string())]
+}
+
+impl prometheus_client::collector::Collector for Snapshot {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let up = |s: &Option<ProcessStatus>| s.is_some();
+        // Gauges and counters over every process that answered (and `up` for all).
+        let mut family =
+            |name: &str, help: &str, kind: MetricType, values: Vec<(Labels, f64)>| -> Result<(), std::fmt::Error> {
+                if values.is_empty() {
+                    return Ok(());
+                }
+                let mut metric = encoder.encode_descriptor(name, help, None, kind)?;
+                for (labels, value) in values {
+                    let mut sample = metric.encode_family(&labels)?;
+                    match kind {
+                        MetricType::Counter => sample.encode_counter::<Labels, f64, f64>(&value, None)?,
+                        _ => sample.encode_gauge(&value)?,
+                    }
+                }
+                Ok(())
+            };
+        let answered = || self.rows.iter().filter_map(|(t, s)| s.as_ref().map(|s| (t, s)));
+        let per = |f: &dyn Fn(&ProcessStatus) -> Option<f64>| -> Vec<(Labels, f64)> {
+            answered().filter_map(|(t, s)| f(s).map(|v| (labels(t), v))).collect()
+        };
+        family(
+            "framebus_up",
+            "1 when the process answered its status request within 0.5 s, else 0.",
+            MetricType::Gauge,
+            self.rows.iter().map(|(t, s)| (labels(t), if up(s) { 1.0 } else { 0.0 })).collect(),
+        )?;
+        family(
+            "framebus_state",
+            "1 for the state the process reports (running, waiting, degraded, stopping).",
+            MetricType::Gauge,
+            answered()
+                .flat_map(|(t, s)| {
+                    [ProcessState::Running, ProcessState::Waiting, ProcessState::Degraded, ProcessState::Stopping]
+                        .into_iter()
+                        .map(move |state| {
+                            let mut l = labels(t);
+                            l.push(("state", state.name().to_string()));
+                            (l, if s.state == state { 1.0 } else { 0.0 })
+                        })
+                })
+                .collect(),
+        )?;
+        family(
+            "framebus_uptime_seconds",
+            "Seconds since the process started.",
+            MetricType::Gauge,
+            per(&|s| Some(s.uptime_secs)),
+        )?;
+        family(
+            "framebus_restarts",
+            "Times the supervisor restarted the process (ctl up only).",
+            MetricType::Counter,
+            self.rows
+                .iter()
+                .filter_map(|(t, _)| {
+                    let key = (t.camera.clone(), t.role.as_str().to_string());
+                    self.restarts.get(&key).map(|n| (labels(t), *n as f64))
+                })
+                .collect(),
+        )?;
+        family(
+            "framebus_frames",
+            "Frames published (capture) or processed (readers) since the process started.",
+            MetricType::Counter,
+            per(&|s| Some(s.frames as f64)),
+        )?;
+        family(
+            "framebus_fps",
+            "Frames per second over the last statistics window.",
+            MetricType::Gauge,
+            per(&|s| Some(s.fps)),
+        )?;
+        family(
+            "framebus_capture_driver_drops",
+            "Frames the camera's driver dropped (never published).",
+            MetricType::Counter,
+            per(&|s| s.reader.is_none().then_some(s.skipped as f64)),
+        )?;
+        family(
+            "framebus_capture_publish_cost_seconds",
+            "Capture's cost of publishing one frame (write into shared memory, header, send, notify), smoothed mean.",
+            MetricType::Gauge,
+            per(&|s| s.reader.is_none().then_some(s.cost_ns as f64 / 1e9)),
+        )?;
+        family(
+            "framebus_reader_skipped",
+            "Frames the reader's policy released unread (newest, max-fps).",
+            MetricType::Counter,
+            per(&|s| s.reader.map(|r| r.skipped as f64)),
+        )?;
+        family(
+            "framebus_reader_overwritten",
+            "Frames lost to the reader's queue overflowing although its policy wanted them (every).",
+            MetricType::Counter,
+            per(&|s| s.reader.map(|r| r.overwritten as f64)),
+        )?;
+        family(
+            "framebus_reader_driver_drops",
+            "Frames the camera's driver dropped while the reader was attached.",
+            MetricType::Counter,
+            per(&|s| s.reader.map(|r| r.driver_drops as f64)),
+        )?;
+        family(
+            "framebus_reader_frame_work_seconds",
+            "Time the reader's code held one frame, smoothed mean.",
+            MetricType::Gauge,
+            per(&|s| s.reader.map(|_| s.cost_ns as f64 / 1e9)),
+        )?;
+        family(
+            "framebus_recorder_bytes_written",
+            "Bytes of video, images and sidecars the recorder wrote.",
+            MetricType::Counter,
+            per(&|s| (s.role == "recorder").then_some(s.bytes_written as f64)),
+        )?;
+        family(
+            "framebus_recorder_segments",
+            "Segments the recorder completed.",
+            MetricType::Counter,
+            per(&|s| (s.role == "recorder").then_some(s.segments as f64)),
+        )?;
+        family(
+            "framebus_recorder_deletions",
+            "Old segments the recorder deleted (retention, disk floor).",
+            MetricType::Counter,
+            per(&|s| (s.role == "recorder").then_some(s.deletions as f64)),
+        )?;
+        family(
+            "framebus_recorder_disk_low",
+            "1 while the recorder's disk is below its free-space floor (nothing is written).",
+            MetricType::Gauge,
+            per(&|s| (s.role == "recorder").then_some(if s.activity == Some("disk-low") { 1.0 } else { 0.0 })),
+        )?;
+        family(
+            "framebus_recorder_saving",
+            "1 while the recorder saves (ctl record on).",
+            MetricType::Gauge,
+            per(&|s| (s.role == "recorder").then_some(if s.saving { 1.0 } else { 0.0 })),
+        )?;
+        family(
+            "framebus_preview_viewers",
+            "HTTP viewers connected to the preview.",
+            MetricType::Gauge,
+            per(&|s| (s.role == "preview").then_some(f64::from(s.viewers))),
+        )?;
+        // Latency histograms: capture → published (capture), capture → frame in the reader's
+        // hands (readers; preview: → image ready, recorder: → written).
+        let answered: Vec<_> = answered().collect();
+        if !answered.is_empty() {
+            let mut metric = encoder.encode_descriptor(
+                "framebus_latency_seconds",
+                "Latency from capture: to publish (capture), to the frame in the reader's code (readers).",
+                None,
+                MetricType::Histogram,
+            )?;
+            for (t, s) in answered {
+                let h = &s.latency_histogram;
+                let mut previous = 0;
+                let buckets: Vec<(f64, u64)> = h
+                    .buckets
+                    .iter()
+                    .map(|(bound, cumulative)| {
+                        let count = cumulative.saturating_sub(previous);
+                        previous = *cumulative;
+                        (bound.map_or(f64::INFINITY, |us| us as f64 / 1e6), count)
+                    })
+                    .collect();
+                let l = labels(t);
+                metric.encode_family(&l)?.encode_histogram::<Labels>(h.sum_us as f64 / 1e6, h.count, &buckets, None)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Connections served at once; more wait in the kernel's accept queue.
+const MAX_CONNECTIONS: usize = 32;
+
+/// A request head must arrive whole within this long (a slow client cannot hold a slot).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A scrape request handed from the HTTP thread to the thread that owns the iceoryx2 node.
+type ScrapeRequest = tokio::sync::oneshot::Sender<String>;
+
+/// Serves `GET /metrics` on `listen` until `stop` is set; returns the bound address (port 0
+/// picks a free one) once it listens. HTTP runs on hyper (one thread, a single-threaded tokio
+/// runtime, the same limits as the preview: whole-request deadline, bounded connections); the
+/// scrapes run on a second thread, which owns a node of its own.
+pub fn serve(
+    deployment: Deployment,
+    listen: SocketAddr,
+    restarts: Option<RestartBook>,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<(SocketAddr, std::thread::JoinHandle<()>)> {
+    let file = deployment.source_file.display().to_string();
+    let listener = std::net::TcpListener::bind(listen)
+        .with_context(|| format!("metrics: cannot listen on {listen} (`metrics` in [deployment] of {file})"))?;
+    let bound = listener.local_addr().with_context(|| format!("metrics: reading the address bound for {listen}"))?;
+    listener.set_nonblocking(true).context("metrics: making the socket non-blocking")?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+        .context("metrics: starting the HTTP runtime")?;
+    let (scrapes_tx, scrapes) = std::sync::mpsc::channel::<ScrapeRequest>();
+    let scraper_stop = Arc::clone(&stop);
+    let scraper = std::thread::Builder::new()
+        .name("metrics-scrape".into())
+        .spawn(move || scrape_loop(&deployment, restarts.as_ref(), &scrapes, &scraper_stop))
+        .context("starting the metrics scrape thread")?;
+    let handle = std::thread::Builder::new()
+        .name("metrics-http".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                match tokio::net::TcpListener::from_std(listener) {
+                    Ok(listener) => accept_loop(listener, scrapes_tx, &stop).await,
+                    Err(e) => tracing::error!("metrics: the HTTP server cannot use its socket: {e}"),
+                }
+            });
+            let _ = scraper.join();
+        })
+        .context("starting the metrics HTTP thread")?;
+    Ok((bound, handle))
+}
+
+/// Answers scrape requests with the deployment's metrics until `stop`.
+fn scrape_loop(
+    deployment: &Deployment,
+    restarts: Option<&RestartBook>,
+    requests: &std::sync::mpsc::Receiver<ScrapeRequest>,
+    stop: &AtomicBool,
+) {
+    let node = match create_named_node(deployment.name(), &format!("ctl-metrics-{}", std::process::id())) {
+        Ok(node) => node,
+        Err(e) => {
+            tracing::error!("metrics: {e}");
+            return;
+        }
+    };
+    let client = ControlClient::new(&node, deployment.name());
+    while !stop.load(Ordering::Relaxed) {
+        match requests.recv_timeout(Duration::from_millis(100)) {
+            Ok(reply) => {
+                let _ = reply.send(Snapshot::gather(deployment, &client, restarts).encode());
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+        }
+    }
+}
+
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    scrapes: std::sync::mpsc::Sender<ScrapeRequest>,
+    stop: &AtomicBool,
+) {
+    let connections = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    while !stop.load(Ordering::Relaxed) {
+        let Ok(permit) = Arc::clone(&connections).acquire_owned().await else { return };
+        let accepted = tokio::time::timeout(Duration::from_millis(100), listener.accept()).await;
+        let tcp = match accepted {
+            Ok(Ok((tcp, _))) => tcp,
+            Ok(Err(e)) => {
+                tracing::debug!("metrics: accepting a connection: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            Err(_) => continue,
+        };
+        let scrapes = scrapes.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+                let scrapes = scrapes.clone();
+                async move { Ok::<_, std::convert::Infallible>(answer(&request, &scrapes).await) }
+            });
+            let served = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(REQUEST_TIMEOUT)
+                .serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
+                .await;
+            if let Err(e) = served {
+                tracing::debug!("metrics: HTTP connection: {e}");
+            }
+            drop(permit);
+        });
+    }
+}
+
+async fn answer(
+    request: &hyper::Request<hyper::body::Incoming>,
+    scrapes: &std::sync::mpsc::Sender<ScrapeRequest>,
+) -> hyper::Response<String> {
+    let reply = |status: hyper::StatusCode, content_type: &'static str, body: String| {
+        let mut response = hyper::Response::new(body);
+        *response.status_mut() = status;
+        response
+            .headers_mut()
+            .insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static(content_type));
+        response
+    };
+    const TEXT: &str = "text/plain; charset=utf-8";
+    if request.method() != hyper::Method::GET {
+        return reply(hyper::StatusCode::METHOD_NOT_ALLOWED, TEXT, "only GET\n".into());
+    }
+    match request.uri().path() {
+        "/metrics" => {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            if scrapes.send(tx).is_err() {
+                return reply(hyper::StatusCode::SERVICE_UNAVAILABLE, TEXT, "metrics are shutting down\n".into());
+            }
+            match tokio::time::timeout(Duration::from_secs(5), rx).await {
+                Ok(Ok(text)) => reply(hyper::StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", text),
+                _ => reply(hyper::StatusCode::SERVICE_UNAVAILABLE, TEXT, "the scrape did not finish\n".into()),
+            }
+        }
+        "/" => reply(hyper::StatusCode::OK, TEXT, "framebus metrics: /metrics\n".into()),
+        _ => reply(hyper::StatusCode::NOT_FOUND, TEXT, "not found: the metrics are at /metrics\n".into()),
+    }
+}
