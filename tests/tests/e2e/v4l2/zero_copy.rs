@@ -130,3 +130,31 @@ fn userptr_is_refused_where_it_cannot_work_and_auto_falls_back() {
     assert!(stderr.contains("camera[0].source.memory") && stderr.contains("use `auto` or `mmap`"), "{stderr}");
     converting.assert_no_leftovers();
 }
+
+/// A driver that advertises USERPTR but refuses the samples at QBUF (here: it wants
+/// page-aligned memory; iceoryx2 payloads are 8-byte aligned): under `auto` capture reopens the
+/// device with mmap, says why, and the frames keep arriving byte for byte; under `userptr` it
+/// stops with the driver's reason.
+#[test]
+fn a_driver_refusing_the_samples_falls_back_to_mmap_under_auto() {
+    let d = v4l2_deployment((320, 240), 30, "YUYV", "", false);
+    let env = [("FAKE_V4L2_USERPTR_ALIGN", "4096")];
+    let mut capture = spawn_capture(&d, &env, &["--summary"]);
+    let line = capture.wait_stderr(DEADLINE, "reopening with mmap buffers");
+    assert!(line.contains("the driver refused a shared-memory sample as a USERPTR buffer"), "{line}");
+    capture.wait_stderr(DEADLINE, "with 4 mmap buffers, one copy per frame");
+    super::read_frames(&d, 10, |h, p| check_frame(PixelFormat::Yuyv, h, p));
+    let summary = stop_with_summary(&mut capture);
+    assert_eq!(summary["memory"].as_str(), Some("mmap"), "{summary}");
+    assert_eq!(u(&summary, "written_frames"), u(&summary, "frames"), "{summary}");
+    d.assert_no_leftovers();
+
+    let strict = v4l2_deployment((320, 240), 30, "YUYV", "memory = \"userptr\"", false);
+    let (code, stderr) = run_to_exit(&strict, &env, &[]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("cannot capture into shared memory (memory = \"userptr\"): the driver refused a shared-memory sample as a USERPTR buffer"),
+        "{stderr}"
+    );
+    strict.assert_no_leftovers();
+}

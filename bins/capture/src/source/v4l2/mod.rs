@@ -70,6 +70,9 @@ pub struct V4l2Source {
     runtime_controls: Vec<(String, ControlValue)>,
     /// USERPTR buffers capture's publisher can lend at once (fixed by the first open).
     loan_capacity: Option<usize>,
+    /// Why the driver would not take shared-memory samples (it refused one at QBUF, e.g. for
+    /// its alignment): reopened with mmap from then on.
+    userptr_refused: Option<String>,
     last_sequence: Option<u32>,
     drops: u64,
     reconnects: u64,
@@ -108,7 +111,7 @@ impl V4l2Source {
             controls: config.controls.0.clone(),
             slot_bytes: camera.frame_bytes(),
         };
-        let opened = match open_session(&request, recorded, None) {
+        let opened = match open_session(&request, recorded, None, None) {
             Ok(opened) => opened,
             Err(OpenError::Gone(e) | OpenError::Refused(e)) => {
                 return Err(e.context(format!(
@@ -134,6 +137,7 @@ impl V4l2Source {
             filled: None,
             runtime_controls,
             loan_capacity,
+            userptr_refused: None,
             last_sequence: None,
             drops: 0,
             reconnects: 0,
@@ -263,7 +267,8 @@ impl V4l2Source {
     /// Reopens the device (after an unplug), keeping format and memory checks.
     fn reopen(&mut self) -> Result<(), SourceError> {
         self.shut();
-        let opened = match open_session(&self.request, &self.runtime_controls, self.loan_capacity) {
+        let refused = self.userptr_refused.as_deref();
+        let opened = match open_session(&self.request, &self.runtime_controls, self.loan_capacity, refused) {
             Ok(opened) => opened,
             Err(OpenError::Gone(e)) => return Err(SourceError::Unavailable(format!("{e:#}"))),
             Err(OpenError::Refused(e)) => {
@@ -365,6 +370,7 @@ fn open_session(
     req: &Request,
     recorded: &[(String, ControlValue)],
     loan_capacity: Option<usize>,
+    userptr_refused: Option<&str>,
 ) -> Result<Opened, OpenError> {
     let path = req.path();
     let device = Device::open(&req.device).map_err(|e| gone(e, format!("cannot open {path}")))?;
@@ -373,7 +379,7 @@ fn open_session(
     let (granted, adjustments) = negotiate::negotiate(&device, req, buf_type)?;
     apply_at_open(&device, req, recorded)?;
 
-    let stream = request_buffers(&device, req, &granted, loan_capacity)?;
+    let stream = request_buffers(&device, req, &granted, loan_capacity, userptr_refused)?;
     let mut session = Session::new(stream, device);
     let count = session.stream.count();
     if session.stream.memory() == Memory::Mmap {
@@ -408,6 +414,7 @@ fn request_buffers(
     req: &Request,
     granted: &Granted,
     loan_capacity: Option<usize>,
+    userptr_refused: Option<&str>,
 ) -> Result<Stream, OpenError> {
     let path = req.path();
     let planes = granted.device.memory_planes;
@@ -426,6 +433,9 @@ fn request_buffers(
     };
     if req.memory == V4l2Memory::Mmap {
         return mmap();
+    }
+    if let Some(why) = userptr_refused {
+        return fallback(why.to_string());
     }
     let split = match userptr_split(req, granted) {
         Ok(split) => split,
@@ -644,6 +654,26 @@ impl FrameSource for V4l2Source {
         };
         match session.stream.queue_loan(&session.device, loan) {
             Ok(()) => Ok(()),
+            // The driver does not take this memory (alignment, a mapping it cannot pin): under
+            // `auto` reopen with mmap; `userptr` cannot work with this driver.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EFAULT | libc::ENOMEM)) => {
+                let why = format!("the driver refused a shared-memory sample as a USERPTR buffer ({e})");
+                if self.request.memory == V4l2Memory::Userptr {
+                    self.shut();
+                    return Err(SourceError::Fatal(anyhow!(
+                        "camera `{}`: {} cannot capture into shared memory (memory = \"userptr\"): {why}; use memory = \"auto\" or \"mmap\"",
+                        self.request.camera,
+                        self.path()
+                    )));
+                }
+                tracing::warn!(
+                    camera = self.request.camera,
+                    device = self.path(),
+                    "{why}; reopening with mmap buffers"
+                );
+                self.userptr_refused = Some(why.clone());
+                Err(self.lost(why))
+            }
             Err(e) => Err(self.lost(format!("queuing a shared-memory sample as a USERPTR buffer failed: {e}"))),
         }
     }
