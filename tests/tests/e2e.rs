@@ -7,6 +7,7 @@ mod e2e {
     mod control;
     mod events;
     mod frame_bus;
+    mod hardening;
     mod operations;
     mod preview;
     mod readers;

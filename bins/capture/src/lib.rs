@@ -151,6 +151,9 @@ fn run_with_source(
     }
     let _release = DeploymentGuard::new(deployment.name());
     let node = create_node(deployment, ProcessRole::Capture.name(), cam)?;
+    // Before the frame segment exists: a segment larger than the free space of /dev/shm ends in
+    // SIGBUS when its pages are touched.
+    framebus_common::shm_budget::check(deployment, Some(cam), false)?;
     let bus = open_frame_bus(&node, deployment, camera)?;
     let mut output = FrameOutput::create(&bus, &layout, camera, &*source)?;
     let pacing = source.pacing();

@@ -40,8 +40,12 @@ fn main() -> ExitCode {
     let result = Deployment::load(&args.config).map_err(anyhow::Error::from).and_then(|deployment| {
         let camera = deployment.camera(args.camera.as_deref())?.clone();
         if args.check_config {
+            framebus_common::shm_budget::check(&deployment, None, true)?;
             return Ok(None);
         }
+        // Early, before the source is opened (memory of dead processes of the deployment counts
+        // as free); checked again exactly once the node has removed them.
+        framebus_common::shm_budget::check(&deployment, Some(&camera.name), true)?;
         let stats_interval = match args.stats_interval_secs {
             Some(secs) if secs.is_finite() && secs > 0.0 => Some(std::time::Duration::from_secs_f64(secs)),
             Some(secs) => anyhow::bail!("--stats-interval-secs {secs}: use a number of seconds above 0"),

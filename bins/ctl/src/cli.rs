@@ -7,8 +7,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 /// Status and commands for a framebus deployment over iceoryx2, and its supervisor (`ctl up`).
 ///
-/// Exit codes: 0 done; 1 a target did not answer or refused (the message names the service);
-/// 2 bad arguments or config.
+/// Exit codes: 0 done; 1 a target is not running (nothing serves its control service) or
+/// refused (the message names the service); 2 bad arguments or config; 3 busy: a target runs
+/// but did not answer within --timeout (too many ctl commands at once, no CPU time, or
+/// paused; `ctl status` shows it as `busy`, `--json` as "state": "busy"): try again or raise
+/// --timeout. Not running or refused wins over busy.
 #[derive(Debug, Parser)]
 #[command(version)]
 pub struct Cli {

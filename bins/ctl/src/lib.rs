@@ -3,8 +3,9 @@
 //! `control`), lists cameras and services (`list`), and runs a whole deployment as its
 //! supervisor (`up`).
 //!
-//! Every wait is bounded by `--timeout`; a process that does not answer is reported with the
-//! service that was tried, and ctl exits 1. ctl never links OpenCV or v4l.
+//! Every wait is bounded by `--timeout`; a process that is not running is reported with the
+//! service that was tried, and ctl exits 1; one that runs but did not answer in time (busy) is
+//! reported as busy, and ctl exits 3. ctl never links OpenCV or v4l.
 
 pub mod cli;
 pub mod metrics;
@@ -18,7 +19,7 @@ use framebus_common::config::{control_assignments_text, parse_control_assignment
 use framebus_common::control::{
     Command, ControlClient, ControlError, ControlReply, ProcessStatus, Target, REQUEST_TEXT,
 };
-use framebus_common::ipc::{connect_control, control_roles, create_named_node, DeploymentGuard, IpcService};
+use framebus_common::ipc::{connect_control, control_roles, create_client_node, DeploymentGuard, IpcService};
 use framebus_common::names::{service_name, ProcessRole, Role, ServiceKind};
 use framebus_common::state::{CameraState, StateStore};
 use framebus_common::Deployment;
@@ -32,26 +33,42 @@ use crate::cli::{Cli, ControlAction, CtlCommand};
 pub enum Outcome {
     /// Everything asked for was done.
     Done,
-    /// Some target did not answer or refused; the output says which.
+    /// Some target is not running or refused; the output says which.
     Incomplete,
+    /// Every target that did not answer is running but busy (it did not answer within
+    /// `--timeout`); the output says which. Trying again may succeed.
+    Busy,
 }
 
 impl Outcome {
-    /// The process exit code: 0 or 1 (hard errors exit 2).
+    /// The process exit code: 0, 1 or 3 (hard errors exit 2).
     pub fn exit_code(self) -> u8 {
         match self {
             Outcome::Done => 0,
             Outcome::Incomplete => 1,
+            Outcome::Busy => 3,
         }
     }
 
-    fn from_all_ok(ok: bool) -> Outcome {
-        if ok {
-            Outcome::Done
-        } else {
-            Outcome::Incomplete
-        }
+    /// The outcome of several deliveries: not running or refused wins over busy.
+    fn of(deliveries: impl IntoIterator<Item = Delivery>) -> Outcome {
+        deliveries.into_iter().fold(Outcome::Done, |outcome, d| match (outcome, d) {
+            (Outcome::Incomplete, _) | (_, Delivery::Failed) => Outcome::Incomplete,
+            (_, Delivery::Busy) => Outcome::Busy,
+            (outcome, Delivery::Ok) => outcome,
+        })
     }
+}
+
+/// How one command reached one process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Delivery {
+    /// Answered and done.
+    Ok,
+    /// Running, but it did not answer in time.
+    Busy,
+    /// Not running, refused, or an error.
+    Failed,
 }
 
 /// Runs one `ctl` command.
@@ -63,6 +80,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<Outcome> {
             Ok(Outcome::Done)
         }
         CtlCommand::Up { max_restarts } => {
+            framebus_common::shm_budget::check(&deployment, None, true)?;
             let options = supervisor::SupervisorOptions { max_restarts: *max_restarts, ..Default::default() };
             supervisor::run(&deployment, &options)?;
             Ok(Outcome::Done)
@@ -186,7 +204,7 @@ fn set_controls(session: &Session, cli: &Cli, camera: &str, text: String) -> any
 /// deployment guard cleans up.
 fn with_client<T>(deployment: &Deployment, f: impl FnOnce(&Session) -> anyhow::Result<T>) -> anyhow::Result<T> {
     let _release = DeploymentGuard::new(deployment.name());
-    let node = create_named_node(deployment.name(), &format!("ctl-{}", std::process::id()))?;
+    let node = create_client_node(deployment.name(), &format!("ctl-{}", std::process::id()))?;
     let session = Session { node: &node, client: ControlClient::new(&node, deployment.name()) };
     f(&session)
 }
@@ -231,18 +249,23 @@ fn control_service(deployment: &Deployment, target: &Target) -> String {
 fn status(deployment: &Deployment, session: &Session, cli: &Cli, camera: &Option<String>) -> anyhow::Result<Outcome> {
     let targets = targets(deployment, true, camera.as_deref())?;
     let results = session.client.send_all(&targets, &Command::Status, cli.timeout);
-    let mut all_ok = true;
     let mut rows = Vec::new();
     for (target, result) in targets.iter().zip(results) {
         let service = control_service(deployment, target);
         let row = match result.map(|reply| (reply.status(), reply)) {
             Ok((Some(status), reply)) if reply.is_ok() => Row::Up(Box::new(status)),
             Ok((_, reply)) => Row::Down(format!("unreadable reply on `{service}`: {}", reply.message_text())),
+            Err(e) if e.is_busy() => Row::Busy(e.to_string()),
             Err(e) => Row::Down(e.to_string()),
         };
-        all_ok &= matches!(row, Row::Up(_));
         rows.push((target, service, row));
     }
+    let outcome = Outcome::of(rows.iter().map(|(_, _, row)| match row {
+        Row::Up(_) => Delivery::Ok,
+        Row::Busy(_) => Delivery::Busy,
+        Row::Down(_) => Delivery::Failed,
+    }));
+    let command_state = command_state(deployment, &targets);
     if cli.json {
         let processes: Vec<Value> = rows
             .iter()
@@ -250,21 +273,76 @@ fn status(deployment: &Deployment, session: &Session, cli: &Cli, camera: &Option
                 let mut value = match row {
                     Row::Up(status) => serde_json::to_value(status).unwrap_or(Value::Null),
                     Row::Down(error) => json!({ "camera": target.camera, "role": target.role.as_str(), "state": "not-running", "error": error }),
+                    Row::Busy(error) => json!({ "camera": target.camera, "role": target.role.as_str(), "state": "busy", "error": error }),
                 };
                 value["service"] = json!(service);
                 value
             })
             .collect();
-        println!("{}", json!({ "deployment": deployment.name(), "processes": processes }));
+        let state: Vec<Value> = command_state
+            .iter()
+            .map(|c| json!({ "camera": c.camera, "path": c.path, "preview": c.flags.preview, "saving": c.flags.saving, "error": c.error }))
+            .collect();
+        println!("{}", json!({ "deployment": deployment.name(), "processes": processes, "command_state": state }));
     } else {
         print!("{}", status_table(&rows));
+        for c in command_state.iter().filter(|c| c.error.is_some()) {
+            println!(
+                "{}: command state unusable, processes use the config's flags (preview {}, saving {}): {}",
+                c.camera,
+                on_off(c.flags.preview),
+                on_off(c.flags.saving),
+                c.error.as_deref().unwrap_or_default()
+            );
+        }
     }
-    Ok(Outcome::from_all_ok(all_ok))
+    Ok(outcome)
 }
 
 enum Row {
     Up(Box<ProcessStatus>),
+    /// Running, but it did not answer within the timeout.
+    Busy(String),
     Down(String),
+}
+
+fn on_off(on: bool) -> &'static str {
+    if on {
+        "on"
+    } else {
+        "off"
+    }
+}
+
+/// The command state of one camera as ctl reads it itself (the processes fall back to the
+/// config's flags when the file is unusable, and can only log it).
+struct CommandState {
+    camera: String,
+    path: std::path::PathBuf,
+    flags: CameraState,
+    error: Option<String>,
+}
+
+/// The command state of every camera among `targets`, in order.
+fn command_state(deployment: &Deployment, targets: &[Target]) -> Vec<CommandState> {
+    let store = StateStore::of(deployment);
+    let mut cameras: Vec<&str> = Vec::new();
+    for target in targets {
+        if !cameras.contains(&target.camera.as_str()) {
+            cameras.push(&target.camera);
+        }
+    }
+    cameras
+        .into_iter()
+        .map(|camera| {
+            let initial = CameraState::initial(deployment.camera(Some(camera)).ok());
+            let (flags, error) = match store.recorded(camera) {
+                Ok(recorded) => (recorded.over(initial), None),
+                Err(e) => (initial, Some(e.to_string())),
+            };
+            CommandState { camera: camera.to_string(), path: store.path(camera), flags, error }
+        })
+        .collect()
 }
 
 fn status_table(rows: &[(&Target, String, Row)]) -> String {
@@ -287,7 +365,6 @@ fn status_table(rows: &[(&Target, String, Row)]) -> String {
         "PREVIEW",
         "SAVING"
     );
-    let on_off = |on: bool| if on { "on" } else { "off" };
     for (target, _, row) in rows {
         match row {
             Row::Up(s) => {
@@ -337,6 +414,9 @@ fn status_table(rows: &[(&Target, String, Row)]) -> String {
                 let _ =
                     writeln!(out, "{:<10} {:<12} {:>7} not running: {error}", target.camera, target.role.as_str(), "-");
             }
+            Row::Busy(error) => {
+                let _ = writeln!(out, "{:<10} {:<12} {:>7} busy: {error}", target.camera, target.role.as_str(), "-");
+            }
         }
     }
     out
@@ -350,6 +430,10 @@ fn stop(deployment: &Deployment, session: &Session, cli: &Cli, camera: &str, rol
     let reply = match session.client.send(&target, &Command::Stop, cli.timeout) {
         Ok(reply) if reply.is_ok() => reply,
         Ok(reply) => return report_failure(cli, camera, &format!("{role} refused to stop: {}", reply.message_text())),
+        Err(e) if e.is_busy() => {
+            report_failure(cli, camera, &e.to_string())?;
+            return Ok(Outcome::Busy);
+        }
         Err(e) => return report_failure(cli, camera, &e.to_string()),
     };
     // The ladder: the cooperative stop was acknowledged; if the process is still serving after
@@ -445,22 +529,27 @@ fn set_flag(
     }
     let targets = targets(deployment, true, Some(camera))?;
     let results = session.client.send_all(&targets, command, cli.timeout);
-    let mut all_ok = true;
+    let mut deliveries = Vec::new();
     let mut delivered = Vec::new();
     for (target, result) in targets.iter().zip(results) {
         let service = control_service(deployment, target);
-        let (ok, text) = describe_delivery(result);
-        all_ok &= ok;
-        delivered.push(json!({ "role": target.role.as_str(), "service": service, "ok": ok, "message": text }));
+        let (delivery, text) = describe_delivery(result);
+        deliveries.push(delivery);
+        let ok = delivery == Delivery::Ok;
+        delivered.push(
+            json!({ "role": target.role.as_str(), "service": service, "ok": ok, "busy": delivery == Delivery::Busy, "message": text }),
+        );
         if !cli.json {
             let line = format!("{camera}: {}: {text}", target.role);
-            if ok {
-                println!("{line}");
-            } else {
-                eprintln!("ctl: {line} (recorded; applies when it starts)");
+            match delivery {
+                Delivery::Ok => println!("{line}"),
+                Delivery::Busy => eprintln!("ctl: {line} (recorded; run the command again to deliver it)"),
+                Delivery::Failed => eprintln!("ctl: {line} (recorded; applies when it starts)"),
             }
         }
     }
+    let outcome = Outcome::of(deliveries);
+    let all_ok = outcome == Outcome::Done;
     if cli.json {
         println!(
             "{}",
@@ -476,14 +565,15 @@ fn set_flag(
     } else {
         println!("{camera}: {} recorded in {}", command.describe(), store.path(camera).display());
     }
-    Ok(Outcome::from_all_ok(all_ok))
+    Ok(outcome)
 }
 
-fn describe_delivery(result: Result<ControlReply, ControlError>) -> (bool, String) {
+fn describe_delivery(result: Result<ControlReply, ControlError>) -> (Delivery, String) {
     match result {
-        Ok(reply) if reply.is_ok() => (true, reply.message_text()),
-        Ok(reply) => (false, format!("refused: {}", reply.message_text())),
-        Err(e) => (false, e.to_string()),
+        Ok(reply) if reply.is_ok() => (Delivery::Ok, reply.message_text()),
+        Ok(reply) => (Delivery::Failed, format!("refused: {}", reply.message_text())),
+        Err(e) if e.is_busy() => (Delivery::Busy, e.to_string()),
+        Err(e) => (Delivery::Failed, e.to_string()),
     }
 }
 
@@ -497,7 +587,11 @@ fn list(deployment: &Deployment, json_output: bool) {
         deployment.state_dir().display()
     );
     for cam in &deployment.camera {
-        let flags = store.effective(&cam.name, CameraState::initial(Some(cam)));
+        let initial = CameraState::initial(Some(cam));
+        let (flags, state_error) = match store.recorded(&cam.name) {
+            Ok(recorded) => (recorded.over(initial), None),
+            Err(e) => (initial, Some(e.to_string())),
+        };
         let services: Vec<Value> = [("frames", ServiceKind::Frames), ("frames-ready", ServiceKind::FrameReady)]
             .into_iter()
             .map(|(what, kind)| json!({ "what": what, "service": service_name(name, &cam.name, kind) }))
@@ -521,6 +615,9 @@ fn list(deployment: &Deployment, json_output: bool) {
             if flags.preview { "on" } else { "off" },
             if flags.saving { "on" } else { "off" },
         );
+        if let Some(error) = &state_error {
+            let _ = writeln!(text, "  command state unusable (the config's flags apply): {error}");
+        }
         for service in &services {
             let _ = writeln!(
                 text,
@@ -540,6 +637,7 @@ fn list(deployment: &Deployment, json_output: bool) {
             "preview": flags.preview,
             "saving": flags.saving,
             "state_file": store.path(&cam.name),
+            "state_error": state_error,
             "services": services,
         }));
     }

@@ -33,6 +33,9 @@ fn main() -> ExitCode {
     let options = RecorderOptions { saving: args.saving, json: args.json };
     let result = Deployment::load(&args.config).map_err(anyhow::Error::from).and_then(|deployment| {
         let camera = deployment.camera(args.camera.as_deref())?.clone();
+        // Recordings get `file-mode` (private by default), whatever the caller's umask.
+        let mode = camera.recorder.clone().unwrap_or_default().file_mode;
+        framebus_common::secure_fs::set_creation_mode(mode.0, mode.dir_mode());
         framebus_recorder::run(&deployment, &camera, &options)
     });
     match result {

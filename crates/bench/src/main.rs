@@ -186,7 +186,8 @@ fn bench() -> anyhow::Result<()> {
         for readers in [1usize, 4] {
             let memcpy = memcpy_ns(bytes, 1);
             let rotating = memcpy_ns(bytes, slots_for(readers));
-            let name = format!("bench{}-{}r-{}", std::process::id(), readers, case.width);
+            // Deployment names are short (at most 14 characters, see the config docs).
+            let name = format!("b{}-{}-{}", std::process::id() % 1_000_000, readers, case.width / 10);
             let policies = vec!["every"; readers];
             let flat = run_once(dir.path(), &format!("{name}f"), case, 0, case.flat_out_frames, &policies, false)?;
             let paced =
@@ -221,7 +222,7 @@ fn policy_table(dir: &Path) -> anyhow::Result<()> {
     let case =
         Case { label: "1920x1080", width: 1920, height: 1080, flat_out_frames: 0, paced_fps: 30, paced_frames: 300 };
     let policies = ["newest", "max-fps=5", "every"];
-    let name = format!("bench{}-policies", std::process::id());
+    let name = format!("b{}-pol", std::process::id() % 1_000_000);
     let run = run_once(dir, &name, &case, case.paced_fps, case.paced_frames, &policies, true)?;
     println!("\nReader policies on one 1080p30 camera, 300 frames (10 s), all three readers at once, each reading every byte of the frames it takes:\n");
     println!(
@@ -287,9 +288,10 @@ struct DeviceRun {
     reader: serde_json::Value,
 }
 
-fn device_run(dir: &Path, lib: &Path, case: &DeviceCase, memory: &str, frames: u64) -> anyhow::Result<DeviceRun> {
-    // Short: iceoryx2's socket paths contain it and must fit 108 bytes.
-    let name = format!("bd{}-{}{}{frames}", std::process::id(), case.width, &memory[..1]);
+fn device_run(dir: &Path, lib: &Path, case: &DeviceCase, memory: &str, run: usize) -> anyhow::Result<DeviceRun> {
+    // At most 14 characters: iceoryx2's socket paths contain it.
+    let frames = case.frames;
+    let name = format!("v{}{}{}-{run}", std::process::id() % 1_000_000, &memory[..1], case.width / 1000);
     let config = dir.join(format!("{name}.toml"));
     std::fs::write(
         &config,
@@ -360,8 +362,8 @@ fn device_bench(dir: &Path) -> anyhow::Result<()> {
             // The lowest of three runs: on a shared machine other work only adds (cache and TLB
             // misses after every wake-up, context switches).
             let mut runs = Vec::new();
-            for _ in 0..3 {
-                runs.push(device_run(dir, &lib, case, memory, case.frames)?);
+            for run in 0..3 {
+                runs.push(device_run(dir, &lib, case, memory, run)?);
             }
             let per_frame = |r: &DeviceRun| (r.cpu_ns - r.fill_ns) / f(&r.capture, "frames").max(1.0);
             runs.sort_by(|a, b| per_frame(a).total_cmp(&per_frame(b)));

@@ -137,12 +137,20 @@ fn bad_preview_and_recorder_values_name_the_key() {
         "`camera[0].recorder.image-every`: invalid value 0: allowed 1 (every frame) or more",
     );
     check(
+        "[camera.recorder]\nfile-mode = \"0755\"\n",
+        "`camera[0].recorder.file-mode`: invalid mode 0755: allowed read/write bits only, with read and write for the owner: \"0600\" (only the recording user, default), \"0640\" (its group may read), \"0644\" (everyone may read)",
+    );
+    check(
+        "[camera.recorder]\nfile-mode = 0o400\n",
+        "`camera[0].recorder.file-mode`: invalid mode 0400: allowed read/write bits only, with read and write for the owner: \"0600\" (only the recording user, default), \"0640\" (its group may read), \"0644\" (everyone may read)",
+    );
+    check(
         "[camera.recorder]\nvideo = \"h265\"\n",
         "`camera[0].recorder.video`: unknown variant `h265`, expected one of `mjpg-avi`, `mp4v-mp4`, `h264-mp4`, `off`",
     );
     check(
         "[camera.recorder]\nfree-mb = 3\n",
-        "`camera[0].recorder.free-mb`: unknown field `free-mb`, expected one of `enabled`, `queue-depth`, `policy`, `max-fps`, `directory`, `video`, `video-fps`, `images`, `image-every`, `image-max-fps`, `jpeg-quality`, `segment-secs`, `min-free-mb`, `min-free-inodes`, `delete-oldest`, `stats-interval-secs`",
+        "`camera[0].recorder.free-mb`: unknown field `free-mb`, expected one of `enabled`, `queue-depth`, `policy`, `max-fps`, `directory`, `video`, `video-fps`, `images`, `image-every`, `image-max-fps`, `jpeg-quality`, `segment-secs`, `min-free-mb`, `min-free-inodes`, `delete-oldest`, `stats-interval-secs`, `file-mode`",
     );
 }
 
@@ -228,6 +236,27 @@ fn v4l2_memory_is_checked_against_the_conversion() {
     assert_eq!(e.message, "unknown variant `dmabuf`, expected one of `auto`, `userptr`, `mmap`");
 }
 
+/// A V4L2 camera that may capture with USERPTR reserves its driver buffers in shared memory
+/// (and the budget counts them); one that converts, or uses mmap, does not. Reader queues are
+/// the same either way.
+#[test]
+fn userptr_buffers_count_in_the_shared_memory() {
+    let camera = |published: &str, source: &str| {
+        let text = format!(
+            "[deployment]\nname = \"lab\"\n[[camera]]\nname = \"cam0\"\nwidth = 640\nheight = 480\npixel-format = \"{published}\"\n[camera.source]\nkind = \"v4l2\"\ndevice = \"/dev/video0\"\n{source}"
+        );
+        let d = load(&text).expect("loads");
+        d.camera(None).expect("one camera").slot_layout()
+    };
+    let userptr = camera("YUYV", "");
+    let mmap = camera("YUYV", "memory = \"mmap\"");
+    let converted = camera("BGR3", "format = \"YUYV\"");
+    assert_eq!((userptr.publisher_loans, userptr.slots()), (4, mmap.slots() + 3));
+    assert_eq!((mmap.publisher_loans, converted.publisher_loans), (1, 1));
+    assert_eq!(userptr.max_queue_depth, mmap.max_queue_depth);
+    assert_eq!(camera("NV12", "buffers = 8").publisher_loans, 8);
+}
+
 /// `name=value` arguments become control settings; values are integers, booleans or menu
 /// item names; malformed arguments are errors naming them.
 #[test]
@@ -271,4 +300,37 @@ fn control_arguments_round_trip_through_the_request_text() {
     assert!(control_assignments_text(&["gain=10"; 40], 256).is_err_and(|e| e.contains("set fewer at once")));
     assert!(control_assignments_text(&["name=caf\u{e9}"], 256).is_err_and(|e| e.contains("printable ASCII")));
     assert!(control_assignments_text(&["name=a\"b"], 256).is_err_and(|e| e.contains("double quote")));
+}
+
+/// `file-mode` takes an octal string or a TOML integer; folders get x where r is set.
+#[test]
+fn the_recordings_file_mode_loads_in_both_spellings() {
+    for (text, mode) in [("", 0o600), ("file-mode = \"0640\"\n", 0o640), ("file-mode = 0o644\n", 0o644)] {
+        let d = load(&format!("{GOOD}[camera.recorder]\n{text}")).expect("valid config");
+        let recorder = d.camera(None).expect("camera").recorder.clone().expect("recorder");
+        assert_eq!(recorder.file_mode.0, mode, "{text}");
+    }
+    assert_eq!(FileMode(0o600).dir_mode(), 0o700);
+    assert_eq!(FileMode(0o640).dir_mode(), 0o750);
+    assert_eq!(FileMode(0o644).dir_mode(), 0o755);
+}
+
+/// Deployment names are limited by iceoryx2's event-socket paths: 14 characters fit, 15 do not;
+/// the cap on shared memory counts every camera.
+#[test]
+fn names_and_shared_memory_are_limited_to_what_runs() {
+    assert_eq!(max_deployment_name_len(), 14);
+    assert!(crate::ipc::longest_event_socket_path(&"a".repeat(14)) <= crate::ipc::MAX_SOCKET_PATH);
+    let named = |name: &str| GOOD.replace("name = \"lab\"", &format!("name = \"{name}\""));
+    assert!(load(&named(&"a".repeat(14))).is_ok());
+    let e = load(&named(&"a".repeat(15))).expect_err("15 characters");
+    assert_eq!(e.key, "deployment.name");
+    let two = format!(
+        "[deployment]\nname = \"lab\"\nmax-shared-memory-mb = 40\n{}{}",
+        &GOOD[GOOD.find("[[camera]]").expect("camera")..],
+        GOOD[GOOD.find("[[camera]]").expect("camera")..].replace("cam0", "cam1")
+    );
+    let e = load(&two).expect_err("two cameras of 24 MiB each exceed 40 MiB");
+    assert_eq!(e.key, "camera[1].slots", "{}", e.message);
+    assert!(e.message.contains("already taken by the cameras before it"), "{}", e.message);
 }

@@ -111,7 +111,9 @@ impl V4l2Source {
             controls: config.controls.0.clone(),
             slot_bytes: camera.frame_bytes(),
         };
-        let opened = match open_session(&request, recorded, None, None) {
+        // The shared memory counts `buffers` samples for the driver (CameraConfig::
+        // userptr_buffers): a driver wanting more gets mmap.
+        let opened = match open_session(&request, recorded, Some(config.buffers as usize), None) {
             Ok(opened) => opened,
             Err(OpenError::Gone(e) | OpenError::Refused(e)) => {
                 return Err(e.context(format!(
@@ -453,7 +455,7 @@ fn request_buffers(
         let granted_count = stream.count();
         stream.free(device);
         return fallback(format!(
-            "the driver now wants {granted_count} buffers, more than the {} samples reserved at start",
+            "the driver wants {granted_count} buffers, more than the {} samples the shared memory reserves for it",
             loan_capacity.unwrap_or(0)
         ));
     }
