@@ -23,6 +23,7 @@ use framebus_common::control::{ControlServer, FourccText, FrameFormat, Metrics, 
 use framebus_common::ipc::{create_node, open_frame_bus, DeploymentGuard};
 use framebus_common::state::StateStore;
 use framebus_common::{CameraConfig, Deployment, ProcessRole};
+use serde::Serialize;
 
 use crate::control::Control;
 pub use crate::control::{camera_controls, ControlsRequest};
@@ -67,36 +68,66 @@ pub struct CaptureSummary {
     pub effective: Option<Effective>,
 }
 
+/// `capture --summary`'s JSON document (field names are a contract: tests and the bench read
+/// them).
+#[derive(Serialize)]
+struct SummaryDocument {
+    frames: u64,
+    seconds: f64,
+    fps: f64,
+    publish_cost_ns: u64,
+    loan_ns: u64,
+    write_ns: u64,
+    send_ns: u64,
+    notify_ns: u64,
+    zero_copy_frames: u64,
+    written_frames: u64,
+    cpu_ns: u64,
+    #[serde(flatten)]
+    effective: Option<EffectiveDocument>,
+}
+
+/// What the source delivered, in the summary.
+#[derive(Serialize)]
+struct EffectiveDocument {
+    format: String,
+    width: u32,
+    height: u32,
+    device_format: Option<String>,
+    memory: Option<&'static str>,
+    source_fps: f64,
+    source_drops: u64,
+    reconnects: u64,
+}
+
 impl CaptureSummary {
     /// One-line JSON.
     pub fn to_json(&self) -> String {
-        let effective = self.effective.as_ref().map_or(String::new(), |e| {
-            format!(
-                ",\"format\":\"{}\",\"width\":{},\"height\":{},\"device_format\":{},\"memory\":{},\"source_fps\":{:.3},\"source_drops\":{},\"reconnects\":{}",
-                e.published.format,
-                e.published.width,
-                e.published.height,
-                e.device_format.map_or("null".to_string(), |f| format!("\"{f}\"")),
-                e.memory.map_or("null".to_string(), |m| format!("\"{m}\"")),
-                e.fps,
-                e.source_drops,
-                e.reconnects
-            )
-        });
-        format!(
-            "{{\"frames\":{},\"seconds\":{:.3},\"fps\":{:.1},\"publish_cost_ns\":{:.0},\"loan_ns\":{:.0},\"write_ns\":{:.0},\"send_ns\":{:.0},\"notify_ns\":{:.0},\"zero_copy_frames\":{},\"written_frames\":{},\"cpu_ns\":{}{effective}}}",
-            self.frames,
-            self.seconds,
-            if self.seconds > 0.0 { self.frames as f64 / self.seconds } else { 0.0 },
-            self.publish_cost_ns,
-            self.phase_ns[0],
-            self.phase_ns[1],
-            self.phase_ns[2],
-            self.phase_ns[3],
-            self.zero_copy_frames,
-            self.written_frames,
-            self.cpu_ns,
-        )
+        let round = |v: f64, digits: i32| (v * 10f64.powi(digits)).round() / 10f64.powi(digits);
+        let document = SummaryDocument {
+            frames: self.frames,
+            seconds: round(self.seconds, 3),
+            fps: round(if self.seconds > 0.0 { self.frames as f64 / self.seconds } else { 0.0 }, 1),
+            publish_cost_ns: self.publish_cost_ns.round() as u64,
+            loan_ns: self.phase_ns[0].round() as u64,
+            write_ns: self.phase_ns[1].round() as u64,
+            send_ns: self.phase_ns[2].round() as u64,
+            notify_ns: self.phase_ns[3].round() as u64,
+            zero_copy_frames: self.zero_copy_frames,
+            written_frames: self.written_frames,
+            cpu_ns: self.cpu_ns,
+            effective: self.effective.as_ref().map(|e| EffectiveDocument {
+                format: e.published.format.to_string(),
+                width: e.published.width,
+                height: e.published.height,
+                device_format: e.device_format.map(|f| f.to_string()),
+                memory: e.memory,
+                source_fps: round(e.fps, 3),
+                source_drops: e.source_drops,
+                reconnects: e.reconnects,
+            }),
+        };
+        serde_json::to_string(&document).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
     }
 }
 
