@@ -114,6 +114,22 @@ impl fmt::Display for UnknownPixelFormat {
 
 impl std::error::Error for UnknownPixelFormat {}
 
+/// Read from the config as its fourcc text (`"BGR3"`); an unknown one is an error listing the
+/// allowed formats.
+impl<'de> serde::Deserialize<'de> for PixelFormat {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Written as its fourcc text.
+impl serde::Serialize for PixelFormat {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
 impl FromStr for PixelFormat {
     type Err = UnknownPixelFormat;
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use framebus_common::clock;
-use framebus_common::config::{FilePace, FileSource as FileSourceConfig};
+use framebus_common::config::{FilePace, FileSourceConfig};
 use framebus_common::{CameraConfig, PixelFormat};
 use framebus_vision::opencv::core::{Mat, Size};
 use framebus_vision::opencv::prelude::*;

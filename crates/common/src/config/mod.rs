@@ -21,8 +21,8 @@ pub use preview::PreviewConfig;
 pub use recorder::{FileMode, ImageFormat, RecorderConfig, VideoFormat};
 pub use source::{
     control_assignments_text, normalize_control_name, parse_control_assignments, split_control_text, v4l2_conversion,
-    v4l2_targets, ControlSettings, ControlValue, Conversion, FilePace, FileSource, MediaCtlConfig, MediaPipelineConfig,
-    SourceConfig, SyntheticSource, V4l2Memory, V4l2Source,
+    v4l2_targets, ControlSettings, ControlValue, Conversion, FilePace, FileSourceConfig, MediaCtlConfig,
+    MediaPipelineConfig, SourceConfig, SyntheticSourceConfig, V4l2Memory, V4l2SourceConfig,
 };
 
 use crate::format::PixelFormat;
@@ -37,7 +37,7 @@ pub mod defaults {
     /// Frame rate of a camera.
     pub const FPS: f64 = 30.0;
     /// Pixel format of a camera.
-    pub const PIXEL_FORMAT: &str = "BGR3";
+    pub const PIXEL_FORMAT: crate::PixelFormat = crate::PixelFormat::Bgr3;
     /// Frame slots in shared memory per camera: 5 readers with queues of up to 4 frames.
     pub const SLOTS: u32 = 26;
     /// Readers that may attach to one camera at once.
@@ -196,7 +196,7 @@ pub struct CameraConfig {
     pub fps: f64,
     /// Pixel format published to readers (a fourcc, e.g. `BGR3`).
     #[serde(default = "default_pixel_format")]
-    pub pixel_format: String,
+    pub pixel_format: PixelFormat,
     /// Frame slots in shared memory for frames in flight (queued or being read).
     #[serde(default = "default_slots")]
     pub slots: u32,
@@ -254,8 +254,8 @@ pub struct ReaderSpec {
 fn default_fps() -> f64 {
     defaults::FPS
 }
-fn default_pixel_format() -> String {
-    defaults::PIXEL_FORMAT.to_string()
+fn default_pixel_format() -> PixelFormat {
+    defaults::PIXEL_FORMAT
 }
 fn default_slots() -> u32 {
     defaults::SLOTS
@@ -371,7 +371,7 @@ const NAME_RULE: &str = "1 to 32 characters of a-z, 0-9, `-` and `_`, starting w
 impl CameraConfig {
     /// The validated pixel format (validation guarantees it parses).
     pub fn format(&self) -> PixelFormat {
-        self.pixel_format.parse().unwrap_or(PixelFormat::Bgr3)
+        self.pixel_format
     }
 
     /// Bytes of one frame slot.
@@ -542,181 +542,203 @@ impl Deployment {
     /// Checks values and cross-field rules; the first error found is returned.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let file = &self.source_file;
-        let err = |key: String, msg: String| Err(ConfigError::value(file, &key, msg));
-        let name = &self.deployment.name;
-        let max_name = max_deployment_name_len();
-        if !is_valid_name(name) || name.len() > max_name {
-            return err(
-                "deployment.name".into(),
-                format!(
-                    "invalid name `{name}`: use 1 to {max_name} characters of a-z, 0-9, `-` and `_`, starting with a letter or digit (iceoryx2 names the deployment's event sockets `{}<id of up to 39 digits>.event`, and a Unix socket path holds at most {} bytes)",
-                    crate::ipc::deployment_root("<name>") + &crate::names::shm_prefix("<name>"),
-                    crate::ipc::MAX_SOCKET_PATH
-                ),
-            );
-        }
-        if let Some(addr) = &self.deployment.metrics {
-            if addr.parse::<std::net::SocketAddr>().is_err() {
-                return err(
-                    "deployment.metrics".into(),
-                    format!("invalid address `{addr}`: use ip:port, e.g. `127.0.0.1:9464` (port 0 picks a free port)"),
-                );
-            }
-        }
-        let max_mb = self.deployment.max_shared_memory_mb;
-        if !(1..=1024 * 1024).contains(&max_mb) {
-            return err(
-                "deployment.max-shared-memory-mb".into(),
-                format!("invalid value {max_mb}: allowed 1 to 1048576 (MiB)"),
-            );
-        }
-        let mut total = 0u64;
+        validate_deployment_section(&self.deployment).map_err(|(key, msg)| ConfigError::value(file, &key, msg))?;
         if self.camera.is_empty() {
-            return err("camera".into(), "no camera configured: add at least one `[[camera]]` table".into());
+            return Err(ConfigError::value(
+                file,
+                "camera",
+                "no camera configured: add at least one `[[camera]]` table".into(),
+            ));
         }
+        let max_bytes = self.deployment.max_shared_memory_mb * 1024 * 1024;
+        let mut total = 0u64;
         let mut seen = HashSet::new();
         for (i, cam) in self.camera.iter().enumerate() {
-            let key = |field: &str| format!("camera[{i}].{field}");
-            if !is_valid_name(&cam.name) {
-                return err(key("name"), format!("invalid name `{}`: use {NAME_RULE}", cam.name));
-            }
+            let at = |(field, msg): (String, String)| ConfigError::value(file, &format!("camera[{i}].{field}"), msg);
             if !seen.insert(cam.name.as_str()) {
-                return err(key("name"), format!("duplicate camera name `{}`: names must be unique", cam.name));
+                return Err(at(("name".into(), format!("duplicate camera name `{}`: names must be unique", cam.name))));
             }
-            let format: PixelFormat = match cam.pixel_format.parse() {
-                Ok(f) => f,
-                Err(e) => return err(key("pixel-format"), e.to_string()),
-            };
-            for (field, value) in [("width", cam.width), ("height", cam.height)] {
-                if !(16..=16384).contains(&value) {
-                    return err(key(field), format!("invalid value {value}: allowed 16 to 16384 pixels"));
-                }
-            }
-            if matches!(format, PixelFormat::Yuyv | PixelFormat::Nv12 | PixelFormat::Nv21 | PixelFormat::Nv16)
-                && (cam.width % 2 != 0 || cam.height % 2 != 0)
-            {
-                return err(
-                    key("width"),
-                    format!("{format} needs an even width and height, got {}x{}", cam.width, cam.height),
-                );
-            }
-            if !cam.fps.is_finite() || !(0.0..=1000.0).contains(&cam.fps) {
-                return err(key("fps"), format!("invalid value {}: allowed 0 (as fast as possible) to 1000", cam.fps));
-            }
-            if !(1..=64).contains(&cam.max_readers) {
-                return err(key("max-readers"), format!("invalid value {}: allowed 1 to 64", cam.max_readers));
-            }
-            let min_slots = cam.max_readers * (1 + defaults::READER_BORROWS) + defaults::PUBLISHER_LOANS;
-            if cam.slots < min_slots {
-                return err(
-                    key("slots"),
-                    format!(
-                        "{} slots cannot serve {} readers: each needs a queue of at least 1 frame plus {} it works on, and capture needs {}; use at least {min_slots}",
-                        cam.slots, cam.max_readers, defaults::READER_BORROWS, defaults::PUBLISHER_LOANS
-                    ),
-                );
-            }
-            let layout = cam.slot_layout();
-            let need = layout.shared_memory_bytes();
+            validate_frame(cam).map_err(at)?;
+            let need = cam.slot_layout().shared_memory_bytes();
             total = total.saturating_add(need);
-            if total > max_mb * 1024 * 1024 {
-                let before = total - need;
-                return err(
-                    key("slots"),
-                    format!(
-                        "camera `{}` needs {} of shared memory ({} slots of {}x{} {format}, {} bytes each), and the deployment may reserve at most {} (`deployment.max-shared-memory-mb` = {max_mb}{}); lower `slots`, `max-readers` or the frame size, or raise `deployment.max-shared-memory-mb`",
-                        cam.name,
-                        human_bytes(need),
-                        layout.slots(),
-                        cam.width,
-                        cam.height,
-                        layout.frame_bytes,
-                        human_bytes(max_mb * 1024 * 1024),
-                        if before > 0 { format!(", {} already taken by the cameras before it", human_bytes(before)) } else { String::new() },
-                    ),
-                );
+            if total > max_bytes {
+                return Err(at(("slots".into(), memory_budget_message(cam, need, total - need, max_bytes))));
             }
-            let mut roles = HashSet::new();
-            for (j, user) in cam.reader.iter().enumerate() {
-                let key = |field: &str| key(&format!("reader[{j}].{field}"));
-                let role = match Role::new(&user.name) {
-                    Ok(role) => role,
-                    Err(e) => return err(key("name"), e.to_string()),
-                };
-                if let Some(builtin) = role.builtin() {
-                    return err(
-                        key("name"),
-                        format!("`{}` is a built-in role: configure it in [camera.{builtin}], or name your reader differently", user.name),
-                    );
-                }
-                if !roles.insert(user.name.as_str()) {
-                    return err(
-                        key("name"),
-                        format!("duplicate reader name `{}`: names must be unique per camera", user.name),
-                    );
-                }
-                if user.command.first().is_some_and(|program| program.trim().is_empty()) {
-                    return err(key("command"), "the program (first element) is empty".into());
-                }
-            }
-            let readers = cam.reader_entries();
-            if readers.len() > cam.max_readers as usize {
-                return err(
-                    key("max-readers"),
-                    format!(
-                        "{} readers are configured ({}), more than max-readers = {}",
-                        readers.len(),
-                        readers.iter().map(|r| r.0.as_str()).collect::<Vec<_>>().join(", "),
-                        cam.max_readers
-                    ),
-                );
-            }
-            for (_, reader_key, depth, policy) in readers {
-                if depth < 1 || depth as usize > layout.max_queue_depth {
-                    return err(
-                        key(&format!("{reader_key}.queue-depth")),
-                        format!(
-                            "invalid value {depth}: allowed 1 to {} with slots = {} and max-readers = {} (raise slots for deeper queues)",
-                            layout.max_queue_depth, cam.slots, cam.max_readers
-                        ),
-                    );
-                }
-                if let Err(e) = policy {
-                    return err(key(&format!("{reader_key}.policy")), e);
-                }
-            }
-            if let Some(algo) = &cam.algo {
-                if !(algo.stats_interval_secs > 0.0 && algo.stats_interval_secs <= 3600.0) {
-                    return err(
-                        key("algo.stats-interval-secs"),
-                        format!("invalid value {}: allowed more than 0 up to 3600", algo.stats_interval_secs),
-                    );
-                }
-            }
+            validate_readers(cam).map_err(at)?;
             if let Some(preview) = &cam.preview {
-                preview::validate(preview)
-                    .map_err(|(field, msg)| ConfigError::value(file, &key(&format!("preview.{field}")), msg))?;
+                preview::validate(preview).map_err(|(field, msg)| at((format!("preview.{field}"), msg)))?;
             }
             if let Some(recorder) = &cam.recorder {
-                recorder::validate(recorder)
-                    .map_err(|(field, msg)| ConfigError::value(file, &key(&format!("recorder.{field}")), msg))?;
+                recorder::validate(recorder).map_err(|(field, msg)| at((format!("recorder.{field}"), msg)))?;
             }
-            source::validate(self, i, cam, format)
-                .map_err(|(field, msg)| ConfigError::value(file, &key(&field), msg))?;
-            if matches!(cam.source, SourceConfig::Synthetic(_))
-                && (cam.width < MIN_SYNTHETIC_SIZE.0 || cam.height < MIN_SYNTHETIC_SIZE.1)
-            {
-                return err(
-                    key("width"),
-                    format!(
-                        "the synthetic source needs at least {}x{}, got {}x{}",
-                        MIN_SYNTHETIC_SIZE.0, MIN_SYNTHETIC_SIZE.1, cam.width, cam.height
-                    ),
-                );
-            }
+            source::validate(self, i, cam, cam.pixel_format).map_err(at)?;
         }
         Ok(())
     }
+}
+
+/// A validation failure: the key (relative to the table checked) and what is wrong.
+type Invalid = (String, String);
+
+fn invalid(key: &str, message: String) -> Result<(), Invalid> {
+    Err((key.to_string(), message))
+}
+
+/// `[deployment]`: name (it must fit iceoryx2's socket paths), metrics address, memory cap.
+fn validate_deployment_section(d: &DeploymentSection) -> Result<(), Invalid> {
+    let name = &d.name;
+    let max_name = max_deployment_name_len();
+    if !is_valid_name(name) || name.len() > max_name {
+        return invalid(
+            "deployment.name",
+            format!(
+                "invalid name `{name}`: use 1 to {max_name} characters of a-z, 0-9, `-` and `_`, starting with a letter or digit (iceoryx2 names the deployment's event sockets `{}<id of up to 39 digits>.event`, and a Unix socket path holds at most {} bytes)",
+                crate::ipc::deployment_root("<name>") + &crate::names::shm_prefix("<name>"),
+                crate::ipc::MAX_SOCKET_PATH
+            ),
+        );
+    }
+    if let Some(addr) = &d.metrics {
+        if addr.parse::<std::net::SocketAddr>().is_err() {
+            return invalid(
+                "deployment.metrics",
+                format!("invalid address `{addr}`: use ip:port, e.g. `127.0.0.1:9464` (port 0 picks a free port)"),
+            );
+        }
+    }
+    if !(1..=1024 * 1024).contains(&d.max_shared_memory_mb) {
+        return invalid(
+            "deployment.max-shared-memory-mb",
+            format!("invalid value {}: allowed 1 to 1048576 (MiB)", d.max_shared_memory_mb),
+        );
+    }
+    Ok(())
+}
+
+/// A camera's name, frame size and format, rate, and its slot budget.
+fn validate_frame(cam: &CameraConfig) -> Result<(), Invalid> {
+    if !is_valid_name(&cam.name) {
+        return invalid("name", format!("invalid name `{}`: use {NAME_RULE}", cam.name));
+    }
+    for (field, value) in [("width", cam.width), ("height", cam.height)] {
+        if !(16..=16384).contains(&value) {
+            return invalid(field, format!("invalid value {value}: allowed 16 to 16384 pixels"));
+        }
+    }
+    let format = cam.pixel_format;
+    if matches!(format, PixelFormat::Yuyv | PixelFormat::Nv12 | PixelFormat::Nv21 | PixelFormat::Nv16)
+        && (!cam.width.is_multiple_of(2) || !cam.height.is_multiple_of(2))
+    {
+        return invalid("width", format!("{format} needs an even width and height, got {}x{}", cam.width, cam.height));
+    }
+    if matches!(cam.source, SourceConfig::Synthetic(_))
+        && (cam.width < MIN_SYNTHETIC_SIZE.0 || cam.height < MIN_SYNTHETIC_SIZE.1)
+    {
+        return invalid(
+            "width",
+            format!(
+                "the synthetic source needs at least {}x{}, got {}x{}",
+                MIN_SYNTHETIC_SIZE.0, MIN_SYNTHETIC_SIZE.1, cam.width, cam.height
+            ),
+        );
+    }
+    if !cam.fps.is_finite() || !(0.0..=1000.0).contains(&cam.fps) {
+        return invalid("fps", format!("invalid value {}: allowed 0 (as fast as possible) to 1000", cam.fps));
+    }
+    if !(1..=64).contains(&cam.max_readers) {
+        return invalid("max-readers", format!("invalid value {}: allowed 1 to 64", cam.max_readers));
+    }
+    let min_slots = cam.max_readers * (1 + defaults::READER_BORROWS) + defaults::PUBLISHER_LOANS;
+    if cam.slots < min_slots {
+        return invalid(
+            "slots",
+            format!(
+                "{} slots cannot serve {} readers: each needs a queue of at least 1 frame plus {} it works on, and capture needs {}; use at least {min_slots}",
+                cam.slots, cam.max_readers, defaults::READER_BORROWS, defaults::PUBLISHER_LOANS
+            ),
+        );
+    }
+    Ok(())
+}
+
+/// Why a camera does not fit the deployment's shared-memory cap.
+fn memory_budget_message(cam: &CameraConfig, need: u64, before: u64, max_bytes: u64) -> String {
+    let layout = cam.slot_layout();
+    format!(
+        "camera `{}` needs {} of shared memory ({} slots of {}x{} {}, {} bytes each), and the deployment may reserve at most {} (`deployment.max-shared-memory-mb` = {}{}); lower `slots`, `max-readers` or the frame size, or raise `deployment.max-shared-memory-mb`",
+        cam.name,
+        human_bytes(need),
+        layout.slots(),
+        cam.width,
+        cam.height,
+        cam.pixel_format,
+        layout.frame_bytes,
+        human_bytes(max_bytes),
+        max_bytes / (1024 * 1024),
+        if before > 0 { format!(", {} already taken by the cameras before it", human_bytes(before)) } else { String::new() },
+    )
+}
+
+/// A camera's readers: user reader names, how many, queue depths within the slots, policies,
+/// algo's own keys.
+fn validate_readers(cam: &CameraConfig) -> Result<(), Invalid> {
+    let mut roles = HashSet::new();
+    for (j, user) in cam.reader.iter().enumerate() {
+        let key = |field: &str| format!("reader[{j}].{field}");
+        let role = Role::new(&user.name).map_err(|e| (key("name"), e.to_string()))?;
+        if let Some(builtin) = role.builtin() {
+            return invalid(
+                &key("name"),
+                format!(
+                    "`{}` is a built-in role: configure it in [camera.{builtin}], or name your reader differently",
+                    user.name
+                ),
+            );
+        }
+        if !roles.insert(user.name.as_str()) {
+            return invalid(
+                &key("name"),
+                format!("duplicate reader name `{}`: names must be unique per camera", user.name),
+            );
+        }
+        if user.command.first().is_some_and(|program| program.trim().is_empty()) {
+            return invalid(&key("command"), "the program (first element) is empty".into());
+        }
+    }
+    let readers = cam.reader_entries();
+    if readers.len() > cam.max_readers as usize {
+        return invalid(
+            "max-readers",
+            format!(
+                "{} readers are configured ({}), more than max-readers = {}",
+                readers.len(),
+                readers.iter().map(|r| r.0.as_str()).collect::<Vec<_>>().join(", "),
+                cam.max_readers
+            ),
+        );
+    }
+    let layout = cam.slot_layout();
+    for (_, reader_key, depth, policy) in readers {
+        if depth < 1 || depth as usize > layout.max_queue_depth {
+            return invalid(
+                &format!("{reader_key}.queue-depth"),
+                format!(
+                    "invalid value {depth}: allowed 1 to {} with slots = {} and max-readers = {} (raise slots for deeper queues)",
+                    layout.max_queue_depth, cam.slots, cam.max_readers
+                ),
+            );
+        }
+        policy.map_err(|e| (format!("{reader_key}.policy"), e))?;
+    }
+    if let Some(algo) = &cam.algo {
+        if !(algo.stats_interval_secs > 0.0 && algo.stats_interval_secs <= 3600.0) {
+            return invalid(
+                "algo.stats-interval-secs",
+                format!("invalid value {}: allowed more than 0 up to 3600", algo.stats_interval_secs),
+            );
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -14,22 +14,22 @@ use crate::format::PixelFormat;
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum SourceConfig {
     /// A built-in moving test pattern carrying an integrity stamp; needs no hardware.
-    Synthetic(SyntheticSource),
+    Synthetic(SyntheticSourceConfig),
     /// A video file read with OpenCV, looping at its end.
-    File(FileSource),
+    File(FileSourceConfig),
     /// A V4L2 camera (USB or MIPI CSI) read with mmap streaming.
-    V4l2(V4l2Source),
+    V4l2(V4l2SourceConfig),
 }
 
 /// `kind = "synthetic"`: no settings of its own (size, format and fps are the camera's).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct SyntheticSource {}
+pub struct SyntheticSourceConfig {}
 
 /// `kind = "file"`: a video file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct FileSource {
+pub struct FileSourceConfig {
     /// The video file; relative paths are relative to the config file.
     pub path: PathBuf,
     /// Which frame rate paces the frames.
@@ -52,7 +52,7 @@ fn default_loop() -> bool {
 /// memory (see [`v4l2_conversion`]).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct V4l2Source {
+pub struct V4l2SourceConfig {
     /// The device node: `/dev/video0`, or a stable `/dev/v4l/by-id/...` / `by-path` name.
     pub device: PathBuf,
     /// Pixel format asked of the device (`YUYV`, `MJPG`, `NV12`, `GREY`, ...); defaults to the
@@ -80,7 +80,7 @@ fn default_buffers() -> u32 {
     super::defaults::V4L2_BUFFERS
 }
 
-impl V4l2Source {
+impl V4l2SourceConfig {
     /// The pixel format asked of the device (validated).
     pub fn device_format(&self, published: PixelFormat) -> PixelFormat {
         self.format.as_deref().and_then(|f| f.parse().ok()).unwrap_or(published)
@@ -428,7 +428,7 @@ pub(super) fn validate(
     Ok(())
 }
 
-fn validate_v4l2(v4l2: &V4l2Source, published: PixelFormat) -> Result<(), (String, String)> {
+fn validate_v4l2(v4l2: &V4l2SourceConfig, published: PixelFormat) -> Result<(), (String, String)> {
     let err = |key: &str, msg: String| Err((format!("source.{key}"), msg));
     if !v4l2.device.is_absolute() {
         return err(

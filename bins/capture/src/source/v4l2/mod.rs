@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
 use framebus_common::config::{
-    normalize_control_name, v4l2_conversion, ControlValue, Conversion, V4l2Memory, V4l2Source as V4l2Config,
+    normalize_control_name, v4l2_conversion, ControlValue, Conversion, V4l2Memory, V4l2SourceConfig as V4l2Config,
 };
 use framebus_common::{clock, CameraConfig, PixelFormat};
 
