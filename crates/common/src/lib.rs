@@ -7,6 +7,7 @@
 //! its node counter, `node_counter`) and reading the free space of /dev/shm (`shm_budget`).
 
 pub mod abi;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod control;

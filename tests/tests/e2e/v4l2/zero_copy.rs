@@ -71,7 +71,7 @@ fn userptr_frames_reach_readers_byte_for_byte_and_capture_never_copies_them() {
     let summary = stop_with_summary(&mut capture);
     assert_eq!(summary["memory"].as_str(), Some("userptr"), "{summary}");
     let frames = u(&summary, "frames");
-    assert!(frames > 60 && u(&summary, "reconnects") >= 1, "{summary}");
+    assert!(frames >= 60 && u(&summary, "reconnects") >= 1, "{summary}");
     assert_eq!((u(&summary, "zero_copy_frames"), u(&summary, "written_frames")), (frames, 0), "{summary}");
     let stderr = capture.stderr_text();
     let segment = format!("/dev/shm/{}", shm_prefix(&d.name));

@@ -1,0 +1,52 @@
+//! What every camera process's command line and `main` share: `--config`, `--camera`,
+//! `--log-format`, and the steps from arguments to an exit code, so each `main.rs` only adds
+//! its own options and calls its library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::config::{CameraConfig, Deployment};
+use crate::logging::{self, LogArgs};
+
+/// The options every camera process takes (flatten them into the binary's arguments).
+#[derive(Debug, Clone, clap::Args)]
+pub struct CameraArgs {
+    /// Deployment config file.
+    #[arg(long, default_value = "configs/default.toml")]
+    pub config: PathBuf,
+    /// Camera (may be omitted when the config has one camera).
+    #[arg(long)]
+    pub camera: Option<String>,
+    /// `--log-format`.
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+/// The body of a camera process's `main`: sets up logging, loads and validates the config,
+/// picks the camera, names the process in every log line, then calls `run`. Exit code 0, or
+/// 2 after `<role>: error: <message with its causes>` (a bad config, or `run` failing).
+pub fn camera_main<E: std::fmt::Display>(
+    role: &str,
+    args: &CameraArgs,
+    run: impl FnOnce(&Deployment, &CameraConfig) -> Result<(), E>,
+) -> ExitCode {
+    logging::init("info", args.log.log_format);
+    let deployment = match Deployment::load(&args.config) {
+        Ok(deployment) => deployment,
+        Err(e) => return fail(role, e),
+    };
+    let camera = match deployment.camera(args.camera.as_deref()) {
+        Ok(camera) => camera.clone(),
+        Err(e) => return fail(role, e),
+    };
+    logging::set_context(deployment.name(), Some(&camera.name), role);
+    match run(&deployment, &camera) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(role, e),
+    }
+}
+
+fn fail(role: &str, error: impl std::fmt::Display) -> ExitCode {
+    logging::exit_error(role, format_args!("{error:#}"));
+    ExitCode::from(2)
+}
