@@ -11,6 +11,7 @@ pub mod control;
 pub mod format;
 pub mod header;
 pub mod ipc;
+pub mod journal;
 pub mod logging;
 pub mod names;
 pub mod pattern;

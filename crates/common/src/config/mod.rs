@@ -18,7 +18,7 @@ use serde::Deserialize;
 
 pub use error::ConfigError;
 pub use preview::PreviewConfig;
-pub use recorder::{ImageFormat, RecorderConfig, VideoFormat};
+pub use recorder::{ImageFormat, PreRollEstimate, RecorderConfig, TriggerConfig, VideoFormat};
 pub use source::{
     normalize_control_name, v4l2_conversion, v4l2_targets, ControlSettings, ControlValue, Conversion, FilePace,
     FileSource, MediaCtlConfig, MediaPipelineConfig, SourceConfig, SyntheticSource, V4l2Source,
@@ -89,6 +89,16 @@ pub mod defaults {
     pub const RECORDER_MIN_FREE_MB: u64 = 512;
     /// Free-inode floor of the recorder.
     pub const RECORDER_MIN_FREE_INODES: u64 = 1024;
+    /// Seconds of pre-roll when triggers are configured.
+    pub const RECORDER_PRE_ROLL_SECS: f64 = 5.0;
+    /// Seconds a clip goes on after its last trigger.
+    pub const RECORDER_POST_ROLL_SECS: f64 = 5.0;
+    /// Longest clip in seconds.
+    pub const RECORDER_MAX_CLIP_SECS: f64 = 300.0;
+    /// Seconds a result may arrive after its frame and still get the whole pre-roll.
+    pub const RECORDER_RESULT_DELAY_SECS: f64 = 1.0;
+    /// Memory limit of the pre-roll in MiB.
+    pub const RECORDER_PRE_ROLL_MAX_MB: u64 = 256;
     /// Driver buffers of a V4L2 source.
     pub const V4L2_BUFFERS: u32 = 4;
 }
@@ -573,7 +583,7 @@ impl Deployment {
                     .map_err(|(field, msg)| ConfigError::value(file, &key(&format!("preview.{field}")), msg))?;
             }
             if let Some(recorder) = &cam.recorder {
-                recorder::validate(recorder)
+                recorder::validate(recorder, cam.width, cam.height, cam.fps)
                     .map_err(|(field, msg)| ConfigError::value(file, &key(&format!("recorder.{field}")), msg))?;
             }
             source::validate(self, i, cam, format)
