@@ -61,6 +61,9 @@ pub enum CtlCommand {
     },
     /// Cameras, their service names and recorded flags (no process needs to run).
     List,
+    /// Recent triggers and the clips they produced, from the recorder's events journal
+    /// (`--follow`: its records as they come, until Ctrl-C).
+    Events(crate::events::EventsArgs),
     /// Serve every process's figures in the Prometheus text format at `http://<listen>/metrics`
     /// until Ctrl-C (`ctl up` does it itself when `[deployment] metrics` is set); `--once`
     /// prints one scrape instead.

@@ -6,6 +6,7 @@
 //! service that was tried, and ctl exits 1. ctl never links OpenCV or v4l.
 
 pub mod cli;
+pub mod events;
 pub mod metrics;
 pub mod supervisor;
 
@@ -58,6 +59,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<Outcome> {
             list(&deployment, cli.json);
             Ok(Outcome::Done)
         }
+        CtlCommand::Events(args) => events::run(&deployment, cli.json, args),
         CtlCommand::Up { max_restarts } => {
             let options = supervisor::SupervisorOptions { max_restarts: *max_restarts, ..Default::default() };
             supervisor::run(&deployment, &options)?;

@@ -280,6 +280,9 @@ struct Newest {
     run_id: u64,
     frame_id: u64,
     mono_ns: u64,
+    /// When it was received, and how old it was then.
+    received: Instant,
+    lag_ns: u64,
 }
 
 /// One camera's recorder. Driven by [`run`]'s loop, or by a test calling its methods.
@@ -752,7 +755,8 @@ impl Recorder {
         if self.last_id.replace((run, id)).is_some_and(|(last_run, _)| last_run != run) {
             tracing::info!(camera = self.camera, "capture restarted (frame ids begin again at {id})");
         }
-        self.newest = Some(Newest { run_id: run, frame_id: id, mono_ns: t });
+        let lag_ns = clock::monotonic_ns().saturating_sub(t);
+        self.newest = Some(Newest { run_id: run, frame_id: id, mono_ns: t, received: Instant::now(), lag_ns });
         if self.held.is_empty() {
             self.settle(t);
             if self.windows.current().is_some_and(|w| w.wants(t)) {
@@ -797,6 +801,13 @@ impl Recorder {
     pub fn pump(&mut self, budget: Option<Duration>) {
         let started = Instant::now();
         let mut wrote = 0u64;
+        // Behind the camera (the frame just received was already two frame intervals old: the
+        // queue is filling): one held frame a turn, so the live frames come first.
+        let interval = 2 * self.budget.as_nanos() as u64;
+        let behind = self.newest.is_some_and(|n| {
+            n.received.elapsed().as_nanos() < u128::from(interval) && n.lag_ns > 2 * interval
+        });
+        let budget = budget.map(|b| if behind { Duration::ZERO } else { b });
         while let Some(front) = self.held.front().copied() {
             let t = front.capture_mono_ns;
             self.settle(t);
