@@ -136,7 +136,13 @@ fn aggregate(records: impl Iterator<Item = JournalRecord>) -> Vec<Entry> {
     for record in records {
         match record {
             JournalRecord::ClipStarted {
-                clip, utc, first_frame_id, first_frame_utc, first_live_frame_id, trigger, ..
+                clip,
+                utc,
+                first_frame_id,
+                first_frame_utc,
+                first_live_frame_id,
+                trigger,
+                ..
             } => {
                 entries.push(Entry::Clip(Box::new(ClipView {
                     clip,
@@ -382,6 +388,11 @@ impl Tail {
 
     /// Complete lines appended since the last call.
     fn read_new(&mut self) -> anyhow::Result<Vec<String>> {
+        if self.file.metadata()?.len() < self.offset {
+            // Truncated in place (not by the recorder): read it again from the start.
+            self.offset = 0;
+            self.partial.clear();
+        }
         self.file.seek(SeekFrom::Start(self.offset))?;
         let mut text = String::new();
         let read = std::io::Read::read_to_string(&mut self.file, &mut text)?;

@@ -266,7 +266,9 @@ struct Clip {
     last_mono_ns: u64,
     frames: u64,
     skipped: u64,
-    triggers: u64,
+    /// Triggers its window had counted before this clip began (a continued clip's window
+    /// started earlier).
+    triggers_before: u64,
     segments: Vec<ClipSegment>,
     /// Segments opened for it.
     parts: u32,
@@ -489,12 +491,17 @@ impl Recorder {
     /// and lasts until off. Off ends it (its held frames written first) unless an event's
     /// post-roll still runs, so the segment is finalized and plays.
     pub fn set_saving(&mut self, on: bool) {
+        self.set_saving_at(on, self.command_time());
+    }
+
+    /// [`Recorder::set_saving`] as if the command came at capture time `now` (CLOCK_MONOTONIC
+    /// ns): the pre-roll of a manual clip reaches back from there.
+    pub fn set_saving_at(&mut self, on: bool, now: u64) {
         if on == self.saving {
             return;
         }
         tracing::info!(camera = self.camera, directory = %self.spec.directory.display(), "saving {}", if on { "on" } else { "off" });
         self.saving = on;
-        let now = self.command_time();
         if on {
             self.image_counter = 0;
             if self.clip.is_none() {
@@ -804,9 +811,9 @@ impl Recorder {
         // Behind the camera (the frame just received was already two frame intervals old: the
         // queue is filling): one held frame a turn, so the live frames come first.
         let interval = 2 * self.budget.as_nanos() as u64;
-        let behind = self.newest.is_some_and(|n| {
-            n.received.elapsed().as_nanos() < u128::from(interval) && n.lag_ns > 2 * interval
-        });
+        let behind = self
+            .newest
+            .is_some_and(|n| n.received.elapsed().as_nanos() < u128::from(interval) && n.lag_ns > 2 * interval);
         let budget = budget.map(|b| if behind { Duration::ZERO } else { b });
         while let Some(front) = self.held.front().copied() {
             let t = front.capture_mono_ns;
@@ -934,7 +941,7 @@ impl Recorder {
     /// clip it continues after `max-clip-secs`.
     fn start_clip(&mut self, header: &FrameHeader, continues: Option<String>) {
         let (mut trigger, first_live, triggers) = match self.windows.current() {
-            Some(w) => (w.trigger.clone(), w.first_live_frame_id, w.triggers),
+            Some(w) => (w.trigger.clone(), w.first_live_frame_id, w.triggers.saturating_sub(1)),
             None => {
                 let realtime_ns = header.capture_realtime_ns;
                 let utc = clock::format_utc(realtime_ns);
@@ -947,7 +954,7 @@ impl Recorder {
                     results: Vec::new(),
                     continues: None,
                 };
-                (manual, header.frame_id, 1)
+                (manual, header.frame_id, 0)
             }
         };
         let mut first_live = first_live;
@@ -999,7 +1006,7 @@ impl Recorder {
             last_mono_ns: header.capture_mono_ns,
             frames: 0,
             skipped: 0,
-            triggers,
+            triggers_before: triggers,
             segments: Vec::new(),
             parts: 0,
             trigger_in: None,
@@ -1013,10 +1020,9 @@ impl Recorder {
         self.finish_segment(reason);
         // Frames not saved while no segment was open belong to this clip only.
         self.pending.clear();
-        let Some(mut clip) = self.clip.take() else { return };
-        if let Some(w) = self.windows.current() {
-            clip.triggers = clip.triggers.max(w.triggers);
-        }
+        let Some(clip) = self.clip.take() else { return };
+        // The trigger that opened the window (or, continued, the clip's start) and those since.
+        let triggers = self.windows.current().map_or(1, |w| w.triggers.saturating_sub(clip.triggers_before));
         self.clip_last = None;
         self.status.clips += 1;
         let frame_ns = 1e9 / self.spec.video_fps.max(1.0);
@@ -1040,7 +1046,7 @@ impl Recorder {
             frames: clip.frames,
             skipped: clip.skipped,
             duration_secs: (duration_secs * 1000.0).round() / 1000.0,
-            triggers: clip.triggers,
+            triggers,
             reason: reason.to_string(),
             segments: clip.segments,
         });
@@ -1729,3 +1735,6 @@ pub fn run(
     outcome?;
     Ok(recorder.status())
 }
+
+#[cfg(test)]
+mod tests;

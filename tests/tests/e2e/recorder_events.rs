@@ -236,11 +236,7 @@ fn ctl_record_on_carries_frames_from_before_the_command() {
     let live = u(head, "first_live_frame_id");
     let frames: Vec<&Value> = lines.iter().filter(|l| l["type"] == "frame").collect();
     let older: Vec<&&Value> = frames.iter().filter(|f| u(f, "capture_realtime_ns") < before).collect();
-    assert!(
-        (45..=70).contains(&older.len()),
-        "about 2 s (60 frames) captured before the command, got {}",
-        older.len()
-    );
+    assert!((45..=70).contains(&older.len()), "about 2 s (60 frames) captured before the command, got {}", older.len());
     assert!(older.iter().all(|f| u(f, "frame_id") < live), "frames older than the command are before the boundary");
     assert_eq!(lines.last().expect("end")["reason"], "saving-off");
     let records = journal(&rec);
@@ -268,7 +264,8 @@ fn a_user_programs_results_trigger_a_clip() {
         .and_then(|b| b.role("detector"))
         .and_then(|b| b.open())
         .expect("open the camera as `detector`");
-    let detection = |label: &str, score: f32| Detection { x: 10.0, y: 20.0, w: 30.0, h: 40.0, label: label.into(), score };
+    let detection =
+        |label: &str, score: f32| Detection { x: 10.0, y: 20.0, w: 30.0, h: 40.0, label: label.into(), score };
     let until = Instant::now() + DEADLINE;
     let (mut seen, mut person) = (0u64, None);
     // 90 frames of results that must not trigger, one that must, 60 more that must not.
