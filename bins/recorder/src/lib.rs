@@ -1727,6 +1727,9 @@ pub fn run(
         }
         recorder.pump(Some(budget));
     })();
+    // Off the bus first: the held frames a clip still wants may take a few seconds to write,
+    // and `ctl stop` should see the process gone from control meanwhile.
+    drop(reader);
     recorder.finish();
     let line = recorder.report_line();
     if options.json {
