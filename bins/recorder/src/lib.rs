@@ -1,6 +1,6 @@
-//! The recorder process: subscribes to one camera like algo (waitset on the frame-ready event,
-//! one sample held at a time, a deeper queue to ride out slow writes) and writes clips: video
-//! segments and/or images with a sidecar index (JSON lines) that lists every frame saved and
+//! The recorder process: a reader of one camera on the reader loop (crate `framebus`, policy
+//! `every`, a deeper queue to ride out slow writes) that writes clips: video segments and/or
+//! images with a sidecar index (JSON lines) that lists every frame saved and
 //! every frame skipped. A disk guard stops writing below a free-space floor and resumes when
 //! space is back (optionally deleting the oldest segments first); retention deletes segments
 //! older than `max-age-days` or beyond `max-total-mb`.
@@ -178,8 +178,8 @@ const INODE_RESERVE: u64 = 4;
 const RETRY_FIRST: Duration = Duration::from_secs(1);
 /// Longest wait between attempts after write errors.
 const RETRY_MAX: Duration = Duration::from_secs(60);
-/// An error of one kind is logged at once, then at most once per window with a repeat count.
-const LOG_WINDOW: Duration = Duration::from_secs(10);
+/// The pre-roll's memory warning is repeated at most this often.
+const HELD_WARN_EVERY: Duration = Duration::from_secs(10);
 /// How often retention looks at the folder (also after every finished segment).
 const RETENTION_EVERY: Duration = Duration::from_secs(5);
 /// A clip whose post-roll ended this long ago with no frame arriving (capture stopped) ends.
@@ -191,67 +191,6 @@ const STOP_FLUSH: Duration = Duration::from_secs(5);
 const TRIGGER_RESULTS: usize = 4;
 /// Most missed triggers journaled: one per this period, with a count of the others.
 const MISSED_EVERY: Duration = Duration::from_secs(10);
-
-/// Rate-limited error lines: the first error of a kind is logged at once; the ones that follow
-/// within [`LOG_WINDOW`] are only counted and logged as one line with the count when the window
-/// ends (so a failure that repeats every frame gives one line per window, not one per frame).
-#[derive(Debug, Default)]
-struct ErrorLog {
-    kinds: Vec<LogKind>,
-}
-
-#[derive(Debug)]
-struct LogKind {
-    kind: &'static str,
-    since: Instant,
-    repeats: u64,
-    last: String,
-}
-
-impl ErrorLog {
-    fn error(&mut self, camera: &str, kind: &'static str, message: &str) {
-        let now = Instant::now();
-        match self.kinds.iter_mut().find(|k| k.kind == kind) {
-            Some(k) if now.duration_since(k.since) < LOG_WINDOW => {
-                k.repeats += 1;
-                k.last.clear();
-                k.last.push_str(message);
-            }
-            Some(k) => {
-                if k.repeats > 0 {
-                    let secs = now.duration_since(k.since).as_secs_f64();
-                    tracing::error!(camera, "{} (and {} more like it in the last {secs:.0} s)", k.last, k.repeats);
-                }
-                tracing::error!(camera, "{message}");
-                k.since = now;
-                k.repeats = 0;
-            }
-            None => {
-                tracing::error!(camera, "{message}");
-                self.kinds.push(LogKind { kind, since: now, repeats: 0, last: String::new() });
-            }
-        }
-    }
-
-    /// Logs the windows that ended with repeats (called periodically).
-    fn flush(&mut self, camera: &str) {
-        let now = Instant::now();
-        for k in &mut self.kinds {
-            let elapsed = now.duration_since(k.since);
-            if k.repeats > 0 && elapsed >= LOG_WINDOW {
-                tracing::error!(
-                    camera,
-                    "{} (and {} more like it in the last {:.0} s)",
-                    k.last,
-                    k.repeats,
-                    elapsed.as_secs_f64()
-                );
-                k.since = now;
-                k.repeats = 0;
-            }
-        }
-    }
-}
 
 /// The clip being written: from its first frame to its end (post-roll over, saving off,
 /// `max-clip-secs`, stop).
@@ -316,7 +255,6 @@ pub struct Recorder {
     frame_bytes: u64,
     /// Why the disk guard stopped writing (while `disk_low`).
     low_reason: Option<String>,
-    log: ErrorLog,
     /// The configured triggers (none: continuous recording while saving is on).
     triggers: Vec<TriggerConfig>,
     /// Capture time a held frame stays eligible for a pre-roll (0: no pre-roll).
@@ -456,7 +394,6 @@ impl Recorder {
             retry_wait: Duration::ZERO,
             frame_bytes: u64::from(camera.width) * u64::from(camera.height) * 3,
             low_reason: None,
-            log: ErrorLog::default(),
         };
         recorder.check_disk();
         recorder.apply_retention();
@@ -658,10 +595,15 @@ impl Recorder {
         self.status.held_secs = self.held.span_ns() as f64 / 1e9;
     }
 
-    /// Counts an error, keeps it as the last error and logs it, rate-limited per `kind`.
+    /// Counts an error, keeps it as the last error and logs it, rate-limited per `kind` (the
+    /// process's one limiter, `framebus_common::logging::repeated`).
     fn error(&mut self, kind: &'static str, message: String) {
         self.status.errors += 1;
-        self.log.error(&self.camera, kind, &message);
+        framebus_common::logging::repeated(
+            tracing::Level::ERROR,
+            kind,
+            format_args!("camera `{}`: {message}", self.camera),
+        );
         self.status.last_error = Some(message);
     }
 
@@ -834,7 +776,7 @@ impl Recorder {
                     let newest = self.newest.map_or(t, |n| n.mono_ns);
                     if over {
                         self.status.held_dropped += 1;
-                        if self.held_warned.is_none_or(|at| at.elapsed() >= LOG_WINDOW) {
+                        if self.held_warned.is_none_or(|at| at.elapsed() >= HELD_WARN_EVERY) {
                             self.held_warned = Some(Instant::now());
                             tracing::warn!(
                                 camera = self.camera,
@@ -1171,7 +1113,7 @@ impl Recorder {
     }
 
     /// Writes the converted frame into the current segment (image when due, video, sidecar).
-    /// A write error ends the segment (see [`Recorder::finish_segment`]).
+    /// A write error ends the segment (it is finished as `.failed`, see ARCHITECTURE.md).
     pub fn save(&mut self, header: &FrameHeader) {
         let image_due = self.config.images != ImageFormat::Off && self.image_due();
         let Some(segment) = &mut self.segment else { return };
@@ -1504,7 +1446,6 @@ impl Recorder {
             self.apply_retention();
         }
         self.update_state();
-        self.log.flush(&self.camera);
     }
 
     /// Closes the statistics interval and returns the status as one JSON line.
@@ -1563,7 +1504,7 @@ impl Recorder {
     }
 
     /// Finishes at a stop: the held frames the clip still wants are written (for at most
-    /// [`STOP_FLUSH`]; the rest are listed as skipped), then the clip and its segment end, so
+    /// 5 s; the rest are listed as skipped), then the clip and its segment end, so
     /// the files play.
     pub fn finish(&mut self) {
         let deadline = Instant::now() + STOP_FLUSH;
@@ -1584,7 +1525,6 @@ impl Recorder {
             }
         }
         self.close_all("stop");
-        self.log.flush(&self.camera);
     }
 
     /// Ends the clip (or segment) being written and forgets every window.
