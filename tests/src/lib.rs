@@ -127,6 +127,15 @@ impl TestDeployment {
     }
 }
 
+impl Drop for TestDeployment {
+    /// A test that failed half-way killed its processes (their `Proc`s, declared after the
+    /// deployment, are dropped first, with SIGKILL): their shared memory is removed here, as
+    /// the deployment's last process would, so a failed test leaves nothing behind either.
+    fn drop(&mut self) {
+        framebus_common::ipc::release_if_last(&self.name);
+    }
+}
+
 /// Output lines of a child, collected by a reader thread.
 type Lines = Arc<Mutex<Vec<String>>>;
 

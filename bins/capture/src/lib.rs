@@ -3,21 +3,34 @@
 //! wakes readers with an event. Readers never make it wait: a slow reader loses its oldest
 //! queued frame instead.
 
+//!
+//! - [`source`]: frame sources (synthetic, file, V4L2) behind the [`source::FrameSource`] trait.
+//! - `output`: the publisher, sized for the samples a zero-copy source lends its device.
+//! - `step`: the capture loop, one frame per step: pacing, grab, publish, reconnect.
+//! - `control`: answering control requests between frames.
+//! - [`pipeline`]: board set-up before the device opens (media-ctl).
+
+mod control;
+mod output;
 pub mod pipeline;
 pub mod source;
+mod step;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
-use framebus_common::control::{Answer, Command, ControlServer, FourccText, FrameFormat, Metrics, ProcessState};
-use framebus_common::header::{FLAG_SYNTHETIC_STAMP, FRAME_HEADER_VERSION};
-use framebus_common::ipc::{create_node, open_frame_bus, DeploymentGuard, IpcService};
-use framebus_common::stats::StatusWindow;
-use framebus_common::{clock, signals, CameraConfig, Deployment, FrameHeader, ProcessRole};
-use iceoryx2::prelude::*;
+use framebus_common::control::{ControlServer, FourccText, FrameFormat, Metrics, ProcessState};
+use framebus_common::ipc::{create_node, open_frame_bus, DeploymentGuard};
+use framebus_common::state::StateStore;
+use framebus_common::{CameraConfig, Deployment, ProcessRole};
+use serde::Serialize;
 
+use crate::control::Control;
+pub use crate::control::{camera_controls, ControlsRequest};
+use crate::output::{describe_layout, layout_for, FrameOutput};
 use crate::pipeline::{pipeline_for, MediaPipeline};
-use crate::source::{open_source, stamps_frames, Effective, FrameSource, Pacing, SourceError};
+use crate::source::{open_source, Effective, Pacing};
+use crate::step::Capture;
 
 /// Options of one capture run beyond the config (mostly for tests and benchmarks).
 #[derive(Debug, Clone, Default)]
@@ -44,36 +57,77 @@ pub struct CaptureSummary {
     pub publish_cost_ns: f64,
     /// Mean nanoseconds per frame of each phase: loan, write, send, notify.
     pub phase_ns: [f64; 4],
+    /// Frames the device wrote straight into shared memory (USERPTR): capture touched no pixel.
+    pub zero_copy_frames: u64,
+    /// Frames capture wrote into shared memory itself (copied, converted, decoded, generated).
+    pub written_frames: u64,
+    /// CPU time of the process while the loop ran, ns (everything: waiting on the device,
+    /// dequeuing, writing, publishing, control; with an emulated device also its sensor).
+    pub cpu_ns: u64,
     /// What the source delivered, as negotiated (format, frame rate, drops, reconnects).
     pub effective: Option<Effective>,
+}
+
+/// `capture --summary`'s JSON document (field names are a contract: tests and the bench read
+/// them).
+#[derive(Serialize)]
+struct SummaryDocument {
+    frames: u64,
+    seconds: f64,
+    fps: f64,
+    publish_cost_ns: u64,
+    loan_ns: u64,
+    write_ns: u64,
+    send_ns: u64,
+    notify_ns: u64,
+    zero_copy_frames: u64,
+    written_frames: u64,
+    cpu_ns: u64,
+    #[serde(flatten)]
+    effective: Option<EffectiveDocument>,
+}
+
+/// What the source delivered, in the summary.
+#[derive(Serialize)]
+struct EffectiveDocument {
+    format: String,
+    width: u32,
+    height: u32,
+    device_format: Option<String>,
+    memory: Option<&'static str>,
+    source_fps: f64,
+    source_drops: u64,
+    reconnects: u64,
 }
 
 impl CaptureSummary {
     /// One-line JSON.
     pub fn to_json(&self) -> String {
-        let effective = self.effective.as_ref().map_or(String::new(), |e| {
-            format!(
-                ",\"format\":\"{}\",\"width\":{},\"height\":{},\"device_format\":{},\"source_fps\":{:.3},\"source_drops\":{},\"reconnects\":{}",
-                e.published.format,
-                e.published.width,
-                e.published.height,
-                e.device_format.map_or("null".to_string(), |f| format!("\"{f}\"")),
-                e.fps,
-                e.source_drops,
-                e.reconnects
-            )
-        });
-        format!(
-            "{{\"frames\":{},\"seconds\":{:.3},\"fps\":{:.1},\"publish_cost_ns\":{:.0},\"loan_ns\":{:.0},\"write_ns\":{:.0},\"send_ns\":{:.0},\"notify_ns\":{:.0}{effective}}}",
-            self.frames,
-            self.seconds,
-            if self.seconds > 0.0 { self.frames as f64 / self.seconds } else { 0.0 },
-            self.publish_cost_ns,
-            self.phase_ns[0],
-            self.phase_ns[1],
-            self.phase_ns[2],
-            self.phase_ns[3],
-        )
+        let round = |v: f64, digits: i32| (v * 10f64.powi(digits)).round() / 10f64.powi(digits);
+        let document = SummaryDocument {
+            frames: self.frames,
+            seconds: round(self.seconds, 3),
+            fps: round(if self.seconds > 0.0 { self.frames as f64 / self.seconds } else { 0.0 }, 1),
+            publish_cost_ns: self.publish_cost_ns.round() as u64,
+            loan_ns: self.phase_ns[0].round() as u64,
+            write_ns: self.phase_ns[1].round() as u64,
+            send_ns: self.phase_ns[2].round() as u64,
+            notify_ns: self.phase_ns[3].round() as u64,
+            zero_copy_frames: self.zero_copy_frames,
+            written_frames: self.written_frames,
+            cpu_ns: self.cpu_ns,
+            effective: self.effective.as_ref().map(|e| EffectiveDocument {
+                format: e.published.format.to_string(),
+                width: e.published.width,
+                height: e.published.height,
+                device_format: e.device_format.map(|f| f.to_string()),
+                memory: e.memory,
+                source_fps: round(e.fps, 3),
+                source_drops: e.source_drops,
+                reconnects: e.reconnects,
+            }),
+        };
+        serde_json::to_string(&document).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
     }
 }
 
@@ -105,6 +159,8 @@ pub fn run(deployment: &Deployment, camera: &CameraConfig, options: &CaptureOpti
     result
 }
 
+/// Set-up: opens the source, sizes and creates the publisher, serves control, waits for
+/// readers when asked; then runs the loop ([`step`]) and summarises it.
 fn run_with_source(
     deployment: &Deployment,
     camera: &CameraConfig,
@@ -116,7 +172,8 @@ fn run_with_source(
     let format = source.format();
     let effective = source.effective();
     tracing::info!(camera = cam, "effective format: {}", describe_effective(&effective));
-    let layout = camera.slot_layout();
+    let lent = source.lending().map_or(0, |l| l.buffers);
+    let layout = layout_for(camera, lent);
     if format.max_frame_bytes() > layout.frame_bytes {
         bail!(
             "camera `{cam}`: the source delivers {}x{} {} frames of up to {} bytes, larger than the {}-byte slots the config reserves",
@@ -129,19 +186,7 @@ fn run_with_source(
     // SIGBUS when its pages are touched.
     framebus_common::shm_budget::check(deployment, Some(cam), false)?;
     let bus = open_frame_bus(&node, deployment, camera)?;
-    let publisher = bus
-        .frames
-        .publisher_builder()
-        .initial_max_slice_len(layout.frame_bytes)
-        .allocation_strategy(AllocationStrategy::Static)
-        .max_loaned_samples(layout.publisher_loans)
-        .create()
-        .map_err(|e| anyhow::anyhow!("camera `{cam}`: creating the publisher on `{}`: {e:?}", bus.frames_name))?;
-    let notifier = bus
-        .ready
-        .notifier_builder()
-        .create()
-        .map_err(|e| anyhow::anyhow!("camera `{cam}`: creating the frame-ready notifier: {e:?}"))?;
+    let mut output = FrameOutput::create(&bus, &layout, camera, &*source)?;
     let pacing = source.pacing();
     let mut control = Control {
         server: ControlServer::create(&node, deployment, cam, &ProcessRole::Capture.into())?,
@@ -162,311 +207,45 @@ fn run_with_source(
             ..Metrics::default()
         },
         stop: false,
+        store: StateStore::of(deployment),
+        camera: cam.to_string(),
     };
-    let mut window = StatusWindow::new(Duration::from_secs(1));
     tracing::info!(
         camera = cam,
         source = source.describe(),
         service = bus.frames_name,
-        "shared memory: {} slots x {} bytes = {:.1} MiB ({} readers x (queue {} + {} borrowed) + {} loaned)",
-        layout.slots(),
-        layout.frame_bytes,
-        layout.payload_bytes() as f64 / (1024.0 * 1024.0),
-        layout.max_readers,
-        layout.max_queue_depth,
-        layout.reader_borrows,
-        layout.publisher_loans,
+        "shared memory: {}",
+        describe_layout(&layout, lent)
     );
 
     if options.wait_for_readers > 0 {
         control.metrics.state = ProcessState::Waiting;
-        while bus.frames.dynamic_config().number_of_subscribers() < options.wait_for_readers {
-            if !control.wait(&node, Duration::from_millis(1)) || control.stop {
+        while output.readers(&bus) < options.wait_for_readers {
+            if !control.wait(&node, Duration::from_millis(1), &mut *source) || control.stop {
+                source.close();
                 return Ok(CaptureSummary { effective: Some(source.effective()), ..CaptureSummary::default() });
             }
         }
         control.metrics.state = ProcessState::Running;
     }
 
-    let stamp_flag = if stamps_frames(camera) { FLAG_SYNTHETIC_STAMP } else { 0 };
-    let run_id = clock::realtime_ns();
-    let mut frame_id: u64 = 0;
-    let mut publish_ns_total: u128 = 0;
-    let mut phase_totals = [0u64; 4];
-    let mut next_due = Instant::now();
-    let started = Instant::now();
-    let mut stats = RateLog::new(options.stats_interval.unwrap_or(DEFAULT_STATS_INTERVAL));
-    let mut backoff = Duration::from_millis(100);
-    let mut bad_frames: u64 = 0;
-    tracing::info!(camera = cam, "capturing: {} at {:?}", source.describe(), pacing);
-
-    loop {
-        // Pacing, answering control requests meanwhile; the wait ends early on SIGINT/SIGTERM
-        // (the flag of `framebus_common::signals`) or a stop command, which end the loop.
-        let waited = match pacing {
-            Pacing::Period(period) => {
-                let now = Instant::now();
-                let wait = next_due.saturating_duration_since(now);
-                next_due = if now > next_due + period { now + period } else { next_due + period };
-                control.wait(&node, wait)
-            }
-            Pacing::Unpaced | Pacing::Device => control.wait(&node, Duration::ZERO),
-        };
-        if !waited {
-            tracing::info!(camera = cam, frames = frame_id, "termination requested, stopping");
-            break;
-        }
-        if control.stop {
-            tracing::info!(camera = cam, frames = frame_id, "stop requested over control, stopping");
-            break;
-        }
-        window.roll(frame_id);
-        control.metrics.fps = window.fps;
-        control.metrics.latency_p50_us = window.p50_us;
-        control.metrics.latency_p99_us = window.p99_us;
-        let grab = match source.grab() {
-            Ok(grab) => grab,
-            Err(SourceError::NoFrameYet) => continue,
-            Err(SourceError::BadFrame(why)) => {
-                bad_frames += 1;
-                log_bad_frame(cam, bad_frames, &why);
-                continue;
-            }
-            Err(SourceError::Ended) => {
-                tracing::info!(camera = cam, frames = frame_id, "source ended");
-                break;
-            }
-            Err(SourceError::Unavailable(why)) => {
-                tracing::warn!(camera = cam, "source unavailable: {why}; retrying in {backoff:?}");
-                control.metrics.state = ProcessState::Degraded;
-                if !control.wait(&node, backoff) || control.stop {
-                    tracing::info!(camera = cam, frames = frame_id, "stopping while the source is unavailable");
-                    break;
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-                if let Err(e) = pipeline.setup(camera) {
-                    tracing::warn!(camera = cam, "media pipeline `{}` set-up failed: {e:#}", pipeline.name());
-                    continue;
-                }
-                match source.reconnect() {
-                    Ok(()) => tracing::info!(camera = cam, "source back: {}", source.describe()),
-                    Err(SourceError::Fatal(e)) => return Err(e),
-                    Err(e) => tracing::warn!(camera = cam, "reconnect failed: {}", describe_source_error(&e)),
-                }
-                continue;
-            }
-            Err(SourceError::Fatal(e)) => {
-                return Err(e.context(format!("camera `{cam}`: capturing from {}", source.describe())))
-            }
-        };
-        backoff = Duration::from_millis(100);
-        control.metrics.state = ProcessState::Running;
-        let publish_start = clock::monotonic_ns();
-        let published = publish_frame(
-            &publisher,
-            &mut *source,
-            FrameIdentity { run_id, frame_id: frame_id + 1 },
-            &grab,
-            stamp_flag,
-            format,
-            &mut phase_totals,
-        )
-        .with_context(|| format!("camera `{cam}`: publishing frame {}", frame_id + 1))?;
-        if let Err(why) = published {
-            // The frame gets no id: ids stay contiguous for what readers actually receive.
-            bad_frames += 1;
-            log_bad_frame(cam, bad_frames, &why);
-            continue;
-        }
-        frame_id += 1;
-        // Readers wait on this event; a failed notify only delays them until the next frame.
-        let sent = clock::monotonic_ns();
-        if let Err(e) = notifier.notify() {
-            tracing::debug!(camera = cam, "notify failed: {e:?}");
-        }
-        let done = clock::monotonic_ns();
-        phase_totals[3] += done.saturating_sub(sent);
-        let cost = done.saturating_sub(publish_start);
-        publish_ns_total += u128::from(cost);
-        // Smoothed publish cost (EWMA, α = 1/8) for status and metrics.
-        control.metrics.cost_ns =
-            if control.metrics.cost_ns == 0 { cost } else { (control.metrics.cost_ns * 7 + cost) / 8 };
-        let latency = done.saturating_sub(grab.capture_mono_ns);
-        window.record_ns(latency);
-        control.metrics.histogram.record_us(latency / 1000);
-        control.metrics.frames = frame_id;
-        control.metrics.skipped = grab.source_drops;
-        stats.tick(cam, frame_id, &grab);
-        if options.max_frames.is_some_and(|max| frame_id >= max) {
-            break;
-        }
-    }
+    let mut capture = Capture::new(camera, &node, &mut *source, pipeline, &mut output, &mut control, options);
+    let result = capture.run();
+    let (frames, seconds, cpu_ns) = (capture.frames(), capture.seconds(), capture.cpu_ns());
+    drop(capture);
+    let effective = source.effective();
+    // The device lets go of the samples it holds before the publisher goes.
+    source.close();
+    result?;
+    let (publish_cost_ns, phase_ns) = output.means(frames);
     Ok(CaptureSummary {
-        frames: frame_id,
-        seconds: started.elapsed().as_secs_f64(),
-        publish_cost_ns: if frame_id > 0 { publish_ns_total as f64 / frame_id as f64 } else { 0.0 },
-        phase_ns: phase_totals.map(|total| if frame_id > 0 { total as f64 / frame_id as f64 } else { 0.0 }),
-        effective: Some(source.effective()),
+        frames,
+        seconds,
+        publish_cost_ns,
+        phase_ns,
+        zero_copy_frames: output.zero_copy_frames,
+        written_frames: output.written_frames,
+        cpu_ns,
+        effective: Some(effective),
     })
-}
-
-/// Unusable frames are logged through the process's rate limiter (the first few, then one
-/// line per interval with the count), so a flaky camera cannot flood the log.
-fn log_bad_frame(camera: &str, count: u64, why: &str) {
-    framebus_common::logging::repeated(
-        tracing::Level::WARN,
-        "capture.unusable-frame",
-        format_args!("camera `{camera}`: skipping an unusable frame ({count} so far): {why}"),
-    );
-}
-
-/// Sleep slices between control polls: bounds how long a command waits while capture paces.
-const CONTROL_SLICE: Duration = Duration::from_millis(20);
-
-/// Capture's control server and what it reports.
-struct Control {
-    server: ControlServer,
-    metrics: Metrics,
-    stop: bool,
-}
-
-impl Control {
-    /// Answers pending control requests.
-    fn poll(&mut self) {
-        let metrics = &self.metrics;
-        let stop = &mut self.stop;
-        self.server.poll(|command| match command {
-            Command::Status => Answer::Status(Box::new(metrics.clone())),
-            Command::Stop => {
-                *stop = true;
-                Answer::Done("capture stopping".into())
-            }
-            // Capture carries the flags in its status; preview and recorder act on them.
-            Command::SetPreview(_) | Command::SetSaving(_) => Answer::Ignored,
-            Command::ListControls | Command::SetControls(_) => {
-                Answer::Refused("camera controls at runtime are not available in this build".into())
-            }
-        });
-        if self.stop {
-            self.metrics.state = ProcessState::Stopping;
-        }
-    }
-
-    /// Sleeps `duration` in slices, answering control requests in between (at least once);
-    /// returns early after a stop command. `false` when termination was requested (SIGINT or
-    /// SIGTERM; any other signal, e.g. the SIGCONT after a SIGSTOP, only shortens a slice).
-    fn wait(&mut self, node: &Node<IpcService>, duration: Duration) -> bool {
-        let until = Instant::now() + duration;
-        loop {
-            let left = until.saturating_duration_since(Instant::now());
-            // An interrupted sleep returns early; whether it was a termination request is
-            // the signal flag's to say, not the interruption's.
-            let _ = node.wait(left.min(CONTROL_SLICE));
-            if signals::termination_requested() {
-                return false;
-            }
-            self.poll();
-            if self.stop || Instant::now() >= until {
-                return true;
-            }
-        }
-    }
-}
-
-fn describe_source_error(e: &SourceError) -> String {
-    match e {
-        SourceError::Ended => "source ended".into(),
-        SourceError::Unavailable(why) | SourceError::BadFrame(why) => why.clone(),
-        SourceError::NoFrameYet => "no frame yet".into(),
-        SourceError::Fatal(e) => format!("{e:#}"),
-    }
-}
-
-/// Which frame of which capture run is being published.
-#[derive(Debug, Clone, Copy)]
-struct FrameIdentity {
-    run_id: u64,
-    frame_id: u64,
-}
-
-type FramePublisher = iceoryx2::port::publisher::Publisher<framebus_common::ipc::IpcService, [u8], FrameHeader>;
-
-/// Loans a sample, lets the source write the frame into it, fills the header and sends it.
-/// `Ok(Err(why))`: the source could not write this frame; the sample is returned unsent.
-fn publish_frame(
-    publisher: &FramePublisher,
-    source: &mut dyn FrameSource,
-    id: FrameIdentity,
-    grab: &source::Grab,
-    flags: u32,
-    format: source::SourceFormat,
-    phase_totals: &mut [u64; 4],
-) -> anyhow::Result<Result<(), String>> {
-    let start = clock::monotonic_ns();
-    let mut sample =
-        publisher.loan_slice_uninit(grab.payload_len).map_err(|e| anyhow::anyhow!("loaning a sample: {e:?}"))?;
-    let loaned = clock::monotonic_ns();
-    let FrameIdentity { run_id, frame_id } = id;
-    match source.write_into(frame_id, sample.payload_mut()) {
-        Ok(()) => {}
-        Err(SourceError::BadFrame(why)) => return Ok(Err(why)),
-        Err(SourceError::Fatal(e)) => return Err(e),
-        Err(other) => anyhow::bail!("writing the frame: {}", describe_source_error(&other)),
-    }
-    *sample.user_header_mut() = FrameHeader {
-        layout_version: FRAME_HEADER_VERSION,
-        header_size: core::mem::size_of::<FrameHeader>() as u32,
-        frame_id,
-        sequence: grab.sequence,
-        capture_mono_ns: grab.capture_mono_ns,
-        capture_realtime_ns: grab.capture_realtime_ns,
-        publish_mono_ns: clock::monotonic_ns(),
-        width: format.width,
-        height: format.height,
-        stride: format.format.stride(format.width),
-        pixel_format: format.format.fourcc(),
-        payload_len: grab.payload_len as u32,
-        flags,
-        source_drops: grab.source_drops,
-        run_id,
-    };
-    // SAFETY: `write_into` wrote every one of the `payload_len` bytes (its contract).
-    let sample = unsafe { sample.assume_init() };
-    let written = clock::monotonic_ns();
-    sample.send().map_err(|e| anyhow::anyhow!("sending: {e:?}"))?;
-    phase_totals[0] += loaned.saturating_sub(start);
-    phase_totals[1] += written.saturating_sub(loaned);
-    phase_totals[2] += clock::monotonic_ns().saturating_sub(written);
-    Ok(Ok(()))
-}
-
-/// Logs the publish rate and the source's (driver's) drops periodically.
-struct RateLog {
-    interval: Duration,
-    since: Instant,
-    frames_at_start: u64,
-    drops_at_start: u64,
-}
-
-impl RateLog {
-    fn new(interval: Duration) -> RateLog {
-        RateLog { interval, since: Instant::now(), frames_at_start: 0, drops_at_start: 0 }
-    }
-
-    fn tick(&mut self, camera: &str, frames: u64, grab: &source::Grab) {
-        let elapsed = self.since.elapsed();
-        if elapsed >= self.interval {
-            let fps = (frames - self.frames_at_start) as f64 / elapsed.as_secs_f64();
-            let drops = grab.source_drops;
-            tracing::info!(
-                camera,
-                frames,
-                "publishing at {fps:.1} fps, driver drops {drops} (+{})",
-                drops.saturating_sub(self.drops_at_start)
-            );
-            self.since = Instant::now();
-            self.frames_at_start = frames;
-            self.drops_at_start = drops;
-        }
-    }
 }

@@ -73,6 +73,14 @@ pub enum CtlCommand {
         /// Camera name.
         camera: String,
     },
+    /// Camera controls of a camera's device, through its capture process (V4L2 cameras).
+    Control {
+        /// Camera name.
+        camera: String,
+        /// `list` or `set`.
+        #[command(subcommand)]
+        action: ControlAction,
+    },
     /// Cameras, their service names and recorded flags (no process needs to run).
     #[command(after_help = EXIT_CODES)]
     List,
@@ -163,6 +171,24 @@ pub enum StateAction {
     Reset {
         /// Camera name.
         camera: String,
+    },
+}
+
+/// What `ctl control <camera>` does.
+#[derive(Debug, Subcommand)]
+pub enum ControlAction {
+    /// Every control of the device: name, type, range and step, default, current value, menu
+    /// items, and whether it is read-only or inactive (an automatic mode overrides it).
+    List,
+    /// Set controls while capturing, in order: `name=value ...` by normalised name (as `list`
+    /// prints it), an integer, `true`/`false` or a menu item (quote names with spaces:
+    /// `auto_exposure="Manual Mode"`). Nothing is set when one is wrong (the error lists what
+    /// the device offers); prints what the device kept. Recorded in the camera's state: set
+    /// again after a reconnect and when capture restarts.
+    Set {
+        /// `name=value` settings.
+        #[arg(required = true)]
+        settings: Vec<String>,
     },
 }
 

@@ -1,7 +1,8 @@
 //! `ctl`: the operator's tool. Sends commands to the processes of a deployment over their
-//! iceoryx2 control services and prints the replies (`status`, `stop`, `preview`, `record`),
-//! lists cameras and services (`list`), prints the deployment's iceoryx2 config (`iox2-config`) and
-//! the cross-process record layouts (`abi`), and runs a whole deployment as its supervisor (`up`).
+//! iceoryx2 control services and prints the replies (`status`, `stop`, `preview`, `record`,
+//! `control`, `state reset`), lists cameras and services (`list`), prints the deployment's
+//! iceoryx2 config (`iox2-config`) and the cross-process record layouts (`abi`), serves metrics
+//! (`metrics`), and runs a whole deployment as its supervisor (`up`).
 //!
 //! Every wait is bounded by `--timeout`; a process that is not running is reported with the
 //! service that was tried, and ctl exits 1; one that runs but did not answer in time (busy) is
@@ -18,7 +19,10 @@ use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use framebus_common::control::{Command, ControlClient, ControlError, ControlReply, ProcessStatus, Target};
+use framebus_common::config::{control_assignments_text, parse_control_assignments};
+use framebus_common::control::{
+    Command, ControlClient, ControlError, ControlReply, ProcessStatus, Target, REQUEST_TEXT,
+};
 use framebus_common::ipc::{
     connect_control, control_roles, create_client_node, iceoryx_config, DeploymentGuard, IpcService,
 };
@@ -28,7 +32,7 @@ use framebus_common::Deployment;
 use iceoryx2::prelude::*;
 use serde_json::{json, Value};
 
-use crate::cli::{Cli, CtlCommand};
+use crate::cli::{Cli, ControlAction, CtlCommand};
 
 /// How a command ended, beyond hard errors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,6 +148,83 @@ pub fn run(cli: &Cli) -> anyhow::Result<Outcome> {
         CtlCommand::Record { switch, camera } => with_client(&deployment, |client| {
             set_flag(&deployment, client, cli, camera, &Command::SetSaving(switch.is_on()))
         }),
+        CtlCommand::Control { camera, action } => {
+            deployment.camera(Some(camera))?;
+            match action {
+                ControlAction::List => with_client(&deployment, |client| list_controls(client, cli, camera)),
+                ControlAction::Set { settings } => {
+                    // Malformed arguments are usage errors (exit 2) before anything is sent.
+                    parse_control_assignments(settings).map_err(|e| anyhow::anyhow!("{e}"))?;
+                    let text = control_assignments_text(settings, REQUEST_TEXT).map_err(|e| anyhow::anyhow!("{e}"))?;
+                    with_client(&deployment, |client| set_controls(client, cli, camera, text))
+                }
+            }
+        }
+    }
+}
+
+/// The page header capture puts before a control list: `controls F-L of N:`.
+fn control_page(text: &str) -> Option<(usize, usize, usize, &str)> {
+    let rest = text.strip_prefix("controls ")?;
+    let (header, body) = rest.split_once(':')?;
+    let (range, total) = header.split_once(" of ")?;
+    let (first, last) = range.split_once('-')?;
+    Some((first.parse().ok()?, last.parse().ok()?, total.parse().ok()?, body.trim_start()))
+}
+
+/// `ctl control <camera> list`: asks capture page by page (one reply holds about 1 KiB) and
+/// prints one control per line.
+fn list_controls(session: &Session, cli: &Cli, camera: &str) -> anyhow::Result<Outcome> {
+    let target = Target::new(camera, ProcessRole::Capture);
+    let mut lines: Vec<String> = Vec::new();
+    let mut from = 0;
+    loop {
+        let reply = match session.client.send(&target, &Command::ListControls(from as u32), cli.timeout) {
+            Ok(reply) if reply.is_ok() => reply,
+            Ok(reply) => return report_failure(cli, camera, &reply.message_text()),
+            Err(e) => return report_failure(cli, camera, &e.to_string()),
+        };
+        let text = reply.message_text();
+        let Some((first, last, total, body)) = control_page(&text) else {
+            return report_failure(cli, camera, &format!("capture answered the control list with `{text}`"));
+        };
+        if total > 0 {
+            lines.extend(body.split("; ").map(str::to_string));
+        }
+        // Stop at the end, and on a page that does not move on (a broken reply).
+        if total == 0 || last + 1 >= total || first != from || last < first {
+            break;
+        }
+        from = last + 1;
+    }
+    if cli.json {
+        println!("{}", json!({ "camera": camera, "ok": true, "controls": lines }));
+    } else if lines.is_empty() {
+        println!("{camera}: the device has no controls");
+    } else {
+        for line in lines {
+            println!("{line}");
+        }
+    }
+    Ok(Outcome::Done)
+}
+
+/// `ctl control <camera> set k=v ...`: capture checks every setting against the device, sets
+/// them in order, records them and answers what the device kept.
+fn set_controls(session: &Session, cli: &Cli, camera: &str, text: String) -> anyhow::Result<Outcome> {
+    let target = Target::new(camera, ProcessRole::Capture);
+    match session.client.send(&target, &Command::SetControls(text), cli.timeout) {
+        Ok(reply) if reply.is_ok() => {
+            let message = reply.message_text();
+            if cli.json {
+                println!("{}", json!({ "camera": camera, "ok": true, "result": message }));
+            } else {
+                println!("{camera}: {message}");
+            }
+            Ok(Outcome::Done)
+        }
+        Ok(reply) => report_failure(cli, camera, &reply.message_text()),
+        Err(e) => report_failure(cli, camera, &e.to_string()),
     }
 }
 

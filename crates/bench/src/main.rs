@@ -6,9 +6,14 @@
 //! wakes with the sample). Readers verify every frame's integrity stamp (torn) and that ids only
 //! rise (stale). `framebus-bench reader ...` is the reader process it starts. A second table puts
 //! a Python reader (`python -m framebus._bench`, from the repository's `.venv`) next to a Rust
-//! reader on the same 1080p capture run: latency and CPU. Last, the recorder process's CPU and
-//! memory with and without a 5 s pre-roll at 1080p30 (`framebus-bench recorder` runs only that
-//! table).
+//! reader on the same 1080p capture run: latency and CPU.
+//!
+//! Then it measures V4L2 capture against the emulated device (`tests/fixtures/fake-v4l2`,
+//! built with `cc` and LD_PRELOADed into capture) at 1080p and 4K YUYV, mmap + one copy next to
+//! USERPTR: capture's CPU time per frame while its loop runs (from its `--summary`), minus the CPU
+//! the emulated sensor spends writing the frame (a real device does that by DMA), and its ratio
+//! to one memcpy of the frame. Last, the recorder process's CPU and memory with and without a
+//! 5 s pre-roll at 1080p30 (`framebus-bench recorder` runs only that table).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -41,6 +46,8 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let result = match args.get(1).map(String::as_str) {
         Some("reader") => reader(&args[2..]),
+        // Only the emulated-device rows.
+        Some("v4l2") => tempfile::tempdir().map_err(anyhow::Error::from).and_then(|dir| device_bench(dir.path())),
         // Only the recorder table (`framebus-bench recorder`).
         Some("recorder") => tempfile::tempdir().map_err(anyhow::Error::from).and_then(|dir| recorder_table(dir.path())),
         _ => bench(),
@@ -207,13 +214,13 @@ fn bench() -> anyhow::Result<()> {
             );
         }
     }
-    python_vs_rust(dir.path())?;
     println!("\nmemcpy, rotating slots = the same copy into as many buffers in turn as the run has slots (capture's memory pattern).");
     println!("capture cost = loan + write the frame into shared memory + header + send + notify, mean over the flat-out run.");
     println!("latency = publish timestamp (just before send) → frame in the reader's hands (reader loop of the framebus crate, policy every), paced run, worst reader.");
     policy_table(dir.path())?;
-    recorder_table(dir.path())?;
-    Ok(())
+    python_vs_rust(dir.path())?;
+    device_bench(dir.path())?;
+    recorder_table(dir.path())
 }
 
 /// One recorder run for [`recorder_table`].
@@ -454,6 +461,151 @@ fn python_vs_rust(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One emulated-device configuration.
+struct DeviceCase {
+    label: &'static str,
+    width: u32,
+    height: u32,
+    fps: u32,
+    frames: u64,
+}
+
+const DEVICE_CASES: [DeviceCase; 2] = [
+    DeviceCase { label: "1920x1080", width: 1920, height: 1080, fps: 60, frames: 240 },
+    DeviceCase { label: "3840x2160", width: 3840, height: 2160, fps: 30, frames: 100 },
+];
+
+/// Builds the emulated V4L2 device into `dir`; `None` (with the reason) when `cc` or the source
+/// is missing.
+fn build_fake_device(dir: &Path) -> Result<PathBuf, String> {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/fake-v4l2/fake_v4l2.c");
+    let lib = dir.join("libfake_v4l2.so");
+    let status = Command::new("cc")
+        .args(["-shared", "-fPIC", "-O2", "-o"])
+        .arg(&lib)
+        .arg(&source)
+        .args(["-ldl", "-lpthread"])
+        .status()
+        .map_err(|e| format!("running cc: {e}"))?;
+    if !status.success() {
+        return Err(format!("cc could not build {}", source.display()));
+    }
+    Ok(lib)
+}
+
+/// What one capture run against the emulated device cost.
+struct DeviceRun {
+    /// Capture's CPU time (user + system) while its loop ran, ns.
+    cpu_ns: f64,
+    /// Of it, the emulated sensor writing frames, ns.
+    fill_ns: f64,
+    capture: serde_json::Value,
+    reader: serde_json::Value,
+}
+
+fn device_run(dir: &Path, lib: &Path, case: &DeviceCase, memory: &str, run: usize) -> anyhow::Result<DeviceRun> {
+    // At most 14 characters: iceoryx2's socket paths contain it.
+    let frames = case.frames;
+    let name = format!("v{}{}{}-{run}", std::process::id() % 1_000_000, &memory[..1], case.width / 1000);
+    let config = dir.join(format!("{name}.toml"));
+    std::fs::write(
+        &config,
+        format!(
+            "[deployment]\nname = \"{name}\"\n\n[[camera]]\nname = \"bench\"\nwidth = {}\nheight = {}\nfps = {}\npixel-format = \"YUYV\"\nslots = {}\nmax-readers = 1\n\n[camera.source]\nkind = \"v4l2\"\ndevice = \"/dev/video-bench\"\nmemory = \"{memory}\"\n",
+            case.width,
+            case.height,
+            case.fps,
+            slots_for(1)
+        ),
+    )?;
+    let config_text = config.to_str().ok_or_else(|| anyhow!("non-UTF-8 temp path"))?.to_string();
+    let stats = dir.join(format!("{name}.stats"));
+    let reader = Command::new(std::env::current_exe()?)
+        .args(["reader", &config_text, &frames.to_string(), "every", "fake-v4l2"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("starting a reader")?;
+    let capture = Command::new(sibling("capture")?)
+        .args(["--config", &config_text, "--max-frames", &frames.to_string(), "--wait-for-readers", "1", "--summary"])
+        .env("RUST_LOG", "warn")
+        .env("LD_PRELOAD", lib)
+        .env("FAKE_V4L2_DEVICE", "/dev/video-bench")
+        .env("FAKE_V4L2_FORMATS", "YUYV")
+        .env("FAKE_V4L2_SIZES", format!("{}x{}", case.width, case.height))
+        .env("FAKE_V4L2_MAX_FPS", case.fps.to_string())
+        .env("FAKE_V4L2_STATS", &stats)
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("starting capture")?;
+    let out = capture.wait_with_output().context("waiting for capture")?;
+    if !out.status.success() {
+        bail!("capture on the emulated device failed: {:?}", out.status);
+    }
+    let capture: serde_json::Value = serde_json::from_slice(&out.stdout).context("capture summary")?;
+    let cpu_ns = f(&capture, "cpu_ns");
+    let stats_text = std::fs::read_to_string(&stats).with_context(|| format!("reading {}", stats.display()))?;
+    let fill_ns = stats_text
+        .split_whitespace()
+        .find_map(|kv| kv.strip_prefix("fill_cpu_ns="))
+        .and_then(|v| v.parse::<f64>().ok())
+        .ok_or_else(|| anyhow!("no fill_cpu_ns in `{stats_text}`"))?;
+    let mut reader = reader;
+    let out = reader.stdout.take().ok_or_else(|| anyhow!("reader stdout"))?;
+    let line = BufReader::new(out).lines().next().ok_or_else(|| anyhow!("reader printed nothing"))??;
+    reader.wait()?;
+    Ok(DeviceRun { cpu_ns, fill_ns, capture, reader: serde_json::from_str(&line).context("reader report")? })
+}
+
+fn device_bench(dir: &Path) -> anyhow::Result<()> {
+    let lib = match build_fake_device(dir) {
+        Ok(lib) => lib,
+        Err(why) => {
+            println!("\n(emulated-device capture rows skipped: {why})");
+            return Ok(());
+        }
+    };
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "\nV4L2 capture from the emulated device, YUYV as delivered, 1 reader checking every frame (load average {}):\n",
+        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+    );
+    println!("| frame | memory | memcpy of 1 frame | capture CPU/frame | ratio to memcpy | publish cost/frame | frames written by device / by capture | torn | stale |");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
+    for case in &DEVICE_CASES {
+        let memcpy = memcpy_ns((case.width * case.height * 2) as usize, 1);
+        for memory in ["mmap", "userptr"] {
+            // The lowest of three runs: on a shared machine other work only adds (cache and TLB
+            // misses after every wake-up, context switches).
+            let mut runs = Vec::new();
+            for run in 0..3 {
+                runs.push(device_run(dir, &lib, case, memory, run)?);
+            }
+            let per_frame = |r: &DeviceRun| (r.cpu_ns - r.fill_ns) / f(&r.capture, "frames").max(1.0);
+            runs.sort_by(|a, b| per_frame(a).total_cmp(&per_frame(b)));
+            let torn: f64 = runs.iter().map(|r| f(&r.reader, "torn")).sum();
+            let stale: f64 = runs.iter().map(|r| f(&r.reader, "stale")).sum();
+            let long = &runs[0];
+            let cpu = per_frame(long);
+            println!(
+                "| {} | {} | {:.0} µs | {:.1} µs | {:.3}x | {:.1} µs | {} / {} | {torn} | {stale} |",
+                case.label,
+                long.capture["memory"].as_str().unwrap_or("?"),
+                memcpy / 1000.0,
+                cpu / 1000.0,
+                cpu / memcpy,
+                f(&long.capture, "publish_cost_ns") / 1000.0,
+                long.capture["zero_copy_frames"],
+                long.capture["written_frames"],
+            );
+        }
+    }
+    println!("\ncapture CPU/frame = (capture's CPU time while its loop ran − the emulated sensor's CPU time writing frames, which a real device does by DMA) / frames; lowest of 3 runs of {}/{} frames.",
+        DEVICE_CASES[0].frames, DEVICE_CASES[1].frames);
+    println!("It includes poll, DQBUF/QBUF (answered in-process by the emulated device), loan, copy (mmap only), header, send, notify and control polling.");
+    println!("publish cost = capture's own wall-clock timing from loan (or the filled sample) to notify, mean over that run.");
+    Ok(())
+}
+
 /// `framebus-bench reader <config> <frames> [policy]`: reads through the reader loop of the
 /// `framebus` crate (policy `every` unless given), records publish → frame-in-hand latency,
 /// verifies every frame, prints one JSON line.
@@ -464,14 +616,18 @@ fn reader(args: &[String]) -> anyhow::Result<()> {
         Some(text) => ReaderPolicy::parse(text, None).map_err(|e| anyhow!(e))?,
         None => ReaderPolicy::Every,
     };
-    // `touch`: read every byte of each frame taken, as an algorithm would.
-    let touch = args.get(3).is_some_and(|a| a == "touch");
+    // `touch`: read every byte of each frame taken, as an algorithm would; `fake-v4l2`: frames
+    // come from the emulated V4L2 device (checked against its formula, not the synthetic stamp).
+    let touch = args.iter().skip(3).any(|a| a == "touch");
+    let fake_device = args.iter().skip(3).any(|a| a == "fake-v4l2");
     let camera = Camera::builder(Path::new(config), "bench")?
         .role(&format!("bench-{}", std::process::id()))?
         .policy(policy)
         .open()?;
-    let pattern = SyntheticPattern::new(camera.config().format(), camera.config().width, camera.config().height)
-        .ok_or_else(|| anyhow!("no pattern"))?;
+    let pattern = SyntheticPattern::new(camera.config().format(), camera.config().width, camera.config().height);
+    if pattern.is_none() && !fake_device {
+        bail!("no synthetic pattern for this camera");
+    }
     let mut latency = LatencyWindow::new();
     let (mut seen, mut torn, mut stale, mut last) = (0u64, 0u64, 0u64, 0u64);
     let mut cpu_at_first = None;
@@ -488,7 +644,12 @@ fn reader(args: &[String]) -> anyhow::Result<()> {
                     stale += 1;
                 }
                 last = header.frame_id;
-                if pattern.verify(header.frame_id, frame.bytes()).is_err() {
+                let intact = match &pattern {
+                    _ if fake_device => fake_frame_intact(&header, frame.bytes()),
+                    Some(pattern) => pattern.verify(header.frame_id, frame.bytes()).is_ok(),
+                    None => false,
+                };
+                if !intact {
                     torn += 1;
                 }
                 if touch {
@@ -532,4 +693,20 @@ fn process_cpu_secs() -> f64 {
     }
     let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     secs(usage.ru_utime) + secs(usage.ru_stime)
+}
+
+/// Whether a YUYV frame of the emulated device is what its documented formula says for the
+/// frame's sequence: the 32-pixel sequence stamp of row 0 and 64 sampled pixels.
+fn fake_frame_intact(header: &framebus_common::FrameHeader, bytes: &[u8]) -> bool {
+    let (w, h, s) = (header.width as usize, header.height as usize, header.sequence);
+    if bytes.len() < w * h * 2 || w < 32 || h < 2 {
+        return false;
+    }
+    let luma = |x: usize, y: usize| bytes[(y * w + x) * 2];
+    let stamp = (0..32).all(|x| luma(x, 0) == if (s >> x) & 1 == 1 { 255 } else { 0 });
+    let samples = (0..64).all(|i| {
+        let (x, y) = ((i * 7919) % w, 1 + (i * 104_729) % (h - 1));
+        luma(x, y) == ((x + y) as u64 + s) as u8 && bytes[(y * w + x) * 2 + 1] == 128
+    });
+    stamp && samples
 }

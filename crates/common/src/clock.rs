@@ -21,6 +21,12 @@ pub fn realtime_ns() -> u64 {
     now_ns(libc::CLOCK_REALTIME)
 }
 
+/// CPU time this process has used so far (all threads, user + system), in nanoseconds: what
+/// capture's per-frame CPU cost is measured on.
+pub fn process_cpu_ns() -> u64 {
+    now_ns(libc::CLOCK_PROCESS_CPUTIME_ID)
+}
+
 /// The instant `realtime_ns` (nanoseconds since the epoch) as a [`jiff::Timestamp`]. Every
 /// `u64` of nanoseconds (up to the year 2554) is within jiff's range, so this cannot fail.
 pub fn timestamp(realtime_ns: u64) -> jiff::Timestamp {

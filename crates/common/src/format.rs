@@ -16,18 +16,24 @@ pub enum PixelFormat {
     Yuyv,
     /// Planar 4:2:0: a Y plane, then interleaved U/V at half resolution (`NV12`).
     Nv12,
+    /// Planar 4:2:0 like NV12 with V before U (`NV21`).
+    Nv21,
+    /// Planar 4:2:2: a Y plane, then interleaved U/V at half width and full height (`NV16`).
+    Nv16,
     /// Motion JPEG: each frame is one JPEG image of variable size (`MJPG`).
     Mjpg,
 }
 
 impl PixelFormat {
     /// Every supported format, in the order shown in error messages.
-    pub const ALL: [PixelFormat; 6] = [
+    pub const ALL: [PixelFormat; 8] = [
         PixelFormat::Bgr3,
         PixelFormat::Rgb3,
         PixelFormat::Grey,
         PixelFormat::Yuyv,
         PixelFormat::Nv12,
+        PixelFormat::Nv21,
+        PixelFormat::Nv16,
         PixelFormat::Mjpg,
     ];
 
@@ -39,6 +45,8 @@ impl PixelFormat {
             PixelFormat::Grey => "GREY",
             PixelFormat::Yuyv => "YUYV",
             PixelFormat::Nv12 => "NV12",
+            PixelFormat::Nv21 => "NV21",
+            PixelFormat::Nv16 => "NV16",
             PixelFormat::Mjpg => "MJPG",
         }
     }
@@ -65,7 +73,7 @@ impl PixelFormat {
         match self {
             PixelFormat::Bgr3 | PixelFormat::Rgb3 => width * 3,
             PixelFormat::Yuyv => width * 2,
-            PixelFormat::Grey | PixelFormat::Nv12 => width,
+            PixelFormat::Grey | PixelFormat::Nv12 | PixelFormat::Nv21 | PixelFormat::Nv16 => width,
             PixelFormat::Mjpg => 0,
         }
     }
@@ -76,9 +84,9 @@ impl PixelFormat {
         let (w, h) = (width as usize, height as usize);
         match self {
             PixelFormat::Bgr3 | PixelFormat::Rgb3 => w * h * 3,
-            PixelFormat::Yuyv | PixelFormat::Mjpg => w * h * 2,
+            PixelFormat::Yuyv | PixelFormat::Nv16 | PixelFormat::Mjpg => w * h * 2,
             PixelFormat::Grey => w * h,
-            PixelFormat::Nv12 => w * h + w * h / 2,
+            PixelFormat::Nv12 | PixelFormat::Nv21 => w * h + w * h / 2,
         }
     }
 

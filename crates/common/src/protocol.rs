@@ -40,7 +40,9 @@ pub mod code {
     pub const SET_PREVIEW: u32 = 3;
     /// Image saving (recording): argument 1 = on, 0 = off.
     pub const SET_SAVING: u32 = 4;
-    /// List the camera controls the device offers (capture); argument unused.
+    /// List the camera controls the device offers (capture); argument: the index of the first
+    /// control to list (0 for all; a reply says `controls F-L of N:` and a client asks again
+    /// from L+1 while L+1 < N, since one reply holds [`super::MESSAGE_TEXT`] bytes).
     pub const LIST_CONTROLS: u32 = 5;
     /// Set camera controls (capture); the text holds `name=value` pairs separated by spaces.
     pub const SET_CONTROLS: u32 = 6;
@@ -289,8 +291,9 @@ pub enum Command {
     SetPreview(bool),
     /// Turn image saving on or off.
     SetSaving(bool),
-    /// List the camera's controls (capture).
-    ListControls,
+    /// List the camera's controls (capture), starting at this index (see
+    /// [`code::LIST_CONTROLS`]).
+    ListControls(u32),
     /// Set camera controls: `name=value` pairs separated by spaces (capture).
     SetControls(String),
 }
@@ -304,7 +307,7 @@ impl Command {
             Command::Stop => (code::STOP, 0, ""),
             Command::SetPreview(on) => (code::SET_PREVIEW, u32::from(*on), ""),
             Command::SetSaving(on) => (code::SET_SAVING, u32::from(*on), ""),
-            Command::ListControls => (code::LIST_CONTROLS, 0, ""),
+            Command::ListControls(from) => (code::LIST_CONTROLS, *from, ""),
             Command::SetControls(text) => (code::SET_CONTROLS, 0, text.as_str()),
         };
         let mut request =
@@ -321,7 +324,7 @@ impl Command {
             Command::Stop => "stop".into(),
             Command::SetPreview(on) => format!("preview {}", on_off(*on)),
             Command::SetSaving(on) => format!("saving {}", on_off(*on)),
-            Command::ListControls => "control list".into(),
+            Command::ListControls(_) => "control list".into(),
             Command::SetControls(text) => format!("control set {text}"),
         }
     }
@@ -365,7 +368,7 @@ impl ControlRequest {
             code::STOP => Ok(Command::Stop),
             code::SET_PREVIEW => Ok(Command::SetPreview(flag()?)),
             code::SET_SAVING => Ok(Command::SetSaving(flag()?)),
-            code::LIST_CONTROLS => Ok(Command::ListControls),
+            code::LIST_CONTROLS => Ok(Command::ListControls(self.argument)),
             code::SET_CONTROLS => {
                 let len = self.text_len as usize;
                 let text = self.text.get(..len).ok_or_else(|| {

@@ -13,6 +13,10 @@
 //! exclusively under a random name), and only a regular file of at most [`MAX_STATE_BYTES`] is
 //! read (a FIFO or a link to `/dev/zero` is an error, never a hang).
 //!
+//! It also holds the camera controls set while capturing (`ctl control <camera> set`), in a
+//! `[controls]` table in the order they were set, so capture sets them again when it restarts
+//! ([`StateStore::recorded_controls`], [`StateStore::record_controls`]).
+//!
 //! The file holds only the flags a command has set ([`RecordedFlags`]). Precedence when a
 //! process starts: a flag recorded in the file wins; a flag never set by a command takes the
 //! config's initial value (`[camera.preview] enabled`, `[camera.recorder] enabled`); without
@@ -25,7 +29,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::config::{defaults, CameraConfig, Deployment};
+use crate::config::{defaults, normalize_control_name, CameraConfig, ControlSettings, ControlValue, Deployment};
 use crate::secure_fs::{self, Unsafe};
 
 /// Largest state file read (a real one is about 200 bytes).
@@ -107,6 +111,7 @@ pub enum StateError {
 struct RawState {
     preview: Option<bool>,
     saving: Option<bool>,
+    controls: Option<ControlSettings>,
 }
 
 /// The state files of one deployment.
@@ -168,18 +173,62 @@ impl StateStore {
     }
 
     fn recorded_in(&self, dir: &Path, camera: &str) -> Result<RecordedFlags, StateError> {
+        let raw = self.raw_in(dir, camera)?;
+        Ok(RecordedFlags { preview: raw.preview, saving: raw.saving })
+    }
+
+    fn raw_in(&self, dir: &Path, camera: &str) -> Result<RawState, StateError> {
         let path = self.path(camera);
         let text = match secure_fs::read_regular(&dir.join(format!("{camera}.state")), MAX_STATE_BYTES) {
             Ok(Some(text)) => text,
-            Ok(None) => return Ok(RecordedFlags::default()),
+            Ok(None) => return Ok(RawState { preview: None, saving: None, controls: None }),
             Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
                 return Err(StateError::NotRegular { path, reason: e.to_string() })
             }
             Err(source) => return Err(StateError::Io { what: "reading state file", path, source }),
         };
-        let raw: RawState =
-            toml::from_str(&text).map_err(|e| StateError::Malformed { path: path.clone(), message: e.to_string() })?;
-        Ok(RecordedFlags { preview: raw.preview, saving: raw.saving })
+        toml::from_str(&text).map_err(|e| StateError::Malformed { path: path.clone(), message: e.to_string() })
+    }
+
+    /// The camera controls set while capturing, in the order they were last set; none when
+    /// nothing was set.
+    pub fn recorded_controls(&self, camera: &str) -> Result<Vec<(String, ControlValue)>, StateError> {
+        let Some(dir) = self.checked_dir(false)? else { return Ok(Vec::new()) };
+        Ok(self.raw_in(&dir, camera)?.controls.map(|c| c.0).unwrap_or_default())
+    }
+
+    /// Like [`StateStore::recorded_controls`], but a broken file logs a warning and counts as
+    /// nothing recorded.
+    pub fn recorded_controls_or_none(&self, camera: &str) -> Vec<(String, ControlValue)> {
+        self.recorded_controls(camera).unwrap_or_else(|e| {
+            tracing::warn!(camera, "{e}; setting only the config's controls");
+            Vec::new()
+        })
+    }
+
+    /// Records controls set while capturing: each one replaces its earlier value and moves to
+    /// the end (re-applying the list sets each once, in the order it was last set). Written
+    /// atomically under the camera's lock, keeping the flags. Returns every recorded control.
+    pub fn record_controls(
+        &self,
+        camera: &str,
+        settings: &[(String, ControlValue)],
+    ) -> Result<Vec<(String, ControlValue)>, StateError> {
+        let dir = self.checked_dir(true)?.unwrap_or_else(|| self.dir.clone());
+        let _lock = FileLock::acquire(&dir.join(format!("{camera}.lock")))?;
+        let raw = self.raw_in(&dir, camera).unwrap_or_else(|e| {
+            tracing::warn!(camera, "{e}; replacing it");
+            RawState { preview: None, saving: None, controls: None }
+        });
+        let flags = RecordedFlags { preview: raw.preview, saving: raw.saving };
+        let mut controls = raw.controls.map(|c| c.0).unwrap_or_default();
+        for (name, value) in settings {
+            let key = normalize_control_name(name);
+            controls.retain(|(k, _)| *k != key);
+            controls.push((key, value.clone()));
+        }
+        self.write_in(&dir, camera, flags, &controls)?;
+        Ok(controls)
     }
 
     /// Like [`StateStore::recorded`], but a broken file logs a warning and counts as nothing
@@ -203,11 +252,24 @@ impl StateStore {
         let dir = self.checked_dir(true)?.unwrap_or_else(|| self.dir.clone());
         let _lock = FileLock::acquire(&dir.join(format!("{camera}.lock")))?;
         // A malformed file is replaced: the command being recorded is what the operator wants now.
-        let mut state = self.recorded_in(&dir, camera).unwrap_or_else(|e| {
+        let raw = self.raw_in(&dir, camera).unwrap_or_else(|e| {
             tracing::warn!(camera, "{e}; replacing it");
-            RecordedFlags::default()
+            RawState { preview: None, saving: None, controls: None }
         });
+        let mut state = RecordedFlags { preview: raw.preview, saving: raw.saving };
         change(&mut state);
+        self.write_in(&dir, camera, state, &raw.controls.map(|c| c.0).unwrap_or_default())?;
+        Ok(state)
+    }
+
+    /// Replaces the state file of `camera` in `dir` (the caller holds its lock).
+    fn write_in(
+        &self,
+        dir: &Path,
+        camera: &str,
+        state: RecordedFlags,
+        controls: &[(String, ControlValue)],
+    ) -> Result<(), StateError> {
         let path = self.path(camera);
         let mut text = format!(
             "# framebus command state of camera `{camera}` (written by ctl and the camera's processes);\n# a flag listed here wins over the config's `enabled`, delete the file to start from the config\n"
@@ -217,10 +279,23 @@ impl StateStore {
                 text.push_str(&format!("{key} = {on}\n"));
             }
         }
+        if !controls.is_empty() {
+            text.push_str(
+                "\n# camera controls set while capturing, set again at every start and reconnect\n[controls]\n",
+            );
+            for (name, value) in controls {
+                let value = match value {
+                    ControlValue::Integer(v) => toml::Value::Integer(*v),
+                    ControlValue::Bool(v) => toml::Value::Boolean(*v),
+                    ControlValue::Menu(v) => toml::Value::String(v.clone()),
+                };
+                text.push_str(&format!("{name} = {value}\n"));
+            }
+        }
         // Created exclusively (O_EXCL, mode 0600) under a random name: nothing planted is followed.
         let mut tmp =
-            tempfile::Builder::new().prefix(&format!(".{camera}.state.")).tempfile_in(&dir).map_err(|source| {
-                StateError::Io { what: "creating a temporary state file in", path: dir.clone(), source }
+            tempfile::Builder::new().prefix(&format!(".{camera}.state.")).tempfile_in(dir).map_err(|source| {
+                StateError::Io { what: "creating a temporary state file in", path: dir.to_path_buf(), source }
             })?;
         let tmp_path = tmp.path().to_path_buf();
         let file = tmp.as_file_mut();
@@ -235,7 +310,7 @@ impl StateStore {
             path: path.clone(),
             source: e.error,
         })?;
-        Ok(state)
+        Ok(())
     }
 }
 
@@ -310,6 +385,37 @@ mod tests {
         assert_eq!(store.effective("cam0", config), CameraState { preview: false, saving: false });
         store.update("cam0", |s| s.preview = Some(true)).ok();
         assert_eq!(store.effective("cam0", config), CameraState { preview: true, saving: false });
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Controls are recorded in the order last set, survive flag updates, and flags survive
+    /// control updates; menu names with quotes round-trip.
+    #[test]
+    fn controls_are_recorded_in_order_next_to_the_flags() {
+        let dir = tempfile_dir("controls");
+        let store = StateStore::in_dir(&dir);
+        assert_eq!(store.recorded_controls("cam0").ok(), Some(vec![]));
+        let menu = ControlValue::Menu("Manual \"Mode\"".into());
+        store
+            .record_controls(
+                "cam0",
+                &[("Auto Exposure".into(), menu.clone()), ("gain".into(), ControlValue::Integer(3))],
+            )
+            .ok();
+        store.update("cam0", |s| s.saving = Some(true)).ok();
+        let all = store.record_controls("cam0", &[("auto_exposure".into(), ControlValue::Integer(3))]).ok();
+        let want = vec![
+            ("gain".to_string(), ControlValue::Integer(3)),
+            ("auto_exposure".to_string(), ControlValue::Integer(3)),
+        ];
+        assert_eq!(all.as_ref(), Some(&want));
+        assert_eq!(store.recorded_controls("cam0").ok(), Some(want));
+        assert_eq!(store.recorded("cam0").ok(), Some(RecordedFlags { saving: Some(true), preview: None }));
+        store.record_controls("cam1", &[("x".into(), menu.clone()), ("on".into(), ControlValue::Bool(false))]).ok();
+        assert_eq!(
+            store.recorded_controls("cam1").ok(),
+            Some(vec![("x".to_string(), menu), ("on".to_string(), ControlValue::Bool(false))])
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -362,7 +362,7 @@ fn completions_and_man_pages_are_generated() {
     assert_eq!(code, Some(0), "{err}");
     let mut offered: Vec<&str> = out.lines().collect();
     offered.sort_unstable();
-    assert_eq!(offered, vec!["status", "stop"], "{out}{err}");
+    assert_eq!(offered, vec!["state", "status", "stop"], "{out}{err}");
     let (code, out, err) =
         run(Command::new("bash").arg("-c").arg(format!("source '{}'; complete -p ctl", script_path.display())));
     assert_eq!(code, Some(0), "{err}");

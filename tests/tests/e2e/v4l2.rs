@@ -3,6 +3,13 @@
 //! the fixture's documented content formula, frame timing, sequence gaps and unplugging.
 //! Frames are checked pixel by pixel by a reader in the test process that opens the camera's
 //! frame service itself, and by the real `algo` process.
+//!
+//! Submodules: `planes` (multi-planar nodes, padded strides), `zero_copy` (USERPTR into shared
+//! memory), `controls` (camera controls changed while capturing).
+
+mod controls;
+mod planes;
+mod zero_copy;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -93,8 +100,10 @@ fn fixture_raw(format: PixelFormat, w: usize, h: usize, s: u64) -> Vec<u8> {
             }
         }
     }
-    if format == PixelFormat::Nv12 {
-        out.resize(w * h * 3 / 2, 128);
+    match format {
+        PixelFormat::Nv12 | PixelFormat::Nv21 => out.resize(w * h * 3 / 2, 128),
+        PixelFormat::Nv16 => out.resize(w * h * 2, 128),
+        _ => {}
     }
     out
 }
@@ -163,6 +172,7 @@ fn check_frame(device: PixelFormat, header: &FrameHeader, payload: &[u8]) -> Res
             let code = match d {
                 PixelFormat::Yuyv => imgproc::COLOR_YUV2BGR_YUYV,
                 PixelFormat::Nv12 => imgproc::COLOR_YUV2BGR_NV12,
+                PixelFormat::Nv21 => imgproc::COLOR_YUV2BGR_NV21,
                 _ => imgproc::COLOR_GRAY2BGR,
             };
             let mut bgr = Mat::default();

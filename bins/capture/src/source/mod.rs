@@ -6,12 +6,16 @@ mod file;
 mod synthetic;
 mod v4l2;
 
+use core::fmt;
 use core::mem::MaybeUninit;
 use std::time::Duration;
 
 use anyhow::Context;
-use framebus_common::config::SourceConfig;
-use framebus_common::{CameraConfig, Deployment, PixelFormat};
+use framebus_common::config::{ControlValue, SourceConfig};
+use framebus_common::ipc::IpcService;
+use framebus_common::state::StateStore;
+use framebus_common::{CameraConfig, Deployment, FrameHeader, PixelFormat};
+use iceoryx2::sample_mut_uninit::SampleMutUninit;
 
 pub use file::FileSource;
 pub use synthetic::SyntheticSource;
@@ -64,6 +68,8 @@ pub struct Effective {
     /// Where the granted settings differ from the configured ones (`size 800x600 → 640x480`);
     /// empty when everything was granted.
     pub adjustments: Vec<String>,
+    /// V4L2: the memory of the driver's buffers (`mmap` or `userptr`).
+    pub memory: Option<&'static str>,
 }
 
 /// Metadata of a grabbed frame, before it is written into a sample.
@@ -98,6 +104,201 @@ pub enum SourceError {
     Fatal(anyhow::Error),
 }
 
+/// A sample loaned from capture's frame publisher, not yet written: what a zero-copy source
+/// hands its device to fill.
+pub type Loan = SampleMutUninit<IpcService, [MaybeUninit<u8>], FrameHeader>;
+
+/// A zero-copy source's need for loaned samples (see [`FrameSource::lending`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lending {
+    /// Samples the device holds at once (its buffers): capture's publisher must be able to loan
+    /// this many at the same time, so the shared memory reserves them.
+    pub buffers: usize,
+    /// Bytes of each sample (the published frame size).
+    pub sample_bytes: usize,
+}
+
+/// The type of a camera control.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ControlKind {
+    /// 32-bit integer with a range and step.
+    Integer,
+    /// On/off.
+    Boolean,
+    /// One of named items.
+    Menu,
+    /// One of integer items (the label is the value).
+    IntegerMenu,
+    /// 64-bit integer.
+    Integer64,
+    /// An action without a value (writing triggers it).
+    Button,
+    /// Text.
+    String,
+    /// Bit field.
+    Bitmask,
+    /// Anything else (compound types), with the driver's type code.
+    Compound(u32),
+}
+
+impl ControlKind {
+    /// Short name: `int`, `bool`, `menu`, `intmenu`, `int64`, `button`, `string`, `bitmask`,
+    /// `compound`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ControlKind::Integer => "int",
+            ControlKind::Boolean => "bool",
+            ControlKind::Menu => "menu",
+            ControlKind::IntegerMenu => "intmenu",
+            ControlKind::Integer64 => "int64",
+            ControlKind::Button => "button",
+            ControlKind::String => "string",
+            ControlKind::Bitmask => "bitmask",
+            ControlKind::Compound(_) => "compound",
+        }
+    }
+
+    /// Whether the control holds an integer value that can be read and set.
+    pub fn has_value(self) -> bool {
+        matches!(
+            self,
+            ControlKind::Integer
+                | ControlKind::Boolean
+                | ControlKind::Menu
+                | ControlKind::IntegerMenu
+                | ControlKind::Integer64
+                | ControlKind::Bitmask
+        )
+    }
+}
+
+/// One camera control as the device describes it now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ControlInfo {
+    /// Normalised name, as in `[camera.source.controls]` (`exposure_time_absolute`).
+    pub name: String,
+    /// The driver's name (`Exposure Time, Absolute`).
+    pub label: String,
+    /// Type.
+    pub kind: ControlKind,
+    /// Smallest value.
+    pub minimum: i64,
+    /// Largest value.
+    pub maximum: i64,
+    /// Step between values.
+    pub step: u64,
+    /// The driver's default.
+    pub default: i64,
+    /// Current value (None when the control cannot be read).
+    pub current: Option<i64>,
+    /// Menu items: (value, label).
+    pub menu: Vec<(i64, String)>,
+    /// The value can only be read.
+    pub read_only: bool,
+    /// An automatic mode currently overrides the value.
+    pub inactive: bool,
+}
+
+impl ControlInfo {
+    /// Menu items as `1 = Manual Mode, 3 = Aperture Priority Mode`.
+    pub fn menu_text(&self) -> String {
+        self.menu.iter().map(|(i, n)| format!("{i} = {n}")).collect::<Vec<_>>().join(", ")
+    }
+
+    /// Compact form for error messages: `brightness (int 0..255)`, `auto_exposure (menu:
+    /// 1=Manual Mode, 3=Aperture Priority Mode)`.
+    pub fn summary(&self) -> String {
+        let read_only = if self.read_only { ", read-only" } else { "" };
+        match self.kind {
+            ControlKind::Boolean => format!("{} (bool{read_only})", self.name),
+            ControlKind::Menu | ControlKind::IntegerMenu => format!(
+                "{} ({}: {}{read_only})",
+                self.name,
+                self.kind.name(),
+                self.menu.iter().map(|(i, n)| format!("{i}={n}")).collect::<Vec<_>>().join(", ")
+            ),
+            _ => format!("{} ({} {}..{}{read_only})", self.name, self.kind.name(), self.minimum, self.maximum),
+        }
+    }
+}
+
+impl fmt::Display for ControlInfo {
+    /// One line for a listing: name, type, range and step, default, current value, menu items,
+    /// flags.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.name, self.kind.name())?;
+        match self.kind {
+            ControlKind::Integer | ControlKind::Integer64 => {
+                write!(f, " {}..{} step {}", self.minimum, self.maximum, self.step)?
+            }
+            ControlKind::Bitmask => write!(f, " 0..0x{:x}", self.maximum)?,
+            _ => {}
+        }
+        if self.kind.has_value() {
+            write!(f, " default {}", self.default)?;
+        }
+        match self.current {
+            Some(v) => write!(f, " current {v}")?,
+            None if self.kind.has_value() => write!(f, " current ?")?,
+            None => {}
+        }
+        if !self.menu.is_empty() {
+            write!(f, " [{}]", self.menu_text())?;
+        }
+        if self.read_only {
+            write!(f, " read-only")?;
+        }
+        if self.inactive {
+            write!(f, " inactive")?;
+        }
+        Ok(())
+    }
+}
+
+/// A control that was set: the value asked and the one the device reads back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControlApplied {
+    /// Normalised name.
+    pub name: String,
+    /// The raw value written.
+    pub requested: i64,
+    /// What the device reports afterwards (a driver may clamp or round).
+    pub accepted: i64,
+}
+
+/// Why camera controls could not be listed or set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ControlError {
+    /// The source has no controls (synthetic pattern, file).
+    Unsupported(String),
+    /// A name or value the device does not accept; the message lists what it offers.
+    Rejected(String),
+    /// The device is away (reconnecting) or failed; nothing more was set.
+    Unavailable(String),
+    /// The device took the first settings, then refused one (after every setting had passed
+    /// the checks against what it offers); the ones it took stay set.
+    Partly {
+        /// What was set before the refusal.
+        applied: Vec<ControlApplied>,
+        /// Why the next one was refused.
+        error: Box<ControlError>,
+    },
+}
+
+impl fmt::Display for ControlError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ControlError::Unsupported(m) | ControlError::Rejected(m) | ControlError::Unavailable(m) => f.write_str(m),
+            ControlError::Partly { applied, error } => {
+                let done = applied.iter().map(|a| format!("{} = {}", a.name, a.accepted)).collect::<Vec<_>>();
+                write!(f, "{error} (already set: {})", done.join(", "))
+            }
+        }
+    }
+}
+
+impl std::error::Error for ControlError {}
+
 /// A camera, file or generator that produces frames.
 pub trait FrameSource {
     /// Human-readable description for logs (`synthetic 640x480 BGR3`, `/dev/video0`, ...).
@@ -116,6 +317,42 @@ pub trait FrameSource {
     fn reconnect(&mut self) -> Result<(), SourceError> {
         Ok(())
     }
+    /// Zero-copy sources: the samples the device fills itself, `None` (the default) for sources
+    /// that write each frame into a sample capture loans ([`FrameSource::write_into`]). Capture
+    /// sizes its publisher's loans from this at start.
+    fn lending(&self) -> Option<Lending> {
+        None
+    }
+    /// Samples the device lacks right now; capture loans that many before the next
+    /// [`FrameSource::grab`] and hands each to [`FrameSource::lend`].
+    fn loans_missing(&self) -> usize {
+        0
+    }
+    /// Gives the device a loaned sample to fill with a future frame.
+    fn lend(&mut self, loan: Loan) -> Result<(), SourceError> {
+        drop(loan);
+        Ok(())
+    }
+    /// After a successful [`FrameSource::grab`]: the sample the device already filled with this
+    /// frame (zero-copy), to be published as it is. `None`: capture loans a sample and calls
+    /// [`FrameSource::write_into`].
+    fn take_filled(&mut self) -> Option<Loan> {
+        None
+    }
+    /// The device's camera controls with their current values.
+    fn controls(&self) -> Result<Vec<ControlInfo>, ControlError> {
+        Err(ControlError::Unsupported(format!("{} has no camera controls", self.describe())))
+    }
+    /// Sets controls by name while capturing, in order, after checking every one of them against
+    /// the device (nothing is set when one is wrong; the error lists what the device offers).
+    /// Returns what the device read back. The values are kept and set again after a reconnect.
+    fn set_controls(&mut self, settings: &[(String, ControlValue)]) -> Result<Vec<ControlApplied>, ControlError> {
+        let _ = settings;
+        Err(ControlError::Unsupported(format!("{} has no camera controls", self.describe())))
+    }
+    /// Stops the source and releases its device (and any samples it holds) before capture drops
+    /// its publisher.
+    fn close(&mut self) {}
     /// What the source really delivers (format, frame rate, drops so far); capture status
     /// reports this.
     fn effective(&self) -> Effective {
@@ -129,7 +366,18 @@ pub trait FrameSource {
             source_drops: 0,
             reconnects: 0,
             adjustments: Vec::new(),
+            memory: None,
         }
+    }
+}
+
+/// One line for logs about why no frame was grabbed.
+pub fn describe_error(e: &SourceError) -> String {
+    match e {
+        SourceError::Ended => "source ended".into(),
+        SourceError::Unavailable(why) | SourceError::BadFrame(why) => why.clone(),
+        SourceError::NoFrameYet => "no frame yet".into(),
+        SourceError::Fatal(e) => format!("{e:#}"),
     }
 }
 
@@ -146,7 +394,12 @@ pub fn open_source(deployment: &Deployment, camera: &CameraConfig) -> anyhow::Re
             FileSource::open(camera, file, &deployment.resolve_path(&file.path))
                 .with_context(|| format!("opening the file source of camera `{}`", camera.name))?,
         ),
-        SourceConfig::V4l2(v4l2) => Box::new(V4l2Source::open(camera, v4l2)?),
+        SourceConfig::V4l2(v4l2) => {
+            // Controls set while capturing before (recorded in the camera's state) win over the
+            // config's: they are set after them.
+            let recorded = StateStore::of(deployment).recorded_controls_or_none(&camera.name);
+            Box::new(V4l2Source::open(camera, v4l2, &recorded)?)
+        }
     };
     Ok(source)
 }

@@ -20,8 +20,9 @@ pub use error::ConfigError;
 pub use preview::PreviewConfig;
 pub use recorder::{FileMode, ImageFormat, PreRollEstimate, RecorderConfig, TriggerConfig, VideoFormat};
 pub use source::{
-    normalize_control_name, v4l2_conversion, v4l2_targets, ControlSettings, ControlValue, Conversion, FilePace,
-    FileSource, MediaCtlConfig, MediaPipelineConfig, SourceConfig, SyntheticSource, V4l2Source,
+    control_assignments_text, normalize_control_name, parse_control_assignments, split_control_text, v4l2_conversion,
+    v4l2_targets, ControlSettings, ControlValue, Conversion, FilePace, FileSource, MediaCtlConfig, MediaPipelineConfig,
+    SourceConfig, SyntheticSource, V4l2Memory, V4l2Source,
 };
 
 use crate::format::PixelFormat;
@@ -396,7 +397,27 @@ impl CameraConfig {
             max_readers: self.max_readers as usize,
             max_queue_depth: per_reader.saturating_sub(defaults::READER_BORROWS as usize).max(1),
             reader_borrows: defaults::READER_BORROWS as usize,
-            publisher_loans: defaults::PUBLISHER_LOANS as usize,
+            publisher_loans: (defaults::PUBLISHER_LOANS as usize).max(self.userptr_buffers()),
+        }
+    }
+
+    /// Driver buffers that may live in shared memory: a V4L2 camera whose frames can be
+    /// captured with USERPTR (memory not `mmap`, the device format published as delivered)
+    /// lends its `buffers` samples to the driver, so its publisher must loan that many at once
+    /// and the budget counts them. 0 for every other camera.
+    pub fn userptr_buffers(&self) -> usize {
+        match &self.source {
+            SourceConfig::V4l2(v) if v.memory != V4l2Memory::Mmap => {
+                let published = self.format();
+                let passthrough =
+                    v4l2_conversion(v.device_format(published), published) == Some(Conversion::Passthrough);
+                if passthrough && published.is_raw() {
+                    v.buffers as usize
+                } else {
+                    0
+                }
+            }
+            _ => 0,
         }
     }
 
@@ -581,7 +602,9 @@ impl Deployment {
                     return err(key(field), format!("invalid value {value}: allowed 16 to 16384 pixels"));
                 }
             }
-            if matches!(format, PixelFormat::Yuyv | PixelFormat::Nv12) && (cam.width % 2 != 0 || cam.height % 2 != 0) {
+            if matches!(format, PixelFormat::Yuyv | PixelFormat::Nv12 | PixelFormat::Nv21 | PixelFormat::Nv16)
+                && (cam.width % 2 != 0 || cam.height % 2 != 0)
+            {
                 return err(
                     key("width"),
                     format!("{format} needs an even width and height, got {}x{}", cam.width, cam.height),

@@ -64,6 +64,10 @@ pub struct V4l2Source {
     /// Fail instead of warning when the driver grants another size, format or frame rate.
     #[serde(default)]
     pub strict: bool,
+    /// Where the driver's buffers live: `auto` (USERPTR into shared memory when possible, else
+    /// mmap + one copy), `userptr` or `mmap`.
+    #[serde(default)]
+    pub memory: V4l2Memory,
     /// `[camera.source.controls]`: V4L2 controls to set at start and after a reconnect, by
     /// normalised name (`exposure_time_absolute`), applied in the order written.
     #[serde(default)]
@@ -80,6 +84,33 @@ impl V4l2Source {
     /// The pixel format asked of the device (validated).
     pub fn device_format(&self, published: PixelFormat) -> PixelFormat {
         self.format.as_deref().and_then(|f| f.parse().ok()).unwrap_or(published)
+    }
+}
+
+/// `memory`: where the V4L2 driver's buffers live.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum V4l2Memory {
+    /// USERPTR when the device supports it and the frame is published as delivered (no
+    /// conversion, no row padding); otherwise mmap with one copy per frame.
+    #[default]
+    Auto,
+    /// USERPTR only: the driver writes each frame straight into a shared-memory sample and
+    /// capture never touches the pixels; capture refuses a device or format that cannot.
+    Userptr,
+    /// mmap driver buffers; capture copies (or converts, or decodes) each frame once into
+    /// shared memory.
+    Mmap,
+}
+
+impl V4l2Memory {
+    /// The name as written in the config.
+    pub fn name(self) -> &'static str {
+        match self {
+            V4l2Memory::Auto => "auto",
+            V4l2Memory::Userptr => "userptr",
+            V4l2Memory::Mmap => "mmap",
+        }
     }
 }
 
@@ -129,6 +160,101 @@ impl<'de> Deserialize<'de> for ControlValue {
         }
         deserializer.deserialize_any(Value)
     }
+}
+
+impl ControlValue {
+    /// A value as typed on a command line: an integer, `true`/`false`, else a menu item name.
+    pub fn parse(text: &str) -> ControlValue {
+        let text = text.trim();
+        if let Ok(v) = text.parse::<i64>() {
+            ControlValue::Integer(v)
+        } else if text.eq_ignore_ascii_case("true") {
+            ControlValue::Bool(true)
+        } else if text.eq_ignore_ascii_case("false") {
+            ControlValue::Bool(false)
+        } else {
+            ControlValue::Menu(text.to_string())
+        }
+    }
+}
+
+/// Parses `name=value` assignments (`exposure_time_absolute=200 auto_exposure="Manual Mode"`
+/// arrives as separate arguments); the name is normalised, the value as in
+/// [`ControlValue::parse`]. Errors name the bad argument.
+pub fn parse_control_assignments<S: AsRef<str>>(args: &[S]) -> Result<Vec<(String, ControlValue)>, String> {
+    let mut out: Vec<(String, ControlValue)> = Vec::with_capacity(args.len());
+    for arg in args {
+        let arg = arg.as_ref();
+        let Some((name, value)) = arg.split_once('=') else {
+            return Err(format!("`{arg}` is not a control assignment: write name=value, e.g. brightness=128"));
+        };
+        let key = normalize_control_name(name);
+        if key.is_empty() {
+            return Err(format!("`{arg}` has no control name: write name=value, e.g. brightness=128"));
+        }
+        let value = value.trim().trim_matches('"');
+        if value.is_empty() {
+            return Err(format!("`{arg}` has no value: write name=value, e.g. brightness=128"));
+        }
+        if out.iter().any(|(k, _)| *k == key) {
+            return Err(format!("control `{key}` is set twice"));
+        }
+        out.push((key, ControlValue::parse(value)));
+    }
+    Ok(out)
+}
+
+/// The text form of `name=value` arguments for a control request: joined by spaces, values
+/// with spaces in double quotes (`auto_exposure="Manual Mode" gain=10`). Errors name what
+/// cannot be carried (a double quote or non-printable character, more than `max` bytes).
+pub fn control_assignments_text<S: AsRef<str>>(args: &[S], max: usize) -> Result<String, String> {
+    let mut parts = Vec::with_capacity(args.len());
+    for arg in args {
+        let arg = arg.as_ref();
+        if !arg.chars().all(|c| c.is_ascii_graphic() || c == ' ') {
+            return Err(format!("`{arg}` has characters a control request cannot carry (printable ASCII only)"));
+        }
+        let (name, value) = arg.split_once('=').unwrap_or((arg, ""));
+        let value = value.trim().trim_matches('"');
+        if value.contains('"') {
+            return Err(format!("`{arg}`: a value cannot contain a double quote"));
+        }
+        parts.push(if value.contains(' ') { format!("{name}=\"{value}\"") } else { format!("{name}={value}") });
+    }
+    let text = parts.join(" ");
+    if text.len() > max {
+        return Err(format!(
+            "the settings take {} bytes, a control request carries {max}: set fewer at once",
+            text.len()
+        ));
+    }
+    Ok(text)
+}
+
+/// Splits the text of a control request back into `name=value` arguments: on spaces outside
+/// double quotes.
+pub fn split_control_text(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    let mut quoted = false;
+    for c in text.chars() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                current.push(c);
+            }
+            ' ' if !quoted => {
+                if !current.is_empty() {
+                    out.push(std::mem::take(&mut current));
+                }
+            }
+            c => current.push(c),
+        }
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
 }
 
 /// Control settings in the order they are written in the file (order matters: an automatic
@@ -231,7 +357,7 @@ pub fn v4l2_conversion(device: PixelFormat, published: PixelFormat) -> Option<Co
     use PixelFormat::*;
     match (device, published) {
         (d, p) if d == p => Some(Conversion::Passthrough),
-        (Yuyv | Nv12 | Grey, Bgr3 | Rgb3) | (Yuyv | Nv12, Grey) => Some(Conversion::Convert),
+        (Yuyv | Nv12 | Nv21 | Grey, Bgr3 | Rgb3) | (Yuyv | Nv12 | Nv21 | Nv16, Grey) => Some(Conversion::Convert),
         (Mjpg, Bgr3 | Grey) => Some(Conversion::Decode),
         _ => None,
     }
@@ -326,6 +452,14 @@ fn validate_v4l2(v4l2: &V4l2Source, published: PixelFormat) -> Result<(), (Strin
                 v4l2_targets(device_format)
             ),
         ));
+    }
+    if v4l2.memory == V4l2Memory::Userptr && (device_format != published || !published.is_raw()) {
+        return err(
+            "memory",
+            format!(
+                "`userptr` lets the driver write frames straight into shared memory, so the device format must be published as it is (a raw format): here the device delivers {device_format} and the camera publishes {published}; use `auto` or `mmap`"
+            ),
+        );
     }
     if !(2..=32).contains(&v4l2.buffers) {
         return err("buffers", format!("invalid value {}: allowed 2 to 32", v4l2.buffers));

@@ -276,6 +276,104 @@ fn v4l2_conversions_are_single_pass_only() {
     assert_eq!(v4l2_conversion(Bgr3, Yuyv), None);
 }
 
+/// `memory` takes auto (the default), userptr or mmap; userptr needs the device format
+/// published as it is.
+#[test]
+fn v4l2_memory_is_checked_against_the_conversion() {
+    let v4l2 = |published: &str, source: &str| {
+        format!(
+            "[deployment]\nname = \"lab\"\n[[camera]]\nname = \"cam0\"\nwidth = 640\nheight = 480\npixel-format = \"{published}\"\n[camera.source]\nkind = \"v4l2\"\ndevice = \"/dev/video0\"\n{source}"
+        )
+    };
+    let memory = |text: &str| {
+        let d = load(text).expect("loads");
+        match &d.camera(None).expect("one camera").source {
+            SourceConfig::V4l2(v) => v.memory,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(memory(&v4l2("YUYV", "")), V4l2Memory::Auto);
+    assert_eq!(memory(&v4l2("NV12", "memory = \"userptr\"")), V4l2Memory::Userptr);
+    assert_eq!(memory(&v4l2("BGR3", "format = \"MJPG\"\nmemory = \"mmap\"")), V4l2Memory::Mmap);
+    let e = load(&v4l2("BGR3", "format = \"YUYV\"\nmemory = \"userptr\"")).expect_err("a conversion");
+    assert_eq!(e.key, "camera[0].source.memory");
+    assert!(
+        e.message.contains("the device delivers YUYV and the camera publishes BGR3; use `auto` or `mmap`"),
+        "{}",
+        e.message
+    );
+    let e = load(&v4l2("MJPG", "memory = \"userptr\"")).expect_err("compressed");
+    assert_eq!(e.key, "camera[0].source.memory");
+    let e = load(&v4l2("YUYV", "memory = \"dmabuf\"")).expect_err("unknown");
+    assert_eq!(e.message, "unknown variant `dmabuf`, expected one of `auto`, `userptr`, `mmap`");
+}
+
+/// A V4L2 camera that may capture with USERPTR reserves its driver buffers in shared memory
+/// (and the budget counts them); one that converts, or uses mmap, does not. Reader queues are
+/// the same either way.
+#[test]
+fn userptr_buffers_count_in_the_shared_memory() {
+    let camera = |published: &str, source: &str| {
+        let text = format!(
+            "[deployment]\nname = \"lab\"\n[[camera]]\nname = \"cam0\"\nwidth = 640\nheight = 480\npixel-format = \"{published}\"\n[camera.source]\nkind = \"v4l2\"\ndevice = \"/dev/video0\"\n{source}"
+        );
+        let d = load(&text).expect("loads");
+        d.camera(None).expect("one camera").slot_layout()
+    };
+    let userptr = camera("YUYV", "");
+    let mmap = camera("YUYV", "memory = \"mmap\"");
+    let converted = camera("BGR3", "format = \"YUYV\"");
+    assert_eq!((userptr.publisher_loans, userptr.slots()), (4, mmap.slots() + 3));
+    assert_eq!((mmap.publisher_loans, converted.publisher_loans), (1, 1));
+    assert_eq!(userptr.max_queue_depth, mmap.max_queue_depth);
+    assert_eq!(camera("NV12", "buffers = 8").publisher_loans, 8);
+}
+
+/// `name=value` arguments become control settings; values are integers, booleans or menu
+/// item names; malformed arguments are errors naming them.
+#[test]
+fn control_assignments_parse_from_arguments() {
+    let parsed = parse_control_assignments(&[
+        "Exposure Time, Absolute=200",
+        "auto_exposure=\"Manual Mode\"",
+        "awb=false",
+        "x=-3",
+    ]);
+    assert_eq!(
+        parsed,
+        Ok(vec![
+            ("exposure_time_absolute".to_string(), ControlValue::Integer(200)),
+            ("auto_exposure".to_string(), ControlValue::Menu("Manual Mode".into())),
+            ("awb".to_string(), ControlValue::Bool(false)),
+            ("x".to_string(), ControlValue::Integer(-3)),
+        ])
+    );
+    assert_eq!(
+        parse_control_assignments(&["brightness"]),
+        Err("`brightness` is not a control assignment: write name=value, e.g. brightness=128".to_string())
+    );
+    assert!(parse_control_assignments(&["=3"]).is_err_and(|e| e.contains("no control name")));
+    assert!(parse_control_assignments(&["gain="]).is_err_and(|e| e.contains("no value")));
+    assert!(parse_control_assignments(&["gain=1", "Gain=2"]).is_err_and(|e| e.contains("set twice")));
+}
+
+/// Arguments travel as one text and come back as the same arguments, values with spaces quoted.
+#[test]
+fn control_arguments_round_trip_through_the_request_text() {
+    let args = ["auto_exposure=Manual Mode", "gain=10", "x=\"a b\""];
+    let text = control_assignments_text(&args, 256).expect("fits");
+    assert_eq!(text, "auto_exposure=\"Manual Mode\" gain=10 x=\"a b\"");
+    let back = split_control_text(&text);
+    assert_eq!(back, ["auto_exposure=\"Manual Mode\"", "gain=10", "x=\"a b\""]);
+    assert_eq!(
+        parse_control_assignments(&back).map(|v| v.into_iter().map(|(_, v)| v).collect::<Vec<_>>()),
+        Ok(vec![ControlValue::Menu("Manual Mode".into()), ControlValue::Integer(10), ControlValue::Menu("a b".into())])
+    );
+    assert!(control_assignments_text(&["gain=10"; 40], 256).is_err_and(|e| e.contains("set fewer at once")));
+    assert!(control_assignments_text(&["name=caf\u{e9}"], 256).is_err_and(|e| e.contains("printable ASCII")));
+    assert!(control_assignments_text(&["name=a\"b"], 256).is_err_and(|e| e.contains("double quote")));
+}
+
 /// `file-mode` takes an octal string or a TOML integer; folders get x where r is set.
 #[test]
 fn the_recordings_file_mode_loads_in_both_spellings() {

@@ -314,11 +314,11 @@ impl ControlServer {
             (Command::Stop, Answer::Ignored) => {
                 return self.error(reply, format!("{} does not stop on command", self.role));
             }
-            (Command::ListControls | Command::SetControls(_), Answer::Ignored) => {
+            (Command::ListControls(_) | Command::SetControls(_), Answer::Ignored) => {
                 return self
                     .error(reply, format!("{} has no camera controls: send control commands to capture", self.role));
             }
-            (Command::Stop | Command::ListControls | Command::SetControls(_), answer) => {
+            (Command::Stop | Command::ListControls(_) | Command::SetControls(_), answer) => {
                 if command == Command::Stop {
                     tracing::info!(camera = self.camera, role = %self.role, "stop requested");
                 }

@@ -12,7 +12,8 @@ fn requests_decode_and_malformed_ones_are_errors() {
         Command::SetPreview(false),
         Command::SetSaving(true),
         Command::SetSaving(false),
-        Command::ListControls,
+        Command::ListControls(0),
+        Command::ListControls(17),
         Command::SetControls("gain=10 exposure_time_absolute=200".into()),
     ] {
         assert_eq!(command.to_request(7).decode(), Ok(command));
