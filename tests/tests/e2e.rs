@@ -15,6 +15,7 @@ mod e2e {
     mod readers;
     mod recorder;
     mod recorder_disk;
+    mod recorder_events;
     mod signals;
     mod v4l2;
     mod wiring;

@@ -84,6 +84,10 @@ pub enum CtlCommand {
     /// Cameras, their service names and recorded flags (no process needs to run).
     #[command(after_help = EXIT_CODES)]
     List,
+    /// Recent triggers and the clips they produced, from the recorder's events journal
+    /// (`--follow`: its records as they come, until Ctrl-C).
+    #[command(after_help = EXIT_CODES)]
+    Events(crate::events::EventsArgs),
     /// The deployment's iceoryx2 config (its file prefix and folder) as the TOML file the `iox2`
     /// CLI and other iceoryx2 tools read; `--json` prints it as JSON with the derived paths.
     /// Example: `ctl iox2-config --output config/iceoryx2.toml && iox2 service list`.

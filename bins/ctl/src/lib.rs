@@ -9,6 +9,7 @@
 //! reported as busy, and ctl exits 3. ctl never links OpenCV or v4l.
 
 pub mod cli;
+pub mod events;
 pub mod generate;
 pub mod metrics;
 pub mod supervisor;
@@ -98,6 +99,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<Outcome> {
             list(&deployment, cli.json);
             Ok(Outcome::Done)
         }
+        CtlCommand::Events(args) => events::run(&deployment, cli.json, args),
         CtlCommand::Up { max_restarts } => {
             framebus_common::shm_budget::check(&deployment, None, true)?;
             let options = supervisor::SupervisorOptions { max_restarts: *max_restarts, ..Default::default() };

@@ -1,9 +1,11 @@
-//! Free space and the removal of old segments, for the recorder's disk guard.
+//! Free space, the removal of old segments (disk guard) and retention (`max-age-days`,
+//! `max-total-mb`).
 
 use std::ffi::CString;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 /// Room left on a filesystem for an unprivileged writer (statvfs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,9 +130,130 @@ pub fn delete_segment(base: &Path) -> io::Result<u64> {
     Ok(freed)
 }
 
+/// A finished segment (completed or failed) with what retention needs to know.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FinishedSegment {
+    /// Folder and base name (no extension).
+    pub base: PathBuf,
+    /// Bytes it holds (video, sidecar, images).
+    pub bytes: u64,
+    /// When it was completed (its sidecar's last write).
+    pub completed: SystemTime,
+}
+
+/// Finished segments of `camera` in `dir`, oldest first, with their sizes and completion times.
+pub fn finished_segments_with_sizes(dir: &Path, camera: &str) -> io::Result<Vec<FinishedSegment>> {
+    let bases = finished_segments(dir, camera)?;
+    Ok(bases
+        .into_iter()
+        .map(|base| {
+            let name = base.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+            let completed = ["jsonl", "failed.jsonl"]
+                .iter()
+                .find_map(|ext| std::fs::metadata(dir.join(format!("{name}.{ext}"))).ok())
+                .and_then(|m| m.modified().ok())
+                .unwrap_or(SystemTime::UNIX_EPOCH);
+            let bytes = segment_bytes(&base);
+            FinishedSegment { base, bytes, completed }
+        })
+        .collect())
+}
+
+/// Bytes of the segment being written, named by its base path: its `.partial` video and
+/// sidecar and its image folder.
+pub fn partial_bytes(base: &Path) -> u64 {
+    let name = base.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let dir = base.parent().unwrap_or(Path::new("."));
+    let files: u64 = ["avi", "mp4", "jsonl"]
+        .iter()
+        .filter_map(|ext| std::fs::metadata(dir.join(format!("{name}.partial.{ext}"))).ok())
+        .map(|m| m.len())
+        .sum();
+    let images = std::fs::read_dir(dir.join(format!("{name}.images")))
+        .map(|entries| entries.flatten().map(|e| e.metadata().map(|m| m.len()).unwrap_or(0)).sum())
+        .unwrap_or(0);
+    files + images
+}
+
+/// Why retention deletes a segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retention {
+    /// Older than `max-age-days`.
+    MaxAge,
+    /// The camera's segments hold more than `max-total-mb`.
+    MaxTotal,
+}
+
+impl Retention {
+    /// Name in logs and the journal.
+    pub fn name(self) -> &'static str {
+        match self {
+            Retention::MaxAge => "max-age",
+            Retention::MaxTotal => "max-total",
+        }
+    }
+}
+
+/// Which of `segments` (finished, oldest first) to delete: every one completed more than
+/// `max_age` before `now`, then the oldest ones while all of them plus `current_bytes` (the
+/// segment being written, never deleted) hold more than `max_total` bytes. Indexes into
+/// `segments`, oldest first.
+pub fn retention_plan(
+    segments: &[FinishedSegment],
+    current_bytes: u64,
+    now: SystemTime,
+    max_age: Option<Duration>,
+    max_total: Option<u64>,
+) -> Vec<(usize, Retention)> {
+    let mut total = segments.iter().map(|s| s.bytes).sum::<u64>().saturating_add(current_bytes);
+    let mut plan = Vec::new();
+    for (i, segment) in segments.iter().enumerate() {
+        let old = max_age.is_some_and(|max| now.duration_since(segment.completed).is_ok_and(|age| age > max));
+        let why = if old {
+            Retention::MaxAge
+        } else if max_total.is_some_and(|max| total > max) {
+            Retention::MaxTotal
+        } else {
+            continue;
+        };
+        total = total.saturating_sub(segment.bytes);
+        plan.push((i, why));
+    }
+    plan
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Retention deletes what is too old wherever it is, then the oldest until the total (the
+    /// current segment included) fits; the current segment is never in the plan.
+    #[test]
+    fn retention_deletes_old_segments_then_the_oldest_until_the_total_fits() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let seg = |n: u64, bytes: u64, age_secs: u64| FinishedSegment {
+            base: PathBuf::from(format!("cam_{n}")),
+            bytes,
+            completed: now - Duration::from_secs(age_secs),
+        };
+        let segments = [seg(1, 100, 500), seg(2, 100, 400), seg(3, 100, 300), seg(4, 100, 10)];
+        assert_eq!(retention_plan(&segments, 50, now, None, None), []);
+        assert_eq!(
+            retention_plan(&segments, 50, now, Some(Duration::from_secs(350)), None),
+            [(0, Retention::MaxAge), (1, Retention::MaxAge)]
+        );
+        // 450 bytes in all with the current 50: down to 250 or less takes the two oldest.
+        assert_eq!(
+            retention_plan(&segments, 50, now, None, Some(250)),
+            [(0, Retention::MaxTotal), (1, Retention::MaxTotal)]
+        );
+        assert_eq!(
+            retention_plan(&segments, 50, now, Some(Duration::from_secs(450)), Some(250)),
+            [(0, Retention::MaxAge), (1, Retention::MaxTotal)]
+        );
+        // A limit below the current segment deletes every finished one, never the current.
+        assert_eq!(retention_plan(&segments, 5000, now, None, Some(1)).len(), 4);
+    }
 
     /// Only this camera's finished segments (completed or failed) are listed, oldest first;
     /// partial ones and other cameras' files (even with a name prefix in common) are left alone.

@@ -33,6 +33,8 @@ pub enum SkipReason {
     DiskLow,
     /// The frame could not be converted or written.
     Error,
+    /// The recorder stopped before it could write these held frames of a clip.
+    Stop,
 }
 
 impl SkipReason {
@@ -42,6 +44,7 @@ impl SkipReason {
             SkipReason::Dropped => "dropped",
             SkipReason::DiskLow => "disk-low",
             SkipReason::Error => "error",
+            SkipReason::Stop => "stop",
         }
     }
 }
@@ -123,6 +126,8 @@ pub struct Segment {
     pub first_mono_ns: u64,
     /// Frame size of the segment; a frame of another size starts a new segment.
     pub size: (u32, u32),
+    /// Id of its first frame.
+    pub first_frame_id: u64,
     /// Frames saved.
     pub frames: u64,
     /// Frames listed as skipped.
@@ -173,8 +178,13 @@ impl Drop for Created {
 impl Segment {
     /// Opens a segment starting with `first` (not yet written): creates the sidecar (with its
     /// header line, written through at once, so a full disk or a missing inode fails here),
-    /// the image folder and the video writer. On error nothing of it is left behind.
-    pub fn open(spec: &SegmentSpec, first: &FrameHeader) -> anyhow::Result<Segment> {
+    /// the image folder and the video writer. `extra` keys are added to the header line (the
+    /// clip it belongs to, its trigger). On error nothing of it is left behind.
+    pub fn open(
+        spec: &SegmentSpec,
+        first: &FrameHeader,
+        extra: Option<&serde_json::Map<String, serde_json::Value>>,
+    ) -> anyhow::Result<Segment> {
         let base =
             format!("{}_{}_{:010}", spec.camera, clock::format_utc_compact(first.capture_realtime_ns), first.frame_id);
         let dir = &spec.directory;
@@ -225,6 +235,7 @@ impl Segment {
             sidecar: BufWriter::new(file),
             first_mono_ns: first.capture_mono_ns,
             size: (first.width, first.height),
+            first_frame_id: first.frame_id,
             frames: 0,
             skipped: 0,
             last_frame_id: first.frame_id.saturating_sub(1),
@@ -235,7 +246,7 @@ impl Segment {
             early_skips: Vec::new(),
             base,
         };
-        let header = json!({
+        let mut header = json!({
             "type": "segment",
             "camera": spec.camera,
             "first_frame_id": first.frame_id,
@@ -248,6 +259,9 @@ impl Segment {
             "height": first.height,
             "images": segment.images_dir.as_ref().map(|_| format!("{}.images", segment.base)),
         });
+        if let (Some(extra), Some(fields)) = (extra, header.as_object_mut()) {
+            fields.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
         segment.write_line(&header.to_string())?;
         segment.sidecar.flush().with_context(|| format!("writing sidecar `{}`", sidecar_path.display()))?;
         std::mem::take(&mut created.0);
@@ -257,6 +271,11 @@ impl Segment {
     /// Base name (`<camera>_<UTC start>_<first frame id>`).
     pub fn base(&self) -> &str {
         &self.base
+    }
+
+    /// Extension of its video (`avi`, `mp4`), `None` without video.
+    pub fn video_ext(&self) -> Option<&'static str> {
+        self.video.as_ref().map(|v| v.ext)
     }
 
     /// The first write error of this segment, if any: it then takes no more frames and the
@@ -545,7 +564,7 @@ mod tests {
     fn a_complete_segment_gets_its_final_names_and_its_video_checks_out() {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut segment =
-            Segment::open(&spec(dir.path(), VideoFormat::MjpgAvi, ImageFormat::Off), &header(1)).expect("open");
+            Segment::open(&spec(dir.path(), VideoFormat::MjpgAvi, ImageFormat::Off), &header(1), None).expect("open");
         for id in 1..=10 {
             segment.write(&header(id), &frame(), None).expect("write");
         }
@@ -565,7 +584,7 @@ mod tests {
         std::fs::write(&empty, b"").expect("write");
         assert!(verify_video(&empty, 0).is_err());
         let mut segment =
-            Segment::open(&spec(dir.path(), VideoFormat::Mp4vMp4, ImageFormat::Off), &header(1)).expect("open");
+            Segment::open(&spec(dir.path(), VideoFormat::Mp4vMp4, ImageFormat::Off), &header(1), None).expect("open");
         for id in 1..=10 {
             segment.write(&header(id), &frame(), None).expect("write");
         }
@@ -584,7 +603,7 @@ mod tests {
     fn a_failed_image_leaves_its_frame_out_of_video_and_sidecar() {
         let dir = tempfile::tempdir().expect("temp dir");
         let spec = spec(dir.path(), VideoFormat::MjpgAvi, ImageFormat::Jpeg);
-        let mut segment = Segment::open(&spec, &header(1)).expect("open");
+        let mut segment = Segment::open(&spec, &header(1), None).expect("open");
         let params = Vector::new();
         for id in 1..=3 {
             assert!(segment.write(&header(id), &frame(), Some(&params)).expect("write"));
@@ -608,7 +627,7 @@ mod tests {
     fn a_segment_that_saved_nothing_is_deleted() {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut segment =
-            Segment::open(&spec(dir.path(), VideoFormat::MjpgAvi, ImageFormat::Png), &header(7)).expect("open");
+            Segment::open(&spec(dir.path(), VideoFormat::MjpgAvi, ImageFormat::Png), &header(7), None).expect("open");
         let skip = Skip { first: 7, last: 7, reason: SkipReason::Error };
         segment.skip(skip).expect("skip");
         let Finished::Discarded { error: None, skips } = segment.finish("stop") else { panic!("not discarded") };

@@ -12,7 +12,8 @@
 //! built with `cc` and LD_PRELOADed into capture) at 1080p and 4K YUYV, mmap + one copy next to
 //! USERPTR: capture's CPU time per frame while its loop runs (from its `--summary`), minus the CPU
 //! the emulated sensor spends writing the frame (a real device does that by DMA), and its ratio
-//! to one memcpy of the frame.
+//! to one memcpy of the frame. Last, the recorder process's CPU and memory with and without a
+//! 5 s pre-roll at 1080p30 (`framebus-bench recorder` runs only that table).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -47,6 +48,8 @@ fn main() {
         Some("reader") => reader(&args[2..]),
         // Only the emulated-device rows.
         Some("v4l2") => tempfile::tempdir().map_err(anyhow::Error::from).and_then(|dir| device_bench(dir.path())),
+        // Only the recorder table (`framebus-bench recorder`).
+        Some("recorder") => tempfile::tempdir().map_err(anyhow::Error::from).and_then(|dir| recorder_table(dir.path())),
         _ => bench(),
     };
     if let Err(e) = result {
@@ -216,7 +219,148 @@ fn bench() -> anyhow::Result<()> {
     println!("latency = publish timestamp (just before send) → frame in the reader's hands (reader loop of the framebus crate, policy every), paced run, worst reader.");
     policy_table(dir.path())?;
     python_vs_rust(dir.path())?;
-    device_bench(dir.path())
+    device_bench(dir.path())?;
+    recorder_table(dir.path())
+}
+
+/// One recorder run for [`recorder_table`].
+struct RecorderCase {
+    label: &'static str,
+    /// Lines added to `[camera.recorder]`.
+    table: &'static str,
+}
+
+/// The recorder process on a 1080p30 synthetic camera for 15 s: armed with triggers and no
+/// pre-roll, armed holding a 5 s pre-roll, and recording (saving on) for reference. CPU and
+/// memory of the recorder process over the last 8 s (after the pre-roll has filled).
+fn recorder_table(dir: &Path) -> anyhow::Result<()> {
+    const SECS: u64 = 15;
+    const WARM_UP: Duration = Duration::from_secs(7);
+    // A trigger no result matches: the recorder is armed and never records.
+    const NEVER: &str = "[[camera.recorder.trigger]]\nproducer = \"nobody\"\n";
+    let cases = [
+        RecorderCase { label: "armed, pre-roll off", table: "pre-roll-secs = 0\n" },
+        RecorderCase { label: "armed, pre-roll 5 s", table: "pre-roll-secs = 5\n" },
+        RecorderCase { label: "recording (saving on), MJPG AVI", table: "enabled = true\npre-roll-secs = 0\n" },
+    ];
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "\nThe recorder process on one 1080p30 camera (BGR3, synthetic), {SECS} s, figures over the last {} s (load average before: {}):\n",
+        SECS - WARM_UP.as_secs(),
+        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+    );
+    println!("| recorder | CPU | CPU per frame received | private memory (RssAnon) | resident (VmRSS) | held frames | held JPEG | frames lost |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    for (i, case) in cases.iter().enumerate() {
+        let name = format!("bench{}-rec{i}", std::process::id());
+        let config = dir.join(format!("{name}.toml"));
+        let rec = dir.join(format!("{name}-rec"));
+        std::fs::write(
+            &config,
+            format!(
+                "[deployment]\nname = \"{name}\"\nstate-dir = \"{name}-state\"\n\n[[camera]]\nname = \"bench\"\nwidth = 1920\nheight = 1080\nfps = 30\nslots = 6\nmax-readers = 1\n\n[camera.source]\nkind = \"synthetic\"\n\n[camera.recorder]\ndirectory = \"{}\"\nmin-free-mb = 0\nstats-interval-secs = 0.5\n{}{NEVER}",
+                rec.display(),
+                case.table
+            ),
+        )
+        .with_context(|| format!("writing {}", config.display()))?;
+        let config_text = config.to_str().ok_or_else(|| anyhow!("non-UTF-8 temp path"))?.to_string();
+        let mut recorder = Command::new(sibling("recorder")?)
+            .args(["--config", &config_text, "--json"])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .spawn()
+            .context("starting the recorder")?;
+        let stdout = recorder.stdout.take().ok_or_else(|| anyhow!("recorder stdout"))?;
+        let last_line = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = std::sync::Arc::clone(&last_line);
+        let lines = std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(mut last) = sink.lock() {
+                    *last = line;
+                }
+            }
+        });
+        let mut capture = Command::new(sibling("capture")?)
+            .args(["--config", &config_text, "--max-frames", &(SECS * 30).to_string(), "--wait-for-readers", "1"])
+            .env("RUST_LOG", "warn")
+            .spawn()
+            .context("starting capture")?;
+        // The recorder attaches, capture starts, the pre-roll fills.
+        let pid = recorder.id();
+        let started = Instant::now();
+        let mut first: Option<(f64, Instant, f64)> = None;
+        let frames_now = || {
+            let line = last_line.lock().map(|l| l.clone()).unwrap_or_default();
+            serde_json::from_str::<serde_json::Value>(&line).map_or(f64::NAN, |v| f(&v, "frames"))
+        };
+        let status = loop {
+            if first.is_none() && started.elapsed() >= WARM_UP {
+                first = Some((proc_cpu_secs(pid), Instant::now(), frames_now()));
+            }
+            if let Some(status) = capture.try_wait()? {
+                break status;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        if !status.success() {
+            bail!("capture failed: {status}");
+        }
+        let used = first.map(|(cpu, at, frames)| (proc_cpu_secs(pid) - cpu, at.elapsed().as_secs_f64(), frames));
+        let memory = proc_status_kib(pid);
+        // The last status line before the stop.
+        std::thread::sleep(Duration::from_millis(600));
+        let report: serde_json::Value = serde_json::from_str(&last_line.lock().map(|l| l.clone()).unwrap_or_default())
+            .unwrap_or(serde_json::Value::Null);
+        // SAFETY: kill has no memory-safety preconditions; the pid is our child's.
+        unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+        recorder.wait()?;
+        let _ = lines.join();
+        let stats = last_line.lock().map(|l| l.clone()).unwrap_or_default();
+        let last: serde_json::Value = serde_json::from_str(&stats).unwrap_or(serde_json::Value::Null);
+        let lost = (SECS * 30) as f64 - f(&last, "frames").max(0.0);
+        // Frames received over the measured window (the status line is at most 0.5 s old).
+        let received = used.map_or(f64::NAN, |(_, _, at_start)| f(&last, "frames") - at_start);
+        println!(
+            "| {} | {} | {} | {:.0} MiB | {:.0} MiB | {:.0} | {:.1} MiB | {lost:.0} of {} |",
+            case.label,
+            used.map_or("?".into(), |(cpu, secs, _)| format!("{:.1} % of a core", cpu / secs * 100.0)),
+            used.map_or("?".into(), |(cpu, _, _)| format!("{:.1} ms", cpu * 1000.0 / received.max(1.0))),
+            memory.0 / 1024.0,
+            memory.1 / 1024.0,
+            f(&report, "held_frames"),
+            f(&report, "held_bytes") / (1024.0 * 1024.0),
+            SECS * 30,
+        );
+        let _ = std::fs::remove_dir_all(&rec);
+    }
+    println!("CPU = user + system time of the recorder process over the last 8 s. held = JPEG frames the recorder keeps for its pre-roll (5 s + 1 s for late results), from its status. frames lost = frames published that the recorder did not receive.");
+    Ok(())
+}
+
+/// CPU seconds (user + system) of process `pid`, from `/proc/<pid>/stat`.
+fn proc_cpu_secs(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return f64::NAN };
+    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else { return f64::NAN };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields.get(11).and_then(|t| t.parse::<f64>().ok()).unwrap_or(f64::NAN)
+        + fields.get(12).and_then(|t| t.parse::<f64>().ok()).unwrap_or(f64::NAN);
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    ticks / hz
+}
+
+/// (RssAnon, VmRSS) of process `pid` in KiB, from `/proc/<pid>/status`.
+fn proc_status_kib(pid: u32) -> (f64, f64) {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
+    (field("RssAnon:"), field("VmRSS:"))
 }
 
 /// Readers under different policies side by side on one 1080p30 camera for 10 s: frames they

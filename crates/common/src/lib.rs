@@ -14,6 +14,7 @@ pub mod control;
 pub mod format;
 pub mod header;
 pub mod ipc;
+pub mod journal;
 pub mod logging;
 pub mod names;
 pub mod node_counter;

@@ -439,8 +439,8 @@ pub struct ProcessStatus {
     /// Target frame rate (capture; `max-fps` readers: their limit), 0 = as fast as possible.
     pub target_fps: f64,
     /// What the acting process does with its flag: preview `on`/`off`; recorder `off`,
-    /// `recording`, `disk-low` or `write-error` (saving on and state degraded). `None` for the
-    /// others.
+    /// `armed` (triggers or a pre-roll wait for an event), `recording` (saving on, or a clip
+    /// an event started), `disk-low` or `write-error` (state degraded). `None` for the others.
     pub activity: Option<&'static str>,
     /// The reply's message (preview and recorder: what they are doing, or their last error).
     pub message: String,
@@ -635,12 +635,21 @@ impl ControlReply {
         let state = ProcessState::from_code(self.state)?;
         let activity = match builtin {
             Some(ProcessRole::Preview) => Some(if self.preview != 0 { "on" } else { "off" }),
-            Some(ProcessRole::Recorder) if self.saving == 0 => Some("off"),
-            // The recorder's message says which: `disk-low…: <why>` or `write-error…: <error>`.
-            Some(ProcessRole::Recorder) if state == ProcessState::Degraded => {
-                Some(if self.message_text().starts_with("write-error") { "write-error" } else { "disk-low" })
+            // The recorder's message starts with what it does (`recording …`, `armed: …`,
+            // `disk-low…: <why>`, `write-error…: <error>`, `off: …`): with triggers it records
+            // clips while saving (the manual flag) is off.
+            Some(ProcessRole::Recorder) => {
+                let message = self.message_text();
+                let named = ["recording", "armed", "disk-low", "write-error", "off"]
+                    .into_iter()
+                    .find(|a| message.starts_with(a));
+                Some(match named {
+                    Some(activity) => activity,
+                    None if self.saving == 0 => "off",
+                    None if state == ProcessState::Degraded => "disk-low",
+                    None => "recording",
+                })
             }
-            Some(ProcessRole::Recorder) => Some("recording"),
             _ => None,
         };
         let reader = match builtin {

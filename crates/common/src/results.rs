@@ -8,7 +8,7 @@
 //! changing it, and bump [`RESULT_LAYOUT_VERSION`] and the type name together.
 
 use iceoryx2::prelude::ZeroCopySend;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::protocol::{put_text, text_of};
 
@@ -116,7 +116,7 @@ pub enum ResultError {
 }
 
 /// A labelled box as a producer gives it and a reader gets it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Detection {
     /// Left edge, pixels.
     pub x: f32,

@@ -18,7 +18,7 @@ use serde::Deserialize;
 
 pub use error::ConfigError;
 pub use preview::PreviewConfig;
-pub use recorder::{FileMode, ImageFormat, RecorderConfig, VideoFormat};
+pub use recorder::{FileMode, ImageFormat, PreRollEstimate, RecorderConfig, TriggerConfig, VideoFormat};
 pub use source::{
     control_assignments_text, normalize_control_name, parse_control_assignments, split_control_text, v4l2_conversion,
     v4l2_targets, ControlSettings, ControlValue, Conversion, FilePace, FileSourceConfig, MediaCtlConfig,
@@ -101,6 +101,16 @@ pub mod defaults {
     pub const RECORDER_MIN_FREE_MB: u64 = 512;
     /// Free-inode floor of the recorder.
     pub const RECORDER_MIN_FREE_INODES: u64 = 1024;
+    /// Seconds of pre-roll when triggers are configured.
+    pub const RECORDER_PRE_ROLL_SECS: f64 = 5.0;
+    /// Seconds a clip goes on after its last trigger.
+    pub const RECORDER_POST_ROLL_SECS: f64 = 5.0;
+    /// Longest clip in seconds.
+    pub const RECORDER_MAX_CLIP_SECS: f64 = 300.0;
+    /// Seconds a result may arrive after its frame and still get the whole pre-roll.
+    pub const RECORDER_RESULT_DELAY_SECS: f64 = 1.0;
+    /// Memory limit of the pre-roll in MiB.
+    pub const RECORDER_PRE_ROLL_MAX_MB: u64 = 256;
     /// Driver buffers of a V4L2 source.
     pub const V4L2_BUFFERS: u32 = 4;
     /// Shared memory all cameras of a deployment may reserve for frames, in MiB: a typo such
@@ -569,7 +579,8 @@ impl Deployment {
                 preview::validate(preview).map_err(|(field, msg)| at((format!("preview.{field}"), msg)))?;
             }
             if let Some(recorder) = &cam.recorder {
-                recorder::validate(recorder).map_err(|(field, msg)| at((format!("recorder.{field}"), msg)))?;
+                recorder::validate(recorder, cam.width, cam.height, cam.fps)
+                    .map_err(|(field, msg)| at((format!("recorder.{field}"), msg)))?;
             }
             source::validate(self, i, cam, cam.pixel_format).map_err(at)?;
         }

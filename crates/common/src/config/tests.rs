@@ -150,8 +150,80 @@ fn bad_preview_and_recorder_values_name_the_key() {
     );
     check(
         "[camera.recorder]\nfree-mb = 3\n",
-        "`camera[0].recorder.free-mb`: unknown field `free-mb`, expected one of `enabled`, `queue-depth`, `policy`, `max-fps`, `directory`, `video`, `video-fps`, `images`, `image-every`, `image-max-fps`, `jpeg-quality`, `segment-secs`, `min-free-mb`, `min-free-inodes`, `delete-oldest`, `stats-interval-secs`, `file-mode`",
+        "`camera[0].recorder.free-mb`: unknown field `free-mb`, expected one of `enabled`, `queue-depth`, `policy`, `max-fps`, `directory`, `video`, `video-fps`, `images`, `image-every`, `image-max-fps`, `jpeg-quality`, `segment-secs`, `min-free-mb`, `min-free-inodes`, `delete-oldest`, `stats-interval-secs`, `pre-roll-secs`, `post-roll-secs`, `max-clip-secs`, `result-delay-secs`, `pre-roll-max-mb`, `max-age-days`, `max-total-mb`, `trigger`, `file-mode`",
     );
+}
+
+/// Triggers load in file order with the pre-roll on by default; a trigger without a condition,
+/// a bad producer, label or number names `camera[i].recorder.trigger[j].<key>`.
+#[test]
+fn recorder_triggers_load_and_bad_ones_name_the_key() {
+    let text = format!(
+        "{GOOD}[camera.recorder]\npost-roll-secs = 2\nmax-total-mb = 100\nmax-age-days = 7\n[[camera.recorder.trigger]]\nproducer = \"algo\"\nmin-score = 0.05\n[[camera.recorder.trigger]]\nlabel = \"person\"\nmin-box-score = 0.5\n"
+    );
+    let d = load(&text).expect("valid config");
+    let recorder = d.camera(None).expect("camera").recorder.clone().expect("recorder");
+    assert_eq!(recorder.trigger.len(), 2);
+    assert_eq!(recorder.trigger[0].producer.as_deref(), Some("algo"));
+    assert_eq!(recorder.trigger[1].describe(), "label = \"person\", min-box-score = 0.5");
+    assert_eq!(recorder.effective_pre_roll_secs(), defaults::RECORDER_PRE_ROLL_SECS, "on with triggers");
+    assert_eq!((recorder.post_roll_secs, recorder.max_total_mb, recorder.max_age_days), (2.0, Some(100), Some(7.0)));
+    assert_eq!(RecorderConfig::default().effective_pre_roll_secs(), 0.0, "off without triggers: continuous as before");
+
+    let check = |table: &str, expected: &str| {
+        let e = load(&format!("{GOOD}[camera.recorder]\n{table}")).expect_err("must be rejected");
+        assert_eq!(format!("`{}`: {}", e.key, e.message), expected, "{table}");
+    };
+    check(
+        "[[camera.recorder.trigger]]\n",
+        "`camera[0].recorder.trigger[0]`: a trigger needs at least one condition: `producer`, `min-score`, `label` or `min-box-score`",
+    );
+    check(
+        "[[camera.recorder.trigger]]\nproducer = \"Algo!\"\n",
+        "`camera[0].recorder.trigger[0].producer`: invalid reader role name `Algo!`: use 1 to 24 characters of a-z, 0-9, `-` and `_`, starting with a letter (the producer's role name, e.g. \"algo\")",
+    );
+    check(
+        "[[camera.recorder.trigger]]\nlabel = \"a-label-longer-than-24-bytes\"\n",
+        "`camera[0].recorder.trigger[0].label`: invalid label `a-label-longer-than-24-bytes`: allowed 1 to 24 printable ASCII characters (what results carry)",
+    );
+    check(
+        "[[camera.recorder.trigger]]\nmin-score = nan\n",
+        "`camera[0].recorder.trigger[0].min-score`: invalid value NaN: allowed a finite number",
+    );
+    check(
+        "[[camera.recorder.trigger]]\nproducer = \"algo\"\nscore = 1\n",
+        "`camera[0].recorder.trigger[0].score`: unknown field `score`, expected one of `producer`, `min-score`, `label`, `min-box-score`",
+    );
+    check("post-roll-secs = -1\n", "`camera[0].recorder.post-roll-secs`: invalid value -1: allowed 0 to 3600 seconds");
+    check(
+        "max-total-mb = 0\n",
+        "`camera[0].recorder.max-total-mb`: invalid value 0: allowed 1 or more MiB (leave it out for no size limit)",
+    );
+    check(
+        "max-age-days = 0\n",
+        "`camera[0].recorder.max-age-days`: invalid value 0: allowed more than 0 days (leave it out for no age limit)",
+    );
+}
+
+/// The pre-roll's memory estimate: frames × a JPEG size per frame; a config whose estimate
+/// exceeds `pre-roll-max-mb` is refused with the figures.
+#[test]
+fn a_pre_roll_beyond_the_memory_limit_is_refused_with_its_figures() {
+    let recorder = RecorderConfig { pre_roll_secs: Some(5.0), ..RecorderConfig::default() };
+    let estimate = recorder.pre_roll_estimate(1920, 1080, 30.0);
+    assert_eq!(estimate.secs, 6.0, "5 s + 1 s for late results");
+    assert_eq!(estimate.frames, 180);
+    assert_eq!(estimate.frame_bytes, 1_036_800, "0.5 byte a pixel at quality 90");
+    assert!(estimate.bytes < recorder.pre_roll_max_bytes(), "1080p30 fits the default limit");
+    let text = GOOD.replace("width = 640\nheight = 480", "width = 3840\nheight = 2160")
+        + "[camera.recorder]\npre-roll-secs = 5\n";
+    let e = load(&text).expect_err("4K at 5 s is over 256 MiB");
+    assert_eq!(e.key, "camera[0].recorder.pre-roll-secs");
+    assert_eq!(
+        e.message,
+        "a pre-roll of 5 s (+ result-delay-secs = 1 s) at 3840x2160, 30 fps holds 180 JPEG frames of about 3.96 MiB (jpeg-quality = 90): about 712 MiB, more than pre-roll-max-mb = 256; lower pre-roll-secs or jpeg-quality, or raise pre-roll-max-mb"
+    );
+    load(&(text + "pre-roll-max-mb = 1024\n")).expect("a higher limit accepts it");
 }
 
 /// Every configured reader counts against max-readers.

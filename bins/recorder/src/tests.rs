@@ -1,0 +1,280 @@
+//! The recorder driven in-process with scripted frames (the synthetic pattern, its id stamped
+//! in every picture) and results: which frames a clip takes, in which order, and what its
+//! sidecar and the journal say, whatever the pace of the writer.
+
+use std::mem::MaybeUninit;
+use std::path::Path;
+
+use framebus_common::pattern::{read_bgr_stamps, SyntheticPattern};
+use framebus_common::results::{Detection, Outcome};
+use framebus_common::{clock, Deployment, FrameHeader, PixelFormat};
+use framebus_vision::opencv::core::Mat;
+use framebus_vision::opencv::prelude::*;
+use framebus_vision::opencv::videoio::{VideoCapture, CAP_ANY};
+use serde_json::Value;
+
+use super::*;
+
+const INTERVAL_NS: u64 = 33_333_333;
+
+/// A 160×120 BGR3 camera at 30 fps whose recorder writes to `dir` with `recorder` keys.
+fn recorder(dir: &Path, keys: &str) -> Recorder {
+    let text = format!(
+        "[deployment]\nname = \"unit\"\n[[camera]]\nname = \"cam\"\nwidth = 160\nheight = 120\nfps = 30\n[camera.source]\nkind = \"synthetic\"\n[camera.recorder]\ndirectory = \"{}\"\nmin-free-mb = 0\n{keys}",
+        dir.display()
+    );
+    let deployment = Deployment::from_toml(&dir.join("unit.toml"), &text).expect("config");
+    let camera = deployment.camera(None).expect("camera").clone();
+    let config = camera.recorder.clone().expect("recorder table");
+    Recorder::new(&camera, config, dir.to_path_buf()).expect("recorder")
+}
+
+/// Frames of one capture run, captured every 33.3 ms ending `ahead` frames after now.
+struct Feed {
+    pattern: SyntheticPattern,
+    base_mono: u64,
+    base_realtime: u64,
+    payload: Vec<u8>,
+}
+
+impl Feed {
+    /// Frame `zero_at` is captured now: earlier ones in the past, later ones after.
+    fn new(zero_at: u64) -> Feed {
+        let pattern = SyntheticPattern::new(PixelFormat::Bgr3, 160, 120).expect("pattern");
+        let back = zero_at * INTERVAL_NS;
+        Feed {
+            base_mono: clock::monotonic_ns() - back,
+            base_realtime: clock::realtime_ns() - back,
+            payload: vec![0; pattern.frame_bytes()],
+            pattern,
+        }
+    }
+
+    fn header(&self, id: u64) -> FrameHeader {
+        FrameHeader {
+            layout_version: framebus_common::header::FRAME_HEADER_VERSION,
+            header_size: std::mem::size_of::<FrameHeader>() as u32,
+            frame_id: id,
+            sequence: id,
+            capture_mono_ns: self.base_mono + id * INTERVAL_NS,
+            capture_realtime_ns: self.base_realtime + id * INTERVAL_NS,
+            width: 160,
+            height: 120,
+            stride: 160 * 3,
+            pixel_format: PixelFormat::Bgr3.fourcc(),
+            payload_len: self.payload.len() as u32,
+            run_id: 7,
+            ..FrameHeader::default()
+        }
+    }
+
+    /// Delivers frame `id` the way `run` does, then lets the writer work (`pump`).
+    fn deliver(&mut self, recorder: &mut Recorder, id: u64, pump: Option<Duration>) {
+        let mut raw = vec![MaybeUninit::new(0u8); self.payload.len()];
+        self.pattern.render(id, &mut raw);
+        for (dst, src) in self.payload.iter_mut().zip(&raw) {
+            // SAFETY: every byte was initialised (MaybeUninit::new above; render overwrites).
+            *dst = unsafe { src.assume_init() };
+        }
+        let header = self.header(id);
+        match recorder.on_frame(&header) {
+            Disposition::Write => {
+                if recorder.convert(&header, &self.payload) {
+                    recorder.save(&header);
+                }
+            }
+            Disposition::Hold => {
+                if recorder.hold_received(&header, &self.payload) {
+                    recorder.hold_converted(&header);
+                }
+            }
+            Disposition::Ignore => {}
+        }
+        recorder.pump(pump);
+    }
+
+    /// A result of `producer` about frame `id` with one `label` box.
+    fn result(&self, producer: &str, id: u64, label: &str) -> Outcome {
+        Outcome {
+            producer: producer.into(),
+            frame_id: id,
+            run_id: 7,
+            capture_mono_ns: self.base_mono + id * INTERVAL_NS,
+            publish_mono_ns: 0,
+            score: Some(0.9),
+            boxes: vec![Detection { x: 1.0, y: 1.0, w: 5.0, h: 5.0, label: label.into(), score: 0.9 }],
+            data: Value::Null,
+        }
+    }
+}
+
+fn lines(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path).expect("read").lines().map(|l| serde_json::from_str(l).expect("json line")).collect()
+}
+
+/// Completed sidecars in `dir`, oldest first.
+fn sidecars(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut found: Vec<_> = std::fs::read_dir(dir)
+        .expect("list")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .collect();
+    found.sort();
+    found
+}
+
+/// (saved ids, skipped ids) of a sidecar; checks the video holds exactly the saved frames,
+/// each picture stamped with its id.
+fn frames_of(sidecar: &Path) -> (Vec<u64>, Vec<u64>) {
+    let all = lines(sidecar);
+    let (mut saved, mut skipped) = (Vec::new(), Vec::new());
+    for line in &all {
+        match line["type"].as_str() {
+            Some("frame") => saved.push(line["frame_id"].as_u64().expect("id")),
+            Some("skipped") => {
+                let (a, b) = (line["first_frame_id"].as_u64().expect("a"), line["last_frame_id"].as_u64().expect("b"));
+                skipped.extend(a..=b);
+            }
+            _ => {}
+        }
+    }
+    let video = sidecar.with_extension("avi");
+    let mut capture = VideoCapture::from_file(video.to_str().expect("utf-8"), CAP_ANY).expect("open video");
+    let mut frame = Mat::default();
+    let mut stamps = Vec::new();
+    while capture.read(&mut frame).expect("read") && !frame.empty() {
+        let (top, bottom) = read_bgr_stamps(160, 120, frame.data_bytes().expect("continuous"));
+        assert_eq!(top, bottom, "torn picture");
+        stamps.push(top);
+    }
+    assert_eq!(stamps, saved, "the video's pictures are the sidecar's frames, in order");
+    (saved, skipped)
+}
+
+fn journal(dir: &Path) -> Vec<Value> {
+    lines(&dir.join("events").join("cam.jsonl"))
+}
+
+/// A result about frame 60 (delivered two frames late) takes 1 s of pre-roll from memory and
+/// 0.5 s of post-roll; a frame the queue dropped (55) is listed as skipped; the video holds
+/// the pre-roll pictures decoded from JPEG in order. The same whether the writer drains its
+/// held frames at once or one per loop turn.
+#[test]
+fn a_trigger_takes_its_pre_roll_and_post_roll_whatever_the_writers_pace() {
+    for pump in [None, Some(Duration::ZERO)] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let keys = "pre-roll-secs = 1\npost-roll-secs = 0.5\nresult-delay-secs = 0.5\n[[camera.recorder.trigger]]\nproducer = \"det\"\nlabel = \"person\"\n";
+        let mut rec = recorder(dir.path(), keys);
+        assert_eq!(rec.status().state, RecorderState::Armed);
+        let mut feed = Feed::new(200);
+        for id in 1..=160 {
+            if id == 62 {
+                rec.on_results(&[feed.result("det", 60, "person"), feed.result("det", 61, "cat")]);
+            }
+            if id != 55 {
+                feed.deliver(&mut rec, id, pump);
+            }
+        }
+        assert_eq!(rec.status().clips, 1, "{pump:?}");
+        assert_eq!(rec.status().state, RecorderState::Armed);
+        rec.finish();
+        let found = sidecars(dir.path());
+        assert_eq!(found.len(), 1, "{pump:?}: {found:?}");
+        let (saved, skipped) = frames_of(&found[0]);
+        assert_eq!(skipped, [55], "{pump:?}");
+        assert_eq!((saved[0], *saved.last().expect("saved")), (30, 75), "{pump:?}: {saved:?}");
+        assert_eq!(saved.len(), 45, "30..=75 but 55");
+        let head = &lines(&found[0])[0];
+        assert_eq!(head["trigger"]["frame_id"], 60, "{head}");
+        assert_eq!(head["trigger"]["results"][0]["boxes"][0]["label"], "person", "{head}");
+        assert_eq!(head["first_live_frame_id"], 62, "{head}");
+        assert_eq!(lines(&found[0]).last().expect("end")["reason"], "post-roll");
+        let records = journal(dir.path());
+        let types: Vec<&str> = records.iter().filter_map(|r| r["type"].as_str()).collect();
+        assert_eq!(types, ["clip-started", "clip-completed"], "{pump:?}");
+        assert_eq!(records[1]["first_frame_id"], 30);
+        assert_eq!(records[1]["last_frame_id"], 75);
+        assert_eq!(records[1]["skipped"], 1);
+        assert_eq!(records[1]["segments"][0]["status"], "completed");
+    }
+}
+
+/// Events closer than the post-roll make one clip; a later one a second clip, whose pre-roll
+/// starts after the first clip's last frame; a result from another producer or about an older
+/// capture run does nothing; a result whose frames are gone is a missed trigger.
+#[test]
+fn close_events_merge_later_ones_start_a_new_clip_and_late_ones_are_missed() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let keys = "pre-roll-secs = 1\npost-roll-secs = 1\nresult-delay-secs = 0\n[[camera.recorder.trigger]]\nproducer = \"det\"\n";
+    let mut rec = recorder(dir.path(), keys);
+    let mut feed = Feed::new(400);
+    for id in 1..=330 {
+        match id {
+            // 60 and 80 (20 frames apart, under the 30-frame post-roll): one clip 30..=110.
+            61 => rec.on_results(&[feed.result("det", 60, "x")]),
+            81 => rec.on_results(&[feed.result("det", 80, "x"), feed.result("other", 81, "x")]),
+            // 130: its pre-roll (from 100) overlaps the first clip: this clip starts at 111.
+            131 => rec.on_results(&[feed.result("det", 130, "x")]),
+            // About frame 200, arriving at 300: its frames (170..=230) are gone.
+            300 => {
+                let mut old_run = feed.result("det", 299, "x");
+                old_run.run_id = 6;
+                rec.on_results(&[feed.result("det", 200, "x"), old_run]);
+            }
+            _ => {}
+        }
+        feed.deliver(&mut rec, id, None);
+    }
+    rec.finish();
+    let status = rec.status();
+    assert_eq!((status.clips, status.missed_triggers), (2, 1), "{status:?}");
+    let found = sidecars(dir.path());
+    assert_eq!(found.len(), 2, "{found:?}");
+    let (first, _) = frames_of(&found[0]);
+    let (second, _) = frames_of(&found[1]);
+    assert_eq!((first[0], *first.last().expect("frames")), (30, 110));
+    assert_eq!((second[0], *second.last().expect("frames")), (111, 160));
+    let records = journal(dir.path());
+    let types: Vec<&str> = records.iter().filter_map(|r| r["type"].as_str()).collect();
+    assert_eq!(types, ["clip-started", "clip-completed", "clip-started", "clip-completed", "trigger-missed"]);
+    assert_eq!(records[1]["triggers"], 2, "two results made the first clip");
+}
+
+/// `record on` is a manual trigger: its clip starts with the pre-roll held before the command
+/// and lasts until `record off`, which finalizes it at once; `max-clip-secs` splits a long
+/// clip into clips that continue each other without losing a frame.
+#[test]
+fn record_on_carries_the_pre_roll_and_max_clip_splits_without_a_gap() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut rec = recorder(dir.path(), "pre-roll-secs = 1\nresult-delay-secs = 0\nmax-clip-secs = 2\n");
+    assert_eq!(rec.status().state, RecorderState::Armed, "a pre-roll alone arms the recorder");
+    let mut feed = Feed::new(100);
+    for id in 1..=100 {
+        feed.deliver(&mut rec, id, None);
+    }
+    // The command comes just after frame 100 was captured.
+    rec.set_saving_at(true, feed.header(100).capture_mono_ns + 1);
+    for id in 101..=250 {
+        feed.deliver(&mut rec, id, None);
+    }
+    rec.set_saving(false);
+    assert_eq!(rec.status().state, RecorderState::Armed);
+    assert!(rec.status().segment.is_none(), "record off finalized the segment");
+    let found = sidecars(dir.path());
+    let mut ids = Vec::new();
+    for sidecar in &found {
+        ids.extend(frames_of(sidecar).0);
+    }
+    assert_eq!(ids, (70..=250).collect::<Vec<u64>>(), "1 s before the command, then every frame");
+    let records = journal(dir.path());
+    let started: Vec<&Value> = records.iter().filter(|r| r["type"] == "clip-started").collect();
+    assert_eq!(started.len(), 3, "180 frames in clips of at most 2 s");
+    assert_eq!(started[0]["trigger"]["source"], "manual");
+    assert_eq!(started[0]["first_live_frame_id"], 101);
+    assert_eq!(started[1]["trigger"]["source"], "continued");
+    assert_eq!(started[1]["trigger"]["continues"], started[0]["clip"]);
+    let reasons: Vec<&str> =
+        records.iter().filter(|r| r["type"] == "clip-completed").filter_map(|r| r["reason"].as_str()).collect();
+    assert_eq!(reasons, ["max-clip", "max-clip", "saving-off"]);
+}
