@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Installs what building and testing framebus needs on Debian 12, only when missing:
 # OpenCV and libclang development packages (apt), ffmpeg (test clips, ffprobe, MJPEG client),
-# chromium (renders the preview page in the e2e tests, headless), and `just`.
+# chromium (renders the preview page in the e2e tests, headless), GStreamer (the streamer's
+# encoders and RTSP client, the media server's RTSP server and WebRTC), and `just`.
 set -euo pipefail
 
-packages=(libopencv-dev clang libclang-dev pkg-config ffmpeg chromium)
+packages=(libopencv-dev clang libclang-dev pkg-config ffmpeg chromium
+  libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev libgstrtspserver-1.0-dev
+  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
+  gstreamer1.0-rtsp gstreamer1.0-nice)
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
 

@@ -13,6 +13,7 @@ mod e2e {
     mod recorder;
     mod recorder_disk;
     mod signals;
+    mod streamer;
     mod v4l2;
     mod wiring;
 }

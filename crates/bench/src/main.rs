@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod stream;
+
 use anyhow::{anyhow, bail, Context};
 use framebus::{Camera, Event, ReaderPolicy};
 use framebus_common::clock;
@@ -35,7 +37,12 @@ const CASES: [Case; 3] = [
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let result = if args.get(1).map(String::as_str) == Some("reader") { reader(&args[2..]) } else { bench() };
+    let result = match args.get(1).map(String::as_str) {
+        Some("reader") => reader(&args[2..]),
+        // Only the streaming figures (they need GStreamer and ffmpeg; `just bench` runs all).
+        Some("stream") => tempfile::tempdir().map_err(anyhow::Error::from).and_then(|dir| stream::bench(dir.path())),
+        _ => bench(),
+    };
     if let Err(e) = result {
         eprintln!("framebus-bench: error: {e:#}");
         std::process::exit(2);
@@ -201,6 +208,7 @@ fn bench() -> anyhow::Result<()> {
     println!("capture cost = loan + write the frame into shared memory + header + send + notify, mean over the flat-out run.");
     println!("latency = publish timestamp (just before send) → frame in the reader's hands (reader loop of the framebus crate, policy every), paced run, worst reader.");
     policy_table(dir.path())?;
+    stream::bench(dir.path())?;
     Ok(())
 }
 

@@ -10,6 +10,7 @@ mod error;
 mod preview;
 mod recorder;
 mod source;
+mod streamer;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -23,6 +24,7 @@ pub use source::{
     normalize_control_name, v4l2_conversion, v4l2_targets, ControlSettings, ControlValue, Conversion, FilePace,
     FileSource, MediaCtlConfig, MediaPipelineConfig, SourceConfig, SyntheticSource, V4l2Source,
 };
+pub use streamer::{EncoderChoice, MediaServerConfig, StreamerConfig};
 
 use crate::format::PixelFormat;
 use crate::names::{ProcessRole, Role};
@@ -103,6 +105,10 @@ pub struct Deployment {
     /// The cameras, at least one.
     #[serde(default)]
     pub camera: Vec<CameraConfig>,
+    /// `[media-server]`: the RTSP/WebRTC server the streamers publish to (see
+    /// [`MediaServerConfig`]).
+    #[serde(default)]
+    pub media_server: Option<MediaServerConfig>,
     /// The file this was loaded from (set by [`Deployment::load`]).
     #[serde(skip)]
     pub source_file: PathBuf,
@@ -174,6 +180,8 @@ pub struct CameraConfig {
     pub preview: Option<PreviewConfig>,
     /// `[camera.recorder]`: run a recorder process on this camera.
     pub recorder: Option<RecorderConfig>,
+    /// `[camera.streamer]`: run a streamer process (H.264 to the media server) on this camera.
+    pub streamer: Option<StreamerConfig>,
     /// `[[camera.reader]]`: user readers (your own programs) with their policy and queue, and
     /// optionally the command `ctl up` runs for them.
     #[serde(default)]
@@ -381,6 +389,10 @@ impl CameraConfig {
             let policy = resolve(&recorder.policy, recorder.max_fps, ReaderPolicy::Every);
             readers.push((ProcessRole::Recorder.into(), "recorder".to_string(), recorder.queue_depth, policy));
         }
+        if let Some(streamer) = &self.streamer {
+            let policy = resolve(&streamer.policy, streamer.max_fps, ReaderPolicy::Newest);
+            readers.push((ProcessRole::Streamer.into(), "streamer".to_string(), streamer.queue_depth, policy));
+        }
         for (i, user) in self.reader.iter().enumerate() {
             let role = Role::new(&user.name).unwrap_or_else(|_| Role::from(ProcessRole::Algo));
             let policy = resolve(&user.policy, user.max_fps, ReaderPolicy::Newest);
@@ -444,6 +456,17 @@ impl Deployment {
         }
     }
 
+    /// Where the streamer of `camera` publishes: its `url`, else the media server's
+    /// `rtsp://<rtsp>/<camera>/publish`; none without a streamer or a server.
+    pub fn publish_url(&self, camera: &CameraConfig) -> Option<String> {
+        let streamer = camera.streamer.as_ref()?;
+        if let Some(url) = &streamer.url {
+            return Some(url.clone());
+        }
+        let server = self.media_server.as_ref()?;
+        Some(format!("rtsp://{}/{}/publish", MediaServerConfig::local(server.rtsp_addr()), camera.name))
+    }
+
     /// Resolves a path from the config relative to the config file's folder.
     pub fn resolve_path(&self, path: &Path) -> PathBuf {
         if path.is_absolute() {
@@ -466,6 +489,10 @@ impl Deployment {
                     format!("invalid address `{addr}`: use ip:port, e.g. `127.0.0.1:9464` (port 0 picks a free port)"),
                 );
             }
+        }
+        if let Some(server) = &self.media_server {
+            streamer::validate_server(server)
+                .map_err(|(field, msg)| ConfigError::value(file, &format!("media-server.{field}"), msg))?;
         }
         if self.camera.is_empty() {
             return err("camera".into(), "no camera configured: add at least one `[[camera]]` table".into());
@@ -575,6 +602,10 @@ impl Deployment {
             if let Some(recorder) = &cam.recorder {
                 recorder::validate(recorder)
                     .map_err(|(field, msg)| ConfigError::value(file, &key(&format!("recorder.{field}")), msg))?;
+            }
+            if let Some(streamer) = &cam.streamer {
+                streamer::validate_streamer(streamer, self.media_server.is_some())
+                    .map_err(|(field, msg)| ConfigError::value(file, &key(&format!("streamer.{field}")), msg))?;
             }
             source::validate(self, i, cam, format)
                 .map_err(|(field, msg)| ConfigError::value(file, &key(&field), msg))?;
