@@ -268,6 +268,26 @@ impl Viewers {
                 }
             });
         }
+        // A browser that goes away without DELETE (closed tab, crash, lost network): its RTCP
+        // receiver reports stop and RTP's source timeout ends the session (ICE keep-alives
+        // need no answer, so the connection state alone would stay "connected").
+        let rtpbin = webrtc
+            .downcast_ref::<gst::Bin>()
+            .and_then(|bin| bin.iterate_recurse().into_iter().flatten().find(|e| e.factory().is_some_and(|f| f.name() == "rtpbin")));
+        if let Some(rtpbin) = rtpbin {
+            for signal in ["on-timeout", "on-bye-ssrc"] {
+                let weak = Arc::downgrade(self);
+                rtpbin.connect(signal, false, move |_| {
+                    tracing::debug!(viewer = id, "{signal}");
+                    if let Some(viewers) = weak.upgrade() {
+                        viewers.notify_ended(id);
+                    }
+                    None
+                });
+            }
+        } else {
+            tracing::warn!("webrtcbin has no rtpbin: a vanished browser is only removed after {CONNECT_TIMEOUT:?} without a connection");
+        }
         if let Some(bus) = pipeline.bus() {
             let weak = Arc::downgrade(self);
             bus.set_sync_handler(move |_, message| {

@@ -123,11 +123,26 @@ fn record_capture_times(
     config: &str,
     stop: Arc<std::sync::atomic::AtomicBool>,
 ) -> anyhow::Result<(Captured, std::thread::JoinHandle<()>)> {
-    let camera =
-        Camera::builder(config, "bench")?.role("bench-ids")?.policy(ReaderPolicy::Every).queue_depth(2).open()?;
     let map: Captured = Arc::default();
     let out = Arc::clone(&map);
+    let config = config.to_string();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    // The reader is not Send: it is opened on the thread that reads.
     let handle = std::thread::spawn(move || {
+        let opened = Camera::builder(&config, "bench")
+            .and_then(|b| b.role("bench-ids"))
+            .map(|b| b.policy(ReaderPolicy::Every).queue_depth(2))
+            .and_then(|b| b.open());
+        let camera = match opened {
+            Ok(camera) => {
+                let _ = ready_tx.send(Ok(()));
+                camera
+            }
+            Err(e) => {
+                let _ = ready_tx.send(Err(anyhow!("opening the bench reader: {e}")));
+                return;
+            }
+        };
         while !stop.load(std::sync::atomic::Ordering::Relaxed) {
             match camera.next_event() {
                 Ok(Event::Frame(frame)) => {
@@ -146,6 +161,7 @@ fn record_capture_times(
             }
         }
     });
+    ready_rx.recv().map_err(|_| anyhow!("the bench reader thread ended"))??;
     Ok((map, handle))
 }
 
