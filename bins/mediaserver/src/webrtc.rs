@@ -136,7 +136,24 @@ pub struct Viewers {
     ice_addresses: Vec<String>,
     next: AtomicU64,
     viewers: Mutex<HashMap<u64, Viewer>>,
+    /// Offers being answered per camera (they count against the limit too).
+    pending: Mutex<HashMap<String, u32>>,
     ended: Mutex<mpsc::Sender<u64>>,
+}
+
+/// Holds one pending slot of a camera until the offer is answered or refused.
+struct PendingSlot<'a> {
+    viewers: &'a Viewers,
+    camera: String,
+}
+
+impl Drop for PendingSlot<'_> {
+    fn drop(&mut self) {
+        let mut pending = self.viewers.pending.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = pending.get_mut(&self.camera) {
+            *n = n.saturating_sub(1);
+        }
+    }
 }
 
 impl Viewers {
@@ -149,6 +166,7 @@ impl Viewers {
             ice_addresses,
             next: AtomicU64::new(1),
             viewers: Mutex::new(HashMap::new()),
+            pending: Mutex::new(HashMap::new()),
             ended: Mutex::new(tx),
         });
         let weak = Arc::downgrade(&viewers);
@@ -219,9 +237,17 @@ impl Viewers {
     /// Answers a WHEP offer for `camera`: (viewer id, SDP answer). Blocks up to a few seconds.
     pub fn answer(self: &Arc<Self>, camera: &str, offer: &str) -> Result<(u64, String), WhepError> {
         let channel = self.hub.channel(camera).ok_or_else(|| WhepError::UnknownCamera(camera.to_string()))?;
-        if self.count(camera) >= self.max_per_camera as usize {
-            return Err(WhepError::Full { camera: camera.to_string(), max: self.max_per_camera });
-        }
+        let _slot = {
+            let viewers = self.lock();
+            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            let waiting = pending.entry(camera.to_string()).or_default();
+            let active = viewers.values().filter(|v| v.camera == camera).count() as u32;
+            if active + *waiting >= self.max_per_camera {
+                return Err(WhepError::Full { camera: camera.to_string(), max: self.max_per_camera });
+            }
+            *waiting += 1;
+            PendingSlot { viewers: self, camera: camera.to_string() }
+        };
         let codec = choose_h264(offer).ok_or_else(|| {
             WhepError::BadOffer("the offer has no H.264 video with packetization-mode=1 (nothing else is sent)".into())
         })?;
@@ -271,9 +297,9 @@ impl Viewers {
         // A browser that goes away without DELETE (closed tab, crash, lost network): its RTCP
         // receiver reports stop and RTP's source timeout ends the session (ICE keep-alives
         // need no answer, so the connection state alone would stay "connected").
-        let rtpbin = webrtc
-            .downcast_ref::<gst::Bin>()
-            .and_then(|bin| bin.iterate_recurse().into_iter().flatten().find(|e| e.factory().is_some_and(|f| f.name() == "rtpbin")));
+        let rtpbin = webrtc.downcast_ref::<gst::Bin>().and_then(|bin| {
+            bin.iterate_recurse().into_iter().flatten().find(|e| e.factory().is_some_and(|f| f.name() == "rtpbin"))
+        });
         if let Some(rtpbin) = rtpbin {
             for signal in ["on-timeout", "on-bye-ssrc"] {
                 let weak = Arc::downgrade(self);

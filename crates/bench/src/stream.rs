@@ -251,19 +251,42 @@ pub fn bench(dir: &Path) -> anyhow::Result<()> {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = recorder.join();
 
-    // CPU with 1 viewer (decoding, as above) and with 20 (1 decoding + 19 copying).
+    // CPU with no viewer (what publishing to a separate server costs), 1 viewer (decoding, as
+    // above) and 20 (1 decoding + 19 copying).
     let mut rows = Vec::new();
-    for viewers in [1usize, 20] {
-        let decoding = Command::new("ffmpeg")
-            .args(["-v", "quiet", "-fflags", "nobuffer", "-rtsp_transport", "tcp", "-i", &url, "-f", "null", "-"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?;
-        let mut all = Procs(vec![decoding]);
-        all.0.extend(copy_viewers(&url, viewers - 1)?.0.drain(..));
+    let mut copy_cpu = f64::NAN;
+    for viewers in [0usize, 1, 20] {
+        let mut all = Procs(Vec::new());
+        if viewers > 0 {
+            all.0.push(
+                Command::new("ffmpeg")
+                    .args([
+                        "-v",
+                        "quiet",
+                        "-fflags",
+                        "nobuffer",
+                        "-rtsp_transport",
+                        "tcp",
+                        "-i",
+                        &url,
+                        "-f",
+                        "null",
+                        "-",
+                    ])
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()?,
+            );
+            all.0.extend(copy_viewers(&url, viewers - 1)?.0.drain(..));
+        }
         std::thread::sleep(Duration::from_secs(3));
-        let cpu = cpu_over(&[capture, streamer, server], MEASURE);
+        let mut watched = vec![capture, streamer, server];
+        watched.extend(all.0.iter().skip(1).map(Child::id));
+        let cpu = cpu_over(&watched, MEASURE);
+        if cpu.len() > 3 {
+            copy_cpu = cpu[3..].iter().sum::<f64>() / (cpu.len() - 3) as f64;
+        }
         rows.push((viewers, cpu));
         drop(all);
         std::thread::sleep(Duration::from_secs(1));
@@ -287,6 +310,7 @@ pub fn bench(dir: &Path) -> anyhow::Result<()> {
         println!("| {viewers} | {:.1} % | {:.1} % | {:.1} % | {:.1} % |", cpu[0], cpu[1], cpu[0] + cpu[1], cpu[2]);
     }
     println!("\nCPU = share of one core (user + system) over {} s; 1 viewer decodes, the others copy the stream (ffmpeg -c copy).", MEASURE.as_secs());
+    println!("One viewer copying the stream (what recording it without encoding again costs, ffmpeg -c copy): {copy_cpu:.1} % of a core.");
     println!("Encoders not on this machine are not measured (see the probe line).");
     Ok(())
 }

@@ -86,6 +86,24 @@ fn assert_rising_stamps(stamps: &[(u64, u64)]) {
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "decoded frame ids do not rise: {ids:?}");
 }
 
+/// One HTTP request to the media server: (status, body).
+fn request(port: u16, method: &str, path: &str, content_type: &str, body: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream.set_read_timeout(Some(DEADLINE)).expect("timeout");
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).expect("send head");
+    // The server may answer (413) before it has read a large body.
+    let _ = stream.write_all(body.as_bytes());
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let code = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (code, text)
+}
+
 /// The pid of the running child of `parent` named `name`.
 fn child_named(parent: u32, name: &str) -> Option<u32> {
     std::fs::read_dir("/proc").ok()?.flatten().find_map(|entry| {
@@ -222,6 +240,21 @@ fn rtsp_and_webrtc_play_the_camera_and_the_streamer_reconnects() {
     let (size, ids) = chromium_plays(&d, http);
     assert_eq!(size, format!("{WIDTH}x{HEIGHT}"));
     assert!(ids.len() >= 10 && ids.windows(2).all(|w| w[0] < w[1]), "WebRTC ids: {ids:?}");
+
+    // Bad WHEP requests get clear statuses and the server keeps serving.
+    let whep = |path: &str, content_type: &str, body: &str| request(http, "POST", path, content_type, body);
+    assert_eq!(whep("/cam0/whep", "text/plain", "v=0").0, 415);
+    let (code, text) =
+        whep("/cam0/whep", "application/sdp", "v=0\r\nm=video 9 RTP/SAVPF 96\r\na=rtpmap:96 VP8/90000\r\n");
+    assert_eq!(code, 400, "{text}");
+    assert!(text.contains("no H.264"), "{text}");
+    assert_eq!(whep("/nope/whep", "application/sdp", "v=0").0, 404);
+    assert_eq!(whep("/cam0/whep", "application/sdp", &"a".repeat(200_000)).0, 413);
+    assert_eq!(request(http, "DELETE", "/cam0/whep/999", "text/plain", "").0, 404);
+    let (code, _, body) = http_get(&format!("http://127.0.0.1:{http}/"), "/status.json");
+    assert_eq!(code, 200);
+    let status: serde_json::Value = serde_json::from_slice(&body).expect("status json");
+    assert_eq!(status["cameras"][0]["publishing"], true, "{status}");
 
     // The player page of the server and the preview's link to it.
     let (code, _, page) = http_get(&format!("http://127.0.0.1:{http}/"), "/cam0");
