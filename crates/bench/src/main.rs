@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod embedded;
 mod stream;
 
 use anyhow::{anyhow, bail, Context};
@@ -39,6 +40,7 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let result = match args.get(1).map(String::as_str) {
         Some("reader") => reader(&args[2..]),
+        Some("embedded") => embedded::run(&args[2..]),
         // Only the streaming figures (they need GStreamer and ffmpeg; `just bench` runs all).
         Some("stream") => tempfile::tempdir().map_err(anyhow::Error::from).and_then(|dir| stream::bench(dir.path())),
         _ => bench(),

@@ -218,41 +218,27 @@ fn copy_viewers(url: &str, n: usize) -> anyhow::Result<Procs> {
     Ok(viewers)
 }
 
-/// Runs the streaming benchmark and prints its tables.
-pub fn bench(dir: &Path) -> anyhow::Result<()> {
-    let (rtsp, http) = (free_port()?, free_port()?);
-    let config_path = dir.join("stream.toml");
-    let name = format!("bench-stream-{}", std::process::id());
-    std::fs::write(
-        &config_path,
-        format!(
-            "[deployment]\nname = \"{name}\"\n\n[media-server]\nrtsp = \"127.0.0.1:{rtsp}\"\nhttp = \"127.0.0.1:{http}\"\n\n\
-             [[camera]]\nname = \"bench\"\nwidth = {WIDTH}\nheight = {HEIGHT}\nfps = {FPS}\n\n[camera.source]\nkind = \"synthetic\"\n\n\
-             [camera.streamer]\nencoder = \"auto\"\nbitrate-kbps = 6000\ngop = 30\n\n[[camera.reader]]\nname = \"bench-ids\"\npolicy = \"every\"\nqueue-depth = 2\n"
-        ),
-    )?;
-    let config = config_path.to_str().ok_or_else(|| anyhow!("non-UTF-8 temp path"))?.to_string();
-    let probe = Command::new(sibling("streamer")?).args(["--config", &config, "--probe"]).output()?;
-    let probe_text = String::from_utf8_lossy(&probe.stdout).trim().to_string();
+/// What one arrangement measured.
+struct Measured {
+    latency: LatencyWindow,
+    unmatched: usize,
+    /// (viewers, CPU % of each watched pid, then of each copying viewer).
+    rows: Vec<(usize, Vec<f64>)>,
+    /// Mean CPU of one copying viewer.
+    copy_cpu: f64,
+}
 
-    let mut procs = Procs(Vec::new());
-    procs.0.push(start("capture", &config, &[])?);
-    procs.0.push(start("mediaserver", &config, &[])?);
-    std::thread::sleep(Duration::from_millis(500));
-    procs.0.push(start("streamer", &config, &[])?);
-    let pids: Vec<u32> = procs.0.iter().map(Child::id).collect();
-    let (capture, server, streamer) = (pids[0], pids[1], pids[2]);
-    let url = format!("rtsp://127.0.0.1:{rtsp}/bench");
-    wait_for_stream(&url)?;
-
+/// Latency at an RTSP client, then CPU of `watched` with 0, 1 and 20 viewers.
+fn measure(config: &str, url: &str, watched: &[u32]) -> anyhow::Result<Measured> {
+    wait_for_stream(url)?;
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let (captured, recorder) = record_capture_times(&config, Arc::clone(&stop))?;
-    let (mut latency, unmatched) = rtsp_latency(&url, &captured, 300)?;
+    let (captured, recorder) = record_capture_times(config, Arc::clone(&stop))?;
+    let measured = rtsp_latency(url, &captured, 300);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = recorder.join();
-
-    // CPU with no viewer (what publishing to a separate server costs), 1 viewer (decoding, as
-    // above) and 20 (1 decoding + 19 copying).
+    let (latency, unmatched) = measured?;
+    // No viewer (what the arrangement costs by itself), 1 (decoding, as above) and 20
+    // (1 decoding + 19 copying).
     let mut rows = Vec::new();
     let mut copy_cpu = f64::NAN;
     for viewers in [0usize, 1, 20] {
@@ -268,7 +254,7 @@ pub fn bench(dir: &Path) -> anyhow::Result<()> {
                         "-rtsp_transport",
                         "tcp",
                         "-i",
-                        &url,
+                        url,
                         "-f",
                         "null",
                         "-",
@@ -278,39 +264,109 @@ pub fn bench(dir: &Path) -> anyhow::Result<()> {
                     .stderr(Stdio::null())
                     .spawn()?,
             );
-            all.0.extend(copy_viewers(&url, viewers - 1)?.0.drain(..));
+            all.0.extend(copy_viewers(url, viewers - 1)?.0.drain(..));
         }
         std::thread::sleep(Duration::from_secs(3));
-        let mut watched = vec![capture, streamer, server];
-        watched.extend(all.0.iter().skip(1).map(Child::id));
-        let cpu = cpu_over(&watched, MEASURE);
-        if cpu.len() > 3 {
-            copy_cpu = cpu[3..].iter().sum::<f64>() / (cpu.len() - 3) as f64;
+        let mut pids = watched.to_vec();
+        pids.extend(all.0.iter().skip(1).map(Child::id));
+        let cpu = cpu_over(&pids, MEASURE);
+        if cpu.len() > watched.len() {
+            copy_cpu = cpu[watched.len()..].iter().sum::<f64>() / (cpu.len() - watched.len()) as f64;
         }
         rows.push((viewers, cpu));
         drop(all);
         std::thread::sleep(Duration::from_secs(1));
     }
+    Ok(Measured { latency, unmatched, rows, copy_cpu })
+}
+
+fn write_config(path: &Path, body: &str) -> anyhow::Result<String> {
+    std::fs::write(path, body).with_context(|| format!("writing {}", path.display()))?;
+    path.to_str().map(str::to_string).ok_or_else(|| anyhow!("non-UTF-8 temp path"))
+}
+
+const CAMERA: &str =
+    "[[camera]]\nname = \"bench\"\nwidth = 1920\nheight = 1080\nfps = 30\n\n[camera.source]\nkind = \"synthetic\"\n\n\
+    [[camera.reader]]\nname = \"bench-ids\"\npolicy = \"every\"\nqueue-depth = 2\n\n";
+const STREAMER: &str = "[camera.streamer]\nencoder = \"auto\"\nbitrate-kbps = 6000\ngop = 30\n";
+
+/// Runs the streaming benchmark and prints its tables.
+pub fn bench(dir: &Path) -> anyhow::Result<()> {
+    let pid = std::process::id();
+    // The product: streamer → separate media server.
+    let (rtsp, http) = (free_port()?, free_port()?);
+    let config = write_config(
+        &dir.join("stream.toml"),
+        &format!(
+            "[deployment]\nname = \"bench-stream-{pid}\"\n\n[media-server]\nrtsp = \"127.0.0.1:{rtsp}\"\nhttp = \"127.0.0.1:{http}\"\n\n{CAMERA}{STREAMER}"
+        ),
+    )?;
+    let probe = Command::new(sibling("streamer")?).args(["--config", &config, "--probe"]).output()?;
+    let probe_text = String::from_utf8_lossy(&probe.stdout).trim().to_string();
+    let mut procs = Procs(Vec::new());
+    procs.0.push(start("capture", &config, &[])?);
+    procs.0.push(start("mediaserver", &config, &[])?);
+    std::thread::sleep(Duration::from_millis(500));
+    procs.0.push(start("streamer", &config, &[])?);
+    let pids: Vec<u32> = procs.0.iter().map(Child::id).collect();
+    let driven = measure(&config, &format!("rtsp://127.0.0.1:{rtsp}/bench"), &[pids[0], pids[2], pids[1]])?;
+    drop(procs);
+
+    // The alternative: the RTSP server inside the encoding process.
+    let port = free_port()?;
+    let config = write_config(
+        &dir.join("embedded.toml"),
+        &format!(
+            "[deployment]\nname = \"bench-embed-{pid}\"\n\n{CAMERA}[[camera.reader]]\nname = \"embedded\"\n\n{STREAMER}url = \"rtsp://127.0.0.1:1/unused\"\n"
+        ),
+    )?;
+    let mut procs = Procs(Vec::new());
+    procs.0.push(start("capture", &config, &[])?);
+    procs.0.push(
+        Command::new(std::env::current_exe()?)
+            .args(["embedded", &config, &port.to_string()])
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .context("starting the embedded server")?,
+    );
+    let pids: Vec<u32> = procs.0.iter().map(Child::id).collect();
+    let embedded = measure(&config, &format!("rtsp://127.0.0.1:{port}/bench"), &pids)?;
     drop(procs);
 
     println!("\nStreaming, {WIDTH}x{HEIGHT} BGR3 at {FPS} fps, H.264 6000 kbit/s, GOP 30, low latency, RTSP over TCP on loopback:\n");
     println!("encoder probe: {}\n", probe_text.replace('\n', "; "));
-    println!("| capture → decoded at RTSP client p50 | p99 | frames | unmatched stamps |");
-    println!("|---:|---:|---:|---:|");
-    println!(
-        "| {:.1} ms | {:.1} ms | {} | {} |",
-        latency.percentile_us(50.0).unwrap_or(0) as f64 / 1000.0,
-        latency.percentile_us(99.0).unwrap_or(0) as f64 / 1000.0,
-        latency.len(),
-        unmatched
-    );
-    println!("\n| RTSP viewers | capture CPU | streamer CPU | framebus (capture + streamer) | media server CPU |");
-    println!("|---:|---:|---:|---:|---:|");
-    for (viewers, cpu) in rows {
-        println!("| {viewers} | {:.1} % | {:.1} % | {:.1} % | {:.1} % |", cpu[0], cpu[1], cpu[0] + cpu[1], cpu[2]);
+    println!("| arrangement | capture → decoded at RTSP client p50 | p99 | frames | unmatched stamps |");
+    println!("|---|---:|---:|---:|---:|");
+    for (label, m) in [("streamer → mediaserver (the product)", &driven), ("server embedded in the encoder", &embedded)]
+    {
+        let mut latency = m.latency.clone();
+        println!(
+            "| {label} | {:.1} ms | {:.1} ms | {} | {} |",
+            latency.percentile_us(50.0).unwrap_or(0) as f64 / 1000.0,
+            latency.percentile_us(99.0).unwrap_or(0) as f64 / 1000.0,
+            latency.len(),
+            m.unmatched
+        );
+    }
+    println!("\n| RTSP viewers | capture CPU | streamer CPU (x264) | framebus (capture + streamer) | media server CPU | embedded: encoder + server process |");
+    println!("|---:|---:|---:|---:|---:|---:|");
+    for ((viewers, cpu), (_, emb)) in driven.rows.iter().zip(&embedded.rows) {
+        println!(
+            "| {viewers} | {:.1} % | {:.1} % | {:.1} % | {:.1} % | {:.1} % |",
+            cpu[0],
+            cpu[1],
+            cpu[0] + cpu[1],
+            cpu[2],
+            emb[1]
+        );
     }
     println!("\nCPU = share of one core (user + system) over {} s; 1 viewer decodes, the others copy the stream (ffmpeg -c copy).", MEASURE.as_secs());
-    println!("One viewer copying the stream (what recording it without encoding again costs, ffmpeg -c copy): {copy_cpu:.1} % of a core.");
+    println!(
+        "One viewer copying the stream (what recording it without encoding again costs, ffmpeg -c copy): {:.1} % of a core.",
+        driven.copy_cpu
+    );
     println!("Encoders not on this machine are not measured (see the probe line).");
     Ok(())
 }
