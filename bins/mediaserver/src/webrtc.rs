@@ -386,7 +386,7 @@ struct PipelineGuard(Option<gst::Pipeline>);
 
 impl PipelineGuard {
     fn release(mut self) -> gst::Pipeline {
-        self.0.take().unwrap_or_else(gst::Pipeline::new)
+        self.0.take().unwrap_or_default()
     }
 }
 
