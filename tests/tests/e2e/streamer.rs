@@ -298,10 +298,10 @@ fn rtsp_and_webrtc_play_the_camera_and_the_streamer_reconnects() {
 /// frame (counted), gives the connection up and retries with backoff; capture is unaffected.
 #[test]
 fn a_server_that_never_answers_makes_the_streamer_skip_and_retry() {
-    let d = TestDeployment::new(&format!(
+    let d = TestDeployment::new(
         "[[camera]]\nname = \"cam0\"\nwidth = 320\nheight = 240\nfps = 30\n\n[camera.source]\nkind = \"synthetic\"\n\n\
-         [camera.streamer]\nurl = \"rtsp://127.0.0.1:1/unused\"\nstats-interval-secs = 0.5\nstall-secs = 1\n"
-    ));
+         [camera.streamer]\nurl = \"rtsp://127.0.0.1:1/unused\"\nstats-interval-secs = 0.5\nstall-secs = 1\n",
+    );
     let silent = TcpListener::bind("127.0.0.1:0").expect("bind");
     let url = format!("rtsp://127.0.0.1:{}/cam0/publish", silent.local_addr().expect("addr").port());
     let (held_tx, held_rx) = mpsc::channel::<TcpStream>();
