@@ -10,24 +10,46 @@ build:
 lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
+    cargo clippy -p framebus --all-targets --features opencv -- -D warnings
+    RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
 
-# The whole test suite: lints, unit tests, and end-to-end tests that start the real binaries.
+# The whole test suite: lints, unit tests, end-to-end tests of the real binaries (Rust, then Python's pytest).
 test: lint build
     cargo test --workspace
+    just pytest
+
+# The Python package's tests (python/tests) against the debug binaries (venv from scripts/bootstrap.sh).
+pytest *args:
+    @test -x .venv/bin/python || { echo "no .venv: run bash scripts/bootstrap.sh first" >&2; exit 1; }
+    .venv/bin/python -m pytest python/tests -q {{args}}
+
+# `exec`: Ctrl-C reaches ctl up itself, which stops every process and exits 0 (a shell left in
+# between would die of the SIGINT afterwards); `[continue]`: just then ends without an error.
 
 # Bring up a deployment under the supervisor (`ctl up`) until Ctrl-C; `ctl` talks to it meanwhile.
-up config="configs/default.toml":
-    cargo build --release --bins
-    target/release/ctl up --config {{config}}
+[continue]
+up config="configs/default.toml" profile="release":
+    cargo build --profile {{profile}} --bins
+    exec target/{{ if profile == "dev" { "debug" } else { profile } }}/ctl up --config {{config}}
 
 # Status of the running deployment (release build of ctl).
 status config="configs/default.toml":
     target/release/ctl status --config {{config}}
 
-# Benchmarks: latency and publish cost vs memcpy, printed as a table (release build).
+# Benchmarks: latency and publish cost vs memcpy, and a Python reader next to a Rust one (release build).
 bench:
     cargo build --release --bins
     target/release/framebus-bench
 
 fmt:
     cargo fmt --all
+
+# Fuzz the control-request decoder and the config loader (proptest, release build): CASES per property.
+fuzz cases="200000":
+    PROPTEST_CASES={{cases}} cargo test --release -p framebus-common --test fuzz -- --nocapture
+
+# Soak: a deployment under random kill -9, SIGSTOP/SIGCONT, ctl bursts and viewer churn for MINUTES, then checks (release build).
+soak minutes="30":
+    cargo build --release --bins -p framebus-e2e
+    cargo build --release --workspace --bins
+    target/release/framebus-soak --minutes {{minutes}}

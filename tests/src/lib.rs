@@ -16,21 +16,25 @@ use framebus_common::names::shm_prefix;
 /// Generous bound for anything a test waits on; tests never assert on time, only fail late.
 pub const DEADLINE: Duration = Duration::from_secs(30);
 
-/// Path of a workspace binary (`capture`, `algo`, ...) next to the test executable's folder.
+/// The target profile folder (`target/<profile>`) of the running test or tool: tests run from
+/// `target/<profile>/deps/`, tools of this package (the soak) from `target/<profile>/`.
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("executable path");
+    let dir = exe.parent().expect("executable folder");
+    let dir = if dir.ends_with("deps") { dir.parent().expect("target profile folder") } else { dir };
+    dir.to_path_buf()
+}
+
+/// Path of a workspace binary (`capture`, `algo`, ...) in the target profile folder.
 pub fn bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    // target/<profile>/deps/<test>-<hash> → target/<profile>/<name>
-    let dir = exe.parent().and_then(Path::parent).expect("target profile folder");
-    let path = dir.join(name);
+    let path = profile_dir().join(name);
     assert!(path.is_file(), "{} is not built: run `cargo build --workspace --bins` first", path.display());
     path
 }
 
 /// Path of an example of the workspace (`reader`), built by `cargo build --examples`.
 pub fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe.parent().and_then(Path::parent).expect("target profile folder");
-    let path = dir.join("examples").join(name);
+    let path = profile_dir().join("examples").join(name);
     assert!(path.is_file(), "{} is not built: run `cargo build --workspace --bins --examples` first", path.display());
     path
 }
@@ -144,11 +148,14 @@ impl Proc {
 
     /// Starts a prepared command (for extra environment variables).
     pub fn spawn_command(name: &str, command: &mut Command) -> Proc {
+        // A RUST_LOG the test set on the command wins over the suite's.
+        if !command.get_envs().any(|(key, _)| key == "RUST_LOG") {
+            command.env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()));
+        }
         let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
             .env("NO_COLOR", "1")
             .spawn()
             .unwrap_or_else(|e| panic!("starting {name}: {e}"));

@@ -4,11 +4,14 @@
 
 mod e2e {
     mod config_errors;
+    mod contract;
     mod control;
     mod events;
     mod frame_bus;
+    mod hardening;
     mod operations;
     mod preview;
+    mod production;
     mod readers;
     mod recorder;
     mod recorder_disk;

@@ -187,7 +187,11 @@ impl Worker {
                 Ok(()) => self.stats.stamp_ok += 1,
                 Err(e) => {
                     self.stats.stamp_bad += 1;
-                    tracing::warn!(frame = header.frame_id, "integrity check failed: {e}");
+                    framebus_common::logging::repeated(
+                        tracing::Level::WARN,
+                        "algo.integrity",
+                        format_args!("frame {}: integrity check failed: {e}", header.frame_id),
+                    );
                 }
             }
         }
@@ -197,7 +201,11 @@ impl Worker {
                 true
             }
             Err(e) => {
-                tracing::warn!(frame = header.frame_id, "computation failed: {e}");
+                framebus_common::logging::repeated(
+                    tracing::Level::WARN,
+                    "algo.computation",
+                    format_args!("frame {}: computation failed: {e}", header.frame_id),
+                );
                 false
             }
         };

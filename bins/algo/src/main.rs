@@ -27,11 +27,13 @@ struct Args {
     /// Print every statistics report as a JSON line on stdout.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    log: framebus_common::logging::LogArgs,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    framebus_common::logging::init("info");
+    framebus_common::logging::init("info", args.log.log_format);
     let options = AlgoOptions {
         max_frames: args.max_frames,
         simulate_work: Duration::from_millis(args.simulate_work_ms),
@@ -39,12 +41,13 @@ fn main() -> ExitCode {
     };
     let result = Deployment::load(&args.config).map_err(anyhow::Error::from).and_then(|deployment| {
         let camera = deployment.camera(args.camera.as_deref())?.clone();
+        framebus_common::logging::set_context(deployment.name(), Some(&camera.name), "algo");
         framebus_algo::run(&deployment, &camera, &options)
     });
     match result {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("algo: error: {e:#}");
+            framebus_common::logging::exit_error("algo", format_args!("{e:#}"));
             ExitCode::from(2)
         }
     }

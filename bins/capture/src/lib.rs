@@ -125,6 +125,9 @@ fn run_with_source(
     }
     let _release = DeploymentGuard::new(deployment.name());
     let node = create_node(deployment, ProcessRole::Capture.name(), cam)?;
+    // Before the frame segment exists: a segment larger than the free space of /dev/shm ends in
+    // SIGBUS when its pages are touched.
+    framebus_common::shm_budget::check(deployment, Some(cam), false)?;
     let bus = open_frame_bus(&node, deployment, camera)?;
     let publisher = bus
         .frames
@@ -307,12 +310,14 @@ fn run_with_source(
     })
 }
 
-/// Unusable frames are logged, the first few and then every 100th, so a flaky camera cannot
-/// flood the log.
+/// Unusable frames are logged through the process's rate limiter (the first few, then one
+/// line per interval with the count), so a flaky camera cannot flood the log.
 fn log_bad_frame(camera: &str, count: u64, why: &str) {
-    if count <= 5 || count.is_multiple_of(100) {
-        tracing::warn!(camera, skipped = count, "skipping an unusable frame: {why}");
-    }
+    framebus_common::logging::repeated(
+        tracing::Level::WARN,
+        "capture.unusable-frame",
+        format_args!("camera `{camera}`: skipping an unusable frame ({count} so far): {why}"),
+    );
 }
 
 /// Sleep slices between control polls: bounds how long a command waits while capture paces.

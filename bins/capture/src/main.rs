@@ -32,16 +32,23 @@ struct Args {
     /// Only load and check the config, then exit.
     #[arg(long)]
     check_config: bool,
+    #[command(flatten)]
+    log: framebus_common::logging::LogArgs,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    framebus_common::logging::init("info");
+    framebus_common::logging::init("info", args.log.log_format);
     let result = Deployment::load(&args.config).map_err(anyhow::Error::from).and_then(|deployment| {
         let camera = deployment.camera(args.camera.as_deref())?.clone();
+        framebus_common::logging::set_context(deployment.name(), Some(&camera.name), "capture");
         if args.check_config {
+            framebus_common::shm_budget::check(&deployment, None, true)?;
             return Ok(None);
         }
+        // Early, before the source is opened (memory of dead processes of the deployment counts
+        // as free); checked again exactly once the node has removed them.
+        framebus_common::shm_budget::check(&deployment, Some(&camera.name), true)?;
         let stats_interval = match args.stats_interval_secs {
             Some(secs) if secs.is_finite() && secs > 0.0 => Some(std::time::Duration::from_secs_f64(secs)),
             Some(secs) => anyhow::bail!("--stats-interval-secs {secs}: use a number of seconds above 0"),
@@ -59,7 +66,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("capture: error: {e:#}");
+            framebus_common::logging::exit_error("capture", format_args!("{e:#}"));
             ExitCode::from(2)
         }
     }

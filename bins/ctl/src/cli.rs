@@ -5,12 +5,19 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+/// The exit codes of every `ctl` command, shown after each command's help and in the man
+/// pages' EXIT STATUS section.
+pub const EXIT_CODES: &str = "\
+Exit codes: 0 done; 1 a target is not running (nothing serves its control service) or refused \
+(the message names the service); 2 bad arguments or config, or another error; 3 busy: a \
+target runs but did not answer within --timeout (too many ctl commands at once, no CPU time, \
+or paused; `ctl status` shows it as `busy`, `--json` as \"state\": \"busy\"): try again or \
+raise --timeout. Not running or refused wins over busy. `ctl up` exits 0 after a clean stop \
+(Ctrl-C, SIGTERM) and 2 when a capture cannot start or every process was given up on.";
+
 /// Status and commands for a framebus deployment over iceoryx2, and its supervisor (`ctl up`).
-///
-/// Exit codes: 0 done; 1 a target did not answer or refused (the message names the service);
-/// 2 bad arguments or config.
 #[derive(Debug, Parser)]
-#[command(version)]
+#[command(name = "ctl", version, after_help = EXIT_CODES)]
 pub struct Cli {
     /// Deployment config file.
     #[arg(long, global = true, default_value = "configs/default.toml")]
@@ -21,6 +28,9 @@ pub struct Cli {
     /// Seconds any wait may take (for a server to appear, for a reply, for a stop).
     #[arg(long, global = true, default_value = "1", value_parser = parse_seconds)]
     pub timeout: Duration,
+    /// Log format (stderr).
+    #[command(flatten)]
+    pub log: framebus_common::logging::LogArgs,
     /// What to do.
     #[command(subcommand)]
     pub command: CtlCommand,
@@ -30,6 +40,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum CtlCommand {
     /// Status of every process of the deployment (or of one camera).
+    #[command(after_help = EXIT_CODES)]
     Status {
         /// Only this camera.
         camera: Option<String>,
@@ -38,6 +49,7 @@ pub enum CtlCommand {
     /// `preview`, `recorder`, a user reader's name). It exits cleanly after the frame in
     /// progress; a supervisor does not restart it. SIGTERM follows if it still runs after
     /// `--timeout`.
+    #[command(after_help = EXIT_CODES)]
     Stop {
         /// Camera name.
         camera: String,
@@ -46,6 +58,7 @@ pub enum CtlCommand {
         role: String,
     },
     /// Turn preview image generation on or off (recorded, survives restarts).
+    #[command(after_help = EXIT_CODES)]
     Preview {
         /// `on` or `off`.
         switch: Switch,
@@ -53,6 +66,7 @@ pub enum CtlCommand {
         camera: String,
     },
     /// Turn image saving on or off (recorded, survives restarts).
+    #[command(after_help = EXIT_CODES)]
     Record {
         /// `on` or `off`.
         switch: Switch,
@@ -60,10 +74,33 @@ pub enum CtlCommand {
         camera: String,
     },
     /// Cameras, their service names and recorded flags (no process needs to run).
+    #[command(after_help = EXIT_CODES)]
     List,
+    /// The deployment's iceoryx2 config (its file prefix and folder) as the TOML file the `iox2`
+    /// CLI and other iceoryx2 tools read; `--json` prints it as JSON with the derived paths.
+    /// Example: `ctl iox2-config --output config/iceoryx2.toml && iox2 service list`.
+    #[command(after_help = EXIT_CODES)]
+    Iox2Config {
+        /// Write the TOML to this file instead of stdout (folders are created).
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+    /// The byte layouts of the frame header, the control messages and the results record, as
+    /// compiled (size, alignment, iceoryx2 type name, every field's offset and size): the
+    /// contract for readers in other languages. Needs no config.
+    #[command(after_help = EXIT_CODES)]
+    Abi,
+    /// The camera's command state (the preview and saving flags `ctl` recorded).
+    #[command(after_help = EXIT_CODES)]
+    State {
+        /// What to do with the state.
+        #[command(subcommand)]
+        action: StateAction,
+    },
     /// Serve every process's figures in the Prometheus text format at `http://<listen>/metrics`
     /// until Ctrl-C (`ctl up` does it itself when `[deployment] metrics` is set); `--once`
     /// prints one scrape instead.
+    #[command(after_help = EXIT_CODES)]
     Metrics {
         /// Address to listen on (default: `[deployment] metrics`, else 127.0.0.1:9464).
         #[arg(long)]
@@ -74,10 +111,54 @@ pub enum CtlCommand {
     },
     /// Run the deployment: start every configured process, restart crashed ones, stop all on
     /// Ctrl-C/SIGTERM.
+    #[command(after_help = EXIT_CODES)]
     Up {
         /// Restarts of one process before the supervisor gives up on it.
         #[arg(long, default_value_t = 5)]
         max_restarts: u32,
+    },
+    /// Write a systemd unit that runs the deployment under `ctl up` (`Type=notify`, restart
+    /// policy, hardening, the V4L2 devices it needs), with absolute paths to this ctl and the
+    /// config. See docs/systemd.md.
+    #[command(after_help = EXIT_CODES)]
+    Systemd {
+        /// A unit for your own service manager (`systemctl --user`) instead of the system's.
+        #[arg(long)]
+        user: bool,
+        /// Folder to write `framebus-<deployment>.service` into (`-`: print it on stdout).
+        /// Default: /etc/systemd/system, with --user ~/.config/systemd/user.
+        #[arg(long)]
+        output: Option<PathBuf>,
+        /// Account the system unit runs as (`User=`). Default: the user running this command
+        /// (root: no `User=`, the unit runs as root).
+        #[arg(long, conflicts_with = "user")]
+        service_user: Option<String>,
+    },
+    /// Print a completion script for a shell, e.g. `ctl completions bash >
+    /// ~/.local/share/bash-completion/completions/ctl`.
+    #[command(after_help = EXIT_CODES)]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page of ctl (roff), or with `--output DIR` write it and one page per
+    /// command (`ctl-status.1`, ...) into DIR.
+    #[command(after_help = EXIT_CODES)]
+    Man {
+        /// Folder to write the pages into.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+}
+
+/// A `ctl state` action.
+#[derive(Debug, Subcommand)]
+pub enum StateAction {
+    /// Forget the flags commands recorded for a camera: its running processes and every later
+    /// start take the config's `enabled` again.
+    Reset {
+        /// Camera name.
+        camera: String,
     },
 }
 
@@ -101,6 +182,11 @@ impl Cli {
     /// Whether the command is `ctl up` (which logs at info level).
     pub fn is_up(&self) -> bool {
         matches!(self.command, CtlCommand::Up { .. })
+    }
+
+    /// Whether the command works without a config file (completions, man pages).
+    pub fn needs_no_config(&self) -> bool {
+        matches!(self.command, CtlCommand::Completions { .. } | CtlCommand::Man { .. })
     }
 }
 

@@ -1,20 +1,26 @@
 //! `ctl`: the operator's tool. Sends commands to the processes of a deployment over their
 //! iceoryx2 control services and prints the replies (`status`, `stop`, `preview`, `record`),
-//! lists cameras and services (`list`), and runs a whole deployment as its supervisor (`up`).
+//! lists cameras and services (`list`), prints the deployment's iceoryx2 config (`iox2-config`) and
+//! the cross-process record layouts (`abi`), and runs a whole deployment as its supervisor (`up`).
 //!
-//! Every wait is bounded by `--timeout`; a process that does not answer is reported with the
-//! service that was tried, and ctl exits 1. ctl never links OpenCV or v4l.
+//! Every wait is bounded by `--timeout`; a process that is not running is reported with the
+//! service that was tried, and ctl exits 1; one that runs but did not answer in time (busy) is
+//! reported as busy, and ctl exits 3. ctl never links OpenCV or v4l.
 
 pub mod cli;
+pub mod generate;
 pub mod metrics;
 pub mod supervisor;
+pub mod systemd;
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use framebus_common::control::{Command, ControlClient, ControlError, ControlReply, ProcessStatus, Target};
-use framebus_common::ipc::{connect_control, control_roles, create_named_node, DeploymentGuard, IpcService};
+use framebus_common::ipc::{
+    connect_control, control_roles, create_client_node, iceoryx_config, DeploymentGuard, IpcService,
+};
 use framebus_common::names::{service_name, ProcessRole, Role, ServiceKind};
 use framebus_common::state::{CameraState, StateStore};
 use framebus_common::Deployment;
@@ -28,40 +34,74 @@ use crate::cli::{Cli, CtlCommand};
 pub enum Outcome {
     /// Everything asked for was done.
     Done,
-    /// Some target did not answer or refused; the output says which.
+    /// Some target is not running or refused; the output says which.
     Incomplete,
+    /// Every target that did not answer is running but busy (it did not answer within
+    /// `--timeout`); the output says which. Trying again may succeed.
+    Busy,
 }
 
 impl Outcome {
-    /// The process exit code: 0 or 1 (hard errors exit 2).
+    /// The process exit code: 0, 1 or 3 (hard errors exit 2).
     pub fn exit_code(self) -> u8 {
         match self {
             Outcome::Done => 0,
             Outcome::Incomplete => 1,
+            Outcome::Busy => 3,
         }
     }
 
-    fn from_all_ok(ok: bool) -> Outcome {
-        if ok {
-            Outcome::Done
-        } else {
-            Outcome::Incomplete
-        }
+    /// The outcome of several deliveries: not running or refused wins over busy.
+    fn of(deliveries: impl IntoIterator<Item = Delivery>) -> Outcome {
+        deliveries.into_iter().fold(Outcome::Done, |outcome, d| match (outcome, d) {
+            (Outcome::Incomplete, _) | (_, Delivery::Failed) => Outcome::Incomplete,
+            (_, Delivery::Busy) => Outcome::Busy,
+            (outcome, Delivery::Ok) => outcome,
+        })
     }
+}
+
+/// How one command reached one process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Delivery {
+    /// Answered and done.
+    Ok,
+    /// Running, but it did not answer in time.
+    Busy,
+    /// Not running, refused, or an error.
+    Failed,
 }
 
 /// Runs one `ctl` command.
 pub fn run(cli: &Cli) -> anyhow::Result<Outcome> {
+    if let CtlCommand::Abi = cli.command {
+        abi(cli.json);
+        return Ok(Outcome::Done);
+    }
+    if cli.needs_no_config() {
+        return generate::run(&cli.command, cli.json);
+    }
     let deployment = Deployment::load(&cli.config)?;
+    framebus_common::logging::set_context(deployment.name(), None, "ctl");
     match &cli.command {
+        // Printed above: it needs no config.
+        CtlCommand::Abi => Ok(Outcome::Done),
+        CtlCommand::Iox2Config { output } => {
+            iox2_config(&deployment, cli.json, output.as_deref())?;
+            Ok(Outcome::Done)
+        }
         CtlCommand::List => {
             list(&deployment, cli.json);
             Ok(Outcome::Done)
         }
         CtlCommand::Up { max_restarts } => {
+            framebus_common::shm_budget::check(&deployment, None, true)?;
             let options = supervisor::SupervisorOptions { max_restarts: *max_restarts, ..Default::default() };
             supervisor::run(&deployment, &options)?;
             Ok(Outcome::Done)
+        }
+        CtlCommand::State { action: cli::StateAction::Reset { camera } } => {
+            with_client(&deployment, |session| reset_state(&deployment, session, cli, camera))
         }
         CtlCommand::Metrics { listen, once } => {
             if *once {
@@ -85,6 +125,10 @@ pub fn run(cli: &Cli) -> anyhow::Result<Outcome> {
             let _ = handle.join();
             Ok(Outcome::Done)
         }
+        CtlCommand::Systemd { user, output, service_user } => {
+            systemd::run(&deployment, cli.json, *user, output.as_deref(), service_user.as_deref())
+        }
+        CtlCommand::Completions { .. } | CtlCommand::Man { .. } => generate::run(&cli.command, cli.json),
         CtlCommand::Status { camera } => with_client(&deployment, |client| status(&deployment, client, cli, camera)),
         CtlCommand::Stop { camera, role } => {
             let role = Role::new(role).map_err(|e| {
@@ -105,7 +149,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<Outcome> {
 /// deployment guard cleans up.
 fn with_client<T>(deployment: &Deployment, f: impl FnOnce(&Session) -> anyhow::Result<T>) -> anyhow::Result<T> {
     let _release = DeploymentGuard::new(deployment.name());
-    let node = create_named_node(deployment.name(), &format!("ctl-{}", std::process::id()))?;
+    let node = create_client_node(deployment.name(), &format!("ctl-{}", std::process::id()))?;
     let session = Session { node: &node, client: ControlClient::new(&node, deployment.name()) };
     f(&session)
 }
@@ -150,18 +194,23 @@ fn control_service(deployment: &Deployment, target: &Target) -> String {
 fn status(deployment: &Deployment, session: &Session, cli: &Cli, camera: &Option<String>) -> anyhow::Result<Outcome> {
     let targets = targets(deployment, true, camera.as_deref())?;
     let results = session.client.send_all(&targets, &Command::Status, cli.timeout);
-    let mut all_ok = true;
     let mut rows = Vec::new();
     for (target, result) in targets.iter().zip(results) {
         let service = control_service(deployment, target);
         let row = match result.map(|reply| (reply.status(), reply)) {
             Ok((Some(status), reply)) if reply.is_ok() => Row::Up(Box::new(status)),
             Ok((_, reply)) => Row::Down(format!("unreadable reply on `{service}`: {}", reply.message_text())),
+            Err(e) if e.is_busy() => Row::Busy(e.to_string()),
             Err(e) => Row::Down(e.to_string()),
         };
-        all_ok &= matches!(row, Row::Up(_));
         rows.push((target, service, row));
     }
+    let outcome = Outcome::of(rows.iter().map(|(_, _, row)| match row {
+        Row::Up(_) => Delivery::Ok,
+        Row::Busy(_) => Delivery::Busy,
+        Row::Down(_) => Delivery::Failed,
+    }));
+    let command_state = command_state(deployment, &targets);
     if cli.json {
         let processes: Vec<Value> = rows
             .iter()
@@ -169,21 +218,76 @@ fn status(deployment: &Deployment, session: &Session, cli: &Cli, camera: &Option
                 let mut value = match row {
                     Row::Up(status) => serde_json::to_value(status).unwrap_or(Value::Null),
                     Row::Down(error) => json!({ "camera": target.camera, "role": target.role.as_str(), "state": "not-running", "error": error }),
+                    Row::Busy(error) => json!({ "camera": target.camera, "role": target.role.as_str(), "state": "busy", "error": error }),
                 };
                 value["service"] = json!(service);
                 value
             })
             .collect();
-        println!("{}", json!({ "deployment": deployment.name(), "processes": processes }));
+        let state: Vec<Value> = command_state
+            .iter()
+            .map(|c| json!({ "camera": c.camera, "path": c.path, "preview": c.flags.preview, "saving": c.flags.saving, "error": c.error }))
+            .collect();
+        println!("{}", json!({ "deployment": deployment.name(), "processes": processes, "command_state": state }));
     } else {
         print!("{}", status_table(&rows));
+        for c in command_state.iter().filter(|c| c.error.is_some()) {
+            println!(
+                "{}: command state unusable, processes use the config's flags (preview {}, saving {}): {}",
+                c.camera,
+                on_off(c.flags.preview),
+                on_off(c.flags.saving),
+                c.error.as_deref().unwrap_or_default()
+            );
+        }
     }
-    Ok(Outcome::from_all_ok(all_ok))
+    Ok(outcome)
 }
 
 enum Row {
     Up(Box<ProcessStatus>),
+    /// Running, but it did not answer within the timeout.
+    Busy(String),
     Down(String),
+}
+
+fn on_off(on: bool) -> &'static str {
+    if on {
+        "on"
+    } else {
+        "off"
+    }
+}
+
+/// The command state of one camera as ctl reads it itself (the processes fall back to the
+/// config's flags when the file is unusable, and can only log it).
+struct CommandState {
+    camera: String,
+    path: std::path::PathBuf,
+    flags: CameraState,
+    error: Option<String>,
+}
+
+/// The command state of every camera among `targets`, in order.
+fn command_state(deployment: &Deployment, targets: &[Target]) -> Vec<CommandState> {
+    let store = StateStore::of(deployment);
+    let mut cameras: Vec<&str> = Vec::new();
+    for target in targets {
+        if !cameras.contains(&target.camera.as_str()) {
+            cameras.push(&target.camera);
+        }
+    }
+    cameras
+        .into_iter()
+        .map(|camera| {
+            let initial = CameraState::initial(deployment.camera(Some(camera)).ok());
+            let (flags, error) = match store.recorded(camera) {
+                Ok(recorded) => (recorded.over(initial), None),
+                Err(e) => (initial, Some(e.to_string())),
+            };
+            CommandState { camera: camera.to_string(), path: store.path(camera), flags, error }
+        })
+        .collect()
 }
 
 fn status_table(rows: &[(&Target, String, Row)]) -> String {
@@ -206,7 +310,6 @@ fn status_table(rows: &[(&Target, String, Row)]) -> String {
         "PREVIEW",
         "SAVING"
     );
-    let on_off = |on: bool| if on { "on" } else { "off" };
     for (target, _, row) in rows {
         match row {
             Row::Up(s) => {
@@ -256,6 +359,9 @@ fn status_table(rows: &[(&Target, String, Row)]) -> String {
                 let _ =
                     writeln!(out, "{:<10} {:<12} {:>7} not running: {error}", target.camera, target.role.as_str(), "-");
             }
+            Row::Busy(error) => {
+                let _ = writeln!(out, "{:<10} {:<12} {:>7} busy: {error}", target.camera, target.role.as_str(), "-");
+            }
         }
     }
     out
@@ -269,6 +375,10 @@ fn stop(deployment: &Deployment, session: &Session, cli: &Cli, camera: &str, rol
     let reply = match session.client.send(&target, &Command::Stop, cli.timeout) {
         Ok(reply) if reply.is_ok() => reply,
         Ok(reply) => return report_failure(cli, camera, &format!("{role} refused to stop: {}", reply.message_text())),
+        Err(e) if e.is_busy() => {
+            report_failure(cli, camera, &e.to_string())?;
+            return Ok(Outcome::Busy);
+        }
         Err(e) => return report_failure(cli, camera, &e.to_string()),
     };
     // The ladder: the cooperative stop was acknowledged; if the process is still serving after
@@ -312,7 +422,12 @@ fn wait_server_gone(
         if services.is_none_or(|s| !s.has_server()) {
             return Ok(true);
         }
-        if Instant::now() >= until || node.wait(Duration::from_millis(10)).is_err() {
+        if Instant::now() >= until {
+            return Ok(false);
+        }
+        // An interrupted sleep only shortens the wait; SIGINT/SIGTERM end it.
+        let _ = node.wait(Duration::from_millis(10));
+        if framebus_common::signals::termination_requested() {
             return Ok(false);
         }
     }
@@ -325,6 +440,57 @@ fn report_failure(cli: &Cli, camera: &str, error: &str) -> anyhow::Result<Outcom
         eprintln!("ctl: {camera}: {error}");
     }
     Ok(Outcome::Incomplete)
+}
+
+/// `ctl state reset <camera>`: forgets the recorded flags, hands the config's flags to the
+/// running processes (so the preview and the recorder act on them now), and forgets the flags
+/// their control servers recorded on the way, so the config keeps deciding.
+fn reset_state(deployment: &Deployment, session: &Session, cli: &Cli, camera: &str) -> anyhow::Result<Outcome> {
+    let cam = deployment.camera(Some(camera))?;
+    let store = StateStore::of(deployment);
+    let forget = || {
+        store
+            .update(camera, |state| *state = Default::default())
+            .with_context(|| format!("resetting the command state of camera `{camera}`"))
+    };
+    forget()?;
+    let initial = CameraState::initial(Some(cam));
+    let targets = targets(deployment, true, Some(camera))?;
+    let mut all_ok = true;
+    let mut delivered = Vec::new();
+    for command in [Command::SetPreview(initial.preview), Command::SetSaving(initial.saving)] {
+        for (target, result) in targets.iter().zip(session.client.send_all(&targets, &command, cli.timeout)) {
+            let (delivery, text) = describe_delivery(result);
+            let ok = matches!(delivery, Delivery::Ok);
+            all_ok &= ok;
+            delivered.push(
+                json!({ "role": target.role.as_str(), "command": command.describe(), "ok": ok, "message": text }),
+            );
+        }
+    }
+    forget()?;
+    if cli.json {
+        println!(
+            "{}",
+            json!({
+                "camera": camera,
+                "state_file": store.path(camera),
+                "preview": initial.preview,
+                "saving": initial.saving,
+                "ok": all_ok,
+                "processes": delivered,
+            })
+        );
+    } else {
+        let on_off = |on: bool| if on { "on" } else { "off" };
+        println!(
+            "{camera}: command state reset: the config's flags apply (preview {}, saving {}); {}",
+            on_off(initial.preview),
+            on_off(initial.saving),
+            if all_ok { "every running process took them" } else { "processes not running take them when they start" }
+        );
+    }
+    Ok(Outcome::Done)
 }
 
 fn set_flag(
@@ -364,22 +530,27 @@ fn set_flag(
     }
     let targets = targets(deployment, true, Some(camera))?;
     let results = session.client.send_all(&targets, command, cli.timeout);
-    let mut all_ok = true;
+    let mut deliveries = Vec::new();
     let mut delivered = Vec::new();
     for (target, result) in targets.iter().zip(results) {
         let service = control_service(deployment, target);
-        let (ok, text) = describe_delivery(result);
-        all_ok &= ok;
-        delivered.push(json!({ "role": target.role.as_str(), "service": service, "ok": ok, "message": text }));
+        let (delivery, text) = describe_delivery(result);
+        deliveries.push(delivery);
+        let ok = delivery == Delivery::Ok;
+        delivered.push(
+            json!({ "role": target.role.as_str(), "service": service, "ok": ok, "busy": delivery == Delivery::Busy, "message": text }),
+        );
         if !cli.json {
             let line = format!("{camera}: {}: {text}", target.role);
-            if ok {
-                println!("{line}");
-            } else {
-                eprintln!("ctl: {line} (recorded; applies when it starts)");
+            match delivery {
+                Delivery::Ok => println!("{line}"),
+                Delivery::Busy => eprintln!("ctl: {line} (recorded; run the command again to deliver it)"),
+                Delivery::Failed => eprintln!("ctl: {line} (recorded; applies when it starts)"),
             }
         }
     }
+    let outcome = Outcome::of(deliveries);
+    let all_ok = outcome == Outcome::Done;
     if cli.json {
         println!(
             "{}",
@@ -395,15 +566,78 @@ fn set_flag(
     } else {
         println!("{camera}: {} recorded in {}", command.describe(), store.path(camera).display());
     }
-    Ok(Outcome::from_all_ok(all_ok))
+    Ok(outcome)
 }
 
-fn describe_delivery(result: Result<ControlReply, ControlError>) -> (bool, String) {
+fn describe_delivery(result: Result<ControlReply, ControlError>) -> (Delivery, String) {
     match result {
-        Ok(reply) if reply.is_ok() => (true, reply.message_text()),
-        Ok(reply) => (false, format!("refused: {}", reply.message_text())),
-        Err(e) => (false, e.to_string()),
+        Ok(reply) if reply.is_ok() => (Delivery::Ok, reply.message_text()),
+        Ok(reply) => (Delivery::Failed, format!("refused: {}", reply.message_text())),
+        Err(e) if e.is_busy() => (Delivery::Busy, e.to_string()),
+        Err(e) => (Delivery::Failed, e.to_string()),
     }
+}
+
+/// `ctl abi`: the compiled layouts of every cross-process record.
+fn abi(json_output: bool) {
+    let layouts = framebus_common::abi::layouts();
+    if json_output {
+        println!("{}", json!({ "layouts": layouts, "services": framebus_common::abi::service_settings() }));
+        return;
+    }
+    let mut text = String::new();
+    for layout in &layouts {
+        let _ = writeln!(
+            text,
+            "{} (`{}`): {} bytes, aligned to {}",
+            layout.name, layout.type_name, layout.size, layout.alignment
+        );
+        for field in &layout.fields {
+            let _ = writeln!(text, "  {:>5} {:>5}  {:<22} {}", field.offset, field.size, field.name, field.ty);
+        }
+    }
+    print!("{text}");
+}
+
+/// `ctl iox2-config`: the deployment's iceoryx2 config as TOML (stdout or `output`), or as
+/// JSON with the derived paths.
+fn iox2_config(deployment: &Deployment, json_output: bool, output: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let name = deployment.name();
+    let config = iceoryx_config(name)?;
+    if json_output && output.is_none() {
+        let value = serde_json::to_value(&config).context("encoding the iceoryx2 config as JSON")?;
+        println!(
+            "{}",
+            json!({
+                "deployment": name,
+                "prefix": config.global.prefix.to_string(),
+                "root_path": config.global.root_path().to_string(),
+                "state_dir": deployment.state_dir(),
+                "config": value,
+            })
+        );
+        return Ok(());
+    }
+    let body = toml::to_string(&config).context("encoding the iceoryx2 config as TOML")?;
+    let text = format!(
+        "# iceoryx2 config of framebus deployment `{name}` ({}), written by `ctl iox2-config`.\n# iceoryx2 tools read it from ./config/iceoryx2.toml, e.g. `iox2 service list` in this folder's parent.\n{body}",
+        deployment.source_file.display()
+    );
+    match output {
+        None => print!("{text}"),
+        Some(path) => {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            }
+            std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+            if json_output {
+                println!("{}", json!({ "deployment": name, "written": path }));
+            } else {
+                println!("iceoryx2 config of deployment `{name}` written to {}", path.display());
+            }
+        }
+    }
+    Ok(())
 }
 
 fn list(deployment: &Deployment, json_output: bool) {
@@ -416,7 +650,11 @@ fn list(deployment: &Deployment, json_output: bool) {
         deployment.state_dir().display()
     );
     for cam in &deployment.camera {
-        let flags = store.effective(&cam.name, CameraState::initial(Some(cam)));
+        let initial = CameraState::initial(Some(cam));
+        let (flags, state_error) = match store.recorded(&cam.name) {
+            Ok(recorded) => (recorded.over(initial), None),
+            Err(e) => (initial, Some(e.to_string())),
+        };
         let services: Vec<Value> = [("frames", ServiceKind::Frames), ("frames-ready", ServiceKind::FrameReady)]
             .into_iter()
             .map(|(what, kind)| json!({ "what": what, "service": service_name(name, &cam.name, kind) }))
@@ -440,6 +678,9 @@ fn list(deployment: &Deployment, json_output: bool) {
             if flags.preview { "on" } else { "off" },
             if flags.saving { "on" } else { "off" },
         );
+        if let Some(error) = &state_error {
+            let _ = writeln!(text, "  command state unusable (the config's flags apply): {error}");
+        }
         for service in &services {
             let _ = writeln!(
                 text,
@@ -459,6 +700,7 @@ fn list(deployment: &Deployment, json_output: bool) {
             "preview": flags.preview,
             "saving": flags.saving,
             "state_file": store.path(&cam.name),
+            "state_error": state_error,
             "services": services,
         }));
     }

@@ -7,7 +7,11 @@
 //! User readers with a `command` in `[[camera.reader]]` are started like the built-in readers
 //! (after capture), in the config file's folder, with `FRAMEBUS_CONFIG`, `FRAMEBUS_CAMERA` and
 //! `FRAMEBUS_ROLE` in their environment (the Rust and Python APIs take their defaults from
-//! them).
+//! them). Every child gets the supervisor's log format in `FRAMEBUS_LOG_FORMAT`.
+//!
+//! Under systemd (`Type=notify`, see `ctl systemd`) the supervisor reports `READY=1` once every
+//! capture serves its control service and the readers are started, and `STOPPING=1` when it
+//! starts stopping them; children do not see `NOTIFY_SOCKET`.
 //!
 //! The sibling binaries are found next to ctl's own executable. Children run in their own
 //! process group (Ctrl-C reaches only the supervisor, which then stops them in order) and get
@@ -22,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use framebus_common::ipc::{connect_control, create_named_node_with, DeploymentGuard, IpcService};
+use framebus_common::logging::{self, LOG_FORMAT_ENV};
 use framebus_common::names::{ProcessRole, Role};
 
 use crate::metrics::{self, RestartBook};
@@ -142,6 +147,8 @@ impl Launcher {
             .env("FRAMEBUS_CONFIG", &self.config)
             .env("FRAMEBUS_CAMERA", &proc.camera)
             .env("FRAMEBUS_ROLE", proc.role.as_str())
+            .env(LOG_FORMAT_ENV, logging::format().as_str())
+            .env_remove("NOTIFY_SOCKET")
             .stdin(Stdio::null())
             .stdout(Stdio::inherit())
             .stderr(Stdio::inherit())
@@ -242,7 +249,15 @@ pub fn run(deployment: &Deployment, options: &SupervisorOptions) -> anyhow::Resu
     // (bad device, unreadable file) fails the whole start-up with its own error above ours.
     let outcome = start_captures(&node, deployment, &launcher, &mut procs, options, &term)
         .and_then(|()| start_readers(&launcher, &mut procs))
-        .and_then(|()| watch(&launcher, &mut procs, options, &term, &restarts));
+        .and_then(|()| {
+            let running = procs.iter().filter(|p| p.child.is_some()).count();
+            notify_systemd(&[
+                sd_notify::NotifyState::Ready,
+                sd_notify::NotifyState::Status(&format!("{running} processes running")),
+            ]);
+            watch(&launcher, &mut procs, options, &term, &restarts)
+        });
+    notify_systemd(&[sd_notify::NotifyState::Stopping]);
     stop_all(&mut procs, options.stop_grace);
     metrics_stop.store(true, Ordering::Relaxed);
     if let Some(handle) = exporter {
@@ -446,6 +461,14 @@ fn stop_group(mut group: Vec<&mut Supervised>, grace: Duration) {
         if let Some(status) = status {
             tracing::info!(camera = proc.camera, role = %proc.role, "stopped ({})", describe(status));
         }
+    }
+}
+
+/// Tells systemd (when it started us with `NOTIFY_SOCKET`) about the supervisor's state; without
+/// systemd this does nothing.
+fn notify_systemd(states: &[sd_notify::NotifyState]) {
+    if let Err(e) = sd_notify::notify(states) {
+        tracing::warn!("could not notify systemd ({states:?}): {e}");
     }
 }
 

@@ -16,18 +16,21 @@ struct Args {
     /// Accepted for symmetry with the other processes (`ctl up` passes none); ignored.
     #[arg(long, hide = true)]
     camera: Option<String>,
+    #[command(flatten)]
+    log: framebus_common::logging::LogArgs,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    framebus_common::logging::init("info");
-    let result = Deployment::load(&args.config)
-        .map_err(anyhow::Error::from)
-        .and_then(|deployment| framebus_mediaserver::run(&deployment));
+    framebus_common::logging::init("info", args.log.log_format);
+    let result = Deployment::load(&args.config).map_err(anyhow::Error::from).and_then(|deployment| {
+        framebus_common::logging::set_context(deployment.name(), None, "mediaserver");
+        framebus_mediaserver::run(&deployment)
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("mediaserver: error: {e:#}");
+            framebus_common::logging::exit_error("mediaserver", format_args!("{e:#}"));
             ExitCode::from(2)
         }
     }

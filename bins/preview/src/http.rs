@@ -23,7 +23,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hyper::body::{Body, Bytes, Frame, Incoming, SizeHint};
 use hyper::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONNECTION, CONTENT_TYPE, PRAGMA};
@@ -171,7 +171,6 @@ struct Server {
 }
 
 async fn accept_loop(listener: tokio::net::TcpListener, server: Arc<Server>) {
-    let mut last_warning: Option<Instant> = None;
     loop {
         // At the connection limit, new connections wait in the kernel's accept queue.
         let Ok(permit) = Arc::clone(&server.connections).acquire_owned().await else { return };
@@ -180,11 +179,12 @@ async fn accept_loop(listener: tokio::net::TcpListener, server: Arc<Server>) {
                 tokio::spawn(connection(tcp, permit, Arc::clone(&server)));
             }
             Err(e) => {
-                // Out of file descriptors or similar: say so (not more than every 10 s), back off.
-                if last_warning.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
-                    tracing::warn!("HTTP server cannot accept a connection: {e}");
-                    last_warning = Some(Instant::now());
-                }
+                // Out of file descriptors or similar: say so (rate-limited), back off.
+                framebus_common::logging::repeated(
+                    tracing::Level::WARN,
+                    "preview.accept",
+                    format_args!("HTTP server cannot accept a connection: {e}"),
+                );
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }

@@ -1,12 +1,11 @@
-//! The preview process: subscribes to one camera like algo (waitset on the frame-ready event,
-//! newest frame only, one sample held at a time) and, while on, turns the newest frame into a
+//! The preview process: a reader of one camera on the reader loop (crate `framebus`, newest
+//! frame only, one sample held at a time) that, while on, turns the newest frame into a
 //! downscaled JPEG with an overlay at the configured rate, served over HTTP (`/`,
 //! `/stream.mjpg`, `/snapshot.jpg`, `/status.json`) and optionally shown in a window. While
 //! off it only counts frames: no decode, resize or encode.
 //!
-//! The on/off state lives in [`Preview`] and changes only through [`Preview::set_enabled`]; the
-//! process's control service (`framebus/<dep>/<cam>/preview/control`, attached to the same
-//! waitset) calls it for `ctl preview on|off` and answers status with [`Preview::metrics`].
+//! The on/off state lives in [`Preview`] and changes only through [`Preview::set_enabled`],
+//! which the loop calls for `ctl preview on|off`; status carries [`Preview::report`].
 //! The initial state is the camera's recorded preview flag, else `[camera.preview] enabled`;
 //! `--enabled` on the command line is recorded like a command.
 
@@ -25,6 +24,8 @@ use framebus_common::stats::LatencyWindow;
 use framebus_common::{clock, CameraConfig, Deployment, FrameHeader, ProcessRole};
 use framebus_vision::opencv::core::Vector;
 use framebus_vision::opencv::highgui;
+
+use serde::Serialize;
 
 use crate::http::Hub;
 use crate::render::{OverlayInfo, Renderer};
@@ -249,9 +250,11 @@ impl Preview {
 
     fn error(&mut self, header: &FrameHeader, message: String) {
         self.status.errors += 1;
-        if self.status.errors <= 3 || self.status.errors.is_multiple_of(100) {
-            tracing::warn!(camera = self.camera, frame = header.frame_id, "{message}");
-        }
+        framebus_common::logging::repeated(
+            tracing::Level::WARN,
+            "preview.frame",
+            format_args!("camera `{}`, frame {}: {message}", self.camera, header.frame_id),
+        );
         self.status.last_error = Some(message);
     }
 
@@ -277,28 +280,54 @@ impl Preview {
 
     fn status_json(&self) -> String {
         let s = self.status();
-        serde_json::json!({
-            "camera": self.camera,
-            "url": self.url,
-            "enabled": s.enabled,
-            "state": if s.enabled { "on" } else { "off" },
-            "frames": s.frames,
-            "skipped": s.skipped,
-            "previews": s.previews,
-            "errors": s.errors,
-            "last_error": s.last_error,
-            "fps": (s.fps * 10.0).round() / 10.0,
-            "preview_fps": (s.preview_fps * 10.0).round() / 10.0,
-            "last_frame_id": s.last_frame_id,
-            "size": format!("{}x{}", s.frame_size.0, s.frame_size.1),
-            "format": s.format,
-            "latency_p50_us": s.latency_p50_us,
-            "latency_p99_us": s.latency_p99_us,
-            "viewers": s.viewers,
-            "results": self.shown,
-        })
-        .to_string()
+        let document = StatusDocument {
+            camera: &self.camera,
+            url: &self.url,
+            enabled: s.enabled,
+            state: if s.enabled { "on" } else { "off" },
+            frames: s.frames,
+            skipped: s.skipped,
+            previews: s.previews,
+            errors: s.errors,
+            last_error: s.last_error.as_deref(),
+            fps: (s.fps * 10.0).round() / 10.0,
+            preview_fps: (s.preview_fps * 10.0).round() / 10.0,
+            last_frame_id: s.last_frame_id,
+            size: format!("{}x{}", s.frame_size.0, s.frame_size.1),
+            format: s.format,
+            latency_p50_us: s.latency_p50_us,
+            latency_p99_us: s.latency_p99_us,
+            viewers: s.viewers,
+            results: &self.shown,
+        };
+        serde_json::to_string(&document).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
     }
+}
+
+/// `/status.json` (and the `--json` lines): the preview's status.
+#[derive(Serialize)]
+struct StatusDocument<'a> {
+    camera: &'a str,
+    url: &'a str,
+    enabled: bool,
+    /// `on` or `off`.
+    state: &'static str,
+    frames: u64,
+    skipped: u64,
+    previews: u64,
+    errors: u64,
+    last_error: Option<&'a str>,
+    fps: f64,
+    preview_fps: f64,
+    last_frame_id: u64,
+    /// `<width>x<height>` of the last frame.
+    size: String,
+    format: &'static str,
+    latency_p50_us: Option<u64>,
+    latency_p99_us: Option<u64>,
+    viewers: usize,
+    /// The results drawn on the last image.
+    results: &'a [Shown],
 }
 
 /// Whether a display is available for a highgui window (highgui aborts the process without

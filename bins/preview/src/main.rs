@@ -32,20 +32,23 @@ struct Args {
     /// Print the URL and every statistics report as JSON lines on stdout.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    log: framebus_common::logging::LogArgs,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    framebus_common::logging::init("info");
+    framebus_common::logging::init("info", args.log.log_format);
     let options = PreviewOptions { enabled: args.enabled, listen: args.listen, window: args.window, json: args.json };
     let result = Deployment::load(&args.config).map_err(anyhow::Error::from).and_then(|deployment| {
         let camera = deployment.camera(args.camera.as_deref())?.clone();
+        framebus_common::logging::set_context(deployment.name(), Some(&camera.name), "preview");
         framebus_preview::run(&deployment, &camera, &options)
     });
     match result {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("preview: error: {e:#}");
+            framebus_common::logging::exit_error("preview", format_args!("{e:#}"));
             ExitCode::from(2)
         }
     }

@@ -113,18 +113,7 @@ impl Renderer {
                 imgproc::rectangle(image, rect, colour, 2, imgproc::LINE_8, 0)?;
                 self.text.clear();
                 let _ = write!(self.text, "{} {:.2}", b.label, b.score);
-                let origin = Point::new(rect.x + 2, (rect.y - 4).max(12));
-                imgproc::put_text(
-                    image,
-                    &self.text,
-                    origin,
-                    imgproc::FONT_HERSHEY_SIMPLEX,
-                    font,
-                    colour,
-                    1,
-                    imgproc::LINE_AA,
-                    false,
-                )?;
+                label(image, &self.text, Point::new(rect.x + 2, (rect.y - 4).max(12)), font, colour)?;
             }
             if top {
                 self.text.clear();
@@ -141,17 +130,7 @@ impl Renderer {
                 let overlay_line = (30.0 * (f64::from(iw) / 900.0).clamp(0.3, 1.2)).ceil() as i32;
                 let y = OVERLAY_TOP + overlay_line * 3 + 6 + (i as i32 + 1) * (overlay_line * 2 / 3).max(12);
                 if y < ih - 4 {
-                    imgproc::put_text(
-                        image,
-                        &self.text,
-                        Point::new(4, y),
-                        imgproc::FONT_HERSHEY_SIMPLEX,
-                        font,
-                        colour,
-                        1,
-                        imgproc::LINE_AA,
-                        false,
-                    )?;
+                    label(image, &self.text, Point::new(4, y), font, colour)?;
                 }
             }
         }
@@ -173,6 +152,11 @@ impl Renderer {
         imgcodecs::imencode(".jpg", self.image(), out, &self.params)?;
         Ok(())
     }
+}
+
+/// One line of text in the results' font.
+fn label(image: &mut Mat, text: &str, origin: Point, scale: f64, colour: Scalar) -> framebus_vision::Result<()> {
+    imgproc::put_text(image, text, origin, imgproc::FONT_HERSHEY_SIMPLEX, scale, colour, 1, imgproc::LINE_AA, false)
 }
 
 /// A colour per producer (stable across frames), dimmed by `strength` (1 fresh … 0 stale).

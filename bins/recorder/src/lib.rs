@@ -1,12 +1,12 @@
-//! The recorder process: subscribes to one camera like algo (waitset on the frame-ready event,
-//! one sample held at a time, a deeper queue to ride out slow writes) and, while saving is on,
+//! The recorder process: a reader of one camera on the reader loop (crate `framebus`, policy
+//! `every`, a deeper queue to ride out slow writes) that, while saving is on,
 //! writes video segments and/or images with a sidecar index (JSON lines) that lists every frame
 //! saved and every frame skipped. A disk guard stops writing below a free-space floor and
 //! resumes when space is back (optionally deleting the oldest segments first).
 //!
-//! The saving state lives in [`Recorder`] and changes only through [`Recorder::set_saving`];
-//! the process's control service (`framebus/<dep>/<cam>/recorder/control`, attached to the same
-//! waitset) calls it for `ctl record on|off` and answers status with [`Recorder::metrics`]. The
+//! The saving state lives in [`Recorder`] and changes only through [`Recorder::set_saving`],
+//! which the loop calls for `ctl record on|off` (a command event of the reader loop, whose
+//! control thread answers status with [`Recorder::report`]). The
 //! initial state is the camera's recorded saving flag (so a killed, restarted recorder resumes
 //! saving), else `[camera.recorder] enabled`; `--saving` on the command line is recorded like a
 //! command. SIGHUP re-reads the disk-guard settings (`min-free-mb`, `min-free-inodes`,
@@ -128,70 +128,6 @@ const INODE_RESERVE: u64 = 4;
 const RETRY_FIRST: Duration = Duration::from_secs(1);
 /// Longest wait between attempts after write errors.
 const RETRY_MAX: Duration = Duration::from_secs(60);
-/// An error of one kind is logged at once, then at most once per window with a repeat count.
-const LOG_WINDOW: Duration = Duration::from_secs(10);
-
-/// Rate-limited error lines: the first error of a kind is logged at once; the ones that follow
-/// within [`LOG_WINDOW`] are only counted and logged as one line with the count when the window
-/// ends (so a failure that repeats every frame gives one line per window, not one per frame).
-#[derive(Debug, Default)]
-struct ErrorLog {
-    kinds: Vec<LogKind>,
-}
-
-#[derive(Debug)]
-struct LogKind {
-    kind: &'static str,
-    since: Instant,
-    repeats: u64,
-    last: String,
-}
-
-impl ErrorLog {
-    fn error(&mut self, camera: &str, kind: &'static str, message: &str) {
-        let now = Instant::now();
-        match self.kinds.iter_mut().find(|k| k.kind == kind) {
-            Some(k) if now.duration_since(k.since) < LOG_WINDOW => {
-                k.repeats += 1;
-                k.last.clear();
-                k.last.push_str(message);
-            }
-            Some(k) => {
-                if k.repeats > 0 {
-                    let secs = now.duration_since(k.since).as_secs_f64();
-                    tracing::error!(camera, "{} (and {} more like it in the last {secs:.0} s)", k.last, k.repeats);
-                }
-                tracing::error!(camera, "{message}");
-                k.since = now;
-                k.repeats = 0;
-            }
-            None => {
-                tracing::error!(camera, "{message}");
-                self.kinds.push(LogKind { kind, since: now, repeats: 0, last: String::new() });
-            }
-        }
-    }
-
-    /// Logs the windows that ended with repeats (called periodically).
-    fn flush(&mut self, camera: &str) {
-        let now = Instant::now();
-        for k in &mut self.kinds {
-            let elapsed = now.duration_since(k.since);
-            if k.repeats > 0 && elapsed >= LOG_WINDOW {
-                tracing::error!(
-                    camera,
-                    "{} (and {} more like it in the last {:.0} s)",
-                    k.last,
-                    k.repeats,
-                    elapsed.as_secs_f64()
-                );
-                k.since = now;
-                k.repeats = 0;
-            }
-        }
-    }
-}
-
 /// One camera's recorder. Driven by [`run`]'s loop, or by a test calling its methods.
 pub struct Recorder {
     camera: String,
@@ -221,7 +157,6 @@ pub struct Recorder {
     frame_bytes: u64,
     /// Why the disk guard stopped writing (while `disk_low`).
     low_reason: Option<String>,
-    log: ErrorLog,
 }
 
 /// Most pending skip ranges kept; later ones merge into the last (the count stays exact).
@@ -274,7 +209,6 @@ impl Recorder {
             retry_wait: Duration::ZERO,
             frame_bytes: u64::from(camera.width) * u64::from(camera.height) * 3,
             low_reason: None,
-            log: ErrorLog::default(),
         };
         recorder.check_disk();
         Ok(recorder)
@@ -390,10 +324,15 @@ impl Recorder {
         }
     }
 
-    /// Counts an error, keeps it as the last error and logs it, rate-limited per `kind`.
+    /// Counts an error, keeps it as the last error and logs it, rate-limited per `kind` (the
+    /// process's one limiter, `framebus_common::logging::repeated`).
     fn error(&mut self, kind: &'static str, message: String) {
         self.status.errors += 1;
-        self.log.error(&self.camera, kind, &message);
+        framebus_common::logging::repeated(
+            tracing::Level::ERROR,
+            kind,
+            format_args!("camera `{}`: {message}", self.camera),
+        );
         self.status.last_error = Some(message);
     }
 
@@ -505,7 +444,7 @@ impl Recorder {
     }
 
     /// Writes the converted frame into the current segment (image when due, video, sidecar).
-    /// A write error ends the segment (see [`Recorder::finish_segment`]).
+    /// A write error ends the segment (it is finished as `.failed`, see ARCHITECTURE.md).
     pub fn save(&mut self, header: &FrameHeader) {
         let image_due = self.config.images != ImageFormat::Off && self.image_due();
         let Some(segment) = &mut self.segment else { return };
@@ -740,7 +679,6 @@ impl Recorder {
             self.retry_at = None;
             self.update_state();
         }
-        self.log.flush(&self.camera);
     }
 
     /// Closes the statistics interval and returns the status as one JSON line.
@@ -787,7 +725,6 @@ impl Recorder {
     /// Finalizes the current segment (stop): the file plays.
     pub fn finish(&mut self) {
         self.finish_segment("stop");
-        self.log.flush(&self.camera);
     }
 }
 

@@ -25,20 +25,26 @@ struct Args {
     /// Print every statistics report as a JSON line on stdout.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    log: framebus_common::logging::LogArgs,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    framebus_common::logging::init("info");
+    framebus_common::logging::init("info", args.log.log_format);
     let options = RecorderOptions { saving: args.saving, json: args.json };
     let result = Deployment::load(&args.config).map_err(anyhow::Error::from).and_then(|deployment| {
         let camera = deployment.camera(args.camera.as_deref())?.clone();
+        framebus_common::logging::set_context(deployment.name(), Some(&camera.name), "recorder");
+        // Recordings get `file-mode` (private by default), whatever the caller's umask.
+        let mode = camera.recorder.clone().unwrap_or_default().file_mode;
+        framebus_common::secure_fs::set_creation_mode(mode.0, mode.dir_mode());
         framebus_recorder::run(&deployment, &camera, &options)
     });
     match result {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("recorder: error: {e:#}");
+            framebus_common::logging::exit_error("recorder", format_args!("{e:#}"));
             ExitCode::from(2)
         }
     }

@@ -26,13 +26,16 @@ struct Args {
     /// Print every statistics report as a JSON line on stdout.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    log: framebus_common::logging::LogArgs,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    framebus_common::logging::init("info");
+    framebus_common::logging::init("info", args.log.log_format);
     let result = Deployment::load(&args.config).map_err(anyhow::Error::from).and_then(|deployment| {
         let camera = deployment.camera(args.camera.as_deref())?.clone();
+        framebus_common::logging::set_context(deployment.name(), Some(&camera.name), "streamer");
         if args.probe {
             return framebus_streamer::print_probe(&camera);
         }
@@ -42,7 +45,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("streamer: error: {e:#}");
+            framebus_common::logging::exit_error("streamer", format_args!("{e:#}"));
             ExitCode::from(2)
         }
     }

@@ -4,7 +4,9 @@
 //! For each frame size and reader count it runs capture twice: flat out (fps = 0) for the cost
 //! per frame and the max frame rate, then paced for the reader latency (frame sent → reader
 //! wakes with the sample). Readers verify every frame's integrity stamp (torn) and that ids only
-//! rise (stale). `framebus-bench reader ...` is the reader process it starts.
+//! rise (stale). `framebus-bench reader ...` is the reader process it starts. A second table puts
+//! a Python reader (`python -m framebus._bench`, from the repository's `.venv`) next to a Rust
+//! reader on the same 1080p capture run: latency and CPU.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -184,7 +186,8 @@ fn bench() -> anyhow::Result<()> {
         for readers in [1usize, 4] {
             let memcpy = memcpy_ns(bytes, 1);
             let rotating = memcpy_ns(bytes, slots_for(readers));
-            let name = format!("bench{}-{}r-{}", std::process::id(), readers, case.width);
+            // Deployment names are short (at most 14 characters, see the config docs).
+            let name = format!("b{}-{}-{}", std::process::id() % 1_000_000, readers, case.width / 10);
             let policies = vec!["every"; readers];
             let flat = run_once(dir.path(), &format!("{name}f"), case, 0, case.flat_out_frames, &policies, false)?;
             let paced =
@@ -206,6 +209,7 @@ fn bench() -> anyhow::Result<()> {
             );
         }
     }
+    python_vs_rust(dir.path())?;
     println!("\nmemcpy, rotating slots = the same copy into as many buffers in turn as the run has slots (capture's memory pattern).");
     println!("capture cost = loan + write the frame into shared memory + header + send + notify, mean over the flat-out run.");
     println!("latency = publish timestamp (just before send) → frame in the reader's hands (reader loop of the framebus crate, policy every), paced run, worst reader.");
@@ -220,7 +224,7 @@ fn policy_table(dir: &Path) -> anyhow::Result<()> {
     let case =
         Case { label: "1920x1080", width: 1920, height: 1080, flat_out_frames: 0, paced_fps: 30, paced_frames: 300 };
     let policies = ["newest", "max-fps=5", "every"];
-    let name = format!("bench{}-policies", std::process::id());
+    let name = format!("b{}-pol", std::process::id() % 1_000_000);
     let run = run_once(dir, &name, &case, case.paced_fps, case.paced_frames, &policies, true)?;
     println!("\nReader policies on one 1080p30 camera, 300 frames (10 s), all three readers at once, each reading every byte of the frames it takes:\n");
     println!(
@@ -241,6 +245,74 @@ fn policy_table(dir: &Path) -> anyhow::Result<()> {
         );
     }
     println!("CPU = user + system time of the reader process from its first frame to the end of the run.");
+    Ok(())
+}
+
+/// The Python interpreter with the `framebus` package: `FRAMEBUS_PYTHON`, else the repository's
+/// `.venv` (made by `scripts/bootstrap.sh`) found from the bench executable
+/// (`<repo>/target/<profile>/framebus-bench`).
+fn python_interpreter() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("FRAMEBUS_PYTHON") {
+        return Some(PathBuf::from(path));
+    }
+    let exe = std::env::current_exe().ok()?;
+    let repo = exe.parent()?.parent()?.parent()?;
+    let python = repo.join(".venv/bin/python");
+    python.is_file().then_some(python)
+}
+
+/// One paced 1080p run read by a Rust reader and a Python reader side by side (both `every`,
+/// both verifying every frame), printed as a second table.
+fn python_vs_rust(dir: &Path) -> anyhow::Result<()> {
+    const CASE: Case =
+        Case { label: "1920x1080", width: 1920, height: 1080, flat_out_frames: 0, paced_fps: 30, paced_frames: 300 };
+    println!("\nPython reader (package `framebus`, python/) next to the Rust reader, same capture run: {} BGR3 at {} fps, {} frames, policy every, both verify every frame\n", CASE.label, CASE.paced_fps, CASE.paced_frames);
+    println!("| reader | frames | latency p50 | latency p99 | CPU (one core = 100 %) | torn | stale |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    let Some(python) = python_interpreter() else {
+        println!(
+            "| Python | skipped: no .venv/bin/python (run `bash scripts/bootstrap.sh`) or FRAMEBUS_PYTHON | | | | | |"
+        );
+        return Ok(());
+    };
+    let name = format!("bench{}-py", std::process::id());
+    let config = write_config(dir, &name, &CASE, CASE.paced_fps, 2)?;
+    let config_text = config.to_str().ok_or_else(|| anyhow!("non-UTF-8 temp path"))?.to_string();
+    let frames = CASE.paced_frames.to_string();
+    let rust = Command::new(std::env::current_exe()?)
+        .args(["reader", &config_text, &frames])
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("starting the Rust reader")?;
+    let py = Command::new(&python)
+        .args(["-m", "framebus._bench", &config_text, &frames])
+        .stdout(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting the Python reader with {}", python.display()))?;
+    let capture = Command::new(sibling("capture")?)
+        .args(["--config", &config_text, "--max-frames", &frames, "--wait-for-readers", "2"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .status()
+        .context("running capture")?;
+    if !capture.success() {
+        bail!("capture failed: {capture:?}");
+    }
+    for (label, child) in [("Rust (crate framebus)", rust), ("Python (package framebus)", py)] {
+        let out = child.wait_with_output().with_context(|| format!("waiting for the {label} reader"))?;
+        let line = String::from_utf8_lossy(&out.stdout);
+        let report: serde_json::Value = serde_json::from_str(line.lines().last().unwrap_or_default())
+            .with_context(|| format!("{label} reader report: {line}"))?;
+        println!(
+            "| {label} | {} | {:.0} µs | {:.0} µs | {:.1} % | {} | {} |",
+            report["frames"],
+            f(&report, "latency_p50_us"),
+            f(&report, "latency_p99_us"),
+            100.0 * f(&report, "cpu_secs") / (CASE.paced_frames as f64 / f64::from(CASE.paced_fps)),
+            report["torn"],
+            report["stale"],
+        );
+    }
     Ok(())
 }
 

@@ -279,13 +279,13 @@ const STREAMER: &str = "[camera.streamer]\nencoder = \"auto\"\nbitrate-kbps = 60
 
 /// Runs the streaming benchmark and prints its tables.
 pub fn bench(dir: &Path) -> anyhow::Result<()> {
-    let pid = std::process::id();
+    let pid = std::process::id() % 1_000_000;
     // The product: streamer → separate media server.
     let (rtsp, http) = (free_port()?, free_port()?);
     let config = write_config(
         &dir.join("stream.toml"),
         &format!(
-            "[deployment]\nname = \"bench-stream-{pid}\"\n\n[media-server]\nrtsp = \"127.0.0.1:{rtsp}\"\nhttp = \"127.0.0.1:{http}\"\n\n{CAMERA}{STREAMER}"
+            "[deployment]\nname = \"b{pid}-str\"\n\n[media-server]\nrtsp = \"127.0.0.1:{rtsp}\"\nhttp = \"127.0.0.1:{http}\"\n\n{CAMERA}{STREAMER}"
         ),
     )?;
     let probe = Command::new(sibling("streamer")?).args(["--config", &config, "--probe"]).output()?;
@@ -304,7 +304,7 @@ pub fn bench(dir: &Path) -> anyhow::Result<()> {
     let config = write_config(
         &dir.join("embedded.toml"),
         &format!(
-            "[deployment]\nname = \"bench-embed-{pid}\"\n\n{CAMERA}[[camera.reader]]\nname = \"embedded\"\n\n{STREAMER}url = \"rtsp://127.0.0.1:1/unused\"\n"
+            "[deployment]\nname = \"b{pid}-emb\"\n\n{CAMERA}[[camera.reader]]\nname = \"embedded\"\n\n{STREAMER}url = \"rtsp://127.0.0.1:1/unused\"\n"
         ),
     )?;
     let mut procs = Procs(Vec::new());

@@ -21,36 +21,21 @@ pub fn realtime_ns() -> u64 {
     now_ns(libc::CLOCK_REALTIME)
 }
 
-/// Civil UTC date and time of `realtime_ns` (nanoseconds since the epoch):
-/// `(year, month, day, hour, minute, second, millisecond)`.
-pub fn utc_parts(realtime_ns: u64) -> (i64, u32, u32, u32, u32, u32, u32) {
-    let secs = (realtime_ns / 1_000_000_000) as i64;
-    let millis = ((realtime_ns / 1_000_000) % 1000) as u32;
-    let days = secs.div_euclid(86_400);
-    let of_day = secs.rem_euclid(86_400) as u32;
-    // Howard Hinnant's days-to-civil algorithm (proleptic Gregorian calendar).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day, of_day / 3600, of_day / 60 % 60, of_day % 60, millis)
+/// The instant `realtime_ns` (nanoseconds since the epoch) as a [`jiff::Timestamp`]. Every
+/// `u64` of nanoseconds (up to the year 2554) is within jiff's range, so this cannot fail.
+pub fn timestamp(realtime_ns: u64) -> jiff::Timestamp {
+    jiff::Timestamp::from_nanosecond(i128::from(realtime_ns)).unwrap_or(jiff::Timestamp::UNIX_EPOCH)
 }
 
-/// `2024-05-01 12:34:56.789` (UTC), for overlays and logs.
+/// `2024-05-01 12:34:56.789` (UTC, milliseconds truncated), for overlays and sidecars.
 pub fn format_utc(realtime_ns: u64) -> String {
-    let (y, mo, d, h, mi, s, ms) = utc_parts(realtime_ns);
-    format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}.{ms:03}")
+    timestamp(realtime_ns).strftime("%Y-%m-%d %H:%M:%S%.3f").to_string()
 }
 
-/// `20240501T123456.789Z` (UTC), for file names: sorts chronologically, no `:`.
+/// `20240501T123456.789Z` (UTC, milliseconds truncated), for file names: sorts
+/// chronologically, no `:`.
 pub fn format_utc_compact(realtime_ns: u64) -> String {
-    let (y, mo, d, h, mi, s, ms) = utc_parts(realtime_ns);
-    format!("{y:04}{mo:02}{d:02}T{h:02}{mi:02}{s:02}.{ms:03}Z")
+    timestamp(realtime_ns).strftime("%Y%m%dT%H%M%S%.3fZ").to_string()
 }
 
 #[cfg(test)]
@@ -64,5 +49,21 @@ mod tests {
         let ns = 1_709_251_198_123_000_000;
         assert_eq!(format_utc(ns), "2024-02-29 23:59:58.123");
         assert_eq!(format_utc_compact(ns), "20240229T235958.123Z");
+        assert_eq!(format_utc_compact(0), "19700101T000000.000Z");
+    }
+
+    #[test]
+    fn milliseconds_are_truncated_not_rounded() {
+        // 1999-12-31 23:59:59.9999999 stays in 1999 (rounding would carry into the year 2000).
+        let ns = 946_684_799_999_999_900;
+        assert_eq!(format_utc(ns), "1999-12-31 23:59:59.999");
+        assert_eq!(format_utc_compact(ns), "19991231T235959.999Z");
+        // Whole seconds still print three digits.
+        assert_eq!(format_utc(1_700_000_000_000_000_000), "2023-11-14 22:13:20.000");
+    }
+
+    #[test]
+    fn the_largest_u64_instant_formats() {
+        assert_eq!(format_utc(u64::MAX), "2554-07-21 23:34:33.709");
     }
 }

@@ -3,9 +3,10 @@
 //! service whose settings differ from its creator's).
 
 use core::fmt;
+use core::time::Duration;
 
 use iceoryx2::config::Config;
-use iceoryx2::node::{NodeState, NodeView};
+use iceoryx2::node::{NodeCreationFailure, NodeState, NodeView};
 use iceoryx2::port::subscriber::SubscriberCreateError;
 use iceoryx2::prelude::*;
 use iceoryx2::service::builder::event::EventOpenError;
@@ -13,9 +14,10 @@ use iceoryx2::service::builder::request_response::{Builder as RequestResponseBui
 use iceoryx2::service::port_factory::{event, publish_subscribe, request_response};
 
 use crate::config::{CameraConfig, Deployment, SlotLayout};
-use crate::control::{ControlReply, ControlRequest};
 use crate::header::FrameHeader;
 use crate::names::{node_name, parse_control_service, service_name, shm_prefix, Role, ServiceKind};
+use crate::node_counter;
+use crate::protocol::{ControlReply, ControlRequest};
 use crate::results::ResultRecord;
 use crate::signals;
 
@@ -44,8 +46,14 @@ pub const RESULTS_QUEUE: usize = 64;
 pub type ControlPortFactory = request_response::PortFactory<IpcService, ControlRequest, (), ControlReply, ()>;
 
 /// Clients that may talk to one process's control service at once (ctl runs, the supervisor,
-/// tools).
-pub const CONTROL_MAX_CLIENTS: usize = 16;
+/// tools). More wait their turn (ctl retries within its `--timeout`, then reports "busy"). Each
+/// place costs the serving process about 30 KiB of shared memory (measured with the 1432-byte
+/// reply: 0.9 MiB per process for 32 places), counted by `SlotLayout::shared_memory_bytes`.
+pub const CONTROL_MAX_CLIENTS: usize = 32;
+
+/// Shared memory one process's control service takes, counted generously (see
+/// [`CONTROL_MAX_CLIENTS`]).
+pub const CONTROL_BYTES_PER_PROCESS: u64 = CONTROL_MAX_CLIENTS as u64 * 32 * 1024;
 
 /// An iceoryx2 operation that failed, with what framebus was doing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,12 +62,25 @@ pub struct IpcError {
     pub context: String,
     /// iceoryx2's error.
     pub cause: String,
+    /// A capacity limit of a service was reached (too many nodes or clients at once): the
+    /// peer is there, and trying again later may succeed.
+    pub busy: bool,
 }
 
 impl IpcError {
     /// Wraps an iceoryx2 error with context.
     pub fn new(context: impl Into<String>, cause: impl fmt::Debug) -> IpcError {
-        IpcError { context: context.into(), cause: format!("{cause:?}") }
+        IpcError { context: context.into(), cause: format!("{cause:?}"), busy: false }
+    }
+
+    /// An error framebus found itself (no iceoryx2 error value): `cause` is shown as written.
+    pub fn text(context: impl Into<String>, cause: impl Into<String>) -> IpcError {
+        IpcError { context: context.into(), cause: cause.into(), busy: false }
+    }
+
+    /// Like [`IpcError::new`] for a capacity limit that was reached ([`IpcError::busy`]).
+    pub fn busy(context: impl Into<String>, cause: impl fmt::Debug) -> IpcError {
+        IpcError { busy: true, ..IpcError::new(context, cause) }
     }
 }
 
@@ -84,6 +105,12 @@ pub fn iceoryx_config(deployment: &str) -> Result<Config, IpcError> {
     let root_path =
         Path::new(root.as_bytes()).map_err(|e| IpcError::new(format!("invalid iceoryx2 root path `{root}`"), e))?;
     config.global.set_root_path(&root_path);
+    // Dead nodes are looked for once when a node is created (`create_named_node_with`, which
+    // reports them) and when a node or the deployment is released (iceoryx2 on destruction,
+    // `release_if_last`). iceoryx2 would also scan on creation again and on every service open:
+    // each scan reads every node's files, so a burst of 150 `ctl` runs cost quadratic time.
+    config.global.node.cleanup_dead_nodes_on_creation = false;
+    config.global.service.cleanup_dead_nodes_on_open = false;
     Ok(config)
 }
 
@@ -95,15 +122,20 @@ pub fn iceoryx_config(deployment: &str) -> Result<Config, IpcError> {
 fn install_global_config(config: &Config) {
     static INSTALLED: std::sync::Once = std::sync::Once::new();
     INSTALLED.call_once(|| {
-        let path = std::env::temp_dir().join(format!("framebus-iceoryx2-{}.toml", std::process::id()));
-        let written = toml::to_string(config)
+        // Created exclusively (O_EXCL, mode 0600, random name): a file or symlink another user
+        // planted in the temporary folder is never written through.
+        let loaded = tempfile::Builder::new()
+            .prefix("framebus-iceoryx2-")
+            .suffix(".toml")
+            .tempfile()
             .map_err(|e| e.to_string())
-            .and_then(|text| std::fs::write(&path, text).map_err(|e| e.to_string()));
-        let loaded = written.and_then(|()| {
-            let file = FilePath::new(path.to_string_lossy().as_bytes()).map_err(|e| format!("{e:?}"))?;
-            Config::setup_global_config_from_file(&file).map(|_| ()).map_err(|e| format!("{e:?}"))
-        });
-        let _ = std::fs::remove_file(&path);
+            .and_then(|mut file| {
+                use std::io::Write as _;
+                let text = toml::to_string(config).map_err(|e| e.to_string())?;
+                file.write_all(text.as_bytes()).map_err(|e| e.to_string())?;
+                let path = FilePath::new(file.path().to_string_lossy().as_bytes()).map_err(|e| format!("{e:?}"))?;
+                Config::setup_global_config_from_file(&path).map(|_| ()).map_err(|e| format!("{e:?}"))
+            });
         if let Err(e) = loaded {
             tracing::debug!("could not install the deployment's iceoryx2 config as the global one: {e}");
         }
@@ -115,18 +147,47 @@ pub fn deployment_root(deployment: &str) -> String {
     format!("/tmp/iceoryx2/{}/", shm_prefix(deployment).trim_end_matches('_'))
 }
 
+/// Longest path a Unix socket may have on Linux (`sun_path` holds 108 bytes with the NUL).
+pub const MAX_SOCKET_PATH: usize = 107;
+
+/// Length of the longest event-socket path of `deployment`: iceoryx2 0.10 binds every listener
+/// (frame-ready, control wake-ups) to `<root folder><prefix><listener id>.event`, the id a u128
+/// in decimal of up to 39 digits (it grows with the ports a process has created). The name
+/// appears twice (folder and prefix), which is what limits its length.
+pub fn longest_event_socket_path(deployment: &str) -> usize {
+    deployment_root(deployment).len() + shm_prefix(deployment).len() + 39 + ".event".len()
+}
+
 /// Removes what iceoryx2 keeps for a deployment between runs, once its last process is gone:
-/// the small node-counter segment in /dev/shm and the deployment's empty folders. Called by
-/// [`DeploymentGuard`] when a process ends; does nothing while any node of the deployment
-/// (alive or dead) is still registered.
+/// first the resources of dead nodes (a reader killed with SIGKILL while the others ran), then,
+/// when no node of the deployment is left, the small node-counter segment in /dev/shm and the
+/// deployment's empty folders. Called by [`DeploymentGuard`] when a process ends; leaves
+/// everything of live nodes alone.
 pub fn release_if_last(deployment: &str) {
     let Ok(config) = iceoryx_config(deployment) else { return };
-    let mut nodes = 0usize;
-    let listed = Node::<IpcService>::list(&config, |_| {
-        nodes += 1;
+    let mut removed = 0usize;
+    let mut remaining = 0usize;
+    // One scan: dead nodes are removed, every other node (alive, starting, inaccessible) keeps
+    // the deployment's shared files in place.
+    let listed = Node::<IpcService>::list(&config, |state| {
+        match state {
+            // Blocking (bounded): a process leaving at the same moment may be removing the same
+            // dead node; once it is done the node is gone, and this process may be the last.
+            NodeState::Dead(view) => match view.blocking_remove_stale_resources(Duration::from_secs(1)) {
+                Ok(()) => removed += 1,
+                Err(e) => {
+                    remaining += 1;
+                    log_cleanup_failure(e);
+                }
+            },
+            _ => remaining += 1,
+        }
         CallbackProgression::Continue
     });
-    if listed.is_err() || nodes > 0 {
+    if removed > 0 {
+        tracing::info!(deployment, removed, "removed resources of dead processes on exit");
+    }
+    if listed.is_err() || remaining > 0 {
         return;
     }
     let prefix = shm_prefix(deployment);
@@ -143,6 +204,18 @@ pub fn release_if_last(deployment: &str) {
     // remove_dir only removes empty folders: a concurrently starting process keeps its files.
     for sub in ["services", "nodes", "events", ""] {
         let _ = std::fs::remove_dir(format!("{root}{sub}"));
+    }
+}
+
+/// Another process cleaning the same dead node at the same moment is normal (several processes
+/// start or stop at once); anything else is worth a warning.
+fn log_cleanup_failure(e: iceoryx2::node::NodeCleanupFailure) {
+    use iceoryx2::node::NodeCleanupFailure as F;
+    match e {
+        F::AnotherInstanceIsCleaningUpTheNode | F::ResourcesAlreadyCleanedUp => {
+            tracing::debug!("a dead node's resources are being removed by another process: {e:?}")
+        }
+        e => tracing::warn!("could not remove a dead node's resources: {e:?}"),
     }
 }
 
@@ -191,18 +264,49 @@ pub fn create_named_node_with(
     signals: SignalHandlingMode,
 ) -> Result<Node<IpcService>, IpcError> {
     let config = iceoryx_config(deployment)?;
-    install_global_config(&config);
-    let node_name = NodeName::new(name).map_err(|e| IpcError::new(format!("invalid node name `{name}`"), e))?;
     let removed = remove_dead_nodes(&config);
     if removed > 0 {
         tracing::info!(deployment, removed, "removed resources of dead processes");
     }
-    NodeBuilder::new()
+    build_node(deployment, name, signals, config)
+}
+
+/// The node of a short-lived client (a `ctl` command): like [`create_named_node`], but it does
+/// not look for dead nodes when created or dropped. Each look reads every node's files, so a
+/// burst of 150 commands would cost quadratic time; hold a [`DeploymentGuard`], whose single
+/// look when the command ends removes dead nodes and releases the deployment if it was last.
+pub fn create_client_node(deployment: &str, name: &str) -> Result<Node<IpcService>, IpcError> {
+    signals::install();
+    let mut config = iceoryx_config(deployment)?;
+    config.global.node.cleanup_dead_nodes_on_destruction = false;
+    build_node(deployment, name, SignalHandlingMode::Disabled, config)
+}
+
+fn build_node(
+    deployment: &str,
+    name: &str,
+    signals: SignalHandlingMode,
+    config: Config,
+) -> Result<Node<IpcService>, IpcError> {
+    install_global_config(&config);
+    let node_name = NodeName::new(name).map_err(|e| IpcError::new(format!("invalid node name `{name}`"), e))?;
+    node_counter::secure(deployment, &config)?;
+    let node = NodeBuilder::new()
         .name(&node_name)
         .config(&config)
         .signal_handling_mode(signals)
         .create::<IpcService>()
-        .map_err(|e| IpcError::new(format!("creating iceoryx2 node `{name}` of deployment `{deployment}`"), e))
+        .map_err(|e| {
+            let context = format!("creating iceoryx2 node `{name}` of deployment `{deployment}`");
+            match e {
+                NodeCreationFailure::UnableToGenerateUniqueNodeId => {
+                    IpcError::new(format!("{context}: {}", node_counter::failure_hint(deployment)), e)
+                }
+                e => IpcError::new(context, e),
+            }
+        })?;
+    node_counter::recheck(deployment);
+    Ok(node)
 }
 
 /// Removes the stale resources of every dead node that used `config`; returns how many.
@@ -214,7 +318,8 @@ pub fn remove_dead_nodes(config: &Config) -> usize {
             match view.try_remove_stale_resources() {
                 Ok(()) => removed += 1,
                 Err(e) => {
-                    tracing::warn!(node = id, "could not remove a dead node's resources: {e:?}")
+                    tracing::debug!(node = id, "dead node not removed");
+                    log_cleanup_failure(e)
                 }
             }
         }
@@ -377,12 +482,18 @@ pub fn connect_control(
         Err(RequestResponseOpenError::DoesNotExist | RequestResponseOpenError::IsMarkedForDestruction) => {
             return Ok(None)
         }
+        Err(e @ RequestResponseOpenError::ExceedsMaxNumberOfNodes) => {
+            return Err(IpcError::busy(format!("opening control service `{name}` (too many clients at once)"), e))
+        }
         Err(e) => return Err(IpcError::new(format!("opening control service `{name}`"), e)),
     };
     let ready_name = service_name(deployment, camera, ServiceKind::ControlReady(role));
     let ready = match control_ready_builder(node, &to_service_name(&ready_name)?).open() {
         Ok(ready) => Some(ready),
         Err(EventOpenError::DoesNotExist | EventOpenError::IsMarkedForDestruction) => None,
+        Err(e @ EventOpenError::ExceedsMaxNumberOfNodes) => {
+            return Err(IpcError::busy(format!("opening event service `{ready_name}` (too many clients at once)"), e))
+        }
         Err(e) => return Err(IpcError::new(format!("opening event service `{ready_name}`"), e)),
     };
     Ok(Some(ControlServices { requests, ready, name }))

@@ -3,8 +3,10 @@
 //! command state, the synthetic pattern and statistics.
 //!
 //! Invariant: this crate never links OpenCV or v4l, and does no I/O beyond reading a config
-//! file, the small per-camera command-state files (`state`) and talking to iceoryx2.
+//! file, the small per-camera command-state files (`state`), talking to iceoryx2 (and guarding
+//! its node counter, `node_counter`) and reading the free space of /dev/shm (`shm_budget`).
 
+pub mod abi;
 pub mod clock;
 pub mod config;
 pub mod control;
@@ -13,9 +15,13 @@ pub mod header;
 pub mod ipc;
 pub mod logging;
 pub mod names;
+pub mod node_counter;
 pub mod pattern;
 pub mod policy;
+pub mod protocol;
 pub mod results;
+pub mod secure_fs;
+pub mod shm_budget;
 pub mod signals;
 pub mod state;
 pub mod stats;

@@ -10,7 +10,7 @@
 use iceoryx2::prelude::ZeroCopySend;
 use serde::Serialize;
 
-use crate::control::{put_text, text_of};
+use crate::protocol::{put_text, text_of};
 
 /// Version of the [`ResultRecord`] layout.
 pub const RESULT_LAYOUT_VERSION: u32 = 1;

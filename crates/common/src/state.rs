@@ -6,12 +6,19 @@
 //! a temporary file, then renamed) under an exclusive `flock` on `<camera>.lock`, so a reader
 //! never sees half a file and two concurrent updates of different flags never lose one.
 //!
+//! Another local user must not be able to change the flags or make framebus (often root) write
+//! elsewhere: the folder must be owned by this user and writable by nobody else (the default,
+//! `/tmp/framebus-<uid>/<deployment>`, is created with mode 0700; a folder planted by someone
+//! else is refused), files are opened without following symlinks (the temporary file is created
+//! exclusively under a random name), and only a regular file of at most [`MAX_STATE_BYTES`] is
+//! read (a FIFO or a link to `/dev/zero` is an error, never a hang).
+//!
 //! The file holds only the flags a command has set ([`RecordedFlags`]). Precedence when a
 //! process starts: a flag recorded in the file wins; a flag never set by a command takes the
 //! config's initial value (`[camera.preview] enabled`, `[camera.recorder] enabled`); without
 //! those tables, the built-in defaults ([`CameraState::initial`], [`RecordedFlags::over`]).
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -19,6 +26,10 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::config::{defaults, CameraConfig, Deployment};
+use crate::secure_fs::{self, Unsafe};
+
+/// Largest state file read (a real one is about 200 bytes).
+pub const MAX_STATE_BYTES: u64 = 64 * 1024;
 
 /// The effective flags of one camera: what was recorded by commands, else the config's
 /// initial values.
@@ -74,6 +85,19 @@ pub enum StateError {
         /// The parser's message.
         message: String,
     },
+    /// The path is not a small regular file (a symlink, a FIFO, a device, too large).
+    #[error("state file `{}` {reason}; delete it to reset the camera's flags", path.display())]
+    NotRegular {
+        /// The file.
+        path: PathBuf,
+        /// What it is instead.
+        reason: String,
+    },
+    /// The folder could be changed by another user (owner, mode, symlink).
+    #[error(
+        "state folder {0}; remove it (or fix its owner and mode) or set `[deployment] state-dir` to a private folder"
+    )]
+    UnsafeFolder(Unsafe),
 }
 
 /// On-disk form: unknown keys are ignored and missing keys take defaults, so files written by
@@ -89,17 +113,23 @@ struct RawState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StateStore {
     dir: PathBuf,
+    /// The per-user folder above `dir` framebus creates itself (default `state-dir` only).
+    private_root: Option<PathBuf>,
 }
 
 impl StateStore {
     /// The store of `deployment` (its `state-dir`).
     pub fn of(deployment: &Deployment) -> StateStore {
-        StateStore { dir: deployment.state_dir() }
+        let private_root = match deployment.deployment.state_dir {
+            None => Some(defaults::state_root()),
+            Some(_) => None,
+        };
+        StateStore { dir: deployment.state_dir(), private_root }
     }
 
     /// A store in `dir`.
     pub fn in_dir(dir: impl Into<PathBuf>) -> StateStore {
-        StateStore { dir: dir.into() }
+        StateStore { dir: dir.into(), private_root: None }
     }
 
     /// The state file of `camera`.
@@ -107,12 +137,44 @@ impl StateStore {
         self.dir.join(format!("{camera}.state"))
     }
 
+    /// The folder, checked to be changeable by nobody but this user (and root), resolved; with
+    /// `create`, created (mode 0700) when missing, else `None` when missing.
+    fn checked_dir(&self, create: bool) -> Result<Option<PathBuf>, StateError> {
+        let exists = |p: &Path| std::fs::symlink_metadata(p).is_ok();
+        if !create && !exists(&self.dir) {
+            return Ok(None);
+        }
+        match &self.private_root {
+            // framebus's own folders: never a symlink, always this user's, created 0700.
+            Some(root) => {
+                secure_fs::ensure_own_dir(root).map_err(StateError::UnsafeFolder)?;
+                secure_fs::ensure_own_dir(&self.dir).map_err(StateError::UnsafeFolder)?;
+            }
+            None if create => {
+                use std::os::unix::fs::DirBuilderExt;
+                std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&self.dir).map_err(|source| {
+                    StateError::Io { what: "creating state folder", path: self.dir.clone(), source }
+                })?;
+            }
+            None => {}
+        }
+        secure_fs::check_private_dir(&self.dir).map(Some).map_err(StateError::UnsafeFolder)
+    }
+
     /// The flags commands have set for `camera`; none when the file does not exist yet.
     pub fn recorded(&self, camera: &str) -> Result<RecordedFlags, StateError> {
+        let Some(dir) = self.checked_dir(false)? else { return Ok(RecordedFlags::default()) };
+        self.recorded_in(&dir, camera)
+    }
+
+    fn recorded_in(&self, dir: &Path, camera: &str) -> Result<RecordedFlags, StateError> {
         let path = self.path(camera);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(RecordedFlags::default()),
+        let text = match secure_fs::read_regular(&dir.join(format!("{camera}.state")), MAX_STATE_BYTES) {
+            Ok(Some(text)) => text,
+            Ok(None) => return Ok(RecordedFlags::default()),
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                return Err(StateError::NotRegular { path, reason: e.to_string() })
+            }
             Err(source) => return Err(StateError::Io { what: "reading state file", path, source }),
         };
         let raw: RawState =
@@ -138,17 +200,15 @@ impl StateStore {
     /// Reads the recorded flags of `camera`, applies `change` and writes them back atomically,
     /// holding the camera's lock throughout. Returns the new recorded flags.
     pub fn update(&self, camera: &str, change: impl FnOnce(&mut RecordedFlags)) -> Result<RecordedFlags, StateError> {
-        std::fs::create_dir_all(&self.dir).map_err(|source| StateError::Io {
-            what: "creating state folder",
-            path: self.dir.clone(),
-            source,
-        })?;
-        let _lock = FileLock::acquire(&self.dir.join(format!("{camera}.lock")))?;
+        let dir = self.checked_dir(true)?.unwrap_or_else(|| self.dir.clone());
+        let _lock = FileLock::acquire(&dir.join(format!("{camera}.lock")))?;
         // A malformed file is replaced: the command being recorded is what the operator wants now.
-        let mut state = self.recorded_or_none(camera);
+        let mut state = self.recorded_in(&dir, camera).unwrap_or_else(|e| {
+            tracing::warn!(camera, "{e}; replacing it");
+            RecordedFlags::default()
+        });
         change(&mut state);
         let path = self.path(camera);
-        let tmp = self.dir.join(format!(".{camera}.state.{}", std::process::id()));
         let mut text = format!(
             "# framebus command state of camera `{camera}` (written by ctl and the camera's processes);\n# a flag listed here wins over the config's `enabled`, delete the file to start from the config\n"
         );
@@ -157,15 +217,23 @@ impl StateStore {
                 text.push_str(&format!("{key} = {on}\n"));
             }
         }
-        let write = |file: &mut File| file.write_all(text.as_bytes()).and_then(|()| file.sync_all());
-        File::create(&tmp).and_then(|mut file| write(&mut file)).map_err(|source| StateError::Io {
+        // Created exclusively (O_EXCL, mode 0600) under a random name: nothing planted is followed.
+        let mut tmp =
+            tempfile::Builder::new().prefix(&format!(".{camera}.state.")).tempfile_in(&dir).map_err(|source| {
+                StateError::Io { what: "creating a temporary state file in", path: dir.clone(), source }
+            })?;
+        let tmp_path = tmp.path().to_path_buf();
+        let file = tmp.as_file_mut();
+        file.write_all(text.as_bytes()).and_then(|()| file.sync_all()).map_err(|source| StateError::Io {
             what: "writing state file",
-            path: tmp.clone(),
+            path: tmp_path,
             source,
         })?;
-        std::fs::rename(&tmp, &path).map_err(|source| {
-            let _ = std::fs::remove_file(&tmp);
-            StateError::Io { what: "replacing state file", path: path.clone(), source }
+        // rename replaces a symlink at the final name itself, never its target.
+        tmp.persist(dir.join(format!("{camera}.state"))).map_err(|e| StateError::Io {
+            what: "replacing state file",
+            path: path.clone(),
+            source: e.error,
         })?;
         Ok(state)
     }
@@ -198,12 +266,7 @@ struct FileLock {
 impl FileLock {
     fn acquire(path: &Path) -> Result<FileLock, StateError> {
         let io = |what, source| StateError::Io { what, path: path.to_path_buf(), source };
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(path)
-            .map_err(|e| io("opening lock file", e))?;
+        let file = secure_fs::open_regular_rw(path, 0o600).map_err(|e| io("opening lock file", e))?;
         // SAFETY: flock on a file descriptor we own; no memory is involved.
         let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
         if rc != 0 {

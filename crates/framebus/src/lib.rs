@@ -30,7 +30,7 @@
 //!
 //! A frame is valid only until it is dropped (the sample goes back to capture): copy what you
 //! keep. Taking a frame while still holding the previous one is an error
-//! ([`Error::FrameStillHeld`]). With the `opencv` feature, [`Frame::mat`] gives a `Mat` over
+//! ([`Error::FrameStillHeld`]). With the `opencv` feature, `Frame::mat()` gives a `Mat` over
 //! the same memory.
 
 mod accounting;

@@ -33,7 +33,7 @@ fn cases() -> Vec<(&'static str, String, &'static str)> {
         ("unknown reader policy", format!("{}[camera.algo]\npolicy = \"fastest\"\n", camera("slots = 26")), ": `camera[0].algo.policy`: unknown policy `fastest`: allowed \"newest\", \"every\", \"max-fps\""),
         ("user reader with a built-in name", format!("{}[[camera.reader]]\nname = \"recorder\"\n", camera("slots = 26")), ": `camera[0].reader[0].name`: `recorder` is a built-in role: configure it in [camera.recorder], or name your reader differently"),
         ("duplicate camera", format!("{CAMERA}{CAMERA}"), ": `camera[1].name`: duplicate camera name `cam0`: names must be unique"),
-        ("bad deployment name", format!("[deployment]\nname = \"My Lab\"\n{CAMERA}"), ": `deployment.name`: invalid name `My Lab`: use 1 to 32 characters of a-z, 0-9, `-` and `_`, starting with a letter or digit"),
+        ("bad deployment name", format!("[deployment]\nname = \"My Lab\"\n{CAMERA}"), ": `deployment.name`: invalid name `My Lab`: use 1 to 14 characters of a-z, 0-9, `-` and `_`, starting with a letter or digit (iceoryx2 names the deployment's event sockets `/tmp/iceoryx2/framebus_<name>/framebus_<name>_<id of up to 39 digits>.event`, and a Unix socket path holds at most 107 bytes)"),
         ("missing video file", CAMERA.replace("kind = \"synthetic\"", "kind = \"file\"\npath = \"nowhere.mp4\""), ": `camera[0].source.path`: video file `DIR/nowhere.mp4` does not exist"),
         ("no camera", "[deployment]\nname = \"lab\"\n".to_string(), ": `camera`: no camera configured: add at least one `[[camera]]` table"),
         ("odd YUYV width", CAMERA.replace("640", "641").replace("480", "480\npixel-format = \"YUYV\""), ": `camera[0].width`: YUYV needs an even width and height, got 641x480"),

@@ -128,3 +128,38 @@ fn the_metrics_scrape_matches_status() {
     assert_eq!(up.terminate(), Some(0), "{}", up.stderr_text());
     d.assert_no_leftovers();
 }
+
+/// `ctl state reset cam0` forgets what `ctl record on` recorded: the running recorder stops
+/// saving at once (the config says off), the state file holds no flag, and a restarted recorder
+/// starts from the config too.
+#[test]
+fn state_reset_returns_a_camera_to_its_config() {
+    let d = TestDeployment::new(
+        "[[camera]]\nname = \"cam0\"\nwidth = 320\nheight = 240\nfps = 30\n\n[camera.source]\nkind = \"synthetic\"\n\n[camera.recorder]\ndirectory = \"rec\"\nenabled = false\nmin-free-mb = 1\n",
+    );
+    let mut capture = d.spawn("capture", &[]);
+    let mut recorder = d.spawn("recorder", &[]);
+    d.wait_status(|s| process_status(s, "cam0", "recorder")["activity"] == "off");
+    let (code, out, err) = d.ctl(&["record", "on", "cam0"]);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    d.wait_status(|s| process_status(s, "cam0", "recorder")["activity"] == "recording");
+
+    let (code, out, err) = d.ctl(&["state", "reset", "cam0", "--json"]);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    let reset: Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(reset["saving"], false, "{reset}");
+    assert_eq!(reset["ok"], true, "{reset}");
+    let status = d.wait_status(|s| process_status(s, "cam0", "recorder")["activity"] == "off");
+    assert_eq!(process_status(&status, "cam0", "recorder")["saving"], false, "{status}");
+    let file = reset["state_file"].as_str().expect("state file");
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    assert!(!text.lines().any(|l| l.starts_with("saving") || l.starts_with("preview")), "flags left: {text}");
+
+    assert_eq!(recorder.terminate(), Some(0));
+    let mut recorder = d.spawn("recorder", &[]);
+    let status = d.wait_status(|s| process_status(s, "cam0", "recorder")["frames"].as_u64() > Some(0));
+    assert_eq!(process_status(&status, "cam0", "recorder")["activity"], "off", "{status}");
+    assert_eq!(recorder.terminate(), Some(0));
+    assert_eq!(capture.terminate(), Some(0));
+    d.assert_no_leftovers();
+}

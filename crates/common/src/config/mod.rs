@@ -19,7 +19,7 @@ use serde::Deserialize;
 
 pub use error::ConfigError;
 pub use preview::PreviewConfig;
-pub use recorder::{ImageFormat, RecorderConfig, VideoFormat};
+pub use recorder::{FileMode, ImageFormat, RecorderConfig, VideoFormat};
 pub use source::{
     normalize_control_name, v4l2_conversion, v4l2_targets, ControlSettings, ControlValue, Conversion, FilePace,
     FileSource, MediaCtlConfig, MediaPipelineConfig, SourceConfig, SyntheticSource, V4l2Source,
@@ -47,8 +47,17 @@ pub mod defaults {
     pub const ALGO_QUEUE_DEPTH: u32 = 1;
     /// Seconds between periodic statistics log lines.
     pub const STATS_INTERVAL_SECS: f64 = 1.0;
-    /// Folder holding the command state of each deployment (`<folder>/<deployment>`).
-    pub const STATE_ROOT: &str = "/tmp/framebus";
+    /// Start of the per-user folder holding the command state of each deployment
+    /// (`/tmp/framebus-<uid>/<deployment>`, see [`state_root`]).
+    pub const STATE_ROOT_PREFIX: &str = "/tmp/framebus-";
+
+    /// The per-user folder of command state: `/tmp/framebus-<effective uid>`, created with mode
+    /// 0700 and refused when another user owns it. Not `$XDG_RUNTIME_DIR`: every process of a
+    /// deployment must find the same folder whether started from a login shell, a systemd
+    /// service, cron or sudo, and only the uid is the same in all of them.
+    pub fn state_root() -> std::path::PathBuf {
+        format!("{STATE_ROOT_PREFIX}{}", crate::secure_fs::euid()).into()
+    }
     /// Preview flag of a camera without a `[camera.preview]` table, until a command sets it.
     pub const PREVIEW_ON: bool = true;
     /// Saving flag of a camera without a `[camera.recorder]` table, until a command sets it.
@@ -87,12 +96,23 @@ pub mod defaults {
     pub const RECORDER_JPEG_QUALITY: u32 = 90;
     /// Seconds of capture time per segment.
     pub const RECORDER_SEGMENT_SECS: f64 = 60.0;
+    /// Permission bits of the files the recorder creates: only the recording user.
+    pub const RECORDER_FILE_MODE: u32 = 0o600;
     /// Free-space floor of the recorder in MiB.
     pub const RECORDER_MIN_FREE_MB: u64 = 512;
     /// Free-inode floor of the recorder.
     pub const RECORDER_MIN_FREE_INODES: u64 = 1024;
     /// Driver buffers of a V4L2 source.
     pub const V4L2_BUFFERS: u32 = 4;
+    /// Shared memory all cameras of a deployment may reserve for frames, in MiB: a typo such
+    /// as `slots = 100000` is refused instead of reserving tens of GiB and dying of SIGBUS.
+    pub const MAX_SHARED_MEMORY_MB: u64 = 2048;
+    /// Bytes iceoryx2 adds per frame slot (its sample header, the frame header, alignment);
+    /// measured about 150, counted generously.
+    pub const SLOT_OVERHEAD_BYTES: u64 = 256;
+    /// Shared memory per camera besides the frame slots and the control services (management
+    /// segments, events), counted generously.
+    pub const CAMERA_OVERHEAD_BYTES: u64 = 1024 * 1024;
 }
 
 /// A whole deployment, as loaded from one file.
@@ -123,9 +143,14 @@ pub struct DeploymentSection {
     #[serde(default = "default_deployment_name")]
     pub name: String,
     /// Folder of the command state (`ctl preview`/`ctl record` flags, one file per camera);
-    /// relative to the config file's folder. Default: `/tmp/framebus/<name>`.
+    /// relative to the config file's folder. Default: `/tmp/framebus-<uid>/<name>`. It must be
+    /// owned by the user running framebus and writable by nobody else.
     #[serde(default)]
     pub state_dir: Option<PathBuf>,
+    /// Shared memory (MiB) all cameras together may reserve for frames; checked at load, and
+    /// against the free space of /dev/shm at `--check-config` and when capture starts.
+    #[serde(default = "default_max_shared_memory_mb")]
+    pub max_shared_memory_mb: u64,
     /// Address of the Prometheus metrics endpoint that `ctl up` serves (`ip:port`; port 0
     /// picks a free one, logged); none = no endpoint (`ctl metrics` serves one on demand).
     #[serde(default)]
@@ -134,7 +159,12 @@ pub struct DeploymentSection {
 
 impl Default for DeploymentSection {
     fn default() -> Self {
-        DeploymentSection { name: default_deployment_name(), state_dir: None, metrics: None }
+        DeploymentSection {
+            name: default_deployment_name(),
+            state_dir: None,
+            max_shared_memory_mb: defaults::MAX_SHARED_MEMORY_MB,
+            metrics: None,
+        }
     }
 }
 
@@ -143,6 +173,10 @@ impl DeploymentSection {
     pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
         self.metrics.as_deref().and_then(|a| a.parse().ok())
     }
+}
+
+fn default_max_shared_memory_mb() -> u64 {
+    defaults::MAX_SHARED_MEMORY_MB
 }
 
 fn default_deployment_name() -> String {
@@ -298,6 +332,38 @@ impl SlotLayout {
     pub fn payload_bytes(&self) -> usize {
         self.slots() * self.frame_bytes
     }
+
+    /// Bytes of shared memory the camera takes in /dev/shm, counted generously: its frame
+    /// slots with iceoryx2's per-slot overhead, the control services of capture and of every
+    /// reader that may attach, and its management segments.
+    pub fn shared_memory_bytes(&self) -> u64 {
+        let slot = self.frame_bytes as u64 + defaults::SLOT_OVERHEAD_BYTES;
+        let control = (self.max_readers as u64 + 1) * crate::ipc::CONTROL_BYTES_PER_PROCESS;
+        (self.slots() as u64)
+            .saturating_mul(slot)
+            .saturating_add(control)
+            .saturating_add(defaults::CAMERA_OVERHEAD_BYTES)
+    }
+}
+
+/// `bytes` for messages: `14.1 MiB`, `88.3 GiB`.
+pub fn human_bytes(bytes: u64) -> String {
+    const MIB: f64 = 1024.0 * 1024.0;
+    let b = bytes as f64;
+    if b >= 1024.0 * MIB {
+        format!("{:.1} GiB", b / (1024.0 * MIB))
+    } else {
+        format!("{:.1} MiB", b / MIB)
+    }
+}
+
+/// Longest deployment name whose event sockets fit a Unix socket path
+/// ([`crate::ipc::longest_event_socket_path`]).
+pub fn max_deployment_name_len() -> usize {
+    (1..=32)
+        .take_while(|&n| crate::ipc::longest_event_socket_path(&"a".repeat(n)) <= crate::ipc::MAX_SOCKET_PATH)
+        .last()
+        .unwrap_or(1)
 }
 
 fn is_valid_name(name: &str) -> bool {
@@ -452,7 +518,7 @@ impl Deployment {
     pub fn state_dir(&self) -> PathBuf {
         match &self.deployment.state_dir {
             Some(dir) => self.resolve_path(dir),
-            None => Path::new(defaults::STATE_ROOT).join(self.name()),
+            None => defaults::state_root().join(self.name()),
         }
     }
 
@@ -479,8 +545,17 @@ impl Deployment {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let file = &self.source_file;
         let err = |key: String, msg: String| Err(ConfigError::value(file, &key, msg));
-        if !is_valid_name(&self.deployment.name) {
-            return err("deployment.name".into(), format!("invalid name `{}`: use {NAME_RULE}", self.deployment.name));
+        let name = &self.deployment.name;
+        let max_name = max_deployment_name_len();
+        if !is_valid_name(name) || name.len() > max_name {
+            return err(
+                "deployment.name".into(),
+                format!(
+                    "invalid name `{name}`: use 1 to {max_name} characters of a-z, 0-9, `-` and `_`, starting with a letter or digit (iceoryx2 names the deployment's event sockets `{}<id of up to 39 digits>.event`, and a Unix socket path holds at most {} bytes)",
+                    crate::ipc::deployment_root("<name>") + &crate::names::shm_prefix("<name>"),
+                    crate::ipc::MAX_SOCKET_PATH
+                ),
+            );
         }
         if let Some(addr) = &self.deployment.metrics {
             if addr.parse::<std::net::SocketAddr>().is_err() {
@@ -494,6 +569,14 @@ impl Deployment {
             streamer::validate_server(server)
                 .map_err(|(field, msg)| ConfigError::value(file, &format!("media-server.{field}"), msg))?;
         }
+        let max_mb = self.deployment.max_shared_memory_mb;
+        if !(1..=1024 * 1024).contains(&max_mb) {
+            return err(
+                "deployment.max-shared-memory-mb".into(),
+                format!("invalid value {max_mb}: allowed 1 to 1048576 (MiB)"),
+            );
+        }
+        let mut total = 0u64;
         if self.camera.is_empty() {
             return err("camera".into(), "no camera configured: add at least one `[[camera]]` table".into());
         }
@@ -538,6 +621,25 @@ impl Deployment {
                 );
             }
             let layout = cam.slot_layout();
+            let need = layout.shared_memory_bytes();
+            total = total.saturating_add(need);
+            if total > max_mb * 1024 * 1024 {
+                let before = total - need;
+                return err(
+                    key("slots"),
+                    format!(
+                        "camera `{}` needs {} of shared memory ({} slots of {}x{} {format}, {} bytes each), and the deployment may reserve at most {} (`deployment.max-shared-memory-mb` = {max_mb}{}); lower `slots`, `max-readers` or the frame size, or raise `deployment.max-shared-memory-mb`",
+                        cam.name,
+                        human_bytes(need),
+                        layout.slots(),
+                        cam.width,
+                        cam.height,
+                        layout.frame_bytes,
+                        human_bytes(max_mb * 1024 * 1024),
+                        if before > 0 { format!(", {} already taken by the cameras before it", human_bytes(before)) } else { String::new() },
+                    ),
+                );
+            }
             let mut roles = HashSet::new();
             for (j, user) in cam.reader.iter().enumerate() {
                 let key = |field: &str| key(&format!("reader[{j}].{field}"));

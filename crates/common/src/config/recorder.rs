@@ -62,6 +62,42 @@ pub struct RecorderConfig {
     /// Seconds between statistics reports.
     #[serde(default = "default_stats_interval")]
     pub stats_interval_secs: f64,
+    /// Permission bits of the files the recorder creates (videos, sidecars, images), an octal
+    /// string such as `"0640"` or a TOML integer such as `0o640`; folders it creates get the
+    /// same bits plus search (x) where read is set. Default `"0600"`: only the recording user.
+    #[serde(default = "default_file_mode")]
+    pub file_mode: FileMode,
+}
+
+/// A file mode from the config: an octal string (`"0640"`) or an integer (`0o640`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "FileModeText")]
+pub struct FileMode(pub u32);
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum FileModeText {
+    Number(u32),
+    Text(String),
+}
+
+impl TryFrom<FileModeText> for FileMode {
+    type Error = String;
+    fn try_from(value: FileModeText) -> Result<FileMode, String> {
+        match value {
+            FileModeText::Number(n) => Ok(FileMode(n)),
+            FileModeText::Text(text) => u32::from_str_radix(text.trim_start_matches("0o"), 8)
+                .map(FileMode)
+                .map_err(|_| format!("`{text}` is not an octal file mode: write e.g. \"0600\" or \"0640\"")),
+        }
+    }
+}
+
+impl FileMode {
+    /// The bits of folders the recorder creates: the file bits plus search where read is set.
+    pub fn dir_mode(self) -> u32 {
+        self.0 | ((self.0 & 0o444) >> 2)
+    }
 }
 
 impl Default for RecorderConfig {
@@ -83,6 +119,7 @@ impl Default for RecorderConfig {
             min_free_inodes: default_min_free_inodes(),
             delete_oldest: false,
             stats_interval_secs: default_stats_interval(),
+            file_mode: default_file_mode(),
         }
     }
 }
@@ -175,6 +212,9 @@ fn default_segment_secs() -> f64 {
 fn default_min_free_mb() -> u64 {
     defaults::RECORDER_MIN_FREE_MB
 }
+fn default_file_mode() -> FileMode {
+    FileMode(defaults::RECORDER_FILE_MODE)
+}
 fn default_min_free_inodes() -> u64 {
     defaults::RECORDER_MIN_FREE_INODES
 }
@@ -208,6 +248,15 @@ pub(super) fn validate(cfg: &RecorderConfig) -> Result<(), (String, String)> {
     }
     if !(cfg.segment_secs.is_finite() && (0.1..=86400.0).contains(&cfg.segment_secs)) {
         return fail("segment-secs", format!("invalid value {}: allowed 0.1 to 86400 seconds", cfg.segment_secs));
+    }
+    let mode = cfg.file_mode.0;
+    if mode & !0o666 != 0 || mode & 0o600 != 0o600 {
+        return fail(
+            "file-mode",
+            format!(
+                "invalid mode {mode:04o}: allowed read/write bits only, with read and write for the owner: \"0600\" (only the recording user, default), \"0640\" (its group may read), \"0644\" (everyone may read)"
+            ),
+        );
     }
     if !(cfg.stats_interval_secs > 0.0 && cfg.stats_interval_secs <= 3600.0) {
         return fail(

@@ -137,12 +137,20 @@ fn bad_preview_and_recorder_values_name_the_key() {
         "`camera[0].recorder.image-every`: invalid value 0: allowed 1 (every frame) or more",
     );
     check(
+        "[camera.recorder]\nfile-mode = \"0755\"\n",
+        "`camera[0].recorder.file-mode`: invalid mode 0755: allowed read/write bits only, with read and write for the owner: \"0600\" (only the recording user, default), \"0640\" (its group may read), \"0644\" (everyone may read)",
+    );
+    check(
+        "[camera.recorder]\nfile-mode = 0o400\n",
+        "`camera[0].recorder.file-mode`: invalid mode 0400: allowed read/write bits only, with read and write for the owner: \"0600\" (only the recording user, default), \"0640\" (its group may read), \"0644\" (everyone may read)",
+    );
+    check(
         "[camera.recorder]\nvideo = \"h265\"\n",
         "`camera[0].recorder.video`: unknown variant `h265`, expected one of `mjpg-avi`, `mp4v-mp4`, `h264-mp4`, `off`",
     );
     check(
         "[camera.recorder]\nfree-mb = 3\n",
-        "`camera[0].recorder.free-mb`: unknown field `free-mb`, expected one of `enabled`, `queue-depth`, `policy`, `max-fps`, `directory`, `video`, `video-fps`, `images`, `image-every`, `image-max-fps`, `jpeg-quality`, `segment-secs`, `min-free-mb`, `min-free-inodes`, `delete-oldest`, `stats-interval-secs`",
+        "`camera[0].recorder.free-mb`: unknown field `free-mb`, expected one of `enabled`, `queue-depth`, `policy`, `max-fps`, `directory`, `video`, `video-fps`, `images`, `image-every`, `image-max-fps`, `jpeg-quality`, `segment-secs`, `min-free-mb`, `min-free-inodes`, `delete-oldest`, `stats-interval-secs`, `file-mode`",
     );
 }
 
@@ -265,4 +273,37 @@ fn streamer_and_media_server_load_and_bad_values_name_the_key() {
     let e =
         load(&format!("[media-server]\n{GOOD}[camera.streamer]\nencoder = \"nvenc\"\n")).expect_err("unknown encoder");
     assert!(e.to_string().contains("encoder"), "{e}");
+}
+
+/// `file-mode` takes an octal string or a TOML integer; folders get x where r is set.
+#[test]
+fn the_recordings_file_mode_loads_in_both_spellings() {
+    for (text, mode) in [("", 0o600), ("file-mode = \"0640\"\n", 0o640), ("file-mode = 0o644\n", 0o644)] {
+        let d = load(&format!("{GOOD}[camera.recorder]\n{text}")).expect("valid config");
+        let recorder = d.camera(None).expect("camera").recorder.clone().expect("recorder");
+        assert_eq!(recorder.file_mode.0, mode, "{text}");
+    }
+    assert_eq!(FileMode(0o600).dir_mode(), 0o700);
+    assert_eq!(FileMode(0o640).dir_mode(), 0o750);
+    assert_eq!(FileMode(0o644).dir_mode(), 0o755);
+}
+
+/// Deployment names are limited by iceoryx2's event-socket paths: 14 characters fit, 15 do not;
+/// the cap on shared memory counts every camera.
+#[test]
+fn names_and_shared_memory_are_limited_to_what_runs() {
+    assert_eq!(max_deployment_name_len(), 14);
+    assert!(crate::ipc::longest_event_socket_path(&"a".repeat(14)) <= crate::ipc::MAX_SOCKET_PATH);
+    let named = |name: &str| GOOD.replace("name = \"lab\"", &format!("name = \"{name}\""));
+    assert!(load(&named(&"a".repeat(14))).is_ok());
+    let e = load(&named(&"a".repeat(15))).expect_err("15 characters");
+    assert_eq!(e.key, "deployment.name");
+    let two = format!(
+        "[deployment]\nname = \"lab\"\nmax-shared-memory-mb = 40\n{}{}",
+        &GOOD[GOOD.find("[[camera]]").expect("camera")..],
+        GOOD[GOOD.find("[[camera]]").expect("camera")..].replace("cam0", "cam1")
+    );
+    let e = load(&two).expect_err("two cameras of 24 MiB each exceed 40 MiB");
+    assert_eq!(e.key, "camera[1].slots", "{}", e.message);
+    assert!(e.message.contains("already taken by the cameras before it"), "{}", e.message);
 }

@@ -1,6 +1,11 @@
 //! Sending control commands with a bounded wait. iceoryx2 accepts a request even when no server
 //! exists and never answers it, so the client checks for a server before sending, resends when
 //! the request reached none, and gives up at its own deadline, naming the service it tried.
+//!
+//! A process that runs but cannot take the request yet (all client places of its service taken
+//! by a burst of other clients) is retried until the deadline, and a process that received the
+//! request but did not reply in time is reported as busy ([`ControlError::is_busy`]), never as
+//! not running.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -10,7 +15,11 @@ use iceoryx2::port::client::Client;
 use iceoryx2::prelude::*;
 
 use super::{Command, ControlReply, ControlRequest};
-use crate::ipc::{connect_control, ControlServices, IpcError, IpcService};
+use iceoryx2::service::port_factory::client::ClientCreateError;
+
+use crate::ipc::{
+    connect_control, iceoryx_config, remove_dead_nodes, ControlServices, IpcError, IpcService, CONTROL_MAX_CLIENTS,
+};
 use crate::names::{service_name, Role, ServiceKind};
 use crate::signals;
 
@@ -47,8 +56,9 @@ pub enum ControlError {
         /// What was seen last.
         detail: String,
     },
-    /// A server received the request but did not reply before the deadline.
-    #[error("{role} of camera `{camera}` did not reply on `{service}` within {:.1}s", waited.as_secs_f64())]
+    /// A server received the request but did not reply before the deadline: the process runs
+    /// but is busy (many requests at once, no CPU time) or paused.
+    #[error("{role} of camera `{camera}` is busy: it received the request on `{service}` but did not reply within {:.1}s (too many requests at once, no CPU time, or paused); try again or raise --timeout", waited.as_secs_f64())]
     Timeout {
         /// Camera name.
         camera: String,
@@ -59,24 +69,72 @@ pub enum ControlError {
         /// How long the client waited.
         waited: Duration,
     },
+    /// The process serves its control service, but too many clients were connected to it
+    /// until the deadline.
+    #[error("{role} of camera `{camera}` is busy: it serves `{service}` but {detail} until the deadline ({:.1}s); try again or raise --timeout", waited.as_secs_f64())]
+    Busy {
+        /// Camera name.
+        camera: String,
+        /// Process role.
+        role: Role,
+        /// The service tried.
+        service: String,
+        /// How long the client waited.
+        waited: Duration,
+        /// What was seen last.
+        detail: String,
+    },
     /// An iceoryx2 operation failed.
     #[error("{0}")]
     Ipc(IpcError),
+}
+
+impl ControlError {
+    /// Whether the process runs but did not answer in time ([`ControlError::Timeout`],
+    /// [`ControlError::Busy`]): not a dead process, trying again may succeed.
+    pub fn is_busy(&self) -> bool {
+        matches!(self, ControlError::Timeout { .. } | ControlError::Busy { .. })
+    }
 }
 
 type ControlClientPort = Client<IpcService, ControlRequest, (), ControlReply, ()>;
 type Pending = PendingResponse<IpcService, ControlRequest, (), ControlReply, ()>;
 
 enum Slot {
-    Connecting { services: Option<ControlServices>, detail: String },
+    /// Not sent yet; `busy` when the last attempt hit a capacity limit (the server is there),
+    /// `retry_at` spaces out attempts then.
+    Connecting {
+        services: Option<ControlServices>,
+        detail: String,
+        busy: bool,
+        retry_at: Instant,
+    },
     // Field order is drop order: the pending response before its client, the client before the service.
-    Waiting { pending: Pending, nonce: u64, _client: ControlClientPort, _services: ControlServices },
+    Waiting {
+        pending: Pending,
+        nonce: u64,
+        _client: ControlClientPort,
+        _services: ControlServices,
+    },
     Done(Box<Result<ControlReply, ControlError>>),
 }
 
 impl Slot {
     fn failed(e: IpcError) -> Slot {
+        if e.busy {
+            return Slot::busy(e.to_string());
+        }
         Slot::Done(Box::new(Err(ControlError::Ipc(e))))
+    }
+
+    fn connecting(services: Option<ControlServices>, detail: &str) -> Slot {
+        Slot::Connecting { services, detail: detail.to_string(), busy: false, retry_at: Instant::now() }
+    }
+
+    /// A capacity limit was hit: try again a little later (spread over the clients waiting).
+    fn busy(detail: String) -> Slot {
+        let jitter = Duration::from_micros(u64::from(std::process::id() % 8 + 1) * 2_000);
+        Slot::Connecting { services: None, detail, busy: true, retry_at: Instant::now() + jitter }
     }
 }
 
@@ -112,20 +170,30 @@ impl<'node> ControlClient<'node> {
     ) -> Vec<Result<ControlReply, ControlError>> {
         let started = Instant::now();
         let deadline = started + timeout;
-        let mut slots: Vec<Slot> = targets
-            .iter()
-            .map(|_| Slot::Connecting { services: None, detail: "service does not exist".into() })
-            .collect();
+        let mut slots: Vec<Slot> = targets.iter().map(|_| Slot::connecting(None, "service does not exist")).collect();
+        // Polled, so the pause grows (1, 2, 4, 8, 10 ms): a reply usually comes within the first
+        // rounds, and a burst of waiting clients does not keep the CPUs busy polling.
+        let mut pause = Duration::from_millis(1);
+        let mut swept = false;
         loop {
+            // Places held by clients that were killed (SIGKILL) stay taken until someone removes
+            // their dead nodes: do it once when places are missing, then keep retrying.
+            if !swept && slots.iter().any(|s| matches!(s, Slot::Connecting { busy: true, .. })) {
+                swept = true;
+                if let Ok(config) = iceoryx_config(&self.deployment) {
+                    remove_dead_nodes(&config);
+                }
+            }
             for (slot, target) in slots.iter_mut().zip(targets) {
                 let next = match std::mem::replace(slot, Slot::Done(Box::new(Ok(ControlReply::empty())))) {
+                    waiting @ Slot::Connecting { busy: true, retry_at, .. } if Instant::now() < retry_at => waiting,
                     Slot::Connecting { services, .. } => self.connect(target, services, command),
                     Slot::Waiting { _services, _client, pending, nonce } => match pending.receive() {
                         Ok(Some(response)) if response.payload().nonce == nonce => {
                             Slot::Done(Box::new(Ok(*response.payload())))
                         }
                         Ok(_) if pending.number_of_server_connections() == 0 || !pending.is_connected() => {
-                            Slot::Connecting { services: None, detail: "the server went away before replying".into() }
+                            Slot::connecting(None, "the server went away before replying")
                         }
                         Ok(_) => Slot::Waiting { _services, _client, pending, nonce },
                         Err(e) => {
@@ -138,8 +206,8 @@ impl<'node> ControlClient<'node> {
             }
             let pending = slots.iter().any(|s| !matches!(s, Slot::Done(_)));
             // A signal ends the wait early; only SIGINT/SIGTERM end the command.
-            let interrupted =
-                pending && self.node.wait(Duration::from_millis(1)).is_err() && signals::termination_requested();
+            let interrupted = pending && self.node.wait(pause).is_err() && signals::termination_requested();
+            pause = (pause * 2).min(Duration::from_millis(10));
             if !pending || interrupted || Instant::now() >= deadline {
                 break;
             }
@@ -150,6 +218,13 @@ impl<'node> ControlClient<'node> {
             .zip(targets)
             .map(|(slot, target)| match slot {
                 Slot::Done(result) => *result,
+                Slot::Connecting { detail, busy: true, .. } => Err(ControlError::Busy {
+                    camera: target.camera.clone(),
+                    role: target.role.clone(),
+                    service: self.service(target),
+                    waited,
+                    detail,
+                }),
                 Slot::Connecting { detail, .. } => Err(ControlError::NotRunning {
                     camera: target.camera.clone(),
                     role: target.role.clone(),
@@ -177,18 +252,18 @@ impl<'node> ControlClient<'node> {
             Some(services) => services,
             None => match connect_control(self.node, &self.deployment, &target.camera, target.role.as_str()) {
                 Ok(Some(services)) => services,
-                Ok(None) => return Slot::Connecting { services: None, detail: "service does not exist".into() },
+                Ok(None) => return Slot::connecting(None, "service does not exist"),
                 Err(e) => return Slot::failed(e),
             },
         };
         if !services.has_server() {
-            return Slot::Connecting {
-                services: Some(services),
-                detail: "the service exists but has no server".into(),
-            };
+            return Slot::connecting(Some(services), "the service exists but has no server");
         }
         let client = match services.requests.client_builder().create() {
             Ok(client) => client,
+            Err(e @ ClientCreateError::ExceedsMaxSupportedClients) => {
+                return Slot::busy(format!("all {CONTROL_MAX_CLIENTS} client places were taken ({e:?})"))
+            }
             Err(e) => return Slot::failed(IpcError::new(format!("creating a client of `{}`", services.name), e)),
         };
         let nonce = u64::from(std::process::id()) << 32 | u64::from(NONCE.fetch_add(1, Ordering::Relaxed));
@@ -203,7 +278,7 @@ impl<'node> ControlClient<'node> {
         };
         if pending.number_of_server_connections() == 0 {
             // The server is not connected to this client yet (or just left): send again next round.
-            return Slot::Connecting { services: None, detail: "the request reached no server".into() };
+            return Slot::connecting(None, "the request reached no server");
         }
         // Wake a server sleeping in a waitset; one polling in its loop finds the request anyway.
         if let Some(ready) = &services.ready {

@@ -259,7 +259,11 @@ impl ControlServer {
                 Ok(Some(active)) => active,
                 Ok(None) => break,
                 Err(e) => {
-                    tracing::warn!(service = self.services.name, "receiving control requests: {e:?}");
+                    crate::logging::repeated(
+                        tracing::Level::WARN,
+                        "control.receive",
+                        format_args!("{}: receiving control requests: {e:?}", self.services.name),
+                    );
                     break;
                 }
             };
@@ -278,7 +282,12 @@ impl ControlServer {
         let command = match request.decode() {
             Ok(command) => command,
             Err(e) => {
-                tracing::warn!(camera = self.camera, role = %self.role, "malformed control request: {e}");
+                // Any local process of the user can send these, as fast as it likes.
+                crate::logging::repeated(
+                    tracing::Level::WARN,
+                    "control.malformed-request",
+                    format_args!("camera `{}`, {}: malformed control request: {e}", self.camera, self.role),
+                );
                 return self.error(reply, e.to_string());
             }
         };

@@ -1,0 +1,56 @@
+"""Results published from Python reach Rust readers (the `results` example, on
+`Camera::results()`), and Python reads what Rust publishes."""
+
+import math
+
+import framebus
+
+from conftest import binary, synthetic_camera
+
+
+def test_a_python_result_is_seen_by_a_rust_reader(deployment):
+    d = deployment(synthetic_camera())
+    capture = d.capture()
+    rust = d.spawn("results", [binary("examples/results"), "--config", d.config, "--camera", "cam0"])
+    rust.wait_json(lambda v: v.get("subscribed") == "cam0")
+    reader = d.python("reader_proc.py", "--config", d.config, "--role", "pyalgo", "--publish", "--print-frames",
+                      name="pyalgo")
+    frame_id = reader.wait_json(lambda v: "frame" in v)["frame"]
+    got = rust.wait_json(lambda v: v.get("producer") == "pyalgo" and v["frame_id"] >= frame_id)
+    assert got["score"] == 0.5
+    assert got["boxes"] == [{"x": 1.0, "y": 2.0, "w": 3.0, "h": 4.0, "label": "thing", "score": got["boxes"][0]["score"]}]
+    assert math.isclose(got["boxes"][0]["score"], 0.9, rel_tol=1e-6)
+    assert isinstance(got["data"]["mean"], float)
+    assert got["run_id"] != 0 and got["capture_mono_ns"] > 0, "the frame's run and capture time travel along"
+    reader.terminate()
+    rust.terminate()
+    capture.terminate()
+    d.assert_no_leftovers()
+
+
+def test_python_reads_results_and_checks_limits(deployment):
+    d = deployment(synthetic_camera())
+    capture = d.capture()
+    with framebus.open_camera(d.config, "cam0", role="producer") as cam:
+        assert cam.results() == []  # subscribes
+        frame = cam.next_frame()
+        cam.publish_result(frame, {"motion": 0.25}, score=0.25, boxes=[(10, 20, 30, 40, "person", 0.75)])
+        cam.publish_result(frame.id, None)
+        got = cam.results()
+        assert [r["producer"] for r in got] == ["producer", "producer"]
+        first, second = got
+        assert first["frame_id"] == frame.id and first["run_id"] == frame.run_id
+        assert first["capture_mono_ns"] == frame.capture_ns
+        assert first["data"] == {"motion": 0.25} and first["score"] == 0.25
+        assert first["boxes"][0]["label"] == "person" and first["boxes"][0]["w"] == 30.0
+        assert second["data"] is None and second["score"] is None and second["boxes"] == []
+        assert second["capture_mono_ns"] == frame.capture_ns, "a frame id finds its recent frame"
+        import pytest
+
+        with pytest.raises(ValueError, match="at most 16"):
+            cam.publish_result(frame, boxes=[(0, 0, 1, 1)] * 17)
+        with pytest.raises(ValueError, match="at most 1024"):
+            cam.publish_result(frame, {"x": "y" * 2000})
+        assert cam.results() == [], "refused results are not published"
+    capture.terminate()
+    d.assert_no_leftovers()

@@ -1,0 +1,483 @@
+//! Running a deployment in production: the systemd unit `ctl systemd` writes passes
+//! `systemd-analyze verify`, `ctl up` reports readiness to systemd, JSON logs parse line by line
+//! with the deployment, camera and role on every line (threads and iceoryx2 included), a storm
+//! of malformed requests is rate-limited, completions and man pages are generated, and a
+//! Ctrl-C in the terminal of `just up` ends it cleanly.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use framebus_common::control::{code, ControlReply, ControlRequest};
+use framebus_common::ipc::{connect_control, create_named_node, DeploymentGuard};
+use framebus_common::names::ProcessRole;
+use framebus_e2e::{bin, process_status, Proc, TestDeployment, DEADLINE};
+use serde_json::Value;
+
+/// Path of a program on PATH, or a panic that says which package provides it: a missing tool
+/// must fail the test, never skip it silently.
+fn require_tool(name: &str, package: &str) -> PathBuf {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths).map(|dir| dir.join(name)).find(|candidate| candidate.is_file())
+    });
+    found.unwrap_or_else(|| {
+        panic!("`{name}` is not installed: install the Debian package `{package}` (scripts/bootstrap.sh does)")
+    })
+}
+
+fn run(command: &mut Command) -> (Option<i32>, String, String) {
+    let output = command.stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("running {command:?}: {e}"));
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// `systemd-analyze verify` on one unit: exit 0 and nothing said (it exits 0 even when it
+/// ignores a directive it cannot parse, so its output counts too).
+fn verify(unit: &Path, user: bool) {
+    let tool = require_tool("systemd-analyze", "systemd");
+    let runtime = tempfile::tempdir().expect("runtime dir");
+    let mut command = Command::new(tool);
+    if user {
+        // The user manager needs a runtime folder of its own.
+        command.arg("--user").env("XDG_RUNTIME_DIR", runtime.path());
+    }
+    let (code, out, err) = run(command.arg("verify").arg(unit));
+    let text = std::fs::read_to_string(unit).unwrap_or_default();
+    assert_eq!(code, Some(0), "systemd-analyze verify {}:\n{out}{err}\n{text}", unit.display());
+    assert!(out.trim().is_empty() && err.trim().is_empty(), "systemd-analyze verify said:\n{out}{err}\n{text}");
+}
+
+fn directive<'a>(text: &'a str, key: &str) -> Vec<&'a str> {
+    text.lines().filter_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix('='))).collect()
+}
+
+/// The unit for a deployment whose folder has a space and a `%` in its name (quoting and
+/// specifier escaping), with a recorder, passes `systemd-analyze verify`; so do its `--user`
+/// variant and the unit of a V4L2 deployment. The unit runs ctl up from absolute paths, with
+/// the hardening set and /tmp shared.
+#[test]
+fn systemd_units_pass_systemd_analyze_verify() {
+    let d = TestDeployment::new("");
+    // Outside /tmp (which the unit lists as a whole), so the recordings folder is listed itself.
+    let site = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("folder outside /tmp");
+    let folder = site.path().join("my site 100%");
+    std::fs::create_dir_all(folder.join("rec")).expect("folders");
+    let config = folder.join("deployment.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[deployment]\nname = \"{}\"\n\n[[camera]]\nname = \"cam0\"\nwidth = 320\nheight = 240\n\n[camera.source]\nkind = \"synthetic\"\n\n[camera.algo]\n\n[camera.recorder]\ndirectory = \"rec\"\n",
+            d.name
+        ),
+    )
+    .expect("config");
+    let units = d.dir.path().join("units");
+    let config_arg = config.to_str().expect("utf-8");
+    let (code, out, err) = run(Command::new(bin("ctl")).args([
+        "systemd",
+        "--config",
+        config_arg,
+        "--output",
+        units.to_str().expect("utf-8"),
+        "--service-user",
+        "framebus",
+    ]));
+    assert_eq!(code, Some(0), "{out}{err}");
+    let unit = units.join(format!("framebus-{}.service", d.name));
+    assert!(out.contains(&format!("wrote {}", unit.display())), "{out}");
+    let text = std::fs::read_to_string(&unit).expect("unit written");
+    let ctl = std::fs::canonicalize(bin("ctl")).expect("ctl path");
+    assert_eq!(
+        directive(&text, "ExecStart"),
+        vec![format!("\"{}\" up --config \"{}\"", ctl.display(), config_arg.replace('%', "%%"))]
+    );
+    for (key, value) in [
+        ("Type", "notify"),
+        ("Restart", "on-failure"),
+        ("KillMode", "mixed"),
+        ("User", "framebus"),
+        ("NoNewPrivileges", "yes"),
+        ("ProtectSystem", "strict"),
+        ("PrivateTmp", "no"),
+        ("DevicePolicy", "closed"),
+        ("Environment", "FRAMEBUS_LOG_FORMAT=json"),
+    ] {
+        assert_eq!(directive(&text, key), vec![value], "{key} in\n{text}");
+    }
+    let rec = folder.join("rec");
+    assert_eq!(
+        directive(&text, "ReadWritePaths"),
+        vec![format!("\"/tmp\" \"{}\"", rec.display().to_string().replace('%', "%%"))]
+    );
+    verify(&unit, false);
+
+    let (code, out, err) =
+        run(Command::new(bin("ctl")).args(["systemd", "--config", config_arg, "--user", "--output", "-"]));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(directive(&out, "User").is_empty() && directive(&out, "WantedBy") == vec!["default.target"], "{out}");
+    let user_unit = d.dir.path().join("user").join(format!("framebus-{}.service", d.name));
+    std::fs::create_dir_all(user_unit.parent().expect("parent")).expect("folder");
+    std::fs::write(&user_unit, &out).expect("user unit");
+    verify(&user_unit, true);
+
+    // A V4L2 camera: its device classes are allowed, the rest stays closed.
+    let v4l2 = d.dir.path().join("v4l2.toml");
+    std::fs::write(
+        &v4l2,
+        format!(
+            "[deployment]\nname = \"{}\"\n\n[[camera]]\nname = \"cam0\"\nwidth = 640\nheight = 480\n\n[camera.source]\nkind = \"v4l2\"\ndevice = \"/dev/video0\"\nformat = \"YUYV\"\n",
+            d.name
+        ),
+    )
+    .expect("config");
+    let (code, out, err) = run(Command::new(bin("ctl")).args([
+        "systemd",
+        "--config",
+        v4l2.to_str().expect("utf-8"),
+        "--output",
+        "-",
+        "--service-user",
+        "framebus",
+    ]));
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(directive(&out, "DeviceAllow"), vec!["char-video4linux rw", "char-media rw"], "{out}");
+    assert_eq!(directive(&out, "SupplementaryGroups"), vec!["video"], "{out}");
+    let v4l2_unit = d.dir.path().join("v4l2").join("framebus-v4l2.service");
+    std::fs::create_dir_all(v4l2_unit.parent().expect("parent")).expect("folder");
+    std::fs::write(&v4l2_unit, &out).expect("v4l2 unit");
+    verify(&v4l2_unit, false);
+
+    // A user name that would smuggle in a directive is refused.
+    let (code, _, err) = run(Command::new(bin("ctl")).args([
+        "systemd",
+        "--config",
+        config_arg,
+        "--output",
+        "-",
+        "--service-user",
+        "x\nExecStartPre=/bin/sh",
+    ]));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--service-user"), "{err}");
+}
+
+/// Under systemd (`NOTIFY_SOCKET`), ctl up reports READY=1 once capture serves and the readers
+/// run, STOPPING=1 on SIGTERM; its children do not inherit the socket.
+#[test]
+fn ctl_up_notifies_systemd_of_readiness_and_stopping() {
+    let d = TestDeployment::new(&framebus_e2e::synthetic_camera("cam0", 320, 240, 30));
+    let socket_path = d.dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).expect("notify socket");
+    socket.set_read_timeout(Some(DEADLINE)).expect("timeout");
+    let mut up = Proc::spawn_command(
+        "ctl",
+        Command::new(bin("ctl"))
+            .args(["--config", d.config.to_str().expect("utf-8"), "up"])
+            .env("NOTIFY_SOCKET", &socket_path),
+    );
+    let mut buffer = [0u8; 4096];
+    let n = socket.recv(&mut buffer).unwrap_or_else(|e| panic!("no READY=1 ({e}); {}", up.stderr_text()));
+    let message = String::from_utf8_lossy(&buffer[..n]).into_owned();
+    assert!(message.lines().any(|l| l == "READY=1"), "{message}");
+    assert!(message.lines().any(|l| l.starts_with("STATUS=2 processes running")), "{message}");
+    // Ready means capture already serves: status answers at once.
+    let (code, out, _) = d.ctl(&["status", "--json", "--timeout", "5"]);
+    assert_eq!(code, Some(0), "{out}");
+    let status: Value = serde_json::from_str(&out).expect("json");
+    let capture_pid = process_status(&status, "cam0", "capture")["pid"].as_u64().expect("pid");
+    let environ = std::fs::read(format!("/proc/{capture_pid}/environ")).expect("capture's environment");
+    assert!(
+        !environ.split(|b| *b == 0).any(|var| var.starts_with(b"NOTIFY_SOCKET=")),
+        "capture inherited NOTIFY_SOCKET"
+    );
+    up.signal(libc::SIGTERM);
+    let n = socket.recv(&mut buffer).unwrap_or_else(|e| panic!("no STOPPING=1 ({e}); {}", up.stderr_text()));
+    assert_eq!(String::from_utf8_lossy(&buffer[..n]).trim(), "STOPPING=1");
+    assert_eq!(up.wait_exit(DEADLINE), Some(0), "{}", up.stderr_text());
+    d.assert_no_leftovers();
+}
+
+/// The parsed stderr lines of a process; panics on the first line that is not a JSON object
+/// with the identity fields.
+fn json_lines(proc: &Proc, deployment: &str) -> Vec<Value> {
+    let text = proc.stderr_text();
+    text.lines()
+        .filter(|line| !line.is_empty())
+        .map(|line| {
+            let value: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}\n{text}"));
+            for key in ["timestamp", "level", "role", "pid", "message"] {
+                assert!(value.get(key).is_some_and(|v| !v.is_null()), "no `{key}` in {line}");
+            }
+            assert!(value.get("camera").is_some(), "no `camera` in {line}");
+            assert_eq!(value["deployment"], deployment, "{line}");
+            value
+        })
+        .collect()
+}
+
+/// `ctl up --log-format json`: every line of the supervisor and of every process it starts
+/// (which get the format through FRAMEBUS_LOG_FORMAT) is one JSON object with deployment,
+/// camera and role, including lines logged by the reader loop's control thread, by the
+/// preview's HTTP thread and by iceoryx2 itself.
+#[test]
+fn json_logs_parse_line_by_line_with_identity_fields() {
+    let d = TestDeployment::new(
+        "[[camera]]\nname = \"cam0\"\nwidth = 320\nheight = 240\nfps = 30\n\n[camera.source]\nkind = \"synthetic\"\n\n[camera.algo]\nstats-interval-secs = 0.5\n\n[camera.preview]\nlisten = \"127.0.0.1:0\"\n\n[camera.recorder]\ndirectory = \"rec\"\n",
+    );
+    let mut up = Proc::spawn_command(
+        "ctl",
+        Command::new(bin("ctl"))
+            .args(["--config", d.config.to_str().expect("utf-8"), "up", "--log-format", "json"])
+            .env("RUST_LOG", "info,iceoryx2=debug,framebus_preview=debug"),
+    );
+    let line = up.wait_stderr(DEADLINE, "preview served at http://");
+    let value: Value = serde_json::from_str(&line).expect("JSON line");
+    let message = value["message"].as_str().expect("message");
+    let start = message.find("http://").expect("url");
+    let url = message[start..].split_whitespace().next().expect("url").trim_end_matches('/').to_string();
+    let roles = ["capture", "algo", "preview", "recorder"];
+    d.wait_status(|s| roles.iter().all(|r| process_status(s, "cam0", r)["frames"].as_u64() > Some(3)));
+
+    // A request the preview's HTTP parser rejects: logged (debug) on the HTTP thread.
+    let address = url.trim_start_matches("http://");
+    let mut tcp = std::net::TcpStream::connect(address).expect("connect");
+    tcp.write_all(b"\x01\x02 not http\r\n\r\n").expect("send");
+    let mut reply = Vec::new();
+    let _ = tcp.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = tcp.read_to_end(&mut reply);
+    up.wait_stderr(DEADLINE, "HTTP connection:");
+
+    up.signal(libc::SIGTERM);
+    assert_eq!(up.wait_exit(DEADLINE), Some(0), "{}", up.stderr_text());
+    let lines = json_lines(&up, &d.name);
+    for role in roles {
+        // The supervisor's lines about a child name that child; these are the child's own.
+        let own = lines.iter().any(|l| {
+            l["role"] == role
+                && l["camera"] == "cam0"
+                && l["target"].as_str().is_some_and(|t| !t.starts_with("framebus_ctl"))
+        });
+        assert!(own, "no line of {role} itself");
+    }
+    let of = |role: &str, pred: &dyn Fn(&Value) -> bool| {
+        lines.iter().any(|l| l["role"] == role && l["camera"] == "cam0" && pred(l))
+    };
+    assert!(of("algo", &|l| l["thread"] == "control-algo"), "no line from algo's control thread");
+    assert!(
+        of("preview", &|l| l["thread"] == "http"
+            && l["message"].as_str().is_some_and(|m| m.starts_with("HTTP connection:"))),
+        "no line from the preview's HTTP thread"
+    );
+    assert!(
+        of("capture", &|l| l["target"].as_str().is_some_and(|t| t.starts_with("iceoryx2"))),
+        "no line of iceoryx2 itself with the identity fields"
+    );
+    assert!(lines.iter().any(|l| l["role"] == "ctl" && l["camera"].is_null()), "no line of the supervisor itself");
+    d.assert_no_leftovers();
+}
+
+/// A local user floods capture with malformed control requests: its log keeps the first 3 and
+/// then reports the rest as counts ("N more like this"), with nothing lost from the count.
+#[test]
+fn a_storm_of_malformed_requests_is_logged_with_a_count() {
+    const SENT: u64 = 40;
+    let d = TestDeployment::new(&framebus_e2e::synthetic_camera("cam0", 320, 240, 30));
+    let mut capture = d.spawn("capture", &["--log-format", "json"]);
+    {
+        let _release = DeploymentGuard::new(&d.name);
+        let node = create_named_node(&d.name, "hostile").expect("node");
+        let until = Instant::now() + DEADLINE;
+        let services = loop {
+            if let Some(s) = connect_control(&node, &d.name, "cam0", ProcessRole::Capture.name()).expect("connect") {
+                if s.has_server() {
+                    break s;
+                }
+            }
+            assert!(Instant::now() < until, "capture never served control; {}", capture.stderr_text());
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let client = services.requests.client_builder().create().expect("client");
+        let ready = services.ready.as_ref().expect("ready event").notifier_builder().create().expect("notifier");
+        for i in 0..SENT {
+            let request = ControlRequest { version: 77, command: code::STATUS, nonce: i, ..Default::default() };
+            let pending = client.send_copy(request).expect("send");
+            let _ = ready.notify();
+            let until = Instant::now() + DEADLINE;
+            let reply: ControlReply = loop {
+                if let Some(reply) = pending.receive().expect("receive") {
+                    break *reply.payload();
+                }
+                assert!(Instant::now() < until, "no reply to request {i}");
+                std::thread::sleep(Duration::from_millis(1));
+            };
+            assert!(!reply.is_ok());
+        }
+    }
+    // Every suppressed request is counted in a summary once its window has ended.
+    let until = Instant::now() + DEADLINE;
+    let (logged, suppressed) = loop {
+        let lines = json_lines(&capture, &d.name);
+        let malformed: Vec<&Value> = lines.iter().filter(|l| l["repeat"] == "control.malformed-request").collect();
+        let logged = malformed.iter().filter(|l| l.get("suppressed").is_none()).count() as u64;
+        let suppressed: u64 = malformed.iter().filter_map(|l| l["suppressed"].as_u64()).sum();
+        if logged + suppressed >= SENT || Instant::now() >= until {
+            break (logged, suppressed);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(logged, 3, "{}", capture.stderr_text());
+    assert_eq!(suppressed, SENT - 3, "{}", capture.stderr_text());
+    assert!(capture.stderr_text().contains("more like this in the last 10 s"), "{}", capture.stderr_text());
+    assert_eq!(capture.terminate(), Some(0), "{}", capture.stderr_text());
+    d.assert_no_leftovers();
+}
+
+/// `ctl completions` for bash is valid bash and completes `ctl st<TAB>` to status and stop;
+/// zsh and fish scripts are generated; `ctl man --output` writes pages that groff renders
+/// without a warning; none of it needs a config file.
+#[test]
+fn completions_and_man_pages_are_generated() {
+    let outside = tempfile::tempdir().expect("folder without configs/");
+    let ctl = || {
+        let mut command = Command::new(bin("ctl"));
+        command.current_dir(outside.path());
+        command
+    };
+    let (code, script, err) = run(ctl().args(["completions", "bash"]));
+    assert_eq!(code, Some(0), "{err}");
+    let script_path = outside.path().join("ctl.bash");
+    std::fs::write(&script_path, &script).expect("script");
+    let (code, _, err) = run(Command::new("bash").arg("-n").arg(&script_path));
+    assert_eq!(code, Some(0), "bash -n: {err}");
+    let probe = format!(
+        "source '{}'\nCOMP_WORDS=(ctl st)\nCOMP_CWORD=1\nCOMP_LINE='ctl st'\nCOMP_POINT=6\n_ctl ctl st ctl\nprintf '%s\\n' \"${{COMPREPLY[@]}}\"\n",
+        script_path.display()
+    );
+    let (code, out, err) = run(Command::new("bash").arg("-c").arg(&probe));
+    assert_eq!(code, Some(0), "{err}");
+    let mut offered: Vec<&str> = out.lines().collect();
+    offered.sort_unstable();
+    assert_eq!(offered, vec!["status", "stop"], "{out}{err}");
+    let (code, out, err) =
+        run(Command::new("bash").arg("-c").arg(format!("source '{}'; complete -p ctl", script_path.display())));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("_ctl"), "{out}");
+
+    let (code, zsh, _) = run(ctl().args(["completions", "zsh"]));
+    assert_eq!(code, Some(0));
+    assert!(zsh.starts_with("#compdef ctl"), "{zsh}");
+    let (code, fish, _) = run(ctl().args(["completions", "fish"]));
+    assert_eq!(code, Some(0));
+    assert!(fish.contains("complete -c ctl"), "{fish}");
+    let (code, _, err) = run(ctl().args(["completions", "tcsh"]));
+    assert_eq!(code, Some(2), "{err}");
+
+    let groff = require_tool("groff", "groff-base");
+    let pages = outside.path().join("man");
+    let (code, out, err) = run(ctl().args(["man", "--output", pages.to_str().expect("utf-8")]));
+    assert_eq!(code, Some(0), "{err}");
+    for name in ["ctl", "ctl-status", "ctl-up", "ctl-systemd", "ctl-completions", "ctl-man"] {
+        let page = pages.join(format!("{name}.1"));
+        assert!(out.contains(&page.display().to_string()), "{name}: {out}");
+        let (code, text, warnings) = run(Command::new(&groff)
+            .args(["-man", "-Tutf8", "-ww", "-P", "-cbou"])
+            .arg(&page)
+            .env("LC_ALL", "C.UTF-8"));
+        assert_eq!(code, Some(0), "{name}: {warnings}");
+        assert!(warnings.trim().is_empty(), "groff warns on {name}.1:\n{warnings}");
+        for section in ["NAME", "SYNOPSIS", "EXIT STATUS"] {
+            assert!(text.contains(section), "{name}.1 has no {section}:\n{text}");
+        }
+        assert!(text.contains("--config"), "{name}.1 lacks the global options:\n{text}");
+    }
+    let (_, top, _) = run(Command::new(&groff).args(["-man", "-Tutf8", "-P", "-cbou"]).arg(pages.join("ctl.1")));
+    assert!(top.contains("ctl-systemd(1)") && top.contains("FRAMEBUS_LOG_FORMAT"), "{top}");
+    let (code, page, _) = run(ctl().arg("man"));
+    assert_eq!(code, Some(0));
+    assert!(page.contains(".TH ctl 1"), "{page}");
+}
+
+/// Ctrl-C typed into the terminal of `just up`: the terminal sends SIGINT to the foreground
+/// process group (just and ctl up); ctl up stops everything, and neither just nor anything
+/// else prints a line starting with "error:". Run in a pseudo-terminal by `script`, with the
+/// repository's own justfile.
+#[test]
+fn ctrl_c_of_just_up_ends_without_an_error() {
+    let just = require_tool("just", "just (scripts/bootstrap.sh installs it)");
+    let script = require_tool("script", "bsdutils");
+    let d = TestDeployment::new(&framebus_e2e::synthetic_camera("cam0", 320, 240, 30));
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repository root");
+    // The profile the binaries under test were built with: target/<dir>/deps/<test>.
+    let exe = std::env::current_exe().expect("test executable");
+    let dir = exe.parent().and_then(Path::parent).and_then(Path::file_name).expect("profile folder");
+    let profile = if dir == "debug" { "dev".to_string() } else { dir.to_string_lossy().into_owned() };
+    // The recipe's first line builds the binaries; done here first (a no-op when they are
+    // fresh), so the wait below is for the deployment only.
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let (code, _, err) = run(Command::new(cargo).args(["build", "--profile", &profile, "--bins"]).current_dir(repo));
+    assert_eq!(code, Some(0), "cargo build: {err}");
+    let command_line = format!(
+        "exec '{}' --justfile '{}' up '{}' '{}'",
+        just.display(),
+        repo.join("justfile").display(),
+        d.config.display(),
+        profile
+    );
+    let mut terminal = Command::new(script)
+        .args(["--quiet", "--return", "--flush", "--command", &command_line, "/dev/null"])
+        .env("SHELL", "/bin/sh")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script");
+    let mut output = terminal.stdout.take().expect("pty output");
+    let reader = std::thread::spawn(move || {
+        let mut text = Vec::new();
+        let _ = output.read_to_end(&mut text);
+        String::from_utf8_lossy(&text).into_owned()
+    });
+    d.wait_status(|s| {
+        process_status(s, "cam0", "capture")["frames"].as_u64() > Some(5)
+            && process_status(s, "cam0", "algo")["frames"].as_u64() > Some(2)
+    });
+
+    // What the terminal does on Ctrl-C: the line discipline turns ^C into SIGINT for the
+    // foreground process group.
+    let mut keyboard = terminal.stdin.take().expect("pty input");
+    keyboard.write_all(b"\x03").expect("type Ctrl-C");
+    keyboard.flush().expect("flush");
+    let until = Instant::now() + DEADLINE;
+    let status = loop {
+        if let Some(status) = terminal.try_wait().expect("try_wait") {
+            break status;
+        }
+        if Instant::now() >= until {
+            let _ = terminal.kill();
+            let _ = terminal.wait();
+            panic!("just up did not end within {DEADLINE:?} after Ctrl-C");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    drop(keyboard);
+    let text = reader.join().expect("reader");
+    let mut stderr = String::new();
+    if let Some(mut e) = terminal.stderr.take() {
+        let _ = e.read_to_string(&mut stderr);
+    }
+    assert!(text.contains("termination requested"), "ctl up never saw the Ctrl-C:\n{text}");
+    for line in text.lines() {
+        // The terminal echoes ^C in front of whatever is printed next.
+        let line = line.trim_start_matches(['\r', ' ']).trim_start_matches("^C");
+        assert!(!line.starts_with("error:"), "`{line}` after Ctrl-C:\n{text}");
+    }
+    assert!(!text.contains("was terminated") && !text.contains("interrupted by"), "{text}");
+    assert_eq!(status.code(), Some(0), "just up after Ctrl-C:\n{text}{stderr}");
+    d.assert_no_leftovers();
+}
