@@ -4,12 +4,16 @@
 # chromium (renders the preview page in the e2e tests, headless), systemd (`systemd-analyze
 # verify` checks the units `ctl systemd` writes; nothing is started), groff-base (renders the
 # man pages `ctl man` writes), Python 3 with venv and pip, the `framebus` Python package in a
-# venv at the repository root (`.venv`, with pytest and OpenCV for its tests and examples), and
-# `just` (1.54 or newer: the `up` recipe uses `[continue]`).
+# venv at the repository root (`.venv`, with pytest and OpenCV for its tests and examples),
+# GStreamer (the streamer's encoders and RTSP client, the media server's RTSP server and
+# WebRTC), and `just` (1.54 or newer: the `up` recipe uses `[continue]`).
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
-packages=(libopencv-dev clang libclang-dev pkg-config ffmpeg chromium systemd groff-base)
+packages=(libopencv-dev clang libclang-dev pkg-config ffmpeg chromium systemd groff-base
+  libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev libgstrtspserver-1.0-dev
+  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
+  gstreamer1.0-rtsp gstreamer1.0-nice)
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
 

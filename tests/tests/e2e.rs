@@ -17,6 +17,7 @@ mod e2e {
     mod recorder_disk;
     mod recorder_events;
     mod signals;
+    mod streamer;
     mod v4l2;
     mod wiring;
 }

@@ -73,7 +73,12 @@ enum Program {
     Builtin(ProcessRole),
     /// A user reader's command line from `[[camera.reader]] command`.
     User(Vec<String>),
+    /// The deployment's media server (`[media-server] start = true`), one for all cameras.
+    MediaServer,
 }
+
+/// Binary of the media server, next to ctl.
+const MEDIA_SERVER: &str = "mediaserver";
 
 /// One supervised process.
 struct Supervised {
@@ -91,11 +96,18 @@ struct Supervised {
 
 impl Supervised {
     fn label(&self) -> String {
+        if self.is_media_server() {
+            return "the media server".into();
+        }
         format!("{} of camera `{}`", self.role, self.camera)
     }
 
     fn is_capture(&self) -> bool {
         matches!(self.program, Program::Builtin(ProcessRole::Capture))
+    }
+
+    fn is_media_server(&self) -> bool {
+        matches!(self.program, Program::MediaServer)
     }
 }
 
@@ -122,6 +134,12 @@ impl Launcher {
                 let binary = if program.contains('/') { folder.join(program) } else { PathBuf::from(program) };
                 let mut command = Command::new(&binary);
                 command.args(&argv[1..]).current_dir(&folder);
+                (binary, command)
+            }
+            Program::MediaServer => {
+                let binary = self.bin_dir.join(MEDIA_SERVER);
+                let mut command = Command::new(&binary);
+                command.arg("--config").arg(&self.config);
                 (binary, command)
             }
         };
@@ -177,6 +195,13 @@ pub fn run(deployment: &Deployment, options: &SupervisorOptions) -> anyhow::Resu
             }
         }
     }
+    let media_server = deployment.media_server.as_ref().is_some_and(|m| m.start);
+    if media_server && !launcher.bin_dir.join(MEDIA_SERVER).is_file() {
+        bail!(
+            "`{MEDIA_SERVER}` (needed for [media-server]) is not next to ctl in {}: build every binary (`cargo build --release --bins`)",
+            launcher.bin_dir.display()
+        );
+    }
     let _release = DeploymentGuard::new(deployment.name());
     // Creating the node removes the resources of dead processes of this deployment; the
     // supervisor owns SIGINT/SIGTERM itself (signal-hook), so iceoryx2 must not.
@@ -206,6 +231,10 @@ pub fn run(deployment: &Deployment, options: &SupervisorOptions) -> anyhow::Resu
         failed: false,
     };
     let mut procs: Vec<Supervised> = Vec::new();
+    if media_server {
+        // Started with the readers, before the streamers that publish to it.
+        procs.push(supervised("*", Role::new(MEDIA_SERVER).context("media server role")?, Program::MediaServer));
+    }
     for cam in &deployment.camera {
         for role in cam.processes() {
             procs.push(supervised(&cam.name, role.into(), Program::Builtin(role)));
@@ -376,6 +405,14 @@ fn watch(
 /// camera has (as the original control process stopped when its camera died).
 fn stop_readers_of_ended_cameras(procs: &mut [Supervised], grace: Duration) {
     let ended: Vec<String> = procs.iter().filter(|p| p.is_capture() && p.done).map(|p| p.camera.clone()).collect();
+    // The media server serves every camera: it stops once every capture has ended.
+    if procs.iter().filter(|p| p.is_capture()).all(|p| p.done) {
+        let servers: Vec<&mut Supervised> = procs.iter_mut().filter(|p| p.is_media_server() && !p.done).collect();
+        if !servers.is_empty() {
+            tracing::info!("every capture has ended: stopping the media server");
+            stop_group(servers, grace);
+        }
+    }
     for camera in ended {
         let readers: Vec<&mut Supervised> =
             procs.iter_mut().filter(|p| p.camera == camera && !p.is_capture() && !p.done).collect();

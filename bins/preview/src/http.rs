@@ -143,12 +143,12 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
 }
 
 /// Serves viewers from `listener` on a background thread until the process exits.
-pub fn serve(listener: TcpListener, hub: Arc<Hub>, camera: String, limits: Limits) -> io::Result<()> {
+pub fn serve(listener: TcpListener, hub: Arc<Hub>, camera: String, links: String, limits: Limits) -> io::Result<()> {
     listener.set_nonblocking(true)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_io().enable_time().build()?;
     let server = Arc::new(Server {
         hub,
-        page: Bytes::from(page(&camera)),
+        page: Bytes::from(page(&camera).replace("{streams}", &links)),
         limits,
         connections: Arc::new(Semaphore::new(limits.max_connections)),
     });
@@ -372,6 +372,25 @@ async fn next_image(mut rx: watch::Receiver<Latest>) -> Option<(watch::Receiver<
     }
 }
 
+/// The page's links to the camera's H.264 stream on the media server (when the camera has a
+/// streamer): the WebRTC player and the RTSP URL. A server bound to every interface is linked
+/// under the host the page was loaded from.
+pub fn stream_links(deployment: &framebus_common::Deployment, camera: &framebus_common::CameraConfig) -> String {
+    use framebus_common::config::MediaServerConfig;
+    let (Some(server), Some(_)) = (&deployment.media_server, &camera.streamer) else { return String::new() };
+    let (http, rtsp) = (server.http_addr(), server.rtsp_addr());
+    let player = format!("http://{}/{}", MediaServerConfig::local(http), camera.name);
+    let rtsp_url = format!("rtsp://{}/{}", MediaServerConfig::local(rtsp), camera.name);
+    let rehost = if http.ip().is_unspecified() {
+        "<script>for (const a of document.querySelectorAll('a.h264')) { const u = new URL(a.href); u.hostname = location.hostname; a.href = u.href; }</script>"
+    } else {
+        ""
+    };
+    format!(
+        "<p>H.264 live: <a class=\"h264\" id=\"webrtc\" href=\"{player}\">WebRTC player (low latency)</a> · RTSP <code id=\"rtsp\">{rtsp_url}</code></p>{rehost}\n"
+    )
+}
+
 fn page(camera: &str) -> String {
     PAGE.replace("{camera}", camera)
 }
@@ -392,7 +411,7 @@ td { padding: 1px 10px 1px 0; } td:first-child { color: #888; }
 <img id="live" src="/stream.mjpg" alt="live preview of {camera}">
 <table id="status"></table>
 <p><a href="/snapshot.jpg">snapshot.jpg</a> · <a href="/stream.mjpg">stream.mjpg</a> · <a href="/status.json">status.json</a></p>
-<script>
+{streams}<script>
 const rows = [["camera","camera"],["frame size","size"],["pixel format","format"],["camera fps","fps"],
   ["preview fps","preview_fps"],["last frame id","last_frame_id"],["latency p50 (µs)","latency_p50_us"],
   ["frames","frames"],["skipped","skipped"],["previews","previews"],["viewers","viewers"],["errors","errors"],["last error","last_error"]];

@@ -352,7 +352,8 @@ pub fn run(deployment: &Deployment, camera: &CameraConfig, options: &PreviewOpti
         max_connections: config.max_connections as usize,
         request_timeout: Duration::from_secs_f64(config.request_timeout_secs),
     };
-    http::serve(listener, Arc::clone(&hub), cam.to_string(), limits)
+    let links = http::stream_links(deployment, camera);
+    http::serve(listener, Arc::clone(&hub), cam.to_string(), links, limits)
         .with_context(|| format!("camera `{cam}`: starting the HTTP server"))?;
     let stats_interval = Duration::from_secs_f64(config.stats_interval_secs);
 

@@ -20,6 +20,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod embedded;
+mod stream;
+
 use anyhow::{anyhow, bail, Context};
 use framebus::{Camera, Event, ReaderPolicy};
 use framebus_common::clock;
@@ -50,6 +53,9 @@ fn main() {
         Some("v4l2") => tempfile::tempdir().map_err(anyhow::Error::from).and_then(|dir| device_bench(dir.path())),
         // Only the recorder table (`framebus-bench recorder`).
         Some("recorder") => tempfile::tempdir().map_err(anyhow::Error::from).and_then(|dir| recorder_table(dir.path())),
+        Some("embedded") => embedded::run(&args[2..]),
+        // Only the streaming figures (they need GStreamer and ffmpeg; `just bench` runs all).
+        Some("stream") => tempfile::tempdir().map_err(anyhow::Error::from).and_then(|dir| stream::bench(dir.path())),
         _ => bench(),
     };
     if let Err(e) = result {
@@ -220,7 +226,8 @@ fn bench() -> anyhow::Result<()> {
     policy_table(dir.path())?;
     python_vs_rust(dir.path())?;
     device_bench(dir.path())?;
-    recorder_table(dir.path())
+    recorder_table(dir.path())?;
+    stream::bench(dir.path())
 }
 
 /// One recorder run for [`recorder_table`].

@@ -16,12 +16,14 @@ pub enum ProcessRole {
     Preview,
     /// Writes images and video to disk.
     Recorder,
+    /// Encodes H.264 and publishes it to the media server.
+    Streamer,
 }
 
 impl ProcessRole {
     /// Every role, in start-up order.
-    pub const ALL: [ProcessRole; 4] =
-        [ProcessRole::Capture, ProcessRole::Algo, ProcessRole::Preview, ProcessRole::Recorder];
+    pub const ALL: [ProcessRole; 5] =
+        [ProcessRole::Capture, ProcessRole::Algo, ProcessRole::Preview, ProcessRole::Recorder, ProcessRole::Streamer];
 
     /// Lower-case name, as used in service names, node names and the CLI.
     pub fn name(self) -> &'static str {
@@ -30,6 +32,7 @@ impl ProcessRole {
             ProcessRole::Algo => "algo",
             ProcessRole::Preview => "preview",
             ProcessRole::Recorder => "recorder",
+            ProcessRole::Streamer => "streamer",
         }
     }
 

@@ -269,6 +269,7 @@ pub fn role_code(role: ProcessRole) -> u32 {
         ProcessRole::Algo => 2,
         ProcessRole::Preview => 3,
         ProcessRole::Recorder => 4,
+        ProcessRole::Streamer => 6,
     }
 }
 

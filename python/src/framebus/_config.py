@@ -32,7 +32,7 @@ SAVING_ON = False
 PUBLISHER_LOANS = 1
 READER_BORROWS = 1
 MAX_ROLE_NAME = 24
-BUILTIN_ROLES = ("capture", "algo", "preview", "recorder")
+BUILTIN_ROLES = ("capture", "algo", "preview", "recorder", "streamer")
 
 _NAME_RULE = "1 to 32 characters of a-z, 0-9, `-` and `_`, starting with a letter or digit"
 _ROLE_RE = re.compile(r"^[a-z][a-z0-9_-]*$")
@@ -232,11 +232,11 @@ class Deployment:
         raise ConfigError(self.source_file, "camera", f"no camera named `{name}` (cameras: {names})")
 
 
-_TOP_KEYS = {"deployment", "camera"}
+_TOP_KEYS = {"deployment", "camera", "media-server"}
 _DEPLOYMENT_KEYS = {"name", "state-dir"}
 _CAMERA_KEYS = {
     "name", "source", "width", "height", "fps", "pixel-format", "slots", "max-readers",
-    "algo", "preview", "recorder", "reader",
+    "algo", "preview", "recorder", "streamer", "reader",
 }
 _READER_KEYS = {"name", "policy", "max-fps", "queue-depth", "command"}
 
@@ -342,6 +342,7 @@ def _parse(path: Path, raw: dict) -> Deployment:
             ("algo", ALGO_QUEUE_DEPTH, "newest"),
             ("preview", PREVIEW_QUEUE_DEPTH, "newest"),
             ("recorder", RECORDER_QUEUE_DEPTH, "every"),
+            ("streamer", 1, "newest"),
         ):
             if role not in cam:
                 continue

@@ -47,8 +47,8 @@ USER_READER_CODE = 5
 
 
 def role_code(role: str) -> int:
-    """Wire code of a role: 1 capture, 2 algo, 3 preview, 4 recorder, 5 a user reader."""
-    return BUILTIN_ROLES.index(role) + 1 if role in BUILTIN_ROLES else USER_READER_CODE
+    """Wire code of a role: 1 capture, 2 algo, 3 preview, 4 recorder, 6 streamer, 5 a user reader."""
+    return {"capture": 1, "algo": 2, "preview": 3, "recorder": 4, "streamer": 6}.get(role, USER_READER_CODE)
 
 
 class Shared:

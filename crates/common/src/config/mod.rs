@@ -10,6 +10,7 @@ mod error;
 mod preview;
 mod recorder;
 mod source;
+mod streamer;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -24,6 +25,7 @@ pub use source::{
     v4l2_targets, ControlSettings, ControlValue, Conversion, FilePace, FileSourceConfig, MediaCtlConfig,
     MediaPipelineConfig, SourceConfig, SyntheticSourceConfig, V4l2Memory, V4l2SourceConfig,
 };
+pub use streamer::{EncoderChoice, MediaServerConfig, StreamerConfig};
 
 use crate::format::PixelFormat;
 use crate::names::{ProcessRole, Role};
@@ -134,6 +136,10 @@ pub struct Deployment {
     /// The cameras, at least one.
     #[serde(default)]
     pub camera: Vec<CameraConfig>,
+    /// `[media-server]`: the RTSP/WebRTC server the streamers publish to (see
+    /// [`MediaServerConfig`]).
+    #[serde(default)]
+    pub media_server: Option<MediaServerConfig>,
     /// The file this was loaded from (set by [`Deployment::load`]).
     #[serde(skip)]
     pub source_file: PathBuf,
@@ -219,6 +225,8 @@ pub struct CameraConfig {
     pub preview: Option<PreviewConfig>,
     /// `[camera.recorder]`: run a recorder process on this camera.
     pub recorder: Option<RecorderConfig>,
+    /// `[camera.streamer]`: run a streamer process (H.264 to the media server) on this camera.
+    pub streamer: Option<StreamerConfig>,
     /// `[[camera.reader]]`: user readers (your own programs) with their policy and queue, and
     /// optionally the command `ctl up` runs for them.
     #[serde(default)]
@@ -478,6 +486,10 @@ impl CameraConfig {
             let policy = resolve(&recorder.policy, recorder.max_fps, ReaderPolicy::Every);
             readers.push((ProcessRole::Recorder.into(), "recorder".to_string(), recorder.queue_depth, policy));
         }
+        if let Some(streamer) = &self.streamer {
+            let policy = resolve(&streamer.policy, streamer.max_fps, ReaderPolicy::Newest);
+            readers.push((ProcessRole::Streamer.into(), "streamer".to_string(), streamer.queue_depth, policy));
+        }
         for (i, user) in self.reader.iter().enumerate() {
             let role = Role::new(&user.name).unwrap_or_else(|_| Role::from(ProcessRole::Algo));
             let policy = resolve(&user.policy, user.max_fps, ReaderPolicy::Newest);
@@ -541,6 +553,17 @@ impl Deployment {
         }
     }
 
+    /// Where the streamer of `camera` publishes: its `url`, else the media server's
+    /// `rtsp://<rtsp>/<camera>/publish`; none without a streamer or a server.
+    pub fn publish_url(&self, camera: &CameraConfig) -> Option<String> {
+        let streamer = camera.streamer.as_ref()?;
+        if let Some(url) = &streamer.url {
+            return Some(url.clone());
+        }
+        let server = self.media_server.as_ref()?;
+        Some(format!("rtsp://{}/{}/publish", MediaServerConfig::local(server.rtsp_addr()), camera.name))
+    }
+
     /// Resolves a path from the config relative to the config file's folder.
     pub fn resolve_path(&self, path: &Path) -> PathBuf {
         if path.is_absolute() {
@@ -553,6 +576,10 @@ impl Deployment {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let file = &self.source_file;
         validate_deployment_section(&self.deployment).map_err(|(key, msg)| ConfigError::value(file, &key, msg))?;
+        if let Some(server) = &self.media_server {
+            streamer::validate_server(server)
+                .map_err(|(field, msg)| ConfigError::value(file, &format!("media-server.{field}"), msg))?;
+        }
         if self.camera.is_empty() {
             return Err(ConfigError::value(
                 file,
@@ -581,6 +608,10 @@ impl Deployment {
             if let Some(recorder) = &cam.recorder {
                 recorder::validate(recorder, cam.width, cam.height, cam.fps)
                     .map_err(|(field, msg)| at((format!("recorder.{field}"), msg)))?;
+            }
+            if let Some(streamer) = &cam.streamer {
+                streamer::validate_streamer(streamer, self.media_server.is_some())
+                    .map_err(|(field, msg)| at((format!("streamer.{field}"), msg)))?;
             }
             source::validate(self, i, cam, cam.pixel_format).map_err(at)?;
         }

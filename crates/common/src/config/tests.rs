@@ -374,6 +374,77 @@ fn control_arguments_round_trip_through_the_request_text() {
     assert!(control_assignments_text(&["name=a\"b"], 256).is_err_and(|e| e.contains("double quote")));
 }
 
+/// A streamer with a media server: defaults, its role among the processes, the publish URL
+/// derived from the server; bad values name their key and what is allowed.
+#[test]
+fn streamer_and_media_server_load_and_bad_values_name_the_key() {
+    let text = format!("[media-server]\n{GOOD}[camera.streamer]\n");
+    let d = load(&text).expect("valid config");
+    let cam = d.camera(None).expect("one camera");
+    let streamer = cam.streamer.as_ref().expect("streamer");
+    assert_eq!(
+        (streamer.encoder, streamer.bitrate_kbps, streamer.gop, streamer.low_latency),
+        (EncoderChoice::Auto, 4000, 30, true)
+    );
+    assert_eq!(cam.processes(), [ProcessRole::Capture, ProcessRole::Algo, ProcessRole::Streamer]);
+    assert_eq!(cam.reader_spec(&Role::from(ProcessRole::Streamer)).map(|r| r.policy), Some(ReaderPolicy::Newest));
+    assert_eq!(d.publish_url(cam).as_deref(), Some("rtsp://127.0.0.1:8554/cam0/publish"));
+    let server = d.media_server.as_ref().expect("server");
+    assert!(server.start);
+    assert_eq!(server.ice_addresses(), ["127.0.0.1"]);
+
+    let everywhere =
+        load(&format!("[media-server]\nrtsp = \"0.0.0.0:9554\"\nhttp = \"0.0.0.0:9889\"\n{GOOD}[camera.streamer]\n"))
+            .expect("valid config");
+    let cam = everywhere.camera(None).expect("one camera");
+    assert_eq!(everywhere.publish_url(cam).as_deref(), Some("rtsp://127.0.0.1:9554/cam0/publish"));
+    assert!(everywhere.media_server.as_ref().expect("server").ice_addresses().is_empty());
+
+    let own =
+        load(&format!("{GOOD}[camera.streamer]\nurl = \"rtsp://nvr:8554/gate\"\nencoder = \"x264\"\n")).expect("valid");
+    assert_eq!(own.publish_url(own.camera(None).expect("cam")).as_deref(), Some("rtsp://nvr:8554/gate"));
+
+    let check = |before: &str, after: &str, expected: &str| {
+        let e = load(&format!("{before}{GOOD}[camera.streamer]\n{after}")).expect_err("must be rejected");
+        assert_eq!(format!("`{}`: {}", e.key, e.message), expected, "{before} {after}");
+    };
+    check(
+        "",
+        "",
+        "`camera[0].streamer.url`: no publish URL: add a `[media-server]` table (ctl up then runs one) or set `url = \"rtsp://HOST:PORT/PATH\"`",
+    );
+    check("[media-server]\n", "policy = \"every\"\n", "`camera[0].streamer.policy`: `every` is not allowed for the streamer: a live stream must not fall behind; use `newest` or `max-fps`");
+    check(
+        "[media-server]\n",
+        "bitrate-kbps = 10\n",
+        "`camera[0].streamer.bitrate-kbps`: invalid value 10: allowed 64 to 200000 kbit/s",
+    );
+    check("[media-server]\n", "gop = 0\n", "`camera[0].streamer.gop`: invalid value 0: allowed 1 to 1000 frames");
+    check(
+        "",
+        "url = \"http://x/y\"\n",
+        "`camera[0].streamer.url`: invalid URL `http://x/y`: use rtsp://HOST:PORT/PATH",
+    );
+    check(
+        "[media-server]\nrtsp = \"nowhere\"\n",
+        "",
+        "`media-server.rtsp`: invalid address `nowhere`: use ip:port, e.g. `127.0.0.1:8554`",
+    );
+    check(
+        "[media-server]\nhttp = \"127.0.0.1:8554\"\n",
+        "",
+        "`media-server.http`: `127.0.0.1:8554` is also the RTSP address: use another port",
+    );
+    check(
+        "[media-server]\nwebrtc-viewers = 0\n",
+        "",
+        "`media-server.webrtc-viewers`: invalid value 0: allowed 1 to 256",
+    );
+    let e =
+        load(&format!("[media-server]\n{GOOD}[camera.streamer]\nencoder = \"nvenc\"\n")).expect_err("unknown encoder");
+    assert!(e.to_string().contains("encoder"), "{e}");
+}
+
 /// `file-mode` takes an octal string or a TOML integer; folders get x where r is set.
 #[test]
 fn the_recordings_file_mode_loads_in_both_spellings() {

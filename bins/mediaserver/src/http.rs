@@ -1,0 +1,226 @@
+//! The media server's HTTP side (hyper, one thread): the camera list `/`, a player page per
+//! camera `/<camera>` (WebRTC through WHEP), the player script `/whep.js`, WHEP itself
+//! (`POST /<camera>/whep` with an SDP offer → `201` + answer + `Location`; `DELETE` of that
+//! location ends the session), and `/status.json`. WHEP answers carry CORS headers so other
+//! pages (the preview's) can play a camera too.
+
+use std::convert::Infallible;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{
+    HeaderValue, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
+    ACCESS_CONTROL_EXPOSE_HEADERS, CACHE_CONTROL, CONTENT_TYPE, LOCATION,
+};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::sync::Semaphore;
+
+use crate::hub::Hub;
+use crate::webrtc::{Viewers, WhepError};
+
+/// Largest SDP offer accepted.
+const MAX_OFFER_BYTES: usize = 64 * 1024;
+/// HTTP connections served at once; more wait in the accept queue.
+const MAX_CONNECTIONS: usize = 256;
+/// A request head must arrive within this.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The player script (also usable from other pages: `framebusWhep(video, url)`).
+pub const WHEP_JS: &str = include_str!("whep.js");
+
+/// What the HTTP handlers need.
+pub struct Http {
+    /// Streams and their figures.
+    pub hub: Arc<Hub>,
+    /// WebRTC sessions.
+    pub viewers: Arc<Viewers>,
+    /// `rtsp://HOST:PORT` base shown on the pages.
+    pub rtsp_base: String,
+}
+
+/// Serves HTTP on `listener` from a thread of its own until the process ends.
+pub fn serve(listener: TcpListener, http: Arc<Http>) -> std::io::Result<()> {
+    listener.set_nonblocking(true)?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_io().enable_time().build()?;
+    std::thread::Builder::new().name("http".into()).spawn(move || {
+        runtime.block_on(async move {
+            let listener = match tokio::net::TcpListener::from_std(listener) {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::error!("HTTP: {e}");
+                    return;
+                }
+            };
+            let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+            loop {
+                let Ok(permit) = Arc::clone(&permits).acquire_owned().await else { return };
+                let (stream, _) = match listener.accept().await {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        tracing::debug!("HTTP accept: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let http = Arc::clone(&http);
+                tokio::task::spawn(async move {
+                    let service = service_fn(move |request| {
+                        let http = Arc::clone(&http);
+                        async move { Ok::<_, Infallible>(http.answer(request).await) }
+                    });
+                    let served = http1::Builder::new()
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(REQUEST_TIMEOUT)
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                    if let Err(e) = served {
+                        tracing::debug!("HTTP connection: {e}");
+                    }
+                    drop(permit);
+                });
+            }
+        });
+    })?;
+    Ok(())
+}
+
+type Reply = Response<Full<Bytes>>;
+
+fn reply(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Reply {
+    let mut response = Response::new(Full::new(body.into()));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+fn text(status: StatusCode, body: String) -> Reply {
+    reply(status, "text/plain; charset=utf-8", body)
+}
+
+fn cors(mut response: Reply) -> Reply {
+    let headers = response.headers_mut();
+    headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    headers.insert(ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("POST, DELETE, OPTIONS"));
+    headers.insert(ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("content-type"));
+    headers.insert(ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("location"));
+    response
+}
+
+impl Http {
+    async fn answer(self: Arc<Self>, request: Request<Incoming>) -> Reply {
+        let path = request.uri().path().to_string();
+        let parts: Vec<&str> = path.trim_matches('/').split('/').filter(|p| !p.is_empty()).collect();
+        let method = request.method().clone();
+        match (&method, parts.as_slice()) {
+            (&Method::GET, []) => reply(StatusCode::OK, "text/html; charset=utf-8", self.index()),
+            (&Method::GET, ["whep.js"]) => reply(StatusCode::OK, "text/javascript; charset=utf-8", WHEP_JS),
+            (&Method::GET, ["status.json"]) => {
+                let status = serde_json::json!({ "cameras": self.hub.status() });
+                reply(StatusCode::OK, "application/json", status.to_string())
+            }
+            (&Method::GET, [camera]) if self.hub.channel(camera).is_some() => {
+                reply(StatusCode::OK, "text/html; charset=utf-8", self.player(camera))
+            }
+            (&Method::OPTIONS, [_, "whep"] | [_, "whep", _]) => cors(reply(StatusCode::NO_CONTENT, "text/plain", "")),
+            (&Method::POST, [camera, "whep"]) => {
+                let camera = camera.to_string();
+                cors(self.whep_offer(camera, request).await)
+            }
+            (&Method::DELETE, [_, "whep", id]) => {
+                let found = id.parse::<u64>().ok().is_some_and(|id| self.viewers.remove(id, "closed by the browser"));
+                cors(if found {
+                    text(StatusCode::OK, "session ended\n".into())
+                } else {
+                    text(StatusCode::NOT_FOUND, "no such session\n".into())
+                })
+            }
+            (&Method::GET, _) => text(
+                StatusCode::NOT_FOUND,
+                format!("not found: try / or /<camera> (cameras: {})\n", self.hub.cameras().join(", ")),
+            ),
+            _ => text(StatusCode::METHOD_NOT_ALLOWED, format!("{method} {path} is not served\n")),
+        }
+    }
+
+    async fn whep_offer(&self, camera: String, request: Request<Incoming>) -> Reply {
+        let is_sdp = request
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim().to_ascii_lowercase().starts_with("application/sdp"));
+        if !is_sdp {
+            return text(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "WHEP: send the offer as Content-Type: application/sdp\n".into(),
+            );
+        }
+        let body = match Limited::new(request.into_body(), MAX_OFFER_BYTES).collect().await {
+            Ok(body) => body.to_bytes(),
+            Err(e) => return text(StatusCode::PAYLOAD_TOO_LARGE, format!("WHEP: offer not read: {e}\n")),
+        };
+        let Ok(offer) = String::from_utf8(body.to_vec()) else {
+            return text(StatusCode::BAD_REQUEST, "WHEP: the offer is not UTF-8 text\n".into());
+        };
+        let viewers = Arc::clone(&self.viewers);
+        let cam = camera.clone();
+        let answered = tokio::task::spawn_blocking(move || viewers.answer(&cam, &offer)).await;
+        match answered {
+            Ok(Ok((id, sdp))) => {
+                let mut response = reply(StatusCode::CREATED, "application/sdp", sdp);
+                if let Ok(location) = HeaderValue::from_str(&format!("/{camera}/whep/{id}")) {
+                    response.headers_mut().insert(LOCATION, location);
+                }
+                response
+            }
+            Ok(Err(e)) => {
+                let status = match e {
+                    WhepError::UnknownCamera(_) => StatusCode::NOT_FOUND,
+                    WhepError::BadOffer(_) => StatusCode::BAD_REQUEST,
+                    WhepError::Full { .. } => StatusCode::SERVICE_UNAVAILABLE,
+                    WhepError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                };
+                tracing::warn!(camera, "WHEP offer refused: {e}");
+                text(status, format!("WHEP: {e}\n"))
+            }
+            Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("WHEP: {e}\n")),
+        }
+    }
+
+    fn index(&self) -> String {
+        let rows: String = self
+            .hub
+            .cameras()
+            .iter()
+            .map(|c| {
+                format!(
+                    "<li><a href=\"/{c}\">{c}</a> · <code>{base}/{c}</code></li>",
+                    c = html_escape(c),
+                    base = html_escape(&self.rtsp_base)
+                )
+            })
+            .collect();
+        format!(
+            "<!doctype html><html><head><meta charset=\"utf-8\"><title>framebus streams</title></head>\
+             <body style=\"font-family:sans-serif;background:#222;color:#ddd\"><h1>framebus streams</h1><ul>{rows}</ul>\
+             <p><a style=\"color:#9cf\" href=\"/status.json\">status.json</a></p></body></html>"
+        )
+    }
+
+    fn player(&self, camera: &str) -> String {
+        include_str!("player.html")
+            .replace("{{CAMERA}}", &html_escape(camera))
+            .replace("{{RTSP}}", &html_escape(&format!("{}/{camera}", self.rtsp_base)))
+    }
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}

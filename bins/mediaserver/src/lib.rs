@@ -1,0 +1,112 @@
+//! The media server: one process per deployment that takes each camera's H.264 stream from its
+//! streamer (RTSP ANNOUNCE/RECORD to `/<camera>/publish`) and fans it out to any number of
+//! viewers: RTSP clients at `rtsp://HOST:PORT/<camera>` (gst-rtsp-server, one shared media per
+//! camera) and browsers over WebRTC (WHEP at `http://HOST:PORT/<camera>/whep`, player page at
+//! `/<camera>`). It never decodes or re-encodes; viewers cost the framebus processes nothing.
+
+pub mod http;
+pub mod hub;
+pub mod rtsp;
+pub mod webrtc;
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use framebus_common::config::MediaServerConfig;
+use framebus_common::{signals, Deployment};
+use gstreamer as gst;
+use gstreamer::glib;
+
+/// GStreamer elements the server needs, with the Debian package that has them.
+const ELEMENTS: [(&str, &str); 8] = [
+    ("appsrc", "gstreamer1.0-plugins-base"),
+    ("appsink", "gstreamer1.0-plugins-base"),
+    ("h264parse", "gstreamer1.0-plugins-bad"),
+    ("rtph264pay", "gstreamer1.0-plugins-good"),
+    ("rtph264depay", "gstreamer1.0-plugins-good"),
+    ("capssetter", "gstreamer1.0-plugins-good"),
+    ("webrtcbin", "gstreamer1.0-plugins-bad"),
+    ("nicesrc", "gstreamer1.0-nice"),
+];
+
+/// Fails naming the missing elements and their packages (`scripts/bootstrap.sh` installs them).
+pub fn check_elements(needed: &[(&str, &str)]) -> anyhow::Result<()> {
+    let missing: Vec<String> = needed
+        .iter()
+        .filter(|(name, _)| gst::ElementFactory::find(name).is_none())
+        .map(|(name, package)| format!("{name} ({package})"))
+        .collect();
+    anyhow::ensure!(
+        missing.is_empty(),
+        "GStreamer elements missing: {}; run scripts/bootstrap.sh (or apt-get install the packages named)",
+        missing.join(", ")
+    );
+    Ok(())
+}
+
+/// Runs the media server of `deployment` until SIGINT/SIGTERM.
+pub fn run(deployment: &Deployment) -> anyhow::Result<()> {
+    let config: MediaServerConfig = deployment
+        .media_server
+        .clone()
+        .with_context(|| format!("{}: no [media-server] table: nothing to serve", deployment.source_file.display()))?;
+    signals::install();
+    gst::init().context("initialising GStreamer")?;
+    check_elements(&ELEMENTS)?;
+    let cameras: Vec<String> =
+        deployment.camera.iter().filter(|c| c.streamer.is_some()).map(|c| c.name.clone()).collect();
+    if cameras.is_empty() {
+        tracing::warn!("no camera has a [camera.streamer] table: nothing will be published here");
+    }
+    let hub = Arc::new(hub::Hub::new(&cameras));
+    let rtsp_addr = config.rtsp_addr();
+    let http_addr = config.http_addr();
+    let listener = TcpListener::bind(http_addr).with_context(|| format!("HTTP: cannot listen on {http_addr}"))?;
+    let (_server, source) = rtsp::start(rtsp_addr, &hub)?;
+    let main_loop = glib::MainLoop::new(None, false);
+    let glib_thread = {
+        let main_loop = main_loop.clone();
+        std::thread::Builder::new().name("glib".into()).spawn(move || main_loop.run())?
+    };
+    let viewers = webrtc::Viewers::start(Arc::clone(&hub), config.webrtc_viewers, config.ice_addresses())?;
+    let rtsp_base = format!("rtsp://{}", MediaServerConfig::local(rtsp_addr));
+    http::serve(
+        listener,
+        Arc::new(http::Http { hub: Arc::clone(&hub), viewers: Arc::clone(&viewers), rtsp_base: rtsp_base.clone() }),
+    )?;
+    for camera in &cameras {
+        tracing::info!(
+            camera,
+            "serving {rtsp_base}/{camera} and http://{}/{camera}",
+            MediaServerConfig::local(http_addr)
+        );
+    }
+    tracing::info!(rtsp = %rtsp_addr, http = %http_addr, "media server ready");
+
+    let mut last_report = Instant::now();
+    while !signals::termination_requested() {
+        std::thread::sleep(Duration::from_millis(50));
+        if last_report.elapsed() >= Duration::from_secs(10) {
+            last_report = Instant::now();
+            for status in hub.status() {
+                tracing::info!(
+                    camera = status.camera,
+                    "publishing={} frames={} rtsp_media={} webrtc_viewers={} skipped={}",
+                    status.publishing,
+                    status.frames_in,
+                    status.rtsp_media,
+                    status.webrtc_viewers,
+                    status.skipped
+                );
+            }
+        }
+    }
+    tracing::info!("stopping");
+    viewers.close_all();
+    source.remove();
+    main_loop.quit();
+    let _ = glib_thread.join();
+    Ok(())
+}

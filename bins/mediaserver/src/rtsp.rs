@@ -1,0 +1,155 @@
+//! The RTSP side, on gst-rtsp-server: per camera a RECORD mount `/<camera>/publish` (a
+//! streamer publishes there with ANNOUNCE/RECORD) and a shared PLAY mount `/<camera>` (every
+//! RTSP client of the camera shares one media: the stream is payloaded once and sent to each).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use gstreamer as gst;
+use gstreamer::glib;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use gstreamer_rtsp_server as rtsp;
+use gstreamer_rtsp_server::gst_rtsp::RTSPStatusCode;
+use gstreamer_rtsp_server::prelude::*;
+
+use crate::hub::{Hub, SinkKind};
+
+/// The play media of a camera: the hub feeds `src`; one payloader for every client.
+/// h264parse puts SPS/PPS in front of every key frame (once per access unit); the payloader
+/// must not (it would put them before every IDR *slice*, and players such as ffmpeg then split
+/// a multi-slice key frame into two pictures).
+const PLAY_LAUNCH: &str = "( appsrc name=src is-live=true format=time max-bytes=0 \
+    ! h264parse config-interval=-1 ! video/x-h264,alignment=au \
+    ! rtph264pay name=pay0 pt=96 config-interval=0 aggregate-mode=zero-latency )";
+
+/// The record media of a camera: what a streamer sends, depayloaded into access units.
+const RECORD_LAUNCH: &str = "( rtph264depay name=depay0 \
+    ! h264parse \
+    ! video/x-h264,stream-format=byte-stream,alignment=au \
+    ! appsink name=ingest sync=false async=false max-buffers=8 drop=true )";
+
+/// Threads for RTSP connections; more connections share them.
+const MAX_CLIENT_THREADS: i32 = 64;
+
+/// The camera a request path names: `/<camera>` or `/<camera>/<anything>`.
+pub fn camera_of_path(path: &str) -> &str {
+    path.trim_start_matches('/').split('/').next().unwrap_or_default()
+}
+
+fn path_of_uri(uri: &str) -> &str {
+    let rest = uri.split_once("://").map_or(uri, |(_, r)| r);
+    rest.find('/').map_or("/", |at| &rest[at..])
+}
+
+/// Starts the RTSP server on the default main context (the caller runs its loop).
+pub fn start(listen: SocketAddr, hub: &Arc<Hub>) -> anyhow::Result<(rtsp::RTSPServer, glib::SourceId)> {
+    let server = rtsp::RTSPServer::new();
+    server.set_address(&listen.ip().to_string());
+    server.set_service(&listen.port().to_string());
+    // Each RTSP connection gets its own thread: preparing a play media waits for the stream,
+    // which arrives over the publisher's connection; with connections sharing one thread (the
+    // default) that wait would block the publisher itself.
+    if let Some(pool) = server.thread_pool() {
+        pool.set_max_threads(MAX_CLIENT_THREADS);
+    }
+    let mounts = server.mount_points().context("the RTSP server has no mount points")?;
+    for camera in hub.cameras() {
+        let Some(channel) = hub.channel(camera) else { continue };
+
+        let play = rtsp::RTSPMediaFactory::new();
+        play.set_launch(PLAY_LAUNCH);
+        play.set_shared(true);
+        play.set_suspend_mode(rtsp::RTSPSuspendMode::None);
+        {
+            let channel = Arc::clone(&channel);
+            play.connect_media_configure(move |_, media| {
+                let element = media.element();
+                let Some(appsrc) = element
+                    .downcast_ref::<gst::Bin>()
+                    .and_then(|bin| bin.by_name_recurse_up("src"))
+                    .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
+                else {
+                    tracing::error!(camera = channel.camera(), "the play media has no appsrc");
+                    return;
+                };
+                let id = channel.add_sink(appsrc, SinkKind::Rtsp);
+                let channel = Arc::clone(&channel);
+                media.connect_unprepared(move |_| channel.remove_sink(id));
+            });
+        }
+        mounts.add_factory(&format!("/{camera}"), play);
+
+        let record = rtsp::RTSPMediaFactory::new();
+        record.set_launch(RECORD_LAUNCH);
+        record.set_transport_mode(rtsp::RTSPTransportMode::RECORD);
+        record.set_latency(0);
+        {
+            let channel = Arc::clone(&channel);
+            record.connect_media_configure(move |_, media| {
+                let element = media.element();
+                let Some(appsink) = element
+                    .downcast_ref::<gst::Bin>()
+                    .and_then(|bin| bin.by_name_recurse_up("ingest"))
+                    .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+                else {
+                    tracing::error!(camera = channel.camera(), "the record media has no appsink");
+                    return;
+                };
+                let token = channel.begin_publish();
+                let feed = Arc::clone(&channel);
+                appsink.set_callbacks(
+                    gst_app::AppSinkCallbacks::builder()
+                        .new_sample(move |sink| {
+                            let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                            feed.push(token, &sample);
+                            Ok(gst::FlowSuccess::Ok)
+                        })
+                        .build(),
+                );
+                let channel = Arc::clone(&channel);
+                media.connect_unprepared(move |_| channel.end_publish(token));
+            });
+        }
+        mounts.add_factory(&format!("/{camera}/publish"), record);
+    }
+
+    // A player asking for a camera nobody publishes gets 503 at once instead of waiting for a
+    // stream that may never come.
+    let served = Arc::clone(hub);
+    server.connect_client_connected(move |_, client| {
+        let served = Arc::clone(&served);
+        client.connect_pre_describe_request(move |_, ctx| {
+            let Some(uri) = ctx.uri().map(|u| u.request_uri()) else { return RTSPStatusCode::Ok };
+            let path = path_of_uri(&uri);
+            let camera = camera_of_path(path);
+            match served.channel(camera) {
+                Some(channel) if !channel.is_publishing() && !path.trim_end_matches('/').ends_with("/publish") => {
+                    tracing::debug!(camera, "DESCRIBE while nobody publishes: 503");
+                    RTSPStatusCode::ServiceUnavailable
+                }
+                _ => RTSPStatusCode::Ok,
+            }
+        });
+    });
+
+    let source =
+        server.attach(None).with_context(|| format!("RTSP server: cannot listen on {listen} (is the port taken?)"))?;
+    Ok((server, source))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Paths map to their camera, with or without a trailing control part.
+    #[test]
+    fn paths_name_their_camera() {
+        assert_eq!(camera_of_path("/cam0"), "cam0");
+        assert_eq!(camera_of_path("/cam0/publish"), "cam0");
+        assert_eq!(camera_of_path("/cam0/stream=0"), "cam0");
+        assert_eq!(path_of_uri("rtsp://127.0.0.1:8554/cam0/stream=0"), "/cam0/stream=0");
+        assert_eq!(path_of_uri("rtsp://host"), "/");
+    }
+}

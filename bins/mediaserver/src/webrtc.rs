@@ -1,0 +1,470 @@
+//! Browsers over WebRTC, signalled with WHEP (one HTTP POST of the browser's SDP offer, answered
+//! with the server's SDP answer; DELETE of the returned resource ends the session). Each viewer
+//! is one GStreamer pipeline `appsrc → h264parse → rtph264pay → webrtcbin`, fed by the camera's
+//! channel in the hub: the H.264 from the streamer is only re-packetised, never re-encoded.
+//!
+//! Candidates are gathered before answering (no trickle ICE), on the configured local addresses
+//! only (by default the HTTP address's IP), and no STUN/TURN server is contacted.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use gstreamer as gst;
+use gstreamer::glib;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use gstreamer_sdp as gst_sdp;
+use gstreamer_webrtc as gst_webrtc;
+
+use crate::hub::{Hub, SinkKind};
+
+/// How long answering may take (negotiation and gathering candidates).
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest wait for candidates before answering with those gathered so far.
+const GATHER_TIMEOUT: Duration = Duration::from_secs(2);
+/// A viewer that has not connected within this long is removed.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why a WHEP request failed; each maps to an HTTP status.
+#[derive(Debug, thiserror::Error)]
+pub enum WhepError {
+    /// No such camera (404).
+    #[error("no camera `{0}` is streamed here")]
+    UnknownCamera(String),
+    /// The offer is unusable (400).
+    #[error("{0}")]
+    BadOffer(String),
+    /// Too many viewers (503).
+    #[error("camera `{camera}` already has {max} WebRTC viewers")]
+    Full {
+        /// Camera.
+        camera: String,
+        /// The limit.
+        max: u32,
+    },
+    /// GStreamer failed (500).
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// The H.264 format chosen from a browser's offer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OfferedCodec {
+    /// RTP payload type the browser assigned.
+    pub payload: u32,
+    /// `profile-level-id` of that payload type (hex).
+    pub profile_level_id: String,
+}
+
+/// Picks the H.264 payload type of the first video section of an SDP offer: packetization
+/// mode 1, preferring constrained baseline (`42e0..`), then baseline, then any profile.
+pub fn choose_h264(offer: &str) -> Option<OfferedCodec> {
+    let mut in_video = false;
+    let mut seen_video = false;
+    let mut h264: Vec<u32> = Vec::new();
+    let mut fmtp: HashMap<u32, String> = HashMap::new();
+    for line in offer.lines().map(str::trim) {
+        if let Some(media) = line.strip_prefix("m=") {
+            if seen_video && in_video {
+                break;
+            }
+            in_video = media.starts_with("video");
+            seen_video |= in_video;
+            continue;
+        }
+        if !in_video {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("a=rtpmap:") {
+            let mut parts = rest.split_whitespace();
+            let pt = parts.next().and_then(|p| p.parse::<u32>().ok());
+            let codec = parts.next().unwrap_or_default();
+            if let (Some(pt), true) = (pt, codec.to_ascii_uppercase().starts_with("H264/90000")) {
+                h264.push(pt);
+            }
+        } else if let Some(rest) = line.strip_prefix("a=fmtp:") {
+            if let Some((pt, params)) = rest.split_once(' ') {
+                if let Ok(pt) = pt.parse::<u32>() {
+                    fmtp.insert(pt, params.to_string());
+                }
+            }
+        }
+    }
+    let param = |pt: u32, key: &str| -> Option<String> {
+        fmtp.get(&pt)?.split(';').map(str::trim).find_map(|kv| {
+            let (k, v) = kv.split_once('=')?;
+            (k.trim() == key).then(|| v.trim().to_ascii_lowercase())
+        })
+    };
+    let candidates: Vec<(u32, String)> = h264
+        .into_iter()
+        .filter(|&pt| param(pt, "packetization-mode").as_deref() == Some("1"))
+        .map(|pt| (pt, param(pt, "profile-level-id").unwrap_or_else(|| "42e01f".into())))
+        .collect();
+    let rank = |profile: &str| {
+        if profile.starts_with("42e0") {
+            0
+        } else if profile.starts_with("42") {
+            1
+        } else if profile.starts_with("4d") {
+            2
+        } else {
+            3
+        }
+    };
+    candidates
+        .into_iter()
+        .min_by_key(|(_, profile)| rank(profile))
+        .map(|(payload, profile_level_id)| OfferedCodec { payload, profile_level_id })
+}
+
+struct Viewer {
+    camera: String,
+    pipeline: gst::Pipeline,
+    webrtc: gst::Element,
+    sink_id: u64,
+    created: Instant,
+}
+
+/// The WebRTC viewers of every camera.
+pub struct Viewers {
+    hub: Arc<Hub>,
+    max_per_camera: u32,
+    ice_addresses: Vec<String>,
+    next: AtomicU64,
+    viewers: Mutex<HashMap<u64, Viewer>>,
+    /// Offers being answered per camera (they count against the limit too).
+    pending: Mutex<HashMap<String, u32>>,
+    ended: Mutex<mpsc::Sender<u64>>,
+}
+
+/// Holds one pending slot of a camera until the offer is answered or refused.
+struct PendingSlot<'a> {
+    viewers: &'a Viewers,
+    camera: String,
+}
+
+impl Drop for PendingSlot<'_> {
+    fn drop(&mut self) {
+        let mut pending = self.viewers.pending.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = pending.get_mut(&self.camera) {
+            *n = n.saturating_sub(1);
+        }
+    }
+}
+
+impl Viewers {
+    /// Viewer management; starts the thread that tears ended viewers down.
+    pub fn start(hub: Arc<Hub>, max_per_camera: u32, ice_addresses: Vec<String>) -> std::io::Result<Arc<Viewers>> {
+        let (tx, rx) = mpsc::channel();
+        let viewers = Arc::new(Viewers {
+            hub,
+            max_per_camera,
+            ice_addresses,
+            next: AtomicU64::new(1),
+            viewers: Mutex::new(HashMap::new()),
+            pending: Mutex::new(HashMap::new()),
+            ended: Mutex::new(tx),
+        });
+        let weak = Arc::downgrade(&viewers);
+        std::thread::Builder::new().name("webrtc-reaper".into()).spawn(move || loop {
+            let id = match rx.recv_timeout(Duration::from_secs(1)) {
+                Ok(id) => Some(id),
+                Err(mpsc::RecvTimeoutError::Timeout) => None,
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            };
+            let Some(viewers) = weak.upgrade() else { return };
+            if let Some(id) = id {
+                viewers.remove(id, "ended");
+            }
+            viewers.sweep();
+        })?;
+        Ok(viewers)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Viewer>> {
+        self.viewers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Viewers of `camera`.
+    pub fn count(&self, camera: &str) -> usize {
+        self.lock().values().filter(|v| v.camera == camera).count()
+    }
+
+    /// Ends viewer `id`; false when there is none.
+    pub fn remove(&self, id: u64, why: &str) -> bool {
+        let Some(viewer) = self.lock().remove(&id) else { return false };
+        if let Some(channel) = self.hub.channel(&viewer.camera) {
+            channel.remove_sink(viewer.sink_id);
+        }
+        let _ = viewer.pipeline.set_state(gst::State::Null);
+        tracing::info!(camera = viewer.camera, viewer = id, "WebRTC viewer {why}");
+        true
+    }
+
+    /// Ends every viewer (shutdown).
+    pub fn close_all(&self) {
+        let ids: Vec<u64> = self.lock().keys().copied().collect();
+        for id in ids {
+            self.remove(id, "closed at shutdown");
+        }
+    }
+
+    /// Removes viewers that never connected.
+    fn sweep(&self) {
+        let stale: Vec<u64> = self
+            .lock()
+            .iter()
+            .filter(|(_, v)| {
+                v.created.elapsed() > CONNECT_TIMEOUT
+                    && v.webrtc.property::<gst_webrtc::WebRTCPeerConnectionState>("connection-state")
+                        != gst_webrtc::WebRTCPeerConnectionState::Connected
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in stale {
+            self.remove(id, "never connected");
+        }
+    }
+
+    fn notify_ended(&self, id: u64) {
+        let _ = self.ended.lock().unwrap_or_else(|e| e.into_inner()).send(id);
+    }
+
+    /// Answers a WHEP offer for `camera`: (viewer id, SDP answer). Blocks up to a few seconds.
+    pub fn answer(self: &Arc<Self>, camera: &str, offer: &str) -> Result<(u64, String), WhepError> {
+        let channel = self.hub.channel(camera).ok_or_else(|| WhepError::UnknownCamera(camera.to_string()))?;
+        let _slot = {
+            let viewers = self.lock();
+            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            let waiting = pending.entry(camera.to_string()).or_default();
+            let active = viewers.values().filter(|v| v.camera == camera).count() as u32;
+            if active + *waiting >= self.max_per_camera {
+                return Err(WhepError::Full { camera: camera.to_string(), max: self.max_per_camera });
+            }
+            *waiting += 1;
+            PendingSlot { viewers: self, camera: camera.to_string() }
+        };
+        let codec = choose_h264(offer).ok_or_else(|| {
+            WhepError::BadOffer("the offer has no H.264 video with packetization-mode=1 (nothing else is sent)".into())
+        })?;
+        let sdp = gst_sdp::SDPMessage::parse_buffer(offer.as_bytes())
+            .map_err(|e| WhepError::BadOffer(format!("the offer is not valid SDP: {e}")))?;
+        if !codec.profile_level_id.bytes().all(|b| b.is_ascii_hexdigit()) || codec.profile_level_id.len() != 6 {
+            return Err(WhepError::BadOffer(format!("invalid profile-level-id `{}`", codec.profile_level_id)));
+        }
+        let launch = format!(
+            "appsrc name=src is-live=true format=time max-bytes=0 \
+             ! h264parse config-interval=-1 \
+             ! rtph264pay pt={pt} config-interval=0 aggregate-mode=zero-latency \
+             ! capssetter join=true replace=false caps=\"application/x-rtp,profile-level-id=(string){profile},packetization-mode=(string)1\" \
+             ! webrtcbin name=webrtc bundle-policy=max-bundle",
+            pt = codec.payload,
+            profile = codec.profile_level_id
+        );
+        let internal = |what: &str, e: &dyn std::fmt::Display| WhepError::Internal(format!("{what}: {e}"));
+        let pipeline = gst::parse::launch(&launch)
+            .map_err(|e| internal("building the viewer pipeline", &e))?
+            .downcast::<gst::Pipeline>()
+            .map_err(|_| WhepError::Internal("the viewer pipeline is not a pipeline".into()))?;
+        let guard = PipelineGuard(Some(pipeline.clone()));
+        let webrtc = pipeline.by_name("webrtc").ok_or_else(|| WhepError::Internal("no webrtcbin".into()))?;
+        let appsrc = pipeline
+            .by_name("src")
+            .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
+            .ok_or_else(|| WhepError::Internal("no appsrc".into()))?;
+        self.restrict_ice(&webrtc);
+
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        {
+            let weak = Arc::downgrade(self);
+            webrtc.connect_notify(Some("connection-state"), move |webrtc, _| {
+                let state = webrtc.property::<gst_webrtc::WebRTCPeerConnectionState>("connection-state");
+                tracing::debug!(viewer = id, ?state, "WebRTC connection state");
+                if matches!(
+                    state,
+                    gst_webrtc::WebRTCPeerConnectionState::Failed | gst_webrtc::WebRTCPeerConnectionState::Closed
+                ) {
+                    if let Some(viewers) = weak.upgrade() {
+                        viewers.notify_ended(id);
+                    }
+                }
+            });
+        }
+        // A browser that goes away without DELETE (closed tab, crash, lost network): its RTCP
+        // receiver reports stop and RTP's source timeout ends the session (ICE keep-alives
+        // need no answer, so the connection state alone would stay "connected").
+        let rtpbin = webrtc.downcast_ref::<gst::Bin>().and_then(|bin| {
+            bin.iterate_recurse().into_iter().flatten().find(|e| e.factory().is_some_and(|f| f.name() == "rtpbin"))
+        });
+        if let Some(rtpbin) = rtpbin {
+            for signal in ["on-timeout", "on-bye-ssrc"] {
+                let weak = Arc::downgrade(self);
+                rtpbin.connect(signal, false, move |_| {
+                    tracing::debug!(viewer = id, "{signal}");
+                    if let Some(viewers) = weak.upgrade() {
+                        viewers.notify_ended(id);
+                    }
+                    None
+                });
+            }
+        } else {
+            tracing::warn!("webrtcbin has no rtpbin: a vanished browser is only removed after {CONNECT_TIMEOUT:?} without a connection");
+        }
+        if let Some(bus) = pipeline.bus() {
+            let weak = Arc::downgrade(self);
+            bus.set_sync_handler(move |_, message| {
+                if let gst::MessageView::Error(e) = message.view() {
+                    tracing::warn!(viewer = id, "WebRTC viewer pipeline error: {} ({:?})", e.error(), e.debug());
+                    if let Some(viewers) = weak.upgrade() {
+                        viewers.notify_ended(id);
+                    }
+                }
+                gst::BusSyncReply::Drop
+            });
+        }
+        pipeline.set_state(gst::State::Playing).map_err(|e| internal("starting the viewer pipeline", &e))?;
+
+        let offer = gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Offer, sdp);
+        promise_call(&webrtc, "set-remote-description", Some(&offer))
+            .map_err(|e| WhepError::BadOffer(format!("the offer was refused: {e}")))?;
+        let reply = promise_call(&webrtc, "create-answer", None).map_err(|e| internal("creating the answer", &e))?;
+        let answer = reply
+            .and_then(|s| s.get::<gst_webrtc::WebRTCSessionDescription>("answer").ok())
+            .ok_or_else(|| WhepError::BadOffer("no answer could be made for this offer".into()))?;
+        promise_call(&webrtc, "set-local-description", Some(&answer))
+            .map_err(|e| internal("setting the answer", &e))?;
+        wait_for_candidates(&webrtc);
+        let local = webrtc
+            .property::<Option<gst_webrtc::WebRTCSessionDescription>>("local-description")
+            .ok_or_else(|| WhepError::Internal("no local description after answering".into()))?;
+        let text = local.sdp().as_text().map_err(|e| internal("writing the answer", &e))?;
+        if !text.contains("a=candidate") {
+            return Err(WhepError::Internal(
+                "no ICE candidate could be gathered on the configured addresses ([media-server] webrtc-addresses)"
+                    .into(),
+            ));
+        }
+
+        let sink_id = channel.add_sink(appsrc, SinkKind::WebRtc);
+        let pipeline = guard.release();
+        self.lock()
+            .insert(id, Viewer { camera: camera.to_string(), pipeline, webrtc, sink_id, created: Instant::now() });
+        tracing::info!(
+            camera,
+            viewer = id,
+            payload = codec.payload,
+            profile = codec.profile_level_id,
+            "WebRTC viewer added"
+        );
+        Ok((id, text))
+    }
+
+    /// Limits ICE to the configured local addresses.
+    fn restrict_ice(&self, webrtc: &gst::Element) {
+        if self.ice_addresses.is_empty() {
+            return;
+        }
+        let ice = webrtc.property::<gst_webrtc::WebRTCICE>("ice-agent");
+        if glib::subclass::signal::SignalId::lookup("add-local-ip-address", ice.type_()).is_none() {
+            tracing::warn!("this GStreamer cannot restrict WebRTC to chosen addresses; every interface is used");
+            return;
+        }
+        for addr in &self.ice_addresses {
+            if !ice.emit_by_name::<bool>("add-local-ip-address", &[addr]) {
+                tracing::warn!("WebRTC: could not use local address {addr}");
+            }
+        }
+    }
+}
+
+/// Sets a pipeline to Null when an answer fails half-way.
+struct PipelineGuard(Option<gst::Pipeline>);
+
+impl PipelineGuard {
+    fn release(mut self) -> gst::Pipeline {
+        self.0.take().unwrap_or_default()
+    }
+}
+
+impl Drop for PipelineGuard {
+    fn drop(&mut self) {
+        if let Some(pipeline) = self.0.take() {
+            let _ = pipeline.set_state(gst::State::Null);
+        }
+    }
+}
+
+/// Emits a webrtcbin action signal that takes a promise and waits for its reply.
+fn promise_call(
+    webrtc: &gst::Element,
+    signal: &str,
+    description: Option<&gst_webrtc::WebRTCSessionDescription>,
+) -> Result<Option<gst::Structure>, String> {
+    let (tx, rx) = mpsc::channel();
+    let promise = gst::Promise::with_change_func(move |reply| {
+        let _ = tx.send(reply.map(|s| s.map(|s| s.to_owned())).map_err(|e| format!("{e:?}")));
+    });
+    match description {
+        Some(description) => webrtc.emit_by_name::<()>(signal, &[description, &promise]),
+        None => webrtc.emit_by_name::<()>(signal, &[&None::<gst::Structure>, &promise]),
+    }
+    let reply =
+        rx.recv_timeout(ANSWER_TIMEOUT).map_err(|_| format!("{signal}: no reply within {ANSWER_TIMEOUT:?}"))??;
+    if let Some(error) = reply.as_ref().and_then(|s| s.get::<glib::Error>("error").ok()) {
+        return Err(error.to_string());
+    }
+    Ok(reply)
+}
+
+/// Waits until webrtcbin has gathered its candidates (bounded).
+fn wait_for_candidates(webrtc: &gst::Element) {
+    let complete = |w: &gst::Element| {
+        w.property::<gst_webrtc::WebRTCICEGatheringState>("ice-gathering-state")
+            == gst_webrtc::WebRTCICEGatheringState::Complete
+    };
+    let (tx, rx) = mpsc::channel();
+    let handler = webrtc.connect_notify(Some("ice-gathering-state"), move |w, _| {
+        if complete(w) {
+            let _ = tx.send(());
+        }
+    });
+    if !complete(webrtc) {
+        let _ = rx.recv_timeout(GATHER_TIMEOUT);
+    }
+    webrtc.disconnect(handler);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CHROMIUM_OFFER: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
+m=video 9 UDP/TLS/RTP/SAVPF 96 97 102 103 106 107\r\n\
+a=rtpmap:96 VP8/90000\r\na=rtpmap:97 rtx/90000\r\n\
+a=rtpmap:102 H264/90000\r\na=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f\r\n\
+a=rtpmap:103 H264/90000\r\na=fmtp:103 level-asymmetry-allowed=1;packetization-mode=0;profile-level-id=42001f\r\n\
+a=rtpmap:106 H264/90000\r\na=fmtp:106 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\n\
+a=rtpmap:107 H264/90000\r\na=fmtp:107 level-asymmetry-allowed=1;packetization-mode=0;profile-level-id=42e01f\r\n";
+
+    /// Constrained baseline with packetization mode 1 is preferred over baseline and mode 0.
+    #[test]
+    fn the_constrained_baseline_payload_is_chosen() {
+        assert_eq!(choose_h264(CHROMIUM_OFFER), Some(OfferedCodec { payload: 106, profile_level_id: "42e01f".into() }));
+    }
+
+    /// An offer without usable H.264 (VP8 only, or mode 0 only) yields nothing.
+    #[test]
+    fn offers_without_h264_mode_1_are_refused() {
+        let vp8 = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 VP8/90000\r\n";
+        assert_eq!(choose_h264(vp8), None);
+        let mode0 = "m=video 9 RTP/SAVPF 107\r\na=rtpmap:107 H264/90000\r\na=fmtp:107 packetization-mode=0\r\n";
+        assert_eq!(choose_h264(mode0), None);
+        assert_eq!(choose_h264(""), None);
+        let audio_only = "m=audio 9 RTP/SAVPF 102\r\na=rtpmap:102 H264/90000\r\na=fmtp:102 packetization-mode=1\r\n";
+        assert_eq!(choose_h264(audio_only), None);
+    }
+}

@@ -1,0 +1,398 @@
+//! The streamer process: reads one camera's frames (policy `newest` or `max-fps`), encodes them
+//! as H.264 (a hardware encoder where the machine has one, else x264; see [`encoder`]) and
+//! publishes the stream to the media server with RTSP ANNOUNCE/RECORD ([`publisher`]). The
+//! media server fans it out to every viewer, so viewers cost this process nothing.
+//!
+//! It never makes capture wait and never queues frames without bound: a frame the encoder or
+//! the connection cannot take now is skipped (counted); a failed or stalled connection is
+//! dropped and made again with backoff (250 ms doubling to 5 s) while frames keep being skipped.
+
+pub mod encoder;
+pub mod publisher;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use framebus::{Camera, Event, ProcessReport};
+use framebus_common::config::StreamerConfig;
+use framebus_common::control::ProcessState;
+use framebus_common::stats::LatencyWindow;
+use framebus_common::{clock, CameraConfig, Deployment, ProcessRole};
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use serde::Serialize;
+
+use crate::encoder::{Choice, Encoder};
+use crate::publisher::{Health, Publisher, RawLayout};
+
+/// First reconnect delay; doubled per failed attempt.
+const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+/// Longest reconnect delay.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// A connection that streamed this long resets the backoff.
+const STABLE_AFTER: Duration = Duration::from_secs(10);
+/// How often the connection is looked after.
+const TICK: Duration = Duration::from_millis(100);
+
+/// Options beyond the config.
+#[derive(Debug, Clone, Default)]
+pub struct StreamerOptions {
+    /// Print every statistics report as one JSON line on stdout.
+    pub json: bool,
+    /// Publish here instead of the configured URL.
+    pub url: Option<String>,
+}
+
+/// One statistics report (the `--json` line).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StreamerReport {
+    /// Camera.
+    pub camera: String,
+    /// `streaming`, `connecting` or `reconnecting`.
+    pub state: String,
+    /// The encoder (`x264`, `v4l2:/dev/video11`, `vaapi:vah264enc`).
+    pub encoder: String,
+    /// Where the stream goes.
+    pub url: String,
+    /// Frames handed to the streamer by the reader loop.
+    pub frames: u64,
+    /// Frames given to the encoder.
+    pub encoded: u64,
+    /// Access units sent to the server (all connections).
+    pub sent: u64,
+    /// Frames skipped because the encoder or the connection could not take them (stalled or
+    /// no server).
+    pub skipped: u64,
+    /// Connections made after the first one.
+    pub reconnects: u64,
+    /// Frames given to the encoder per second over the last interval.
+    pub fps: f64,
+    /// Capture → handed to the encoder, p50 (µs).
+    pub latency_p50_us: Option<u64>,
+    /// Capture → handed to the encoder, p99 (µs).
+    pub latency_p99_us: Option<u64>,
+    /// The last connection error.
+    pub last_error: Option<String>,
+}
+
+enum Link {
+    Up { publisher: Publisher, since: Instant },
+    Down { retry_at: Instant },
+}
+
+struct Streamer {
+    url: String,
+    config: StreamerConfig,
+    choice: Choice,
+    layout: RawLayout,
+    fps: u32,
+    link: Link,
+    backoff: Duration,
+    connections: u64,
+    report: StreamerReport,
+    sent_before: u64,
+    latency: LatencyWindow,
+}
+
+/// GStreamer elements the streamer needs, with the Debian package that has them.
+fn needed_elements(encoder: &Encoder) -> Vec<(&'static str, &'static str)> {
+    let mut needed = vec![
+        ("appsrc", "gstreamer1.0-plugins-base"),
+        ("videoconvert", "gstreamer1.0-plugins-base"),
+        ("h264parse", "gstreamer1.0-plugins-bad"),
+        ("rtspclientsink", "gstreamer1.0-rtsp"),
+        ("jpegdec", "gstreamer1.0-plugins-good"),
+    ];
+    if *encoder == Encoder::X264 {
+        needed.push(("x264enc", "gstreamer1.0-plugins-ugly"));
+    }
+    needed
+}
+
+/// Probes the machine's encoders (see [`encoder::probe`]) through GStreamer's registry.
+pub fn probe_encoders() -> encoder::Probe {
+    let has_element = |name: &str| gst::ElementFactory::find(name).is_some();
+    let v4l2_element_for = |device: &Path| -> Option<String> {
+        let registry = gst::Registry::get();
+        registry
+            .features_by_plugin("video4linux2")
+            .into_iter()
+            .map(|f| f.name().to_string())
+            .filter(|name| name.ends_with("h264enc"))
+            .find(|name| {
+                gst::ElementFactory::make(name)
+                    .build()
+                    .ok()
+                    .and_then(|e| e.find_property("device").map(|_| e.property::<Option<String>>("device")))
+                    .flatten()
+                    .is_some_and(|d| Path::new(&d) == device)
+            })
+    };
+    encoder::probe(Path::new("/dev"), &has_element, &v4l2_element_for)
+}
+
+/// Runs the streamer of `camera` until SIGINT/SIGTERM or `ctl stop <camera> streamer`.
+pub fn run(
+    deployment: &Deployment,
+    camera: &CameraConfig,
+    options: &StreamerOptions,
+) -> anyhow::Result<StreamerReport> {
+    let cam = camera.name.as_str();
+    let config = camera.streamer.clone().unwrap_or_default();
+    let url = match &options.url {
+        Some(url) => url.clone(),
+        None => deployment.publish_url(camera).with_context(|| {
+            format!(
+                "{}: camera `{cam}` has no publish URL: add [camera.streamer] and [media-server], or set [camera.streamer] url",
+                deployment.source_file.display()
+            )
+        })?,
+    };
+    gst::init().context("initialising GStreamer")?;
+    let probe = probe_encoders();
+    let choice = encoder::choose(config.encoder, &probe)
+        .map_err(|e| anyhow::anyhow!("{}: camera `{cam}`: {e}", deployment.source_file.display()))?;
+    tracing::info!(camera = cam, encoder = choice.encoder.label(), "encoder chosen: {}", choice.reason);
+    let missing: Vec<String> = needed_elements(&choice.encoder)
+        .into_iter()
+        .filter(|(name, _)| gst::ElementFactory::find(name).is_none())
+        .map(|(name, package)| format!("{name} ({package})"))
+        .collect();
+    anyhow::ensure!(
+        missing.is_empty(),
+        "GStreamer elements missing: {}; run scripts/bootstrap.sh (or apt-get install the packages named)",
+        missing.join(", ")
+    );
+
+    let interval = Duration::from_secs_f64(config.stats_interval_secs);
+    let reader = Camera::builder_for(deployment, Some(cam))
+        .role(ProcessRole::Streamer.name())?
+        .stats_interval(interval)
+        .open()?;
+    let stats_timer = reader.add_timer(interval);
+    let tick_timer = reader.add_timer(TICK);
+    let fps = match reader.policy() {
+        framebus_common::policy::ReaderPolicy::MaxFps(max) => max.min(camera.fps.max(1.0)),
+        _ if camera.fps > 0.0 => camera.fps,
+        _ => 30.0,
+    }
+    .round()
+    .max(1.0) as u32;
+    let mut streamer = Streamer {
+        report: StreamerReport {
+            camera: cam.to_string(),
+            encoder: choice.encoder.label(),
+            url: url.clone(),
+            state: "connecting".into(),
+            ..StreamerReport::default()
+        },
+        url,
+        layout: RawLayout { format: camera.format(), width: camera.width, height: camera.height },
+        fps,
+        config,
+        choice,
+        link: Link::Down { retry_at: Instant::now() },
+        backoff: FIRST_BACKOFF,
+        connections: 0,
+        sent_before: 0,
+        latency: LatencyWindow::new(),
+    };
+    streamer.maintain();
+    let mut window = (Instant::now(), 0u64);
+    loop {
+        match reader.next_event()? {
+            Event::Frame(frame) => {
+                let header = *frame.header();
+                if streamer.wants(&header) {
+                    let len = (header.payload_len as usize).min(frame.bytes().len());
+                    // Copied once into the encoder's buffer; the sample is released before encoding.
+                    let buffer = publisher::frame_buffer(&streamer.layout, &frame.bytes()[..len]);
+                    drop(frame);
+                    streamer.push(&header, buffer);
+                }
+            }
+            Event::Timer(t) if t == tick_timer => streamer.maintain(),
+            Event::Timer(t) if t == stats_timer => {
+                let elapsed = window.0.elapsed().as_secs_f64();
+                let fps = if elapsed > 0.0 { (streamer.report.encoded - window.1) as f64 / elapsed } else { 0.0 };
+                window = (Instant::now(), streamer.report.encoded);
+                streamer.emit(&reader, fps, options.json);
+            }
+            Event::Timer(_) | Event::Command(_) => {}
+            Event::Stop(reason) => {
+                tracing::info!(camera = cam, ?reason, "stopping");
+                break;
+            }
+        }
+    }
+    if let Link::Up { publisher, .. } = std::mem::replace(&mut streamer.link, Link::Down { retry_at: Instant::now() }) {
+        streamer.sent_before += publisher.sent();
+        publisher.close_and_wait(Duration::from_secs(3));
+    }
+    streamer.report.sent = streamer.sent_before;
+    streamer.emit(&reader, 0.0, options.json);
+    Ok(streamer.report)
+}
+
+impl Streamer {
+    /// Whether this frame goes to the encoder (counts it, and counts a skip when not).
+    fn wants(&mut self, header: &framebus_common::FrameHeader) -> bool {
+        self.report.frames += 1;
+        let same_layout = header.format() == Some(self.layout.format)
+            && header.width == self.layout.width
+            && header.height == self.layout.height;
+        let ready = matches!(&self.link, Link::Up { publisher, .. } if publisher.ready());
+        if !(same_layout && ready) {
+            self.report.skipped += 1;
+        }
+        same_layout && ready
+    }
+
+    /// Hands a copied frame to the encoder.
+    fn push(&mut self, header: &framebus_common::FrameHeader, buffer: anyhow::Result<gst::Buffer>) {
+        let Link::Up { publisher, .. } = &mut self.link else {
+            self.report.skipped += 1;
+            return;
+        };
+        match buffer.map_err(|e| e.to_string()).and_then(|b| publisher.push(b)) {
+            Ok(()) => {
+                self.report.encoded += 1;
+                self.latency.record_ns(clock::monotonic_ns().saturating_sub(header.capture_mono_ns));
+            }
+            Err(e) => {
+                self.report.skipped += 1;
+                tracing::debug!("frame {} not encoded: {e}", header.frame_id);
+            }
+        }
+    }
+
+    /// Looks after the connection: health, stalls, reconnects with backoff.
+    fn maintain(&mut self) {
+        let now = Instant::now();
+        match &mut self.link {
+            Link::Up { publisher, since } => match publisher.health() {
+                Health::Streaming => {
+                    self.report.state = "streaming".into();
+                    if since.elapsed() > STABLE_AFTER {
+                        self.backoff = FIRST_BACKOFF;
+                    }
+                }
+                Health::Connecting => self.report.state = "connecting".into(),
+                Health::Failed(why) => {
+                    let delay = self.backoff;
+                    self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+                    tracing::warn!(
+                        camera = self.report.camera,
+                        "stream to {} failed: {why}; reconnecting in {delay:?}",
+                        self.url
+                    );
+                    self.report.last_error = Some(why);
+                    self.report.state = "reconnecting".into();
+                    if let Link::Up { publisher, .. } =
+                        std::mem::replace(&mut self.link, Link::Down { retry_at: now + delay })
+                    {
+                        self.sent_before += publisher.sent();
+                        publisher.close();
+                    }
+                }
+            },
+            Link::Down { retry_at } if *retry_at <= now => {
+                match Publisher::start(&self.url, &self.choice.encoder, &self.config, self.layout, self.fps) {
+                    Ok(publisher) => {
+                        self.connections += 1;
+                        self.report.reconnects = self.connections.saturating_sub(1);
+                        tracing::info!(camera = self.report.camera, "connecting to {}", self.url);
+                        self.link = Link::Up { publisher, since: now };
+                    }
+                    Err(e) => {
+                        let delay = self.backoff;
+                        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+                        tracing::warn!(
+                            camera = self.report.camera,
+                            "cannot start the stream: {e:#}; retrying in {delay:?}"
+                        );
+                        self.report.last_error = Some(format!("{e:#}"));
+                        self.link = Link::Down { retry_at: now + delay };
+                    }
+                }
+            }
+            Link::Down { .. } => {}
+        }
+    }
+
+    fn emit(&mut self, reader: &Camera, fps: f64, json: bool) {
+        let current = match &self.link {
+            Link::Up { publisher, .. } => publisher.sent(),
+            Link::Down { .. } => 0,
+        };
+        self.report.sent = self.sent_before + current;
+        self.report.fps = (fps * 10.0).round() / 10.0;
+        self.report.latency_p50_us = self.latency.percentile_us(50.0);
+        self.report.latency_p99_us = self.latency.percentile_us(99.0);
+        self.latency.clear();
+        let r = &self.report;
+        if json {
+            match serde_json::to_string(r) {
+                Ok(text) => println!("{text}"),
+                Err(e) => tracing::warn!("could not encode the report: {e}"),
+            }
+        }
+        tracing::info!(
+            camera = r.camera,
+            "{} fps={:.1} encoded={} sent={} skipped={} reconnects={}",
+            r.state,
+            r.fps,
+            r.encoded,
+            r.sent,
+            r.skipped,
+            r.reconnects
+        );
+        let streaming = r.state == "streaming";
+        let message = if streaming {
+            format!(
+                "streaming {} ({}, {} kbit/s): {} sent, {} skipped, {} reconnects",
+                r.url, r.encoder, self.config.bitrate_kbps, r.sent, r.skipped, r.reconnects
+            )
+        } else {
+            format!(
+                "{} {} ({}): {} skipped, {} reconnects{}",
+                r.state,
+                r.url,
+                r.encoder,
+                r.skipped,
+                r.reconnects,
+                r.last_error.as_deref().map(|e| format!("; last error: {e}")).unwrap_or_default()
+            )
+        };
+        let latency = (r.latency_p50_us, r.latency_p99_us);
+        reader.report(|p: &mut ProcessReport| {
+            p.message = message;
+            p.state = (!streaming).then_some(ProcessState::Degraded);
+            p.latency_us = Some(latency);
+        });
+    }
+}
+
+/// `streamer --probe`: prints what the machine offers and the encoder `camera`'s config gets.
+pub fn print_probe(camera: &CameraConfig) -> anyhow::Result<()> {
+    gst::init().context("initialising GStreamer")?;
+    let probe = probe_encoders();
+    match &probe.v4l2 {
+        Some(e) => println!("v4l2: {} ({} / {}), inputs {}", e.device.display(), e.driver, e.card, e.inputs.join(",")),
+        None => println!(
+            "v4l2: none ({})",
+            if probe.v4l2_notes.is_empty() { "no /dev/video*".into() } else { probe.v4l2_notes.join("; ") }
+        ),
+    }
+    match &probe.vaapi {
+        Ok(va) => println!("vaapi: {} on {}", va.element, va.render_node.display()),
+        Err(why) => println!("vaapi: none ({why})"),
+    }
+    let want = camera.streamer.as_ref().map(|s| s.encoder).unwrap_or(framebus_common::config::EncoderChoice::Auto);
+    match encoder::choose(want, &probe) {
+        Ok(choice) => println!("chosen ({}): {}: {}", want.name(), choice.encoder.label(), choice.reason),
+        Err(e) => anyhow::bail!("{e}"),
+    }
+    Ok(())
+}

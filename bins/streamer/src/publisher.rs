@@ -1,0 +1,300 @@
+//! One connection to the media server: a GStreamer pipeline
+//! `appsrc → [jpegdec] → videoconvert → encoder → h264parse → rtspclientsink` that publishes
+//! with RTSP ANNOUNCE/RECORD over TCP.
+//!
+//! The frame loop never waits for it: a frame is copied into a GStreamer buffer (after which
+//! the shared-memory sample is released) only when the pipeline has taken the previous ones;
+//! otherwise the frame is skipped. When the server stalls, the sink blocks, the encoder stops
+//! taking frames, the backlog check skips every frame, and [`Publisher::health`] reports a
+//! stall after `stall-secs`; the caller then drops the connection (torn down on a thread of its
+//! own, so a blocked socket can never block the loop) and reconnects with backoff.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use framebus_common::config::StreamerConfig;
+use framebus_common::{clock, PixelFormat};
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+
+use crate::encoder::Encoder;
+
+/// How the raw frames are laid out for GStreamer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawLayout {
+    /// Framebus pixel format.
+    pub format: PixelFormat,
+    /// Pixels.
+    pub width: u32,
+    /// Pixels.
+    pub height: u32,
+}
+
+impl RawLayout {
+    /// The caps of the raw input and the elements that turn it into something videoconvert
+    /// takes.
+    fn caps_and_decoder(&self, fps: u32) -> (String, &'static str) {
+        let (w, h) = (self.width, self.height);
+        let raw = |f: &str| format!("video/x-raw,format={f},width={w},height={h},framerate={fps}/1");
+        match self.format {
+            PixelFormat::Bgr3 => (raw("BGR"), ""),
+            PixelFormat::Rgb3 => (raw("RGB"), ""),
+            PixelFormat::Grey => (raw("GRAY8"), ""),
+            PixelFormat::Yuyv => (raw("YUY2"), ""),
+            PixelFormat::Nv12 => (raw("NV12"), ""),
+            PixelFormat::Nv21 => (raw("NV21"), ""),
+            PixelFormat::Nv16 => (raw("NV16"), ""),
+            PixelFormat::Mjpg => (format!("image/jpeg,width={w},height={h},framerate={fps}/1"), "jpegdec ! "),
+        }
+    }
+
+    /// (rows, tight row bytes) of each plane of a raw frame.
+    fn planes(&self) -> Vec<(usize, usize)> {
+        let (w, h) = (self.width as usize, self.height as usize);
+        match self.format {
+            PixelFormat::Bgr3 | PixelFormat::Rgb3 => vec![(h, w * 3)],
+            PixelFormat::Grey => vec![(h, w)],
+            PixelFormat::Yuyv => vec![(h, w * 2)],
+            PixelFormat::Nv12 | PixelFormat::Nv21 => vec![(h, w), (h.div_ceil(2), w.div_ceil(2) * 2)],
+            PixelFormat::Nv16 => vec![(h, w), (h, w.div_ceil(2) * 2)],
+            PixelFormat::Mjpg => Vec::new(),
+        }
+    }
+}
+
+/// GStreamer's default row stride: rows start on 4-byte boundaries.
+fn gst_stride(row_bytes: usize) -> usize {
+    row_bytes.div_ceil(4) * 4
+}
+
+/// Copies a tightly packed framebus frame into a GStreamer buffer with GStreamer's strides.
+pub fn frame_buffer(layout: &RawLayout, bytes: &[u8]) -> anyhow::Result<gst::Buffer> {
+    if layout.format == PixelFormat::Mjpg {
+        return Ok(gst::Buffer::from_slice(bytes.to_vec()));
+    }
+    let planes = layout.planes();
+    let tight: usize = planes.iter().map(|(rows, row)| rows * row).sum();
+    anyhow::ensure!(
+        bytes.len() >= tight,
+        "frame has {} bytes, {}x{} {} needs {tight}",
+        bytes.len(),
+        layout.width,
+        layout.height,
+        layout.format
+    );
+    let padded: usize = planes.iter().map(|(rows, row)| rows * gst_stride(*row)).sum();
+    let mut buffer = gst::Buffer::with_size(padded).context("allocating a frame buffer")?;
+    {
+        let buffer = buffer.get_mut().context("a new buffer is writable")?;
+        let mut map = buffer.map_writable().context("mapping a frame buffer")?;
+        if padded == tight {
+            map.copy_from_slice(&bytes[..tight]);
+        } else {
+            let (mut src, mut dst) = (0, 0);
+            for (rows, row) in planes {
+                let stride = gst_stride(row);
+                for _ in 0..rows {
+                    map[dst..dst + row].copy_from_slice(&bytes[src..src + row]);
+                    src += row;
+                    dst += stride;
+                }
+            }
+        }
+    }
+    Ok(buffer)
+}
+
+/// What the connection is doing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Health {
+    /// Connecting (ANNOUNCE/SETUP/RECORD under way).
+    Connecting,
+    /// Frames flow to the server.
+    Streaming,
+    /// Failed: the reason; the caller reconnects.
+    Failed(String),
+}
+
+/// One publishing connection.
+pub struct Publisher {
+    pipeline: gst::Pipeline,
+    appsrc: gst_app::AppSrc,
+    bus: gst::Bus,
+    layout: RawLayout,
+    /// Access units that left the encoder, and the monotonic time of the last one.
+    out_count: Arc<AtomicU64>,
+    last_out_ns: Arc<AtomicU64>,
+    playing: bool,
+    started: Instant,
+    last_push: Option<Instant>,
+    stall: Duration,
+    max_backlog: u64,
+}
+
+/// Longest a connection may take to reach PLAYING.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Publisher {
+    /// Builds and starts the pipeline (connecting happens in the background).
+    pub fn start(
+        url: &str,
+        encoder: &Encoder,
+        config: &StreamerConfig,
+        layout: RawLayout,
+        fps: u32,
+    ) -> anyhow::Result<Publisher> {
+        let (caps, decoder) = layout.caps_and_decoder(fps.max(1));
+        let launch = format!(
+            "appsrc name=src is-live=true format=time do-timestamp=true block=false max-bytes=0 caps=\"{caps}\" \
+             ! {decoder}{encode} \
+             ! h264parse name=parse config-interval=-1 \
+             ! rtspclientsink name=sink location=\"{url}\" protocols=tcp latency=0 tcp-timeout=5000000",
+            encode = encoder.launch(config),
+        );
+        tracing::debug!("publisher pipeline: {launch}");
+        let pipeline = gst::parse::launch(&launch)
+            .with_context(|| format!("building the pipeline `{launch}`"))?
+            .downcast::<gst::Pipeline>()
+            .map_err(|_| anyhow::anyhow!("the publisher pipeline is not a pipeline"))?;
+        let appsrc = pipeline
+            .by_name("src")
+            .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
+            .context("the publisher pipeline has no appsrc")?;
+        let bus = pipeline.bus().context("the publisher pipeline has no bus")?;
+        let out_count = Arc::new(AtomicU64::new(0));
+        let last_out_ns = Arc::new(AtomicU64::new(0));
+        let parse_src =
+            pipeline.by_name("parse").and_then(|p| p.static_pad("src")).context("h264parse has no src pad")?;
+        {
+            let (count, last) = (Arc::clone(&out_count), Arc::clone(&last_out_ns));
+            parse_src.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                count.fetch_add(1, Ordering::Relaxed);
+                last.store(clock::monotonic_ns(), Ordering::Relaxed);
+                gst::PadProbeReturn::Ok
+            });
+        }
+        let publisher = Publisher {
+            pipeline,
+            appsrc,
+            bus,
+            layout,
+            out_count,
+            last_out_ns,
+            playing: false,
+            started: Instant::now(),
+            last_push: None,
+            stall: Duration::from_secs_f64(config.stall_secs),
+            max_backlog: if config.low_latency { 1 } else { 3 },
+        };
+        publisher.pipeline.set_state(gst::State::Playing).context("starting the publisher pipeline")?;
+        Ok(publisher)
+    }
+
+    /// The raw layout this connection takes.
+    pub fn layout(&self) -> RawLayout {
+        self.layout
+    }
+
+    /// Whether a frame may be pushed now: connected and the encoder has taken the previous
+    /// frames.
+    pub fn ready(&self) -> bool {
+        self.playing && self.appsrc.current_level_buffers() < self.max_backlog
+    }
+
+    /// Hands a frame buffer to the encoder (never blocks).
+    pub fn push(&mut self, buffer: gst::Buffer) -> Result<(), String> {
+        self.last_push = Some(Instant::now());
+        self.appsrc.push_buffer(buffer).map(|_| ()).map_err(|e| format!("the pipeline refused a frame: {e:?}"))
+    }
+
+    /// Access units sent so far.
+    pub fn sent(&self) -> u64 {
+        self.out_count.load(Ordering::Relaxed)
+    }
+
+    /// Reads the pipeline's messages and checks for a stall.
+    pub fn health(&mut self) -> Health {
+        while let Some(message) = self.bus.pop() {
+            match message.view() {
+                gst::MessageView::Error(e) => {
+                    let from = message.src().map(|s| s.path_string().to_string()).unwrap_or_default();
+                    return Health::Failed(format!("{} ({from})", e.error()));
+                }
+                gst::MessageView::Eos(_) => return Health::Failed("the server ended the stream".into()),
+                gst::MessageView::StateChanged(s)
+                    if message.src() == Some(self.pipeline.upcast_ref()) && s.current() == gst::State::Playing =>
+                {
+                    self.playing = true;
+                }
+                _ => {}
+            }
+        }
+        if !self.playing {
+            if self.started.elapsed() > CONNECT_TIMEOUT {
+                return Health::Failed(format!("not connected within {CONNECT_TIMEOUT:?}"));
+            }
+            return Health::Connecting;
+        }
+        // Stalled: frames are waiting but nothing has left the encoder for `stall`.
+        let last_out = self.last_out_ns.load(Ordering::Relaxed);
+        let since_out = Duration::from_nanos(clock::monotonic_ns().saturating_sub(last_out));
+        let waiting = self.appsrc.current_level_buffers() > 0;
+        let reference = if last_out == 0 { self.started.elapsed() } else { since_out };
+        if waiting && reference > self.stall && self.last_push.is_some() {
+            return Health::Failed(format!(
+                "the server accepted nothing for {:.1} s (stalled)",
+                reference.as_secs_f64()
+            ));
+        }
+        Health::Streaming
+    }
+
+    /// Tears the connection down on a thread of its own (a blocked socket never blocks the
+    /// caller).
+    pub fn close(self) {
+        let pipeline = self.pipeline;
+        let spawned = std::thread::Builder::new().name("publisher-teardown".into()).spawn(move || {
+            let _ = pipeline.set_state(gst::State::Null);
+        });
+        if let Err(e) = spawned {
+            tracing::warn!("could not start the teardown thread: {e}");
+        }
+    }
+
+    /// Tears the connection down and waits (bounded) for it (clean exit).
+    pub fn close_and_wait(self, within: Duration) {
+        let pipeline = self.pipeline;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let spawned = std::thread::Builder::new().name("publisher-teardown".into()).spawn(move || {
+            let _ = pipeline.set_state(gst::State::Null);
+            let _ = tx.send(());
+        });
+        if spawned.is_ok() && rx.recv_timeout(within).is_err() {
+            tracing::warn!("the publisher did not shut down within {within:?}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Rows whose length is not a multiple of 4 are padded to GStreamer's stride; others are
+    /// copied in one piece.
+    #[test]
+    fn frames_are_copied_with_gstreamer_strides() {
+        gst::init().expect("gstreamer");
+        let odd = RawLayout { format: PixelFormat::Grey, width: 6, height: 2 };
+        let buffer = frame_buffer(&odd, &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]).expect("buffer");
+        let map = buffer.map_readable().expect("map");
+        assert_eq!(map.as_slice(), &[1, 2, 3, 4, 5, 6, 0, 0, 7, 8, 9, 10, 11, 12, 0, 0]);
+        let even = RawLayout { format: PixelFormat::Bgr3, width: 4, height: 1 };
+        let bytes: Vec<u8> = (0..12).collect();
+        let buffer = frame_buffer(&even, &bytes).expect("buffer");
+        assert_eq!(buffer.map_readable().expect("map").as_slice(), bytes.as_slice());
+        assert!(frame_buffer(&even, &bytes[..11]).is_err(), "a short frame is refused");
+    }
+}

@@ -1,0 +1,362 @@
+//! Streaming figures at 1080p30: capture → decoded frame at an RTSP client (from the stamped
+//! frame id), CPU of the streamer per encoder, and CPU of the framebus processes (capture +
+//! streamer) and of the media server with 1 and 20 RTSP viewers.
+//!
+//! The deployment is started by hand (capture, mediaserver, streamer), exactly as `ctl up`
+//! would. The RTSP client is ffmpeg (`-fflags nobuffer -flags low_delay`, one decoding
+//! thread) writing the top 16 rows of each decoded frame as grey to a pipe; the bench reads the
+//! stamp of each and looks up that frame's capture time, which a reader of its own (`every`
+//! policy) recorded from the frame headers. Viewers beyond the first copy the stream without
+//! decoding (`-c copy -f null`), like an NVR recording it.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context};
+use framebus::{Camera, Event, ReaderPolicy};
+use framebus_common::clock;
+use framebus_common::format::PixelFormat;
+use framebus_common::pattern::read_stamp;
+use framebus_common::stats::LatencyWindow;
+
+use crate::sibling;
+
+const WIDTH: u32 = 1920;
+const HEIGHT: u32 = 1080;
+const FPS: u32 = 30;
+/// Seconds each CPU figure is measured over.
+const MEASURE: Duration = Duration::from_secs(10);
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// CPU time (user + system) of a process so far.
+fn cpu(pid: u32) -> Duration {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return Duration::ZERO };
+    let Some(close) = stat.rfind(')') else { return Duration::ZERO };
+    let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+    let ticks: u64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
+        + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Duration::from_millis(ticks * 1000 / hz)
+}
+
+/// Share of one core each pid used over `window`.
+fn cpu_over(pids: &[u32], window: Duration) -> Vec<f64> {
+    let before: Vec<Duration> = pids.iter().map(|&p| cpu(p)).collect();
+    let start = Instant::now();
+    std::thread::sleep(window);
+    let wall = start.elapsed().as_secs_f64();
+    pids.iter().zip(before).map(|(&p, b)| (cpu(p).saturating_sub(b)).as_secs_f64() / wall * 100.0).collect()
+}
+
+struct Procs(Vec<Child>);
+
+impl Drop for Procs {
+    fn drop(&mut self) {
+        for child in self.0.iter_mut().rev() {
+            // SAFETY: kill has no memory-safety preconditions; the pid is our unreaped child.
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        }
+        for child in self.0.iter_mut().rev() {
+            let until = Instant::now() + Duration::from_secs(10);
+            while child.try_wait().ok().flatten().is_none() && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn start(name: &str, config: &str, extra: &[&str]) -> anyhow::Result<Child> {
+    Command::new(sibling(name)?)
+        .args(["--config", config])
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {name}"))
+}
+
+/// Waits until the RTSP stream answers ffprobe.
+fn wait_for_stream(url: &str) -> anyhow::Result<()> {
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        let ok = Command::new("ffprobe")
+            .args([
+                "-v",
+                "quiet",
+                "-rtsp_transport",
+                "tcp",
+                "-select_streams",
+                "v:0",
+                "-show_entries",
+                "stream=codec_name",
+            ])
+            .arg(url)
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            return Ok(());
+        }
+        if Instant::now() > until {
+            bail!("{url} did not play within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Capture times of recent frame ids, recorded by a reader of the bench's own.
+type Captured = Arc<Mutex<HashMap<u64, u64>>>;
+
+fn record_capture_times(
+    config: &str,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> anyhow::Result<(Captured, std::thread::JoinHandle<()>)> {
+    let map: Captured = Arc::default();
+    let out = Arc::clone(&map);
+    let config = config.to_string();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    // The reader is not Send: it is opened on the thread that reads.
+    let handle = std::thread::spawn(move || {
+        let opened = Camera::builder(&config, "bench")
+            .and_then(|b| b.role("bench-ids"))
+            .map(|b| b.policy(ReaderPolicy::Every).queue_depth(2))
+            .and_then(|b| b.open());
+        let camera = match opened {
+            Ok(camera) => {
+                let _ = ready_tx.send(Ok(()));
+                camera
+            }
+            Err(e) => {
+                let _ = ready_tx.send(Err(anyhow!("opening the bench reader: {e}")));
+                return;
+            }
+        };
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            match camera.next_event() {
+                Ok(Event::Frame(frame)) => {
+                    let header = *frame.header();
+                    drop(frame);
+                    if let Ok(mut m) = out.lock() {
+                        m.insert(header.frame_id, header.capture_mono_ns);
+                        if m.len() > 2000 {
+                            let oldest = header.frame_id.saturating_sub(1000);
+                            m.retain(|id, _| *id >= oldest);
+                        }
+                    }
+                }
+                Ok(Event::Stop(_)) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    });
+    ready_rx.recv().map_err(|_| anyhow!("the bench reader thread ended"))??;
+    Ok((map, handle))
+}
+
+/// Decodes the stream with ffmpeg for `frames` frames; latency per frame from its stamp.
+fn rtsp_latency(url: &str, captured: &Captured, frames: usize) -> anyhow::Result<(LatencyWindow, usize)> {
+    let rows = 16u32;
+    let mut ffmpeg = Command::new("ffmpeg")
+        .args(["-v", "error", "-fflags", "nobuffer", "-flags", "low_delay", "-threads", "1"])
+        .args(["-rtsp_transport", "tcp", "-i", url])
+        .args(["-vf", &format!("crop={WIDTH}:{rows}:0:0"), "-pix_fmt", "gray", "-f", "rawvideo", "-"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting ffmpeg (scripts/bootstrap.sh installs it)")?;
+    let mut out = ffmpeg.stdout.take().ok_or_else(|| anyhow!("ffmpeg stdout"))?;
+    let size = (WIDTH * rows) as usize;
+    let mut buf = vec![0u8; size];
+    let mut latency = LatencyWindow::new();
+    let mut unmatched = 0;
+    // The first second warms the decoder up; it is not counted.
+    let warm_up = FPS as usize;
+    for n in 0..frames + warm_up {
+        out.read_exact(&mut buf).context("reading decoded frames from ffmpeg")?;
+        let now = clock::monotonic_ns();
+        if n < warm_up {
+            continue;
+        }
+        let id = read_stamp(PixelFormat::Grey, WIDTH as usize, WIDTH as usize, 0, &buf);
+        match captured.lock().ok().and_then(|m| m.get(&id).copied()) {
+            Some(at) => latency.record_ns(now.saturating_sub(at)),
+            None => unmatched += 1,
+        }
+    }
+    let _ = ffmpeg.kill();
+    let _ = ffmpeg.wait();
+    Ok((latency, unmatched))
+}
+
+/// Viewers that receive the RTSP stream without decoding it.
+fn copy_viewers(url: &str, n: usize) -> anyhow::Result<Procs> {
+    let mut viewers = Procs(Vec::new());
+    for _ in 0..n {
+        viewers.0.push(
+            Command::new("ffmpeg")
+                .args(["-v", "quiet", "-rtsp_transport", "tcp", "-i", url, "-c", "copy", "-f", "null", "-"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .context("starting an ffmpeg viewer")?,
+        );
+    }
+    Ok(viewers)
+}
+
+/// What one arrangement measured.
+struct Measured {
+    latency: LatencyWindow,
+    unmatched: usize,
+    /// (viewers, CPU % of each watched pid).
+    rows: Vec<(usize, Vec<f64>)>,
+    /// Mean CPU of one copying viewer.
+    copy_cpu: f64,
+}
+
+/// Latency at an RTSP client, then CPU of `watched` with 0, 1 and 20 viewers.
+fn measure(config: &str, url: &str, watched: &[u32]) -> anyhow::Result<Measured> {
+    wait_for_stream(url)?;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (captured, recorder) = record_capture_times(config, Arc::clone(&stop))?;
+    let measured = rtsp_latency(url, &captured, 300);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = recorder.join();
+    let (latency, unmatched) = measured?;
+    // No viewer (what the arrangement costs by itself), 1 and 20 viewers copying the stream
+    // (as an NVR does; a decoding viewer would compete for this machine's 2 cores and blur the
+    // figures). Two interleaved rounds; each figure is their mean.
+    let counts = [0usize, 1, 20];
+    let mut sums: Vec<Vec<f64>> = vec![vec![0.0; watched.len()]; counts.len()];
+    let mut copy_sum = (0.0, 0usize);
+    const ROUNDS: usize = 2;
+    for _ in 0..ROUNDS {
+        for (i, &viewers) in counts.iter().enumerate() {
+            let all = copy_viewers(url, viewers)?;
+            std::thread::sleep(Duration::from_secs(3));
+            let mut pids = watched.to_vec();
+            pids.extend(all.0.iter().map(Child::id));
+            let cpu = cpu_over(&pids, MEASURE);
+            for (sum, value) in sums[i].iter_mut().zip(&cpu) {
+                *sum += value / ROUNDS as f64;
+            }
+            for value in &cpu[watched.len()..] {
+                copy_sum.0 += value;
+                copy_sum.1 += 1;
+            }
+            drop(all);
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    }
+    let rows = counts.iter().copied().zip(sums).collect();
+    let copy_cpu = if copy_sum.1 > 0 { copy_sum.0 / copy_sum.1 as f64 } else { f64::NAN };
+    Ok(Measured { latency, unmatched, rows, copy_cpu })
+}
+
+fn write_config(path: &Path, body: &str) -> anyhow::Result<String> {
+    std::fs::write(path, body).with_context(|| format!("writing {}", path.display()))?;
+    path.to_str().map(str::to_string).ok_or_else(|| anyhow!("non-UTF-8 temp path"))
+}
+
+const CAMERA: &str =
+    "[[camera]]\nname = \"bench\"\nwidth = 1920\nheight = 1080\nfps = 30\n\n[camera.source]\nkind = \"synthetic\"\n\n\
+    [[camera.reader]]\nname = \"bench-ids\"\npolicy = \"every\"\nqueue-depth = 2\n\n";
+const STREAMER: &str = "[camera.streamer]\nencoder = \"auto\"\nbitrate-kbps = 6000\ngop = 30\n";
+
+/// Runs the streaming benchmark and prints its tables.
+pub fn bench(dir: &Path) -> anyhow::Result<()> {
+    let pid = std::process::id() % 1_000_000;
+    // The product: streamer → separate media server.
+    let (rtsp, http) = (free_port()?, free_port()?);
+    let config = write_config(
+        &dir.join("stream.toml"),
+        &format!(
+            "[deployment]\nname = \"b{pid}-str\"\n\n[media-server]\nrtsp = \"127.0.0.1:{rtsp}\"\nhttp = \"127.0.0.1:{http}\"\n\n{CAMERA}{STREAMER}"
+        ),
+    )?;
+    let probe = Command::new(sibling("streamer")?).args(["--config", &config, "--probe"]).output()?;
+    let probe_text = String::from_utf8_lossy(&probe.stdout).trim().to_string();
+    let mut procs = Procs(Vec::new());
+    procs.0.push(start("capture", &config, &[])?);
+    procs.0.push(start("mediaserver", &config, &[])?);
+    std::thread::sleep(Duration::from_millis(500));
+    procs.0.push(start("streamer", &config, &[])?);
+    let pids: Vec<u32> = procs.0.iter().map(Child::id).collect();
+    let driven = measure(&config, &format!("rtsp://127.0.0.1:{rtsp}/bench"), &[pids[0], pids[2], pids[1]])?;
+    drop(procs);
+
+    // The alternative: the RTSP server inside the encoding process.
+    let port = free_port()?;
+    let config = write_config(
+        &dir.join("embedded.toml"),
+        &format!(
+            "[deployment]\nname = \"b{pid}-emb\"\n\n{CAMERA}[[camera.reader]]\nname = \"embedded\"\n\n{STREAMER}url = \"rtsp://127.0.0.1:1/unused\"\n"
+        ),
+    )?;
+    let mut procs = Procs(Vec::new());
+    procs.0.push(start("capture", &config, &[])?);
+    procs.0.push(
+        Command::new(std::env::current_exe()?)
+            .args(["embedded", &config, &port.to_string()])
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .context("starting the embedded server")?,
+    );
+    let pids: Vec<u32> = procs.0.iter().map(Child::id).collect();
+    let embedded = measure(&config, &format!("rtsp://127.0.0.1:{port}/bench"), &pids)?;
+    drop(procs);
+
+    println!("\nStreaming, {WIDTH}x{HEIGHT} BGR3 at {FPS} fps, H.264 6000 kbit/s, GOP 30, low latency, RTSP over TCP on loopback:\n");
+    println!("encoder probe: {}\n", probe_text.replace('\n', "; "));
+    println!("| arrangement | capture → decoded at RTSP client p50 | p99 | frames | unmatched stamps |");
+    println!("|---|---:|---:|---:|---:|");
+    for (label, m) in [("streamer → mediaserver (the product)", &driven), ("server embedded in the encoder", &embedded)]
+    {
+        let mut latency = m.latency.clone();
+        println!(
+            "| {label} | {:.1} ms | {:.1} ms | {} | {} |",
+            latency.percentile_us(50.0).unwrap_or(0) as f64 / 1000.0,
+            latency.percentile_us(99.0).unwrap_or(0) as f64 / 1000.0,
+            latency.len(),
+            m.unmatched
+        );
+    }
+    println!("\n| RTSP viewers | capture CPU | streamer CPU (x264) | framebus (capture + streamer) | media server CPU | embedded: encoder + server process |");
+    println!("|---:|---:|---:|---:|---:|---:|");
+    for ((viewers, cpu), (_, emb)) in driven.rows.iter().zip(&embedded.rows) {
+        println!(
+            "| {viewers} | {:.1} % | {:.1} % | {:.1} % | {:.1} % | {:.1} % |",
+            cpu[0],
+            cpu[1],
+            cpu[0] + cpu[1],
+            cpu[2],
+            emb[1]
+        );
+    }
+    println!(
+        "\nCPU = share of one core (user + system) over {} s, mean of 2 interleaved rounds; viewers copy the stream (ffmpeg -c copy, as an NVR records it).",
+        MEASURE.as_secs()
+    );
+    println!(
+        "One viewer copying the stream (what recording it without encoding again costs, ffmpeg -c copy): {:.1} % of a core.",
+        driven.copy_cpu
+    );
+    println!("Encoders not on this machine are not measured (see the probe line).");
+    Ok(())
+}

@@ -1,0 +1,281 @@
+//! `[camera.streamer]` (H.264 out to a media server) and `[media-server]` (the deployment's
+//! RTSP + WebRTC server that fans the streams out to viewers).
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use serde::Deserialize;
+
+/// Defaults of the streamer and the media server.
+pub mod defaults {
+    /// Queue depth of the streamer reader: newest frame only.
+    pub const QUEUE_DEPTH: u32 = 1;
+    /// Target bitrate, kbit/s.
+    pub const BITRATE_KBPS: u32 = 4000;
+    /// Frames from one key frame to the next.
+    pub const GOP: u32 = 30;
+    /// RTSP address of the media server.
+    pub const RTSP: &str = "127.0.0.1:8554";
+    /// HTTP address (player page, WHEP) of the media server.
+    pub const HTTP: &str = "127.0.0.1:8889";
+    /// WebRTC viewers per camera at once.
+    pub const WEBRTC_VIEWERS: u32 = 16;
+    /// Seconds the publish connection may accept no frame before the streamer reconnects.
+    pub const STALL_SECS: f64 = 3.0;
+}
+
+/// Which H.264 encoder the streamer uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EncoderChoice {
+    /// A hardware encoder when the machine has one (V4L2 M2M, then VAAPI), else x264.
+    Auto,
+    /// Software: x264 (GStreamer `x264enc`).
+    X264,
+    /// A V4L2 memory-to-memory H.264 encoder (Raspberry Pi, Rockchip, ...); an error when none.
+    V4l2,
+    /// VAAPI (Intel/AMD GPUs); an error when none.
+    Vaapi,
+}
+
+impl EncoderChoice {
+    /// The config spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            EncoderChoice::Auto => "auto",
+            EncoderChoice::X264 => "x264",
+            EncoderChoice::V4l2 => "v4l2",
+            EncoderChoice::Vaapi => "vaapi",
+        }
+    }
+}
+
+/// `[camera.streamer]`: encode the camera as H.264 and publish it to a media server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct StreamerConfig {
+    /// Frames queued for this reader; 1 = always the newest frame.
+    #[serde(default = "default_queue_depth")]
+    pub queue_depth: u32,
+    /// Reader policy: `newest` (default) or `max-fps` (see [`crate::policy`]).
+    #[serde(default)]
+    pub policy: Option<String>,
+    /// Frames per second taken with `policy = "max-fps"`.
+    #[serde(default)]
+    pub max_fps: Option<f64>,
+    /// `auto` (default), `x264`, `v4l2` or `vaapi`.
+    #[serde(default = "default_encoder")]
+    pub encoder: EncoderChoice,
+    /// Target bitrate in kbit/s (constant bitrate where the encoder has it).
+    #[serde(default = "default_bitrate")]
+    pub bitrate_kbps: u32,
+    /// Frames from one key frame to the next (a new viewer waits at most this long).
+    #[serde(default = "default_gop")]
+    pub gop: u32,
+    /// Low latency: no B-frames, no look-ahead, zero-latency tuning, one frame in flight.
+    #[serde(default = "default_true")]
+    pub low_latency: bool,
+    /// Where to publish (RTSP ANNOUNCE/RECORD); default `rtsp://<media-server rtsp>/<camera>/publish`.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Seconds the server may accept nothing before the streamer drops the connection and
+    /// reconnects (frames meanwhile are skipped, never queued without bound).
+    #[serde(default = "default_stall")]
+    pub stall_secs: f64,
+    /// Seconds between statistics reports.
+    #[serde(default = "default_stats")]
+    pub stats_interval_secs: f64,
+}
+
+impl Default for StreamerConfig {
+    fn default() -> Self {
+        StreamerConfig {
+            queue_depth: defaults::QUEUE_DEPTH,
+            policy: None,
+            max_fps: None,
+            encoder: EncoderChoice::Auto,
+            bitrate_kbps: defaults::BITRATE_KBPS,
+            gop: defaults::GOP,
+            low_latency: true,
+            url: None,
+            stall_secs: defaults::STALL_SECS,
+            stats_interval_secs: super::defaults::STATS_INTERVAL_SECS,
+        }
+    }
+}
+
+/// `[media-server]`: the deployment's media server (RTSP for players and NVRs, WebRTC/WHEP and
+/// a player page for browsers). Streamers publish to it; it fans each stream out.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct MediaServerConfig {
+    /// `ctl up` starts (and restarts) the `mediaserver` process; `false` = a server you run
+    /// yourself (then set `[camera.streamer] url`).
+    #[serde(default = "default_true")]
+    pub start: bool,
+    /// RTSP address (`ip:port`): players use `rtsp://HOST:PORT/<camera>`.
+    #[serde(default = "default_rtsp")]
+    pub rtsp: String,
+    /// HTTP address (`ip:port`): the player page `http://HOST:PORT/<camera>` and WHEP at
+    /// `/<camera>/whep`.
+    #[serde(default = "default_http")]
+    pub http: String,
+    /// WebRTC viewers per camera at once; more are answered 503.
+    #[serde(default = "default_viewers")]
+    pub webrtc_viewers: u32,
+    /// Local addresses WebRTC may use for its media (ICE host candidates); default: the HTTP
+    /// address's IP, or every interface when that is unspecified (`0.0.0.0`).
+    #[serde(default)]
+    pub webrtc_addresses: Vec<String>,
+}
+
+impl MediaServerConfig {
+    /// The validated RTSP address.
+    pub fn rtsp_addr(&self) -> SocketAddr {
+        self.rtsp.parse().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 8554)))
+    }
+
+    /// The validated HTTP address.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http.parse().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 8889)))
+    }
+
+    /// The address a local client connects to: the bound IP, or loopback when the server
+    /// binds every interface.
+    pub fn local(addr: SocketAddr) -> SocketAddr {
+        if addr.ip().is_unspecified() {
+            let ip = match addr.ip() {
+                IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+                IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+            };
+            SocketAddr::new(ip, addr.port())
+        } else {
+            addr
+        }
+    }
+
+    /// ICE host addresses WebRTC may use (empty = every interface).
+    pub fn ice_addresses(&self) -> Vec<String> {
+        if !self.webrtc_addresses.is_empty() {
+            return self.webrtc_addresses.clone();
+        }
+        let ip = self.http_addr().ip();
+        if ip.is_unspecified() {
+            Vec::new()
+        } else {
+            vec![ip.to_string()]
+        }
+    }
+}
+
+impl Default for MediaServerConfig {
+    fn default() -> Self {
+        MediaServerConfig {
+            start: true,
+            rtsp: default_rtsp(),
+            http: default_http(),
+            webrtc_viewers: defaults::WEBRTC_VIEWERS,
+            webrtc_addresses: Vec::new(),
+        }
+    }
+}
+
+fn default_queue_depth() -> u32 {
+    defaults::QUEUE_DEPTH
+}
+fn default_encoder() -> EncoderChoice {
+    EncoderChoice::Auto
+}
+fn default_bitrate() -> u32 {
+    defaults::BITRATE_KBPS
+}
+fn default_gop() -> u32 {
+    defaults::GOP
+}
+fn default_true() -> bool {
+    true
+}
+fn default_stall() -> f64 {
+    defaults::STALL_SECS
+}
+fn default_stats() -> f64 {
+    super::defaults::STATS_INTERVAL_SECS
+}
+fn default_rtsp() -> String {
+    defaults::RTSP.to_string()
+}
+fn default_http() -> String {
+    defaults::HTTP.to_string()
+}
+fn default_viewers() -> u32 {
+    defaults::WEBRTC_VIEWERS
+}
+
+/// Checks `[camera.streamer]`; errors are (field, message).
+pub(crate) fn validate_streamer(config: &StreamerConfig, has_server: bool) -> Result<(), (String, String)> {
+    let err = |field: &str, msg: String| Err((field.to_string(), msg));
+    if let Some(policy) = config.policy.as_deref() {
+        if policy == "every" {
+            return err(
+                "policy",
+                "`every` is not allowed for the streamer: a live stream must not fall behind; use `newest` or `max-fps`"
+                    .into(),
+            );
+        }
+    }
+    if !(64..=200_000).contains(&config.bitrate_kbps) {
+        return err("bitrate-kbps", format!("invalid value {}: allowed 64 to 200000 kbit/s", config.bitrate_kbps));
+    }
+    if !(1..=1000).contains(&config.gop) {
+        return err("gop", format!("invalid value {}: allowed 1 to 1000 frames", config.gop));
+    }
+    if !(config.stall_secs >= 0.5 && config.stall_secs <= 600.0) {
+        return err("stall-secs", format!("invalid value {}: allowed 0.5 to 600", config.stall_secs));
+    }
+    if !(config.stats_interval_secs > 0.0 && config.stats_interval_secs <= 3600.0) {
+        return err(
+            "stats-interval-secs",
+            format!("invalid value {}: allowed more than 0 up to 3600", config.stats_interval_secs),
+        );
+    }
+    match &config.url {
+        Some(url) => {
+            let rest = url.strip_prefix("rtsp://").or_else(|| url.strip_prefix("rtsps://"));
+            if rest.is_none_or(|r| r.is_empty() || r.starts_with('/')) {
+                return err("url", format!("invalid URL `{url}`: use rtsp://HOST:PORT/PATH"));
+            }
+        }
+        None if !has_server => {
+            return err(
+                "url",
+                "no publish URL: add a `[media-server]` table (ctl up then runs one) or set `url = \"rtsp://HOST:PORT/PATH\"`"
+                    .into(),
+            );
+        }
+        None => {}
+    }
+    Ok(())
+}
+
+/// Checks `[media-server]`; errors are (field, message).
+pub(crate) fn validate_server(config: &MediaServerConfig) -> Result<(), (String, String)> {
+    for (field, value) in [("rtsp", &config.rtsp), ("http", &config.http)] {
+        if value.parse::<SocketAddr>().is_err() {
+            return Err((field.into(), format!("invalid address `{value}`: use ip:port, e.g. `127.0.0.1:8554`")));
+        }
+    }
+    if config.rtsp_addr().port() == 0 || config.http_addr().port() == 0 {
+        return Err(("rtsp".into(), "port 0 is not allowed: streamers and viewers need a known port".into()));
+    }
+    if config.rtsp_addr() == config.http_addr() {
+        return Err(("http".into(), format!("`{}` is also the RTSP address: use another port", config.http)));
+    }
+    if !(1..=256).contains(&config.webrtc_viewers) {
+        return Err(("webrtc-viewers".into(), format!("invalid value {}: allowed 1 to 256", config.webrtc_viewers)));
+    }
+    for addr in &config.webrtc_addresses {
+        if addr.parse::<IpAddr>().is_err() {
+            return Err(("webrtc-addresses".into(), format!("invalid IP address `{addr}`")));
+        }
+    }
+    Ok(())
+}

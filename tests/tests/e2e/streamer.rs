@@ -1,0 +1,340 @@
+//! The streamer and the media server: a deployment under `ctl up` with `[camera.streamer]` and
+//! `[media-server]`; ffprobe/ffmpeg read the RTSP stream (codec, size, decoded integrity stamps
+//! rising), headless Chromium plays the WebRTC stream through WHEP (stamps read from the
+//! decoded video rising), killing the media server makes the streamer reconnect when it comes
+//! back while capture runs on, and a server that never answers makes the streamer skip frames
+//! and retry with backoff.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use framebus_common::pattern::read_bgr_stamps;
+use framebus_e2e::{http_get, pid_alive, process_status, Proc, TestDeployment, DEADLINE};
+
+const WIDTH: u32 = 640;
+const HEIGHT: u32 = 480;
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+fn deployment(rtsp: u16, http: u16) -> TestDeployment {
+    TestDeployment::new(&format!(
+        "[media-server]\nrtsp = \"127.0.0.1:{rtsp}\"\nhttp = \"127.0.0.1:{http}\"\n\n\
+         [[camera]]\nname = \"cam0\"\nwidth = {WIDTH}\nheight = {HEIGHT}\nfps = 30\n\n\
+         [camera.source]\nkind = \"synthetic\"\n\n\
+         [camera.preview]\nlisten = \"127.0.0.1:0\"\nfps = 2\n\n\
+         [camera.streamer]\nbitrate-kbps = 3000\ngop = 15\nstats-interval-secs = 0.5\n"
+    ))
+}
+
+fn streamer_message(status: &serde_json::Value) -> String {
+    process_status(status, "cam0", "streamer")["message"].as_str().unwrap_or_default().to_string()
+}
+
+fn streaming(status: &serde_json::Value) -> bool {
+    streamer_message(status).starts_with("streaming")
+}
+
+/// Number after `<label>` in a message like `..., 12 skipped, 3 reconnects`.
+fn count_before(message: &str, label: &str) -> u64 {
+    let at = message.find(label).unwrap_or(0);
+    message[..at].split_whitespace().last().and_then(|n| n.trim_matches(',').parse().ok()).unwrap_or(0)
+}
+
+/// ffprobe's view of the stream: (codec, width, height).
+fn probe(url: &str) -> (String, u64, u64) {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-rtsp_transport", "tcp", "-select_streams", "v:0"])
+        .args(["-show_entries", "stream=codec_name,width,height", "-of", "json", url])
+        .output()
+        .expect("ffprobe is installed (scripts/bootstrap.sh)");
+    assert!(out.status.success(), "ffprobe {url}: {}", String::from_utf8_lossy(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("ffprobe json");
+    let stream = &json["streams"][0];
+    (
+        stream["codec_name"].as_str().unwrap_or_default().to_string(),
+        stream["width"].as_u64().unwrap_or(0),
+        stream["height"].as_u64().unwrap_or(0),
+    )
+}
+
+/// Decodes `n` frames of the RTSP stream with ffmpeg and reads both integrity stamps of each.
+fn decoded_stamps(url: &str, n: usize) -> Vec<(u64, u64)> {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-rtsp_transport", "tcp", "-i", url, "-frames:v", &n.to_string()])
+        .args(["-f", "rawvideo", "-pix_fmt", "bgr24", "-"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("ffmpeg is installed (scripts/bootstrap.sh)");
+    assert!(out.status.success(), "ffmpeg {url}: {}", String::from_utf8_lossy(&out.stderr));
+    let frame = (WIDTH * HEIGHT * 3) as usize;
+    assert_eq!(out.stdout.len(), frame * n, "ffmpeg decoded {} bytes", out.stdout.len());
+    out.stdout.chunks_exact(frame).map(|f| read_bgr_stamps(WIDTH as usize, HEIGHT as usize, f)).collect()
+}
+
+fn assert_rising_stamps(stamps: &[(u64, u64)]) {
+    for (top, bottom) in stamps {
+        assert_eq!(top, bottom, "top and bottom stamps differ (torn or undecodable): {stamps:?}");
+    }
+    let ids: Vec<u64> = stamps.iter().map(|s| s.0).collect();
+    assert!(ids[0] > 0, "no stamp: {ids:?}");
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "decoded frame ids do not rise: {ids:?}");
+}
+
+/// One HTTP request to the media server: (status, body).
+fn request(port: u16, method: &str, path: &str, content_type: &str, body: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream.set_read_timeout(Some(DEADLINE)).expect("timeout");
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).expect("send head");
+    // The server may answer (413) before it has read a large body.
+    let _ = stream.write_all(body.as_bytes());
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let code = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (code, text)
+}
+
+/// The pid of the running child of `parent` named `name`.
+fn child_named(parent: u32, name: &str) -> Option<u32> {
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|entry| {
+        let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+        let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+        let comm = &stat[stat.find('(')? + 1..stat.rfind(')')?];
+        let ppid: u32 = stat[stat.rfind(')')? + 2..].split_whitespace().nth(1)?.parse().ok()?;
+        (ppid == parent && comm == name && !stat[stat.rfind(')')? + 2..].starts_with('Z')).then_some(pid)
+    })
+}
+
+/// The test's page for Chromium: plays the camera with the media server's own player script
+/// (`/whep.js`, cross-origin WHEP), reads the stamp of each decoded video frame from a canvas
+/// and reports the first rising ids back to the test's server.
+fn player_page(http: u16) -> String {
+    format!(
+        r#"<!doctype html><html><body><video id="v" autoplay muted playsinline></video><canvas id="c"></canvas>
+<script src="http://127.0.0.1:{http}/whep.js"></script>
+<script>
+const video = document.getElementById("v"), canvas = document.getElementById("c");
+const cell = Math.max(2, Math.min(16, Math.floor({WIDTH} / 64)) & ~1);
+const ids = [];
+framebusWhep(video, "http://127.0.0.1:{http}/cam0/whep", s => console.log("state " + s));
+function stamp() {{
+  canvas.width = video.videoWidth; canvas.height = video.videoHeight;
+  const ctx = canvas.getContext("2d", {{ willReadFrequently: true }});
+  ctx.drawImage(video, 0, 0);
+  const row = ctx.getImageData(0, Math.floor(cell / 2), canvas.width, 1).data;
+  let value = 0n;
+  for (let bit = 0; bit < 64; bit++) {{
+    const x = bit * cell + Math.floor(cell / 2);
+    value = (value << 1n) | (row[x * 4 + 1] >= 128 ? 1n : 0n);
+  }}
+  return value;
+}}
+function frame(now, meta) {{
+  if (video.videoWidth > 0) {{
+    const id = stamp();
+    if (ids.length === 0 || id > ids[ids.length - 1]) ids.push(id);
+  }}
+  if (ids.length >= 10) {{
+    fetch("/result?size=" + video.videoWidth + "x" + video.videoHeight + "&ids=" + ids.join(","));
+    return;
+  }}
+  video.requestVideoFrameCallback(frame);
+}}
+video.requestVideoFrameCallback(frame);
+</script></body></html>"#
+    )
+}
+
+/// Serves `page` at `/` to Chromium and returns the query of its first `/result` request.
+fn serve_page(page: String) -> (u16, mpsc::Receiver<String>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut stream: TcpStream = stream;
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut line = String::new();
+            if BufReader::new(&stream).read_line(&mut line).is_err() {
+                continue;
+            }
+            let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+            let body = if path.starts_with("/result") {
+                let _ = tx.send(path.split_once('?').map(|(_, q)| q.to_string()).unwrap_or_default());
+                String::new()
+            } else if path == "/" {
+                page.clone()
+            } else {
+                String::new()
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (port, rx)
+}
+
+/// Plays the camera in headless Chromium over WebRTC; returns the ids it decoded.
+fn chromium_plays(d: &TestDeployment, http: u16) -> (String, Vec<u64>) {
+    let (port, results) = serve_page(player_page(http));
+    let profile = d.dir.path().join("chromium");
+    let mut command = Command::new("chromium");
+    command
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run"])
+        .args(["--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        .args(["--autoplay-policy=no-user-gesture-required", "--allow-loopback-in-peer-connection"])
+        .args(["--disable-features=WebRtcHideLocalIpsWithMdns", "--remote-debugging-port=0"])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("http://127.0.0.1:{port}/"))
+        // Its own process group: the browser's helper processes are killed with it.
+        .process_group(0);
+    let mut chromium = Proc::spawn_command("chromium", &mut command);
+    let result = results.recv_timeout(Duration::from_secs(60));
+    // SAFETY: kill has no memory-safety preconditions; the group is the browser's own.
+    unsafe { libc::kill(-(chromium.child.id() as i32), libc::SIGKILL) };
+    chromium.kill9();
+    let query = result.unwrap_or_else(|_| {
+        panic!("Chromium decoded no rising frame ids over WebRTC within 60 s; its log:\n{}", chromium.stderr_text())
+    });
+    let mut size = String::new();
+    let mut ids = Vec::new();
+    for (key, value) in query.split('&').filter_map(|kv| kv.split_once('=')) {
+        match key {
+            "size" => size = value.to_string(),
+            "ids" => ids = value.split(',').filter_map(|v| v.parse().ok()).collect(),
+            _ => {}
+        }
+    }
+    (size, ids)
+}
+
+/// A deployment with a streamer under `ctl up`: the RTSP stream is H.264 of the configured size
+/// whose decoded frames carry rising integrity stamps; Chromium plays it over WebRTC with rising
+/// ids; the preview page links to both; killing the media server makes the streamer reconnect
+/// once the supervisor has restarted it, while capture runs on undisturbed.
+#[test]
+fn rtsp_and_webrtc_play_the_camera_and_the_streamer_reconnects() {
+    let (rtsp, http) = (free_port(), free_port());
+    let d = deployment(rtsp, http);
+    let mut up = d.spawn("ctl", &["up"]);
+    let status = d.wait_status(streaming);
+    let capture_pid = process_status(&status, "cam0", "capture")["pid"].as_u64().expect("capture pid");
+    let url = format!("rtsp://127.0.0.1:{rtsp}/cam0");
+
+    assert_eq!(probe(&url), ("h264".to_string(), u64::from(WIDTH), u64::from(HEIGHT)));
+    assert_rising_stamps(&decoded_stamps(&url, 8));
+
+    let (size, ids) = chromium_plays(&d, http);
+    assert_eq!(size, format!("{WIDTH}x{HEIGHT}"));
+    assert!(ids.len() >= 10 && ids.windows(2).all(|w| w[0] < w[1]), "WebRTC ids: {ids:?}");
+
+    // Bad WHEP requests get clear statuses and the server keeps serving.
+    let whep = |path: &str, content_type: &str, body: &str| request(http, "POST", path, content_type, body);
+    assert_eq!(whep("/cam0/whep", "text/plain", "v=0").0, 415);
+    let (code, text) =
+        whep("/cam0/whep", "application/sdp", "v=0\r\nm=video 9 RTP/SAVPF 96\r\na=rtpmap:96 VP8/90000\r\n");
+    assert_eq!(code, 400, "{text}");
+    assert!(text.contains("no H.264"), "{text}");
+    assert_eq!(whep("/nope/whep", "application/sdp", "v=0").0, 404);
+    assert_eq!(whep("/cam0/whep", "application/sdp", &"a".repeat(200_000)).0, 413);
+    assert_eq!(request(http, "DELETE", "/cam0/whep/999", "text/plain", "").0, 404);
+    let (code, _, body) = http_get(&format!("http://127.0.0.1:{http}/"), "/status.json");
+    assert_eq!(code, 200);
+    let status: serde_json::Value = serde_json::from_slice(&body).expect("status json");
+    assert_eq!(status["cameras"][0]["publishing"], true, "{status}");
+
+    // The player page of the server and the preview's link to it.
+    let (code, _, page) = http_get(&format!("http://127.0.0.1:{http}/"), "/cam0");
+    assert_eq!(code, 200);
+    assert!(String::from_utf8_lossy(&page).contains("/whep.js"));
+    let preview_line = up.wait_stderr(DEADLINE, "preview served at http://");
+    let preview =
+        preview_line[preview_line.find("http://").expect("url")..].split_whitespace().next().expect("url").to_string();
+    let (_, _, page) = http_get(&preview, "/");
+    let page = String::from_utf8_lossy(&page);
+    assert!(page.contains(&format!("http://127.0.0.1:{http}/cam0")), "preview page has no WebRTC link");
+    assert!(page.contains(&url), "preview page has no RTSP link");
+
+    // Kill the media server: the supervisor restarts it, the streamer reconnects.
+    let server = child_named(up.child.id(), "mediaserver").expect("mediaserver is a child of ctl up");
+    let frames_before = process_status(&d.wait_status(|_| true), "cam0", "capture")["frames"].as_u64().unwrap_or(0);
+    // SAFETY: kill has no memory-safety preconditions; the pid is the server we found.
+    unsafe { libc::kill(server as i32, libc::SIGKILL) };
+    let status = d.wait_status(|s| {
+        let message = streamer_message(s);
+        streaming(s) && count_before(&message, "reconnects") >= 1
+    });
+    let new_server = child_named(up.child.id(), "mediaserver").expect("the media server was restarted");
+    assert_ne!(new_server, server);
+    let capture = process_status(&status, "cam0", "capture");
+    assert_eq!(capture["pid"].as_u64(), Some(capture_pid), "capture was restarted");
+    assert!(capture["frames"].as_u64().unwrap_or(0) > frames_before, "capture stopped publishing");
+    assert_eq!(capture["state"], "running", "{capture}");
+    assert_rising_stamps(&decoded_stamps(&url, 4));
+
+    // Stopping the camera ends its readers and then the media server: `ctl up` exits by itself.
+    let (code, _, err) = d.ctl(&["stop", "cam0"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(up.wait_exit(DEADLINE), Some(0), "{}", up.stderr_text());
+    assert!(up.stderr_text().contains("stopping the media server"), "{}", up.stderr_text());
+    assert!(!pid_alive(new_server), "the media server outlived ctl up");
+    d.assert_no_leftovers();
+}
+
+/// A server that accepts the connection but never answers (stalled): the streamer skips every
+/// frame (counted), gives the connection up and retries with backoff; capture is unaffected.
+#[test]
+fn a_server_that_never_answers_makes_the_streamer_skip_and_retry() {
+    let d = TestDeployment::new(
+        "[[camera]]\nname = \"cam0\"\nwidth = 320\nheight = 240\nfps = 30\n\n[camera.source]\nkind = \"synthetic\"\n\n\
+         [camera.streamer]\nurl = \"rtsp://127.0.0.1:1/unused\"\nstats-interval-secs = 0.5\nstall-secs = 1\n",
+    );
+    let silent = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("rtsp://127.0.0.1:{}/cam0/publish", silent.local_addr().expect("addr").port());
+    let (held_tx, held_rx) = mpsc::channel::<TcpStream>();
+    std::thread::spawn(move || {
+        for stream in silent.incoming().flatten() {
+            if held_tx.send(stream).is_err() {
+                return;
+            }
+        }
+    });
+    let mut capture = d.spawn("capture", &[]);
+    capture.wait_stderr(DEADLINE, "publishing");
+    let mut streamer = d.spawn("streamer", &["--json", "--url", &url]);
+    let report = streamer.wait_json(Duration::from_secs(60), |r| {
+        r["reconnects"].as_u64() >= Some(1) && r["skipped"].as_u64() >= Some(30)
+    });
+    // Nothing reached the server; the frames the encoder took before the stall showed are the
+    // pipeline's own backlog (one or two per connection), the rest were skipped.
+    assert_eq!(report["sent"].as_u64(), Some(0), "{report}");
+    assert!(report["encoded"].as_u64() < report["skipped"].as_u64(), "{report}");
+    assert!(report["last_error"].as_str().is_some_and(|e| !e.is_empty()), "{report}");
+    let held: Vec<TcpStream> = held_rx.try_iter().collect();
+    assert!(held.len() >= 2, "the streamer connected {} times", held.len());
+    let status = d.wait_status(|s| !process_status(s, "cam0", "streamer").is_null());
+    assert_eq!(process_status(&status, "cam0", "streamer")["state"], "degraded");
+    assert_eq!(process_status(&status, "cam0", "capture")["state"], "running");
+    let mut buf = [0u8; 1];
+    // The connection was really made (an RTSP request arrived).
+    let mut first = held.into_iter().next().expect("a connection");
+    let _ = first.set_read_timeout(Some(Duration::from_secs(5)));
+    assert!(first.read(&mut buf).is_ok_and(|n| n == 1), "no RTSP request arrived");
+
+    assert_eq!(streamer.terminate(), Some(0), "{}", streamer.stderr_text());
+    assert_eq!(capture.terminate(), Some(0));
+    d.assert_no_leftovers();
+}
