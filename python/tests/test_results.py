@@ -1,6 +1,7 @@
 """Results published from Python reach Rust readers (the `results` example, on
 `Camera::results()`), and Python reads what Rust publishes."""
 
+import json
 import math
 
 import framebus
@@ -53,4 +54,46 @@ def test_python_reads_results_and_checks_limits(deployment):
             cam.publish_result(frame, {"x": "y" * 2000})
         assert cam.results() == [], "refused results are not published"
     capture.terminate()
+    d.assert_no_leftovers()
+
+
+def test_a_python_result_triggers_a_clip_with_its_pre_and_post_roll(deployment):
+    """A Python producer is a trigger source like any other: the recorder, armed with a 1 s
+    pre-roll and a trigger on label `person` from producer `pydetector`, makes exactly one
+    clip around the one result that matches (a `person` at 0.8), never on the ones that do
+    not (a `person` at 0.3, a `cat`); `ctl events --json` names the clip and its frames."""
+    recorder_table = (
+        '[camera.recorder]\ndirectory = "rec"\nstats-interval-secs = 0.25\nmin-free-mb = 1\n'
+        'pre-roll-secs = 1\npost-roll-secs = 1\n'
+        '[[camera.recorder.trigger]]\nproducer = "pydetector"\nlabel = "person"\nmin-box-score = 0.5\n'
+    )
+    d = deployment(synthetic_camera(width=320, height=240, extra=recorder_table))
+    capture = d.capture()
+    recorder = d.spawn("recorder", [binary("recorder"), "--config", d.config, "--json"])
+    recorder.wait_json(lambda v: v.get("state") == "armed" and (v.get("held_secs") or 0) >= 1.5)
+    person = None
+    with framebus.open_camera(d.config, "cam0", role="pydetector") as cam:
+        for seen, frame in enumerate(cam.frames(), start=1):
+            if seen == 31:
+                person = frame.id
+                boxes = [(10, 20, 30, 40, "person", 0.8), (0, 0, 5, 5, "cat", 0.9)]
+            elif seen % 2 == 0:
+                boxes = [(10, 20, 30, 40, "person", 0.3)]
+            else:
+                boxes = [(0, 0, 5, 5, "cat", 0.95)]
+            cam.publish_result(frame, score=0.9, boxes=boxes)
+            if seen == 91:
+                break
+    status = recorder.wait_json(lambda v: (v.get("clips") or 0) >= 1 and v.get("state") == "armed")
+    assert status["clips"] == 1, status
+    recorder.terminate()
+    capture.terminate()
+    code, out, err = d.ctl("events", "cam0", "--json")
+    assert code == 0, err
+    clips = [json.loads(line) for line in out.splitlines() if line.strip()]
+    assert len(clips) == 1, out
+    clip = clips[0]
+    assert abs(clip["first_frame_id"] - (person - 30)) <= 2, (person, clip)
+    assert abs(clip["last_frame_id"] - (person + 30)) <= 2, (person, clip)
+    assert "pydetector" in json.dumps(clip), clip
     d.assert_no_leftovers()

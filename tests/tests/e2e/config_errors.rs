@@ -15,9 +15,9 @@ fn camera(extra: &str) -> String {
 /// (case name, file content, expected message after `capture: error: <file>`).
 fn cases() -> Vec<(&'static str, String, &'static str)> {
     vec![
-        ("unknown camera key", camera("colour = 1"), ":5:1: `camera[0].colour`: unknown field `colour`, expected one of `name`, `source`, `width`, `height`, `fps`, `pixel-format`, `slots`, `max-readers`, `algo`, `preview`, `recorder`, `reader`"),
+        ("unknown camera key", camera("colour = 1"), ":5:1: `camera[0].colour`: unknown field `colour`, expected one of `name`, `source`, `width`, `height`, `fps`, `pixel-format`, `slots`, `max-readers`, `algo`, `preview`, `recorder`, `streamer`, `reader`"),
         ("unknown source key", format!("{CAMERA}device = \"/dev/video0\"\n"), ":5:1: `camera[0].source`: unknown field `device`, there are no fields"),
-        ("misspelt key", CAMERA.replace("width", "widht"), ":3:1: `camera[0].widht`: unknown field `widht`, expected one of `name`, `source`, `width`, `height`, `fps`, `pixel-format`, `slots`, `max-readers`, `algo`, `preview`, `recorder`, `reader`"),
+        ("misspelt key", CAMERA.replace("width", "widht"), ":3:1: `camera[0].widht`: unknown field `widht`, expected one of `name`, `source`, `width`, `height`, `fps`, `pixel-format`, `slots`, `max-readers`, `algo`, `preview`, `recorder`, `streamer`, `reader`"),
         ("wrong type", CAMERA.replace("640", "\"640\""), ":3:9: `camera[0].width`: invalid type: string \"640\", expected u32"),
         ("unknown pixel format", camera("pixel-format = \"BGRA\""), ":5:16: `camera[0].pixel-format`: unknown pixel format `BGRA` (allowed: BGR3, RGB3, GREY, YUYV, NV12, NV21, NV16, MJPG)"),
         ("fps out of range", camera("fps = -5"), ": `camera[0].fps`: invalid value -5: allowed 0 (as fast as possible) to 1000"),
