@@ -127,9 +127,10 @@ fn ctl_argv(command: &[String]) -> Option<Vec<String>> {
         return Some(command.to_vec());
     }
     if first == "cargo" && command.get(1).is_some_and(|w| w == "run") {
-        let names_ctl = command.windows(2).any(|w| matches!(w[0].as_str(), "-p" | "--package") && w[1] == "framebus-ctl")
-            || command.iter().any(|w| w == "--package=framebus-ctl" || w == "--bin=ctl")
-            || command.windows(2).any(|w| w[0] == "--bin" && w[1] == "ctl");
+        let names_ctl =
+            command.windows(2).any(|w| matches!(w[0].as_str(), "-p" | "--package") && w[1] == "framebus-ctl")
+                || command.iter().any(|w| w == "--package=framebus-ctl" || w == "--bin=ctl")
+                || command.windows(2).any(|w| w[0] == "--bin" && w[1] == "ctl");
         if names_ctl {
             let rest = command.iter().skip_while(|w| *w != "--").skip(1).cloned();
             return Some(std::iter::once("ctl".to_string()).chain(rest).collect());
@@ -180,9 +181,12 @@ fn recipes() -> BTreeMap<String, Recipe> {
 fn check_just(command: &[String], recipes: &BTreeMap<String, Recipe>) -> Result<(), String> {
     let args: Vec<&String> = command[1..].iter().filter(|w| !w.starts_with('-')).collect();
     let Some(name) = args.first() else { return Ok(()) }; // `just` alone runs the default recipe
-    let recipe = recipes
-        .get(name.as_str())
-        .ok_or_else(|| format!("no recipe `{name}` in the justfile (recipes: {})", recipes.keys().cloned().collect::<Vec<_>>().join(", ")))?;
+    let recipe = recipes.get(name.as_str()).ok_or_else(|| {
+        format!(
+            "no recipe `{name}` in the justfile (recipes: {})",
+            recipes.keys().cloned().collect::<Vec<_>>().join(", ")
+        )
+    })?;
     let given = args.len() - 1;
     if given < recipe.required || (!recipe.variadic && given > recipe.required + recipe.optional) {
         return Err(format!(
@@ -214,8 +218,12 @@ fn check_ctl(argv: &[String]) -> Result<(), String> {
     }
 }
 
-/// Every command in the docs' code blocks: (file, line, text, the commands found).
-fn doc_commands() -> Vec<(String, usize, String, Result<Vec<Vec<String>>, String>)> {
+/// One line of a doc's code block: file, line, text, and the simple commands in it (or why
+/// it does not split).
+type DocLine = (String, usize, String, Result<Vec<Vec<String>>, String>);
+
+/// Every command line in the docs' code blocks.
+fn doc_commands() -> Vec<DocLine> {
     let mut out = Vec::new();
     for file in doc_files() {
         let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("reading {}: {e}", file.display()));
@@ -313,11 +321,15 @@ fn shell_lines_split_into_commands() {
     );
     let lines = shell_code_lines("text\n```sh\nctl list \\\n  --json\n```\n```toml\nctl = 1\n```\n");
     assert_eq!(lines.len(), 1);
-    assert_eq!((lines[0].line, lines[0].text.split_whitespace().collect::<Vec<_>>()), (3, vec!["ctl", "list", "--json"]));
+    assert_eq!(
+        (lines[0].line, lines[0].text.split_whitespace().collect::<Vec<_>>()),
+        (3, vec!["ctl", "list", "--json"])
+    );
 }
 
 /// Top-level folders and files of the repository a doc path may start with.
-const REPO_ROOTS: &[&str] = &["crates/", "bins/", "tests/", "python/", "configs/", "scripts/", "examples/", "docs/", "fuzz/", ".ci/"];
+const REPO_ROOTS: &[&str] =
+    &["crates/", "bins/", "tests/", "python/", "configs/", "scripts/", "examples/", "docs/", "fuzz/", ".ci/"];
 const REPO_FILES: &[&str] = &["README.md", "ARCHITECTURE.md", "Cargo.toml", "justfile", "rustfmt.toml"];
 
 /// Expands `a/{b,c}.rs` into `a/b.rs` and `a/c.rs` (one brace group).
@@ -362,15 +374,50 @@ fn named_paths(file: &Path, text: &str) -> Vec<(usize, String, PathBuf)> {
                 }
             }
         }
-        // Links: `](target)`.
+        // Links: `](target)` and `](target#anchor)`.
         for piece in line.split("](").skip(1) {
-            let Some(target) = piece.split(')').next() else { continue };
-            let target = target.split('#').next().unwrap_or("").trim();
-            if target.is_empty() || target.contains("://") || target.starts_with("mailto:") {
+            let Some(link) = piece.split(')').next() else { continue };
+            let (target, anchor) = link.split_once('#').unwrap_or((link, ""));
+            if link.contains("://") || link.starts_with("mailto:") {
                 continue;
             }
-            out.push((i + 1, target.to_string(), dir.join(target)));
+            let resolved = if target.is_empty() { file.to_path_buf() } else { dir.join(target) };
+            if !target.is_empty() {
+                out.push((i + 1, target.to_string(), resolved.clone()));
+            }
+            if !anchor.is_empty() && resolved.is_file() && !anchors(&resolved).contains(&anchor.to_string()) {
+                // Reported as a path that does not exist: `file#anchor`.
+                out.push((i + 1, link.to_string(), root.join("missing anchor").join(link)));
+            }
         }
+    }
+    out
+}
+
+/// The anchors GitHub gives the headings of a Markdown file (lowercase, punctuation dropped,
+/// spaces to `-`).
+fn anchors(file: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    let mut in_block = false;
+    let mut out = Vec::new();
+    for line in text.lines() {
+        if line.trim_start().starts_with("```") {
+            in_block = !in_block;
+        }
+        if in_block || !line.starts_with('#') {
+            continue;
+        }
+        let title = line.trim_start_matches('#').trim();
+        let slug: String = title
+            .to_lowercase()
+            .chars()
+            .filter_map(|c| match c {
+                ' ' => Some('-'),
+                c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+                _ => None,
+            })
+            .collect();
+        out.push(slug);
     }
     out
 }
@@ -395,8 +442,15 @@ fn every_path_the_docs_name_exists() {
 #[test]
 fn a_missing_path_is_reported() {
     let file = repo().join("docs/x.md");
-    let found = named_paths(&file, "see `bins/capture/src/gone.rs` and [the map](../ARCHITECTURE.md#code-map), `crates/{common,gone}`\n```\n`bins/none`\n```\n");
-    let missing: Vec<String> = found.iter().filter(|(_, _, p)| !p.exists()).map(|(l, w, _)| format!("{l}:{w}")).collect();
-    assert_eq!(missing, vec!["1:bins/capture/src/gone.rs", "1:crates/{common,gone}"]);
-    assert_eq!(found.len(), 4, "{found:?}");
+    let found = named_paths(
+        &file,
+        "see `bins/capture/src/gone.rs` and [the map](../ARCHITECTURE.md#code-map), `crates/{common,gone}`\n```\n`bins/none`\n```\n[x](../ARCHITECTURE.md#no-such-heading)\n",
+    );
+    let missing: Vec<String> =
+        found.iter().filter(|(_, _, p)| !p.exists()).map(|(l, w, _)| format!("{l}:{w}")).collect();
+    assert_eq!(
+        missing,
+        vec!["1:bins/capture/src/gone.rs", "1:crates/{common,gone}", "5:../ARCHITECTURE.md#no-such-heading"]
+    );
+    assert_eq!(found.len(), 6, "{found:?}");
 }
