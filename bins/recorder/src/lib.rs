@@ -1113,7 +1113,7 @@ impl Recorder {
     }
 
     /// Writes the converted frame into the current segment (image when due, video, sidecar).
-    /// A write error ends the segment (it is finished as `.failed`, see ARCHITECTURE.md).
+    /// A write error ends the segment (it is finished as `.failed`, see docs/recorder.md).
     pub fn save(&mut self, header: &FrameHeader) {
         let image_due = self.config.images != ImageFormat::Off && self.image_due();
         let Some(segment) = &mut self.segment else { return };

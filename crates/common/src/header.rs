@@ -1,6 +1,6 @@
 //! The frame header: the fixed, `#[repr(C)]` record carried with every frame as the iceoryx2
 //! user header. Its byte layout is a contract with every reader, in any language; see
-//! ARCHITECTURE.md ("Frame header") before changing it, and bump [`FRAME_HEADER_VERSION`].
+//! docs/frame-header.md before changing it, and bump [`FRAME_HEADER_VERSION`].
 
 use iceoryx2::prelude::ZeroCopySend;
 
@@ -72,7 +72,7 @@ mod tests {
     use super::*;
     use core::mem::{align_of, offset_of, size_of};
 
-    /// The documented byte layout (ARCHITECTURE.md) is what the compiler produces.
+    /// The documented byte layout (docs/frame-header.md) is what the compiler produces.
     #[test]
     fn header_layout_matches_the_documented_offsets() {
         assert_eq!(size_of::<FrameHeader>(), 88);

@@ -473,7 +473,7 @@ pub struct HistogramStatus {
     pub count: u64,
 }
 
-/// Where the frames a reader did not process went (see ARCHITECTURE.md, "Reader loop"):
+/// Where the frames a reader did not process went (see docs/reader-loop.md):
 /// `published == processed + skipped + overwritten` over the frames published since the reader
 /// attached, up to the frames still in its queue.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]

@@ -4,7 +4,7 @@
 //! triggers) and `ctl events`.
 //!
 //! The record is `#[repr(C)]` plain data (integers, floats, byte arrays), so every byte pattern
-//! is safe to read and other languages mirror it; see ARCHITECTURE.md ("Results") before
+//! is safe to read and other languages mirror it; see docs/results.md before
 //! changing it, and bump [`RESULT_LAYOUT_VERSION`] and the type name together.
 
 use iceoryx2::prelude::ZeroCopySend;
@@ -225,7 +225,7 @@ impl ResultRecord {
 mod tests {
     use super::*;
 
-    /// The layout is the documented one (ARCHITECTURE.md, "Results"); Python mirrors it.
+    /// The layout is the documented one (docs/results.md); Python mirrors it.
     #[test]
     fn result_layout_matches_the_documented_offsets() {
         use core::mem::{offset_of, size_of};

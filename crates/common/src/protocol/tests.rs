@@ -59,7 +59,7 @@ fn every_byte_pattern_decodes_without_panicking() {
     }
 }
 
-/// The layouts are the documented ones (ARCHITECTURE.md, "Control protocol"); Python mirrors
+/// The layouts are the documented ones (docs/control-protocol.md); Python mirrors
 /// them.
 #[test]
 fn layouts_match_the_documented_offsets() {
