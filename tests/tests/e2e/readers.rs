@@ -154,7 +154,7 @@ fn a_recorder_slower_than_the_camera_stays_in_charge() {
         "{after} frames taken at exit, {before} before SIGTERM: it went on draining its queue"
     );
     assert!(took < stop_bound(Duration::from_secs(1)), "SIGTERM took {took:?}");
-    eprintln!("recorder writing PNGs: exited {took:?} after SIGTERM");
+    eprintln!("recorder writing PNG + H.264: exited {took:?} after SIGTERM");
     let rec = d.dir.path().join("rec");
     let names: Vec<String> = std::fs::read_dir(&rec)
         .expect("recordings")
