@@ -1199,6 +1199,9 @@ impl Recorder {
         match segment.write_unit(header, unit, data) {
             Ok(()) => {
                 self.status.written += 1;
+                if let Some(clip) = &mut self.clip {
+                    clip.frames += 1;
+                }
                 self.latency.record_ns(clock::monotonic_ns().saturating_sub(header.capture_mono_ns));
             }
             Err(_) => {

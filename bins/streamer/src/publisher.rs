@@ -144,6 +144,12 @@ struct TapState {
     in_encoder: HashMap<u64, FrameRef>,
     /// Next access unit's sequence number.
     sequence: u64,
+    /// PTS of the first buffer into the encoder.
+    first_in: Option<u64>,
+    /// Output PTS minus input PTS: encoders may shift every timestamp by a constant (x264
+    /// moves them up so that no DTS is negative); the first access unit out is the first
+    /// frame in (an IDR, in every mode), which gives the shift.
+    shift: Option<i128>,
 }
 
 /// The access units of one connection.
@@ -175,7 +181,13 @@ fn tap_unit(
     let dts = buffer.dts().map(|t| t.nseconds()).or(pts);
     let (frame, sequence) = {
         let mut st = lock(state);
-        let frame = pts.and_then(|p| st.in_encoder.remove(&p));
+        if let (None, Some(out), Some(first)) = (st.shift, pts, st.first_in) {
+            st.shift = Some(i128::from(out) - i128::from(first));
+        }
+        let shift = st.shift.unwrap_or(0);
+        let frame = pts
+            .and_then(|p| u64::try_from(i128::from(p) - shift).ok())
+            .and_then(|p| st.in_encoder.remove(&p));
         let sequence = st.sequence;
         st.sequence += 1;
         (frame, sequence)
@@ -305,6 +317,7 @@ impl Publisher {
                                     st.in_encoder.remove(&oldest);
                                 }
                             }
+                            st.first_in.get_or_insert(pts.nseconds());
                             st.in_encoder.insert(pts.nseconds(), frame);
                         }
                     }
