@@ -2,8 +2,9 @@
 //! MP4 segments (no second encoder). Under `ctl up` with a streamer and the media server:
 //! `ctl record on`/`off` makes segments that ffprobe reads as H.264 of the configured size with
 //! as many frames as the sidecar lists, whose decoded integrity stamps are the sidecar's frame
-//! ids, and whose sidecars account for every frame id; SIGTERM of the recorder while it records
-//! leaves the segment finalized and playable.
+//! ids, and whose sidecars account for every frame id; a killed and restarted streamer ends
+//! the segment and the next starts at its first key frame; SIGTERM of the recorder while it
+//! records leaves the segment finalized and playable.
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
@@ -69,15 +70,17 @@ fn check_stream_segment(index: &Path) -> Vec<u64> {
     assert_eq!(accounted.len() as u64, last - first + 1, "{}: frame ids are not contiguous", index.display());
     let saved: Vec<u64> = accounted.iter().filter(|(_, s)| **s).map(|(id, _)| *id).collect();
     assert!(!saved.is_empty(), "{}: no frame", index.display());
-    // Before its first saved frame a segment may list only frames skipped for the key frame.
+    // Before its first saved frame a segment lists only skipped ranges (frames the streamer
+    // did not encode, or before its key frame).
     let first = lines.iter().position(|l| l["type"] == "frame").expect("a frame line");
-    assert!(lines[1..first].iter().all(|l| l["reason"] == "wait-key-frame"), "{}: {lines:?}", index.display());
+    assert!(lines[1..first].iter().all(|l| l["type"] == "skipped"), "{}: {lines:?}", index.display());
     saved
 }
 
-/// `ctl record on`/`off` with `video = "stream"`, then SIGTERM of the recorder mid-segment.
+/// `ctl record on`/`off` with `video = "stream"`, a streamer killed mid-segment, then SIGTERM
+/// of the recorder mid-segment.
 #[test]
-fn stream_segments_play_match_their_sidecars_and_survive_sigterm() {
+fn stream_segments_play_match_their_sidecars_across_restarts_and_sigterm() {
     let (rtsp, http) = (free_port(), free_port());
     let d = TestDeployment::new(&format!(
         "[media-server]\nrtsp = \"127.0.0.1:{rtsp}\"\nhttp = \"127.0.0.1:{http}\"\n\n\
@@ -110,6 +113,33 @@ fn stream_segments_play_match_their_sidecars_and_survive_sigterm() {
     assert!(saved >= 45, "only {saved} frames recorded in {} segments", indexes.len());
     let last = sidecar(indexes.last().expect("segments"));
     assert_eq!(last.last().expect("end")["reason"], "saving-off", "{last:?}");
+
+    // The streamer dies and the supervisor restarts it: the segment ends ("stream-restart")
+    // and the next starts at the new encoder's first key frame; both play.
+    let (code, _, err) = d.ctl(&["record", "on", "cam0"]);
+    assert_eq!(code, Some(0), "{err}");
+    let status = d.wait_status(|s| {
+        let message = recorder_message(s);
+        message.starts_with("recording cam0_") && !message.contains(" 0 written")
+    });
+    let streamer = process_status(&status, "cam0", "streamer")["pid"].as_u64().expect("streamer pid");
+    // SAFETY: kill has no memory-safety preconditions; the pid is the streamer's.
+    unsafe { libc::kill(streamer as i32, libc::SIGKILL) };
+    let restarted = |dir: &Path| {
+        finished(dir).iter().any(|i| sidecar(i).last().is_some_and(|end| end["reason"] == "stream-restart"))
+    };
+    let status = d.wait_status(|s| {
+        let pid = process_status(s, "cam0", "streamer")["pid"].as_u64();
+        pid.is_some_and(|p| p != streamer) && restarted(&rec) && recorder_message(s).starts_with("recording cam0_")
+    });
+    let after = completed(&status);
+    d.wait_status(|s| completed(s) > after);
+    let (code, _, err) = d.ctl(&["record", "off", "cam0"]);
+    assert_eq!(code, Some(0), "{err}");
+    d.wait_status(|s| recorder_message(s).starts_with("off"));
+    for index in finished(&rec) {
+        check_stream_segment(&index);
+    }
 
     // SIGTERM while recording: the segment being written is finalized and plays.
     let (code, _, err) = d.ctl(&["record", "on", "cam0"]);
