@@ -160,6 +160,10 @@ struct Streamer {
     sent_before: u64,
     latency: LatencyWindow,
     encoded_out: Option<EncodedOut>,
+    /// With a recorder on the stream: an encoder of its own while the connection is not
+    /// streaming (no server, connecting, reconnecting), so recording never depends on the
+    /// media server.
+    local: Option<Publisher>,
 }
 
 /// GStreamer elements the streamer needs, with the Debian package that has them.
@@ -278,8 +282,10 @@ pub fn run(
         sent_before: 0,
         latency: LatencyWindow::new(),
         encoded_out,
+        local: None,
     };
     streamer.maintain();
+    streamer.maintain_local();
     let mut window = (Instant::now(), 0u64);
     loop {
         match reader.next_event()? {
@@ -291,12 +297,18 @@ pub fn run(
                     let buffer = publisher::frame_buffer(&streamer.layout, &frame.bytes()[..len]);
                     drop(frame);
                     streamer.push(&header, buffer);
+                } else if streamer.local_wants(&header) {
+                    let len = (header.payload_len as usize).min(frame.bytes().len());
+                    let buffer = publisher::frame_buffer(&streamer.layout, &frame.bytes()[..len]);
+                    drop(frame);
+                    streamer.push_local(&header, buffer);
                 }
                 streamer.publish_units();
             }
             Event::Timer(t) if t == tick_timer => {
                 streamer.publish_units();
                 streamer.maintain();
+                streamer.maintain_local();
             }
             Event::Timer(t) if t == stats_timer => {
                 let elapsed = window.0.elapsed().as_secs_f64();
@@ -312,6 +324,9 @@ pub fn run(
         }
     }
     streamer.publish_units();
+    if let Some(local) = streamer.local.take() {
+        local.close_and_wait(Duration::from_secs(3));
+    }
     if let Link::Up { publisher, .. } = std::mem::replace(&mut streamer.link, Link::Down { retry_at: Instant::now() }) {
         streamer.sent_before += publisher.sent();
         if let Some(out) = &mut streamer.encoded_out {
@@ -356,17 +371,79 @@ impl Streamer {
         }
     }
 
-    /// Publishes the access units that left the encoder for the recorder.
+    /// Whether a frame the connection did not take goes to the recorder's own encoder.
+    fn local_wants(&self, header: &framebus_common::FrameHeader) -> bool {
+        header.format() == Some(self.layout.format)
+            && header.width == self.layout.width
+            && header.height == self.layout.height
+            && self.local.as_ref().is_some_and(Publisher::ready)
+    }
+
+    /// Hands a copied frame to the recorder's own encoder.
+    fn push_local(&mut self, header: &framebus_common::FrameHeader, buffer: anyhow::Result<gst::Buffer>) {
+        let Some(local) = &mut self.local else { return };
+        let frame = (header.frame_id, header.capture_mono_ns, header.capture_realtime_ns);
+        if let Err(e) = buffer.map_err(|e| e.to_string()).and_then(|b| local.push(b, frame)) {
+            tracing::debug!("frame {} not encoded for the recorder: {e}", header.frame_id);
+        }
+    }
+
+    /// Publishes the access units that left the encoders for the recorder.
     fn publish_units(&mut self) {
-        let (Some(out), Link::Up { publisher, .. }) = (&mut self.encoded_out, &self.link) else {
-            return;
+        let Some(out) = &mut self.encoded_out else { return };
+        let linked = match &self.link {
+            Link::Up { publisher, .. } => Some(publisher),
+            Link::Down { .. } => None,
         };
-        for unit in publisher.take_units() {
-            if out.publish(&unit) {
-                self.report.units_published += 1;
-            } else {
-                out.publish_failed += 1;
+        for publisher in linked.into_iter().chain(self.local.as_ref()) {
+            for unit in publisher.take_units() {
+                if out.publish(&unit) {
+                    self.report.units_published += 1;
+                } else {
+                    out.publish_failed += 1;
+                }
             }
+        }
+    }
+
+    /// With a recorder on the stream: runs the recorder's own encoder exactly while the
+    /// connection is not streaming (each start is a new run: the recorder begins a new
+    /// segment at its first key frame).
+    fn maintain_local(&mut self) {
+        if self.encoded_out.is_none() {
+            return;
+        }
+        let streaming = matches!(&self.link, Link::Up { publisher, .. } if publisher.ready());
+        if streaming {
+            if let Some(local) = self.local.take() {
+                self.publish_units();
+                if let Some(out) = &mut self.encoded_out {
+                    out.dropped_before += local.units_dropped();
+                }
+                tracing::info!(camera = self.report.camera, "streaming again: the recorder takes the stream's access units");
+                local.close();
+            }
+            return;
+        }
+        if let Some(local) = &mut self.local {
+            if let Health::Failed(why) = local.health() {
+                tracing::warn!(camera = self.report.camera, "the recorder's encoder failed: {why}; starting it again");
+                if let (Some(local), Some(out)) = (self.local.take(), &mut self.encoded_out) {
+                    out.dropped_before += local.units_dropped();
+                    local.close();
+                }
+            }
+            return;
+        }
+        let Some(out) = &mut self.encoded_out else { return };
+        out.next_run += 1;
+        let tap = TapSettings { run: out.next_run, capacity: out.capacity, max_bytes: out.max_bytes };
+        match Publisher::start(None, &self.choice.encoder, &self.config, self.layout, self.fps, Some(tap)) {
+            Ok(local) => {
+                tracing::info!(camera = self.report.camera, "not streaming: encoding for the recorder alone until connected");
+                self.local = Some(local);
+            }
+            Err(e) => tracing::warn!(camera = self.report.camera, "cannot start the recorder's encoder: {e:#}"),
         }
     }
 
@@ -408,7 +485,7 @@ impl Streamer {
                     out.next_run += 1;
                     TapSettings { run: out.next_run, capacity: out.capacity, max_bytes: out.max_bytes }
                 });
-                match Publisher::start(&self.url, &self.choice.encoder, &self.config, self.layout, self.fps, tap) {
+                match Publisher::start(Some(&self.url), &self.choice.encoder, &self.config, self.layout, self.fps, tap) {
                     Ok(publisher) => {
                         self.connections += 1;
                         self.report.reconnects = self.connections.saturating_sub(1);

@@ -260,9 +260,11 @@ pub struct Publisher {
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Publisher {
-    /// Builds and starts the pipeline (connecting happens in the background).
+    /// Builds and starts the pipeline (connecting happens in the background). Without `url`
+    /// the access units go nowhere but the tap: the encoder runs for the recorder alone while
+    /// there is no connection.
     pub fn start(
-        url: &str,
+        url: Option<&str>,
         encoder: &Encoder,
         config: &StreamerConfig,
         layout: RawLayout,
@@ -274,8 +276,12 @@ impl Publisher {
             "appsrc name=src is-live=true format=time do-timestamp=true block=false max-bytes=0 caps=\"{caps}\" \
              ! {decoder}{encode} \
              ! h264parse name=parse config-interval=-1 \
-             ! rtspclientsink name=sink location=\"{url}\" protocols=tcp latency=0 tcp-timeout=5000000",
+             ! video/x-h264,stream-format=byte-stream,alignment=au ! {sink}",
             encode = encoder.launch(config),
+            sink = match url {
+                Some(url) => format!("rtspclientsink name=sink location=\"{url}\" protocols=tcp latency=0 tcp-timeout=5000000"),
+                None => "fakesink name=sink sync=false async=false".to_string(),
+            },
         );
         tracing::debug!("publisher pipeline: {launch}");
         let pipeline = gst::parse::launch(&launch)

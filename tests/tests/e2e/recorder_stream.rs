@@ -172,3 +172,32 @@ fn stream_segments_play_match_their_sidecars_across_restarts_and_sigterm() {
     assert!(files(&rec, "mp4").iter().all(|p| !p.to_string_lossy().contains(".partial")), "a segment is partial");
     d.assert_no_leftovers();
 }
+
+/// No media server at all (the streamer never connects): the streamer encodes for the
+/// recorder alone, and the segments still play and match their sidecars.
+#[test]
+fn stream_recording_does_not_need_the_media_server() {
+    let d = TestDeployment::new(&format!(
+        "[[camera]]\nname = \"cam0\"\nwidth = {WIDTH}\nheight = {HEIGHT}\nfps = 30\n\n\
+         [camera.source]\nkind = \"synthetic\"\n\n\
+         [camera.streamer]\nurl = \"rtsp://127.0.0.1:1/nowhere\"\ngop = 15\nstats-interval-secs = 0.5\n\n\
+         [camera.recorder]\ndirectory = \"rec\"\nenabled = true\nvideo = \"stream\"\nsegment-secs = 1.0\nmin-free-mb = 1\nstats-interval-secs = 0.25\n"
+    ));
+    let mut capture = d.spawn("capture", &[]);
+    capture.wait_stderr(DEADLINE, "publishing");
+    let mut streamer = d.spawn("streamer", &["--json"]);
+    let mut recorder = d.spawn("recorder", &["--json"]);
+    recorder.wait_json(DEADLINE, |v| v["segments"].as_u64() >= Some(2));
+    let report = streamer.wait_json(DEADLINE, |r| r["units_published"].as_u64() >= Some(30));
+    assert_eq!(report["sent"].as_u64(), Some(0), "nothing can reach a server: {report}");
+    assert_eq!(recorder.terminate(), Some(0), "{}", recorder.stderr_text());
+    let rec = d.dir.path().join("rec");
+    let indexes = finished(&rec);
+    assert!(indexes.len() >= 3, "{indexes:?}");
+    for index in &indexes {
+        check_stream_segment(index);
+    }
+    assert_eq!(streamer.terminate(), Some(0), "{}", streamer.stderr_text());
+    assert_eq!(capture.terminate(), Some(0));
+    d.assert_no_leftovers();
+}
