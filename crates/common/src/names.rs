@@ -174,6 +174,9 @@ mod tests {
             "framebus/lab/cam1/recorder/control"
         );
         assert_ne!(service_name("a", "cam0", ServiceKind::Frames), service_name("b", "cam0", ServiceKind::Frames));
+        let encoded = service_name("lab", "cam0", ServiceKind::Encoded);
+        assert_eq!(encoded, "framebus/lab/cam0/encoded");
+        assert_eq!(parse_control_service("lab", &encoded), None, "not taken for a reader's control service");
     }
 
     /// A control service name parses back into its camera and role; other names do not.
