@@ -559,6 +559,15 @@ impl Streamer {
                 r.last_error.as_deref().map(|e| format!("; last error: {e}")).unwrap_or_default()
             )
         };
+        let message = match &self.encoded_out {
+            Some(_) => format!(
+                "{message}; for the recorder: {} access units, {} dropped{}",
+                r.units_published,
+                r.units_dropped,
+                if self.local.is_some() { " (encoding for it alone)" } else { "" }
+            ),
+            None => message,
+        };
         let latency = (r.latency_p50_us, r.latency_p99_us);
         reader.report(|p: &mut ProcessReport| {
             p.message = message;
