@@ -1170,7 +1170,10 @@ impl Recorder {
         let (run, sequence, id) = (unit.run, unit.sequence, unit.frame_id);
         match self.unit_last {
             Some((last_run, _, _)) if last_run != run => {
-                tracing::info!(camera = self.camera, "the streamer started a new encoder run: new segment at its first key frame");
+                tracing::info!(
+                    camera = self.camera,
+                    "the streamer started a new encoder run: new segment at its first key frame"
+                );
                 self.finish_segment("stream-restart");
                 self.need_key = true;
             }

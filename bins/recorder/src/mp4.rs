@@ -50,7 +50,12 @@ impl StreamMp4 {
         }
         let pipeline = gst::Pipeline::new();
         let appsrc = gst_app::AppSrc::builder()
-            .caps(&gst::Caps::builder("video/x-h264").field("stream-format", "byte-stream").field("alignment", "au").build())
+            .caps(
+                &gst::Caps::builder("video/x-h264")
+                    .field("stream-format", "byte-stream")
+                    .field("alignment", "au")
+                    .build(),
+            )
             .format(gst::Format::Time)
             .is_live(false)
             .block(false)
@@ -90,11 +95,7 @@ impl StreamMp4 {
     pub fn write(&mut self, unit: &AccessUnitHeader, data: &[u8]) -> anyhow::Result<()> {
         self.check()?;
         if self.appsrc.current_level_bytes() >= MAX_QUEUED_BYTES {
-            bail!(
-                "writing `{}`: the disk is {} MiB behind",
-                self.path.display(),
-                MAX_QUEUED_BYTES / (1024 * 1024)
-            );
+            bail!("writing `{}`: the disk is {} MiB behind", self.path.display(), MAX_QUEUED_BYTES / (1024 * 1024));
         }
         let base = *self.base_ns.get_or_insert(unit.dts_ns.min(unit.pts_ns));
         let mut buffer = gst::Buffer::from_slice(data.to_vec());
@@ -116,9 +117,7 @@ impl StreamMp4 {
     pub fn finish(&mut self) -> anyhow::Result<()> {
         self.finished = true;
         let ended = (|| {
-            self.appsrc
-                .end_of_stream()
-                .map_err(|e| anyhow!("ending `{}`: {e:?}", self.path.display()))?;
+            self.appsrc.end_of_stream().map_err(|e| anyhow!("ending `{}`: {e:?}", self.path.display()))?;
             let timeout = gst::ClockTime::from_nseconds(FINISH_TIMEOUT.as_nanos() as u64);
             match self.bus.timed_pop_filtered(timeout, &[gst::MessageType::Eos, gst::MessageType::Error]) {
                 Some(message) => match message.view() {

@@ -375,9 +375,8 @@ fn stream_units_are_cut_at_key_frames_and_a_loss_waits_for_the_next() {
                     saved.push(line["frame_id"].as_u64().expect("id"));
                     count += 1;
                 }
-                Some("skipped") if line["reason"] == "wait-key-frame" => {
-                    waited.extend(line["first_frame_id"].as_u64().expect("id")..=line["last_frame_id"].as_u64().expect("id"))
-                }
+                Some("skipped") if line["reason"] == "wait-key-frame" => waited
+                    .extend(line["first_frame_id"].as_u64().expect("id")..=line["last_frame_id"].as_u64().expect("id")),
                 _ => {}
             }
         }

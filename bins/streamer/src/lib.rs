@@ -359,7 +359,10 @@ impl Streamer {
             self.report.skipped += 1;
             return;
         };
-        match buffer.map_err(|e| e.to_string()).and_then(|b| publisher.push(b, (header.frame_id, header.capture_mono_ns, header.capture_realtime_ns))) {
+        match buffer
+            .map_err(|e| e.to_string())
+            .and_then(|b| publisher.push(b, (header.frame_id, header.capture_mono_ns, header.capture_realtime_ns)))
+        {
             Ok(()) => {
                 self.report.encoded += 1;
                 self.latency.record_ns(clock::monotonic_ns().saturating_sub(header.capture_mono_ns));
@@ -420,7 +423,10 @@ impl Streamer {
                 if let Some(out) = &mut self.encoded_out {
                     out.dropped_before += local.units_dropped();
                 }
-                tracing::info!(camera = self.report.camera, "streaming again: the recorder takes the stream's access units");
+                tracing::info!(
+                    camera = self.report.camera,
+                    "streaming again: the recorder takes the stream's access units"
+                );
                 local.close();
             }
             return;
@@ -440,7 +446,10 @@ impl Streamer {
         let tap = TapSettings { run: out.next_run, capacity: out.capacity, max_bytes: out.max_bytes };
         match Publisher::start(None, &self.choice.encoder, &self.config, self.layout, self.fps, Some(tap)) {
             Ok(local) => {
-                tracing::info!(camera = self.report.camera, "not streaming: encoding for the recorder alone until connected");
+                tracing::info!(
+                    camera = self.report.camera,
+                    "not streaming: encoding for the recorder alone until connected"
+                );
                 self.local = Some(local);
             }
             Err(e) => tracing::warn!(camera = self.report.camera, "cannot start the recorder's encoder: {e:#}"),
@@ -485,7 +494,8 @@ impl Streamer {
                     out.next_run += 1;
                     TapSettings { run: out.next_run, capacity: out.capacity, max_bytes: out.max_bytes }
                 });
-                match Publisher::start(Some(&self.url), &self.choice.encoder, &self.config, self.layout, self.fps, tap) {
+                match Publisher::start(Some(&self.url), &self.choice.encoder, &self.config, self.layout, self.fps, tap)
+                {
                     Ok(publisher) => {
                         self.connections += 1;
                         self.report.reconnects = self.connections.saturating_sub(1);

@@ -185,9 +185,7 @@ fn tap_unit(
             st.shift = Some(i128::from(out) - i128::from(first));
         }
         let shift = st.shift.unwrap_or(0);
-        let frame = pts
-            .and_then(|p| u64::try_from(i128::from(p) - shift).ok())
-            .and_then(|p| st.in_encoder.remove(&p));
+        let frame = pts.and_then(|p| u64::try_from(i128::from(p) - shift).ok()).and_then(|p| st.in_encoder.remove(&p));
         let sequence = st.sequence;
         st.sequence += 1;
         (frame, sequence)
@@ -279,7 +277,8 @@ impl Publisher {
              ! video/x-h264,stream-format=byte-stream,alignment=au ! {sink}",
             encode = encoder.launch(config),
             sink = match url {
-                Some(url) => format!("rtspclientsink name=sink location=\"{url}\" protocols=tcp latency=0 tcp-timeout=5000000"),
+                Some(url) =>
+                    format!("rtspclientsink name=sink location=\"{url}\" protocols=tcp latency=0 tcp-timeout=5000000"),
                 None => "fakesink name=sink sync=false async=false".to_string(),
             },
         );

@@ -417,7 +417,8 @@ fn record_once(dir: &Path, video: &str, tag: &str) -> anyhow::Result<[f64; 5]> {
 /// (`video = "stream"`), CPU of each process and of framebus in all; two interleaved rounds.
 pub fn recording(dir: &Path) -> anyhow::Result<()> {
     const ROUNDS: usize = 2;
-    let arrangements = [("h264-mp4", "recorder encodes (`h264-mp4`)"), ("stream", "recorder writes the stream (`stream`)")];
+    let arrangements =
+        [("h264-mp4", "recorder encodes (`h264-mp4`)"), ("stream", "recorder writes the stream (`stream`)")];
     let mut sums = [[0.0f64; 5]; 2];
     for round in 0..ROUNDS {
         for (i, (video, _)) in arrangements.iter().enumerate() {
