@@ -174,7 +174,8 @@ fn stream_segments_play_match_their_sidecars_across_restarts_and_sigterm() {
 }
 
 /// No media server at all (the streamer never connects): the streamer encodes for the
-/// recorder alone, and the segments still play and match their sidecars.
+/// recorder alone, and the segments still play and match their sidecars, also after the
+/// recorder was paused (SIGSTOP) while the streamer went on.
 #[test]
 fn stream_recording_does_not_need_the_media_server() {
     let d = TestDeployment::new(&format!(
@@ -190,13 +191,41 @@ fn stream_recording_does_not_need_the_media_server() {
     recorder.wait_json(DEADLINE, |v| v["segments"].as_u64() >= Some(2));
     let report = streamer.wait_json(DEADLINE, |r| r["units_published"].as_u64() >= Some(30));
     assert_eq!(report["sent"].as_u64(), Some(0), "nothing can reach a server: {report}");
+
+    // A paused recorder never holds the streamer up: it publishes on (more than the recorder's
+    // one-second queue), and the recorder, continued, lists what it lost and goes on at the
+    // next key frame.
+    let published = report["units_published"].as_u64().unwrap_or(0);
+    recorder.signal(libc::SIGSTOP);
+    // A report made after the stop: its count is at least the count at the stop.
+    let at_stop = streamer.wait_json(DEADLINE, |r| r["units_published"].as_u64() > Some(published))["units_published"]
+        .as_u64()
+        .unwrap_or(0);
+    // (The reports read here may be older than the stop: 120 more is well over the recorder's
+    // one-second queue of 30.)
+    streamer.wait_json(DEADLINE, |r| r["units_published"].as_u64() > Some(at_stop + 120));
+    recorder.signal(libc::SIGCONT);
+    let segments = recorder.wait_json(DEADLINE, |v| v["segments"].as_u64().is_some())["segments"].as_u64().unwrap_or(0);
+    recorder.wait_json(DEADLINE, |v| v["segments"].as_u64() >= Some(segments + 2));
     assert_eq!(recorder.terminate(), Some(0), "{}", recorder.stderr_text());
     let rec = d.dir.path().join("rec");
     let indexes = finished(&rec);
-    assert!(indexes.len() >= 3, "{indexes:?}");
+    assert!(indexes.len() >= 5, "{indexes:?}");
+    let mut lost = 0;
+    let mut ranges = Vec::new();
     for index in &indexes {
+        ranges.extend(sidecar(index).into_iter().filter(|l| l["type"] == "skipped"));
         check_stream_segment(index);
+        lost += sidecar(index)
+            .iter()
+            .filter(|l| l["type"] == "skipped")
+            .map(|l| l["count"].as_u64().unwrap_or(0))
+            .sum::<u64>();
     }
+    assert!(
+        lost >= 1 && ranges.iter().any(|r| r["reason"] == "dropped"),
+        "the pause lost access units, yet the sidecars list no dropped frames: {ranges:?}"
+    );
     assert_eq!(streamer.terminate(), Some(0), "{}", streamer.stderr_text());
     assert_eq!(capture.terminate(), Some(0));
     d.assert_no_leftovers();
