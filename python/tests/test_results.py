@@ -93,7 +93,11 @@ def test_a_python_result_triggers_a_clip_with_its_pre_and_post_roll(deployment):
     clips = [json.loads(line) for line in out.splitlines() if line.strip()]
     assert len(clips) == 1, out
     clip = clips[0]
-    assert abs(clip["first_frame_id"] - (person - 30)) <= 2, (person, clip)
-    assert abs(clip["last_frame_id"] - (person + 30)) <= 2, (person, clip)
+    # The window is in capture time (1 s before and after the person's frame): about 30 frames
+    # each side at 30 fps, fewer when a loaded machine makes capture late (its frames then
+    # space out); the clip's duration says it either way.
+    assert clip["first_frame_id"] < person < clip["last_frame_id"], (person, clip)
+    assert abs(clip["first_frame_id"] - (person - 30)) <= 8, (person, clip)
+    assert 1.85 <= clip["duration_secs"] <= 2.1, (person, clip)
     assert "pydetector" in json.dumps(clip), clip
     d.assert_no_leftovers()

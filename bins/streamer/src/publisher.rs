@@ -101,6 +101,8 @@ pub fn frame_buffer(layout: &RawLayout, bytes: &[u8]) -> anyhow::Result<gst::Buf
                 let stride = gst_stride(row);
                 for _ in 0..rows {
                     map[dst..dst + row].copy_from_slice(&bytes[src..src + row]);
+                    // GStreamer allocates without clearing: padding is zeroed, never stale memory.
+                    map[dst + row..dst + stride].fill(0);
                     src += row;
                     dst += stride;
                 }

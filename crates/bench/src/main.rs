@@ -263,7 +263,8 @@ fn recorder_table(dir: &Path) -> anyhow::Result<()> {
     println!("| recorder | CPU | CPU per frame received | private memory (RssAnon) | resident (VmRSS) | held frames | held JPEG | frames lost |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     for (i, case) in cases.iter().enumerate() {
-        let name = format!("bench{}-rec{i}", std::process::id());
+        // Deployment names are at most 14 characters (iceoryx2's socket paths).
+        let name = format!("b{}r{i}", std::process::id() % 1_000_000);
         let config = dir.join(format!("{name}.toml"));
         let rec = dir.join(format!("{name}-rec"));
         std::fs::write(
@@ -431,7 +432,7 @@ fn python_vs_rust(dir: &Path) -> anyhow::Result<()> {
         );
         return Ok(());
     };
-    let name = format!("bench{}-py", std::process::id());
+    let name = format!("b{}py", std::process::id() % 1_000_000);
     let config = write_config(dir, &name, &CASE, CASE.paced_fps, 2)?;
     let config_text = config.to_str().ok_or_else(|| anyhow!("non-UTF-8 temp path"))?.to_string();
     let frames = CASE.paced_frames.to_string();

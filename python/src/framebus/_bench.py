@@ -67,6 +67,7 @@ def main(argv) -> int:
                 "overwritten": stats["overwritten"],
                 "latency_p50_us": _percentile(latencies, 50),
                 "latency_p99_us": _percentile(latencies, 99),
+                "cpu_secs": cpu,
                 "cpu_percent": 100.0 * cpu / wall if wall > 0 else 0.0,
             }
         ),

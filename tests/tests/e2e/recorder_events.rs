@@ -166,9 +166,11 @@ fn motion_at_a_known_frame_makes_one_clip_with_its_pre_and_post_roll() {
     assert!((151..=156).contains(&n), "the first motion result is about the block appearing (frame 151): {n}");
     // 2 s at 30 fps before the trigger frame, 2 s after the last motion (frame 181 shows the
     // block gone); a frame or two of pacing jitter either way, a few for algo's skipped frames.
-    assert!(first.abs_diff(n - 60) <= 2, "first frame {first}, trigger frame {n}: expected about {}", n - 60);
+    // The window is in capture time: when a loaded machine makes capture late, its frames
+    // space out and fewer fall in the same 2 s.
+    assert!(first.abs_diff(n - 60) <= 8, "first frame {first}, trigger frame {n}: expected about {}", n - 60);
     assert!(
-        (236..=250).contains(&last),
+        (230..=250).contains(&last),
         "last frame {last}: expected about 181 + 60; journal {:#?}\nalgo:\n{}",
         journal(&rec),
         algo.stderr_text()
@@ -304,8 +306,9 @@ fn a_user_programs_results_trigger_a_clip() {
     let trigger = &head["trigger"]["results"][0];
     assert_eq!((trigger["producer"].as_str(), u(trigger, "frame_id")), (Some("detector"), person), "{head}");
     assert_eq!(trigger["boxes"][0]["label"], "person", "{head}");
-    assert!(first.abs_diff(person - 30) <= 2, "1 s before frame {person}: {first}");
-    assert!(last.abs_diff(person + 30) <= 2, "1 s after frame {person}: {last}");
+    // 1 s each side in capture time: 30 frames, fewer when a loaded machine makes capture late.
+    assert!(first.abs_diff(person - 30) <= 8, "1 s before frame {person}: {first}");
+    assert!(last.abs_diff(person + 30) <= 8, "1 s after frame {person}: {last}");
     assert_eq!((u(&done, "first_frame_id"), u(&done, "last_frame_id")), (first, last), "{done}");
     d.assert_no_leftovers();
 }

@@ -754,9 +754,8 @@ fn resolved_device(path: &Path) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::negotiate::{DeviceFormat, PlaneFormat};
+    use super::negotiate::tests::granted;
     use super::*;
-    use crate::source::v4l2::device::{fourcc, BUF_TYPE_CAPTURE, BUF_TYPE_CAPTURE_MPLANE, MAX_PLANES};
 
     fn request(published: PixelFormat) -> Request {
         Request {
@@ -772,21 +771,6 @@ mod tests {
             memory: V4l2Memory::Auto,
             controls: vec![],
             slot_bytes: published.frame_bytes(64, 4),
-        }
-    }
-
-    fn granted(code: &[u8; 4], planes: &[(u32, u32)]) -> Granted {
-        let mut all = [PlaneFormat::default(); MAX_PLANES];
-        for (slot, &(bytes_per_line, size)) in all.iter_mut().zip(planes) {
-            *slot = PlaneFormat { bytes_per_line, size };
-        }
-        Granted {
-            device: DeviceFormat::of_code(fourcc(code)).expect("known"),
-            width: 64,
-            height: 4,
-            buf_type: if planes.len() > 1 { BUF_TYPE_CAPTURE_MPLANE } else { BUF_TYPE_CAPTURE },
-            planes: all,
-            fps: 30.0,
         }
     }
 

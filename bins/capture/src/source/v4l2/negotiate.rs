@@ -408,7 +408,7 @@ fn set_frame_rate(device: &Device, req: &Request, buf_type: u32) -> f64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     /// Frame rates become exact V4L2 frame intervals.
@@ -421,7 +421,8 @@ mod tests {
         assert_eq!(fps_of(0, 30), 0.0);
     }
 
-    fn granted(code: &[u8; 4], planes: &[(u32, u32)]) -> Granted {
+    /// A 64x4 format the driver granted: `code`, and (bytes per line, size) of each plane.
+    pub(in crate::source::v4l2) fn granted(code: &[u8; 4], planes: &[(u32, u32)]) -> Granted {
         let mut all = [PlaneFormat::default(); MAX_PLANES];
         for (slot, &(bytes_per_line, size)) in all.iter_mut().zip(planes) {
             *slot = PlaneFormat { bytes_per_line, size };
