@@ -15,7 +15,6 @@ use anyhow::Context;
 use framebus::{Camera, Command, Event};
 use framebus_common::encoded::{AccessUnitHeader, ACCESS_UNIT_VERSION};
 use framebus_common::ipc;
-use framebus_common::policy::ReaderPolicy;
 use framebus_common::{signals, CameraConfig, Deployment, FrameHeader, ProcessRole};
 
 use crate::{reload_settings, Recorder, RecorderOptions, RecorderStatus, HOUSEKEEPING};
@@ -46,8 +45,6 @@ pub fn run_stream(
     let cam = camera.name.as_str();
     let mut builder = Camera::builder_for(deployment, Some(cam))
         .role(ProcessRole::Recorder.name())?
-        .policy(ReaderPolicy::Newest)
-        .queue_depth(1)
         .stats_interval(stats_interval)
         .handles_saving();
     if let Some(on) = options.saving {

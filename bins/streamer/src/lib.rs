@@ -416,7 +416,9 @@ impl Streamer {
         if self.encoded_out.is_none() {
             return;
         }
-        let streaming = matches!(&self.link, Link::Up { publisher, .. } if publisher.ready());
+        // Streaming as `maintain` last saw it (not `ready()`, which is false whenever the
+        // encoder still holds a frame).
+        let streaming = matches!(&self.link, Link::Up { .. }) && self.report.state == "streaming";
         if streaming {
             if let Some(local) = self.local.take() {
                 self.publish_units();
