@@ -51,7 +51,8 @@ pub fn run_stream(
         builder = builder.record(Command::SetSaving(on));
     }
     let reader = builder.open()?;
-    // Field order is drop order: the subscriber before its service and node.
+    // Declared after the reader, so dropped before it (also on errors): the reader's clean-up
+    // of a finished deployment must find no node of this process left.
     let node = ipc::create_node(deployment, ProcessRole::Recorder.name(), cam)?;
     let service = ipc::open_encoded(&node, deployment.name(), camera)?;
     let layout = framebus_common::encoded::encoded_layout(camera);
@@ -128,10 +129,12 @@ pub fn run_stream(
         }
         drain(&mut recorder)?;
     })();
-    drop(reader);
+    // This node goes before the reader: the reader's clean-up of a finished deployment runs
+    // when it is dropped and must find no node of this process left.
     drop(subscriber);
     drop(service);
     drop(node);
+    drop(reader);
     recorder.finish();
     let line = recorder.report_line();
     if options.json {

@@ -207,6 +207,9 @@ fn stream_recording_does_not_need_the_media_server() {
     recorder.signal(libc::SIGCONT);
     let segments = recorder.wait_json(DEADLINE, |v| v["segments"].as_u64().is_some())["segments"].as_u64().unwrap_or(0);
     recorder.wait_json(DEADLINE, |v| v["segments"].as_u64() >= Some(segments + 2));
+    // The recorder ends last: it must leave nothing of the deployment behind either.
+    assert_eq!(streamer.terminate(), Some(0), "{}", streamer.stderr_text());
+    assert_eq!(capture.terminate(), Some(0));
     assert_eq!(recorder.terminate(), Some(0), "{}", recorder.stderr_text());
     let rec = d.dir.path().join("rec");
     let indexes = finished(&rec);
@@ -226,7 +229,5 @@ fn stream_recording_does_not_need_the_media_server() {
         lost >= 1 && ranges.iter().any(|r| r["reason"] == "dropped"),
         "the pause lost access units, yet the sidecars list no dropped frames: {ranges:?}"
     );
-    assert_eq!(streamer.terminate(), Some(0), "{}", streamer.stderr_text());
-    assert_eq!(capture.terminate(), Some(0));
     d.assert_no_leftovers();
 }
