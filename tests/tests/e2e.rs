@@ -16,6 +16,7 @@ mod e2e {
     mod recorder;
     mod recorder_disk;
     mod recorder_events;
+    mod recorder_stream;
     mod signals;
     mod streamer;
     mod v4l2;

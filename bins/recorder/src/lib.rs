@@ -24,8 +24,10 @@
 pub mod clip;
 pub mod disk;
 pub mod journal;
+pub mod mp4;
 pub mod preroll;
 pub mod segment;
+pub mod stream;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
@@ -277,6 +279,14 @@ pub struct Recorder {
     retention_at: Instant,
     missed_at: Option<Instant>,
     missed_since: u64,
+    /// `video = "stream"`: whether the access unit being admitted is a key frame (`None`
+    /// when frames are encoded here).
+    unit_key: Option<bool>,
+    /// `video = "stream"`: access units were lost (or none came yet): nothing is written
+    /// before the next key frame.
+    need_key: bool,
+    /// `video = "stream"`: (encoder run, sequence, frame id) of the last access unit.
+    unit_last: Option<(u64, u64, u64)>,
 }
 
 /// Most pending skip ranges kept; later ones merge into the last (the count stays exact).
@@ -374,6 +384,9 @@ impl Recorder {
             retention_at: Instant::now(),
             missed_at: None,
             missed_since: 0,
+            unit_key: None,
+            need_key: true,
+            unit_last: None,
             config,
             spec,
             saving: false,
@@ -1030,10 +1043,12 @@ impl Recorder {
             self.skip(id, id, SkipReason::DiskLow);
             return false;
         }
-        let rotate = self.segment.as_ref().is_some_and(|s| {
-            s.size != (header.width, header.height)
-                || t.saturating_sub(s.first_mono_ns) as f64 >= self.config.segment_secs * 1e9
-        });
+        // Stream video: a segment ends (and the next starts) only at a key frame.
+        let rotate = self.unit_key != Some(false)
+            && self.segment.as_ref().is_some_and(|s| {
+                s.size != (header.width, header.height)
+                    || t.saturating_sub(s.first_mono_ns) as f64 >= self.config.segment_secs * 1e9
+            });
         if rotate {
             self.finish_segment("segment-length");
         }
@@ -1049,6 +1064,14 @@ impl Recorder {
         if self.disk_low {
             self.skip(id, id, SkipReason::DiskLow);
             return false;
+        }
+        match self.unit_key {
+            Some(false) if self.need_key || self.segment.is_none() => {
+                self.skip(id, id, SkipReason::KeyFrame);
+                return false;
+            }
+            Some(true) => self.need_key = false,
+            _ => {}
         }
         if self.segment.is_none() {
             let extra = self.segment_header_fields();
@@ -1134,6 +1157,60 @@ impl Recorder {
                 // Not in the video nor the sidecar: listed as skipped, then the segment ends.
                 self.skip(header.frame_id, header.frame_id, SkipReason::Error);
                 self.end_failed_segment();
+            }
+        }
+    }
+
+    /// `video = "stream"`: takes one access unit of the streamer (see [`stream`]): decides
+    /// whether it is recorded (saving on, disk, key frames) and writes it into the segment. A
+    /// new encoder run (the streamer restarted or reconnected) or a capture restart ends the
+    /// segment; lost access units make the recorder wait for the next key frame.
+    pub fn on_unit(&mut self, unit: &framebus_common::encoded::AccessUnitHeader, data: &[u8]) {
+        let header = stream::frame_header(unit);
+        let (run, sequence, id) = (unit.run, unit.sequence, unit.frame_id);
+        match self.unit_last {
+            Some((last_run, _, _)) if last_run != run => {
+                tracing::info!(
+                    camera = self.camera,
+                    "the streamer started a new encoder run: new segment at its first key frame"
+                );
+                self.finish_segment("stream-restart");
+                self.need_key = true;
+            }
+            Some((_, _, last_id)) if id <= last_id => {
+                tracing::info!(camera = self.camera, "capture restarted (frame ids begin again at {id})");
+                self.finish_segment("capture-restart");
+                self.clip_last = None;
+                self.need_key = true;
+            }
+            Some((_, last_sequence, _)) if sequence != last_sequence + 1 => {
+                tracing::debug!(camera = self.camera, "access units lost before frame {id}: waiting for a key frame");
+                self.need_key = true;
+            }
+            _ => {}
+        }
+        self.unit_last = Some((run, sequence, id));
+        self.unit_key = Some(unit.is_key_frame());
+        if self.on_frame(&header) == Disposition::Write {
+            self.save_unit(&header, unit, data);
+        }
+    }
+
+    /// Writes an admitted access unit into the current segment.
+    fn save_unit(&mut self, header: &FrameHeader, unit: &framebus_common::encoded::AccessUnitHeader, data: &[u8]) {
+        let Some(segment) = &mut self.segment else { return };
+        match segment.write_unit(header, unit, data) {
+            Ok(()) => {
+                self.status.written += 1;
+                if let Some(clip) = &mut self.clip {
+                    clip.frames += 1;
+                }
+                self.latency.record_ns(clock::monotonic_ns().saturating_sub(header.capture_mono_ns));
+            }
+            Err(_) => {
+                self.skip(header.frame_id, header.frame_id, SkipReason::Error);
+                self.end_failed_segment();
+                self.need_key = true;
             }
         }
     }
@@ -1576,8 +1653,12 @@ pub fn run(
     let config = camera.recorder.clone().unwrap_or_default();
     let directory = deployment.resolve_path(&config.directory);
     let stats_interval = Duration::from_secs_f64(config.stats_interval_secs);
+    let stream_video = config.video == framebus_common::config::VideoFormat::Stream;
     let mut recorder = Recorder::new(camera, config, directory)?;
     signals::install_hangup();
+    if stream_video {
+        return stream::run_stream(deployment, camera, options, recorder, stats_interval);
+    }
 
     // Precedence: --saving (recorded like a command, so a restart without it resumes it), else
     // the camera's recorded flag (a killed recorder resumes saving), else `enabled` from the

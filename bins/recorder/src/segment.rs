@@ -24,6 +24,9 @@ use framebus_vision::opencv::prelude::*;
 use framebus_vision::opencv::videoio::{self, VideoCapture, VideoWriter};
 use serde_json::json;
 
+use crate::mp4::StreamMp4;
+use framebus_common::encoded::AccessUnitHeader;
+
 /// Why a range of frames was not saved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SkipReason {
@@ -35,6 +38,9 @@ pub enum SkipReason {
     Error,
     /// The recorder stopped before it could write these held frames of a clip.
     Stop,
+    /// `video = "stream"`: an access unit that is not a key frame, where a segment starts or
+    /// after lost access units (it cannot be decoded without the ones before it).
+    KeyFrame,
 }
 
 impl SkipReason {
@@ -45,6 +51,7 @@ impl SkipReason {
             SkipReason::DiskLow => "disk-low",
             SkipReason::Error => "error",
             SkipReason::Stop => "stop",
+            SkipReason::KeyFrame => "wait-key-frame",
         }
     }
 }
@@ -77,9 +84,17 @@ pub struct SegmentSpec {
     pub image_params: Vector<i32>,
 }
 
+/// What writes a segment's video.
+enum Writer {
+    /// OpenCV encodes the frames.
+    OpenCv(VideoWriter),
+    /// The streamer's access units, written as they are (`video = "stream"`).
+    Stream(StreamMp4),
+}
+
 /// The video of a segment.
 struct Video {
-    writer: VideoWriter,
+    writer: Writer,
     ext: &'static str,
     /// The `.partial` file OpenCV writes.
     path: PathBuf,
@@ -222,7 +237,15 @@ impl Segment {
                         path.display()
                     );
                 }
-                Some(Video { writer, ext, path })
+                Some(Video { writer: Writer::OpenCv(writer), ext, path })
+            }
+            None if spec.video == VideoFormat::Stream => {
+                let path = dir.join(partial_name(&base, "mp4"));
+                let writer = StreamMp4::create(&path);
+                if path.exists() {
+                    created.0.push(path.clone());
+                }
+                Some(Video { writer: Writer::Stream(writer?), ext: "mp4", path })
             }
             None => None,
         };
@@ -253,7 +276,10 @@ impl Segment {
             "started_utc": clock::format_utc(first.capture_realtime_ns),
             "started_realtime_ns": first.capture_realtime_ns,
             "video": segment.video.as_ref().map(|v| format!("{}.{}", segment.base, v.ext)),
-            "codec": spec.video.codec().map(|(code, _)| code.iter().collect::<String>()),
+            "codec": match spec.video {
+                VideoFormat::Stream => Some("h264 (streamer)".to_string()),
+                other => other.codec().map(|(code, _)| code.iter().collect::<String>()),
+            },
             "fps": spec.video_fps,
             "width": first.width,
             "height": first.height,
@@ -341,8 +367,11 @@ impl Segment {
             image_written = Some((name, path));
         }
         let video_frame = match &mut self.video {
-            Some(video) => {
-                if let Err(e) = video.writer.write(bgr) {
+            Some(Video { writer: Writer::Stream(_), .. }) => {
+                bail!("this segment takes access units, not frames");
+            }
+            Some(Video { writer: Writer::OpenCv(writer), .. }) => {
+                if let Err(e) = writer.write(bgr) {
                     if let Some((_, path)) = &image_written {
                         let _ = std::fs::remove_file(path);
                     }
@@ -352,6 +381,27 @@ impl Segment {
             }
             None => None,
         };
+        self.index(header, video_frame, image_written.as_ref().map(|(name, _)| name.as_str()))?;
+        Ok(image_written.is_some())
+    }
+
+    /// Saves one access unit (`video = "stream"`): appends it to the MP4 and lists its frame
+    /// in the sidecar. After an error the segment is failed and takes no more.
+    pub fn write_unit(&mut self, header: &FrameHeader, unit: &AccessUnitHeader, data: &[u8]) -> anyhow::Result<()> {
+        if let Some(error) = &self.error {
+            bail!("the segment failed earlier: {error}");
+        }
+        let Some(Video { writer: Writer::Stream(mp4), .. }) = &mut self.video else {
+            bail!("this segment encodes frames itself");
+        };
+        if let Err(e) = mp4.write(unit, data) {
+            return Err(self.fail(e));
+        }
+        self.index(header, Some(self.frames), None)
+    }
+
+    /// Counts a saved frame and appends its sidecar line.
+    fn index(&mut self, header: &FrameHeader, video_frame: Option<u64>, image: Option<&str>) -> anyhow::Result<()> {
         self.frames += 1;
         self.last_frame_id = header.frame_id;
         use std::fmt::Write as _;
@@ -366,15 +416,15 @@ impl Segment {
             Some(index) => write!(self.line, "{index}"),
             None => self.line.write_str("null"),
         };
-        let _ = match &image_written {
-            Some((name, _)) => write!(self.line, ",\"image\":\"{name}\"}}"),
+        let _ = match image {
+            Some(name) => write!(self.line, ",\"image\":\"{name}\"}}"),
             None => self.line.write_str(",\"image\":null}"),
         };
         self.line.push('\n');
         if let Err(e) = self.sidecar.write_all(self.line.as_bytes()) {
             return Err(self.break_with(anyhow::Error::from(e).context("writing the sidecar")));
         }
-        Ok(image_written.is_some())
+        Ok(())
     }
 
     /// Pushes buffered sidecar lines to the file (done periodically, so a killed recorder
@@ -396,8 +446,12 @@ impl Segment {
     pub fn finish(mut self, reason: &str) -> Finished {
         let mut problem = None;
         if let Some(video) = &mut self.video {
-            if let Err(e) = video.writer.release() {
-                problem = Some(anyhow!("closing the video: {e}"));
+            let closed = match &mut video.writer {
+                Writer::OpenCv(writer) => writer.release().map_err(|e| anyhow!("closing the video: {e}")),
+                Writer::Stream(mp4) => mp4.finish(),
+            };
+            if let Err(e) = closed {
+                problem = Some(e);
             } else if !self.broken {
                 problem = verify_video(&video.path, self.frames).err();
             }

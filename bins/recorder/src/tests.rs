@@ -278,3 +278,114 @@ fn record_on_carries_the_pre_roll_and_max_clip_splits_without_a_gap() {
         records.iter().filter(|r| r["type"] == "clip-completed").filter_map(|r| r["reason"].as_str()).collect();
     assert_eq!(reasons, ["max-clip", "max-clip", "saving-off"]);
 }
+
+/// `n` H.264 access units of a 160×120 test picture from x264 (a key frame every `gop`):
+/// (key frame?, Annex-B bytes, pts ns, dts ns).
+fn h264_units(n: usize, gop: u32) -> Vec<(bool, Vec<u8>, u64, u64)> {
+    use gstreamer as gst;
+    use gstreamer::prelude::*;
+    gst::init().expect("gstreamer");
+    let launch = format!(
+        "videotestsrc num-buffers={n} ! video/x-raw,width=160,height=120,framerate=30/1 ! videoconvert \
+         ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max={gop} bframes=0 \
+         ! h264parse config-interval=-1 ! video/x-h264,stream-format=byte-stream,alignment=au ! appsink name=out sync=false"
+    );
+    let pipeline = gst::parse::launch(&launch).expect("pipeline").downcast::<gst::Pipeline>().expect("a pipeline");
+    let sink = pipeline.by_name("out").expect("appsink").downcast::<gstreamer_app::AppSink>().expect("appsink");
+    pipeline.set_state(gst::State::Playing).expect("playing");
+    let mut units = Vec::new();
+    while let Ok(sample) = sink.pull_sample() {
+        let buffer = sample.buffer().expect("buffer");
+        let pts = buffer.pts().map_or(0, |t| t.nseconds());
+        let dts = buffer.dts().map_or(pts, |t| t.nseconds());
+        let key = !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
+        units.push((key, buffer.map_readable().expect("map").to_vec(), pts, dts));
+    }
+    pipeline.set_state(gst::State::Null).expect("null");
+    assert_eq!(units.len(), n);
+    units
+}
+
+/// `video = "stream"`: the segment starts at the first key frame (earlier access units listed
+/// as `wait-key-frame`), a lost access unit (sequence gap) makes it skip to the next key
+/// frame, segments are cut only at key frames, and every finished MP4 holds exactly the frames
+/// its sidecar lists (checked when it finishes, and here by OpenCV).
+#[test]
+fn stream_units_are_cut_at_key_frames_and_a_loss_waits_for_the_next() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut rec = recorder(
+        dir.path(),
+        "video = \"stream\"\nsegment-secs = 0.5\n[camera.streamer]\nurl = \"rtsp://127.0.0.1:1/x\"\n",
+    );
+    rec.set_saving(true);
+    let units = h264_units(60, 10);
+    assert!(units[0].0 && units[10].0 && !units[5].0, "x264 key frames every 10");
+    // Captured from now on (saving went on before).
+    let (base_mono, base_realtime) = (clock::monotonic_ns() + INTERVAL_NS, clock::realtime_ns() + INTERVAL_NS);
+    // Frame ids start at 100; the recorder joins at the 4th access unit (not a key frame); the
+    // access unit of frame 125 is lost.
+    for (i, (key, data, pts, dts)) in units.iter().enumerate().skip(3) {
+        let id = 100 + i as u64;
+        if id == 125 {
+            continue;
+        }
+        let unit = framebus_common::encoded::AccessUnitHeader {
+            layout_version: framebus_common::encoded::ACCESS_UNIT_VERSION,
+            flags: if *key { framebus_common::encoded::AU_FLAG_KEY_FRAME } else { 0 },
+            frame_id: id,
+            capture_mono_ns: base_mono + i as u64 * INTERVAL_NS,
+            capture_realtime_ns: base_realtime + i as u64 * INTERVAL_NS,
+            pts_ns: *pts,
+            dts_ns: *dts,
+            width: 160,
+            height: 120,
+            run: 7,
+            sequence: i as u64,
+            payload_len: data.len() as u32,
+            reserved: 0,
+        };
+        rec.on_unit(&unit, data);
+    }
+    rec.finish();
+    let status = rec.status();
+    assert_eq!(status.failed_segments, 0, "{status:?}");
+    let mut sidecars: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl") && !p.to_string_lossy().contains("partial"))
+        .collect();
+    sidecars.sort();
+    assert!(sidecars.len() >= 2, "{sidecars:?}");
+    let mut saved = Vec::new();
+    let mut waited = Vec::new();
+    for path in &sidecars {
+        let lines: Vec<Value> = std::fs::read_to_string(path)
+            .expect("sidecar")
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("json"))
+            .collect();
+        let first = lines.iter().find(|l| l["type"] == "frame").expect("a frame");
+        // Every segment starts at a key frame: ids 110, 120, 130, ... (units 10, 20, 30, ...).
+        assert_eq!(first["frame_id"].as_u64().map(|id| (id - 100) % 10), Some(0), "{path:?}");
+        let mut count = 0;
+        for line in &lines {
+            match line["type"].as_str() {
+                Some("frame") => {
+                    saved.push(line["frame_id"].as_u64().expect("id"));
+                    count += 1;
+                }
+                Some("skipped") if line["reason"] == "wait-key-frame" => waited
+                    .extend(line["first_frame_id"].as_u64().expect("id")..=line["last_frame_id"].as_u64().expect("id")),
+                _ => {}
+            }
+        }
+        let video = path.with_extension("mp4");
+        let capture = VideoCapture::from_file(video.to_str().expect("utf-8"), CAP_ANY).expect("open");
+        assert!(capture.is_opened().expect("opened"), "{video:?}");
+        assert_eq!(capture.get(framebus_vision::opencv::videoio::CAP_PROP_FRAME_COUNT).expect("count"), count as f64);
+    }
+    // Before the first key frame: 103..=109; after the loss of 125: 126..=129.
+    assert_eq!(waited, (103..=109).chain(126..=129).collect::<Vec<u64>>());
+    assert_eq!(saved, (110..=124).chain(130..160).collect::<Vec<u64>>());
+}

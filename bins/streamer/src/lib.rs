@@ -24,7 +24,11 @@ use gstreamer::prelude::*;
 use serde::Serialize;
 
 use crate::encoder::{Choice, Encoder};
-use crate::publisher::{Health, Publisher, RawLayout};
+use crate::publisher::{EncodedUnit, Health, Publisher, RawLayout, TapSettings};
+use framebus_common::config::VideoFormat;
+use framebus_common::encoded::{encoded_layout, AccessUnitHeader};
+use framebus_common::ipc::{self, IpcService};
+use iceoryx2::prelude::*;
 
 /// First reconnect delay; doubled per failed attempt.
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
@@ -74,6 +78,68 @@ pub struct StreamerReport {
     pub latency_p99_us: Option<u64>,
     /// The last connection error.
     pub last_error: Option<String>,
+    /// Access units published for the recorder (`video = "stream"`); 0 without one.
+    pub units_published: u64,
+    /// Access units not published for the recorder (queue full, too large, no sample).
+    pub units_dropped: u64,
+}
+
+/// The access units published for the camera's recorder (`[camera.recorder] video = "stream"`).
+struct EncodedOut {
+    // Field order is drop order: the publisher before its service and node.
+    publisher: iceoryx2::port::publisher::Publisher<IpcService, [u8], AccessUnitHeader>,
+    _service: ipc::EncodedPortFactory,
+    _node: Node<IpcService>,
+    max_bytes: usize,
+    capacity: usize,
+    /// Run number of the next connection (starts at the process's start time so that a
+    /// restarted streamer never reuses one).
+    next_run: u64,
+    /// Access units dropped by connections that ended.
+    dropped_before: u64,
+    /// Access units iceoryx2 refused.
+    publish_failed: u64,
+}
+
+impl EncodedOut {
+    fn open(deployment: &Deployment, camera: &CameraConfig) -> anyhow::Result<EncodedOut> {
+        let cam = camera.name.as_str();
+        let layout = encoded_layout(camera);
+        let node = ipc::create_node(deployment, ProcessRole::Streamer.name(), cam)?;
+        let service = ipc::open_encoded(&node, deployment.name(), camera)?;
+        let publisher = service
+            .publisher_builder()
+            .initial_max_slice_len(layout.initial_au_bytes)
+            .allocation_strategy(AllocationStrategy::PowerOfTwo)
+            .max_loaned_samples(1)
+            .create()
+            .map_err(|e| anyhow::anyhow!("camera `{cam}`: creating the encoded-video publisher: {e:?}"))?;
+        Ok(EncodedOut {
+            publisher,
+            _service: service,
+            _node: node,
+            max_bytes: layout.max_au_bytes,
+            capacity: layout.queue,
+            next_run: clock::realtime_ns(),
+            dropped_before: 0,
+            publish_failed: 0,
+        })
+    }
+
+    /// Publishes one access unit; false when it could not (counted by the caller).
+    fn publish(&self, unit: &EncodedUnit) -> bool {
+        let sent = (|| -> Result<(), String> {
+            let sample = self.publisher.loan_slice_uninit(unit.data.len()).map_err(|e| format!("{e:?}"))?;
+            let mut sample = sample.write_from_slice(&unit.data);
+            *sample.user_header_mut() = unit.header;
+            sample.send().map_err(|e| format!("{e:?}"))?;
+            Ok(())
+        })();
+        if let Err(e) = &sent {
+            tracing::debug!("access unit of frame {} not published: {e}", unit.header.frame_id);
+        }
+        sent.is_ok()
+    }
 }
 
 enum Link {
@@ -93,6 +159,11 @@ struct Streamer {
     report: StreamerReport,
     sent_before: u64,
     latency: LatencyWindow,
+    encoded_out: Option<EncodedOut>,
+    /// With a recorder on the stream: an encoder of its own while the connection is not
+    /// streaming (no server, connecting, reconnecting), so recording never depends on the
+    /// media server.
+    local: Option<Publisher>,
 }
 
 /// GStreamer elements the streamer needs, with the Debian package that has them.
@@ -179,6 +250,19 @@ pub fn run(
     }
     .round()
     .max(1.0) as u32;
+    let encoded_out = match camera.recorder.as_ref().map(|r| r.video) {
+        Some(VideoFormat::Stream) => {
+            let out = EncodedOut::open(deployment, camera)?;
+            tracing::info!(
+                camera = cam,
+                "publishing access units for the recorder (video = \"stream\"): up to {} KiB each, {} queued",
+                out.max_bytes / 1024,
+                out.capacity
+            );
+            Some(out)
+        }
+        _ => None,
+    };
     let mut streamer = Streamer {
         report: StreamerReport {
             camera: cam.to_string(),
@@ -197,8 +281,11 @@ pub fn run(
         connections: 0,
         sent_before: 0,
         latency: LatencyWindow::new(),
+        encoded_out,
+        local: None,
     };
     streamer.maintain();
+    streamer.maintain_local();
     let mut window = (Instant::now(), 0u64);
     loop {
         match reader.next_event()? {
@@ -210,9 +297,19 @@ pub fn run(
                     let buffer = publisher::frame_buffer(&streamer.layout, &frame.bytes()[..len]);
                     drop(frame);
                     streamer.push(&header, buffer);
+                } else if streamer.local_wants(&header) {
+                    let len = (header.payload_len as usize).min(frame.bytes().len());
+                    let buffer = publisher::frame_buffer(&streamer.layout, &frame.bytes()[..len]);
+                    drop(frame);
+                    streamer.push_local(&header, buffer);
                 }
+                streamer.publish_units();
             }
-            Event::Timer(t) if t == tick_timer => streamer.maintain(),
+            Event::Timer(t) if t == tick_timer => {
+                streamer.publish_units();
+                streamer.maintain();
+                streamer.maintain_local();
+            }
             Event::Timer(t) if t == stats_timer => {
                 let elapsed = window.0.elapsed().as_secs_f64();
                 let fps = if elapsed > 0.0 { (streamer.report.encoded - window.1) as f64 / elapsed } else { 0.0 };
@@ -226,8 +323,15 @@ pub fn run(
             }
         }
     }
+    streamer.publish_units();
+    if let Some(local) = streamer.local.take() {
+        local.close_and_wait(Duration::from_secs(3));
+    }
     if let Link::Up { publisher, .. } = std::mem::replace(&mut streamer.link, Link::Down { retry_at: Instant::now() }) {
         streamer.sent_before += publisher.sent();
+        if let Some(out) = &mut streamer.encoded_out {
+            out.dropped_before += publisher.units_dropped();
+        }
         publisher.close_and_wait(Duration::from_secs(3));
     }
     streamer.report.sent = streamer.sent_before;
@@ -255,7 +359,10 @@ impl Streamer {
             self.report.skipped += 1;
             return;
         };
-        match buffer.map_err(|e| e.to_string()).and_then(|b| publisher.push(b)) {
+        match buffer
+            .map_err(|e| e.to_string())
+            .and_then(|b| publisher.push(b, (header.frame_id, header.capture_mono_ns, header.capture_realtime_ns)))
+        {
             Ok(()) => {
                 self.report.encoded += 1;
                 self.latency.record_ns(clock::monotonic_ns().saturating_sub(header.capture_mono_ns));
@@ -264,6 +371,90 @@ impl Streamer {
                 self.report.skipped += 1;
                 tracing::debug!("frame {} not encoded: {e}", header.frame_id);
             }
+        }
+    }
+
+    /// Whether a frame the connection did not take goes to the recorder's own encoder.
+    fn local_wants(&self, header: &framebus_common::FrameHeader) -> bool {
+        header.format() == Some(self.layout.format)
+            && header.width == self.layout.width
+            && header.height == self.layout.height
+            && self.local.as_ref().is_some_and(Publisher::ready)
+    }
+
+    /// Hands a copied frame to the recorder's own encoder.
+    fn push_local(&mut self, header: &framebus_common::FrameHeader, buffer: anyhow::Result<gst::Buffer>) {
+        let Some(local) = &mut self.local else { return };
+        let frame = (header.frame_id, header.capture_mono_ns, header.capture_realtime_ns);
+        if let Err(e) = buffer.map_err(|e| e.to_string()).and_then(|b| local.push(b, frame)) {
+            tracing::debug!("frame {} not encoded for the recorder: {e}", header.frame_id);
+        }
+    }
+
+    /// Publishes the access units that left the encoders for the recorder.
+    fn publish_units(&mut self) {
+        let Some(out) = &mut self.encoded_out else { return };
+        let linked = match &self.link {
+            Link::Up { publisher, .. } => Some(publisher),
+            Link::Down { .. } => None,
+        };
+        for publisher in linked.into_iter().chain(self.local.as_ref()) {
+            for unit in publisher.take_units() {
+                if out.publish(&unit) {
+                    self.report.units_published += 1;
+                } else {
+                    out.publish_failed += 1;
+                }
+            }
+        }
+    }
+
+    /// With a recorder on the stream: runs the recorder's own encoder exactly while the
+    /// connection is not streaming (each start is a new run: the recorder begins a new
+    /// segment at its first key frame).
+    fn maintain_local(&mut self) {
+        if self.encoded_out.is_none() {
+            return;
+        }
+        // Streaming as `maintain` last saw it (not `ready()`, which is false whenever the
+        // encoder still holds a frame).
+        let streaming = matches!(&self.link, Link::Up { .. }) && self.report.state == "streaming";
+        if streaming {
+            if let Some(local) = self.local.take() {
+                self.publish_units();
+                if let Some(out) = &mut self.encoded_out {
+                    out.dropped_before += local.units_dropped();
+                }
+                tracing::info!(
+                    camera = self.report.camera,
+                    "streaming again: the recorder takes the stream's access units"
+                );
+                local.close();
+            }
+            return;
+        }
+        if let Some(local) = &mut self.local {
+            if let Health::Failed(why) = local.health() {
+                tracing::warn!(camera = self.report.camera, "the recorder's encoder failed: {why}; starting it again");
+                if let (Some(local), Some(out)) = (self.local.take(), &mut self.encoded_out) {
+                    out.dropped_before += local.units_dropped();
+                    local.close();
+                }
+            }
+            return;
+        }
+        let Some(out) = &mut self.encoded_out else { return };
+        out.next_run += 1;
+        let tap = TapSettings { run: out.next_run, capacity: out.capacity, max_bytes: out.max_bytes };
+        match Publisher::start(None, &self.choice.encoder, &self.config, self.layout, self.fps, Some(tap)) {
+            Ok(local) => {
+                tracing::info!(
+                    camera = self.report.camera,
+                    "not streaming: encoding for the recorder alone until connected"
+                );
+                self.local = Some(local);
+            }
+            Err(e) => tracing::warn!(camera = self.report.camera, "cannot start the recorder's encoder: {e:#}"),
         }
     }
 
@@ -293,12 +484,20 @@ impl Streamer {
                         std::mem::replace(&mut self.link, Link::Down { retry_at: now + delay })
                     {
                         self.sent_before += publisher.sent();
+                        if let Some(out) = &mut self.encoded_out {
+                            out.dropped_before += publisher.units_dropped();
+                        }
                         publisher.close();
                     }
                 }
             },
             Link::Down { retry_at } if *retry_at <= now => {
-                match Publisher::start(&self.url, &self.choice.encoder, &self.config, self.layout, self.fps) {
+                let tap = self.encoded_out.as_mut().map(|out| {
+                    out.next_run += 1;
+                    TapSettings { run: out.next_run, capacity: out.capacity, max_bytes: out.max_bytes }
+                });
+                match Publisher::start(Some(&self.url), &self.choice.encoder, &self.config, self.layout, self.fps, tap)
+                {
                     Ok(publisher) => {
                         self.connections += 1;
                         self.report.reconnects = self.connections.saturating_sub(1);
@@ -327,6 +526,13 @@ impl Streamer {
             Link::Down { .. } => 0,
         };
         self.report.sent = self.sent_before + current;
+        if let Some(out) = &self.encoded_out {
+            let tap_dropped = match &self.link {
+                Link::Up { publisher, .. } => publisher.units_dropped(),
+                Link::Down { .. } => 0,
+            };
+            self.report.units_dropped = out.publish_failed + out.dropped_before + tap_dropped;
+        }
         self.report.fps = (fps * 10.0).round() / 10.0;
         self.report.latency_p50_us = self.latency.percentile_us(50.0);
         self.report.latency_p99_us = self.latency.percentile_us(99.0);
@@ -364,6 +570,15 @@ impl Streamer {
                 r.reconnects,
                 r.last_error.as_deref().map(|e| format!("; last error: {e}")).unwrap_or_default()
             )
+        };
+        let message = match &self.encoded_out {
+            Some(_) => format!(
+                "{message}; for the recorder: {} access units, {} dropped{}",
+                r.units_published,
+                r.units_dropped,
+                if self.local.is_some() { " (encoding for it alone)" } else { "" }
+            ),
+            None => message,
         };
         let latency = (r.latency_p50_us, r.latency_p99_us);
         reader.report(|p: &mut ProcessReport| {

@@ -9,12 +9,15 @@
 //! stall after `stall-secs`; the caller then drops the connection (torn down on a thread of its
 //! own, so a blocked socket can never block the loop) and reconnects with backoff.
 
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use framebus_common::config::StreamerConfig;
+use framebus_common::encoded::{AccessUnitHeader, ACCESS_UNIT_VERSION, AU_FLAG_KEY_FRAME};
 use framebus_common::{clock, PixelFormat};
 use gstreamer as gst;
 use gstreamer::prelude::*;
@@ -109,6 +112,122 @@ pub fn frame_buffer(layout: &RawLayout, bytes: &[u8]) -> anyhow::Result<gst::Buf
     Ok(buffer)
 }
 
+/// An access unit out of the encoder, with the frame it encodes (see [`TapSettings`]).
+#[derive(Debug)]
+pub struct EncodedUnit {
+    /// Its header (frame id, times, key frame, run, sequence, length).
+    pub header: AccessUnitHeader,
+    /// The Annex-B bytes (SPS/PPS in front of every key frame).
+    pub data: Vec<u8>,
+}
+
+/// Whether, and how, a connection hands its access units out (for the recorder with
+/// `video = "stream"`).
+#[derive(Debug, Clone, Copy)]
+pub struct TapSettings {
+    /// Run number written into every access unit of this connection.
+    pub run: u64,
+    /// Access units held for the frame loop at most; more are dropped (counted).
+    pub capacity: usize,
+    /// Larger access units are dropped (counted).
+    pub max_bytes: usize,
+}
+
+/// The frame a buffer was made from: (frame id, capture CLOCK_MONOTONIC ns, capture
+/// CLOCK_REALTIME ns).
+pub type FrameRef = (u64, u64, u64);
+
+/// Frames handed to the encoder, matched to the access units that leave it by timestamp.
+#[derive(Default)]
+struct TapState {
+    /// The frames of buffers pushed and not yet seen leaving appsrc, in order.
+    pushed: VecDeque<FrameRef>,
+    /// PTS → the frame of each buffer in the encoder.
+    in_encoder: HashMap<u64, FrameRef>,
+    /// Next access unit's sequence number.
+    sequence: u64,
+    /// PTS of the first buffer into the encoder.
+    first_in: Option<u64>,
+    /// Output PTS minus input PTS: encoders may shift every timestamp by a constant (x264
+    /// moves them up so that no DTS is negative); the first access unit out is the first
+    /// frame in (an IDR, in every mode), which gives the shift.
+    shift: Option<i128>,
+}
+
+/// The access units of one connection.
+struct Tap {
+    state: Arc<Mutex<TapState>>,
+    units: Receiver<EncodedUnit>,
+    dropped: Arc<AtomicU64>,
+}
+
+/// Buffers in the encoder whose access unit never came are forgotten past this many.
+const MAX_IN_ENCODER: usize = 256;
+
+fn lock(state: &Mutex<TapState>) -> std::sync::MutexGuard<'_, TapState> {
+    state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Called for every access unit h264parse outputs: finds its frame and queues it for the frame
+/// loop (never blocks; a full queue or an oversized unit is dropped and counted, its sequence
+/// number used up so the reader sees the gap).
+fn tap_unit(
+    buffer: &gst::BufferRef,
+    state: &Mutex<TapState>,
+    out: &SyncSender<EncodedUnit>,
+    dropped: &AtomicU64,
+    settings: TapSettings,
+    layout: RawLayout,
+) {
+    let pts = buffer.pts().map(|t| t.nseconds());
+    let dts = buffer.dts().map(|t| t.nseconds()).or(pts);
+    let (frame, sequence) = {
+        let mut st = lock(state);
+        if let (None, Some(out), Some(first)) = (st.shift, pts, st.first_in) {
+            st.shift = Some(i128::from(out) - i128::from(first));
+        }
+        let shift = st.shift.unwrap_or(0);
+        let frame = pts.and_then(|p| u64::try_from(i128::from(p) - shift).ok()).and_then(|p| st.in_encoder.remove(&p));
+        let sequence = st.sequence;
+        st.sequence += 1;
+        (frame, sequence)
+    };
+    let (Some((frame_id, capture_mono_ns, capture_realtime_ns)), Some(pts_ns)) = (frame, pts) else {
+        dropped.fetch_add(1, Ordering::Relaxed);
+        return;
+    };
+    if buffer.size() > settings.max_bytes {
+        dropped.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    let Ok(map) = buffer.map_readable() else {
+        dropped.fetch_add(1, Ordering::Relaxed);
+        return;
+    };
+    let key = !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
+    let header = AccessUnitHeader {
+        layout_version: ACCESS_UNIT_VERSION,
+        flags: if key { AU_FLAG_KEY_FRAME } else { 0 },
+        frame_id,
+        capture_mono_ns,
+        pts_ns,
+        dts_ns: dts.unwrap_or(pts_ns),
+        width: layout.width,
+        height: layout.height,
+        run: settings.run,
+        sequence,
+        payload_len: map.size() as u32,
+        reserved: 0,
+        capture_realtime_ns,
+    };
+    match out.try_send(EncodedUnit { header, data: map.as_slice().to_vec() }) {
+        Ok(()) => {}
+        Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+            dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
 /// What the connection is doing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Health {
@@ -134,27 +253,36 @@ pub struct Publisher {
     last_push: Option<Instant>,
     stall: Duration,
     max_backlog: u64,
+    tap: Option<Tap>,
 }
 
 /// Longest a connection may take to reach PLAYING.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Publisher {
-    /// Builds and starts the pipeline (connecting happens in the background).
+    /// Builds and starts the pipeline (connecting happens in the background). Without `url`
+    /// the access units go nowhere but the tap: the encoder runs for the recorder alone while
+    /// there is no connection.
     pub fn start(
-        url: &str,
+        url: Option<&str>,
         encoder: &Encoder,
         config: &StreamerConfig,
         layout: RawLayout,
         fps: u32,
+        tap: Option<TapSettings>,
     ) -> anyhow::Result<Publisher> {
         let (caps, decoder) = layout.caps_and_decoder(fps.max(1));
         let launch = format!(
             "appsrc name=src is-live=true format=time do-timestamp=true block=false max-bytes=0 caps=\"{caps}\" \
              ! {decoder}{encode} \
              ! h264parse name=parse config-interval=-1 \
-             ! rtspclientsink name=sink location=\"{url}\" protocols=tcp latency=0 tcp-timeout=5000000",
+             ! video/x-h264,stream-format=byte-stream,alignment=au ! {sink}",
             encode = encoder.launch(config),
+            sink = match url {
+                Some(url) =>
+                    format!("rtspclientsink name=sink location=\"{url}\" protocols=tcp latency=0 tcp-timeout=5000000"),
+                None => "fakesink name=sink sync=false async=false".to_string(),
+            },
         );
         tracing::debug!("publisher pipeline: {launch}");
         let pipeline = gst::parse::launch(&launch)
@@ -178,6 +306,41 @@ impl Publisher {
                 gst::PadProbeReturn::Ok
             });
         }
+        let tap = match tap {
+            Some(settings) => {
+                let state = Arc::new(Mutex::new(TapState::default()));
+                let dropped = Arc::new(AtomicU64::new(0));
+                let (tx, units) = std::sync::mpsc::sync_channel(settings.capacity.max(1));
+                let src_pad = appsrc.static_pad("src").context("appsrc has no src pad")?;
+                let st = Arc::clone(&state);
+                // appsrc hands buffers out in the order they were pushed: the PTS it stamped
+                // now belongs to the oldest pushed frame.
+                src_pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+                    if let Some(buffer) = info.buffer() {
+                        let mut st = lock(&st);
+                        if let (Some(frame), Some(pts)) = (st.pushed.pop_front(), buffer.pts()) {
+                            if st.in_encoder.len() >= MAX_IN_ENCODER {
+                                if let Some(oldest) = st.in_encoder.keys().min().copied() {
+                                    st.in_encoder.remove(&oldest);
+                                }
+                            }
+                            st.first_in.get_or_insert(pts.nseconds());
+                            st.in_encoder.insert(pts.nseconds(), frame);
+                        }
+                    }
+                    gst::PadProbeReturn::Ok
+                });
+                let (st, drops) = (Arc::clone(&state), Arc::clone(&dropped));
+                parse_src.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+                    if let Some(buffer) = info.buffer() {
+                        tap_unit(buffer, &st, &tx, &drops, settings, layout);
+                    }
+                    gst::PadProbeReturn::Ok
+                });
+                Some(Tap { state, units, dropped })
+            }
+            None => None,
+        };
         let publisher = Publisher {
             pipeline,
             appsrc,
@@ -190,6 +353,7 @@ impl Publisher {
             last_push: None,
             stall: Duration::from_secs_f64(config.stall_secs),
             max_backlog: if config.low_latency { 1 } else { 3 },
+            tap,
         };
         publisher.pipeline.set_state(gst::State::Playing).context("starting the publisher pipeline")?;
         Ok(publisher)
@@ -206,10 +370,31 @@ impl Publisher {
         self.playing && self.appsrc.current_level_buffers() < self.max_backlog
     }
 
-    /// Hands a frame buffer to the encoder (never blocks).
-    pub fn push(&mut self, buffer: gst::Buffer) -> Result<(), String> {
+    /// Hands a frame buffer to the encoder (never blocks); `frame` follows it to its access
+    /// unit when the connection hands access units out.
+    pub fn push(&mut self, buffer: gst::Buffer, frame: FrameRef) -> Result<(), String> {
         self.last_push = Some(Instant::now());
-        self.appsrc.push_buffer(buffer).map(|_| ()).map_err(|e| format!("the pipeline refused a frame: {e:?}"))
+        if let Some(tap) = &self.tap {
+            lock(&tap.state).pushed.push_back(frame);
+        }
+        let pushed =
+            self.appsrc.push_buffer(buffer).map(|_| ()).map_err(|e| format!("the pipeline refused a frame: {e:?}"));
+        if pushed.is_err() {
+            if let Some(tap) = &self.tap {
+                lock(&tap.state).pushed.pop_back();
+            }
+        }
+        pushed
+    }
+
+    /// Access units that left the encoder since the last call (empty without a tap).
+    pub fn take_units(&self) -> impl Iterator<Item = EncodedUnit> + '_ {
+        self.tap.iter().flat_map(|t| t.units.try_iter())
+    }
+
+    /// Access units the tap dropped (queue full, too large, frame not found).
+    pub fn units_dropped(&self) -> u64 {
+        self.tap.as_ref().map_or(0, |t| t.dropped.load(Ordering::Relaxed))
     }
 
     /// Access units sent so far.

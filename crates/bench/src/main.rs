@@ -56,6 +56,10 @@ fn main() {
         Some("embedded") => embedded::run(&args[2..]),
         // Only the streaming figures (they need GStreamer and ffmpeg; `just bench` runs all).
         Some("stream") => tempfile::tempdir().map_err(anyhow::Error::from).and_then(|dir| stream::bench(dir.path())),
+        // Only the recording-beside-the-streamer table (part of `stream`).
+        Some("stream-record") => {
+            tempfile::tempdir().map_err(anyhow::Error::from).and_then(|dir| stream::recording(dir.path()))
+        }
         _ => bench(),
     };
     if let Err(e) = result {

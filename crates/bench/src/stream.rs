@@ -358,5 +358,96 @@ pub fn bench(dir: &Path) -> anyhow::Result<()> {
         driven.copy_cpu
     );
     println!("Encoders not on this machine are not measured (see the probe line).");
+    recording(dir)
+}
+
+/// The recorder's `written` count in the last `--json` line of `log`.
+fn written(log: &Path) -> u64 {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let Some(line) = text.lines().rev().find(|l| l.contains("\"written\":")) else { return 0 };
+    let at = line.find("\"written\":").map_or(0, |i| i + "\"written\":".len());
+    line[at..].chars().take_while(char::is_ascii_digit).collect::<String>().parse().unwrap_or(0)
+}
+
+/// One recording arrangement: capture + media server + streamer + recorder with `video`;
+/// returns CPU % of (capture, streamer, recorder, media server) and frames written per second.
+fn record_once(dir: &Path, video: &str, tag: &str) -> anyhow::Result<[f64; 5]> {
+    let pid = std::process::id() % 1_000_000;
+    let (rtsp, http) = (free_port()?, free_port()?);
+    let rec = dir.join(format!("rec-{tag}"));
+    let config = write_config(
+        &dir.join(format!("record-{tag}.toml")),
+        &format!(
+            "[deployment]\nname = \"b{pid}-{tag}\"\n\n[media-server]\nrtsp = \"127.0.0.1:{rtsp}\"\nhttp = \"127.0.0.1:{http}\"\n\n\
+             [[camera]]\nname = \"bench\"\nwidth = {WIDTH}\nheight = {HEIGHT}\nfps = {FPS}\n\n[camera.source]\nkind = \"synthetic\"\n\n\
+             {STREAMER}\n[camera.recorder]\ndirectory = \"{}\"\nenabled = true\nvideo = \"{video}\"\nsegment-secs = 5\nmin-free-mb = 1\nstats-interval-secs = 1\n",
+            rec.display()
+        ),
+    )?;
+    let log = dir.join(format!("recorder-{tag}.jsonl"));
+    let mut procs = Procs(Vec::new());
+    procs.0.push(start("capture", &config, &[])?);
+    procs.0.push(start("mediaserver", &config, &[])?);
+    std::thread::sleep(Duration::from_millis(500));
+    procs.0.push(start("streamer", &config, &[])?);
+    procs.0.push(
+        Command::new(sibling("recorder")?)
+            .args(["--config", &config, "--json"])
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?)
+            .spawn()
+            .context("starting the recorder")?,
+    );
+    wait_for_stream(&format!("rtsp://127.0.0.1:{rtsp}/bench"))?;
+    // Settled: encoders warmed up, the first segment open.
+    std::thread::sleep(Duration::from_secs(3));
+    let pids: Vec<u32> = procs.0.iter().map(Child::id).collect();
+    let before = written(&log);
+    let started = Instant::now();
+    let cpu = cpu_over(&[pids[0], pids[2], pids[3], pids[1]], MEASURE);
+    // The recorder reports every second: the count is at most a second old at both ends.
+    let rate = (written(&log).saturating_sub(before)) as f64 / started.elapsed().as_secs_f64();
+    drop(procs);
+    Ok([cpu[0], cpu[1], cpu[2], cpu[3], rate])
+}
+
+/// Recording beside the streamer at 1080p30: the recorder encoding its own H.264
+/// (`video = "h264-mp4"`, OpenCV + libx264) against writing the streamer's access units
+/// (`video = "stream"`), CPU of each process and of framebus in all; two interleaved rounds.
+pub fn recording(dir: &Path) -> anyhow::Result<()> {
+    const ROUNDS: usize = 2;
+    let arrangements =
+        [("h264-mp4", "recorder encodes (`h264-mp4`)"), ("stream", "recorder writes the stream (`stream`)")];
+    let mut sums = [[0.0f64; 5]; 2];
+    for round in 0..ROUNDS {
+        for (i, (video, _)) in arrangements.iter().enumerate() {
+            let m = record_once(dir, video, &format!("r{round}{i}"))?;
+            for (sum, value) in sums[i].iter_mut().zip(m) {
+                *sum += value / ROUNDS as f64;
+            }
+        }
+    }
+    println!("\nRecording beside the streamer, {WIDTH}x{HEIGHT} BGR3 at {FPS} fps (streamer x264 6000 kbit/s, GOP 30), same run:\n");
+    println!("| arrangement | recorder CPU | frames written/s | capture CPU | streamer CPU | framebus (capture + streamer + recorder) | media server CPU |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for ((_, label), m) in arrangements.iter().zip(&sums) {
+        println!(
+            "| {label} | {:.1} % | {:.1} | {:.1} % | {:.1} % | {:.1} % | {:.1} % |",
+            m[2],
+            m[4],
+            m[0],
+            m[1],
+            m[0] + m[1] + m[2],
+            m[3]
+        );
+    }
+    let total = |m: &[f64; 5]| m[0] + m[1] + m[2];
+    println!(
+        "\nRatios (h264-mp4 / stream): recorder CPU {:.1}×, framebus CPU {:.2}×. CPU = share of one core over {} s, mean of {ROUNDS} interleaved rounds.",
+        sums[0][2] / sums[1][2].max(0.01),
+        total(&sums[0]) / total(&sums[1]).max(0.01),
+        MEASURE.as_secs()
+    );
     Ok(())
 }

@@ -14,6 +14,7 @@ use iceoryx2::service::builder::request_response::{Builder as RequestResponseBui
 use iceoryx2::service::port_factory::{event, publish_subscribe, request_response};
 
 use crate::config::{CameraConfig, Deployment, SlotLayout};
+use crate::encoded::AccessUnitHeader;
 use crate::header::FrameHeader;
 use crate::names::{node_name, parse_control_service, service_name, shm_prefix, Role, ServiceKind};
 use crate::node_counter;
@@ -398,6 +399,33 @@ pub fn open_results(node: &Node<IpcService>, deployment: &str, camera: &str) -> 
         .max_nodes(RESULTS_MAX_PUBLISHERS + RESULTS_MAX_SUBSCRIBERS + 2)
         .open_or_create()
         .map_err(|e| IpcError::new(format!("opening results service `{name}` of camera `{camera}`"), e))
+}
+
+/// Publish/subscribe of a camera's encoded video: H.264 access units with their frame ids.
+pub type EncodedPortFactory = publish_subscribe::PortFactory<IpcService, [u8], AccessUnitHeader>;
+
+/// Opens (or creates) the encoded-video service of `camera` (streamer → recorder), sized from
+/// its config only ([`crate::encoded::encoded_layout`]). A slow recorder loses its oldest
+/// queued access units; the streamer never waits.
+pub fn open_encoded(
+    node: &Node<IpcService>,
+    deployment: &str,
+    camera: &CameraConfig,
+) -> Result<EncodedPortFactory, IpcError> {
+    let layout = crate::encoded::encoded_layout(camera);
+    let name = service_name(deployment, &camera.name, ServiceKind::Encoded);
+    node.service_builder(&to_service_name(&name)?)
+        .publish_subscribe::<[u8]>()
+        .user_header::<AccessUnitHeader>()
+        .max_publishers(1)
+        .max_subscribers(crate::encoded::ENCODED_MAX_SUBSCRIBERS)
+        .subscriber_max_buffer_size(layout.queue)
+        .subscriber_max_borrowed_samples(1)
+        .history_size(0)
+        .enable_safe_overflow(true)
+        .max_nodes(4)
+        .open_or_create()
+        .map_err(|e| IpcError::new(format!("opening encoded-video service `{name}` of camera `{}`", camera.name), e))
 }
 
 /// The two services of one process's control: requests and the event that wakes the server.

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod control;
+pub mod encoded;
 pub mod format;
 pub mod header;
 pub mod ipc;

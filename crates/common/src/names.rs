@@ -118,6 +118,9 @@ pub enum ServiceKind<'a> {
     FrameReady,
     /// Publish/subscribe: algorithm results about the camera's frames (`ResultRecord`).
     Results,
+    /// Publish/subscribe: the streamer's H.264 access units (`[u8]` payload with an
+    /// `AccessUnitHeader` user header), read by the recorder with `video = "stream"`.
+    Encoded,
     /// Request/response: commands to one process (by role name) of the camera.
     Control(&'a str),
     /// Event: a client notifies after sending a control request, the server wakes on it.
@@ -131,6 +134,7 @@ pub fn service_name(deployment: &str, camera: &str, kind: ServiceKind<'_>) -> St
         ServiceKind::Frames => format!("{base}/frames"),
         ServiceKind::FrameReady => format!("{base}/frames/ready"),
         ServiceKind::Results => format!("{base}/results"),
+        ServiceKind::Encoded => format!("{base}/encoded"),
         ServiceKind::Control(role) => format!("{base}/{role}/control"),
         ServiceKind::ControlReady(role) => format!("{base}/{role}/control/ready"),
     }
@@ -170,6 +174,9 @@ mod tests {
             "framebus/lab/cam1/recorder/control"
         );
         assert_ne!(service_name("a", "cam0", ServiceKind::Frames), service_name("b", "cam0", ServiceKind::Frames));
+        let encoded = service_name("lab", "cam0", ServiceKind::Encoded);
+        assert_eq!(encoded, "framebus/lab/cam0/encoded");
+        assert_eq!(parse_control_service("lab", &encoded), None, "not taken for a reader's control service");
     }
 
     /// A control service name parses back into its camera and role; other names do not.

@@ -608,6 +608,12 @@ impl Deployment {
             if let Some(recorder) = &cam.recorder {
                 recorder::validate(recorder, cam.width, cam.height, cam.fps)
                     .map_err(|(field, msg)| at((format!("recorder.{field}"), msg)))?;
+                if recorder.video == recorder::VideoFormat::Stream && cam.streamer.is_none() {
+                    return Err(at((
+                        "recorder.video".into(),
+                        "video = \"stream\" records the H.264 of the camera's streamer, but this camera has no [camera.streamer]; add one, or set video = \"mjpg-avi\", \"mp4v-mp4\", \"h264-mp4\" or \"off\"".into(),
+                    )));
+                }
             }
             if let Some(streamer) = &cam.streamer {
                 streamer::validate_streamer(streamer, self.media_server.is_some())

@@ -252,18 +252,23 @@ pub enum VideoFormat {
     /// H.264 (libx264 through OpenCV's FFmpeg backend) in MP4 (`.mp4`): the smallest files, the
     /// most CPU per frame; needs an even width and height.
     H264Mp4,
+    /// The H.264 the camera's streamer already encodes, written as it is into MP4 (`.mp4`):
+    /// no second encoder. Needs `[camera.streamer]`; segments start at key frames; no
+    /// images, triggers or pre-roll.
+    Stream,
     /// No video.
     Off,
 }
 
 impl VideoFormat {
-    /// The fourcc given to the video writer and the file extension, `None` when off.
+    /// The fourcc given to OpenCV's video writer and the file extension, `None` when off or
+    /// when the recorder does not encode (`stream`).
     pub fn codec(self) -> Option<([char; 4], &'static str)> {
         match self {
             VideoFormat::MjpgAvi => Some((['M', 'J', 'P', 'G'], "avi")),
             VideoFormat::Mp4vMp4 => Some((['m', 'p', '4', 'v'], "mp4")),
             VideoFormat::H264Mp4 => Some((['a', 'v', 'c', '1'], "mp4")),
-            VideoFormat::Off => None,
+            VideoFormat::Stream | VideoFormat::Off => None,
         }
     }
 }
@@ -397,8 +402,20 @@ pub(super) fn validate(cfg: &RecorderConfig, width: u32, height: u32, fps: f64) 
     if cfg.video == VideoFormat::Off && cfg.images == ImageFormat::Off {
         return fail(
             "video",
-            "nothing to record: video = \"off\" and images = \"off\"; set video = \"mjpg-avi\", \"mp4v-mp4\" or \"h264-mp4\", or images = \"jpeg\" or \"png\"".into(),
+            "nothing to record: video = \"off\" and images = \"off\"; set video = \"mjpg-avi\", \"mp4v-mp4\", \"h264-mp4\" or \"stream\", or images = \"jpeg\" or \"png\"".into(),
         );
+    }
+    if cfg.video == VideoFormat::Stream {
+        let why = "with video = \"stream\" the recorder writes the streamer's H.264 and decodes no frame";
+        if cfg.images != ImageFormat::Off {
+            return fail("images", format!("{why}: images need decoded frames; set images = \"off\" or video = \"mjpg-avi\", \"mp4v-mp4\" or \"h264-mp4\""));
+        }
+        if !cfg.trigger.is_empty() {
+            return fail("trigger", format!("{why}: triggers (event clips) are not supported with it yet; remove [[camera.recorder.trigger]] or use video = \"mjpg-avi\", \"mp4v-mp4\" or \"h264-mp4\""));
+        }
+        if cfg.pre_roll_secs.is_some_and(|p| p > 0.0) {
+            return fail("pre-roll-secs", format!("{why}: a pre-roll is not supported with it yet; allowed 0 or leave it out, or use video = \"mjpg-avi\", \"mp4v-mp4\" or \"h264-mp4\""));
+        }
     }
     if cfg.directory.as_os_str().is_empty() {
         return fail("directory", "empty path: name the folder recordings go to".into());

@@ -126,7 +126,19 @@ fn bad_preview_and_recorder_values_name_the_key() {
     );
     check(
         "[camera.recorder]\nvideo = \"off\"\n",
-        "`camera[0].recorder.video`: nothing to record: video = \"off\" and images = \"off\"; set video = \"mjpg-avi\", \"mp4v-mp4\" or \"h264-mp4\", or images = \"jpeg\" or \"png\"",
+        "`camera[0].recorder.video`: nothing to record: video = \"off\" and images = \"off\"; set video = \"mjpg-avi\", \"mp4v-mp4\", \"h264-mp4\" or \"stream\", or images = \"jpeg\" or \"png\"",
+    );
+    check(
+        "[camera.recorder]\nvideo = \"stream\"\n",
+        "`camera[0].recorder.video`: video = \"stream\" records the H.264 of the camera's streamer, but this camera has no [camera.streamer]; add one, or set video = \"mjpg-avi\", \"mp4v-mp4\", \"h264-mp4\" or \"off\"",
+    );
+    check(
+        "[camera.streamer]\nurl = \"rtsp://127.0.0.1:8554/cam0\"\n[camera.recorder]\nvideo = \"stream\"\nimages = \"jpeg\"\n",
+        "`camera[0].recorder.images`: with video = \"stream\" the recorder writes the streamer's H.264 and decodes no frame: images need decoded frames; set images = \"off\" or video = \"mjpg-avi\", \"mp4v-mp4\" or \"h264-mp4\"",
+    );
+    check(
+        "[camera.streamer]\nurl = \"rtsp://127.0.0.1:8554/cam0\"\n[camera.recorder]\nvideo = \"stream\"\npre-roll-secs = 3\n",
+        "`camera[0].recorder.pre-roll-secs`: with video = \"stream\" the recorder writes the streamer's H.264 and decodes no frame: a pre-roll is not supported with it yet; allowed 0 or leave it out, or use video = \"mjpg-avi\", \"mp4v-mp4\" or \"h264-mp4\"",
     );
     check(
         "[camera.recorder]\nsegment-secs = 0\n",
@@ -146,7 +158,7 @@ fn bad_preview_and_recorder_values_name_the_key() {
     );
     check(
         "[camera.recorder]\nvideo = \"h265\"\n",
-        "`camera[0].recorder.video`: unknown variant `h265`, expected one of `mjpg-avi`, `mp4v-mp4`, `h264-mp4`, `off`",
+        "`camera[0].recorder.video`: unknown variant `h265`, expected one of `mjpg-avi`, `mp4v-mp4`, `h264-mp4`, `stream`, `off`",
     );
     check(
         "[camera.recorder]\nfree-mb = 3\n",
