@@ -90,6 +90,12 @@ impl StatusWindow {
         self.latency.record_ns(latency_ns);
     }
 
+    /// Frames counted in the window still open (`frames` is the running total): a process
+    /// whose first window has not closed yet is already running when this is above 0.
+    pub fn frames_in_open_window(&self, frames: u64) -> u64 {
+        frames.saturating_sub(self.frames_at_start)
+    }
+
     /// Closes the window when its period is over; `frames` is the running total. Call it every
     /// loop iteration, frames or not, so an idle process reports 0 fps.
     pub fn roll(&mut self, frames: u64) {

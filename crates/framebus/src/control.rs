@@ -153,8 +153,8 @@ impl Shared {
         let window = &inner.window;
         let report = &inner.report;
         let (p50, p99) = report.latency_us.unwrap_or((window.p50_us, window.p99_us));
-        let state =
-            report.state.unwrap_or(if window.fps > 0.0 { ProcessState::Running } else { ProcessState::Waiting });
+        let flowing = window.fps > 0.0 || window.frames_in_open_window(processed) > 0;
+        let state = report.state.unwrap_or(if flowing { ProcessState::Running } else { ProcessState::Waiting });
         let run = acc.run;
         Metrics {
             state,
