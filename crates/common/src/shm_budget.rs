@@ -63,7 +63,7 @@ pub fn check(deployment: &Deployment, camera: Option<&str>, count_own: bool) -> 
         if camera.is_some_and(|name| name != cam.name) {
             continue;
         }
-        let need = cam.slot_layout().shared_memory_bytes();
+        let need = cam.shared_memory_bytes();
         let before = needed;
         needed = needed.saturating_add(need);
         if needed > available {

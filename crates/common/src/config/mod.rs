@@ -397,6 +397,21 @@ impl CameraConfig {
         self.format().frame_bytes(self.width, self.height)
     }
 
+    /// Bytes of shared memory the camera takes in /dev/shm: its frame service, control
+    /// services and management ([`SlotLayout::shared_memory_bytes`]) and, when its recorder
+    /// records the streamer's H.264 (`video = "stream"`), the encoded service at its largest
+    /// (every place of the recorder's queue, its borrowed sample and the streamer's loans
+    /// holding an access unit of the maximum size).
+    pub fn shared_memory_bytes(&self) -> u64 {
+        let frames = self.slot_layout().shared_memory_bytes();
+        if !self.recorder.as_ref().is_some_and(|r| r.video == recorder::VideoFormat::Stream) {
+            return frames;
+        }
+        let encoded = crate::encoded::encoded_layout(self);
+        let places = encoded.queue as u64 + 1 + defaults::PUBLISHER_LOANS as u64 + 1;
+        frames.saturating_add(places.saturating_mul(encoded.max_au_bytes as u64 + defaults::SLOT_OVERHEAD_BYTES))
+    }
+
     /// The shared-memory layout of this camera's frame service.
     pub fn slot_layout(&self) -> SlotLayout {
         let per_reader = (self.slots.saturating_sub(defaults::PUBLISHER_LOANS) / self.max_readers.max(1)) as usize;
@@ -596,7 +611,7 @@ impl Deployment {
                 return Err(at(("name".into(), format!("duplicate camera name `{}`: names must be unique", cam.name))));
             }
             validate_frame(cam).map_err(at)?;
-            let need = cam.slot_layout().shared_memory_bytes();
+            let need = cam.shared_memory_bytes();
             total = total.saturating_add(need);
             if total > max_bytes {
                 return Err(at(("slots".into(), memory_budget_message(cam, need, total - need, max_bytes))));

@@ -489,3 +489,18 @@ fn names_and_shared_memory_are_limited_to_what_runs() {
     assert_eq!(e.key, "camera[1].slots", "{}", e.message);
     assert!(e.message.contains("already taken by the cameras before it"), "{}", e.message);
 }
+
+/// A recorder on the streamer's H.264 adds the encoded service to the camera's shared memory
+/// (and so to the budget); without it the camera needs exactly its frame service.
+#[test]
+fn stream_recording_counts_the_encoded_service_in_shared_memory() {
+    let base = format!("{GOOD}[camera.streamer]\nurl = \"rtsp://127.0.0.1:8554/cam0\"\n");
+    let plain = load(&base).expect("valid");
+    let plain = plain.camera(None).expect("camera");
+    assert_eq!(plain.shared_memory_bytes(), plain.slot_layout().shared_memory_bytes());
+    let stream = load(&format!("{base}[camera.recorder]\nvideo = \"stream\"\n")).expect("valid");
+    let stream = stream.camera(None).expect("camera");
+    let layout = crate::encoded::encoded_layout(stream);
+    let extra = stream.shared_memory_bytes() - stream.slot_layout().shared_memory_bytes();
+    assert!(extra >= (layout.queue * layout.max_au_bytes) as u64, "{extra}");
+}
