@@ -374,6 +374,37 @@ fn a_killed_reader_leaves_nothing_after_a_clean_stop() {
     d.assert_no_leftovers();
 }
 
+/// Processes killed with SIGKILL while they create their node (60 `ctl status`, each killed
+/// 0–9 ms after it starts) leave half-made nodes that iceoryx2 does not list; the next process
+/// of the deployment that leaves last removes them once they are a few seconds old, so nothing
+/// is left after a clean `ctl status`.
+#[test]
+fn processes_killed_while_starting_leave_nothing_once_one_leaves_cleanly() {
+    let d = TestDeployment::new(&synthetic_camera("cam0", 320, 240, 30));
+    let ctl = bin("ctl");
+    let config = d.config.to_str().expect("utf-8").to_string();
+    for i in 0..60u64 {
+        let mut child = Command::new(&ctl)
+            .args(["--config", &config, "status", "--timeout", "0.2"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn ctl");
+        std::thread::sleep(std::time::Duration::from_micros((i * 7919) % 10_000));
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    // Half-made nodes count as abandoned after 5 s: keep leaving cleanly until they are gone.
+    let until = std::time::Instant::now() + DEADLINE;
+    while !d.leftovers().is_empty() {
+        assert!(std::time::Instant::now() < until, "left behind: {:?}", d.leftovers());
+        let _ = d.ctl(&["status", "--timeout", "0.2"]);
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    d.assert_no_leftovers();
+}
+
 // ---------------------------------------------------------------------------------------------
 // Item 8: bursts of ctl.
 
