@@ -2,7 +2,8 @@
 
 default: test
 
-# Build every binary (debug).
+# Build every binary (debug). `up` builds the same set, so the dependencies are built with the
+# same features (examples bring dev-dependency features) and never twice.
 build:
     cargo build --workspace --bins --examples
 
@@ -29,7 +30,7 @@ pytest *args:
 # Bring up a deployment under the supervisor (`ctl up`) until Ctrl-C; `ctl` talks to it meanwhile.
 [continue]
 up config="configs/default.toml" profile="release":
-    cargo build --profile {{profile}} --bins
+    cargo build --profile {{profile}} --workspace --bins --examples
     exec target/{{ if profile == "dev" { "debug" } else { profile } }}/ctl up --config {{config}}
 
 # Status of the running deployment (release build of ctl).

@@ -419,7 +419,9 @@ fn ctrl_c_of_just_up_ends_without_an_error() {
     // The recipe's first line builds the binaries; done here first (a no-op when they are
     // fresh), so the wait below is for the deployment only.
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let (code, _, err) = run(Command::new(cargo).args(["build", "--profile", &profile, "--bins"]).current_dir(repo));
+    let (code, _, err) = run(Command::new(cargo)
+        .args(["build", "--profile", &profile, "--workspace", "--bins", "--examples"])
+        .current_dir(repo));
     assert_eq!(code, Some(0), "cargo build: {err}");
     let command_line = format!(
         "exec '{}' --justfile '{}' up '{}' '{}'",
