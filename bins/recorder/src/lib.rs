@@ -1626,6 +1626,29 @@ impl Drop for Recorder {
     }
 }
 
+/// The housekeeping timer of both recorder loops: a SIGHUP re-reads the disk-guard and
+/// retention settings, then the disk guard and retention run and the status is refreshed.
+fn housekeeping_tick(deployment: &Deployment, camera: &str, recorder: &mut Recorder, reader: &Camera) {
+    if signals::take_hangup() {
+        tracing::info!(
+            camera,
+            "SIGHUP: re-reading the disk-guard and retention settings from {}",
+            deployment.source_file.display()
+        );
+        reload_settings(&deployment.source_file, camera, recorder);
+    }
+    recorder.housekeeping();
+    reader.report(|r| *r = recorder.report());
+}
+
+/// The statistics timer of both recorder loops: the status line, on stdout with `--json`.
+fn print_stats(recorder: &mut Recorder, json: bool) {
+    let line = recorder.report_line();
+    if json {
+        println!("{line}");
+    }
+}
+
 fn reload_settings(config_file: &Path, camera: &str, recorder: &mut Recorder) {
     match Deployment::load(config_file).map_err(anyhow::Error::from).and_then(|d| {
         let cam = d.camera(Some(camera))?;
@@ -1725,24 +1748,8 @@ pub fn run(
                 reader.report(|r| *r = recorder.report());
             }
             Event::Command(_) => {}
-            Event::Timer(timer) if timer == house => {
-                if signals::take_hangup() {
-                    tracing::info!(
-                        camera = cam,
-                        "SIGHUP: re-reading the disk-guard and retention settings from {}",
-                        deployment.source_file.display()
-                    );
-                    reload_settings(&deployment.source_file, cam, &mut recorder);
-                }
-                recorder.housekeeping();
-                reader.report(|r| *r = recorder.report());
-            }
-            Event::Timer(timer) if timer == stats => {
-                let line = recorder.report_line();
-                if options.json {
-                    println!("{line}");
-                }
-            }
+            Event::Timer(timer) if timer == house => housekeeping_tick(deployment, cam, &mut recorder, &reader),
+            Event::Timer(timer) if timer == stats => print_stats(&mut recorder, options.json),
             Event::Timer(_) => {}
             Event::Stop(_) => return Ok::<(), anyhow::Error>(()),
         }

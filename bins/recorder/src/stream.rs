@@ -15,9 +15,9 @@ use anyhow::Context;
 use framebus::{Camera, Command, Event};
 use framebus_common::encoded::{AccessUnitHeader, ACCESS_UNIT_VERSION};
 use framebus_common::ipc;
-use framebus_common::{signals, CameraConfig, Deployment, FrameHeader, ProcessRole};
+use framebus_common::{CameraConfig, Deployment, FrameHeader, ProcessRole};
 
-use crate::{reload_settings, Recorder, RecorderOptions, RecorderStatus, HOUSEKEEPING};
+use crate::{housekeeping_tick, print_stats, Recorder, RecorderOptions, RecorderStatus, HOUSEKEEPING};
 
 /// The frame header the sidecar and the segment logic see for an access unit (its frame's
 /// id, capture times and size; `sequence` is 0: the source's sequence does not travel with
@@ -103,24 +103,8 @@ pub fn run_stream(
                 reader.report(|r| *r = recorder.report());
             }
             Event::Command(_) => {}
-            Event::Timer(timer) if timer == house => {
-                if signals::take_hangup() {
-                    tracing::info!(
-                        camera = cam,
-                        "SIGHUP: re-reading the disk-guard and retention settings from {}",
-                        deployment.source_file.display()
-                    );
-                    reload_settings(&deployment.source_file, cam, &mut recorder);
-                }
-                recorder.housekeeping();
-                reader.report(|r| *r = recorder.report());
-            }
-            Event::Timer(timer) if timer == stats => {
-                let line = recorder.report_line();
-                if options.json {
-                    println!("{line}");
-                }
-            }
+            Event::Timer(timer) if timer == house => housekeeping_tick(deployment, cam, &mut recorder, &reader),
+            Event::Timer(timer) if timer == stats => print_stats(&mut recorder, options.json),
             Event::Timer(_) => {}
             Event::Stop(_) => {
                 drain(&mut recorder)?;
