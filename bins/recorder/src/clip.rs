@@ -106,10 +106,7 @@ impl Windows {
         if self.current.is_none() && self.last_end_ns.is_some_and(|end| until <= end) {
             return Triggered::Recorded;
         }
-        let after = match &self.current {
-            Some(w) => Some(w.until_ns),
-            None => self.last_end_ns,
-        };
+        let after = self.current.as_ref().map_or(self.last_end_ns, |w| Some(w.until_ns));
         if self.current.is_some() {
             // Past the end of the window being taken: it becomes the next one (or extends it).
             if let Some(n) = self.next.as_mut() {
@@ -118,14 +115,18 @@ impl Windows {
                 return Triggered::Extended;
             }
         }
-        let window = Window {
+        self.open(Window {
             start_ns: self.start_for(t, after),
             until_ns: until,
             manual: false,
             trigger,
             first_live_frame_id,
             triggers: 1,
-        };
+        })
+    }
+
+    /// Takes a new window: the current one, or the next when one is being taken.
+    fn open(&mut self, window: Window) -> Triggered {
         if self.current.is_some() {
             self.next = Some(window);
         } else {
@@ -147,24 +148,15 @@ impl Windows {
             n.triggers += 1;
             return Triggered::Extended;
         }
-        let after = match &self.current {
-            Some(w) => Some(w.until_ns),
-            None => self.last_end_ns,
-        };
-        let window = Window {
+        let after = self.current.as_ref().map_or(self.last_end_ns, |w| Some(w.until_ns));
+        self.open(Window {
             start_ns: self.start_for(now, after),
             until_ns: 0,
             manual: true,
             trigger,
             first_live_frame_id,
             triggers: 1,
-        };
-        if self.current.is_some() {
-            self.next = Some(window);
-        } else {
-            self.current = Some(window);
-        }
-        Triggered::Opened
+        })
     }
 
     /// `ctl record off` at capture time `now`: manual windows end at `now`, or when the
