@@ -231,7 +231,7 @@ fn tap_unit(
 /// What the connection is doing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Health {
-    /// Connecting (ANNOUNCE/SETUP/RECORD under way).
+    /// Connecting (ANNOUNCE/SETUP/RECORD under way, or playing with nothing sent yet).
     Connecting,
     /// Frames flow to the server.
     Streaming,
@@ -435,6 +435,11 @@ impl Publisher {
                 "the server accepted nothing for {:.1} s (stalled)",
                 reference.as_secs_f64()
             ));
+        }
+        // Playing but nothing has reached the server yet (a silent server accepts the
+        // connection and then nothing): not streaming until the first access unit is out.
+        if self.out_count.load(Ordering::Relaxed) == 0 {
+            return Health::Connecting;
         }
         Health::Streaming
     }
