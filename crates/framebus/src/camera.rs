@@ -105,27 +105,7 @@ impl CameraBuilder {
     /// camera is not in the config, all reader slots are taken (the error names the config key
     /// to raise), or another process already serves this role.
     pub fn open(self) -> Result<Camera, Error> {
-        let camera = self.deployment.camera(self.camera.as_deref())?.clone();
-        let role = match self.role {
-            Some(role) => role,
-            None => program_role()?,
-        };
-        let configured = camera.reader_spec(&role);
-        let policy = configured.as_ref().map(|r| r.policy).or(self.policy).unwrap_or(ReaderPolicy::Newest);
-        let layout = camera.slot_layout();
-        let default_depth = match policy {
-            ReaderPolicy::Every => layout.max_queue_depth as u32,
-            _ => 1,
-        };
-        let queue_depth = configured.as_ref().map(|r| r.queue_depth).or(self.queue_depth).unwrap_or(default_depth);
-        if queue_depth < 1 || queue_depth as usize > layout.max_queue_depth {
-            return Err(Error::QueueDepth {
-                camera: camera.name.clone(),
-                depth: queue_depth,
-                max: layout.max_queue_depth,
-                file: self.deployment.source_file.display().to_string(),
-            });
-        }
+        let ReaderSettings { camera, role, policy, queue_depth } = self.settings()?;
         let release = DeploymentGuard::new(self.deployment.name());
         let node = create_node(&self.deployment, role.as_str(), &camera.name)?;
         let reader = FrameReader::open(&node, &self.deployment, &camera, queue_depth as usize)?;
@@ -167,6 +147,50 @@ impl CameraBuilder {
             holding: Cell::new(false),
             stopped: Cell::new(None),
         })
+    }
+}
+
+/// What a reader opened with a [`CameraBuilder`] gets: the config and the options resolved
+/// (the config's `[[camera.reader]]` entry wins over the builder's policy and queue depth).
+#[derive(Debug, Clone)]
+pub struct ReaderSettings {
+    /// The camera's config.
+    pub camera: CameraConfig,
+    /// The role the reader serves its control service under.
+    pub role: Role,
+    /// The policy it reads frames with.
+    pub policy: ReaderPolicy,
+    /// Frames queued for it.
+    pub queue_depth: u32,
+}
+
+impl CameraBuilder {
+    /// The settings [`CameraBuilder::open`] would open the camera with, without opening it
+    /// (for tools and language bindings that show them). Fails as `open` does on an unknown
+    /// camera or a queue depth the camera's layout cannot give.
+    pub fn settings(&self) -> Result<ReaderSettings, Error> {
+        let camera = self.deployment.camera(self.camera.as_deref())?.clone();
+        let role = match &self.role {
+            Some(role) => role.clone(),
+            None => program_role()?,
+        };
+        let configured = camera.reader_spec(&role);
+        let policy = configured.as_ref().map(|r| r.policy).or(self.policy).unwrap_or(ReaderPolicy::Newest);
+        let layout = camera.slot_layout();
+        let default_depth = match policy {
+            ReaderPolicy::Every => layout.max_queue_depth as u32,
+            _ => 1,
+        };
+        let queue_depth = configured.as_ref().map(|r| r.queue_depth).or(self.queue_depth).unwrap_or(default_depth);
+        if queue_depth < 1 || queue_depth as usize > layout.max_queue_depth {
+            return Err(Error::QueueDepth {
+                camera: camera.name.clone(),
+                depth: queue_depth,
+                max: layout.max_queue_depth,
+                file: self.deployment.source_file.display().to_string(),
+            });
+        }
+        Ok(ReaderSettings { camera, role, policy, queue_depth })
     }
 }
 

@@ -11,13 +11,12 @@ answered for you, and results published for the preview, the recorder and other 
 
 A frame is valid only inside its loop iteration. An image still referenced when the next frame
 is taken keeps showing its own frame (it is moved to a private copy first, never recycled
-memory); `frame.image.copy()` says so explicitly. Built on the official iceoryx2 bindings
-(PyPI `iceoryx2`) and numpy; no compiled code of its own.
+memory); `frame.image.copy()` says so explicitly. The reader itself is the Rust crate
+`framebus` (config, policies, accounting, control, signals, results), compiled into
+`framebus._framebus`.
 """
 
-from ._abi import ControlReply, ControlRequest, FrameHeader, ResultBox, ResultRecord
-from ._camera import Camera, Frame, decode_result, open_camera, program_role
-from ._config import Deployment, Policy, load as load_config
+from ._camera import Camera, open_camera, program_role
 from ._errors import (
     ConfigError,
     FramebusError,
@@ -25,13 +24,23 @@ from ._errors import (
     FrameStillReferencedError,
     IpcError,
 )
-from ._ipc import iceoryx2_settings, iceoryx_config
+from ._framebus import (
+    CameraConfig,
+    Deployment,
+    Frame,
+    FrameHeader,
+    Policy,
+    SlotLayout,
+    iceoryx2_settings,
+    load_config,
+)
+from ._results import Box, Result
 
 __all__ = [
+    "Box",
     "Camera",
+    "CameraConfig",
     "ConfigError",
-    "ControlReply",
-    "ControlRequest",
     "Deployment",
     "Frame",
     "FrameHeader",
@@ -40,11 +49,9 @@ __all__ = [
     "FramebusError",
     "IpcError",
     "Policy",
-    "ResultBox",
-    "ResultRecord",
-    "decode_result",
+    "Result",
+    "SlotLayout",
     "iceoryx2_settings",
-    "iceoryx_config",
     "load_config",
     "open_camera",
     "program_role",
