@@ -149,57 +149,6 @@ def test_all_reader_slots_taken_names_the_keys_to_raise(deployment, tmp_path):
     d.assert_no_leftovers()
 
 
-def _raw_request(d, role, **fields):
-    """Sends one hand-made ControlRequest to `role` and returns its ControlReply (or fails)."""
-    import framebus
-    from framebus import _ipc
-    from framebus._abi import ControlReply, ControlRequest, copy_from
-
-    node = _ipc.create_node(d.name, f"raw-{role}")
-    requests, ready, _ = _ipc.connect_control(node, d.name, "cam0", role)
-    client = requests.client_builder().create()
-    request = ControlRequest()
-    for key, value in fields.items():
-        setattr(request, key, value)
-    pending = client.send_copy(request)
-    ready.notifier_builder().create().notify()
-    until = time.monotonic() + DEADLINE
-    while time.monotonic() < until:
-        response = pending.receive()
-        if response is not None:
-            reply = copy_from(ControlReply, response.payload_ptr)
-            response.delete()
-            return reply
-        time.sleep(0.002)
-    pytest.fail(f"no reply from {role} to {fields}")
-
-
-def test_malformed_requests_get_error_replies_and_the_reader_goes_on(deployment):
-    from framebus._abi import text_of
-
-    d = deployment(synthetic_camera())
-    capture = d.capture()
-    reader = _start_reader(d, "target")
-    cases = [
-        (dict(version=99, command=1), "unsupported control protocol version 99"),
-        (dict(version=2, command=77), "unknown command code 77"),
-        (dict(version=2, command=3, argument=5), "invalid argument 5 for command code 3"),
-        (dict(version=2, command=6, text_len=9999), "length 9999 is more than the 256 bytes"),
-        (dict(version=2, command=5), "target has no camera controls"),
-    ]
-    for fields, expected in cases:
-        reply = _raw_request(d, "target", nonce=1234, **fields)
-        assert reply.result == 1 and reply.nonce == 1234, fields
-        assert expected in text_of(reply.message, reply.message_len), fields
-    reply = _raw_request(d, "target", version=2, command=1, nonce=7)
-    assert reply.result == 0 and reply.nonce == 7 and reply.role == 5
-    assert text_of(reply.role_name, reply.role_name_len) == "target"
-    assert reader.running()
-    reader.terminate()
-    capture.terminate()
-    d.assert_no_leftovers()
-
-
 def test_a_paused_and_continued_python_reader_keeps_running(deployment):
     """SIGSTOP/SIGCONT interrupt waits (EINTR); only SIGINT/SIGTERM end a reader."""
     d = deployment(synthetic_camera())

@@ -17,6 +17,13 @@ pub struct Policy(pub ReaderPolicy);
 
 #[pymethods]
 impl Policy {
+    /// `Policy("newest")`, `Policy("max-fps", 5)`: as [`Policy::parse`].
+    #[new]
+    #[pyo3(signature = (name, max_fps=None))]
+    fn new(name: &str, max_fps: Option<f64>) -> PyResult<Policy> {
+        Policy::parse(name, max_fps)
+    }
+
     /// Parses a policy as the config writes it: `"newest"`, `"every"`, `"max-fps"` with
     /// `max_fps`, or `"max-fps=N"`. Raises ValueError saying what is allowed.
     #[staticmethod]

@@ -205,6 +205,12 @@ impl Reader {
         }
     }
 
+    /// Releases the frame in progress now (as taking the next one would; arrays still alive
+    /// are moved to a private copy first, without raising). Returns whether one was.
+    fn release_frame(&mut self, py: Python<'_>) -> PyResult<bool> {
+        self.release_current(py)
+    }
+
     /// Ends the loop: the next `next_frame()` returns None.
     fn request_stop(&self, py: Python<'_>) -> PyResult<()> {
         self.camera(py)?.request_stop();

@@ -117,13 +117,19 @@ class Camera:
 
     def frames(self) -> Iterator[Frame]:
         """Frames, one per iteration, until the reader should stop (SIGINT/SIGTERM, `ctl stop`,
-        `request_stop()`): the loop ends after the frame in progress."""
+        `request_stop()`): the loop ends after the frame in progress. Leaving the loop early
+        releases the frame in progress."""
         next_frame = self._reader.next_frame
-        while True:
-            frame = next_frame()
-            if frame is None:
-                return
-            yield frame
+        try:
+            while True:
+                frame = next_frame()
+                if frame is None:
+                    return
+                yield frame
+        finally:
+            # Left early (break, an exception): the frame in progress is released now.
+            if not self.closed:
+                self._reader.release_frame()
 
     def request_stop(self) -> None:
         """Ends the loop: the next `next_frame()` returns None."""
