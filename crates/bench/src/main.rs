@@ -49,6 +49,8 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let result = match args.get(1).map(String::as_str) {
         Some("reader") => reader(&args[2..]),
+        // Only the Python reader next to the Rust one (`FRAMEBUS_PYTHON` picks the interpreter).
+        Some("python") => tempfile::tempdir().map_err(anyhow::Error::from).and_then(|dir| python_vs_rust(dir.path())),
         // Only the emulated-device rows.
         Some("v4l2") => tempfile::tempdir().map_err(anyhow::Error::from).and_then(|dir| device_bench(dir.path())),
         // Only the recorder table (`framebus-bench recorder`).

@@ -210,9 +210,8 @@ impl Deployment {
         policy: Option<Policy>,
         queue_depth: Option<u32>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let settings = builder(&self.0, camera, role, policy, queue_depth)
-            .and_then(|b| b.settings())
-            .map_err(|e| to_py(py, e))?;
+        let settings =
+            builder(&self.0, camera, role, policy, queue_depth).and_then(|b| b.settings()).map_err(|e| to_py(py, e))?;
         settings_dict(py, &self.0, &settings)
     }
 

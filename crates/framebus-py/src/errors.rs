@@ -30,10 +30,9 @@ pub fn to_py(py: Python<'_>, error: framebus::Error) -> PyErr {
 /// A config error as `framebus.ConfigError(file, key, message, text)`.
 pub fn config_error(py: Python<'_>, e: &framebus_common::ConfigError) -> PyErr {
     match error_class(py, "ConfigError") {
-        Ok(class) => PyErr::from_type(
-            class,
-            (e.file.display().to_string(), e.key.clone(), e.message.clone(), e.to_string()),
-        ),
+        Ok(class) => {
+            PyErr::from_type(class, (e.file.display().to_string(), e.key.clone(), e.message.clone(), e.to_string()))
+        }
         Err(e) => e,
     }
 }

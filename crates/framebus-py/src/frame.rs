@@ -206,10 +206,9 @@ impl Frame {
             }
         };
         let buffer = FrameBuffer::new(mapping, delta + offset, shape, strides);
-        let as_array = AS_ARRAY.get_or_try_init(py, || -> PyResult<Py<PyAny>> {
-            Ok(py.import("numpy")?.getattr("asarray")?.unbind())
-        })?;
-        Ok(as_array.call1(py, (buffer,))?)
+        let as_array = AS_ARRAY
+            .get_or_try_init(py, || -> PyResult<Py<PyAny>> { Ok(py.import("numpy")?.getattr("asarray")?.unbind()) })?;
+        as_array.call1(py, (buffer,))
     }
 
     fn cached(&self, pick: fn(&mut FrameState) -> &mut Option<Py<PyAny>>, py: Python<'_>) -> Option<Py<PyAny>> {
@@ -500,7 +499,8 @@ impl FrameBuffer {
                 (*view).ndim = 1;
                 (*view).shape = std::ptr::null_mut();
             }
-            (*view).strides = if strided && with_shape { this.strides.as_ptr() as *mut isize } else { std::ptr::null_mut() };
+            (*view).strides =
+                if strided && with_shape { this.strides.as_ptr() as *mut isize } else { std::ptr::null_mut() };
             (*view).suboffsets = std::ptr::null_mut();
             (*view).internal = std::ptr::null_mut();
             (*view).obj = slf.into_any().into_ptr();

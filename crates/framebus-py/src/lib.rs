@@ -57,8 +57,9 @@ impl Pattern {
     /// synthetic source has none for it.
     #[new]
     fn new(pixel_format: &str, width: u32, height: u32) -> PyResult<Pattern> {
-        let format: PixelFormat =
-            pixel_format.parse().map_err(|e: framebus_common::format::UnknownPixelFormat| PyValueError::new_err(e.to_string()))?;
+        let format: PixelFormat = pixel_format
+            .parse()
+            .map_err(|e: framebus_common::format::UnknownPixelFormat| PyValueError::new_err(e.to_string()))?;
         SyntheticPattern::new(format, width, height).map(Pattern).ok_or_else(|| {
             PyValueError::new_err(format!("no synthetic pattern for {pixel_format} at {width}x{height}"))
         })

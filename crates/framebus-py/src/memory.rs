@@ -13,6 +13,7 @@
 //!   (`mremap`), by a private copy of the same bytes, so the array keeps showing its own frame
 //!   for as long as it lives; only then is the sample released.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io;
@@ -195,12 +196,12 @@ impl Segments {
         if let Some(mapping) = self.cache.remove(&key) {
             return Ok((mapping, delta));
         }
-        if !self.files.contains_key(&found.inode) {
+        if let Entry::Vacant(slot) = self.files.entry(found.inode) {
             let file = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_CLOEXEC).open(&found.path)?;
             if file.metadata()?.ino() != found.inode {
                 return Err(io::Error::other(format!("{} was replaced while mapped", found.path)));
             }
-            self.files.insert(found.inode, file);
+            slot.insert(file);
         }
         let file = self.files.get(&found.inode).ok_or_else(|| io::Error::other("segment file vanished"))?;
         Ok((Arc::new(Mapping::map(file, key, base, delta + length)?), delta))

@@ -111,6 +111,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Reader {
     /// Opens `camera` (None: the only one) of the deployment in `config` as `role`.
     #[new]
+    #[allow(clippy::too_many_arguments, reason = "the keyword arguments of `framebus.open_camera`")]
     #[pyo3(signature = (config, camera, role, policy=None, queue_depth=None, stats_interval=1.0, kept_images_raise=false))]
     fn new(
         py: Python<'_>,
@@ -127,8 +128,7 @@ impl Reader {
                 "stats_interval={stats_interval}: use a number of seconds above 0"
             )));
         }
-        let deployment =
-            framebus::Deployment::load(&config).map_err(|e| crate::errors::config_error(py, &e))?;
+        let deployment = framebus::Deployment::load(&config).map_err(|e| crate::errors::config_error(py, &e))?;
         let wanted = builder(&deployment, camera, role, policy, queue_depth)
             .map(|b| b.stats_interval(Duration::from_secs_f64(stats_interval)))
             .map_err(|e| to_py(py, e))?;
@@ -184,8 +184,7 @@ impl Reader {
             match event.map_err(|e| to_py(py, e))? {
                 Event::Frame(sample) => {
                     let header = *sample.header();
-                    let frame =
-                        Frame::new(&header, sample.latency_ns(), sample.bytes(), Arc::clone(&self.segments));
+                    let frame = Frame::new(&header, sample.latency_ns(), sample.bytes(), Arc::clone(&self.segments));
                     let frame = Py::new(py, frame)?;
                     if self.recent.len() == RECENT {
                         self.recent.pop_front();
@@ -274,6 +273,7 @@ impl Reader {
 
     /// Publishes a result about frame `frame_id` (a frame handed out recently): `json` (text,
     /// up to 1 KiB), `score`, `boxes` as (x, y, w, h, label, score) tuples (up to 16).
+    #[allow(clippy::too_many_arguments, reason = "the arguments of `Camera.publish_result`, converted")]
     #[pyo3(signature = (frame_id, json, score, boxes, run_id=None, capture_ns=None))]
     fn publish_result(
         &self,
