@@ -20,9 +20,13 @@ test: lint build
     just pytest
 
 # The Python package's tests (python/tests) against the debug binaries (venv from scripts/bootstrap.sh).
-pytest *args:
-    @test -x .venv/bin/python || { echo "no .venv: run bash scripts/bootstrap.sh first" >&2; exit 1; }
+pytest *args: python
     .venv/bin/python -m pytest python/tests -q {{args}}
+
+# (Re)build the Python package's compiled part (crates/framebus-py) into .venv, in place (`pip install -e`).
+python:
+    @test -x .venv/bin/python || { echo "no .venv: run bash scripts/bootstrap.sh first" >&2; exit 1; }
+    PATH="$PWD/.venv/bin:$PATH" CARGO_TARGET_DIR="$PWD/target" .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e python
 
 # `exec`: Ctrl-C reaches ctl up itself, which stops every process and exits 0 (a shell left in
 # between would die of the SIGINT afterwards); `[continue]`: just then ends without an error.
@@ -38,7 +42,7 @@ status config="configs/default.toml":
     target/release/ctl status --config {{config}}
 
 # Benchmarks: latency and publish cost vs memcpy, and a Python reader next to a Rust one (release build).
-bench:
+bench: python
     cargo build --release --bins
     target/release/framebus-bench
 

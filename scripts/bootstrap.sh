@@ -3,8 +3,9 @@
 # OpenCV and libclang development packages (apt), ffmpeg (test clips, ffprobe, MJPEG client),
 # chromium (renders the preview page in the e2e tests, headless), systemd (`systemd-analyze
 # verify` checks the units `ctl systemd` writes; nothing is started), groff-base (renders the
-# man pages `ctl man` writes), Python 3 with venv and pip, the `framebus` Python package in a
-# venv at the repository root (`.venv`, with pytest and OpenCV for its tests and examples),
+# man pages `ctl man` writes), Python 3 with venv and pip, the `framebus` Python package (built
+# from crates/framebus-py with maturin: needs cargo) in a venv at the repository root (`.venv`,
+# with pytest and OpenCV for its tests and examples),
 # GStreamer (the streamer's encoders and RTSP client, the media server's RTSP server and
 # WebRTC), and `just` (1.54 or newer: the `up` recipe uses `[continue]`).
 set -euo pipefail
@@ -42,11 +43,16 @@ if ! venv_ok; then
   fi
   echo "bootstrap: created the Python venv $venv"
 fi
-# The package (editable: python/ is used in place), its test and example dependencies. Prebuilt
-# wheels only: no Rust is built for the iceoryx2 bindings.
+# The package's dependencies, maturin (builds its compiled part), pytest and OpenCV: prebuilt
+# wheels only.
 "$venv/bin/python" -m pip install -q --disable-pip-version-check --only-binary=:all: \
   -r "$repo/python/requirements-dev.txt"
-"$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps -e "$repo/python"
+# The package, editable (python/src is used in place): maturin builds the binding
+# (crates/framebus-py, release) into the workspace's target/ folder, so the crates it shares
+# with `cargo build --release` are compiled once; the extension lands in python/src/framebus/.
+echo "bootstrap: building the framebus Python package (crates/framebus-py)"
+PATH="$venv/bin:$PATH" CARGO_TARGET_DIR="$repo/target" "$venv/bin/python" -m pip install -q \
+  --disable-pip-version-check --no-deps --no-build-isolation -e "$repo/python"
 
 # `[continue]` (clean Ctrl-C of `just up`) needs just 1.54: an older one is replaced.
 just_is_recent() {
