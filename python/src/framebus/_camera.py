@@ -14,6 +14,9 @@ import threading
 from pathlib import Path
 from typing import Iterator
 
+# Loaded with the package, not on the first frame: the arrays are numpy's.
+import numpy  # noqa: F401
+
 from . import _framebus
 from ._framebus import Frame, Policy
 from ._results import Result, box_tuple, from_binding
