@@ -6,7 +6,8 @@
 //! wakes with the sample). Readers verify every frame's integrity stamp (torn) and that ids only
 //! rise (stale). `framebus-bench reader ...` is the reader process it starts. A second table puts
 //! a Python reader (`python -m framebus._bench`, from the repository's `.venv`) next to a Rust
-//! reader on the same 1080p capture run: latency and CPU.
+//! reader on the same 1080p capture run, each attached first once: latency and CPU
+//! (`framebus-bench python` runs only that table).
 //!
 //! Then it measures V4L2 capture against the emulated device (`tests/fixtures/fake-v4l2`,
 //! built with `cc` and LD_PRELOADed into capture) at 1080p and 4K YUYV, mmap + one copy next to
