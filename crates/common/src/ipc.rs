@@ -544,7 +544,12 @@ fn control_builder(
         .max_borrowed_responses_per_pending_response(1)
         .enable_safe_overflow_for_requests(true)
         .enable_safe_overflow_for_responses(true)
-        .enable_fire_and_forget_requests(false)
+        // On, so that a request whose client has gone (gave up at its deadline, exited) is still
+        // handed to the server, which drops it unanswered (`ControlServer::poll`) and so
+        // releases it. Off, iceoryx2 0.10 skips such a request without releasing it: the server
+        // kept the gone client's data segment and connection open for good, two descriptors
+        // and a mapping per request (the soak's descriptor growth under `ctl` bursts).
+        .enable_fire_and_forget_requests(true)
 }
 
 fn control_ready_builder(

@@ -287,6 +287,11 @@ class ControlThread:
                 return
             if active is None:
                 return
+            if not active.is_connected:
+                # Its client is gone (gave up at its deadline): not carried out, only released
+                # (the same rule as the Rust server; see `enable_fire_and_forget_requests`).
+                active.delete()
+                continue
             try:
                 # No call here gives up the GIL (no ctypes foreign call, no I/O): with the frame
                 # thread busy in Python, every hand-over could cost a 5 ms switch interval.

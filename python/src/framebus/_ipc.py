@@ -243,7 +243,7 @@ def _control_builder(node, name: str):
         .max_borrowed_responses_per_pending_response(1)
         .enable_safe_overflow_for_requests(True)
         .enable_safe_overflow_for_responses(True)
-        .enable_fire_and_forget_requests(False)
+        .enable_fire_and_forget_requests(True)
     )
 
 

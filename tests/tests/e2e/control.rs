@@ -224,3 +224,62 @@ fn supervisor_fails_when_capture_cannot_start() {
     up.wait_stderr(DEADLINE, "capture of camera `cam0` could not start");
     d.assert_no_leftovers();
 }
+
+/// A client that gives up on a request while the process is paused and goes away leaves
+/// nothing open in the process: after eight such requests, algo's descriptors come back to
+/// where they were. (iceoryx2 used to keep each gone client's data segment and connection
+/// open for good, two descriptors per request: the soak's growth under bursts of `ctl`.)
+#[test]
+fn requests_abandoned_by_their_client_leave_no_descriptors_open() {
+    let d = TestDeployment::new(&synthetic_camera("cam0", 320, 240, 30));
+    let mut capture = d.spawn("capture", &[]);
+    let mut algo = d.spawn("algo", &[]);
+    let status = d.wait_status(|s| process_status(s, "cam0", "algo")["frames"].as_u64() > Some(5));
+    let algo_pid = pid_of(&status, "algo");
+    let descriptors = || std::fs::read_dir(format!("/proc/{algo_pid}/fd")).map(|e| e.count()).unwrap_or(0);
+    let valid = ControlRequest { version: CONTROL_PROTOCOL_VERSION, command: code::STATUS, ..Default::default() };
+    let (before, after) = {
+        let _release = DeploymentGuard::new(&d.name);
+        let node = create_named_node(&d.name, "test").expect("node");
+        let services = connect_control(&node, &d.name, "cam0", ProcessRole::Algo.name())
+            .expect("connect")
+            .expect("algo serves control");
+        let ready = services.ready.as_ref().expect("ready event").notifier_builder().create().expect("notifier");
+        // A round trip with a fresh client: algo is connected to it both ways afterwards.
+        let connected_client = || {
+            let client = services.requests.client_builder().create().expect("client");
+            let pending = client.send_copy(valid).expect("send");
+            let _ = ready.notify();
+            let until = Instant::now() + DEADLINE;
+            while pending.receive().expect("receive").is_none() {
+                assert!(Instant::now() < until, "algo never replied; {}", algo.stderr_text());
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            drop(pending);
+            client
+        };
+        drop(connected_client());
+        let before = descriptors();
+        for _ in 0..8 {
+            let client = connected_client();
+            algo.signal(libc::SIGSTOP);
+            let pending = client.send_copy(valid).expect("send");
+            let _ = ready.notify();
+            // The client gives up (as ctl does at its deadline) and goes away unanswered.
+            drop(pending);
+            drop(client);
+            algo.signal(libc::SIGCONT);
+        }
+        // Algo has served the abandoned requests once it answers a new one.
+        drop(connected_client());
+        let until = Instant::now() + Duration::from_secs(10);
+        while descriptors() > before + 2 && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        (before, descriptors())
+    };
+    assert!(after <= before + 2, "algo's descriptors grew from {before} to {after} after 8 abandoned requests");
+    assert_eq!(algo.terminate(), Some(0), "{}", algo.stderr_text());
+    assert_eq!(capture.terminate(), Some(0));
+    d.assert_no_leftovers();
+}

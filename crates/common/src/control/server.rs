@@ -267,6 +267,12 @@ impl ControlServer {
                     break;
                 }
             };
+            if !active.is_connected() {
+                // Its client is gone (it gave up at its deadline): nobody waits for the reply,
+                // and a command nobody waits for is not carried out. Dropping it releases it.
+                tracing::debug!(service = self.services.name, "dropping a request whose client has gone");
+                continue;
+            }
             let request = *active.payload();
             let reply = self.answer(&request, &mut handler);
             if let Err(e) = active.send_copy(reply) {
