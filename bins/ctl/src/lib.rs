@@ -101,7 +101,6 @@ pub fn run(cli: &Cli) -> anyhow::Result<Outcome> {
         }
         CtlCommand::Events(args) => events::run(&deployment, cli.json, args),
         CtlCommand::Up { max_restarts } => {
-            framebus_common::shm_budget::check(&deployment, None, true)?;
             let options = supervisor::SupervisorOptions { max_restarts: *max_restarts, ..Default::default() };
             supervisor::run(&deployment, &options)?;
             Ok(Outcome::Done)
