@@ -3,6 +3,7 @@
 //! the recorder appends to opened safely and `ctl events` that skips undecodable lines (item 9),
 //! and the small ones (item 12: systemd escaping, `preview off` racing `state reset`).
 
+use std::os::unix::fs::OpenOptionsExt;
 use std::time::{Duration, Instant};
 
 use framebus_e2e::{pid_alive, process_status, synthetic_camera, Proc, TestDeployment, DEADLINE};
@@ -55,5 +56,149 @@ fn a_second_supervisor_of_a_deployment_exits_at_once() {
     let mut third: Proc = d.spawn("ctl", &["up"]);
     d.wait_status(|s| frames(s, "capture") > 5 && pid_of(s, "capture") != capture);
     assert_eq!(third.terminate(), Some(0), "{}", third.stderr_text());
+    d.assert_no_leftovers();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Item 9: files the recorder appends to; `ctl events` and undecodable lines.
+
+/// A synthetic 320×240 camera at 30 fps with a recorder writing to `<test dir>/rec`.
+fn recorder_camera() -> String {
+    "[[camera]]\nname = \"cam0\"\nwidth = 320\nheight = 240\nfps = 30\n\n[camera.source]\nkind = \"synthetic\"\n\n[camera.recorder]\ndirectory = \"rec\"\nstats-interval-secs = 0.25\nmin-free-mb = 1\n".to_string()
+}
+
+fn mkfifo(path: &std::path::Path) {
+    let c = std::ffi::CString::new(path.to_string_lossy().as_bytes()).expect("path");
+    // SAFETY: mkfifo with a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o666) }, 0, "mkfifo {}", path.display());
+}
+
+fn ctl_ok(d: &TestDeployment, args: &[&str]) {
+    let (code, out, err) = d.ctl(args);
+    assert_eq!(code, Some(0), "ctl {args:?}:\n{out}\n{err}");
+}
+
+/// In a shared recordings folder another user plants `events/cam0.jsonl` as a symlink to a
+/// 0600 file, then as a FIFO: the recorder never writes through the link (the target is
+/// unchanged), never blocks on the FIFO, logs each refusal naming the file, and keeps
+/// recording (its clips are complete).
+#[test]
+fn a_planted_journal_symlink_or_fifo_is_refused_and_recording_goes_on() {
+    let d = TestDeployment::new(&recorder_camera());
+    let rec = d.dir.path().join("rec");
+    let events = rec.join("events");
+    std::fs::create_dir_all(&events).expect("events folder");
+    let victim = d.dir.path().join("victim");
+    std::fs::write(&victim, b"root only\n").expect("victim");
+    std::fs::set_permissions(&victim, std::os::unix::fs::PermissionsExt::from_mode(0o600)).expect("chmod");
+    let journal = events.join("cam0.jsonl");
+    std::os::unix::fs::symlink(&victim, &journal).expect("plant symlink");
+
+    let mut capture = d.spawn("capture", &[]);
+    let mut recorder = d.spawn("recorder", &["--json"]);
+    recorder.wait_json(DEADLINE, |v| v["state"] == "off");
+    ctl_ok(&d, &["record", "on", "cam0", "--timeout", "10"]);
+    recorder.wait_json(DEADLINE, |v| v["state"] == "recording" && v["written"].as_u64() >= Some(10));
+    let line = recorder.wait_stderr(DEADLINE, "is a symlink (refused, not followed)");
+    assert!(line.contains(&journal.display().to_string()), "{line}");
+    ctl_ok(&d, &["record", "off", "cam0", "--timeout", "10"]);
+    recorder.wait_json(DEADLINE, |v| v["clips"].as_u64() >= Some(1) && v["state"] == "off");
+    assert_eq!(std::fs::read(&victim).expect("victim"), b"root only\n", "written through the symlink");
+
+    std::fs::remove_file(&journal).expect("remove symlink");
+    mkfifo(&journal);
+    let _reader = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&journal)
+        .expect("hold the FIFO open for reading");
+    // Someone holds the FIFO open for reading, so a blocking open would succeed and writes
+    // would go to them; a FIFO without a reader would hang a blocking open for ever.
+    ctl_ok(&d, &["record", "on", "cam0", "--timeout", "10"]);
+    let line = recorder.wait_stderr(DEADLINE, "is not a regular file (a FIFO)");
+    assert!(line.contains(&journal.display().to_string()), "{line}");
+    let before = recorder.wait_json(DEADLINE, |v| v["state"] == "recording")["written"].as_u64().unwrap_or(0);
+    recorder.wait_json(DEADLINE, |v| v["written"].as_u64() > Some(before + 15));
+    ctl_ok(&d, &["record", "off", "cam0", "--timeout", "10"]);
+    recorder.wait_json(DEADLINE, |v| v["clips"].as_u64() >= Some(2) && v["state"] == "off");
+    let status = d.wait_status(|s| process_status(s, "cam0", "recorder")["state"].is_string());
+    assert_ne!(process_status(&status, "cam0", "recorder")["state"], "waiting", "{status}");
+    assert_eq!(recorder.terminate(), Some(0), "{}", recorder.stderr_text());
+    assert_eq!(capture.terminate(), Some(0), "{}", capture.stderr_text());
+    let meta = std::fs::symlink_metadata(&journal).expect("journal entry");
+    assert!(std::os::unix::fs::FileTypeExt::is_fifo(&meta.file_type()), "the FIFO was replaced");
+    d.assert_no_leftovers();
+}
+
+fn clip_started(clip: &str) -> String {
+    use framebus_common::journal::{JournalRecord, Trigger, TriggerSource};
+    let trigger = Trigger {
+        source: TriggerSource::Manual,
+        rule: None,
+        frame_id: 1,
+        utc: "2026-01-01T00:00:00.000Z".into(),
+        realtime_ns: 1,
+        results: Vec::new(),
+        continues: None,
+    };
+    serde_json::to_string(&JournalRecord::ClipStarted {
+        clip: clip.into(),
+        camera: "cam0".into(),
+        utc: "2026-01-01T00:00:00.100Z".into(),
+        first_frame_id: 1,
+        first_frame_utc: "2026-01-01T00:00:00.000Z".into(),
+        first_live_frame_id: 1,
+        run_id: 1,
+        trigger,
+    })
+    .expect("json")
+}
+
+fn segment_deleted(segment: &str) -> String {
+    serde_json::to_string(&framebus_common::journal::JournalRecord::SegmentDeleted {
+        utc: "2026-01-01T00:01:00.000Z".into(),
+        segment: segment.into(),
+        reason: "max-total".into(),
+        bytes: 1,
+    })
+    .expect("json")
+}
+
+/// A journal with an invalid UTF-8 line: `ctl events` lists the clips around it and reports
+/// the line (number and count) on stderr; `--follow` does the same for lines appended later
+/// and goes on printing the records after them.
+#[test]
+fn ctl_events_skips_and_reports_undecodable_lines() {
+    let d = TestDeployment::new(&recorder_camera());
+    let events = d.dir.path().join("rec").join("events");
+    std::fs::create_dir_all(&events).expect("events folder");
+    let journal = events.join("cam0.jsonl");
+    let mut bytes = Vec::new();
+    for line in [clip_started("clip-a").into_bytes(), b"\xff\xfe broken \xc3\x28".to_vec(), clip_started("clip-b").into_bytes()] {
+        bytes.extend(line);
+        bytes.push(b'\n');
+    }
+    std::fs::write(&journal, &bytes).expect("journal");
+
+    let (code, out, err) = d.ctl(&["events", "cam0", "--json"]);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    let clips: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
+    let names: Vec<&str> = clips.iter().filter_map(|c| c["clip"].as_str()).collect();
+    assert_eq!(names, ["clip-a", "clip-b"], "{out}");
+    assert!(err.contains(&format!("{}: line 2 skipped: not valid UTF-8", journal.display())), "{err}");
+    assert!(err.contains("1 line(s) skipped so far"), "{err}");
+
+    let mut follow = d.spawn("ctl", &["events", "cam0", "--follow", "--json"]);
+    follow.wait_json(DEADLINE, |v| v["clip"] == "clip-b");
+    follow.wait_stderr(DEADLINE, "line 2 skipped");
+    let mut more = std::fs::OpenOptions::new().append(true).open(&journal).expect("append");
+    std::io::Write::write_all(&mut more, format!("\u{0}\u{1}\n").as_bytes()).expect("append");
+    std::io::Write::write_all(&mut more, b"{\"type\": \"\xff\"}\n").expect("append");
+    std::io::Write::write_all(&mut more, format!("{}\n", segment_deleted("seg-1")).as_bytes()).expect("append");
+    drop(more);
+    follow.wait_json(DEADLINE, |v| v["segment"] == "seg-1");
+    let line = follow.wait_stderr(DEADLINE, "line 5 skipped");
+    assert!(line.contains("2 line(s) skipped so far"), "{line}");
+    assert_eq!(follow.terminate(), Some(0), "{}", follow.stderr_text());
     d.assert_no_leftovers();
 }
