@@ -174,7 +174,9 @@ fn ctl_events_skips_and_reports_undecodable_lines() {
     std::fs::create_dir_all(&events).expect("events folder");
     let journal = events.join("cam0.jsonl");
     let mut bytes = Vec::new();
-    for line in [clip_started("clip-a").into_bytes(), b"\xff\xfe broken \xc3\x28".to_vec(), clip_started("clip-b").into_bytes()] {
+    for line in
+        [clip_started("clip-a").into_bytes(), b"\xff\xfe broken \xc3\x28".to_vec(), clip_started("clip-b").into_bytes()]
+    {
         bytes.extend(line);
         bytes.push(b'\n');
     }
@@ -200,5 +202,84 @@ fn ctl_events_skips_and_reports_undecodable_lines() {
     let line = follow.wait_stderr(DEADLINE, "line 5 skipped");
     assert!(line.contains("2 line(s) skipped so far"), "{line}");
     assert_eq!(follow.terminate(), Some(0), "{}", follow.stderr_text());
+    d.assert_no_leftovers();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Item 8: no iceoryx2 folder another user controls. Each case runs in a private mount
+// namespace (`unshare -m`) with a tmpfs over /tmp/iceoryx2, so the real folder, which every
+// other test uses, is never touched.
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Runs `setup` then `tail` (`$CTL`, `$CAPTURE` and `$CONFIG` set) in a private mount
+/// namespace; returns (exit code, stdout, stderr).
+fn in_private_mounts(d: &TestDeployment, script: &str) -> (Option<i32>, String, String) {
+    let out = std::process::Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", script])
+        .env("CTL", framebus_e2e::bin("ctl"))
+        .env("CAPTURE", framebus_e2e::bin("capture"))
+        .env("CONFIG", &d.config)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("unshare (util-linux) runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `/tmp/iceoryx2` owned by another user, or writable by everyone, and a deployment folder
+/// another user created inside a good one: `ctl status` and `capture` refuse to run, naming
+/// the folder and the fix, and create nothing in it (nor in /dev/shm).
+#[test]
+fn an_iceoryx2_folder_another_user_controls_is_refused() {
+    if !is_root() {
+        eprintln!("skipped: needs root for unshare -m and chown");
+        return;
+    }
+    let d = TestDeployment::new(&synthetic_camera("cam0", 320, 240, 30));
+    let dep_dir = format!("/tmp/iceoryx2/framebus_{}", d.name);
+    let cases = [
+        (
+            "mount -t tmpfs -o mode=0755 tmpfs /tmp/iceoryx2 && chown 65534 /tmp/iceoryx2",
+            "/tmp/iceoryx2",
+            "owned by uid 65534",
+        ),
+        ("mount -t tmpfs -o mode=0777 tmpfs /tmp/iceoryx2", "/tmp/iceoryx2", "has mode 0777"),
+        ("mount -t tmpfs -o mode=1777 tmpfs /tmp/iceoryx2", "/tmp/iceoryx2", "has mode 1777"),
+        (
+            &format!(
+                "mount -t tmpfs -o mode=0700 tmpfs /tmp/iceoryx2 && mkdir -m 0700 {dep_dir} && chown 65534 {dep_dir}"
+            ),
+            dep_dir.as_str(),
+            "owned by uid 65534",
+        ),
+        (
+            &format!("mount -t tmpfs -o mode=0700 tmpfs /tmp/iceoryx2 && ln -s /tmp {dep_dir}"),
+            dep_dir.as_str(),
+            "is a symlink",
+        ),
+    ];
+    for (setup, folder, why) in cases {
+        for program in ["\"$CTL\" --config \"$CONFIG\" status --timeout 1", "\"$CAPTURE\" --config \"$CONFIG\""] {
+            let script =
+                format!("{setup} || exit 99; {program}; rc=$?; echo \"rc=$rc\"; find /tmp/iceoryx2 -mindepth 1");
+            let (code, out, err) = in_private_mounts(&d, &script);
+            assert_eq!(code, Some(0), "setup `{setup}` failed:\n{out}\n{err}");
+            let rc: i32 =
+                out.lines().find_map(|l| l.strip_prefix("rc=")).and_then(|r| r.parse().ok()).expect("rc line");
+            assert_ne!(rc, 0, "{program} ran under `{setup}`:\n{out}\n{err}");
+            assert!(err.contains(&format!("`{folder}` ")) && err.contains(why), "{program} under `{setup}`:\n{err}");
+            assert!(err.contains("chmod 0700") && err.contains("rm -r"), "no fix named:\n{err}");
+            // Only what the setup made is there.
+            let created: Vec<&str> = out.lines().filter(|l| !l.starts_with("rc=") && *l != dep_dir).collect();
+            assert!(created.is_empty(), "created in the foreign folder: {created:?}");
+        }
+    }
     d.assert_no_leftovers();
 }
