@@ -13,8 +13,8 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use framebus_common::secure_fs;
 use framebus_common::journal::{journal_path, rotated_journal_path, JournalRecord, JOURNAL_MAX_BYTES};
+use framebus_common::secure_fs;
 
 /// How often a failing journal is reported.
 const WARN_EVERY: Duration = Duration::from_secs(60);
@@ -77,7 +77,8 @@ impl Journal {
     /// moved by someone else is simply started again.
     fn append(&mut self) -> std::io::Result<()> {
         if let Some(dir) = self.path.parent() {
-            secure_fs::ensure_real_dir(dir, 0o777).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+            secure_fs::ensure_real_dir(dir, 0o777)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
         }
         // The entry itself, never what a symlink points to (renaming moves the link, if any).
         let size = std::fs::symlink_metadata(&self.path).map_or(0, |m| m.len());

@@ -228,8 +228,7 @@ impl Segment {
                 let backend = video_backend();
                 // Created here first, exclusively: OpenCV then opens (and truncates) this user's
                 // own regular file, never something planted under the name.
-                secure_fs::create_new(&path, 0o666)
-                    .with_context(|| format!("creating video `{}`", path.display()))?;
+                secure_fs::create_new(&path, 0o666).with_context(|| format!("creating video `{}`", path.display()))?;
                 created.0.push(path.clone());
                 let writer =
                     VideoWriter::new_with_backend(path_str(&path)?, backend, fourcc, spec.video_fps, size, true);

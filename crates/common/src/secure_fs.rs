@@ -195,23 +195,20 @@ pub fn open_regular_rw(path: &Path, mode: u32) -> std::io::Result<File> {
 /// followed), a FIFO never blocks the open, and only a regular file owned by this user is
 /// written (another user's file planted in a shared folder is refused).
 pub fn open_append(path: &Path, mode: u32) -> std::io::Result<File> {
-    let file = std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(mode)
-        .custom_flags(OPEN_FLAGS)
-        .open(path)
-        .map_err(|e| match e.raw_os_error() {
-            // O_NONBLOCK write-open of a FIFO nobody reads (or a device without a driver).
-            Some(libc::ENXIO) => match std::fs::symlink_metadata(path) {
-                Ok(meta) => std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!("is not a regular file ({}); refused", file_kind(&meta)),
-                ),
-                Err(_) => e,
+    let file =
+        std::fs::OpenOptions::new().append(true).create(true).mode(mode).custom_flags(OPEN_FLAGS).open(path).map_err(
+            |e| match e.raw_os_error() {
+                // O_NONBLOCK write-open of a FIFO nobody reads (or a device without a driver).
+                Some(libc::ENXIO) => match std::fs::symlink_metadata(path) {
+                    Ok(meta) => std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!("is not a regular file ({}); refused", file_kind(&meta)),
+                    ),
+                    Err(_) => e,
+                },
+                _ => refused_symlink(e),
             },
-            _ => refused_symlink(e),
-        })?;
+        )?;
     check_own_regular(&file)?;
     Ok(file)
 }

@@ -283,3 +283,67 @@ fn an_iceoryx2_folder_another_user_controls_is_refused() {
     }
     d.assert_no_leftovers();
 }
+
+// ---------------------------------------------------------------------------------------------
+// Item 12: the small ones.
+
+/// `ctl systemd` for a config in a folder named with `${HOME}`, `$USER` and `%`, run from a ctl
+/// whose own folder has a `$`: the program path keeps its `$` (systemd never expands it, and
+/// `systemd-analyze verify` finds the program there), the config argument has `$$` (systemd
+/// would expand `${HOME}`) and `%%`, and the unit passes `systemd-analyze verify`.
+#[test]
+fn ctl_systemd_escapes_dollars_for_systemd() {
+    let Ok(analyze) = which("systemd-analyze") else {
+        eprintln!("skipped: systemd-analyze is not installed");
+        return;
+    };
+    let d = TestDeployment::new("");
+    // Outside /tmp, and on the same file system as the built ctl (for the hard link).
+    let site = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("folder");
+    let bin_dir = site.path().join("bin $PATH");
+    let folder = site.path().join("site ${HOME} $USER 100%");
+    std::fs::create_dir_all(&bin_dir).expect("bin folder");
+    std::fs::create_dir_all(folder.join("rec")).expect("site folder");
+    let ctl = bin_dir.join("ctl");
+    std::fs::hard_link(framebus_e2e::bin("ctl"), &ctl).expect("hard link ctl");
+    let config = folder.join("deployment.toml");
+    std::fs::write(
+        &config,
+        format!("[deployment]\nname = \"{}\"\n\n{}", d.name, synthetic_camera("cam0", 320, 240, 30)),
+    )
+    .expect("config");
+    let units = d.dir.path().join("units");
+    let out = std::process::Command::new(&ctl)
+        .args(["systemd", "--service-user", "framebus", "--config"])
+        .arg(&config)
+        .arg("--output")
+        .arg(&units)
+        .output()
+        .expect("ctl systemd");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let unit = units.join(format!("framebus-{}.service", d.name));
+    let text = std::fs::read_to_string(&unit).expect("unit");
+    let exec: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("ExecStart=")).collect();
+    let program = ctl.display().to_string();
+    let argument = config.display().to_string().replace('%', "%%").replace('$', "$$");
+    assert_eq!(exec, vec![format!("\"{program}\" up --config \"{argument}\"")], "{text}");
+    let verify = std::process::Command::new(&analyze).arg("verify").arg(&unit).output().expect("verify");
+    let said = format!("{}{}", String::from_utf8_lossy(&verify.stdout), String::from_utf8_lossy(&verify.stderr));
+    assert!(verify.status.success() && said.trim().is_empty(), "systemd-analyze verify:\n{said}\n{text}");
+    // The check is real: the same unit with the program's `$` doubled names no program.
+    let wrong = units.join("wrong.service");
+    std::fs::write(&wrong, text.replace(&program, &program.replace('$', "$$"))).expect("wrong unit");
+    let verify = std::process::Command::new(&analyze).arg("verify").arg(&wrong).output().expect("verify");
+    let said = format!("{}{}", String::from_utf8_lossy(&verify.stdout), String::from_utf8_lossy(&verify.stderr));
+    assert!(!verify.status.success() || !said.trim().is_empty(), "a doubled `$` in the program path passed:\n{said}");
+    d.assert_no_leftovers();
+}
+
+fn which(tool: &str) -> Result<std::path::PathBuf, ()> {
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|dir| dir.join(tool))
+        .find(|p| p.is_file())
+        .ok_or(())
+}
