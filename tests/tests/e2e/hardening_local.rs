@@ -347,3 +347,55 @@ fn which(tool: &str) -> Result<std::path::PathBuf, ()> {
         .find(|p| p.is_file())
         .ok_or(())
 }
+
+/// The preview's activity and the recorded flag agree: ("on"/"off", effective preview flag).
+fn preview_and_state(s: &Value) -> (Option<String>, Option<bool>) {
+    let activity = process_status(s, "cam0", "preview")["activity"].as_str().map(str::to_string);
+    let recorded = s["command_state"].as_array().and_then(|c| c.first()).and_then(|c| c["preview"].as_bool());
+    (activity, recorded)
+}
+
+fn consistent(s: &Value) -> bool {
+    matches!(preview_and_state(s), (Some(a), Some(r)) if (a == "on") == r)
+}
+
+/// `ctl preview off` racing `ctl state reset`, many times with shifting timing: once both have
+/// returned, the preview runs as the state says (it used to stay off while the state, reset
+/// after the `off` was delivered, said on).
+#[test]
+fn preview_off_racing_state_reset_leaves_preview_and_state_in_agreement() {
+    let body = "[[camera]]\nname = \"cam0\"\nwidth = 160\nheight = 120\nfps = 30\n\n[camera.source]\nkind = \"synthetic\"\n\n[camera.preview]\nlisten = \"127.0.0.1:0\"\nstats-interval-secs = 0.25\n";
+    let d = TestDeployment::new(body);
+    let mut capture = d.spawn("capture", &[]);
+    let mut preview = d.spawn("preview", &[]);
+    d.wait_status(|s| preview_and_state(s) == (Some("on".into()), Some(true)));
+    for round in 0..20u64 {
+        let mut reset = d.spawn("ctl", &["state", "reset", "cam0", "--timeout", "5"]);
+        // Shift the second command by 0..10 ms so the rounds cover different interleavings.
+        std::thread::sleep(Duration::from_millis(round % 11));
+        let mut off = d.spawn("ctl", &["preview", "off", "cam0", "--timeout", "5"]);
+        assert_eq!(reset.wait_exit(DEADLINE), Some(0), "reset: {}", reset.stderr_text());
+        assert_eq!(off.wait_exit(DEADLINE), Some(0), "preview off: {}", off.stderr_text());
+        // Agreement is immediate once both returned; allow the preview's frame thread a moment
+        // to apply the last command (the bug kept them apart for 30 s and more).
+        let until = Instant::now() + Duration::from_secs(3);
+        loop {
+            let (_, out, _) = d.ctl(&["status", "--json", "--timeout", "2"]);
+            let status: Value = serde_json::from_str(&out).unwrap_or(Value::Null);
+            if consistent(&status) {
+                break;
+            }
+            assert!(
+                Instant::now() < until,
+                "round {round}: preview and state disagree: {:?}",
+                preview_and_state(&status)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        ctl_ok(&d, &["preview", "on", "cam0", "--timeout", "5"]);
+        d.wait_status(|s| preview_and_state(s) == (Some("on".into()), Some(true)));
+    }
+    assert_eq!(preview.terminate(), Some(0), "{}", preview.stderr_text());
+    assert_eq!(capture.terminate(), Some(0), "{}", capture.stderr_text());
+    d.assert_no_leftovers();
+}
