@@ -101,7 +101,6 @@ pub fn run(cli: &Cli) -> anyhow::Result<Outcome> {
         }
         CtlCommand::Events(args) => events::run(&deployment, cli.json, args),
         CtlCommand::Up { max_restarts } => {
-            framebus_common::shm_budget::check(&deployment, None, true)?;
             let options = supervisor::SupervisorOptions { max_restarts: *max_restarts, ..Default::default() };
             supervisor::run(&deployment, &options)?;
             Ok(Outcome::Done)
@@ -551,7 +550,21 @@ fn reset_state(deployment: &Deployment, session: &Session, cli: &Cli, camera: &s
             );
         }
     }
-    forget()?;
+    // The processes recorded the flags they were just sent; forget those, and only those. A
+    // command that raced this reset (`ctl preview off` recorded and delivered meanwhile) left
+    // another value, which is what the process now runs with: it stays recorded. (Forgetting
+    // every flag here left the preview off while the state said on.) Forgetting a flag equal
+    // to the config's value never changes the effective flags.
+    store
+        .update(camera, |state| {
+            if state.preview == Some(initial.preview) {
+                state.preview = None;
+            }
+            if state.saving == Some(initial.saving) {
+                state.saving = None;
+            }
+        })
+        .with_context(|| format!("resetting the command state of camera `{camera}`"))?;
     if cli.json {
         println!(
             "{}",

@@ -143,9 +143,42 @@ fn install_global_config(config: &Config) {
     });
 }
 
+/// The folder above every deployment's iceoryx2 folder ([`deployment_root`]).
+pub const ICEORYX2_BASE: &str = "/tmp/iceoryx2";
+
+/// Makes sure nobody but this user controls the folders iceoryx2 keeps `deployment`'s node and
+/// service files in: [`ICEORYX2_BASE`] and [`deployment_root`] must be real folders (not
+/// symlinks) owned by this user and not writable by group or others (each is created with mode
+/// 0700 when missing), and every folder above them owned by this user or root and not writable
+/// by others unless sticky (`/tmp`). Another user who owned one of them could rename or replace
+/// the deployment's files (every `ctl` command then said "not running"). Called before every
+/// node is created.
+pub fn secure_root(deployment: &str) -> Result<(), IpcError> {
+    let root = deployment_root(deployment);
+    let root = root.trim_end_matches('/');
+    for dir in [ICEORYX2_BASE, root] {
+        let dir = std::path::Path::new(dir);
+        crate::secure_fs::ensure_own_dir(dir)
+            .and_then(|()| crate::secure_fs::check_private_dir(dir).map(|_| ()))
+            .map_err(|unsafe_dir| {
+                IpcError::text(
+                    format!("iceoryx2 folder of deployment `{deployment}`"),
+                    format!(
+                        "{unsafe_dir}; iceoryx2 keeps the deployment's node and service files there, so only this user may control it: when no iceoryx2 program runs, remove it (`rm -r {}` as root or its owner) and start again, or give it to this user with mode 0700 (`chown {} {}; chmod 0700 {}`)",
+                        unsafe_dir.path.display(),
+                        crate::secure_fs::euid(),
+                        unsafe_dir.path.display(),
+                        unsafe_dir.path.display()
+                    ),
+                )
+            })?;
+    }
+    Ok(())
+}
+
 /// Folder where iceoryx2 keeps the node and service files of `deployment`.
 pub fn deployment_root(deployment: &str) -> String {
-    format!("/tmp/iceoryx2/{}/", shm_prefix(deployment).trim_end_matches('_'))
+    format!("{ICEORYX2_BASE}/{}/", shm_prefix(deployment).trim_end_matches('_'))
 }
 
 /// Longest path a Unix socket may have on Linux (`sun_path` holds 108 bytes with the NUL).
@@ -369,8 +402,9 @@ fn build_node(
     signals: SignalHandlingMode,
     config: Config,
 ) -> Result<Node<IpcService>, IpcError> {
-    install_global_config(&config);
     let node_name = NodeName::new(name).map_err(|e| IpcError::new(format!("invalid node name `{name}`"), e))?;
+    secure_root(deployment)?;
+    install_global_config(&config);
     node_counter::secure(deployment, &config)?;
     let node = NodeBuilder::new()
         .name(&node_name)
