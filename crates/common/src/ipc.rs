@@ -118,29 +118,38 @@ pub fn iceoryx_config(deployment: &str) -> Result<Config, IpcError> {
 /// Makes `config` iceoryx2's process-wide config too, once per process. iceoryx2 falls back to
 /// its global config in a few places (e.g. cleaning up a dead node whose details are gone); left
 /// unset it would search for a config file, warn that none was found and use the defaults, with
-/// another prefix and folder than the deployment's. The only way in is a file, so the config is
-/// written to a temporary file, loaded, and the file removed.
+/// another prefix and folder than the deployment's. The only way in is a file: the config is
+/// written to an anonymous memory file (`memfd_create`) and loaded through its
+/// `/proc/self/fd/<n>` path. It has no name in any folder, so no other user can plant or read
+/// it, and a process killed at any moment leaves nothing behind.
 fn install_global_config(config: &Config) {
     static INSTALLED: std::sync::Once = std::sync::Once::new();
     INSTALLED.call_once(|| {
-        // Created exclusively (O_EXCL, mode 0600, random name): a file or symlink another user
-        // planted in the temporary folder is never written through.
-        let loaded = tempfile::Builder::new()
-            .prefix("framebus-iceoryx2-")
-            .suffix(".toml")
-            .tempfile()
-            .map_err(|e| e.to_string())
-            .and_then(|mut file| {
-                use std::io::Write as _;
-                let text = toml::to_string(config).map_err(|e| e.to_string())?;
-                file.write_all(text.as_bytes()).map_err(|e| e.to_string())?;
-                let path = FilePath::new(file.path().to_string_lossy().as_bytes()).map_err(|e| format!("{e:?}"))?;
-                Config::setup_global_config_from_file(&path).map(|_| ()).map_err(|e| format!("{e:?}"))
-            });
+        let loaded = memory_file("framebus-iceoryx2").and_then(|mut file| {
+            use std::io::Write as _;
+            use std::os::fd::AsRawFd as _;
+            let text = toml::to_string(config).map_err(|e| e.to_string())?;
+            file.write_all(text.as_bytes()).map_err(|e| e.to_string())?;
+            let proc_path = format!("/proc/self/fd/{}", file.as_raw_fd());
+            let path = FilePath::new(proc_path.as_bytes()).map_err(|e| format!("{e:?}"))?;
+            Config::setup_global_config_from_file(&path).map(|_| ()).map_err(|e| format!("{e:?}"))
+        });
         if let Err(e) = loaded {
             tracing::debug!("could not install the deployment's iceoryx2 config as the global one: {e}");
         }
     });
+}
+
+/// An anonymous file in memory (`memfd_create`, close-on-exec), gone when its last descriptor closes.
+fn memory_file(name: &str) -> Result<std::fs::File, String> {
+    let name = std::ffi::CString::new(name).map_err(|e| e.to_string())?;
+    // SAFETY: `name` is a valid NUL-terminated string that outlives the call; the flags are valid.
+    let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(format!("memfd_create: {}", std::io::Error::last_os_error()));
+    }
+    // SAFETY: `fd` was just returned by memfd_create and is owned by nothing else.
+    Ok(std::fs::File::from(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) }))
 }
 
 /// The folder above every deployment's iceoryx2 folder ([`deployment_root`]).
