@@ -283,3 +283,53 @@ fn requests_abandoned_by_their_client_leave_no_descriptors_open() {
     assert_eq!(capture.terminate(), Some(0));
     d.assert_no_leftovers();
 }
+
+/// `ctl` finds its config without `--config`: `FRAMEBUS_CONFIG`, else `./framebus.toml`, else
+/// `configs/default.toml`. With none of them it exits 2 saying what it looked for, and when the
+/// deployment it found is not running it names that config and where it came from.
+#[test]
+fn ctl_finds_its_config_without_the_flag() {
+    let d = TestDeployment::new(&synthetic_camera("cam0", 320, 240, 30));
+    let mut capture = d.spawn("capture", &[]);
+    let mut algo = d.spawn("algo", &[]);
+    let status = d.wait_status(|s| ["capture", "algo"].iter().all(|r| process_status(s, "cam0", r)["pid"].is_u64()));
+    let capture_pid = pid_of(&status, "capture");
+    let ctl = |folder: &std::path::Path, env: Option<&std::path::Path>| -> (Option<i32>, String, String) {
+        let mut command = std::process::Command::new(framebus_e2e::bin("ctl"));
+        command.args(["status", "--json", "--timeout", "2"]).current_dir(folder).env_remove("FRAMEBUS_CONFIG");
+        if let Some(config) = env {
+            command.env("FRAMEBUS_CONFIG", config);
+        }
+        let out = command.output().expect("run ctl");
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    };
+    let pid_in = |out: &str| -> Option<u64> {
+        let status: Value = serde_json::from_str(out).ok()?;
+        process_status(&status, "cam0", "capture")["pid"].as_u64()
+    };
+    let empty = tempfile::tempdir().expect("temp dir");
+
+    let (code, out, err) = ctl(empty.path(), Some(&d.config));
+    assert_eq!((code, pid_in(&out)), (Some(0), Some(capture_pid)), "FRAMEBUS_CONFIG: {out}\n{err}");
+
+    let (code, _, err) = ctl(empty.path(), None);
+    assert_eq!(code, Some(2), "no config anywhere: {err}");
+    assert!(err.contains("no deployment config") && err.contains("framebus.toml"), "{err}");
+
+    let local = tempfile::tempdir().expect("temp dir");
+    let text = std::fs::read_to_string(&d.config).expect("config");
+    std::fs::write(local.path().join("framebus.toml"), &text).expect("framebus.toml");
+    let (code, out, err) = ctl(local.path(), None);
+    assert_eq!((code, pid_in(&out)), (Some(0), Some(capture_pid)), "./framebus.toml: {out}\n{err}");
+
+    // Another deployment's framebus.toml: not running, and ctl says which config it used.
+    let other = text.replace(&format!("name = \"{}\"", d.name), &format!("name = \"{}x\"", d.name));
+    std::fs::write(local.path().join("framebus.toml"), other).expect("framebus.toml");
+    let (code, _, err) = ctl(local.path(), None);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains(&format!("deployment `{}x` from the config framebus.toml", d.name)), "{err}");
+
+    assert_eq!(algo.terminate(), Some(0));
+    assert_eq!(capture.terminate(), Some(0));
+    d.assert_no_leftovers();
+}

@@ -194,7 +194,7 @@ fn ctl_events_skips_and_reports_undecodable_lines() {
     follow.wait_json(DEADLINE, |v| v["clip"] == "clip-b");
     follow.wait_stderr(DEADLINE, "line 2 skipped");
     let mut more = std::fs::OpenOptions::new().append(true).open(&journal).expect("append");
-    std::io::Write::write_all(&mut more, format!("\u{0}\u{1}\n").as_bytes()).expect("append");
+    std::io::Write::write_all(&mut more, b"\x00\x01\n").expect("append");
     std::io::Write::write_all(&mut more, b"{\"type\": \"\xff\"}\n").expect("append");
     std::io::Write::write_all(&mut more, format!("{}\n", segment_deleted("seg-1")).as_bytes()).expect("append");
     drop(more);
