@@ -35,7 +35,13 @@ python:
 [continue]
 up config="configs/default.toml" profile="release":
     cargo build --profile {{profile}} --workspace --bins --examples
+    @bash scripts/link-ctl.sh target/{{ if profile == "dev" { "debug" } else { profile } }}/ctl
     exec target/{{ if profile == "dev" { "debug" } else { profile } }}/ctl up --config {{config}}
+
+# Put `ctl` on PATH (a link in ~/.cargo/bin to this checkout's release build); `just up` does it too.
+install-ctl:
+    cargo build --release --workspace --bins
+    bash scripts/link-ctl.sh target/release/ctl
 
 # Status of the running deployment (release build of ctl).
 status config="configs/default.toml":

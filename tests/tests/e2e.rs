@@ -9,6 +9,7 @@ mod e2e {
     mod events;
     mod frame_bus;
     mod hardening;
+    mod hardening_local;
     mod operations;
     mod preview;
     mod production;

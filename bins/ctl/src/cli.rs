@@ -19,9 +19,10 @@ raise --timeout. Not running or refused wins over busy. `ctl up` exits 0 after a
 #[derive(Debug, Parser)]
 #[command(name = "ctl", version, after_help = EXIT_CODES)]
 pub struct Cli {
-    /// Deployment config file.
-    #[arg(long, global = true, default_value = "configs/default.toml")]
-    pub config: PathBuf,
+    /// Deployment config file [default: $FRAMEBUS_CONFIG, else ./framebus.toml, else
+    /// configs/default.toml].
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
     /// Print machine-readable JSON on stdout.
     #[arg(long, global = true)]
     pub json: bool,

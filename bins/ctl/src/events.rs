@@ -6,6 +6,10 @@
 //! last: when and why it started, its frames, length, status and files, and the triggers that
 //! found their frames gone. With `--follow`: the journal's records themselves (the last
 //! `--limit`, then each new one as the recorder appends it, across rotations) until Ctrl-C.
+//!
+//! A line that is not UTF-8 (a damaged or tampered journal) is skipped and reported on stderr
+//! with its file and line number and a running count; the rest is shown. The journal is read
+//! only when it is a regular file (a FIFO or symlink in its place is an error, never a hang).
 
 use std::fmt::Write as _;
 use std::fs::File;
@@ -18,7 +22,7 @@ use anyhow::Context;
 use framebus_common::journal::{
     journal_path, rotated_journal_path, ClipSegment, JournalRecord, Trigger, TriggerSource,
 };
-use framebus_common::Deployment;
+use framebus_common::{secure_fs, Deployment};
 use serde_json::{json, Value};
 
 use crate::Outcome;
@@ -70,16 +74,58 @@ pub fn run(deployment: &Deployment, json_output: bool, args: &EventsArgs) -> any
     Ok(Outcome::Done)
 }
 
-/// Lines of a journal file (none when it does not exist).
-fn read_lines(path: &Path) -> anyhow::Result<Vec<String>> {
-    match File::open(path) {
-        Ok(file) => BufReader::new(file)
-            .lines()
-            .collect::<Result<Vec<_>, _>>()
-            .with_context(|| format!("reading {}", path.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(e).with_context(|| format!("opening {}", path.display())),
+/// Opens a journal file for reading: `None` when it does not exist; a symlink, FIFO or device
+/// is an error naming it (never followed, never a hang).
+fn open_journal(path: &Path) -> anyhow::Result<Option<File>> {
+    secure_fs::open_regular(path).with_context(|| format!("opening {}", path.display()))
+}
+
+/// Turns the raw lines of one journal file into text, skipping (and reporting on stderr, with
+/// the line number and a running count) the lines that are not UTF-8.
+struct LineDecoder {
+    path: String,
+    line: u64,
+    skipped: u64,
+}
+
+impl LineDecoder {
+    fn new(path: &Path) -> LineDecoder {
+        LineDecoder { path: path.display().to_string(), line: 0, skipped: 0 }
     }
+
+    fn decode(&mut self, raw: Vec<u8>) -> Option<String> {
+        self.line += 1;
+        match String::from_utf8(raw) {
+            Ok(text) => Some(text),
+            Err(e) => {
+                self.skipped += 1;
+                eprintln!(
+                    "ctl: {}: line {} skipped: not valid UTF-8 ({}); {} line(s) skipped so far",
+                    self.path,
+                    self.line,
+                    e.utf8_error(),
+                    self.skipped
+                );
+                None
+            }
+        }
+    }
+}
+
+/// Lines of a journal file (none when it does not exist); undecodable ones are skipped and
+/// reported.
+fn read_lines(path: &Path) -> anyhow::Result<Vec<String>> {
+    let Some(file) = open_journal(path)? else { return Ok(Vec::new()) };
+    let mut decoder = LineDecoder::new(path);
+    let mut lines = Vec::new();
+    for raw in BufReader::new(file).split(b'\n') {
+        let mut raw = raw.with_context(|| format!("reading {}", path.display()))?;
+        if raw.last() == Some(&b'\r') {
+            raw.pop();
+        }
+        lines.extend(decoder.decode(raw));
+    }
+    Ok(lines)
 }
 
 /// A segment of a clip and whether it was deleted since.
@@ -376,14 +422,18 @@ struct Tail {
     file: File,
     inode: (u64, u64),
     offset: u64,
-    partial: String,
+    partial: Vec<u8>,
+    decoder: LineDecoder,
 }
 
 impl Tail {
-    fn open(path: &Path) -> Option<Tail> {
-        let file = File::open(path).ok()?;
-        let meta = file.metadata().ok()?;
-        Some(Tail { file, inode: (meta.dev(), meta.ino()), offset: 0, partial: String::new() })
+    /// The journal at `path`, `None` when it does not exist (yet); an error when it is not a
+    /// regular file.
+    fn open(path: &Path) -> anyhow::Result<Option<Tail>> {
+        let Some(file) = open_journal(path)? else { return Ok(None) };
+        let meta = file.metadata().with_context(|| format!("reading {}", path.display()))?;
+        let decoder = LineDecoder::new(path);
+        Ok(Some(Tail { file, inode: (meta.dev(), meta.ino()), offset: 0, partial: Vec::new(), decoder }))
     }
 
     /// Complete lines appended since the last call.
@@ -392,16 +442,19 @@ impl Tail {
             // Truncated in place (not by the recorder): read it again from the start.
             self.offset = 0;
             self.partial.clear();
+            self.decoder.line = 0;
         }
         self.file.seek(SeekFrom::Start(self.offset))?;
-        let mut text = String::new();
-        let read = std::io::Read::read_to_string(&mut self.file, &mut text)?;
+        let read = std::io::Read::read_to_end(&mut self.file, &mut self.partial)?;
         self.offset += read as u64;
-        self.partial.push_str(&text);
         let mut lines = Vec::new();
-        while let Some(end) = self.partial.find('\n') {
-            lines.push(self.partial[..end].to_string());
-            self.partial.drain(..=end);
+        while let Some(end) = self.partial.iter().position(|&b| b == b'\n') {
+            let mut raw: Vec<u8> = self.partial.drain(..=end).collect();
+            raw.pop();
+            if raw.last() == Some(&b'\r') {
+                raw.pop();
+            }
+            lines.extend(self.decoder.decode(raw));
         }
         Ok(lines)
     }
@@ -410,7 +463,7 @@ impl Tail {
 fn follow(path: &Path, rotated: &Path, json_output: bool, limit: usize) -> anyhow::Result<Outcome> {
     framebus_common::signals::install();
     let mut history = read_lines(rotated)?;
-    let mut tail = Tail::open(path);
+    let mut tail = Tail::open(path)?;
     if let Some(t) = tail.as_mut() {
         history.extend(t.read_new()?);
     } else {
@@ -430,7 +483,7 @@ fn follow(path: &Path, rotated: &Path, json_output: bool, limit: usize) -> anyho
         // Rotated (or created): finish the old file above, then read the new one from its start.
         let current = std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()));
         if current.is_some() && current != tail.as_ref().map(|t| t.inode) {
-            tail = Tail::open(path);
+            tail = Tail::open(path)?;
             if let Some(t) = tail.as_mut() {
                 for line in t.read_new()? {
                     print_record(&line, json_output);

@@ -86,33 +86,42 @@ pub fn run(cli: &Cli) -> anyhow::Result<Outcome> {
     if cli.needs_no_config() {
         return generate::run(&cli.command, cli.json);
     }
-    let deployment = Deployment::load(&cli.config)?;
+    let located = framebus_common::config::locate_config(cli.config.as_deref())?;
+    let deployment = Deployment::load(&located.path)?;
     framebus_common::logging::set_context(deployment.name(), None, "ctl");
+    let outcome = run_command(cli, &deployment)?;
+    if outcome == Outcome::Incomplete && located.origin != framebus_common::config::ConfigOrigin::Explicit {
+        // Not running may mean another deployment than the user thinks: say which one was asked.
+        eprintln!("ctl: deployment `{}` from the config {located}", deployment.name());
+    }
+    Ok(outcome)
+}
+
+fn run_command(cli: &Cli, deployment: &Deployment) -> anyhow::Result<Outcome> {
     match &cli.command {
         // Printed above: it needs no config.
         CtlCommand::Abi => Ok(Outcome::Done),
         CtlCommand::Iox2Config { output } => {
-            iox2_config(&deployment, cli.json, output.as_deref())?;
+            iox2_config(deployment, cli.json, output.as_deref())?;
             Ok(Outcome::Done)
         }
         CtlCommand::List => {
-            list(&deployment, cli.json);
+            list(deployment, cli.json);
             Ok(Outcome::Done)
         }
-        CtlCommand::Events(args) => events::run(&deployment, cli.json, args),
+        CtlCommand::Events(args) => events::run(deployment, cli.json, args),
         CtlCommand::Up { max_restarts } => {
-            framebus_common::shm_budget::check(&deployment, None, true)?;
             let options = supervisor::SupervisorOptions { max_restarts: *max_restarts, ..Default::default() };
-            supervisor::run(&deployment, &options)?;
+            supervisor::run(deployment, &options)?;
             Ok(Outcome::Done)
         }
         CtlCommand::State { action: cli::StateAction::Reset { camera } } => {
-            with_client(&deployment, |session| reset_state(&deployment, session, cli, camera))
+            with_client(deployment, |session| reset_state(deployment, session, cli, camera))
         }
         CtlCommand::Metrics { listen, once } => {
             if *once {
-                return with_client(&deployment, |session| {
-                    print!("{}", metrics::Snapshot::gather(&deployment, &session.client, None).encode());
+                return with_client(deployment, |session| {
+                    print!("{}", metrics::Snapshot::gather(deployment, &session.client, None).encode());
                     Ok(Outcome::Done)
                 });
             }
@@ -132,31 +141,31 @@ pub fn run(cli: &Cli) -> anyhow::Result<Outcome> {
             Ok(Outcome::Done)
         }
         CtlCommand::Systemd { user, output, service_user } => {
-            systemd::run(&deployment, cli.json, *user, output.as_deref(), service_user.as_deref())
+            systemd::run(deployment, cli.json, *user, output.as_deref(), service_user.as_deref())
         }
         CtlCommand::Completions { .. } | CtlCommand::Man { .. } => generate::run(&cli.command, cli.json),
-        CtlCommand::Status { camera } => with_client(&deployment, |client| status(&deployment, client, cli, camera)),
+        CtlCommand::Status { camera } => with_client(deployment, |client| status(deployment, client, cli, camera)),
         CtlCommand::Stop { camera, role } => {
             let role = Role::new(role).map_err(|e| {
                 anyhow::anyhow!("{e} (roles: capture, algo, preview, recorder, or a user reader's name)")
             })?;
-            with_client(&deployment, |client| stop(&deployment, client, cli, camera, &role))
+            with_client(deployment, |client| stop(deployment, client, cli, camera, &role))
         }
-        CtlCommand::Preview { switch, camera } => with_client(&deployment, |client| {
-            set_flag(&deployment, client, cli, camera, &Command::SetPreview(switch.is_on()))
+        CtlCommand::Preview { switch, camera } => with_client(deployment, |client| {
+            set_flag(deployment, client, cli, camera, &Command::SetPreview(switch.is_on()))
         }),
-        CtlCommand::Record { switch, camera } => with_client(&deployment, |client| {
-            set_flag(&deployment, client, cli, camera, &Command::SetSaving(switch.is_on()))
+        CtlCommand::Record { switch, camera } => with_client(deployment, |client| {
+            set_flag(deployment, client, cli, camera, &Command::SetSaving(switch.is_on()))
         }),
         CtlCommand::Control { camera, action } => {
             deployment.camera(Some(camera))?;
             match action {
-                ControlAction::List => with_client(&deployment, |client| list_controls(client, cli, camera)),
+                ControlAction::List => with_client(deployment, |client| list_controls(client, cli, camera)),
                 ControlAction::Set { settings } => {
                     // Malformed arguments are usage errors (exit 2) before anything is sent.
                     parse_control_assignments(settings).map_err(|e| anyhow::anyhow!("{e}"))?;
                     let text = control_assignments_text(settings, REQUEST_TEXT).map_err(|e| anyhow::anyhow!("{e}"))?;
-                    with_client(&deployment, |client| set_controls(client, cli, camera, text))
+                    with_client(deployment, |client| set_controls(client, cli, camera, text))
                 }
             }
         }
@@ -551,7 +560,21 @@ fn reset_state(deployment: &Deployment, session: &Session, cli: &Cli, camera: &s
             );
         }
     }
-    forget()?;
+    // The processes recorded the flags they were just sent; forget those, and only those. A
+    // command that raced this reset (`ctl preview off` recorded and delivered meanwhile) left
+    // another value, which is what the process now runs with: it stays recorded. (Forgetting
+    // every flag here left the preview off while the state said on.) Forgetting a flag equal
+    // to the config's value never changes the effective flags.
+    store
+        .update(camera, |state| {
+            if state.preview == Some(initial.preview) {
+                state.preview = None;
+            }
+            if state.saving == Some(initial.saving) {
+                state.saving = None;
+            }
+        })
+        .with_context(|| format!("resetting the command state of camera `{camera}`"))?;
     if cli.json {
         println!(
             "{}",

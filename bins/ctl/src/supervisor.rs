@@ -13,6 +13,10 @@
 //! capture serves its control service and the readers are started, and `STOPPING=1` when it
 //! starts stopping them; children do not see `NOTIFY_SOCKET`.
 //!
+//! One supervisor per deployment: `ctl up` first takes an exclusive lock on
+//! `<state-dir>/supervisor.lock` (released by the kernel when the process ends, however it
+//! ends); a second `ctl up` of the deployment exits at once naming the first one's pid.
+//!
 //! The sibling binaries are found next to ctl's own executable. Children run in their own
 //! process group (Ctrl-C reaches only the supervisor, which then stops them in order) and get
 //! SIGTERM if the supervisor dies (`PR_SET_PDEATHSIG`), so none outlives it.
@@ -30,6 +34,7 @@ use framebus_common::logging::{self, LOG_FORMAT_ENV};
 use framebus_common::names::{ProcessRole, Role};
 
 use crate::metrics::{self, RestartBook};
+use framebus_common::state::StateStore;
 use framebus_common::Deployment;
 use iceoryx2::prelude::*;
 
@@ -177,6 +182,10 @@ impl Launcher {
 /// Runs the deployment until SIGINT/SIGTERM. Errors when a capture cannot start at all, or when
 /// the supervisor gave up on a process and nothing is left running.
 pub fn run(deployment: &Deployment, options: &SupervisorOptions) -> anyhow::Result<()> {
+    // One supervisor per deployment, decided before anything is started, cleaned or bound: a
+    // second one ends here and touches nothing. Held until this function returns.
+    let _lock = StateStore::of(deployment).lock_supervisor(deployment.name())?;
+    framebus_common::shm_budget::check(deployment, None, true)?;
     let term = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, Arc::clone(&term)).context("installing the signal handlers")?;

@@ -96,7 +96,7 @@ pub fn render(deployment: &Deployment, options: &UnitOptions) -> anyhow::Result<
     let _ = writeln!(w, "# ctl up reports READY=1 once every capture serves control and the readers are started.");
     let _ = writeln!(w, "Type=notify");
     let _ = writeln!(w, "NotifyAccess=main");
-    let _ = writeln!(w, "ExecStart={} up --config {}", quote_arg(&options.ctl)?, quote_arg(&config)?);
+    let _ = writeln!(w, "ExecStart={} up --config {}", quote_arg(&options.ctl)?, exec_arg(&config)?);
     let _ = writeln!(w, "WorkingDirectory={}", escape_specifiers(&checked(&config_dir)?));
     let _ = writeln!(w, "Environment=FRAMEBUS_LOG_FORMAT=json");
     let _ = writeln!(w, "SyslogIdentifier=framebus-{name}");
@@ -259,6 +259,14 @@ fn quote_arg(path: &Path) -> anyhow::Result<String> {
     Ok(format!("\"{escaped}\""))
 }
 
+/// A path as an argument after the program in `ExecStart=`: like [`quote_arg`], and `$`
+/// doubled, since systemd expands `$VAR` and `${VAR}` in arguments (`$$` is a literal `$`). The
+/// program path itself is never expanded (systemd.service(5)), so it keeps a single `$`.
+fn exec_arg(path: &Path) -> anyhow::Result<String> {
+    let quoted = quote_arg(path)?;
+    Ok(quoted.replace('$', "$$"))
+}
+
 fn escape_specifiers(text: &str) -> String {
     text.replace('%', "%%")
 }
@@ -379,5 +387,23 @@ mod tests {
         let unit = render(&d, &odd).expect("renders");
         let exec = lines(&unit, "ExecStart");
         assert!(exec[0].starts_with("\"/opt/my \\\"fb\\\" 100%%\\\\bin/ctl\" up"), "{exec:?}");
+    }
+
+    /// `$` in the config's path is doubled in `ExecStart=` arguments (systemd would expand
+    /// `${HOME}`), kept in the program path (never expanded) and in path lists.
+    #[test]
+    fn dollars_are_escaped_where_systemd_expands_them() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let folder = dir.path().join("a${HOME}b$USER 5%");
+        std::fs::create_dir_all(&folder).expect("folder");
+        let config = folder.join("d.toml");
+        std::fs::write(&config, SYNTHETIC).expect("config");
+        let d = Deployment::load(&config).expect("loads");
+        let opts = UnitOptions { ctl: PathBuf::from("/opt/$fb/ctl"), ..options() };
+        let unit = render(&d, &opts).expect("renders");
+        let want = config.display().to_string().replace('%', "%%").replace('$', "$$");
+        assert_eq!(lines(&unit, "ExecStart"), vec![format!("\"/opt/$fb/ctl\" up --config \"{want}\"")]);
+        let wd = folder.display().to_string().replace('%', "%%");
+        assert_eq!(lines(&unit, "WorkingDirectory"), vec![wd.as_str()]);
     }
 }

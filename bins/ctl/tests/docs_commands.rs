@@ -206,8 +206,10 @@ fn check_ctl(argv: &[String]) -> Result<(), String> {
     match Cli::try_parse_from(argv) {
         Ok(cli) => {
             // A relative config path in the docs must be a file of the repository.
-            if cli.config.is_relative() && !repo().join(&cli.config).is_file() {
-                return Err(format!("--config {}: no such file in the repository", cli.config.display()));
+            if let Some(config) = cli.config.filter(|c| c.is_relative()) {
+                if !repo().join(&config).is_file() {
+                    return Err(format!("--config {}: no such file in the repository", config.display()));
+                }
             }
             Ok(())
         }

@@ -2,13 +2,19 @@
 //! [`framebus_common::journal`]): one line per record, appended with one write each, rotated at
 //! [`JOURNAL_MAX_BYTES`]. Best effort: a journal that cannot be written (full disk) never stops
 //! recording; the failure is logged as a warning at most once a minute.
+//!
+//! The recordings folder may be shared with other users, so the journal is opened like the
+//! state files: `events/` must be a real folder of this user (not a symlink), the file is
+//! opened with `O_NOFOLLOW | O_NONBLOCK` and written only when it is a regular file owned by
+//! this user. A symlink or a FIFO planted in its place is an error naming it, never followed
+//! and never a hang.
 
-use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use framebus_common::journal::{journal_path, rotated_journal_path, JournalRecord, JOURNAL_MAX_BYTES};
+use framebus_common::secure_fs;
 
 /// How often a failing journal is reported.
 const WARN_EVERY: Duration = Duration::from_secs(60);
@@ -21,6 +27,8 @@ pub struct Journal {
     max_bytes: u64,
     failures: u64,
     warned: Option<Instant>,
+    /// The last failure logged: a different one (a symlink replaced by a FIFO) is logged at once.
+    last_warning: String,
     line: String,
 }
 
@@ -34,6 +42,7 @@ impl Journal {
             max_bytes: JOURNAL_MAX_BYTES,
             failures: 0,
             warned: None,
+            last_warning: String::new(),
             line: String::new(),
         }
     }
@@ -67,7 +76,12 @@ impl Journal {
     /// Opens, appends and closes (records are rare: a few per clip), so a journal deleted or
     /// moved by someone else is simply started again.
     fn append(&mut self) -> std::io::Result<()> {
-        let size = std::fs::metadata(&self.path).map_or(0, |m| m.len());
+        if let Some(dir) = self.path.parent() {
+            secure_fs::ensure_real_dir(dir, 0o777)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        }
+        // The entry itself, never what a symlink points to (renaming moves the link, if any).
+        let size = std::fs::symlink_metadata(&self.path).map_or(0, |m| m.len());
         if size >= self.max_bytes {
             match std::fs::rename(&self.path, &self.rotated) {
                 Ok(()) => {}
@@ -75,17 +89,15 @@ impl Journal {
                 Err(e) => return Err(e),
             }
         }
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let mut file = OpenOptions::new().create(true).append(true).open(&self.path)?;
+        let mut file = secure_fs::open_append(&self.path, 0o666)?;
         file.write_all(self.line.as_bytes())
     }
 
     fn fail(&mut self, message: &str) {
         self.failures += 1;
-        if self.warned.is_none_or(|at| at.elapsed() >= WARN_EVERY) {
+        if self.warned.is_none_or(|at| at.elapsed() >= WARN_EVERY) || message != self.last_warning {
             self.warned = Some(Instant::now());
+            self.last_warning = message.to_string();
             tracing::warn!(
                 camera = self.camera,
                 "events journal: {message} ({} record(s) lost so far; recording goes on)",
@@ -126,6 +138,33 @@ mod tests {
             rotated.lines().chain(current.lines()).map(|l| JournalRecord::parse(l).expect("parses")).collect();
         assert_eq!(records.last(), Some(&deleted(29)));
         assert!(records.len() < 30, "the oldest rotated out: {}", records.len());
+    }
+
+    /// A symlink in the journal's place is refused and its target left untouched; a FIFO is
+    /// refused without blocking; a symlinked `events` folder is refused.
+    #[test]
+    fn planted_symlinks_and_fifos_are_refused_without_blocking() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, b"secret\n").expect("victim");
+        std::fs::create_dir(dir.path().join("events")).expect("events");
+        let mut journal = Journal::new(dir.path(), "cam0");
+        std::os::unix::fs::symlink(&victim, journal.path()).expect("symlink");
+        journal.write(&deleted(1));
+        assert_eq!(journal.failures(), 1);
+        assert_eq!(std::fs::read(&victim).expect("victim"), b"secret\n");
+        std::fs::remove_file(journal.path()).expect("rm link");
+        let c = std::ffi::CString::new(journal.path().to_string_lossy().as_bytes()).expect("path");
+        // SAFETY: mkfifo with a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        journal.write(&deleted(2));
+        assert_eq!(journal.failures(), 2);
+        let other = tempfile::tempdir().expect("temp dir");
+        std::fs::remove_dir_all(dir.path().join("events")).expect("rm events");
+        std::os::unix::fs::symlink(other.path(), dir.path().join("events")).expect("symlink events");
+        journal.write(&deleted(3));
+        assert_eq!(journal.failures(), 3);
+        assert!(!other.path().join("cam0.jsonl").exists(), "written through a symlinked folder");
     }
 
     /// A journal that cannot be written loses records without failing.

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context};
 use framebus_common::config::{ImageFormat, VideoFormat};
-use framebus_common::{clock, FrameHeader};
+use framebus_common::{clock, secure_fs, FrameHeader};
 use framebus_vision::opencv::core::{Mat, Size, Vector};
 use framebus_vision::opencv::imgcodecs;
 use framebus_vision::opencv::prelude::*;
@@ -205,8 +205,10 @@ impl Segment {
         let dir = &spec.directory;
         let mut created = Created::default();
         let sidecar_path = dir.join(partial_name(&base, "jsonl"));
-        let file =
-            File::create(&sidecar_path).with_context(|| format!("creating sidecar `{}`", sidecar_path.display()))?;
+        // Exclusively (O_EXCL, O_NOFOLLOW, O_NONBLOCK): a symlink, FIFO or file someone planted
+        // under this name in a shared folder is an error, never followed or overwritten.
+        let file = secure_fs::create_new(&sidecar_path, 0o666)
+            .with_context(|| format!("creating sidecar `{}`", sidecar_path.display()))?;
         created.0.push(sidecar_path.clone());
         let images_dir = match spec.images.extension() {
             Some(_) => {
@@ -224,11 +226,12 @@ impl Segment {
                 let fourcc = VideoWriter::fourcc(code[0], code[1], code[2], code[3])?;
                 let size = Size::new(first.width as i32, first.height as i32);
                 let backend = video_backend();
+                // Created here first, exclusively: OpenCV then opens (and truncates) this user's
+                // own regular file, never something planted under the name.
+                secure_fs::create_new(&path, 0o666).with_context(|| format!("creating video `{}`", path.display()))?;
+                created.0.push(path.clone());
                 let writer =
                     VideoWriter::new_with_backend(path_str(&path)?, backend, fourcc, spec.video_fps, size, true);
-                if path.exists() {
-                    created.0.push(path.clone());
-                }
                 let writer = writer.with_context(|| format!("opening video `{}`", path.display()))?;
                 if !writer.is_opened()? {
                     bail!(

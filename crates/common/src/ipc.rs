@@ -118,34 +118,76 @@ pub fn iceoryx_config(deployment: &str) -> Result<Config, IpcError> {
 /// Makes `config` iceoryx2's process-wide config too, once per process. iceoryx2 falls back to
 /// its global config in a few places (e.g. cleaning up a dead node whose details are gone); left
 /// unset it would search for a config file, warn that none was found and use the defaults, with
-/// another prefix and folder than the deployment's. The only way in is a file, so the config is
-/// written to a temporary file, loaded, and the file removed.
+/// another prefix and folder than the deployment's. The only way in is a file: the config is
+/// written to an anonymous memory file (`memfd_create`) and loaded through its
+/// `/proc/self/fd/<n>` path. It has no name in any folder, so no other user can plant or read
+/// it, and a process killed at any moment leaves nothing behind.
 fn install_global_config(config: &Config) {
     static INSTALLED: std::sync::Once = std::sync::Once::new();
     INSTALLED.call_once(|| {
-        // Created exclusively (O_EXCL, mode 0600, random name): a file or symlink another user
-        // planted in the temporary folder is never written through.
-        let loaded = tempfile::Builder::new()
-            .prefix("framebus-iceoryx2-")
-            .suffix(".toml")
-            .tempfile()
-            .map_err(|e| e.to_string())
-            .and_then(|mut file| {
-                use std::io::Write as _;
-                let text = toml::to_string(config).map_err(|e| e.to_string())?;
-                file.write_all(text.as_bytes()).map_err(|e| e.to_string())?;
-                let path = FilePath::new(file.path().to_string_lossy().as_bytes()).map_err(|e| format!("{e:?}"))?;
-                Config::setup_global_config_from_file(&path).map(|_| ()).map_err(|e| format!("{e:?}"))
-            });
+        let loaded = memory_file("framebus-iceoryx2").and_then(|mut file| {
+            use std::io::Write as _;
+            use std::os::fd::AsRawFd as _;
+            let text = toml::to_string(config).map_err(|e| e.to_string())?;
+            file.write_all(text.as_bytes()).map_err(|e| e.to_string())?;
+            let proc_path = format!("/proc/self/fd/{}", file.as_raw_fd());
+            let path = FilePath::new(proc_path.as_bytes()).map_err(|e| format!("{e:?}"))?;
+            Config::setup_global_config_from_file(&path).map(|_| ()).map_err(|e| format!("{e:?}"))
+        });
         if let Err(e) = loaded {
             tracing::debug!("could not install the deployment's iceoryx2 config as the global one: {e}");
         }
     });
 }
 
+/// An anonymous file in memory (`memfd_create`, close-on-exec), gone when its last descriptor closes.
+fn memory_file(name: &str) -> Result<std::fs::File, String> {
+    let name = std::ffi::CString::new(name).map_err(|e| e.to_string())?;
+    // SAFETY: `name` is a valid NUL-terminated string that outlives the call; the flags are valid.
+    let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(format!("memfd_create: {}", std::io::Error::last_os_error()));
+    }
+    // SAFETY: `fd` was just returned by memfd_create and is owned by nothing else.
+    Ok(std::fs::File::from(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) }))
+}
+
+/// The folder above every deployment's iceoryx2 folder ([`deployment_root`]).
+pub const ICEORYX2_BASE: &str = "/tmp/iceoryx2";
+
+/// Makes sure nobody but this user controls the folders iceoryx2 keeps `deployment`'s node and
+/// service files in: [`ICEORYX2_BASE`] and [`deployment_root`] must be real folders (not
+/// symlinks) owned by this user and not writable by group or others (each is created with mode
+/// 0700 when missing), and every folder above them owned by this user or root and not writable
+/// by others unless sticky (`/tmp`). Another user who owned one of them could rename or replace
+/// the deployment's files (every `ctl` command then said "not running"). Called before every
+/// node is created.
+pub fn secure_root(deployment: &str) -> Result<(), IpcError> {
+    let root = deployment_root(deployment);
+    let root = root.trim_end_matches('/');
+    for dir in [ICEORYX2_BASE, root] {
+        let dir = std::path::Path::new(dir);
+        crate::secure_fs::ensure_own_dir(dir)
+            .and_then(|()| crate::secure_fs::check_private_dir(dir).map(|_| ()))
+            .map_err(|unsafe_dir| {
+                IpcError::text(
+                    format!("iceoryx2 folder of deployment `{deployment}`"),
+                    format!(
+                        "{unsafe_dir}; iceoryx2 keeps the deployment's node and service files there, so only this user may control it: when no iceoryx2 program runs, remove it (`rm -r {}` as root or its owner) and start again, or give it to this user with mode 0700 (`chown {} {}; chmod 0700 {}`)",
+                        unsafe_dir.path.display(),
+                        crate::secure_fs::euid(),
+                        unsafe_dir.path.display(),
+                        unsafe_dir.path.display()
+                    ),
+                )
+            })?;
+    }
+    Ok(())
+}
+
 /// Folder where iceoryx2 keeps the node and service files of `deployment`.
 pub fn deployment_root(deployment: &str) -> String {
-    format!("/tmp/iceoryx2/{}/", shm_prefix(deployment).trim_end_matches('_'))
+    format!("{ICEORYX2_BASE}/{}/", shm_prefix(deployment).trim_end_matches('_'))
 }
 
 /// Longest path a Unix socket may have on Linux (`sun_path` holds 108 bytes with the NUL).
@@ -369,8 +411,9 @@ fn build_node(
     signals: SignalHandlingMode,
     config: Config,
 ) -> Result<Node<IpcService>, IpcError> {
-    install_global_config(&config);
     let node_name = NodeName::new(name).map_err(|e| IpcError::new(format!("invalid node name `{name}`"), e))?;
+    secure_root(deployment)?;
+    install_global_config(&config);
     node_counter::secure(deployment, &config)?;
     let node = NodeBuilder::new()
         .name(&node_name)
@@ -544,7 +587,12 @@ fn control_builder(
         .max_borrowed_responses_per_pending_response(1)
         .enable_safe_overflow_for_requests(true)
         .enable_safe_overflow_for_responses(true)
-        .enable_fire_and_forget_requests(false)
+        // On, so that a request whose client has gone (gave up at its deadline, exited) is still
+        // handed to the server, which drops it unanswered (`ControlServer::poll`) and so
+        // releases it. Off, iceoryx2 0.10 skips such a request without releasing it: the server
+        // kept the gone client's data segment and connection open for good, two descriptors
+        // and a mapping per request (the soak's descriptor growth under `ctl` bursts).
+        .enable_fire_and_forget_requests(true)
 }
 
 fn control_ready_builder(

@@ -91,8 +91,22 @@ pub fn check_private_dir(dir: &Path) -> Result<PathBuf, Unsafe> {
 /// Checks that `dir` is a real folder (not a symlink) owned by this user and not writable by
 /// group or others; creates it with mode 0700 when it is missing.
 pub fn ensure_own_dir(dir: &Path) -> Result<(), Unsafe> {
+    let meta = ensure_real_dir(dir, 0o700)?;
+    if meta.mode() & 0o022 != 0 {
+        return Err(Unsafe::new(
+            dir,
+            format!("has mode {:04o}: group or others may write in it (allowed: 0700)", meta.mode() & 0o7777),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks that `dir` is a real folder (not a symlink, so nothing below it is redirected) owned
+/// by this user; creates it (`mode`, less the umask) when it is missing. Its mode is left to
+/// the caller: a recordings folder may be shared for reading.
+pub fn ensure_real_dir(dir: &Path, mode: u32) -> Result<std::fs::Metadata, Unsafe> {
     use std::os::unix::fs::DirBuilderExt;
-    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+    match std::fs::DirBuilder::new().mode(mode).create(dir) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
         Err(e) => return Err(Unsafe::new(dir, format!("cannot be created: {e}"))),
@@ -111,13 +125,7 @@ pub fn ensure_own_dir(dir: &Path) -> Result<(), Unsafe> {
             format!("is owned by uid {}, not by this user (uid {me}): another user may have created it", meta.uid()),
         ));
     }
-    if meta.mode() & 0o022 != 0 {
-        return Err(Unsafe::new(
-            dir,
-            format!("has mode {:04o}: group or others may write in it (allowed: 0700)", meta.mode() & 0o7777),
-        ));
-    }
-    Ok(())
+    Ok(meta)
 }
 
 /// Flags for opening a file that must not be a symlink, must not block when it is a FIFO, and
@@ -172,13 +180,7 @@ pub fn open_regular_rw(path: &Path, mode: u32) -> std::io::Result<File> {
         .mode(mode)
         .custom_flags(OPEN_FLAGS)
         .open(path)
-        .map_err(|e| {
-            if e.raw_os_error() == Some(libc::ELOOP) {
-                std::io::Error::new(std::io::ErrorKind::InvalidData, "is a symlink (refused)")
-            } else {
-                e
-            }
-        })?;
+        .map_err(refused_symlink)?;
     let meta = file.metadata()?;
     if !meta.is_file() {
         return Err(std::io::Error::new(
@@ -187,6 +189,83 @@ pub fn open_regular_rw(path: &Path, mode: u32) -> std::io::Result<File> {
         ));
     }
     Ok(file)
+}
+
+/// Opens `path` for appending, creating it with `mode` when missing: a symlink is refused (never
+/// followed), a FIFO never blocks the open, and only a regular file owned by this user is
+/// written (another user's file planted in a shared folder is refused).
+pub fn open_append(path: &Path, mode: u32) -> std::io::Result<File> {
+    let file =
+        std::fs::OpenOptions::new().append(true).create(true).mode(mode).custom_flags(OPEN_FLAGS).open(path).map_err(
+            |e| match e.raw_os_error() {
+                // O_NONBLOCK write-open of a FIFO nobody reads (or a device without a driver).
+                Some(libc::ENXIO) => match std::fs::symlink_metadata(path) {
+                    Ok(meta) => std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!("is not a regular file ({}); refused", file_kind(&meta)),
+                    ),
+                    Err(_) => e,
+                },
+                _ => refused_symlink(e),
+            },
+        )?;
+    check_own_regular(&file)?;
+    Ok(file)
+}
+
+/// Creates `path` exclusively (`O_EXCL`: nothing planted there, symlink or file, is followed
+/// or overwritten) with `mode`, for writing.
+pub fn create_new(path: &Path, mode: u32) -> std::io::Result<File> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .custom_flags(OPEN_FLAGS)
+        .open(path)
+        .map_err(refused_symlink)
+}
+
+/// Opens `path` for reading when it is a regular file (`Ok(None)` when missing): a symlink, a
+/// FIFO or a device is an error (`InvalidData`) and never blocks.
+pub fn open_regular(path: &Path) -> std::io::Result<Option<File>> {
+    let file = match std::fs::OpenOptions::new().read(true).custom_flags(OPEN_FLAGS).open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(refused_symlink(e)),
+    };
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("is not a regular file ({})", file_kind(&meta)),
+        ));
+    }
+    Ok(Some(file))
+}
+
+fn refused_symlink(e: std::io::Error) -> std::io::Error {
+    if e.raw_os_error() == Some(libc::ELOOP) {
+        std::io::Error::new(std::io::ErrorKind::InvalidData, "is a symlink (refused, not followed)")
+    } else {
+        e
+    }
+}
+
+fn check_own_regular(file: &File) -> std::io::Result<()> {
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("is not a regular file ({}); refused", file_kind(&meta)),
+        ));
+    }
+    if meta.uid() != euid() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("is owned by uid {}, not by this user (uid {}); refused", meta.uid(), euid()),
+        ));
+    }
+    Ok(())
 }
 
 /// A short name of a file's type, for messages.

@@ -23,7 +23,7 @@
 //! those tables, the built-in defaults ([`CameraState::initial`], [`RecordedFlags::over`]).
 
 use std::fs::File;
-use std::io::Write;
+use std::io::{Read as _, Write};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
@@ -102,6 +102,16 @@ pub enum StateError {
         "state folder {0}; remove it (or fix its owner and mode) or set `[deployment] state-dir` to a private folder"
     )]
     UnsafeFolder(Unsafe),
+    /// Another live process holds the deployment's supervisor lock ([`StateStore::lock_supervisor`]).
+    #[error("deployment {deployment} is already supervised by {}; stop it first (lock `{}`)", pid.map_or("another process".to_string(), |p| format!("pid {p}")), path.display())]
+    AlreadySupervised {
+        /// The deployment's name.
+        deployment: String,
+        /// The pid the holder wrote into the lock file, when readable.
+        pid: Option<u32>,
+        /// The lock file.
+        path: PathBuf,
+    },
 }
 
 /// On-disk form: unknown keys are ignored and missing keys take defaults, so files written by
@@ -311,6 +321,55 @@ impl StateStore {
             source: e.error,
         })?;
         Ok(())
+    }
+}
+
+/// File name of the supervisor lock in the deployment's state folder.
+pub const SUPERVISOR_LOCK: &str = "supervisor.lock";
+
+/// The deployment's supervisor lock, held while the value lives. The kernel releases it when
+/// the process ends in any way (even `kill -9`), so a stale lock never blocks a new start.
+#[derive(Debug)]
+pub struct SupervisorLock {
+    _file: File,
+    path: PathBuf,
+}
+
+impl SupervisorLock {
+    /// The lock file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl StateStore {
+    /// Takes the deployment's supervisor lock without waiting: an exclusive `flock` on
+    /// `<state-dir>/supervisor.lock` (checked like the state files: a private folder, no
+    /// symlink, a regular file), then writes this process's pid into it for the message of the
+    /// next one. [`StateError::AlreadySupervised`] when a live process holds it.
+    pub fn lock_supervisor(&self, deployment: &str) -> Result<SupervisorLock, StateError> {
+        let dir = self.checked_dir(true)?.unwrap_or_else(|| self.dir.clone());
+        let path = dir.join(SUPERVISOR_LOCK);
+        let io = |what, source| StateError::Io { what, path: path.clone(), source };
+        let mut file = secure_fs::open_regular_rw(&path, 0o600).map_err(|e| io("opening supervisor lock", e))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut text = String::new();
+                let _ = (&file).take(32).read_to_string(&mut text);
+                return Err(StateError::AlreadySupervised {
+                    deployment: deployment.to_string(),
+                    pid: text.trim().parse().ok(),
+                    path,
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io("locking supervisor lock", e)),
+        }
+        let pid = format!("{}\n", std::process::id());
+        file.set_len(0)
+            .and_then(|()| file.write_all(pid.as_bytes()))
+            .map_err(|e| io("writing the pid into supervisor lock", e))?;
+        Ok(SupervisorLock { _file: file, path })
     }
 }
 

@@ -4,7 +4,8 @@
 //! coming and going — then stops it and checks: capture's rate held, every completed segment
 //! plays with as many frames as its sidecar lists, nothing is left in /dev/shm, and memory and
 //! file descriptors of every process stayed flat. Prints a report (Markdown) and exits 1 when a
-//! check fails. `just soak MINUTES` runs it on the release build.
+//! check fails; then it lists what each grown process's new descriptors point at. `--seed N`
+//! replays a run. `just soak MINUTES` runs it on the release build.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -37,6 +38,40 @@ fn resources(pid: u32) -> Option<(u64, usize)> {
     Some((rss, fds))
 }
 
+/// What each open descriptor of a process points at (`readlink /proc/<pid>/fd/<n>`), with the
+/// kernel's object numbers dropped (`socket:[123]` → `socket`), so two listings compare by kind.
+fn fd_targets(pid: u32) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { return Vec::new() };
+    let mut targets: Vec<String> = entries
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .map(|t| {
+            let t = t.to_string_lossy().into_owned();
+            match t.split_once(":[") {
+                Some((kind, _)) if !t.starts_with('/') => kind.to_string(),
+                _ => t,
+            }
+        })
+        .collect();
+    targets.sort();
+    targets
+}
+
+/// The descriptors in `last` that were not in `first` (as a multiset), counted per target.
+fn fd_growth(first: &[String], last: &[String]) -> BTreeMap<String, usize> {
+    let mut count: BTreeMap<String, i64> = BTreeMap::new();
+    for t in last {
+        *count.entry(t.clone()).or_default() += 1;
+    }
+    for t in first {
+        *count.entry(t.clone()).or_default() -= 1;
+    }
+    count.into_iter().filter(|(_, n)| *n > 0).map(|(t, n)| (t, n as usize)).collect()
+}
+
+/// A process's descriptor targets at its first sample and at its latest one.
+type Listing = (Vec<String>, Vec<String>);
+
 fn median(mut v: Vec<f64>) -> f64 {
     if v.is_empty() {
         return f64::NAN;
@@ -57,6 +92,12 @@ fn main() {
         .unwrap_or(1.0);
     let seed =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64) | 1;
+    let seed = args
+        .iter()
+        .position(|a| a == "--seed")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|m| m.parse::<u64>().ok())
+        .map_or(seed, |s| s | 1);
     let mut rng = Rng(seed);
     let d = TestDeployment::new(
         "[[camera]]\nname = \"cam0\"\nwidth = 640\nheight = 480\nfps = 30\n\n[camera.source]\nkind = \"synthetic\"\n\n[camera.algo]\n\n[camera.preview]\nlisten = \"127.0.0.1:0\"\n\n[camera.recorder]\ndirectory = \"rec\"\nenabled = true\nsegment-secs = 10\nmin-free-mb = 64\n",
@@ -75,6 +116,7 @@ fn main() {
     let mut fps_samples = Vec::new();
     // (role) → [(elapsed s, pid, rss KiB, fds)]
     let mut samples: BTreeMap<&str, Vec<(f64, u32, u64, usize)>> = BTreeMap::new();
+    let mut listings: BTreeMap<(&str, u32), Listing> = BTreeMap::new();
     let mut viewers: Vec<std::net::TcpStream> = Vec::new();
     let mut next_sample = Instant::now();
     while started.elapsed() < run_for {
@@ -90,6 +132,11 @@ fn main() {
                         if let Some((rss, fds)) = resources(pid as u32) {
                             // The preview holds one socket per viewer of ours: not a leak.
                             let fds = if role == "preview" { fds.saturating_sub(viewers.len()) } else { fds };
+                            let targets = fd_targets(pid as u32);
+                            listings
+                                .entry((role, pid as u32))
+                                .and_modify(|(_, last)| last.clone_from(&targets))
+                                .or_insert_with(|| (targets.clone(), targets));
                             samples.entry(role).or_default().push((
                                 started.elapsed().as_secs_f64(),
                                 pid as u32,
@@ -220,13 +267,14 @@ fn main() {
     println!("segments checked: {checked}, not matching their sidecar: {}", bad.len());
     println!("left in /dev/shm after stop: {}", leftovers.len());
     println!("\n| process | RSS first → last (same pid, KiB) | FDs first → last (preview: minus our viewers) | pids seen |\n|---|---|---|---:|");
+    let mut growth = Vec::new();
     for (role, s) in &samples {
         // Growth is judged within the longest-lived instance (restarts start over).
         let mut by_pid: BTreeMap<u32, Vec<(f64, u64, usize)>> = BTreeMap::new();
         for (t, pid, rss, fds) in s {
             by_pid.entry(*pid).or_default().push((*t, *rss, *fds));
         }
-        if let Some((_, longest)) = by_pid.iter().max_by_key(|(_, v)| v.len()) {
+        if let Some((pid, longest)) = by_pid.iter().max_by_key(|(_, v)| v.len()) {
             let quarter = (longest.len() / 4).max(1);
             let first_rss = median(longest[..quarter].iter().map(|x| x.1 as f64).collect());
             let last_rss = median(longest[longest.len() - quarter..].iter().map(|x| x.1 as f64).collect());
@@ -238,6 +286,18 @@ fn main() {
             if longest.len() >= 8 && last_fds > first_fds + 8 {
                 failures.push(format!("{role}: FDs grew from {first_fds} to {last_fds}"));
             }
+            if last_fds > first_fds {
+                if let Some((first, last)) = listings.get(&(*role, *pid)) {
+                    let added: Vec<String> = fd_growth(first, last).iter().map(|(t, n)| format!("{n} × {t}")).collect();
+                    growth.push(format!("{role} (pid {pid}) gained: {}", added.join(", ")));
+                }
+            }
+        }
+    }
+    if !growth.is_empty() {
+        println!("\nDescriptors opened since the first sample (readlink of /proc/<pid>/fd):");
+        for line in &growth {
+            println!("- {line}");
         }
     }
     if failures.is_empty() {

@@ -224,3 +224,112 @@ fn supervisor_fails_when_capture_cannot_start() {
     up.wait_stderr(DEADLINE, "capture of camera `cam0` could not start");
     d.assert_no_leftovers();
 }
+
+/// A client that gives up on a request while the process is paused and goes away leaves
+/// nothing open in the process: after eight such requests, algo's descriptors come back to
+/// where they were. (iceoryx2 used to keep each gone client's data segment and connection
+/// open for good, two descriptors per request: the soak's growth under bursts of `ctl`.)
+#[test]
+fn requests_abandoned_by_their_client_leave_no_descriptors_open() {
+    let d = TestDeployment::new(&synthetic_camera("cam0", 320, 240, 30));
+    let mut capture = d.spawn("capture", &[]);
+    let mut algo = d.spawn("algo", &[]);
+    let status = d.wait_status(|s| process_status(s, "cam0", "algo")["frames"].as_u64() > Some(5));
+    let algo_pid = pid_of(&status, "algo");
+    let descriptors = || std::fs::read_dir(format!("/proc/{algo_pid}/fd")).map(|e| e.count()).unwrap_or(0);
+    let valid = ControlRequest { version: CONTROL_PROTOCOL_VERSION, command: code::STATUS, ..Default::default() };
+    let (before, after) = {
+        let _release = DeploymentGuard::new(&d.name);
+        let node = create_named_node(&d.name, "test").expect("node");
+        let services = connect_control(&node, &d.name, "cam0", ProcessRole::Algo.name())
+            .expect("connect")
+            .expect("algo serves control");
+        let ready = services.ready.as_ref().expect("ready event").notifier_builder().create().expect("notifier");
+        // A round trip with a fresh client: algo is connected to it both ways afterwards.
+        let connected_client = || {
+            let client = services.requests.client_builder().create().expect("client");
+            let pending = client.send_copy(valid).expect("send");
+            let _ = ready.notify();
+            let until = Instant::now() + DEADLINE;
+            while pending.receive().expect("receive").is_none() {
+                assert!(Instant::now() < until, "algo never replied; {}", algo.stderr_text());
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            drop(pending);
+            client
+        };
+        drop(connected_client());
+        let before = descriptors();
+        for _ in 0..8 {
+            let client = connected_client();
+            algo.signal(libc::SIGSTOP);
+            let pending = client.send_copy(valid).expect("send");
+            let _ = ready.notify();
+            // The client gives up (as ctl does at its deadline) and goes away unanswered.
+            drop(pending);
+            drop(client);
+            algo.signal(libc::SIGCONT);
+        }
+        // Algo has served the abandoned requests once it answers a new one.
+        drop(connected_client());
+        let until = Instant::now() + Duration::from_secs(10);
+        while descriptors() > before + 2 && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        (before, descriptors())
+    };
+    assert!(after <= before + 2, "algo's descriptors grew from {before} to {after} after 8 abandoned requests");
+    assert_eq!(algo.terminate(), Some(0), "{}", algo.stderr_text());
+    assert_eq!(capture.terminate(), Some(0));
+    d.assert_no_leftovers();
+}
+
+/// `ctl` finds its config without `--config`: `FRAMEBUS_CONFIG`, else `./framebus.toml`, else
+/// `configs/default.toml`. With none of them it exits 2 saying what it looked for, and when the
+/// deployment it found is not running it names that config and where it came from.
+#[test]
+fn ctl_finds_its_config_without_the_flag() {
+    let d = TestDeployment::new(&synthetic_camera("cam0", 320, 240, 30));
+    let mut capture = d.spawn("capture", &[]);
+    let mut algo = d.spawn("algo", &[]);
+    let status = d.wait_status(|s| ["capture", "algo"].iter().all(|r| process_status(s, "cam0", r)["pid"].is_u64()));
+    let capture_pid = pid_of(&status, "capture");
+    let ctl = |folder: &std::path::Path, env: Option<&std::path::Path>| -> (Option<i32>, String, String) {
+        let mut command = std::process::Command::new(framebus_e2e::bin("ctl"));
+        command.args(["status", "--json", "--timeout", "2"]).current_dir(folder).env_remove("FRAMEBUS_CONFIG");
+        if let Some(config) = env {
+            command.env("FRAMEBUS_CONFIG", config);
+        }
+        let out = command.output().expect("run ctl");
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    };
+    let pid_in = |out: &str| -> Option<u64> {
+        let status: Value = serde_json::from_str(out).ok()?;
+        process_status(&status, "cam0", "capture")["pid"].as_u64()
+    };
+    let empty = tempfile::tempdir().expect("temp dir");
+
+    let (code, out, err) = ctl(empty.path(), Some(&d.config));
+    assert_eq!((code, pid_in(&out)), (Some(0), Some(capture_pid)), "FRAMEBUS_CONFIG: {out}\n{err}");
+
+    let (code, _, err) = ctl(empty.path(), None);
+    assert_eq!(code, Some(2), "no config anywhere: {err}");
+    assert!(err.contains("no deployment config") && err.contains("framebus.toml"), "{err}");
+
+    let local = tempfile::tempdir().expect("temp dir");
+    let text = std::fs::read_to_string(&d.config).expect("config");
+    std::fs::write(local.path().join("framebus.toml"), &text).expect("framebus.toml");
+    let (code, out, err) = ctl(local.path(), None);
+    assert_eq!((code, pid_in(&out)), (Some(0), Some(capture_pid)), "./framebus.toml: {out}\n{err}");
+
+    // Another deployment's framebus.toml: not running, and ctl says which config it used.
+    let other = text.replace(&format!("name = \"{}\"", d.name), &format!("name = \"{}x\"", d.name));
+    std::fs::write(local.path().join("framebus.toml"), other).expect("framebus.toml");
+    let (code, _, err) = ctl(local.path(), None);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains(&format!("deployment `{}x` from the config framebus.toml", d.name)), "{err}");
+
+    assert_eq!(algo.terminate(), Some(0));
+    assert_eq!(capture.terminate(), Some(0));
+    d.assert_no_leftovers();
+}

@@ -7,6 +7,7 @@
 //! [`defaults`].
 
 mod error;
+mod locate;
 mod preview;
 mod recorder;
 mod source;
@@ -18,6 +19,9 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub use error::ConfigError;
+pub use locate::{
+    locate_config, locate_config_with, ConfigOrigin, LocatedConfig, NoConfig, CONFIG_ENV, DEFAULT_CONFIG, LOCAL_CONFIG,
+};
 pub use preview::PreviewConfig;
 pub use recorder::{FileMode, ImageFormat, PreRollEstimate, RecorderConfig, TriggerConfig, VideoFormat};
 pub use source::{

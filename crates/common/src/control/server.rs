@@ -267,6 +267,12 @@ impl ControlServer {
                     break;
                 }
             };
+            if !active.is_connected() {
+                // Its client is gone (it gave up at its deadline): nobody waits for the reply,
+                // and a command nobody waits for is not carried out. Dropping it releases it.
+                tracing::debug!(service = self.services.name, "dropping a request whose client has gone");
+                continue;
+            }
             let request = *active.payload();
             let reply = self.answer(&request, &mut handler);
             if let Err(e) = active.send_copy(reply) {
@@ -332,7 +338,24 @@ impl ControlServer {
                 tracing::info!(camera = self.camera, role = %self.role, "{} (control request)", command.describe());
                 let mut text = match answer {
                     Answer::Done(text) if !text.is_empty() => text,
-                    Answer::Ignored => format!("{} recorded ({} does not act on it)", command.describe(), self.role),
+                    // Only the process that acts on a flag records it: it applies and records
+                    // commands in the order it receives them, so the file ends as it runs.
+                    // Another process of the camera (capture for `preview`) may see two racing
+                    // commands in the other order; had it recorded too, the file could end
+                    // saying `off` while the preview ran (or `on` while it was off).
+                    Answer::Ignored => {
+                        return {
+                            let flags = self.flags.get();
+                            reply.preview = u32::from(flags.preview);
+                            reply.saving = u32::from(flags.saving);
+                            reply.set_message(&format!(
+                                "{}: {} does not act on it (the process that does records it)",
+                                command.describe(),
+                                self.role
+                            ));
+                            reply
+                        }
+                    }
                     _ => command.describe(),
                 };
                 if let Err(e) = self.record(&command) {
