@@ -109,13 +109,14 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 #[pymethods]
 impl Reader {
-    /// Opens `camera` (None: the only one) of the deployment in `config` as `role`.
+    /// Opens `camera` (None: the only one) of the deployment in `config` (None: found as `ctl`
+    /// finds it) as `role`.
     #[new]
     #[allow(clippy::too_many_arguments, reason = "the keyword arguments of `framebus.open_camera`")]
     #[pyo3(signature = (config, camera, role, policy=None, queue_depth=None, stats_interval=1.0, kept_images_raise=false))]
     fn new(
         py: Python<'_>,
-        config: std::path::PathBuf,
+        config: Option<std::path::PathBuf>,
         camera: Option<&str>,
         role: &str,
         policy: Option<Policy>,
@@ -128,7 +129,11 @@ impl Reader {
                 "stats_interval={stats_interval}: use a number of seconds above 0"
             )));
         }
-        let deployment = framebus::Deployment::load(&config).map_err(|e| crate::errors::config_error(py, &e))?;
+        // No file named: the search every framebus program follows (FRAMEBUS_CONFIG,
+        // ./framebus.toml, configs/default.toml).
+        let located = framebus_common::config::locate_config(config.as_deref())
+            .map_err(|e| raise(py, "FramebusError", e.to_string()))?;
+        let deployment = framebus::Deployment::load(&located.path).map_err(|e| crate::errors::config_error(py, &e))?;
         let wanted = builder(&deployment, camera, role, policy, queue_depth)
             .map(|b| b.stats_interval(Duration::from_secs_f64(stats_interval)))
             .map_err(|e| to_py(py, e))?;

@@ -75,8 +75,6 @@ class Camera:
         self._reader = None
         if kept_images not in ("copy", "raise"):
             raise ValueError(f'kept_images={kept_images!r}: allowed "copy" or "raise"')
-        if config is None:
-            config = os.environ.get("FRAMEBUS_CONFIG") or "configs/default.toml"
         if camera is None:
             camera = os.environ.get("FRAMEBUS_CAMERA") or None
         wanted = None
@@ -90,7 +88,7 @@ class Camera:
                     raise ValueError(f"policy: {e}") from None
         _install_signals()
         self._reader = _framebus.Reader(
-            str(config),
+            None if config is None else str(config),
             camera,
             role if role is not None else program_role(),
             wanted,
@@ -219,7 +217,8 @@ def open_camera(config=None, camera=None, *, role=None, policy=None, max_fps=Non
                 stats_interval: float = 1.0, kept_images: str = "copy") -> Camera:
     """Opens `camera` of the deployment in `config` (a framebus TOML file) as a reader.
 
-    - config: default `FRAMEBUS_CONFIG`, else `configs/default.toml`.
+    - config: default `FRAMEBUS_CONFIG`, else `./framebus.toml`, else `configs/default.toml`
+      (the search `ctl` makes).
     - camera: default `FRAMEBUS_CAMERA`, else the only camera of the config.
     - role: the name `ctl status` lists and `ctl stop <camera> <role>` takes; default
       `FRAMEBUS_ROLE`, else the program's file name (`motion.py` → `motion`).

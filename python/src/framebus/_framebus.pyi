@@ -171,7 +171,7 @@ class Reader:
 
     def __init__(
         self,
-        config: str,
+        config: str | None,
         camera: str | None,
         role: str,
         policy: Policy | None = None,
