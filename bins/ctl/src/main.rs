@@ -7,6 +7,8 @@ use framebus_ctl::cli::Cli;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // A page of /dev/shm that cannot be backed ends ctl with 75 and a message, not SIGBUS.
+    framebus_common::signals::install_sigbus();
     // Operator-facing output goes to stdout; logging (warnings, `ctl up`) to stderr.
     framebus_common::logging::init(if cli.is_up() { "info" } else { "warn" }, cli.log.log_format);
     match framebus_ctl::run(&cli) {

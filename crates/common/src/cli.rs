@@ -33,6 +33,8 @@ pub fn camera_main<E: std::fmt::Display + AsRef<dyn std::error::Error + Send + S
     args: &CameraArgs,
     run: impl FnOnce(&Deployment, &CameraConfig) -> Result<(), E>,
 ) -> ExitCode {
+    // Before any shared memory is touched: a page /dev/shm cannot back is an exit 75.
+    crate::signals::install_sigbus();
     logging::init("info", args.log.log_format);
     let deployment = match Deployment::load(&args.config) {
         Ok(deployment) => deployment,
