@@ -439,11 +439,11 @@ fn ns_ctl(d: &TestDeployment, pid: u32, args: &[&str]) -> (Option<i32>, String, 
         .args(args)
         .output()
         .expect("nsenter (util-linux) runs");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let mut stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    if let Some(signal) = std::os::unix::process::ExitStatusExt::signal(&out.status) {
+        stderr.push_str(&format!("(killed by signal {signal})"));
+    }
+    (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), stderr)
 }
 
 /// The pid of the child of `parent` whose command name is `name`, waiting for it (bounded).
@@ -516,6 +516,7 @@ fn a_full_dev_shm_is_an_error_and_the_deployment_recovers() {
     let (code, out, err) = ns_ctl(&d, pid, &["status", "--timeout", "2"]);
     assert_eq!(code, Some(75), "{out}\n{err}");
     assert!(err.contains("not enough shared memory"), "{err}");
+    eprintln!("measured: ctl status with /dev/shm full at start: exit {code:?}: {}", err.trim());
     std::fs::remove_file(shm.join("filler")).expect("free the space");
     let freed = Instant::now();
     let running = ns_wait(&d, pid, Duration::from_secs(10), |s| frames(s, "capture") > 0 && frames(s, "algo") > 0);
@@ -535,6 +536,7 @@ fn a_full_dev_shm_is_an_error_and_the_deployment_recovers() {
     let (code, out, err) = ns_ctl(&d, pid, &["status", "--timeout", "2"]);
     assert_eq!(code, Some(75), "{out}\n{err}");
     assert!(err.contains("not enough shared memory"), "{out}\n{err}");
+    eprintln!("measured: ctl status with /dev/shm filled while running: exit {code:?}: {}", err.trim());
     for round in 1..=3 {
         let algo = child_named(pid, "algo", DEADLINE);
         // SAFETY: kill has no memory-safety preconditions; the pid is a child of our ctl up.
