@@ -186,7 +186,7 @@ fn run_with_source(
     // SIGBUS when its pages are touched.
     framebus_common::shm_budget::check(deployment, Some(cam), false)?;
     let bus = open_frame_bus(&node, deployment, camera)?;
-    let mut output = FrameOutput::create(&bus, &layout, camera, &*source)?;
+    let mut output = FrameOutput::create(deployment.name(), &bus, &layout, camera, &*source)?;
     let pacing = source.pacing();
     let mut control = Control {
         server: ControlServer::create(&node, deployment, cam, &ProcessRole::Capture.into())?,

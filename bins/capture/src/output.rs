@@ -49,6 +49,7 @@ pub(crate) fn layout_for(camera: &CameraConfig, lent: usize) -> SlotLayout {
 impl FrameOutput {
     /// Creates the publisher (`layout.publisher_loans` samples loanable at once) and notifier.
     pub fn create(
+        deployment: &str,
         bus: &FrameBus,
         layout: &SlotLayout,
         camera: &CameraConfig,
@@ -63,12 +64,32 @@ impl FrameOutput {
             .max_loaned_samples(layout.publisher_loans)
             .create()
             .map_err(|e| {
-                anyhow::anyhow!(
-                    "camera `{cam}`: creating the publisher on `{}` with {}: {e:?} (is /dev/shm large enough? lower `slots`, `buffers` or the frame size)",
+                let context = format!(
+                    "camera `{cam}`: creating the publisher on `{}` with {}: {e:?}",
                     bus.frames_name,
                     describe_layout(layout, source.lending().map_or(0, |l| l.buffers))
-                )
+                );
+                // A /dev/shm filled since the budget check may fail the creation: say so (the
+                // supervisor retries).
+                match framebus_common::shm_budget::short_of(
+                    camera.shared_memory_bytes(),
+                    &format!("camera `{cam}`'s frame segment"),
+                ) {
+                    Some(short) => anyhow::Error::new(short).context(context),
+                    None => anyhow::anyhow!(
+                        "{context} (is /dev/shm large enough? lower `slots`, `buffers` or the frame size)"
+                    ),
+                }
             })?;
+        // iceoryx2 only sizes the segment (a sparse tmpfs file): take every page now, so a
+        // /dev/shm filled later never faults capture on a slot it had not written yet.
+        let reserved = framebus_common::shm_budget::reserve_data_segment(
+            deployment,
+            publisher.id().value(),
+            &format!("camera `{cam}`'s frame segment"),
+        )
+        .with_context(|| format!("camera `{cam}`: reserving the shared memory of `{}`", bus.frames_name))?;
+        tracing::debug!(camera = cam, bytes = reserved, "frame segment reserved");
         let notifier = bus
             .ready
             .notifier_builder()

@@ -34,6 +34,7 @@ use framebus_common::logging::{self, LOG_FORMAT_ENV};
 use framebus_common::names::{ProcessRole, Role};
 
 use crate::metrics::{self, RestartBook};
+use framebus_common::shm_budget::BudgetError;
 use framebus_common::state::StateStore;
 use framebus_common::Deployment;
 use iceoryx2::prelude::*;
@@ -94,6 +95,8 @@ struct Supervised {
     started: Instant,
     restarts: u32,
     restart_at: Option<Instant>,
+    /// Starts in a row that failed for lack of shared memory (the retry back-off).
+    shortages: u32,
     /// Exited cleanly (e.g. `ctl stop`) or given up on: not restarted.
     done: bool,
     failed: bool,
@@ -185,7 +188,13 @@ pub fn run(deployment: &Deployment, options: &SupervisorOptions) -> anyhow::Resu
     // One supervisor per deployment, decided before anything is started, cleaned or bound: a
     // second one ends here and touches nothing. Held until this function returns.
     let _lock = StateStore::of(deployment).lock_supervisor(deployment.name())?;
-    framebus_common::shm_budget::check(deployment, None, true)?;
+    match framebus_common::shm_budget::check(deployment, None, true) {
+        Ok(()) => {}
+        // Space another process holds may come back: start anyway, the processes that cannot
+        // get theirs exit with EXIT_SHORT_OF_MEMORY and are retried until it is there.
+        Err(BudgetError::Short(short)) => degraded(&format!("{short}")),
+        Err(e) => return Err(e.into()),
+    }
     let term = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, Arc::clone(&term)).context("installing the signal handlers")?;
@@ -214,7 +223,25 @@ pub fn run(deployment: &Deployment, options: &SupervisorOptions) -> anyhow::Resu
     let _release = DeploymentGuard::new(deployment.name());
     // Creating the node removes the resources of dead processes of this deployment; the
     // supervisor owns SIGINT/SIGTERM itself (signal-hook), so iceoryx2 must not.
-    let node = create_named_node_with(deployment.name(), "supervisor", SignalHandlingMode::Disabled)?;
+    let node = loop {
+        match create_named_node_with(deployment.name(), "supervisor", SignalHandlingMode::Disabled) {
+            Ok(node) => break node,
+            Err(e) => {
+                // Even the node's few pages may be missing in a full /dev/shm: wait for them.
+                let Some(short) = framebus_common::shm_budget::short_of(1024 * 1024, "the supervisor's node") else {
+                    return Err(e.into());
+                };
+                degraded(&format!("{e}: {short}; retrying in {SHORTAGE_MAX_BACKOFF:?}"));
+                let until = Instant::now() + SHORTAGE_MAX_BACKOFF;
+                while Instant::now() < until {
+                    if term.load(Ordering::Relaxed) {
+                        return Ok(());
+                    }
+                    std::thread::sleep(TICK);
+                }
+            }
+        }
+    };
     tracing::info!(deployment = deployment.name(), config = %launcher.config.display(), "supervisor starting");
     let restarts = RestartBook::default();
     let metrics_stop = Arc::new(AtomicBool::new(false));
@@ -236,6 +263,7 @@ pub fn run(deployment: &Deployment, options: &SupervisorOptions) -> anyhow::Resu
         started: Instant::now(),
         restarts: 0,
         restart_at: None,
+        shortages: 0,
         done: false,
         failed: false,
     };
@@ -293,6 +321,11 @@ fn start_captures(
             }
             if let Some(status) = proc.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
                 proc.child = None;
+                if short_of_memory(status) {
+                    // Not a broken camera: retried (capped back-off) until the space is back.
+                    schedule_retry(proc, Instant::now());
+                    break;
+                }
                 proc.failed = true;
                 bail!(
                     "capture of camera `{}` could not start ({}): see its error above",
@@ -329,6 +362,35 @@ fn start_readers(launcher: &Launcher, procs: &mut [Supervised]) -> anyhow::Resul
     Ok(())
 }
 
+/// Longest wait between two starts of a process that found /dev/shm short of space: the
+/// deployment recovers within this (plus a start) once the space is back.
+const SHORTAGE_MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// Whether a child exited because /dev/shm lacked free space (see `shm_budget`).
+fn short_of_memory(status: ExitStatus) -> bool {
+    status.code() == Some(i32::from(framebus_common::shm_budget::EXIT_SHORT_OF_MEMORY))
+}
+
+/// Schedules another start of `proc` after a shortage of shared memory: 0.25 s, 0.5 s, 1 s,
+/// then every [`SHORTAGE_MAX_BACKOFF`], for as long as it lasts.
+fn schedule_retry(proc: &mut Supervised, now: Instant) {
+    proc.shortages = proc.shortages.saturating_add(1);
+    let delay = Duration::from_millis(250).saturating_mul(1 << (proc.shortages - 1).min(8)).min(SHORTAGE_MAX_BACKOFF);
+    degraded(&format!(
+        "{} exited with code {}: not enough shared memory (its error is above); retry {} in {delay:?}",
+        proc.label(),
+        framebus_common::shm_budget::EXIT_SHORT_OF_MEMORY,
+        proc.shortages
+    ));
+    proc.restart_at = Some(now + delay);
+}
+
+/// Logs and reports (systemd `STATUS=`) that the deployment runs degraded, and why.
+fn degraded(reason: &str) {
+    tracing::warn!("degraded: {reason}");
+    notify_systemd(&[sd_notify::NotifyState::Status(&format!("degraded: {reason}"))]);
+}
+
 /// Watches the children until a termination signal, restarting crashed ones.
 fn watch(
     launcher: &Launcher,
@@ -357,6 +419,12 @@ fn watch(
                 }
                 if proc.started.elapsed() >= options.stable_after {
                     proc.restarts = 0;
+                    proc.shortages = 0;
+                }
+                if short_of_memory(status) {
+                    // A resource that can come back: never given up on, not counted as a crash.
+                    schedule_retry(proc, now);
+                    continue;
                 }
                 if proc.restarts >= options.max_restarts {
                     tracing::error!(

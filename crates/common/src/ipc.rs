@@ -412,6 +412,8 @@ fn build_node(
     config: Config,
 ) -> Result<Node<IpcService>, IpcError> {
     let node_name = NodeName::new(name).map_err(|e| IpcError::new(format!("invalid node name `{name}`"), e))?;
+    // Before the first page of shared memory is touched: a full /dev/shm is an exit 75.
+    signals::install_sigbus();
     secure_root(deployment)?;
     install_global_config(&config);
     node_counter::secure(deployment, &config)?;

@@ -265,6 +265,14 @@ fn check_own_regular(file: &File) -> std::io::Result<()> {
             format!("is owned by uid {}, not by this user (uid {}); refused", meta.uid(), euid()),
         ));
     }
+    // A second name elsewhere (a hard link someone made to a file of this user, e.g. where
+    // `fs.protected_hardlinks` is off): appending would change that other file too.
+    if meta.nlink() > 1 {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("has {} hard links (another name for a file elsewhere); refused", meta.nlink()),
+        ));
+    }
     Ok(())
 }
 
@@ -331,6 +339,39 @@ mod tests {
         assert_eq!(read_regular(&dir.path().join("missing"), 100).ok(), Some(None));
         std::fs::write(&big, "ok").expect("write");
         assert_eq!(read_regular(&big, 100).ok(), Some(Some("ok".to_string())));
+    }
+
+    /// Appending refuses a symlink, a FIFO (without blocking, with or without a reader), a
+    /// hard-linked file and, as root, another user's file; a new file is created 0600-ish.
+    #[test]
+    fn append_only_to_own_single_regular_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "secret").expect("victim");
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&victim, &link).expect("symlink");
+        assert!(open_append(&link, 0o600).expect_err("symlink").to_string().contains("symlink"));
+        let hard = dir.path().join("hard");
+        std::fs::hard_link(&victim, &hard).expect("hard link");
+        assert!(open_append(&hard, 0o600).expect_err("hard link").to_string().contains("hard links"));
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.to_string_lossy().as_bytes()).expect("path");
+        // SAFETY: mkfifo with a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        assert!(open_append(&fifo, 0o600).expect_err("FIFO").to_string().contains("FIFO"));
+        let _reader =
+            std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(&fifo).expect("reader");
+        assert!(open_append(&fifo, 0o600).expect_err("FIFO with a reader").to_string().contains("FIFO"));
+        assert_eq!(std::fs::read_to_string(&victim).expect("victim"), "secret");
+        let fresh = dir.path().join("fresh");
+        open_append(&fresh, 0o600).expect("new file");
+        assert!(create_new(&fresh, 0o600).is_err(), "create_new never reuses a name");
+        if euid() == 0 {
+            let foreign = dir.path().join("foreign");
+            std::fs::write(&foreign, "").expect("foreign");
+            std::os::unix::fs::chown(&foreign, Some(65534), Some(65534)).expect("chown");
+            assert!(open_append(&foreign, 0o600).expect_err("foreign").to_string().contains("uid 65534"));
+        }
     }
 
     /// A folder writable by others, or owned by another user, is refused.

@@ -194,7 +194,7 @@ fn ctl_events_skips_and_reports_undecodable_lines() {
     follow.wait_json(DEADLINE, |v| v["clip"] == "clip-b");
     follow.wait_stderr(DEADLINE, "line 2 skipped");
     let mut more = std::fs::OpenOptions::new().append(true).open(&journal).expect("append");
-    std::io::Write::write_all(&mut more, b"\x00\x01\n").expect("append");
+    std::io::Write::write_all(&mut more, b"\x00\x01 valid UTF-8, not a record\n").expect("append");
     std::io::Write::write_all(&mut more, b"{\"type\": \"\xff\"}\n").expect("append");
     std::io::Write::write_all(&mut more, format!("{}\n", segment_deleted("seg-1")).as_bytes()).expect("append");
     drop(more);
@@ -397,5 +397,182 @@ fn preview_off_racing_state_reset_leaves_preview_and_state_in_agreement() {
     }
     assert_eq!(preview.terminate(), Some(0), "{}", preview.stderr_text());
     assert_eq!(capture.terminate(), Some(0), "{}", capture.stderr_text());
+    d.assert_no_leftovers();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Item 6: /dev/shm full is an error, never SIGBUS. `ctl up` runs in a private mount namespace
+// with a 48 MiB tmpfs on /dev/shm, which the test fills through `/proc/<pid>/root`.
+
+/// `ctl status --json` run inside the mount namespace of `pid`.
+fn ns_status(d: &TestDeployment, pid: u32) -> Value {
+    let out = std::process::Command::new("nsenter")
+        .args(["-t", &pid.to_string(), "-m", "--"])
+        .arg(framebus_e2e::bin("ctl"))
+        .arg("--config")
+        .arg(&d.config)
+        .args(["status", "--json", "--timeout", "2"])
+        .output()
+        .expect("nsenter (util-linux) runs");
+    serde_json::from_str(&String::from_utf8_lossy(&out.stdout)).unwrap_or(Value::Null)
+}
+
+fn ns_wait(d: &TestDeployment, pid: u32, within: Duration, mut pred: impl FnMut(&Value) -> bool) -> Value {
+    let until = Instant::now() + within;
+    loop {
+        let status = ns_status(d, pid);
+        if pred(&status) {
+            return status;
+        }
+        assert!(Instant::now() < until, "not within {within:?}; last status: {status}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `ctl <args>` run inside the mount namespace of `pid`: (exit code, stdout, stderr).
+fn ns_ctl(d: &TestDeployment, pid: u32, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = std::process::Command::new("nsenter")
+        .args(["-t", &pid.to_string(), "-m", "--"])
+        .arg(framebus_e2e::bin("ctl"))
+        .arg("--config")
+        .arg(&d.config)
+        .args(args)
+        .output()
+        .expect("nsenter (util-linux) runs");
+    let mut stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    if let Some(signal) = std::os::unix::process::ExitStatusExt::signal(&out.status) {
+        stderr.push_str(&format!("(killed by signal {signal})"));
+    }
+    (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), stderr)
+}
+
+/// The pid of the child of `parent` whose command name is `name`, waiting for it (bounded).
+fn child_named(parent: u32, name: &str, within: Duration) -> u32 {
+    let until = Instant::now() + within;
+    loop {
+        let children = std::fs::read_to_string(format!("/proc/{parent}/task/{parent}/children")).unwrap_or_default();
+        for child in children.split_whitespace().filter_map(|c| c.parse::<u32>().ok()) {
+            if std::fs::read_to_string(format!("/proc/{child}/comm")).is_ok_and(|c| c.trim() == name) {
+                return child;
+            }
+        }
+        assert!(Instant::now() < until, "no child `{name}` of {parent}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Fills `path` until the file system is full and keeps it full (grabbing any space freed)
+/// until `stop` is set; the file is removed then.
+fn keep_full(
+    path: std::path::PathBuf,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&path).expect("filler");
+        let chunk = vec![0u8; 64 * 1024];
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            if std::io::Write::write_all(&mut file, &chunk).is_err() {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+        drop(file);
+        std::fs::remove_file(&path).expect("remove filler");
+    })
+}
+
+/// Started with /dev/shm full, `ctl up` reports "not enough shared memory: need X MiB,
+/// /dev/shm has Y MiB free", stays up (degraded) retrying, and runs the camera within 10 s of
+/// the space coming back. Filled again while running (by a process that grabs every page
+/// freed), readers killed with SIGKILL restart into it: every process that cannot get a page
+/// exits with 75 and "not enough shared memory" (never a signal death), the supervisor retries
+/// without giving up, and once the space is back every process runs again within 10 s.
+#[test]
+fn a_full_dev_shm_is_an_error_and_the_deployment_recovers() {
+    if !is_root() {
+        eprintln!("skipped: needs root for unshare -m");
+        return;
+    }
+    let d = TestDeployment::new(&synthetic_camera("cam0", 320, 240, 30));
+    let mut command = std::process::Command::new("unshare");
+    command
+        .args(["-m", "--propagation", "private", "sh", "-c"])
+        .arg("mount -t tmpfs -o size=48m tmpfs /dev/shm && head -c 48m /dev/zero > /dev/shm/filler 2>/dev/null; exec \"$CTL\" --config \"$CONFIG\" up")
+        .env("CTL", framebus_e2e::bin("ctl"))
+        .env("CONFIG", &d.config);
+    let mut up = Proc::spawn_command("ctl up (private /dev/shm)", &mut command);
+    let pid = up.child.id();
+    let shm = std::path::PathBuf::from(format!("/proc/{pid}/root/dev/shm"));
+
+    // Full from the start: a clear error, retried; the supervisor stays.
+    let line = up.wait_stderr(DEADLINE, "not enough shared memory: need ");
+    assert!(line.contains("MiB, /dev/shm has ") && line.contains(" MiB free"), "{line}");
+    let until = Instant::now() + DEADLINE;
+    while up.stderr_text().matches("degraded:").count() < 3 {
+        assert!(Instant::now() < until, "no retries:\n{}", up.stderr_text());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(up.child.try_wait().expect("try_wait").is_none(), "ctl up gave up:\n{}", up.stderr_text());
+    // `ctl status` cannot get its pages: an error that says why (exit 75), not a signal death.
+    let (code, out, err) = ns_ctl(&d, pid, &["status", "--timeout", "2"]);
+    assert_eq!(code, Some(75), "{out}\n{err}");
+    assert!(err.contains("not enough shared memory"), "{err}");
+    eprintln!("measured: ctl status with /dev/shm full at start: exit {code:?}: {}", err.trim());
+    std::fs::remove_file(shm.join("filler")).expect("free the space");
+    let freed = Instant::now();
+    let running = ns_wait(&d, pid, Duration::from_secs(10), |s| frames(s, "capture") > 0 && frames(s, "algo") > 0);
+    eprintln!("measured: running {:?} after the space came back", freed.elapsed());
+    let capture = pid_of(&running, "capture");
+    let exits_before = up.stderr_text().matches("exited with code 75").count();
+
+    // Full while running, kept full by a greedy filler; readers restart into it.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let filler = keep_full(shm.join("filler"), std::sync::Arc::clone(&stop));
+    let until = Instant::now() + Duration::from_secs(60);
+    while framebus_common::shm_budget::free_space(&shm).map_or(u64::MAX, |(free, _)| free) >= 64 * 1024 {
+        assert!(Instant::now() < until, "the filler did not fill /dev/shm");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // `ctl status` cannot get its client's pages now: it says so (75), and no signal ends it.
+    let (code, out, err) = ns_ctl(&d, pid, &["status", "--timeout", "2"]);
+    assert_eq!(code, Some(75), "{out}\n{err}");
+    assert!(err.contains("not enough shared memory"), "{out}\n{err}");
+    eprintln!("measured: ctl status with /dev/shm filled while running: exit {code:?}: {}", err.trim());
+    for round in 1..=3 {
+        let algo = child_named(pid, "algo", DEADLINE);
+        // SAFETY: kill has no memory-safety preconditions; the pid is a child of our ctl up.
+        unsafe { libc::kill(algo as i32, libc::SIGKILL) };
+        let until = Instant::now() + DEADLINE;
+        while up.stderr_text().matches("killed by signal 9").count() < round {
+            assert!(Instant::now() < until, "no restart:\n{}", up.stderr_text());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    // The replacement readers start into the full /dev/shm: they exit 75 and are retried.
+    let until = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < until {
+        assert!(up.child.try_wait().expect("try_wait").is_none(), "ctl up ended:\n{}", up.stderr_text());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let capture_kept = pid_alive(capture as u32);
+    let exits_full = up.stderr_text().matches("exited with code 75").count() - exits_before;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    filler.join().expect("filler thread");
+    let freed = Instant::now();
+    let back = ns_wait(&d, pid, Duration::from_secs(10), |s| frames(s, "algo") > 5 && frames(s, "capture") > 0);
+    eprintln!(
+        "measured: readers back {:?} after the space came back; capture kept running through the full /dev/shm: {capture_kept}; exits with 75 while full: {exits_full}",
+        freed.elapsed()
+    );
+    assert_eq!(capture_kept, pid_of(&back, "capture") == capture);
+    let log = up.stderr_text();
+    for line in log.lines().filter(|l| l.contains("degraded:") || l.contains("killed by signal")) {
+        eprintln!("supervisor: {line}");
+    }
+    assert!(exits_full > 0, "no process was short of memory while full:\n{log}");
+    // Only our SIGKILLs: no SIGBUS (7), no other signal death.
+    assert_eq!(log.matches("killed by signal").count(), log.matches("killed by signal 9").count(), "{log}");
+    assert_eq!(log.matches("killed by signal 9").count(), 3, "{log}");
+    assert!(!log.contains("giving up"), "{log}");
+    assert_eq!(up.terminate(), Some(0), "{}", up.stderr_text());
     d.assert_no_leftovers();
 }

@@ -264,7 +264,17 @@ impl<'node> ControlClient<'node> {
             Err(e @ ClientCreateError::ExceedsMaxSupportedClients) => {
                 return Slot::busy(format!("all {CONTROL_MAX_CLIENTS} client places were taken ({e:?})"))
             }
-            Err(e) => return Slot::failed(IpcError::new(format!("creating a client of `{}`", services.name), e)),
+            Err(e) => {
+                let mut error = IpcError::new(format!("creating a client of `{}`", services.name), e);
+                // In a full /dev/shm the client's segment may fail to be made: say why. (A page
+                // that cannot be backed later is an exit 75, see `signals::install_sigbus`.)
+                if let Some(short) =
+                    crate::shm_budget::short_of(crate::ipc::CONTROL_BYTES_PER_PROCESS, "a control client")
+                {
+                    error.cause = format!("{}: {short}", error.cause);
+                }
+                return Slot::failed(error);
+            }
         };
         let nonce = u64::from(std::process::id()) << 32 | u64::from(NONCE.fetch_add(1, Ordering::Relaxed));
         let pending = match client.send_copy(command.to_request(nonce)) {
