@@ -11,6 +11,9 @@ or a stale one (recycled memory) fails.
 
     from framebus import pattern
     pattern.verify(frame)          # raises pattern.StampError on a mismatch
+
+A `kind = "scene"` camera stamps its frames the same way but draws a scene between the stamps
+(header flag bit 1, `FLAG_SCENE`): `verify` then checks the stamps only.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ import numpy as np
 from ._config import FORMATS, fourcc_name
 
 STAMP_BITS = 64
+FLAG_SYNTHETIC_STAMP = 1 << 0
+FLAG_SCENE = 1 << 1
 VERIFIED_ROWS = 8
 MIN_SIZE = (128, 64)
 
@@ -127,9 +132,10 @@ class Pattern:
         bits = values >= 128
         return int(sum(int(w) for w, on in zip(self._weights, bits) if on))
 
-    def verify(self, frame_id: int, payload) -> None:
+    def verify(self, frame_id: int, payload, stamps_only: bool = False) -> None:
         """Checks a frame's bytes (`payload`: a 1-D uint8 array or bytes) against `frame_id`;
-        raises StampError saying what differs."""
+        raises StampError saying what differs. `stamps_only`: a scene's frame (the rows between
+        the stamps are not the pattern)."""
         data = np.frombuffer(payload, dtype=np.uint8) if not isinstance(payload, np.ndarray) else payload.reshape(-1)
         if data.size < self.frame_bytes:
             raise StampError(f"payload has {data.size} bytes, the frame needs {self.frame_bytes}")
@@ -139,6 +145,8 @@ class Pattern:
         bottom = self.read_stamp(data, self.height - self.cell)
         if bottom != frame_id:
             raise StampError(f"frame {frame_id}: bottom stamp reads {bottom}")
+        if stamps_only:
+            return
         first = self.cell
         span = self.height - 2 * self.cell
         scroll = self.scroll(frame_id)
@@ -163,6 +171,8 @@ def pattern_for(pixel_format: str, width: int, height: int) -> Pattern:
 
 def verify(frame) -> None:
     """Checks a framebus frame (from `Camera.frames()`) carrying the synthetic stamp; raises
-    StampError when it is torn or not the frame its header says."""
+    StampError when it is torn or not the frame its header says. A scene's frame (flag
+    `FLAG_SCENE`) is checked by its stamps only."""
     fmt = fourcc_name(frame.fourcc)
-    pattern_for(fmt, frame.width, frame.height).verify(frame.id, frame.data)
+    stamps_only = bool(frame.flags & FLAG_SCENE)
+    pattern_for(fmt, frame.width, frame.height).verify(frame.id, frame.data, stamps_only=stamps_only)
