@@ -59,11 +59,11 @@ pub(crate) fn write_pixel(format: PixelFormat, plane: usize, x: usize, rgb: [u8;
         (PixelFormat::Yuyv, _) => {
             let (y, u, v) = yuv(rgb);
             line[x * 2] = y;
-            line[x * 2 + 1] = if x % 2 == 0 { u } else { v };
+            line[x * 2 + 1] = if x.is_multiple_of(2) { u } else { v };
         }
         (PixelFormat::Nv12, _) => {
             let (_, u, v) = yuv(rgb);
-            line[x] = if x % 2 == 0 { u } else { v };
+            line[x] = if x.is_multiple_of(2) { u } else { v };
         }
         (PixelFormat::Mjpg | PixelFormat::Nv21 | PixelFormat::Nv16, _) => {}
     }

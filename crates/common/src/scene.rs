@@ -192,10 +192,10 @@ pub fn background_rgb(x: u32, y: u32, width: u32, height: u32) -> [u8; 3] {
     let mut r = 50 + 40 * y / h + 20 * x / w;
     let mut g = 60 + 50 * y / h;
     let mut b = 80 + 30 * (h - y.min(h)) / h;
-    if (x / 64 + y / 64) % 2 == 0 {
+    if (x / 64 + y / 64).is_multiple_of(2) {
         (r, g, b) = (r + 12, g + 12, b + 12);
     }
-    if x % 32 == 0 || y % 32 == 0 {
+    if x.is_multiple_of(32) || y.is_multiple_of(32) {
         (r, g, b) = (r - 25, g - 25, b - 25);
     }
     [r as u8, g as u8, b as u8]
