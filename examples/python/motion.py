@@ -5,6 +5,13 @@ the moving fraction of the image and the boxes around what moved as a result of 
     pip install opencv-python-headless          # in the venv `scripts/bootstrap.sh` made
     python examples/python/motion.py --config configs/default.toml --camera cam0
 
+To develop against something to find, run the scene camera (`ctl up --config
+configs/scene.toml`): shapes moving on known paths over a still background, so the boxes this
+publishes should follow them (the synthetic test pattern of default.toml changes everywhere in
+every frame). `framebus_common::scene::Scene::object_box` says where each object is in a frame.
+
+    python examples/python/motion.py --config configs/scene.toml --camera cam0
+
 Or let `ctl up` run it, in the config:
 
     [[camera.reader]]

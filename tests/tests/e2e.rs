@@ -18,6 +18,7 @@ mod e2e {
     mod recorder_disk;
     mod recorder_events;
     mod recorder_stream;
+    mod scene;
     mod signals;
     mod streamer;
     mod v4l2;

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use framebus::{Camera, Detection, Event, ProcessReport, ReaderStats};
 use framebus_common::config::AlgoConfig;
-use framebus_common::header::FLAG_SYNTHETIC_STAMP;
-use framebus_common::pattern::SyntheticPattern;
+use framebus_common::header::{FLAG_SCENE, FLAG_SYNTHETIC_STAMP};
+use framebus_common::pattern::{verify_stamps, SyntheticPattern};
 use framebus_common::stats::LatencyWindow;
 use framebus_common::{clock, CameraConfig, Deployment, FrameHeader, PixelFormat, ProcessRole};
 use serde::Serialize;
@@ -176,12 +176,19 @@ impl Worker {
             return false;
         };
         if header.flags & FLAG_SYNTHETIC_STAMP != 0 {
-            let key = (format, header.width, header.height);
-            let pattern =
-                self.patterns.entry(key).or_insert_with(|| SyntheticPattern::new(format, header.width, header.height));
-            let checked = match pattern {
-                Some(pattern) => pattern.verify(header.frame_id, payload).map_err(|e| e.to_string()),
-                None => Err(format!("no synthetic pattern exists for {format} {}x{}", header.width, header.height)),
+            let checked = if header.flags & FLAG_SCENE != 0 {
+                // A scene: the stamps only (the picture between them is not the pattern).
+                verify_stamps(format, header.width, header.height, header.frame_id, payload).map_err(|e| e.to_string())
+            } else {
+                let key = (format, header.width, header.height);
+                let pattern = self
+                    .patterns
+                    .entry(key)
+                    .or_insert_with(|| SyntheticPattern::new(format, header.width, header.height));
+                match pattern {
+                    Some(pattern) => pattern.verify(header.frame_id, payload).map_err(|e| e.to_string()),
+                    None => Err(format!("no synthetic pattern exists for {format} {}x{}", header.width, header.height)),
+                }
             };
             match checked {
                 Ok(()) => self.stats.stamp_ok += 1,

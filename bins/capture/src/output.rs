@@ -5,14 +5,14 @@
 
 use anyhow::Context;
 use framebus_common::config::SlotLayout;
-use framebus_common::header::{FLAG_SYNTHETIC_STAMP, FRAME_HEADER_VERSION};
+use framebus_common::header::FRAME_HEADER_VERSION;
 use framebus_common::ipc::{FrameBus, IpcService};
 use framebus_common::{clock, CameraConfig, FrameHeader};
 use iceoryx2::port::notifier::Notifier;
 use iceoryx2::port::publisher::Publisher;
 use iceoryx2::prelude::*;
 
-use crate::source::{self, stamps_frames, FrameSource, Grab, Loan, SourceError, SourceFormat};
+use crate::source::{self, header_flags, FrameSource, Grab, Loan, SourceError, SourceFormat};
 
 type FramePublisher = Publisher<IpcService, [u8], FrameHeader>;
 
@@ -99,7 +99,7 @@ impl FrameOutput {
             publisher,
             notifier,
             format: source.format(),
-            flags: if stamps_frames(camera) { FLAG_SYNTHETIC_STAMP } else { 0 },
+            flags: header_flags(camera),
             run_id: clock::realtime_ns(),
             lend_bytes: source.lending().map_or(0, |l| l.sample_bytes),
             phase_totals: [0; 4],

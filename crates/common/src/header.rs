@@ -12,6 +12,11 @@ pub const FRAME_HEADER_VERSION: u32 = 1;
 /// Flag bit: the payload carries the synthetic integrity stamp (see [`crate::pattern`]).
 pub const FLAG_SYNTHETIC_STAMP: u32 = 1 << 0;
 
+/// Flag bit, set with [`FLAG_SYNTHETIC_STAMP`]: the picture between the stamps is a scene
+/// (`kind = "scene"`, see [`crate::scene`]), not the test pattern, so readers check the stamps
+/// only ([`crate::pattern::verify_stamps`]).
+pub const FLAG_SCENE: u32 = 1 << 1;
+
 /// Metadata of one frame, written by capture into the sample's user header.
 ///
 /// All integers are little-endian (the host order of every supported target), the struct is

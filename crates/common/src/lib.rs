@@ -23,6 +23,7 @@ pub mod pattern;
 pub mod policy;
 pub mod protocol;
 pub mod results;
+pub mod scene;
 pub mod secure_fs;
 pub mod shm_budget;
 pub mod signals;

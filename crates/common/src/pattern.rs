@@ -23,11 +23,96 @@ const VERIFIED_ROWS: u32 = 8;
 
 /// One plane of a frame: rows of `row_bytes`, `bytes_per_px` bytes per horizontal pixel step.
 #[derive(Debug, Clone, Copy)]
-struct Plane {
-    offset: usize,
-    rows: usize,
-    row_bytes: usize,
-    bytes_per_px: usize,
+pub(crate) struct Plane {
+    pub(crate) offset: usize,
+    pub(crate) rows: usize,
+    pub(crate) row_bytes: usize,
+    pub(crate) bytes_per_px: usize,
+}
+
+/// The planes of a raw frame the synthetic sources (pattern and scene) produce; `None` for
+/// MJPG, the semi-planar variants only cameras deliver, and odd sizes of subsampled formats.
+pub(crate) fn planes(format: PixelFormat, width: u32, height: u32) -> Option<Vec<Plane>> {
+    let (w, h) = (width as usize, height as usize);
+    Some(match format {
+        PixelFormat::Mjpg | PixelFormat::Nv21 | PixelFormat::Nv16 => return None,
+        PixelFormat::Yuyv | PixelFormat::Nv12 if w % 2 != 0 || h % 2 != 0 => return None,
+        PixelFormat::Bgr3 | PixelFormat::Rgb3 => {
+            vec![Plane { offset: 0, rows: h, row_bytes: w * 3, bytes_per_px: 3 }]
+        }
+        PixelFormat::Grey => vec![Plane { offset: 0, rows: h, row_bytes: w, bytes_per_px: 1 }],
+        PixelFormat::Yuyv => vec![Plane { offset: 0, rows: h, row_bytes: w * 2, bytes_per_px: 2 }],
+        PixelFormat::Nv12 => vec![
+            Plane { offset: 0, rows: h, row_bytes: w, bytes_per_px: 1 },
+            Plane { offset: w * h, rows: h / 2, row_bytes: w, bytes_per_px: 1 },
+        ],
+    })
+}
+
+/// Writes pixel `x` of RGB colour `rgb` into `line`, a row of plane `plane` of `format` (for
+/// NV12's UV plane, U at even x, V at odd x; for YUYV, U at even x, V at odd x after the Y).
+pub(crate) fn write_pixel(format: PixelFormat, plane: usize, x: usize, rgb: [u8; 3], line: &mut [u8]) {
+    match (format, plane) {
+        (PixelFormat::Bgr3, _) => line[x * 3..x * 3 + 3].copy_from_slice(&[rgb[2], rgb[1], rgb[0]]),
+        (PixelFormat::Rgb3, _) => line[x * 3..x * 3 + 3].copy_from_slice(&rgb),
+        (PixelFormat::Grey, _) | (PixelFormat::Nv12, 0) => line[x] = yuv(rgb).0,
+        (PixelFormat::Yuyv, _) => {
+            let (y, u, v) = yuv(rgb);
+            line[x * 2] = y;
+            line[x * 2 + 1] = if x.is_multiple_of(2) { u } else { v };
+        }
+        (PixelFormat::Nv12, _) => {
+            let (_, u, v) = yuv(rgb);
+            line[x] = if x.is_multiple_of(2) { u } else { v };
+        }
+        (PixelFormat::Mjpg | PixelFormat::Nv21 | PixelFormat::Nv16, _) => {}
+    }
+}
+
+/// Fills `row` (cleared first) with one row of the stamp of `frame_id` in `format`: 64 cells of
+/// `cell` pixels, white for a 1, black for a 0 (neutral chroma for YUYV).
+pub(crate) fn stamp_row(format: PixelFormat, cell: usize, frame_id: u64, row: &mut Vec<u8>) {
+    row.clear();
+    for bit in 0..STAMP_BITS as usize {
+        let luma = if (frame_id >> (63 - bit)) & 1 == 1 { 255u8 } else { 0u8 };
+        for _ in 0..cell {
+            match format {
+                PixelFormat::Bgr3 | PixelFormat::Rgb3 => row.extend_from_slice(&[luma; 3]),
+                PixelFormat::Yuyv => row.extend_from_slice(&[luma, 128]),
+                _ => row.push(luma),
+            }
+        }
+    }
+}
+
+/// Bytes of a stamp row's neutral chroma in NV12's UV plane (the widest cell, 16 pixels).
+pub(crate) const STAMP_GREY: [u8; STAMP_BITS as usize * 16] = [128u8; STAMP_BITS as usize * 16];
+
+/// Checks both stamp bands of a raw frame (the top one first) against `frame_id`, without
+/// looking at the picture between them: what a reader checks on a frame flagged
+/// [`crate::header::FLAG_SCENE`].
+pub fn verify_stamps(
+    format: PixelFormat,
+    width: u32,
+    height: u32,
+    frame_id: u64,
+    payload: &[u8],
+) -> Result<(), StampError> {
+    let expected = format.frame_bytes(width, height);
+    if payload.len() < expected {
+        return Err(StampError::ShortPayload { expected, actual: payload.len() });
+    }
+    let (w, stride) = (width as usize, format.stride(width) as usize);
+    let cell = stamp_cell(width) as usize;
+    let top = read_stamp(format, w, stride, 0, payload);
+    if top != frame_id {
+        return Err(StampError::TopStamp { found: top });
+    }
+    let bottom = read_stamp(format, w, stride, (height as usize).saturating_sub(cell), payload);
+    if bottom != frame_id {
+        return Err(StampError::BottomStamp { found: bottom });
+    }
+    Ok(())
 }
 
 /// Why a frame failed verification.
@@ -87,7 +172,7 @@ pub struct SyntheticPattern {
 }
 
 /// Copies `src` into `dst[at..at + src.len()]` (panics when out of bounds, like slice indexing).
-fn copy_into(dst: &mut [MaybeUninit<u8>], at: usize, src: &[u8]) {
+pub(crate) fn copy_into(dst: &mut [MaybeUninit<u8>], at: usize, src: &[u8]) {
     let target = &mut dst[at..at + src.len()];
     // SAFETY: `target` is exactly `src.len()` initialisable bytes, and a loaned sample cannot
     // overlap the pattern's own heap buffers.
@@ -138,20 +223,7 @@ impl SyntheticPattern {
         if width < MIN_SYNTHETIC_SIZE.0 || height < MIN_SYNTHETIC_SIZE.1 {
             return None;
         }
-        let planes = match format {
-            // Compressed, or semi-planar variants only cameras deliver.
-            PixelFormat::Mjpg | PixelFormat::Nv21 | PixelFormat::Nv16 => return None,
-            PixelFormat::Yuyv | PixelFormat::Nv12 if w % 2 != 0 || h % 2 != 0 => return None,
-            PixelFormat::Bgr3 | PixelFormat::Rgb3 => {
-                vec![Plane { offset: 0, rows: h, row_bytes: w * 3, bytes_per_px: 3 }]
-            }
-            PixelFormat::Grey => vec![Plane { offset: 0, rows: h, row_bytes: w, bytes_per_px: 1 }],
-            PixelFormat::Yuyv => vec![Plane { offset: 0, rows: h, row_bytes: w * 2, bytes_per_px: 2 }],
-            PixelFormat::Nv12 => vec![
-                Plane { offset: 0, rows: h, row_bytes: w, bytes_per_px: 1 },
-                Plane { offset: w * h, rows: h / 2, row_bytes: w, bytes_per_px: 1 },
-            ],
-        };
+        let planes = planes(format, width, height)?;
         let template_len: usize = planes.iter().map(|p| p.rows * p.row_bytes * 2).sum();
         let mut template = vec![0u8; template_len];
         let mut at = 0;
@@ -162,22 +234,7 @@ impl SyntheticPattern {
                 at += plane.row_bytes;
                 for x in 0..w {
                     let y = if index == 0 { row } else { row * 2 };
-                    let rgb = rgb_at(x, y, w, h);
-                    match (format, index) {
-                        (PixelFormat::Bgr3, _) => line[x * 3..x * 3 + 3].copy_from_slice(&[rgb[2], rgb[1], rgb[0]]),
-                        (PixelFormat::Rgb3, _) => line[x * 3..x * 3 + 3].copy_from_slice(&rgb),
-                        (PixelFormat::Grey, _) | (PixelFormat::Nv12, 0) => line[x] = yuv(rgb).0,
-                        (PixelFormat::Yuyv, _) => {
-                            let (y, u, v) = yuv(rgb);
-                            line[x * 2] = y;
-                            line[x * 2 + 1] = if x % 2 == 0 { u } else { v };
-                        }
-                        (PixelFormat::Nv12, _) => {
-                            let (_, u, v) = yuv(rgb);
-                            line[x] = if x % 2 == 0 { u } else { v };
-                        }
-                        (PixelFormat::Mjpg | PixelFormat::Nv21 | PixelFormat::Nv16, _) => {}
-                    }
+                    write_pixel(format, index, x, rgb_at(x, y, w, h), line);
                 }
             }
         }
@@ -230,46 +287,30 @@ impl SyntheticPattern {
         let bytes_per_px = self.planes[0].bytes_per_px;
         // One stamp row, then copied into each of the band's rows: row copies, not pixel writes.
         let row = &mut self.stamp_row;
-        row.clear();
-        for bit in 0..STAMP_BITS as usize {
-            let luma = if (frame_id >> (63 - bit)) & 1 == 1 { 255u8 } else { 0u8 };
-            for _ in 0..cell {
-                match self.format {
-                    PixelFormat::Bgr3 | PixelFormat::Rgb3 => row.extend_from_slice(&[luma; 3]),
-                    PixelFormat::Yuyv => row.extend_from_slice(&[luma, 128]),
-                    _ => row.push(luma),
-                }
-            }
-        }
+        stamp_row(self.format, cell, frame_id, row);
         debug_assert_eq!(row.len(), STAMP_BITS as usize * cell * bytes_per_px);
         for y in y0..y0 + cell {
             copy_into(dst, y * stride, row);
         }
         if self.format == PixelFormat::Nv12 {
             // Neutral chroma under the cells: the UV rows of the band (cell and y0 are even).
-            let grey = [128u8; STAMP_BITS as usize * 16];
             let uv_plane = self.width * self.height;
             for y in (y0 / 2)..(y0 + cell) / 2 {
-                copy_into(dst, uv_plane + y * stride, &grey[..STAMP_BITS as usize * cell]);
+                copy_into(dst, uv_plane + y * stride, &STAMP_GREY[..STAMP_BITS as usize * cell]);
             }
         }
+    }
+
+    /// Checks only the two stamp bands of a received frame of this format and size (a scene's
+    /// frame, [`crate::header::FLAG_SCENE`]): see [`verify_stamps`].
+    pub fn verify_stamps(&self, frame_id: u64, payload: &[u8]) -> Result<(), StampError> {
+        verify_stamps(self.format, self.width as u32, self.height as u32, frame_id, payload)
     }
 
     /// Checks a received frame: both stamps equal `frame_id` and sampled rows match the
     /// pattern. `payload` is the sample's valid bytes.
     pub fn verify(&self, frame_id: u64, payload: &[u8]) -> Result<(), StampError> {
-        if payload.len() < self.frame_bytes() {
-            return Err(StampError::ShortPayload { expected: self.frame_bytes(), actual: payload.len() });
-        }
-        let stride = self.format.stride(self.width as u32) as usize;
-        let top = read_stamp(self.format, self.width, stride, 0, payload);
-        if top != frame_id {
-            return Err(StampError::TopStamp { found: top });
-        }
-        let bottom = read_stamp(self.format, self.width, stride, self.height - self.cell, payload);
-        if bottom != frame_id {
-            return Err(StampError::BottomStamp { found: bottom });
-        }
+        verify_stamps(self.format, self.width as u32, self.height as u32, frame_id, payload)?;
         let plane = self.planes[0];
         let first = self.cell;
         let span = plane.rows - 2 * self.cell;

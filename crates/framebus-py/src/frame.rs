@@ -317,7 +317,8 @@ impl Frame {
         self.header.source_drops
     }
 
-    /// Header flags; bit 0: the synthetic integrity stamp is present.
+    /// Header flags; bit 0: the synthetic integrity stamp is present; bit 1: a scene between
+    /// the stamps (`pattern.FLAG_SCENE`).
     #[getter]
     fn flags(&self) -> u32 {
         self.header.flags

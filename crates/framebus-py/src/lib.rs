@@ -72,8 +72,10 @@ impl Pattern {
     }
 
     /// Checks a frame's bytes (any C-contiguous buffer: a uint8 array, bytes) against
-    /// `frame_id`: None when it checks out, else what differs.
-    fn check(&self, frame_id: u64, payload: PyBuffer<u8>) -> PyResult<Option<String>> {
+    /// `frame_id`: None when it checks out, else what differs. `stamps_only`: check the two
+    /// stamp bands alone (a scene's frame, header flag `FLAG_SCENE`).
+    #[pyo3(signature = (frame_id, payload, stamps_only = false))]
+    fn check(&self, frame_id: u64, payload: PyBuffer<u8>, stamps_only: bool) -> PyResult<Option<String>> {
         if !payload.is_c_contiguous() {
             return Err(PyValueError::new_err("the payload must be contiguous (use frame.data)"));
         }
@@ -81,7 +83,8 @@ impl Pattern {
         // `item_count` bytes of u8; frames are read-only, and a caller's own array is only read.
         let bytes = unsafe { std::slice::from_raw_parts(payload.buf_ptr() as *const u8, payload.item_count()) };
         // Not worth releasing the GIL for: two stamps and eight rows are microseconds.
-        Ok(self.0.verify(frame_id, bytes).err().map(|e| e.to_string()))
+        let checked = if stamps_only { self.0.verify_stamps(frame_id, bytes) } else { self.0.verify(frame_id, bytes) };
+        Ok(checked.err().map(|e| e.to_string()))
     }
 }
 
@@ -97,6 +100,8 @@ fn _framebus(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<config::CameraConfig>()?;
     m.add_class::<config::Deployment>()?;
     m.add_class::<Pattern>()?;
+    m.add("FLAG_SYNTHETIC_STAMP", framebus_common::header::FLAG_SYNTHETIC_STAMP)?;
+    m.add("FLAG_SCENE", framebus_common::header::FLAG_SCENE)?;
     m.add_function(wrap_pyfunction!(config::load_config, m)?)?;
     m.add_function(wrap_pyfunction!(iceoryx2_settings, m)?)?;
     m.add_function(wrap_pyfunction!(role_error, m)?)?;

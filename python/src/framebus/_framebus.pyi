@@ -162,8 +162,14 @@ class Pattern:
     def __init__(self, pixel_format: str, width: int, height: int) -> None: ...
     @property
     def frame_bytes(self) -> int: ...
-    def check(self, frame_id: int, payload: Any) -> str | None:
-        """None when `payload` is frame `frame_id` of the pattern, else what differs."""
+    def check(self, frame_id: int, payload: Any, stamps_only: bool = False) -> str | None:
+        """None when `payload` is frame `frame_id` of the pattern (its stamps only, when
+        `stamps_only`), else what differs."""
+
+#: Header flag bit 0: the synthetic integrity stamp is present.
+FLAG_SYNTHETIC_STAMP: int
+#: Header flag bit 1: a scene is drawn between the stamps.
+FLAG_SCENE: int
 
 @final
 class Reader:

@@ -9,11 +9,19 @@ frame (half of one frame, half of another) or a stale one (recycled memory) fail
 
     from framebus import pattern
     pattern.verify(frame)          # raises pattern.StampError on a mismatch
+
+A `kind = "scene"` camera stamps its frames the same way but draws a scene between the stamps
+(header flag bit 1, `FLAG_SCENE`): `verify` then checks the stamps only.
 """
 
 from __future__ import annotations
 
 from . import _framebus
+
+#: Header flag bit 0: the frame carries the synthetic integrity stamp.
+FLAG_SYNTHETIC_STAMP = _framebus.FLAG_SYNTHETIC_STAMP
+#: Header flag bit 1: a scene is drawn between the stamps (only the stamps are checked).
+FLAG_SCENE = _framebus.FLAG_SCENE
 
 
 class StampError(Exception):
@@ -31,10 +39,11 @@ class Pattern:
         #: Bytes of one frame.
         self.frame_bytes = self._rust.frame_bytes
 
-    def verify(self, frame_id: int, payload) -> None:
+    def verify(self, frame_id: int, payload, stamps_only: bool = False) -> None:
         """Checks a frame's bytes (`payload`: a contiguous uint8 array or bytes) against
-        `frame_id`; raises StampError saying what differs."""
-        problem = self._rust.check(frame_id, payload)
+        `frame_id`; raises StampError saying what differs. `stamps_only`: a scene's frame (the
+        rows between the stamps are not the pattern)."""
+        problem = self._rust.check(frame_id, payload, stamps_only)
         if problem is not None:
             raise StampError(f"frame {frame_id}: {problem}")
 
@@ -53,5 +62,7 @@ def pattern_for(pixel_format: str, width: int, height: int) -> Pattern:
 
 def verify(frame) -> None:
     """Checks a framebus frame (from `Camera.frames()`) carrying the synthetic stamp; raises
-    StampError when it is torn or not the frame its header says."""
-    pattern_for(frame.pixel_format, frame.width, frame.height).verify(frame.id, frame.data)
+    StampError when it is torn or not the frame its header says. A scene's frame (flag
+    `FLAG_SCENE`) is checked by its stamps only."""
+    stamps_only = bool(frame.flags & FLAG_SCENE)
+    pattern_for(frame.pixel_format, frame.width, frame.height).verify(frame.id, frame.data, stamps_only)

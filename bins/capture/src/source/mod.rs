@@ -3,6 +3,7 @@
 //! implementation of [`FrameSource`].
 
 mod file;
+mod scene;
 mod synthetic;
 mod v4l2;
 
@@ -12,12 +13,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 use framebus_common::config::{ControlValue, SourceConfig};
+use framebus_common::header::{FLAG_SCENE, FLAG_SYNTHETIC_STAMP};
 use framebus_common::ipc::IpcService;
 use framebus_common::state::StateStore;
 use framebus_common::{CameraConfig, Deployment, FrameHeader, PixelFormat};
 use iceoryx2::sample_mut_uninit::SampleMutUninit;
 
 pub use file::FileSource;
+pub use scene::SceneSource;
 pub use synthetic::SyntheticSource;
 pub use v4l2::V4l2Source;
 
@@ -381,15 +384,21 @@ pub fn describe_error(e: &SourceError) -> String {
     }
 }
 
-/// Whether a source with flag `true` marks its frames with the synthetic integrity stamp.
-pub fn stamps_frames(camera: &CameraConfig) -> bool {
-    matches!(camera.source, SourceConfig::Synthetic(_))
+/// The header flags of a camera's frames: the synthetic and scene sources stamp every frame
+/// ([`FLAG_SYNTHETIC_STAMP`]); a scene's picture is not the test pattern ([`FLAG_SCENE`]).
+pub fn header_flags(camera: &CameraConfig) -> u32 {
+    match camera.source {
+        SourceConfig::Synthetic(_) => FLAG_SYNTHETIC_STAMP,
+        SourceConfig::Scene(_) => FLAG_SYNTHETIC_STAMP | FLAG_SCENE,
+        SourceConfig::File(_) | SourceConfig::V4l2(_) => 0,
+    }
 }
 
 /// Opens the source a camera's config asks for.
 pub fn open_source(deployment: &Deployment, camera: &CameraConfig) -> anyhow::Result<Box<dyn FrameSource>> {
     let source: Box<dyn FrameSource> = match &camera.source {
         SourceConfig::Synthetic(_) => Box::new(SyntheticSource::new(camera)?),
+        SourceConfig::Scene(scene) => Box::new(SceneSource::new(camera, scene)?),
         SourceConfig::File(file) => Box::new(
             FileSource::open(camera, file, &deployment.resolve_path(&file.path))
                 .with_context(|| format!("opening the file source of camera `{}`", camera.name))?,

@@ -49,26 +49,36 @@ impl FrameSource for SyntheticSource {
     }
 
     fn pacing(&self) -> Pacing {
-        if self.fps > 0.0 {
-            Pacing::Period(Duration::from_secs_f64(1.0 / self.fps))
-        } else {
-            Pacing::Unpaced
-        }
+        timer_pacing(self.fps)
     }
 
     fn grab(&mut self) -> Result<Grab, SourceError> {
         self.sequence += 1;
-        Ok(Grab {
-            payload_len: self.pattern.frame_bytes(),
-            sequence: self.sequence,
-            capture_mono_ns: clock::monotonic_ns(),
-            capture_realtime_ns: clock::realtime_ns(),
-            source_drops: 0,
-        })
+        Ok(generated(self.sequence, self.pattern.frame_bytes()))
     }
 
     fn write_into(&mut self, frame_id: u64, dst: &mut [MaybeUninit<u8>]) -> Result<(), SourceError> {
         self.pattern.render(frame_id, dst);
         Ok(())
+    }
+}
+
+/// The pacing of a generated source: the camera's fps, or unpaced at fps 0.
+pub(super) fn timer_pacing(fps: f64) -> Pacing {
+    if fps > 0.0 {
+        Pacing::Period(Duration::from_secs_f64(1.0 / fps))
+    } else {
+        Pacing::Unpaced
+    }
+}
+
+/// A generated frame's metadata, captured now: the source's own counter, no drops.
+pub(super) fn generated(sequence: u64, payload_len: usize) -> Grab {
+    Grab {
+        payload_len,
+        sequence,
+        capture_mono_ns: clock::monotonic_ns(),
+        capture_realtime_ns: clock::realtime_ns(),
+        source_drops: 0,
     }
 }

@@ -27,7 +27,8 @@ pub use recorder::{FileMode, ImageFormat, PreRollEstimate, RecorderConfig, Trigg
 pub use source::{
     control_assignments_text, normalize_control_name, parse_control_assignments, split_control_text, v4l2_conversion,
     v4l2_targets, ControlSettings, ControlValue, Conversion, FilePace, FileSourceConfig, MediaCtlConfig,
-    MediaPipelineConfig, SourceConfig, SyntheticSourceConfig, V4l2Memory, V4l2SourceConfig,
+    MediaPipelineConfig, SceneObjectConfig, ScenePath, SceneShape, SceneSourceConfig, SourceConfig,
+    SyntheticSourceConfig, V4l2Memory, V4l2SourceConfig, MAX_SCENE_OBJECTS,
 };
 pub use streamer::{EncoderChoice, MediaServerConfig, StreamerConfig};
 
@@ -119,6 +120,8 @@ pub mod defaults {
     pub const RECORDER_PRE_ROLL_MAX_MB: u64 = 256;
     /// Driver buffers of a V4L2 source.
     pub const V4L2_BUFFERS: u32 = 4;
+    /// Seconds of one period of a scene's brightness change (`lighting-period-secs`).
+    pub const SCENE_LIGHTING_PERIOD_SECS: f64 = 10.0;
     /// Shared memory all cameras of a deployment may reserve for frames, in MiB: a typo such
     /// as `slots = 100000` is refused instead of reserving tens of GiB and dying of SIGBUS.
     pub const MAX_SHARED_MEMORY_MB: u64 = 2048;
@@ -698,14 +701,18 @@ fn validate_frame(cam: &CameraConfig) -> Result<(), Invalid> {
     {
         return invalid("width", format!("{format} needs an even width and height, got {}x{}", cam.width, cam.height));
     }
-    if matches!(cam.source, SourceConfig::Synthetic(_))
+    if matches!(cam.source, SourceConfig::Synthetic(_) | SourceConfig::Scene(_))
         && (cam.width < MIN_SYNTHETIC_SIZE.0 || cam.height < MIN_SYNTHETIC_SIZE.1)
     {
         return invalid(
             "width",
             format!(
-                "the synthetic source needs at least {}x{}, got {}x{}",
-                MIN_SYNTHETIC_SIZE.0, MIN_SYNTHETIC_SIZE.1, cam.width, cam.height
+                "the {} source needs at least {}x{}, got {}x{}",
+                cam.source.kind(),
+                MIN_SYNTHETIC_SIZE.0,
+                MIN_SYNTHETIC_SIZE.1,
+                cam.width,
+                cam.height
             ),
         );
     }

@@ -15,6 +15,9 @@ use crate::format::PixelFormat;
 pub enum SourceConfig {
     /// A built-in moving test pattern carrying an integrity stamp; needs no hardware.
     Synthetic(SyntheticSourceConfig),
+    /// A static background with moving shapes on known paths, carrying the same integrity
+    /// stamp as the test pattern: something for a detector to find.
+    Scene(SceneSourceConfig),
     /// A video file read with OpenCV, looping at its end.
     File(FileSourceConfig),
     /// A V4L2 camera (USB or MIPI CSI) read with mmap streaming.
@@ -25,6 +28,84 @@ pub enum SourceConfig {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct SyntheticSourceConfig {}
+
+/// `kind = "scene"`: a textured background with moving objects (see `framebus_common::scene`
+/// for the exact picture and paths). Size, format and fps are the camera's.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SceneSourceConfig {
+    /// `[[camera.source.object]]`: the moving objects, drawn in order (later over earlier).
+    /// Absent: the default scene of three objects; `object = []`: the background only.
+    #[serde(rename = "object")]
+    pub objects: Option<Vec<SceneObjectConfig>>,
+    /// Amplitude of per-pixel noise on brightness, 0 (off) to 64.
+    #[serde(default)]
+    pub noise: u32,
+    /// Depth of a slow brightness change, 0.0 (off) to 0.9 (±90 %).
+    #[serde(default)]
+    pub lighting: f64,
+    /// Seconds of one period of the brightness change.
+    #[serde(default = "default_lighting_period")]
+    pub lighting_period_secs: f64,
+}
+
+fn default_lighting_period() -> f64 {
+    super::defaults::SCENE_LIGHTING_PERIOD_SECS
+}
+
+/// The shape of a scene object.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SceneShape {
+    /// A filled rectangle of `width` × `height`.
+    #[default]
+    Rect,
+    /// A filled circle of `radius`.
+    Circle,
+}
+
+/// How a scene object moves.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ScenePath {
+    /// A straight line from `start` in `direction`, bouncing off the frame's edges.
+    #[default]
+    Bounce,
+    /// A circle of `orbit-radius` around `center`, starting at angle `phase`.
+    Orbit,
+}
+
+/// `[[camera.source.object]]`: one moving shape. Keys that do not belong to its shape or path
+/// are refused.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SceneObjectConfig {
+    /// `rect` (default) or `circle` (read it with [`SceneObjectConfig::shape`]).
+    #[serde(rename = "shape")]
+    pub shape_name: Option<String>,
+    /// Rectangle width in pixels (default 80).
+    pub width: Option<i64>,
+    /// Rectangle height in pixels (default 60).
+    pub height: Option<i64>,
+    /// Circle radius in pixels (default 30).
+    pub radius: Option<i64>,
+    /// RGB, each 0 to 255 (default: red, green, blue, yellow, … by position).
+    pub color: Option<Vec<i64>>,
+    /// `bounce` (default) or `orbit` (read it with [`SceneObjectConfig::path`]).
+    #[serde(rename = "path")]
+    pub path_name: Option<String>,
+    /// Pixels per second along the path (default 120; 0 keeps the object still).
+    pub speed: Option<f64>,
+    /// Bounce: top-left corner `[x, y]` at frame 1 (default: centred).
+    pub start: Option<[f64; 2]>,
+    /// Bounce: degrees, 0 = right, 90 = down (default 30).
+    pub direction: Option<f64>,
+    /// Orbit: centre `[x, y]` of the circle the object's centre follows (default: the frame's
+    /// centre).
+    pub center: Option<[f64; 2]>,
+    /// Orbit: radius in pixels (default a quarter of the frame's smaller side).
+    pub orbit_radius: Option<f64>,
+    /// Orbit: starting angle in degrees, 0 = right of the centre, 90 = below (default 0).
+    pub phase: Option<f64>,
+}
 
 /// `kind = "file"`: a video file.
 #[derive(Debug, Clone, Deserialize)]
@@ -389,6 +470,7 @@ impl SourceConfig {
     pub fn kind(&self) -> &'static str {
         match self {
             SourceConfig::Synthetic(_) => "synthetic",
+            SourceConfig::Scene(_) => "scene",
             SourceConfig::File(_) => "file",
             SourceConfig::V4l2(_) => "v4l2",
         }
@@ -410,6 +492,15 @@ pub(super) fn validate(
                     "the synthetic source produces raw frames: allowed BGR3, RGB3, GREY, YUYV, NV12".into(),
                 ));
             }
+        }
+        SourceConfig::Scene(scene) => {
+            if format == PixelFormat::Mjpg {
+                return Err((
+                    "pixel-format".into(),
+                    "the scene source produces raw frames: allowed BGR3, RGB3, GREY, YUYV, NV12".into(),
+                ));
+            }
+            validate_scene(scene, cam.width, cam.height)?;
         }
         SourceConfig::File(file) => {
             if !matches!(format, PixelFormat::Bgr3 | PixelFormat::Rgb3 | PixelFormat::Grey) {
@@ -498,6 +589,148 @@ fn validate_v4l2(v4l2: &V4l2SourceConfig, published: PixelFormat) -> Result<(), 
                 "media-pipeline.timeout-secs",
                 format!("invalid value {}: allowed more than 0 up to 600", m.timeout_secs),
             );
+        }
+    }
+    Ok(())
+}
+
+impl SceneObjectConfig {
+    /// The shape (validated config; an unknown name reads as the default).
+    pub fn shape(&self) -> SceneShape {
+        match self.shape_name.as_deref() {
+            Some("circle") => SceneShape::Circle,
+            _ => SceneShape::Rect,
+        }
+    }
+
+    /// The path (validated config; an unknown name reads as the default).
+    pub fn path(&self) -> ScenePath {
+        match self.path_name.as_deref() {
+            Some("orbit") => ScenePath::Orbit,
+            _ => ScenePath::Bounce,
+        }
+    }
+}
+
+/// Most objects a scene may have.
+pub const MAX_SCENE_OBJECTS: usize = 64;
+
+fn validate_scene(scene: &SceneSourceConfig, width: u32, height: u32) -> Result<(), (String, String)> {
+    let err = |key: &str, msg: String| Err((format!("source.{key}"), msg));
+    if scene.noise > 64 {
+        return err("noise", format!("invalid value {}: allowed 0 (off) to 64", scene.noise));
+    }
+    if !(scene.lighting.is_finite() && (0.0..=0.9).contains(&scene.lighting)) {
+        return err("lighting", format!("invalid value {}: allowed 0.0 (off) to 0.9", scene.lighting));
+    }
+    if !(scene.lighting_period_secs.is_finite() && (0.1..=3600.0).contains(&scene.lighting_period_secs)) {
+        return err(
+            "lighting-period-secs",
+            format!("invalid value {}: allowed 0.1 to 3600", scene.lighting_period_secs),
+        );
+    }
+    let objects = scene.objects.as_deref().unwrap_or_default();
+    if objects.len() > MAX_SCENE_OBJECTS {
+        return err("object", format!("{} objects: allowed at most {MAX_SCENE_OBJECTS}", objects.len()));
+    }
+    let (w, h) = (i64::from(width), i64::from(height));
+    for (i, o) in objects.iter().enumerate() {
+        let err = |key: &str, msg: String| Err((format!("source.object[{i}].{key}"), msg));
+        let size = |key: &str, value: Option<i64>, default: i64, max: i64| match value.unwrap_or(default) {
+            v if (1..=max).contains(&v) => Ok(v),
+            v => Err((format!("source.object[{i}].{key}"), format!("invalid value {v}: allowed 1 to {max}"))),
+        };
+        if let Some(name) = o.shape_name.as_deref().filter(|n| !["rect", "circle"].contains(n)) {
+            return err("shape", format!("unknown shape `{name}`: allowed `rect`, `circle`"));
+        }
+        if let Some(name) = o.path_name.as_deref().filter(|n| !["bounce", "orbit"].contains(n)) {
+            return err("path", format!("unknown path `{name}`: allowed `bounce`, `orbit`"));
+        }
+        let (box_w, box_h) = match o.shape() {
+            SceneShape::Rect => {
+                if o.radius.is_some() {
+                    return err("radius", "only a `circle` has a radius: give a `rect` width and height".into());
+                }
+                (size("width", o.width, 80, w)?, size("height", o.height, 60, h)?)
+            }
+            SceneShape::Circle => {
+                for (key, value) in [("width", o.width), ("height", o.height)] {
+                    if value.is_some() {
+                        return err(key, "a `circle` has a radius, not a width or height".into());
+                    }
+                }
+                let d = size("radius", o.radius, 30, w.min(h) / 2)? * 2;
+                (d, d)
+            }
+        };
+        if let Some(color) = &o.color {
+            if color.len() != 3 || color.iter().any(|c| !(0..=255).contains(c)) {
+                return err("color", format!("invalid value {color:?}: allowed [r, g, b], each 0 to 255"));
+            }
+        }
+        if let Some(speed) = o.speed {
+            if !(speed.is_finite() && (0.0..=10_000.0).contains(&speed)) {
+                return err("speed", format!("invalid value {speed}: allowed 0 to 10000 pixels per second"));
+            }
+        }
+        let finite = |key: &str, values: &[f64]| {
+            if values.iter().all(|v| v.is_finite()) {
+                Ok(())
+            } else {
+                Err((format!("source.object[{i}].{key}"), format!("invalid value {values:?}: must be finite")))
+            }
+        };
+        match o.path() {
+            ScenePath::Bounce => {
+                let orbit_keys = [
+                    ("center", o.center.is_some()),
+                    ("orbit-radius", o.orbit_radius.is_some()),
+                    ("phase", o.phase.is_some()),
+                ];
+                if let Some((key, _)) = orbit_keys.into_iter().find(|(_, set)| *set) {
+                    return err(
+                        key,
+                        format!("`{key}` belongs to `path = \"orbit\"`; a bounce has `start` and `direction`"),
+                    );
+                }
+                if let Some(d) = o.direction {
+                    finite("direction", &[d])?;
+                }
+                if let Some([x, y]) = o.start {
+                    finite("start", &[x, y])?;
+                    let (max_x, max_y) = (w - box_w, h - box_h);
+                    if !(0.0..=max_x as f64).contains(&x) || !(0.0..=max_y as f64).contains(&y) {
+                        return err(
+                            "start",
+                            format!(
+                                "[{x}, {y}] puts the object ({box_w}x{box_h}) outside the {width}x{height} frame: allowed x 0 to {max_x}, y 0 to {max_y}"
+                            ),
+                        );
+                    }
+                }
+            }
+            ScenePath::Orbit => {
+                let bounce_keys = [("start", o.start.is_some()), ("direction", o.direction.is_some())];
+                if let Some((key, _)) = bounce_keys.into_iter().find(|(_, set)| *set) {
+                    return err(
+                        key,
+                        format!(
+                            "`{key}` belongs to `path = \"bounce\"`; an orbit has `center`, `orbit-radius` and `phase`"
+                        ),
+                    );
+                }
+                if let Some([x, y]) = o.center {
+                    finite("center", &[x, y])?;
+                }
+                if let Some(p) = o.phase {
+                    finite("phase", &[p])?;
+                }
+                if let Some(r) = o.orbit_radius {
+                    if !(r.is_finite() && (0.0..=f64::from(width.max(height))).contains(&r)) {
+                        return err("orbit-radius", format!("invalid value {r}: allowed 0 to {}", width.max(height)));
+                    }
+                }
+            }
         }
     }
     Ok(())

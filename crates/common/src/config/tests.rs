@@ -504,3 +504,122 @@ fn stream_recording_counts_the_encoded_service_in_shared_memory() {
     let extra = stream.shared_memory_bytes() - stream.slot_layout().shared_memory_bytes();
     assert!(extra >= (layout.queue * layout.max_au_bytes) as u64, "{extra}");
 }
+
+const SCENE: &str = r#"
+[deployment]
+name = "lab"
+
+[[camera]]
+name = "cam0"
+width = 640
+height = 480
+[camera.source]
+kind = "scene"
+"#;
+
+/// A scene loads with its defaults: no objects listed is the default scene, `object = []` the
+/// background only, listed objects keep their order and keys.
+#[test]
+fn a_scene_source_loads_with_defaults() {
+    let d = load(SCENE).expect("valid config");
+    let SourceConfig::Scene(scene) = &d.camera(None).expect("camera").source else { panic!("a scene source") };
+    assert!(scene.objects.is_none());
+    assert_eq!(
+        (scene.noise, scene.lighting, scene.lighting_period_secs),
+        (0, 0.0, defaults::SCENE_LIGHTING_PERIOD_SECS)
+    );
+    let d = load(&SCENE.replace("kind = \"scene\"", "kind = \"scene\"\nobject = []")).expect("valid config");
+    let SourceConfig::Scene(scene) = &d.camera(None).expect("camera").source else { panic!("a scene source") };
+    assert_eq!(scene.objects.as_ref().map(Vec::len), Some(0));
+    let text = format!(
+        "{SCENE}noise = 4\nlighting = 0.3\n[[camera.source.object]]\nshape = \"circle\"\nradius = 20\ncolor = [255, 255, 0]\npath = \"orbit\"\ncenter = [100, 100]\norbit-radius = 50\n[[camera.source.object]]\nwidth = 10\nspeed = 0\n"
+    );
+    let d = load(&text).expect("valid config");
+    let SourceConfig::Scene(scene) = &d.camera(None).expect("camera").source else { panic!("a scene source") };
+    let objects = scene.objects.as_deref().expect("objects");
+    assert_eq!(
+        (objects[0].shape(), objects[0].path(), objects[0].radius),
+        (SceneShape::Circle, ScenePath::Orbit, Some(20))
+    );
+    assert_eq!(
+        (objects[1].shape(), objects[1].path(), objects[1].width),
+        (SceneShape::Rect, ScenePath::Bounce, Some(10))
+    );
+    assert_eq!(d.camera(None).expect("camera").source.kind(), "scene");
+}
+
+/// Every bad scene key is refused naming the file's key and what is allowed.
+#[test]
+fn bad_scene_keys_name_the_key_and_the_allowed_values() {
+    let check = |extra: &str, expected: &str| {
+        let e = load(&format!("{SCENE}{extra}")).expect_err("must be rejected");
+        assert_eq!(format!("`{}`: {}", e.key, e.message), expected, "{extra}");
+    };
+    let object = "[[camera.source.object]]\n";
+    check("noise = 65\n", "`camera[0].source.noise`: invalid value 65: allowed 0 (off) to 64");
+    check("lighting = 1.5\n", "`camera[0].source.lighting`: invalid value 1.5: allowed 0.0 (off) to 0.9");
+    check(
+        "lighting-period-secs = 0\n",
+        "`camera[0].source.lighting-period-secs`: invalid value 0: allowed 0.1 to 3600",
+    );
+    check(&format!("{object}width = 641\n"), "`camera[0].source.object[0].width`: invalid value 641: allowed 1 to 640");
+    check(
+        &format!("{object}{object}height = 0\n"),
+        "`camera[0].source.object[1].height`: invalid value 0: allowed 1 to 480",
+    );
+    check(
+        &format!("{object}shape = \"circle\"\nradius = 300\n"),
+        "`camera[0].source.object[0].radius`: invalid value 300: allowed 1 to 240",
+    );
+    check(
+        &format!("{object}radius = 10\n"),
+        "`camera[0].source.object[0].radius`: only a `circle` has a radius: give a `rect` width and height",
+    );
+    check(
+        &format!("{object}shape = \"circle\"\nwidth = 10\n"),
+        "`camera[0].source.object[0].width`: a `circle` has a radius, not a width or height",
+    );
+    check(
+        &format!("{object}color = [0, 256, 0]\n"),
+        "`camera[0].source.object[0].color`: invalid value [0, 256, 0]: allowed [r, g, b], each 0 to 255",
+    );
+    check(
+        &format!("{object}speed = -1\n"),
+        "`camera[0].source.object[0].speed`: invalid value -1: allowed 0 to 10000 pixels per second",
+    );
+    check(
+        &format!("{object}start = [600, 0]\n"),
+        "`camera[0].source.object[0].start`: [600, 0] puts the object (80x60) outside the 640x480 frame: allowed x 0 to 560, y 0 to 420",
+    );
+    check(
+        &format!("{object}center = [1, 2]\n"),
+        "`camera[0].source.object[0].center`: `center` belongs to `path = \"orbit\"`; a bounce has `start` and `direction`",
+    );
+    check(
+        &format!("{object}path = \"orbit\"\ndirection = 10\n"),
+        "`camera[0].source.object[0].direction`: `direction` belongs to `path = \"bounce\"`; an orbit has `center`, `orbit-radius` and `phase`",
+    );
+    check(
+        &format!("{object}path = \"orbit\"\norbit-radius = -2\n"),
+        "`camera[0].source.object[0].orbit-radius`: invalid value -2: allowed 0 to 640",
+    );
+    check(
+        &format!("{object}shape = \"triangle\"\n"),
+        "`camera[0].source.object[0].shape`: unknown shape `triangle`: allowed `rect`, `circle`",
+    );
+    check(
+        &format!("{object}path = \"zigzag\"\n"),
+        "`camera[0].source.object[0].path`: unknown path `zigzag`: allowed `bounce`, `orbit`",
+    );
+    // An unknown key inside the tagged `[camera.source]` table is reported at the table (serde
+    // buffers it), with the line and the allowed keys.
+    let e = load(&format!("{SCENE}{object}colour = [1, 2, 3]\n")).expect_err("unknown key");
+    assert_eq!(e.key, "camera[0].source");
+    assert!(e.message.starts_with("unknown field `colour`, expected one of `shape`, `width`"), "{e}");
+    let mjpg = SCENE.replace("height = 480", "height = 480\npixel-format = \"MJPG\"");
+    let e = load(&mjpg).expect_err("MJPG is refused");
+    assert_eq!(
+        format!("`{}`: {}", e.key, e.message),
+        "`camera[0].pixel-format`: the scene source produces raw frames: allowed BGR3, RGB3, GREY, YUYV, NV12"
+    );
+}

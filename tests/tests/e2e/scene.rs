@@ -1,0 +1,160 @@
+//! The scene source (`kind = "scene"`, issue 21 item 3): objects are where the shared formula
+//! puts them in the frames a reader gets, the stamps check out, and algo sees their motion.
+
+use std::time::Instant;
+
+use framebus_common::config::SourceConfig;
+use framebus_common::pattern::verify_stamps;
+use framebus_common::scene::{background_rgb, Scene};
+use framebus_common::{Deployment, PixelFormat};
+use framebus_e2e::{TestDeployment, DEADLINE};
+use serde_json::Value;
+
+/// A 320×240 scene camera at 30 fps with `source` appended to its `[camera.source]` table.
+fn scene_camera(pixel_format: &str, source: &str) -> String {
+    format!(
+        "[[camera]]\nname = \"cam0\"\nwidth = 320\nheight = 240\nfps = 30\npixel-format = \"{pixel_format}\"\n\n[camera.source]\nkind = \"scene\"\n{source}\n[camera.algo]\nstats-interval-secs = 0.5\n"
+    )
+}
+
+const OBJECTS: &str = r#"
+[[camera.source.object]]
+shape = "rect"
+width = 40
+height = 30
+color = [255, 0, 0]
+start = [10, 20]
+direction = 30
+speed = 150
+
+[[camera.source.object]]
+shape = "circle"
+radius = 15
+color = [0, 255, 0]
+path = "orbit"
+center = [160, 120]
+orbit-radius = 60
+speed = 100
+
+[[camera.source.object]]
+width = 30
+height = 50
+color = [0, 0, 255]
+start = [250, 150]
+direction = 200
+speed = 90
+"#;
+
+/// The scene the test's config describes, built by the same library function capture uses.
+fn scene_of(config: &std::path::Path) -> Scene {
+    let deployment = Deployment::load(config).expect("the test's config loads");
+    let camera = deployment.camera(Some("cam0")).expect("cam0");
+    let SourceConfig::Scene(source) = &camera.source else { panic!("a scene source") };
+    Scene::from_config(camera, source)
+}
+
+/// A reader (the Rust `framebus::Camera`) gets BGR frames in which, for several frame ids, each
+/// object's pixels (its centre and points inside its box) have its colour at the position the
+/// test computes for that id, every sampled pixel outside the objects and stamp bands is the
+/// background, the header flags the scene's stamp, and both stamps carry the frame id.
+#[test]
+fn scene_objects_are_where_the_formula_puts_them() {
+    let d = TestDeployment::new(&scene_camera("BGR3", OBJECTS));
+    let scene = scene_of(&d.config);
+    assert_eq!(scene.objects().len(), 3);
+    let mut capture = d.spawn("capture", &[]);
+    let camera = framebus::Camera::builder(&d.config, "cam0")
+        .and_then(|b| b.role("detector"))
+        .and_then(|b| b.open())
+        .expect("open the camera as `detector`");
+    let (width, height) = (320u32, 240u32);
+    let cell = framebus_common::pattern::stamp_cell(width);
+    let pixel = |bytes: &[u8], x: i64, y: i64| {
+        let at = (y as usize * width as usize + x as usize) * 3;
+        [bytes[at + 2], bytes[at + 1], bytes[at]]
+    };
+    let until = Instant::now() + DEADLINE;
+    let (mut checked, mut object_pixels, mut background_pixels) = (0, 0, 0);
+    let mut ids = Vec::new();
+    while checked < 12 {
+        assert!(Instant::now() < until, "the camera stopped delivering frames");
+        let frame = camera.frames().next().expect("the reader was stopped").expect("frame");
+        let header = *frame.header();
+        let id = header.frame_id;
+        // Every fifth frame or so: ids spread over several seconds of motion.
+        if id % 5 != 0 && checked > 0 {
+            continue;
+        }
+        assert_eq!(header.flags, 0b11, "stamp + scene flags");
+        assert_eq!(frame.pixel_format(), Some(PixelFormat::Bgr3));
+        let bytes = frame.bytes();
+        verify_stamps(PixelFormat::Bgr3, width, height, id, bytes).expect("both stamps carry the frame id");
+        let boxes: Vec<_> = (0..3).map(|i| scene.object_box(i, id).expect("object")).collect();
+        let owner = |x: i64, y: i64| (0..3).rev().find(|&i| scene.objects()[i].covers(boxes[i], x, y));
+        for (i, (object, b)) in scene.objects().iter().zip(&boxes).enumerate() {
+            let (cx, cy) = b.center();
+            let (w, h) = (i64::from(b.width), i64::from(b.height));
+            for (x, y) in [(cx, cy), (cx - w / 4, cy), (cx + w / 4, cy), (cx, cy - h / 4), (cx, cy + h / 4)] {
+                let inside =
+                    (0..i64::from(width)).contains(&x) && (i64::from(cell)..i64::from(height - cell)).contains(&y);
+                if inside && owner(x, y) == Some(i) {
+                    assert_eq!(pixel(bytes, x, y), object.color, "object {i} at {b:?}, pixel ({x}, {y}), frame {id}");
+                    object_pixels += 1;
+                }
+            }
+        }
+        for y in (cell..height - cell).step_by(7) {
+            for x in (0..width).step_by(9) {
+                if owner(i64::from(x), i64::from(y)).is_none() {
+                    assert_eq!(
+                        pixel(bytes, i64::from(x), i64::from(y)),
+                        background_rgb(x, y, width, height),
+                        "background at ({x}, {y}), frame {id}, objects at {boxes:?}"
+                    );
+                    background_pixels += 1;
+                }
+            }
+        }
+        drop(frame);
+        ids.push(id);
+        checked += 1;
+    }
+    drop(camera);
+    assert!(object_pixels >= 12 * 3 * 3, "most object pixels were checked: {object_pixels}");
+    assert!(background_pixels > 12 * 1000, "background pixels checked: {background_pixels}");
+    assert!(ids.last() > ids.first(), "{ids:?}");
+    assert_eq!(capture.terminate(), Some(0), "capture stderr:\n{}", capture.stderr_text());
+    d.assert_no_leftovers();
+}
+
+fn algo_report(body: &str) -> Value {
+    let d = TestDeployment::new(body);
+    let mut capture = d.spawn("capture", &[]);
+    let mut algo = d.spawn("algo", &["--json", "--max-frames", "45"]);
+    let report = algo.wait_json(DEADLINE, |v| v["frames"].as_u64() == Some(45));
+    assert_eq!(algo.wait_exit(DEADLINE), Some(0), "algo stderr:\n{}", algo.stderr_text());
+    assert_eq!(capture.terminate(), Some(0), "capture stderr:\n{}", capture.stderr_text());
+    d.assert_no_leftovers();
+    report
+}
+
+/// algo checks every scene frame's stamps (in a subsampled format too) and measures motion
+/// where objects move, and almost none (only the stamp's changing cells) in a scene without
+/// objects.
+#[test]
+fn algo_sees_motion_in_a_scene_and_almost_none_without_objects() {
+    let moving = algo_report(&scene_camera("NV12", OBJECTS));
+    let still = algo_report(&scene_camera("BGR3", "object = []\n"));
+    for (report, name) in [(&moving, "moving"), (&still, "still")] {
+        assert_eq!(report["stamp_ok"].as_u64(), Some(45), "{name}: {report}");
+        assert_eq!(report["stamp_bad"].as_u64(), Some(0), "{name}: {report}");
+    }
+    let motion = |r: &Value| r["motion"].as_f64().unwrap_or_else(|| panic!("motion in {r}"));
+    // The score is the mean grey-level change of a 64×48 thumbnail: three small objects moving
+    // a few pixels a frame give about 0.7, the stamp's changing cells alone about 0.1.
+    assert!(motion(&still) < 0.25, "no objects, (almost) no motion: {still}");
+    assert!(
+        motion(&moving) > 0.3 && motion(&moving) > 3.0 * motion(&still),
+        "moving objects: {moving}, still: {still}"
+    );
+}
