@@ -9,6 +9,7 @@ mod e2e {
     mod events;
     mod frame_bus;
     mod hardening;
+    mod network;
     mod operations;
     mod preview;
     mod production;

@@ -79,7 +79,13 @@ pub fn run(deployment: &Deployment) -> anyhow::Result<()> {
     let rtsp_base = format!("rtsp://{}", MediaServerConfig::local(rtsp_addr));
     http::serve(
         listener,
-        Arc::new(http::Http { hub: Arc::clone(&hub), viewers: Arc::clone(&viewers), rtsp_base: rtsp_base.clone() }),
+        Arc::new(http::Http {
+            hub: Arc::clone(&hub),
+            viewers: Arc::clone(&viewers),
+            rtsp_base: rtsp_base.clone(),
+            origins: deployment.media_server_origins(),
+            listen: http_addr,
+        }),
     )?;
     for camera in &cameras {
         tracing::info!(

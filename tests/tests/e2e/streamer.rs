@@ -24,8 +24,13 @@ fn free_port() -> u16 {
 }
 
 fn deployment(rtsp: u16, http: u16) -> TestDeployment {
+    deployment_with(rtsp, http, "")
+}
+
+/// A deployment whose `[media-server]` table also has `server_keys`.
+fn deployment_with(rtsp: u16, http: u16, server_keys: &str) -> TestDeployment {
     TestDeployment::new(&format!(
-        "[media-server]\nrtsp = \"127.0.0.1:{rtsp}\"\nhttp = \"127.0.0.1:{http}\"\n\n\
+        "[media-server]\nrtsp = \"127.0.0.1:{rtsp}\"\nhttp = \"127.0.0.1:{http}\"\n{server_keys}\n\
          [[camera]]\nname = \"cam0\"\nwidth = {WIDTH}\nheight = {HEIGHT}\nfps = 30\n\n\
          [camera.source]\nkind = \"synthetic\"\n\n\
          [camera.preview]\nlisten = \"127.0.0.1:0\"\nfps = 2\n\n\
@@ -194,10 +199,9 @@ video.requestVideoFrameCallback(frame);
     )
 }
 
-/// Serves `page` at `/` to Chromium and returns the query of its first `/result` request.
-fn serve_page(page: String) -> (u16, mpsc::Receiver<String>) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
+/// Serves `page` at `/` on `listener` to Chromium and returns the query of its first
+/// `/result` request.
+fn serve_page(listener: TcpListener, page: String) -> mpsc::Receiver<String> {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
@@ -223,12 +227,14 @@ fn serve_page(page: String) -> (u16, mpsc::Receiver<String>) {
             );
         }
     });
-    (port, rx)
+    rx
 }
 
-/// Plays the camera in headless Chromium over WebRTC; returns the ids it decoded.
-fn chromium_plays(d: &TestDeployment, http: u16) -> (String, Vec<u64>) {
-    let (port, results) = serve_page(player_page(http));
+/// Plays the camera in headless Chromium over WebRTC from the test's page served on `page`
+/// (another origin than the media server's, allowed by the config); returns the ids it decoded.
+fn chromium_plays(d: &TestDeployment, http: u16, page: TcpListener) -> (String, Vec<u64>) {
+    let port = page.local_addr().expect("addr").port();
+    let results = serve_page(page, player_page(http));
     let profile = d.dir.path().join("chromium");
     let mut command = Command::new("chromium");
     command
@@ -267,7 +273,10 @@ fn chromium_plays(d: &TestDeployment, http: u16) -> (String, Vec<u64>) {
 #[test]
 fn rtsp_and_webrtc_play_the_camera_and_a_media_server_restart_touches_nobody() {
     let (rtsp, http) = (free_port(), free_port());
-    let d = deployment(rtsp, http);
+    // The test's player page is served from another origin, which the config allows.
+    let page = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let page_port = page.local_addr().expect("addr").port();
+    let d = deployment_with(rtsp, http, &format!("allowed-origins = [\"http://127.0.0.1:{page_port}\"]\n"));
     let mut up = d.spawn("ctl", &["up"]);
     let status = d.wait_status(streaming);
     let capture_pid = process_status(&status, "cam0", "capture")["pid"].as_u64().expect("capture pid");
@@ -276,7 +285,7 @@ fn rtsp_and_webrtc_play_the_camera_and_a_media_server_restart_touches_nobody() {
     assert_eq!(probe(&url), ("h264".to_string(), u64::from(WIDTH), u64::from(HEIGHT)));
     assert_rising_stamps(&decoded_stamps(&url, 8));
 
-    let (size, ids) = chromium_plays(&d, http);
+    let (size, ids) = chromium_plays(&d, http, page);
     assert_eq!(size, format!("{WIDTH}x{HEIGHT}"));
     assert!(ids.len() >= 10 && ids.windows(2).all(|w| w[0] < w[1]), "WebRTC ids: {ids:?}");
 

@@ -570,6 +570,32 @@ impl Deployment {
         }
     }
 
+    /// Origins whose pages may use the media server's WHEP from a browser (CORS):
+    /// `[media-server] allowed-origins`, else the preview's own origin of every camera with a
+    /// preview on a known port (`http://<listen>`, and `http://localhost:<port>` for a loopback
+    /// listen address). Empty without a media server.
+    pub fn media_server_origins(&self) -> Vec<String> {
+        let Some(server) = &self.media_server else { return Vec::new() };
+        if !server.allowed_origins.is_empty() {
+            return server.allowed_origins.clone();
+        }
+        let mut origins = Vec::new();
+        for camera in &self.camera {
+            let Some(preview) = &camera.preview else { continue };
+            let addr = MediaServerConfig::local(preview.listen_addr());
+            if addr.port() == 0 {
+                continue;
+            }
+            origins.push(format!("http://{addr}"));
+            if addr.ip().is_loopback() {
+                origins.push(format!("http://localhost:{}", addr.port()));
+            }
+        }
+        origins.sort();
+        origins.dedup();
+        origins
+    }
+
     /// Resolves a path from the config relative to the config file's folder.
     pub fn resolve_path(&self, path: &Path) -> PathBuf {
         if path.is_absolute() {

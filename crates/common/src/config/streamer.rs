@@ -124,6 +124,11 @@ pub struct MediaServerConfig {
     /// address's IP, or every interface when that is unspecified (`0.0.0.0`).
     #[serde(default)]
     pub webrtc_addresses: Vec<String>,
+    /// Web origins (`http://host:port`) whose pages may use WHEP from a browser (CORS); default:
+    /// the preview's own origin of every camera with a preview (its `listen` address). The
+    /// media server's own pages are always allowed.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
 }
 
 impl MediaServerConfig {
@@ -173,6 +178,7 @@ impl Default for MediaServerConfig {
             http: default_http(),
             webrtc_viewers: defaults::WEBRTC_VIEWERS,
             webrtc_addresses: Vec::new(),
+            allowed_origins: Vec::new(),
         }
     }
 }
@@ -238,6 +244,14 @@ pub(crate) fn validate_streamer(config: &StreamerConfig) -> Result<(), (String, 
     Ok(())
 }
 
+/// Whether `origin` is a web origin as browsers send it: `http[s]://host[:port]`, nothing more.
+pub fn is_origin(origin: &str) -> bool {
+    let Some(rest) = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://")) else {
+        return false;
+    };
+    !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b)) && !rest.ends_with(':')
+}
+
 /// Checks `[media-server]`; errors are (field, message).
 pub(crate) fn validate_server(config: &MediaServerConfig) -> Result<(), (String, String)> {
     for (field, value) in [("rtsp", &config.rtsp), ("http", &config.http)] {
@@ -257,6 +271,14 @@ pub(crate) fn validate_server(config: &MediaServerConfig) -> Result<(), (String,
     for addr in &config.webrtc_addresses {
         if addr.parse::<IpAddr>().is_err() {
             return Err(("webrtc-addresses".into(), format!("invalid IP address `{addr}`")));
+        }
+    }
+    for origin in &config.allowed_origins {
+        if !is_origin(origin) {
+            return Err((
+                "allowed-origins".into(),
+                format!("invalid origin `{origin}`: use scheme://host[:port] with http or https, no path, e.g. `http://127.0.0.1:8080`"),
+            ));
         }
     }
     Ok(())

@@ -409,6 +409,20 @@ fn streamer_and_media_server_load_and_bad_values_name_the_key() {
             .expect("valid config");
     assert!(everywhere.media_server.as_ref().expect("server").ice_addresses().is_empty());
 
+    // WHEP's CORS origins: the preview's own by default, the configured ones when set.
+    let with_preview =
+        load(&format!("[media-server]\n{GOOD}[camera.preview]\nlisten = \"127.0.0.1:8080\"\n[camera.streamer]\n"))
+            .expect("valid");
+    assert_eq!(with_preview.media_server_origins(), ["http://127.0.0.1:8080", "http://localhost:8080"]);
+    let configured =
+        load(&format!("[media-server]\nallowed-origins = [\"https://nvr.example:8443\"]\n{GOOD}[camera.streamer]\n"))
+            .expect("valid");
+    assert_eq!(configured.media_server_origins(), ["https://nvr.example:8443"]);
+    for bad in ["*", "http://x/y", "ftp://x", "http://", "null"] {
+        let e =
+            load(&format!("[media-server]\nallowed-origins = [\"{bad}\"]\n{GOOD}[camera.streamer]\n")).expect_err(bad);
+        assert_eq!(e.key, "media-server.allowed-origins", "{bad}: {e}");
+    }
     // A streamer needs no media server: it publishes on shared memory (the recorder may be
     // its only reader). Publishing anywhere over the network is gone: `url` is refused.
     load(&format!("{GOOD}[camera.streamer]\nencoder = \"x264\"\n")).expect("valid without a media server");

@@ -1,0 +1,190 @@
+//! The network half of issue 17, attacked through the real binaries: WebRTC stays on the
+//! configured addresses (no UPnP/SSDP, no mDNS, no socket elsewhere), WHEP sessions are random
+//! and bound to their camera, and WHEP answers only pages of the configured origins.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use framebus_e2e::{http_get, TestDeployment, DEADLINE};
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+/// One HTTP request: (status, whole answer text).
+fn request(port: u16, method: &str, path: &str, headers: &str, body: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream.set_read_timeout(Some(DEADLINE)).expect("timeout");
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).expect("send head");
+    let _ = stream.write_all(body.as_bytes());
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let code = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (code, text)
+}
+
+fn header<'a>(answer: &'a str, name: &str) -> Option<&'a str> {
+    answer.lines().take_while(|l| !l.is_empty()).find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+/// An offer as a browser makes it (ICE credentials, DTLS fingerprint, H.264 mode 1), with a
+/// host candidate hidden behind an mDNS name, which the server must not try to resolve.
+const OFFER: &str = "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
+a=group:BUNDLE 0\r\na=msid-semantic: WMS\r\n\
+m=video 9 UDP/TLS/RTP/SAVPF 106\r\nc=IN IP4 0.0.0.0\r\na=rtcp:9 IN IP4 0.0.0.0\r\n\
+a=candidate:1 1 udp 2122260223 1f2e3d4c-5b6a-4978-8a9b-0c1d2e3f4a5b.local 51234 typ host generation 0\r\n\
+a=ice-ufrag:Ab3d\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\na=ice-options:trickle\r\n\
+a=fingerprint:sha-256 12:34:56:78:9A:BC:DE:F0:12:34:56:78:9A:BC:DE:F0:12:34:56:78:9A:BC:DE:F0:12:34:56:78:9A:BC:DE:F0\r\n\
+a=setup:actpass\r\na=mid:0\r\na=recvonly\r\na=rtcp-mux\r\na=rtcp-rsize\r\n\
+a=rtpmap:106 H264/90000\r\na=rtcp-fb:106 nack\r\na=rtcp-fb:106 nack pli\r\n\
+a=fmtp:106 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\n";
+
+/// Local addresses of every socket of `pid` in `ss -<kind>anp` output (`u` UDP, `t` TCP).
+fn sockets_of(pid: u32, kind: &str) -> Vec<String> {
+    let out = Command::new("ss").arg(format!("-{kind}anp")).output().expect("ss (iproute2) is installed");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains(&format!("pid={pid},")))
+        .filter_map(|l| l.split_whitespace().nth(3).map(str::to_string))
+        .collect()
+}
+
+/// The media server's `/status.json` entry of `camera`.
+fn server_camera(http: u16, camera: &str) -> serde_json::Value {
+    let (code, _, body) = http_get(&format!("http://127.0.0.1:{http}/"), "/status.json");
+    assert_eq!(code, 200);
+    let status: serde_json::Value = serde_json::from_slice(&body).expect("status json");
+    status["cameras"].as_array().into_iter().flatten().find(|c| c["camera"] == camera).cloned().unwrap_or_default()
+}
+
+fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
+    let until = Instant::now() + DEADLINE;
+    while !ok() {
+        assert!(Instant::now() < until, "{what} did not happen within {DEADLINE:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn two_cameras(rtsp: u16, http: u16, server_keys: &str) -> TestDeployment {
+    let camera = |name: &str| {
+        format!(
+            "[[camera]]\nname = \"{name}\"\nwidth = 320\nheight = 240\nfps = 15\n\n[camera.source]\nkind = \"synthetic\"\n\n\
+             [camera.preview]\nlisten = \"127.0.0.1:0\"\nfps = 1\n\n\
+             [camera.streamer]\nbitrate-kbps = 500\ngop = 15\nstats-interval-secs = 0.5\n\n"
+        )
+    };
+    TestDeployment::new(&format!(
+        "[media-server]\nrtsp = \"127.0.0.1:{rtsp}\"\nhttp = \"127.0.0.1:{http}\"\n{server_keys}\n{}{}",
+        camera("cam0"),
+        camera("cam1")
+    ))
+}
+
+/// Issue 17, attacks 3 and 4. After a WHEP offer (with an mDNS candidate in it) the media
+/// server holds UDP sockets on 127.0.0.1 only (no SSDP/UPnP on 1900, no mDNS on 5353, nothing
+/// on another interface) and listens on TCP only at its two configured addresses. The session
+/// id is 128 random bits; `DELETE` with a wrong id, or with the right id on another camera's
+/// path, gets 404 and ends nothing; the right pair ends it. A page of an origin the config
+/// does not name gets 403 and no CORS header; the configured origin gets its CORS headers.
+#[test]
+fn webrtc_stays_on_the_configured_addresses_and_whep_sessions_belong_to_their_camera() {
+    let (rtsp, http) = (free_port(), free_port());
+    let allowed = "http://127.0.0.1:9";
+    let d = two_cameras(rtsp, http, &format!("allowed-origins = [\"{allowed}\"]\n"));
+    let mut up = d.spawn("ctl", &["up"]);
+    up.wait_stderr(DEADLINE, "media server ready");
+    wait_until("cam0 and cam1 reach the media server", || {
+        std::panic::catch_unwind(|| {
+            server_camera(http, "cam0")["publishing"] == true && server_camera(http, "cam1")["publishing"] == true
+        })
+        .unwrap_or(false)
+    });
+    let server = child_named(up.child.id(), "mediaserver").expect("the media server runs under ctl up");
+
+    let sdp = "Content-Type: application/sdp\r\n";
+    let (code, answer) = request(http, "POST", "/cam0/whep", sdp, OFFER);
+    assert_eq!(code, 201, "{answer}");
+    let location = header(&answer, "location").expect("a Location").to_string();
+    let id = location.strip_prefix("/cam0/whep/").expect("the session is under its camera's path").to_string();
+    assert!(id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()), "not a 128-bit id: {id}");
+    assert!(answer.contains("a=candidate"), "{answer}");
+    for line in answer.lines().filter(|l| l.starts_with("a=candidate")) {
+        assert!(line.contains(" 127.0.0.1 "), "a candidate outside the configured address: {line}");
+        assert!(!line.to_ascii_lowercase().contains(" tcp "), "a TCP candidate: {line}");
+    }
+    let (code, second) = request(http, "POST", "/cam0/whep", sdp, OFFER);
+    assert_eq!(code, 201, "{second}");
+    let other = header(&second, "location").expect("a Location").to_string();
+    assert_ne!(other, location, "two sessions share an id");
+    wait_until("two WebRTC viewers on cam0", || server_camera(http, "cam0")["webrtc_viewers"] == 2);
+
+    // Sockets after the offers: UDP on the configured address only, TCP listening only on the
+    // two configured ports.
+    let udp = sockets_of(server, "u");
+    assert!(!udp.is_empty(), "no ICE socket at all: the check would be vacuous");
+    for local in &udp {
+        assert!(local.starts_with("127.0.0.1:"), "UDP socket outside the configured address: {local} (all: {udp:?})");
+        assert!(!local.ends_with(":1900") && !local.ends_with(":5353"), "SSDP/mDNS socket: {local}");
+    }
+    let tcp = sockets_of(server, "t");
+    for local in &tcp {
+        let port: u16 = local.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        assert!(local.starts_with("127.0.0.1:"), "TCP socket outside the configured address: {local}");
+        assert!(port == rtsp || port == http, "TCP socket on an unconfigured port: {local} (all: {tcp:?})");
+    }
+
+    // DELETE: wrong id, another camera's path, a malformed id: 404, nothing ends.
+    let wrong = format!("/cam0/whep/{}", "0".repeat(32));
+    assert_eq!(request(http, "DELETE", &wrong, "", "").0, 404);
+    assert_eq!(request(http, "DELETE", &format!("/cam1/whep/{id}"), "", "").0, 404);
+    assert_eq!(request(http, "DELETE", &format!("/nope/whep/{id}"), "", "").0, 404);
+    assert_eq!(request(http, "DELETE", "/cam0/whep/1", "", "").0, 404);
+    assert_eq!(request(http, "DELETE", &format!("/cam0/whep/{}", id.to_uppercase()), "", "").0, 404);
+    assert_eq!(server_camera(http, "cam0")["webrtc_viewers"], 2, "a wrong DELETE ended a session");
+    assert_eq!(request(http, "DELETE", &location, "", "").0, 200);
+    assert_eq!(request(http, "DELETE", &location, "", "").0, 404, "a session ended twice");
+    assert_eq!(request(http, "DELETE", &other, "", "").0, 200);
+    wait_until("no WebRTC viewer left", || server_camera(http, "cam0")["webrtc_viewers"] == 0);
+
+    // CORS: another origin is refused before any work, the configured one is named back.
+    let evil = "Origin: http://evil.example\r\n";
+    let (code, answer) = request(http, "POST", "/cam0/whep", &format!("{evil}{sdp}"), OFFER);
+    assert_eq!(code, 403, "{answer}");
+    assert!(header(&answer, "access-control-allow-origin").is_none(), "{answer}");
+    let preflight = "Access-Control-Request-Method: POST\r\n";
+    let (code, answer) = request(http, "OPTIONS", "/cam0/whep", &format!("{evil}{preflight}"), "");
+    assert_eq!(code, 403, "{answer}");
+    assert!(header(&answer, "access-control-allow-origin").is_none(), "{answer}");
+    let (code, answer) = request(http, "OPTIONS", "/cam0/whep", &format!("Origin: {allowed}\r\n{preflight}"), "");
+    assert_eq!(code, 204, "{answer}");
+    assert_eq!(header(&answer, "access-control-allow-origin"), Some(allowed), "{answer}");
+    // The server's own page (same origin) needs no CORS and is served.
+    let own = format!("Origin: http://127.0.0.1:{http}\r\n");
+    let (code, answer) = request(http, "POST", "/cam1/whep", &format!("{own}{sdp}"), OFFER);
+    assert_eq!(code, 201, "{answer}");
+    assert!(header(&answer, "access-control-allow-origin").is_none(), "{answer}");
+
+    assert_eq!(up.terminate(), Some(0), "{}", up.stderr_text());
+    d.assert_no_leftovers();
+}
+
+/// The pid of the running child of `parent` named `name`.
+fn child_named(parent: u32, name: &str) -> Option<u32> {
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|entry| {
+        let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+        let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+        let comm = &stat[stat.find('(')? + 1..stat.rfind(')')?];
+        let ppid: u32 = stat[stat.rfind(')')? + 2..].split_whitespace().nth(1)?.parse().ok()?;
+        (ppid == parent && comm == name && !stat[stat.rfind(')')? + 2..].starts_with('Z')).then_some(pid)
+    })
+}
