@@ -256,9 +256,10 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 type ScrapeRequest = tokio::sync::oneshot::Sender<String>;
 
 /// Serves `GET /metrics` on `listen` until `stop` is set; returns the bound address (port 0
-/// picks a free one) once it listens. HTTP runs on hyper (one thread, a single-threaded tokio
-/// runtime, the same limits as the preview: whole-request deadline, bounded connections); the
-/// scrapes run on a second thread, which owns a node of its own.
+/// picks a free one) once it listens. HTTP runs on the shared setup of [`framebus_httpserve`]
+/// (one thread; per-client and global connection limits, header and write deadlines, like the
+/// preview and the media server); the scrapes run on a second thread, which owns a node of its
+/// own.
 pub fn serve(
     deployment: Deployment,
     listen: SocketAddr,
@@ -269,30 +270,25 @@ pub fn serve(
     let listener = std::net::TcpListener::bind(listen)
         .with_context(|| format!("metrics: cannot listen on {listen} (`metrics` in [deployment] of {file})"))?;
     let bound = listener.local_addr().with_context(|| format!("metrics: reading the address bound for {listen}"))?;
-    listener.set_nonblocking(true).context("metrics: making the socket non-blocking")?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .enable_time()
-        .build()
-        .context("metrics: starting the HTTP runtime")?;
     let (scrapes_tx, scrapes) = std::sync::mpsc::channel::<ScrapeRequest>();
     let scraper_stop = Arc::clone(&stop);
     let scraper = std::thread::Builder::new()
         .name("metrics-scrape".into())
         .spawn(move || scrape_loop(&deployment, restarts.as_ref(), &scrapes, &scraper_stop))
         .context("starting the metrics scrape thread")?;
+    let limits = framebus_httpserve::Limits::new(MAX_CONNECTIONS).header_timeout(REQUEST_TIMEOUT);
+    let http = framebus_httpserve::spawn("metrics-http", listener, limits, stop, move |request, _conn| {
+        let scrapes = scrapes_tx.clone();
+        async move { answer(&request, &scrapes).await }
+    })
+    .context("starting the metrics HTTP thread")?;
     let handle = std::thread::Builder::new()
-        .name("metrics-http".into())
+        .name("metrics".into())
         .spawn(move || {
-            runtime.block_on(async move {
-                match tokio::net::TcpListener::from_std(listener) {
-                    Ok(listener) => accept_loop(listener, scrapes_tx, &stop).await,
-                    Err(e) => tracing::error!("metrics: the HTTP server cannot use its socket: {e}"),
-                }
-            });
+            let _ = http.join();
             let _ = scraper.join();
         })
-        .context("starting the metrics HTTP thread")?;
+        .context("starting the metrics thread")?;
     Ok((bound, handle))
 }
 
@@ -319,43 +315,6 @@ fn scrape_loop(
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
         }
-    }
-}
-
-async fn accept_loop(
-    listener: tokio::net::TcpListener,
-    scrapes: std::sync::mpsc::Sender<ScrapeRequest>,
-    stop: &AtomicBool,
-) {
-    let connections = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-    while !stop.load(Ordering::Relaxed) {
-        let Ok(permit) = Arc::clone(&connections).acquire_owned().await else { return };
-        let accepted = tokio::time::timeout(Duration::from_millis(100), listener.accept()).await;
-        let tcp = match accepted {
-            Ok(Ok((tcp, _))) => tcp,
-            Ok(Err(e)) => {
-                tracing::debug!("metrics: accepting a connection: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-            Err(_) => continue,
-        };
-        let scrapes = scrapes.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
-                let scrapes = scrapes.clone();
-                async move { Ok::<_, std::convert::Infallible>(answer(&request, &scrapes).await) }
-            });
-            let served = hyper::server::conn::http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(REQUEST_TIMEOUT)
-                .serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
-                .await;
-            if let Err(e) = served {
-                tracing::debug!("metrics: HTTP connection: {e}");
-            }
-            drop(permit);
-        });
     }
 }
 

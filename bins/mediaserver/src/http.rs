@@ -5,31 +5,28 @@
 //! configured origins (`[media-server] allowed-origins`, default the preview's own origin); a
 //! WHEP request from a browser page of any other origin is refused (403) before any work.
 
-use std::convert::Infallible;
 use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Full, Limited};
+use framebus_httpserve::BodyError;
+use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{
     HeaderValue, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
     ACCESS_CONTROL_EXPOSE_HEADERS, CACHE_CONTROL, CONTENT_TYPE, HOST, LOCATION, ORIGIN, VARY,
 };
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::sync::Semaphore;
 
 use crate::hub::Hub;
 use crate::webrtc::{is_session_id, Viewers, WhepError};
 
 /// Largest SDP offer accepted.
 const MAX_OFFER_BYTES: usize = 64 * 1024;
-/// HTTP connections served at once; more wait in the accept queue.
+/// HTTP connections served at once (one client address gets a quarter of them).
 const MAX_CONNECTIONS: usize = 256;
-/// A request head must arrive within this.
+/// A request head must arrive within this, and a WHEP offer's body too.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The player script (also usable from other pages: `framebusWhep(video, url)`).
@@ -60,48 +57,15 @@ pub enum OriginCheck {
     Refused,
 }
 
-/// Serves HTTP on `listener` from a thread of its own until the process ends.
+/// Serves HTTP on `listener` from a thread of its own until the process ends (the shared
+/// setup of [`framebus_httpserve`]: per-client and global connection limits, header, body and
+/// write deadlines).
 pub fn serve(listener: TcpListener, http: Arc<Http>) -> std::io::Result<()> {
-    listener.set_nonblocking(true)?;
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_io().enable_time().build()?;
-    std::thread::Builder::new().name("http".into()).spawn(move || {
-        runtime.block_on(async move {
-            let listener = match tokio::net::TcpListener::from_std(listener) {
-                Ok(l) => l,
-                Err(e) => {
-                    tracing::error!("HTTP: {e}");
-                    return;
-                }
-            };
-            let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-            loop {
-                let Ok(permit) = Arc::clone(&permits).acquire_owned().await else { return };
-                let (stream, _) = match listener.accept().await {
-                    Ok(accepted) => accepted,
-                    Err(e) => {
-                        tracing::debug!("HTTP accept: {e}");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let http = Arc::clone(&http);
-                tokio::task::spawn(async move {
-                    let service = service_fn(move |request| {
-                        let http = Arc::clone(&http);
-                        async move { Ok::<_, Infallible>(http.answer(request).await) }
-                    });
-                    let served = http1::Builder::new()
-                        .timer(TokioTimer::new())
-                        .header_read_timeout(REQUEST_TIMEOUT)
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                    if let Err(e) = served {
-                        tracing::debug!("HTTP connection: {e}");
-                    }
-                    drop(permit);
-                });
-            }
-        });
+    let limits = framebus_httpserve::Limits::new(MAX_CONNECTIONS).header_timeout(REQUEST_TIMEOUT);
+    let stop = Arc::new(AtomicBool::new(false));
+    framebus_httpserve::spawn("http", listener, limits, stop, move |request, _conn| {
+        let http = Arc::clone(&http);
+        async move { http.answer(request).await }
     })?;
     Ok(())
 }
@@ -219,9 +183,13 @@ impl Http {
                 "WHEP: send the offer as Content-Type: application/sdp\n".into(),
             );
         }
-        let body = match Limited::new(request.into_body(), MAX_OFFER_BYTES).collect().await {
-            Ok(body) => body.to_bytes(),
-            Err(e) => return text(StatusCode::PAYLOAD_TOO_LARGE, format!("WHEP: offer not read: {e}\n")),
+        let body = match framebus_httpserve::read_body(request.into_body(), MAX_OFFER_BYTES, REQUEST_TIMEOUT).await {
+            Ok(body) => body,
+            Err(e @ BodyError::TooLarge) => {
+                return text(StatusCode::PAYLOAD_TOO_LARGE, format!("WHEP: offer not read: {e}\n"))
+            }
+            Err(e @ BodyError::Timeout) => return text(StatusCode::REQUEST_TIMEOUT, format!("WHEP: {e}\n")),
+            Err(e) => return text(StatusCode::BAD_REQUEST, format!("WHEP: {e}\n")),
         };
         let Ok(offer) = String::from_utf8(body.to_vec()) else {
             return text(StatusCode::BAD_REQUEST, "WHEP: the offer is not UTF-8 text\n".into());

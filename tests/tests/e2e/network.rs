@@ -1,10 +1,14 @@
 //! The network half of issue 17, attacked through the real binaries: WebRTC stays on the
 //! configured addresses (no UPnP/SSDP, no mDNS, no socket elsewhere), WHEP sessions are random
-//! and bound to their camera, and WHEP answers only pages of the configured origins.
+//! and bound to their camera, WHEP answers only pages of the configured origins, and the three
+//! HTTP servers (preview, metrics, media server) keep answering under a reconnecting slowloris.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::os::fd::FromRawFd;
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use framebus_e2e::{http_get, TestDeployment, DEADLINE};
@@ -187,4 +191,154 @@ fn child_named(parent: u32, name: &str) -> Option<u32> {
         let ppid: u32 = stat[stat.rfind(')')? + 2..].split_whitespace().nth(1)?.parse().ok()?;
         (ppid == parent && comm == name && !stat[stat.rfind(')')? + 2..].starts_with('Z')).then_some(pid)
     })
+}
+
+/// A TCP connection to 127.0.0.1:`port` from the local address `from` (another loopback
+/// address stands for another client machine).
+fn connect_from(from: [u8; 4], port: u16) -> std::io::Result<TcpStream> {
+    let addr = |ip: [u8; 4], port: u16| libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes(ip) },
+        sin_zero: [0; 8],
+    };
+    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: plain socket calls on a descriptor this function owns; the address structs live
+    // across the calls and their length is given.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let stream = TcpStream::from_raw_fd(fd);
+        let local = addr(from, 0);
+        if libc::bind(fd, (&local as *const libc::sockaddr_in).cast(), len) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let remote = addr([127, 0, 0, 1], port);
+        if libc::connect(fd, (&remote as *const libc::sockaddr_in).cast(), len) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(stream)
+    }
+}
+
+/// A reconnecting slowloris against one port from 127.0.0.1: `n` connections, each sending one
+/// more byte of an endless request head every 500 ms; one the server closed is opened again at
+/// once (as an attacker would, to keep its hold).
+struct Slowloris {
+    stop: Arc<AtomicBool>,
+    reopened: Arc<AtomicU64>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Slowloris {
+    fn start(port: u16, n: usize) -> Slowloris {
+        let stop = Arc::new(AtomicBool::new(false));
+        let reopened = Arc::new(AtomicU64::new(0));
+        let (stop2, reopened2) = (Arc::clone(&stop), Arc::clone(&reopened));
+        let head = b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+        let open = move || {
+            let mut c = connect_from([127, 0, 0, 1], port).ok()?;
+            c.set_nonblocking(true).ok()?;
+            c.write_all(&head[..1]).ok()?;
+            Some((c, 1usize))
+        };
+        let thread = std::thread::spawn(move || {
+            let mut conns: Vec<Option<(TcpStream, usize)>> = (0..n).map(|_| open()).collect();
+            while !stop2.load(Ordering::Relaxed) {
+                for slot in &mut conns {
+                    let alive = slot.as_mut().is_some_and(|(c, sent)| {
+                        let byte = head.get(*sent).copied().unwrap_or(b'a');
+                        let mut probe = [0u8; 256];
+                        // EOF or an answer (408) means the server gave the connection up.
+                        let closed = c.read(&mut probe).is_ok();
+                        *sent += 1;
+                        !closed && c.write_all(&[byte]).is_ok()
+                    });
+                    if !alive {
+                        *slot = open();
+                        reopened2.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                let until = Instant::now() + Duration::from_millis(500);
+                while Instant::now() < until && !stop2.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        });
+        Slowloris { stop, reopened, thread: Some(thread) }
+    }
+}
+
+impl Drop for Slowloris {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// One GET from 127.0.0.2 with a 10 s client timeout: the status, or the error.
+fn get_from_other_client(port: u16, path: &str) -> Result<u16, String> {
+    let mut stream = connect_from([127, 0, 0, 2], port).map_err(|e| format!("connect: {e}"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10))).map_err(|e| e.to_string())?;
+    stream.set_write_timeout(Some(Duration::from_secs(10))).map_err(|e| e.to_string())?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n")
+        .map_err(|e| format!("send: {e}"))?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).map_err(|e| format!("read: {e}"))?;
+    let text = String::from_utf8_lossy(&answer[..answer.len().min(64)]).into_owned();
+    text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).ok_or_else(|| format!("no status in {text:?}"))
+}
+
+/// Issue 17, attack 5: a reconnecting slowloris from 127.0.0.1 (300 connections on each of the
+/// preview, the metrics endpoint and the media server's HTTP, every closed one opened again)
+/// while another client (127.0.0.2) makes 50 requests over about 60 s, spread over the three
+/// servers, each with a 10 s timeout: all 50 are answered 200.
+#[test]
+fn http_servers_answer_other_clients_under_a_reconnecting_slowloris() {
+    let (rtsp, http, preview, metrics) = (free_port(), free_port(), free_port(), free_port());
+    let d = TestDeployment::new(&format!(
+        "metrics = \"127.0.0.1:{metrics}\"\n\n\
+         [media-server]\nrtsp = \"127.0.0.1:{rtsp}\"\nhttp = \"127.0.0.1:{http}\"\n\n\
+         [[camera]]\nname = \"cam0\"\nwidth = 320\nheight = 240\nfps = 10\n\n[camera.source]\nkind = \"synthetic\"\n\n\
+         [camera.preview]\nlisten = \"127.0.0.1:{preview}\"\nfps = 1\n\n\
+         [camera.streamer]\nbitrate-kbps = 300\ngop = 10\n"
+    ));
+    let mut up = d.spawn("ctl", &["up"]);
+    up.wait_stderr(DEADLINE, "media server ready");
+    let targets = [(preview, "/status.json"), (metrics, "/metrics"), (http, "/status.json")];
+    for (port, path) in targets {
+        wait_until(&format!("port {port} answers"), || get_from_other_client(port, path) == Ok(200));
+    }
+
+    let attacks: Vec<Slowloris> = targets.iter().map(|(port, _)| Slowloris::start(*port, 300)).collect();
+    // The attack holds: connections are being closed by the servers and opened again.
+    wait_until("the servers close slowloris connections", || {
+        attacks.iter().all(|a| a.reopened.load(Ordering::Relaxed) >= 10)
+    });
+    let mut failures = Vec::new();
+    let start = Instant::now();
+    for i in 0..50u32 {
+        let (port, path) = targets[i as usize % targets.len()];
+        let asked = Instant::now();
+        match get_from_other_client(port, path) {
+            Ok(200) => {}
+            other => failures.push(format!("request {i} to {port}{path}: {other:?} after {:?}", asked.elapsed())),
+        }
+        // About 60 s for the 50 requests.
+        let next = start + Duration::from_millis(1150) * (i + 1);
+        if let Some(wait) = next.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+    }
+    let reopened: Vec<u64> = attacks.iter().map(|a| a.reopened.load(Ordering::Relaxed)).collect();
+    drop(attacks);
+    assert!(failures.is_empty(), "{} of 50 requests failed under the slowloris: {failures:#?}", failures.len());
+    eprintln!("slowloris connections reopened per server (preview, metrics, media server): {reopened:?}");
+    assert!(reopened.iter().all(|&n| n >= 50), "the attack did not keep its hold: {reopened:?}");
+    assert_eq!(up.terminate(), Some(0), "{}", up.stderr_text());
+    d.assert_no_leftovers();
 }
