@@ -292,6 +292,121 @@ pub fn serve(
     Ok((bound, handle))
 }
 
+/// How often `ctl up` tries again to listen when the metrics address was taken.
+pub const RETRY_EVERY: Duration = Duration::from_secs(2);
+
+/// Like [`serve`] for `ctl up`, where metrics are an optional feature: when the address cannot
+/// be taken (another process holds it) the error is logged, naming the address and the holder's
+/// pid when visible, the deployment runs on without metrics, and listening is tried again every
+/// [`RETRY_EVERY`] until it works or `stop` is set. Returns the thread to join after `stop`.
+pub fn serve_retrying(
+    deployment: Deployment,
+    listen: SocketAddr,
+    restarts: Option<RestartBook>,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<()> {
+    let first = serve(deployment.clone(), listen, restarts.clone(), Arc::clone(&stop));
+    let first = match first {
+        Ok((bound, handle)) => {
+            tracing::info!("metrics at http://{bound}/metrics");
+            return handle;
+        }
+        Err(e) => e,
+    };
+    tracing::error!(
+        "metrics are off: {first:#}; held by {}; the cameras run without them (`ctl status` shows `degraded`), retrying every {RETRY_EVERY:?}",
+        crate::ports::holder(listen).describe()
+    );
+    let retry = move || {
+        let mut attempts = 1u64;
+        while !stop.load(Ordering::Relaxed) {
+            let until = std::time::Instant::now() + RETRY_EVERY;
+            while std::time::Instant::now() < until {
+                if stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            attempts += 1;
+            match serve(deployment.clone(), listen, restarts.clone(), Arc::clone(&stop)) {
+                Ok((bound, handle)) => {
+                    tracing::info!(
+                        "metrics at http://{bound}/metrics (the address was free after {attempts} attempts)"
+                    );
+                    let _ = handle.join();
+                    return;
+                }
+                Err(e) => framebus_common::logging::repeated(
+                    tracing::Level::WARN,
+                    "metrics.retry",
+                    format_args!("metrics still off: {e:#}; held by {}", crate::ports::holder(listen).describe()),
+                ),
+            }
+        }
+    };
+    match std::thread::Builder::new().name("metrics-retry".into()).spawn(retry) {
+        Ok(handle) => handle,
+        Err(e) => {
+            tracing::error!("metrics: cannot start the retry thread: {e}; metrics stay off");
+            std::thread::spawn(|| {})
+        }
+    }
+}
+
+impl EndpointStatus {
+    /// The `metrics` object of `ctl status --json`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({ "address": self.address, "state": self.state, "pid": self.pid, "message": self.message })
+    }
+}
+
+/// What `ctl status` says about the metrics endpoint of a deployment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointStatus {
+    /// The configured address.
+    pub address: String,
+    /// `running` (ctl holds it), `degraded` (another process holds it) or `not-running`.
+    pub state: &'static str,
+    /// The holder's pid, when visible.
+    pub pid: Option<u32>,
+    /// One line for the operator.
+    pub message: String,
+}
+
+/// The metrics endpoint's state as seen from outside: who listens on its address. None when
+/// the deployment has no fixed metrics address (none, or port 0).
+pub fn endpoint_status(deployment: &Deployment) -> Option<EndpointStatus> {
+    let listen = deployment.deployment.metrics_addr().filter(|a| a.port() != 0)?;
+    let address = listen.to_string();
+    let status = match crate::ports::holder(listen) {
+        crate::ports::Holder::Nobody => EndpointStatus {
+            address,
+            state: "not-running",
+            pid: None,
+            message: format!("nothing listens on {listen} (ctl up is not running)"),
+        },
+        crate::ports::Holder::Process { pid, name } if name == "ctl" => EndpointStatus {
+            address,
+            state: "running",
+            pid: Some(pid),
+            message: format!("serving http://{listen}/metrics (ctl, pid {pid})"),
+        },
+        holder => EndpointStatus {
+            address,
+            state: "degraded",
+            pid: match holder {
+                crate::ports::Holder::Process { pid, .. } => Some(pid),
+                _ => None,
+            },
+            message: format!(
+                "{listen} is held by {}, not by ctl up: metrics are off until it is free (ctl up keeps trying)",
+                holder.describe()
+            ),
+        },
+    };
+    Some(status)
+}
+
 /// Answers scrape requests with the deployment's metrics until `stop`.
 fn scrape_loop(
     deployment: &Deployment,

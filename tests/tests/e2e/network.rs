@@ -342,3 +342,70 @@ fn http_servers_answer_other_clients_under_a_reconnecting_slowloris() {
     assert_eq!(up.terminate(), Some(0), "{}", up.stderr_text());
     d.assert_no_leftovers();
 }
+
+/// Issue 17, attack 6: another process listens on the metrics address before `ctl up`. The
+/// deployment starts anyway (capture and readers run), the log names the address and the
+/// holder's pid, `ctl status` shows metrics `degraded` with that pid, and once the port is free
+/// `ctl up` takes it by itself and serves the metrics. A camera's own required port (the
+/// preview's) still fails loudly: the process exits 2 naming the address.
+#[test]
+fn a_taken_metrics_port_degrades_metrics_and_the_cameras_run() {
+    let squatter = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let metrics = squatter.local_addr().expect("addr").port();
+    let d = TestDeployment::new(&format!(
+        "metrics = \"127.0.0.1:{metrics}\"\n\n\
+         [[camera]]\nname = \"cam0\"\nwidth = 320\nheight = 240\nfps = 10\n\n[camera.source]\nkind = \"synthetic\"\n\n\
+         [camera.preview]\nlisten = \"127.0.0.1:0\"\nfps = 1\n"
+    ));
+    let mut up = d.spawn("ctl", &["up"]);
+    let line = up.wait_stderr(DEADLINE, "metrics are off");
+    assert!(line.contains(&format!("127.0.0.1:{metrics}")), "{line}");
+    assert!(line.contains(&format!("pid {}", std::process::id())), "the holder is not named: {line}");
+    let status = d.wait_status(|s| {
+        let running = |role: &str| framebus_e2e::process_status(s, "cam0", role)["state"] == "running";
+        running("capture") && running("preview")
+    });
+    assert_eq!(status["metrics"]["state"], "degraded", "{status}");
+    assert_eq!(status["metrics"]["address"], format!("127.0.0.1:{metrics}"), "{status}");
+    assert_eq!(status["metrics"]["pid"].as_u64(), Some(u64::from(std::process::id())), "{status}");
+    let (_, text, _) = d.ctl(&["status"]);
+    assert!(text.contains("metrics: degraded"), "{text}");
+    assert!(up.child.try_wait().expect("wait").is_none(), "ctl up ended: {}", up.stderr_text());
+
+    // The port comes free: ctl up takes it within its retry period and serves the metrics.
+    drop(squatter);
+    wait_until("ctl up serves the metrics", || {
+        try_get(metrics, "/metrics").is_some_and(|(code, body)| code == 200 && body.contains("framebus_up"))
+    });
+    let status = d.wait_status(|s| s["metrics"]["state"] == "running");
+    assert_eq!(status["metrics"]["pid"].as_u64(), Some(u64::from(up.child.id())), "{status}");
+    assert_eq!(up.terminate(), Some(0), "{}", up.stderr_text());
+    d.assert_no_leftovers();
+
+    // A camera's own port is required: taken, its process fails loudly.
+    let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port();
+    let d = TestDeployment::new(&format!(
+        "[[camera]]\nname = \"cam0\"\nwidth = 320\nheight = 240\nfps = 10\n\n[camera.source]\nkind = \"synthetic\"\n\n\
+         [camera.preview]\nlisten = \"127.0.0.1:{port}\"\nfps = 1\n"
+    ));
+    let mut capture = d.spawn("capture", &[]);
+    capture.wait_stderr(DEADLINE, "publishing");
+    let mut preview = d.spawn("preview", &[]);
+    assert_eq!(preview.wait_exit(DEADLINE), Some(2), "{}", preview.stderr_text());
+    assert!(preview.stderr_text().contains(&format!("cannot listen on 127.0.0.1:{port}")), "{}", preview.stderr_text());
+    assert_eq!(capture.terminate(), Some(0));
+    d.assert_no_leftovers();
+}
+
+/// One GET to 127.0.0.1:`port` (no panic when nothing listens): (status, whole answer).
+fn try_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n").ok()?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).ok()?;
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let code = text.split_whitespace().nth(1)?.parse().ok()?;
+    Some((code, text))
+}
