@@ -160,6 +160,30 @@ pub fn without_mdns_candidates(offer: &str) -> String {
     out
 }
 
+/// Refuses offers that crash GStreamer's webrtcbin instead of being refused by it: two
+/// session-level `a=ice-ufrag` (or `a=ice-pwd`) lines make webrtcbin 1.22 abort the process
+/// (`_get_ice_credentials_from_sdp_media: assertion failed: (!*ufrag)`, found by the WHEP fuzz
+/// test). At most one of each is allowed at session level and in each media section.
+pub fn check_offer_shape(offer: &str) -> Result<(), String> {
+    let (mut ufrag, mut pwd, mut section) = (0u32, 0u32, "the session level".to_string());
+    for line in offer.lines().map(str::trim) {
+        if line.starts_with("m=") {
+            (ufrag, pwd, section) = (0, 0, format!("the media section `{line}`"));
+            continue;
+        }
+        let key = line.strip_prefix("a=").and_then(|a| a.split(':').next()).unwrap_or_default();
+        match key {
+            "ice-ufrag" => ufrag += 1,
+            "ice-pwd" => pwd += 1,
+            _ => continue,
+        }
+        if ufrag > 1 || pwd > 1 {
+            return Err(format!("more than one a={key} in {section}"));
+        }
+    }
+    Ok(())
+}
+
 struct Viewer {
     camera: String,
     pipeline: gst::Pipeline,
@@ -244,7 +268,7 @@ impl Viewers {
         if let Some(channel) = self.hub.channel(&viewer.camera) {
             channel.remove_sink(viewer.sink_id);
         }
-        let _ = viewer.pipeline.set_state(gst::State::Null);
+        retire(viewer.pipeline);
         tracing::info!(camera = viewer.camera, viewer = id, "WebRTC viewer {why}");
         true
     }
@@ -296,6 +320,7 @@ impl Viewers {
             WhepError::BadOffer("the offer has no H.264 video with packetization-mode=1 (nothing else is sent)".into())
         })?;
         let offer = without_mdns_candidates(offer);
+        check_offer_shape(&offer).map_err(WhepError::BadOffer)?;
         let sdp = gst_sdp::SDPMessage::parse_buffer(offer.as_bytes())
             .map_err(|e| WhepError::BadOffer(format!("the offer is not valid SDP: {e}")))?;
         if !codec.profile_level_id.bytes().all(|b| b.is_ascii_hexdigit()) || codec.profile_level_id.len() != 6 {
@@ -389,6 +414,13 @@ impl Viewers {
         let local = webrtc
             .property::<Option<gst_webrtc::WebRTCSessionDescription>>("local-description")
             .ok_or_else(|| WhepError::Internal("no local description after answering".into()))?;
+        // webrtcbin rejects a section it cannot use with port 0 and copies the offer's lines
+        // into it (candidates included): such an answer carries no media and only echoes the
+        // offer, so it is refused.
+        let accepted = local.sdp().medias().any(|m| m.media() == Some("video") && m.port() != 0);
+        if !accepted {
+            return Err(WhepError::BadOffer("the offer's video section could not be accepted".into()));
+        }
         let text = local.sdp().as_text().map_err(|e| internal("writing the answer", &e))?;
         if !text.contains("a=candidate") {
             return Err(WhepError::Internal(
@@ -453,8 +485,25 @@ impl PipelineGuard {
 impl Drop for PipelineGuard {
     fn drop(&mut self) {
         if let Some(pipeline) = self.0.take() {
-            let _ = pipeline.set_state(gst::State::Null);
+            retire(pipeline);
         }
+    }
+}
+
+/// Stops a viewer pipeline (before its last reference goes: a webrtcbin freed while playing
+/// leaves work queued on its own thread that then touches freed memory).
+fn retire(pipeline: gst::Pipeline) {
+    if let Err(e) = pipeline.set_state(gst::State::Null) {
+        tracing::warn!("a WebRTC viewer pipeline did not stop: {e:?}");
+    }
+}
+
+impl Drop for Viewers {
+    /// Viewers still in the map are stopped, never freed while playing (the WHEP fuzz test
+    /// crashed with SIGSEGV in webrtcbin's thread when a set of viewers was dropped with live
+    /// sessions in it).
+    fn drop(&mut self) {
+        self.close_all();
     }
 }
 
