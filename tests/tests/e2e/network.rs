@@ -147,6 +147,16 @@ fn webrtc_stays_on_the_configured_addresses_and_whep_sessions_belong_to_their_ca
         assert!(port == rtsp || port == http, "TCP socket on an unconfigured port: {local} (all: {tcp:?})");
     }
 
+    // An offer that aborted webrtcbin (two session-level ICE credentials, found by the WHEP
+    // fuzz test) is refused, and the server stays up.
+    let hostile = OFFER
+        .replace("a=group:BUNDLE 0\r\n", "a=group:BUNDLE 0\r\na=ice-ufrag:one1\r\na=ice-ufrag:two2\r\n")
+        .replace("a=ice-ufrag:Ab3d\r\n", "");
+    let (code, answer) = request(http, "POST", "/cam0/whep", sdp, &hostile);
+    assert_eq!(code, 400, "{answer}");
+    assert!(answer.contains("ice-ufrag"), "{answer}");
+    assert_eq!(child_named(up.child.id(), "mediaserver"), Some(server), "the media server died");
+
     // DELETE: wrong id, another camera's path, a malformed id: 404, nothing ends.
     let wrong = format!("/cam0/whep/{}", "0".repeat(32));
     assert_eq!(request(http, "DELETE", &wrong, "", "").0, 404);
