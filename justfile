@@ -55,9 +55,11 @@ bench: python
 fmt:
     cargo fmt --all
 
-# Fuzz the control-request decoder and the config loader (proptest, release build): CASES per property.
+# Fuzz the control-request decoder, the config loader and the media server's WHEP offer handling
+# (proptest, release build): CASES per property (a tenth for the one that runs webrtcbin).
 fuzz cases="200000":
     PROPTEST_CASES={{cases}} cargo test --release -p framebus-common --test fuzz -- --nocapture
+    PROPTEST_CASES={{cases}} cargo test --release -p framebus-mediaserver --test fuzz -- --nocapture
 
 # Soak: a deployment under random kill -9, SIGSTOP/SIGCONT, ctl bursts and viewer churn for MINUTES, then checks (release build).
 soak minutes="30":

@@ -10,6 +10,7 @@ mod e2e {
     mod frame_bus;
     mod hardening;
     mod hardening_local;
+    mod network;
     mod operations;
     mod preview;
     mod production;

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod events;
 pub mod generate;
 pub mod metrics;
+pub mod ports;
 pub mod supervisor;
 pub mod systemd;
 
@@ -320,9 +321,16 @@ fn status(deployment: &Deployment, session: &Session, cli: &Cli, camera: &Option
             .iter()
             .map(|c| json!({ "camera": c.camera, "path": c.path, "preview": c.flags.preview, "saving": c.flags.saving, "error": c.error }))
             .collect();
-        println!("{}", json!({ "deployment": deployment.name(), "processes": processes, "command_state": state }));
+        let mut report = json!({ "deployment": deployment.name(), "processes": processes, "command_state": state });
+        if let Some(metrics) = metrics::endpoint_status(deployment) {
+            report["metrics"] = metrics.to_json();
+        }
+        println!("{report}");
     } else {
         print!("{}", status_table(&rows));
+        if let Some(metrics) = metrics::endpoint_status(deployment) {
+            println!("metrics: {}: {}", metrics.state, metrics.message);
+        }
         for c in command_state.iter().filter(|c| c.error.is_some()) {
             println!(
                 "{}: command state unusable, processes use the config's flags (preview {}, saving {}): {}",

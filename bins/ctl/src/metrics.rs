@@ -256,9 +256,10 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 type ScrapeRequest = tokio::sync::oneshot::Sender<String>;
 
 /// Serves `GET /metrics` on `listen` until `stop` is set; returns the bound address (port 0
-/// picks a free one) once it listens. HTTP runs on hyper (one thread, a single-threaded tokio
-/// runtime, the same limits as the preview: whole-request deadline, bounded connections); the
-/// scrapes run on a second thread, which owns a node of its own.
+/// picks a free one) once it listens. HTTP runs on the shared setup of [`framebus_httpserve`]
+/// (one thread; per-client and global connection limits, header and write deadlines, like the
+/// preview and the media server); the scrapes run on a second thread, which owns a node of its
+/// own.
 pub fn serve(
     deployment: Deployment,
     listen: SocketAddr,
@@ -269,31 +270,141 @@ pub fn serve(
     let listener = std::net::TcpListener::bind(listen)
         .with_context(|| format!("metrics: cannot listen on {listen} (`metrics` in [deployment] of {file})"))?;
     let bound = listener.local_addr().with_context(|| format!("metrics: reading the address bound for {listen}"))?;
-    listener.set_nonblocking(true).context("metrics: making the socket non-blocking")?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .enable_time()
-        .build()
-        .context("metrics: starting the HTTP runtime")?;
     let (scrapes_tx, scrapes) = std::sync::mpsc::channel::<ScrapeRequest>();
     let scraper_stop = Arc::clone(&stop);
     let scraper = std::thread::Builder::new()
         .name("metrics-scrape".into())
         .spawn(move || scrape_loop(&deployment, restarts.as_ref(), &scrapes, &scraper_stop))
         .context("starting the metrics scrape thread")?;
+    let limits = framebus_httpserve::Limits::new(MAX_CONNECTIONS).header_timeout(REQUEST_TIMEOUT);
+    let http = framebus_httpserve::spawn("metrics-http", listener, limits, stop, move |request, _conn| {
+        let scrapes = scrapes_tx.clone();
+        async move { answer(&request, &scrapes).await }
+    })
+    .context("starting the metrics HTTP thread")?;
     let handle = std::thread::Builder::new()
-        .name("metrics-http".into())
+        .name("metrics".into())
         .spawn(move || {
-            runtime.block_on(async move {
-                match tokio::net::TcpListener::from_std(listener) {
-                    Ok(listener) => accept_loop(listener, scrapes_tx, &stop).await,
-                    Err(e) => tracing::error!("metrics: the HTTP server cannot use its socket: {e}"),
-                }
-            });
+            let _ = http.join();
             let _ = scraper.join();
         })
-        .context("starting the metrics HTTP thread")?;
+        .context("starting the metrics thread")?;
     Ok((bound, handle))
+}
+
+/// How often `ctl up` tries again to listen when the metrics address was taken.
+pub const RETRY_EVERY: Duration = Duration::from_secs(2);
+
+/// Like [`serve`] for `ctl up`, where metrics are an optional feature: when the address cannot
+/// be taken (another process holds it) the error is logged, naming the address and the holder's
+/// pid when visible, the deployment runs on without metrics, and listening is tried again every
+/// [`RETRY_EVERY`] until it works or `stop` is set. Returns the thread to join after `stop`.
+pub fn serve_retrying(
+    deployment: Deployment,
+    listen: SocketAddr,
+    restarts: Option<RestartBook>,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<()> {
+    let first = serve(deployment.clone(), listen, restarts.clone(), Arc::clone(&stop));
+    let first = match first {
+        Ok((bound, handle)) => {
+            tracing::info!("metrics at http://{bound}/metrics");
+            return handle;
+        }
+        Err(e) => e,
+    };
+    tracing::error!(
+        "metrics are off: {first:#}; held by {}; the cameras run without them (`ctl status` shows `degraded`), retrying every {RETRY_EVERY:?}",
+        crate::ports::holder(listen).describe()
+    );
+    let retry = move || {
+        let mut attempts = 1u64;
+        while !stop.load(Ordering::Relaxed) {
+            let until = std::time::Instant::now() + RETRY_EVERY;
+            while std::time::Instant::now() < until {
+                if stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            attempts += 1;
+            match serve(deployment.clone(), listen, restarts.clone(), Arc::clone(&stop)) {
+                Ok((bound, handle)) => {
+                    tracing::info!(
+                        "metrics at http://{bound}/metrics (the address was free after {attempts} attempts)"
+                    );
+                    let _ = handle.join();
+                    return;
+                }
+                Err(e) => framebus_common::logging::repeated(
+                    tracing::Level::WARN,
+                    "metrics.retry",
+                    format_args!("metrics still off: {e:#}; held by {}", crate::ports::holder(listen).describe()),
+                ),
+            }
+        }
+    };
+    match std::thread::Builder::new().name("metrics-retry".into()).spawn(retry) {
+        Ok(handle) => handle,
+        Err(e) => {
+            tracing::error!("metrics: cannot start the retry thread: {e}; metrics stay off");
+            std::thread::spawn(|| {})
+        }
+    }
+}
+
+impl EndpointStatus {
+    /// The `metrics` object of `ctl status --json`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({ "address": self.address, "state": self.state, "pid": self.pid, "message": self.message })
+    }
+}
+
+/// What `ctl status` says about the metrics endpoint of a deployment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointStatus {
+    /// The configured address.
+    pub address: String,
+    /// `running` (ctl holds it), `degraded` (another process holds it) or `not-running`.
+    pub state: &'static str,
+    /// The holder's pid, when visible.
+    pub pid: Option<u32>,
+    /// One line for the operator.
+    pub message: String,
+}
+
+/// The metrics endpoint's state as seen from outside: who listens on its address. None when
+/// the deployment has no fixed metrics address (none, or port 0).
+pub fn endpoint_status(deployment: &Deployment) -> Option<EndpointStatus> {
+    let listen = deployment.deployment.metrics_addr().filter(|a| a.port() != 0)?;
+    let address = listen.to_string();
+    let status = match crate::ports::holder(listen) {
+        crate::ports::Holder::Nobody => EndpointStatus {
+            address,
+            state: "not-running",
+            pid: None,
+            message: format!("nothing listens on {listen} (ctl up is not running)"),
+        },
+        crate::ports::Holder::Process { pid, name } if name == "ctl" => EndpointStatus {
+            address,
+            state: "running",
+            pid: Some(pid),
+            message: format!("serving http://{listen}/metrics (ctl, pid {pid})"),
+        },
+        holder => EndpointStatus {
+            address,
+            state: "degraded",
+            pid: match holder {
+                crate::ports::Holder::Process { pid, .. } => Some(pid),
+                _ => None,
+            },
+            message: format!(
+                "{listen} is held by {}, not by ctl up: metrics are off until it is free (ctl up keeps trying)",
+                holder.describe()
+            ),
+        },
+    };
+    Some(status)
 }
 
 /// Answers scrape requests with the deployment's metrics until `stop`.
@@ -319,43 +430,6 @@ fn scrape_loop(
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
         }
-    }
-}
-
-async fn accept_loop(
-    listener: tokio::net::TcpListener,
-    scrapes: std::sync::mpsc::Sender<ScrapeRequest>,
-    stop: &AtomicBool,
-) {
-    let connections = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-    while !stop.load(Ordering::Relaxed) {
-        let Ok(permit) = Arc::clone(&connections).acquire_owned().await else { return };
-        let accepted = tokio::time::timeout(Duration::from_millis(100), listener.accept()).await;
-        let tcp = match accepted {
-            Ok(Ok((tcp, _))) => tcp,
-            Ok(Err(e)) => {
-                tracing::debug!("metrics: accepting a connection: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-            Err(_) => continue,
-        };
-        let scrapes = scrapes.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
-                let scrapes = scrapes.clone();
-                async move { Ok::<_, std::convert::Infallible>(answer(&request, &scrapes).await) }
-            });
-            let served = hyper::server::conn::http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(REQUEST_TIMEOUT)
-                .serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
-                .await;
-            if let Err(e) = served {
-                tracing::debug!("metrics: HTTP connection: {e}");
-            }
-            drop(permit);
-        });
     }
 }
 

@@ -245,15 +245,11 @@ pub fn run(deployment: &Deployment, options: &SupervisorOptions) -> anyhow::Resu
     tracing::info!(deployment = deployment.name(), config = %launcher.config.display(), "supervisor starting");
     let restarts = RestartBook::default();
     let metrics_stop = Arc::new(AtomicBool::new(false));
-    let exporter = match deployment.deployment.metrics_addr() {
-        Some(listen) => {
-            let (bound, handle) =
-                metrics::serve(deployment.clone(), listen, Some(Arc::clone(&restarts)), Arc::clone(&metrics_stop))?;
-            tracing::info!("metrics at http://{bound}/metrics");
-            Some(handle)
-        }
-        None => None,
-    };
+    // Metrics are optional: a taken address degrades them (logged, `ctl status`, retried), it
+    // never stops the cameras.
+    let exporter = deployment.deployment.metrics_addr().map(|listen| {
+        metrics::serve_retrying(deployment.clone(), listen, Some(Arc::clone(&restarts)), Arc::clone(&metrics_stop))
+    });
 
     let supervised = |camera: &str, role: Role, program: Program| Supervised {
         camera: camera.to_string(),

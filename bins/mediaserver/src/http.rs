@@ -1,34 +1,32 @@
 //! The media server's HTTP side (hyper, one thread): the camera list `/`, a player page per
 //! camera `/<camera>` (WebRTC through WHEP), the player script `/whep.js`, WHEP itself
 //! (`POST /<camera>/whep` with an SDP offer → `201` + answer + `Location`; `DELETE` of that
-//! location ends the session), and `/status.json`. WHEP answers carry CORS headers so other
-//! pages (the preview's) can play a camera too.
+//! location ends the session), and `/status.json`. WHEP answers carry CORS headers only for the
+//! configured origins (`[media-server] allowed-origins`, default the preview's own origin); a
+//! WHEP request from a browser page of any other origin is refused (403) before any work.
 
-use std::convert::Infallible;
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Full, Limited};
+use framebus_httpserve::BodyError;
+use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{
     HeaderValue, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
-    ACCESS_CONTROL_EXPOSE_HEADERS, CACHE_CONTROL, CONTENT_TYPE, LOCATION,
+    ACCESS_CONTROL_EXPOSE_HEADERS, CACHE_CONTROL, CONTENT_TYPE, HOST, LOCATION, ORIGIN, VARY,
 };
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::sync::Semaphore;
 
 use crate::hub::Hub;
-use crate::webrtc::{Viewers, WhepError};
+use crate::webrtc::{is_session_id, Viewers, WhepError};
 
 /// Largest SDP offer accepted.
 const MAX_OFFER_BYTES: usize = 64 * 1024;
-/// HTTP connections served at once; more wait in the accept queue.
+/// HTTP connections served at once (one client address gets a quarter of them).
 const MAX_CONNECTIONS: usize = 256;
-/// A request head must arrive within this.
+/// A request head must arrive within this, and a WHEP offer's body too.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The player script (also usable from other pages: `framebusWhep(video, url)`).
@@ -42,50 +40,32 @@ pub struct Http {
     pub viewers: Arc<Viewers>,
     /// `rtsp://HOST:PORT` base shown on the pages.
     pub rtsp_base: String,
+    /// Origins of other pages allowed to use WHEP (CORS), exactly as browsers send them.
+    pub origins: Vec<String>,
+    /// The address this server listens on (its own pages' origin).
+    pub listen: SocketAddr,
 }
 
-/// Serves HTTP on `listener` from a thread of its own until the process ends.
+/// What the `Origin` of a WHEP request allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OriginCheck {
+    /// No `Origin` (not a browser page) or the server's own page: no CORS headers needed.
+    SameOrNone,
+    /// An allowed other origin: answer with CORS headers naming it.
+    Allowed(HeaderValue),
+    /// Any other origin: refused.
+    Refused,
+}
+
+/// Serves HTTP on `listener` from a thread of its own until the process ends (the shared
+/// setup of [`framebus_httpserve`]: per-client and global connection limits, header, body and
+/// write deadlines).
 pub fn serve(listener: TcpListener, http: Arc<Http>) -> std::io::Result<()> {
-    listener.set_nonblocking(true)?;
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_io().enable_time().build()?;
-    std::thread::Builder::new().name("http".into()).spawn(move || {
-        runtime.block_on(async move {
-            let listener = match tokio::net::TcpListener::from_std(listener) {
-                Ok(l) => l,
-                Err(e) => {
-                    tracing::error!("HTTP: {e}");
-                    return;
-                }
-            };
-            let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-            loop {
-                let Ok(permit) = Arc::clone(&permits).acquire_owned().await else { return };
-                let (stream, _) = match listener.accept().await {
-                    Ok(accepted) => accepted,
-                    Err(e) => {
-                        tracing::debug!("HTTP accept: {e}");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let http = Arc::clone(&http);
-                tokio::task::spawn(async move {
-                    let service = service_fn(move |request| {
-                        let http = Arc::clone(&http);
-                        async move { Ok::<_, Infallible>(http.answer(request).await) }
-                    });
-                    let served = http1::Builder::new()
-                        .timer(TokioTimer::new())
-                        .header_read_timeout(REQUEST_TIMEOUT)
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                    if let Err(e) = served {
-                        tracing::debug!("HTTP connection: {e}");
-                    }
-                    drop(permit);
-                });
-            }
-        });
+    let limits = framebus_httpserve::Limits::new(MAX_CONNECTIONS).header_timeout(REQUEST_TIMEOUT);
+    let stop = Arc::new(AtomicBool::new(false));
+    framebus_httpserve::spawn("http", listener, limits, stop, move |request, _conn| {
+        let http = Arc::clone(&http);
+        async move { http.answer(request).await }
     })?;
     Ok(())
 }
@@ -105,20 +85,55 @@ fn text(status: StatusCode, body: String) -> Reply {
     reply(status, "text/plain; charset=utf-8", body)
 }
 
-fn cors(mut response: Reply) -> Reply {
+fn cors(mut response: Reply, origin: &OriginCheck) -> Reply {
     let headers = response.headers_mut();
-    headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
-    headers.insert(ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("POST, DELETE, OPTIONS"));
-    headers.insert(ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("content-type"));
-    headers.insert(ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("location"));
+    headers.insert(VARY, HeaderValue::from_static("origin"));
+    if let OriginCheck::Allowed(origin) = origin {
+        headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+        headers.insert(ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("POST, DELETE, OPTIONS"));
+        headers.insert(ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("content-type"));
+        headers.insert(ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("location"));
+    }
     response
 }
 
 impl Http {
+    /// Classifies the `Origin` of a request (see [`OriginCheck`]).
+    pub fn check_origin<B>(&self, request: &Request<B>) -> OriginCheck {
+        let Some(origin) = request.headers().get(ORIGIN) else { return OriginCheck::SameOrNone };
+        let Ok(text) = origin.to_str() else { return OriginCheck::Refused };
+        if self.origins.iter().any(|o| o.eq_ignore_ascii_case(text)) {
+            return OriginCheck::Allowed(origin.clone());
+        }
+        let own = own_origins(self.listen);
+        if own.iter().any(|o| o.eq_ignore_ascii_case(text)) {
+            return OriginCheck::SameOrNone;
+        }
+        // Listening on every interface: the page's own host is whatever the browser used; it is
+        // this server when the origin names the Host it sent and this server's port.
+        if self.listen.ip().is_unspecified() {
+            let host = request.headers().get(HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
+            let port_ok = host.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()) == Some(self.listen.port());
+            if port_ok && text.eq_ignore_ascii_case(&format!("http://{host}")) {
+                return OriginCheck::SameOrNone;
+            }
+        }
+        OriginCheck::Refused
+    }
+
     async fn answer(self: Arc<Self>, request: Request<Incoming>) -> Reply {
         let path = request.uri().path().to_string();
         let parts: Vec<&str> = path.trim_matches('/').split('/').filter(|p| !p.is_empty()).collect();
         let method = request.method().clone();
+        let is_whep = matches!(parts.as_slice(), [_, "whep"] | [_, "whep", _]);
+        let origin = if is_whep { self.check_origin(&request) } else { OriginCheck::SameOrNone };
+        if origin == OriginCheck::Refused {
+            tracing::warn!(
+                origin = ?request.headers().get(ORIGIN),
+                "WHEP request from a page of another origin refused (allowed: [media-server] allowed-origins)"
+            );
+            return text(StatusCode::FORBIDDEN, "WHEP: this page's origin is not allowed here\n".into());
+        }
         match (&method, parts.as_slice()) {
             (&Method::GET, []) => reply(StatusCode::OK, "text/html; charset=utf-8", self.index()),
             (&Method::GET, ["whep.js"]) => reply(StatusCode::OK, "text/javascript; charset=utf-8", WHEP_JS),
@@ -129,18 +144,24 @@ impl Http {
             (&Method::GET, [camera]) if self.hub.channel(camera).is_some() => {
                 reply(StatusCode::OK, "text/html; charset=utf-8", self.player(camera))
             }
-            (&Method::OPTIONS, [_, "whep"] | [_, "whep", _]) => cors(reply(StatusCode::NO_CONTENT, "text/plain", "")),
+            (&Method::OPTIONS, [_, "whep"] | [_, "whep", _]) => {
+                cors(reply(StatusCode::NO_CONTENT, "text/plain", ""), &origin)
+            }
             (&Method::POST, [camera, "whep"]) => {
                 let camera = camera.to_string();
-                cors(self.whep_offer(camera, request).await)
+                cors(self.whep_offer(camera, request).await, &origin)
             }
-            (&Method::DELETE, [_, "whep", id]) => {
-                let found = id.parse::<u64>().ok().is_some_and(|id| self.viewers.remove(id, "closed by the browser"));
-                cors(if found {
-                    text(StatusCode::OK, "session ended\n".into())
-                } else {
-                    text(StatusCode::NOT_FOUND, "no such session\n".into())
-                })
+            (&Method::DELETE, [camera, "whep", id]) => {
+                // Only the session's own id on its own camera's path ends it.
+                let found = is_session_id(id) && self.viewers.end(camera, id);
+                cors(
+                    if found {
+                        text(StatusCode::OK, "session ended\n".into())
+                    } else {
+                        text(StatusCode::NOT_FOUND, "no such session\n".into())
+                    },
+                    &origin,
+                )
             }
             (&Method::GET, _) => text(
                 StatusCode::NOT_FOUND,
@@ -162,9 +183,13 @@ impl Http {
                 "WHEP: send the offer as Content-Type: application/sdp\n".into(),
             );
         }
-        let body = match Limited::new(request.into_body(), MAX_OFFER_BYTES).collect().await {
-            Ok(body) => body.to_bytes(),
-            Err(e) => return text(StatusCode::PAYLOAD_TOO_LARGE, format!("WHEP: offer not read: {e}\n")),
+        let body = match framebus_httpserve::read_body(request.into_body(), MAX_OFFER_BYTES, REQUEST_TIMEOUT).await {
+            Ok(body) => body,
+            Err(e @ BodyError::TooLarge) => {
+                return text(StatusCode::PAYLOAD_TOO_LARGE, format!("WHEP: offer not read: {e}\n"))
+            }
+            Err(e @ BodyError::Timeout) => return text(StatusCode::REQUEST_TIMEOUT, format!("WHEP: {e}\n")),
+            Err(e) => return text(StatusCode::BAD_REQUEST, format!("WHEP: {e}\n")),
         };
         let Ok(offer) = String::from_utf8(body.to_vec()) else {
             return text(StatusCode::BAD_REQUEST, "WHEP: the offer is not UTF-8 text\n".into());
@@ -219,6 +244,16 @@ impl Http {
             .replace("{{CAMERA}}", &html_escape(camera))
             .replace("{{RTSP}}", &html_escape(&format!("{}/{camera}", self.rtsp_base)))
     }
+}
+
+/// The origins of this server's own pages: `http://<listen>` and, on loopback,
+/// `http://localhost:<port>`.
+fn own_origins(listen: SocketAddr) -> Vec<String> {
+    let mut own = vec![format!("http://{listen}")];
+    if listen.ip().is_loopback() {
+        own.push(format!("http://localhost:{}", listen.port()));
+    }
+    own
 }
 
 fn html_escape(s: &str) -> String {

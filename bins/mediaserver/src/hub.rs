@@ -1,7 +1,8 @@
 //! Fan-in and fan-out of encoded streams, one channel per camera.
 //!
-//! A publisher (the RECORD media of a streamer's RTSP connection) hands every H.264 access unit
-//! to its camera's channel; the channel passes it to every sink: the one shared RTSP play media
+//! A publisher (the ingest thread reading a camera's encoded service, one run of its streamer's
+//! encoder at a time; see [`crate::ingest`]) hands every H.264 access unit to its camera's
+//! channel; the channel passes it to every sink: the one shared RTSP play media
 //! of the camera (gst-rtsp-server then fans it out to every RTSP client) and one pipeline per
 //! WebRTC viewer. Buffers are reference-counted: a sink gets a new buffer header over the same
 //! memory, never a copy of the data.
@@ -92,8 +93,8 @@ impl Channel {
         &self.camera
     }
 
-    /// A new publisher takes over the channel (a reconnecting streamer replaces its own dead
-    /// connection); returns its token for [`Channel::push`] and [`Channel::end_publish`].
+    /// A new publisher takes over the channel (a new encoder run of the streamer replaces the
+    /// previous one); returns its token for [`Channel::push`] and [`Channel::end_publish`].
     pub fn begin_publish(&self) -> u64 {
         let mut inner = self.lock();
         inner.next_id += 1;
@@ -126,9 +127,24 @@ impl Channel {
         self.lock().publisher.is_some()
     }
 
+    /// Access units were lost between the last one pushed and the next: every sink waits for
+    /// the next key frame (a decoder could not go on from a gap).
+    pub fn discontinuity(&self) {
+        let mut inner = self.lock();
+        for sink in &mut inner.sinks {
+            sink.waiting_key = true;
+        }
+    }
+
     /// One access unit from the publisher `token` (ignored from a replaced publisher).
     pub fn push(&self, token: u64, sample: &gst::Sample) {
         let Some(buffer) = sample.buffer() else { return };
+        self.push_buffer(token, buffer, sample.caps());
+    }
+
+    /// One access unit (a buffer whose `DELTA_UNIT` flag marks non-key frames) with its caps
+    /// from the publisher `token` (ignored from a replaced publisher).
+    pub fn push_buffer(&self, token: u64, buffer: &gst::BufferRef, caps: Option<&gst::CapsRef>) {
         let mut inner = self.lock();
         if inner.publisher != Some(token) {
             return;
@@ -136,7 +152,7 @@ impl Channel {
         inner.frames_in += 1;
         inner.bytes_in += buffer.size() as u64;
         inner.last_in = Some(Instant::now());
-        if let Some(caps) = sample.caps() {
+        if let Some(caps) = caps {
             if inner.caps.as_ref().is_none_or(|c| c.as_ref() != caps) {
                 inner.caps = Some(caps.to_owned());
                 for sink in &mut inner.sinks {

@@ -1,11 +1,12 @@
-//! The media server: one process per deployment that takes each camera's H.264 stream from its
-//! streamer (RTSP ANNOUNCE/RECORD to `/<camera>/publish`) and fans it out to any number of
+//! The media server: one process per deployment that reads each camera's H.264 stream from
+//! shared memory (its streamer's encoded service, [`ingest`]) and fans it out to any number of
 //! viewers: RTSP clients at `rtsp://HOST:PORT/<camera>` (gst-rtsp-server, one shared media per
 //! camera) and browsers over WebRTC (WHEP at `http://HOST:PORT/<camera>/whep`, player page at
 //! `/<camera>`). It never decodes or re-encodes; viewers cost the framebus processes nothing.
 
 pub mod http;
 pub mod hub;
+pub mod ingest;
 pub mod rtsp;
 pub mod webrtc;
 
@@ -15,17 +16,17 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use framebus_common::config::MediaServerConfig;
+use framebus_common::ipc::DeploymentGuard;
 use framebus_common::{signals, Deployment};
 use gstreamer as gst;
 use gstreamer::glib;
 
 /// GStreamer elements the server needs, with the Debian package that has them.
-const ELEMENTS: [(&str, &str); 8] = [
+const ELEMENTS: [(&str, &str); 7] = [
     ("appsrc", "gstreamer1.0-plugins-base"),
     ("appsink", "gstreamer1.0-plugins-base"),
     ("h264parse", "gstreamer1.0-plugins-bad"),
     ("rtph264pay", "gstreamer1.0-plugins-good"),
-    ("rtph264depay", "gstreamer1.0-plugins-good"),
     ("capssetter", "gstreamer1.0-plugins-good"),
     ("webrtcbin", "gstreamer1.0-plugins-bad"),
     ("nicesrc", "gstreamer1.0-nice"),
@@ -58,8 +59,11 @@ pub fn run(deployment: &Deployment) -> anyhow::Result<()> {
     let cameras: Vec<String> =
         deployment.camera.iter().filter(|c| c.streamer.is_some()).map(|c| c.name.clone()).collect();
     if cameras.is_empty() {
-        tracing::warn!("no camera has a [camera.streamer] table: nothing will be published here");
+        tracing::warn!("no camera has a [camera.streamer] table: nothing will be served here");
     }
+    // Declared before the ingest nodes, so dropped after them: when this process is the
+    // deployment's last, its shared files go.
+    let _release = DeploymentGuard::new(deployment.name());
     let hub = Arc::new(hub::Hub::new(&cameras));
     let rtsp_addr = config.rtsp_addr();
     let http_addr = config.http_addr();
@@ -70,11 +74,18 @@ pub fn run(deployment: &Deployment) -> anyhow::Result<()> {
         let main_loop = main_loop.clone();
         std::thread::Builder::new().name("glib".into()).spawn(move || main_loop.run())?
     };
+    let ingest = ingest::Ingest::start(deployment, &hub)?;
     let viewers = webrtc::Viewers::start(Arc::clone(&hub), config.webrtc_viewers, config.ice_addresses())?;
     let rtsp_base = format!("rtsp://{}", MediaServerConfig::local(rtsp_addr));
     http::serve(
         listener,
-        Arc::new(http::Http { hub: Arc::clone(&hub), viewers: Arc::clone(&viewers), rtsp_base: rtsp_base.clone() }),
+        Arc::new(http::Http {
+            hub: Arc::clone(&hub),
+            viewers: Arc::clone(&viewers),
+            rtsp_base: rtsp_base.clone(),
+            origins: deployment.media_server_origins(),
+            listen: http_addr,
+        }),
     )?;
     for camera in &cameras {
         tracing::info!(
@@ -104,6 +115,7 @@ pub fn run(deployment: &Deployment) -> anyhow::Result<()> {
         }
     }
     tracing::info!("stopping");
+    ingest.join();
     viewers.close_all();
     source.remove();
     main_loop.quit();

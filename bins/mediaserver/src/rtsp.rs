@@ -1,6 +1,8 @@
-//! The RTSP side, on gst-rtsp-server: per camera a RECORD mount `/<camera>/publish` (a
-//! streamer publishes there with ANNOUNCE/RECORD) and a shared PLAY mount `/<camera>` (every
+//! The RTSP side, on gst-rtsp-server: per camera one shared PLAY mount `/<camera>` (every
 //! RTSP client of the camera shares one media: the stream is payloaded once and sent to each).
+//! There is no RECORD mount: video only enters from shared memory ([`crate::ingest`]), so an
+//! `ANNOUNCE`/`RECORD` from a client is refused (gst-rtsp-server answers a play-only mount with
+//! an error status) and a viewer can only ever see the camera.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -24,12 +26,6 @@ const PLAY_LAUNCH: &str = "( appsrc name=src is-live=true format=time max-bytes=
     ! h264parse config-interval=-1 ! video/x-h264,alignment=au \
     ! rtph264pay name=pay0 pt=96 config-interval=0 aggregate-mode=zero-latency )";
 
-/// The record media of a camera: what a streamer sends, depayloaded into access units.
-const RECORD_LAUNCH: &str = "( rtph264depay name=depay0 \
-    ! h264parse \
-    ! video/x-h264,stream-format=byte-stream,alignment=au \
-    ! appsink name=ingest sync=false async=false max-buffers=8 drop=true )";
-
 /// Threads for RTSP connections; more connections share them.
 const MAX_CLIENT_THREADS: i32 = 64;
 
@@ -48,9 +44,9 @@ pub fn start(listen: SocketAddr, hub: &Arc<Hub>) -> anyhow::Result<(rtsp::RTSPSe
     let server = rtsp::RTSPServer::new();
     server.set_address(&listen.ip().to_string());
     server.set_service(&listen.port().to_string());
-    // Each RTSP connection gets its own thread: preparing a play media waits for the stream,
-    // which arrives over the publisher's connection; with connections sharing one thread (the
-    // default) that wait would block the publisher itself.
+    // Each RTSP connection gets its own thread: preparing a play media waits for the stream (up
+    // to a key frame); with connections sharing one thread (the default) one client's wait
+    // would hold up every other client.
     if let Some(pool) = server.thread_pool() {
         pool.set_max_threads(MAX_CLIENT_THREADS);
     }
@@ -80,39 +76,6 @@ pub fn start(listen: SocketAddr, hub: &Arc<Hub>) -> anyhow::Result<(rtsp::RTSPSe
             });
         }
         mounts.add_factory(&format!("/{camera}"), play);
-
-        let record = rtsp::RTSPMediaFactory::new();
-        record.set_launch(RECORD_LAUNCH);
-        record.set_transport_mode(rtsp::RTSPTransportMode::RECORD);
-        record.set_latency(0);
-        {
-            let channel = Arc::clone(&channel);
-            record.connect_media_configure(move |_, media| {
-                let element = media.element();
-                let Some(appsink) = element
-                    .downcast_ref::<gst::Bin>()
-                    .and_then(|bin| bin.by_name_recurse_up("ingest"))
-                    .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
-                else {
-                    tracing::error!(camera = channel.camera(), "the record media has no appsink");
-                    return;
-                };
-                let token = channel.begin_publish();
-                let feed = Arc::clone(&channel);
-                appsink.set_callbacks(
-                    gst_app::AppSinkCallbacks::builder()
-                        .new_sample(move |sink| {
-                            let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                            feed.push(token, &sample);
-                            Ok(gst::FlowSuccess::Ok)
-                        })
-                        .build(),
-                );
-                let channel = Arc::clone(&channel);
-                media.connect_unprepared(move |_| channel.end_publish(token));
-            });
-        }
-        mounts.add_factory(&format!("/{camera}/publish"), record);
     }
 
     // A player asking for a camera nobody publishes gets 503 at once instead of waiting for a
@@ -125,7 +88,7 @@ pub fn start(listen: SocketAddr, hub: &Arc<Hub>) -> anyhow::Result<(rtsp::RTSPSe
             let path = path_of_uri(&uri);
             let camera = camera_of_path(path);
             match served.channel(camera) {
-                Some(channel) if !channel.is_publishing() && !path.trim_end_matches('/').ends_with("/publish") => {
+                Some(channel) if !channel.is_publishing() => {
                     tracing::debug!(camera, "DESCRIBE while nobody publishes: 503");
                     RTSPStatusCode::ServiceUnavailable
                 }
@@ -147,7 +110,6 @@ mod tests {
     #[test]
     fn paths_name_their_camera() {
         assert_eq!(camera_of_path("/cam0"), "cam0");
-        assert_eq!(camera_of_path("/cam0/publish"), "cam0");
         assert_eq!(camera_of_path("/cam0/stream=0"), "cam0");
         assert_eq!(path_of_uri("rtsp://127.0.0.1:8554/cam0/stream=0"), "/cam0/stream=0");
         assert_eq!(path_of_uri("rtsp://host"), "/");

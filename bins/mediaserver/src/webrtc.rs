@@ -4,10 +4,15 @@
 //! channel in the hub: the H.264 from the streamer is only re-packetised, never re-encoded.
 //!
 //! Candidates are gathered before answering (no trickle ICE), on the configured local addresses
-//! only (by default the HTTP address's IP), and no STUN/TURN server is contacted.
+//! only (by default the HTTP address's IP), over UDP only; no STUN/TURN server is contacted, UPnP
+//! (SSDP port mapping) is off, and remote mDNS (`.local`) candidates are dropped from the offer
+//! rather than resolved, so the server sends nothing to multicast groups and opens no socket on
+//! an interface the config did not name.
+//!
+//! Each session is named by a random 128-bit id (32 hex digits, from the OS's generator) and
+//! belongs to its camera: `DELETE /<camera>/whep/<id>` ends it only with both right.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -121,6 +126,64 @@ pub fn choose_h264(offer: &str) -> Option<OfferedCodec> {
         .map(|(payload, profile_level_id)| OfferedCodec { payload, profile_level_id })
 }
 
+/// A WHEP session id: 128 random bits as 32 lower-case hex digits.
+pub type SessionId = String;
+
+/// A new random session id (128 bits from the operating system's generator).
+pub fn new_session_id() -> Result<SessionId, WhepError> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| WhepError::Internal(format!("no random numbers for a session id: {e}")))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Whether `id` has the shape of a session id (so a malformed one is refused before a lookup).
+pub fn is_session_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// The offer without remote candidates that need an mDNS lookup (`<uuid>.local`): resolving
+/// them would send multicast queries from the server. Browsers that hide their addresses this
+/// way still connect through the server's own candidates (the browser is the controlled side's
+/// peer-reflexive candidate).
+pub fn without_mdns_candidates(offer: &str) -> String {
+    let mut out = String::with_capacity(offer.len());
+    for line in offer.split_inclusive('\n') {
+        let trimmed = line.trim_end();
+        let is_mdns = trimmed
+            .strip_prefix("a=candidate:")
+            .and_then(|c| c.split_whitespace().nth(4))
+            .is_some_and(|addr| addr.to_ascii_lowercase().ends_with(".local"));
+        if !is_mdns {
+            out.push_str(line);
+        }
+    }
+    out
+}
+
+/// Refuses offers that crash GStreamer's webrtcbin instead of being refused by it: two
+/// session-level `a=ice-ufrag` (or `a=ice-pwd`) lines make webrtcbin 1.22 abort the process
+/// (`_get_ice_credentials_from_sdp_media: assertion failed: (!*ufrag)`, found by the WHEP fuzz
+/// test). At most one of each is allowed at session level and in each media section.
+pub fn check_offer_shape(offer: &str) -> Result<(), String> {
+    let (mut ufrag, mut pwd, mut section) = (0u32, 0u32, "the session level".to_string());
+    for line in offer.lines().map(str::trim) {
+        if line.starts_with("m=") {
+            (ufrag, pwd, section) = (0, 0, format!("the media section `{line}`"));
+            continue;
+        }
+        let key = line.strip_prefix("a=").and_then(|a| a.split(':').next()).unwrap_or_default();
+        match key {
+            "ice-ufrag" => ufrag += 1,
+            "ice-pwd" => pwd += 1,
+            _ => continue,
+        }
+        if ufrag > 1 || pwd > 1 {
+            return Err(format!("more than one a={key} in {section}"));
+        }
+    }
+    Ok(())
+}
+
 struct Viewer {
     camera: String,
     pipeline: gst::Pipeline,
@@ -134,11 +197,10 @@ pub struct Viewers {
     hub: Arc<Hub>,
     max_per_camera: u32,
     ice_addresses: Vec<String>,
-    next: AtomicU64,
-    viewers: Mutex<HashMap<u64, Viewer>>,
+    viewers: Mutex<HashMap<SessionId, Viewer>>,
     /// Offers being answered per camera (they count against the limit too).
     pending: Mutex<HashMap<String, u32>>,
-    ended: Mutex<mpsc::Sender<u64>>,
+    ended: Mutex<mpsc::Sender<SessionId>>,
 }
 
 /// Holds one pending slot of a camera until the offer is answered or refused.
@@ -164,7 +226,6 @@ impl Viewers {
             hub,
             max_per_camera,
             ice_addresses,
-            next: AtomicU64::new(1),
             viewers: Mutex::new(HashMap::new()),
             pending: Mutex::new(HashMap::new()),
             ended: Mutex::new(tx),
@@ -178,14 +239,14 @@ impl Viewers {
             };
             let Some(viewers) = weak.upgrade() else { return };
             if let Some(id) = id {
-                viewers.remove(id, "ended");
+                viewers.remove(&id, "ended");
             }
             viewers.sweep();
         })?;
         Ok(viewers)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Viewer>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SessionId, Viewer>> {
         self.viewers.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -194,28 +255,35 @@ impl Viewers {
         self.lock().values().filter(|v| v.camera == camera).count()
     }
 
+    /// Ends session `id` of `camera` (a `DELETE`); false when that camera has no such session
+    /// (another camera's session is never touched).
+    pub fn end(&self, camera: &str, id: &str) -> bool {
+        let owned = self.lock().get(id).is_some_and(|v| v.camera == camera);
+        owned && self.remove(id, "closed by the browser")
+    }
+
     /// Ends viewer `id`; false when there is none.
-    pub fn remove(&self, id: u64, why: &str) -> bool {
-        let Some(viewer) = self.lock().remove(&id) else { return false };
+    fn remove(&self, id: &str, why: &str) -> bool {
+        let Some(viewer) = self.lock().remove(id) else { return false };
         if let Some(channel) = self.hub.channel(&viewer.camera) {
             channel.remove_sink(viewer.sink_id);
         }
-        let _ = viewer.pipeline.set_state(gst::State::Null);
+        retire(viewer.pipeline);
         tracing::info!(camera = viewer.camera, viewer = id, "WebRTC viewer {why}");
         true
     }
 
     /// Ends every viewer (shutdown).
     pub fn close_all(&self) {
-        let ids: Vec<u64> = self.lock().keys().copied().collect();
+        let ids: Vec<SessionId> = self.lock().keys().cloned().collect();
         for id in ids {
-            self.remove(id, "closed at shutdown");
+            self.remove(&id, "closed at shutdown");
         }
     }
 
     /// Removes viewers that never connected.
     fn sweep(&self) {
-        let stale: Vec<u64> = self
+        let stale: Vec<SessionId> = self
             .lock()
             .iter()
             .filter(|(_, v)| {
@@ -223,19 +291,19 @@ impl Viewers {
                     && v.webrtc.property::<gst_webrtc::WebRTCPeerConnectionState>("connection-state")
                         != gst_webrtc::WebRTCPeerConnectionState::Connected
             })
-            .map(|(id, _)| *id)
+            .map(|(id, _)| id.clone())
             .collect();
         for id in stale {
-            self.remove(id, "never connected");
+            self.remove(&id, "never connected");
         }
     }
 
-    fn notify_ended(&self, id: u64) {
+    fn notify_ended(&self, id: SessionId) {
         let _ = self.ended.lock().unwrap_or_else(|e| e.into_inner()).send(id);
     }
 
     /// Answers a WHEP offer for `camera`: (viewer id, SDP answer). Blocks up to a few seconds.
-    pub fn answer(self: &Arc<Self>, camera: &str, offer: &str) -> Result<(u64, String), WhepError> {
+    pub fn answer(self: &Arc<Self>, camera: &str, offer: &str) -> Result<(SessionId, String), WhepError> {
         let channel = self.hub.channel(camera).ok_or_else(|| WhepError::UnknownCamera(camera.to_string()))?;
         let _slot = {
             let viewers = self.lock();
@@ -251,6 +319,8 @@ impl Viewers {
         let codec = choose_h264(offer).ok_or_else(|| {
             WhepError::BadOffer("the offer has no H.264 video with packetization-mode=1 (nothing else is sent)".into())
         })?;
+        let offer = without_mdns_candidates(offer);
+        check_offer_shape(&offer).map_err(WhepError::BadOffer)?;
         let sdp = gst_sdp::SDPMessage::parse_buffer(offer.as_bytes())
             .map_err(|e| WhepError::BadOffer(format!("the offer is not valid SDP: {e}")))?;
         if !codec.profile_level_id.bytes().all(|b| b.is_ascii_hexdigit()) || codec.profile_level_id.len() != 6 {
@@ -278,9 +348,10 @@ impl Viewers {
             .ok_or_else(|| WhepError::Internal("no appsrc".into()))?;
         self.restrict_ice(&webrtc);
 
-        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let id = new_session_id()?;
         {
             let weak = Arc::downgrade(self);
+            let id = id.clone();
             webrtc.connect_notify(Some("connection-state"), move |webrtc, _| {
                 let state = webrtc.property::<gst_webrtc::WebRTCPeerConnectionState>("connection-state");
                 tracing::debug!(viewer = id, ?state, "WebRTC connection state");
@@ -289,7 +360,7 @@ impl Viewers {
                     gst_webrtc::WebRTCPeerConnectionState::Failed | gst_webrtc::WebRTCPeerConnectionState::Closed
                 ) {
                     if let Some(viewers) = weak.upgrade() {
-                        viewers.notify_ended(id);
+                        viewers.notify_ended(id.clone());
                     }
                 }
             });
@@ -303,10 +374,11 @@ impl Viewers {
         if let Some(rtpbin) = rtpbin {
             for signal in ["on-timeout", "on-bye-ssrc"] {
                 let weak = Arc::downgrade(self);
+                let id = id.clone();
                 rtpbin.connect(signal, false, move |_| {
                     tracing::debug!(viewer = id, "{signal}");
                     if let Some(viewers) = weak.upgrade() {
-                        viewers.notify_ended(id);
+                        viewers.notify_ended(id.clone());
                     }
                     None
                 });
@@ -316,11 +388,12 @@ impl Viewers {
         }
         if let Some(bus) = pipeline.bus() {
             let weak = Arc::downgrade(self);
+            let id = id.clone();
             bus.set_sync_handler(move |_, message| {
                 if let gst::MessageView::Error(e) = message.view() {
                     tracing::warn!(viewer = id, "WebRTC viewer pipeline error: {} ({:?})", e.error(), e.debug());
                     if let Some(viewers) = weak.upgrade() {
-                        viewers.notify_ended(id);
+                        viewers.notify_ended(id.clone());
                     }
                 }
                 gst::BusSyncReply::Drop
@@ -341,6 +414,13 @@ impl Viewers {
         let local = webrtc
             .property::<Option<gst_webrtc::WebRTCSessionDescription>>("local-description")
             .ok_or_else(|| WhepError::Internal("no local description after answering".into()))?;
+        // webrtcbin rejects a section it cannot use with port 0 and copies the offer's lines
+        // into it (candidates included): such an answer carries no media and only echoes the
+        // offer, so it is refused.
+        let accepted = local.sdp().medias().any(|m| m.media() == Some("video") && m.port() != 0);
+        if !accepted {
+            return Err(WhepError::BadOffer("the offer's video section could not be accepted".into()));
+        }
         let text = local.sdp().as_text().map_err(|e| internal("writing the answer", &e))?;
         if !text.contains("a=candidate") {
             return Err(WhepError::Internal(
@@ -351,8 +431,10 @@ impl Viewers {
 
         let sink_id = channel.add_sink(appsrc, SinkKind::WebRtc);
         let pipeline = guard.release();
-        self.lock()
-            .insert(id, Viewer { camera: camera.to_string(), pipeline, webrtc, sink_id, created: Instant::now() });
+        self.lock().insert(
+            id.clone(),
+            Viewer { camera: camera.to_string(), pipeline, webrtc, sink_id, created: Instant::now() },
+        );
         tracing::info!(
             camera,
             viewer = id,
@@ -363,12 +445,22 @@ impl Viewers {
         Ok((id, text))
     }
 
-    /// Limits ICE to the configured local addresses.
+    /// Limits ICE to the configured local addresses, over UDP, without UPnP.
     fn restrict_ice(&self, webrtc: &gst::Element) {
+        let ice = webrtc.property::<gst_webrtc::WebRTCICE>("ice-agent");
+        // Candidates over TCP would open listening sockets for nothing: browsers use UDP.
+        if ice.find_property("ice-tcp").is_some() {
+            ice.set_property("ice-tcp", false);
+        }
+        // libnice's UPnP (on by default when built with gupnp-igd) sends SSDP discovery out of
+        // every interface and listens on UDP 1900 there, whatever the local addresses.
+        match ice.find_property("agent").map(|_| ice.property::<glib::Object>("agent")) {
+            Some(agent) if agent.find_property("upnp").is_some() => agent.set_property("upnp", false),
+            _ => tracing::warn!("this GStreamer does not expose its ICE agent: UPnP may stay on"),
+        }
         if self.ice_addresses.is_empty() {
             return;
         }
-        let ice = webrtc.property::<gst_webrtc::WebRTCICE>("ice-agent");
         if glib::subclass::signal::SignalId::lookup("add-local-ip-address", ice.type_()).is_none() {
             tracing::warn!("this GStreamer cannot restrict WebRTC to chosen addresses; every interface is used");
             return;
@@ -393,8 +485,25 @@ impl PipelineGuard {
 impl Drop for PipelineGuard {
     fn drop(&mut self) {
         if let Some(pipeline) = self.0.take() {
-            let _ = pipeline.set_state(gst::State::Null);
+            retire(pipeline);
         }
+    }
+}
+
+/// Stops a viewer pipeline (before its last reference goes: a webrtcbin freed while playing
+/// leaves work queued on its own thread that then touches freed memory).
+fn retire(pipeline: gst::Pipeline) {
+    if let Err(e) = pipeline.set_state(gst::State::Null) {
+        tracing::warn!("a WebRTC viewer pipeline did not stop: {e:?}");
+    }
+}
+
+impl Drop for Viewers {
+    /// Viewers still in the map are stopped, never freed while playing (the WHEP fuzz test
+    /// crashed with SIGSEGV in webrtcbin's thread when a set of viewers was dropped with live
+    /// sessions in it).
+    fn drop(&mut self) {
+        self.close_all();
     }
 }
 
@@ -466,5 +575,31 @@ a=rtpmap:107 H264/90000\r\na=fmtp:107 level-asymmetry-allowed=1;packetization-mo
         assert_eq!(choose_h264(""), None);
         let audio_only = "m=audio 9 RTP/SAVPF 102\r\na=rtpmap:102 H264/90000\r\na=fmtp:102 packetization-mode=1\r\n";
         assert_eq!(choose_h264(audio_only), None);
+    }
+
+    /// Session ids are 128 random bits in hex, never repeated; the id check takes exactly that
+    /// shape.
+    #[test]
+    fn session_ids_are_random_128_bit_hex() {
+        let a = new_session_id().expect("id");
+        let b = new_session_id().expect("id");
+        assert_ne!(a, b);
+        assert!(is_session_id(&a) && is_session_id(&b), "{a} {b}");
+        assert!(!is_session_id("1"));
+        assert!(!is_session_id(&a.to_uppercase()));
+        assert!(!is_session_id(&format!("{a}0")));
+        assert!(!is_session_id(&"g".repeat(32)));
+    }
+
+    /// Candidates that need an mDNS lookup are dropped; every other line stays as it was.
+    #[test]
+    fn mdns_candidates_are_dropped_from_offers() {
+        let offer = "v=0\r\na=candidate:1 1 udp 2122260223 abc-def.local 51234 typ host\r\n\
+                     a=candidate:2 1 udp 2122260223 10.0.0.2 51235 typ host\r\na=candidate:3 1 udp 1 X.LOCAL 1 typ host\r\na=mid:0\r\n";
+        assert_eq!(
+            without_mdns_candidates(offer),
+            "v=0\r\na=candidate:2 1 udp 2122260223 10.0.0.2 51235 typ host\r\na=mid:0\r\n"
+        );
+        assert_eq!(without_mdns_candidates(""), "");
     }
 }

@@ -10,7 +10,9 @@
 //!   the previous response on a kept-alive connection), however often its bytes come, and may
 //!   be at most 16 KiB (longer: 431, then close);
 //! - connections that are not stream viewers (requests being read, page, snapshot, status, idle
-//!   kept-alive) are at most `max-connections`; more wait in the kernel's accept queue;
+//!   kept-alive) are at most `max-connections`, and one client address gets at most a quarter
+//!   of them (at least 8); a client's further connections wait for its own places (the shared
+//!   setup of [`framebus_httpserve`], like the metrics endpoint and the media server);
 //! - `/stream.mjpg` takes one of `max-viewers` slots only once its request has been read, and
 //!   then no longer counts as a connection: snapshot and status never compete with streams;
 //! - a viewer whose socket accepts nothing for [`WRITE_TIMEOUT`] is dropped.
@@ -25,14 +27,11 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use framebus_httpserve::Conn;
 use hyper::body::{Body, Bytes, Frame, Incoming, SizeHint};
 use hyper::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONNECTION, CONTENT_TYPE, PRAGMA};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode, Version};
-use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
-use tokio_io_timeout::TimeoutStream;
+use tokio::sync::watch;
 
 /// A viewer whose socket has accepted no byte for this long is dropped (it stalled).
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -142,23 +141,21 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     TcpListener::bind(addr)
 }
 
-/// Serves viewers from `listener` on a background thread until the process exits.
+/// Serves viewers from `listener` on a background thread until the process exits (the shared
+/// HTTP setup of [`framebus_httpserve`]: per-client and global connection limits, header and
+/// write deadlines).
 pub fn serve(listener: TcpListener, hub: Arc<Hub>, camera: String, links: String, limits: Limits) -> io::Result<()> {
-    listener.set_nonblocking(true)?;
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_io().enable_time().build()?;
-    let server = Arc::new(Server {
-        hub,
-        page: Bytes::from(page(&camera).replace("{streams}", &links)),
-        limits,
-        connections: Arc::new(Semaphore::new(limits.max_connections)),
-    });
-    std::thread::Builder::new().name("http".into()).spawn(move || {
-        runtime.block_on(async move {
-            match tokio::net::TcpListener::from_std(listener) {
-                Ok(listener) => accept_loop(listener, server).await,
-                Err(e) => tracing::error!("the HTTP server cannot use its socket: {e}"),
-            }
-        })
+    let server = Arc::new(Server { hub, page: Bytes::from(page(&camera).replace("{streams}", &links)), limits });
+    let http_limits = framebus_httpserve::Limits {
+        title_case_headers: true,
+        max_head_bytes: MAX_HEAD_BYTES,
+        write_timeout: WRITE_TIMEOUT,
+        ..framebus_httpserve::Limits::new(limits.max_connections).header_timeout(limits.request_timeout)
+    };
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    framebus_httpserve::spawn("http", listener, http_limits, stop, move |request, conn| {
+        let server = Arc::clone(&server);
+        async move { server.answer(request, &conn).await }
     })?;
     Ok(())
 }
@@ -167,64 +164,10 @@ struct Server {
     hub: Arc<Hub>,
     page: Bytes,
     limits: Limits,
-    connections: Arc<Semaphore>,
-}
-
-async fn accept_loop(listener: tokio::net::TcpListener, server: Arc<Server>) {
-    loop {
-        // At the connection limit, new connections wait in the kernel's accept queue.
-        let Ok(permit) = Arc::clone(&server.connections).acquire_owned().await else { return };
-        match listener.accept().await {
-            Ok((tcp, _)) => {
-                tokio::spawn(connection(tcp, permit, Arc::clone(&server)));
-            }
-            Err(e) => {
-                // Out of file descriptors or similar: say so (rate-limited), back off.
-                framebus_common::logging::repeated(
-                    tracing::Level::WARN,
-                    "preview.accept",
-                    format_args!("HTTP server cannot accept a connection: {e}"),
-                );
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
-}
-
-/// Serves one connection; `permit` is its place among `max-connections` until it becomes a
-/// stream viewer.
-async fn connection(tcp: tokio::net::TcpStream, permit: OwnedSemaphorePermit, server: Arc<Server>) {
-    let _ = tcp.set_nodelay(true);
-    let mut io = TimeoutStream::new(tcp);
-    io.set_write_timeout(Some(WRITE_TIMEOUT));
-    let io = TokioIo::new(Box::pin(io));
-    let permit = Arc::new(Mutex::new(Some(permit)));
-    let service = {
-        let server = Arc::clone(&server);
-        service_fn(move |request| {
-            let (server, permit) = (Arc::clone(&server), Arc::clone(&permit));
-            async move { Ok::<_, Infallible>(server.answer(request, &permit).await) }
-        })
-    };
-    let served = http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(server.limits.request_timeout)
-        // `Content-Type`, not `content-type`: some MJPEG clients compare header names exactly.
-        .title_case_headers(true)
-        .max_buf_size(MAX_HEAD_BYTES)
-        .serve_connection(io, service)
-        .await;
-    if let Err(e) = served {
-        tracing::debug!("HTTP connection: {e}");
-    }
 }
 
 impl Server {
-    async fn answer(
-        &self,
-        request: Request<Incoming>,
-        permit: &Mutex<Option<OwnedSemaphorePermit>>,
-    ) -> Response<Reply> {
+    async fn answer(&self, request: Request<Incoming>, conn: &Conn) -> Response<Reply> {
         let head_only = request.method() == Method::HEAD;
         if request.method() != Method::GET && !head_only {
             let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n");
@@ -250,7 +193,7 @@ impl Server {
             "/stream.mjpg" => match self.hub.take_viewer_slot(self.limits.max_viewers) {
                 Some(slot) => {
                     // A viewer holds a stream slot, no longer a connection place.
-                    drop(permit.lock().ok().and_then(|mut p| p.take()));
+                    conn.release();
                     stream_response(Reply::Stream(MjpegBody::new(&self.hub, slot)))
                 }
                 None => text(StatusCode::SERVICE_UNAVAILABLE, "too many viewers\n"),

@@ -1,11 +1,13 @@
 //! The streamer process: reads one camera's frames (policy `newest` or `max-fps`), encodes them
 //! as H.264 (a hardware encoder where the machine has one, else x264; see [`encoder`]) and
-//! publishes the stream to the media server with RTSP ANNOUNCE/RECORD ([`publisher`]). The
-//! media server fans it out to every viewer, so viewers cost this process nothing.
+//! publishes every access unit, with the id of the frame it encodes, on the camera's encoded
+//! service `framebus/<dep>/<cam>/encoded` (iceoryx2). The media server reads that service and
+//! fans the stream out to every viewer; the recorder with `video = "stream"` writes it. The
+//! streamer opens no socket: there is no network path into the stream.
 //!
-//! It never makes capture wait and never queues frames without bound: a frame the encoder or
-//! the connection cannot take now is skipped (counted); a failed or stalled connection is
-//! dropped and made again with backoff (250 ms doubling to 5 s) while frames keep being skipped.
+//! It never makes capture wait and never queues frames without bound: a frame the encoder
+//! cannot take now is skipped (counted); a failed or stalled encoder run is dropped and a new
+//! one started with backoff (250 ms doubling to 5 s) while frames keep being skipped.
 
 pub mod encoder;
 pub mod publisher;
@@ -17,6 +19,7 @@ use anyhow::Context;
 use framebus::{Camera, Event, ProcessReport};
 use framebus_common::config::StreamerConfig;
 use framebus_common::control::ProcessState;
+use framebus_common::names::{service_name, ServiceKind};
 use framebus_common::stats::LatencyWindow;
 use framebus_common::{clock, CameraConfig, Deployment, ProcessRole};
 use gstreamer as gst;
@@ -25,18 +28,17 @@ use serde::Serialize;
 
 use crate::encoder::{Choice, Encoder};
 use crate::publisher::{EncodedUnit, Health, Publisher, RawLayout, TapSettings};
-use framebus_common::config::VideoFormat;
 use framebus_common::encoded::{encoded_layout, AccessUnitHeader};
 use framebus_common::ipc::{self, IpcService};
 use iceoryx2::prelude::*;
 
-/// First reconnect delay; doubled per failed attempt.
+/// First restart delay; doubled per failed attempt.
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
-/// Longest reconnect delay.
+/// Longest restart delay.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
-/// A connection that streamed this long resets the backoff.
+/// A run that streamed this long resets the backoff.
 const STABLE_AFTER: Duration = Duration::from_secs(10);
-/// How often the connection is looked after.
+/// How often the encoder run is looked after.
 const TICK: Duration = Duration::from_millis(100);
 
 /// Options beyond the config.
@@ -44,8 +46,6 @@ const TICK: Duration = Duration::from_millis(100);
 pub struct StreamerOptions {
     /// Print every statistics report as one JSON line on stdout.
     pub json: bool,
-    /// Publish here instead of the configured URL.
-    pub url: Option<String>,
 }
 
 /// One statistics report (the `--json` line).
@@ -53,38 +53,37 @@ pub struct StreamerOptions {
 pub struct StreamerReport {
     /// Camera.
     pub camera: String,
-    /// `streaming`, `connecting` or `reconnecting`.
+    /// `streaming`, `starting` or `restarting`.
     pub state: String,
     /// The encoder (`x264`, `v4l2:/dev/video11`, `vaapi:vah264enc`).
     pub encoder: String,
-    /// Where the stream goes.
-    pub url: String,
+    /// The iceoryx2 service the access units are published on.
+    pub service: String,
     /// Frames handed to the streamer by the reader loop.
     pub frames: u64,
     /// Frames given to the encoder.
     pub encoded: u64,
-    /// Access units sent to the server (all connections).
+    /// Access units out of the encoder (all runs).
     pub sent: u64,
-    /// Frames skipped because the encoder or the connection could not take them (stalled or
-    /// no server).
+    /// Frames skipped because the encoder could not take them (busy, stalled, restarting).
     pub skipped: u64,
-    /// Connections made after the first one.
-    pub reconnects: u64,
+    /// Encoder runs started after the first one.
+    pub restarts: u64,
     /// Frames given to the encoder per second over the last interval.
     pub fps: f64,
     /// Capture → handed to the encoder, p50 (µs).
     pub latency_p50_us: Option<u64>,
     /// Capture → handed to the encoder, p99 (µs).
     pub latency_p99_us: Option<u64>,
-    /// The last connection error.
+    /// The last encoder error.
     pub last_error: Option<String>,
-    /// Access units published for the recorder (`video = "stream"`); 0 without one.
+    /// Access units published on the encoded service.
     pub units_published: u64,
-    /// Access units not published for the recorder (queue full, too large, no sample).
+    /// Access units not published (queue full, too large, no sample).
     pub units_dropped: u64,
 }
 
-/// The access units published for the camera's recorder (`[camera.recorder] video = "stream"`).
+/// The access units published on the camera's encoded service (media server, recorder).
 struct EncodedOut {
     // Field order is drop order: the publisher before its service and node.
     publisher: iceoryx2::port::publisher::Publisher<IpcService, [u8], AccessUnitHeader>,
@@ -92,10 +91,10 @@ struct EncodedOut {
     _node: Node<IpcService>,
     max_bytes: usize,
     capacity: usize,
-    /// Run number of the next connection (starts at the process's start time so that a
+    /// Run number of the next encoder run (starts at the process's start time so that a
     /// restarted streamer never reuses one).
     next_run: u64,
-    /// Access units dropped by connections that ended.
+    /// Access units dropped by runs that ended.
     dropped_before: u64,
     /// Access units iceoryx2 refused.
     publish_failed: u64,
@@ -140,6 +139,11 @@ impl EncodedOut {
         }
         sent.is_ok()
     }
+
+    fn tap(&mut self) -> TapSettings {
+        self.next_run += 1;
+        TapSettings { run: self.next_run, capacity: self.capacity, max_bytes: self.max_bytes }
+    }
 }
 
 enum Link {
@@ -148,22 +152,17 @@ enum Link {
 }
 
 struct Streamer {
-    url: String,
     config: StreamerConfig,
     choice: Choice,
     layout: RawLayout,
     fps: u32,
     link: Link,
     backoff: Duration,
-    connections: u64,
+    runs: u64,
     report: StreamerReport,
     sent_before: u64,
     latency: LatencyWindow,
-    encoded_out: Option<EncodedOut>,
-    /// With a recorder on the stream: an encoder of its own while the connection is not
-    /// streaming (no server, connecting, reconnecting), so recording never depends on the
-    /// media server.
-    local: Option<Publisher>,
+    out: EncodedOut,
 }
 
 /// GStreamer elements the streamer needs, with the Debian package that has them.
@@ -172,7 +171,6 @@ fn needed_elements(encoder: &Encoder) -> Vec<(&'static str, &'static str)> {
         ("appsrc", "gstreamer1.0-plugins-base"),
         ("videoconvert", "gstreamer1.0-plugins-base"),
         ("h264parse", "gstreamer1.0-plugins-bad"),
-        ("rtspclientsink", "gstreamer1.0-rtsp"),
         ("jpegdec", "gstreamer1.0-plugins-good"),
     ];
     if *encoder == Encoder::X264 {
@@ -211,15 +209,6 @@ pub fn run(
 ) -> anyhow::Result<StreamerReport> {
     let cam = camera.name.as_str();
     let config = camera.streamer.clone().unwrap_or_default();
-    let url = match &options.url {
-        Some(url) => url.clone(),
-        None => deployment.publish_url(camera).with_context(|| {
-            format!(
-                "{}: camera `{cam}` has no publish URL: add [camera.streamer] and [media-server], or set [camera.streamer] url",
-                deployment.source_file.display()
-            )
-        })?,
-    };
     gst::init().context("initialising GStreamer")?;
     let probe = probe_encoders();
     let choice = encoder::choose(config.encoder, &probe)
@@ -250,42 +239,36 @@ pub fn run(
     }
     .round()
     .max(1.0) as u32;
-    let encoded_out = match camera.recorder.as_ref().map(|r| r.video) {
-        Some(VideoFormat::Stream) => {
-            let out = EncodedOut::open(deployment, camera)?;
-            tracing::info!(
-                camera = cam,
-                "publishing access units for the recorder (video = \"stream\"): up to {} KiB each, {} queued",
-                out.max_bytes / 1024,
-                out.capacity
-            );
-            Some(out)
-        }
-        _ => None,
-    };
+    // Declared after the reader, so dropped before it: the reader's clean-up of a finished
+    // deployment must find no node of this process left.
+    let out = EncodedOut::open(deployment, camera)?;
+    let service = service_name(deployment.name(), cam, ServiceKind::Encoded);
+    tracing::info!(
+        camera = cam,
+        "publishing access units on {service}: up to {} KiB each, {} queued per reader",
+        out.max_bytes / 1024,
+        out.capacity
+    );
     let mut streamer = Streamer {
         report: StreamerReport {
             camera: cam.to_string(),
             encoder: choice.encoder.label(),
-            url: url.clone(),
-            state: "connecting".into(),
+            service,
+            state: "starting".into(),
             ..StreamerReport::default()
         },
-        url,
         layout: RawLayout { format: camera.format(), width: camera.width, height: camera.height },
         fps,
         config,
         choice,
         link: Link::Down { retry_at: Instant::now() },
         backoff: FIRST_BACKOFF,
-        connections: 0,
+        runs: 0,
         sent_before: 0,
         latency: LatencyWindow::new(),
-        encoded_out,
-        local: None,
+        out,
     };
     streamer.maintain();
-    streamer.maintain_local();
     let mut window = (Instant::now(), 0u64);
     loop {
         match reader.next_event()? {
@@ -297,18 +280,12 @@ pub fn run(
                     let buffer = publisher::frame_buffer(&streamer.layout, &frame.bytes()[..len]);
                     drop(frame);
                     streamer.push(&header, buffer);
-                } else if streamer.local_wants(&header) {
-                    let len = (header.payload_len as usize).min(frame.bytes().len());
-                    let buffer = publisher::frame_buffer(&streamer.layout, &frame.bytes()[..len]);
-                    drop(frame);
-                    streamer.push_local(&header, buffer);
                 }
                 streamer.publish_units();
             }
             Event::Timer(t) if t == tick_timer => {
                 streamer.publish_units();
                 streamer.maintain();
-                streamer.maintain_local();
             }
             Event::Timer(t) if t == stats_timer => {
                 let elapsed = window.0.elapsed().as_secs_f64();
@@ -324,19 +301,17 @@ pub fn run(
         }
     }
     streamer.publish_units();
-    if let Some(local) = streamer.local.take() {
-        local.close_and_wait(Duration::from_secs(3));
-    }
     if let Link::Up { publisher, .. } = std::mem::replace(&mut streamer.link, Link::Down { retry_at: Instant::now() }) {
         streamer.sent_before += publisher.sent();
-        if let Some(out) = &mut streamer.encoded_out {
-            out.dropped_before += publisher.units_dropped();
-        }
+        streamer.out.dropped_before += publisher.units_dropped();
         publisher.close_and_wait(Duration::from_secs(3));
     }
     streamer.report.sent = streamer.sent_before;
     streamer.emit(&reader, 0.0, options.json);
-    Ok(streamer.report)
+    let report = streamer.report.clone();
+    drop(streamer);
+    drop(reader);
+    Ok(report)
 }
 
 impl Streamer {
@@ -374,91 +349,19 @@ impl Streamer {
         }
     }
 
-    /// Whether a frame the connection did not take goes to the recorder's own encoder.
-    fn local_wants(&self, header: &framebus_common::FrameHeader) -> bool {
-        header.format() == Some(self.layout.format)
-            && header.width == self.layout.width
-            && header.height == self.layout.height
-            && self.local.as_ref().is_some_and(Publisher::ready)
-    }
-
-    /// Hands a copied frame to the recorder's own encoder.
-    fn push_local(&mut self, header: &framebus_common::FrameHeader, buffer: anyhow::Result<gst::Buffer>) {
-        let Some(local) = &mut self.local else { return };
-        let frame = (header.frame_id, header.capture_mono_ns, header.capture_realtime_ns);
-        if let Err(e) = buffer.map_err(|e| e.to_string()).and_then(|b| local.push(b, frame)) {
-            tracing::debug!("frame {} not encoded for the recorder: {e}", header.frame_id);
-        }
-    }
-
-    /// Publishes the access units that left the encoders for the recorder.
+    /// Publishes the access units that left the encoder.
     fn publish_units(&mut self) {
-        let Some(out) = &mut self.encoded_out else { return };
-        let linked = match &self.link {
-            Link::Up { publisher, .. } => Some(publisher),
-            Link::Down { .. } => None,
-        };
-        for publisher in linked.into_iter().chain(self.local.as_ref()) {
-            for unit in publisher.take_units() {
-                if out.publish(&unit) {
-                    self.report.units_published += 1;
-                } else {
-                    out.publish_failed += 1;
-                }
+        let Link::Up { publisher, .. } = &self.link else { return };
+        for unit in publisher.take_units() {
+            if self.out.publish(&unit) {
+                self.report.units_published += 1;
+            } else {
+                self.out.publish_failed += 1;
             }
         }
     }
 
-    /// With a recorder on the stream: runs the recorder's own encoder exactly while the
-    /// connection is not streaming (each start is a new run: the recorder begins a new
-    /// segment at its first key frame).
-    fn maintain_local(&mut self) {
-        if self.encoded_out.is_none() {
-            return;
-        }
-        // Streaming as `maintain` last saw it (not `ready()`, which is false whenever the
-        // encoder still holds a frame).
-        let streaming = matches!(&self.link, Link::Up { .. }) && self.report.state == "streaming";
-        if streaming {
-            if let Some(local) = self.local.take() {
-                self.publish_units();
-                if let Some(out) = &mut self.encoded_out {
-                    out.dropped_before += local.units_dropped();
-                }
-                tracing::info!(
-                    camera = self.report.camera,
-                    "streaming again: the recorder takes the stream's access units"
-                );
-                local.close();
-            }
-            return;
-        }
-        if let Some(local) = &mut self.local {
-            if let Health::Failed(why) = local.health() {
-                tracing::warn!(camera = self.report.camera, "the recorder's encoder failed: {why}; starting it again");
-                if let (Some(local), Some(out)) = (self.local.take(), &mut self.encoded_out) {
-                    out.dropped_before += local.units_dropped();
-                    local.close();
-                }
-            }
-            return;
-        }
-        let Some(out) = &mut self.encoded_out else { return };
-        out.next_run += 1;
-        let tap = TapSettings { run: out.next_run, capacity: out.capacity, max_bytes: out.max_bytes };
-        match Publisher::start(None, &self.choice.encoder, &self.config, self.layout, self.fps, Some(tap)) {
-            Ok(local) => {
-                tracing::info!(
-                    camera = self.report.camera,
-                    "not streaming: encoding for the recorder alone until connected"
-                );
-                self.local = Some(local);
-            }
-            Err(e) => tracing::warn!(camera = self.report.camera, "cannot start the recorder's encoder: {e:#}"),
-        }
-    }
-
-    /// Looks after the connection: health, stalls, reconnects with backoff.
+    /// Looks after the encoder run: health, stalls, restarts with backoff.
     fn maintain(&mut self) {
         let now = Instant::now();
         match &mut self.link {
@@ -469,39 +372,29 @@ impl Streamer {
                         self.backoff = FIRST_BACKOFF;
                     }
                 }
-                Health::Connecting => self.report.state = "connecting".into(),
+                Health::Connecting => {}
                 Health::Failed(why) => {
                     let delay = self.backoff;
                     self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
-                    tracing::warn!(
-                        camera = self.report.camera,
-                        "stream to {} failed: {why}; reconnecting in {delay:?}",
-                        self.url
-                    );
+                    tracing::warn!(camera = self.report.camera, "encoder failed: {why}; restarting in {delay:?}");
                     self.report.last_error = Some(why);
-                    self.report.state = "reconnecting".into();
+                    self.report.state = "restarting".into();
                     if let Link::Up { publisher, .. } =
                         std::mem::replace(&mut self.link, Link::Down { retry_at: now + delay })
                     {
                         self.sent_before += publisher.sent();
-                        if let Some(out) = &mut self.encoded_out {
-                            out.dropped_before += publisher.units_dropped();
-                        }
+                        self.out.dropped_before += publisher.units_dropped();
                         publisher.close();
                     }
                 }
             },
             Link::Down { retry_at } if *retry_at <= now => {
-                let tap = self.encoded_out.as_mut().map(|out| {
-                    out.next_run += 1;
-                    TapSettings { run: out.next_run, capacity: out.capacity, max_bytes: out.max_bytes }
-                });
-                match Publisher::start(Some(&self.url), &self.choice.encoder, &self.config, self.layout, self.fps, tap)
-                {
+                let tap = self.out.tap();
+                match Publisher::start(&self.choice.encoder, &self.config, self.layout, self.fps, Some(tap)) {
                     Ok(publisher) => {
-                        self.connections += 1;
-                        self.report.reconnects = self.connections.saturating_sub(1);
-                        tracing::info!(camera = self.report.camera, "connecting to {}", self.url);
+                        self.runs += 1;
+                        self.report.restarts = self.runs.saturating_sub(1);
+                        tracing::info!(camera = self.report.camera, run = tap.run, "encoder started");
                         self.link = Link::Up { publisher, since: now };
                     }
                     Err(e) => {
@@ -509,7 +402,7 @@ impl Streamer {
                         self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
                         tracing::warn!(
                             camera = self.report.camera,
-                            "cannot start the stream: {e:#}; retrying in {delay:?}"
+                            "cannot start the encoder: {e:#}; retrying in {delay:?}"
                         );
                         self.report.last_error = Some(format!("{e:#}"));
                         self.link = Link::Down { retry_at: now + delay };
@@ -521,18 +414,12 @@ impl Streamer {
     }
 
     fn emit(&mut self, reader: &Camera, fps: f64, json: bool) {
-        let current = match &self.link {
-            Link::Up { publisher, .. } => publisher.sent(),
-            Link::Down { .. } => 0,
+        let (current, tap_dropped) = match &self.link {
+            Link::Up { publisher, .. } => (publisher.sent(), publisher.units_dropped()),
+            Link::Down { .. } => (0, 0),
         };
         self.report.sent = self.sent_before + current;
-        if let Some(out) = &self.encoded_out {
-            let tap_dropped = match &self.link {
-                Link::Up { publisher, .. } => publisher.units_dropped(),
-                Link::Down { .. } => 0,
-            };
-            self.report.units_dropped = out.publish_failed + out.dropped_before + tap_dropped;
-        }
+        self.report.units_dropped = self.out.publish_failed + self.out.dropped_before + tap_dropped;
         self.report.fps = (fps * 10.0).round() / 10.0;
         self.report.latency_p50_us = self.latency.percentile_us(50.0);
         self.report.latency_p99_us = self.latency.percentile_us(99.0);
@@ -546,39 +433,38 @@ impl Streamer {
         }
         tracing::info!(
             camera = r.camera,
-            "{} fps={:.1} encoded={} sent={} skipped={} reconnects={}",
+            "{} fps={:.1} encoded={} sent={} published={} skipped={} restarts={}",
             r.state,
             r.fps,
             r.encoded,
             r.sent,
+            r.units_published,
             r.skipped,
-            r.reconnects
+            r.restarts
         );
         let streaming = r.state == "streaming";
         let message = if streaming {
             format!(
-                "streaming {} ({}, {} kbit/s): {} sent, {} skipped, {} reconnects",
-                r.url, r.encoder, self.config.bitrate_kbps, r.sent, r.skipped, r.reconnects
+                "streaming on {} ({}, {} kbit/s): {} sent, {} skipped, {} restarts; {} published, {} dropped",
+                r.service,
+                r.encoder,
+                self.config.bitrate_kbps,
+                r.sent,
+                r.skipped,
+                r.restarts,
+                r.units_published,
+                r.units_dropped
             )
         } else {
             format!(
-                "{} {} ({}): {} skipped, {} reconnects{}",
+                "{} {} ({}): {} skipped, {} restarts{}",
                 r.state,
-                r.url,
+                r.service,
                 r.encoder,
                 r.skipped,
-                r.reconnects,
+                r.restarts,
                 r.last_error.as_deref().map(|e| format!("; last error: {e}")).unwrap_or_default()
             )
-        };
-        let message = match &self.encoded_out {
-            Some(_) => format!(
-                "{message}; for the recorder: {} access units, {} dropped{}",
-                r.units_published,
-                r.units_dropped,
-                if self.local.is_some() { " (encoding for it alone)" } else { "" }
-            ),
-            None => message,
         };
         let latency = (r.latency_p50_us, r.latency_p99_us);
         reader.report(|p: &mut ProcessReport| {

@@ -1,4 +1,4 @@
-//! `streamer`: encodes one camera as H.264 and publishes it to the media server. See `--help`.
+//! `streamer`: encodes one camera as H.264 and publishes it on the camera's encoded service (shared memory). See `--help`.
 
 use std::process::ExitCode;
 
@@ -6,15 +6,12 @@ use clap::Parser;
 use framebus_common::cli::{camera_main, CameraArgs};
 use framebus_streamer::StreamerOptions;
 
-/// Encodes one camera's frames as H.264 (hardware encoder first) and publishes them over RTSP.
+/// Encodes one camera's frames as H.264 (hardware encoder first) and publishes the access units on shared memory, where the media server and the recorder read them.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
     #[command(flatten)]
     camera: CameraArgs,
-    /// Publish to this RTSP URL instead of the configured one.
-    #[arg(long)]
-    url: Option<String>,
     /// Print the encoder the machine offers and why, then exit.
     #[arg(long)]
     probe: bool,
@@ -29,7 +26,7 @@ fn main() -> ExitCode {
         if args.probe {
             return framebus_streamer::print_probe(camera);
         }
-        let options = StreamerOptions { json: args.json, url: args.url.clone() };
+        let options = StreamerOptions { json: args.json };
         framebus_streamer::run(deployment, camera, &options).map(drop)
     })
 }

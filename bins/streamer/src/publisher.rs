@@ -1,13 +1,15 @@
-//! One connection to the media server: a GStreamer pipeline
-//! `appsrc → [jpegdec] → videoconvert → encoder → h264parse → rtspclientsink` that publishes
-//! with RTSP ANNOUNCE/RECORD over TCP.
+//! One encoder run: a GStreamer pipeline
+//! `appsrc → [jpegdec] → videoconvert → encoder → h264parse → fakesink` whose access units are
+//! tapped after h264parse and handed to the frame loop, which publishes them on the camera's
+//! encoded service (iceoryx2). Nothing goes over the network: the media server and the recorder
+//! read that service.
 //!
 //! The frame loop never waits for it: a frame is copied into a GStreamer buffer (after which
 //! the shared-memory sample is released) only when the pipeline has taken the previous ones;
-//! otherwise the frame is skipped. When the server stalls, the sink blocks, the encoder stops
-//! taking frames, the backlog check skips every frame, and [`Publisher::health`] reports a
-//! stall after `stall-secs`; the caller then drops the connection (torn down on a thread of its
-//! own, so a blocked socket can never block the loop) and reconnects with backoff.
+//! otherwise the frame is skipped. When the encoder stalls (a hardware encoder that hangs), the
+//! backlog check skips every frame and [`Publisher::health`] reports a stall after
+//! `stall-secs`; the caller then drops the run (torn down on a thread of its own, so a hung
+//! element can never block the loop) and starts a new one with backoff.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -121,11 +123,10 @@ pub struct EncodedUnit {
     pub data: Vec<u8>,
 }
 
-/// Whether, and how, a connection hands its access units out (for the recorder with
-/// `video = "stream"`).
+/// How a run hands its access units out (to the frame loop, which publishes them).
 #[derive(Debug, Clone, Copy)]
 pub struct TapSettings {
-    /// Run number written into every access unit of this connection.
+    /// Run number written into every access unit of this run.
     pub run: u64,
     /// Access units held for the frame loop at most; more are dropped (counted).
     pub capacity: usize,
@@ -154,7 +155,7 @@ struct TapState {
     shift: Option<i128>,
 }
 
-/// The access units of one connection.
+/// The access units of one run.
 struct Tap {
     state: Arc<Mutex<TapState>>,
     units: Receiver<EncodedUnit>,
@@ -228,18 +229,18 @@ fn tap_unit(
     }
 }
 
-/// What the connection is doing.
+/// What the encoder run is doing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Health {
-    /// Connecting (ANNOUNCE/SETUP/RECORD under way, or playing with nothing sent yet).
+    /// Starting (not playing yet, or playing with nothing encoded yet).
     Connecting,
-    /// Frames flow to the server.
+    /// Access units leave the encoder.
     Streaming,
-    /// Failed: the reason; the caller reconnects.
+    /// Failed: the reason; the caller starts a new run.
     Failed(String),
 }
 
-/// One publishing connection.
+/// One encoder run.
 pub struct Publisher {
     pipeline: gst::Pipeline,
     appsrc: gst_app::AppSrc,
@@ -256,15 +257,12 @@ pub struct Publisher {
     tap: Option<Tap>,
 }
 
-/// Longest a connection may take to reach PLAYING.
+/// Longest an encoder run may take to reach PLAYING.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Publisher {
-    /// Builds and starts the pipeline (connecting happens in the background). Without `url`
-    /// the access units go nowhere but the tap: the encoder runs for the recorder alone while
-    /// there is no connection.
+    /// Builds and starts the pipeline; the access units go to the tap (and nowhere else).
     pub fn start(
-        url: Option<&str>,
         encoder: &Encoder,
         config: &StreamerConfig,
         layout: RawLayout,
@@ -276,13 +274,8 @@ impl Publisher {
             "appsrc name=src is-live=true format=time do-timestamp=true block=false max-bytes=0 caps=\"{caps}\" \
              ! {decoder}{encode} \
              ! h264parse name=parse config-interval=-1 \
-             ! video/x-h264,stream-format=byte-stream,alignment=au ! {sink}",
+             ! video/x-h264,stream-format=byte-stream,alignment=au ! fakesink name=sink sync=false async=false",
             encode = encoder.launch(config),
-            sink = match url {
-                Some(url) =>
-                    format!("rtspclientsink name=sink location=\"{url}\" protocols=tcp latency=0 tcp-timeout=5000000"),
-                None => "fakesink name=sink sync=false async=false".to_string(),
-            },
         );
         tracing::debug!("publisher pipeline: {launch}");
         let pipeline = gst::parse::launch(&launch)
@@ -359,19 +352,19 @@ impl Publisher {
         Ok(publisher)
     }
 
-    /// The raw layout this connection takes.
+    /// The raw layout this run takes.
     pub fn layout(&self) -> RawLayout {
         self.layout
     }
 
-    /// Whether a frame may be pushed now: connected and the encoder has taken the previous
+    /// Whether a frame may be pushed now: playing and the encoder has taken the previous
     /// frames.
     pub fn ready(&self) -> bool {
         self.playing && self.appsrc.current_level_buffers() < self.max_backlog
     }
 
     /// Hands a frame buffer to the encoder (never blocks); `frame` follows it to its access
-    /// unit when the connection hands access units out.
+    /// unit.
     pub fn push(&mut self, buffer: gst::Buffer, frame: FrameRef) -> Result<(), String> {
         self.last_push = Some(Instant::now());
         if let Some(tap) = &self.tap {
@@ -397,7 +390,7 @@ impl Publisher {
         self.tap.as_ref().map_or(0, |t| t.dropped.load(Ordering::Relaxed))
     }
 
-    /// Access units sent so far.
+    /// Access units out of the encoder so far.
     pub fn sent(&self) -> u64 {
         self.out_count.load(Ordering::Relaxed)
     }
@@ -410,7 +403,7 @@ impl Publisher {
                     let from = message.src().map(|s| s.path_string().to_string()).unwrap_or_default();
                     return Health::Failed(format!("{} ({from})", e.error()));
                 }
-                gst::MessageView::Eos(_) => return Health::Failed("the server ended the stream".into()),
+                gst::MessageView::Eos(_) => return Health::Failed("the encoder ended the stream".into()),
                 gst::MessageView::StateChanged(s)
                     if message.src() == Some(self.pipeline.upcast_ref()) && s.current() == gst::State::Playing =>
                 {
@@ -432,20 +425,18 @@ impl Publisher {
         let reference = if last_out == 0 { self.started.elapsed() } else { since_out };
         if waiting && reference > self.stall && self.last_push.is_some() {
             return Health::Failed(format!(
-                "the server accepted nothing for {:.1} s (stalled)",
+                "the encoder output nothing for {:.1} s (stalled)",
                 reference.as_secs_f64()
             ));
         }
-        // Playing but nothing has reached the server yet (a silent server accepts the
-        // connection and then nothing): not streaming until the first access unit is out.
+        // Playing but nothing encoded yet: not streaming until the first access unit is out.
         if self.out_count.load(Ordering::Relaxed) == 0 {
             return Health::Connecting;
         }
         Health::Streaming
     }
 
-    /// Tears the connection down on a thread of its own (a blocked socket never blocks the
-    /// caller).
+    /// Tears the run down on a thread of its own (a hung element never blocks the caller).
     pub fn close(self) {
         let pipeline = self.pipeline;
         let spawned = std::thread::Builder::new().name("publisher-teardown".into()).spawn(move || {
@@ -456,7 +447,7 @@ impl Publisher {
         }
     }
 
-    /// Tears the connection down and waits (bounded) for it (clean exit).
+    /// Tears the run down and waits (bounded) for it (clean exit).
     pub fn close_and_wait(self, within: Duration) {
         let pipeline = self.pipeline;
         let (tx, rx) = std::sync::mpsc::channel();

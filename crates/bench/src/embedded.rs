@@ -2,7 +2,7 @@
 //! the encoding process. `framebus-bench embedded <config> <port>` reads the camera (policy
 //! `newest`), encodes with the streamer's own x264 settings and serves the result from
 //! gst-rtsp-server in the same process, through the media server's own hub and mounts. Only
-//! the bench runs it; the product publishes to a separate `mediaserver`.
+//! the bench runs it; the product publishes on shared memory, read by a separate `mediaserver`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

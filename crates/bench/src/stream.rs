@@ -1,6 +1,6 @@
 //! Streaming figures at 1080p30: capture → decoded frame at an RTSP client (from the stamped
 //! frame id), CPU of the streamer per encoder, and CPU of the framebus processes (capture +
-//! streamer) and of the media server with 1 and 20 RTSP viewers.
+//! streamer) and of the media server (reading the encoded service) with 1 and 20 RTSP viewers.
 //!
 //! The deployment is started by hand (capture, mediaserver, streamer), exactly as `ctl up`
 //! would. The RTSP client is ffmpeg (`-fflags nobuffer -flags low_delay`, one decoding
@@ -303,9 +303,7 @@ pub fn bench(dir: &Path) -> anyhow::Result<()> {
     let port = free_port()?;
     let config = write_config(
         &dir.join("embedded.toml"),
-        &format!(
-            "[deployment]\nname = \"b{pid}-emb\"\n\n{CAMERA}[[camera.reader]]\nname = \"embedded\"\n\n{STREAMER}url = \"rtsp://127.0.0.1:1/unused\"\n"
-        ),
+        &format!("[deployment]\nname = \"b{pid}-emb\"\n\n{CAMERA}[[camera.reader]]\nname = \"embedded\"\n\n{STREAMER}"),
     )?;
     let mut procs = Procs(Vec::new());
     procs.0.push(start("capture", &config, &[])?);
@@ -322,12 +320,14 @@ pub fn bench(dir: &Path) -> anyhow::Result<()> {
     let embedded = measure(&config, &format!("rtsp://127.0.0.1:{port}/bench"), &pids)?;
     drop(procs);
 
-    println!("\nStreaming, {WIDTH}x{HEIGHT} BGR3 at {FPS} fps, H.264 6000 kbit/s, GOP 30, low latency, RTSP over TCP on loopback:\n");
+    println!("\nStreaming, {WIDTH}x{HEIGHT} BGR3 at {FPS} fps, H.264 6000 kbit/s, GOP 30, low latency, streamer → media server over shared memory (iceoryx2), viewers on RTSP over TCP on loopback:\n");
     println!("encoder probe: {}\n", probe_text.replace('\n', "; "));
     println!("| arrangement | capture → decoded at RTSP client p50 | p99 | frames | unmatched stamps |");
     println!("|---|---:|---:|---:|---:|");
-    for (label, m) in [("streamer → mediaserver (the product)", &driven), ("server embedded in the encoder", &embedded)]
-    {
+    for (label, m) in [
+        ("streamer → encoded service → mediaserver (the product)", &driven),
+        ("server embedded in the encoder", &embedded),
+    ] {
         let mut latency = m.latency.clone();
         println!(
             "| {label} | {:.1} ms | {:.1} ms | {} | {} |",

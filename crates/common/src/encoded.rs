@@ -1,7 +1,10 @@
 //! Encoded video on the bus: the H.264 access units a camera's streamer encodes, published with
 //! the frame id they were encoded from on `framebus/<dep>/<cam>/encoded` (`[u8]` payload, one
-//! Annex-B access unit, with an [`AccessUnitHeader`] user header). The recorder with
-//! `video = "stream"` writes them into its segments instead of encoding a second time.
+//! Annex-B access unit, with an [`AccessUnitHeader`] user header). Every consumer of the H.264
+//! reads it here, never over the network: the media server (one subscriber per camera, fanning
+//! the stream out to RTSP and WebRTC viewers) and the recorder with `video = "stream"` (writing
+//! it into its segments instead of encoding a second time). The streamer publishes it whenever
+//! the camera has a `[camera.streamer]` table.
 //!
 //! The header is a fixed `#[repr(C)]` record (docs/streaming.md lists its layout); bump
 //! [`ACCESS_UNIT_VERSION`] and the type name together when it changes.
@@ -17,8 +20,21 @@ pub const ACCESS_UNIT_VERSION: u32 = 1;
 /// segment can start here.
 pub const AU_FLAG_KEY_FRAME: u32 = 1 << 0;
 
-/// Subscribers of a camera's encoded service: the camera's recorder.
-pub const ENCODED_MAX_SUBSCRIBERS: usize = 1;
+/// Subscribers of the encoded service taken by the camera's recorder (`video = "stream"`).
+pub const ENCODED_RECORDER_SUBSCRIBERS: usize = 1;
+/// Subscribers taken by the deployment's media server (one per camera it serves).
+pub const ENCODED_MEDIA_SERVER_SUBSCRIBERS: usize = 1;
+/// Subscribers kept for a bridge to other hosts (not built yet; reserved so that adding it
+/// does not change the service's settings).
+pub const ENCODED_BRIDGE_SUBSCRIBERS: usize = 1;
+/// Subscribers of a camera's encoded service: the one place this is derived (recorder + media
+/// server + bridge). A consumer that restarts finds its dead predecessor's port removed when its
+/// node is created ([`crate::ipc::create_node`]), so no slot is kept for restart overlap.
+pub const ENCODED_MAX_SUBSCRIBERS: usize =
+    ENCODED_RECORDER_SUBSCRIBERS + ENCODED_MEDIA_SERVER_SUBSCRIBERS + ENCODED_BRIDGE_SUBSCRIBERS;
+/// Nodes that may open a camera's encoded service: the streamer, each subscriber, and one more
+/// for a process restarting while its dead predecessor is still registered.
+pub const ENCODED_MAX_NODES: usize = 1 + ENCODED_MAX_SUBSCRIBERS + 1;
 
 /// Metadata of one access unit (80 bytes, 8-byte aligned, no implicit padding).
 #[repr(C)]

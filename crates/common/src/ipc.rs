@@ -529,9 +529,9 @@ pub fn open_results(node: &Node<IpcService>, deployment: &str, camera: &str) -> 
 /// Publish/subscribe of a camera's encoded video: H.264 access units with their frame ids.
 pub type EncodedPortFactory = publish_subscribe::PortFactory<IpcService, [u8], AccessUnitHeader>;
 
-/// Opens (or creates) the encoded-video service of `camera` (streamer → recorder), sized from
-/// its config only ([`crate::encoded::encoded_layout`]). A slow recorder loses its oldest
-/// queued access units; the streamer never waits.
+/// Opens (or creates) the encoded-video service of `camera` (streamer → media server and
+/// recorder), sized from its config only ([`crate::encoded::encoded_layout`]). A slow
+/// subscriber loses its oldest queued access units; the streamer never waits.
 pub fn open_encoded(
     node: &Node<IpcService>,
     deployment: &str,
@@ -548,7 +548,7 @@ pub fn open_encoded(
         .subscriber_max_borrowed_samples(1)
         .history_size(0)
         .enable_safe_overflow(true)
-        .max_nodes(4)
+        .max_nodes(crate::encoded::ENCODED_MAX_NODES)
         .open_or_create()
         .map_err(|e| IpcError::new(format!("opening encoded-video service `{name}` of camera `{}`", camera.name), e))
 }

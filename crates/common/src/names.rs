@@ -16,7 +16,7 @@ pub enum ProcessRole {
     Preview,
     /// Writes images and video to disk.
     Recorder,
-    /// Encodes H.264 and publishes it to the media server.
+    /// Encodes H.264 and publishes it on the camera's encoded service.
     Streamer,
 }
 

@@ -39,7 +39,7 @@ fn cases() -> Vec<(&'static str, String, &'static str)> {
         ("odd YUYV width", CAMERA.replace("640", "641").replace("480", "480\npixel-format = \"YUYV\""), ": `camera[0].width`: YUYV needs an even width and height, got 641x480"),
         ("TOML syntax error", camera("fps = = 3"), ":5:7: invalid string\nexpected `\"`, `'`"),
         ("recorder on the stream without a streamer", format!("{CAMERA}[camera.recorder]\nvideo = \"stream\"\n"), ": `camera[0].recorder.video`: video = \"stream\" records the H.264 of the camera's streamer, but this camera has no [camera.streamer]; add one, or set video = \"mjpg-avi\", \"mp4v-mp4\", \"h264-mp4\" or \"off\""),
-        ("recorder on the stream with a pre-roll", format!("{CAMERA}[camera.streamer]\nurl = \"rtsp://127.0.0.1:8554/cam0\"\n[camera.recorder]\nvideo = \"stream\"\npre-roll-secs = 3\n"), ": `camera[0].recorder.pre-roll-secs`: with video = \"stream\" the recorder writes the streamer's H.264 and decodes no frame: a pre-roll is not supported with it yet; allowed 0 or leave it out, or use video = \"mjpg-avi\", \"mp4v-mp4\" or \"h264-mp4\""),
+        ("recorder on the stream with a pre-roll", format!("{CAMERA}[camera.streamer]\n[camera.recorder]\nvideo = \"stream\"\npre-roll-secs = 3\n"), ": `camera[0].recorder.pre-roll-secs`: with video = \"stream\" the recorder writes the streamer's H.264 and decodes no frame: a pre-roll is not supported with it yet; allowed 0 or leave it out, or use video = \"mjpg-avi\", \"mp4v-mp4\" or \"h264-mp4\""),
     ]
 }
 

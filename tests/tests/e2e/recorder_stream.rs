@@ -173,15 +173,15 @@ fn stream_segments_play_match_their_sidecars_across_restarts_and_sigterm() {
     d.assert_no_leftovers();
 }
 
-/// No media server at all (the streamer never connects): the streamer encodes for the
-/// recorder alone, and the segments still play and match their sidecars, also after the
+/// No media server at all: the streamer publishes on shared memory all the same, the recorder
+/// is its only reader, and the segments still play and match their sidecars, also after the
 /// recorder was paused (SIGSTOP) while the streamer went on.
 #[test]
 fn stream_recording_does_not_need_the_media_server() {
     let d = TestDeployment::new(&format!(
         "[[camera]]\nname = \"cam0\"\nwidth = {WIDTH}\nheight = {HEIGHT}\nfps = 30\n\n\
          [camera.source]\nkind = \"synthetic\"\n\n\
-         [camera.streamer]\nurl = \"rtsp://127.0.0.1:1/nowhere\"\ngop = 15\nstats-interval-secs = 0.5\n\n\
+         [camera.streamer]\ngop = 15\nstats-interval-secs = 0.5\n\n\
          [camera.recorder]\ndirectory = \"rec\"\nenabled = true\nvideo = \"stream\"\nsegment-secs = 1.0\nmin-free-mb = 1\nstats-interval-secs = 0.25\n"
     ));
     let mut capture = d.spawn("capture", &[]);
@@ -190,7 +190,7 @@ fn stream_recording_does_not_need_the_media_server() {
     let mut recorder = d.spawn("recorder", &["--json"]);
     recorder.wait_json(DEADLINE, |v| v["segments"].as_u64() >= Some(2));
     let report = streamer.wait_json(DEADLINE, |r| r["units_published"].as_u64() >= Some(30));
-    assert_eq!(report["sent"].as_u64(), Some(0), "nothing can reach a server: {report}");
+    assert!(report["sent"].as_u64() >= Some(30), "the encoder runs without a media server: {report}");
 
     // A paused recorder never holds the streamer up: it publishes on (more than the recorder's
     // one-second queue), and the recorder, continued, lists what it lost and goes on at the

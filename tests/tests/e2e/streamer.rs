@@ -1,9 +1,10 @@
 //! The streamer and the media server: a deployment under `ctl up` with `[camera.streamer]` and
 //! `[media-server]`; ffprobe/ffmpeg read the RTSP stream (codec, size, decoded integrity stamps
 //! rising), headless Chromium plays the WebRTC stream through WHEP (stamps read from the
-//! decoded video rising), killing the media server makes the streamer reconnect when it comes
-//! back while capture runs on, and a server that never answers makes the streamer skip frames
-//! and retry with backoff.
+//! decoded video rising), a killed media server comes back and serves again while capture and
+//! the streamer run on untouched. Attacks (issue 17): an RTSP ANNOUNCE/RECORD to the server is
+//! refused and viewers keep seeing the camera; a port squatted before start receives nothing
+//! (the streamer opens no connection at all).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -23,8 +24,13 @@ fn free_port() -> u16 {
 }
 
 fn deployment(rtsp: u16, http: u16) -> TestDeployment {
+    deployment_with(rtsp, http, "")
+}
+
+/// A deployment whose `[media-server]` table also has `server_keys`.
+fn deployment_with(rtsp: u16, http: u16, server_keys: &str) -> TestDeployment {
     TestDeployment::new(&format!(
-        "[media-server]\nrtsp = \"127.0.0.1:{rtsp}\"\nhttp = \"127.0.0.1:{http}\"\n\n\
+        "[media-server]\nrtsp = \"127.0.0.1:{rtsp}\"\nhttp = \"127.0.0.1:{http}\"\n{server_keys}\n\
          [[camera]]\nname = \"cam0\"\nwidth = {WIDTH}\nheight = {HEIGHT}\nfps = 30\n\n\
          [camera.source]\nkind = \"synthetic\"\n\n\
          [camera.preview]\nlisten = \"127.0.0.1:0\"\nfps = 2\n\n\
@@ -40,10 +46,48 @@ fn streaming(status: &serde_json::Value) -> bool {
     streamer_message(status).starts_with("streaming")
 }
 
-/// Number after `<label>` in a message like `..., 12 skipped, 3 reconnects`.
+/// Number after `<label>` in a message like `..., 12 skipped, 3 restarts`.
 fn count_before(message: &str, label: &str) -> u64 {
     let at = message.find(label).unwrap_or(0);
     message[..at].split_whitespace().last().and_then(|n| n.trim_matches(',').parse().ok()).unwrap_or(0)
+}
+
+/// The media server's `/status.json` entry of cam0.
+fn server_camera(http: u16) -> serde_json::Value {
+    let (code, _, body) = http_get(&format!("http://127.0.0.1:{http}/"), "/status.json");
+    assert_eq!(code, 200);
+    let status: serde_json::Value = serde_json::from_slice(&body).expect("status json");
+    status["cameras"][0].clone()
+}
+
+/// Waits (bounded) until the media server at `http` receives cam0's stream.
+fn wait_server_receiving(http: u16) {
+    let until = std::time::Instant::now() + DEADLINE;
+    loop {
+        let ok = std::panic::catch_unwind(|| server_camera(http)).is_ok_and(|c| c["publishing"] == true);
+        if ok {
+            return;
+        }
+        assert!(std::time::Instant::now() < until, "the media server never received cam0's stream");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// One RTSP request (CSeq 1, `Content-Type: application/sdp` when `body` is not empty): the
+/// status code of the reply (0 when the connection gave none).
+fn rtsp_request(port: u16, method: &str, path: &str, extra: &str, body: &str) -> u16 {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    let content = if body.is_empty() {
+        String::new()
+    } else {
+        format!("Content-Type: application/sdp\r\nContent-Length: {}\r\n", body.len())
+    };
+    let head = format!("{method} rtsp://127.0.0.1:{port}{path} RTSP/1.0\r\nCSeq: 1\r\n{extra}{content}\r\n{body}");
+    stream.write_all(head.as_bytes()).expect("send");
+    let mut line = String::new();
+    let _ = BufReader::new(&stream).read_line(&mut line);
+    line.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
 }
 
 /// ffprobe's view of the stream: (codec, width, height).
@@ -155,10 +199,9 @@ video.requestVideoFrameCallback(frame);
     )
 }
 
-/// Serves `page` at `/` to Chromium and returns the query of its first `/result` request.
-fn serve_page(page: String) -> (u16, mpsc::Receiver<String>) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
+/// Serves `page` at `/` on `listener` to Chromium and returns the query of its first
+/// `/result` request.
+fn serve_page(listener: TcpListener, page: String) -> mpsc::Receiver<String> {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
@@ -184,12 +227,14 @@ fn serve_page(page: String) -> (u16, mpsc::Receiver<String>) {
             );
         }
     });
-    (port, rx)
+    rx
 }
 
-/// Plays the camera in headless Chromium over WebRTC; returns the ids it decoded.
-fn chromium_plays(d: &TestDeployment, http: u16) -> (String, Vec<u64>) {
-    let (port, results) = serve_page(player_page(http));
+/// Plays the camera in headless Chromium over WebRTC from the test's page served on `page`
+/// (another origin than the media server's, allowed by the config); returns the ids it decoded.
+fn chromium_plays(d: &TestDeployment, http: u16, page: TcpListener) -> (String, Vec<u64>) {
+    let port = page.local_addr().expect("addr").port();
+    let results = serve_page(page, player_page(http));
     let profile = d.dir.path().join("chromium");
     let mut command = Command::new("chromium");
     command
@@ -223,12 +268,15 @@ fn chromium_plays(d: &TestDeployment, http: u16) -> (String, Vec<u64>) {
 
 /// A deployment with a streamer under `ctl up`: the RTSP stream is H.264 of the configured size
 /// whose decoded frames carry rising integrity stamps; Chromium plays it over WebRTC with rising
-/// ids; the preview page links to both; killing the media server makes the streamer reconnect
-/// once the supervisor has restarted it, while capture runs on undisturbed.
+/// ids; the preview page links to both; a killed media server is restarted by the supervisor and
+/// serves again from shared memory, while capture and the streamer run on undisturbed.
 #[test]
-fn rtsp_and_webrtc_play_the_camera_and_the_streamer_reconnects() {
+fn rtsp_and_webrtc_play_the_camera_and_a_media_server_restart_touches_nobody() {
     let (rtsp, http) = (free_port(), free_port());
-    let d = deployment(rtsp, http);
+    // The test's player page is served from another origin, which the config allows.
+    let page = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let page_port = page.local_addr().expect("addr").port();
+    let d = deployment_with(rtsp, http, &format!("allowed-origins = [\"http://127.0.0.1:{page_port}\"]\n"));
     let mut up = d.spawn("ctl", &["up"]);
     let status = d.wait_status(streaming);
     let capture_pid = process_status(&status, "cam0", "capture")["pid"].as_u64().expect("capture pid");
@@ -237,7 +285,7 @@ fn rtsp_and_webrtc_play_the_camera_and_the_streamer_reconnects() {
     assert_eq!(probe(&url), ("h264".to_string(), u64::from(WIDTH), u64::from(HEIGHT)));
     assert_rising_stamps(&decoded_stamps(&url, 8));
 
-    let (size, ids) = chromium_plays(&d, http);
+    let (size, ids) = chromium_plays(&d, http, page);
     assert_eq!(size, format!("{WIDTH}x{HEIGHT}"));
     assert!(ids.len() >= 10 && ids.windows(2).all(|w| w[0] < w[1]), "WebRTC ids: {ids:?}");
 
@@ -251,10 +299,7 @@ fn rtsp_and_webrtc_play_the_camera_and_the_streamer_reconnects() {
     assert_eq!(whep("/nope/whep", "application/sdp", "v=0").0, 404);
     assert_eq!(whep("/cam0/whep", "application/sdp", &"a".repeat(200_000)).0, 413);
     assert_eq!(request(http, "DELETE", "/cam0/whep/999", "text/plain", "").0, 404);
-    let (code, _, body) = http_get(&format!("http://127.0.0.1:{http}/"), "/status.json");
-    assert_eq!(code, 200);
-    let status: serde_json::Value = serde_json::from_slice(&body).expect("status json");
-    assert_eq!(status["cameras"][0]["publishing"], true, "{status}");
+    assert_eq!(server_camera(http)["publishing"], true);
 
     // The player page of the server and the preview's link to it.
     let (code, _, page) = http_get(&format!("http://127.0.0.1:{http}/"), "/cam0");
@@ -268,22 +313,33 @@ fn rtsp_and_webrtc_play_the_camera_and_the_streamer_reconnects() {
     assert!(page.contains(&format!("http://127.0.0.1:{http}/cam0")), "preview page has no WebRTC link");
     assert!(page.contains(&url), "preview page has no RTSP link");
 
-    // Kill the media server: the supervisor restarts it, the streamer reconnects.
+    // Kill the media server: the supervisor restarts it; it reads the stream from shared memory
+    // again. Capture and the streamer never notice (same pids, frames and access units go on).
     let server = child_named(up.child.id(), "mediaserver").expect("mediaserver is a child of ctl up");
-    let frames_before = process_status(&d.wait_status(|_| true), "cam0", "capture")["frames"].as_u64().unwrap_or(0);
+    let before = d.wait_status(|_| true);
+    let frames_before = process_status(&before, "cam0", "capture")["frames"].as_u64().unwrap_or(0);
+    let streamer_pid = process_status(&before, "cam0", "streamer")["pid"].as_u64().expect("streamer pid");
+    let sent_before = count_before(&streamer_message(&before), "sent");
     // SAFETY: kill has no memory-safety preconditions; the pid is the server we found.
     unsafe { libc::kill(server as i32, libc::SIGKILL) };
-    let status = d.wait_status(|s| {
-        let message = streamer_message(s);
-        streaming(s) && count_before(&message, "reconnects") >= 1
-    });
-    let new_server = child_named(up.child.id(), "mediaserver").expect("the media server was restarted");
-    assert_ne!(new_server, server);
+    let until = std::time::Instant::now() + DEADLINE;
+    let new_server = loop {
+        match child_named(up.child.id(), "mediaserver") {
+            Some(pid) if pid != server => break pid,
+            _ => assert!(std::time::Instant::now() < until, "the media server was not restarted"),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    wait_server_receiving(http);
+    assert_rising_stamps(&decoded_stamps(&url, 4));
+    let status = d.wait_status(|s| count_before(&streamer_message(s), "sent") > sent_before + 30);
     let capture = process_status(&status, "cam0", "capture");
     assert_eq!(capture["pid"].as_u64(), Some(capture_pid), "capture was restarted");
     assert!(capture["frames"].as_u64().unwrap_or(0) > frames_before, "capture stopped publishing");
     assert_eq!(capture["state"], "running", "{capture}");
-    assert_rising_stamps(&decoded_stamps(&url, 4));
+    let streamer = process_status(&status, "cam0", "streamer");
+    assert_eq!(streamer["pid"].as_u64(), Some(streamer_pid), "the streamer was restarted");
+    assert_eq!(count_before(&streamer_message(&status), "restarts"), 0, "{status}");
 
     // Stopping the camera ends its readers and then the media server: `ctl up` exits by itself.
     let (code, _, err) = d.ctl(&["stop", "cam0"]);
@@ -294,45 +350,101 @@ fn rtsp_and_webrtc_play_the_camera_and_the_streamer_reconnects() {
     d.assert_no_leftovers();
 }
 
-/// A server that accepts the connection but never answers (stalled): the streamer skips every
-/// frame (counted), gives the connection up and retries with backoff; capture is unaffected.
+/// Issue 17, attack 1: an RTSP client announcing and recording its own stream (as `ffmpeg -f
+/// rtsp` would) to the camera's old publish path or to its play path gets no success reply,
+/// and viewers keep decoding the camera's own frames (both integrity stamps present and
+/// rising).
 #[test]
-fn a_server_that_never_answers_makes_the_streamer_skip_and_retry() {
-    let d = TestDeployment::new(
-        "[[camera]]\nname = \"cam0\"\nwidth = 320\nheight = 240\nfps = 30\n\n[camera.source]\nkind = \"synthetic\"\n\n\
-         [camera.streamer]\nurl = \"rtsp://127.0.0.1:1/unused\"\nstats-interval-secs = 0.5\nstall-secs = 1\n",
-    );
-    let silent = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let url = format!("rtsp://127.0.0.1:{}/cam0/publish", silent.local_addr().expect("addr").port());
-    let (held_tx, held_rx) = mpsc::channel::<TcpStream>();
-    std::thread::spawn(move || {
-        for stream in silent.incoming().flatten() {
-            if held_tx.send(stream).is_err() {
-                return;
-            }
-        }
-    });
+fn an_rtsp_announce_is_refused_and_viewers_keep_the_camera() {
+    let (rtsp, http) = (free_port(), free_port());
+    let d = deployment(rtsp, http);
+    let mut up = d.spawn("ctl", &["up"]);
+    d.wait_status(streaming);
+    wait_server_receiving(http);
+    let url = format!("rtsp://127.0.0.1:{rtsp}/cam0");
+    assert_rising_stamps(&decoded_stamps(&url, 4));
+
+    let sdp = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=intruder\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+               m=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=fmtp:96 packetization-mode=1\r\na=control:stream=0\r\n";
+    for path in ["/cam0/publish", "/cam0", "/cam0/", "/intruder"] {
+        let code = rtsp_request(rtsp, "ANNOUNCE", path, "", sdp);
+        assert!(!(200..300).contains(&code), "ANNOUNCE {path} was accepted ({code})");
+        assert!(code >= 400, "ANNOUNCE {path}: no error status ({code})");
+        let code = rtsp_request(
+            rtsp,
+            "SETUP",
+            &format!("{path}/stream=0"),
+            "Transport: RTP/AVP/TCP;unicast;interleaved=0-1;mode=record\r\n",
+            "",
+        );
+        assert!(!(200..300).contains(&code), "SETUP mode=record {path} was accepted ({code})");
+        let code = rtsp_request(rtsp, "RECORD", path, "Session: 1\r\n", "");
+        assert!(!(200..300).contains(&code), "RECORD {path} was accepted ({code})");
+    }
+    // A real publisher: ffmpeg pushing red frames with ANNOUNCE/RECORD over TCP. It must fail.
+    for path in ["/cam0/publish", "/cam0"] {
+        let out = Command::new("ffmpeg")
+            .args(["-v", "error", "-f", "lavfi", "-i", "color=red:s=320x240:r=30", "-t", "2"])
+            .args(["-c:v", "mpeg4", "-f", "rtsp", "-rtsp_transport", "tcp"])
+            .arg(format!("rtsp://127.0.0.1:{rtsp}{path}"))
+            .stdin(Stdio::null())
+            .output()
+            .expect("ffmpeg is installed (scripts/bootstrap.sh)");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "ffmpeg published to {path}: {stderr}");
+        assert!(!stderr.contains("Unknown encoder"), "ffmpeg could not even encode: {stderr}");
+    }
+    // Viewers still see the camera: stamps present on both rows (a red or foreign frame has
+    // none) and rising.
+    assert_rising_stamps(&decoded_stamps(&url, 8));
+    let server = server_camera(http);
+    assert_eq!(server["publishes"], 1, "the stream was replaced: {server}");
+
+    let (code, _, err) = d.ctl(&["stop", "cam0"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(up.wait_exit(DEADLINE), Some(0), "{}", up.stderr_text());
+    d.assert_no_leftovers();
+}
+
+/// Issue 17, attack 2: another user listens on the media server's RTSP port before the
+/// deployment starts. The media server then fails loudly (its port is required), the streamer
+/// streams all the same (to shared memory) and the squatter receives nothing: no connection
+/// is ever made to it.
+#[test]
+fn a_squatted_rtsp_port_receives_no_video() {
+    let squatter = TcpListener::bind("127.0.0.1:0").expect("bind");
+    squatter.set_nonblocking(true).expect("nonblocking");
+    let rtsp = squatter.local_addr().expect("addr").port();
+    let http = free_port();
+    let d = deployment(rtsp, http);
     let mut capture = d.spawn("capture", &[]);
     capture.wait_stderr(DEADLINE, "publishing");
-    let mut streamer = d.spawn("streamer", &["--json", "--url", &url]);
-    let report = streamer.wait_json(Duration::from_secs(60), |r| {
-        r["reconnects"].as_u64() >= Some(1) && r["skipped"].as_u64() >= Some(30)
-    });
-    // Nothing reached the server; the frames the encoder took before the stall showed are the
-    // pipeline's own backlog (one or two per connection), the rest were skipped.
-    assert_eq!(report["sent"].as_u64(), Some(0), "{report}");
-    assert!(report["encoded"].as_u64() < report["skipped"].as_u64(), "{report}");
-    assert!(report["last_error"].as_str().is_some_and(|e| !e.is_empty()), "{report}");
-    let held: Vec<TcpStream> = held_rx.try_iter().collect();
-    assert!(held.len() >= 2, "the streamer connected {} times", held.len());
-    let status = d.wait_status(|s| !process_status(s, "cam0", "streamer").is_null());
-    assert_eq!(process_status(&status, "cam0", "streamer")["state"], "degraded");
-    assert_eq!(process_status(&status, "cam0", "capture")["state"], "running");
-    let mut buf = [0u8; 1];
-    // The connection was really made (an RTSP request arrived).
-    let mut first = held.into_iter().next().expect("a connection");
-    let _ = first.set_read_timeout(Some(Duration::from_secs(5)));
-    assert!(first.read(&mut buf).is_ok_and(|n| n == 1), "no RTSP request arrived");
+    let mut streamer = d.spawn("streamer", &["--json"]);
+    let mut server = d.spawn("mediaserver", &[]);
+    assert_eq!(server.wait_exit(DEADLINE), Some(2), "{}", server.stderr_text());
+    assert!(server.stderr_text().contains(&format!("127.0.0.1:{rtsp}")), "{}", server.stderr_text());
+    let report = streamer.wait_json(DEADLINE, |r| r["units_published"].as_u64() >= Some(60));
+    assert_eq!(report["state"], "streaming", "{report}");
+    assert!(report.get("url").is_none(), "the streamer still has a URL: {report}");
+    match squatter.accept() {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        Ok((_, from)) => panic!("the squatter got a connection from {from}"),
+        Err(e) => panic!("accept: {e}"),
+    }
+    // And the streamer has no TCP socket at all.
+    let fds = std::fs::read_dir(format!("/proc/{}/fd", streamer.child.id())).expect("fds");
+    let sockets: Vec<String> = fds
+        .flatten()
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .map(|p| p.to_string_lossy().into_owned())
+        .filter(|p| p.starts_with("socket:"))
+        .collect();
+    let inodes: Vec<&str> = sockets.iter().map(|s| s.trim_start_matches("socket:[").trim_end_matches(']')).collect();
+    let tcp = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default()
+        + &std::fs::read_to_string("/proc/net/tcp6").unwrap_or_default();
+    let streamer_tcp: Vec<&str> =
+        tcp.lines().filter(|l| l.split_whitespace().nth(9).is_some_and(|inode| inodes.contains(&inode))).collect();
+    assert!(streamer_tcp.is_empty(), "the streamer holds TCP sockets: {streamer_tcp:?}");
 
     assert_eq!(streamer.terminate(), Some(0), "{}", streamer.stderr_text());
     assert_eq!(capture.terminate(), Some(0));

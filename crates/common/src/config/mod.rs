@@ -405,17 +405,19 @@ impl CameraConfig {
     }
 
     /// Bytes of shared memory the camera takes in /dev/shm: its frame service, control
-    /// services and management ([`SlotLayout::shared_memory_bytes`]) and, when its recorder
-    /// records the streamer's H.264 (`video = "stream"`), the encoded service at its largest
-    /// (every place of the recorder's queue, its borrowed sample and the streamer's loans
-    /// holding an access unit of the maximum size).
+    /// services and management ([`SlotLayout::shared_memory_bytes`]) and, when it has a
+    /// streamer, the encoded service at its largest (every place of every possible
+    /// subscriber's queue, their borrowed samples and the streamer's loans holding an access
+    /// unit of the maximum size).
     pub fn shared_memory_bytes(&self) -> u64 {
         let frames = self.slot_layout().shared_memory_bytes();
-        if !self.recorder.as_ref().is_some_and(|r| r.video == recorder::VideoFormat::Stream) {
+        if self.streamer.is_none() {
             return frames;
         }
         let encoded = crate::encoded::encoded_layout(self);
-        let places = encoded.queue as u64 + 1 + defaults::PUBLISHER_LOANS as u64 + 1;
+        let places = (crate::encoded::ENCODED_MAX_SUBSCRIBERS as u64) * (encoded.queue as u64 + 1)
+            + defaults::PUBLISHER_LOANS as u64
+            + 1;
         frames.saturating_add(places.saturating_mul(encoded.max_au_bytes as u64 + defaults::SLOT_OVERHEAD_BYTES))
     }
 
@@ -575,15 +577,30 @@ impl Deployment {
         }
     }
 
-    /// Where the streamer of `camera` publishes: its `url`, else the media server's
-    /// `rtsp://<rtsp>/<camera>/publish`; none without a streamer or a server.
-    pub fn publish_url(&self, camera: &CameraConfig) -> Option<String> {
-        let streamer = camera.streamer.as_ref()?;
-        if let Some(url) = &streamer.url {
-            return Some(url.clone());
+    /// Origins whose pages may use the media server's WHEP from a browser (CORS):
+    /// `[media-server] allowed-origins`, else the preview's own origin of every camera with a
+    /// preview on a known port (`http://<listen>`, and `http://localhost:<port>` for a loopback
+    /// listen address). Empty without a media server.
+    pub fn media_server_origins(&self) -> Vec<String> {
+        let Some(server) = &self.media_server else { return Vec::new() };
+        if !server.allowed_origins.is_empty() {
+            return server.allowed_origins.clone();
         }
-        let server = self.media_server.as_ref()?;
-        Some(format!("rtsp://{}/{}/publish", MediaServerConfig::local(server.rtsp_addr()), camera.name))
+        let mut origins = Vec::new();
+        for camera in &self.camera {
+            let Some(preview) = &camera.preview else { continue };
+            let addr = MediaServerConfig::local(preview.listen_addr());
+            if addr.port() == 0 {
+                continue;
+            }
+            origins.push(format!("http://{addr}"));
+            if addr.ip().is_loopback() {
+                origins.push(format!("http://localhost:{}", addr.port()));
+            }
+        }
+        origins.sort();
+        origins.dedup();
+        origins
     }
 
     /// Resolves a path from the config relative to the config file's folder.
@@ -638,8 +655,7 @@ impl Deployment {
                 }
             }
             if let Some(streamer) = &cam.streamer {
-                streamer::validate_streamer(streamer, self.media_server.is_some())
-                    .map_err(|(field, msg)| at((format!("streamer.{field}"), msg)))?;
+                streamer::validate_streamer(streamer).map_err(|(field, msg)| at((format!("streamer.{field}"), msg)))?;
             }
             source::validate(self, i, cam, cam.pixel_format).map_err(at)?;
         }

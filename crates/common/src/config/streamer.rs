@@ -19,7 +19,7 @@ pub mod defaults {
     pub const HTTP: &str = "127.0.0.1:8889";
     /// WebRTC viewers per camera at once.
     pub const WEBRTC_VIEWERS: u32 = 16;
-    /// Seconds the publish connection may accept no frame before the streamer reconnects.
+    /// Seconds the encoder may output nothing while frames wait before the streamer restarts it.
     pub const STALL_SECS: f64 = 3.0;
 }
 
@@ -49,7 +49,8 @@ impl EncoderChoice {
     }
 }
 
-/// `[camera.streamer]`: encode the camera as H.264 and publish it to a media server.
+/// `[camera.streamer]`: encode the camera as H.264 and publish it on the camera's encoded
+/// service (`framebus/<dep>/<cam>/encoded`), where the media server and the recorder read it.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct StreamerConfig {
@@ -74,11 +75,8 @@ pub struct StreamerConfig {
     /// Low latency: no B-frames, no look-ahead, zero-latency tuning, one frame in flight.
     #[serde(default = "default_true")]
     pub low_latency: bool,
-    /// Where to publish (RTSP ANNOUNCE/RECORD); default `rtsp://<media-server rtsp>/<camera>/publish`.
-    #[serde(default)]
-    pub url: Option<String>,
-    /// Seconds the server may accept nothing before the streamer drops the connection and
-    /// reconnects (frames meanwhile are skipped, never queued without bound).
+    /// Seconds the encoder may output nothing while frames wait before the streamer restarts it
+    /// (frames meanwhile are skipped, never queued without bound).
     #[serde(default = "default_stall")]
     pub stall_secs: f64,
     /// Seconds between statistics reports.
@@ -96,7 +94,6 @@ impl Default for StreamerConfig {
             bitrate_kbps: defaults::BITRATE_KBPS,
             gop: defaults::GOP,
             low_latency: true,
-            url: None,
             stall_secs: defaults::STALL_SECS,
             stats_interval_secs: super::defaults::STATS_INTERVAL_SECS,
         }
@@ -104,12 +101,13 @@ impl Default for StreamerConfig {
 }
 
 /// `[media-server]`: the deployment's media server (RTSP for players and NVRs, WebRTC/WHEP and
-/// a player page for browsers). Streamers publish to it; it fans each stream out.
+/// a player page for browsers). It reads each streamer's encoded service and fans the stream
+/// out; nothing is ever published to it over the network.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct MediaServerConfig {
-    /// `ctl up` starts (and restarts) the `mediaserver` process; `false` = a server you run
-    /// yourself (then set `[camera.streamer] url`).
+    /// `ctl up` starts (and restarts) the `mediaserver` process; `false` = you run `mediaserver
+    /// --config <this file>` yourself (it reads the streams from shared memory, on this host).
     #[serde(default = "default_true")]
     pub start: bool,
     /// RTSP address (`ip:port`): players use `rtsp://HOST:PORT/<camera>`.
@@ -126,6 +124,11 @@ pub struct MediaServerConfig {
     /// address's IP, or every interface when that is unspecified (`0.0.0.0`).
     #[serde(default)]
     pub webrtc_addresses: Vec<String>,
+    /// Web origins (`http://host:port`) whose pages may use WHEP from a browser (CORS); default:
+    /// the preview's own origin of every camera with a preview (its `listen` address). The
+    /// media server's own pages are always allowed.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
 }
 
 impl MediaServerConfig {
@@ -175,6 +178,7 @@ impl Default for MediaServerConfig {
             http: default_http(),
             webrtc_viewers: defaults::WEBRTC_VIEWERS,
             webrtc_addresses: Vec::new(),
+            allowed_origins: Vec::new(),
         }
     }
 }
@@ -211,7 +215,7 @@ fn default_viewers() -> u32 {
 }
 
 /// Checks `[camera.streamer]`; errors are (field, message).
-pub(crate) fn validate_streamer(config: &StreamerConfig, has_server: bool) -> Result<(), (String, String)> {
+pub(crate) fn validate_streamer(config: &StreamerConfig) -> Result<(), (String, String)> {
     let err = |field: &str, msg: String| Err((field.to_string(), msg));
     if let Some(policy) = config.policy.as_deref() {
         if policy == "every" {
@@ -237,23 +241,15 @@ pub(crate) fn validate_streamer(config: &StreamerConfig, has_server: bool) -> Re
             format!("invalid value {}: allowed more than 0 up to 3600", config.stats_interval_secs),
         );
     }
-    match &config.url {
-        Some(url) => {
-            let rest = url.strip_prefix("rtsp://").or_else(|| url.strip_prefix("rtsps://"));
-            if rest.is_none_or(|r| r.is_empty() || r.starts_with('/')) {
-                return err("url", format!("invalid URL `{url}`: use rtsp://HOST:PORT/PATH"));
-            }
-        }
-        None if !has_server => {
-            return err(
-                "url",
-                "no publish URL: add a `[media-server]` table (ctl up then runs one) or set `url = \"rtsp://HOST:PORT/PATH\"`"
-                    .into(),
-            );
-        }
-        None => {}
-    }
     Ok(())
+}
+
+/// Whether `origin` is a web origin as browsers send it: `http[s]://host[:port]`, nothing more.
+pub fn is_origin(origin: &str) -> bool {
+    let Some(rest) = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://")) else {
+        return false;
+    };
+    !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b)) && !rest.ends_with(':')
 }
 
 /// Checks `[media-server]`; errors are (field, message).
@@ -275,6 +271,14 @@ pub(crate) fn validate_server(config: &MediaServerConfig) -> Result<(), (String,
     for addr in &config.webrtc_addresses {
         if addr.parse::<IpAddr>().is_err() {
             return Err(("webrtc-addresses".into(), format!("invalid IP address `{addr}`")));
+        }
+    }
+    for origin in &config.allowed_origins {
+        if !is_origin(origin) {
+            return Err((
+                "allowed-origins".into(),
+                format!("invalid origin `{origin}`: use scheme://host[:port] with http or https, no path, e.g. `http://127.0.0.1:8080`"),
+            ));
         }
     }
     Ok(())

@@ -133,11 +133,11 @@ fn bad_preview_and_recorder_values_name_the_key() {
         "`camera[0].recorder.video`: video = \"stream\" records the H.264 of the camera's streamer, but this camera has no [camera.streamer]; add one, or set video = \"mjpg-avi\", \"mp4v-mp4\", \"h264-mp4\" or \"off\"",
     );
     check(
-        "[camera.streamer]\nurl = \"rtsp://127.0.0.1:8554/cam0\"\n[camera.recorder]\nvideo = \"stream\"\nimages = \"jpeg\"\n",
+        "[camera.streamer]\n[camera.recorder]\nvideo = \"stream\"\nimages = \"jpeg\"\n",
         "`camera[0].recorder.images`: with video = \"stream\" the recorder writes the streamer's H.264 and decodes no frame: images need decoded frames; set images = \"off\" or video = \"mjpg-avi\", \"mp4v-mp4\" or \"h264-mp4\"",
     );
     check(
-        "[camera.streamer]\nurl = \"rtsp://127.0.0.1:8554/cam0\"\n[camera.recorder]\nvideo = \"stream\"\npre-roll-secs = 3\n",
+        "[camera.streamer]\n[camera.recorder]\nvideo = \"stream\"\npre-roll-secs = 3\n",
         "`camera[0].recorder.pre-roll-secs`: with video = \"stream\" the recorder writes the streamer's H.264 and decodes no frame: a pre-roll is not supported with it yet; allowed 0 or leave it out, or use video = \"mjpg-avi\", \"mp4v-mp4\" or \"h264-mp4\"",
     );
     check(
@@ -400,7 +400,6 @@ fn streamer_and_media_server_load_and_bad_values_name_the_key() {
     );
     assert_eq!(cam.processes(), [ProcessRole::Capture, ProcessRole::Algo, ProcessRole::Streamer]);
     assert_eq!(cam.reader_spec(&Role::from(ProcessRole::Streamer)).map(|r| r.policy), Some(ReaderPolicy::Newest));
-    assert_eq!(d.publish_url(cam).as_deref(), Some("rtsp://127.0.0.1:8554/cam0/publish"));
     let server = d.media_server.as_ref().expect("server");
     assert!(server.start);
     assert_eq!(server.ice_addresses(), ["127.0.0.1"]);
@@ -408,23 +407,32 @@ fn streamer_and_media_server_load_and_bad_values_name_the_key() {
     let everywhere =
         load(&format!("[media-server]\nrtsp = \"0.0.0.0:9554\"\nhttp = \"0.0.0.0:9889\"\n{GOOD}[camera.streamer]\n"))
             .expect("valid config");
-    let cam = everywhere.camera(None).expect("one camera");
-    assert_eq!(everywhere.publish_url(cam).as_deref(), Some("rtsp://127.0.0.1:9554/cam0/publish"));
     assert!(everywhere.media_server.as_ref().expect("server").ice_addresses().is_empty());
 
-    let own =
-        load(&format!("{GOOD}[camera.streamer]\nurl = \"rtsp://nvr:8554/gate\"\nencoder = \"x264\"\n")).expect("valid");
-    assert_eq!(own.publish_url(own.camera(None).expect("cam")).as_deref(), Some("rtsp://nvr:8554/gate"));
+    // WHEP's CORS origins: the preview's own by default, the configured ones when set.
+    let with_preview =
+        load(&format!("[media-server]\n{GOOD}[camera.preview]\nlisten = \"127.0.0.1:8080\"\n[camera.streamer]\n"))
+            .expect("valid");
+    assert_eq!(with_preview.media_server_origins(), ["http://127.0.0.1:8080", "http://localhost:8080"]);
+    let configured =
+        load(&format!("[media-server]\nallowed-origins = [\"https://nvr.example:8443\"]\n{GOOD}[camera.streamer]\n"))
+            .expect("valid");
+    assert_eq!(configured.media_server_origins(), ["https://nvr.example:8443"]);
+    for bad in ["*", "http://x/y", "ftp://x", "http://", "null"] {
+        let e =
+            load(&format!("[media-server]\nallowed-origins = [\"{bad}\"]\n{GOOD}[camera.streamer]\n")).expect_err(bad);
+        assert_eq!(e.key, "media-server.allowed-origins", "{bad}: {e}");
+    }
+    // A streamer needs no media server: it publishes on shared memory (the recorder may be
+    // its only reader). Publishing anywhere over the network is gone: `url` is refused.
+    load(&format!("{GOOD}[camera.streamer]\nencoder = \"x264\"\n")).expect("valid without a media server");
+    let e = load(&format!("{GOOD}[camera.streamer]\nurl = \"rtsp://nvr:8554/gate\"\n")).expect_err("url is gone");
+    assert!(e.to_string().contains("url"), "{e}");
 
     let check = |before: &str, after: &str, expected: &str| {
         let e = load(&format!("{before}{GOOD}[camera.streamer]\n{after}")).expect_err("must be rejected");
         assert_eq!(format!("`{}`: {}", e.key, e.message), expected, "{before} {after}");
     };
-    check(
-        "",
-        "",
-        "`camera[0].streamer.url`: no publish URL: add a `[media-server]` table (ctl up then runs one) or set `url = \"rtsp://HOST:PORT/PATH\"`",
-    );
     check("[media-server]\n", "policy = \"every\"\n", "`camera[0].streamer.policy`: `every` is not allowed for the streamer: a live stream must not fall behind; use `newest` or `max-fps`");
     check(
         "[media-server]\n",
@@ -432,11 +440,6 @@ fn streamer_and_media_server_load_and_bad_values_name_the_key() {
         "`camera[0].streamer.bitrate-kbps`: invalid value 10: allowed 64 to 200000 kbit/s",
     );
     check("[media-server]\n", "gop = 0\n", "`camera[0].streamer.gop`: invalid value 0: allowed 1 to 1000 frames");
-    check(
-        "",
-        "url = \"http://x/y\"\n",
-        "`camera[0].streamer.url`: invalid URL `http://x/y`: use rtsp://HOST:PORT/PATH",
-    );
     check(
         "[media-server]\nrtsp = \"nowhere\"\n",
         "",
@@ -490,19 +493,21 @@ fn names_and_shared_memory_are_limited_to_what_runs() {
     assert!(e.message.contains("already taken by the cameras before it"), "{}", e.message);
 }
 
-/// A recorder on the streamer's H.264 adds the encoded service to the camera's shared memory
-/// (and so to the budget); without it the camera needs exactly its frame service.
+/// A streamer adds the encoded service to the camera's shared memory (and so to the budget),
+/// sized for every subscriber it may have (media server, recorder, bridge); without one the
+/// camera needs exactly its frame service.
 #[test]
-fn stream_recording_counts_the_encoded_service_in_shared_memory() {
-    let base = format!("{GOOD}[camera.streamer]\nurl = \"rtsp://127.0.0.1:8554/cam0\"\n");
-    let plain = load(&base).expect("valid");
+fn a_streamer_counts_the_encoded_service_in_shared_memory() {
+    let plain = load(GOOD).expect("valid");
     let plain = plain.camera(None).expect("camera");
     assert_eq!(plain.shared_memory_bytes(), plain.slot_layout().shared_memory_bytes());
-    let stream = load(&format!("{base}[camera.recorder]\nvideo = \"stream\"\n")).expect("valid");
+    let stream = load(&format!("{GOOD}[camera.streamer]\n[camera.recorder]\nvideo = \"stream\"\n")).expect("valid");
     let stream = stream.camera(None).expect("camera");
     let layout = crate::encoded::encoded_layout(stream);
     let extra = stream.shared_memory_bytes() - stream.slot_layout().shared_memory_bytes();
-    assert!(extra >= (layout.queue * layout.max_au_bytes) as u64, "{extra}");
+    let subscribers = crate::encoded::ENCODED_MAX_SUBSCRIBERS;
+    assert_eq!(subscribers, 3, "recorder + media server + bridge");
+    assert!(extra >= (subscribers * layout.queue * layout.max_au_bytes) as u64, "{extra}");
 }
 
 const SCENE: &str = r#"
