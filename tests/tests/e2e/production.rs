@@ -233,7 +233,7 @@ fn json_logs_parse_line_by_line_with_identity_fields() {
         "ctl",
         Command::new(bin("ctl"))
             .args(["--config", d.config.to_str().expect("utf-8"), "up", "--log-format", "json"])
-            .env("RUST_LOG", "info,iceoryx2=debug,framebus_preview=debug"),
+            .env("RUST_LOG", "info,iceoryx2=debug,framebus_preview=debug,framebus_httpserve=debug"),
     );
     let line = up.wait_stderr(DEADLINE, "preview served at http://");
     let value: Value = serde_json::from_str(&line).expect("JSON line");
