@@ -3,6 +3,7 @@ latency, skips) and is answered while its frames take 0.5 s, whether it sleeps o
 in pure Python; `ctl stop` and SIGTERM end its loop after the frame in progress; killed with -9
 it leaves nothing behind once the deployment stops."""
 
+import queue
 import signal
 import time
 
@@ -145,6 +146,48 @@ def test_all_reader_slots_taken_names_the_keys_to_raise(deployment, tmp_path):
     err = second.stderr_text()
     assert "all 1 reader slots" in err and "raise `max-readers` of camera `cam0`" in err, err
     first.terminate()
+    capture.terminate()
+    d.assert_no_leftovers()
+
+
+def _opened_or_exited(reader, timeout=DEADLINE):
+    """"opened" once the reader prints its `open` line, "exited" when it ends first."""
+    until = time.monotonic() + timeout
+    while time.monotonic() < until:
+        try:
+            line = reader.lines.get(timeout=0.05)
+        except queue.Empty:
+            continue
+        if line is None:
+            return "exited"
+        if '"open"' in line:
+            return "opened"
+    pytest.fail(f"{reader.name}: neither opened nor exited within {timeout}s; stderr:\n{reader.stderr_text()}")
+
+
+def test_twelve_readers_racing_for_two_slots_all_get_the_max_readers_message(deployment):
+    """Twelve Python readers started at once for the two free reader slots: two run, and every
+    other one exits with the message that names `max-readers`, not only a raw iceoryx2 error
+    (an outside pass saw 7 of 12 get a bare `ExceedsMaxNumberOfNodes`: readers opening at once
+    run out of the frame service's node places before its subscriber places)."""
+    d = deployment(synthetic_camera().replace("fps = 30", "fps = 30\nmax-readers = 2\nslots = 6"))
+    capture = d.capture()
+    readers = [
+        d.python("reader_proc.py", "--config", d.config, "--role", f"racer{i}", name=f"racer{i}") for i in range(12)
+    ]
+    opened, refused = [], []
+    for reader in readers:
+        outcome = _opened_or_exited(reader)
+        (opened if outcome == "opened" else refused).append(reader)
+    assert len(opened) == 2, f"{len(opened)} readers opened with max-readers = 2"
+    for reader in refused:
+        assert reader.wait_exit() != 0
+        err = reader.stderr_text()
+        assert "raise `max-readers` of camera `cam0`" in err, err
+        # The iceoryx2 cause may follow the message, never replace it.
+        assert "UnableToGenerateUniqueNodeId" not in err, err
+    for reader in opened:
+        reader.terminate()
     capture.terminate()
     d.assert_no_leftovers()
 

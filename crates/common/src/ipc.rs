@@ -9,7 +9,8 @@ use iceoryx2::config::Config;
 use iceoryx2::node::{NodeCreationFailure, NodeState, NodeView};
 use iceoryx2::port::subscriber::SubscriberCreateError;
 use iceoryx2::prelude::*;
-use iceoryx2::service::builder::event::EventOpenError;
+use iceoryx2::service::builder::event::{EventOpenError, EventOpenOrCreateError};
+use iceoryx2::service::builder::publish_subscribe::{PublishSubscribeOpenError, PublishSubscribeOpenOrCreateError};
 use iceoryx2::service::builder::request_response::{Builder as RequestResponseBuilder, RequestResponseOpenError};
 use iceoryx2::service::port_factory::{event, publish_subscribe, request_response};
 
@@ -495,7 +496,14 @@ pub fn open_frame_bus(
         .enable_safe_overflow(true)
         .max_nodes(layout.max_readers + 2)
         .open_or_create()
-        .map_err(|e| IpcError::new(format!("opening frame service `{frames_name}` of camera `{}`", camera.name), e))?;
+        .map_err(|e| match e {
+            // Readers opening at once beyond `max-readers` run out of the service's node
+            // places before they reach its subscriber places: the same limit, the same message.
+            PublishSubscribeOpenOrCreateError::PublishSubscribeOpenError(
+                PublishSubscribeOpenError::ExceedsMaxNumberOfNodes,
+            ) => IpcError::new(reader_slots_taken(deployment, camera, &layout, &frames_name), e),
+            e => IpcError::new(format!("opening frame service `{frames_name}` of camera `{}`", camera.name), e),
+        })?;
     let ready_name = service_name(deployment.name(), &camera.name, ServiceKind::FrameReady);
     let ready = node
         .service_builder(&to_service_name(&ready_name)?)
@@ -504,8 +512,35 @@ pub fn open_frame_bus(
         .max_listeners(layout.max_readers)
         .max_nodes(layout.max_readers + 2)
         .open_or_create()
-        .map_err(|e| IpcError::new(format!("opening event service `{ready_name}` of camera `{}`", camera.name), e))?;
+        .map_err(|e| match e {
+            EventOpenOrCreateError::EventOpenError(EventOpenError::ExceedsMaxNumberOfNodes) => {
+                IpcError::new(reader_slots_taken(deployment, camera, &layout, &frames_name), e)
+            }
+            e => IpcError::new(format!("opening event service `{ready_name}` of camera `{}`", camera.name), e),
+        })?;
     Ok(FrameBus { frames, ready, layout, frames_name })
+}
+
+/// What a reader is told when `camera` has no reader place left: the keys to raise, in which
+/// file, and what another reader costs.
+fn reader_slots_taken(
+    deployment: &Deployment,
+    camera: &CameraConfig,
+    layout: &SlotLayout,
+    frames_name: &str,
+) -> String {
+    let cam = &camera.name;
+    let more = (layout.max_queue_depth + layout.reader_borrows) * layout.frame_bytes;
+    format!(
+        "camera `{cam}`: all {} reader slots of `{frames_name}` are taken: raise `max-readers` of camera `{cam}` in {} to {} and `slots` to {} (another reader costs {:.1} MiB of shared memory: {} slots of {} bytes)",
+        layout.max_readers,
+        deployment.source_file.display(),
+        layout.max_readers + 1,
+        layout.slots() + layout.max_queue_depth + layout.reader_borrows,
+        more as f64 / (1024.0 * 1024.0),
+        layout.max_queue_depth + layout.reader_borrows,
+        layout.frame_bytes
+    )
 }
 
 /// Opens (or creates) the results service of `camera`: fixed settings, so every producer and
@@ -701,22 +736,7 @@ impl FrameReader {
         let cam = &camera.name;
         let subscriber = bus.frames.subscriber_builder().buffer_size(queue_depth).create().map_err(|e| match e {
             SubscriberCreateError::ExceedsMaxSupportedSubscribers => {
-                let layout = bus.layout;
-                let more = (layout.max_queue_depth + layout.reader_borrows) * layout.frame_bytes;
-                IpcError::new(
-                    format!(
-                        "camera `{cam}`: all {} reader slots of `{}` are taken: raise `max-readers` of camera `{cam}` in {} to {} and `slots` to {} (another reader costs {:.1} MiB of shared memory: {} slots of {} bytes)",
-                        layout.max_readers,
-                        bus.frames_name,
-                        deployment.source_file.display(),
-                        layout.max_readers + 1,
-                        layout.slots() + layout.max_queue_depth + layout.reader_borrows,
-                        more as f64 / (1024.0 * 1024.0),
-                        layout.max_queue_depth + layout.reader_borrows,
-                        layout.frame_bytes
-                    ),
-                    e,
-                )
+                IpcError::new(reader_slots_taken(deployment, camera, &bus.layout, &bus.frames_name), e)
             }
             e => IpcError::new(
                 format!("camera `{cam}`: subscribing to `{}` with queue depth {queue_depth}", bus.frames_name),
