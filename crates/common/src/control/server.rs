@@ -324,7 +324,26 @@ impl ControlServer {
                 return self
                     .error(reply, format!("{} has no camera controls: send control commands to capture", self.role));
             }
-            (Command::Stop | Command::ListControls(_) | Command::SetControls(_), answer) => {
+            (command, Answer::Ignored) if command.is_for_supervisor() => {
+                return self.error(
+                    reply,
+                    format!(
+                        "{} does not take `{}`: it is a command for the supervisor (`ctl up`)",
+                        self.role,
+                        command.describe()
+                    ),
+                );
+            }
+            (
+                Command::Stop
+                | Command::ListControls(_)
+                | Command::SetControls(_)
+                | Command::Restart(_)
+                | Command::Start(_)
+                | Command::Supervised(_)
+                | Command::Logs(..),
+                answer,
+            ) => {
                 if command == Command::Stop {
                     tracing::info!(camera = self.camera, role = %self.role, "stop requested");
                 }

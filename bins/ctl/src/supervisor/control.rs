@@ -1,0 +1,314 @@
+//! The supervisor's control service, `framebus/<deployment>/_deployment/supervisor/control`
+//! (camera [`DEPLOYMENT_SCOPE`], role [`SUPERVISOR_ROLE`]): the commands only `ctl up` can carry
+//! out, because it owns the processes.
+//!
+//! - `restart <camera> [<role>]`: SIGTERM (the process stops after its frame in progress), then
+//!   a start as soon as it has exited (SIGKILL after the stop grace), its restart count reset; a
+//!   process that is not running is started at once.
+//! - `start <camera> [<role>]`: starts a process that was stopped (`ctl stop`), given up on or
+//!   is waiting for its next restart, its restart count reset; starting a capture also starts
+//!   the readers (and the media server) the supervisor stopped because it had ended.
+//! - `supervised <camera> <role>`: what the supervisor knows of the process (JSON): state, pid,
+//!   starts, restarts, the last exit and a short summary for `ctl status`.
+//! - `logs <camera> <role>` from line N: the kept lines of its stderr (JSON).
+//!
+//! Replies are JSON objects in the reply's message (ASCII, at most [`MESSAGE_TEXT`] bytes).
+//! Requests are answered from the supervisor's loop, which wakes on them.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use framebus_common::control::{Answer, Command, ControlServer, Metrics, MESSAGE_TEXT};
+use framebus_common::ipc::IpcService;
+use framebus_common::names::{Role, DEPLOYMENT_SCOPE, SUPERVISOR_ROLE};
+use framebus_common::Deployment;
+use iceoryx2::prelude::*;
+use serde_json::{json, Value};
+
+use super::output::ascii_json;
+use super::{reason, Launcher, Supervised, SupervisorOptions};
+
+/// The supervisor's control server.
+pub(super) struct Controller {
+    server: ControlServer,
+}
+
+impl Controller {
+    /// Serves the supervisor's control service of `deployment`.
+    pub(super) fn create(node: &Node<IpcService>, deployment: &Deployment) -> anyhow::Result<Controller> {
+        let role = Role::new(SUPERVISOR_ROLE)?;
+        let server = ControlServer::create(node, deployment, DEPLOYMENT_SCOPE, &role)?;
+        Ok(Controller { server })
+    }
+
+    /// Waits at most `pause` for a request, then answers every pending one. While `starting`,
+    /// `restart` and `start` are refused (the captures are not all up yet).
+    pub(super) fn wait_and_serve(
+        &self,
+        pause: Duration,
+        procs: &mut [Supervised],
+        launcher: &Launcher,
+        options: &SupervisorOptions,
+        starting: bool,
+    ) {
+        if !pause.is_zero() {
+            // An error (a signal interrupted the wait) only ends the pause early.
+            let _ = self.server.listener().timed_wait(|_| {}, pause);
+        }
+        self.server.poll(|command| answer(command, procs, launcher, options, starting));
+    }
+}
+
+/// `<camera> <role>` or `<camera>` from a request's text.
+fn parse_target(text: &str) -> Result<(String, Option<String>), String> {
+    let mut words = text.split_whitespace();
+    let camera = words.next().ok_or("no camera named in the request")?.to_string();
+    let role = words.next().map(str::to_string);
+    if words.next().is_some() {
+        return Err(format!("`{text}`: expected `<camera> [<role>]`"));
+    }
+    Ok((camera, role))
+}
+
+/// The processes of `text` (`<camera> [<role>]`), as indexes into `procs`, or why none.
+fn select(procs: &[Supervised], text: &str, role_required: bool) -> Result<Vec<usize>, String> {
+    let (camera, role) = parse_target(text)?;
+    if role_required && role.is_none() {
+        return Err(format!("`{text}`: expected `<camera> <role>`"));
+    }
+    let of_camera: Vec<usize> = (0..procs.len()).filter(|&i| procs[i].camera == camera).collect();
+    if of_camera.is_empty() {
+        let mut cameras: Vec<&str> = procs.iter().map(|p| p.camera.as_str()).filter(|c| *c != "*").collect();
+        cameras.dedup();
+        return Err(format!("this supervisor runs no camera `{camera}` (cameras: {})", cameras.join(", ")));
+    }
+    match role {
+        None => Ok(of_camera),
+        Some(role) => match of_camera.iter().find(|&&i| procs[i].role.as_str() == role) {
+            Some(&i) => Ok(vec![i]),
+            None => Err(format!(
+                "this supervisor runs no `{role}` for camera `{camera}` (it runs: {}; a reader without `command` in the config is not started by `ctl up`)",
+                of_camera.iter().map(|&i| procs[i].role.as_str()).collect::<Vec<_>>().join(", ")
+            )),
+        },
+    }
+}
+
+fn answer(
+    command: Command,
+    procs: &mut [Supervised],
+    launcher: &Launcher,
+    options: &SupervisorOptions,
+    starting: bool,
+) -> Answer {
+    let now = Instant::now();
+    match command {
+        Command::Status => {
+            let running = procs.iter().filter(|p| p.child.is_some()).count();
+            Answer::Status(Box::new(Metrics {
+                message: format!("supervising {} processes, {running} running", procs.len()),
+                ..Metrics::default()
+            }))
+        }
+        Command::Restart(text) | Command::Start(text) if starting => {
+            Answer::Refused(format!("`{text}`: the supervisor is still starting the deployment's captures; try again"))
+        }
+        Command::Restart(text) => match select(procs, &text, false) {
+            Ok(selected) => Answer::Done(act(procs, &selected, true, launcher, options, now)),
+            Err(why) => Answer::Refused(why),
+        },
+        Command::Start(text) => match select(procs, &text, false) {
+            Ok(mut selected) => {
+                // Starting a capture brings back what stopped because it had ended.
+                let captures: Vec<String> =
+                    selected.iter().filter(|&&i| procs[i].is_capture()).map(|&i| procs[i].camera.clone()).collect();
+                for (i, p) in procs.iter().enumerate() {
+                    let along = p.stopped_with_camera
+                        && p.done
+                        && (captures.contains(&p.camera) || (p.is_media_server() && !captures.is_empty()));
+                    if along && !selected.contains(&i) {
+                        selected.push(i);
+                    }
+                }
+                Answer::Done(act(procs, &selected, false, launcher, options, now))
+            }
+            Err(why) => Answer::Refused(why),
+        },
+        Command::Supervised(text) => match select(procs, &text, true) {
+            Ok(selected) => {
+                let info = selected.first().map(|&i| info(&procs[i], options, now)).unwrap_or(Value::Null);
+                Answer::Done(ascii_json(&info))
+            }
+            Err(why) => Answer::Refused(why),
+        },
+        Command::Logs(from, text) => match select(procs, &text, true) {
+            Ok(selected) => {
+                let Some(&i) = selected.first() else { return Answer::Refused("no process".into()) };
+                match procs[i].kept.lock() {
+                    Ok(kept) => Answer::Done(kept.reply(u64::from(from), MESSAGE_TEXT - 24)),
+                    Err(_) => Answer::Refused("the kept lines are unreadable".into()),
+                }
+            }
+            Err(why) => Answer::Refused(why),
+        },
+        Command::Stop => Answer::Refused(
+            "the supervisor stops on SIGINT/SIGTERM (Ctrl-C, `systemctl stop`), not on command; `ctl stop <camera> [<role>]` stops one process".into(),
+        ),
+        Command::SetPreview(_) | Command::SetSaving(_) | Command::ListControls(_) | Command::SetControls(_) => {
+            Answer::Refused(format!("the supervisor does not take `{}`: send it to a camera's process", command.describe()))
+        }
+    }
+}
+
+/// Restarts (`restart`) or starts the selected processes; the reply lists what was done to each
+/// and its start count, which `ctl` watches to see the new process: `{"processes": [{"camera",
+/// "role", "action", "pid", "starts"}]}` (entries that do not fit are counted in `unlisted`).
+fn act(
+    procs: &mut [Supervised],
+    selected: &[usize],
+    restart: bool,
+    _launcher: &Launcher,
+    options: &SupervisorOptions,
+    now: Instant,
+) -> String {
+    let mut entries: Vec<Value> = Vec::new();
+    for &i in selected {
+        let proc = &mut procs[i];
+        let action = match proc.child.as_ref() {
+            Some(_) if !restart => "running",
+            Some(_) if proc.restart_requested.is_some() => "restarting",
+            Some(child) => {
+                tracing::info!(camera = proc.camera, role = %proc.role, pid = child.id(), "restart requested: stopping it");
+                // SAFETY: kill has no memory-safety preconditions; the pid is our unreaped child.
+                unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+                proc.restart_requested = Some(now + options.stop_grace);
+                "restarting"
+            }
+            None => {
+                tracing::info!(camera = proc.camera, role = %proc.role, "{} requested: starting it", if restart { "restart" } else { "start" });
+                proc.restarts = 0;
+                proc.shortages = 0;
+                proc.done = false;
+                proc.failed = false;
+                proc.stopped_with_camera = false;
+                proc.restart_at = Some(now);
+                "starting"
+            }
+        };
+        entries.push(json!({
+            "camera": proc.camera,
+            "role": proc.role.as_str(),
+            "action": action,
+            "pid": proc.child.as_ref().map(|c| c.id()),
+            "starts": proc.starts,
+        }));
+    }
+    let mut listed = entries.len();
+    loop {
+        let reply = json!({ "processes": entries[..listed], "unlisted": entries.len() - listed });
+        let text = ascii_json(&reply);
+        if text.len() <= MESSAGE_TEXT || listed == 0 {
+            return text;
+        }
+        listed -= 1;
+    }
+}
+
+/// What the supervisor knows of one process (see [`super::control`]).
+fn info(proc: &Supervised, options: &SupervisorOptions, now: Instant) -> Value {
+    let next_in = proc.restart_at.map(|at| at.saturating_duration_since(now));
+    let state = match (&proc.child, proc.done) {
+        (Some(_), _) if proc.restart_requested.is_some() => "stopping",
+        (Some(_), _) => "running",
+        (None, true) if proc.failed => "given-up",
+        (None, true) => "stopped",
+        (None, false) if proc.shortages > 0 && proc.restart_at.is_some() => "waiting-for-memory",
+        (None, false) if proc.restart_at.is_some() => "restarting",
+        (None, false) => "starting",
+    };
+    let last_exit = proc.last_exit.as_ref().map(|exit| {
+        use std::os::unix::process::ExitStatusExt;
+        json!({
+            "reason": reason(exit.status),
+            "code": exit.status.code(),
+            "signal": exit.status.signal().map(super::signal_name),
+            "at": format!("{:.3}", jiff::Timestamp::try_from(exit.at).unwrap_or(jiff::Timestamp::UNIX_EPOCH)),
+            "restarts": exit.restarts,
+            "backoff_secs": exit.backoff.map(|b| b.as_secs_f64()),
+        })
+    });
+    let exit_at = |exit: &super::LastExit| format!("{} at {}", reason(exit.status), clock(exit.at));
+    let summary = match (state, &proc.last_exit) {
+        ("running", Some(exit)) if proc.restarts > 0 => format!(
+            "running (pid {}), restarts {}; last: {}",
+            proc.pid.unwrap_or_default(),
+            proc.restarts,
+            exit_at(exit)
+        ),
+        ("running", _) => format!("running (pid {})", proc.pid.unwrap_or_default()),
+        ("stopping", _) => format!("restarting: stopping pid {}", proc.pid.unwrap_or_default()),
+        ("restarting", Some(exit)) => {
+            format!("{}, restart {}, next in {}", exit_at(exit), proc.restarts, seconds(next_in.unwrap_or_default()))
+        }
+        ("waiting-for-memory", Some(exit)) => format!(
+            "{}: not enough shared memory, retry {} in {}",
+            exit_at(exit),
+            proc.shortages,
+            seconds(next_in.unwrap_or_default())
+        ),
+        ("given-up", Some(exit)) => format!("{}, given up after {} restarts", exit_at(exit), proc.restarts),
+        ("stopped", Some(exit)) if proc.stopped_with_camera => {
+            format!("stopped with its camera's capture ({})", exit_at(exit))
+        }
+        ("stopped", Some(exit)) => format!("stopped: {}", exit_at(exit)),
+        (state, _) => state.to_string(),
+    };
+    json!({
+        "camera": proc.camera,
+        "role": proc.role.as_str(),
+        "state": state,
+        "pid": proc.child.as_ref().map(|c| c.id()),
+        "last_pid": proc.pid,
+        "starts": proc.starts,
+        "restarts": proc.restarts,
+        "max_restarts": options.max_restarts,
+        "next_start_in_secs": next_in.map(|d| (d.as_secs_f64() * 1000.0).round() / 1000.0),
+        "last_exit": last_exit,
+        "summary": summary,
+    })
+}
+
+/// `14:02:11` (UTC) of a wall-clock time.
+fn clock(at: SystemTime) -> String {
+    let secs = at.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs()) % 86_400;
+    format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60)
+}
+
+/// `1s`, `0.3s`, `10s`.
+fn seconds(d: Duration) -> String {
+    let secs = d.as_secs_f64();
+    if secs >= 1.0 {
+        format!("{secs:.0}s")
+    } else {
+        format!("{secs:.1}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_parse() {
+        assert_eq!(parse_target("cam0"), Ok(("cam0".into(), None)));
+        assert_eq!(parse_target("cam0 algo"), Ok(("cam0".into(), Some("algo".into()))));
+        assert!(parse_target("").is_err());
+        assert!(parse_target("cam0 algo extra").is_err());
+    }
+
+    #[test]
+    fn times_are_short() {
+        assert_eq!(seconds(Duration::from_millis(1000)), "1s");
+        assert_eq!(seconds(Duration::from_millis(260)), "0.3s");
+        assert_eq!(clock(SystemTime::UNIX_EPOCH + Duration::from_secs(14 * 3600 + 2 * 60 + 11)), "14:02:11");
+    }
+}
