@@ -266,16 +266,23 @@ pub(crate) fn lookup(
         .flatten()
         .is_some_and(|s| s.has_server());
     let Ok(supervisor) = target() else { return vec![None; targets.len()] };
+    // A supervisor that did not answer in time (busy stopping a camera's readers) is not asked
+    // again for the other rows: `ctl status` waits at most one `--timeout` for it.
+    let mut answering = serving;
     targets
         .iter()
         .map(|t| {
-            if !serving {
+            if !answering {
                 return None;
             }
             let command = Command::Supervised(format!("{} {}", t.camera, t.role));
             match session.client.send(&supervisor, &command, timeout) {
                 Ok(reply) if reply.is_ok() => serde_json::from_str(&reply.message_text()).ok(),
-                _ => None,
+                Ok(_) => None,
+                Err(_) => {
+                    answering = false;
+                    None
+                }
             }
         })
         .collect()
