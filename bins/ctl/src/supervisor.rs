@@ -356,15 +356,17 @@ pub fn run(deployment: &Deployment, options: &SupervisorOptions) -> anyhow::Resu
 
     // `ctl restart`, `ctl start`, `ctl logs` and the exit reasons of `ctl status` reach the
     // supervisor over its own control service; without it (e.g. /dev/shm full) the deployment
-    // still runs.
-    let controller = match Controller::create(&node, deployment) {
-        Ok(controller) => Some(controller),
-        Err(e) => {
-            tracing::warn!("{e:#}; `ctl restart`, `ctl start` and `ctl logs` cannot reach this supervisor");
-            None
-        }
+    // still runs, and it is tried again.
+    let mut supervisor = Supervisor {
+        launcher: &launcher,
+        options,
+        node: &node,
+        deployment,
+        controller: None,
+        controller_retry: Instant::now(),
+        controller_failed: false,
     };
-    let mut supervisor = Supervisor { launcher: &launcher, options, controller: controller.as_ref() };
+    supervisor.try_serving();
 
     // Captures first, each until it serves its control service: a capture that cannot start
     // (bad device, unreadable file) fails the whole start-up with its own error above ours.
@@ -392,22 +394,58 @@ pub fn run(deployment: &Deployment, options: &SupervisorOptions) -> anyhow::Resu
     if let Some(handle) = exporter {
         let _ = handle.join();
     }
-    drop(controller);
+    drop(supervisor);
     drop(node);
     outcome
 }
+
+/// How often the supervisor tries again to serve its control service when it could not.
+const CONTROLLER_RETRY: Duration = Duration::from_secs(2);
 
 /// The supervisor's loop state: how to start processes, its policy and its control service.
 struct Supervisor<'a> {
     launcher: &'a Launcher,
     options: &'a SupervisorOptions,
-    controller: Option<&'a Controller>,
+    node: &'a Node<IpcService>,
+    deployment: &'a Deployment,
+    controller: Option<Controller>,
+    /// When to try serving the control service again, while it is not served.
+    controller_retry: Instant,
+    /// Serving it failed at least once.
+    controller_failed: bool,
 }
 
 impl Supervisor<'_> {
+    /// Serves the control service if it is not served yet (tried every [`CONTROLLER_RETRY`];
+    /// the first failure is logged, and the success after it).
+    fn try_serving(&mut self) {
+        if self.controller.is_some() || Instant::now() < self.controller_retry {
+            return;
+        }
+        let failed_before = self.controller_failed;
+        match Controller::create(self.node, self.deployment) {
+            Ok(controller) => {
+                if failed_before {
+                    tracing::info!("serving `ctl restart`, `ctl start` and `ctl logs` now");
+                }
+                self.controller = Some(controller);
+            }
+            Err(e) => {
+                if !failed_before {
+                    tracing::warn!(
+                        "{e:#}; `ctl restart`, `ctl start` and `ctl logs` cannot reach this supervisor until it can serve them (tried every {CONTROLLER_RETRY:?})"
+                    );
+                }
+                self.controller_failed = true;
+                self.controller_retry = Instant::now() + CONTROLLER_RETRY;
+            }
+        }
+    }
+
     /// Sleeps at most `pause`, waking early to answer a control request (then answered).
     fn pause(&mut self, procs: &mut [Supervised], pause: Duration, starting: bool) {
-        match self.controller {
+        self.try_serving();
+        match &self.controller {
             Some(controller) => controller.wait_and_serve(pause, procs, self.launcher, self.options, starting),
             None => std::thread::sleep(pause),
         }

@@ -17,8 +17,9 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
+use anyhow::Context as _;
 use framebus_common::control::{Answer, Command, ControlServer, Metrics, MESSAGE_TEXT};
-use framebus_common::ipc::IpcService;
+use framebus_common::ipc::{IpcService, CONTROL_BYTES_PER_PROCESS};
 use framebus_common::names::{Role, DEPLOYMENT_SCOPE, SUPERVISOR_ROLE};
 use framebus_common::Deployment;
 use iceoryx2::prelude::*;
@@ -33,10 +34,18 @@ pub(super) struct Controller {
 }
 
 impl Controller {
-    /// Serves the supervisor's control service of `deployment`.
+    /// Serves the supervisor's control service of `deployment`, its response segment's pages
+    /// reserved: a /dev/shm filled later never faults the supervisor (which would end the
+    /// deployment). Not tried while /dev/shm lacks the room.
     pub(super) fn create(node: &Node<IpcService>, deployment: &Deployment) -> anyhow::Result<Controller> {
+        let what = "the supervisor's control service";
+        if let Some(short) = framebus_common::shm_budget::short_of(CONTROL_BYTES_PER_PROCESS, what) {
+            return Err(short.into());
+        }
         let role = Role::new(SUPERVISOR_ROLE)?;
         let server = ControlServer::create(node, deployment, DEPLOYMENT_SCOPE, &role)?;
+        framebus_common::shm_budget::reserve_data_segment(deployment.name(), server.port_id(), what)
+            .with_context(|| format!("reserving the shared memory of `{}`", server.service_name()))?;
         Ok(Controller { server })
     }
 

@@ -240,6 +240,12 @@ impl ControlServer {
         self.flags.get()
     }
 
+    /// The iceoryx2 id of the server port: its response data segment in /dev/shm is named by it
+    /// (see [`crate::shm_budget::reserve_data_segment`]).
+    pub fn port_id(&self) -> u128 {
+        self.server.id().value()
+    }
+
     /// Name of the request/response service.
     pub fn service_name(&self) -> &str {
         &self.services.name
