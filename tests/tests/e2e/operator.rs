@@ -314,3 +314,39 @@ fn child_output_is_logged_as_json_and_logs_follow() {
     );
     d.assert_no_leftovers();
 }
+
+/// With two cameras, `ctl stop cam0` ends cam0's capture and the supervisor stops its readers
+/// but goes on for cam1; `ctl start cam0 capture` brings back capture and the readers stopped
+/// with it, and frames flow again.
+#[test]
+fn starting_a_stopped_capture_brings_back_its_readers() {
+    let body = format!("{}\n{}", synthetic_camera("cam0", 320, 240, 30), synthetic_camera("cam1", 320, 240, 30));
+    let d = TestDeployment::new(&body);
+    let mut up = d.spawn("ctl", &["up"]);
+    let cam1 = |s: &Value, role: &str| process_status(s, "cam1", role)["frames"].as_u64().unwrap_or(0);
+    let status = d.wait_status(|s| frames(s, "algo") > 5 && cam1(s, "algo") > 5);
+    let (capture_before, algo_before) = (pid(&status, "capture").expect("pid"), pid(&status, "algo").expect("pid"));
+    let (code, out, err) = d.ctl(&["stop", "cam0", "--timeout", "10"]);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    let status = d
+        .wait_status(|s| supervisor(s, "capture")["state"] == "stopped" && supervisor(s, "algo")["state"] == "stopped");
+    assert!(
+        supervisor(&status, "algo")["summary"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("stopped with its camera's capture")),
+        "{status}"
+    );
+    assert!(up.child.try_wait().expect("try_wait").is_none(), "ctl up ended with cam1 running");
+
+    let (code, out, err) = d.ctl(&["start", "cam0", "capture", "--timeout", "10"]);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(out.contains("cam0: capture started (pid ") && out.contains("cam0: algo started (pid "), "{out}");
+    d.wait_status(|s| {
+        pid(s, "capture").is_some_and(|p| p != capture_before)
+            && pid(s, "algo").is_some_and(|p| p != algo_before)
+            && frames(s, "algo") > 5
+            && cam1(s, "algo") > 5
+    });
+    assert_eq!(up.terminate(), Some(0), "{}", up.stderr_text());
+    d.assert_no_leftovers();
+}
