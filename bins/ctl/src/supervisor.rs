@@ -35,13 +35,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{bail, Context};
 use framebus_common::ipc::{connect_control, create_named_node_with, DeploymentGuard, IpcService};
 use framebus_common::logging::{self, Stream, LOG_FORMAT_ENV};
 use framebus_common::names::{ProcessRole, Role};
-use std::time::SystemTime;
 
 use self::control::Controller;
 use self::output::{ChildIdentity, SharedKept};
@@ -371,7 +370,7 @@ pub fn run(deployment: &Deployment, options: &SupervisorOptions) -> anyhow::Resu
     // Captures first, each until it serves its control service: a capture that cannot start
     // (bad device, unreadable file) fails the whole start-up with its own error above ours.
     let outcome = supervisor
-        .start_captures(&node, deployment, &mut procs, &term)
+        .start_captures(&mut procs, &term)
         .and_then(|()| start_readers(&launcher, &mut procs))
         .and_then(|()| {
             let running = procs.iter().filter(|p| p.child.is_some()).count();
@@ -446,22 +445,14 @@ impl Supervisor<'_> {
     fn pause(&mut self, procs: &mut [Supervised], pause: Duration, starting: bool) {
         self.try_serving();
         match &self.controller {
-            Some(controller) => controller.wait_and_serve(pause, procs, self.launcher, self.options, starting),
+            Some(controller) => controller.wait_and_serve(pause, procs, self.options, starting),
             None => std::thread::sleep(pause),
         }
     }
-}
 
-impl Supervisor<'_> {
     /// Starts each capture and waits until it serves its control service (answering control
     /// requests meanwhile; `ctl restart` and `ctl start` are refused until the start-up ends).
-    fn start_captures(
-        &mut self,
-        node: &Node<IpcService>,
-        deployment: &Deployment,
-        procs: &mut [Supervised],
-        term: &AtomicBool,
-    ) -> anyhow::Result<()> {
+    fn start_captures(&mut self, procs: &mut [Supervised], term: &AtomicBool) -> anyhow::Result<()> {
         for i in 0..procs.len() {
             if !procs[i].is_capture() {
                 continue;
@@ -488,10 +479,11 @@ impl Supervisor<'_> {
                         describe(status)
                     );
                 }
-                let serving = connect_control(node, deployment.name(), &proc.camera, ProcessRole::Capture.name())
-                    .ok()
-                    .flatten()
-                    .is_some_and(|s| s.has_server());
+                let serving =
+                    connect_control(self.node, self.deployment.name(), &proc.camera, ProcessRole::Capture.name())
+                        .ok()
+                        .flatten()
+                        .is_some_and(|s| s.has_server());
                 if serving {
                     tracing::info!(camera = proc.camera, "capture is ready");
                     break;

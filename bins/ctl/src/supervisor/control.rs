@@ -26,7 +26,7 @@ use iceoryx2::prelude::*;
 use serde_json::{json, Value};
 
 use super::output::ascii_json;
-use super::{reason, Launcher, Supervised, SupervisorOptions};
+use super::{reason, Supervised, SupervisorOptions};
 
 /// The supervisor's control server.
 pub(super) struct Controller {
@@ -55,7 +55,6 @@ impl Controller {
         &self,
         pause: Duration,
         procs: &mut [Supervised],
-        launcher: &Launcher,
         options: &SupervisorOptions,
         starting: bool,
     ) {
@@ -63,7 +62,7 @@ impl Controller {
             // An error (a signal interrupted the wait) only ends the pause early.
             let _ = self.server.listener().timed_wait(|_| {}, pause);
         }
-        self.server.poll(|command| answer(command, procs, launcher, options, starting));
+        self.server.poll(|command| answer(command, procs, options, starting));
     }
 }
 
@@ -102,13 +101,7 @@ fn select(procs: &[Supervised], text: &str, role_required: bool) -> Result<Vec<u
     }
 }
 
-fn answer(
-    command: Command,
-    procs: &mut [Supervised],
-    launcher: &Launcher,
-    options: &SupervisorOptions,
-    starting: bool,
-) -> Answer {
+fn answer(command: Command, procs: &mut [Supervised], options: &SupervisorOptions, starting: bool) -> Answer {
     let now = Instant::now();
     match command {
         Command::Status => {
@@ -122,7 +115,7 @@ fn answer(
             Answer::Refused(format!("`{text}`: the supervisor is still starting the deployment's captures; try again"))
         }
         Command::Restart(text) => match select(procs, &text, false) {
-            Ok(selected) => Answer::Done(act(procs, &selected, true, launcher, options, now)),
+            Ok(selected) => Answer::Done(act(procs, &selected, true, options, now)),
             Err(why) => Answer::Refused(why),
         },
         Command::Start(text) => match select(procs, &text, false) {
@@ -138,7 +131,7 @@ fn answer(
                         selected.push(i);
                     }
                 }
-                Answer::Done(act(procs, &selected, false, launcher, options, now))
+                Answer::Done(act(procs, &selected, false, options, now))
             }
             Err(why) => Answer::Refused(why),
         },
@@ -175,7 +168,6 @@ fn act(
     procs: &mut [Supervised],
     selected: &[usize],
     restart: bool,
-    _launcher: &Launcher,
     options: &SupervisorOptions,
     now: Instant,
 ) -> String {
