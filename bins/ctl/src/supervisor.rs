@@ -7,7 +7,8 @@
 //! User readers with a `command` in `[[camera.reader]]` are started like the built-in readers
 //! (after capture), in the config file's folder, with `FRAMEBUS_CONFIG`, `FRAMEBUS_CAMERA` and
 //! `FRAMEBUS_ROLE` in their environment (the Rust and Python APIs take their defaults from
-//! them). Every child gets the supervisor's log format in `FRAMEBUS_LOG_FORMAT`.
+//! them), and `PYTHONUNBUFFERED=1` unless it is set. Every child gets the supervisor's log
+//! format in `FRAMEBUS_LOG_FORMAT`.
 //!
 //! Under systemd (`Type=notify`, see `ctl systemd`) the supervisor reports `READY=1` once every
 //! capture serves its control service and the readers are started, and `STOPPING=1` when it
@@ -189,6 +190,11 @@ impl Launcher {
                 let binary = if program.contains('/') { folder.join(program) } else { PathBuf::from(program) };
                 let mut command = Command::new(&binary);
                 command.args(&argv[1..]).current_dir(&folder);
+                // Its stdout is a pipe to the supervisor now: a Python reader's `print` is
+                // relayed as it happens, not when a block-sized buffer fills.
+                if std::env::var_os("PYTHONUNBUFFERED").is_none() {
+                    command.env("PYTHONUNBUFFERED", "1");
+                }
                 (binary, command)
             }
             Program::MediaServer => {
