@@ -26,7 +26,7 @@ use iceoryx2::prelude::*;
 use serde_json::{json, Value};
 
 use super::output::ascii_json;
-use super::{reason, Supervised, SupervisorOptions};
+use super::{reason, short_of_memory, Supervised, SupervisorOptions};
 
 /// The supervisor's control server.
 pub(super) struct Controller {
@@ -222,7 +222,11 @@ fn info(proc: &Supervised, options: &SupervisorOptions, now: Instant) -> Value {
         (Some(_), _) => "running",
         (None, true) if proc.failed => "given-up",
         (None, true) => "stopped",
-        (None, false) if proc.shortages > 0 && proc.restart_at.is_some() => "waiting-for-memory",
+        (None, false)
+            if proc.restart_at.is_some() && proc.last_exit.as_ref().is_some_and(|e| short_of_memory(e.status)) =>
+        {
+            "waiting-for-memory"
+        }
         (None, false) if proc.restart_at.is_some() => "restarting",
         (None, false) => "starting",
     };
@@ -304,6 +308,76 @@ mod tests {
         assert_eq!(parse_target("cam0 algo"), Ok(("cam0".into(), Some("algo".into()))));
         assert!(parse_target("").is_err());
         assert!(parse_target("cam0 algo extra").is_err());
+    }
+
+    fn supervised(role: &str) -> Supervised {
+        Supervised {
+            camera: "cam0".into(),
+            role: Role::new(role).expect("role"),
+            program: super::super::Program::User(vec!["sh".into()]),
+            child: None,
+            started: Instant::now(),
+            restarts: 0,
+            restart_at: None,
+            shortages: 0,
+            done: false,
+            failed: false,
+            pid: Some(41),
+            starts: 1,
+            last_exit: None,
+            kept: Default::default(),
+            restart_requested: None,
+            stopped_with_camera: false,
+            relays: Vec::new(),
+        }
+    }
+
+    fn exit(raw: i32, restarts: u32) -> Option<super::super::LastExit> {
+        use std::os::unix::process::ExitStatusExt;
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(14 * 3600 + 2 * 60 + 11);
+        let status = std::process::ExitStatus::from_raw(raw);
+        Some(super::super::LastExit { status, at, restarts, backoff: Some(Duration::from_secs(1)) })
+    }
+
+    /// The short reasons `ctl status` prints, and the state of each case.
+    #[test]
+    fn summaries_say_why_a_process_is_not_running() {
+        let options = SupervisorOptions::default();
+        let now = Instant::now();
+        let mut backing_off = supervised("plates");
+        backing_off.restarts = 2;
+        backing_off.restart_at = Some(now + Duration::from_millis(1000));
+        backing_off.last_exit = exit(3 << 8, 2);
+        let got = info(&backing_off, &options, now);
+        assert_eq!(got["summary"], "exited 3 at 14:02:11, restart 2, next in 1s", "{got}");
+        assert_eq!((&got["state"], &got["last_exit"]["code"]), (&"restarting".into(), &3.into()));
+        assert_eq!(got["last_exit"]["at"], "1970-01-01T14:02:11.000Z");
+
+        let mut given_up = supervised("plates");
+        (given_up.done, given_up.failed, given_up.restarts) = (true, true, 5);
+        given_up.last_exit = exit(libc::SIGSEGV, 5);
+        let got = info(&given_up, &options, now);
+        assert_eq!(got["summary"], "killed by SIGSEGV at 14:02:11, given up after 5 restarts", "{got}");
+        assert_eq!((&got["state"], &got["last_exit"]["signal"]), (&"given-up".into(), &"SIGSEGV".into()));
+        assert!(got["last_exit"]["code"].is_null());
+
+        let mut short = supervised("algo");
+        short.shortages = 3;
+        short.restart_at = Some(now + Duration::from_secs(2));
+        short.last_exit = exit(75 << 8, 0);
+        let got = info(&short, &options, now);
+        assert_eq!(got["state"], "waiting-for-memory", "{got}");
+        assert_eq!(got["summary"], "exited 75 at 14:02:11: not enough shared memory, retry 3 in 2s");
+
+        let mut stopped = supervised("algo");
+        stopped.done = true;
+        stopped.last_exit = exit(0, 0);
+        assert_eq!(info(&stopped, &options, now)["summary"], "stopped: exited 0 at 14:02:11");
+        stopped.stopped_with_camera = true;
+        assert_eq!(
+            info(&stopped, &options, now)["summary"],
+            "stopped with its camera's capture (exited 0 at 14:02:11)"
+        );
     }
 
     #[test]
