@@ -12,6 +12,7 @@ mod e2e {
     mod hardening_local;
     mod network;
     mod operations;
+    mod operator;
     mod preview;
     mod production;
     mod readers;

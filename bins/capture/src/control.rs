@@ -102,8 +102,14 @@ impl Control {
                 *stop = true;
                 Answer::Done("capture stopping".into())
             }
-            // Capture carries the flags in its status; preview and recorder act on them.
-            Command::SetPreview(_) | Command::SetSaving(_) => Answer::Ignored,
+            // Capture carries the flags in its status; preview and recorder act on them. The
+            // supervisor's commands are not for capture (refused by the server).
+            Command::SetPreview(_)
+            | Command::SetSaving(_)
+            | Command::Restart(_)
+            | Command::Start(_)
+            | Command::Supervised(_)
+            | Command::Logs(..) => Answer::Ignored,
             Command::ListControls(from) => match source.controls() {
                 Ok(list) => Answer::Done(list_page(&list, from as usize, MESSAGE_TEXT)),
                 Err(e) => Answer::Refused(format!("camera `{camera}`: {e}")),

@@ -58,6 +58,41 @@ pub enum CtlCommand {
         #[arg(default_value = "capture")]
         role: String,
     },
+    /// Restart one process of a camera under `ctl up` (by its role: `capture`, `algo`, ... or a
+    /// user reader's name), or every process of the camera (no role): it stops after its frame
+    /// in progress and the supervisor starts it again at once, its restart count (toward
+    /// `--max-restarts`) reset. Waits up to `--timeout` for the new process (exit 3 if it is
+    /// not started by then).
+    #[command(after_help = EXIT_CODES)]
+    Restart {
+        /// Camera name.
+        camera: String,
+        /// Role of the process (default: every process of the camera).
+        role: Option<String>,
+    },
+    /// Start again, under `ctl up`, a process that was stopped (`ctl stop`) or given up on (or
+    /// every such process of the camera: no role); its restart count is reset. Starting a
+    /// capture also starts the readers the supervisor stopped with it. Waits up to `--timeout`
+    /// for the new process.
+    #[command(after_help = EXIT_CODES)]
+    Start {
+        /// Camera name.
+        camera: String,
+        /// Role of the process (default: every process of the camera).
+        role: Option<String>,
+    },
+    /// The last lines (up to 20, across restarts) a process wrote on stderr, as `ctl up` kept
+    /// them; `--follow` prints new ones as they come, until Ctrl-C.
+    #[command(after_help = EXIT_CODES)]
+    Logs {
+        /// Camera name.
+        camera: String,
+        /// Role of the process.
+        role: String,
+        /// Keep printing lines as the process writes them.
+        #[arg(long)]
+        follow: bool,
+    },
     /// Turn preview image generation on or off (recorded, survives restarts).
     #[command(after_help = EXIT_CODES)]
     Preview {

@@ -2,7 +2,8 @@
 //! iceoryx2 control services and prints the replies (`status`, `stop`, `preview`, `record`,
 //! `control`, `state reset`), lists cameras and services (`list`), prints the deployment's
 //! iceoryx2 config (`iox2-config`) and the cross-process record layouts (`abi`), serves metrics
-//! (`metrics`), and runs a whole deployment as its supervisor (`up`).
+//! (`metrics`), runs a whole deployment as its supervisor (`up`), and asks that supervisor to
+//! restart or start processes and for their kept stderr lines (`restart`, `start`, `logs`).
 //!
 //! Every wait is bounded by `--timeout`; a process that is not running is reported with the
 //! service that was tried, and ctl exits 1; one that runs but did not answer in time (busy) is
@@ -15,6 +16,8 @@ pub mod metrics;
 pub mod ports;
 pub mod supervisor;
 pub mod systemd;
+
+mod supervised;
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -151,6 +154,15 @@ fn run_command(cli: &Cli, deployment: &Deployment) -> anyhow::Result<Outcome> {
                 anyhow::anyhow!("{e} (roles: capture, algo, preview, recorder, or a user reader's name)")
             })?;
             with_client(deployment, |client| stop(deployment, client, cli, camera, &role))
+        }
+        CtlCommand::Restart { camera, role } => with_client(deployment, |session| {
+            supervised::restart_or_start(deployment, session, cli, camera, role.as_deref(), true)
+        }),
+        CtlCommand::Start { camera, role } => with_client(deployment, |session| {
+            supervised::restart_or_start(deployment, session, cli, camera, role.as_deref(), false)
+        }),
+        CtlCommand::Logs { camera, role, follow } => {
+            with_client(deployment, |session| supervised::logs(deployment, session, cli, camera, role, *follow))
         }
         CtlCommand::Preview { switch, camera } => with_client(deployment, |client| {
             set_flag(deployment, client, cli, camera, &Command::SetPreview(switch.is_on()))
@@ -303,17 +315,23 @@ fn status(deployment: &Deployment, session: &Session, cli: &Cli, camera: &Option
         Row::Busy(_) => Delivery::Busy,
         Row::Down(_) => Delivery::Failed,
     }));
+    // Under `ctl up`: what the supervisor knows of each process (why one is not running).
+    let supervised = supervised::lookup(deployment, session, &targets, cli.timeout);
     let command_state = command_state(deployment, &targets);
     if cli.json {
         let processes: Vec<Value> = rows
             .iter()
-            .map(|(target, service, row)| {
+            .zip(&supervised)
+            .map(|((target, service, row), supervised)| {
                 let mut value = match row {
                     Row::Up(status) => serde_json::to_value(status).unwrap_or(Value::Null),
                     Row::Down(error) => json!({ "camera": target.camera, "role": target.role.as_str(), "state": "not-running", "error": error }),
                     Row::Busy(error) => json!({ "camera": target.camera, "role": target.role.as_str(), "state": "busy", "error": error }),
                 };
                 value["service"] = json!(service);
+                if let Some(info) = supervised {
+                    value["supervisor"] = info.clone();
+                }
                 value
             })
             .collect();
@@ -327,7 +345,7 @@ fn status(deployment: &Deployment, session: &Session, cli: &Cli, camera: &Option
         }
         println!("{report}");
     } else {
-        print!("{}", status_table(&rows));
+        print!("{}", status_table(&rows, &supervised));
         if let Some(metrics) = metrics::endpoint_status(deployment) {
             println!("metrics: {}: {}", metrics.state, metrics.message);
         }
@@ -390,7 +408,7 @@ fn command_state(deployment: &Deployment, targets: &[Target]) -> Vec<CommandStat
         .collect()
 }
 
-fn status_table(rows: &[(&Target, String, Row)]) -> String {
+fn status_table(rows: &[(&Target, String, Row)], supervised: &[Option<Value>]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -410,7 +428,7 @@ fn status_table(rows: &[(&Target, String, Row)]) -> String {
         "PREVIEW",
         "SAVING"
     );
-    for (target, _, row) in rows {
+    for ((target, _, row), supervised) in rows.iter().zip(supervised.iter().chain(std::iter::repeat(&None))) {
         match row {
             Row::Up(s) => {
                 let latency = match (s.latency_p50_us, s.latency_p99_us) {
@@ -456,8 +474,16 @@ fn status_table(rows: &[(&Target, String, Row)]) -> String {
                 );
             }
             Row::Down(error) => {
-                let _ =
-                    writeln!(out, "{:<10} {:<12} {:>7} not running: {error}", target.camera, target.role.as_str(), "-");
+                // The supervisor's short reason (`exited 3 at 14:02:11, restart 2, next in 1s`)
+                // says more than the missing service.
+                let (what, why) = match supervised {
+                    Some(info) if matches!(info["state"].as_str(), Some("running" | "stopping")) => {
+                        ("not serving control", info["summary"].as_str().unwrap_or(error).to_string())
+                    }
+                    Some(info) => ("not running", info["summary"].as_str().unwrap_or(error).to_string()),
+                    None => ("not running", error.clone()),
+                };
+                let _ = writeln!(out, "{:<10} {:<12} {:>7} {what}: {why}", target.camera, target.role.as_str(), "-");
             }
             Row::Busy(error) => {
                 let _ = writeln!(out, "{:<10} {:<12} {:>7} busy: {error}", target.camera, target.role.as_str(), "-");

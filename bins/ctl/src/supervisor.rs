@@ -7,7 +7,8 @@
 //! User readers with a `command` in `[[camera.reader]]` are started like the built-in readers
 //! (after capture), in the config file's folder, with `FRAMEBUS_CONFIG`, `FRAMEBUS_CAMERA` and
 //! `FRAMEBUS_ROLE` in their environment (the Rust and Python APIs take their defaults from
-//! them). Every child gets the supervisor's log format in `FRAMEBUS_LOG_FORMAT`.
+//! them), and `PYTHONUNBUFFERED=1` unless it is set. Every child gets the supervisor's log
+//! format in `FRAMEBUS_LOG_FORMAT`.
 //!
 //! Under systemd (`Type=notify`, see `ctl systemd`) the supervisor reports `READY=1` once every
 //! capture serves its control service and the readers are started, and `STOPPING=1` when it
@@ -20,18 +21,30 @@
 //! The sibling binaries are found next to ctl's own executable. Children run in their own
 //! process group (Ctrl-C reaches only the supervisor, which then stops them in order) and get
 //! SIGTERM if the supervisor dies (`PR_SET_PDEATHSIG`), so none outlives it.
+//!
+//! Their stdout and stderr are pipes to the supervisor, which logs every line with the child's
+//! deployment, camera, role and pid ([`output`]) and keeps the last 20 lines of stderr of each
+//! process. The supervisor serves a control service of its own
+//! (`framebus/<deployment>/_deployment/supervisor/control`, [`control`]): `ctl restart`,
+//! `ctl start`, `ctl logs` and the exit reasons `ctl status` shows.
+
+mod control;
+mod output;
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{bail, Context};
 use framebus_common::ipc::{connect_control, create_named_node_with, DeploymentGuard, IpcService};
-use framebus_common::logging::{self, LOG_FORMAT_ENV};
+use framebus_common::logging::{self, Stream, LOG_FORMAT_ENV};
 use framebus_common::names::{ProcessRole, Role};
+
+use self::control::Controller;
+use self::output::{ChildIdentity, SharedKept};
 
 use crate::metrics::{self, RestartBook};
 use framebus_common::shm_budget::BudgetError;
@@ -100,6 +113,40 @@ struct Supervised {
     /// Exited cleanly (e.g. `ctl stop`) or given up on: not restarted.
     done: bool,
     failed: bool,
+    /// Process id of the running child, else of the last one.
+    pid: Option<u32>,
+    /// Times it was started.
+    starts: u32,
+    /// How its last child ended.
+    last_exit: Option<LastExit>,
+    /// The last lines of stderr (across restarts).
+    kept: SharedKept,
+    /// `ctl restart`: SIGTERM was sent; started again as soon as it exits, SIGKILLed at this
+    /// time if it has not.
+    restart_requested: Option<Instant>,
+    /// Stopped by the supervisor because its camera's capture ended (the media server: every
+    /// capture): starting the capture again starts it too.
+    stopped_with_camera: bool,
+    /// The threads relaying its outputs.
+    relays: Vec<std::thread::JoinHandle<()>>,
+}
+
+/// How a child ended, as `ctl status` reports it.
+#[derive(Debug, Clone)]
+struct LastExit {
+    status: ExitStatus,
+    /// Wall-clock time the supervisor saw it.
+    at: SystemTime,
+    /// Restarts counted after it.
+    restarts: u32,
+    /// Back-off before the next start, when one was scheduled.
+    backoff: Option<Duration>,
+}
+
+impl LastExit {
+    fn new(status: ExitStatus, restarts: u32) -> LastExit {
+        LastExit { status, at: SystemTime::now(), restarts, backoff: None }
+    }
 }
 
 impl Supervised {
@@ -123,6 +170,7 @@ impl Supervised {
 struct Launcher {
     bin_dir: PathBuf,
     config: PathBuf,
+    deployment: String,
 }
 
 impl Launcher {
@@ -142,6 +190,11 @@ impl Launcher {
                 let binary = if program.contains('/') { folder.join(program) } else { PathBuf::from(program) };
                 let mut command = Command::new(&binary);
                 command.args(&argv[1..]).current_dir(&folder);
+                // Its stdout is a pipe to the supervisor now: a Python reader's `print` is
+                // relayed as it happens, not when a block-sized buffer fills.
+                if std::env::var_os("PYTHONUNBUFFERED").is_none() {
+                    command.env("PYTHONUNBUFFERED", "1");
+                }
                 (binary, command)
             }
             Program::MediaServer => {
@@ -158,8 +211,9 @@ impl Launcher {
             .env(LOG_FORMAT_ENV, logging::format().as_str())
             .env_remove("NOTIFY_SOCKET")
             .stdin(Stdio::null())
-            .stdout(Stdio::inherit())
-            .stderr(Stdio::inherit())
+            // Both relayed by the supervisor's logging (with the child's identity), stderr kept.
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             // Own process group: a terminal's Ctrl-C reaches only the supervisor, which stops
             // the children in order.
             .process_group(0);
@@ -173,11 +227,27 @@ impl Launcher {
                 Ok(())
             });
         }
-        let child = command.spawn().with_context(|| format!("starting {} ({})", proc.label(), binary.display()))?;
+        let mut child = command.spawn().with_context(|| format!("starting {} ({})", proc.label(), binary.display()))?;
         tracing::info!(camera = proc.camera, role = %proc.role, pid = child.id(), "started");
+        let who = ChildIdentity {
+            deployment: self.deployment.clone(),
+            camera: proc.camera.clone(),
+            role: proc.role.as_str().to_string(),
+            pid: child.id(),
+        };
+        proc.relays.retain(|relay| !relay.is_finished());
+        if let Some(pipe) = child.stdout.take() {
+            proc.relays.extend(output::follow(pipe, Stream::Stdout, who.clone(), Arc::clone(&proc.kept)));
+        }
+        if let Some(pipe) = child.stderr.take() {
+            proc.relays.extend(output::follow(pipe, Stream::Stderr, who, Arc::clone(&proc.kept)));
+        }
+        proc.pid = Some(child.id());
+        proc.starts += 1;
         proc.child = Some(child);
         proc.started = Instant::now();
         proc.restart_at = None;
+        proc.restart_requested = None;
         Ok(())
     }
 }
@@ -199,7 +269,11 @@ pub fn run(deployment: &Deployment, options: &SupervisorOptions) -> anyhow::Resu
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, Arc::clone(&term)).context("installing the signal handlers")?;
     }
-    let launcher = Launcher { bin_dir: sibling_dir()?, config: absolute(&deployment.source_file)? };
+    let launcher = Launcher {
+        bin_dir: sibling_dir()?,
+        config: absolute(&deployment.source_file)?,
+        deployment: deployment.name().to_string(),
+    };
     for cam in &deployment.camera {
         for role in cam.processes() {
             let binary = launcher.bin_dir.join(role.name());
@@ -262,6 +336,13 @@ pub fn run(deployment: &Deployment, options: &SupervisorOptions) -> anyhow::Resu
         shortages: 0,
         done: false,
         failed: false,
+        pid: None,
+        starts: 0,
+        last_exit: None,
+        kept: SharedKept::default(),
+        restart_requested: None,
+        stopped_with_camera: false,
+        relays: Vec::new(),
     };
     let mut procs: Vec<Supervised> = Vec::new();
     if media_server {
@@ -278,9 +359,24 @@ pub fn run(deployment: &Deployment, options: &SupervisorOptions) -> anyhow::Resu
         }
     }
 
+    // `ctl restart`, `ctl start`, `ctl logs` and the exit reasons of `ctl status` reach the
+    // supervisor over its own control service; without it (e.g. /dev/shm full) the deployment
+    // still runs, and it is tried again.
+    let mut supervisor = Supervisor {
+        launcher: &launcher,
+        options,
+        node: &node,
+        deployment,
+        controller: None,
+        controller_retry: Instant::now(),
+        controller_failed: false,
+    };
+    supervisor.try_serving();
+
     // Captures first, each until it serves its control service: a capture that cannot start
     // (bad device, unreadable file) fails the whole start-up with its own error above ours.
-    let outcome = start_captures(&node, deployment, &launcher, &mut procs, options, &term)
+    let outcome = supervisor
+        .start_captures(&mut procs, &term)
         .and_then(|()| start_readers(&launcher, &mut procs))
         .and_then(|()| {
             let running = procs.iter().filter(|p| p.child.is_some()).count();
@@ -288,67 +384,129 @@ pub fn run(deployment: &Deployment, options: &SupervisorOptions) -> anyhow::Resu
                 sd_notify::NotifyState::Ready,
                 sd_notify::NotifyState::Status(&format!("{running} processes running")),
             ]);
-            watch(&launcher, &mut procs, options, &term, &restarts)
+            supervisor.watch(&mut procs, &term, &restarts)
         });
     notify_systemd(&[sd_notify::NotifyState::Stopping]);
     stop_all(&mut procs, options.stop_grace);
+    // The children's last lines, still in their pipes, are logged before the supervisor ends.
+    let until = Instant::now() + Duration::from_secs(1);
+    for relay in procs.iter_mut().flat_map(|p| p.relays.drain(..)) {
+        while !relay.is_finished() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
     metrics_stop.store(true, Ordering::Relaxed);
     if let Some(handle) = exporter {
         let _ = handle.join();
     }
+    drop(supervisor);
     drop(node);
     outcome
 }
 
-fn start_captures(
-    node: &Node<IpcService>,
-    deployment: &Deployment,
-    launcher: &Launcher,
-    procs: &mut [Supervised],
-    options: &SupervisorOptions,
-    term: &AtomicBool,
-) -> anyhow::Result<()> {
-    for proc in procs.iter_mut().filter(|p| p.is_capture()) {
-        launcher.start(proc)?;
-        let until = Instant::now() + options.ready_timeout;
-        loop {
-            if term.load(Ordering::Relaxed) {
-                return Ok(());
-            }
-            if let Some(status) = proc.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                proc.child = None;
-                if short_of_memory(status) {
-                    // Not a broken camera: retried (capped back-off) until the space is back.
-                    schedule_retry(proc, Instant::now());
-                    break;
+/// How often the supervisor tries again to serve its control service when it could not.
+const CONTROLLER_RETRY: Duration = Duration::from_secs(2);
+
+/// The supervisor's loop state: how to start processes, its policy and its control service.
+struct Supervisor<'a> {
+    launcher: &'a Launcher,
+    options: &'a SupervisorOptions,
+    node: &'a Node<IpcService>,
+    deployment: &'a Deployment,
+    controller: Option<Controller>,
+    /// When to try serving the control service again, while it is not served.
+    controller_retry: Instant,
+    /// Serving it failed at least once.
+    controller_failed: bool,
+}
+
+impl Supervisor<'_> {
+    /// Serves the control service if it is not served yet (tried every [`CONTROLLER_RETRY`];
+    /// the first failure is logged, and the success after it).
+    fn try_serving(&mut self) {
+        if self.controller.is_some() || Instant::now() < self.controller_retry {
+            return;
+        }
+        let failed_before = self.controller_failed;
+        match Controller::create(self.node, self.deployment) {
+            Ok(controller) => {
+                if failed_before {
+                    tracing::info!("serving `ctl restart`, `ctl start` and `ctl logs` now");
                 }
-                proc.failed = true;
-                bail!(
-                    "capture of camera `{}` could not start ({}): see its error above",
-                    proc.camera,
-                    describe(status)
-                );
+                self.controller = Some(controller);
             }
-            let serving = connect_control(node, deployment.name(), &proc.camera, ProcessRole::Capture.name())
-                .ok()
-                .flatten()
-                .is_some_and(|s| s.has_server());
-            if serving {
-                tracing::info!(camera = proc.camera, "capture is ready");
-                break;
+            Err(e) => {
+                if !failed_before {
+                    tracing::warn!(
+                        "{e:#}; `ctl restart`, `ctl start` and `ctl logs` cannot reach this supervisor until it can serve them (tried every {CONTROLLER_RETRY:?})"
+                    );
+                }
+                self.controller_failed = true;
+                self.controller_retry = Instant::now() + CONTROLLER_RETRY;
             }
-            if Instant::now() >= until {
-                tracing::warn!(
-                    camera = proc.camera,
-                    "capture is not serving control after {:?}; starting the readers anyway",
-                    options.ready_timeout
-                );
-                break;
-            }
-            std::thread::sleep(TICK);
         }
     }
-    Ok(())
+
+    /// Sleeps at most `pause`, waking early to answer a control request (then answered).
+    fn pause(&mut self, procs: &mut [Supervised], pause: Duration, starting: bool) {
+        self.try_serving();
+        match &self.controller {
+            Some(controller) => controller.wait_and_serve(pause, procs, self.options, starting),
+            None => std::thread::sleep(pause),
+        }
+    }
+
+    /// Starts each capture and waits until it serves its control service (answering control
+    /// requests meanwhile; `ctl restart` and `ctl start` are refused until the start-up ends).
+    fn start_captures(&mut self, procs: &mut [Supervised], term: &AtomicBool) -> anyhow::Result<()> {
+        for i in 0..procs.len() {
+            if !procs[i].is_capture() {
+                continue;
+            }
+            self.launcher.start(&mut procs[i])?;
+            let until = Instant::now() + self.options.ready_timeout;
+            loop {
+                if term.load(Ordering::Relaxed) {
+                    return Ok(());
+                }
+                let proc = &mut procs[i];
+                if let Some(status) = proc.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                    proc.child = None;
+                    proc.last_exit = Some(LastExit::new(status, proc.restarts));
+                    if short_of_memory(status) {
+                        // Not a broken camera: retried (capped back-off) until the space is back.
+                        schedule_retry(proc, Instant::now());
+                        break;
+                    }
+                    proc.failed = true;
+                    bail!(
+                        "capture of camera `{}` could not start ({}): see its error above",
+                        proc.camera,
+                        describe(status)
+                    );
+                }
+                let serving =
+                    connect_control(self.node, self.deployment.name(), &proc.camera, ProcessRole::Capture.name())
+                        .ok()
+                        .flatten()
+                        .is_some_and(|s| s.has_server());
+                if serving {
+                    tracing::info!(camera = proc.camera, "capture is ready");
+                    break;
+                }
+                if Instant::now() >= until {
+                    tracing::warn!(
+                        camera = proc.camera,
+                        "capture is not serving control after {:?}; starting the readers anyway",
+                        self.options.ready_timeout
+                    );
+                    break;
+                }
+                self.pause(procs, TICK, true);
+            }
+        }
+        Ok(())
+    }
 }
 
 fn start_readers(launcher: &Launcher, procs: &mut [Supervised]) -> anyhow::Result<()> {
@@ -387,90 +545,124 @@ fn degraded(reason: &str) {
     notify_systemd(&[sd_notify::NotifyState::Status(&format!("degraded: {reason}"))]);
 }
 
-/// Watches the children until a termination signal, restarting crashed ones.
-fn watch(
-    launcher: &Launcher,
-    procs: &mut [Supervised],
-    options: &SupervisorOptions,
-    term: &AtomicBool,
-    restarts: &RestartBook,
-) -> anyhow::Result<()> {
-    while !term.load(Ordering::Relaxed) {
-        let now = Instant::now();
-        for proc in procs.iter_mut() {
-            if let Some(child) = proc.child.as_mut() {
-                let status = match child.try_wait() {
-                    Ok(Some(status)) => status,
-                    Ok(None) => continue,
-                    Err(e) => {
-                        tracing::warn!(camera = proc.camera, role = %proc.role, "cannot query the process: {e}");
-                        continue;
+impl Supervisor<'_> {
+    /// Watches the children until a termination signal, restarting crashed ones and answering
+    /// control requests.
+    fn watch(&mut self, procs: &mut [Supervised], term: &AtomicBool, restarts: &RestartBook) -> anyhow::Result<()> {
+        let options = self.options;
+        while !term.load(Ordering::Relaxed) {
+            let now = Instant::now();
+            for proc in procs.iter_mut() {
+                if let Some(child) = proc.child.as_mut() {
+                    let status = match child.try_wait() {
+                        Ok(Some(status)) => status,
+                        Ok(None) => {
+                            // `ctl restart` of a process that did not stop within the grace.
+                            if proc.restart_requested.is_some_and(|at| at <= now) {
+                                tracing::warn!(
+                                    camera = proc.camera,
+                                    role = %proc.role,
+                                    pid = child.id(),
+                                    "did not stop within {:?} of the restart request; killing it",
+                                    options.stop_grace
+                                );
+                                let _ = child.kill();
+                                proc.restart_requested = Some(now + options.stop_grace);
+                            }
+                            continue;
+                        }
+                        Err(e) => {
+                            tracing::warn!(camera = proc.camera, role = %proc.role, "cannot query the process: {e}");
+                            continue;
+                        }
+                    };
+                    proc.child = None;
+                    self.exited(proc, status, now, restarts);
+                } else if proc.restart_at.is_some_and(|at| at <= now) {
+                    if let Err(e) = self.launcher.start(proc) {
+                        tracing::error!(camera = proc.camera, role = %proc.role, "{e:#}; giving up on it");
+                        proc.restart_at = None;
+                        proc.done = true;
+                        proc.failed = true;
                     }
-                };
-                proc.child = None;
-                if status.success() {
-                    tracing::info!(camera = proc.camera, role = %proc.role, "exited cleanly; not restarting");
-                    proc.done = true;
-                    continue;
-                }
-                if proc.started.elapsed() >= options.stable_after {
-                    proc.restarts = 0;
-                    proc.shortages = 0;
-                }
-                if short_of_memory(status) {
-                    // A resource that can come back: never given up on, not counted as a crash.
-                    schedule_retry(proc, now);
-                    continue;
-                }
-                if proc.restarts >= options.max_restarts {
-                    tracing::error!(
-                        camera = proc.camera,
-                        role = %proc.role,
-                        "{} after {} restarts; giving up on it",
-                        describe(status),
-                        proc.restarts
-                    );
-                    proc.done = true;
-                    proc.failed = true;
-                    continue;
-                }
-                proc.restarts += 1;
-                if let Ok(mut book) = restarts.lock() {
-                    *book.entry((proc.camera.clone(), proc.role.as_str().to_string())).or_default() += 1;
-                }
-                let delay =
-                    options.first_backoff.saturating_mul(1 << (proc.restarts - 1).min(16)).min(options.max_backoff);
-                tracing::warn!(
-                    camera = proc.camera,
-                    role = %proc.role,
-                    "{}; restart {} of {} in {delay:?}",
-                    describe(status),
-                    proc.restarts,
-                    options.max_restarts
-                );
-                proc.restart_at = Some(now + delay);
-            } else if proc.restart_at.is_some_and(|at| at <= now) {
-                if let Err(e) = launcher.start(proc) {
-                    tracing::error!(camera = proc.camera, role = %proc.role, "{e:#}; giving up on it");
-                    proc.restart_at = None;
-                    proc.done = true;
-                    proc.failed = true;
                 }
             }
-        }
-        stop_readers_of_ended_cameras(procs, options.stop_grace);
-        if procs.iter().all(|p| p.done) {
-            let failed: Vec<String> = procs.iter().filter(|p| p.failed).map(Supervised::label).collect();
-            if failed.is_empty() {
-                tracing::info!("every process has exited cleanly");
-                return Ok(());
+            stop_readers_of_ended_cameras(procs, options.stop_grace);
+            if procs.iter().all(|p| p.done) {
+                let failed: Vec<String> = procs.iter().filter(|p| p.failed).map(Supervised::label).collect();
+                if failed.is_empty() {
+                    tracing::info!("every process has exited cleanly");
+                    return Ok(());
+                }
+                bail!("gave up on {}; nothing is left running", failed.join(", "));
             }
-            bail!("gave up on {}; nothing is left running", failed.join(", "));
+            // Sooner when a start is due (`ctl restart`, `ctl start`: at once).
+            let next = procs.iter().filter_map(|p| p.restart_at).min();
+            let pause = next.map_or(TICK, |at| at.saturating_duration_since(Instant::now()).min(TICK));
+            self.pause(procs, pause, false);
         }
-        std::thread::sleep(TICK);
+        tracing::info!("termination requested: stopping readers, then capture");
+        Ok(())
     }
-    tracing::info!("termination requested: stopping readers, then capture");
-    Ok(())
+
+    /// A child ended with `status`: schedules its restart, or marks it done.
+    fn exited(&self, proc: &mut Supervised, status: ExitStatus, now: Instant, restarts: &RestartBook) {
+        let options = self.options;
+        if proc.restart_requested.take().is_some() {
+            // `ctl restart`: started again at once, its give-up counter reset.
+            tracing::info!(camera = proc.camera, role = %proc.role, "{}; starting it again (restart requested)", describe(status));
+            proc.restarts = 0;
+            proc.shortages = 0;
+            proc.last_exit = Some(LastExit::new(status, 0));
+            proc.restart_at = Some(now);
+            return;
+        }
+        proc.last_exit = Some(LastExit::new(status, proc.restarts));
+        if status.success() {
+            tracing::info!(camera = proc.camera, role = %proc.role, "exited cleanly; not restarting");
+            proc.done = true;
+            return;
+        }
+        if proc.started.elapsed() >= options.stable_after {
+            proc.restarts = 0;
+            proc.shortages = 0;
+        }
+        if short_of_memory(status) {
+            // A resource that can come back: never given up on, not counted as a crash.
+            schedule_retry(proc, now);
+            if let Some(exit) = proc.last_exit.as_mut() {
+                exit.backoff = proc.restart_at.map(|at| at.saturating_duration_since(now));
+            }
+            return;
+        }
+        if proc.restarts >= options.max_restarts {
+            tracing::error!(
+                camera = proc.camera,
+                role = %proc.role,
+                "{} after {} restarts; giving up on it",
+                describe(status),
+                proc.restarts
+            );
+            proc.done = true;
+            proc.failed = true;
+            return;
+        }
+        proc.restarts += 1;
+        if let Ok(mut book) = restarts.lock() {
+            *book.entry((proc.camera.clone(), proc.role.as_str().to_string())).or_default() += 1;
+        }
+        let delay = options.first_backoff.saturating_mul(1 << (proc.restarts - 1).min(16)).min(options.max_backoff);
+        tracing::warn!(
+            camera = proc.camera,
+            role = %proc.role,
+            "{}; restart {} of {} in {delay:?}",
+            describe(status),
+            proc.restarts,
+            options.max_restarts
+        );
+        proc.last_exit = Some(LastExit { backoff: Some(delay), ..LastExit::new(status, proc.restarts) });
+        proc.restart_at = Some(now + delay);
+    }
 }
 
 /// A camera whose capture has ended for good (stopped with `ctl stop`, or given up on) has
@@ -480,19 +672,21 @@ fn stop_readers_of_ended_cameras(procs: &mut [Supervised], grace: Duration) {
     let ended: Vec<String> = procs.iter().filter(|p| p.is_capture() && p.done).map(|p| p.camera.clone()).collect();
     // The media server serves every camera: it stops once every capture has ended.
     if procs.iter().filter(|p| p.is_capture()).all(|p| p.done) {
-        let servers: Vec<&mut Supervised> = procs.iter_mut().filter(|p| p.is_media_server() && !p.done).collect();
+        let mut servers: Vec<&mut Supervised> = procs.iter_mut().filter(|p| p.is_media_server() && !p.done).collect();
         if !servers.is_empty() {
             tracing::info!("every capture has ended: stopping the media server");
+            servers.iter_mut().for_each(|p| p.stopped_with_camera = true);
             stop_group(servers, grace);
         }
     }
     for camera in ended {
-        let readers: Vec<&mut Supervised> =
+        let mut readers: Vec<&mut Supervised> =
             procs.iter_mut().filter(|p| p.camera == camera && !p.is_capture() && !p.done).collect();
         if readers.is_empty() {
             continue;
         }
         tracing::info!(camera, "capture has ended: stopping the camera's readers");
+        readers.iter_mut().for_each(|p| p.stopped_with_camera = true);
         stop_group(readers, grace);
     }
 }
@@ -519,6 +713,7 @@ fn stop_group(mut group: Vec<&mut Supervised>, grace: Duration) {
     for proc in group.iter_mut() {
         proc.done = true;
         proc.restart_at = None;
+        proc.restart_requested = None;
         let Some(mut child) = proc.child.take() else { continue };
         let status = loop {
             match child.try_wait() {
@@ -533,6 +728,7 @@ fn stop_group(mut group: Vec<&mut Supervised>, grace: Duration) {
         };
         if let Some(status) = status {
             tracing::info!(camera = proc.camera, role = %proc.role, "stopped ({})", describe(status));
+            proc.last_exit = Some(LastExit::new(status, proc.restarts));
         }
     }
 }
@@ -545,13 +741,50 @@ fn notify_systemd(states: &[sd_notify::NotifyState]) {
     }
 }
 
+/// How a child ended, for the log: `exited with code 3`, `killed by signal 11 (SIGSEGV)`.
 fn describe(status: ExitStatus) -> String {
     use std::os::unix::process::ExitStatusExt;
     match (status.code(), status.signal()) {
         (Some(code), _) => format!("exited with code {code}"),
-        (None, Some(signal)) => format!("killed by signal {signal}"),
+        (None, Some(signal)) => format!("killed by signal {signal} ({})", signal_name(signal)),
         _ => "ended".into(),
     }
+}
+
+/// How a child ended, short, for `ctl status`: `exited 3`, `killed by SIGSEGV (core dumped)`.
+fn reason(status: ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited {code}"),
+        (None, Some(signal)) if status.core_dumped() => format!("killed by {} (core dumped)", signal_name(signal)),
+        (None, Some(signal)) => format!("killed by {}", signal_name(signal)),
+        _ => "ended".into(),
+    }
+}
+
+/// The name of a signal (`SIGSEGV`), or `signal N` for one without a usual name.
+fn signal_name(signal: i32) -> String {
+    let known = [
+        (libc::SIGHUP, "SIGHUP"),
+        (libc::SIGINT, "SIGINT"),
+        (libc::SIGQUIT, "SIGQUIT"),
+        (libc::SIGILL, "SIGILL"),
+        (libc::SIGTRAP, "SIGTRAP"),
+        (libc::SIGABRT, "SIGABRT"),
+        (libc::SIGBUS, "SIGBUS"),
+        (libc::SIGFPE, "SIGFPE"),
+        (libc::SIGKILL, "SIGKILL"),
+        (libc::SIGUSR1, "SIGUSR1"),
+        (libc::SIGSEGV, "SIGSEGV"),
+        (libc::SIGUSR2, "SIGUSR2"),
+        (libc::SIGPIPE, "SIGPIPE"),
+        (libc::SIGALRM, "SIGALRM"),
+        (libc::SIGTERM, "SIGTERM"),
+        (libc::SIGXCPU, "SIGXCPU"),
+        (libc::SIGXFSZ, "SIGXFSZ"),
+        (libc::SIGSYS, "SIGSYS"),
+    ];
+    known.iter().find(|(n, _)| *n == signal).map_or_else(|| format!("signal {signal}"), |(_, name)| name.to_string())
 }
 
 /// Folder of ctl's own executable, where the sibling binaries are.

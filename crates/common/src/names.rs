@@ -109,6 +109,15 @@ impl fmt::Display for Role {
     }
 }
 
+/// What stands in place of a camera name in the names of services that belong to the whole
+/// deployment (the supervisor's control service). No camera can be called so: camera names
+/// start with a letter or a digit.
+pub const DEPLOYMENT_SCOPE: &str = "_deployment";
+
+/// The role name of the supervisor (`ctl up`) on its control service
+/// (`framebus/<deployment>/_deployment/supervisor/control`, see [`DEPLOYMENT_SCOPE`]).
+pub const SUPERVISOR_ROLE: &str = "supervisor";
+
 /// A service of one camera.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ServiceKind<'a> {
@@ -177,6 +186,10 @@ mod tests {
         let encoded = service_name("lab", "cam0", ServiceKind::Encoded);
         assert_eq!(encoded, "framebus/lab/cam0/encoded");
         assert_eq!(parse_control_service("lab", &encoded), None, "not taken for a reader's control service");
+        assert_eq!(
+            service_name("lab", DEPLOYMENT_SCOPE, ServiceKind::Control(SUPERVISOR_ROLE)),
+            "framebus/lab/_deployment/supervisor/control"
+        );
     }
 
     /// A control service name parses back into its camera and role; other names do not.

@@ -46,6 +46,20 @@ pub mod code {
     pub const LIST_CONTROLS: u32 = 5;
     /// Set camera controls (capture); the text holds `name=value` pairs separated by spaces.
     pub const SET_CONTROLS: u32 = 6;
+    /// Restart processes (served by the supervisor, `ctl up`, only): the text is `<camera>`
+    /// (every process of the camera) or `<camera> <role>`; argument unused. Each stops after
+    /// its frame in progress (SIGTERM) and is started again at once, its restart count reset.
+    pub const RESTART: u32 = 7;
+    /// Start processes that were stopped or given up on (supervisor only); text as
+    /// [`RESTART`], argument unused.
+    pub const START: u32 = 8;
+    /// What the supervisor knows of one process (supervisor only): the text is `<camera>
+    /// <role>`; the reply's message is a JSON object (state, pid, restarts, last exit).
+    pub const SUPERVISED: u32 = 9;
+    /// The stderr lines the supervisor kept of one process (supervisor only): the text is
+    /// `<camera> <role>`, the argument the number of the first line wanted (0: every kept
+    /// line); the reply's message is a JSON object with as many lines as fit.
+    pub const LOGS: u32 = 10;
 }
 
 /// A command as sent over the wire (280 bytes, only integers and bytes: every byte pattern
@@ -297,6 +311,14 @@ pub enum Command {
     ListControls(u32),
     /// Set camera controls: `name=value` pairs separated by spaces (capture).
     SetControls(String),
+    /// Restart `<camera>` or `<camera> <role>` (supervisor, see [`code::RESTART`]).
+    Restart(String),
+    /// Start `<camera>` or `<camera> <role>` (supervisor, see [`code::START`]).
+    Start(String),
+    /// What the supervisor knows of `<camera> <role>` (see [`code::SUPERVISED`]).
+    Supervised(String),
+    /// Kept stderr lines of `<camera> <role>` from this line number on (see [`code::LOGS`]).
+    Logs(u32, String),
 }
 
 impl Command {
@@ -310,6 +332,10 @@ impl Command {
             Command::SetSaving(on) => (code::SET_SAVING, u32::from(*on), ""),
             Command::ListControls(from) => (code::LIST_CONTROLS, *from, ""),
             Command::SetControls(text) => (code::SET_CONTROLS, 0, text.as_str()),
+            Command::Restart(text) => (code::RESTART, 0, text.as_str()),
+            Command::Start(text) => (code::START, 0, text.as_str()),
+            Command::Supervised(text) => (code::SUPERVISED, 0, text.as_str()),
+            Command::Logs(from, text) => (code::LOGS, *from, text.as_str()),
         };
         let mut request =
             ControlRequest { version: CONTROL_PROTOCOL_VERSION, command, argument, nonce, ..ControlRequest::default() };
@@ -327,7 +353,16 @@ impl Command {
             Command::SetSaving(on) => format!("saving {}", on_off(*on)),
             Command::ListControls(_) => "control list".into(),
             Command::SetControls(text) => format!("control set {text}"),
+            Command::Restart(text) => format!("restart {text}"),
+            Command::Start(text) => format!("start {text}"),
+            Command::Supervised(text) => format!("supervised {text}"),
+            Command::Logs(_, text) => format!("logs {text}"),
         }
+    }
+
+    /// Whether only the supervisor (`ctl up`) serves this command.
+    pub fn is_for_supervisor(&self) -> bool {
+        matches!(self, Command::Restart(_) | Command::Start(_) | Command::Supervised(_) | Command::Logs(..))
     }
 }
 
@@ -370,18 +405,25 @@ impl ControlRequest {
             code::SET_PREVIEW => Ok(Command::SetPreview(flag()?)),
             code::SET_SAVING => Ok(Command::SetSaving(flag()?)),
             code::LIST_CONTROLS => Ok(Command::ListControls(self.argument)),
-            code::SET_CONTROLS => {
-                let len = self.text_len as usize;
-                let text = self.text.get(..len).ok_or_else(|| {
-                    DecodeError::BadText(format!("length {len} is more than the {REQUEST_TEXT} bytes it may use"))
-                })?;
-                if !text.iter().all(|b| b.is_ascii_graphic() || *b == b' ') {
-                    return Err(DecodeError::BadText("only printable ASCII is allowed".into()));
-                }
-                Ok(Command::SetControls(String::from_utf8_lossy(text).into_owned()))
-            }
+            code::SET_CONTROLS => Ok(Command::SetControls(self.text_argument()?)),
+            code::RESTART => Ok(Command::Restart(self.text_argument()?)),
+            code::START => Ok(Command::Start(self.text_argument()?)),
+            code::SUPERVISED => Ok(Command::Supervised(self.text_argument()?)),
+            code::LOGS => Ok(Command::Logs(self.argument, self.text_argument()?)),
             other => Err(DecodeError::UnknownCommand(other)),
         }
+    }
+
+    /// The text argument, checked: within its field, printable ASCII only.
+    fn text_argument(&self) -> Result<String, DecodeError> {
+        let len = self.text_len as usize;
+        let text = self.text.get(..len).ok_or_else(|| {
+            DecodeError::BadText(format!("length {len} is more than the {REQUEST_TEXT} bytes it may use"))
+        })?;
+        if !text.iter().all(|b| b.is_ascii_graphic() || *b == b' ') {
+            return Err(DecodeError::BadText("only printable ASCII is allowed".into()));
+        }
+        Ok(String::from_utf8_lossy(text).into_owned())
     }
 }
 

@@ -337,7 +337,7 @@ fn a_storm_of_malformed_requests_is_logged_with_a_count() {
     d.assert_no_leftovers();
 }
 
-/// `ctl completions` for bash is valid bash and completes `ctl st<TAB>` to status and stop;
+/// `ctl completions` for bash is valid bash and completes `ctl st<TAB>` to start, state, status and stop;
 /// zsh and fish scripts are generated; `ctl man --output` writes pages that groff renders
 /// without a warning; none of it needs a config file.
 #[test]
@@ -362,7 +362,7 @@ fn completions_and_man_pages_are_generated() {
     assert_eq!(code, Some(0), "{err}");
     let mut offered: Vec<&str> = out.lines().collect();
     offered.sort_unstable();
-    assert_eq!(offered, vec!["state", "status", "stop"], "{out}{err}");
+    assert_eq!(offered, vec!["start", "state", "status", "stop"], "{out}{err}");
     let (code, out, err) =
         run(Command::new("bash").arg("-c").arg(format!("source '{}'; complete -p ctl", script_path.display())));
     assert_eq!(code, Some(0), "{err}");

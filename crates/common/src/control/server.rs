@@ -240,6 +240,12 @@ impl ControlServer {
         self.flags.get()
     }
 
+    /// The iceoryx2 id of the server port: its response data segment in /dev/shm is named by it
+    /// (see [`crate::shm_budget::reserve_data_segment`]).
+    pub fn port_id(&self) -> u128 {
+        self.server.id().value()
+    }
+
     /// Name of the request/response service.
     pub fn service_name(&self) -> &str {
         &self.services.name
@@ -324,7 +330,26 @@ impl ControlServer {
                 return self
                     .error(reply, format!("{} has no camera controls: send control commands to capture", self.role));
             }
-            (Command::Stop | Command::ListControls(_) | Command::SetControls(_), answer) => {
+            (command, Answer::Ignored) if command.is_for_supervisor() => {
+                return self.error(
+                    reply,
+                    format!(
+                        "{} does not take `{}`: it is a command for the supervisor (`ctl up`)",
+                        self.role,
+                        command.describe()
+                    ),
+                );
+            }
+            (
+                Command::Stop
+                | Command::ListControls(_)
+                | Command::SetControls(_)
+                | Command::Restart(_)
+                | Command::Start(_)
+                | Command::Supervised(_)
+                | Command::Logs(..),
+                answer,
+            ) => {
                 if command == Command::Stop {
                     tracing::info!(camera = self.camera, role = %self.role, "stop requested");
                 }

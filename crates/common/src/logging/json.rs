@@ -49,8 +49,13 @@ fn to_line(fields: &Fields, level: &tracing::Level, target: &str) -> String {
             None => entries.push((key, value.clone())),
         }
     }
-    // serde_json escapes every string (control characters and newlines included), so a message
-    // can never break the one-object-per-line framing.
+    render(&entries)
+}
+
+/// One JSON object of `entries`, keys in their order. serde_json escapes every string (control
+/// characters and newlines included), so a message can never break the one-object-per-line
+/// framing.
+pub(super) fn render(entries: &[(&str, Value)]) -> String {
     let mut line = String::from("{");
     for (i, (key, value)) in entries.iter().enumerate() {
         if i > 0 {

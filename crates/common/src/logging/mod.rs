@@ -8,6 +8,7 @@
 //! arrive through tracing.
 
 mod json;
+mod relay;
 mod repeats;
 
 use std::io::IsTerminal;
@@ -15,6 +16,7 @@ use std::sync::RwLock;
 
 use tracing_subscriber::EnvFilter;
 
+pub use relay::{relay, Origin, Stream, RELAY_TARGET};
 pub use repeats::{repeated, RepeatLimiter, Summary, Verdict, REPEAT_BURST, REPEAT_INTERVAL};
 
 /// Environment variable that selects the log format when `--log-format` is not given;

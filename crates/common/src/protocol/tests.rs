@@ -15,6 +15,12 @@ fn requests_decode_and_malformed_ones_are_errors() {
         Command::ListControls(0),
         Command::ListControls(17),
         Command::SetControls("gain=10 exposure_time_absolute=200".into()),
+        Command::Restart("cam0".into()),
+        Command::Restart("cam0 algo".into()),
+        Command::Start("cam0 plate-reader".into()),
+        Command::Supervised("cam0 capture".into()),
+        Command::Logs(0, "cam0 algo".into()),
+        Command::Logs(41, "cam0 algo".into()),
     ] {
         assert_eq!(command.to_request(7).decode(), Ok(command));
     }
@@ -53,7 +59,7 @@ fn every_byte_pattern_decodes_without_panicking() {
             *b = state as u8;
         }
         request.version = CONTROL_PROTOCOL_VERSION;
-        request.command = (state % 8) as u32;
+        request.command = (state % 12) as u32;
         request.text_len %= 300;
         let _ = request.decode();
     }
