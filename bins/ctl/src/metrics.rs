@@ -267,6 +267,9 @@ pub fn serve(
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<(SocketAddr, std::thread::JoinHandle<()>)> {
     let file = deployment.source_file.display().to_string();
+    // `ctl metrics --listen` follows the config's rule: beyond loopback only with `[auth]`.
+    deployment.check_exposed("deployment.metrics (--listen)", listen)?;
+    let access = framebus_httpserve::Access::of_deployment(&deployment)?;
     let listener = std::net::TcpListener::bind(listen)
         .with_context(|| format!("metrics: cannot listen on {listen} (`metrics` in [deployment] of {file})"))?;
     let bound = listener.local_addr().with_context(|| format!("metrics: reading the address bound for {listen}"))?;
@@ -277,7 +280,7 @@ pub fn serve(
         .spawn(move || scrape_loop(&deployment, restarts.as_ref(), &scrapes, &scraper_stop))
         .context("starting the metrics scrape thread")?;
     let limits = framebus_httpserve::Limits::new(MAX_CONNECTIONS).header_timeout(REQUEST_TIMEOUT);
-    let http = framebus_httpserve::spawn("metrics-http", listener, limits, stop, move |request, _conn| {
+    let http = framebus_httpserve::spawn("metrics-http", listener, limits, access, stop, move |request, _conn| {
         let scrapes = scrapes_tx.clone();
         async move { answer(&request, &scrapes).await }
     })

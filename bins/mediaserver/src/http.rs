@@ -57,13 +57,21 @@ pub enum OriginCheck {
     Refused,
 }
 
+/// What is served without credentials when `[auth]` has users: the player script (no secret
+/// in it; pages of other origins load it with a plain `<script>`) and CORS preflights (browsers
+/// never send credentials with those). Everything else, WHEP included, needs them.
+pub fn is_public(method: &Method, path: &str) -> bool {
+    (method == Method::GET && path == "/whep.js") || method == Method::OPTIONS
+}
+
 /// Serves HTTP on `listener` from a thread of its own until the process ends (the shared
 /// setup of [`framebus_httpserve`]: per-client and global connection limits, header, body and
-/// write deadlines).
-pub fn serve(listener: TcpListener, http: Arc<Http>) -> std::io::Result<()> {
+/// write deadlines; with `access` of users, basic authentication of all but [`is_public`]).
+pub fn serve(listener: TcpListener, http: Arc<Http>, access: framebus_httpserve::Access) -> std::io::Result<()> {
     let limits = framebus_httpserve::Limits::new(MAX_CONNECTIONS).header_timeout(REQUEST_TIMEOUT);
     let stop = Arc::new(AtomicBool::new(false));
-    framebus_httpserve::spawn("http", listener, limits, stop, move |request, _conn| {
+    let access = access.with_public(is_public);
+    framebus_httpserve::spawn("http", listener, limits, access, stop, move |request, _conn| {
         let http = Arc::clone(&http);
         async move { http.answer(request).await }
     })?;
@@ -91,7 +99,7 @@ fn cors(mut response: Reply, origin: &OriginCheck) -> Reply {
     if let OriginCheck::Allowed(origin) = origin {
         headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
         headers.insert(ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("POST, DELETE, OPTIONS"));
-        headers.insert(ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("content-type"));
+        headers.insert(ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("content-type, authorization"));
         headers.insert(ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("location"));
     }
     response

@@ -64,11 +64,16 @@ pub fn run(deployment: &Deployment) -> anyhow::Result<()> {
     // Declared before the ingest nodes, so dropped after them: when this process is the
     // deployment's last, its shared files go.
     let _release = DeploymentGuard::new(deployment.name());
+    let viewers_allowed = deployment.viewer_users()?;
+    let access = match &viewers_allowed {
+        Some(v) => framebus_httpserve::Access::users(v.users.clone()),
+        None => framebus_httpserve::Access::open(),
+    };
     let hub = Arc::new(hub::Hub::new(&cameras));
     let rtsp_addr = config.rtsp_addr();
     let http_addr = config.http_addr();
     let listener = TcpListener::bind(http_addr).with_context(|| format!("HTTP: cannot listen on {http_addr}"))?;
-    let (_server, source) = rtsp::start(rtsp_addr, &hub)?;
+    let (_server, source) = rtsp::start(rtsp_addr, &hub, viewers_allowed.as_ref())?;
     let main_loop = glib::MainLoop::new(None, false);
     let glib_thread = {
         let main_loop = main_loop.clone();
@@ -86,6 +91,7 @@ pub fn run(deployment: &Deployment) -> anyhow::Result<()> {
             origins: deployment.media_server_origins(),
             listen: http_addr,
         }),
+        access,
     )?;
     for camera in &cameras {
         tracing::info!(
@@ -94,7 +100,12 @@ pub fn run(deployment: &Deployment) -> anyhow::Result<()> {
             MediaServerConfig::local(http_addr)
         );
     }
-    tracing::info!(rtsp = %rtsp_addr, http = %http_addr, "media server ready");
+    tracing::info!(
+        rtsp = %rtsp_addr,
+        http = %http_addr,
+        auth = if viewers_allowed.is_some() { "users" } else { "none" },
+        "media server ready"
+    );
 
     let mut last_report = Instant::now();
     while !signals::termination_requested() {

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
+use framebus_common::config::{ViewerUsers, REALM};
 use gstreamer as gst;
 use gstreamer::glib;
 use gstreamer::prelude::*;
@@ -39,9 +40,39 @@ fn path_of_uri(uri: &str) -> &str {
     rest.find('/').map_or("/", |at| &rest[at..])
 }
 
-/// Starts the RTSP server on the default main context (the caller runs its loop).
-pub fn start(listen: SocketAddr, hub: &Arc<Hub>) -> anyhow::Result<(rtsp::RTSPServer, glib::SourceId)> {
+/// The role of an authenticated viewer (the token every user of the users file gets).
+const VIEWER_ROLE: &str = "viewer";
+
+/// With `viewers`, RTSP digest authentication against the users file: a client without valid
+/// credentials gets `401` with a digest challenge of the realm [`REALM`], an authenticated one
+/// the viewer role, which may only play the camera mounts. Digest only: basic would send the
+/// password in the clear.
+fn authentication(viewers: &ViewerUsers) -> anyhow::Result<rtsp::RTSPAuth> {
+    let auth = rtsp::RTSPAuth::new();
+    auth.set_realm(Some(REALM));
+    auth.set_supported_methods(rtsp::gst_rtsp::RTSPAuthMethod::Digest);
+    let token = rtsp::RTSPToken::builder().field(rtsp::RTSP_TOKEN_MEDIA_FACTORY_ROLE, VIEWER_ROLE).build();
+    // The file was read and checked with the config (`Deployment::viewer_users`); gst-rtsp-server
+    // reads the same lines (user, realm, HA1).
+    anyhow::ensure!(
+        auth.parse_htdigest(&viewers.file, &token),
+        "RTSP: cannot read the users file `{}` (`[auth] users-file`)",
+        viewers.file.display()
+    );
+    Ok(auth)
+}
+
+/// Starts the RTSP server on the default main context (the caller runs its loop); with
+/// `viewers`, only they may play ([`authentication`]).
+pub fn start(
+    listen: SocketAddr,
+    hub: &Arc<Hub>,
+    viewers: Option<&ViewerUsers>,
+) -> anyhow::Result<(rtsp::RTSPServer, glib::SourceId)> {
     let server = rtsp::RTSPServer::new();
+    if let Some(viewers) = viewers {
+        server.set_auth(Some(&authentication(viewers)?));
+    }
     server.set_address(&listen.ip().to_string());
     server.set_service(&listen.port().to_string());
     // Each RTSP connection gets its own thread: preparing a play media waits for the stream (up
@@ -58,6 +89,14 @@ pub fn start(listen: SocketAddr, hub: &Arc<Hub>) -> anyhow::Result<(rtsp::RTSPSe
         play.set_launch(PLAY_LAUNCH);
         play.set_shared(true);
         play.set_suspend_mode(rtsp::RTSPSuspendMode::None);
+        if viewers.is_some() {
+            play.add_role_from_structure(
+                &gst::Structure::builder(VIEWER_ROLE)
+                    .field(rtsp::RTSP_PERM_MEDIA_FACTORY_ACCESS, true)
+                    .field(rtsp::RTSP_PERM_MEDIA_FACTORY_CONSTRUCT, true)
+                    .build(),
+            );
+        }
         {
             let channel = Arc::clone(&channel);
             play.connect_media_configure(move |_, media| {

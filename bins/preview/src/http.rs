@@ -143,8 +143,15 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
 
 /// Serves viewers from `listener` on a background thread until the process exits (the shared
 /// HTTP setup of [`framebus_httpserve`]: per-client and global connection limits, header and
-/// write deadlines).
-pub fn serve(listener: TcpListener, hub: Arc<Hub>, camera: String, links: String, limits: Limits) -> io::Result<()> {
+/// write deadlines; with `access` of users, basic authentication of every request).
+pub fn serve(
+    listener: TcpListener,
+    hub: Arc<Hub>,
+    camera: String,
+    links: String,
+    limits: Limits,
+    access: framebus_httpserve::Access,
+) -> io::Result<()> {
     let server = Arc::new(Server { hub, page: Bytes::from(page(&camera).replace("{streams}", &links)), limits });
     let http_limits = framebus_httpserve::Limits {
         title_case_headers: true,
@@ -153,7 +160,7 @@ pub fn serve(listener: TcpListener, hub: Arc<Hub>, camera: String, links: String
         ..framebus_httpserve::Limits::new(limits.max_connections).header_timeout(limits.request_timeout)
     };
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    framebus_httpserve::spawn("http", listener, http_limits, stop, move |request, conn| {
+    framebus_httpserve::spawn("http", listener, http_limits, access, stop, move |request, conn| {
         let server = Arc::clone(&server);
         async move { server.answer(request, &conn).await }
     })?;

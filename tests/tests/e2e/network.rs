@@ -18,7 +18,7 @@ fn free_port() -> u16 {
 }
 
 /// One HTTP request: (status, whole answer text).
-fn request(port: u16, method: &str, path: &str, headers: &str, body: &str) -> (u16, String) {
+pub(super) fn request(port: u16, method: &str, path: &str, headers: &str, body: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     stream.set_read_timeout(Some(DEADLINE)).expect("timeout");
     let head = format!(
@@ -34,7 +34,7 @@ fn request(port: u16, method: &str, path: &str, headers: &str, body: &str) -> (u
     (code, text)
 }
 
-fn header<'a>(answer: &'a str, name: &str) -> Option<&'a str> {
+pub(super) fn header<'a>(answer: &'a str, name: &str) -> Option<&'a str> {
     answer.lines().take_while(|l| !l.is_empty()).find_map(|l| {
         let (k, v) = l.split_once(':')?;
         k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
@@ -43,7 +43,7 @@ fn header<'a>(answer: &'a str, name: &str) -> Option<&'a str> {
 
 /// An offer as a browser makes it (ICE credentials, DTLS fingerprint, H.264 mode 1), with a
 /// host candidate hidden behind an mDNS name, which the server must not try to resolve.
-const OFFER: &str = "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
+pub(super) const OFFER: &str = "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
 a=group:BUNDLE 0\r\na=msid-semantic: WMS\r\n\
 m=video 9 UDP/TLS/RTP/SAVPF 106\r\nc=IN IP4 0.0.0.0\r\na=rtcp:9 IN IP4 0.0.0.0\r\n\
 a=candidate:1 1 udp 2122260223 1f2e3d4c-5b6a-4978-8a9b-0c1d2e3f4a5b.local 51234 typ host generation 0\r\n\

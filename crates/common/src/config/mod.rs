@@ -6,6 +6,7 @@
 //! key path (`camera[1].fps`), the bad value and what is allowed. All defaults live in
 //! [`defaults`].
 
+mod auth;
 mod error;
 mod locate;
 mod preview;
@@ -18,6 +19,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub use auth::{parse_users, AuthConfig, ViewerUser, ViewerUsers, REALM};
 pub use error::ConfigError;
 pub use locate::{
     locate_config, locate_config_with, ConfigOrigin, LocatedConfig, NoConfig, CONFIG_ENV, DEFAULT_CONFIG, LOCAL_CONFIG,
@@ -147,6 +149,10 @@ pub struct Deployment {
     /// [`MediaServerConfig`]).
     #[serde(default)]
     pub media_server: Option<MediaServerConfig>,
+    /// `[auth]`: viewer authentication of the media server, the previews and the metrics
+    /// endpoint (see [`AuthConfig`]).
+    #[serde(default)]
+    pub auth: AuthConfig,
     /// The file this was loaded from (set by [`Deployment::load`]).
     #[serde(skip)]
     pub source_file: PathBuf,
@@ -659,7 +665,7 @@ impl Deployment {
             }
             source::validate(self, i, cam, cam.pixel_format).map_err(at)?;
         }
-        Ok(())
+        auth::validate(self)
     }
 }
 
