@@ -21,7 +21,7 @@ fn cases() -> Vec<(&'static str, String, &'static str)> {
         ("wrong type", CAMERA.replace("640", "\"640\""), ":3:9: `camera[0].width`: invalid type: string \"640\", expected u32"),
         ("unknown pixel format", camera("pixel-format = \"BGRA\""), ":5:16: `camera[0].pixel-format`: unknown pixel format `BGRA` (allowed: BGR3, RGB3, GREY, YUYV, NV12, NV21, NV16, MJPG)"),
         ("fps out of range", camera("fps = -5"), ": `camera[0].fps`: invalid value -5: allowed 0 (as fast as possible) to 1000"),
-        ("unknown source kind", CAMERA.replace("synthetic", "usb"), ":6:8: `camera[0].source.kind`: unknown variant `usb`, expected one of `synthetic`, `file`, `v4l2`"),
+        ("unknown source kind", CAMERA.replace("synthetic", "usb"), ":6:8: `camera[0].source.kind`: unknown variant `usb`, expected one of `synthetic`, `scene`, `file`, `v4l2`"),
         ("unknown V4L2 source key", V4L2.replace("device =", "colour = 1\ndevice ="), ":5:1: `camera[0].source`: unknown field `colour`, expected one of `device`, `format`, `buffers`, `strict`, `memory`, `controls`, `media-pipeline`"),
         ("relative V4L2 device", V4L2.replace("/dev/video0", "video0"), ": `camera[0].source.device`: `video0` is not an absolute path: use e.g. `/dev/video0` or `/dev/v4l/by-id/<name>`"),
         ("V4L2 conversion capture cannot do", V4L2.replace("height = 480", "height = 480\npixel-format = \"RGB3\"").replace("kind = \"v4l2\"", "kind = \"v4l2\"\nformat = \"MJPG\""), ": `camera[0].pixel-format`: capture cannot publish RGB3 from a V4L2 device delivering MJPG (source.format): from MJPG it can publish BGR3, GREY, MJPG"),
