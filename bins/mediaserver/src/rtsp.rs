@@ -118,11 +118,16 @@ pub fn start(
     }
 
     // A player asking for a camera nobody publishes gets 503 at once instead of waiting for a
-    // stream that may never come.
+    // stream that may never come. With authentication, a request without credentials is left
+    // to it (401): whether a camera publishes is not told to anonymous clients.
     let served = Arc::clone(hub);
+    let auth_on = viewers.is_some();
     server.connect_client_connected(move |_, client| {
         let served = Arc::clone(&served);
         client.connect_pre_describe_request(move |_, ctx| {
+            if auth_on && ctx.request().is_none_or(|r| r.parse_auth_credentials().is_empty()) {
+                return RTSPStatusCode::Ok;
+            }
             let Some(uri) = ctx.uri().map(|u| u.request_uri()) else { return RTSPStatusCode::Ok };
             let path = path_of_uri(&uri);
             let camera = camera_of_path(path);
