@@ -419,3 +419,35 @@ fn try_get(port: u16, path: &str) -> Option<(u16, String)> {
     let code = text.split_whitespace().nth(1)?.parse().ok()?;
     Some((code, text))
 }
+
+/// Issue 17 item 2: a listen address given on the command line follows the config's rule. With
+/// no `[auth]`, `preview --listen 0.0.0.0:0` and `ctl metrics --listen 0.0.0.0:0` exit with an
+/// error naming the file, the key and the fix, before listening; with `[auth] allow-anonymous
+/// = true` the preview serves there.
+#[test]
+fn a_command_line_listen_beyond_loopback_needs_auth_too() {
+    let camera =
+        framebus_e2e::synthetic_camera("cam0", 320, 240, 15) + "\n[camera.preview]\nlisten = \"127.0.0.1:0\"\n";
+    let d = TestDeployment::new(&camera);
+    let config = d.config.to_str().expect("utf-8").to_string();
+    let (code, _, err) =
+        framebus_e2e::Proc::output("preview", &["--config", &config, "--camera", "cam0", "--listen", "0.0.0.0:0"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains(&config) && err.contains("`camera.preview.listen (--listen)`"), "{err}");
+    assert!(err.contains("[auth] users-file") && err.contains("allow-anonymous = true"), "{err}");
+    let (code, _, err) = d.ctl(&["metrics", "--listen", "0.0.0.0:0"]);
+    assert_ne!(code, Some(0), "{err}");
+    assert!(err.contains("`deployment.metrics (--listen)`") && err.contains("allow-anonymous = true"), "{err}");
+    d.assert_no_leftovers();
+
+    let open = TestDeployment::new(&format!("[auth]\nallow-anonymous = true\n\n{camera}"));
+    let mut capture = open.spawn("capture", &[]);
+    capture.wait_stderr(DEADLINE, "publishing");
+    let mut preview = open.spawn("preview", &["--camera", "cam0", "--listen", "0.0.0.0:0", "--json"]);
+    let listening = preview.wait_json(DEADLINE, |r| r["event"] == "listening");
+    let url = listening["url"].as_str().expect("url").replace("0.0.0.0", "127.0.0.1");
+    assert_eq!(http_get(&url, "/status.json").0, 200);
+    assert_eq!(preview.terminate(), Some(0), "{}", preview.stderr_text());
+    assert_eq!(capture.terminate(), Some(0), "{}", capture.stderr_text());
+    open.assert_no_leftovers();
+}
