@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
-use framebus_common::config::{ViewerUsers, REALM};
+use framebus_common::config::{TlsFiles, ViewerUsers, REALM};
 use gstreamer as gst;
 use gstreamer::glib;
 use gstreamer::prelude::*;
@@ -46,32 +46,46 @@ const VIEWER_ROLE: &str = "viewer";
 /// With `viewers`, RTSP digest authentication against the users file: a client without valid
 /// credentials gets `401` with a digest challenge of the realm [`REALM`], an authenticated one
 /// the viewer role, which may only play the camera mounts. Digest only: basic would send the
-/// password in the clear.
-fn authentication(viewers: &ViewerUsers) -> anyhow::Result<rtsp::RTSPAuth> {
+/// password in the clear. With `tls`, RTSPS only (every connection starts with a TLS
+/// handshake); without `viewers` every client then gets the viewer role.
+fn authentication(viewers: Option<&ViewerUsers>, tls: Option<&TlsFiles>) -> anyhow::Result<rtsp::RTSPAuth> {
     let auth = rtsp::RTSPAuth::new();
-    auth.set_realm(Some(REALM));
-    auth.set_supported_methods(rtsp::gst_rtsp::RTSPAuthMethod::Digest);
-    let token = rtsp::RTSPToken::builder().field(rtsp::RTSP_TOKEN_MEDIA_FACTORY_ROLE, VIEWER_ROLE).build();
-    // The file was read and checked with the config (`Deployment::viewer_users`); gst-rtsp-server
-    // reads the same lines (user, realm, HA1).
-    anyhow::ensure!(
-        auth.parse_htdigest(&viewers.file, &token),
-        "RTSP: cannot read the users file `{}` (`[auth] users-file`)",
-        viewers.file.display()
-    );
+    let mut token = rtsp::RTSPToken::builder().field(rtsp::RTSP_TOKEN_MEDIA_FACTORY_ROLE, VIEWER_ROLE).build();
+    match viewers {
+        Some(viewers) => {
+            auth.set_realm(Some(REALM));
+            auth.set_supported_methods(rtsp::gst_rtsp::RTSPAuthMethod::Digest);
+            // The file was read and checked with the config (`Deployment::viewer_users`);
+            // gst-rtsp-server reads the same lines (user, realm, HA1).
+            anyhow::ensure!(
+                auth.parse_htdigest(&viewers.file, &token),
+                "RTSP: cannot read the users file `{}` (`[auth] users-file`)",
+                viewers.file.display()
+            );
+        }
+        None => auth.set_default_token(Some(&mut token)),
+    }
+    if let Some(tls) = tls {
+        let certificate = rtsp::gio::TlsCertificate::from_files(&tls.certificate, &tls.key).with_context(|| {
+            format!("RTSPS: the certificate `{}` and key `{}` ([tls])", tls.certificate.display(), tls.key.display())
+        })?;
+        auth.set_tls_certificate(Some(&certificate));
+    }
     Ok(auth)
 }
 
 /// Starts the RTSP server on the default main context (the caller runs its loop); with
-/// `viewers`, only they may play ([`authentication`]).
+/// `viewers`, only they may play, with `tls` over RTSPS ([`authentication`]).
 pub fn start(
     listen: SocketAddr,
     hub: &Arc<Hub>,
     viewers: Option<&ViewerUsers>,
+    tls: Option<&TlsFiles>,
 ) -> anyhow::Result<(rtsp::RTSPServer, glib::SourceId)> {
     let server = rtsp::RTSPServer::new();
-    if let Some(viewers) = viewers {
-        server.set_auth(Some(&authentication(viewers)?));
+    let guarded = viewers.is_some() || tls.is_some();
+    if guarded {
+        server.set_auth(Some(&authentication(viewers, tls)?));
     }
     server.set_address(&listen.ip().to_string());
     server.set_service(&listen.port().to_string());
@@ -89,7 +103,7 @@ pub fn start(
         play.set_launch(PLAY_LAUNCH);
         play.set_shared(true);
         play.set_suspend_mode(rtsp::RTSPSuspendMode::None);
-        if viewers.is_some() {
+        if guarded {
             play.add_role_from_structure(
                 &gst::Structure::builder(VIEWER_ROLE)
                     .field(rtsp::RTSP_PERM_MEDIA_FACTORY_ACCESS, true)

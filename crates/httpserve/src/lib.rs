@@ -17,6 +17,8 @@
 //! - **write deadline**: a connection whose socket accepts nothing for
 //!   [`Limits::write_timeout`] is dropped.
 //!
+//! - **TLS**: with a [`Tls`] (`[tls]`), HTTPS; the handshake must end within the header
+//!   deadline;
 //! - **authentication**: with an [`Access`] that has users (`[auth] users-file`), a request
 //!   without valid basic credentials gets `401` before the handler sees it ([`auth`]).
 //!
@@ -25,8 +27,10 @@
 //! limits of their own).
 
 pub mod auth;
+pub mod tls;
 
 pub use auth::Access;
+pub use tls::Tls;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -190,13 +194,14 @@ impl Drop for Member {
 }
 
 /// Serves HTTP on `listener` from a thread named `name` until `stop` is set (checked every
-/// 100 ms) or the process ends. A request `access` refuses gets `401` (with the basic
+/// 100 ms) or the process ends; over TLS with `tls`. A request `access` refuses gets `401` (with the basic
 /// challenge); `handler` answers every other request; it gets the request and its [`Conn`].
 pub fn spawn<H, F, B>(
     name: &str,
     listener: TcpListener,
     limits: Limits,
     access: Access,
+    tls: Option<Tls>,
     stop: Arc<AtomicBool>,
     handler: H,
 ) -> io::Result<std::thread::JoinHandle<()>>
@@ -213,7 +218,7 @@ where
     std::thread::Builder::new().name(name.to_string()).spawn(move || {
         runtime.block_on(async move {
             match tokio::net::TcpListener::from_std(listener) {
-                Ok(listener) => accept_loop(&label, listener, limits, access, &stop, handler).await,
+                Ok(listener) => accept_loop(&label, listener, limits, (access, tls), &stop, handler).await,
                 Err(e) => tracing::error!("{label}: the HTTP server cannot use its socket: {e}"),
             }
         })
@@ -224,7 +229,7 @@ async fn accept_loop<H, F, B>(
     label: &str,
     listener: tokio::net::TcpListener,
     limits: Limits,
-    access: Access,
+    (access, tls): (Access, Option<Tls>),
     stop: &AtomicBool,
     handler: Arc<H>,
 ) where
@@ -258,7 +263,7 @@ async fn accept_loop<H, F, B>(
             tracing::debug!(%peer, "{label}: too many connections from this address: closed");
             continue;
         };
-        let (global, handler, access) = (Arc::clone(&global), Arc::clone(&handler), access.clone());
+        let (global, handler, access, tls) = (Arc::clone(&global), Arc::clone(&handler), access.clone(), tls.clone());
         tokio::spawn(async move {
             let _member = member;
             // First the client's own slot (its other connections delay only it), then a global
@@ -266,25 +271,29 @@ async fn accept_loop<H, F, B>(
             let Ok(client) = slots.acquire_owned().await else { return };
             let Ok(global) = global.acquire_owned().await else { return };
             let places = Arc::new(Mutex::new(Some(Places { _client: client, _global: global })));
-            serve_connection(tcp, Conn { peer, places }, limits, access, handler).await;
+            let conn = Conn { peer, places };
+            let _ = tcp.set_nodelay(true);
+            match tls {
+                None => serve_connection(tcp, conn, limits, access, handler).await,
+                Some(Tls(acceptor)) => match tokio::time::timeout(limits.header_timeout, acceptor.accept(tcp)).await {
+                    Ok(Ok(stream)) => serve_connection(stream, conn, limits, access, handler).await,
+                    Ok(Err(e)) => tracing::debug!(%peer, "TLS handshake failed: {e}"),
+                    Err(_) => tracing::debug!(%peer, "TLS handshake not done in time: closed"),
+                },
+            }
         });
     }
 }
 
-async fn serve_connection<H, F, B>(
-    tcp: tokio::net::TcpStream,
-    conn: Conn,
-    limits: Limits,
-    access: Access,
-    handler: Arc<H>,
-) where
+async fn serve_connection<S, H, F, B>(stream: S, conn: Conn, limits: Limits, access: Access, handler: Arc<H>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
     H: Fn(Request<Incoming>, Conn) -> F + Send + Sync + 'static,
     F: Future<Output = Response<B>> + Send + 'static,
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let _ = tcp.set_nodelay(true);
-    let mut io = TimeoutStream::new(tcp);
+    let mut io = TimeoutStream::new(stream);
     io.set_write_timeout(Some(limits.write_timeout));
     let io = TokioIo::new(Box::pin(io));
     let service = {

@@ -575,3 +575,103 @@ fn viewers_authenticate_on_rtsp_whep_preview_and_metrics() {
     assert_eq!(up.wait_exit(DEADLINE), Some(0), "{}", up.stderr_text());
     d.assert_no_leftovers();
 }
+
+/// `curl --insecure` (the test's certificate is self-signed): the status code of `url`, with
+/// `user` (`name:password`) when given; 0 when no HTTP answer came.
+fn curl_status(url: &str, user: Option<&str>) -> u16 {
+    let mut command = Command::new("curl");
+    command.args(["-sk", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10"]);
+    if let Some(user) = user {
+        command.args(["-u", user]);
+    }
+    let out = command.arg(url).stdin(Stdio::null()).output().expect("curl is installed");
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0)
+}
+
+/// `[tls]`: the media server speaks RTSPS (ffprobe reads H.264 over `rtsps://` with the
+/// viewer's credentials; plain `rtsp://` gets nothing), and it, the preview and the metrics
+/// endpoint speak HTTPS (`curl`: 401 without credentials, 200 with; a plain-HTTP request gets
+/// no HTTP answer).
+#[test]
+fn tls_serves_rtsps_and_https() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let (rtsp, http, metrics) = (free_port(), free_port(), free_port());
+    let d = TestDeployment::new(&format!(
+        "metrics = \"127.0.0.1:{metrics}\"\n\n[auth]\nusers-file = \"viewers.htdigest\"\n\n\
+         [tls]\ncertificate = \"cert.pem\"\nkey = \"key.pem\"\n\n\
+         [media-server]\nrtsp = \"127.0.0.1:{rtsp}\"\nhttp = \"127.0.0.1:{http}\"\n\n\
+         [[camera]]\nname = \"cam0\"\nwidth = {WIDTH}\nheight = {HEIGHT}\nfps = 30\n\n\
+         [camera.source]\nkind = \"synthetic\"\n\n\
+         [camera.preview]\nlisten = \"127.0.0.1:0\"\nfps = 2\n\n\
+         [camera.streamer]\nbitrate-kbps = 3000\ngop = 15\nstats-interval-secs = 0.5\n"
+    ));
+    let dir = d.dir.path();
+    let users = dir.join("viewers.htdigest");
+    std::fs::write(&users, USERS_FILE).expect("write the users file");
+    std::fs::set_permissions(&users, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let made = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
+        .args(["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(dir.join("key.pem"))
+        .arg("-out")
+        .arg(dir.join("cert.pem"))
+        .stdin(Stdio::null())
+        .output()
+        .expect("openssl is installed");
+    assert!(made.status.success(), "openssl: {}", String::from_utf8_lossy(&made.stderr));
+    std::fs::set_permissions(dir.join("key.pem"), std::fs::Permissions::from_mode(0o600)).expect("chmod");
+
+    let mut up = d.spawn("ctl", &["up"]);
+    d.wait_status(streaming);
+    let status = format!("https://127.0.0.1:{http}/status.json");
+    let until = std::time::Instant::now() + DEADLINE;
+    while curl_status(&status, Some("viewer:s3cret-pass")) != 200 {
+        assert!(std::time::Instant::now() < until, "the media server never answered over HTTPS");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    wait_until_publishing_tls(&status);
+
+    // RTSPS with the viewer's credentials; plain RTSP gets no stream.
+    let url = format!("rtsps://viewer:s3cret-pass@127.0.0.1:{rtsp}/cam0");
+    assert_eq!(probe(&url), ("h264".to_string(), u64::from(WIDTH), u64::from(HEIGHT)));
+    let (ok, err) = probe_result(&format!("rtsp://viewer:s3cret-pass@127.0.0.1:{rtsp}/cam0"));
+    assert!(!ok, "plain RTSP on the RTSPS port played: {err}");
+
+    // HTTPS everywhere: 401 without credentials, 200 with; plain HTTP gets no answer.
+    let preview_line = up.wait_stderr(DEADLINE, "preview served at https://");
+    let preview = preview_line[preview_line.find("https://").expect("url")..].split_whitespace().next().expect("url");
+    up.wait_stderr(DEADLINE, "metrics at https://");
+    let metrics_url = format!("https://127.0.0.1:{metrics}/metrics");
+    let player = format!("https://127.0.0.1:{http}/cam0");
+    for url in [status.as_str(), player.as_str(), preview, metrics_url.as_str()] {
+        assert_eq!(curl_status(url, None), 401, "{url} without credentials");
+        assert_eq!(curl_status(url, Some("viewer:s3cret-pass")), 200, "{url} with credentials");
+        let plain = url.replacen("https://", "http://", 1);
+        assert_ne!(curl_status(&plain, Some("viewer:s3cret-pass")), 200, "{plain} answered over plain HTTP");
+    }
+
+    let (code, _, err) = d.ctl(&["stop", "cam0"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(up.wait_exit(DEADLINE), Some(0), "{}", up.stderr_text());
+    d.assert_no_leftovers();
+}
+
+/// Waits (bounded) until the media server's HTTPS `/status.json` says cam0 publishes.
+fn wait_until_publishing_tls(status_url: &str) {
+    let until = std::time::Instant::now() + DEADLINE;
+    loop {
+        let out = Command::new("curl")
+            .args(["-sk", "--max-time", "5", "-u", "viewer:s3cret-pass", status_url])
+            .stdin(Stdio::null())
+            .output()
+            .expect("curl is installed");
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        if json["cameras"][0]["publishing"] == true {
+            return;
+        }
+        assert!(std::time::Instant::now() < until, "the media server never received cam0's stream");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

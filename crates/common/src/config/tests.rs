@@ -683,3 +683,32 @@ fn listeners_beyond_loopback_need_auth_or_allow_anonymous() {
     // Without [auth] nothing is asked.
     assert_eq!(load(GOOD).expect("valid").viewer_users().expect("no file"), None);
 }
+
+/// `[tls]`: both files must exist and hold PEM blocks of the right kind; the key must be
+/// private. The scheme of the servers' URLs follows.
+#[test]
+fn tls_files_are_checked() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("deployment.toml");
+    let with_tls =
+        || Deployment::from_toml(&config, &format!("[tls]\ncertificate = \"c.pem\"\nkey = \"k.pem\"\n{GOOD}"));
+    let e = with_tls().expect_err("missing certificate");
+    assert!(e.key == "tls.certificate" && e.message.contains("does not exist"), "{e}");
+    std::fs::write(dir.path().join("c.pem"), "not pem").expect("write");
+    let e = with_tls().expect_err("not PEM");
+    assert!(e.key == "tls.certificate" && e.message.contains("BEGIN CERTIFICATE"), "{e}");
+    std::fs::write(dir.path().join("c.pem"), "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n")
+        .expect("write");
+    let e = with_tls().expect_err("missing key");
+    assert_eq!(e.key, "tls.key", "{e}");
+    let key = dir.path().join("k.pem");
+    std::fs::write(&key, "-----BEGIN PRIVATE KEY-----\nAA==\n-----END PRIVATE KEY-----\n").expect("write");
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o644)).expect("chmod");
+    let e = with_tls().expect_err("world-readable key");
+    assert!(e.key == "tls.key" && e.message.contains("chmod 600"), "{e}");
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).expect("chmod");
+    let d = with_tls().expect("valid");
+    assert_eq!(d.http_scheme(), "https");
+    assert!(d.tls_files().expect("readable").is_some());
+    assert_eq!(load(GOOD).expect("valid").http_scheme(), "http");
+}
