@@ -109,6 +109,7 @@ pub fn run(deployment: &Deployment) -> anyhow::Result<()> {
         rtsp = %rtsp_addr,
         http = %http_addr,
         auth = if viewers_allowed.is_some() { "users" } else { "none" },
+        tls = web == "https",
         "media server ready"
     );
 

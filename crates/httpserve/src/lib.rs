@@ -15,8 +15,7 @@
 //! - **body deadline**: handlers read bodies only through [`read_body`], bounded in size and
 //!   time;
 //! - **write deadline**: a connection whose socket accepts nothing for
-//!   [`Limits::write_timeout`] is dropped.
-//!
+//!   [`Limits::write_timeout`] is dropped;
 //! - **TLS**: with a [`Tls`] (`[tls]`), HTTPS; the handshake must end within the header
 //!   deadline;
 //! - **authentication**: with an [`Access`] that has users (`[auth] users-file`), a request
@@ -194,8 +193,9 @@ impl Drop for Member {
 }
 
 /// Serves HTTP on `listener` from a thread named `name` until `stop` is set (checked every
-/// 100 ms) or the process ends; over TLS with `tls`. A request `access` refuses gets `401` (with the basic
-/// challenge); `handler` answers every other request; it gets the request and its [`Conn`].
+/// 100 ms) or the process ends; over TLS with `tls`. A request `access` refuses gets `401`
+/// (with the basic challenge); `handler` answers every other request; it gets the request and
+/// its [`Conn`].
 pub fn spawn<H, F, B>(
     name: &str,
     listener: TcpListener,
