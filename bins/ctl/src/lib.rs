@@ -136,7 +136,7 @@ fn run_command(cli: &Cli, deployment: &Deployment) -> anyhow::Result<Outcome> {
             framebus_common::signals::install();
             let _release = DeploymentGuard::new(deployment.name());
             let (bound, handle) = metrics::serve(deployment.clone(), listen, None, std::sync::Arc::clone(&stop))?;
-            println!("http://{bound}/metrics");
+            println!("{}://{bound}/metrics", deployment.http_scheme());
             while !framebus_common::signals::termination_requested() {
                 std::thread::sleep(Duration::from_millis(100));
             }

@@ -267,6 +267,10 @@ pub fn serve(
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<(SocketAddr, std::thread::JoinHandle<()>)> {
     let file = deployment.source_file.display().to_string();
+    // `ctl metrics --listen` follows the config's rule: beyond loopback only with `[auth]`.
+    deployment.check_exposed("deployment.metrics (--listen)", listen)?;
+    let access = framebus_httpserve::Access::of_deployment(&deployment)?;
+    let tls = framebus_httpserve::Tls::of_deployment(&deployment)?;
     let listener = std::net::TcpListener::bind(listen)
         .with_context(|| format!("metrics: cannot listen on {listen} (`metrics` in [deployment] of {file})"))?;
     let bound = listener.local_addr().with_context(|| format!("metrics: reading the address bound for {listen}"))?;
@@ -277,7 +281,7 @@ pub fn serve(
         .spawn(move || scrape_loop(&deployment, restarts.as_ref(), &scrapes, &scraper_stop))
         .context("starting the metrics scrape thread")?;
     let limits = framebus_httpserve::Limits::new(MAX_CONNECTIONS).header_timeout(REQUEST_TIMEOUT);
-    let http = framebus_httpserve::spawn("metrics-http", listener, limits, stop, move |request, _conn| {
+    let http = framebus_httpserve::spawn("metrics-http", listener, limits, access, tls, stop, move |request, _conn| {
         let scrapes = scrapes_tx.clone();
         async move { answer(&request, &scrapes).await }
     })
@@ -305,10 +309,11 @@ pub fn serve_retrying(
     restarts: Option<RestartBook>,
     stop: Arc<AtomicBool>,
 ) -> std::thread::JoinHandle<()> {
+    let deployment_scheme = deployment.http_scheme();
     let first = serve(deployment.clone(), listen, restarts.clone(), Arc::clone(&stop));
     let first = match first {
         Ok((bound, handle)) => {
-            tracing::info!("metrics at http://{bound}/metrics");
+            tracing::info!("metrics at {}://{bound}/metrics", deployment_scheme);
             return handle;
         }
         Err(e) => e,
@@ -331,7 +336,7 @@ pub fn serve_retrying(
             match serve(deployment.clone(), listen, restarts.clone(), Arc::clone(&stop)) {
                 Ok((bound, handle)) => {
                     tracing::info!(
-                        "metrics at http://{bound}/metrics (the address was free after {attempts} attempts)"
+                        "metrics at {deployment_scheme}://{bound}/metrics (the address was free after {attempts} attempts)"
                     );
                     let _ = handle.join();
                     return;

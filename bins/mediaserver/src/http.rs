@@ -44,6 +44,8 @@ pub struct Http {
     pub origins: Vec<String>,
     /// The address this server listens on (its own pages' origin).
     pub listen: SocketAddr,
+    /// `https` with `[tls]`, else `http` (its own pages' origin).
+    pub scheme: &'static str,
 }
 
 /// What the `Origin` of a WHEP request allows.
@@ -57,13 +59,26 @@ pub enum OriginCheck {
     Refused,
 }
 
+/// What is served without credentials when `[auth]` has users: the player script (no secret
+/// in it; pages of other origins load it with a plain `<script>`) and CORS preflights (browsers
+/// never send credentials with those). Everything else, WHEP included, needs them.
+pub fn is_public(method: &Method, path: &str) -> bool {
+    (method == Method::GET && path == "/whep.js") || method == Method::OPTIONS
+}
+
 /// Serves HTTP on `listener` from a thread of its own until the process ends (the shared
 /// setup of [`framebus_httpserve`]: per-client and global connection limits, header, body and
-/// write deadlines).
-pub fn serve(listener: TcpListener, http: Arc<Http>) -> std::io::Result<()> {
+/// write deadlines; with `access` of users, basic authentication of all but [`is_public`]).
+pub fn serve(
+    listener: TcpListener,
+    http: Arc<Http>,
+    access: framebus_httpserve::Access,
+    tls: Option<framebus_httpserve::Tls>,
+) -> std::io::Result<()> {
     let limits = framebus_httpserve::Limits::new(MAX_CONNECTIONS).header_timeout(REQUEST_TIMEOUT);
     let stop = Arc::new(AtomicBool::new(false));
-    framebus_httpserve::spawn("http", listener, limits, stop, move |request, _conn| {
+    let access = access.with_public(is_public);
+    framebus_httpserve::spawn("http", listener, limits, access, tls, stop, move |request, _conn| {
         let http = Arc::clone(&http);
         async move { http.answer(request).await }
     })?;
@@ -91,7 +106,7 @@ fn cors(mut response: Reply, origin: &OriginCheck) -> Reply {
     if let OriginCheck::Allowed(origin) = origin {
         headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
         headers.insert(ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("POST, DELETE, OPTIONS"));
-        headers.insert(ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("content-type"));
+        headers.insert(ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("content-type, authorization"));
         headers.insert(ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("location"));
     }
     response
@@ -105,7 +120,7 @@ impl Http {
         if self.origins.iter().any(|o| o.eq_ignore_ascii_case(text)) {
             return OriginCheck::Allowed(origin.clone());
         }
-        let own = own_origins(self.listen);
+        let own = own_origins(self.scheme, self.listen);
         if own.iter().any(|o| o.eq_ignore_ascii_case(text)) {
             return OriginCheck::SameOrNone;
         }
@@ -114,7 +129,7 @@ impl Http {
         if self.listen.ip().is_unspecified() {
             let host = request.headers().get(HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
             let port_ok = host.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()) == Some(self.listen.port());
-            if port_ok && text.eq_ignore_ascii_case(&format!("http://{host}")) {
+            if port_ok && text.eq_ignore_ascii_case(&format!("{}://{host}", self.scheme)) {
                 return OriginCheck::SameOrNone;
             }
         }
@@ -246,12 +261,12 @@ impl Http {
     }
 }
 
-/// The origins of this server's own pages: `http://<listen>` and, on loopback,
-/// `http://localhost:<port>`.
-fn own_origins(listen: SocketAddr) -> Vec<String> {
-    let mut own = vec![format!("http://{listen}")];
+/// The origins of this server's own pages: `<scheme>://<listen>` and, on loopback,
+/// `<scheme>://localhost:<port>`.
+fn own_origins(scheme: &str, listen: SocketAddr) -> Vec<String> {
+    let mut own = vec![format!("{scheme}://{listen}")];
     if listen.ip().is_loopback() {
-        own.push(format!("http://localhost:{}", listen.port()));
+        own.push(format!("{scheme}://localhost:{}", listen.port()));
     }
     own
 }

@@ -64,11 +64,18 @@ pub fn run(deployment: &Deployment) -> anyhow::Result<()> {
     // Declared before the ingest nodes, so dropped after them: when this process is the
     // deployment's last, its shared files go.
     let _release = DeploymentGuard::new(deployment.name());
+    let viewers_allowed = deployment.viewer_users()?;
+    let access = match &viewers_allowed {
+        Some(v) => framebus_httpserve::Access::users(v.users.clone()),
+        None => framebus_httpserve::Access::open(),
+    };
+    let tls_files = deployment.tls_files()?;
+    let tls = framebus_httpserve::Tls::of_deployment(deployment)?;
     let hub = Arc::new(hub::Hub::new(&cameras));
     let rtsp_addr = config.rtsp_addr();
     let http_addr = config.http_addr();
     let listener = TcpListener::bind(http_addr).with_context(|| format!("HTTP: cannot listen on {http_addr}"))?;
-    let (_server, source) = rtsp::start(rtsp_addr, &hub)?;
+    let (_server, source) = rtsp::start(rtsp_addr, &hub, viewers_allowed.as_ref(), tls_files.as_ref())?;
     let main_loop = glib::MainLoop::new(None, false);
     let glib_thread = {
         let main_loop = main_loop.clone();
@@ -76,7 +83,8 @@ pub fn run(deployment: &Deployment) -> anyhow::Result<()> {
     };
     let ingest = ingest::Ingest::start(deployment, &hub)?;
     let viewers = webrtc::Viewers::start(Arc::clone(&hub), config.webrtc_viewers, config.ice_addresses())?;
-    let rtsp_base = format!("rtsp://{}", MediaServerConfig::local(rtsp_addr));
+    let (web, stream) = if tls.is_some() { ("https", "rtsps") } else { ("http", "rtsp") };
+    let rtsp_base = format!("{stream}://{}", MediaServerConfig::local(rtsp_addr));
     http::serve(
         listener,
         Arc::new(http::Http {
@@ -85,16 +93,25 @@ pub fn run(deployment: &Deployment) -> anyhow::Result<()> {
             rtsp_base: rtsp_base.clone(),
             origins: deployment.media_server_origins(),
             listen: http_addr,
+            scheme: web,
         }),
+        access,
+        tls,
     )?;
     for camera in &cameras {
         tracing::info!(
             camera,
-            "serving {rtsp_base}/{camera} and http://{}/{camera}",
+            "serving {rtsp_base}/{camera} and {web}://{}/{camera}",
             MediaServerConfig::local(http_addr)
         );
     }
-    tracing::info!(rtsp = %rtsp_addr, http = %http_addr, "media server ready");
+    tracing::info!(
+        rtsp = %rtsp_addr,
+        http = %http_addr,
+        auth = if viewers_allowed.is_some() { "users" } else { "none" },
+        tls = web == "https",
+        "media server ready"
+    );
 
     let mut last_report = Instant::now();
     while !signals::termination_requested() {

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
+use framebus_common::config::{TlsFiles, ViewerUsers, REALM};
 use gstreamer as gst;
 use gstreamer::glib;
 use gstreamer::prelude::*;
@@ -39,9 +40,53 @@ fn path_of_uri(uri: &str) -> &str {
     rest.find('/').map_or("/", |at| &rest[at..])
 }
 
-/// Starts the RTSP server on the default main context (the caller runs its loop).
-pub fn start(listen: SocketAddr, hub: &Arc<Hub>) -> anyhow::Result<(rtsp::RTSPServer, glib::SourceId)> {
+/// The role of an authenticated viewer (the token every user of the users file gets).
+const VIEWER_ROLE: &str = "viewer";
+
+/// With `viewers`, RTSP digest authentication against the users file: a client without valid
+/// credentials gets `401` with a digest challenge of the realm [`REALM`], an authenticated one
+/// the viewer role, which may only play the camera mounts. Digest only: basic would send the
+/// password in the clear. With `tls`, RTSPS only (every connection starts with a TLS
+/// handshake); without `viewers` every client then gets the viewer role.
+fn authentication(viewers: Option<&ViewerUsers>, tls: Option<&TlsFiles>) -> anyhow::Result<rtsp::RTSPAuth> {
+    let auth = rtsp::RTSPAuth::new();
+    let mut token = rtsp::RTSPToken::builder().field(rtsp::RTSP_TOKEN_MEDIA_FACTORY_ROLE, VIEWER_ROLE).build();
+    match viewers {
+        Some(viewers) => {
+            auth.set_realm(Some(REALM));
+            auth.set_supported_methods(rtsp::gst_rtsp::RTSPAuthMethod::Digest);
+            // The file was read and checked with the config (`Deployment::viewer_users`);
+            // gst-rtsp-server reads the same lines (user, realm, HA1).
+            anyhow::ensure!(
+                auth.parse_htdigest(&viewers.file, &token),
+                "RTSP: cannot read the users file `{}` (`[auth] users-file`)",
+                viewers.file.display()
+            );
+        }
+        None => auth.set_default_token(Some(&mut token)),
+    }
+    if let Some(tls) = tls {
+        let certificate = rtsp::gio::TlsCertificate::from_files(&tls.certificate, &tls.key).with_context(|| {
+            format!("RTSPS: the certificate `{}` and key `{}` ([tls])", tls.certificate.display(), tls.key.display())
+        })?;
+        auth.set_tls_certificate(Some(&certificate));
+    }
+    Ok(auth)
+}
+
+/// Starts the RTSP server on the default main context (the caller runs its loop); with
+/// `viewers`, only they may play, with `tls` over RTSPS ([`authentication`]).
+pub fn start(
+    listen: SocketAddr,
+    hub: &Arc<Hub>,
+    viewers: Option<&ViewerUsers>,
+    tls: Option<&TlsFiles>,
+) -> anyhow::Result<(rtsp::RTSPServer, glib::SourceId)> {
     let server = rtsp::RTSPServer::new();
+    let guarded = viewers.is_some() || tls.is_some();
+    if guarded {
+        server.set_auth(Some(&authentication(viewers, tls)?));
+    }
     server.set_address(&listen.ip().to_string());
     server.set_service(&listen.port().to_string());
     // Each RTSP connection gets its own thread: preparing a play media waits for the stream (up
@@ -58,6 +103,14 @@ pub fn start(listen: SocketAddr, hub: &Arc<Hub>) -> anyhow::Result<(rtsp::RTSPSe
         play.set_launch(PLAY_LAUNCH);
         play.set_shared(true);
         play.set_suspend_mode(rtsp::RTSPSuspendMode::None);
+        if guarded {
+            play.add_role_from_structure(
+                &gst::Structure::builder(VIEWER_ROLE)
+                    .field(rtsp::RTSP_PERM_MEDIA_FACTORY_ACCESS, true)
+                    .field(rtsp::RTSP_PERM_MEDIA_FACTORY_CONSTRUCT, true)
+                    .build(),
+            );
+        }
         {
             let channel = Arc::clone(&channel);
             play.connect_media_configure(move |_, media| {
@@ -79,11 +132,16 @@ pub fn start(listen: SocketAddr, hub: &Arc<Hub>) -> anyhow::Result<(rtsp::RTSPSe
     }
 
     // A player asking for a camera nobody publishes gets 503 at once instead of waiting for a
-    // stream that may never come.
+    // stream that may never come. With authentication, a request without credentials is left
+    // to it (401): whether a camera publishes is not told to anonymous clients.
     let served = Arc::clone(hub);
+    let auth_on = viewers.is_some();
     server.connect_client_connected(move |_, client| {
         let served = Arc::clone(&served);
         client.connect_pre_describe_request(move |_, ctx| {
+            if auth_on && ctx.request().is_none_or(|r| r.parse_auth_credentials().is_empty()) {
+                return RTSPStatusCode::Ok;
+            }
             let Some(uri) = ctx.uri().map(|u| u.request_uri()) else { return RTSPStatusCode::Ok };
             let path = path_of_uri(&uri);
             let camera = camera_of_path(path);

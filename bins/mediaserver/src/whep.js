@@ -1,5 +1,8 @@
 // framebus WHEP player: plays a camera of the media server in a <video> element over WebRTC.
-// framebusWhep(video, url, onState) → {close()}; reconnects by itself after a failure.
+// framebusWhep(video, url, onState, options) → {close()}; reconnects by itself after a failure.
+// options.authorization: an Authorization header value for the server's WHEP requests (e.g.
+// "Basic " + btoa("user:password") when [auth] has a users file and the page is of another
+// origin; the server's own pages need none: the browser sends the credentials it was given).
 (function () {
   function gathered(pc, ms) {
     if (pc.iceGatheringState === "complete") return Promise.resolve();
@@ -11,7 +14,13 @@
     });
   }
 
-  async function session(video, url, onState) {
+  function headers(options, extra) {
+    var h = extra || {};
+    if (options.authorization) h.Authorization = options.authorization;
+    return h;
+  }
+
+  async function session(video, url, options) {
     var pc = new RTCPeerConnection({ iceServers: [] });
     var transceiver = pc.addTransceiver("video", { direction: "recvonly" });
     // Lowest latency: play each frame as soon as it is decoded.
@@ -23,7 +32,7 @@
     };
     await pc.setLocalDescription(await pc.createOffer());
     await gathered(pc, 2000);
-    var response = await fetch(url, { method: "POST", headers: { "Content-Type": "application/sdp" }, body: pc.localDescription.sdp });
+    var response = await fetch(url, { method: "POST", headers: headers(options, { "Content-Type": "application/sdp" }), body: pc.localDescription.sdp });
     if (response.status !== 201) {
       pc.close();
       throw new Error("WHEP " + response.status + ": " + (await response.text()).trim());
@@ -33,14 +42,15 @@
     return { pc: pc, location: location };
   }
 
-  window.framebusWhep = function (video, url, onState) {
+  window.framebusWhep = function (video, url, onState, options) {
     var current = null, closed = false, retry = null;
     onState = onState || function () {};
+    options = options || {};
     function end() {
       if (current) {
         var s = current; current = null;
         s.pc.close();
-        fetch(s.location, { method: "DELETE" }).catch(function () {});
+        fetch(s.location, { method: "DELETE", headers: headers(options) }).catch(function () {});
       }
     }
     function again(why) {
@@ -51,7 +61,7 @@
     }
     function start() {
       onState("connecting");
-      session(video, url, onState).then(function (s) {
+      session(video, url, options).then(function (s) {
         if (closed) { current = s; end(); return; }
         current = s;
         s.pc.addEventListener("connectionstatechange", function () {

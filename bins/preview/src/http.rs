@@ -143,8 +143,16 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
 
 /// Serves viewers from `listener` on a background thread until the process exits (the shared
 /// HTTP setup of [`framebus_httpserve`]: per-client and global connection limits, header and
-/// write deadlines).
-pub fn serve(listener: TcpListener, hub: Arc<Hub>, camera: String, links: String, limits: Limits) -> io::Result<()> {
+/// write deadlines; with `access` of users, basic authentication of every request).
+pub fn serve(
+    listener: TcpListener,
+    hub: Arc<Hub>,
+    camera: String,
+    links: String,
+    limits: Limits,
+    access: framebus_httpserve::Access,
+    tls: Option<framebus_httpserve::Tls>,
+) -> io::Result<()> {
     let server = Arc::new(Server { hub, page: Bytes::from(page(&camera).replace("{streams}", &links)), limits });
     let http_limits = framebus_httpserve::Limits {
         title_case_headers: true,
@@ -153,7 +161,7 @@ pub fn serve(listener: TcpListener, hub: Arc<Hub>, camera: String, links: String
         ..framebus_httpserve::Limits::new(limits.max_connections).header_timeout(limits.request_timeout)
     };
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    framebus_httpserve::spawn("http", listener, http_limits, stop, move |request, conn| {
+    framebus_httpserve::spawn("http", listener, http_limits, access, tls, stop, move |request, conn| {
         let server = Arc::clone(&server);
         async move { server.answer(request, &conn).await }
     })?;
@@ -322,8 +330,9 @@ pub fn stream_links(deployment: &framebus_common::Deployment, camera: &framebus_
     use framebus_common::config::MediaServerConfig;
     let (Some(server), Some(_)) = (&deployment.media_server, &camera.streamer) else { return String::new() };
     let (http, rtsp) = (server.http_addr(), server.rtsp_addr());
-    let player = format!("http://{}/{}", MediaServerConfig::local(http), camera.name);
-    let rtsp_url = format!("rtsp://{}/{}", MediaServerConfig::local(rtsp), camera.name);
+    let (web, stream) = if deployment.tls.is_some() { ("https", "rtsps") } else { ("http", "rtsp") };
+    let player = format!("{web}://{}/{}", MediaServerConfig::local(http), camera.name);
+    let rtsp_url = format!("{stream}://{}/{}", MediaServerConfig::local(rtsp), camera.name);
     let rehost = if http.ip().is_unspecified() {
         "<script>for (const a of document.querySelectorAll('a.h264')) { const u = new URL(a.href); u.hostname = location.hostname; a.href = u.href; }</script>"
     } else {

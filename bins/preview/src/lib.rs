@@ -341,11 +341,15 @@ pub fn run(deployment: &Deployment, camera: &CameraConfig, options: &PreviewOpti
     let cam = camera.name.as_str();
     let config = camera.preview.clone().unwrap_or_default();
     let addr = options.listen.unwrap_or_else(|| config.listen_addr());
+    // `--listen` follows the config's rule: beyond loopback only with `[auth]`.
+    deployment.check_exposed("camera.preview.listen (--listen)", addr)?;
+    let access = framebus_httpserve::Access::of_deployment(deployment)?;
+    let tls = framebus_httpserve::Tls::of_deployment(deployment)?;
     let listener = http::bind(addr).with_context(|| {
         format!("camera `{cam}`: cannot listen on {addr} (set `camera.preview.listen` or --listen; port 0 picks a free port)")
     })?;
     let local = listener.local_addr().with_context(|| format!("camera `{cam}`: reading the bound address"))?;
-    let url = format!("http://{local}/");
+    let url = format!("{}://{local}/", deployment.http_scheme());
     let hub = Arc::new(Hub::default());
     let limits = http::Limits {
         max_viewers: config.max_viewers as usize,
@@ -353,7 +357,7 @@ pub fn run(deployment: &Deployment, camera: &CameraConfig, options: &PreviewOpti
         request_timeout: Duration::from_secs_f64(config.request_timeout_secs),
     };
     let links = http::stream_links(deployment, camera);
-    http::serve(listener, Arc::clone(&hub), cam.to_string(), links, limits)
+    http::serve(listener, Arc::clone(&hub), cam.to_string(), links, limits, access, tls)
         .with_context(|| format!("camera `{cam}`: starting the HTTP server"))?;
     let stats_interval = Duration::from_secs_f64(config.stats_interval_secs);
 

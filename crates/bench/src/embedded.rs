@@ -28,7 +28,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let streamer = cam.streamer.clone().unwrap_or_else(StreamerConfig::default);
     let hub = Arc::new(Hub::new(std::slice::from_ref(&cam.name)));
     let channel = hub.channel(&cam.name).ok_or_else(|| anyhow!("no channel"))?;
-    let (_server, _source) = rtsp::start(SocketAddr::from(([127, 0, 0, 1], port)), &hub)?;
+    let (_server, _source) = rtsp::start(SocketAddr::from(([127, 0, 0, 1], port)), &hub, None, None)?;
     let main_loop = glib::MainLoop::new(None, false);
     let looping = main_loop.clone();
     std::thread::spawn(move || looping.run());

@@ -182,9 +182,18 @@ const TABLES: &[&str] = &[
     "[camera.source.controls]",
     "[camera.source.media-pipeline]",
     "[[camera.recorder.trigger]]",
+    "[media-server]",
+    "[auth]",
+    "[tls]",
 ];
 
 const KEYS: &[&str] = &[
+    "users-file",
+    "allow-anonymous",
+    "certificate",
+    "key",
+    "rtsp",
+    "http",
     "name",
     "state-dir",
     "metrics",

@@ -15,11 +15,21 @@
 //! - **body deadline**: handlers read bodies only through [`read_body`], bounded in size and
 //!   time;
 //! - **write deadline**: a connection whose socket accepts nothing for
-//!   [`Limits::write_timeout`] is dropped.
+//!   [`Limits::write_timeout`] is dropped;
+//! - **TLS**: with a [`Tls`] (`[tls]`), HTTPS; the handshake must end within the header
+//!   deadline;
+//! - **authentication**: with an [`Access`] that has users (`[auth] users-file`), a request
+//!   without valid basic credentials gets `401` before the handler sees it ([`auth`]).
 //!
 //! A handler that keeps a response open for long (the preview's MJPEG stream) calls
 //! [`Conn::release`] so that the connection no longer counts against either limit (those have
 //! limits of their own).
+
+pub mod auth;
+pub mod tls;
+
+pub use auth::Access;
+pub use tls::Tls;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -30,11 +40,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Limited};
+use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::{Body, Bytes, Incoming};
+use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper::{Request, Response};
+use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_io_timeout::TimeoutStream;
@@ -182,20 +193,22 @@ impl Drop for Member {
 }
 
 /// Serves HTTP on `listener` from a thread named `name` until `stop` is set (checked every
-/// 100 ms) or the process ends. `handler` answers each request; it gets the request and its
-/// [`Conn`].
+/// 100 ms) or the process ends; over TLS with `tls`. A request `access` refuses gets `401`
+/// (with the basic challenge); `handler` answers every other request; it gets the request and
+/// its [`Conn`].
 pub fn spawn<H, F, B>(
     name: &str,
     listener: TcpListener,
     limits: Limits,
+    access: Access,
+    tls: Option<Tls>,
     stop: Arc<AtomicBool>,
     handler: H,
 ) -> io::Result<std::thread::JoinHandle<()>>
 where
     H: Fn(Request<Incoming>, Conn) -> F + Send + Sync + 'static,
     F: Future<Output = Response<B>> + Send + 'static,
-    B: Body + Send + 'static,
-    B::Data: Send,
+    B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     listener.set_nonblocking(true)?;
@@ -205,7 +218,7 @@ where
     std::thread::Builder::new().name(name.to_string()).spawn(move || {
         runtime.block_on(async move {
             match tokio::net::TcpListener::from_std(listener) {
-                Ok(listener) => accept_loop(&label, listener, limits, &stop, handler).await,
+                Ok(listener) => accept_loop(&label, listener, limits, (access, tls), &stop, handler).await,
                 Err(e) => tracing::error!("{label}: the HTTP server cannot use its socket: {e}"),
             }
         })
@@ -216,13 +229,13 @@ async fn accept_loop<H, F, B>(
     label: &str,
     listener: tokio::net::TcpListener,
     limits: Limits,
+    (access, tls): (Access, Option<Tls>),
     stop: &AtomicBool,
     handler: Arc<H>,
 ) where
     H: Fn(Request<Incoming>, Conn) -> F + Send + Sync + 'static,
     F: Future<Output = Response<B>> + Send + 'static,
-    B: Body + Send + 'static,
-    B::Data: Send,
+    B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let global = Arc::new(Semaphore::new(limits.max_connections));
@@ -250,7 +263,7 @@ async fn accept_loop<H, F, B>(
             tracing::debug!(%peer, "{label}: too many connections from this address: closed");
             continue;
         };
-        let (global, handler) = (Arc::clone(&global), Arc::clone(&handler));
+        let (global, handler, access, tls) = (Arc::clone(&global), Arc::clone(&handler), access.clone(), tls.clone());
         tokio::spawn(async move {
             let _member = member;
             // First the client's own slot (its other connections delay only it), then a global
@@ -258,28 +271,46 @@ async fn accept_loop<H, F, B>(
             let Ok(client) = slots.acquire_owned().await else { return };
             let Ok(global) = global.acquire_owned().await else { return };
             let places = Arc::new(Mutex::new(Some(Places { _client: client, _global: global })));
-            serve_connection(tcp, Conn { peer, places }, limits, handler).await;
+            let conn = Conn { peer, places };
+            let _ = tcp.set_nodelay(true);
+            match tls {
+                None => serve_connection(tcp, conn, limits, access, handler).await,
+                Some(Tls(acceptor)) => match tokio::time::timeout(limits.header_timeout, acceptor.accept(tcp)).await {
+                    Ok(Ok(stream)) => serve_connection(stream, conn, limits, access, handler).await,
+                    Ok(Err(e)) => tracing::debug!(%peer, "TLS handshake failed: {e}"),
+                    Err(_) => tracing::debug!(%peer, "TLS handshake not done in time: closed"),
+                },
+            }
         });
     }
 }
 
-async fn serve_connection<H, F, B>(tcp: tokio::net::TcpStream, conn: Conn, limits: Limits, handler: Arc<H>)
+async fn serve_connection<S, H, F, B>(stream: S, conn: Conn, limits: Limits, access: Access, handler: Arc<H>)
 where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
     H: Fn(Request<Incoming>, Conn) -> F + Send + Sync + 'static,
     F: Future<Output = Response<B>> + Send + 'static,
-    B: Body + Send + 'static,
-    B::Data: Send,
+    B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let _ = tcp.set_nodelay(true);
-    let mut io = TimeoutStream::new(tcp);
+    let mut io = TimeoutStream::new(stream);
     io.set_write_timeout(Some(limits.write_timeout));
     let io = TokioIo::new(Box::pin(io));
     let service = {
         let conn = conn.clone();
-        service_fn(move |request| {
-            let answer = handler(request, conn.clone());
-            async move { Ok::<_, Infallible>(answer.await) }
+        service_fn(move |request: Request<Incoming>| {
+            let answer = if access.allows(&request) {
+                Ok(handler(request, conn.clone()))
+            } else {
+                tracing::debug!(peer = %conn.peer, path = request.uri().path(), "HTTP request without valid credentials: 401");
+                Err(unauthorized())
+            };
+            async move {
+                Ok::<_, Infallible>(match answer {
+                    Ok(answer) => answer.await.map(Either::Left),
+                    Err(refused) => refused.map(Either::Right),
+                })
+            }
         })
     };
     let served = http1::Builder::new()
@@ -292,6 +323,17 @@ where
     if let Err(e) = served {
         tracing::debug!(peer = %conn.peer, "HTTP connection: {e}");
     }
+}
+
+/// `401` with the basic challenge of [`Access`].
+fn unauthorized() -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from_static(b"authentication required\n")));
+    *response.status_mut() = StatusCode::UNAUTHORIZED;
+    let headers = response.headers_mut();
+    headers.insert(WWW_AUTHENTICATE, Access::challenge());
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 #[cfg(test)]

@@ -40,6 +40,8 @@ fn cases() -> Vec<(&'static str, String, &'static str)> {
         ("TOML syntax error", camera("fps = = 3"), ":5:7: invalid string\nexpected `\"`, `'`"),
         ("recorder on the stream without a streamer", format!("{CAMERA}[camera.recorder]\nvideo = \"stream\"\n"), ": `camera[0].recorder.video`: video = \"stream\" records the H.264 of the camera's streamer, but this camera has no [camera.streamer]; add one, or set video = \"mjpg-avi\", \"mp4v-mp4\", \"h264-mp4\" or \"off\""),
         ("recorder on the stream with a pre-roll", format!("{CAMERA}[camera.streamer]\n[camera.recorder]\nvideo = \"stream\"\npre-roll-secs = 3\n"), ": `camera[0].recorder.pre-roll-secs`: with video = \"stream\" the recorder writes the streamer's H.264 and decodes no frame: a pre-roll is not supported with it yet; allowed 0 or leave it out, or use video = \"mjpg-avi\", \"mp4v-mp4\" or \"h264-mp4\""),
+        ("preview open to other machines without auth", format!("{CAMERA}[camera.preview]\nlisten = \"0.0.0.0:8080\"\n"), ": `camera[0].preview.listen`: `0.0.0.0:8080` can be reached from other machines and no viewer would be asked for a password: set `[auth] users-file` (viewers and their password hashes, see docs/configuration.md), or `[auth] allow-anonymous = true` to serve anyone who reaches it, or listen on 127.0.0.1"),
+        ("missing users file", format!("[auth]\nusers-file = \"viewers.htdigest\"\n{CAMERA}"), ": `auth.users-file`: `DIR/viewers.htdigest`: does not exist; create it with `htdigest -c DIR/viewers.htdigest framebus USER` (apache2-utils) or as docs/configuration.md shows"),
     ]
 }
 

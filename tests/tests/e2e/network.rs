@@ -18,7 +18,7 @@ fn free_port() -> u16 {
 }
 
 /// One HTTP request: (status, whole answer text).
-fn request(port: u16, method: &str, path: &str, headers: &str, body: &str) -> (u16, String) {
+pub(super) fn request(port: u16, method: &str, path: &str, headers: &str, body: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     stream.set_read_timeout(Some(DEADLINE)).expect("timeout");
     let head = format!(
@@ -34,7 +34,7 @@ fn request(port: u16, method: &str, path: &str, headers: &str, body: &str) -> (u
     (code, text)
 }
 
-fn header<'a>(answer: &'a str, name: &str) -> Option<&'a str> {
+pub(super) fn header<'a>(answer: &'a str, name: &str) -> Option<&'a str> {
     answer.lines().take_while(|l| !l.is_empty()).find_map(|l| {
         let (k, v) = l.split_once(':')?;
         k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
@@ -43,7 +43,7 @@ fn header<'a>(answer: &'a str, name: &str) -> Option<&'a str> {
 
 /// An offer as a browser makes it (ICE credentials, DTLS fingerprint, H.264 mode 1), with a
 /// host candidate hidden behind an mDNS name, which the server must not try to resolve.
-const OFFER: &str = "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
+pub(super) const OFFER: &str = "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
 a=group:BUNDLE 0\r\na=msid-semantic: WMS\r\n\
 m=video 9 UDP/TLS/RTP/SAVPF 106\r\nc=IN IP4 0.0.0.0\r\na=rtcp:9 IN IP4 0.0.0.0\r\n\
 a=candidate:1 1 udp 2122260223 1f2e3d4c-5b6a-4978-8a9b-0c1d2e3f4a5b.local 51234 typ host generation 0\r\n\
@@ -418,4 +418,36 @@ fn try_get(port: u16, path: &str) -> Option<(u16, String)> {
     let text = String::from_utf8_lossy(&answer).into_owned();
     let code = text.split_whitespace().nth(1)?.parse().ok()?;
     Some((code, text))
+}
+
+/// Issue 17 item 2: a listen address given on the command line follows the config's rule. With
+/// no `[auth]`, `preview --listen 0.0.0.0:0` and `ctl metrics --listen 0.0.0.0:0` exit with an
+/// error naming the file, the key and the fix, before listening; with `[auth] allow-anonymous
+/// = true` the preview serves there.
+#[test]
+fn a_command_line_listen_beyond_loopback_needs_auth_too() {
+    let camera =
+        framebus_e2e::synthetic_camera("cam0", 320, 240, 15) + "\n[camera.preview]\nlisten = \"127.0.0.1:0\"\n";
+    let d = TestDeployment::new(&camera);
+    let config = d.config.to_str().expect("utf-8").to_string();
+    let (code, _, err) =
+        framebus_e2e::Proc::output("preview", &["--config", &config, "--camera", "cam0", "--listen", "0.0.0.0:0"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains(&config) && err.contains("`camera.preview.listen (--listen)`"), "{err}");
+    assert!(err.contains("[auth] users-file") && err.contains("allow-anonymous = true"), "{err}");
+    let (code, _, err) = d.ctl(&["metrics", "--listen", "0.0.0.0:0"]);
+    assert_ne!(code, Some(0), "{err}");
+    assert!(err.contains("`deployment.metrics (--listen)`") && err.contains("allow-anonymous = true"), "{err}");
+    d.assert_no_leftovers();
+
+    let open = TestDeployment::new(&format!("[auth]\nallow-anonymous = true\n\n{camera}"));
+    let mut capture = open.spawn("capture", &[]);
+    capture.wait_stderr(DEADLINE, "publishing");
+    let mut preview = open.spawn("preview", &["--camera", "cam0", "--listen", "0.0.0.0:0", "--json"]);
+    let listening = preview.wait_json(DEADLINE, |r| r["event"] == "listening");
+    let url = listening["url"].as_str().expect("url").replace("0.0.0.0", "127.0.0.1");
+    assert_eq!(http_get(&url, "/status.json").0, 200);
+    assert_eq!(preview.terminate(), Some(0), "{}", preview.stderr_text());
+    assert_eq!(capture.terminate(), Some(0), "{}", capture.stderr_text());
+    open.assert_no_leftovers();
 }

@@ -16,6 +16,13 @@ use std::time::Duration;
 use framebus_common::pattern::read_bgr_stamps;
 use framebus_e2e::{http_get, pid_alive, process_status, Proc, TestDeployment, DEADLINE};
 
+/// The viewer of the auth test's users file: `viewer`, password `s3cret-pass`.
+const USERS_FILE: &str = "viewer:framebus:0a802798b50121af1f43c3da67e0b568\n";
+/// Basic credentials of that viewer (`viewer:s3cret-pass`).
+const AUTHORIZATION: &str = "Basic dmlld2VyOnMzY3JldC1wYXNz";
+/// The same user with a wrong password (`viewer:wrong`).
+const WRONG_PASSWORD: &str = "Basic dmlld2VyOndyb25n";
+
 const WIDTH: u32 = 640;
 const HEIGHT: u32 = 480;
 
@@ -52,11 +59,14 @@ fn count_before(message: &str, label: &str) -> u64 {
     message[..at].split_whitespace().last().and_then(|n| n.trim_matches(',').parse().ok()).unwrap_or(0)
 }
 
-/// The media server's `/status.json` entry of cam0.
+/// The media server's `/status.json` entry of cam0 (asked with [`AUTHORIZATION`], which a
+/// server without `[auth]` ignores).
 fn server_camera(http: u16) -> serde_json::Value {
-    let (code, _, body) = http_get(&format!("http://127.0.0.1:{http}/"), "/status.json");
-    assert_eq!(code, 200);
-    let status: serde_json::Value = serde_json::from_slice(&body).expect("status json");
+    let (code, answer) =
+        super::network::request(http, "GET", "/status.json", &format!("Authorization: {AUTHORIZATION}\r\n"), "");
+    assert_eq!(code, 200, "{answer}");
+    let body = answer.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
+    let status: serde_json::Value = serde_json::from_str(body).expect("status json");
     status["cameras"][0].clone()
 }
 
@@ -88,6 +98,16 @@ fn rtsp_request(port: u16, method: &str, path: &str, extra: &str, body: &str) ->
     let mut line = String::new();
     let _ = BufReader::new(&stream).read_line(&mut line);
     line.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
+}
+
+/// ffprobe run on `url`: whether it succeeded, and its stderr.
+fn probe_result(url: &str) -> (bool, String) {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-rtsp_transport", "tcp", "-show_entries", "stream=codec_name", "-of", "json", url])
+        .stdin(Stdio::null())
+        .output()
+        .expect("ffprobe is installed (scripts/bootstrap.sh)");
+    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 /// ffprobe's view of the stream: (codec, width, height).
@@ -160,9 +180,14 @@ fn child_named(parent: u32, name: &str) -> Option<u32> {
 }
 
 /// The test's page for Chromium: plays the camera with the media server's own player script
-/// (`/whep.js`, cross-origin WHEP), reads the stamp of each decoded video frame from a canvas
-/// and reports the first rising ids back to the test's server.
-fn player_page(http: u16) -> String {
+/// (`/whep.js`, cross-origin WHEP, with `authorization` as its `Authorization` header when
+/// given), reads the stamp of each decoded video frame from a canvas and reports the first
+/// rising ids back to the test's server.
+fn player_page(http: u16, authorization: Option<&str>) -> String {
+    let options = match authorization {
+        Some(value) => format!("{{ authorization: {value:?} }}"),
+        None => "{}".to_string(),
+    };
     format!(
         r#"<!doctype html><html><body><video id="v" autoplay muted playsinline></video><canvas id="c"></canvas>
 <script src="http://127.0.0.1:{http}/whep.js"></script>
@@ -170,7 +195,7 @@ fn player_page(http: u16) -> String {
 const video = document.getElementById("v"), canvas = document.getElementById("c");
 const cell = Math.max(2, Math.min(16, Math.floor({WIDTH} / 64)) & ~1);
 const ids = [];
-framebusWhep(video, "http://127.0.0.1:{http}/cam0/whep", s => console.log("state " + s));
+framebusWhep(video, "http://127.0.0.1:{http}/cam0/whep", s => console.log("state " + s), {options});
 function stamp() {{
   canvas.width = video.videoWidth; canvas.height = video.videoHeight;
   const ctx = canvas.getContext("2d", {{ willReadFrequently: true }});
@@ -231,10 +256,11 @@ fn serve_page(listener: TcpListener, page: String) -> mpsc::Receiver<String> {
 }
 
 /// Plays the camera in headless Chromium over WebRTC from the test's page served on `page`
-/// (another origin than the media server's, allowed by the config); returns the ids it decoded.
-fn chromium_plays(d: &TestDeployment, http: u16, page: TcpListener) -> (String, Vec<u64>) {
+/// (another origin than the media server's, allowed by the config; WHEP requests carry
+/// `authorization` when given); returns the ids it decoded.
+fn chromium_plays(d: &TestDeployment, http: u16, page: TcpListener, authorization: Option<&str>) -> (String, Vec<u64>) {
     let port = page.local_addr().expect("addr").port();
-    let results = serve_page(page, player_page(http));
+    let results = serve_page(page, player_page(http, authorization));
     let profile = d.dir.path().join("chromium");
     let mut command = Command::new("chromium");
     command
@@ -285,7 +311,7 @@ fn rtsp_and_webrtc_play_the_camera_and_a_media_server_restart_touches_nobody() {
     assert_eq!(probe(&url), ("h264".to_string(), u64::from(WIDTH), u64::from(HEIGHT)));
     assert_rising_stamps(&decoded_stamps(&url, 8));
 
-    let (size, ids) = chromium_plays(&d, http, page);
+    let (size, ids) = chromium_plays(&d, http, page, None);
     assert_eq!(size, format!("{WIDTH}x{HEIGHT}"));
     assert!(ids.len() >= 10 && ids.windows(2).all(|w| w[0] < w[1]), "WebRTC ids: {ids:?}");
 
@@ -449,4 +475,203 @@ fn a_squatted_rtsp_port_receives_no_video() {
     assert_eq!(streamer.terminate(), Some(0), "{}", streamer.stderr_text());
     assert_eq!(capture.terminate(), Some(0));
     d.assert_no_leftovers();
+}
+
+/// Issue 17 item 2: with `[auth] users-file`, every server asks viewers for credentials. RTSP
+/// (digest): ffprobe without credentials or with a wrong password is refused (401), with them it
+/// reads H.264 and ffmpeg decodes rising stamps. WHEP: an offer without credentials or with a
+/// wrong password gets 401 and a basic challenge, with them 201, and its `DELETE` needs them too;
+/// the player script and CORS preflights are served without. Headless Chromium plays the camera
+/// over WebRTC from a page of another origin, with the credentials in the player's WHEP
+/// requests. Preview and metrics: 401 without, 200 with.
+#[test]
+fn viewers_authenticate_on_rtsp_whep_preview_and_metrics() {
+    use super::network::{header, request, OFFER};
+    use std::os::unix::fs::PermissionsExt;
+
+    let (rtsp, http, metrics) = (free_port(), free_port(), free_port());
+    let page = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let page_port = page.local_addr().expect("addr").port();
+    let d = TestDeployment::new(&format!(
+        "metrics = \"127.0.0.1:{metrics}\"\n\n[auth]\nusers-file = \"viewers.htdigest\"\n\n\
+         [media-server]\nrtsp = \"127.0.0.1:{rtsp}\"\nhttp = \"127.0.0.1:{http}\"\n\
+         allowed-origins = [\"http://127.0.0.1:{page_port}\"]\n\n\
+         [[camera]]\nname = \"cam0\"\nwidth = {WIDTH}\nheight = {HEIGHT}\nfps = 30\n\n\
+         [camera.source]\nkind = \"synthetic\"\n\n\
+         [camera.preview]\nlisten = \"127.0.0.1:0\"\nfps = 2\n\n\
+         [camera.streamer]\nbitrate-kbps = 3000\ngop = 15\nstats-interval-secs = 0.5\n"
+    ));
+    let users = d.dir.path().join("viewers.htdigest");
+    std::fs::write(&users, USERS_FILE).expect("write the users file");
+    std::fs::set_permissions(&users, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let mut up = d.spawn("ctl", &["up"]);
+    d.wait_status(streaming);
+    wait_server_receiving(http);
+    let with = format!("Authorization: {AUTHORIZATION}\r\n");
+    let wrong = format!("Authorization: {WRONG_PASSWORD}\r\n");
+
+    // RTSP: digest authentication.
+    assert_eq!(rtsp_request(rtsp, "DESCRIBE", "/cam0", "Accept: application/sdp\r\n", ""), 401);
+    let (ok, err) = probe_result(&format!("rtsp://127.0.0.1:{rtsp}/cam0"));
+    assert!(!ok && err.contains("401"), "ffprobe without credentials: {err}");
+    let (ok, err) = probe_result(&format!("rtsp://viewer:wrong@127.0.0.1:{rtsp}/cam0"));
+    assert!(!ok && err.contains("401"), "ffprobe with a wrong password: {err}");
+    let url = format!("rtsp://viewer:s3cret-pass@127.0.0.1:{rtsp}/cam0");
+    assert_eq!(probe(&url), ("h264".to_string(), u64::from(WIDTH), u64::from(HEIGHT)));
+    assert_rising_stamps(&decoded_stamps(&url, 4));
+
+    // WHEP and the media server's pages: basic authentication.
+    let sdp = "Content-Type: application/sdp\r\n";
+    for credentials in ["", wrong.as_str()] {
+        let (code, answer) = request(http, "POST", "/cam0/whep", &format!("{sdp}{credentials}"), OFFER);
+        assert_eq!(code, 401, "{answer}");
+        assert_eq!(header(&answer, "www-authenticate"), Some("Basic realm=\"framebus\", charset=\"UTF-8\""));
+    }
+    assert_eq!(request(http, "GET", "/status.json", "", "").0, 401);
+    assert_eq!(request(http, "GET", "/cam0", "", "").0, 401);
+    assert_eq!(request(http, "GET", "/cam0", &with, "").0, 200);
+    assert_eq!(request(http, "GET", "/whep.js", "", "").0, 200, "the player script is public");
+    let origin = format!("Origin: http://127.0.0.1:{page_port}\r\n");
+    let (code, preflight) = request(
+        http,
+        "OPTIONS",
+        "/cam0/whep",
+        &format!("{origin}Access-Control-Request-Method: POST\r\nAccess-Control-Request-Headers: authorization, content-type\r\n"),
+        "",
+    );
+    assert_eq!(code, 204, "{preflight}");
+    assert!(
+        header(&preflight, "access-control-allow-headers").is_some_and(|h| h.contains("authorization")),
+        "{preflight}"
+    );
+    let (code, answer) = request(http, "POST", "/cam0/whep", &format!("{sdp}{with}"), OFFER);
+    assert_eq!(code, 201, "{answer}");
+    let location = header(&answer, "location").expect("a Location").to_string();
+    assert_eq!(request(http, "DELETE", &location, "", "").0, 401, "ending a session needs credentials");
+    assert_eq!(request(http, "DELETE", &location, &with, "").0, 200);
+
+    // Chromium plays over WebRTC with the credentials in the player's WHEP requests.
+    let (size, ids) = chromium_plays(&d, http, page, Some(AUTHORIZATION));
+    assert_eq!(size, format!("{WIDTH}x{HEIGHT}"));
+    assert!(ids.len() >= 10 && ids.windows(2).all(|w| w[0] < w[1]), "WebRTC ids: {ids:?}");
+
+    // The preview and the metrics endpoint: the same users, basic authentication.
+    let preview_line = up.wait_stderr(DEADLINE, "preview served at http://");
+    let preview = preview_line[preview_line.find("http://").expect("url")..].split_whitespace().next().expect("url");
+    let preview_port: u16 =
+        preview.trim_end_matches('/').rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
+    up.wait_stderr(DEADLINE, "metrics at http://");
+    for (port, path) in [(preview_port, "/"), (preview_port, "/snapshot.jpg"), (metrics, "/metrics")] {
+        assert_eq!(request(port, "GET", path, "", "").0, 401, "{path} on {port} without credentials");
+        assert_eq!(request(port, "GET", path, &wrong, "").0, 401, "{path} on {port} with a wrong password");
+        let (code, answer) = request(port, "GET", path, &with, "");
+        assert_eq!(code, 200, "{path} on {port}: {answer}");
+    }
+    let (_, scrape) = request(metrics, "GET", "/metrics", &with, "");
+    assert!(scrape.contains("framebus_"), "{scrape}");
+
+    let (code, _, err) = d.ctl(&["stop", "cam0"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(up.wait_exit(DEADLINE), Some(0), "{}", up.stderr_text());
+    d.assert_no_leftovers();
+}
+
+/// `curl --insecure` (the test's certificate is self-signed): the status code of `url`, with
+/// `user` (`name:password`) when given; 0 when no HTTP answer came.
+fn curl_status(url: &str, user: Option<&str>) -> u16 {
+    let mut command = Command::new("curl");
+    command.args(["-sk", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10"]);
+    if let Some(user) = user {
+        command.args(["-u", user]);
+    }
+    let out = command.arg(url).stdin(Stdio::null()).output().expect("curl is installed");
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0)
+}
+
+/// `[tls]`: the media server speaks RTSPS (ffprobe reads H.264 over `rtsps://` with the
+/// viewer's credentials; plain `rtsp://` gets nothing), and it, the preview and the metrics
+/// endpoint speak HTTPS (`curl`: 401 without credentials, 200 with; a plain-HTTP request gets
+/// no HTTP answer).
+#[test]
+fn tls_serves_rtsps_and_https() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let (rtsp, http, metrics) = (free_port(), free_port(), free_port());
+    let d = TestDeployment::new(&format!(
+        "metrics = \"127.0.0.1:{metrics}\"\n\n[auth]\nusers-file = \"viewers.htdigest\"\n\n\
+         [tls]\ncertificate = \"cert.pem\"\nkey = \"key.pem\"\n\n\
+         [media-server]\nrtsp = \"127.0.0.1:{rtsp}\"\nhttp = \"127.0.0.1:{http}\"\n\n\
+         [[camera]]\nname = \"cam0\"\nwidth = {WIDTH}\nheight = {HEIGHT}\nfps = 30\n\n\
+         [camera.source]\nkind = \"synthetic\"\n\n\
+         [camera.preview]\nlisten = \"127.0.0.1:0\"\nfps = 2\n\n\
+         [camera.streamer]\nbitrate-kbps = 3000\ngop = 15\nstats-interval-secs = 0.5\n"
+    ));
+    let dir = d.dir.path();
+    let users = dir.join("viewers.htdigest");
+    std::fs::write(&users, USERS_FILE).expect("write the users file");
+    std::fs::set_permissions(&users, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let made = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
+        .args(["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(dir.join("key.pem"))
+        .arg("-out")
+        .arg(dir.join("cert.pem"))
+        .stdin(Stdio::null())
+        .output()
+        .expect("openssl is installed");
+    assert!(made.status.success(), "openssl: {}", String::from_utf8_lossy(&made.stderr));
+    std::fs::set_permissions(dir.join("key.pem"), std::fs::Permissions::from_mode(0o600)).expect("chmod");
+
+    let mut up = d.spawn("ctl", &["up"]);
+    d.wait_status(streaming);
+    let status = format!("https://127.0.0.1:{http}/status.json");
+    let until = std::time::Instant::now() + DEADLINE;
+    while curl_status(&status, Some("viewer:s3cret-pass")) != 200 {
+        assert!(std::time::Instant::now() < until, "the media server never answered over HTTPS");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    wait_until_publishing_tls(&status);
+
+    // RTSPS with the viewer's credentials; plain RTSP gets no stream.
+    let url = format!("rtsps://viewer:s3cret-pass@127.0.0.1:{rtsp}/cam0");
+    assert_eq!(probe(&url), ("h264".to_string(), u64::from(WIDTH), u64::from(HEIGHT)));
+    let (ok, err) = probe_result(&format!("rtsp://viewer:s3cret-pass@127.0.0.1:{rtsp}/cam0"));
+    assert!(!ok, "plain RTSP on the RTSPS port played: {err}");
+
+    // HTTPS everywhere: 401 without credentials, 200 with; plain HTTP gets no answer.
+    let preview_line = up.wait_stderr(DEADLINE, "preview served at https://");
+    let preview = preview_line[preview_line.find("https://").expect("url")..].split_whitespace().next().expect("url");
+    up.wait_stderr(DEADLINE, "metrics at https://");
+    let metrics_url = format!("https://127.0.0.1:{metrics}/metrics");
+    let player = format!("https://127.0.0.1:{http}/cam0");
+    for url in [status.as_str(), player.as_str(), preview, metrics_url.as_str()] {
+        assert_eq!(curl_status(url, None), 401, "{url} without credentials");
+        assert_eq!(curl_status(url, Some("viewer:s3cret-pass")), 200, "{url} with credentials");
+        let plain = url.replacen("https://", "http://", 1);
+        assert_ne!(curl_status(&plain, Some("viewer:s3cret-pass")), 200, "{plain} answered over plain HTTP");
+    }
+
+    let (code, _, err) = d.ctl(&["stop", "cam0"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(up.wait_exit(DEADLINE), Some(0), "{}", up.stderr_text());
+    d.assert_no_leftovers();
+}
+
+/// Waits (bounded) until the media server's HTTPS `/status.json` says cam0 publishes.
+fn wait_until_publishing_tls(status_url: &str) {
+    let until = std::time::Instant::now() + DEADLINE;
+    loop {
+        let out = Command::new("curl")
+            .args(["-sk", "--max-time", "5", "-u", "viewer:s3cret-pass", status_url])
+            .stdin(Stdio::null())
+            .output()
+            .expect("curl is installed");
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        if json["cameras"][0]["publishing"] == true {
+            return;
+        }
+        assert!(std::time::Instant::now() < until, "the media server never received cam0's stream");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

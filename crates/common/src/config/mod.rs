@@ -6,18 +6,21 @@
 //! key path (`camera[1].fps`), the bad value and what is allowed. All defaults live in
 //! [`defaults`].
 
+mod auth;
 mod error;
 mod locate;
 mod preview;
 mod recorder;
 mod source;
 mod streamer;
+mod tls;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub use auth::{parse_users, AuthConfig, ViewerUser, ViewerUsers, REALM};
 pub use error::ConfigError;
 pub use locate::{
     locate_config, locate_config_with, ConfigOrigin, LocatedConfig, NoConfig, CONFIG_ENV, DEFAULT_CONFIG, LOCAL_CONFIG,
@@ -31,6 +34,7 @@ pub use source::{
     SyntheticSourceConfig, V4l2Memory, V4l2SourceConfig, MAX_SCENE_OBJECTS,
 };
 pub use streamer::{EncoderChoice, MediaServerConfig, StreamerConfig};
+pub use tls::{TlsConfig, TlsFiles};
 
 use crate::format::PixelFormat;
 use crate::names::{ProcessRole, Role};
@@ -147,6 +151,14 @@ pub struct Deployment {
     /// [`MediaServerConfig`]).
     #[serde(default)]
     pub media_server: Option<MediaServerConfig>,
+    /// `[auth]`: viewer authentication of the media server, the previews and the metrics
+    /// endpoint (see [`AuthConfig`]).
+    #[serde(default)]
+    pub auth: AuthConfig,
+    /// `[tls]`: certificate and key of the media server (RTSPS, HTTPS), the previews and the
+    /// metrics endpoint (HTTPS); none = plain RTSP and HTTP (see [`TlsConfig`]).
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
     /// The file this was loaded from (set by [`Deployment::load`]).
     #[serde(skip)]
     pub source_file: PathBuf,
@@ -593,9 +605,10 @@ impl Deployment {
             if addr.port() == 0 {
                 continue;
             }
-            origins.push(format!("http://{addr}"));
+            let scheme = self.http_scheme();
+            origins.push(format!("{scheme}://{addr}"));
             if addr.ip().is_loopback() {
-                origins.push(format!("http://localhost:{}", addr.port()));
+                origins.push(format!("{scheme}://localhost:{}", addr.port()));
             }
         }
         origins.sort();
@@ -659,6 +672,8 @@ impl Deployment {
             }
             source::validate(self, i, cam, cam.pixel_format).map_err(at)?;
         }
+        auth::validate(self)?;
+        self.tls_files()?;
         Ok(())
     }
 }

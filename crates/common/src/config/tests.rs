@@ -405,7 +405,7 @@ fn streamer_and_media_server_load_and_bad_values_name_the_key() {
     assert_eq!(server.ice_addresses(), ["127.0.0.1"]);
 
     let everywhere =
-        load(&format!("[media-server]\nrtsp = \"0.0.0.0:9554\"\nhttp = \"0.0.0.0:9889\"\n{GOOD}[camera.streamer]\n"))
+        load(&format!("[auth]\nallow-anonymous = true\n[media-server]\nrtsp = \"0.0.0.0:9554\"\nhttp = \"0.0.0.0:9889\"\n{GOOD}[camera.streamer]\n"))
             .expect("valid config");
     assert!(everywhere.media_server.as_ref().expect("server").ice_addresses().is_empty());
 
@@ -627,4 +627,88 @@ fn bad_scene_keys_name_the_key_and_the_allowed_values() {
         format!("`{}`: {}", e.key, e.message),
         "`camera[0].pixel-format`: the scene source produces raw frames: allowed BGR3, RGB3, GREY, YUYV, NV12"
     );
+}
+
+/// A listener other machines can reach (media server `rtsp`/`http`, a preview's `listen`,
+/// `[deployment] metrics`) with no users file is refused naming the file, the key and the fix,
+/// unless `[auth] allow-anonymous = true`; loopback needs neither. A users file must exist, be
+/// private to its owner (and group) and hold valid lines; it and `allow-anonymous` exclude each
+/// other.
+#[test]
+fn listeners_beyond_loopback_need_auth_or_allow_anonymous() {
+    let streamer = format!("{GOOD}[camera.streamer]\n");
+    let exposed = [
+        ("media-server.rtsp", format!("[media-server]\nrtsp = \"0.0.0.0:9554\"\n{streamer}")),
+        ("media-server.http", format!("[media-server]\nhttp = \"192.0.2.7:9889\"\n{streamer}")),
+        ("camera[0].preview.listen", format!("{GOOD}[camera.preview]\nlisten = \"0.0.0.0:8080\"\n")),
+        ("deployment.metrics", GOOD.replace("name = \"lab\"", "name = \"lab\"\nmetrics = \"[::]:9464\"")),
+    ];
+    for (key, text) in &exposed {
+        let e = load(text).expect_err(key);
+        assert_eq!(e.key, *key, "{e}");
+        assert_eq!(e.file, Path::new("test.toml"));
+        assert!(e.message.contains("can be reached from other machines"), "{e}");
+        assert!(e.message.contains("[auth] users-file") && e.message.contains("allow-anonymous = true"), "{e}");
+        load(&format!("[auth]\nallow-anonymous = true\n{text}")).unwrap_or_else(|e| panic!("{key}: {e}"));
+    }
+    // Loopback (v4 and v6) needs no auth.
+    load(&format!("[media-server]\nrtsp = \"127.0.0.2:9554\"\nhttp = \"[::1]:9889\"\n{streamer}")).expect("loopback");
+    load(&GOOD.replace("name = \"lab\"", "name = \"lab\"\nmetrics = \"127.0.0.1:0\"")).expect("loopback metrics");
+
+    // A users file instead of allow-anonymous.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("deployment.toml");
+    let users = dir.path().join("viewers.htdigest");
+    let with_users =
+        |text: &str| Deployment::from_toml(&config, &format!("[auth]\nusers-file = \"viewers.htdigest\"\n{text}"));
+    let e = with_users(&exposed[0].1).expect_err("missing users file");
+    assert_eq!(e.key, "auth.users-file");
+    assert!(e.message.contains("does not exist") && e.message.contains("htdigest -c"), "{e}");
+    std::fs::write(&users, "viewer:framebus:0a802798b50121af1f43c3da67e0b568\n").expect("write");
+    std::fs::set_permissions(&users, std::os::unix::fs::PermissionsExt::from_mode(0o644)).expect("chmod");
+    let e = with_users(&exposed[0].1).expect_err("world-readable users file");
+    assert!(e.key == "auth.users-file" && e.message.contains("chmod 600"), "{e}");
+    std::fs::set_permissions(&users, std::os::unix::fs::PermissionsExt::from_mode(0o600)).expect("chmod");
+    for (key, text) in &exposed {
+        let d = with_users(text).unwrap_or_else(|e| panic!("{key} with a users file: {e}"));
+        let viewers = d.viewer_users().expect("readable").expect("users");
+        assert_eq!(viewers.users.len(), 1);
+        assert_eq!(viewers.users[0].name, "viewer");
+    }
+    std::fs::write(&users, "viewer:other-realm:0a802798b50121af1f43c3da67e0b568\n").expect("write");
+    let e = with_users(GOOD).expect_err("wrong realm");
+    assert!(e.key == "auth.users-file" && e.message.contains("line 1") && e.message.contains("realm"), "{e}");
+    let e = load(&format!("[auth]\nusers-file = \"x\"\nallow-anonymous = true\n{GOOD}")).expect_err("both");
+    assert_eq!(e.key, "auth.allow-anonymous");
+    // Without [auth] nothing is asked.
+    assert_eq!(load(GOOD).expect("valid").viewer_users().expect("no file"), None);
+}
+
+/// `[tls]`: both files must exist and hold PEM blocks of the right kind; the key must be
+/// private. The scheme of the servers' URLs follows.
+#[test]
+fn tls_files_are_checked() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("deployment.toml");
+    let with_tls =
+        || Deployment::from_toml(&config, &format!("[tls]\ncertificate = \"c.pem\"\nkey = \"k.pem\"\n{GOOD}"));
+    let e = with_tls().expect_err("missing certificate");
+    assert!(e.key == "tls.certificate" && e.message.contains("does not exist"), "{e}");
+    std::fs::write(dir.path().join("c.pem"), "not pem").expect("write");
+    let e = with_tls().expect_err("not PEM");
+    assert!(e.key == "tls.certificate" && e.message.contains("BEGIN CERTIFICATE"), "{e}");
+    std::fs::write(dir.path().join("c.pem"), "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n")
+        .expect("write");
+    let e = with_tls().expect_err("missing key");
+    assert_eq!(e.key, "tls.key", "{e}");
+    let key = dir.path().join("k.pem");
+    std::fs::write(&key, "-----BEGIN PRIVATE KEY-----\nAA==\n-----END PRIVATE KEY-----\n").expect("write");
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o644)).expect("chmod");
+    let e = with_tls().expect_err("world-readable key");
+    assert!(e.key == "tls.key" && e.message.contains("chmod 600"), "{e}");
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).expect("chmod");
+    let d = with_tls().expect("valid");
+    assert_eq!(d.http_scheme(), "https");
+    assert!(d.tls_files().expect("readable").is_some());
+    assert_eq!(load(GOOD).expect("valid").http_scheme(), "http");
 }
