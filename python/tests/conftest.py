@@ -219,9 +219,14 @@ class Deployment:
             time.sleep(0.02)
 
     def cleanup(self):
+        """Kills what the test left running; a test that failed half-way then leaves no shared
+        memory either: one `ctl status` removes the dead processes' resources, as the
+        deployment's last process would (the Rust testkit does the same on drop)."""
         for proc in self.procs:
             if proc.running():
                 proc.kill9()
+        if self.leftovers():
+            self.ctl("status", "--timeout", "0.5")
 
 
 @pytest.fixture

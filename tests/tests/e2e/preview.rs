@@ -117,6 +117,8 @@ fn snapshot_stream_and_page_show_live_frames() {
         .arg(format!("--user-data-dir={}", d.dir.path().join("chromium").display()))
         .arg(format!("--screenshot={}", shot.display()))
         .arg(&url)
+        // Its singleton socket folder goes into the test's folder, not /tmp.
+        .env("TMPDIR", d.dir.path())
         .output()
         .expect("chromium is installed (scripts/bootstrap.sh)");
     assert!(shot.is_file(), "no screenshot: {}", String::from_utf8_lossy(&out.stderr));

@@ -270,6 +270,8 @@ fn chromium_plays(d: &TestDeployment, http: u16, page: TcpListener, authorizatio
         .args(["--disable-features=WebRtcHideLocalIpsWithMdns", "--remote-debugging-port=0"])
         .arg(format!("--user-data-dir={}", profile.display()))
         .arg(format!("http://127.0.0.1:{port}/"))
+        // Its singleton socket folder goes into the test's folder, not /tmp.
+        .env("TMPDIR", d.dir.path())
         // Its own process group: the browser's helper processes are killed with it.
         .process_group(0);
     let mut chromium = Proc::spawn_command("chromium", &mut command);
