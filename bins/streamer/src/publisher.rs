@@ -385,6 +385,12 @@ impl Publisher {
         self.tap.iter().flat_map(|t| t.units.try_iter())
     }
 
+    /// The next access unit out of the encoder, waiting for it up to `timeout` (None without a
+    /// tap, or when none came in time).
+    pub fn wait_unit(&self, timeout: Duration) -> Option<EncodedUnit> {
+        self.tap.as_ref().and_then(|t| t.units.recv_timeout(timeout).ok())
+    }
+
     /// Access units the tap dropped (queue full, too large, frame not found).
     pub fn units_dropped(&self) -> u64 {
         self.tap.as_ref().map_or(0, |t| t.dropped.load(Ordering::Relaxed))
