@@ -1,0 +1,46 @@
+//! The command line of `framebus-bench` (`framebus-bench --help`), in the library so that tests
+//! (the docs test) parse command lines with it.
+
+use clap::{Parser, Subcommand};
+
+/// Measures the frame bus with the real binaries (release build: `cargo build --release --bins`)
+/// and prints the tables of docs/benchmarks.md. Without a command it runs every table, as `just
+/// bench` does; a command runs one table.
+#[derive(Debug, Parser)]
+#[command(name = "framebus-bench", version)]
+pub struct Cli {
+    /// One table only (default: all of them).
+    #[command(subcommand)]
+    pub command: Option<BenchCommand>,
+}
+
+/// A `framebus-bench` command: one table, or a process the bench starts itself.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Only the Python reader next to the Rust one (`FRAMEBUS_PYTHON` picks the interpreter,
+    /// default `.venv/bin/python`).
+    Python,
+    /// Only the V4L2 rows (emulated device, mmap and USERPTR).
+    V4l2,
+    /// Only the recorder's pre-roll table.
+    Recorder,
+    /// Only the streaming figures (they need GStreamer and ffmpeg).
+    Stream,
+    /// Only the recording-beside-the-streamer table (part of `stream`).
+    StreamRecord,
+    /// A reader process the bench starts: `<config> <frames> [policy] [touch] [fake-v4l2]`.
+    #[command(hide = true)]
+    Reader {
+        /// Its arguments, as the bench passes them.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// The RTSP server embedded in the encoding process, measured against the media server:
+    /// `<config> <port>` (the bench starts it).
+    #[command(hide = true)]
+    Embedded {
+        /// Its arguments, as the bench passes them.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
