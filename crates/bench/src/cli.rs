@@ -44,3 +44,34 @@ pub enum BenchCommand {
         args: Vec<String>,
     },
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(words: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("framebus-bench").chain(words.iter().copied()))
+    }
+
+    #[test]
+    fn help_is_help_and_no_command_runs_everything() {
+        let help = parse(&["--help"]).expect_err("help is not a run");
+        assert_eq!(help.kind(), clap::error::ErrorKind::DisplayHelp);
+        assert!(help.to_string().contains("stream-record"), "{help}");
+        assert!(parse(&[]).expect("parses").command.is_none());
+        assert!(parse(&["everything"]).is_err());
+    }
+
+    #[test]
+    fn the_processes_it_starts_keep_their_arguments() {
+        match parse(&["reader", "cfg.toml", "100", "every", "touch"]).expect("parses").command {
+            Some(BenchCommand::Reader { args }) => assert_eq!(args, ["cfg.toml", "100", "every", "touch"]),
+            other => panic!("{other:?}"),
+        }
+        match parse(&["embedded", "cfg.toml", "8554"]).expect("parses").command {
+            Some(BenchCommand::Embedded { args }) => assert_eq!(args, ["cfg.toml", "8554"]),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(parse(&["v4l2"]).expect("parses").command, Some(BenchCommand::V4l2)));
+    }
+}
