@@ -1,8 +1,8 @@
-//! Dynamic shell completions: the shell's completion function runs `COMPLETE=<shell> ctl --
-//! <words>` and ctl answers with the candidates, so camera names (`ctl status <TAB>`) and role
-//! names (`ctl stop cam0 <TAB>`) come from the config in effect: `--config` on the line being
-//! completed, else `FRAMEBUS_CONFIG`, else `./framebus.toml`, else `configs/default.toml`
-//! ([`locate_config`]). Built on clap_complete's engine ([`clap_complete::CompleteEnv`]).
+//! Dynamic shell completions: the shell's completion function runs
+//! `FRAMEBUS_COMPLETE=<shell> ctl -- <words>` and ctl answers with the candidates, so camera
+//! names (`ctl status <TAB>`) and role names (`ctl stop cam0 <TAB>`) come from the config in
+//! effect: `--config` on the line being completed, else `FRAMEBUS_CONFIG`, else
+//! `./framebus.toml`, else `configs/default.toml` ([`locate_config`]). Built on clap_complete's engine ([`clap_complete::CompleteEnv`]).
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -16,10 +16,11 @@ use framebus_common::config::Deployment;
 use crate::cli::Cli;
 
 /// The environment variable through which the shell's completion function asks `ctl` for
-/// candidates (`COMPLETE=bash ctl -- ctl status ""`).
-pub const COMPLETE_VAR: &str = "COMPLETE";
+/// candidates (`FRAMEBUS_COMPLETE=bash ctl -- ctl status ""`): a name of framebus's own, so a
+/// `COMPLETE` variable set for something else does not turn ctl into a completer.
+pub const COMPLETE_VAR: &str = "FRAMEBUS_COMPLETE";
 
-/// When the shell asks for completions (`COMPLETE=<shell>` set), prints them, or the
+/// When the shell asks for completions (`FRAMEBUS_COMPLETE=<shell>` set), prints them, or the
 /// registration script without words, and exits; otherwise returns at once.
 pub fn complete_from_env() {
     let words = words_after_escape(std::env::args_os().collect());
@@ -231,7 +232,7 @@ kind = "synthetic"
         let mut out = Vec::new();
         registration(clap_complete::Shell::Bash, "ctl", &mut out).expect("writes");
         let script = String::from_utf8(out).expect("utf-8");
-        assert!(script.contains("COMPLETE=\"bash\""), "{script}");
+        assert!(script.contains("FRAMEBUS_COMPLETE=\"bash\""), "{script}");
         assert!(script.contains("-F _clap_complete_ctl ctl"), "{script}");
         for shell in [
             clap_complete::Shell::Zsh,

@@ -160,6 +160,6 @@ mod tests {
         completions(clap_complete::Shell::Bash, &mut out).expect("writes");
         let script = String::from_utf8(out).expect("utf-8");
         assert!(script.contains("-F _clap_complete_ctl ctl"), "{script}");
-        assert!(script.contains("COMPLETE=\"bash\""), "{script}");
+        assert!(script.contains("FRAMEBUS_COMPLETE=\"bash\""), "{script}");
     }
 }
