@@ -4,14 +4,18 @@ default: test
 
 # Build every binary (debug). `up` builds the same set, so the dependencies are built with the
 # same features (examples bring dev-dependency features) and never twice.
+# The template project `examples/rust-reader` (not a workspace member) shares the target folder.
 build:
     cargo build --workspace --bins --examples
+    cargo build --manifest-path examples/rust-reader/Cargo.toml --target-dir target
 
 # Formatting and lints, as CI checks them.
 lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
     cargo clippy -p framebus --all-targets --features opencv -- -D warnings
+    cargo fmt --manifest-path examples/rust-reader/Cargo.toml -- --check
+    cargo clippy --manifest-path examples/rust-reader/Cargo.toml --target-dir target -- -D warnings
     RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
 
 # The whole test suite: lints, unit tests, end-to-end tests of the real binaries (Rust, then Python's pytest).

@@ -3,6 +3,7 @@
 //! it is slower than the camera, older frames are dropped from its queue (never making capture
 //! wait) and counted as skipped from frame-id gaps.
 
+pub mod cli;
 pub mod compute;
 
 use std::collections::HashMap;

@@ -5,24 +5,9 @@ use std::time::Duration;
 
 use clap::Parser;
 use framebus_algo::AlgoOptions;
-use framebus_common::cli::{camera_main, CameraArgs};
+use framebus_common::cli::camera_main;
 
-/// Subscribes to one camera and processes its newest frames, logging fps, skips and latency.
-#[derive(Debug, Parser)]
-#[command(version)]
-struct Args {
-    #[command(flatten)]
-    camera: CameraArgs,
-    /// Stop after processing this many frames.
-    #[arg(long)]
-    max_frames: Option<u64>,
-    /// Milliseconds of extra work per frame (simulates a slow algorithm).
-    #[arg(long, default_value_t = 0)]
-    simulate_work_ms: u64,
-    /// Print every statistics report as a JSON line on stdout.
-    #[arg(long)]
-    json: bool,
-}
+use framebus_algo::cli::Args;
 
 fn main() -> ExitCode {
     let args = Args::parse();

@@ -10,6 +10,7 @@
 //! - `control`: answering control requests between frames.
 //! - [`pipeline`]: board set-up before the device opens (media-ctl).
 
+pub mod cli;
 mod control;
 mod output;
 pub mod pipeline;

@@ -4,30 +4,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use framebus_capture::CaptureOptions;
-use framebus_common::cli::{camera_main, CameraArgs};
+use framebus_common::cli::camera_main;
 
-/// Reads one camera (synthetic pattern, video file or V4L2 device) and publishes its frames.
-#[derive(Debug, Parser)]
-#[command(version)]
-struct Args {
-    #[command(flatten)]
-    camera: CameraArgs,
-    /// Stop after this many frames.
-    #[arg(long)]
-    max_frames: Option<u64>,
-    /// Wait until this many readers are attached before publishing.
-    #[arg(long, default_value_t = 0)]
-    wait_for_readers: usize,
-    /// Seconds between the periodic statistics log lines (publish rate, driver drops).
-    #[arg(long)]
-    stats_interval_secs: Option<f64>,
-    /// Print a JSON summary line on stdout when stopping.
-    #[arg(long)]
-    summary: bool,
-    /// Only load and check the config, then exit.
-    #[arg(long)]
-    check_config: bool,
-}
+use framebus_capture::cli::Args;
 
 fn main() -> ExitCode {
     let args = Args::parse();

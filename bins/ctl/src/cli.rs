@@ -183,7 +183,9 @@ pub enum CtlCommand {
         service_user: Option<String>,
     },
     /// Print a completion script for a shell, e.g. `ctl completions bash >
-    /// ~/.local/share/bash-completion/completions/ctl`.
+    /// ~/.local/share/bash-completion/completions/ctl`. On TAB the script asks this ctl, which
+    /// completes commands, options, and camera and role names from the config in effect
+    /// (`--config` on the line, else FRAMEBUS_CONFIG, ./framebus.toml, configs/default.toml).
     #[command(after_help = EXIT_CODES)]
     Completions {
         /// The shell.

@@ -13,7 +13,7 @@ use crate::Outcome;
 /// Runs `ctl completions` or `ctl man` (any other command: nothing to do here).
 pub fn run(command: &CtlCommand, json: bool) -> anyhow::Result<Outcome> {
     match command {
-        CtlCommand::Completions { shell } => completions(*shell, &mut std::io::stdout().lock()),
+        CtlCommand::Completions { shell } => completions(*shell, &mut std::io::stdout().lock())?,
         CtlCommand::Man { output: None } => man_page(&mut std::io::stdout().lock())?,
         CtlCommand::Man { output: Some(dir) } => {
             let written = man_pages(dir)?;
@@ -31,10 +31,24 @@ pub fn run(command: &CtlCommand, json: bool) -> anyhow::Result<Outcome> {
     Ok(Outcome::Done)
 }
 
-/// Writes the completion script of `shell` for `ctl`.
-pub fn completions(shell: clap_complete::Shell, out: &mut dyn Write) {
-    let mut command = Cli::command();
-    clap_complete::generate(shell, &mut command, "ctl", out);
+/// Writes the completion script of `shell` for `ctl`: it registers ctl's dynamic completions
+/// ([`crate::complete`]), so the shell asks this ctl for candidates, camera and role names from
+/// the config in effect included.
+pub fn completions(shell: clap_complete::Shell, out: &mut dyn Write) -> anyhow::Result<()> {
+    crate::complete::registration(shell, &completer_path(), out).context("writing the completion script")
+}
+
+/// How the script runs ctl: as it was run (`ctl` from PATH), or its absolute path when it was
+/// run by a path (`target/release/ctl`), so the script works from any folder.
+fn completer_path() -> String {
+    let Some(argv0) = std::env::args_os().next() else { return "ctl".to_string() };
+    let path = PathBuf::from(argv0);
+    if path.components().count() > 1 {
+        if let Ok(absolute) = std::path::absolute(&path) {
+            return absolute.display().to_string();
+        }
+    }
+    path.display().to_string()
 }
 
 /// Writes the page `ctl.1` to `out`.
@@ -141,11 +155,11 @@ mod tests {
     }
 
     #[test]
-    fn bash_completions_know_the_commands() {
+    fn bash_completions_call_ctl_back() {
         let mut out = Vec::new();
-        completions(clap_complete::Shell::Bash, &mut out);
+        completions(clap_complete::Shell::Bash, &mut out).expect("writes");
         let script = String::from_utf8(out).expect("utf-8");
-        assert!(script.contains("complete -F _ctl"), "{script}");
-        assert!(script.contains("status") && script.contains("systemd"), "{script}");
+        assert!(script.contains("-F _clap_complete_ctl ctl"), "{script}");
+        assert!(script.contains("FRAMEBUS_COMPLETE=\"bash\""), "{script}");
     }
 }

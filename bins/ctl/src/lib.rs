@@ -10,6 +10,7 @@
 //! reported as busy, and ctl exits 3. ctl never links OpenCV or v4l.
 
 pub mod cli;
+pub mod complete;
 pub mod events;
 pub mod generate;
 pub mod metrics;

@@ -6,6 +6,8 @@ use clap::Parser;
 use framebus_ctl::cli::Cli;
 
 fn main() -> ExitCode {
+    // The shell asking for completions (`FRAMEBUS_COMPLETE=bash ctl -- ...`): answered, then exit.
+    framebus_ctl::complete::complete_from_env();
     let cli = Cli::parse();
     // A page of /dev/shm that cannot be backed ends ctl with 75 and a message, not SIGBUS.
     framebus_common::signals::install_sigbus();

@@ -4,6 +4,7 @@
 //! camera) and browsers over WebRTC (WHEP at `http://HOST:PORT/<camera>/whep`, player page at
 //! `/<camera>`). It never decodes or re-encodes; viewers cost the framebus processes nothing.
 
+pub mod cli;
 pub mod http;
 pub mod hub;
 pub mod ingest;

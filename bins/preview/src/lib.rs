@@ -9,6 +9,7 @@
 //! The initial state is the camera's recorded preview flag, else `[camera.preview] enabled`;
 //! `--enabled` on the command line is recorded like a command.
 
+pub mod cli;
 pub mod http;
 pub mod render;
 pub mod results;

@@ -21,6 +21,7 @@
 //! settings (`min-free-mb`, `min-free-inodes`, `delete-oldest`, `max-age-days`,
 //! `max-total-mb`) from the config file.
 
+pub mod cli;
 pub mod clip;
 pub mod disk;
 pub mod journal;

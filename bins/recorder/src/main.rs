@@ -3,24 +3,10 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use framebus_common::cli::{camera_main, CameraArgs};
+use framebus_common::cli::camera_main;
 use framebus_recorder::RecorderOptions;
 
-/// Subscribes to one camera and, while saving is on, writes video segments and images with a
-/// sidecar index into `camera.recorder.directory`. SIGHUP re-reads the disk-guard settings.
-#[derive(Debug, Parser)]
-#[command(version)]
-struct Args {
-    #[command(flatten)]
-    camera: CameraArgs,
-    /// Turn saving on or off, recorded like `ctl record on|off` (default: the camera's recorded
-    /// flag, else `camera.recorder.enabled`).
-    #[arg(long)]
-    saving: Option<bool>,
-    /// Print every statistics report as a JSON line on stdout.
-    #[arg(long)]
-    json: bool,
-}
+use framebus_recorder::cli::Args;
 
 fn main() -> ExitCode {
     let args = Args::parse();

@@ -9,6 +9,7 @@
 //! cannot take now is skipped (counted); a failed or stalled encoder run is dropped and a new
 //! one started with backoff (250 ms doubling to 5 s) while frames keep being skipped.
 
+pub mod cli;
 pub mod encoder;
 pub mod publisher;
 

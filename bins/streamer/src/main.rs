@@ -3,22 +3,10 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use framebus_common::cli::{camera_main, CameraArgs};
+use framebus_common::cli::camera_main;
 use framebus_streamer::StreamerOptions;
 
-/// Encodes one camera's frames as H.264 (hardware encoder first) and publishes the access units on shared memory, where the media server and the recorder read them.
-#[derive(Debug, Parser)]
-#[command(version)]
-struct Args {
-    #[command(flatten)]
-    camera: CameraArgs,
-    /// Print the encoder the machine offers and why, then exit.
-    #[arg(long)]
-    probe: bool,
-    /// Print every statistics report as a JSON line on stdout.
-    #[arg(long)]
-    json: bool,
-}
+use framebus_streamer::cli::Args;
 
 fn main() -> ExitCode {
     let args = Args::parse();

@@ -25,7 +25,9 @@ mod embedded;
 mod stream;
 
 use anyhow::{anyhow, bail, Context};
+use clap::Parser;
 use framebus::{Camera, Event, ReaderPolicy};
+use framebus_bench::cli::{BenchCommand, Cli};
 use framebus_common::clock;
 use framebus_common::pattern::SyntheticPattern;
 use framebus_common::stats::LatencyWindow;
@@ -47,28 +49,27 @@ const CASES: [Case; 3] = [
 ];
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let result = match args.get(1).map(String::as_str) {
-        Some("reader") => reader(&args[2..]),
-        // Only the Python reader next to the Rust one (`FRAMEBUS_PYTHON` picks the interpreter).
-        Some("python") => tempfile::tempdir().map_err(anyhow::Error::from).and_then(|dir| python_vs_rust(dir.path())),
-        // Only the emulated-device rows.
-        Some("v4l2") => tempfile::tempdir().map_err(anyhow::Error::from).and_then(|dir| device_bench(dir.path())),
-        // Only the recorder table (`framebus-bench recorder`).
-        Some("recorder") => tempfile::tempdir().map_err(anyhow::Error::from).and_then(|dir| recorder_table(dir.path())),
-        Some("embedded") => embedded::run(&args[2..]),
-        // Only the streaming figures (they need GStreamer and ffmpeg; `just bench` runs all).
-        Some("stream") => tempfile::tempdir().map_err(anyhow::Error::from).and_then(|dir| stream::bench(dir.path())),
-        // Only the recording-beside-the-streamer table (part of `stream`).
-        Some("stream-record") => {
-            tempfile::tempdir().map_err(anyhow::Error::from).and_then(|dir| stream::recording(dir.path()))
-        }
-        _ => bench(),
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(BenchCommand::Reader { args }) => reader(&args),
+        Some(BenchCommand::Python) => in_temp_dir(python_vs_rust),
+        Some(BenchCommand::V4l2) => in_temp_dir(device_bench),
+        Some(BenchCommand::Recorder) => in_temp_dir(recorder_table),
+        Some(BenchCommand::Embedded { args }) => embedded::run(&args),
+        Some(BenchCommand::Stream) => in_temp_dir(stream::bench),
+        Some(BenchCommand::StreamRecord) => in_temp_dir(stream::recording),
+        None => bench(),
     };
     if let Err(e) = result {
         eprintln!("framebus-bench: error: {e:#}");
         std::process::exit(2);
     }
+}
+
+/// Runs one table in a temporary folder (removed afterwards).
+fn in_temp_dir(table: fn(&Path) -> anyhow::Result<()>) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    table(dir.path())
 }
 
 fn sibling(name: &str) -> anyhow::Result<PathBuf> {

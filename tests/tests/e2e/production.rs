@@ -337,8 +337,10 @@ fn a_storm_of_malformed_requests_is_logged_with_a_count() {
     d.assert_no_leftovers();
 }
 
-/// `ctl completions` for bash is valid bash and completes `ctl st<TAB>` to start, state, status and stop;
-/// zsh and fish scripts are generated; `ctl man --output` writes pages that groff renders
+/// `ctl completions` for bash is valid bash; pressing TAB asks ctl, which completes `ctl st<TAB>`
+/// to its commands (start, state, status, stop), `ctl status <TAB>` to the cameras and `ctl stop yard <TAB>` to that camera's
+/// roles of the config in effect (`./framebus.toml` of the shell's folder, or `--config` on the
+/// line); zsh and fish scripts are generated; `ctl man --output` writes pages that groff renders
 /// without a warning; none of it needs a config file.
 #[test]
 fn completions_and_man_pages_are_generated() {
@@ -354,26 +356,49 @@ fn completions_and_man_pages_are_generated() {
     std::fs::write(&script_path, &script).expect("script");
     let (code, _, err) = run(Command::new("bash").arg("-n").arg(&script_path));
     assert_eq!(code, Some(0), "bash -n: {err}");
-    let probe = format!(
-        "source '{}'\nCOMP_WORDS=(ctl st)\nCOMP_CWORD=1\nCOMP_LINE='ctl st'\nCOMP_POINT=6\n_ctl ctl st ctl\nprintf '%s\\n' \"${{COMPREPLY[@]}}\"\n",
-        script_path.display()
-    );
-    let (code, out, err) = run(Command::new("bash").arg("-c").arg(&probe));
-    assert_eq!(code, Some(0), "{err}");
-    let mut offered: Vec<&str> = out.lines().collect();
-    offered.sort_unstable();
-    assert_eq!(offered, vec!["start", "state", "status", "stop"], "{out}{err}");
+    // What bash does on TAB: the registered function with the words and the word's index.
+    let complete = |words: &[&str], folder: &std::path::Path| {
+        let quoted: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
+        let probe = format!(
+            "source '{}'\nCOMP_WORDS=({})\nCOMP_CWORD={}\nCOMP_TYPE=9\n_clap_complete_ctl ctl '{}' '{}'\nprintf '%s\\n' \"${{COMPREPLY[@]}}\"\n",
+            script_path.display(),
+            quoted.join(" "),
+            words.len() - 1,
+            words[words.len() - 1],
+            words[words.len().saturating_sub(2)],
+        );
+        let (code, out, err) = run(Command::new("bash").arg("-c").arg(&probe).current_dir(folder));
+        assert_eq!(code, Some(0), "{err}");
+        let mut offered: Vec<String> =
+            out.lines().map(|l| l.trim_end().to_string()).filter(|l| !l.is_empty() && !l.starts_with('-')).collect();
+        offered.sort_unstable();
+        offered
+    };
+    assert_eq!(complete(&["ctl", "st"], outside.path()), vec!["start", "state", "status", "stop"]);
+    // Names from the config in effect: none here (no config), then ./framebus.toml.
+    assert_eq!(complete(&["ctl", "status", ""], outside.path()), Vec::<String>::new());
+    let config = "[deployment]\nname = \"completions\"\n\n[[camera]]\nname = \"front\"\nwidth = 160\nheight = 120\nfps = 10\n\
+                  [camera.source]\nkind = \"synthetic\"\n\n[[camera]]\nname = \"yard\"\nwidth = 160\nheight = 120\nfps = 10\n\
+                  max-readers = 3\nslots = 13\n[camera.source]\nkind = \"synthetic\"\n[camera.algo]\n\n[[camera.reader]]\nname = \"plates\"\n";
+    std::fs::write(outside.path().join("framebus.toml"), config).expect("config");
+    assert_eq!(complete(&["ctl", "status", ""], outside.path()), vec!["front", "yard"]);
+    assert_eq!(complete(&["ctl", "stop", "yard", ""], outside.path()), vec!["algo", "capture", "plates"]);
+    assert_eq!(complete(&["ctl", "stop", "front", ""], outside.path()), vec!["capture"]);
+    // `--config` on the line wins, relative to the shell's folder.
+    let elsewhere = tempfile::tempdir().expect("another folder");
+    let config_arg = outside.path().join("framebus.toml").display().to_string();
+    assert_eq!(complete(&["ctl", "record", "on", "--config", &config_arg, "y"], elsewhere.path()), vec!["yard"]);
     let (code, out, err) =
         run(Command::new("bash").arg("-c").arg(format!("source '{}'; complete -p ctl", script_path.display())));
     assert_eq!(code, Some(0), "{err}");
-    assert!(out.contains("_ctl"), "{out}");
+    assert!(out.contains("_clap_complete_ctl"), "{out}");
 
     let (code, zsh, _) = run(ctl().args(["completions", "zsh"]));
     assert_eq!(code, Some(0));
     assert!(zsh.starts_with("#compdef ctl"), "{zsh}");
     let (code, fish, _) = run(ctl().args(["completions", "fish"]));
     assert_eq!(code, Some(0));
-    assert!(fish.contains("complete -c ctl"), "{fish}");
+    assert!(fish.contains("complete --keep-order --exclusive --command ctl"), "{fish}");
     let (code, _, err) = run(ctl().args(["completions", "tcsh"]));
     assert_eq!(code, Some(2), "{err}");
 

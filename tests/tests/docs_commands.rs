@@ -1,19 +1,64 @@
-//! The docs run as written: every `ctl` command line in a fenced code block of README.md,
-//! ARCHITECTURE.md and docs/*.md parses with ctl's real command-line definition, every
-//! `just <recipe>` names a recipe of the justfile with a fitting number of arguments, and every
-//! repository path the docs name (in backticks or as a link) exists.
+//! The docs run as written: every command line of a framebus binary (`ctl`, `capture`, `algo`,
+//! `preview`, `recorder`, `streamer`, `mediaserver`, `framebus-bench`) in a fenced code block of
+//! README.md, ARCHITECTURE.md and docs/*.md parses with that binary's real command-line
+//! definition (its clap struct, from its library), every `just <recipe>` names a recipe of the
+//! justfile with a fitting number of arguments, and every repository path the docs name (in
+//! backticks or as a link) exists.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use clap::Parser;
-use framebus_ctl::cli::Cli;
 
-/// The repository root (this crate is `bins/ctl`).
+/// The repository root (this crate is `tests`).
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
+
+/// A binary whose command lines the docs show.
+struct Binary {
+    /// Its file name (`target/release/<name>`).
+    name: &'static str,
+    /// Its package (`cargo run -p <package>`).
+    package: &'static str,
+    /// Whether the docs may call it by its bare name (on PATH: `just install-ctl` links ctl;
+    /// `framebus-bench` cannot be mistaken for a word of prose); the others only by a path.
+    bare: bool,
+    /// Parses an argv (argv[0] included) with the binary's clap definition.
+    parse: fn(&[String]) -> Result<(), clap::Error>,
+}
+
+fn parses<P: Parser>(argv: &[String]) -> Result<(), clap::Error> {
+    P::try_parse_from(argv).map(drop)
+}
+
+/// Every framebus binary with a command line.
+const BINARIES: &[Binary] = &[
+    Binary { name: "ctl", package: "framebus-ctl", bare: true, parse: parses::<framebus_ctl::cli::Cli> },
+    Binary { name: "capture", package: "framebus-capture", bare: false, parse: parses::<framebus_capture::cli::Args> },
+    Binary { name: "algo", package: "framebus-algo", bare: false, parse: parses::<framebus_algo::cli::Args> },
+    Binary { name: "preview", package: "framebus-preview", bare: false, parse: parses::<framebus_preview::cli::Args> },
+    Binary {
+        name: "recorder",
+        package: "framebus-recorder",
+        bare: false,
+        parse: parses::<framebus_recorder::cli::Args>,
+    },
+    Binary {
+        name: "streamer",
+        package: "framebus-streamer",
+        bare: false,
+        parse: parses::<framebus_streamer::cli::Args>,
+    },
+    Binary {
+        name: "mediaserver",
+        package: "framebus-mediaserver",
+        bare: false,
+        parse: parses::<framebus_mediaserver::cli::Args>,
+    },
+    Binary { name: "framebus-bench", package: "framebus-bench", bare: true, parse: parses::<framebus_bench::cli::Cli> },
+];
 
 /// The docs a newcomer reads: README.md, ARCHITECTURE.md and every docs/*.md.
 fn doc_files() -> Vec<PathBuf> {
@@ -119,21 +164,28 @@ fn is_assignment(word: &str) -> bool {
     })
 }
 
-/// The arguments of a `ctl` invocation (argv[0] included), if `command` is one: `ctl ...`,
-/// `target/<profile>/ctl ...`, or `cargo run ... -p framebus-ctl -- ...`.
-fn ctl_argv(command: &[String]) -> Option<Vec<String>> {
+/// The binary a command runs and its arguments (argv[0] included): `ctl ...`,
+/// `target/<profile>/<name> ...`, or `cargo run ... -p <package> -- ...` (`--bin <name>`).
+fn binary_argv(command: &[String]) -> Option<(&'static Binary, Vec<String>)> {
     let first = command.first()?;
-    if first == "ctl" || (first.starts_with("target/") && first.ends_with("/ctl")) {
-        return Some(command.to_vec());
+    for binary in BINARIES {
+        let by_path = first.starts_with("target/") && first.rsplit('/').next() == Some(binary.name);
+        if by_path || (binary.bare && first == binary.name) {
+            return Some((binary, command.to_vec()));
+        }
     }
     if first == "cargo" && command.get(1).is_some_and(|w| w == "run") {
-        let names_ctl =
-            command.windows(2).any(|w| matches!(w[0].as_str(), "-p" | "--package") && w[1] == "framebus-ctl")
-                || command.iter().any(|w| w == "--package=framebus-ctl" || w == "--bin=ctl")
-                || command.windows(2).any(|w| w[0] == "--bin" && w[1] == "ctl");
-        if names_ctl {
-            let rest = command.iter().skip_while(|w| *w != "--").skip(1).cloned();
-            return Some(std::iter::once("ctl".to_string()).chain(rest).collect());
+        for binary in BINARIES {
+            let names_it = command.windows(2).any(|w| {
+                (matches!(w[0].as_str(), "-p" | "--package") && w[1] == binary.package)
+                    || (w[0] == "--bin" && w[1] == binary.name)
+            }) || command
+                .iter()
+                .any(|w| *w == format!("--package={}", binary.package) || *w == format!("--bin={}", binary.name));
+            if names_it {
+                let rest = command.iter().skip_while(|w| *w != "--").skip(1).cloned();
+                return Some((binary, std::iter::once(binary.name.to_string()).chain(rest).collect()));
+            }
         }
     }
     None
@@ -198,15 +250,28 @@ fn check_just(command: &[String], recipes: &BTreeMap<String, Recipe>) -> Result<
     Ok(())
 }
 
-/// Checks one `ctl` invocation with ctl's own clap definition.
-fn check_ctl(argv: &[String]) -> Result<(), String> {
+/// `--config FILE` or `--config=FILE` in an argv.
+fn config_arg(argv: &[String]) -> Option<PathBuf> {
+    let mut found = None;
+    for (i, word) in argv.iter().enumerate() {
+        if word == "--config" {
+            found = argv.get(i + 1).map(PathBuf::from);
+        } else if let Some(path) = word.strip_prefix("--config=") {
+            found = Some(PathBuf::from(path));
+        }
+    }
+    found
+}
+
+/// Checks one invocation of a binary with its own clap definition.
+fn check_binary(binary: &Binary, argv: &[String]) -> Result<(), String> {
     if let Some(word) = argv.iter().find(|w| w.contains('<') || w.contains('>')) {
         return Err(format!("`{word}` looks like a placeholder: write a real example value"));
     }
-    match Cli::try_parse_from(argv) {
-        Ok(cli) => {
+    match (binary.parse)(argv) {
+        Ok(()) => {
             // A relative config path in the docs must be a file of the repository.
-            if let Some(config) = cli.config.filter(|c| c.is_relative()) {
+            if let Some(config) = config_arg(argv).filter(|c| c.is_relative()) {
                 if !repo().join(&config).is_file() {
                     return Err(format!("--config {}: no such file in the repository", config.display()));
                 }
@@ -236,30 +301,43 @@ fn doc_commands() -> Vec<DocLine> {
     out
 }
 
-/// Runs the checks over every doc command; returns the failures and how many ctl and just
-/// commands were checked.
-fn failures(extra: &[(String, usize, String)]) -> (String, usize, usize) {
+/// How many commands of each kind were checked.
+#[derive(Debug, Default)]
+struct Counts {
+    ctl: usize,
+    /// The other binaries', by name.
+    others: BTreeMap<&'static str, usize>,
+    just: usize,
+}
+
+/// Runs the checks over every doc command; returns the failures and how many commands were
+/// checked.
+fn failures(extra: &[(String, usize, String)]) -> (String, Counts) {
     let recipes = recipes();
     let mut report = String::new();
-    let (mut ctl, mut just) = (0, 0);
+    let mut counts = Counts::default();
     let mut lines = doc_commands();
     lines.extend(extra.iter().map(|(f, l, t)| (f.clone(), *l, t.clone(), simple_commands(t))));
     for (file, line, text, commands) in lines {
         let commands = match commands {
             Ok(c) => c,
             Err(e) => {
-                if text.contains("ctl") || text.contains("just") {
+                if text.contains("ctl") || text.contains("just") || text.contains("target/") {
                     let _ = writeln!(report, "{file}:{line}: `{}`: {e}", text.trim());
                 }
                 continue;
             }
         };
         for command in commands {
-            let result = if let Some(argv) = ctl_argv(&command) {
-                ctl += 1;
-                check_ctl(&argv)
+            let result = if let Some((binary, argv)) = binary_argv(&command) {
+                if binary.name == "ctl" {
+                    counts.ctl += 1;
+                } else {
+                    *counts.others.entry(binary.name).or_default() += 1;
+                }
+                check_binary(binary, &argv)
             } else if command[0] == "just" {
-                just += 1;
+                counts.just += 1;
                 check_just(&command, &recipes)
             } else {
                 continue;
@@ -269,16 +347,19 @@ fn failures(extra: &[(String, usize, String)]) -> (String, usize, usize) {
             }
         }
     }
-    (report, ctl, just)
+    (report, counts)
 }
 
 #[test]
 fn every_documented_command_parses() {
-    let (report, ctl, just) = failures(&[]);
+    let (report, counts) = failures(&[]);
     assert!(report.is_empty(), "commands in the docs that do not run as written:\n{report}");
     // The docs do show commands: an extraction that finds none is broken, not clean.
-    assert!(ctl >= 20, "only {ctl} ctl commands found in the docs' code blocks");
-    assert!(just >= 3, "only {just} just commands found in the docs' code blocks");
+    assert!(counts.ctl >= 20, "only {} ctl commands found in the docs' code blocks", counts.ctl);
+    assert!(counts.just >= 3, "only {} just commands found in the docs' code blocks", counts.just);
+    for name in ["capture", "preview", "recorder", "framebus-bench"] {
+        assert!(counts.others.contains_key(name), "no `{name}` command found in the docs: {counts:?}");
+    }
 }
 
 #[test]
@@ -291,8 +372,18 @@ fn a_wrong_command_is_reported_with_file_line_and_clap_error() {
         ("EXTRA.md".to_string(), 11, "just fmt extra-argument".to_string()),
         ("EXTRA.md".to_string(), 12, "ctl status --config configs/missing.toml".to_string()),
         ("EXTRA.md".to_string(), 13, "cargo run -p framebus-ctl -- stop".to_string()),
+        ("EXTRA.md".to_string(), 14, "target/release/preview --config configs/default.toml --port 8080".to_string()),
+        ("EXTRA.md".to_string(), 15, "target/debug/recorder --saving maybe".to_string()),
+        ("EXTRA.md".to_string(), 16, "framebus-bench everything".to_string()),
+        ("EXTRA.md".to_string(), 17, "cargo run --release -p framebus-algo -- --frames 10".to_string()),
+        ("EXTRA.md".to_string(), 18, "target/release/capture --config configs/none.toml".to_string()),
+        (
+            "EXTRA.md".to_string(),
+            19,
+            "target/release/framebus-bench --help && target/release/algo --max-frames 5".to_string(),
+        ),
     ];
-    let (report, _, _) = failures(&extra);
+    let (report, _) = failures(&extra);
     for (needle, what) in [
         ("EXTRA.md:7:", "unknown subcommand"),
         ("unrecognized subcommand 'stauts'", "clap's message"),
@@ -304,9 +395,16 @@ fn a_wrong_command_is_reported_with_file_line_and_clap_error() {
         ("EXTRA.md:11:", "too many recipe arguments"),
         ("EXTRA.md:12:", "missing config"),
         ("EXTRA.md:13:", "cargo run form"),
+        ("EXTRA.md:14:", "preview flag that does not exist"),
+        ("unexpected argument '--port'", "clap's message"),
+        ("EXTRA.md:15:", "recorder value"),
+        ("EXTRA.md:16:", "bench command"),
+        ("EXTRA.md:17:", "algo through cargo run"),
+        ("EXTRA.md:18:", "capture's missing config"),
     ] {
         assert!(report.contains(needle), "{what}: `{needle}` missing from the report:\n{report}");
     }
+    assert!(!report.contains("EXTRA.md:19:"), "right commands are not reported:\n{report}");
 }
 
 #[test]

@@ -1,0 +1,77 @@
+//! The command line of `framebus-bench` (`framebus-bench --help`), in the library so that tests
+//! (the docs test) parse command lines with it.
+
+use clap::{Parser, Subcommand};
+
+/// Measures the frame bus with the real binaries (release build: `cargo build --release --bins`)
+/// and prints the tables of docs/benchmarks.md. Without a command it runs every table, as `just
+/// bench` does; a command runs one table.
+#[derive(Debug, Parser)]
+#[command(name = "framebus-bench", version)]
+pub struct Cli {
+    /// One table only (default: all of them).
+    #[command(subcommand)]
+    pub command: Option<BenchCommand>,
+}
+
+/// A `framebus-bench` command: one table, or a process the bench starts itself.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Only the Python reader next to the Rust one (`FRAMEBUS_PYTHON` picks the interpreter,
+    /// default `.venv/bin/python`).
+    Python,
+    /// Only the V4L2 rows (emulated device, mmap and USERPTR).
+    V4l2,
+    /// Only the recorder's pre-roll table.
+    Recorder,
+    /// Only the streaming figures (they need GStreamer and ffmpeg).
+    Stream,
+    /// Only the recording-beside-the-streamer table (part of `stream`).
+    StreamRecord,
+    /// A reader process the bench starts: `<config> <frames> [policy] [touch] [fake-v4l2]`.
+    #[command(hide = true)]
+    Reader {
+        /// Its arguments, as the bench passes them.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// The RTSP server embedded in the encoding process, measured against the media server:
+    /// `<config> <port>` (the bench starts it).
+    #[command(hide = true)]
+    Embedded {
+        /// Its arguments, as the bench passes them.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(words: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("framebus-bench").chain(words.iter().copied()))
+    }
+
+    #[test]
+    fn help_is_help_and_no_command_runs_everything() {
+        let help = parse(&["--help"]).expect_err("help is not a run");
+        assert_eq!(help.kind(), clap::error::ErrorKind::DisplayHelp);
+        assert!(help.to_string().contains("stream-record"), "{help}");
+        assert!(parse(&[]).expect("parses").command.is_none());
+        assert!(parse(&["everything"]).is_err());
+    }
+
+    #[test]
+    fn the_processes_it_starts_keep_their_arguments() {
+        match parse(&["reader", "cfg.toml", "100", "every", "touch"]).expect("parses").command {
+            Some(BenchCommand::Reader { args }) => assert_eq!(args, ["cfg.toml", "100", "every", "touch"]),
+            other => panic!("{other:?}"),
+        }
+        match parse(&["embedded", "cfg.toml", "8554"]).expect("parses").command {
+            Some(BenchCommand::Embedded { args }) => assert_eq!(args, ["cfg.toml", "8554"]),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(parse(&["v4l2"]).expect("parses").command, Some(BenchCommand::V4l2)));
+    }
+}
