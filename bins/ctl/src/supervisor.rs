@@ -23,9 +23,9 @@
 //! SIGTERM if the supervisor dies (`PR_SET_PDEATHSIG`), so none outlives it.
 //!
 //! Their stdout and stderr are pipes to the supervisor, which logs every line with the child's
-//! deployment, camera, role and pid ([`output`]) and keeps the last 20 lines of stderr of each
+//! deployment, camera, role and pid (`supervisor::output`) and keeps the last 20 lines of stderr of each
 //! process. The supervisor serves a control service of its own
-//! (`framebus/<deployment>/_deployment/supervisor/control`, [`control`]): `ctl restart`,
+//! (`framebus/<deployment>/_deployment/supervisor/control`, `supervisor::control`): `ctl restart`,
 //! `ctl start`, `ctl logs` and the exit reasons `ctl status` shows.
 
 mod control;

@@ -75,7 +75,7 @@ fn authentication(viewers: Option<&ViewerUsers>, tls: Option<&TlsFiles>) -> anyh
 }
 
 /// Starts the RTSP server on the default main context (the caller runs its loop); with
-/// `viewers`, only they may play, with `tls` over RTSPS ([`authentication`]).
+/// `viewers`, only they may play, with `tls` over RTSPS (see `authentication`).
 pub fn start(
     listen: SocketAddr,
     hub: &Arc<Hub>,
