@@ -224,7 +224,7 @@ kind = "synthetic"
         let found = candidates(&["ctl", "status", "--config", "/nonexistent/framebus.toml", ""], 4).expect("completes");
         assert!(sorted(found).is_empty());
         let found = candidates(&["ctl", "sta"], 1).expect("completes");
-        assert_eq!(sorted(found), vec!["state", "status"]);
+        assert_eq!(sorted(found), vec!["start", "state", "status"]);
     }
 
     #[test]
