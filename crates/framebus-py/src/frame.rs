@@ -46,7 +46,7 @@ pub struct FrameHeader {
     pub pixel_format: u32,
     /// Valid payload bytes.
     pub payload_len: u32,
-    /// Flags; bit 0: the synthetic integrity stamp is present.
+    /// Flags; bit 0: the synthetic integrity stamp is present; bit 1: a scene between the stamps.
     pub flags: u32,
     /// Frames the driver dropped so far in this run.
     pub source_drops: u64,
