@@ -13,7 +13,20 @@ fn main() -> ExitCode {
     framebus_common::signals::install_sigbus();
     // Operator-facing output goes to stdout; logging (warnings, `ctl up`) to stderr.
     framebus_common::logging::init(if cli.is_up() { "info" } else { "warn" }, cli.log.log_format);
-    match framebus_ctl::run(&cli) {
+    // `ctl status | head`: a reader that closed stdout ends ctl quietly, after its iceoryx2
+    // resources were released (the print's panic unwinds through their destructors).
+    let quiet_on_broken_pipe = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !is_broken_stdout(info.payload()) {
+            quiet_on_broken_pipe(info);
+        }
+    }));
+    let ran = match std::panic::catch_unwind(|| framebus_ctl::run(&cli)) {
+        Ok(ran) => ran,
+        Err(payload) if is_broken_stdout(payload.as_ref()) => return ExitCode::SUCCESS,
+        Err(payload) => std::panic::resume_unwind(payload),
+    };
+    match ran {
         Ok(outcome) => ExitCode::from(outcome.exit_code()),
         Err(e) => {
             // An iceoryx2 resource that could not be created in a full /dev/shm says only that
@@ -31,4 +44,14 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// Whether a panic is the standard library's "failed printing to stdout" of a closed pipe.
+fn is_broken_stdout(payload: &(dyn std::any::Any + Send)) -> bool {
+    let message = payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or("");
+    message.starts_with("failed printing to stdout") && message.contains("Broken pipe")
 }

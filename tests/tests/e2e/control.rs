@@ -78,6 +78,34 @@ fn ctl_stop_makes_capture_exit_cleanly() {
     d.assert_no_leftovers();
 }
 
+/// `ctl status | head -1`: stdout closed before ctl prints. ctl exits 0 without a panic message
+/// and leaves nothing behind (before: "failed printing to stdout: Broken pipe" with a backtrace).
+#[test]
+fn ctl_whose_stdout_is_closed_exits_quietly_and_cleanly() {
+    let d = TestDeployment::new(&synthetic_camera("cam0", 320, 240, 30));
+    let mut capture = d.spawn("capture", &[]);
+    d.wait_status(|s| process_status(s, "cam0", "capture")["frames"].as_u64() > Some(0));
+    for args in [&["status"][..], &["status", "--json"][..], &["preview", "on", "cam0"][..]] {
+        let (read_end, write_end) = std::io::pipe().expect("pipe");
+        drop(read_end);
+        let out = std::process::Command::new(framebus_e2e::bin("ctl"))
+            .arg("--config")
+            .arg(&d.config)
+            .args(args)
+            .stdout(write_end)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .expect("ctl runs");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "ctl {args:?}: {err}");
+        assert!(!err.contains("panicked"), "ctl {args:?}: {err}");
+    }
+    let (code, out, err) = d.ctl(&["stop", "cam0"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert_eq!(capture.wait_exit(DEADLINE), Some(0), "{}", capture.stderr_text());
+    d.assert_no_leftovers();
+}
+
 /// With nothing running, `ctl stop` and `ctl status` give up after their timeout, exit 1 and
 /// name the service they tried; ctl leaves nothing behind.
 #[test]
