@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod ports;
 pub mod supervisor;
 pub mod systemd;
+pub mod webhooks;
 
 mod supervised;
 

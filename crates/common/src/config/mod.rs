@@ -14,6 +14,7 @@ mod recorder;
 mod source;
 mod streamer;
 mod tls;
+mod webhook;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -35,6 +36,7 @@ pub use source::{
 };
 pub use streamer::{EncoderChoice, MediaServerConfig, StreamerConfig};
 pub use tls::{TlsConfig, TlsFiles};
+pub use webhook::{split_http_url, WebhookConfig, WebhookEvent};
 
 use crate::format::PixelFormat;
 use crate::names::{ProcessRole, Role};
@@ -185,6 +187,10 @@ pub struct DeploymentSection {
     /// picks a free one, logged); none = no endpoint (`ctl metrics` serves one on demand).
     #[serde(default)]
     pub metrics: Option<String>,
+    /// `[[deployment.webhook]]`: endpoints POSTed a JSON document per clip start and end (sent
+    /// by `ctl up`).
+    #[serde(default)]
+    pub webhook: Vec<WebhookConfig>,
 }
 
 impl Default for DeploymentSection {
@@ -194,6 +200,7 @@ impl Default for DeploymentSection {
             state_dir: None,
             max_shared_memory_mb: defaults::MAX_SHARED_MEMORY_MB,
             metrics: None,
+            webhook: Vec::new(),
         }
     }
 }
@@ -706,6 +713,9 @@ fn validate_deployment_section(d: &DeploymentSection) -> Result<(), Invalid> {
                 format!("invalid address `{addr}`: use ip:port, e.g. `127.0.0.1:9464` (port 0 picks a free port)"),
             );
         }
+    }
+    for (i, hook) in d.webhook.iter().enumerate() {
+        webhook::validate(hook).map_err(|(field, msg)| (format!("deployment.webhook[{i}].{field}"), msg))?;
     }
     if !(1..=1024 * 1024).contains(&d.max_shared_memory_mb) {
         return invalid(

@@ -712,3 +712,36 @@ fn tls_files_are_checked() {
     assert!(d.tls_files().expect("readable").is_some());
     assert_eq!(load(GOOD).expect("valid").http_scheme(), "http");
 }
+
+/// `[[deployment.webhook]]` loads with its defaults; a bad URL, event, timeout or queue names
+/// the key and what is allowed.
+#[test]
+fn webhooks_load_and_bad_ones_name_the_key() {
+    let with = |hook: &str| GOOD.replace("name = \"lab\"", &format!("name = \"lab\"\n[[deployment.webhook]]\n{hook}"));
+    let d = load(&with("url = \"http://127.0.0.1:9000/hook\"")).expect("loads");
+    let hook = &d.deployment.webhook[0];
+    assert_eq!(hook.events, vec![WebhookEvent::Start, WebhookEvent::End]);
+    assert_eq!((hook.timeout_secs, hook.max_queue), (5.0, 256));
+    let check = |hook: &str, expected: &str| {
+        let e = load(&with(hook)).expect_err("must be rejected");
+        assert_eq!(format!("`{}`: {}", e.key, e.message), expected, "{hook}");
+    };
+    check(
+        "url = \"ftp://x\"",
+        "`deployment.webhook[0].url`: invalid URL `ftp://x`: use http://host[:port][/path], e.g. `http://127.0.0.1:9000/framebus` (no credentials, no fragment)",
+    );
+    check(
+        "url = \"http://h/\"\nevents = []",
+        "`deployment.webhook[0].events`: no event: allowed values are \"start\" and \"end\"",
+    );
+    check(
+        "url = \"http://h/\"\ntimeout-secs = 0",
+        "`deployment.webhook[0].timeout-secs`: invalid value 0: allowed 0.1 to 60 (seconds)",
+    );
+    check(
+        "url = \"http://h/\"\nmax-queue = 0",
+        "`deployment.webhook[0].max-queue`: invalid value 0: allowed 1 to 100000 (events)",
+    );
+    let e = load(&with("url = \"http://h/\"\nevents = [\"begin\"]")).expect_err("unknown event");
+    assert!(e.message.contains("unknown variant `begin`, expected `start` or `end`"), "{e}");
+}

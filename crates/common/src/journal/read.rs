@@ -121,9 +121,12 @@ pub fn read_journal(
     Ok(lines)
 }
 
-/// What identifies one version of a camera's journal (both files' inode, size and
-/// modification time): the same stamp means nothing was appended or rotated.
-pub fn journal_stamp(directory: &Path, camera: &str) -> Vec<Option<(u64, u64, u64, i64, i64)>> {
+/// One journal file's device, inode, size and modification time (s, ns).
+pub type FileStamp = (u64, u64, u64, i64, i64);
+
+/// What identifies one version of a camera's journal (both files' [`FileStamp`]; `None` for a
+/// missing file): the same stamp means nothing was appended or rotated.
+pub fn journal_stamp(directory: &Path, camera: &str) -> Vec<Option<FileStamp>> {
     [rotated_journal_path(directory, camera), journal_path(directory, camera)]
         .iter()
         .map(|p| std::fs::symlink_metadata(p).ok().map(|m| (m.dev(), m.ino(), m.len(), m.mtime(), m.mtime_nsec())))
