@@ -6,7 +6,8 @@
 //! Chromium renders `/events` with the clip's `<video>` and thumbnail, and plays that video
 //! past 1 s. A webhook receiver on 127.0.0.1 gets `start` and `end` of the clip; while it is
 //! down the recorder keeps recording and the retries are counted (metrics); once it is up
-//! again it gets the next clip's events.
+//! again it gets the next clip's events. A second camera's motion (algo results matching a
+//! trigger) makes MJPEG AVI clips, listed with their thumbnail (boxes drawn) as downloads.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -103,13 +104,15 @@ fn read_post(mut stream: TcpStream) -> Option<Value> {
     serde_json::from_slice(&body).ok()
 }
 
-/// The next webhook body of `event` (others are skipped), within the deadline.
-fn next_event(bodies: &mpsc::Receiver<Value>, event: &str) -> Value {
+/// The next webhook body of `event` about `camera` (others are skipped), within the deadline.
+fn next_event(bodies: &mpsc::Receiver<Value>, camera: &str, event: &str) -> Value {
     let until = Instant::now() + DEADLINE;
     loop {
         let left = until.saturating_duration_since(Instant::now());
-        let body = bodies.recv_timeout(left).unwrap_or_else(|_| panic!("no webhook `{event}` within {DEADLINE:?}"));
-        if body["event"] == event {
+        let body = bodies
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("no webhook `{event}` of `{camera}` within {DEADLINE:?}"));
+        if body["event"] == event && body["camera"] == camera {
             return body;
         }
     }
@@ -229,6 +232,10 @@ fn record(d: &TestDeployment, frames: u64) {
 #[test]
 fn the_events_page_lists_and_plays_clips_and_webhooks_get_their_events() {
     let (rtsp, http, preview, metrics, hook) = (free_port(), free_port(), free_port(), free_port(), free_port());
+    // A second camera, `door`: a file looping a still picture with 1 s of motion every 10 s;
+    // algo's motion results trigger MJPEG AVI clips (the JPEG path) with boxes.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let motion = super::events::motion_clip(dir.path(), 300, (150, 180));
     // The body continues the `[deployment]` table the test kit writes.
     let d = TestDeployment::new(&format!(
         "metrics = \"127.0.0.1:{metrics}\"\n\n\
@@ -238,7 +245,12 @@ fn the_events_page_lists_and_plays_clips_and_webhooks_get_their_events() {
          [camera.source]\nkind = \"synthetic\"\n\n\
          [camera.preview]\nlisten = \"127.0.0.1:{preview}\"\nfps = 2\n\n\
          [camera.streamer]\nbitrate-kbps = 2000\ngop = 15\nstats-interval-secs = 0.5\n\n\
-         [camera.recorder]\ndirectory = \"rec\"\nvideo = \"stream\"\nmin-free-mb = 1\nstats-interval-secs = 0.5\n"
+         [camera.recorder]\ndirectory = \"rec\"\nvideo = \"stream\"\nmin-free-mb = 1\nstats-interval-secs = 0.5\n\n\
+         [[camera]]\nname = \"door\"\nwidth = 320\nheight = 240\nfps = 30\n\n\
+         [camera.source]\nkind = \"file\"\npath = \"{}\"\npace = \"config\"\n\n[camera.algo]\n\n\
+         [camera.recorder]\ndirectory = \"rec\"\nmin-free-mb = 1\npre-roll-secs = 1\npost-roll-secs = 1\n\
+         [[camera.recorder.trigger]]\nproducer = \"algo\"\nmin-score = 0.001\n",
+        motion.display()
     ));
     let (bodies_tx, bodies) = mpsc::channel();
     let receiver = Receiver::start(hook, bodies_tx.clone());
@@ -250,8 +262,8 @@ fn the_events_page_lists_and_plays_clips_and_webhooks_get_their_events() {
 
     // A clip of about 3 s; the receiver gets its start and its end.
     record(&d, 90);
-    let start = next_event(&bodies, "start");
-    let end = next_event(&bodies, "end");
+    let start = next_event(&bodies, "cam0", "start");
+    let end = next_event(&bodies, "cam0", "end");
     assert_eq!(start["camera"], "cam0", "{start}");
     assert_eq!(start["label"], "manual", "{start}");
     assert_eq!(end["clip"], start["clip"], "{end}");
@@ -279,6 +291,24 @@ fn the_events_page_lists_and_plays_clips_and_webhooks_get_their_events() {
     assert!(clip_url.ends_with(&video_url), "{clip_url} vs {video_url}");
     let (_, _, body) = http_get(&base, "/api/events?label=person");
     assert_eq!(serde_json::from_slice::<Value>(&body).expect("json")["total"], 0, "label filter");
+
+    // The door's motion clip (webhooks too): labelled `motion` with algo's score, an AVI that
+    // browsers cannot play, offered with its thumbnail (boxes drawn) as a download.
+    let door_end = next_event(&bodies, "door", "end");
+    assert_eq!(door_end["label"], "motion", "{door_end}");
+    assert!(door_end["score"].as_f64().unwrap_or(0.0) > 0.0, "{door_end}");
+    let (_, _, body) = http_get(&base, "/api/events?label=motion");
+    let list: Value = serde_json::from_slice(&body).expect("json");
+    let door = &list["events"][0];
+    assert_eq!(
+        (&door["camera"], &door["video"]["plays_in_browser"]),
+        (&Value::from("door"), &Value::from(false)),
+        "{list}"
+    );
+    let (status, head, jpeg) = http_get(&base, door["thumbnail"].as_str().expect("door thumbnail"));
+    assert_eq!(status, 200, "{head}");
+    let image = imgcodecs::imdecode(&Vector::<u8>::from_slice(&jpeg), imgcodecs::IMREAD_COLOR).expect("decode");
+    assert_eq!((image.cols(), image.rows()), (320, 240), "a small frame is not upscaled");
 
     // The thumbnail is a JPEG of the clip's frame, downscaled to fit 480x360.
     let (status, head, jpeg) = http_get(&base, &thumb_url);
@@ -336,7 +366,8 @@ fn the_events_page_lists_and_plays_clips_and_webhooks_get_their_events() {
     assert!(dom.contains(&format!("id=\"{clip}\"")), "the page has no card for {clip}:\n{dom}");
     assert!(dom.contains(&format!("src=\"{video_url}\"")), "no <video> of the clip:\n{dom}");
     assert!(dom.contains(&format!("poster=\"{thumb_url}\"")), "no thumbnail:\n{dom}");
-    assert!(dom.contains("manual") && dom.contains("1 event"), "{dom}");
+    assert!(dom.contains("manual") && dom.contains(">motion<"), "{dom}");
+    assert!(dom.contains("MJPEG AVI: browsers do not play it") && dom.contains("download"), "{dom}");
     // A screenshot for people to look at (kept in the test's folder unless asked for).
     let shot = std::env::var_os("FRAMEBUS_EVENTS_SCREENSHOT")
         .map_or_else(|| d.dir.path().join("events.png"), std::path::PathBuf::from);
@@ -395,11 +426,11 @@ const done = setInterval(() => {{
     let recording = d.wait_status(|s| written(s) >= 30);
     assert!(recorder_message(&recording).starts_with("recording"), "{recording}");
     let _receiver = Receiver::start(hook, bodies_tx);
-    let second = next_event(&bodies, "start");
+    let second = next_event(&bodies, "cam0", "start");
     assert_ne!(second["clip"], clip.as_str(), "{second}");
     let (code, _, err) = d.ctl(&["record", "off", "cam0"]);
     assert_eq!(code, Some(0), "{err}");
-    let second_end = next_event(&bodies, "end");
+    let second_end = next_event(&bodies, "cam0", "end");
     assert_eq!(second_end["clip"], second["clip"], "{second_end}");
     assert!(metric(metrics, "framebus_webhook_sent_total") >= 4.0);
     assert_eq!(metric(metrics, "framebus_webhook_dropped_total"), 0.0);
