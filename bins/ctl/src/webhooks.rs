@@ -131,6 +131,12 @@ impl Webhooks {
         {
             std::thread::sleep(Duration::from_millis(20));
         }
+        for c in counters() {
+            let left = c.queued.load(Ordering::Relaxed) + u64::from(c.busy.load(Ordering::Relaxed));
+            if left > 0 {
+                tracing::warn!("webhook {}: {left} event(s) not delivered at the stop: lost", c.url);
+            }
+        }
     }
 
     /// Waits for the threads (after the stop flag was set): at most one attempt's timeout.
