@@ -141,7 +141,14 @@ pub struct ClipFile {
 pub struct Events {
     cameras: Vec<CameraEvents>,
     cache: Mutex<HashMap<String, Cached>>,
-    thumbs: Mutex<(HashMap<(String, String), Arc<Vec<u8>>>, VecDeque<(String, String)>)>,
+    thumbs: Mutex<ThumbCache>,
+}
+
+/// Thumbnails by (camera, clip), and the order they were made in (the oldest is dropped first).
+#[derive(Default)]
+struct ThumbCache {
+    jpegs: HashMap<(String, String), Arc<Vec<u8>>>,
+    order: VecDeque<(String, String)>,
 }
 
 impl Events {
@@ -159,7 +166,7 @@ impl Events {
                 })
             })
             .collect();
-        Events { cameras, cache: Mutex::new(HashMap::new()), thumbs: Mutex::new((HashMap::new(), VecDeque::new())) }
+        Events { cameras, cache: Mutex::new(HashMap::new()), thumbs: Mutex::new(ThumbCache::default()) }
     }
 
     fn camera(&self, name: &str) -> Option<&CameraEvents> {
@@ -281,21 +288,20 @@ impl Events {
     /// video): call it off the HTTP thread, one at a time.
     pub fn thumbnail(&self, camera: &str, clip: &str) -> anyhow::Result<Arc<Vec<u8>>> {
         let key = (camera.to_string(), clip.to_string());
-        if let Some(jpeg) = self.thumbs.lock().ok().and_then(|t| t.0.get(&key).cloned()) {
+        if let Some(jpeg) = self.thumbs.lock().ok().and_then(|t| t.jpegs.get(&key).cloned()) {
             return Ok(jpeg);
         }
         let Some(cam) = self.camera(camera) else { bail!("no camera `{camera}` with a recorder") };
         let Some(view) = self.find(cam, clip) else { bail!("no clip `{clip}` of camera `{camera}`") };
         let jpeg = Arc::new(make_thumbnail(cam, &view).with_context(|| format!("camera `{camera}`, clip `{clip}`"))?);
         if let Ok(mut thumbs) = self.thumbs.lock() {
-            let (map, order) = &mut *thumbs;
-            if map.len() >= THUMB_CACHE {
-                if let Some(oldest) = order.pop_front() {
-                    map.remove(&oldest);
+            if thumbs.jpegs.len() >= THUMB_CACHE {
+                if let Some(oldest) = thumbs.order.pop_front() {
+                    thumbs.jpegs.remove(&oldest);
                 }
             }
-            map.insert(key.clone(), Arc::clone(&jpeg));
-            order.push_back(key);
+            thumbs.jpegs.insert(key.clone(), Arc::clone(&jpeg));
+            thumbs.order.push_back(key);
         }
         Ok(jpeg)
     }

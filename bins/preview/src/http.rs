@@ -146,6 +146,16 @@ pub struct Limits {
     pub request_timeout: Duration,
 }
 
+/// What the server's pages show besides the live image.
+pub struct Site {
+    /// The camera's name.
+    pub camera: String,
+    /// Links to its H.264 stream ([`stream_links`]).
+    pub links: String,
+    /// The deployment's events (the events page).
+    pub events: Arc<Events>,
+}
+
 /// Binds `addr`; the returned listener's `local_addr` is the real one (port 0 picks a port).
 pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     TcpListener::bind(addr)
@@ -157,13 +167,12 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
 pub fn serve(
     listener: TcpListener,
     hub: Arc<Hub>,
-    camera: String,
-    links: String,
+    site: Site,
     limits: Limits,
     access: framebus_httpserve::Access,
     tls: Option<framebus_httpserve::Tls>,
-    events: Arc<Events>,
 ) -> io::Result<()> {
+    let Site { camera, links, events } = site;
     let server = Arc::new(Server {
         hub,
         page: Bytes::from(page(&camera).replace("{streams}", &links)),
@@ -294,9 +303,9 @@ impl Server {
         };
         let len = opened.len;
         let (status, start, end) = match byte_range(range, len) {
-            Ok(None) => (StatusCode::OK, 0, len),
-            Ok(Some((start, last))) => (StatusCode::PARTIAL_CONTENT, start, last + 1),
-            Err(()) => {
+            ByteRange::Whole => (StatusCode::OK, 0, len),
+            ByteRange::Part(start, last) => (StatusCode::PARTIAL_CONTENT, start, last + 1),
+            ByteRange::Unsatisfiable => {
                 let mut response = text(StatusCode::RANGE_NOT_SATISFIABLE, "range not satisfiable\n");
                 if let Ok(value) = HeaderValue::try_from(format!("bytes */{len}")) {
                     response.headers_mut().insert(CONTENT_RANGE, value);
@@ -338,24 +347,33 @@ fn not_found() -> Response<Reply> {
     text(StatusCode::NOT_FOUND, "not found\n")
 }
 
-/// The byte range a `Range` header asks of a file of `len` bytes: `Ok(None)` for the whole
-/// file (no header, one that is not about bytes, or several ranges: a server may ignore a
-/// Range header, RFC 9110 14.2), `Ok(Some((first, last)))` (inclusive, within the file), or
-/// `Err` when it cannot be satisfied (answer 416). A range beyond the end is cut at the end.
-pub fn byte_range(header: Option<&str>, len: u64) -> Result<Option<(u64, u64)>, ()> {
+/// What to send of a file for a `Range` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ByteRange {
+    /// The whole file (no header, one not about bytes, or several ranges: a server may ignore
+    /// a Range header, RFC 9110 14.2).
+    Whole,
+    /// Bytes `first..=last`, within the file (a range beyond the end is cut at the end).
+    Part(u64, u64),
+    /// Nothing can be sent (answer 416).
+    Unsatisfiable,
+}
+
+/// The byte range a `Range` header asks of a file of `len` bytes.
+pub fn byte_range(header: Option<&str>, len: u64) -> ByteRange {
     use http_range_header::{RangeInvalid, RangeUnsatisfiableError};
-    let Some(header) = header else { return Ok(None) };
+    let Some(header) = header else { return ByteRange::Whole };
     let parsed = match http_range_header::parse_range_header(header) {
         Ok(parsed) => parsed,
-        Err(RangeUnsatisfiableError::Invalid(RangeInvalid::DoesNotStartWithToken)) => return Ok(None),
-        Err(_) => return Err(()),
+        Err(RangeUnsatisfiableError::Invalid(RangeInvalid::DoesNotStartWithToken)) => return ByteRange::Whole,
+        Err(_) => return ByteRange::Unsatisfiable,
     };
     if parsed.len() != 1 {
-        return Ok(None);
+        return ByteRange::Whole;
     }
     match parsed.validate(len) {
-        Ok(ranges) => Ok(ranges.first().map(|r| (*r.start(), *r.end()))),
-        Err(_) => Err(()),
+        Ok(ranges) => ranges.first().map_or(ByteRange::Whole, |r| ByteRange::Part(*r.start(), *r.end())),
+        Err(_) => ByteRange::Unsatisfiable,
     }
 }
 
@@ -690,3 +708,23 @@ load(true);
 </script>
 </body></html>
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::{byte_range, ByteRange};
+
+    /// Ranges are cut at the end of the file, refused beyond it, ignored when several.
+    #[test]
+    fn ranges_stay_within_the_file() {
+        assert_eq!(byte_range(None, 100), ByteRange::Whole);
+        assert_eq!(byte_range(Some("bytes=10-19"), 100), ByteRange::Part(10, 19));
+        assert_eq!(byte_range(Some("bytes=10-99999999999999999"), 100), ByteRange::Part(10, 99));
+        assert_eq!(byte_range(Some("bytes=-30"), 100), ByteRange::Part(70, 99));
+        assert_eq!(byte_range(Some("bytes=-99999999999999"), 100), ByteRange::Part(0, 99));
+        assert_eq!(byte_range(Some("bytes=100-"), 100), ByteRange::Unsatisfiable);
+        assert_eq!(byte_range(Some("bytes=20-10"), 100), ByteRange::Unsatisfiable);
+        assert_eq!(byte_range(Some("bytes=0-1,5-6"), 100), ByteRange::Whole);
+        assert_eq!(byte_range(Some("items=0-1"), 100), ByteRange::Whole);
+        assert_eq!(byte_range(Some("bytes=0-0"), 0), ByteRange::Unsatisfiable);
+    }
+}

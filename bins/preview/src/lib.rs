@@ -361,7 +361,8 @@ pub fn run(deployment: &Deployment, camera: &CameraConfig, options: &PreviewOpti
     let links = http::stream_links(deployment, camera);
     // Every preview lists the events of the whole deployment (it has the whole config).
     let events = Arc::new(events::Events::new(deployment));
-    http::serve(listener, Arc::clone(&hub), cam.to_string(), links, limits, access, tls, events)
+    let site = http::Site { camera: cam.to_string(), links, events };
+    http::serve(listener, Arc::clone(&hub), site, limits, access, tls)
         .with_context(|| format!("camera `{cam}`: starting the HTTP server"))?;
     let stats_interval = Duration::from_secs_f64(config.stats_interval_secs);
 
