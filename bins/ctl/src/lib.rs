@@ -606,7 +606,8 @@ fn stop_target(
             json!({ "camera": camera, "role": role.as_str(), "ok": true, "result": how, "pid": reply.pid, "service": service, "seconds": started.elapsed().as_secs_f64() })
         );
     } else {
-        println!("{camera}: {role} (pid {}) {how}", reply.pid);
+        let who = if role.as_str() == camera { camera.to_string() } else { format!("{camera}: {role}") };
+        println!("{who} (pid {}) {how}", reply.pid);
     }
     Ok(Outcome::Done)
 }

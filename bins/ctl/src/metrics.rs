@@ -13,6 +13,7 @@ use anyhow::Context;
 use framebus_common::control::{Command, ControlClient, ProcessState, ProcessStatus, Target};
 use framebus_common::figures::{Figures, MediaServerCamera, RecorderEvents, StreamerFigures};
 use framebus_common::ipc::create_named_node;
+use framebus_common::names::DeploymentProcess;
 use framebus_common::Deployment;
 use prometheus_client::encoding::DescriptorEncoder;
 
@@ -164,13 +165,13 @@ impl prometheus_client::collector::Collector for Snapshot {
             "framebus_capture_driver_drops",
             "Frames the camera's driver dropped (never published).",
             MetricType::Counter,
-            per(&|s| s.reader.is_none().then_some(s.skipped as f64)),
+            per(&|s| (s.role == "capture").then_some(s.skipped as f64)),
         )?;
         family(
             "framebus_capture_publish_cost_seconds",
             "Capture's cost of publishing one frame (write into shared memory, header, send, notify), smoothed mean.",
             MetricType::Gauge,
-            per(&|s| s.reader.is_none().then_some(s.cost_ns as f64 / 1e9)),
+            per(&|s| (s.role == "capture").then_some(s.cost_ns as f64 / 1e9)),
         )?;
         family(
             "framebus_reader_skipped",
@@ -435,7 +436,9 @@ impl prometheus_client::collector::Collector for Snapshot {
         )?;
         // Latency histograms: capture → published (capture), capture → frame in the reader's
         // hands (readers; preview: → image ready, recorder: → written).
-        let answered: Vec<_> = answered().collect();
+        // Not for the per-deployment processes (the media server): no frame passes them.
+        let answered: Vec<_> =
+            answered().filter(|(t, _)| DeploymentProcess::from_name(t.role.as_str()).is_none()).collect();
         if !answered.is_empty() {
             let mut metric = encoder.encode_descriptor(
                 "framebus_latency_seconds",
