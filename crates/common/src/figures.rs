@@ -76,7 +76,8 @@ pub struct RecorderEvents {
 /// The event that started a clip.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LastEvent {
-    /// Capture time of the trigger frame, UTC (RFC 3339).
+    /// Capture time of the trigger frame, UTC, as the events journal writes it
+    /// (`2026-12-06 17:30:30.123`).
     pub utc: String,
     /// Same, seconds since the Unix epoch.
     pub unix_secs: f64,
