@@ -13,13 +13,14 @@ pub mod clock;
 pub mod config;
 pub mod control;
 pub mod encoded;
+pub mod figures;
 pub mod format;
 pub mod header;
 pub mod ipc;
 pub mod journal;
+pub mod limits;
 pub mod logging;
 pub mod names;
-pub mod node_counter;
 pub mod pattern;
 pub mod policy;
 pub mod protocol;
@@ -30,6 +31,8 @@ pub mod shm_budget;
 pub mod signals;
 pub mod state;
 pub mod stats;
+
+pub use ipc::node_counter;
 
 pub use config::{CameraConfig, ConfigError, Deployment};
 pub use format::PixelFormat;
