@@ -144,12 +144,18 @@ pub struct Events {
     thumbs: Mutex<ThumbCache>,
 }
 
-/// Thumbnails by (camera, clip), and the order they were made in (the oldest is dropped first).
+/// Thumbnails by (camera, clip), and the order they were made in (the oldest is dropped first);
+/// and the ones that could not be made, with when (not tried again for [`FAILED_RETRY`]).
 #[derive(Default)]
 struct ThumbCache {
     jpegs: HashMap<(String, String), Arc<Vec<u8>>>,
     order: VecDeque<(String, String)>,
+    failed: HashMap<(String, String), (std::time::Instant, String)>,
 }
+
+/// A thumbnail that could not be made is not tried again for this long (a broken clip would
+/// otherwise be decoded again at every request).
+const FAILED_RETRY: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl Events {
     /// The events of every camera of `deployment` that has a recorder.
@@ -288,12 +294,33 @@ impl Events {
     /// video): call it off the HTTP thread, one at a time.
     pub fn thumbnail(&self, camera: &str, clip: &str) -> anyhow::Result<Arc<Vec<u8>>> {
         let key = (camera.to_string(), clip.to_string());
-        if let Some(jpeg) = self.thumbs.lock().ok().and_then(|t| t.jpegs.get(&key).cloned()) {
-            return Ok(jpeg);
+        if let Ok(thumbs) = self.thumbs.lock() {
+            if let Some(jpeg) = thumbs.jpegs.get(&key) {
+                return Ok(Arc::clone(jpeg));
+            }
+            if let Some((at, error)) = thumbs.failed.get(&key) {
+                if at.elapsed() < FAILED_RETRY {
+                    bail!("{error} (not tried again for {FAILED_RETRY:?})");
+                }
+            }
         }
         let Some(cam) = self.camera(camera) else { bail!("no camera `{camera}` with a recorder") };
         let Some(view) = self.find(cam, clip) else { bail!("no clip `{clip}` of camera `{camera}`") };
-        let jpeg = Arc::new(make_thumbnail(cam, &view).with_context(|| format!("camera `{camera}`, clip `{clip}`"))?);
+        let made = make_thumbnail(cam, &view).with_context(|| format!("camera `{camera}`, clip `{clip}`"));
+        let jpeg = match made {
+            Ok(jpeg) => Arc::new(jpeg),
+            Err(e) => {
+                if let Ok(mut thumbs) = self.thumbs.lock() {
+                    if thumbs.failed.len() >= THUMB_CACHE {
+                        thumbs.failed.retain(|_, (at, _)| at.elapsed() < FAILED_RETRY);
+                    }
+                    if thumbs.failed.len() < THUMB_CACHE {
+                        thumbs.failed.insert(key, (std::time::Instant::now(), format!("{e:#}")));
+                    }
+                }
+                return Err(e);
+            }
+        };
         if let Ok(mut thumbs) = self.thumbs.lock() {
             if thumbs.jpegs.len() >= THUMB_CACHE {
                 if let Some(oldest) = thumbs.order.pop_front() {
