@@ -639,7 +639,9 @@ function fill(select, values, chosen) {
   if (chosen) select.value = chosen;
 }
 function when(utc) {
-  const d = new Date(utc);
+  // The journal's times are UTC without a zone ("2026-01-01 12:00:00.000"): say so, or the
+  // browser would read them as its local time.
+  const d = new Date(/Z$/.test(utc || "") ? utc : String(utc).replace(" ", "T") + "Z");
   return isNaN(d) ? (utc || "?") : d.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "medium" });
 }
 function card(e) {
