@@ -10,6 +10,7 @@ mod auth;
 mod error;
 mod locate;
 mod preview;
+mod reader;
 mod recorder;
 mod source;
 mod streamer;
@@ -26,6 +27,7 @@ pub use locate::{
     locate_config, locate_config_with, ConfigOrigin, LocatedConfig, NoConfig, CONFIG_ENV, DEFAULT_CONFIG, LOCAL_CONFIG,
 };
 pub use preview::PreviewConfig;
+pub use reader::ReaderSettings;
 pub use recorder::{FileMode, ImageFormat, PreRollEstimate, RecorderConfig, TriggerConfig, VideoFormat};
 pub use source::{
     control_assignments_text, normalize_control_name, parse_control_assignments, split_control_text, v4l2_conversion,
@@ -40,6 +42,7 @@ use crate::format::PixelFormat;
 use crate::names::{ProcessRole, Role};
 use crate::pattern::MIN_SYNTHETIC_SIZE;
 use crate::policy::ReaderPolicy;
+use reader::reader_table;
 
 /// Every default value of the configuration, in one place.
 pub mod defaults {
@@ -252,27 +255,20 @@ pub struct CameraConfig {
     pub reader: Vec<UserReaderConfig>,
 }
 
-/// `[[camera.reader]]`: a user reader, by the role name its program opens the camera with.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct UserReaderConfig {
-    /// Role name (what `ctl status` lists, and what the program passes when it opens the
-    /// camera).
-    pub name: String,
-    /// Reader policy: `newest` (default), `every` or `max-fps`.
-    #[serde(default)]
-    pub policy: Option<String>,
-    /// Frames per second taken with `policy = "max-fps"`.
-    #[serde(default)]
-    pub max_fps: Option<f64>,
-    /// Frames queued for this reader.
-    #[serde(default = "default_algo_queue_depth")]
-    pub queue_depth: u32,
-    /// Program and arguments `ctl up` starts (and restarts after a crash) for this reader;
-    /// none = the reader is started by hand. Relative program paths are relative to the config
-    /// file's folder when they contain a `/`.
-    #[serde(default)]
-    pub command: Vec<String>,
+reader_table! {
+    /// `[[camera.reader]]`: a user reader, by the role name its program opens the camera with.
+    pub struct UserReaderConfig {
+        /// Role name (what `ctl status` lists, and what the program passes when it opens the
+        /// camera).
+        pub name: String,
+        ..policy,
+        ..queue_depth("default_algo_queue_depth"),
+        /// Program and arguments `ctl up` starts (and restarts after a crash) for this reader;
+        /// none = the reader is started by hand. Relative program paths are relative to the config
+        /// file's folder when they contain a `/`.
+        #[serde(default)]
+        pub command: Vec<String>,
+    }
 }
 
 /// One reader of a camera as configured: built in or a user reader.
@@ -301,22 +297,15 @@ fn default_max_readers() -> u32 {
     defaults::MAX_READERS
 }
 
-/// `[camera.algo]`: the per-frame computation process.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct AlgoConfig {
-    /// Frames queued for this reader; 1 = always the newest frame, older ones are skipped.
-    #[serde(default = "default_algo_queue_depth")]
-    pub queue_depth: u32,
-    /// Reader policy: `newest` (default), `every` or `max-fps` (see [`crate::policy`]).
-    #[serde(default)]
-    pub policy: Option<String>,
-    /// Frames per second taken with `policy = "max-fps"`.
-    #[serde(default)]
-    pub max_fps: Option<f64>,
-    /// Seconds between statistics log lines.
-    #[serde(default = "default_stats_interval")]
-    pub stats_interval_secs: f64,
+reader_table! {
+    /// `[camera.algo]`: the per-frame computation process.
+    pub struct AlgoConfig {
+        ..queue_depth("default_algo_queue_depth"),
+        ..policy,
+        /// Seconds between statistics log lines.
+        #[serde(default = "default_stats_interval")]
+        pub stats_interval_secs: f64,
+    }
 }
 
 impl Default for AlgoConfig {
@@ -492,11 +481,11 @@ impl CameraConfig {
     pub fn readers(&self) -> Vec<ReaderSpec> {
         self.reader_entries()
             .into_iter()
-            .map(|(role, key, depth, policy)| ReaderSpec {
-                role,
-                queue_depth: depth,
-                policy: policy.unwrap_or(ReaderPolicy::Newest),
-                key,
+            .map(|r| ReaderSpec {
+                role: r.role,
+                queue_depth: r.queue_depth,
+                policy: r.policy.unwrap_or(ReaderPolicy::Newest),
+                key: r.key,
             })
             .collect()
     }
@@ -506,38 +495,39 @@ impl CameraConfig {
         self.readers().into_iter().find(|r| &r.role == role)
     }
 
-    /// (role, key, queue depth, policy) of every configured reader; the policy is the parse
-    /// result (validation reports its error).
-    #[allow(clippy::type_complexity)]
-    fn reader_entries(&self) -> Vec<(Role, String, u32, Result<ReaderPolicy, String>)> {
-        let resolve = |policy: &Option<String>, max_fps: Option<f64>, default: ReaderPolicy| match policy {
-            Some(name) => ReaderPolicy::parse(name, max_fps),
-            None if max_fps.is_some() => ReaderPolicy::parse("max-fps", max_fps),
-            None => Ok(default),
-        };
+    /// Every configured reader with its policy as parsed (validation reports its error).
+    fn reader_entries(&self) -> Vec<ReaderEntry> {
+        let built_in = [
+            (ProcessRole::Algo, self.algo.as_ref().map(AlgoConfig::reader)),
+            (ProcessRole::Preview, self.preview.as_ref().map(PreviewConfig::reader)),
+            (ProcessRole::Recorder, self.recorder.as_ref().map(RecorderConfig::reader)),
+            (ProcessRole::Streamer, self.streamer.as_ref().map(StreamerConfig::reader)),
+        ];
         let mut readers = Vec::new();
-        if let Some(algo) = &self.algo {
-            let policy = resolve(&algo.policy, algo.max_fps, ReaderPolicy::Newest);
-            readers.push((ProcessRole::Algo.into(), "algo".to_string(), algo.queue_depth, policy));
-        }
-        if let Some(preview) = &self.preview {
-            let policy = resolve(&preview.policy, preview.max_fps, ReaderPolicy::Newest);
-            readers.push((ProcessRole::Preview.into(), "preview".to_string(), preview.queue_depth, policy));
-        }
-        if let Some(recorder) = &self.recorder {
-            let policy = resolve(&recorder.policy, recorder.max_fps, ReaderPolicy::Every);
-            readers.push((ProcessRole::Recorder.into(), "recorder".to_string(), recorder.queue_depth, policy));
-        }
-        if let Some(streamer) = &self.streamer {
-            let policy = resolve(&streamer.policy, streamer.max_fps, ReaderPolicy::Newest);
-            readers.push((ProcessRole::Streamer.into(), "streamer".to_string(), streamer.queue_depth, policy));
+        for (role, settings) in built_in {
+            let Some(settings) = settings else { continue };
+            let default = if role == ProcessRole::Recorder { ReaderPolicy::Every } else { ReaderPolicy::Newest };
+            readers.push(ReaderEntry::new(role.into(), role.name().to_string(), settings, default));
         }
         for (i, user) in self.reader.iter().enumerate() {
             let role = Role::new(&user.name).unwrap_or_else(|_| Role::from(ProcessRole::Algo));
-            let policy = resolve(&user.policy, user.max_fps, ReaderPolicy::Newest);
-            readers.push((role, format!("reader[{i}]"), user.queue_depth, policy));
+            readers.push(ReaderEntry::new(role, format!("reader[{i}]"), user.reader(), ReaderPolicy::Newest));
         }
         readers
+    }
+}
+
+/// One configured reader before validation: its policy is the parse result.
+struct ReaderEntry {
+    role: Role,
+    key: String,
+    queue_depth: u32,
+    policy: Result<ReaderPolicy, String>,
+}
+
+impl ReaderEntry {
+    fn new(role: Role, key: String, settings: ReaderSettings<'_>, default: ReaderPolicy) -> ReaderEntry {
+        ReaderEntry { role, key, queue_depth: settings.queue_depth, policy: settings.policy(default) }
     }
 }
 
@@ -823,13 +813,13 @@ fn validate_readers(cam: &CameraConfig) -> Result<(), Invalid> {
             format!(
                 "{} readers are configured ({}), more than max-readers = {}",
                 readers.len(),
-                readers.iter().map(|r| r.0.as_str()).collect::<Vec<_>>().join(", "),
+                readers.iter().map(|r| r.role.as_str()).collect::<Vec<_>>().join(", "),
                 cam.max_readers
             ),
         );
     }
     let layout = cam.slot_layout();
-    for (_, reader_key, depth, policy) in readers {
+    for ReaderEntry { key: reader_key, queue_depth: depth, policy, .. } in readers {
         if depth < 1 || depth as usize > layout.max_queue_depth {
             return invalid(
                 &format!("{reader_key}.queue-depth"),
