@@ -217,16 +217,7 @@ pub fn run(
     let choice = encoder::choose(config.encoder, &probe)
         .map_err(|e| anyhow::anyhow!("{}: camera `{cam}`: {e}", deployment.source_file.display()))?;
     tracing::info!(camera = cam, encoder = choice.encoder.label(), "encoder chosen: {}", choice.reason);
-    let missing: Vec<String> = needed_elements(&choice.encoder)
-        .into_iter()
-        .filter(|(name, _)| gst::ElementFactory::find(name).is_none())
-        .map(|(name, package)| format!("{name} ({package})"))
-        .collect();
-    anyhow::ensure!(
-        missing.is_empty(),
-        "GStreamer elements missing: {}; run scripts/bootstrap.sh (or apt-get install the packages named)",
-        missing.join(", ")
-    );
+    framebus_gstcheck::check_elements(&needed_elements(&choice.encoder))?;
 
     let interval = Duration::from_secs_f64(config.stats_interval_secs);
     let reader = Camera::builder_for(deployment, Some(cam))

@@ -13,6 +13,7 @@ pub mod config;
 pub mod control;
 pub mod encoded;
 pub mod format;
+pub mod fs_space;
 pub mod header;
 pub mod ipc;
 pub mod journal;
