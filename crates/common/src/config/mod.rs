@@ -11,6 +11,7 @@ mod error;
 mod locate;
 mod preview;
 mod reader;
+mod reader_table;
 mod recorder;
 mod source;
 mod streamer;
@@ -27,7 +28,8 @@ pub use locate::{
     locate_config, locate_config_with, ConfigOrigin, LocatedConfig, NoConfig, CONFIG_ENV, DEFAULT_CONFIG, LOCAL_CONFIG,
 };
 pub use preview::PreviewConfig;
-pub use reader::ReaderSettings;
+pub use reader::{ReaderSpec, UserReaderConfig};
+pub use reader_table::ReaderSettings;
 pub use recorder::{FileMode, ImageFormat, PreRollEstimate, RecorderConfig, TriggerConfig, VideoFormat};
 pub use source::{
     control_assignments_text, normalize_control_name, parse_control_assignments, split_control_text, v4l2_conversion,
@@ -41,8 +43,8 @@ pub use tls::{TlsConfig, TlsFiles};
 use crate::format::PixelFormat;
 use crate::names::{ProcessRole, Role};
 use crate::pattern::MIN_SYNTHETIC_SIZE;
-use crate::policy::ReaderPolicy;
-use reader::reader_table;
+use reader::ReaderEntry;
+use reader_table::reader_table;
 
 /// Every default value of the configuration, in one place.
 pub mod defaults {
@@ -255,35 +257,6 @@ pub struct CameraConfig {
     pub reader: Vec<UserReaderConfig>,
 }
 
-reader_table! {
-    /// `[[camera.reader]]`: a user reader, by the role name its program opens the camera with.
-    pub struct UserReaderConfig {
-        /// Role name (what `ctl status` lists, and what the program passes when it opens the
-        /// camera).
-        pub name: String,
-        ..policy,
-        ..queue_depth("default_algo_queue_depth"),
-        /// Program and arguments `ctl up` starts (and restarts after a crash) for this reader;
-        /// none = the reader is started by hand. Relative program paths are relative to the config
-        /// file's folder when they contain a `/`.
-        #[serde(default)]
-        pub command: Vec<String>,
-    }
-}
-
-/// One reader of a camera as configured: built in or a user reader.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ReaderSpec {
-    /// Role name.
-    pub role: Role,
-    /// Queue depth.
-    pub queue_depth: u32,
-    /// Policy (the role's default when the config sets none).
-    pub policy: ReaderPolicy,
-    /// Config key of the reader's table, for messages (`camera[0].algo`, `camera[0].reader[1]`).
-    pub key: String,
-}
-
 fn default_fps() -> f64 {
     defaults::FPS
 }
@@ -474,60 +447,6 @@ impl CameraConfig {
         let mut roles = vec![Role::from(ProcessRole::Capture)];
         roles.extend(self.readers().into_iter().map(|r| r.role));
         roles
-    }
-
-    /// Every configured reader (built in and user readers) with its resolved policy. Policies
-    /// that do not parse (only possible before validation) fall back to the role's default.
-    pub fn readers(&self) -> Vec<ReaderSpec> {
-        self.reader_entries()
-            .into_iter()
-            .map(|r| ReaderSpec {
-                role: r.role,
-                queue_depth: r.queue_depth,
-                policy: r.policy.unwrap_or(ReaderPolicy::Newest),
-                key: r.key,
-            })
-            .collect()
-    }
-
-    /// The reader `role` as configured, if it is.
-    pub fn reader_spec(&self, role: &Role) -> Option<ReaderSpec> {
-        self.readers().into_iter().find(|r| &r.role == role)
-    }
-
-    /// Every configured reader with its policy as parsed (validation reports its error).
-    fn reader_entries(&self) -> Vec<ReaderEntry> {
-        let built_in = [
-            (ProcessRole::Algo, self.algo.as_ref().map(AlgoConfig::reader)),
-            (ProcessRole::Preview, self.preview.as_ref().map(PreviewConfig::reader)),
-            (ProcessRole::Recorder, self.recorder.as_ref().map(RecorderConfig::reader)),
-            (ProcessRole::Streamer, self.streamer.as_ref().map(StreamerConfig::reader)),
-        ];
-        let mut readers = Vec::new();
-        for (role, settings) in built_in {
-            let Some(settings) = settings else { continue };
-            let default = if role == ProcessRole::Recorder { ReaderPolicy::Every } else { ReaderPolicy::Newest };
-            readers.push(ReaderEntry::new(role.into(), role.name().to_string(), settings, default));
-        }
-        for (i, user) in self.reader.iter().enumerate() {
-            let role = Role::new(&user.name).unwrap_or_else(|_| Role::from(ProcessRole::Algo));
-            readers.push(ReaderEntry::new(role, format!("reader[{i}]"), user.reader(), ReaderPolicy::Newest));
-        }
-        readers
-    }
-}
-
-/// One configured reader before validation: its policy is the parse result.
-struct ReaderEntry {
-    role: Role,
-    key: String,
-    queue_depth: u32,
-    policy: Result<ReaderPolicy, String>,
-}
-
-impl ReaderEntry {
-    fn new(role: Role, key: String, settings: ReaderSettings<'_>, default: ReaderPolicy) -> ReaderEntry {
-        ReaderEntry { role, key, queue_depth: settings.queue_depth, policy: settings.policy(default) }
     }
 }
 

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use super::defaults;
-use super::reader::reader_table;
+use super::reader_table::reader_table;
 
 reader_table! {
     /// `[camera.preview]`: what the preview process generates and where it serves it.

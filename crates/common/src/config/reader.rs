@@ -1,86 +1,92 @@
-//! The reader settings every reader table has (`queue-depth`, `policy`, `max-fps`), defined
-//! once: `reader_table!` writes them into a table's struct, and
-//! [`ReaderSettings`] is how the rest of the config reads them.
-//!
-//! serde's `flatten` would share them as one struct, but it turns `deny_unknown_fields` off
-//! in effect (and changes every "unknown field" message), so the fields are spliced into each
-//! table's own struct instead: its keys, their order in messages and its errors stay its own.
+//! The readers of a camera: `[[camera.reader]]` (user readers) and the list of a camera's
+//! configured readers ([`ReaderSpec`]) that validation, `ctl up` and the reader loop use.
 
+use super::reader_table::{reader_table, ReaderSettings};
+use super::{AlgoConfig, CameraConfig, PreviewConfig, RecorderConfig, StreamerConfig};
+use crate::names::{ProcessRole, Role};
 use crate::policy::ReaderPolicy;
 
-/// The reader settings of one table, as written in the config.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ReaderSettings<'a> {
-    /// `queue-depth`: frames queued for this reader.
-    pub queue_depth: u32,
-    /// `policy`: `newest`, `every` or `max-fps`; `None` = the role's default.
-    pub policy: Option<&'a str>,
-    /// `max-fps`: frames per second taken with `policy = "max-fps"`.
-    pub max_fps: Option<f64>,
-}
-
-impl ReaderSettings<'_> {
-    /// The policy these settings choose, `default` when they name none (`max-fps` alone
-    /// means `policy = "max-fps"`); the error says what is allowed.
-    pub fn policy(&self, default: ReaderPolicy) -> Result<ReaderPolicy, String> {
-        match self.policy {
-            Some(name) => ReaderPolicy::parse(name, self.max_fps),
-            None if self.max_fps.is_some() => ReaderPolicy::parse("max-fps", self.max_fps),
-            None => Ok(default),
-        }
+reader_table! {
+    /// `[[camera.reader]]`: a user reader, by the role name its program opens the camera with.
+    pub struct UserReaderConfig {
+        /// Role name (what `ctl status` lists, and what the program passes when it opens the
+        /// camera).
+        pub name: String,
+        ..policy,
+        ..queue_depth("super::default_algo_queue_depth"),
+        /// Program and arguments `ctl up` starts (and restarts after a crash) for this reader;
+        /// none = the reader is started by hand. Relative program paths are relative to the config
+        /// file's folder when they contain a `/`.
+        #[serde(default)]
+        pub command: Vec<String>,
     }
 }
 
-/// Declares a reader table's config struct (`Debug`, `Clone`, `Deserialize`, unknown keys
-/// refused, kebab-case keys) with the reader settings spliced in where the field list says:
-/// `..queue_depth("default fn")` puts `queue-depth` there (with that serde default),
-/// `..policy` puts `policy` and `max-fps` there. It also gives the struct a `reader()` method
-/// returning its [`ReaderSettings`].
-macro_rules! reader_table {
-    ($(#[$meta:meta])* pub struct $name:ident { $($body:tt)* }) => {
-        $crate::config::reader::reader_table!(@fields [$(#[$meta])*] $name [] $($body)*);
-    };
-    (@fields $meta:tt $name:ident [$($done:tt)*] ..queue_depth($default:literal), $($rest:tt)*) => {
-        $crate::config::reader::reader_table!(@fields $meta $name [$($done)*
-            /// Frames queued for this reader (`queue-depth`); 1 = always the newest frame, older
-            /// ones are skipped.
-            #[serde(default = $default)]
-            pub queue_depth: u32,
-        ] $($rest)*);
-    };
-    (@fields $meta:tt $name:ident [$($done:tt)*] ..policy, $($rest:tt)*) => {
-        $crate::config::reader::reader_table!(@fields $meta $name [$($done)*
-            /// Reader policy: `newest`, `every` or `max-fps` (see [`crate::policy`]); unset, the
-            /// role's default (`every` for the recorder, `newest` for the others).
-            #[serde(default)]
-            pub policy: Option<String>,
-            /// Frames per second taken with `policy = "max-fps"`.
-            #[serde(default)]
-            pub max_fps: Option<f64>,
-        ] $($rest)*);
-    };
-    (@fields $meta:tt $name:ident [$($done:tt)*] $(#[$fmeta:meta])* pub $field:ident : $ty:ty, $($rest:tt)*) => {
-        $crate::config::reader::reader_table!(@fields $meta $name [$($done)* $(#[$fmeta])* pub $field: $ty,] $($rest)*);
-    };
-    (@fields [$($meta:tt)*] $name:ident [$($done:tt)*]) => {
-        $($meta)*
-        #[derive(Debug, Clone, serde::Deserialize)]
-        #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-        pub struct $name {
-            $($done)*
-        }
-
-        impl $name {
-            /// Its reader settings (`queue-depth`, `policy`, `max-fps`).
-            pub fn reader(&self) -> $crate::config::ReaderSettings<'_> {
-                $crate::config::ReaderSettings {
-                    queue_depth: self.queue_depth,
-                    policy: self.policy.as_deref(),
-                    max_fps: self.max_fps,
-                }
-            }
-        }
-    };
+/// One reader of a camera as configured: built in or a user reader.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReaderSpec {
+    /// Role name.
+    pub role: Role,
+    /// Queue depth.
+    pub queue_depth: u32,
+    /// Policy (the role's default when the config sets none).
+    pub policy: ReaderPolicy,
+    /// Config key of the reader's table, for messages (`camera[0].algo`, `camera[0].reader[1]`).
+    pub key: String,
 }
 
-pub(crate) use reader_table;
+impl CameraConfig {
+    /// Every configured reader (built in and user readers) with its resolved policy. Policies
+    /// that do not parse (only possible before validation) fall back to the role's default.
+    pub fn readers(&self) -> Vec<ReaderSpec> {
+        self.reader_entries()
+            .into_iter()
+            .map(|r| ReaderSpec {
+                role: r.role,
+                queue_depth: r.queue_depth,
+                policy: r.policy.unwrap_or(ReaderPolicy::Newest),
+                key: r.key,
+            })
+            .collect()
+    }
+
+    /// The reader `role` as configured, if it is.
+    pub fn reader_spec(&self, role: &Role) -> Option<ReaderSpec> {
+        self.readers().into_iter().find(|r| &r.role == role)
+    }
+
+    /// Every configured reader with its policy as parsed (validation reports its error).
+    pub(super) fn reader_entries(&self) -> Vec<ReaderEntry> {
+        let built_in = [
+            (ProcessRole::Algo, self.algo.as_ref().map(AlgoConfig::reader)),
+            (ProcessRole::Preview, self.preview.as_ref().map(PreviewConfig::reader)),
+            (ProcessRole::Recorder, self.recorder.as_ref().map(RecorderConfig::reader)),
+            (ProcessRole::Streamer, self.streamer.as_ref().map(StreamerConfig::reader)),
+        ];
+        let mut readers = Vec::new();
+        for (role, settings) in built_in {
+            let Some(settings) = settings else { continue };
+            let default = if role == ProcessRole::Recorder { ReaderPolicy::Every } else { ReaderPolicy::Newest };
+            readers.push(ReaderEntry::new(role.into(), role.name().to_string(), settings, default));
+        }
+        for (i, user) in self.reader.iter().enumerate() {
+            let role = Role::new(&user.name).unwrap_or_else(|_| Role::from(ProcessRole::Algo));
+            readers.push(ReaderEntry::new(role, format!("reader[{i}]"), user.reader(), ReaderPolicy::Newest));
+        }
+        readers
+    }
+}
+
+/// One configured reader before validation: its policy is the parse result.
+pub(super) struct ReaderEntry {
+    pub(super) role: Role,
+    pub(super) key: String,
+    pub(super) queue_depth: u32,
+    pub(super) policy: Result<ReaderPolicy, String>,
+}
+
+impl ReaderEntry {
+    fn new(role: Role, key: String, settings: ReaderSettings<'_>, default: ReaderPolicy) -> ReaderEntry {
+        ReaderEntry { role, key, queue_depth: settings.queue_depth, policy: settings.policy(default) }
+    }
+}

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::defaults;
-use super::reader::reader_table;
+use super::reader_table::reader_table;
 use crate::names::Role;
 use crate::results::{Outcome, LABEL_TEXT};
 

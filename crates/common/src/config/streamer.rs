@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use serde::Deserialize;
 
-use super::reader::reader_table;
+use super::reader_table::reader_table;
 
 /// Defaults of the streamer and the media server.
 pub mod defaults {

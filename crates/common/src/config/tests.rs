@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use super::*;
+use crate::policy::ReaderPolicy;
 
 fn load(text: &str) -> Result<Deployment, ConfigError> {
     Deployment::from_toml(Path::new("test.toml"), text)
