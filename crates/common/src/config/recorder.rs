@@ -416,6 +416,14 @@ fn default_pre_roll_max_mb() -> u64 {
 /// Checks the values for a `width`×`height` camera at `fps`; returns the failing field (below
 /// `camera[i].recorder.`) and the message.
 pub(super) fn validate(cfg: &RecorderConfig, width: u32, height: u32, fps: f64) -> Result<(), (String, String)> {
+    validate_output(cfg)?;
+    validate_events(cfg)?;
+    validate_triggers(cfg)?;
+    validate_pre_roll(cfg, width, height, fps)
+}
+
+/// What is written: video, images, folder, files, statistics.
+fn validate_output(cfg: &RecorderConfig) -> Result<(), (String, String)> {
     let fail = |field: &str, msg: String| Err((field.to_string(), msg));
     if cfg.video == VideoFormat::Off && cfg.images == ImageFormat::Off {
         return fail(
@@ -462,6 +470,12 @@ pub(super) fn validate(cfg: &RecorderConfig, width: u32, height: u32, fps: f64) 
             format!("invalid value {}: allowed more than 0 up to 3600", cfg.stats_interval_secs),
         );
     }
+    Ok(())
+}
+
+/// Event recording: pre-roll, post-roll, clip length, memory, retention.
+fn validate_events(cfg: &RecorderConfig) -> Result<(), (String, String)> {
+    let fail = |field: &str, msg: String| Err((field.to_string(), msg));
     let seconds = |key: &str, value: f64, range: std::ops::RangeInclusive<f64>, what: &str| {
         if value.is_finite() && range.contains(&value) {
             Ok(())
@@ -489,6 +503,12 @@ pub(super) fn validate(cfg: &RecorderConfig, width: u32, height: u32, fps: f64) 
     if cfg.max_total_mb == Some(0) {
         return fail("max-total-mb", "invalid value 0: allowed 1 or more MiB (leave it out for no size limit)".into());
     }
+    Ok(())
+}
+
+/// `[[camera.recorder.trigger]]`: each with a condition, valid values.
+fn validate_triggers(cfg: &RecorderConfig) -> Result<(), (String, String)> {
+    let fail = |field: &str, msg: String| Err((field.to_string(), msg));
     for (i, t) in cfg.trigger.iter().enumerate() {
         let key = |field: &str| format!("trigger[{i}].{field}");
         if t.producer.is_none() && t.min_score.is_none() && t.label.is_none() && t.min_box_score.is_none() {
@@ -519,6 +539,12 @@ pub(super) fn validate(cfg: &RecorderConfig, width: u32, height: u32, fps: f64) 
             }
         }
     }
+    Ok(())
+}
+
+/// The JPEG pre-roll's estimate against `pre-roll-max-mb`.
+fn validate_pre_roll(cfg: &RecorderConfig, width: u32, height: u32, fps: f64) -> Result<(), (String, String)> {
+    let fail = |field: &str, msg: String| Err((field.to_string(), msg));
     let estimate = cfg.pre_roll_estimate(width, height, fps);
     // With `stream` the pre-roll holds access units, not JPEGs: bounded at run time.
     if cfg.video != VideoFormat::Stream && estimate.bytes > cfg.pre_roll_max_bytes() {
