@@ -487,3 +487,32 @@ fn record_on_carries_the_stream_pre_roll_and_a_stop_finishes_the_clip() {
     assert_eq!(head["trigger"]["source"], "manual");
     assert_eq!(lines(&sidecars(dir.path())[0]).last().expect("end")["reason"], "stop");
 }
+
+/// `video = "stream"`: an access unit lost inside the held pre-roll (a paused recorder) acts
+/// when it is that unit's turn: the clip lists it as dropped, skips the units that cannot
+/// decode without it up to the next key frame, and the MP4 holds exactly what the sidecar
+/// lists.
+#[test]
+fn a_unit_lost_in_the_held_pre_roll_waits_for_the_next_key_frame_at_its_turn() {
+    let dir = tempfile::tempdir().expect("dir");
+    let keys = "video = \"stream\"\npre-roll-secs = 1\npost-roll-secs = 0.5\nresult-delay-secs = 0.5\n[[camera.recorder.trigger]]\nproducer = \"det\"\n[camera.streamer]\n";
+    let mut rec = recorder(dir.path(), keys);
+    let units = h264_units(100, 10);
+    let feed = Feed::new(200);
+    for id in (1..=100).filter(|id| *id != 25) {
+        if id == 62 {
+            rec.on_results(&[feed.result("det", 60, "person")]);
+        }
+        rec.on_unit(&unit_of(&feed, &units, id), &units[(id - 1) as usize].1);
+        rec.pump(Some(Duration::ZERO));
+    }
+    rec.finish();
+    let (saved, skipped, _) = stream_clip(dir.path());
+    assert_eq!(skipped, (25..=30).collect::<Vec<u64>>(), "25 dropped, 26..30 wait for key frame 31");
+    assert_eq!(saved, (21..=24).chain(31..=75).collect::<Vec<u64>>());
+    let reasons: Vec<Value> = lines(&sidecars(dir.path())[0]).into_iter().filter(|l| l["type"] == "skipped").collect();
+    assert_eq!(
+        (reasons[0]["reason"].as_str(), reasons[1]["reason"].as_str()),
+        (Some("dropped"), Some("wait-key-frame"))
+    );
+}
