@@ -41,7 +41,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{bail, Context};
 use framebus_common::ipc::{connect_control, create_named_node_with, DeploymentGuard, IpcService};
 use framebus_common::logging::{self, Stream, LOG_FORMAT_ENV};
-use framebus_common::names::{ProcessRole, Role};
+use framebus_common::names::{DeploymentProcess, ProcessRole, Role, DEPLOYMENT_SCOPE};
 
 use self::control::Controller;
 use self::output::{ChildIdentity, SharedKept};
@@ -347,7 +347,9 @@ pub fn run(deployment: &Deployment, options: &SupervisorOptions) -> anyhow::Resu
     let mut procs: Vec<Supervised> = Vec::new();
     if media_server {
         // Started with the readers, before the streamers that publish to it.
-        procs.push(supervised("*", Role::new(MEDIA_SERVER).context("media server role")?, Program::MediaServer));
+        // Its camera is the deployment scope, as on its control service: `ctl restart
+        // mediaserver` asks for `_deployment mediaserver`.
+        procs.push(supervised(DEPLOYMENT_SCOPE, DeploymentProcess::MediaServer.role(), Program::MediaServer));
     }
     for cam in &deployment.camera {
         for role in cam.processes() {

@@ -5,6 +5,8 @@
 use std::time::Duration;
 
 use framebus::{ProcessReport, ProcessState};
+use framebus_common::figures::{DiskGuard, Figures, LastEvent, RecorderEvents};
+use framebus_common::journal::{Trigger, TriggerSource};
 use framebus_common::stats::StatusWindow;
 
 /// What the recorder is doing.
@@ -92,6 +94,8 @@ pub struct RecorderStatus {
     pub fps: f64,
     /// Frames saved per second over the last interval.
     pub write_fps: f64,
+    /// The event that started the last clip.
+    pub last_event: Option<LastEvent>,
     /// Capture → frame written latency, median over the last interval, microseconds.
     pub latency_p50_us: Option<u64>,
     /// Same, 99th percentile.
@@ -146,6 +150,48 @@ pub struct Summary<'a> {
     pub low_reason: Option<&'a str>,
     /// Time left before a failed segment's retry.
     pub retry_in: Option<Duration>,
+    /// The floor of the disk guard (`min-free-mb`), bytes.
+    pub min_free_bytes: u64,
+}
+
+/// The event of a trigger, as the recorder's figures report it: its time and a label (the
+/// first box label of the result that caused it, else its producer; `manual`, `continued`).
+pub fn last_event(trigger: &Trigger) -> LastEvent {
+    let (source, label) = match trigger.source {
+        TriggerSource::Result => {
+            let first = trigger.results.first();
+            let label = first
+                .and_then(|r| r.boxes.first().map(|b| b.label.clone()))
+                .or_else(|| first.map(|r| r.producer.clone()))
+                .unwrap_or_default();
+            ("result", label)
+        }
+        TriggerSource::Manual => ("manual", "manual".to_string()),
+        TriggerSource::Continued => ("continued", "continued".to_string()),
+    };
+    LastEvent {
+        utc: trigger.utc.clone(),
+        unix_secs: trigger.realtime_ns as f64 / 1e9,
+        source: source.to_string(),
+        label,
+    }
+}
+
+/// The recorder's events as `ctl status` and the metrics carry them.
+fn figures(s: &RecorderStatus, summary: Summary<'_>) -> Figures {
+    Figures::Recorder(RecorderEvents {
+        clips: s.clips,
+        triggers: s.triggers,
+        missed_triggers: s.missed_triggers,
+        preroll_frames: s.held_frames,
+        preroll_bytes: s.held_bytes,
+        last_event: s.last_event.clone(),
+        disk_guard: DiskGuard {
+            state: if summary.low_reason.is_some() { "low" } else { "ok" }.to_string(),
+            free_bytes: s.free_bytes,
+            min_free_bytes: summary.min_free_bytes,
+        },
+    })
 }
 
 pub(crate) fn mib(bytes: u64) -> f64 {
@@ -210,6 +256,7 @@ pub fn process_report(s: &RecorderStatus, summary: Summary<'_>) -> ProcessReport
         bytes_written: s.bytes_written,
         segments: s.segments,
         deletions: s.deletions,
+        figures: Some(figures(s, summary)),
         ..ProcessReport::default()
     }
 }
@@ -282,7 +329,7 @@ mod tests {
     use super::*;
 
     fn summary() -> Summary<'static> {
-        Summary { saving: false, triggers: 2, low_reason: None, retry_in: None }
+        Summary { saving: false, triggers: 2, low_reason: None, retry_in: None, min_free_bytes: 0 }
     }
 
     /// Each state has its summary; disk-low and write-error report the process degraded.

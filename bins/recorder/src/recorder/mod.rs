@@ -331,6 +331,7 @@ impl Recorder {
             triggers: self.triggers.len(),
             low_reason: self.guard.low_reason(),
             retry_in: self.writer.retry_in(),
+            min_free_bytes: self.guard.settings().min_free_mb.saturating_mul(1024 * 1024),
         };
         process_report(&self.status, summary)
     }

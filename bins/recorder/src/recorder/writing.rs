@@ -43,6 +43,7 @@ impl Recorder {
     /// Starts a clip at `header`; `continues` names the clip it continues.
     pub(super) fn start_clip(&mut self, header: &FrameHeader, continues: Option<String>) {
         let record = self.clips.start(header, continues);
+        self.status.last_event = self.clips.clip().map(|c| crate::status::last_event(&c.trigger));
         self.journal.write(&record);
         self.update_state();
     }
