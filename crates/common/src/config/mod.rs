@@ -463,6 +463,12 @@ impl Deployment {
         let mut deployment: Deployment =
             serde_path_to_error::deserialize(deserializer).map_err(|e| ConfigError::parse(path, text, e))?;
         deployment.source_file = path.to_path_buf();
+        for camera in &mut deployment.camera {
+            let has_streamer = camera.streamer.is_some();
+            if let Some(recorder) = &mut camera.recorder {
+                recorder.resolve_video(has_streamer);
+            }
+        }
         deployment.validate()?;
         Ok(deployment)
     }

@@ -129,6 +129,27 @@ fn preview_and_recorder_tables_load_with_defaults() {
     assert_eq!(recorder.effective_video_fps(cam.fps), defaults::FPS);
 }
 
+/// Events on a camera with a streamer record its H.264 by default (with the 5 s pre-roll);
+/// without triggers, or without a streamer, MJPG AVI stays the default; a written `video`
+/// always wins, and the stream takes a pre-roll and triggers.
+#[test]
+fn events_on_a_streaming_camera_record_the_stream_by_default() {
+    let trigger = "[[camera.recorder.trigger]]\nproducer = \"algo\"\n";
+    let video = |tables: &str| {
+        let d = load(&format!("{GOOD}{tables}")).expect("valid config");
+        let recorder = d.camera(None).expect("one camera").recorder.clone().expect("recorder table");
+        (recorder.video, recorder.effective_pre_roll_secs())
+    };
+    let pre = defaults::RECORDER_PRE_ROLL_SECS;
+    assert_eq!(video(&format!("[camera.streamer]\n[camera.recorder]\n{trigger}")), (VideoFormat::Stream, pre));
+    assert_eq!(video("[camera.streamer]\n[camera.recorder]\n"), (VideoFormat::MjpgAvi, 0.0));
+    assert_eq!(video(&format!("[camera.recorder]\n{trigger}")), (VideoFormat::MjpgAvi, pre));
+    let written = format!("[camera.streamer]\n[camera.recorder]\nvideo = \"h264-mp4\"\n{trigger}");
+    assert_eq!(video(&written), (VideoFormat::H264Mp4, pre));
+    let stream = "[camera.streamer]\n[camera.recorder]\nvideo = \"stream\"\npre-roll-secs = 3\n";
+    assert_eq!(video(stream), (VideoFormat::Stream, 3.0));
+}
+
 /// Bad preview and recorder values name `camera[i].<table>.<key>` and what is allowed.
 #[test]
 fn bad_preview_and_recorder_values_name_the_key() {
@@ -171,10 +192,6 @@ fn bad_preview_and_recorder_values_name_the_key() {
     check(
         "[camera.streamer]\n[camera.recorder]\nvideo = \"stream\"\nimages = \"jpeg\"\n",
         "`camera[0].recorder.images`: with video = \"stream\" the recorder writes the streamer's H.264 and decodes no frame: images need decoded frames; set images = \"off\" or video = \"mjpg-avi\", \"mp4v-mp4\" or \"h264-mp4\"",
-    );
-    check(
-        "[camera.streamer]\n[camera.recorder]\nvideo = \"stream\"\npre-roll-secs = 3\n",
-        "`camera[0].recorder.pre-roll-secs`: with video = \"stream\" the recorder writes the streamer's H.264 and decodes no frame: a pre-roll is not supported with it yet; allowed 0 or leave it out, or use video = \"mjpg-avi\", \"mp4v-mp4\" or \"h264-mp4\"",
     );
     check(
         "[camera.recorder]\nsegment-secs = 0\n",
