@@ -14,6 +14,7 @@ pub mod control;
 pub mod encoded;
 pub mod figures;
 pub mod format;
+pub mod fs_space;
 pub mod header;
 pub mod ipc;
 pub mod journal;

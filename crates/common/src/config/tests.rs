@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use super::*;
+use crate::policy::ReaderPolicy;
 
 fn load(text: &str) -> Result<Deployment, ConfigError> {
     Deployment::from_toml(Path::new("test.toml"), text)
@@ -75,6 +76,41 @@ fn reader_policies_load_and_bad_ones_name_the_key() {
 }
 
 /// `[camera.preview]` and `[camera.recorder]` load with their documented defaults.
+/// The reader settings are defined once (`reader_table!`) but stay keys of each table: each
+/// table lists its own keys in its own order when one is misspelt, and each reader's
+/// settings are read through the one `reader()`.
+#[test]
+fn every_reader_table_keeps_its_keys_and_their_order() {
+    let check = |extra: &str, expected: &str| {
+        let e = load(&format!("{GOOD}{extra}")).expect_err("must be rejected");
+        assert_eq!(format!("`{}`: {}", e.key, e.message), expected, "{extra}");
+    };
+    check(
+        "queue-dept = 1\n",
+        "`camera[0].algo.queue-dept`: unknown field `queue-dept`, expected one of `queue-depth`, `policy`, `max-fps`, `stats-interval-secs`",
+    );
+    check(
+        "[camera.preview]\nmaxfps = 1\n",
+        "`camera[0].preview.maxfps`: unknown field `maxfps`, expected one of `enabled`, `queue-depth`, `policy`, `max-fps`, `fps`, `max-width`, `max-height`, `jpeg-quality`, `overlay`, `results`, `result-max-age-ms`, `listen`, `max-viewers`, `max-connections`, `request-timeout-secs`, `stats-interval-secs`",
+    );
+    check(
+        "[camera.streamer]\nrate = 1\n",
+        "`camera[0].streamer.rate`: unknown field `rate`, expected one of `queue-depth`, `policy`, `max-fps`, `encoder`, `bitrate-kbps`, `gop`, `low-latency`, `stall-secs`, `stats-interval-secs`",
+    );
+    check(
+        "[[camera.reader]]\nname = \"plates\"\nqueue = 1\n",
+        "`camera[0].reader[0].queue`: unknown field `queue`, expected one of `name`, `policy`, `max-fps`, `queue-depth`, `command`",
+    );
+    let text = format!("{GOOD}queue-depth = 2\npolicy = \"every\"\n[camera.recorder]\nmax-fps = 5\n");
+    let d = load(&text).expect("valid config");
+    let cam = d.camera(None).expect("one camera");
+    let algo = cam.algo.as_ref().expect("algo").reader();
+    assert_eq!(algo, ReaderSettings { queue_depth: 2, policy: Some("every"), max_fps: None });
+    assert_eq!(algo.policy(ReaderPolicy::Newest), Ok(ReaderPolicy::Every));
+    let recorder = cam.reader_spec(&Role::from(ProcessRole::Recorder)).expect("recorder");
+    assert_eq!((recorder.policy, recorder.key.as_str()), (ReaderPolicy::MaxFps(5.0), "recorder"));
+}
+
 #[test]
 fn preview_and_recorder_tables_load_with_defaults() {
     let d = load(&format!("{GOOD}[camera.preview]\n[camera.recorder]\n")).expect("valid config");
