@@ -7,6 +7,7 @@ mod e2e {
     mod contract;
     mod control;
     mod events;
+    mod events_page;
     mod frame_bus;
     mod hardening;
     mod hardening_local;
@@ -20,6 +21,7 @@ mod e2e {
     mod recorder_disk;
     mod recorder_events;
     mod recorder_stream;
+    mod recorder_stream_events;
     mod scene;
     mod signals;
     mod status_metrics;

@@ -466,6 +466,46 @@ impl prometheus_client::collector::Collector for Snapshot {
             MetricType::Gauge,
             per(&|s| (s.role == "preview").then_some(f64::from(s.viewers))),
         )?;
+        // Webhooks of this `ctl up` (none in `ctl metrics` or without `[[deployment.webhook]]`).
+        let hooks = crate::webhooks::counters();
+        let per_hook = |f: &dyn Fn(&crate::webhooks::Counters) -> u64| -> Vec<(Labels, f64)> {
+            hooks.iter().map(|c| (vec![("url", c.url.clone())], f(c) as f64)).collect()
+        };
+        use std::sync::atomic::Ordering::Relaxed;
+        for (name, help, kind, value) in [
+            (
+                "framebus_webhook_sent",
+                "Events a webhook endpoint accepted (2xx).",
+                MetricType::Counter,
+                &(|c: &crate::webhooks::Counters| c.sent.load(Relaxed)) as &dyn Fn(&crate::webhooks::Counters) -> u64,
+            ),
+            (
+                "framebus_webhook_retries",
+                "Webhook attempts that failed and are tried again.",
+                MetricType::Counter,
+                &|c: &crate::webhooks::Counters| c.retries.load(Relaxed),
+            ),
+            (
+                "framebus_webhook_failed",
+                "Webhook events refused for good (4xx other than 408, 429).",
+                MetricType::Counter,
+                &|c: &crate::webhooks::Counters| c.failed.load(Relaxed),
+            ),
+            (
+                "framebus_webhook_dropped",
+                "Webhook events dropped because the endpoint's queue was full (max-queue).",
+                MetricType::Counter,
+                &|c: &crate::webhooks::Counters| c.dropped.load(Relaxed),
+            ),
+            (
+                "framebus_webhook_queued",
+                "Webhook events waiting to be sent.",
+                MetricType::Gauge,
+                &|c: &crate::webhooks::Counters| c.queued.load(Relaxed),
+            ),
+        ] {
+            family(name, help, kind, per_hook(value))?;
+        }
         // The processes' own figures (`figures` requests). A process of its own kind (the bridge)
         // adds its families in a function of its own, from its variant of `Figures`.
         self.encode_streamers(&mut encoder)?;

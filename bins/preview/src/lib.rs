@@ -10,6 +10,7 @@
 //! `--enabled` on the command line is recorded like a command.
 
 pub mod cli;
+pub mod events;
 pub mod http;
 pub mod render;
 pub mod results;
@@ -352,7 +353,10 @@ pub fn run(deployment: &Deployment, camera: &CameraConfig, options: &PreviewOpti
         request_timeout: Duration::from_secs_f64(config.request_timeout_secs),
     };
     let links = http::stream_links(deployment, camera);
-    http::serve(listener, Arc::clone(&hub), cam.to_string(), links, limits, access, tls)
+    // Every preview lists the events of the whole deployment (it has the whole config).
+    let events = Arc::new(events::Events::new(deployment));
+    let site = http::Site { camera: cam.to_string(), links, events };
+    http::serve(listener, Arc::clone(&hub), site, limits, access, tls)
         .with_context(|| format!("camera `{cam}`: starting the HTTP server"))?;
     let stats_interval = Duration::from_secs_f64(config.stats_interval_secs);
 

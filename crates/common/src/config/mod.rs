@@ -16,6 +16,7 @@ mod recorder;
 mod source;
 mod streamer;
 mod tls;
+mod webhook;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -39,6 +40,7 @@ pub use source::{
 };
 pub use streamer::{EncoderChoice, MediaServerConfig, StreamerConfig};
 pub use tls::{TlsConfig, TlsFiles};
+pub use webhook::{split_http_url, WebhookConfig, WebhookEvent};
 
 use crate::format::PixelFormat;
 use crate::names::{ProcessRole, Role};
@@ -190,6 +192,10 @@ pub struct DeploymentSection {
     /// picks a free one, logged); none = no endpoint (`ctl metrics` serves one on demand).
     #[serde(default)]
     pub metrics: Option<String>,
+    /// `[[deployment.webhook]]`: endpoints POSTed a JSON document per clip start and end (sent
+    /// by `ctl up`).
+    #[serde(default)]
+    pub webhook: Vec<WebhookConfig>,
 }
 
 impl Default for DeploymentSection {
@@ -199,6 +205,7 @@ impl Default for DeploymentSection {
             state_dir: None,
             max_shared_memory_mb: defaults::MAX_SHARED_MEMORY_MB,
             metrics: None,
+            webhook: Vec::new(),
         }
     }
 }
@@ -463,6 +470,12 @@ impl Deployment {
         let mut deployment: Deployment =
             serde_path_to_error::deserialize(deserializer).map_err(|e| ConfigError::parse(path, text, e))?;
         deployment.source_file = path.to_path_buf();
+        for camera in &mut deployment.camera {
+            let has_streamer = camera.streamer.is_some();
+            if let Some(recorder) = &mut camera.recorder {
+                recorder.resolve_video(has_streamer);
+            }
+        }
         deployment.validate()?;
         Ok(deployment)
     }
@@ -638,6 +651,9 @@ fn validate_deployment_section(d: &DeploymentSection) -> Result<(), Invalid> {
                 format!("invalid address `{addr}`: use ip:port, e.g. `127.0.0.1:9464` (port 0 picks a free port)"),
             );
         }
+    }
+    for (i, hook) in d.webhook.iter().enumerate() {
+        webhook::validate(hook).map_err(|(field, msg)| (format!("deployment.webhook[{i}].{field}"), msg))?;
     }
     if !(1..=1024 * 1024).contains(&d.max_shared_memory_mb) {
         return invalid(

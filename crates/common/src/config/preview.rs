@@ -171,3 +171,16 @@ pub(super) fn validate(cfg: &PreviewConfig) -> Result<(), (String, String)> {
     }
     Ok(())
 }
+
+impl super::Deployment {
+    /// Where the events page of `camera` is served, as `scheme://ip:port` (no trailing slash):
+    /// the camera's own preview, else the first camera's that has one (every preview serves
+    /// the events of the whole deployment). `None` when no camera has a preview or its port is
+    /// picked at start-up (`:0`). A preview listening on every interface is named by loopback.
+    pub fn events_page_base(&self, camera: &str) -> Option<String> {
+        let own = self.camera.iter().find(|c| c.name == camera).and_then(|c| c.preview.as_ref());
+        let preview = own.or_else(|| self.camera.iter().find_map(|c| c.preview.as_ref()))?;
+        let addr = super::MediaServerConfig::local(preview.listen_addr());
+        (addr.port() != 0).then(|| format!("{}://{addr}", self.http_scheme()))
+    }
+}
