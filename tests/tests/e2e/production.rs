@@ -340,7 +340,8 @@ fn a_storm_of_malformed_requests_is_logged_with_a_count() {
 /// `ctl completions` for bash is valid bash; pressing TAB asks ctl, which completes `ctl st<TAB>`
 /// to its commands (start, state, status, stop), `ctl status <TAB>` to the cameras and `ctl stop yard <TAB>` to that camera's
 /// roles of the config in effect (`./framebus.toml` of the shell's folder, or `--config` on the
-/// line); zsh and fish scripts are generated; `ctl man --output` writes pages that groff renders
+/// line), and the media server after `ctl restart` when the config has one; fish completes the
+/// same through its script (zsh was checked by hand: its script is generated); `ctl man --output` writes pages that groff renders
 /// without a warning; none of it needs a config file.
 #[test]
 fn completions_and_man_pages_are_generated() {
@@ -393,12 +394,43 @@ fn completions_and_man_pages_are_generated() {
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains("_clap_complete_ctl"), "{out}");
 
+    // With a media server, `ctl restart|logs <TAB>` offer it too (issue 21), and nothing after it.
+    let served = elsewhere.path().join("served.toml");
+    std::fs::write(&served, config.replacen("[[camera]]", "[media-server]\n\n[[camera]]", 1)).expect("config");
+    let served_arg = served.display().to_string();
+    assert_eq!(
+        complete(&["ctl", "--config", &served_arg, "restart", ""], elsewhere.path()),
+        vec!["front", "mediaserver", "yard"]
+    );
+    assert_eq!(complete(&["ctl", "--config", &served_arg, "status", ""], elsewhere.path()), vec!["front", "yard"]);
+
     let (code, zsh, _) = run(ctl().args(["completions", "zsh"]));
     assert_eq!(code, Some(0));
     assert!(zsh.starts_with("#compdef ctl"), "{zsh}");
     let (code, fish, _) = run(ctl().args(["completions", "fish"]));
     assert_eq!(code, Some(0));
     assert!(fish.contains("complete --keep-order --exclusive --command ctl"), "{fish}");
+    // What fish does on TAB (`complete -C` lists what the line completes to): names from the
+    // config on the line, the media server after restart, the camera's roles after logs.
+    let fish_bin = require_tool("fish", "fish");
+    let fish_path = outside.path().join("ctl.fish");
+    std::fs::write(&fish_path, &fish).expect("script");
+    let fish_complete = |line: &str| {
+        let probe = format!("source '{}'; complete -C '{line}'", fish_path.display());
+        let (code, out, err) = run(Command::new(&fish_bin).args(["--no-config", "-c", &probe]));
+        assert_eq!(code, Some(0), "fish: {err}");
+        let mut offered: Vec<String> = out
+            .lines()
+            .map(|l| l.split('\t').next().unwrap_or_default().to_string())
+            .filter(|l| !l.is_empty() && !l.starts_with('-'))
+            .collect();
+        offered.sort_unstable();
+        offered
+    };
+    assert_eq!(fish_complete(&format!("ctl --config {served_arg} restart ")), vec!["front", "mediaserver", "yard"]);
+    assert_eq!(fish_complete(&format!("ctl --config {served_arg} logs yard ")), vec!["algo", "capture", "plates"]);
+    assert_eq!(fish_complete(&format!("ctl --config {served_arg} logs mediaserver ")), Vec::<String>::new());
+    assert_eq!(fish_complete("ctl sta"), vec!["start", "state", "status"]);
     let (code, _, err) = run(ctl().args(["completions", "tcsh"]));
     assert_eq!(code, Some(2), "{err}");
 
