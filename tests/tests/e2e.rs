@@ -7,6 +7,7 @@ mod e2e {
     mod contract;
     mod control;
     mod events;
+    mod events_page;
     mod frame_bus;
     mod hardening;
     mod hardening_local;

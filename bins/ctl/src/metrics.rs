@@ -434,6 +434,46 @@ impl prometheus_client::collector::Collector for Snapshot {
             MetricType::Counter,
             server(&|c| c.access_units_skipped as f64),
         )?;
+        // Webhooks of this `ctl up` (none in `ctl metrics` or without `[[deployment.webhook]]`).
+        let hooks = crate::webhooks::counters();
+        let per_hook = |f: &dyn Fn(&crate::webhooks::Counters) -> u64| -> Vec<(Labels, f64)> {
+            hooks.iter().map(|c| (vec![("url", c.url.clone())], f(c) as f64)).collect()
+        };
+        use std::sync::atomic::Ordering::Relaxed;
+        for (name, help, kind, value) in [
+            (
+                "framebus_webhook_sent",
+                "Events a webhook endpoint accepted (2xx).",
+                MetricType::Counter,
+                &(|c: &crate::webhooks::Counters| c.sent.load(Relaxed)) as &dyn Fn(&crate::webhooks::Counters) -> u64,
+            ),
+            (
+                "framebus_webhook_retries",
+                "Webhook attempts that failed and are tried again.",
+                MetricType::Counter,
+                &|c: &crate::webhooks::Counters| c.retries.load(Relaxed),
+            ),
+            (
+                "framebus_webhook_failed",
+                "Webhook events refused for good (4xx other than 408, 429).",
+                MetricType::Counter,
+                &|c: &crate::webhooks::Counters| c.failed.load(Relaxed),
+            ),
+            (
+                "framebus_webhook_dropped",
+                "Webhook events dropped because the endpoint's queue was full (max-queue).",
+                MetricType::Counter,
+                &|c: &crate::webhooks::Counters| c.dropped.load(Relaxed),
+            ),
+            (
+                "framebus_webhook_queued",
+                "Webhook events waiting to be sent.",
+                MetricType::Gauge,
+                &|c: &crate::webhooks::Counters| c.queued.load(Relaxed),
+            ),
+        ] {
+            family(name, help, kind, per_hook(value))?;
+        }
         // Latency histograms: capture → published (capture), capture → frame in the reader's
         // hands (readers; preview: → image ready, recorder: → written).
         // Not for the per-deployment processes (the media server): no frame passes them.

@@ -6,108 +6,101 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::defaults;
+use super::reader_table::reader_table;
 use crate::names::Role;
 use crate::results::{Outcome, LABEL_TEXT};
 
-/// `[camera.recorder]`: what the recorder writes, where, and when it stops for disk space.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct RecorderConfig {
-    /// Initial state: save frames (`true`) or only count them (`false`).
-    #[serde(default)]
-    pub enabled: bool,
-    /// Frames queued for this reader while it encodes; deeper queues ride out slow writes.
-    #[serde(default = "default_queue_depth")]
-    pub queue_depth: u32,
-    /// Reader policy: `every` (default: every frame while the recorder keeps up), `newest` or
-    /// `max-fps` (see [`crate::policy`]).
-    #[serde(default)]
-    pub policy: Option<String>,
-    /// Frames per second taken with `policy = "max-fps"`.
-    #[serde(default)]
-    pub max_fps: Option<f64>,
-    /// Folder of the recordings; relative paths are relative to the config file.
-    #[serde(default = "default_directory")]
-    pub directory: PathBuf,
-    /// Video container and codec, or `off`, as resolved when the config is loaded (see
-    /// [`RecorderConfig::resolve_video`]).
-    #[serde(skip)]
-    pub video: VideoFormat,
-    /// `video` as written in the file (unset: see [`RecorderConfig::resolve_video`]).
-    #[serde(default, rename = "video")]
-    pub video_key: Option<VideoFormat>,
-    /// Frame rate written into the video container; 0 = the camera's fps (30 when that is 0).
-    #[serde(default)]
-    pub video_fps: f64,
-    /// Still images per saved frame: `off`, `jpeg` or `png`.
-    #[serde(default)]
-    pub images: ImageFormat,
-    /// Save an image of every Nth received frame.
-    #[serde(default = "default_image_every")]
-    pub image_every: u32,
-    /// At most this many images per second; 0 = no limit.
-    #[serde(default)]
-    pub image_max_fps: f64,
-    /// JPEG quality of saved images, 1 to 100.
-    #[serde(default = "default_jpeg_quality")]
-    pub jpeg_quality: u32,
-    /// Length of one segment (video file + sidecar index) in seconds of capture time.
-    #[serde(default = "default_segment_secs")]
-    pub segment_secs: f64,
-    /// Free-space floor in MiB: below it the recorder stops writing until space is back. The
-    /// recorder keeps its own reserve (room to close the current segment) on top of it, so 0 is
-    /// safe: it means "no room kept for anything else".
-    #[serde(default = "default_min_free_mb")]
-    pub min_free_mb: u64,
-    /// Free-inode floor (statvfs `f_favail`): below it the recorder stops writing like below
-    /// `min-free-mb`. Ignored on filesystems without an inode count (vfat, btrfs).
-    #[serde(default = "default_min_free_inodes")]
-    pub min_free_inodes: u64,
-    /// Below the floor, delete this camera's oldest completed segments before giving up.
-    #[serde(default)]
-    pub delete_oldest: bool,
-    /// Seconds between statistics reports.
-    #[serde(default = "default_stats_interval")]
-    pub stats_interval_secs: f64,
-    /// Seconds of frames kept (in memory: JPEG-encoded, or with `video = "stream"` the
-    /// streamer's access units in whole GOPs) before a trigger or `ctl record on`, so a clip
-    /// starts before what triggered it. Default: 5 with triggers, 0 without (continuous
-    /// recording as before); see [`RecorderConfig::effective_pre_roll_secs`].
-    #[serde(default)]
-    pub pre_roll_secs: Option<f64>,
-    /// Seconds a clip goes on after the last trigger; a trigger within this time of the last
-    /// one extends the clip.
-    #[serde(default = "default_post_roll_secs")]
-    pub post_roll_secs: f64,
-    /// Longest clip, seconds of capture time: a longer one ends and the next clip continues it
-    /// at the next frame.
-    #[serde(default = "default_max_clip_secs")]
-    pub max_clip_secs: f64,
-    /// How late (seconds after its frame was captured) a result may arrive and still get the
-    /// whole pre-roll: the recorder keeps this much more than `pre-roll-secs`.
-    #[serde(default = "default_result_delay_secs")]
-    pub result_delay_secs: f64,
-    /// Memory limit of the pre-roll in MiB: a config whose estimate exceeds it is refused, and
-    /// at run time the oldest held frames are dropped above it.
-    #[serde(default = "default_pre_roll_max_mb")]
-    pub pre_roll_max_mb: u64,
-    /// Delete this camera's finished segments older than this many days (since they were
-    /// completed); none = no age limit.
-    #[serde(default)]
-    pub max_age_days: Option<f64>,
-    /// Keep this camera's segments under this many MiB in total (the one being written
-    /// included), deleting the oldest finished ones first; none = no size limit.
-    #[serde(default)]
-    pub max_total_mb: Option<u64>,
-    /// `[[camera.recorder.trigger]]`: results that start (or extend) a clip. None = continuous
-    /// recording while saving is on.
-    #[serde(default)]
-    pub trigger: Vec<TriggerConfig>,
-    /// Permission bits of the files the recorder creates (videos, sidecars, images), an octal
-    /// string such as `"0640"` or a TOML integer such as `0o640`; folders it creates get the
-    /// same bits plus search (x) where read is set. Default `"0600"`: only the recording user.
-    #[serde(default = "default_file_mode")]
-    pub file_mode: FileMode,
+reader_table! {
+    /// `[camera.recorder]`: what the recorder writes, where, and when it stops for disk space.
+    pub struct RecorderConfig {
+        /// Initial state: save frames (`true`) or only count them (`false`).
+        #[serde(default)]
+        pub enabled: bool,
+        ..queue_depth("default_queue_depth"),
+        ..policy,
+        /// Folder of the recordings; relative paths are relative to the config file.
+        #[serde(default = "default_directory")]
+        pub directory: PathBuf,
+        /// Video container and codec, or `off`, as resolved when the config is loaded (see
+        /// [`RecorderConfig::resolve_video`]).
+        #[serde(skip)]
+        pub video: VideoFormat,
+        /// `video` as written in the file (unset: see [`RecorderConfig::resolve_video`]).
+        #[serde(default, rename = "video")]
+        pub video_key: Option<VideoFormat>,
+        /// Frame rate written into the video container; 0 = the camera's fps (30 when that is 0).
+        #[serde(default)]
+        pub video_fps: f64,
+        /// Still images per saved frame: `off`, `jpeg` or `png`.
+        #[serde(default)]
+        pub images: ImageFormat,
+        /// Save an image of every Nth received frame.
+        #[serde(default = "default_image_every")]
+        pub image_every: u32,
+        /// At most this many images per second; 0 = no limit.
+        #[serde(default)]
+        pub image_max_fps: f64,
+        /// JPEG quality of saved images, 1 to 100.
+        #[serde(default = "default_jpeg_quality")]
+        pub jpeg_quality: u32,
+        /// Length of one segment (video file + sidecar index) in seconds of capture time.
+        #[serde(default = "default_segment_secs")]
+        pub segment_secs: f64,
+        /// Free-space floor in MiB: below it the recorder stops writing until space is back. The
+        /// recorder keeps its own reserve (room to close the current segment) on top of it, so 0 is
+        /// safe: it means "no room kept for anything else".
+        #[serde(default = "default_min_free_mb")]
+        pub min_free_mb: u64,
+        /// Free-inode floor (statvfs `f_favail`): below it the recorder stops writing like below
+        /// `min-free-mb`. Ignored on filesystems without an inode count (vfat, btrfs).
+        #[serde(default = "default_min_free_inodes")]
+        pub min_free_inodes: u64,
+        /// Below the floor, delete this camera's oldest completed segments before giving up.
+        #[serde(default)]
+        pub delete_oldest: bool,
+        /// Seconds between statistics reports.
+        #[serde(default = "default_stats_interval")]
+        pub stats_interval_secs: f64,
+        /// Seconds of frames kept (in memory: JPEG-encoded, or with `video = "stream"` the
+        /// streamer's access units in whole GOPs) before a trigger or `ctl record on`, so a clip
+        /// starts before what triggered it. Default: 5 with triggers, 0 without (continuous
+        /// recording as before); see [`RecorderConfig::effective_pre_roll_secs`].
+        #[serde(default)]
+        pub pre_roll_secs: Option<f64>,
+        /// Seconds a clip goes on after the last trigger; a trigger within this time of the last
+        /// one extends the clip.
+        #[serde(default = "default_post_roll_secs")]
+        pub post_roll_secs: f64,
+        /// Longest clip, seconds of capture time: a longer one ends and the next clip continues it
+        /// at the next frame.
+        #[serde(default = "default_max_clip_secs")]
+        pub max_clip_secs: f64,
+        /// How late (seconds after its frame was captured) a result may arrive and still get the
+        /// whole pre-roll: the recorder keeps this much more than `pre-roll-secs`.
+        #[serde(default = "default_result_delay_secs")]
+        pub result_delay_secs: f64,
+        /// Memory limit of the pre-roll in MiB: a config whose estimate exceeds it is refused, and
+        /// at run time the oldest held frames are dropped above it.
+        #[serde(default = "default_pre_roll_max_mb")]
+        pub pre_roll_max_mb: u64,
+        /// Delete this camera's finished segments older than this many days (since they were
+        /// completed); none = no age limit.
+        #[serde(default)]
+        pub max_age_days: Option<f64>,
+        /// Keep this camera's segments under this many MiB in total (the one being written
+        /// included), deleting the oldest finished ones first; none = no size limit.
+        #[serde(default)]
+        pub max_total_mb: Option<u64>,
+        /// `[[camera.recorder.trigger]]`: results that start (or extend) a clip. None = continuous
+        /// recording while saving is on.
+        #[serde(default)]
+        pub trigger: Vec<TriggerConfig>,
+        /// Permission bits of the files the recorder creates (videos, sidecars, images), an octal
+        /// string such as `"0640"` or a TOML integer such as `0o640`; folders it creates get the
+        /// same bits plus search (x) where read is set. Default `"0600"`: only the recording user.
+        #[serde(default = "default_file_mode")]
+        pub file_mode: FileMode,
+    }
 }
 
 /// A file mode from the config: an octal string (`"0640"`) or an integer (`0o640`).

@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use super::*;
+use crate::policy::ReaderPolicy;
 
 fn load(text: &str) -> Result<Deployment, ConfigError> {
     Deployment::from_toml(Path::new("test.toml"), text)
@@ -75,6 +76,41 @@ fn reader_policies_load_and_bad_ones_name_the_key() {
 }
 
 /// `[camera.preview]` and `[camera.recorder]` load with their documented defaults.
+/// The reader settings are defined once (`reader_table!`) but stay keys of each table: each
+/// table lists its own keys in its own order when one is misspelt, and each reader's
+/// settings are read through the one `reader()`.
+#[test]
+fn every_reader_table_keeps_its_keys_and_their_order() {
+    let check = |extra: &str, expected: &str| {
+        let e = load(&format!("{GOOD}{extra}")).expect_err("must be rejected");
+        assert_eq!(format!("`{}`: {}", e.key, e.message), expected, "{extra}");
+    };
+    check(
+        "queue-dept = 1\n",
+        "`camera[0].algo.queue-dept`: unknown field `queue-dept`, expected one of `queue-depth`, `policy`, `max-fps`, `stats-interval-secs`",
+    );
+    check(
+        "[camera.preview]\nmaxfps = 1\n",
+        "`camera[0].preview.maxfps`: unknown field `maxfps`, expected one of `enabled`, `queue-depth`, `policy`, `max-fps`, `fps`, `max-width`, `max-height`, `jpeg-quality`, `overlay`, `results`, `result-max-age-ms`, `listen`, `max-viewers`, `max-connections`, `request-timeout-secs`, `stats-interval-secs`",
+    );
+    check(
+        "[camera.streamer]\nrate = 1\n",
+        "`camera[0].streamer.rate`: unknown field `rate`, expected one of `queue-depth`, `policy`, `max-fps`, `encoder`, `bitrate-kbps`, `gop`, `low-latency`, `stall-secs`, `stats-interval-secs`",
+    );
+    check(
+        "[[camera.reader]]\nname = \"plates\"\nqueue = 1\n",
+        "`camera[0].reader[0].queue`: unknown field `queue`, expected one of `name`, `policy`, `max-fps`, `queue-depth`, `command`",
+    );
+    let text = format!("{GOOD}queue-depth = 2\npolicy = \"every\"\n[camera.recorder]\nmax-fps = 5\n");
+    let d = load(&text).expect("valid config");
+    let cam = d.camera(None).expect("one camera");
+    let algo = cam.algo.as_ref().expect("algo").reader();
+    assert_eq!(algo, ReaderSettings { queue_depth: 2, policy: Some("every"), max_fps: None });
+    assert_eq!(algo.policy(ReaderPolicy::Newest), Ok(ReaderPolicy::Every));
+    let recorder = cam.reader_spec(&Role::from(ProcessRole::Recorder)).expect("recorder");
+    assert_eq!((recorder.policy, recorder.key.as_str()), (ReaderPolicy::MaxFps(5.0), "recorder"));
+}
+
 #[test]
 fn preview_and_recorder_tables_load_with_defaults() {
     let d = load(&format!("{GOOD}[camera.preview]\n[camera.recorder]\n")).expect("valid config");
@@ -728,6 +764,39 @@ fn tls_files_are_checked() {
     assert_eq!(d.http_scheme(), "https");
     assert!(d.tls_files().expect("readable").is_some());
     assert_eq!(load(GOOD).expect("valid").http_scheme(), "http");
+}
+
+/// `[[deployment.webhook]]` loads with its defaults; a bad URL, event, timeout or queue names
+/// the key and what is allowed.
+#[test]
+fn webhooks_load_and_bad_ones_name_the_key() {
+    let with = |hook: &str| GOOD.replace("name = \"lab\"", &format!("name = \"lab\"\n[[deployment.webhook]]\n{hook}"));
+    let d = load(&with("url = \"http://127.0.0.1:9000/hook\"")).expect("loads");
+    let hook = &d.deployment.webhook[0];
+    assert_eq!(hook.events, vec![WebhookEvent::Start, WebhookEvent::End]);
+    assert_eq!((hook.timeout_secs, hook.max_queue), (5.0, 256));
+    let check = |hook: &str, expected: &str| {
+        let e = load(&with(hook)).expect_err("must be rejected");
+        assert_eq!(format!("`{}`: {}", e.key, e.message), expected, "{hook}");
+    };
+    check(
+        "url = \"ftp://x\"",
+        "`deployment.webhook[0].url`: invalid URL `ftp://x`: use http://host[:port][/path], e.g. `http://127.0.0.1:9000/framebus` (no credentials, no fragment)",
+    );
+    check(
+        "url = \"http://h/\"\nevents = []",
+        "`deployment.webhook[0].events`: no event: allowed values are \"start\" and \"end\"",
+    );
+    check(
+        "url = \"http://h/\"\ntimeout-secs = 0",
+        "`deployment.webhook[0].timeout-secs`: invalid value 0: allowed 0.1 to 60 (seconds)",
+    );
+    check(
+        "url = \"http://h/\"\nmax-queue = 0",
+        "`deployment.webhook[0].max-queue`: invalid value 0: allowed 1 to 100000 (events)",
+    );
+    let e = load(&with("url = \"http://h/\"\nevents = [\"begin\"]")).expect_err("unknown event");
+    assert!(e.message.contains("unknown variant `begin`, expected `start` or `end`"), "{e}");
 }
 
 /// A camera may not take the name of a per-deployment process: `ctl restart mediaserver` must

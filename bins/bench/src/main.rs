@@ -27,7 +27,7 @@ mod stream;
 use anyhow::{anyhow, bail, Context};
 use clap::Parser;
 use framebus::{Camera, Event, ReaderPolicy};
-use framebus_bench::cli::{BenchCommand, Cli};
+use framebus_bench::cli::{BenchCommand, Cli, ReaderArgs};
 use framebus_common::clock;
 use framebus_common::pattern::SyntheticPattern;
 use framebus_common::stats::LatencyWindow;
@@ -51,11 +51,11 @@ const CASES: [Case; 3] = [
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
-        Some(BenchCommand::Reader { args }) => reader(&args),
+        Some(BenchCommand::Reader(args)) => reader(&args),
         Some(BenchCommand::Python) => in_temp_dir(python_vs_rust),
         Some(BenchCommand::V4l2) => in_temp_dir(device_bench),
         Some(BenchCommand::Recorder) => in_temp_dir(recorder_table),
-        Some(BenchCommand::Embedded { args }) => embedded::run(&args),
+        Some(BenchCommand::Embedded { config, port }) => embedded::run(&config, port),
         Some(BenchCommand::Stream) => in_temp_dir(stream::bench),
         Some(BenchCommand::StreamRecord) => in_temp_dir(stream::recording),
         None => bench(),
@@ -705,18 +705,15 @@ fn device_bench(dir: &Path) -> anyhow::Result<()> {
 /// `framebus-bench reader <config> <frames> [policy]`: reads through the reader loop of the
 /// `framebus` crate (policy `every` unless given), records publish → frame-in-hand latency,
 /// verifies every frame, prints one JSON line.
-fn reader(args: &[String]) -> anyhow::Result<()> {
-    let config = args.first().ok_or_else(|| anyhow!("reader needs a config path"))?;
-    let frames: u64 = args.get(1).and_then(|s| s.parse().ok()).ok_or_else(|| anyhow!("reader needs a frame count"))?;
-    let policy = match args.get(2) {
-        Some(text) => ReaderPolicy::parse(text, None).map_err(|e| anyhow!(e))?,
-        None => ReaderPolicy::Every,
+fn reader(args: &ReaderArgs) -> anyhow::Result<()> {
+    let frames = args.frames;
+    let policy = match args.policy.as_deref() {
+        Some(text) if text != "-" => ReaderPolicy::parse(text, None).map_err(|e| anyhow!(e))?,
+        _ => ReaderPolicy::Every,
     };
-    // `touch`: read every byte of each frame taken, as an algorithm would; `fake-v4l2`: frames
-    // come from the emulated V4L2 device (checked against its formula, not the synthetic stamp).
-    let touch = args.iter().skip(3).any(|a| a == "touch");
-    let fake_device = args.iter().skip(3).any(|a| a == "fake-v4l2");
-    let camera = Camera::builder(Path::new(config), "bench")?
+    let touch = args.flags.iter().any(|a| a == "touch");
+    let fake_device = args.flags.iter().any(|a| a == "fake-v4l2");
+    let camera = Camera::builder(&args.config, "bench")?
         .role(&format!("bench-{}", std::process::id()))?
         .policy(policy)
         .open()?;
