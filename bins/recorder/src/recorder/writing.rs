@@ -356,7 +356,7 @@ impl Recorder {
         }
     }
 
-    /// The disk guard (see [`DiskGuard::check`](crate::guard::DiskGuard::check)): below the floor plus the reserve the segment
+    /// The disk guard (see [`crate::guard::DiskGuard::check`]): below the floor plus the reserve the segment
     /// is finished (there is still room to close it) and nothing is written until space is
     /// back. Runs before every frame written and on the housekeeping timer.
     pub fn check_disk(&mut self) {
@@ -389,7 +389,7 @@ impl Recorder {
         }
     }
 
-    /// Retention (see [`DiskGuard::apply_retention`](crate::guard::DiskGuard::apply_retention)): every deletion is logged, counted and
+    /// Retention (see [`crate::guard::DiskGuard::apply_retention`]): every deletion is logged, counted and
     /// journaled.
     pub fn apply_retention(&mut self) {
         let events = self.guard.apply_retention(self.writer.base());
