@@ -1,39 +1,12 @@
 //! Free space, the removal of old segments (disk guard) and retention (`max-age-days`,
 //! `max-total-mb`).
 
-use std::ffi::CString;
 use std::io;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-/// Room left on a filesystem for an unprivileged writer (statvfs).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Space {
-    /// Bytes available (`f_bavail × f_frsize`).
-    pub bytes: u64,
-    /// Inodes available (`f_favail`); `None` when the filesystem does not count inodes
-    /// (`f_files` = 0: vfat, exFAT, btrfs), so there is no inode limit to watch.
-    pub inodes: Option<u64>,
-}
-
-/// Free bytes and inodes on the filesystem holding `path` (statvfs: about a microsecond, so
-/// the recorder asks before every frame it writes).
-pub fn space(path: &Path) -> io::Result<Space> {
-    let c_path = CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
-    // SAFETY: statvfs is plain old data, so all-zero is a valid value for it.
-    let mut st: libc::statvfs = unsafe { core::mem::zeroed() };
-    // SAFETY: `c_path` is a valid NUL-terminated string and `st` a valid, writable statvfs.
-    let rc = unsafe { libc::statvfs(c_path.as_ptr(), &mut st) };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(Space {
-        bytes: (st.f_bavail as u64).saturating_mul(st.f_frsize as u64),
-        inodes: (st.f_files > 0).then_some(st.f_favail as u64),
-    })
-}
+/// Room on the recorder's file system: the shared `statvfs` of `framebus-common`.
+pub use framebus_common::fs_space::{space, Space};
 
 /// The segment base of `name` if it is a file or folder of a segment of `camera`:
 /// `<camera>_<YYYYMMDD>T<HHMMSS.mmm>Z_<frame id>` followed by `.` and an extension.

@@ -316,13 +316,13 @@ mod tests {
         guard.set_frame_size(100, 100);
         assert_eq!(guard.reserve_bytes(10), RESERVE_BASE + 3 * 30_000 + 640);
         let mib = 1024 * 1024;
-        let space = |bytes| Space { bytes, inodes: Some(1000) };
+        let space = |bytes| Space { bytes, total_bytes: u64::MAX, inodes: Some(1000) };
         assert!(guard.shortage(space(11 * mib), mib, false).is_none());
         assert!(guard.shortage(space(11 * mib - 1), mib, false).is_some());
         assert!(guard.shortage(space(11 * mib), mib, true).is_some(), "resuming wants the slack");
-        let inodes = Space { bytes: u64::MAX, inodes: Some(INODE_RESERVE - 1) };
+        let inodes = Space { bytes: u64::MAX, total_bytes: u64::MAX, inodes: Some(INODE_RESERVE - 1) };
         assert!(guard.shortage(inodes, 0, false).is_some_and(|why| why.contains("inodes")));
-        assert!(guard.shortage(Space { bytes: u64::MAX, inodes: None }, 0, true).is_none());
+        assert!(guard.shortage(Space { bytes: u64::MAX, total_bytes: u64::MAX, inodes: None }, 0, true).is_none());
     }
 
     /// An impossible floor makes an active guard go low (an idle one stays), deleting the
