@@ -96,13 +96,8 @@ pub fn run(deployment: &Deployment) -> anyhow::Result<()> {
         web == "https",
         format!("serving {rtsp_base}/<camera> and {web}://{}/<camera>", MediaServerConfig::local(http_addr)),
     )?;
-    for camera in &cameras {
-        tracing::info!(
-            camera,
-            "serving {rtsp_base}/{camera} and {web}://{}/{camera}",
-            MediaServerConfig::local(http_addr)
-        );
-    }
+    let http_url = format!("{web}://{}", MediaServerConfig::local(http_addr));
+    announce(&cameras, &rtsp_base, &http_url);
     tracing::info!(
         rtsp = %rtsp_addr,
         http = %http_addr,
@@ -111,6 +106,26 @@ pub fn run(deployment: &Deployment) -> anyhow::Result<()> {
         "media server ready"
     );
 
+    log_status_until_stopped(&hub);
+    tracing::info!("stopping");
+    control.stop();
+    ingest.join();
+    viewers.close_all();
+    source.remove();
+    main_loop.quit();
+    let _ = glib_thread.join();
+    Ok(())
+}
+
+/// Logs each camera's two addresses (RTSP and WebRTC page).
+fn announce(cameras: &[String], rtsp_base: &str, http_url: &str) {
+    for camera in cameras {
+        tracing::info!(camera, "serving {rtsp_base}/{camera} and {http_url}/{camera}");
+    }
+}
+
+/// Waits for SIGINT/SIGTERM, logging each camera's figures every 10 s meanwhile.
+fn log_status_until_stopped(hub: &hub::Hub) {
     let mut last_report = Instant::now();
     while !signals::termination_requested() {
         std::thread::sleep(Duration::from_millis(50));
@@ -129,12 +144,4 @@ pub fn run(deployment: &Deployment) -> anyhow::Result<()> {
             }
         }
     }
-    tracing::info!("stopping");
-    control.stop();
-    ingest.join();
-    viewers.close_all();
-    source.remove();
-    main_loop.quit();
-    let _ = glib_thread.join();
-    Ok(())
 }

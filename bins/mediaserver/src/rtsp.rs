@@ -99,51 +99,62 @@ pub fn start(
     for camera in hub.cameras() {
         let Some(channel) = hub.channel(camera) else { continue };
 
-        let play = rtsp::RTSPMediaFactory::new();
-        play.set_launch(PLAY_LAUNCH);
-        play.set_shared(true);
-        play.set_suspend_mode(rtsp::RTSPSuspendMode::None);
-        if guarded {
-            play.add_role_from_structure(
-                &gst::Structure::builder(VIEWER_ROLE)
-                    .field(rtsp::RTSP_PERM_MEDIA_FACTORY_ACCESS, true)
-                    .field(rtsp::RTSP_PERM_MEDIA_FACTORY_CONSTRUCT, true)
-                    .build(),
-            );
-        }
-        {
-            let channel = Arc::clone(&channel);
-            play.connect_media_configure(move |_, media| {
-                let element = media.element();
-                let Some(appsrc) = element
-                    .downcast_ref::<gst::Bin>()
-                    .and_then(|bin| bin.by_name_recurse_up("src"))
-                    .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
-                else {
-                    tracing::error!(camera = channel.camera(), "the play media has no appsrc");
-                    return;
-                };
-                // Every RTP packet of the shared media goes to each RTSP client playing it.
-                match bin_element(&element, "pay0").and_then(|pay| pay.static_pad("src")) {
-                    Some(pad) => crate::hub::count_bytes_out(&pad, &channel, true),
-                    None => tracing::warn!(
-                        camera = channel.camera(),
-                        "the play media has no payloader: bytes out are not counted"
-                    ),
-                }
-                let id = channel.add_sink(appsrc, SinkKind::Rtsp);
-                let channel = Arc::clone(&channel);
-                media.connect_unprepared(move |_| channel.remove_sink(id));
-            });
-        }
-        mounts.add_factory(&format!("/{camera}"), play);
+        mounts.add_factory(&format!("/{camera}"), play_factory(channel, guarded));
     }
 
+    watch_clients(&server, hub, viewers.is_some());
+
+    let source =
+        server.attach(None).with_context(|| format!("RTSP server: cannot listen on {listen} (is the port taken?)"))?;
+    Ok((server, source))
+}
+
+/// The shared play media of one camera: its appsrc is fed by the camera's channel while the
+/// media is prepared, and its bytes out are counted; with `guarded`, only viewers may play.
+fn play_factory(channel: Arc<Channel>, guarded: bool) -> rtsp::RTSPMediaFactory {
+    let play = rtsp::RTSPMediaFactory::new();
+    play.set_launch(PLAY_LAUNCH);
+    play.set_shared(true);
+    play.set_suspend_mode(rtsp::RTSPSuspendMode::None);
+    if guarded {
+        play.add_role_from_structure(
+            &gst::Structure::builder(VIEWER_ROLE)
+                .field(rtsp::RTSP_PERM_MEDIA_FACTORY_ACCESS, true)
+                .field(rtsp::RTSP_PERM_MEDIA_FACTORY_CONSTRUCT, true)
+                .build(),
+        );
+    }
+    play.connect_media_configure(move |_, media| {
+        let element = media.element();
+        let Some(appsrc) = element
+            .downcast_ref::<gst::Bin>()
+            .and_then(|bin| bin.by_name_recurse_up("src"))
+            .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
+        else {
+            tracing::error!(camera = channel.camera(), "the play media has no appsrc");
+            return;
+        };
+        // Every RTP packet of the shared media goes to each RTSP client playing it.
+        match bin_element(&element, "pay0").and_then(|pay| pay.static_pad("src")) {
+            Some(pad) => crate::hub::count_bytes_out(&pad, &channel, true),
+            None => {
+                tracing::warn!(camera = channel.camera(), "the play media has no payloader: bytes out are not counted")
+            }
+        }
+        let id = channel.add_sink(appsrc, SinkKind::Rtsp);
+        let channel = Arc::clone(&channel);
+        media.connect_unprepared(move |_| channel.remove_sink(id));
+    });
+    play
+}
+
+/// Counts each RTSP client's viewers and answers 503 at once to a DESCRIBE of a camera
+/// nobody publishes.
+fn watch_clients(server: &rtsp::RTSPServer, hub: &Arc<Hub>, auth_on: bool) {
     // A player asking for a camera nobody publishes gets 503 at once instead of waiting for a
     // stream that may never come. With authentication, a request without credentials is left
     // to it (401): whether a camera publishes is not told to anonymous clients.
     let served = Arc::clone(hub);
-    let auth_on = viewers.is_some();
     server.connect_client_connected(move |_, client| {
         count_viewers(client, &served);
         let served = Arc::clone(&served);
@@ -163,10 +174,6 @@ pub fn start(
             }
         });
     });
-
-    let source =
-        server.attach(None).with_context(|| format!("RTSP server: cannot listen on {listen} (is the port taken?)"))?;
-    Ok((server, source))
 }
 
 /// The element `name` inside a media's bin.

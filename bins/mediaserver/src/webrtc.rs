@@ -291,47 +291,9 @@ impl Viewers {
     /// Answers a WHEP offer for `camera`: (viewer id, SDP answer). Blocks up to a few seconds.
     pub fn answer(self: &Arc<Self>, camera: &str, offer: &str) -> Result<(SessionId, String), WhepError> {
         let channel = self.hub.channel(camera).ok_or_else(|| WhepError::UnknownCamera(camera.to_string()))?;
-        let _slot = {
-            let viewers = self.lock();
-            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-            let waiting = pending.entry(camera.to_string()).or_default();
-            let active = viewers.values().filter(|v| v.camera == camera).count() as u32;
-            if active + *waiting >= self.max_per_camera {
-                return Err(WhepError::Full { camera: camera.to_string(), max: self.max_per_camera });
-            }
-            *waiting += 1;
-            PendingSlot { viewers: self, camera: camera.to_string() }
-        };
-        let codec = choose_h264(offer).ok_or_else(|| {
-            WhepError::BadOffer("the offer has no H.264 video with packetization-mode=1 (nothing else is sent)".into())
-        })?;
-        let offer = without_mdns_candidates(offer);
-        check_offer_shape(&offer).map_err(WhepError::BadOffer)?;
-        let sdp = gst_sdp::SDPMessage::parse_buffer(offer.as_bytes())
-            .map_err(|e| WhepError::BadOffer(format!("the offer is not valid SDP: {e}")))?;
-        if !codec.profile_level_id.bytes().all(|b| b.is_ascii_hexdigit()) || codec.profile_level_id.len() != 6 {
-            return Err(WhepError::BadOffer(format!("invalid profile-level-id `{}`", codec.profile_level_id)));
-        }
-        let launch = format!(
-            "appsrc name=src is-live=true format=time max-bytes=0 \
-             ! h264parse config-interval=-1 \
-             ! rtph264pay name=pay pt={pt} config-interval=0 aggregate-mode=zero-latency \
-             ! capssetter join=true replace=false caps=\"application/x-rtp,profile-level-id=(string){profile},packetization-mode=(string)1\" \
-             ! webrtcbin name=webrtc bundle-policy=max-bundle",
-            pt = codec.payload,
-            profile = codec.profile_level_id
-        );
-        let internal = |what: &str, e: &dyn std::fmt::Display| WhepError::Internal(format!("{what}: {e}"));
-        let pipeline = gst::parse::launch(&launch)
-            .map_err(|e| internal("building the viewer pipeline", &e))?
-            .downcast::<gst::Pipeline>()
-            .map_err(|_| WhepError::Internal("the viewer pipeline is not a pipeline".into()))?;
-        let guard = PipelineGuard(Some(pipeline.clone()));
-        let webrtc = pipeline.by_name("webrtc").ok_or_else(|| WhepError::Internal("no webrtcbin".into()))?;
-        let appsrc = pipeline
-            .by_name("src")
-            .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
-            .ok_or_else(|| WhepError::Internal("no appsrc".into()))?;
+        let _slot = self.reserve_slot(camera)?;
+        let (codec, sdp) = read_offer(offer)?;
+        let ViewerPipeline { guard, pipeline, webrtc, appsrc } = viewer_pipeline(&codec)?;
         self.restrict_ice(&webrtc);
         match pipeline.by_name("pay").and_then(|pay| pay.static_pad("src")) {
             Some(pad) => crate::hub::count_bytes_out(&pad, &channel, false),
@@ -339,6 +301,43 @@ impl Viewers {
         }
 
         let id = new_session_id()?;
+        self.end_session_when_gone(&id, &pipeline, &webrtc);
+        pipeline.set_state(gst::State::Playing).map_err(|e| internal("starting the viewer pipeline", &e))?;
+        let text = negotiate(&webrtc, sdp)?;
+
+        let sink_id = channel.add_sink(appsrc, SinkKind::WebRtc);
+        let pipeline = guard.release();
+        self.lock().insert(
+            id.clone(),
+            Viewer { camera: camera.to_string(), pipeline, webrtc, sink_id, created: Instant::now() },
+        );
+        tracing::info!(
+            camera,
+            viewer = id,
+            payload = codec.payload,
+            profile = codec.profile_level_id,
+            "WebRTC viewer added"
+        );
+        Ok((id, text))
+    }
+
+    /// Counts one more offer being answered for `camera`, or refuses it when the camera's
+    /// viewers and pending offers are at the limit.
+    fn reserve_slot(&self, camera: &str) -> Result<PendingSlot<'_>, WhepError> {
+        let viewers = self.lock();
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let waiting = pending.entry(camera.to_string()).or_default();
+        let active = viewers.values().filter(|v| v.camera == camera).count() as u32;
+        if active + *waiting >= self.max_per_camera {
+            return Err(WhepError::Full { camera: camera.to_string(), max: self.max_per_camera });
+        }
+        *waiting += 1;
+        Ok(PendingSlot { viewers: self, camera: camera.to_string() })
+    }
+
+    /// Ends the viewer's session when its peer connection fails or closes, when its browser
+    /// goes silent (RTP timeout or BYE) or when its pipeline reports an error.
+    fn end_session_when_gone(self: &Arc<Self>, id: &SessionId, pipeline: &gst::Pipeline, webrtc: &gst::Element) {
         {
             let weak = Arc::downgrade(self);
             let id = id.clone();
@@ -389,50 +388,6 @@ impl Viewers {
                 gst::BusSyncReply::Drop
             });
         }
-        pipeline.set_state(gst::State::Playing).map_err(|e| internal("starting the viewer pipeline", &e))?;
-
-        let offer = gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Offer, sdp);
-        promise_call(&webrtc, "set-remote-description", Some(&offer))
-            .map_err(|e| WhepError::BadOffer(format!("the offer was refused: {e}")))?;
-        let reply = promise_call(&webrtc, "create-answer", None).map_err(|e| internal("creating the answer", &e))?;
-        let answer = reply
-            .and_then(|s| s.get::<gst_webrtc::WebRTCSessionDescription>("answer").ok())
-            .ok_or_else(|| WhepError::BadOffer("no answer could be made for this offer".into()))?;
-        promise_call(&webrtc, "set-local-description", Some(&answer))
-            .map_err(|e| internal("setting the answer", &e))?;
-        wait_for_candidates(&webrtc);
-        let local = webrtc
-            .property::<Option<gst_webrtc::WebRTCSessionDescription>>("local-description")
-            .ok_or_else(|| WhepError::Internal("no local description after answering".into()))?;
-        // webrtcbin rejects a section it cannot use with port 0 and copies the offer's lines
-        // into it (candidates included): such an answer carries no media and only echoes the
-        // offer, so it is refused.
-        let accepted = local.sdp().medias().any(|m| m.media() == Some("video") && m.port() != 0);
-        if !accepted {
-            return Err(WhepError::BadOffer("the offer's video section could not be accepted".into()));
-        }
-        let text = local.sdp().as_text().map_err(|e| internal("writing the answer", &e))?;
-        if !text.contains("a=candidate") {
-            return Err(WhepError::Internal(
-                "no ICE candidate could be gathered on the configured addresses ([media-server] webrtc-addresses)"
-                    .into(),
-            ));
-        }
-
-        let sink_id = channel.add_sink(appsrc, SinkKind::WebRtc);
-        let pipeline = guard.release();
-        self.lock().insert(
-            id.clone(),
-            Viewer { camera: camera.to_string(), pipeline, webrtc, sink_id, created: Instant::now() },
-        );
-        tracing::info!(
-            camera,
-            viewer = id,
-            payload = codec.payload,
-            profile = codec.profile_level_id,
-            "WebRTC viewer added"
-        );
-        Ok((id, text))
     }
 
     /// Limits ICE to the configured local addresses, over UDP, without UPnP.
@@ -461,6 +416,91 @@ impl Viewers {
             }
         }
     }
+}
+
+/// An internal error: what was being done and why it failed.
+fn internal(what: &str, e: &dyn std::fmt::Display) -> WhepError {
+    WhepError::Internal(format!("{what}: {e}"))
+}
+
+/// Checks a WHEP offer: an H.264 video section the viewer pipeline can send, a usable shape
+/// and valid SDP (mDNS candidates left out). Returns the chosen codec and the parsed offer.
+fn read_offer(offer: &str) -> Result<(OfferedCodec, gst_sdp::SDPMessage), WhepError> {
+    let codec = choose_h264(offer).ok_or_else(|| {
+        WhepError::BadOffer("the offer has no H.264 video with packetization-mode=1 (nothing else is sent)".into())
+    })?;
+    let offer = without_mdns_candidates(offer);
+    check_offer_shape(&offer).map_err(WhepError::BadOffer)?;
+    let sdp = gst_sdp::SDPMessage::parse_buffer(offer.as_bytes())
+        .map_err(|e| WhepError::BadOffer(format!("the offer is not valid SDP: {e}")))?;
+    if !codec.profile_level_id.bytes().all(|b| b.is_ascii_hexdigit()) || codec.profile_level_id.len() != 6 {
+        return Err(WhepError::BadOffer(format!("invalid profile-level-id `{}`", codec.profile_level_id)));
+    }
+    Ok((codec, sdp))
+}
+
+/// One viewer's pipeline and the elements the session works with.
+struct ViewerPipeline {
+    /// Stops the pipeline if the offer is refused after it was built.
+    guard: PipelineGuard,
+    pipeline: gst::Pipeline,
+    webrtc: gst::Element,
+    appsrc: gst_app::AppSrc,
+}
+
+/// Builds one viewer's pipeline (appsrc → parse → RTP pay → webrtcbin) for the offered codec.
+fn viewer_pipeline(codec: &OfferedCodec) -> Result<ViewerPipeline, WhepError> {
+    let launch = format!(
+        "appsrc name=src is-live=true format=time max-bytes=0 \
+         ! h264parse config-interval=-1 \
+         ! rtph264pay name=pay pt={pt} config-interval=0 aggregate-mode=zero-latency \
+         ! capssetter join=true replace=false caps=\"application/x-rtp,profile-level-id=(string){profile},packetization-mode=(string)1\" \
+         ! webrtcbin name=webrtc bundle-policy=max-bundle",
+        pt = codec.payload,
+        profile = codec.profile_level_id
+    );
+    let pipeline = gst::parse::launch(&launch)
+        .map_err(|e| internal("building the viewer pipeline", &e))?
+        .downcast::<gst::Pipeline>()
+        .map_err(|_| WhepError::Internal("the viewer pipeline is not a pipeline".into()))?;
+    let guard = PipelineGuard(Some(pipeline.clone()));
+    let webrtc = pipeline.by_name("webrtc").ok_or_else(|| WhepError::Internal("no webrtcbin".into()))?;
+    let appsrc = pipeline
+        .by_name("src")
+        .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
+        .ok_or_else(|| WhepError::Internal("no appsrc".into()))?;
+    Ok(ViewerPipeline { guard, pipeline, webrtc, appsrc })
+}
+
+/// Sets the offer, makes and sets the answer, waits for ICE candidates and returns the
+/// answer's SDP text; refuses an answer without accepted video or without a candidate.
+fn negotiate(webrtc: &gst::Element, sdp: gst_sdp::SDPMessage) -> Result<String, WhepError> {
+    let offer = gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Offer, sdp);
+    promise_call(webrtc, "set-remote-description", Some(&offer))
+        .map_err(|e| WhepError::BadOffer(format!("the offer was refused: {e}")))?;
+    let reply = promise_call(webrtc, "create-answer", None).map_err(|e| internal("creating the answer", &e))?;
+    let answer = reply
+        .and_then(|s| s.get::<gst_webrtc::WebRTCSessionDescription>("answer").ok())
+        .ok_or_else(|| WhepError::BadOffer("no answer could be made for this offer".into()))?;
+    promise_call(webrtc, "set-local-description", Some(&answer)).map_err(|e| internal("setting the answer", &e))?;
+    wait_for_candidates(webrtc);
+    let local = webrtc
+        .property::<Option<gst_webrtc::WebRTCSessionDescription>>("local-description")
+        .ok_or_else(|| WhepError::Internal("no local description after answering".into()))?;
+    // webrtcbin rejects a section it cannot use with port 0 and copies the offer's lines
+    // into it (candidates included): such an answer carries no media and only echoes the
+    // offer, so it is refused.
+    let accepted = local.sdp().medias().any(|m| m.media() == Some("video") && m.port() != 0);
+    if !accepted {
+        return Err(WhepError::BadOffer("the offer's video section could not be accepted".into()));
+    }
+    let text = local.sdp().as_text().map_err(|e| internal("writing the answer", &e))?;
+    if !text.contains("a=candidate") {
+        return Err(WhepError::Internal(
+            "no ICE candidate could be gathered on the configured addresses ([media-server] webrtc-addresses)".into(),
+        ));
+    }
+    Ok(text)
 }
 
 /// Sets a pipeline to Null when an answer fails half-way.

@@ -237,13 +237,7 @@ pub fn run(
         .open()?;
     let stats_timer = reader.add_timer(interval);
     let tick_timer = reader.add_timer(TICK);
-    let fps = match reader.policy() {
-        framebus_common::policy::ReaderPolicy::MaxFps(max) => max.min(camera.fps.max(1.0)),
-        _ if camera.fps > 0.0 => camera.fps,
-        _ => 30.0,
-    }
-    .round()
-    .max(1.0) as u32;
+    let fps = encode_fps(reader.policy(), camera);
     // Declared after the reader, so dropped before it: the reader's clean-up of a finished
     // deployment must find no node of this process left.
     let out = EncodedOut::open(deployment, camera)?;
@@ -278,22 +272,7 @@ pub fn run(
     streamer.maintain();
     loop {
         match reader.next_event()? {
-            Event::Frame(frame) => {
-                let header = *frame.header();
-                if streamer.wants(&header) {
-                    let len = (header.payload_len as usize).min(frame.bytes().len());
-                    // Copied once into the encoder's buffer; the sample is released before encoding.
-                    let buffer = publisher::frame_buffer(&streamer.layout, &frame.bytes()[..len]);
-                    drop(frame);
-                    streamer.push(&header, buffer);
-                    // Published as soon as the encoder hands it out, not at the next frame:
-                    // waiting for the next frame to look cost viewers up to a frame interval
-                    // (+21 ms p50 at 30 fps, measured). Bounded by most of a frame interval,
-                    // so the loop never falls behind the camera waiting for it.
-                    streamer.publish_next_unit(Duration::from_secs_f64(0.9 / f64::from(fps)).min(UNIT_WAIT_MAX));
-                }
-                streamer.publish_units();
-            }
+            Event::Frame(frame) => streamer.on_frame(frame),
             Event::Timer(t) if t == tick_timer => {
                 streamer.publish_units();
                 streamer.maintain();
@@ -310,24 +289,60 @@ pub fn run(
             }
         }
     }
-    streamer.publish_units();
-    if let Link::Up { publisher, .. } = std::mem::replace(&mut streamer.link, Link::Down { retry_at: Instant::now() }) {
-        streamer.sent_before += publisher.sent();
-        streamer.out.dropped_before += publisher.units_dropped();
-        publisher.close_and_wait(Duration::from_secs(3));
-    }
-    streamer.report.sent = streamer.sent_before;
-    // The final report: the latencies since the last one, and no rate (as before the window).
-    streamer.window.close(streamer.report.encoded);
-    streamer.window.fps = 0.0;
-    streamer.emit(&reader, options.json);
+    streamer.finish(&reader, options.json);
     let report = streamer.report.clone();
     drop(streamer);
     drop(reader);
     Ok(report)
 }
 
+/// The rate the encoder is told: the reader's `max-fps` (at most the camera's), else the
+/// camera's rate, else 30; a whole number of at least 1.
+fn encode_fps(policy: framebus_common::policy::ReaderPolicy, camera: &CameraConfig) -> u32 {
+    match policy {
+        framebus_common::policy::ReaderPolicy::MaxFps(max) => max.min(camera.fps.max(1.0)),
+        _ if camera.fps > 0.0 => camera.fps,
+        _ => 30.0,
+    }
+    .round()
+    .max(1.0) as u32
+}
+
 impl Streamer {
+    /// One frame from the camera: copied into the encoder when wanted (the sample is released
+    /// before encoding), then whatever the encoder has ready is published.
+    fn on_frame(&mut self, frame: framebus::Frame<'_>) {
+        let header = *frame.header();
+        if self.wants(&header) {
+            let len = (header.payload_len as usize).min(frame.bytes().len());
+            // Copied once into the encoder's buffer; the sample is released before encoding.
+            let buffer = publisher::frame_buffer(&self.layout, &frame.bytes()[..len]);
+            drop(frame);
+            self.push(&header, buffer);
+            // Published as soon as the encoder hands it out, not at the next frame:
+            // waiting for the next frame to look cost viewers up to a frame interval
+            // (+21 ms p50 at 30 fps, measured). Bounded by most of a frame interval,
+            // so the loop never falls behind the camera waiting for it.
+            self.publish_next_unit(Duration::from_secs_f64(0.9 / f64::from(self.fps)).min(UNIT_WAIT_MAX));
+        }
+        self.publish_units();
+    }
+
+    /// Publishes what is left, closes the encoder (up to 3 s) and emits the final report: the
+    /// latencies since the last one, and no rate (as before the window).
+    fn finish(&mut self, reader: &Camera, json: bool) {
+        self.publish_units();
+        if let Link::Up { publisher, .. } = std::mem::replace(&mut self.link, Link::Down { retry_at: Instant::now() }) {
+            self.sent_before += publisher.sent();
+            self.out.dropped_before += publisher.units_dropped();
+            publisher.close_and_wait(Duration::from_secs(3));
+        }
+        self.report.sent = self.sent_before;
+        self.window.close(self.report.encoded);
+        self.window.fps = 0.0;
+        self.emit(reader, json);
+    }
+
     /// Whether this frame goes to the encoder (counts it, and counts a skip when not).
     fn wants(&mut self, header: &framebus_common::FrameHeader) -> bool {
         self.report.frames += 1;

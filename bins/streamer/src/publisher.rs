@@ -260,6 +260,49 @@ pub struct Publisher {
 /// Longest an encoder run may take to reach PLAYING.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+impl Tap {
+    /// Attaches the tap to a publisher pipeline: the PTS appsrc stamps is matched to the
+    /// frame pushed (appsrc's src pad), and each access unit out of h264parse is handed over
+    /// with its frame's header (h264parse's src pad).
+    fn attach(
+        appsrc: &gst_app::AppSrc,
+        parse_src: &gst::Pad,
+        settings: TapSettings,
+        layout: RawLayout,
+    ) -> anyhow::Result<Tap> {
+        let state = Arc::new(Mutex::new(TapState::default()));
+        let dropped = Arc::new(AtomicU64::new(0));
+        let (tx, units) = std::sync::mpsc::sync_channel(settings.capacity.max(1));
+        let src_pad = appsrc.static_pad("src").context("appsrc has no src pad")?;
+        let st = Arc::clone(&state);
+        // appsrc hands buffers out in the order they were pushed: the PTS it stamped
+        // now belongs to the oldest pushed frame.
+        src_pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            if let Some(buffer) = info.buffer() {
+                let mut st = lock(&st);
+                if let (Some(frame), Some(pts)) = (st.pushed.pop_front(), buffer.pts()) {
+                    if st.in_encoder.len() >= MAX_IN_ENCODER {
+                        if let Some(oldest) = st.in_encoder.keys().min().copied() {
+                            st.in_encoder.remove(&oldest);
+                        }
+                    }
+                    st.first_in.get_or_insert(pts.nseconds());
+                    st.in_encoder.insert(pts.nseconds(), frame);
+                }
+            }
+            gst::PadProbeReturn::Ok
+        });
+        let (st, drops) = (Arc::clone(&state), Arc::clone(&dropped));
+        parse_src.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            if let Some(buffer) = info.buffer() {
+                tap_unit(buffer, &st, &tx, &drops, settings, layout);
+            }
+            gst::PadProbeReturn::Ok
+        });
+        Ok(Tap { state, units, dropped })
+    }
+}
+
 impl Publisher {
     /// Builds and starts the pipeline; the access units go to the tap (and nowhere else).
     pub fn start(
@@ -300,38 +343,7 @@ impl Publisher {
             });
         }
         let tap = match tap {
-            Some(settings) => {
-                let state = Arc::new(Mutex::new(TapState::default()));
-                let dropped = Arc::new(AtomicU64::new(0));
-                let (tx, units) = std::sync::mpsc::sync_channel(settings.capacity.max(1));
-                let src_pad = appsrc.static_pad("src").context("appsrc has no src pad")?;
-                let st = Arc::clone(&state);
-                // appsrc hands buffers out in the order they were pushed: the PTS it stamped
-                // now belongs to the oldest pushed frame.
-                src_pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-                    if let Some(buffer) = info.buffer() {
-                        let mut st = lock(&st);
-                        if let (Some(frame), Some(pts)) = (st.pushed.pop_front(), buffer.pts()) {
-                            if st.in_encoder.len() >= MAX_IN_ENCODER {
-                                if let Some(oldest) = st.in_encoder.keys().min().copied() {
-                                    st.in_encoder.remove(&oldest);
-                                }
-                            }
-                            st.first_in.get_or_insert(pts.nseconds());
-                            st.in_encoder.insert(pts.nseconds(), frame);
-                        }
-                    }
-                    gst::PadProbeReturn::Ok
-                });
-                let (st, drops) = (Arc::clone(&state), Arc::clone(&dropped));
-                parse_src.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-                    if let Some(buffer) = info.buffer() {
-                        tap_unit(buffer, &st, &tx, &drops, settings, layout);
-                    }
-                    gst::PadProbeReturn::Ok
-                });
-                Some(Tap { state, units, dropped })
-            }
+            Some(settings) => Some(Tap::attach(&appsrc, &parse_src, settings, layout)?),
             None => None,
         };
         let publisher = Publisher {
