@@ -30,7 +30,7 @@ use crate::control::Control;
 pub use crate::control::{camera_controls, ControlsRequest};
 use crate::output::{describe_layout, layout_for, FrameOutput};
 use crate::pipeline::{pipeline_for, MediaPipeline};
-use crate::source::{open_source, Effective, Pacing};
+use crate::source::{open_source, Effective, Pacing, SourceFormat};
 use crate::step::Capture;
 
 /// Options of one capture run beyond the config (mostly for tests and benchmarks).
@@ -160,6 +160,28 @@ pub fn run(deployment: &Deployment, camera: &CameraConfig, options: &CaptureOpti
     result
 }
 
+/// The frame rate `ctl status` shows as the target: the source's period, none for an unpaced
+/// source, else what the driver granted (the configured rate when it does not say).
+fn target_fps(pacing: Pacing, effective: &Effective, camera: &CameraConfig) -> f64 {
+    match pacing {
+        Pacing::Period(period) => 1.0 / period.as_secs_f64().max(1e-9),
+        Pacing::Unpaced => 0.0,
+        Pacing::Device if effective.fps > 0.0 => effective.fps,
+        Pacing::Device => camera.fps,
+    }
+}
+
+/// Fails when the source's largest frame does not fit the slots the config reserves.
+fn check_slots_fit(cam: &str, format: &SourceFormat, frame_bytes: usize) -> anyhow::Result<()> {
+    if format.max_frame_bytes() > frame_bytes {
+        bail!(
+            "camera `{cam}`: the source delivers {}x{} {} frames of up to {} bytes, larger than the {}-byte slots the config reserves",
+            format.width, format.height, format.format, format.max_frame_bytes(), frame_bytes
+        );
+    }
+    Ok(())
+}
+
 /// Set-up: opens the source, sizes and creates the publisher, serves control, waits for
 /// readers when asked; then runs the loop ([`step`]) and summarises it.
 fn run_with_source(
@@ -175,12 +197,7 @@ fn run_with_source(
     tracing::info!(camera = cam, "effective format: {}", describe_effective(&effective));
     let lent = source.lending().map_or(0, |l| l.buffers);
     let layout = layout_for(camera, lent);
-    if format.max_frame_bytes() > layout.frame_bytes {
-        bail!(
-            "camera `{cam}`: the source delivers {}x{} {} frames of up to {} bytes, larger than the {}-byte slots the config reserves",
-            format.width, format.height, format.format, format.max_frame_bytes(), layout.frame_bytes
-        );
-    }
+    check_slots_fit(cam, &format, layout.frame_bytes)?;
     let _release = DeploymentGuard::new(deployment.name());
     let node = create_node(deployment, ProcessRole::Capture.name(), cam)?;
     // Before the frame segment exists: a segment larger than the free space of /dev/shm ends in
@@ -188,7 +205,6 @@ fn run_with_source(
     framebus_common::shm_budget::check(deployment, Some(cam), false)?;
     let bus = open_frame_bus(&node, deployment, camera)?;
     let mut output = FrameOutput::create(deployment.name(), &bus, &layout, camera, &*source)?;
-    let pacing = source.pacing();
     let mut control = Control {
         server: ControlServer::create(&node, deployment, cam, &ProcessRole::Capture.into())?,
         metrics: Metrics {
@@ -198,13 +214,7 @@ fn run_with_source(
                 height: format.height,
                 fourcc: FourccText(format.format.fourcc()),
             }),
-            target_fps: match pacing {
-                Pacing::Period(period) => 1.0 / period.as_secs_f64().max(1e-9),
-                Pacing::Unpaced => 0.0,
-                // What the driver granted (the configured rate when it does not say).
-                Pacing::Device if effective.fps > 0.0 => effective.fps,
-                Pacing::Device => camera.fps,
-            },
+            target_fps: target_fps(source.pacing(), &effective, camera),
             ..Metrics::default()
         },
         stop: false,

@@ -489,25 +489,10 @@ fn apply_at_open(device: &Device, req: &Request, recorded: &[(String, ControlVal
     Ok(())
 }
 
-impl FrameSource for V4l2Source {
-    fn describe(&self) -> String {
-        let g = &self.granted;
-        if g.format() == self.request.published {
-            format!("V4L2 {} ({})", self.path(), g.describe())
-        } else {
-            format!("V4L2 {} ({}, published as {})", self.path(), g.describe(), self.request.published)
-        }
-    }
-
-    fn format(&self) -> SourceFormat {
-        SourceFormat { format: self.request.published, width: self.granted.width, height: self.granted.height }
-    }
-
-    fn pacing(&self) -> Pacing {
-        Pacing::Device
-    }
-
-    fn grab(&mut self) -> Result<Grab, SourceError> {
+impl V4l2Source {
+    /// Waits (up to the poll timeout) for the next filled buffer and dequeues it, starting the
+    /// stream first if needed; a device that stalls or errors is reported lost.
+    fn next_buffer(&mut self) -> Result<Dequeued, SourceError> {
         self.requeue()?;
         let path = self.path();
         let Some(session) = self.session.as_mut() else {
@@ -547,46 +532,16 @@ impl FrameSource for V4l2Source {
         if pfd.revents & libc::POLLIN == 0 {
             return Err(self.lost(format!("the device reports an error (poll events 0x{:x}): unplugged?", pfd.revents)));
         }
-        let d = match session.stream.dequeue(&session.device) {
-            Ok(d) => d,
-            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => return Err(SourceError::NoFrameYet),
-            Err(e) => return Err(self.lost(format!("dequeuing a buffer failed: {e}"))),
-        };
-        self.last_frame = Instant::now();
-        let sequence = d.sequence;
-        if let Some(last) = self.last_sequence {
-            if sequence > last {
-                self.drops += u64::from(sequence - last - 1);
-            }
+        match session.stream.dequeue(&session.device) {
+            Ok(d) => Ok(d),
+            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => Err(SourceError::NoFrameYet),
+            Err(e) => Err(self.lost(format!("dequeuing a buffer failed: {e}"))),
         }
-        self.last_sequence = Some(sequence);
+    }
 
-        let now_mono = clock::monotonic_ns();
-        let now_real = clock::realtime_ns();
-        let (sec, usec) = d.timestamp;
-        let monotonic = d.flags & BUF_FLAG_TIMESTAMP_MASK == BUF_FLAG_TIMESTAMP_MONOTONIC;
-        let capture_mono_ns = if monotonic && (sec > 0 || usec > 0) {
-            (sec.max(0) as u64).saturating_mul(1_000_000_000).saturating_add((usec.max(0) as u64).saturating_mul(1000))
-        } else {
-            now_mono
-        };
-        // The realtime stamp of the same instant: shift by the current offset between the clocks.
-        let capture_realtime_ns = (i128::from(capture_mono_ns) + i128::from(now_real) - i128::from(now_mono))
-            .clamp(0, i128::from(u64::MAX)) as u64;
-
-        let usable = if d.flags & BUF_FLAG_ERROR != 0 {
-            Err(format!("driver marked buffer {sequence} as corrupted"))
-        } else {
-            self.payload_len(&d)
-        };
-        let payload_len = match usable {
-            Ok(len) => len,
-            Err(why) => {
-                self.drops += 1;
-                self.discard(&d)?;
-                return Err(SourceError::BadFrame(why));
-            }
-        };
+    /// Keeps a dequeued buffer for the frame's publication: an mmap buffer until it is copied,
+    /// or the USERPTR buffer's shared-memory sample (which must hold exactly the frame).
+    fn keep(&mut self, d: Dequeued, payload_len: usize) -> Result<(), SourceError> {
         match self.memory() {
             Memory::Mmap => self.held = Some(d),
             Memory::Userptr => {
@@ -602,6 +557,73 @@ impl FrameSource for V4l2Source {
                 self.filled = Some(loan);
             }
         }
+        Ok(())
+    }
+}
+
+/// A buffer's capture instant on both clocks: the driver's monotonic stamp (now when it gives
+/// none), and the realtime stamp of the same instant.
+fn capture_stamps(d: &Dequeued) -> (u64, u64) {
+    let now_mono = clock::monotonic_ns();
+    let now_real = clock::realtime_ns();
+    let (sec, usec) = d.timestamp;
+    let monotonic = d.flags & BUF_FLAG_TIMESTAMP_MASK == BUF_FLAG_TIMESTAMP_MONOTONIC;
+    let capture_mono_ns = if monotonic && (sec > 0 || usec > 0) {
+        (sec.max(0) as u64).saturating_mul(1_000_000_000).saturating_add((usec.max(0) as u64).saturating_mul(1000))
+    } else {
+        now_mono
+    };
+    // The realtime stamp of the same instant: shift by the current offset between the clocks.
+    let capture_realtime_ns = (i128::from(capture_mono_ns) + i128::from(now_real) - i128::from(now_mono))
+        .clamp(0, i128::from(u64::MAX)) as u64;
+    (capture_mono_ns, capture_realtime_ns)
+}
+
+impl FrameSource for V4l2Source {
+    fn describe(&self) -> String {
+        let g = &self.granted;
+        if g.format() == self.request.published {
+            format!("V4L2 {} ({})", self.path(), g.describe())
+        } else {
+            format!("V4L2 {} ({}, published as {})", self.path(), g.describe(), self.request.published)
+        }
+    }
+
+    fn format(&self) -> SourceFormat {
+        SourceFormat { format: self.request.published, width: self.granted.width, height: self.granted.height }
+    }
+
+    fn pacing(&self) -> Pacing {
+        Pacing::Device
+    }
+
+    fn grab(&mut self) -> Result<Grab, SourceError> {
+        let d = self.next_buffer()?;
+        self.last_frame = Instant::now();
+        let sequence = d.sequence;
+        if let Some(last) = self.last_sequence {
+            if sequence > last {
+                self.drops += u64::from(sequence - last - 1);
+            }
+        }
+        self.last_sequence = Some(sequence);
+
+        let (capture_mono_ns, capture_realtime_ns) = capture_stamps(&d);
+
+        let usable = if d.flags & BUF_FLAG_ERROR != 0 {
+            Err(format!("driver marked buffer {sequence} as corrupted"))
+        } else {
+            self.payload_len(&d)
+        };
+        let payload_len = match usable {
+            Ok(len) => len,
+            Err(why) => {
+                self.drops += 1;
+                self.discard(&d)?;
+                return Err(SourceError::BadFrame(why));
+            }
+        };
+        self.keep(d, payload_len)?;
         Ok(Grab {
             payload_len,
             sequence: u64::from(sequence),

@@ -231,22 +231,47 @@ pub(super) fn buffer_type(req: &Request, caps: &Caps) -> Result<u32, OpenError> 
     Ok(if caps.caps & CAP_VIDEO_CAPTURE != 0 { BUF_TYPE_CAPTURE } else { BUF_TYPE_CAPTURE_MPLANE })
 }
 
+/// The fourcc to ask for: of the device formats that carry the asked framebus format, the
+/// first in our order of preference that the device lists (any of them when it lists none).
+fn preferred_code(offered_codes: &[u32], asked: PixelFormat, buf_type: u32) -> u32 {
+    let mut candidates: Vec<DeviceFormat> = DEVICE_FORMATS
+        .into_iter()
+        .filter(|d| d.format == asked && (buf_type == BUF_TYPE_CAPTURE_MPLANE || d.memory_planes == 1))
+        .collect();
+    if candidates.iter().any(|d| offered_codes.contains(&d.code)) {
+        candidates.retain(|d| offered_codes.contains(&d.code));
+    }
+    candidates.first().map_or(fourcc(b"YUYV"), |d| d.code)
+}
+
+/// Refuses a raw format whose reported bytes per line are fewer than a row of a plane needs.
+fn check_strides(path: &str, granted: &Granted) -> Result<(), OpenError> {
+    if !granted.device.format.is_raw() {
+        return Ok(());
+    }
+    let (layout, count) = granted.layout();
+    for (i, plane) in layout[..count].iter().enumerate() {
+        if plane.stride < plane.row {
+            return Err(OpenError::Refused(anyhow!(
+                "{path} reports {} bytes per line for plane {i} of {} {}x{}, less than a row needs ({})",
+                plane.stride,
+                granted.device.name(),
+                granted.width,
+                granted.height,
+                plane.row
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Sets the format (trying the contiguous variant of a multi-plane format first), then the
 /// frame rate; returns what was granted and what differs from the request.
 pub(super) fn negotiate(device: &Device, req: &Request, buf_type: u32) -> Result<(Granted, Vec<String>), OpenError> {
     let path = req.path();
     let offered_codes = device.formats(buf_type);
     let offered = || offered_codes.iter().map(|&c| fourcc_text(c)).collect::<Vec<_>>().join(", ");
-    // The device formats that carry the asked framebus format, in our order of preference,
-    // restricted to the ones the device lists (when it lists any).
-    let mut candidates: Vec<DeviceFormat> = DEVICE_FORMATS
-        .into_iter()
-        .filter(|d| d.format == req.device_format && (buf_type == BUF_TYPE_CAPTURE_MPLANE || d.memory_planes == 1))
-        .collect();
-    if candidates.iter().any(|d| offered_codes.contains(&d.code)) {
-        candidates.retain(|d| offered_codes.contains(&d.code));
-    }
-    let asked = candidates.first().map_or(fourcc(b"YUYV"), |d| d.code);
+    let asked = preferred_code(&offered_codes, req.device_format, buf_type);
     let (code, width, height, planes) = set_format(device, buf_type, asked, req.width, req.height)
         .map_err(|e| gone(e, format!("setting the format of {path}")))?;
     let Some(device_format) = DeviceFormat::of_code(code) else {
@@ -289,19 +314,7 @@ pub(super) fn negotiate(device: &Device, req: &Request, buf_type: u32) -> Result
         )));
     }
     let mut granted = Granted { device: device_format, width, height, buf_type, planes, fps: 0.0 };
-    if granted_format.is_raw() {
-        let (layout, count) = granted.layout();
-        for (i, plane) in layout[..count].iter().enumerate() {
-            if plane.stride < plane.row {
-                return Err(OpenError::Refused(anyhow!(
-                    "{path} reports {} bytes per line for plane {i} of {} {width}x{height}, less than a row needs ({})",
-                    plane.stride,
-                    device_format.name(),
-                    plane.row
-                )));
-            }
-        }
-    }
+    check_strides(&path, &granted)?;
 
     granted.fps = set_frame_rate(device, req, buf_type);
     if req.fps > 0.0 && (granted.fps - req.fps).abs() > req.fps * 0.001 {
