@@ -320,13 +320,18 @@ pub fn bench(dir: &Path) -> anyhow::Result<()> {
     let embedded = measure(&config, &format!("rtsp://127.0.0.1:{port}/bench"), &pids)?;
     drop(procs);
 
+    print_tables(&probe_text, &driven, &embedded);
+    recording(dir)
+}
+/// Prints the streaming tables: latency per arrangement, then CPU per viewer count.
+fn print_tables(probe_text: &str, driven: &Measured, embedded: &Measured) {
     println!("\nStreaming, {WIDTH}x{HEIGHT} BGR3 at {FPS} fps, H.264 6000 kbit/s, GOP 30, low latency, streamer → media server over shared memory (iceoryx2), viewers on RTSP over TCP on loopback:\n");
     println!("encoder probe: {}\n", probe_text.replace('\n', "; "));
     println!("| arrangement | capture → decoded at RTSP client p50 | p99 | frames | unmatched stamps |");
     println!("|---|---:|---:|---:|---:|");
     for (label, m) in [
-        ("streamer → encoded service → mediaserver (the product)", &driven),
-        ("server embedded in the encoder", &embedded),
+        ("streamer → encoded service → mediaserver (the product)", driven),
+        ("server embedded in the encoder", embedded),
     ] {
         let mut latency = m.latency.clone();
         println!(
@@ -358,7 +363,6 @@ pub fn bench(dir: &Path) -> anyhow::Result<()> {
         driven.copy_cpu
     );
     println!("Encoders not on this machine are not measured (see the probe line).");
-    recording(dir)
 }
 
 /// The recorder's `written` count in the last `--json` line of `log`.
