@@ -699,25 +699,7 @@ impl ControlReply {
             return None;
         }
         let state = ProcessState::from_code(self.state)?;
-        let activity = match builtin {
-            Some(ProcessRole::Preview) => Some(if self.preview != 0 { "on" } else { "off" }),
-            // The recorder's message starts with what it does (`recording …`, `armed: …`,
-            // `disk-low…: <why>`, `write-error…: <error>`, `off: …`): with triggers it records
-            // clips while saving (the manual flag) is off.
-            Some(ProcessRole::Recorder) => {
-                let message = self.message_text();
-                let named = ["recording", "armed", "disk-low", "write-error", "off"]
-                    .into_iter()
-                    .find(|a| message.starts_with(a));
-                Some(match named {
-                    Some(activity) => activity,
-                    None if self.saving == 0 => "off",
-                    None if state == ProcessState::Degraded => "disk-low",
-                    None => "recording",
-                })
-            }
-            _ => None,
-        };
+        let activity = self.activity(builtin, state);
         let per_deployment = DeploymentProcess::from_name(role.as_str()).is_some();
         let reader = match builtin {
             Some(ProcessRole::Capture) => None,
@@ -768,6 +750,30 @@ impl ControlReply {
             deletions: self.deletions,
             viewers: self.viewers,
         })
+    }
+
+    /// What the process is doing, as `ctl status` shows it: the preview's flag, the
+    /// recorder's state; `None` for other roles.
+    fn activity(&self, builtin: Option<ProcessRole>, state: ProcessState) -> Option<&'static str> {
+        match builtin {
+            Some(ProcessRole::Preview) => Some(if self.preview != 0 { "on" } else { "off" }),
+            // The recorder's message starts with what it does (`recording …`, `armed: …`,
+            // `disk-low…: <why>`, `write-error…: <error>`, `off: …`): with triggers it records
+            // clips while saving (the manual flag) is off.
+            Some(ProcessRole::Recorder) => {
+                let message = self.message_text();
+                let named = ["recording", "armed", "disk-low", "write-error", "off"]
+                    .into_iter()
+                    .find(|a| message.starts_with(a));
+                Some(match named {
+                    Some(activity) => activity,
+                    None if self.saving == 0 => "off",
+                    None if state == ProcessState::Degraded => "disk-low",
+                    None => "recording",
+                })
+            }
+            _ => None,
+        }
     }
 }
 

@@ -311,6 +311,11 @@ impl ControlServer {
             }
         }
         let answer = handler(command.clone());
+        if matches!(answer, Answer::Ignored) {
+            if let Some(why) = self.refusal_when_ignored(&command) {
+                return self.error(reply, why);
+            }
+        }
         let message = match (&command, answer) {
             (_, Answer::Refused(why)) => return self.error(reply, why),
             (Command::Status, answer) => {
@@ -318,37 +323,11 @@ impl ControlServer {
                     Answer::Status(metrics) => *metrics,
                     _ => Metrics::default(),
                 };
-                let flags = self.flags.get();
-                fill_metrics(&mut reply, &metrics, flags);
+                fill_metrics(&mut reply, &metrics, self.flags.get());
                 reply.set_message(&metrics.message);
                 return reply;
             }
-            (Command::Stop, Answer::Ignored) => {
-                return self.error(reply, format!("{} does not stop on command", self.role));
-            }
-            (Command::ListControls(_) | Command::SetControls(_), Answer::Ignored) => {
-                return self
-                    .error(reply, format!("{} has no camera controls: send control commands to capture", self.role));
-            }
-            (Command::Figures(_), Answer::Ignored) => {
-                return self.error(
-                    reply,
-                    format!(
-                        "{} has no figures beyond its status (the streamer, the recorder and the media server have)",
-                        self.role
-                    ),
-                );
-            }
-            (command, Answer::Ignored) if command.is_for_supervisor() => {
-                return self.error(
-                    reply,
-                    format!(
-                        "{} does not take `{}`: it is a command for the supervisor (`ctl up`)",
-                        self.role,
-                        command.describe()
-                    ),
-                );
-            }
+            (Command::SetPreview(_) | Command::SetSaving(_), answer) => self.flag_message(&command, answer),
             (
                 Command::Stop
                 | Command::ListControls(_)
@@ -369,42 +348,59 @@ impl ControlServer {
                     _ => command.describe(),
                 }
             }
-            (Command::SetPreview(_) | Command::SetSaving(_), answer) => {
-                tracing::info!(camera = self.camera, role = %self.role, "{} (control request)", command.describe());
-                let mut text = match answer {
-                    Answer::Done(text) if !text.is_empty() => text,
-                    // Only the process that acts on a flag records it: it applies and records
-                    // commands in the order it receives them, so the file ends as it runs.
-                    // Another process of the camera (capture for `preview`) may see two racing
-                    // commands in the other order; had it recorded too, the file could end
-                    // saying `off` while the preview ran (or `on` while it was off).
-                    Answer::Ignored => {
-                        return {
-                            let flags = self.flags.get();
-                            reply.preview = u32::from(flags.preview);
-                            reply.saving = u32::from(flags.saving);
-                            reply.set_message(&format!(
-                                "{}: {} does not act on it (the process that does records it)",
-                                command.describe(),
-                                self.role
-                            ));
-                            reply
-                        }
-                    }
-                    _ => command.describe(),
-                };
-                if let Err(e) = self.record(&command) {
-                    tracing::warn!(camera = self.camera, "could not persist the flags: {e}");
-                    text.push_str(&format!(" (not persisted: {e})"));
-                }
-                text
-            }
         };
         let flags = self.flags.get();
         reply.preview = u32::from(flags.preview);
         reply.saving = u32::from(flags.saving);
         reply.set_message(&message);
         reply
+    }
+
+    /// Why `command` is refused when this process's handler ignores it (`None`: it is simply
+    /// done, as for a flag this process does not act on).
+    fn refusal_when_ignored(&self, command: &Command) -> Option<String> {
+        match command {
+            Command::Stop => Some(format!("{} does not stop on command", self.role)),
+            Command::ListControls(_) | Command::SetControls(_) => {
+                Some(format!("{} has no camera controls: send control commands to capture", self.role))
+            }
+            Command::Figures(_) => Some(format!(
+                "{} has no figures beyond its status (the streamer, the recorder and the media server have)",
+                self.role
+            )),
+            command if command.is_for_supervisor() => Some(format!(
+                "{} does not take `{}`: it is a command for the supervisor (`ctl up`)",
+                self.role,
+                command.describe()
+            )),
+            _ => None,
+        }
+    }
+
+    /// The reply's text for `preview`/`saving`, recording the flag when this process acts on it.
+    fn flag_message(&self, command: &Command, answer: Answer) -> String {
+        tracing::info!(camera = self.camera, role = %self.role, "{} (control request)", command.describe());
+        let mut text = match answer {
+            Answer::Done(text) if !text.is_empty() => text,
+            // Only the process that acts on a flag records it: it applies and records
+            // commands in the order it receives them, so the file ends as it runs.
+            // Another process of the camera (capture for `preview`) may see two racing
+            // commands in the other order; had it recorded too, the file could end
+            // saying `off` while the preview ran (or `on` while it was off).
+            Answer::Ignored => {
+                return format!(
+                    "{}: {} does not act on it (the process that does records it)",
+                    command.describe(),
+                    self.role
+                )
+            }
+            _ => command.describe(),
+        };
+        if let Err(e) = self.record(command) {
+            tracing::warn!(camera = self.camera, "could not persist the flags: {e}");
+            text.push_str(&format!(" (not persisted: {e})"));
+        }
+        text
     }
 
     fn base_reply(&self, request: &ControlRequest) -> ControlReply {

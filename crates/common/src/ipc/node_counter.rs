@@ -62,6 +62,21 @@ fn what_to_do(deployment: &str, file: &str) -> String {
     format!("when no process of deployment `{deployment}` runs, remove it (`rm {file}`, as root or its owner) and start again")
 }
 
+/// Fills in a counter just created write-only: its size, iceoryx2's version field, then mode
+/// 0600 (which tells iceoryx2 it is ready); a counter that could not be filled in is removed.
+fn fill_in(path: &std::path::Path, counter: &std::fs::File) -> std::io::Result<()> {
+    let mut init = [0u8; SIZE as usize];
+    init[..8].copy_from_slice(&version_field().to_ne_bytes());
+    let written = counter
+        .set_len(SIZE)
+        .and_then(|()| counter.write_all_at(&init, 0))
+        .and_then(|()| secure_fs::set_mode(counter, 0o600));
+    if written.is_err() {
+        let _ = std::fs::remove_file(path);
+    }
+    written
+}
+
 /// Makes sure the node counter of `deployment` exists, belongs to this user and is mode 0600,
 /// before a node is created (see the module documentation).
 pub fn secure(deployment: &str, config: &Config) -> Result<(), IpcError> {
@@ -77,19 +92,7 @@ pub fn secure(deployment: &str, config: &Config) -> Result<(), IpcError> {
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&path);
         match created {
-            Ok(counter) => {
-                let mut init = [0u8; SIZE as usize];
-                init[..8].copy_from_slice(&version_field().to_ne_bytes());
-                let written = counter
-                    .set_len(SIZE)
-                    .and_then(|()| counter.write_all_at(&init, 0))
-                    .and_then(|()| secure_fs::set_mode(&counter, 0o600));
-                if let Err(e) = written {
-                    let _ = std::fs::remove_file(&path);
-                    return Err(fail(format!("creating it failed: {e}")));
-                }
-                return Ok(());
-            }
+            Ok(counter) => return fill_in(&path, &counter).map_err(|e| fail(format!("creating it failed: {e}"))),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
                 return Err(fail(format!("is a symlink, planted by someone else; {}", what_to_do(deployment, &file))))
