@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
+use framebus_e2e::browser::{chromium_output, chromium_result, serve_page};
 use framebus_e2e::{http_get, process_status, Proc, TestDeployment, DEADLINE};
 use framebus_vision::opencv::core::Vector;
 use framebus_vision::opencv::imgcodecs;
@@ -144,79 +145,6 @@ fn metric(port: u16, name: &str) -> f64 {
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.0)
-}
-
-/// Headless Chromium with a profile and TMPDIR in the test's folder, in a process group of its
-/// own (killed whole).
-fn chromium(d: &TestDeployment, name: &str, args: &[String]) -> Command {
-    let mut command = Command::new("chromium");
-    command
-        .args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--mute-audio"])
-        .args(["--disable-background-networking", "--disable-component-update", "--disable-sync"])
-        .arg("--autoplay-policy=no-user-gesture-required")
-        .arg(format!("--user-data-dir={}", d.dir.path().join(name).display()))
-        .args(args)
-        .env("TMPDIR", d.dir.path())
-        .process_group(0);
-    command
-}
-
-/// Runs Chromium to completion (bounded: killed after 60 s), returns its stdout.
-fn chromium_output(d: &TestDeployment, name: &str, args: &[String]) -> String {
-    let mut child = chromium(d, name, args)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("chromium is installed (scripts/bootstrap.sh)");
-    let mut stdout = child.stdout.take().expect("piped stdout");
-    let reader = std::thread::spawn(move || {
-        let mut out = String::new();
-        let _ = stdout.read_to_string(&mut out);
-        out
-    });
-    let until = Instant::now() + Duration::from_secs(60);
-    let mut finished = false;
-    while Instant::now() < until {
-        if child.try_wait().ok().flatten().is_some() {
-            finished = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    // SAFETY: kill has no memory-safety preconditions; the group is the browser's own.
-    unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
-    let _ = child.wait();
-    assert!(finished, "chromium did not finish within 60 s");
-    reader.join().unwrap_or_default()
-}
-
-/// Serves the test's player page on `listener` and returns the query of its `/result`.
-fn serve_player(listener: TcpListener, page: String) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let mut stream: TcpStream = stream;
-            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-            let mut line = String::new();
-            if BufReader::new(&stream).read_line(&mut line).is_err() {
-                continue;
-            }
-            let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
-            let body = if path.starts_with("/result") {
-                let _ = tx.send(path.split_once('?').map(|(_, q)| q.to_string()).unwrap_or_default());
-                String::new()
-            } else {
-                page.clone()
-            };
-            let _ = write!(
-                stream,
-                "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
-    rx
 }
 
 /// `ctl record on`, until the recorder wrote `frames`, `ctl record off`, until it is off.
@@ -387,7 +315,7 @@ fn the_events_page_lists_and_plays_clips_and_webhooks_get_their_events() {
     // Chromium plays the clip's video (the page's URL, with range requests) past 1 s.
     let page = TcpListener::bind("127.0.0.1:0").expect("page port");
     let page_port = page.local_addr().expect("addr").port();
-    let results = serve_player(
+    let results = serve_page(
         page,
         format!(
             r#"<!doctype html><html><body>
@@ -403,14 +331,15 @@ const done = setInterval(() => {{
 }}, 100);
 </script></body></html>"#
         ),
+        None,
     );
-    let mut command = chromium(&d, "chromium-play", &[format!("http://127.0.0.1:{page_port}/")]);
-    let mut player = Proc::spawn_command("chromium", &mut command);
-    let result = results.recv_timeout(Duration::from_secs(60));
-    // SAFETY: kill has no memory-safety preconditions; the group is the browser's own.
-    unsafe { libc::kill(-(player.child.id() as i32), libc::SIGKILL) };
-    player.kill9();
-    let query = result.unwrap_or_else(|_| panic!("Chromium did not play the clip past 1 s: {}", player.stderr_text()));
+    let query = chromium_result(
+        &d,
+        ("chromium-play", &["--mute-audio"]),
+        &format!("http://127.0.0.1:{page_port}/"),
+        &results,
+        "Chromium did not play the clip past 1 s",
+    );
     assert!(query.contains(&format!("size={WIDTH}x{HEIGHT}")) && query.contains("thumb=480x360"), "{query}");
 
     // The receiver goes down: the next clip is recorded all the same, its events are retried

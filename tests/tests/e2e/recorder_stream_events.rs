@@ -14,6 +14,7 @@ use std::process::Command;
 use std::sync::mpsc;
 use std::time::Duration;
 
+use framebus_e2e::browser::{chromium_result, serve_page};
 use framebus_e2e::{ffprobe_frames, Proc, TestDeployment, DEADLINE};
 use serde_json::Value;
 
@@ -71,88 +72,29 @@ fn ffprobe_duration(path: &Path) -> f64 {
     String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or_else(|_| panic!("no duration for {}", path.display()))
 }
 
-/// Serves a page with a `<video>` of `clip` (with HTTP range requests) on `listener`; returns
-/// the query of the page's first `/result` request (`t=<currentTime>` once past 1 s, or
-/// `error=<code>`).
-fn serve_clip(listener: TcpListener, clip: Vec<u8>) -> mpsc::Receiver<String> {
-    let page = r#"<!doctype html><html><body><video id="v" src="/clip.mp4" autoplay muted playsinline></video>
+/// A page with a `<video>` of `/clip.mp4` that reports `t=<currentTime>` once past 1 s, or
+/// `error=<code>`.
+const CLIP_PAGE: &str = r#"<!doctype html><html><body><video id="v" src="/clip.mp4" autoplay muted playsinline></video>
 <script>
 const v = document.getElementById("v");
 v.addEventListener("error", () => fetch("/result?error=" + (v.error ? v.error.code : 0)));
 const check = () => { if (v.currentTime > 1) fetch("/result?t=" + v.currentTime); else setTimeout(check, 100); };
 check();
 </script></body></html>"#;
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let mut stream: TcpStream = stream;
-            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-            let mut reader = BufReader::new(&stream);
-            let mut line = String::new();
-            if reader.read_line(&mut line).is_err() {
-                continue;
-            }
-            let mut range = None;
-            let mut header = String::new();
-            while reader.read_line(&mut header).is_ok_and(|n| n > 2) {
-                if let Some(value) = header.to_ascii_lowercase().strip_prefix("range: bytes=") {
-                    let (a, b) = value.trim().split_once('-').unwrap_or(("0", ""));
-                    range = Some((a.parse::<usize>().unwrap_or(0), b.parse::<usize>().ok()));
-                }
-                header.clear();
-            }
-            let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
-            let (status, kind, body, extra) = if path.starts_with("/result") {
-                let _ = tx.send(path.split_once('?').map(|(_, q)| q.to_string()).unwrap_or_default());
-                ("200 OK", "text/plain", Vec::new(), String::new())
-            } else if path == "/clip.mp4" {
-                let len = clip.len();
-                match range {
-                    Some((a, b)) if a < len => {
-                        let end = b.unwrap_or(len - 1).min(len - 1);
-                        let part = clip[a..=end].to_vec();
-                        ("206 Partial Content", "video/mp4", part, format!("Content-Range: bytes {a}-{end}/{len}\r\n"))
-                    }
-                    _ => ("200 OK", "video/mp4", clip.clone(), "Accept-Ranges: bytes\r\n".to_string()),
-                }
-            } else {
-                ("200 OK", "text/html", page.as_bytes().to_vec(), String::new())
-            };
-            let head = format!(
-                "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = stream.write_all(head.as_bytes()).and_then(|()| stream.write_all(&body));
-        }
-    });
-    rx
-}
 
 /// Plays `video` in headless Chromium from a page of the test's own server; returns the
 /// page's result (`t=...` once playback passed 1 s).
 fn chromium_plays_clip(d: &TestDeployment, video: &Path) -> String {
     let page = TcpListener::bind("127.0.0.1:0").expect("a port for the page");
     let port = page.local_addr().expect("addr").port();
-    let results = serve_clip(page, std::fs::read(video).expect("the clip"));
-    let profile = d.dir.path().join("chromium");
-    let mut command = Command::new("chromium");
-    command
-        .args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"])
-        .args(["--disable-background-networking", "--disable-component-update", "--disable-sync"])
-        .args(["--autoplay-policy=no-user-gesture-required", "--remote-debugging-port=0"])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg(format!("http://127.0.0.1:{port}/"))
-        // Its singleton socket folder goes into the test's folder, not /tmp.
-        .env("TMPDIR", d.dir.path())
-        // Its own process group: the browser's helper processes are killed with it.
-        .process_group(0);
-    let mut chromium = Proc::spawn_command("chromium", &mut command);
-    let result = results.recv_timeout(Duration::from_secs(60));
-    // SAFETY: kill has no memory-safety preconditions; the group is the browser's own.
-    unsafe { libc::kill(-(chromium.child.id() as i32), libc::SIGKILL) };
-    chromium.kill9();
-    result
-        .unwrap_or_else(|_| panic!("Chromium did not play the clip within 60 s; its log:\n{}", chromium.stderr_text()))
+    let results = serve_page(page, CLIP_PAGE.to_string(), Some(std::fs::read(video).expect("the clip")));
+    chromium_result(
+        d,
+        ("chromium", &["--remote-debugging-port=0"]),
+        &format!("http://127.0.0.1:{port}/"),
+        &results,
+        "Chromium did not play the clip within 60 s",
+    )
 }
 
 /// A block appears at frame 151 (file frame 150) and moves for one second; algo's motion

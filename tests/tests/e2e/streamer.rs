@@ -14,6 +14,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use framebus_common::pattern::read_bgr_stamps;
+use framebus_e2e::browser::{chromium_result, serve_page};
 use framebus_e2e::{http_get, pid_alive, process_status, Proc, TestDeployment, DEADLINE};
 
 /// The viewer of the auth test's users file: `viewer`, password `s3cret-pass`.
@@ -224,64 +225,25 @@ video.requestVideoFrameCallback(frame);
     )
 }
 
-/// Serves `page` at `/` on `listener` to Chromium and returns the query of its first
-/// `/result` request.
-fn serve_page(listener: TcpListener, page: String) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let mut stream: TcpStream = stream;
-            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-            let mut line = String::new();
-            if BufReader::new(&stream).read_line(&mut line).is_err() {
-                continue;
-            }
-            let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
-            let body = if path.starts_with("/result") {
-                let _ = tx.send(path.split_once('?').map(|(_, q)| q.to_string()).unwrap_or_default());
-                String::new()
-            } else if path == "/" {
-                page.clone()
-            } else {
-                String::new()
-            };
-            let _ = write!(
-                stream,
-                "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
-    rx
-}
-
 /// Plays the camera in headless Chromium over WebRTC from the test's page served on `page`
 /// (another origin than the media server's, allowed by the config; WHEP requests carry
 /// `authorization` when given); returns the ids it decoded.
 fn chromium_plays(d: &TestDeployment, http: u16, page: TcpListener, authorization: Option<&str>) -> (String, Vec<u64>) {
     let port = page.local_addr().expect("addr").port();
-    let results = serve_page(page, player_page(http, authorization));
-    let profile = d.dir.path().join("chromium");
-    let mut command = Command::new("chromium");
-    command
-        .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run"])
-        .args(["--disable-background-networking", "--disable-component-update", "--disable-sync"])
-        .args(["--autoplay-policy=no-user-gesture-required", "--allow-loopback-in-peer-connection"])
-        .args(["--disable-features=WebRtcHideLocalIpsWithMdns", "--remote-debugging-port=0"])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg(format!("http://127.0.0.1:{port}/"))
-        // Its singleton socket folder goes into the test's folder, not /tmp.
-        .env("TMPDIR", d.dir.path())
-        // Its own process group: the browser's helper processes are killed with it.
-        .process_group(0);
-    let mut chromium = Proc::spawn_command("chromium", &mut command);
-    let result = results.recv_timeout(Duration::from_secs(60));
-    // SAFETY: kill has no memory-safety preconditions; the group is the browser's own.
-    unsafe { libc::kill(-(chromium.child.id() as i32), libc::SIGKILL) };
-    chromium.kill9();
-    let query = result.unwrap_or_else(|_| {
-        panic!("Chromium decoded no rising frame ids over WebRTC within 60 s; its log:\n{}", chromium.stderr_text())
-    });
+    let results = serve_page(page, player_page(http, authorization), None);
+    let flags = [
+        "--disable-quic",
+        "--allow-loopback-in-peer-connection",
+        "--disable-features=WebRtcHideLocalIpsWithMdns",
+        "--remote-debugging-port=0",
+    ];
+    let query = chromium_result(
+        d,
+        ("chromium", &flags),
+        &format!("http://127.0.0.1:{port}/"),
+        &results,
+        "Chromium decoded no rising frame ids over WebRTC within 60 s",
+    );
     let mut size = String::new();
     let mut ids = Vec::new();
     for (key, value) in query.split('&').filter_map(|kv| kv.split_once('=')) {
