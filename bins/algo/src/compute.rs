@@ -78,8 +78,8 @@ impl MotionMeter {
             match format {
                 PixelFormat::Bgr3 => self.measure_view(&frame, imgproc::COLOR_BGR2GRAY)?,
                 PixelFormat::Rgb3 => self.measure_view(&frame, imgproc::COLOR_RGB2GRAY)?,
-                // NV12, NV21, NV16: the Y plane is the first `height` rows.
-                PixelFormat::Nv12 | PixelFormat::Nv21 | PixelFormat::Nv16 => {
+                // Semi-planar (NV12, NV21, NV16): the Y plane is the first `height` rows.
+                semi_planar if semi_planar.info().chroma.is_some() => {
                     let luma = Mat::roi(&frame, Rect::new(0, 0, header.width as i32, header.height as i32))?;
                     self.measure_view(&luma, -1)?
                 }

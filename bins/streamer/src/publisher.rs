@@ -44,28 +44,10 @@ impl RawLayout {
     fn caps_and_decoder(&self, fps: u32) -> (String, &'static str) {
         let (w, h) = (self.width, self.height);
         let raw = |f: &str| format!("video/x-raw,format={f},width={w},height={h},framerate={fps}/1");
-        match self.format {
-            PixelFormat::Bgr3 => (raw("BGR"), ""),
-            PixelFormat::Rgb3 => (raw("RGB"), ""),
-            PixelFormat::Grey => (raw("GRAY8"), ""),
-            PixelFormat::Yuyv => (raw("YUY2"), ""),
-            PixelFormat::Nv12 => (raw("NV12"), ""),
-            PixelFormat::Nv21 => (raw("NV21"), ""),
-            PixelFormat::Nv16 => (raw("NV16"), ""),
-            PixelFormat::Mjpg => (format!("image/jpeg,width={w},height={h},framerate={fps}/1"), "jpegdec ! "),
-        }
-    }
-
-    /// (rows, tight row bytes) of each plane of a raw frame.
-    fn planes(&self) -> Vec<(usize, usize)> {
-        let (w, h) = (self.width as usize, self.height as usize);
-        match self.format {
-            PixelFormat::Bgr3 | PixelFormat::Rgb3 => vec![(h, w * 3)],
-            PixelFormat::Grey => vec![(h, w)],
-            PixelFormat::Yuyv => vec![(h, w * 2)],
-            PixelFormat::Nv12 | PixelFormat::Nv21 => vec![(h, w), (h.div_ceil(2), w.div_ceil(2) * 2)],
-            PixelFormat::Nv16 => vec![(h, w), (h, w.div_ceil(2) * 2)],
-            PixelFormat::Mjpg => Vec::new(),
+        match self.format.info().gstreamer {
+            Some(name) => (raw(name), ""),
+            // Not raw video: MJPG, decoded first.
+            None => (format!("image/jpeg,width={w},height={h},framerate={fps}/1"), "jpegdec ! "),
         }
     }
 }
@@ -80,7 +62,7 @@ pub fn frame_buffer(layout: &RawLayout, bytes: &[u8]) -> anyhow::Result<gst::Buf
     if layout.format == PixelFormat::Mjpg {
         return Ok(gst::Buffer::from_slice(bytes.to_vec()));
     }
-    let planes = layout.planes();
+    let planes: Vec<(usize, usize)> = layout.format.planes(layout.width, layout.height).collect();
     let tight: usize = planes.iter().map(|(rows, row)| rows * row).sum();
     anyhow::ensure!(
         bytes.len() >= tight,

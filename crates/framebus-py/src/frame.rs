@@ -358,29 +358,21 @@ impl Frame {
             return Ok(found);
         }
         let (w, h, s) = (self.header.width as usize, self.header.height as usize, self.header.stride as usize);
-        let rows = |bytes_per_row: usize| s * h.saturating_sub(1) + bytes_per_row;
-        let made = match self.format() {
-            Some(PixelFormat::Bgr3 | PixelFormat::Rgb3) => {
-                self.need(py, rows(w * 3))?;
-                self.array(py, 0, &[h, w, 3], &[s, 3, 1])?
-            }
-            Some(PixelFormat::Grey) => {
-                self.need(py, rows(w))?;
+        let Some(format) = self.format().filter(|f| f.is_raw()) else { return self.data(py) };
+        let bpp = format.info().bytes_per_pixel as usize;
+        let made = if format.info().chroma.is_some() {
+            // Semi-planar: the luma rows then the chroma rows, tightly packed.
+            let rows = format.image_rows(self.header.height) as usize;
+            self.need(py, format.frame_bytes(self.header.width, self.header.height))?;
+            self.array(py, 0, &[rows, w], &[w, 1])?
+        } else {
+            // Packed: rows `stride` apart; a last axis for multi-byte pixels.
+            self.need(py, s * h.saturating_sub(1) + w * bpp)?;
+            if bpp == 1 {
                 self.array(py, 0, &[h, w], &[s, 1])?
+            } else {
+                self.array(py, 0, &[h, w, bpp], &[s, bpp, 1])?
             }
-            Some(PixelFormat::Yuyv) => {
-                self.need(py, rows(w * 2))?;
-                self.array(py, 0, &[h, w, 2], &[s, 2, 1])?
-            }
-            Some(PixelFormat::Nv12 | PixelFormat::Nv21) => {
-                self.need(py, w * h * 3 / 2)?;
-                self.array(py, 0, &[h * 3 / 2, w], &[w, 1])?
-            }
-            Some(PixelFormat::Nv16) => {
-                self.need(py, w * h * 2)?;
-                self.array(py, 0, &[h * 2, w], &[w, 1])?
-            }
-            Some(PixelFormat::Mjpg) | None => return self.data(py),
         };
         Ok(self.keep(|s| &mut s.image, py, made))
     }
@@ -395,16 +387,12 @@ impl Frame {
         }
         let (w, h) = (self.header.width as usize, self.header.height as usize);
         let made: Py<PyAny> = match self.format() {
-            Some(PixelFormat::Nv12 | PixelFormat::Nv21) => {
-                self.need(py, w * h * 3 / 2)?;
+            Some(format) if format.info().chroma.is_some() => {
+                // Y (h, w), then U and V interleaved at half width: (chroma rows, w/2, 2).
+                let chroma_rows = format.image_rows(self.header.height) as usize - h;
+                self.need(py, format.frame_bytes(self.header.width, self.header.height))?;
                 let y = self.array(py, 0, &[h, w], &[w, 1])?;
-                let uv = self.array(py, w * h, &[h / 2, w / 2, 2], &[w, 2, 1])?;
-                PyTuple::new(py, [y, uv])?.into_any().unbind()
-            }
-            Some(PixelFormat::Nv16) => {
-                self.need(py, w * h * 2)?;
-                let y = self.array(py, 0, &[h, w], &[w, 1])?;
-                let uv = self.array(py, w * h, &[h, w / 2, 2], &[w, 2, 1])?;
+                let uv = self.array(py, w * h, &[chroma_rows, w / 2, 2], &[w, 2, 1])?;
                 PyTuple::new(py, [y, uv])?.into_any().unbind()
             }
             _ => PyTuple::new(py, [self.image(py)?])?.into_any().unbind(),

@@ -8,7 +8,7 @@ use core::mem::MaybeUninit;
 
 use framebus_common::{FrameHeader, PixelFormat};
 use opencv::boxed_ref::{BoxedRef, BoxedRefMut};
-use opencv::core::{Mat, CV_8UC1, CV_8UC2, CV_8UC3};
+use opencv::core::{Mat, CV_8UC1, CV_8UC2, CV_8UC3, CV_8UC4};
 use opencv::prelude::*;
 use opencv::{imgcodecs, imgproc};
 
@@ -23,15 +23,17 @@ fn bad_arg(message: String) -> opencv::Error {
 
 /// Rows and OpenCV type of the single `Mat` that holds a raw frame of `format`.
 pub fn mat_shape(format: PixelFormat, width: u32, height: u32) -> Option<(i32, i32, i32)> {
-    let (w, h) = (width as i32, height as i32);
-    match format {
-        PixelFormat::Bgr3 | PixelFormat::Rgb3 => Some((h, w, CV_8UC3)),
-        PixelFormat::Grey => Some((h, w, CV_8UC1)),
-        PixelFormat::Yuyv => Some((h, w, CV_8UC2)),
-        PixelFormat::Nv12 | PixelFormat::Nv21 => Some((h + h / 2, w, CV_8UC1)),
-        PixelFormat::Nv16 => Some((2 * h, w, CV_8UC1)),
-        PixelFormat::Mjpg => None,
-    }
+    // Packed formats: one channel per byte of a pixel; semi-planar ones: the luma rows then
+    // the chroma rows, one byte per column (OpenCV's own layout for its YUV conversions).
+    let channels = match format.info().bytes_per_pixel {
+        0 => return None,
+        1 => CV_8UC1,
+        2 => CV_8UC2,
+        3 => CV_8UC3,
+        4 => CV_8UC4,
+        _ => return None,
+    };
+    Some((format.image_rows(height) as i32, width as i32, channels))
 }
 
 /// A read-only `Mat` over a received raw frame, without copying. MJPG has no raw view.

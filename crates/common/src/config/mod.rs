@@ -675,9 +675,7 @@ fn validate_frame(cam: &CameraConfig) -> Result<(), Invalid> {
         }
     }
     let format = cam.pixel_format;
-    if matches!(format, PixelFormat::Yuyv | PixelFormat::Nv12 | PixelFormat::Nv21 | PixelFormat::Nv16)
-        && (!cam.width.is_multiple_of(2) || !cam.height.is_multiple_of(2))
-    {
+    if format.info().even_size && (!cam.width.is_multiple_of(2) || !cam.height.is_multiple_of(2)) {
         return invalid("width", format!("{format} needs an even width and height, got {}x{}", cam.width, cam.height));
     }
     if matches!(cam.source, SourceConfig::Synthetic(_) | SourceConfig::Scene(_))

@@ -157,9 +157,9 @@ impl Granted {
         let row = self.format().stride(self.width) as usize;
         let first = PlaneLayout { memory_plane: 0, offset: 0, stride: p0.bytes_per_line as usize, row, rows: h };
         match self.format() {
-            PixelFormat::Nv12 | PixelFormat::Nv21 | PixelFormat::Nv16 => {
+            format if format.info().chroma.is_some() => {
                 // Chroma rows: half the height for 4:2:0, all of it for 4:2:2.
-                let rows = if self.format() == PixelFormat::Nv16 { h } else { h / 2 };
+                let rows = format.image_rows(self.height) as usize - h;
                 let uv = if self.device.memory_planes > 1 {
                     PlaneLayout {
                         memory_plane: 1,
