@@ -168,13 +168,21 @@ pub(crate) fn restart_or_start(
     }
     let busy = results.iter().any(|r| r["ok"] == false);
     let unlisted = reply["unlisted"].as_u64().unwrap_or(0);
-    if cli.json {
+    print_results(cli.json, camera, (verb, done), &results, unlisted);
+    Ok(if busy { Outcome::Busy } else { Outcome::Done })
+}
+
+/// Prints what `ctl restart`/`ctl start` did to each process (JSON: one object), failures on
+/// stderr; `verb` and `done` are the command's words (`restart`, `restarted`).
+fn print_results(json_out: bool, camera: &str, (verb, done): (&str, &str), results: &[Value], unlisted: u64) {
+    let busy = results.iter().any(|r| r["ok"] == false);
+    if json_out {
         println!(
             "{}",
             json!({ "camera": camera, "command": verb, "ok": !busy, "processes": results, "unlisted": unlisted })
         );
     } else {
-        for r in &results {
+        for r in results {
             let role = r["role"].as_str().unwrap_or_default();
             // `mediaserver restarted`, `cam0: algo restarted`.
             let who = if role == camera { role.to_string() } else { format!("{camera}: {role}") };
@@ -198,7 +206,6 @@ pub(crate) fn restart_or_start(
             println!("{camera}: {unlisted} more processes asked to {verb} (not listed: the reply is full)");
         }
     }
-    Ok(if busy { Outcome::Busy } else { Outcome::Done })
 }
 
 /// `ctl logs <camera> <role> [--follow]`: the kept lines, then (with `--follow`) new ones every

@@ -54,32 +54,7 @@ pub fn render(deployment: &Deployment, options: &UnitOptions) -> anyhow::Result<
     let v4l2 = deployment.camera.iter().any(|c| matches!(c.source, SourceConfig::V4l2(_)));
     let mut warnings = Vec::new();
 
-    // Everything a deployment writes: iceoryx2's node and service files (/tmp/iceoryx2/...),
-    // the command state (under /tmp unless `state-dir` says otherwise) and the recordings.
-    // Shared memory lives in /dev/shm, which ProtectSystem= leaves writable.
-    let mut writable = vec![PathBuf::from("/tmp")];
-    let state_dir = deployment.state_dir();
-    writable.push(state_dir.clone());
-    for cam in &deployment.camera {
-        if let Some(recorder) = &cam.recorder {
-            writable.push(deployment.resolve_path(&recorder.directory));
-        }
-    }
-    let mut paths: Vec<PathBuf> = Vec::new();
-    for path in writable {
-        let path = std::path::absolute(&path).unwrap_or(path);
-        if paths.iter().any(|p| path.starts_with(p)) {
-            continue;
-        }
-        paths.retain(|p| !p.starts_with(&path));
-        if !path.exists() {
-            warnings.push(format!(
-                "`{}` does not exist yet: create it, owned by the unit's user, before starting the unit (systemd refuses to start a unit whose ReadWritePaths= entry is missing)",
-                path.display()
-            ));
-        }
-        paths.push(path);
-    }
+    let paths = writable_paths(deployment, &mut warnings);
 
     let mut text = String::new();
     let w = &mut text;
@@ -133,43 +108,81 @@ pub fn render(deployment: &Deployment, options: &UnitOptions) -> anyhow::Result<
         let _ = writeln!(w, "# device access control is not delegated to it, so only this one is set.");
         let _ = writeln!(w, "NoNewPrivileges=yes");
     } else {
-        let _ = writeln!(w, "# Hardening.");
-        let _ = writeln!(w, "NoNewPrivileges=yes");
-        let _ = writeln!(w, "CapabilityBoundingSet=");
-        let _ = writeln!(w, "ProtectSystem=strict");
-        let _ = writeln!(w, "ProtectHome=read-only");
-        let _ = writeln!(w, "# /tmp stays shared: iceoryx2 keeps the deployment's node and service files in");
-        let _ = writeln!(w, "# /tmp/iceoryx2/, and `ctl` run from a shell must see the same ones to reach the");
-        let _ = writeln!(w, "# processes. PrivateTmp=yes would hide them (and the command state under /tmp).");
-        let _ = writeln!(w, "PrivateTmp=no");
-        let list: Vec<String> = paths.iter().map(|p| quote_arg(p)).collect::<anyhow::Result<_>>()?;
-        let _ = writeln!(w, "ReadWritePaths={}", list.join(" "));
-        let _ = writeln!(w, "ProtectKernelTunables=yes");
-        let _ = writeln!(w, "ProtectKernelModules=yes");
-        let _ = writeln!(w, "ProtectKernelLogs=yes");
-        let _ = writeln!(w, "ProtectControlGroups=yes");
-        let _ = writeln!(w, "ProtectHostname=yes");
-        let _ = writeln!(w, "RestrictNamespaces=yes");
-        let _ = writeln!(w, "RestrictRealtime=yes");
-        let _ = writeln!(w, "RestrictSUIDSGID=yes");
-        let _ = writeln!(w, "LockPersonality=yes");
-        let _ = writeln!(w, "SystemCallArchitectures=native");
-        let _ = writeln!(w, "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6");
-        let _ = writeln!(w, "# No device nodes except the pseudo devices every process has");
-        if v4l2 {
-            let _ = writeln!(w, "# and the V4L2 cameras: /dev/video* and /dev/v4l-subdev* (video4linux), /dev/media*.");
-            let _ = writeln!(w, "DevicePolicy=closed");
-            let _ = writeln!(w, "DeviceAllow=char-video4linux rw");
-            let _ = writeln!(w, "DeviceAllow=char-media rw");
-        } else {
-            let _ = writeln!(w, "# (no camera of this deployment is a V4L2 device).");
-            let _ = writeln!(w, "DevicePolicy=closed");
-        }
+        write_hardening(w, &paths, v4l2)?;
     }
     let _ = writeln!(w);
     let _ = writeln!(w, "[Install]");
     let _ = writeln!(w, "WantedBy={}", if options.user_mode { "default.target" } else { "multi-user.target" });
     Ok(Unit { file_name: format!("framebus-{name}.service"), text, warnings })
+}
+
+/// The folders a deployment writes in, outside /dev/shm (which ProtectSystem= leaves
+/// writable): iceoryx2's node and service files (/tmp/iceoryx2/...), the command state (under
+/// /tmp unless `state-dir` says otherwise) and the recordings; nested ones folded into their
+/// parent. A folder that does not exist yet adds a warning.
+fn writable_paths(deployment: &Deployment, warnings: &mut Vec<String>) -> Vec<PathBuf> {
+    let mut writable = vec![PathBuf::from("/tmp")];
+    let state_dir = deployment.state_dir();
+    writable.push(state_dir.clone());
+    for cam in &deployment.camera {
+        if let Some(recorder) = &cam.recorder {
+            writable.push(deployment.resolve_path(&recorder.directory));
+        }
+    }
+    let mut paths: Vec<PathBuf> = Vec::new();
+    for path in writable {
+        let path = std::path::absolute(&path).unwrap_or(path);
+        if paths.iter().any(|p| path.starts_with(p)) {
+            continue;
+        }
+        paths.retain(|p| !p.starts_with(&path));
+        if !path.exists() {
+            warnings.push(format!(
+                "`{}` does not exist yet: create it, owned by the unit's user, before starting the unit (systemd refuses to start a unit whose ReadWritePaths= entry is missing)",
+                path.display()
+            ));
+        }
+        paths.push(path);
+    }
+    paths
+}
+
+/// The system unit's sandbox: no privileges, a read-only system but for `paths`, no device
+/// but the V4L2 cameras (when the deployment has any).
+fn write_hardening(w: &mut String, paths: &[PathBuf], v4l2: bool) -> anyhow::Result<()> {
+    let _ = writeln!(w, "# Hardening.");
+    let _ = writeln!(w, "NoNewPrivileges=yes");
+    let _ = writeln!(w, "CapabilityBoundingSet=");
+    let _ = writeln!(w, "ProtectSystem=strict");
+    let _ = writeln!(w, "ProtectHome=read-only");
+    let _ = writeln!(w, "# /tmp stays shared: iceoryx2 keeps the deployment's node and service files in");
+    let _ = writeln!(w, "# /tmp/iceoryx2/, and `ctl` run from a shell must see the same ones to reach the");
+    let _ = writeln!(w, "# processes. PrivateTmp=yes would hide them (and the command state under /tmp).");
+    let _ = writeln!(w, "PrivateTmp=no");
+    let list: Vec<String> = paths.iter().map(|p| quote_arg(p)).collect::<anyhow::Result<_>>()?;
+    let _ = writeln!(w, "ReadWritePaths={}", list.join(" "));
+    let _ = writeln!(w, "ProtectKernelTunables=yes");
+    let _ = writeln!(w, "ProtectKernelModules=yes");
+    let _ = writeln!(w, "ProtectKernelLogs=yes");
+    let _ = writeln!(w, "ProtectControlGroups=yes");
+    let _ = writeln!(w, "ProtectHostname=yes");
+    let _ = writeln!(w, "RestrictNamespaces=yes");
+    let _ = writeln!(w, "RestrictRealtime=yes");
+    let _ = writeln!(w, "RestrictSUIDSGID=yes");
+    let _ = writeln!(w, "LockPersonality=yes");
+    let _ = writeln!(w, "SystemCallArchitectures=native");
+    let _ = writeln!(w, "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6");
+    let _ = writeln!(w, "# No device nodes except the pseudo devices every process has");
+    if v4l2 {
+        let _ = writeln!(w, "# and the V4L2 cameras: /dev/video* and /dev/v4l-subdev* (video4linux), /dev/media*.");
+        let _ = writeln!(w, "DevicePolicy=closed");
+        let _ = writeln!(w, "DeviceAllow=char-video4linux rw");
+        let _ = writeln!(w, "DeviceAllow=char-media rw");
+    } else {
+        let _ = writeln!(w, "# (no camera of this deployment is a V4L2 device).");
+        let _ = writeln!(w, "DevicePolicy=closed");
+    }
+    Ok(())
 }
 
 /// Runs `ctl systemd`: renders the unit and writes it to `output` (`-`: stdout; default: where
