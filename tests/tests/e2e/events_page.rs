@@ -11,14 +11,12 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::os::unix::process::CommandExt;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use framebus_e2e::browser::{chromium_output, chromium_result, serve_page};
-use framebus_e2e::{http_get, process_status, Proc, TestDeployment, DEADLINE};
+use framebus_e2e::{http_get, process_status, TestDeployment, DEADLINE};
 use framebus_vision::opencv::core::Vector;
 use framebus_vision::opencv::imgcodecs;
 use framebus_vision::opencv::prelude::*;

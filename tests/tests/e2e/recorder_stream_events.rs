@@ -6,16 +6,12 @@
 //! mid-clip leaves a playable MP4.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
-use std::os::unix::process::CommandExt;
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::mpsc;
-use std::time::Duration;
 
 use framebus_e2e::browser::{chromium_result, serve_page};
-use framebus_e2e::{ffprobe_frames, Proc, TestDeployment, DEADLINE};
+use framebus_e2e::{ffprobe_frames, TestDeployment, DEADLINE};
 use serde_json::Value;
 
 use super::events::motion_clip;

@@ -8,14 +8,12 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use framebus_common::pattern::read_bgr_stamps;
 use framebus_e2e::browser::{chromium_result, serve_page};
-use framebus_e2e::{http_get, pid_alive, process_status, Proc, TestDeployment, DEADLINE};
+use framebus_e2e::{http_get, pid_alive, process_status, TestDeployment, DEADLINE};
 
 /// The viewer of the auth test's users file: `viewer`, password `s3cret-pass`.
 const USERS_FILE: &str = "viewer:framebus:0a802798b50121af1f43c3da67e0b568\n";
