@@ -27,5 +27,6 @@ mod e2e {
     mod status_metrics;
     mod streamer;
     mod v4l2;
+    mod webhooks;
     mod wiring;
 }

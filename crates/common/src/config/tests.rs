@@ -781,7 +781,11 @@ fn webhooks_load_and_bad_ones_name_the_key() {
     };
     check(
         "url = \"ftp://x\"",
-        "`deployment.webhook[0].url`: invalid URL `ftp://x`: use http://host[:port][/path], e.g. `http://127.0.0.1:9000/framebus` (no credentials, no fragment)",
+        "`deployment.webhook[0].url`: invalid URL `ftp://x`: use http[s]://host[:port][/path], e.g. `http://127.0.0.1:9000/framebus` (no credentials, no fragment)",
+    );
+    check(
+        "url = \"http://h/\"\nca-file = \"ca.pem\"",
+        "`deployment.webhook[0].ca-file`: `http://h/` is not https: a CA file is only used over TLS",
     );
     check(
         "url = \"http://h/\"\nevents = []",
@@ -810,4 +814,35 @@ fn a_camera_named_like_the_media_server_is_refused() {
     let with_server = GOOD.replace("[[camera]]", "[media-server]\n\n[[camera]]");
     let d = load(&with_server).expect("valid");
     assert_eq!(d.deployment_processes(), vec![crate::names::DeploymentProcess::MediaServer]);
+}
+
+/// A webhook's `ca-file` must hold certificates and its `secret-file` must be private and long
+/// enough; errors name the key.
+#[test]
+fn webhook_files_are_checked() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("deployment.toml");
+    let hook =
+        "[[deployment.webhook]]\nurl = \"https://127.0.0.1:9443/h\"\nca-file = \"ca.pem\"\nsecret-file = \"secret\"";
+    let d = Deployment::from_toml(&config, &GOOD.replace("name = \"lab\"", &format!("name = \"lab\"\n{hook}")))
+        .expect("loads");
+    let e = d.webhook_files(0).err().expect("no CA file");
+    assert!(e.key == "deployment.webhook[0].ca-file" && e.message.contains("does not exist"), "{e}");
+    std::fs::write(dir.path().join("ca.pem"), "not pem").expect("write");
+    let e = d.webhook_files(0).err().expect("not PEM");
+    assert!(e.key == "deployment.webhook[0].ca-file" && e.message.contains("BEGIN CERTIFICATE"), "{e}");
+    std::fs::write(dir.path().join("ca.pem"), "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n")
+        .expect("write");
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "short\n").expect("write");
+    std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o640)).expect("chmod");
+    let e = d.webhook_files(0).err().expect("readable by the group");
+    assert!(e.key == "deployment.webhook[0].secret-file" && e.message.contains("chmod 600"), "{e}");
+    std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600)).expect("chmod");
+    let e = d.webhook_files(0).err().expect("too short");
+    assert!(e.message.contains("has 5 characters"), "{e}");
+    std::fs::write(&secret, "0123456789abcdef0123\n").expect("write");
+    let files = d.webhook_files(0).expect("valid");
+    assert_eq!(files.secret.as_deref(), Some(&b"0123456789abcdef0123"[..]));
+    assert!(files.ca_pem.is_some_and(|p| p.contains("BEGIN CERTIFICATE")));
 }
