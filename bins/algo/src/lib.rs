@@ -162,7 +162,8 @@ fn publish_motion(reader: &Camera, header: &FrameHeader, worker: &Worker) {
         .iter()
         .map(|r| Detection { x: r.x, y: r.y, w: r.w, h: r.h, label: "motion".into(), score: r.fill })
         .collect();
-    let data = serde_json::json!({ "motion": round_score(metrics.motion), "difference": round_score(metrics.difference) });
+    let data =
+        serde_json::json!({ "motion": round_score(metrics.motion), "difference": round_score(metrics.difference) });
     if let Err(e) = reader.publish_result(header, Some(metrics.motion), &boxes, Some(&data)) {
         tracing::debug!(frame = header.frame_id, "could not publish the motion result: {e}");
     }

@@ -358,7 +358,8 @@ pub fn bench(dir: &Path) -> anyhow::Result<()> {
         driven.copy_cpu
     );
     println!("Encoders not on this machine are not measured (see the probe line).");
-    recording(dir)
+    recording(dir)?;
+    overlay(dir)
 }
 
 /// The recorder's `written` count in the last `--json` line of `log`.
@@ -447,6 +448,117 @@ pub fn recording(dir: &Path) -> anyhow::Result<()> {
         "\nRatios (h264-mp4 / stream): recorder CPU {:.1}×, framebus CPU {:.2}×. CPU = share of one core over {} s, mean of {ROUNDS} interleaved rounds.",
         sums[0][2] / sums[1][2].max(0.01),
         total(&sums[0]) / total(&sums[1]).max(0.01),
+        MEASURE.as_secs()
+    );
+    Ok(())
+}
+
+/// The box the overlay table publishes about every frame (frame pixels).
+const OVERLAY_BOX: (f32, f32, f32, f32) = (600.0, 300.0, 480.0, 360.0);
+
+/// Publishes one labelled box about every frame of `config`'s camera (as a detector would)
+/// until `stop`; returns the results published.
+fn publish_boxes(config: &str, stop: &std::sync::atomic::AtomicBool) -> anyhow::Result<u64> {
+    let camera = Camera::builder(Path::new(config), "bench")?.role("bench-boxes")?.open()?;
+    let (x, y, w, h) = OVERLAY_BOX;
+    let boxes = [framebus::Detection { x, y, w, h, label: "person".into(), score: 0.9 }];
+    let mut published = 0;
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        match camera.next_event()? {
+            Event::Frame(frame) => {
+                let header = *frame.header();
+                drop(frame);
+                camera.publish_result(&header, Some(0.9), &boxes, None)?;
+                published += 1;
+            }
+            Event::Stop(_) => break,
+            _ => {}
+        }
+    }
+    Ok(published)
+}
+
+/// The last `--json` line of the streamer in `log`.
+fn last_json(log: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    text.lines().rev().find_map(|l| serde_json::from_str(l).ok()).unwrap_or(serde_json::Value::Null)
+}
+
+/// One overlay arrangement: capture + streamer (x264) with `overlay`, results published about
+/// every frame either way; returns CPU % of (capture, streamer), frames encoded per second and
+/// the share of them with the box drawn.
+fn overlay_once(dir: &Path, overlay: bool, tag: &str) -> anyhow::Result<[f64; 4]> {
+    let pid = std::process::id() % 1_000_000;
+    let config = write_config(
+        &dir.join(format!("overlay-{tag}.toml")),
+        &format!(
+            "[deployment]\nname = \"b{pid}-{tag}\"\n\n[[camera]]\nname = \"bench\"\nwidth = {WIDTH}\nheight = {HEIGHT}\nfps = {FPS}\n\n\
+             [camera.source]\nkind = \"synthetic\"\n\n[camera.streamer]\nencoder = \"x264\"\nbitrate-kbps = 6000\ngop = 30\n\
+             stats-interval-secs = 1\noverlay = {overlay}\n"
+        ),
+    )?;
+    let log = dir.join(format!("streamer-{tag}.jsonl"));
+    let mut procs = Procs(Vec::new());
+    procs.0.push(start("capture", &config, &[])?);
+    procs.0.push(
+        Command::new(sibling("streamer")?)
+            .args(["--config", &config, "--json"])
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?)
+            .spawn()
+            .context("starting the streamer")?,
+    );
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let publisher = {
+        let (config, stop) = (config.clone(), Arc::clone(&stop));
+        std::thread::spawn(move || publish_boxes(&config, &stop))
+    };
+    // Settled: the encoder warmed up, results flowing.
+    std::thread::sleep(Duration::from_secs(3));
+    let pids: Vec<u32> = procs.0.iter().map(Child::id).collect();
+    let before = last_json(&log);
+    let started = Instant::now();
+    let cpu = cpu_over(&pids, MEASURE);
+    let after = last_json(&log);
+    let elapsed = started.elapsed().as_secs_f64();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let published = publisher.join().map_err(|_| anyhow!("the result publisher panicked"))??;
+    drop(procs);
+    let count = |v: &serde_json::Value, key: &str| v[key].as_f64().unwrap_or(0.0);
+    let encoded = count(&after, "encoded") - count(&before, "encoded");
+    let drawn = count(&after, "overlaid") - count(&before, "overlaid");
+    if published == 0 {
+        bail!("no result was published about the bench camera's frames");
+    }
+    Ok([cpu[0], cpu[1], encoded / elapsed, if encoded > 0.0 { drawn / encoded * 100.0 } else { 0.0 }])
+}
+
+/// The streamer at 1080p30 with and without `overlay = true` (the same results published about
+/// every frame both times): CPU of the streamer and capture, frames encoded per second, share
+/// of frames with the box drawn; two interleaved rounds, in one run.
+pub fn overlay(dir: &Path) -> anyhow::Result<()> {
+    const ROUNDS: usize = 2;
+    let cases = [(false, "overlay off"), (true, "overlay on (`overlay = true`)")];
+    let mut sums = [[0.0f64; 4]; 2];
+    for round in 0..ROUNDS {
+        for (i, (on, _)) in cases.iter().enumerate() {
+            let m = overlay_once(dir, *on, &format!("o{round}{i}"))?;
+            for (sum, value) in sums[i].iter_mut().zip(m) {
+                *sum += value / ROUNDS as f64;
+            }
+        }
+    }
+    println!("\nOverlay in the stream, {WIDTH}x{HEIGHT} BGR3 at {FPS} fps, streamer x264 6000 kbit/s, GOP 30, one box published about every frame, same run:\n");
+    println!("| streamer | streamer CPU | frames encoded/s | frames with the box drawn | capture CPU |");
+    println!("|---|---:|---:|---:|---:|");
+    for ((_, label), m) in cases.iter().zip(&sums) {
+        println!("| {label} | {:.1} % | {:.1} | {:.0} % | {:.1} % |", m[1], m[2], m[3], m[0]);
+    }
+    println!(
+        "\nRatio (on / off): streamer CPU {:.2}× (+{:.1} % of a core). CPU = share of one core over {} s, mean of {ROUNDS} interleaved rounds.",
+        sums[1][1] / sums[0][1].max(0.01),
+        sums[1][1] - sums[0][1],
         MEASURE.as_secs()
     );
     Ok(())

@@ -203,7 +203,8 @@ fn motion_is_on_the_score_scale_in_status_results_and_triggers() {
     while checked < 10 {
         assert!(Instant::now() < until, "algo published no motion results: {}", algo.stderr_text());
         drop(camera.frames().next().expect("frames").expect("frame"));
-        for r in camera.results().expect("results").into_iter().filter(|r| r.producer == "algo" && !r.boxes.is_empty()) {
+        for r in camera.results().expect("results").into_iter().filter(|r| r.producer == "algo" && !r.boxes.is_empty())
+        {
             let score = r.score.expect("algo's result has a score");
             assert!(score > 0.0 && score <= 1.0, "result score on the 0..1 scale: {r:?}");
             let data = r.data["motion"].as_f64().expect("data.motion");

@@ -41,7 +41,8 @@ fn publish_boxes(config: std::path::PathBuf, camera: &'static str, stop: Arc<Ato
         .and_then(|b| b.open())
         .expect("open the camera as `detector`");
     let (x, y, w, h) = BOX;
-    let detection = Detection { x: x as f32, y: y as f32, w: w as f32, h: h as f32, label: "person".into(), score: 0.9 };
+    let detection =
+        Detection { x: x as f32, y: y as f32, w: w as f32, h: h as f32, label: "person".into(), score: 0.9 };
     let (mut published, mut touched) = (0, 0);
     let until = Instant::now() + DEADLINE * 4;
     while !stop.load(Ordering::Relaxed) {

@@ -97,7 +97,10 @@ fn every_reader_table_keeps_its_keys_and_their_order() {
         "[camera.streamer]\nrate = 1\n",
         "`camera[0].streamer.rate`: unknown field `rate`, expected one of `queue-depth`, `policy`, `max-fps`, `encoder`, `bitrate-kbps`, `gop`, `low-latency`, `stall-secs`, `overlay`, `stats-interval-secs`",
     );
-    check("[camera.streamer]\noverlay = \"yes\"\n", "`camera[0].streamer.overlay`: invalid type: string \"yes\", expected a boolean");
+    check(
+        "[camera.streamer]\noverlay = \"yes\"\n",
+        "`camera[0].streamer.overlay`: invalid type: string \"yes\", expected a boolean",
+    );
     check(
         "[[camera.reader]]\nname = \"plates\"\nqueue = 1\n",
         "`camera[0].reader[0].queue`: unknown field `queue`, expected one of `name`, `policy`, `max-fps`, `queue-depth`, `command`",
