@@ -109,12 +109,11 @@ pub fn draw_results(
     for (i, shown) in shown.iter().enumerate() {
         let colour = producer_colour(&shown.outcome.producer, shown.strength);
         for b in &shown.outcome.boxes {
-            let rect = Rect::new(
-                (f64::from(b.x) * sx).round() as i32,
-                (f64::from(b.y) * sy).round() as i32,
-                ((f64::from(b.w) * sx).round() as i32).max(1),
-                ((f64::from(b.h) * sy).round() as i32).max(1),
-            );
+            // Any producer may publish: a box far off the image, huge or NaN is bounded to
+            // around the image (NaN → 0) before it reaches OpenCV's integer arithmetic.
+            let (x, y) = (bound(f64::from(b.x) * sx, iw), bound(f64::from(b.y) * sy, ih));
+            let (w, h) = (bound(f64::from(b.w) * sx, iw).max(1), bound(f64::from(b.h) * sy, ih).max(1));
+            let rect = Rect::new(x, y, w, h);
             imgproc::rectangle(image, rect, colour, 2, imgproc::LINE_8, 0)?;
             text.clear();
             let _ = write!(text, "{} {:.2}", b.label, b.score);
@@ -138,6 +137,15 @@ pub fn draw_results(
         }
     }
     Ok(())
+}
+
+/// `value` rounded into `-extent..=2 * extent`: off the image either side by at most its size.
+fn bound(value: f64, extent: i32) -> i32 {
+    let extent = f64::from(extent);
+    if value.is_nan() {
+        return 0;
+    }
+    value.round().clamp(-extent, 2.0 * extent) as i32
 }
 
 /// Rows per summary line of [`draw_results`] on an image `width` pixels wide.
@@ -164,7 +172,8 @@ pub fn producer_colour(producer: &str, strength: f64) -> Scalar {
     ];
     let index = producer.bytes().fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(usize::from(b))) % PALETTE.len();
     let (b, g, r) = PALETTE[index];
-    let k = 0.35 + 0.65 * strength.clamp(0.0, 1.0);
+    let strength = if strength.is_nan() { 0.0 } else { strength.clamp(0.0, 1.0) };
+    let k = 0.35 + 0.65 * strength;
     Scalar::new(b * k, g * k, r * k, 0.0)
 }
 
@@ -224,5 +233,30 @@ mod tests {
         }
         assert_eq!(at(100, 125), Vec3b::from([0, 0, 0]), "inside the box");
         assert_eq!(at(250, 200), Vec3b::from([0, 0, 0]), "outside the box");
+    }
+
+    /// Boxes a hostile or broken producer may publish (NaN, infinite, huge, negative, far off
+    /// the image) draw nothing harmful and never fail.
+    #[test]
+    fn absurd_boxes_are_bounded() {
+        let header = FrameHeader { width: 320, height: 240, run_id: 1, frame_id: 5, ..Default::default() };
+        let mut o = outcome("x", 1, 5);
+        for (x, y, w, h) in [
+            (f32::NAN, f32::NAN, f32::NAN, f32::NAN),
+            (f32::INFINITY, 0.0, f32::INFINITY, 10.0),
+            (f32::MAX, f32::MAX, f32::MAX, f32::MAX),
+            (-1e30, -1e30, 1e30, 1e30),
+            (2e9, 2e9, 2e9, 2e9),
+            (-50.0, -50.0, -10.0, -10.0),
+        ] {
+            o.boxes.push(Detection { x, y, w, h, label: "z".repeat(24), score: f32::NAN });
+        }
+        let shown = [Shown { outcome: o, age_ms: f64::NAN, strength: f64::NAN }];
+        let mut image = Mat::new_rows_cols_with_default(240, 320, CV_8UC3, Scalar::all(0.0)).expect("image");
+        draw_results(&mut image, &mut String::new(), &header, &shown, Some(40)).expect("draw");
+        assert_eq!(bound(f64::NAN, 100), 0);
+        assert_eq!(bound(1e300, 100), 200);
+        assert_eq!(bound(-1e300, 100), -100);
+        assert_eq!(bound(42.4, 100), 42);
     }
 }
