@@ -95,7 +95,11 @@ fn every_reader_table_keeps_its_keys_and_their_order() {
     );
     check(
         "[camera.streamer]\nrate = 1\n",
-        "`camera[0].streamer.rate`: unknown field `rate`, expected one of `queue-depth`, `policy`, `max-fps`, `encoder`, `bitrate-kbps`, `gop`, `low-latency`, `stall-secs`, `stats-interval-secs`",
+        "`camera[0].streamer.rate`: unknown field `rate`, expected one of `queue-depth`, `policy`, `max-fps`, `encoder`, `bitrate-kbps`, `gop`, `low-latency`, `stall-secs`, `overlay`, `stats-interval-secs`",
+    );
+    check(
+        "[camera.streamer]\noverlay = \"yes\"\n",
+        "`camera[0].streamer.overlay`: invalid type: string \"yes\", expected a boolean",
     );
     check(
         "[[camera.reader]]\nname = \"plates\"\nqueue = 1\n",
@@ -253,7 +257,16 @@ fn recorder_triggers_load_and_bad_ones_name_the_key() {
     );
     check(
         "[[camera.recorder.trigger]]\nmin-score = nan\n",
-        "`camera[0].recorder.trigger[0].min-score`: invalid value NaN: allowed a finite number",
+        "`camera[0].recorder.trigger[0].min-score`: invalid value NaN: allowed a number from 0 to 1 (every score is on that scale, docs/results.md)",
+    );
+    // A threshold on the old 0–255 motion scale never fires: refused, naming the scale.
+    check(
+        "[[camera.recorder.trigger]]\nproducer = \"algo\"\nmin-score = 12\n",
+        "`camera[0].recorder.trigger[0].min-score`: invalid value 12: allowed a number from 0 to 1 (every score is on that scale, docs/results.md)",
+    );
+    check(
+        "[[camera.recorder.trigger]]\nlabel = \"person\"\nmin-box-score = -0.5\n",
+        "`camera[0].recorder.trigger[0].min-box-score`: invalid value -0.5: allowed a number from 0 to 1 (every score is on that scale, docs/results.md)",
     );
     check(
         "[[camera.recorder.trigger]]\nproducer = \"algo\"\nscore = 1\n",
