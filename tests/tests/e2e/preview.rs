@@ -5,6 +5,7 @@ use std::path::Path;
 use std::process::Command;
 
 use framebus_common::pattern::read_bgr_stamps;
+use framebus_e2e::browser::chromium_output;
 use framebus_e2e::{cpu_time, http_get, Proc, TestDeployment, DEADLINE};
 use framebus_vision::opencv::core::{Mat, Vector};
 use framebus_vision::opencv::imgcodecs;
@@ -111,17 +112,12 @@ fn snapshot_stream_and_page_show_live_frames() {
     assert_eq!(status, 200);
     assert!(String::from_utf8_lossy(&page).contains("/stream.mjpg"));
     let shot = d.dir.path().join("page.png");
-    let out = Command::new("chromium")
-        .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        .args(["--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=800,700"])
-        .arg(format!("--user-data-dir={}", d.dir.path().join("chromium").display()))
-        .arg(format!("--screenshot={}", shot.display()))
-        .arg(&url)
-        // Its singleton socket folder goes into the test's folder, not /tmp.
-        .env("TMPDIR", d.dir.path())
-        .output()
-        .expect("chromium is installed (scripts/bootstrap.sh)");
-    assert!(shot.is_file(), "no screenshot: {}", String::from_utf8_lossy(&out.stderr));
+    chromium_output(
+        &d,
+        "chromium",
+        &["--window-size=800,700".to_string(), format!("--screenshot={}", shot.display()), url.clone()],
+    );
+    assert!(shot.is_file(), "no screenshot of {url}");
     let png = read(&shot);
     // The page is dark grey; the test pattern's saturated colour bars only appear in the image.
     let data = png.data_bytes().expect("continuous");

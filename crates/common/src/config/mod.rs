@@ -40,7 +40,7 @@ pub use source::{
 };
 pub use streamer::{EncoderChoice, MediaServerConfig, StreamerConfig};
 pub use tls::{TlsConfig, TlsFiles};
-pub use webhook::{split_http_url, WebhookConfig, WebhookEvent};
+pub use webhook::{parse_webhook_url, WebhookConfig, WebhookEvent, WebhookFiles, WebhookUrl};
 
 use crate::format::PixelFormat;
 use crate::names::{ProcessRole, Role};
