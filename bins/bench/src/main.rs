@@ -519,14 +519,23 @@ fn python_vs_rust(dir: &Path) -> anyhow::Result<()> {
         };
         // Capture waits for both readers; the pause lets the first one attach before the
         // second starts (the Python interpreter takes a few hundred ms to import the package).
+        // A second reader that cannot start takes the first one down with it.
+        let second = |mut first: Child, start: &dyn Fn() -> anyhow::Result<Child>| match start() {
+            Ok(second) => Ok((first, second)),
+            Err(e) => {
+                let _ = first.kill();
+                let _ = first.wait();
+                Err(e)
+            }
+        };
         let (rust, py) = if python_first {
             let py = start_python()?;
             std::thread::sleep(Duration::from_secs(2));
-            (start_rust()?, py)
+            second(py, &start_rust).map(|(py, rust)| (rust, py))?
         } else {
             let rust = start_rust()?;
             std::thread::sleep(Duration::from_millis(200));
-            (rust, start_python()?)
+            second(rust, &start_python)?
         };
         let capture = Command::new(sibling("capture")?)
             .args(["--config", &config_text, "--max-frames", &frames, "--wait-for-readers", "2"])
