@@ -481,6 +481,22 @@ fn python_interpreter() -> Option<PathBuf> {
     python.is_file().then_some(python)
 }
 
+/// Stops a reader the bench started: SIGTERM, so it removes its shared-memory files, then
+/// SIGKILL if it is still there after 5 s.
+fn stop_reader(child: &mut Child) {
+    // SAFETY: kill has no memory-safety preconditions; the pid is the bench's own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let until = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < until {
+        if child.try_wait().ok().flatten().is_some() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 /// One paced 1080p run read by a Rust reader and a Python reader side by side (both `every`,
 /// both verifying every frame), printed as a second table.
 fn python_vs_rust(dir: &Path) -> anyhow::Result<()> {
@@ -523,8 +539,7 @@ fn python_vs_rust(dir: &Path) -> anyhow::Result<()> {
         let second = |mut first: Child, start: &dyn Fn() -> anyhow::Result<Child>| match start() {
             Ok(second) => Ok((first, second)),
             Err(e) => {
-                let _ = first.kill();
-                let _ = first.wait();
+                stop_reader(&mut first);
                 Err(e)
             }
         };
