@@ -31,7 +31,7 @@ use framebus_common::control::{
 use framebus_common::ipc::{
     connect_control, control_roles, create_client_node, iceoryx_config, DeploymentGuard, IpcService,
 };
-use framebus_common::names::{service_name, ProcessRole, Role, ServiceKind};
+use framebus_common::names::{service_name, ProcessRole, Role, ServiceKind, BRIDGE_ROLE, DEPLOYMENT_SCOPE};
 use framebus_common::state::{CameraState, StateStore};
 use framebus_common::Deployment;
 use iceoryx2::prelude::*;
@@ -287,6 +287,12 @@ pub(crate) fn targets(deployment: &Deployment, discover: bool, camera: Option<&s
             Err(e) => tracing::warn!("could not list the deployment's services for user readers: {e}"),
         }
     }
+    // The bridge serves the whole deployment (`[zenoh]` with something to export): listed
+    // last, under the deployment's scope in place of a camera.
+    let bridge = deployment.zenoh.is_some() && deployment.camera.iter().any(|c| c.export.is_some());
+    if bridge && camera.is_none() {
+        targets.push(Target::new(DEPLOYMENT_SCOPE, Role::new(BRIDGE_ROLE)?));
+    }
     // Config order per camera, user readers found at run time after the configured ones.
     let order = |t: &Target| cameras.iter().position(|c| c.name == t.camera).unwrap_or(usize::MAX);
     targets.sort_by_key(order);
@@ -391,7 +397,7 @@ struct CommandState {
 fn command_state(deployment: &Deployment, targets: &[Target]) -> Vec<CommandState> {
     let store = StateStore::of(deployment);
     let mut cameras: Vec<&str> = Vec::new();
-    for target in targets {
+    for target in targets.iter().filter(|t| t.camera != DEPLOYMENT_SCOPE) {
         if !cameras.contains(&target.camera.as_str()) {
             cameras.push(&target.camera);
         }

@@ -8,12 +8,15 @@
 
 mod auth;
 mod error;
+mod export;
 mod locate;
 mod preview;
 mod recorder;
+mod remote;
 mod source;
 mod streamer;
 mod tls;
+mod zenoh;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -22,11 +25,13 @@ use serde::Deserialize;
 
 pub use auth::{parse_users, AuthConfig, ViewerUser, ViewerUsers, REALM};
 pub use error::ConfigError;
+pub use export::{ExportConfig, ExportFrames};
 pub use locate::{
     locate_config, locate_config_with, ConfigOrigin, LocatedConfig, NoConfig, CONFIG_ENV, DEFAULT_CONFIG, LOCAL_CONFIG,
 };
 pub use preview::PreviewConfig;
 pub use recorder::{FileMode, ImageFormat, PreRollEstimate, RecorderConfig, TriggerConfig, VideoFormat};
+pub use remote::{RemoteCameraConfig, RemoteSourceConfig, RemoteVideo};
 pub use source::{
     control_assignments_text, normalize_control_name, parse_control_assignments, split_control_text, v4l2_conversion,
     v4l2_targets, ControlSettings, ControlValue, Conversion, FilePace, FileSourceConfig, MediaCtlConfig,
@@ -35,6 +40,7 @@ pub use source::{
 };
 pub use streamer::{EncoderChoice, MediaServerConfig, StreamerConfig};
 pub use tls::{TlsConfig, TlsFiles};
+pub use zenoh::{ZenohConfig, ZenohMode, ZenohTls};
 
 use crate::format::PixelFormat;
 use crate::names::{ProcessRole, Role};
@@ -135,6 +141,8 @@ pub mod defaults {
     /// Shared memory per camera besides the frame slots and the control services (management
     /// segments, events), counted generously.
     pub const CAMERA_OVERHEAD_BYTES: u64 = 1024 * 1024;
+    /// `[zenoh] listen`: loopback only (see docs/multi-host.md for real links).
+    pub const ZENOH_LISTEN: &str = "tcp/127.0.0.1:7447";
 }
 
 /// A whole deployment, as loaded from one file.
@@ -159,6 +167,15 @@ pub struct Deployment {
     /// metrics endpoint (HTTPS); none = plain RTSP and HTTP (see [`TlsConfig`]).
     #[serde(default)]
     pub tls: Option<TlsConfig>,
+    /// `[zenoh]`: the link to other hosts; with it `ctl up` runs the deployment's `bridge`
+    /// (see [`ZenohConfig`]).
+    #[serde(default)]
+    pub zenoh: Option<ZenohConfig>,
+    /// `[[remote-camera]]`: cameras of other sites imported by the bridge. At load each becomes
+    /// a camera of [`Deployment::camera`] (after the local ones) with a
+    /// [`SourceConfig::Remote`] source.
+    #[serde(default)]
+    pub remote_camera: Vec<RemoteCameraConfig>,
     /// The file this was loaded from (set by [`Deployment::load`]).
     #[serde(skip)]
     pub source_file: PathBuf,
@@ -250,6 +267,10 @@ pub struct CameraConfig {
     /// optionally the command `ctl up` runs for them.
     #[serde(default)]
     pub reader: Vec<UserReaderConfig>,
+    /// `[camera.export]`: what the deployment's bridge publishes of this camera to other hosts
+    /// (needs `[zenoh]`).
+    #[serde(default)]
+    pub export: Option<ExportConfig>,
 }
 
 /// `[[camera.reader]]`: a user reader, by the role name its program opens the camera with.
@@ -526,6 +547,11 @@ impl CameraConfig {
             let policy = resolve(&streamer.policy, streamer.max_fps, ReaderPolicy::Newest);
             readers.push((ProcessRole::Streamer.into(), "streamer".to_string(), streamer.queue_depth, policy));
         }
+        if let Some(frames) = self.export.as_ref().and_then(|e| e.frames.as_ref()) {
+            // The bridge reads the frames it exports like any reader: one of max-readers.
+            let role = Role::new(crate::names::BRIDGE_ROLE).unwrap_or_else(|_| Role::from(ProcessRole::Algo));
+            readers.push((role, "export.frames".to_string(), 1, ReaderPolicy::parse("max-fps", Some(frames.max_fps))));
+        }
         for (i, user) in self.reader.iter().enumerate() {
             let role = Role::new(&user.name).unwrap_or_else(|_| Role::from(ProcessRole::Algo));
             let policy = resolve(&user.policy, user.max_fps, ReaderPolicy::Newest);
@@ -548,6 +574,8 @@ impl Deployment {
         let mut deployment: Deployment =
             serde_path_to_error::deserialize(deserializer).map_err(|e| ConfigError::parse(path, text, e))?;
         deployment.source_file = path.to_path_buf();
+        let remote: Vec<CameraConfig> = deployment.remote_camera.iter().map(RemoteCameraConfig::to_camera).collect();
+        deployment.camera.extend(remote);
         deployment.validate()?;
         Ok(deployment)
     }
@@ -636,14 +664,25 @@ impl Deployment {
             return Err(ConfigError::value(
                 file,
                 "camera",
-                "no camera configured: add at least one `[[camera]]` table".into(),
+                "no camera configured: add at least one `[[camera]]` or `[[remote-camera]]` table".into(),
             ));
         }
+        if let Some(zenoh) = &self.zenoh {
+            zenoh::validate(zenoh).map_err(|(field, msg)| ConfigError::value(file, &format!("zenoh.{field}"), msg))?;
+        } else if !self.remote_camera.is_empty() {
+            return Err(ConfigError::value(
+                file,
+                "remote-camera",
+                "remote cameras are imported by the bridge over Zenoh: add a [zenoh] table (site, connect)".into(),
+            ));
+        }
+        let locals = self.camera.len() - self.remote_camera.len();
         let max_bytes = self.deployment.max_shared_memory_mb * 1024 * 1024;
         let mut total = 0u64;
         let mut seen = HashSet::new();
         for (i, cam) in self.camera.iter().enumerate() {
-            let at = |(field, msg): (String, String)| ConfigError::value(file, &format!("camera[{i}].{field}"), msg);
+            let table = if i < locals { format!("camera[{i}]") } else { format!("remote-camera[{}]", i - locals) };
+            let at = |(field, msg): (String, String)| ConfigError::value(file, &format!("{table}.{field}"), msg);
             if !seen.insert(cam.name.as_str()) {
                 return Err(at(("name".into(), format!("duplicate camera name `{}`: names must be unique", cam.name))));
             }
@@ -671,6 +710,16 @@ impl Deployment {
                 streamer::validate_streamer(streamer).map_err(|(field, msg)| at((format!("streamer.{field}"), msg)))?;
             }
             source::validate(self, i, cam, cam.pixel_format).map_err(at)?;
+            if let Some(export) = &cam.export {
+                if self.zenoh.is_none() {
+                    return Err(at((
+                        "export".into(),
+                        "the bridge exports over Zenoh: add a [zenoh] table (site, listen), or remove [camera.export]"
+                            .into(),
+                    )));
+                }
+                export::validate(export, cam).map_err(|(field, msg)| at((format!("export.{field}"), msg)))?;
+            }
         }
         auth::validate(self)?;
         self.tls_files()?;
@@ -791,6 +840,12 @@ fn validate_readers(cam: &CameraConfig) -> Result<(), Invalid> {
     for (j, user) in cam.reader.iter().enumerate() {
         let key = |field: &str| format!("reader[{j}].{field}");
         let role = Role::new(&user.name).map_err(|e| (key("name"), e.to_string()))?;
+        if user.name == crate::names::BRIDGE_ROLE {
+            return invalid(
+                &key("name"),
+                "`bridge` is the bridge's reader of exported frames: name your reader differently".into(),
+            );
+        }
         if let Some(builtin) = role.builtin() {
             return invalid(
                 &key("name"),

@@ -1,0 +1,310 @@
+//! Import: one remote camera published into local shared memory as a local camera. Run by
+//! `ctl up` in the place of the camera's capture (`bridge --camera <name>`), it serves the
+//! capture role's control service, creates the camera's frame bus with the settings any local
+//! camera of that config gets (`ipc::open_frame_bus`), and publishes every frame that arrives
+//! over Zenoh into a loaned sample, as capture does: readers cannot tell the difference.
+//!
+//! Frame ids are this process's own (1, 2, 3, ... per run), so readers' accounting holds; the
+//! origin's frame id goes into `sequence`, frames lost on the link are added to
+//! `source_drops` (readers count them as the source's drops), and the capture time is moved
+//! into this host's monotonic clock through the wall clocks (exact on one host, as good as
+//! the two hosts' clock sync across hosts).
+//!
+//! Results: the origin's results are published into the local results service (about the
+//! local frame they came with), and local results about imported frames go back to the origin
+//! on the `results-back` key (published there when its `[camera.export] results-back = true`).
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use framebus_common::config::{RemoteSourceConfig, RemoteVideo};
+use framebus_common::control::server::{Answer, ControlServer, Metrics};
+use framebus_common::control::{Command, FrameFormat, LatencyHistogram, ProcessState};
+use framebus_common::ipc::{create_node, open_frame_bus, open_results, DeploymentGuard};
+use framebus_common::names::{zenoh_key, ZenohKind};
+use framebus_common::protocol::FourccText;
+use framebus_common::results::ResultRecord;
+use framebus_common::stats::StatusWindow;
+use framebus_common::{clock, signals, CameraConfig, Deployment, FrameHeader, ProcessRole, Role};
+use iceoryx2::prelude::*;
+use zenoh::handlers::{FifoChannel, RingChannel};
+use zenoh::Wait;
+
+use crate::results::Echoes;
+use crate::wire::{self, LossCounter};
+
+/// Without a frame for this long, the link is reported down (state `degraded`).
+pub const LINK_DOWN_AFTER: Duration = Duration::from_secs(2);
+/// Frames waiting between Zenoh and the publisher: the newest two (older ones are dropped, and
+/// counted through the sender's sequence numbers).
+const FRAME_QUEUE: usize = 2;
+/// Local frames whose origin ids are kept to map results both ways.
+const ID_MAP: usize = 256;
+
+/// The origin of one imported frame.
+#[derive(Debug, Clone, Copy)]
+struct Origin {
+    local_id: u64,
+    frame_id: u64,
+    run_id: u64,
+    capture_mono_ns: u64,
+}
+
+/// Runs the import of `camera` until SIGINT/SIGTERM or `ctl stop`.
+pub fn run(deployment: &Deployment, camera: &CameraConfig, remote: &RemoteSourceConfig) -> anyhow::Result<()> {
+    signals::install();
+    if remote.video == RemoteVideo::H264 {
+        anyhow::bail!(
+            "camera `{}`: video = \"h264\" is not supported by this bridge yet: import raw frames (the origin's [camera.export.frames], video = \"raw\")",
+            camera.name
+        );
+    }
+    let cam = camera.name.as_str();
+    let _release = DeploymentGuard::new(deployment.name());
+    let node = create_node(deployment, crate::ROLE, cam)?;
+    let bus = open_frame_bus(&node, deployment, camera)?;
+    let layout = camera.slot_layout();
+    let publisher = bus
+        .frames
+        .publisher_builder()
+        .initial_max_slice_len(layout.frame_bytes)
+        .allocation_strategy(AllocationStrategy::Static)
+        .max_loaned_samples(1)
+        .create()
+        .map_err(|e| anyhow::anyhow!("camera `{cam}`: creating the publisher on `{}`: {e:?}", bus.frames_name))?;
+    framebus_common::shm_budget::reserve_data_segment(
+        deployment.name(),
+        publisher.id().value(),
+        &format!("camera `{cam}`'s frame segment"),
+    )
+    .with_context(|| format!("camera `{cam}`: reserving the shared memory of `{}`", bus.frames_name))?;
+    let notifier = bus
+        .ready
+        .notifier_builder()
+        .create()
+        .map_err(|e| anyhow::anyhow!("camera `{cam}`: creating the frame-ready notifier: {e:?}"))?;
+    let results = open_results(&node, deployment.name(), cam)?;
+    let result_publisher = results
+        .publisher_builder()
+        .create()
+        .map_err(|e| anyhow::anyhow!("camera `{cam}`: creating the results publisher: {e:?}"))?;
+    let result_subscriber = results
+        .subscriber_builder()
+        .create()
+        .map_err(|e| anyhow::anyhow!("camera `{cam}`: subscribing to its results: {e:?}"))?;
+    let control = ControlServer::create(&node, deployment, cam, &Role::from(ProcessRole::Capture))?;
+
+    let session = crate::session::open(deployment)?;
+    let key = |kind| zenoh_key(&remote.site, &remote.deployment, &remote.camera, kind);
+    let frames = session
+        .declare_subscriber(key(ZenohKind::Frames))
+        .with(RingChannel::new(FRAME_QUEUE))
+        .wait()
+        .map_err(|e| anyhow::anyhow!("camera `{cam}`: subscribing to `{}`: {e}", key(ZenohKind::Frames)))?;
+    let remote_results = session
+        .declare_subscriber(key(ZenohKind::Results))
+        .with(FifoChannel::new(256))
+        .wait()
+        .map_err(|e| anyhow::anyhow!("camera `{cam}`: subscribing to `{}`: {e}", key(ZenohKind::Results)))?;
+    let back = session
+        .declare_publisher(key(ZenohKind::ResultsBack))
+        .congestion_control(zenoh::qos::CongestionControl::Drop)
+        .wait()
+        .map_err(|e| anyhow::anyhow!("camera `{cam}`: declaring `{}`: {e}", key(ZenohKind::ResultsBack)))?;
+    let origin = format!("{}/{}/{}", remote.site, remote.deployment, remote.camera);
+    tracing::info!(camera = cam, origin, key = key(ZenohKind::Frames), "importing frames");
+
+    let run_id = clock::realtime_ns();
+    let mut state = Import {
+        frames: 0,
+        loss: LossCounter::default(),
+        mismatched: 0,
+        last_frame: None,
+        down_since: Some(std::time::SystemTime::now()),
+        window: StatusWindow::new(Duration::from_secs(1)),
+        histogram: LatencyHistogram::default(),
+        ids: VecDeque::with_capacity(ID_MAP),
+        echoes: Echoes::default(),
+        results_in: 0,
+        results_back: 0,
+    };
+    let mut stop = false;
+    let mut back_seq = 0u64;
+    while !stop && !signals::termination_requested() {
+        if let Ok(Some(sample)) = frames.recv_timeout(Duration::from_millis(20)) {
+            let bytes = sample.payload().to_bytes();
+            match wire::parse::<FrameHeader>(&bytes) {
+                Some((seq, header, pixels)) if fits(camera, &header, pixels) => {
+                    let lost = state.loss.see(seq);
+                    if lost > 0 {
+                        tracing::debug!(camera = cam, lost, "frames lost on the link");
+                    }
+                    let local_id = state.frames + 1;
+                    let mut sample = publisher
+                        .loan_slice_uninit(pixels.len())
+                        .map_err(|e| anyhow::anyhow!("camera `{cam}`: loaning a sample: {e:?}"))?;
+                    for (dst, src) in sample.payload_mut().iter_mut().zip(pixels) {
+                        dst.write(*src);
+                    }
+                    // SAFETY: every byte of the payload was written just above (same length).
+                    let mut sample = unsafe { sample.assume_init() };
+                    let now_mono = clock::monotonic_ns();
+                    let age = clock::realtime_ns().saturating_sub(header.capture_realtime_ns);
+                    let capture_mono_ns = now_mono.saturating_sub(age);
+                    let out = sample.user_header_mut();
+                    *out = header;
+                    out.frame_id = local_id;
+                    out.sequence = header.frame_id;
+                    out.run_id = run_id;
+                    out.capture_mono_ns = capture_mono_ns;
+                    out.source_drops = header.source_drops.saturating_add(state.loss.lost);
+                    out.publish_mono_ns = clock::monotonic_ns();
+                    sample.send().map_err(|e| anyhow::anyhow!("camera `{cam}`: sending a frame: {e:?}"))?;
+                    if let Err(e) = notifier.notify() {
+                        tracing::debug!(camera = cam, "frame-ready notify: {e:?}");
+                    }
+                    state.frames = local_id;
+                    state.window.record_ns(age);
+                    state.histogram.record_us(age / 1000);
+                    if state.ids.len() == ID_MAP {
+                        state.ids.pop_front();
+                    }
+                    state.ids.push_back(Origin {
+                        local_id,
+                        frame_id: header.frame_id,
+                        run_id: header.run_id,
+                        capture_mono_ns: header.capture_mono_ns,
+                    });
+                    state.last_frame = Some(Instant::now());
+                    if let Some(since) = state.down_since.take() {
+                        let down = since.elapsed().unwrap_or_default();
+                        tracing::info!(
+                            camera = cam,
+                            origin,
+                            down_ms = down.as_millis() as u64,
+                            "link up: frames arrive"
+                        );
+                    }
+                }
+                _ => {
+                    state.mismatched += 1;
+                    framebus_common::logging::repeated(
+                        tracing::Level::WARN,
+                        "bridge.import.mismatch",
+                        format_args!(
+                            "camera `{cam}`: a frame from {origin} does not fit {}x{} {} (the origin's [camera.export.frames] must match this [[remote-camera]]'s width, height and pixel-format): dropped",
+                            camera.width, camera.height, camera.pixel_format
+                        ),
+                    );
+                }
+            }
+        }
+        // The origin's results, about the local frame they came with.
+        while let Ok(Some(sample)) = remote_results.try_recv() {
+            let bytes = sample.payload().to_bytes();
+            let Some((_, mut record, _)) = wire::parse::<ResultRecord>(&bytes) else { continue };
+            match state.ids.iter().find(|o| o.frame_id == record.frame_id && o.run_id == record.run_id) {
+                Some(o) => {
+                    record.frame_id = o.local_id;
+                    record.capture_mono_ns = clock::monotonic_ns();
+                }
+                None => {
+                    record.frame_id = 0;
+                    record.capture_mono_ns = clock::monotonic_ns();
+                }
+            }
+            record.run_id = run_id;
+            record.publish_mono_ns = clock::monotonic_ns();
+            state.echoes.published(&record);
+            if result_publisher.send_copy(record).is_ok() {
+                state.results_in += 1;
+            }
+        }
+        // Local results about imported frames go back to the origin.
+        while let Ok(Some(sample)) = result_subscriber.receive() {
+            let mut record = *sample.payload();
+            drop(sample);
+            if state.echoes.is_echo(&record) || record.run_id != run_id {
+                continue;
+            }
+            let Some(o) = state.ids.iter().find(|o| o.local_id == record.frame_id).copied() else { continue };
+            record.frame_id = o.frame_id;
+            record.run_id = o.run_id;
+            record.capture_mono_ns = o.capture_mono_ns;
+            back_seq += 1;
+            if back.put(wire::message(back_seq, &record, &[])).wait().is_ok() {
+                state.results_back += 1;
+            }
+        }
+        if state.down_since.is_none() && state.last_frame.is_some_and(|t| t.elapsed() >= LINK_DOWN_AFTER) {
+            state.down_since = Some(std::time::SystemTime::now());
+            tracing::warn!(camera = cam, origin, "link down: no frame for {LINK_DOWN_AFTER:?}");
+        }
+        state.window.roll(state.frames);
+        control.poll(|command| match command {
+            Command::Status => {
+                Answer::Status(Box::new(state.metrics(camera, &origin, crate::session::peers(&session))))
+            }
+            Command::Stop => {
+                stop = true;
+                Answer::Done("stopping".into())
+            }
+            _ => Answer::Ignored,
+        });
+    }
+    tracing::info!(camera = cam, frames = state.frames, lost = state.loss.lost, "import stopped");
+    Ok(())
+}
+
+/// Whether a received frame is what this camera publishes (size and format of its config).
+fn fits(camera: &CameraConfig, header: &FrameHeader, pixels: &[u8]) -> bool {
+    header.width == camera.width
+        && header.height == camera.height
+        && header.pixel_format == camera.format().fourcc()
+        && pixels.len() == camera.frame_bytes()
+}
+
+/// The import's running figures.
+struct Import {
+    frames: u64,
+    loss: LossCounter,
+    mismatched: u64,
+    last_frame: Option<Instant>,
+    down_since: Option<std::time::SystemTime>,
+    window: StatusWindow,
+    histogram: LatencyHistogram,
+    ids: VecDeque<Origin>,
+    echoes: Echoes,
+    results_in: u64,
+    results_back: u64,
+}
+
+impl Import {
+    fn metrics(&self, camera: &CameraConfig, origin: &str, peers: usize) -> Metrics {
+        let link = match self.down_since {
+            Some(since) => format!("link down since {}", crate::wall_time(since)),
+            None => "link up".to_string(),
+        };
+        Metrics {
+            state: if self.down_since.is_some() { ProcessState::Degraded } else { ProcessState::Running },
+            frames: self.frames,
+            fps: self.window.fps,
+            skipped: self.loss.lost,
+            latency_p50_us: self.window.p50_us,
+            latency_p99_us: self.window.p99_us,
+            format: Some(FrameFormat {
+                width: camera.width,
+                height: camera.height,
+                fourcc: FourccText(camera.format().fourcc()),
+            }),
+            target_fps: camera.fps,
+            message: format!(
+                "remote {origin} over zenoh: {link}, peers {peers}, lost {}, mismatched {}, results in {} back {}",
+                self.loss.lost, self.mismatched, self.results_in, self.results_back
+            ),
+            histogram: self.histogram,
+            ..Metrics::default()
+        }
+    }
+}
