@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use framebus_common::encoded::{encoded_layout, AccessUnitHeader, ACCESS_UNIT_VERSION};
+use framebus_common::encoded::{AccessUnitHeader, ACCESS_UNIT_VERSION};
 use framebus_common::ipc;
 use framebus_common::{signals, CameraConfig, Deployment};
 use gstreamer as gst;
@@ -97,7 +97,7 @@ fn subscribe_and_feed(deployment: &Deployment, camera: &CameraConfig, channel: &
     let service = ipc::open_encoded(&node, deployment.name(), camera)?;
     let subscriber = service
         .subscriber_builder()
-        .buffer_size(encoded_layout(camera).queue)
+        .buffer_size(camera.encoded_layout().queue)
         .create()
         .map_err(|e| anyhow::anyhow!("camera `{cam}`: subscribing to the encoded service: {e:?}"))?;
     tracing::info!(camera = cam, "reading the streamer's access units from shared memory");

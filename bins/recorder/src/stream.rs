@@ -55,7 +55,7 @@ pub fn run_stream(
     // of a finished deployment must find no node of this process left.
     let node = ipc::create_node(deployment, ProcessRole::Recorder.name(), cam)?;
     let service = ipc::open_encoded(&node, deployment.name(), camera)?;
-    let layout = framebus_common::encoded::encoded_layout(camera);
+    let layout = camera.encoded_layout();
     let subscriber = service
         .subscriber_builder()
         .buffer_size(layout.queue)

@@ -29,7 +29,7 @@ use serde::Serialize;
 
 use crate::encoder::{Choice, Encoder};
 use crate::publisher::{EncodedUnit, Health, Publisher, RawLayout, TapSettings};
-use framebus_common::encoded::{encoded_layout, AccessUnitHeader};
+use framebus_common::encoded::AccessUnitHeader;
 use framebus_common::ipc::{self, IpcService};
 use iceoryx2::prelude::*;
 
@@ -106,7 +106,7 @@ struct EncodedOut {
 impl EncodedOut {
     fn open(deployment: &Deployment, camera: &CameraConfig) -> anyhow::Result<EncodedOut> {
         let cam = camera.name.as_str();
-        let layout = encoded_layout(camera);
+        let layout = camera.encoded_layout();
         let node = ipc::create_node(deployment, ProcessRole::Streamer.name(), cam)?;
         let service = ipc::open_encoded(&node, deployment.name(), camera)?;
         let publisher = service

@@ -13,26 +13,26 @@ use crate::protocol::{ControlReply, ControlRequest};
 use crate::results::{ResultBox, ResultRecord};
 
 /// The fixed settings of the services other languages open or serve (iceoryx2 refuses to open
-/// a service with settings other than its creator's): the constants of [`crate::ipc`].
+/// a service with settings other than its creator's): the constants of [`crate::limits`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ServiceSettings {
-    /// Clients one control service admits ([`crate::ipc::CONTROL_MAX_CLIENTS`]).
+    /// Clients one control service admits ([`crate::limits::CONTROL_MAX_CLIENTS`]).
     pub control_max_clients: usize,
-    /// Producers of one camera's results ([`crate::ipc::RESULTS_MAX_PUBLISHERS`]).
+    /// Producers of one camera's results ([`crate::limits::RESULTS_MAX_PUBLISHERS`]).
     pub results_max_publishers: usize,
-    /// Readers of one camera's results ([`crate::ipc::RESULTS_MAX_SUBSCRIBERS`]).
+    /// Readers of one camera's results ([`crate::limits::RESULTS_MAX_SUBSCRIBERS`]).
     pub results_max_subscribers: usize,
-    /// Results a results reader may have queued ([`crate::ipc::RESULTS_QUEUE`]).
+    /// Results a results reader may have queued ([`crate::limits::RESULTS_QUEUE`]).
     pub results_queue: usize,
 }
 
 /// The service settings as this build uses them.
 pub fn service_settings() -> ServiceSettings {
     ServiceSettings {
-        control_max_clients: crate::ipc::CONTROL_MAX_CLIENTS,
-        results_max_publishers: crate::ipc::RESULTS_MAX_PUBLISHERS,
-        results_max_subscribers: crate::ipc::RESULTS_MAX_SUBSCRIBERS,
-        results_queue: crate::ipc::RESULTS_QUEUE,
+        control_max_clients: crate::limits::CONTROL_MAX_CLIENTS,
+        results_max_publishers: crate::limits::RESULTS_MAX_PUBLISHERS,
+        results_max_subscribers: crate::limits::RESULTS_MAX_SUBSCRIBERS,
+        results_queue: crate::limits::RESULTS_QUEUE,
     }
 }
 

@@ -70,7 +70,7 @@ pub fn camera_main<E: std::fmt::Display + AsRef<dyn std::error::Error + Send + S
 
 /// Shared memory a process creates besides the frame segment: its control service (about
 /// 1 MiB) and its connections; below this much free, a failure to start is put down to /dev/shm.
-const READER_SHARED_MEMORY: u64 = crate::ipc::CONTROL_BYTES_PER_PROCESS + 1024 * 1024;
+const READER_SHARED_MEMORY: u64 = crate::limits::CONTROL_BYTES_PER_PROCESS + 1024 * 1024;
 
 fn fail(role: &str, error: impl std::fmt::Display) -> ExitCode {
     logging::exit_error(role, format_args!("{error:#}"));

@@ -11,8 +11,6 @@
 
 use iceoryx2::prelude::ZeroCopySend;
 
-use crate::config::CameraConfig;
-
 /// Version of the [`AccessUnitHeader`] layout; readers skip records of another version.
 pub const ACCESS_UNIT_VERSION: u32 = 1;
 
@@ -29,7 +27,7 @@ pub const ENCODED_MEDIA_SERVER_SUBSCRIBERS: usize = 1;
 pub const ENCODED_BRIDGE_SUBSCRIBERS: usize = 1;
 /// Subscribers of a camera's encoded service: the one place this is derived (recorder + media
 /// server + bridge). A consumer that restarts finds its dead predecessor's port removed when its
-/// node is created ([`crate::ipc::create_node`]), so no slot is kept for restart overlap.
+/// node is created (`ipc::create_node`), so no slot is kept for restart overlap.
 pub const ENCODED_MAX_SUBSCRIBERS: usize =
     ENCODED_RECORDER_SUBSCRIBERS + ENCODED_MEDIA_SERVER_SUBSCRIBERS + ENCODED_BRIDGE_SUBSCRIBERS;
 /// Nodes that may open a camera's encoded service: the streamer, each subscriber, and one more
@@ -96,11 +94,18 @@ pub struct EncodedLayout {
     pub queue: usize,
 }
 
-/// The encoded-service layout of `camera`.
-pub fn encoded_layout(camera: &CameraConfig) -> EncodedLayout {
-    let pixels = camera.width as usize * camera.height as usize;
-    let fps = if camera.fps > 0.0 { camera.fps.ceil() as usize } else { 30 };
-    EncodedLayout { max_au_bytes: (pixels / 2).max(256 * 1024), initial_au_bytes: 64 * 1024, queue: fps.clamp(8, 128) }
+impl EncodedLayout {
+    /// The encoded-service layout of a camera of `width` x `height` pixels at `fps` (30 when
+    /// not positive); a camera's is [`crate::config::CameraConfig::encoded_layout`].
+    pub fn of(width: u32, height: u32, fps: f64) -> EncodedLayout {
+        let pixels = width as usize * height as usize;
+        let fps = if fps > 0.0 { fps.ceil() as usize } else { 30 };
+        EncodedLayout {
+            max_au_bytes: (pixels / 2).max(256 * 1024),
+            initial_au_bytes: 64 * 1024,
+            queue: fps.clamp(8, 128),
+        }
+    }
 }
 
 #[cfg(test)]

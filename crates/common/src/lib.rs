@@ -16,9 +16,9 @@ pub mod format;
 pub mod header;
 pub mod ipc;
 pub mod journal;
+pub mod limits;
 pub mod logging;
 pub mod names;
-pub mod node_counter;
 pub mod pattern;
 pub mod policy;
 pub mod protocol;
@@ -29,6 +29,8 @@ pub mod shm_budget;
 pub mod signals;
 pub mod state;
 pub mod stats;
+
+pub use ipc::node_counter;
 
 pub use config::{CameraConfig, ConfigError, Deployment};
 pub use format::PixelFormat;

@@ -25,9 +25,7 @@ use crate::names::shm_prefix;
 /// The folder iceoryx2's segments live in.
 pub const SHM_DIR: &str = "/dev/shm";
 
-/// Exit code of a process that could not start because /dev/shm lacks space that may come back
-/// (sysexits' `EX_TEMPFAIL`): `ctl up` retries it with a capped back-off and never gives up.
-pub const EXIT_SHORT_OF_MEMORY: u8 = 75;
+pub use crate::limits::EXIT_SHORT_OF_MEMORY;
 
 /// /dev/shm has less free space than a process needs right now (but the whole of it would do).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

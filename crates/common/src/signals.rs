@@ -77,7 +77,7 @@ pub fn take_hangup() -> bool {
 }
 
 /// What a process writes to stderr (with `write(2)`, the only output a signal handler may make)
-/// before it exits with [`crate::shm_budget::EXIT_SHORT_OF_MEMORY`] after touching a page of
+/// before it exits with [`crate::limits::EXIT_SHORT_OF_MEMORY`] after touching a page of
 /// shared memory that could not be backed.
 pub const SIGBUS_SHM_MESSAGE: &str = "\nnot enough shared memory: a page of an iceoryx2 segment in /dev/shm could not be backed (is /dev/shm full?); exiting with 75 so that `ctl up` retries\n";
 
@@ -87,7 +87,7 @@ const SHM_MAPPING_PREFIX: &[u8] = b"/dev/shm/";
 /// Turns the SIGBUS of a full /dev/shm into an error exit: installs (once per process) a SIGBUS
 /// handler that, when the kernel raised SIGBUS for an address inside a mapping of a file under
 /// /dev/shm (looked up in `/proc/self/maps`), writes [`SIGBUS_SHM_MESSAGE`] to stderr and calls
-/// `_exit(75)` ([`crate::shm_budget::EXIT_SHORT_OF_MEMORY`]; `ctl up` retries such an exit).
+/// `_exit(75)` ([`crate::limits::EXIT_SHORT_OF_MEMORY`]; `ctl up` retries such an exit).
 /// Any other SIGBUS (another mapping, one sent with `kill`, or `/proc` unreadable) gets the
 /// default action, as if no handler were installed: the process dies of SIGBUS.
 ///
@@ -122,7 +122,7 @@ extern "C" fn on_sigbus(_signal: libc::c_int, info: *mut libc::siginfo_t, _conte
         // SAFETY: write(2) of a static buffer and _exit(2) are async-signal-safe.
         unsafe {
             libc::write(libc::STDERR_FILENO, SIGBUS_SHM_MESSAGE.as_ptr().cast(), SIGBUS_SHM_MESSAGE.len());
-            libc::_exit(i32::from(crate::shm_budget::EXIT_SHORT_OF_MEMORY));
+            libc::_exit(i32::from(crate::limits::EXIT_SHORT_OF_MEMORY));
         }
     }
     // Not ours: the default action. SIGBUS is blocked while this runs, so the raised one is

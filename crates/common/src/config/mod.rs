@@ -54,7 +54,7 @@ pub mod defaults {
     /// Frame rate of a camera.
     pub const FPS: f64 = 30.0;
     /// Pixel format of a camera.
-    pub const PIXEL_FORMAT: crate::PixelFormat = crate::PixelFormat::Bgr3;
+    pub const PIXEL_FORMAT: crate::format::PixelFormat = crate::format::PixelFormat::Bgr3;
     /// Frame slots in shared memory per camera: 5 readers with queues of up to 4 frames.
     pub const SLOTS: u32 = 26;
     /// Readers that may attach to one camera at once.
@@ -389,7 +389,7 @@ impl SlotLayout {
     /// reader that may attach, and its management segments.
     pub fn shared_memory_bytes(&self) -> u64 {
         let slot = self.frame_bytes as u64 + defaults::SLOT_OVERHEAD_BYTES;
-        let control = (self.max_readers as u64 + 1) * crate::ipc::CONTROL_BYTES_PER_PROCESS;
+        let control = (self.max_readers as u64 + 1) * crate::limits::CONTROL_BYTES_PER_PROCESS;
         (self.slots() as u64)
             .saturating_mul(slot)
             .saturating_add(control)
@@ -409,10 +409,10 @@ pub fn human_bytes(bytes: u64) -> String {
 }
 
 /// Longest deployment name whose event sockets fit a Unix socket path
-/// ([`crate::ipc::longest_event_socket_path`]).
+/// ([`crate::limits::longest_event_socket_path`]).
 pub fn max_deployment_name_len() -> usize {
     (1..=32)
-        .take_while(|&n| crate::ipc::longest_event_socket_path(&"a".repeat(n)) <= crate::ipc::MAX_SOCKET_PATH)
+        .take_while(|&n| crate::limits::longest_event_socket_path(&"a".repeat(n)) <= crate::limits::MAX_SOCKET_PATH)
         .last()
         .unwrap_or(1)
 }
@@ -447,11 +447,17 @@ impl CameraConfig {
         if self.streamer.is_none() {
             return frames;
         }
-        let encoded = crate::encoded::encoded_layout(self);
+        let encoded = self.encoded_layout();
         let places = (crate::encoded::ENCODED_MAX_SUBSCRIBERS as u64) * (encoded.queue as u64 + 1)
             + defaults::PUBLISHER_LOANS as u64
             + 1;
         frames.saturating_add(places.saturating_mul(encoded.max_au_bytes as u64 + defaults::SLOT_OVERHEAD_BYTES))
+    }
+
+    /// How this camera's encoded-video service is sized (derived from the config only, so the
+    /// streamer, the media server and the recorder open it alike).
+    pub fn encoded_layout(&self) -> crate::encoded::EncodedLayout {
+        crate::encoded::EncodedLayout::of(self.width, self.height, self.fps)
     }
 
     /// The shared-memory layout of this camera's frame service.
@@ -743,8 +749,8 @@ fn validate_deployment_section(d: &DeploymentSection) -> Result<(), Invalid> {
             "deployment.name",
             format!(
                 "invalid name `{name}`: use 1 to {max_name} characters of a-z, 0-9, `-` and `_`, starting with a letter or digit (iceoryx2 names the deployment's event sockets `{}<id of up to 39 digits>.event`, and a Unix socket path holds at most {} bytes)",
-                crate::ipc::deployment_root("<name>") + &crate::names::shm_prefix("<name>"),
-                crate::ipc::MAX_SOCKET_PATH
+                crate::limits::deployment_root("<name>") + &crate::names::shm_prefix("<name>"),
+                crate::limits::MAX_SOCKET_PATH
             ),
         );
     }

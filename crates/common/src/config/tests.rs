@@ -478,7 +478,7 @@ fn the_recordings_file_mode_loads_in_both_spellings() {
 #[test]
 fn names_and_shared_memory_are_limited_to_what_runs() {
     assert_eq!(max_deployment_name_len(), 14);
-    assert!(crate::ipc::longest_event_socket_path(&"a".repeat(14)) <= crate::ipc::MAX_SOCKET_PATH);
+    assert!(crate::limits::longest_event_socket_path(&"a".repeat(14)) <= crate::limits::MAX_SOCKET_PATH);
     let named = |name: &str| GOOD.replace("name = \"lab\"", &format!("name = \"{name}\""));
     assert!(load(&named(&"a".repeat(14))).is_ok());
     let e = load(&named(&"a".repeat(15))).expect_err("15 characters");
@@ -503,7 +503,7 @@ fn a_streamer_counts_the_encoded_service_in_shared_memory() {
     assert_eq!(plain.shared_memory_bytes(), plain.slot_layout().shared_memory_bytes());
     let stream = load(&format!("{GOOD}[camera.streamer]\n[camera.recorder]\nvideo = \"stream\"\n")).expect("valid");
     let stream = stream.camera(None).expect("camera");
-    let layout = crate::encoded::encoded_layout(stream);
+    let layout = stream.encoded_layout();
     let extra = stream.shared_memory_bytes() - stream.slot_layout().shared_memory_bytes();
     let subscribers = crate::encoded::ENCODED_MAX_SUBSCRIBERS;
     assert_eq!(subscribers, 3, "recorder + media server + bridge");

@@ -23,7 +23,7 @@ use std::path::PathBuf;
 use iceoryx2::config::Config;
 use iceoryx2::prelude::*;
 
-use crate::ipc::{IpcError, IpcService};
+use super::error::{IpcError, IpcService};
 use crate::names::shm_prefix;
 use crate::secure_fs::{self, euid};
 
@@ -214,34 +214,4 @@ pub fn failure_hint(deployment: &str) -> String {
         "the node counter `{file}` cannot be used (changed or removed by another process?); {}",
         what_to_do(deployment, &file)
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::ipc::{create_named_node, DeploymentGuard};
-
-    /// The counter iceoryx2 uses is the file framebus creates (the hash and version in its name
-    /// match this iceoryx2), private to this user; a corrupt one left without nodes is replaced.
-    #[test]
-    fn the_counter_iceoryx2_uses_is_the_private_one_framebus_creates() {
-        let deployment = format!("nc{}", std::process::id());
-        let guard = DeploymentGuard::new(&deployment);
-        std::fs::write(path(&deployment), [0xffu8; 16]).expect("plant a corrupt counter");
-        std::fs::set_permissions(path(&deployment), std::os::unix::fs::PermissionsExt::from_mode(0o666))
-            .expect("chmod");
-        let node = create_named_node(&deployment, "unit-test").expect("node despite the corrupt counter");
-        let meta = std::fs::metadata(path(&deployment)).expect("the counter is where framebus expects it");
-        assert_eq!(meta.mode() & 0o777, 0o600);
-        let counters: Vec<_> = std::fs::read_dir("/dev/shm")
-            .expect("/dev/shm")
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n.starts_with(&shm_prefix(&deployment)) && n.ends_with(".global_mgmt"))
-            .collect();
-        assert_eq!(counters.len(), 1, "{counters:?}");
-        drop(node);
-        drop(guard);
-        assert!(!path(&deployment).exists());
-    }
 }
