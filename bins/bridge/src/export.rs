@@ -37,6 +37,8 @@ use crate::wire;
 
 /// How often the results and encoded subscribers are polled.
 const POLL: Duration = Duration::from_millis(1);
+/// How often a frames thread looks at the bridge's stop flag.
+const STOP_CHECK: Duration = Duration::from_millis(100);
 /// Longest wait for a local process's reply to a remote control request.
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -106,14 +108,17 @@ pub fn start(
                 .priority(Priority::DataLow)
                 .wait()
                 .map_err(|e| anyhow::anyhow!("declaring `{}`: {e}", keys.of(ZenohKind::Frames)))?;
-            let (deployment, camera, flow) = (deployment.clone(), camera.clone(), Arc::clone(&flow));
+            let (deployment, camera, flow, frames_stop) =
+                (deployment.clone(), camera.clone(), Arc::clone(&flow), Arc::clone(stop));
             let size = frames.size(&camera);
             let max_fps = frames.max_fps;
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("frames-{}", camera.name))
                     .spawn(move || {
-                        if let Err(e) = export_frames(&deployment, &camera, max_fps, size, &frames_publisher, &flow) {
+                        if let Err(e) =
+                            export_frames(&deployment, &camera, max_fps, size, &frames_publisher, &flow, &frames_stop)
+                        {
                             tracing::error!(camera = camera.name, "exporting frames: {e:#}");
                         }
                     })
@@ -169,12 +174,15 @@ fn export_frames(
     size: (u32, u32),
     publisher: &zenoh::pubsub::Publisher<'_>,
     flow: &CameraFlows,
+    stop: &AtomicBool,
 ) -> anyhow::Result<()> {
     let reader = Camera::builder_for(deployment, Some(&camera.name))
         .role(BRIDGE_ROLE)?
         .policy(ReaderPolicy::MaxFps(max_fps))
         .queue_depth(1)
         .open()?;
+    // The bridge's own stop (`ctl stop` of the bridge) is looked at on this timer.
+    reader.add_timer(STOP_CHECK);
     let resize = size != (camera.width, camera.height);
     let mut seq = 0u64;
     let mut small = Mat::default();
@@ -217,6 +225,7 @@ fn export_frames(
                     Err(_) => flow.frames.drop_one(),
                 }
             }
+            Event::Timer(_) if stop.load(Ordering::Relaxed) => return Ok(()),
             Event::Command(_) | Event::Timer(_) => {}
         }
     }

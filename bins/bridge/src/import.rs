@@ -21,6 +21,7 @@ use anyhow::Context;
 use framebus_common::config::{RemoteSourceConfig, RemoteVideo};
 use framebus_common::control::server::{Answer, ControlServer, Metrics};
 use framebus_common::control::{Command, FrameFormat, LatencyHistogram, ProcessState};
+use framebus_common::encoded::AccessUnitHeader;
 use framebus_common::ipc::{create_node, open_frame_bus, open_results, DeploymentGuard};
 use framebus_common::names::{zenoh_key, ZenohKind};
 use framebus_common::protocol::FourccText;
@@ -39,6 +40,8 @@ pub const LINK_DOWN_AFTER: Duration = Duration::from_secs(2);
 /// Frames waiting between Zenoh and the publisher: the newest two (older ones are dropped, and
 /// counted through the sender's sequence numbers).
 const FRAME_QUEUE: usize = 2;
+/// Access units waiting between Zenoh and the decoder.
+const AU_QUEUE: usize = 64;
 /// Local frames whose origin ids are kept to map results both ways.
 const ID_MAP: usize = 256;
 
@@ -54,12 +57,6 @@ struct Origin {
 /// Runs the import of `camera` until SIGINT/SIGTERM or `ctl stop`.
 pub fn run(deployment: &Deployment, camera: &CameraConfig, remote: &RemoteSourceConfig) -> anyhow::Result<()> {
     signals::install();
-    if remote.video == RemoteVideo::H264 {
-        anyhow::bail!(
-            "camera `{}`: video = \"h264\" is not supported by this bridge yet: import raw frames (the origin's [camera.export.frames], video = \"raw\")",
-            camera.name
-        );
-    }
     let cam = camera.name.as_str();
     let _release = DeploymentGuard::new(deployment.name());
     let node = create_node(deployment, crate::ROLE, cam)?;
@@ -97,11 +94,22 @@ pub fn run(deployment: &Deployment, camera: &CameraConfig, remote: &RemoteSource
 
     let session = crate::session::open(deployment)?;
     let key = |kind| zenoh_key(&remote.site, &remote.deployment, &remote.camera, kind);
+    // Raw frames: the newest two wait (older ones dropped, counted by sequence). H.264: every
+    // access unit of the last few seconds waits (a lost one costs pictures up to the next key
+    // frame), then the oldest go.
+    let (video_key, queue) = match remote.video {
+        RemoteVideo::Raw => (key(ZenohKind::Frames), FRAME_QUEUE),
+        RemoteVideo::H264 => (key(ZenohKind::Encoded), AU_QUEUE),
+    };
     let frames = session
-        .declare_subscriber(key(ZenohKind::Frames))
-        .with(RingChannel::new(FRAME_QUEUE))
+        .declare_subscriber(video_key.clone())
+        .with(RingChannel::new(queue))
         .wait()
-        .map_err(|e| anyhow::anyhow!("camera `{cam}`: subscribing to `{}`: {e}", key(ZenohKind::Frames)))?;
+        .map_err(|e| anyhow::anyhow!("camera `{cam}`: subscribing to `{video_key}`: {e}"))?;
+    let mut decoder = match remote.video {
+        RemoteVideo::Raw => None,
+        RemoteVideo::H264 => Some(crate::decoder::Decoder::new(camera.width, camera.height)?),
+    };
     let remote_results = session
         .declare_subscriber(key(ZenohKind::Results))
         .with(FifoChannel::new(256))
@@ -113,10 +121,12 @@ pub fn run(deployment: &Deployment, camera: &CameraConfig, remote: &RemoteSource
         .wait()
         .map_err(|e| anyhow::anyhow!("camera `{cam}`: declaring `{}`: {e}", key(ZenohKind::ResultsBack)))?;
     let origin = format!("{}/{}/{}", remote.site, remote.deployment, remote.camera);
-    tracing::info!(camera = cam, origin, key = key(ZenohKind::Frames), "importing frames");
+    tracing::info!(camera = cam, origin, key = video_key, video = remote.video.name(), "importing frames");
 
     let run_id = clock::realtime_ns();
+    let output = Output { publisher, notifier, run_id, camera: cam.to_string() };
     let mut state = Import {
+        up_since: None,
         frames: 0,
         loss: LossCounter::default(),
         mismatched: 0,
@@ -127,6 +137,7 @@ pub fn run(deployment: &Deployment, camera: &CameraConfig, remote: &RemoteSource
         ids: VecDeque::with_capacity(ID_MAP),
         echoes: Echoes::default(),
         results_in: 0,
+        results_loss: LossCounter::default(),
         results_back: 0,
     };
     let mut stop = false;
@@ -134,76 +145,54 @@ pub fn run(deployment: &Deployment, camera: &CameraConfig, remote: &RemoteSource
     while !stop && !signals::termination_requested() {
         if let Ok(Some(sample)) = frames.recv_timeout(Duration::from_millis(20)) {
             let bytes = sample.payload().to_bytes();
-            match wire::parse::<FrameHeader>(&bytes) {
-                Some((seq, header, pixels)) if fits(camera, &header, pixels) => {
-                    let lost = state.loss.see(seq);
-                    if lost > 0 {
-                        tracing::debug!(camera = cam, lost, "frames lost on the link");
+            match decoder.as_mut() {
+                None => match wire::parse::<FrameHeader>(&bytes) {
+                    Some((seq, header, pixels)) if fits(camera, &header, pixels) => {
+                        state.loss.see(seq);
+                        output.publish(&mut state, header, pixels)?;
                     }
-                    let local_id = state.frames + 1;
-                    let mut sample = publisher
-                        .loan_slice_uninit(pixels.len())
-                        .map_err(|e| anyhow::anyhow!("camera `{cam}`: loaning a sample: {e:?}"))?;
-                    for (dst, src) in sample.payload_mut().iter_mut().zip(pixels) {
-                        dst.write(*src);
+                    _ => state.mismatch(camera, &origin),
+                },
+                Some(decoder) => match wire::parse::<AccessUnitHeader>(&bytes) {
+                    Some((seq, header, au)) => {
+                        let lost = state.loss.see(seq);
+                        decoder.push(&header, au, lost)?;
                     }
-                    // SAFETY: every byte of the payload was written just above (same length).
-                    let mut sample = unsafe { sample.assume_init() };
-                    let now_mono = clock::monotonic_ns();
-                    let age = clock::realtime_ns().saturating_sub(header.capture_realtime_ns);
-                    let capture_mono_ns = now_mono.saturating_sub(age);
-                    let out = sample.user_header_mut();
-                    *out = header;
-                    out.frame_id = local_id;
-                    out.sequence = header.frame_id;
-                    out.run_id = run_id;
-                    out.capture_mono_ns = capture_mono_ns;
-                    out.source_drops = header.source_drops.saturating_add(state.loss.lost);
-                    out.publish_mono_ns = clock::monotonic_ns();
-                    sample.send().map_err(|e| anyhow::anyhow!("camera `{cam}`: sending a frame: {e:?}"))?;
-                    if let Err(e) = notifier.notify() {
-                        tracing::debug!(camera = cam, "frame-ready notify: {e:?}");
-                    }
-                    state.frames = local_id;
-                    state.window.record_ns(age);
-                    state.histogram.record_us(age / 1000);
-                    if state.ids.len() == ID_MAP {
-                        state.ids.pop_front();
-                    }
-                    state.ids.push_back(Origin {
-                        local_id,
-                        frame_id: header.frame_id,
-                        run_id: header.run_id,
-                        capture_mono_ns: header.capture_mono_ns,
-                    });
-                    state.last_frame = Some(Instant::now());
-                    if let Some(since) = state.down_since.take() {
-                        let down = since.elapsed().unwrap_or_default();
-                        tracing::info!(
-                            camera = cam,
-                            origin,
-                            down_ms = down.as_millis() as u64,
-                            "link up: frames arrive"
-                        );
-                    }
-                }
-                _ => {
-                    state.mismatched += 1;
-                    framebus_common::logging::repeated(
-                        tracing::Level::WARN,
-                        "bridge.import.mismatch",
-                        format_args!(
-                            "camera `{cam}`: a frame from {origin} does not fit {}x{} {} (the origin's [camera.export.frames] must match this [[remote-camera]]'s width, height and pixel-format): dropped",
-                            camera.width, camera.height, camera.pixel_format
-                        ),
-                    );
-                }
+                    None => state.mismatch(camera, &origin),
+                },
             }
+        }
+        while let Some((au, pixels)) = decoder.as_mut().and_then(|d| d.pull()) {
+            if pixels.len() != camera.frame_bytes() {
+                state.mismatch(camera, &origin);
+                continue;
+            }
+            let header = FrameHeader {
+                layout_version: framebus_common::header::FRAME_HEADER_VERSION,
+                header_size: core::mem::size_of::<FrameHeader>() as u32,
+                frame_id: au.frame_id,
+                sequence: au.frame_id,
+                capture_mono_ns: au.capture_mono_ns,
+                capture_realtime_ns: au.capture_realtime_ns,
+                width: camera.width,
+                height: camera.height,
+                stride: camera.width * 3,
+                pixel_format: camera.format().fourcc(),
+                payload_len: pixels.len() as u32,
+                run_id: au.run,
+                ..FrameHeader::default()
+            };
+            output.publish(&mut state, header, &pixels)?;
+        }
+        if let Some(since) = state.up_since.take() {
+            let down = since.elapsed().unwrap_or_default();
+            tracing::info!(camera = cam, origin, down_ms = down.as_millis() as u64, "link up: frames arrive");
         }
         // The origin's results, about the local frame they came with.
         while let Ok(Some(sample)) = remote_results.try_recv() {
             let bytes = sample.payload().to_bytes();
-            let Some((_, mut record, _)) = wire::parse::<ResultRecord>(&bytes) else { continue };
+            let Some((seq, mut record, _)) = wire::parse::<ResultRecord>(&bytes) else { continue };
+            state.results_loss.see(seq);
             match state.ids.iter().find(|o| o.frame_id == record.frame_id && o.run_id == record.run_id) {
                 Some(o) => {
                     record.frame_id = o.local_id;
@@ -257,6 +246,63 @@ pub fn run(deployment: &Deployment, camera: &CameraConfig, remote: &RemoteSource
     Ok(())
 }
 
+/// Where imported frames go: the camera's publisher and frame-ready notifier.
+struct Output {
+    publisher: iceoryx2::port::publisher::Publisher<framebus_common::ipc::IpcService, [u8], FrameHeader>,
+    notifier: iceoryx2::port::notifier::Notifier<framebus_common::ipc::IpcService>,
+    run_id: u64,
+    camera: String,
+}
+
+impl Output {
+    /// Publishes one frame (`header` as the origin wrote it) with this run's next frame id,
+    /// as capture would: loaned sample, every byte written, header, send, notify.
+    fn publish(&self, state: &mut Import, header: FrameHeader, pixels: &[u8]) -> anyhow::Result<()> {
+        let cam = &self.camera;
+        let local_id = state.frames + 1;
+        let mut sample = self
+            .publisher
+            .loan_slice_uninit(pixels.len())
+            .map_err(|e| anyhow::anyhow!("camera `{cam}`: loaning a sample: {e:?}"))?;
+        for (dst, src) in sample.payload_mut().iter_mut().zip(pixels) {
+            dst.write(*src);
+        }
+        // SAFETY: every byte of the payload was written just above (same length).
+        let mut sample = unsafe { sample.assume_init() };
+        let now_mono = clock::monotonic_ns();
+        let age = clock::realtime_ns().saturating_sub(header.capture_realtime_ns);
+        let out = sample.user_header_mut();
+        *out = header;
+        out.frame_id = local_id;
+        out.sequence = header.frame_id;
+        out.run_id = self.run_id;
+        out.capture_mono_ns = now_mono.saturating_sub(age);
+        out.source_drops = header.source_drops.saturating_add(state.loss.lost);
+        out.publish_mono_ns = clock::monotonic_ns();
+        sample.send().map_err(|e| anyhow::anyhow!("camera `{cam}`: sending a frame: {e:?}"))?;
+        if let Err(e) = self.notifier.notify() {
+            tracing::debug!(camera = cam, "frame-ready notify: {e:?}");
+        }
+        state.frames = local_id;
+        state.window.record_ns(age);
+        state.histogram.record_us(age / 1000);
+        if state.ids.len() == ID_MAP {
+            state.ids.pop_front();
+        }
+        state.ids.push_back(Origin {
+            local_id,
+            frame_id: header.frame_id,
+            run_id: header.run_id,
+            capture_mono_ns: header.capture_mono_ns,
+        });
+        state.last_frame = Some(Instant::now());
+        if let Some(since) = state.down_since.take() {
+            state.up_since = Some(since);
+        }
+        Ok(())
+    }
+}
+
 /// Whether a received frame is what this camera publishes (size and format of its config).
 fn fits(camera: &CameraConfig, header: &FrameHeader, pixels: &[u8]) -> bool {
     header.width == camera.width
@@ -267,6 +313,8 @@ fn fits(camera: &CameraConfig, header: &FrameHeader, pixels: &[u8]) -> bool {
 
 /// The import's running figures.
 struct Import {
+    /// Set when frames came back after a cut: when the link went down (logged, then cleared).
+    up_since: Option<std::time::SystemTime>,
     frames: u64,
     loss: LossCounter,
     mismatched: u64,
@@ -277,10 +325,23 @@ struct Import {
     ids: VecDeque<Origin>,
     echoes: Echoes,
     results_in: u64,
+    results_loss: LossCounter,
     results_back: u64,
 }
 
 impl Import {
+    fn mismatch(&mut self, camera: &CameraConfig, origin: &str) {
+        self.mismatched += 1;
+        framebus_common::logging::repeated(
+            tracing::Level::WARN,
+            "bridge.import.mismatch",
+            format_args!(
+                "camera `{}`: a frame from {origin} does not fit {}x{} {} (the origin's export must match this [[remote-camera]]'s width, height and pixel-format): dropped",
+                camera.name, camera.width, camera.height, camera.pixel_format
+            ),
+        );
+    }
+
     fn metrics(&self, camera: &CameraConfig, origin: &str, peers: usize) -> Metrics {
         let link = match self.down_since {
             Some(since) => format!("link down since {}", crate::wall_time(since)),
@@ -300,8 +361,8 @@ impl Import {
             }),
             target_fps: camera.fps,
             message: format!(
-                "remote {origin} over zenoh: {link}, peers {peers}, lost {}, mismatched {}, results in {} back {}",
-                self.loss.lost, self.mismatched, self.results_in, self.results_back
+                "remote {origin} over zenoh: {link}, peers {peers}, frames lost {}, mismatched {}, results in {} back {} lost {}",
+                self.loss.lost, self.mismatched, self.results_in, self.results_back, self.results_loss.lost
             ),
             histogram: self.histogram,
             ..Metrics::default()

@@ -28,6 +28,8 @@ pub enum BenchCommand {
     Stream,
     /// Only the recording-beside-the-streamer table (part of `stream`).
     StreamRecord,
+    /// Only the bridge across hosts (Zenoh on loopback) beside plain Zenoh.
+    Bridge,
     /// A reader process the bench starts: `<config> <frames> [policy] [touch] [fake-v4l2]`.
     #[command(hide = true)]
     Reader {

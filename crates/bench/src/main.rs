@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod bridge;
 mod embedded;
 mod stream;
 
@@ -58,6 +59,7 @@ fn main() {
         Some(BenchCommand::Embedded { args }) => embedded::run(&args),
         Some(BenchCommand::Stream) => in_temp_dir(stream::bench),
         Some(BenchCommand::StreamRecord) => in_temp_dir(stream::recording),
+        Some(BenchCommand::Bridge) => in_temp_dir(bridge::bench),
         None => bench(),
     };
     if let Err(e) = result {
@@ -235,7 +237,8 @@ fn bench() -> anyhow::Result<()> {
     python_vs_rust(dir.path())?;
     device_bench(dir.path())?;
     recorder_table(dir.path())?;
-    stream::bench(dir.path())
+    stream::bench(dir.path())?;
+    bridge::bench(dir.path())
 }
 
 /// One recorder run for [`recorder_table`].

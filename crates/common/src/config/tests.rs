@@ -764,3 +764,13 @@ fn zenoh_export_and_remote_cameras_load_and_bad_ones_name_the_key() {
         "`remote-camera`: remote cameras are imported by the bridge over Zenoh: add a [zenoh] table (site, connect)",
     );
 }
+
+/// The two-host example configs load (site exports, viewer imports).
+#[test]
+fn the_two_host_examples_load() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/two-hosts");
+    for name in ["site.toml", "viewer.toml"] {
+        let d = Deployment::load(&root.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(d.zenoh.is_some(), "{name}");
+    }
+}
