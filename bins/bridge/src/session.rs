@@ -13,6 +13,10 @@ use zenoh::Wait;
 const LINK_LEASE_MS: u64 = 3000;
 /// Longest wait between two attempts to connect an endpoint.
 const RECONNECT_MAX_MS: u64 = 500;
+/// Longest a connection attempt may take (TCP and TLS handshakes, Zenoh's open): an attempt
+/// started while the link was down is given up soon, so the next one, after the link is
+/// back, comes within about a second (Zenoh's default is 10 s).
+const OPEN_TIMEOUT_MS: u64 = 1000;
 /// Receive buffer per link: a raw 1080p frame is 6 MB.
 const RX_BUFFER_BYTES: u64 = 16 * 1024 * 1024;
 
@@ -24,7 +28,7 @@ pub fn zenoh_config_json(deployment: &Deployment, zenoh: &ZenohConfig) -> serde_
         "listen": { "endpoints": zenoh.listen, "retry": retry },
         "connect": { "endpoints": zenoh.connect, "retry": retry, "timeout_ms": -1, "exit_on_failure": false },
         "scouting": { "multicast": { "enabled": false }, "gossip": { "enabled": false } },
-        "transport": { "link": {
+        "transport": { "unicast": { "open_timeout": OPEN_TIMEOUT_MS }, "link": {
             "tx": { "lease": LINK_LEASE_MS, "keep_alive": 4 },
             "rx": { "buffer_size": RX_BUFFER_BYTES },
         } },
