@@ -23,6 +23,7 @@ mod e2e {
     mod recorder_stream;
     mod scene;
     mod signals;
+    mod status_metrics;
     mod streamer;
     mod v4l2;
     mod wiring;

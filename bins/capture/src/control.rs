@@ -109,7 +109,8 @@ impl Control {
             | Command::Restart(_)
             | Command::Start(_)
             | Command::Supervised(_)
-            | Command::Logs(..) => Answer::Ignored,
+            | Command::Logs(..)
+            | Command::Figures(_) => Answer::Ignored,
             Command::ListControls(from) => match source.controls() {
                 Ok(list) => Answer::Done(list_page(&list, from as usize, MESSAGE_TEXT)),
                 Err(e) => Answer::Refused(format!("camera `{camera}`: {e}")),

@@ -47,48 +47,49 @@ pub enum CtlCommand {
         camera: Option<String>,
     },
     /// Stop one process of a camera: capture by default, or a reader by its role (`algo`,
-    /// `preview`, `recorder`, a user reader's name). It exits cleanly after the frame in
-    /// progress; a supervisor does not restart it. SIGTERM follows if it still runs after
-    /// `--timeout`.
+    /// `preview`, `recorder`, a user reader's name); `ctl stop mediaserver` stops the media
+    /// server. It exits cleanly after the frame in progress; a supervisor does not restart it.
+    /// SIGTERM follows if it still runs after `--timeout`.
     #[command(after_help = EXIT_CODES)]
     Stop {
-        /// Camera name.
+        /// Camera name, or `mediaserver`.
         camera: String,
         /// Role of the process to stop.
         #[arg(default_value = "capture")]
         role: String,
     },
     /// Restart one process of a camera under `ctl up` (by its role: `capture`, `algo`, ... or a
-    /// user reader's name), or every process of the camera (no role): it stops after its frame
-    /// in progress and the supervisor starts it again at once, its restart count (toward
-    /// `--max-restarts`) reset. Waits up to `--timeout` for the new process (exit 3 if it is
-    /// not started by then).
+    /// user reader's name), or every process of the camera (no role), or the media server
+    /// (`ctl restart mediaserver`): it stops after its frame in progress and the supervisor
+    /// starts it again at once, its restart count (toward `--max-restarts`) reset. Waits up to
+    /// `--timeout` for the new process (exit 3 if it is not started by then).
     #[command(after_help = EXIT_CODES)]
     Restart {
-        /// Camera name.
+        /// Camera name, or `mediaserver`.
         camera: String,
         /// Role of the process (default: every process of the camera).
         role: Option<String>,
     },
     /// Start again, under `ctl up`, a process that was stopped (`ctl stop`) or given up on (or
     /// every such process of the camera: no role); its restart count is reset. Starting a
-    /// capture also starts the readers the supervisor stopped with it. Waits up to `--timeout`
-    /// for the new process.
+    /// capture also starts the readers the supervisor stopped with it; `ctl start mediaserver`
+    /// starts the media server. Waits up to `--timeout` for the new process.
     #[command(after_help = EXIT_CODES)]
     Start {
-        /// Camera name.
+        /// Camera name, or `mediaserver`.
         camera: String,
         /// Role of the process (default: every process of the camera).
         role: Option<String>,
     },
     /// The last lines (up to 20, across restarts) a process wrote on stderr, as `ctl up` kept
-    /// them; `--follow` prints new ones as they come, until Ctrl-C.
+    /// them (`ctl logs <camera> <role>`, or `ctl logs mediaserver`); `--follow` prints new ones
+    /// as they come, until Ctrl-C.
     #[command(after_help = EXIT_CODES)]
     Logs {
-        /// Camera name.
+        /// Camera name, or `mediaserver`.
         camera: String,
-        /// Role of the process.
-        role: String,
+        /// Role of the process (required for a camera).
+        role: Option<String>,
         /// Keep printing lines as the process writes them.
         #[arg(long)]
         follow: bool,

@@ -58,6 +58,9 @@ fn words_after_escape(args: Vec<OsString>) -> Vec<OsString> {
 #[derive(Debug, Default)]
 struct Names {
     cameras: Vec<(String, Vec<String>)>,
+    /// The per-deployment processes of the config (`mediaserver`): `ctl restart|start|stop|logs`
+    /// take them in place of a camera.
+    processes: Vec<String>,
     /// The camera already on the line (`ctl stop cam0 <TAB>`), if any.
     camera: Option<String>,
 }
@@ -67,8 +70,19 @@ impl Names {
         self.cameras.iter().map(|(name, _)| CompletionCandidate::new(name)).collect()
     }
 
+    /// Camera names, then the per-deployment processes.
+    fn camera_or_process_names(&self) -> Vec<CompletionCandidate> {
+        let mut names = self.camera_names();
+        names.extend(self.processes.iter().map(CompletionCandidate::new));
+        names
+    }
+
     /// The roles of the camera on the line, else of every camera (each once).
     fn role_names(&self) -> Vec<CompletionCandidate> {
+        // `ctl logs mediaserver <TAB>`: a per-deployment process has no roles.
+        if self.camera.as_ref().is_some_and(|c| self.processes.contains(c)) {
+            return Vec::new();
+        }
         let mut roles: Vec<&String> = Vec::new();
         for (camera, camera_roles) in &self.cameras {
             if self.camera.as_ref().is_some_and(|c| c != camera && self.cameras.iter().any(|(n, _)| n == c)) {
@@ -95,6 +109,7 @@ fn command_for(words: &[OsString]) -> clap::Command {
                 .iter()
                 .map(|c| (c.name.clone(), c.roles().iter().map(|r| r.to_string()).collect()))
                 .collect();
+            names.processes = deployment.deployment_processes().iter().map(|p| p.name().to_string()).collect();
         }
     }
     with_candidates(Cli::command(), &Arc::new(names))
@@ -104,7 +119,17 @@ fn with_candidates(command: clap::Command, names: &Arc<Names>) -> clap::Command 
     let mut command = command;
     if command.get_arguments().any(|a| a.get_id() == "camera" && a.is_positional()) {
         let names = Arc::clone(names);
-        command = command.mut_arg("camera", |a| a.add(ArgValueCandidates::new(move || names.camera_names())));
+        // The commands that also take the media server in place of a camera.
+        let processes_too = matches!(command.get_name(), "restart" | "start" | "stop" | "logs");
+        command = command.mut_arg("camera", |a| {
+            a.add(ArgValueCandidates::new(move || {
+                if processes_too {
+                    names.camera_or_process_names()
+                } else {
+                    names.camera_names()
+                }
+            }))
+        });
     }
     if command.get_arguments().any(|a| a.get_id() == "role") {
         let names = Arc::clone(names);
@@ -153,6 +178,8 @@ mod tests {
     const CONFIG: &str = r#"
 [deployment]
 name = "completiontest"
+
+[media-server]
 
 [[camera]]
 name = "front"
@@ -217,6 +244,23 @@ kind = "synthetic"
         assert_eq!(sorted(found), vec!["capture", "preview"]);
         let found = candidates(&["ctl", "stop", "--config", &path, "front", "p"], 5).expect("completes");
         assert_eq!(found, vec!["plates"]);
+    }
+
+    /// `ctl restart|start|stop|logs` also offer the media server in place of a camera (and no
+    /// role after it); the other commands only cameras.
+    #[test]
+    fn restart_start_stop_and_logs_also_complete_the_media_server() {
+        let (_dir, path) = config();
+        for command in ["restart", "start", "stop", "logs"] {
+            let found = candidates(&["ctl", command, "--config", &path, ""], 4).expect("completes");
+            assert_eq!(sorted(found), vec!["front", "mediaserver", "yard"], "ctl {command}");
+        }
+        let found = candidates(&["ctl", "restart", "--config", &path, "m"], 4).expect("completes");
+        assert_eq!(found, vec!["mediaserver"]);
+        let found = candidates(&["ctl", "status", "--config", &path, ""], 4).expect("completes");
+        assert_eq!(sorted(found), vec!["front", "yard"]);
+        let found = candidates(&["ctl", "logs", "mediaserver", "--config", &path, ""], 5).expect("completes");
+        assert!(sorted(found).is_empty());
     }
 
     #[test]

@@ -12,6 +12,7 @@
 pub mod cli;
 pub mod complete;
 pub mod events;
+pub mod figures;
 pub mod generate;
 pub mod metrics;
 pub mod ports;
@@ -31,7 +32,7 @@ use framebus_common::control::{
 use framebus_common::ipc::{
     connect_control, control_roles, create_client_node, iceoryx_config, DeploymentGuard, IpcService,
 };
-use framebus_common::names::{service_name, ProcessRole, Role, ServiceKind, BRIDGE_ROLE, DEPLOYMENT_SCOPE};
+use framebus_common::names::{service_name, DeploymentProcess, ProcessRole, Role, ServiceKind, DEPLOYMENT_SCOPE};
 use framebus_common::state::{CameraState, StateStore};
 use framebus_common::Deployment;
 use iceoryx2::prelude::*;
@@ -151,6 +152,12 @@ fn run_command(cli: &Cli, deployment: &Deployment) -> anyhow::Result<Outcome> {
         CtlCommand::Completions { .. } | CtlCommand::Man { .. } => generate::run(&cli.command, cli.json),
         CtlCommand::Status { camera } => with_client(deployment, |client| status(deployment, client, cli, camera)),
         CtlCommand::Stop { camera, role } => {
+            // `ctl stop mediaserver` (the role defaults to capture).
+            let named_role = (role != ProcessRole::Capture.name()).then_some(role.as_str());
+            if let Some(process) = deployment_process(deployment, camera, named_role)? {
+                let target = Target { camera: DEPLOYMENT_SCOPE.to_string(), role: process.role() };
+                return with_client(deployment, |client| stop_target(deployment, client, cli, process.name(), &target));
+            }
             let role = Role::new(role).map_err(|e| {
                 anyhow::anyhow!("{e} (roles: capture, algo, preview, recorder, or a user reader's name)")
             })?;
@@ -162,9 +169,9 @@ fn run_command(cli: &Cli, deployment: &Deployment) -> anyhow::Result<Outcome> {
         CtlCommand::Start { camera, role } => with_client(deployment, |session| {
             supervised::restart_or_start(deployment, session, cli, camera, role.as_deref(), false)
         }),
-        CtlCommand::Logs { camera, role, follow } => {
-            with_client(deployment, |session| supervised::logs(deployment, session, cli, camera, role, *follow))
-        }
+        CtlCommand::Logs { camera, role, follow } => with_client(deployment, |session| {
+            supervised::logs(deployment, session, cli, camera, role.as_deref(), *follow)
+        }),
         CtlCommand::Preview { switch, camera } => with_client(deployment, |client| {
             set_flag(deployment, client, cli, camera, &Command::SetPreview(switch.is_on()))
         }),
@@ -287,15 +294,24 @@ pub(crate) fn targets(deployment: &Deployment, discover: bool, camera: Option<&s
             Err(e) => tracing::warn!("could not list the deployment's services for user readers: {e}"),
         }
     }
-    // The bridge serves the whole deployment (`[zenoh]` with something to export): listed
-    // last, under the deployment's scope in place of a camera.
-    let bridge = deployment.zenoh.is_some() && deployment.camera.iter().any(|c| c.export.is_some());
-    if bridge && camera.is_none() {
-        targets.push(Target::new(DEPLOYMENT_SCOPE, Role::new(BRIDGE_ROLE)?));
-    }
     // Config order per camera, user readers found at run time after the configured ones.
     let order = |t: &Target| cameras.iter().position(|c| c.name == t.camera).unwrap_or(usize::MAX);
     targets.sort_by_key(order);
+    Ok(targets)
+}
+
+/// What `ctl status` and the metrics ask: every process of `camera` (see [`targets`]), or of
+/// the whole deployment followed by its per-deployment processes (the media server).
+pub(crate) fn status_targets(deployment: &Deployment, camera: Option<&str>) -> anyhow::Result<Vec<Target>> {
+    let mut targets = targets(deployment, true, camera)?;
+    if camera.is_none() {
+        targets.extend(
+            deployment
+                .deployment_processes()
+                .into_iter()
+                .map(|p| Target { camera: DEPLOYMENT_SCOPE.to_string(), role: p.role() }),
+        );
+    }
     Ok(targets)
 }
 
@@ -304,7 +320,7 @@ fn control_service(deployment: &Deployment, target: &Target) -> String {
 }
 
 fn status(deployment: &Deployment, session: &Session, cli: &Cli, camera: &Option<String>) -> anyhow::Result<Outcome> {
-    let targets = targets(deployment, true, camera.as_deref())?;
+    let targets = status_targets(deployment, camera.as_deref())?;
     let results = session.client.send_all(&targets, &Command::Status, cli.timeout);
     let mut rows = Vec::new();
     for (target, result) in targets.iter().zip(results) {
@@ -322,6 +338,9 @@ fn status(deployment: &Deployment, session: &Session, cli: &Cli, camera: &Option
         Row::Busy(_) => Delivery::Busy,
         Row::Down(_) => Delivery::Failed,
     }));
+    // The streamer's, the recorder's and the media server's own figures.
+    let up: Vec<bool> = rows.iter().map(|(_, _, row)| matches!(row, Row::Up(_))).collect();
+    let figures = figures::gather(deployment, &session.client, &targets, &up, cli.timeout);
     // Under `ctl up`: what the supervisor knows of each process (why one is not running).
     let supervised = supervised::lookup(deployment, session, &targets, cli.timeout);
     let command_state = command_state(deployment, &targets);
@@ -329,7 +348,8 @@ fn status(deployment: &Deployment, session: &Session, cli: &Cli, camera: &Option
         let processes: Vec<Value> = rows
             .iter()
             .zip(&supervised)
-            .map(|((target, service, row), supervised)| {
+            .zip(&figures)
+            .map(|(((target, service, row), supervised), figures)| {
                 let mut value = match row {
                     Row::Up(status) => serde_json::to_value(status).unwrap_or(Value::Null),
                     Row::Down(error) => json!({ "camera": target.camera, "role": target.role.as_str(), "state": "not-running", "error": error }),
@@ -338,6 +358,10 @@ fn status(deployment: &Deployment, session: &Session, cli: &Cli, camera: &Option
                 value["service"] = json!(service);
                 if let Some(info) = supervised {
                     value["supervisor"] = info.clone();
+                }
+                if let Some(figures) = figures {
+                    let (key, figures) = figures.json();
+                    value[key] = figures;
                 }
                 value
             })
@@ -352,7 +376,7 @@ fn status(deployment: &Deployment, session: &Session, cli: &Cli, camera: &Option
         }
         println!("{report}");
     } else {
-        print!("{}", status_table(&rows, &supervised));
+        print!("{}", status_table(&rows, &supervised, &figures));
         if let Some(metrics) = metrics::endpoint_status(deployment) {
             println!("metrics: {}: {}", metrics.state, metrics.message);
         }
@@ -415,7 +439,11 @@ fn command_state(deployment: &Deployment, targets: &[Target]) -> Vec<CommandStat
         .collect()
 }
 
-fn status_table(rows: &[(&Target, String, Row)], supervised: &[Option<Value>]) -> String {
+fn status_table(
+    rows: &[(&Target, String, Row)],
+    supervised: &[Option<Value>],
+    figures: &[Option<figures::RowFigures>],
+) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -435,7 +463,10 @@ fn status_table(rows: &[(&Target, String, Row)], supervised: &[Option<Value>]) -
         "PREVIEW",
         "SAVING"
     );
-    for ((target, _, row), supervised) in rows.iter().zip(supervised.iter().chain(std::iter::repeat(&None))) {
+    let figures = figures.iter().chain(std::iter::repeat(&None));
+    for (((target, _, row), supervised), figures) in
+        rows.iter().zip(supervised.iter().chain(std::iter::repeat(&None))).zip(figures)
+    {
         match row {
             Row::Up(s) => {
                 let latency = match (s.latency_p50_us, s.latency_p99_us) {
@@ -462,7 +493,7 @@ fn status_table(rows: &[(&Target, String, Row)], supervised: &[Option<Value>]) -
                 let note = if s.message.is_empty() { String::new() } else { format!("  {}", s.message) };
                 let _ = writeln!(
                     out,
-                    "{:<10} {:<12} {:>7} {:<9} {:>7.0}s {:>9} {:>6.1} {:>7} {:>6} {:>6} {:<11} {:>13} {:<7} {:<6} {}{note}",
+                    "{:<10} {:<12} {:>7} {:<9} {:>7.0}s {:>9} {:>6.1} {:>7} {:>6} {:>6} {:<11} {:>13} {:<7} {:<6} {}{note}{}",
                     s.camera,
                     s.role,
                     s.pid,
@@ -477,7 +508,12 @@ fn status_table(rows: &[(&Target, String, Row)], supervised: &[Option<Value>]) -
                     latency,
                     on_off(s.preview),
                     on_off(s.saving),
-                    format
+                    format,
+                    figures
+                        .iter()
+                        .flat_map(|f| f.lines())
+                        .map(|line| format!("\n{:<10} {line}", ""))
+                        .collect::<String>()
                 );
             }
             Row::Down(error) => {
@@ -500,9 +536,43 @@ fn status_table(rows: &[(&Target, String, Row)], supervised: &[Option<Value>]) -
     out
 }
 
+/// A camera argument that names a per-deployment process (`ctl restart mediaserver`), checked
+/// against the config; `None` for a camera name. `role`, when given, must be the process's
+/// name too (it has no roles).
+pub(crate) fn deployment_process(
+    deployment: &Deployment,
+    name: &str,
+    role: Option<&str>,
+) -> anyhow::Result<Option<DeploymentProcess>> {
+    let Some(process) = DeploymentProcess::from_name(name) else { return Ok(None) };
+    if let Some(role) = role.filter(|r| *r != process.name()) {
+        anyhow::bail!("`{name}` is the deployment's {process}, not a camera: name no role after it (got `{role}`)");
+    }
+    if !deployment.deployment_processes().contains(&process) {
+        anyhow::bail!(
+            "deployment `{}` has no {process}: {} has no [media-server] table",
+            deployment.name(),
+            deployment.source_file.display()
+        );
+    }
+    Ok(Some(process))
+}
+
 fn stop(deployment: &Deployment, session: &Session, cli: &Cli, camera: &str, role: &Role) -> anyhow::Result<Outcome> {
     deployment.camera(Some(camera))?;
-    let target = Target::new(camera, role.clone());
+    stop_target(deployment, session, cli, camera, &Target::new(camera, role.clone()))
+}
+
+/// Stops the process of `target`; `camera` names it in the output (a camera, or `mediaserver`).
+fn stop_target(
+    deployment: &Deployment,
+    session: &Session,
+    cli: &Cli,
+    camera: &str,
+    target: &Target,
+) -> anyhow::Result<Outcome> {
+    let target = target.clone();
+    let role = target.role.clone();
     let service = control_service(deployment, &target);
     let started = Instant::now();
     let reply = match session.client.send(&target, &Command::Stop, cli.timeout) {
@@ -536,7 +606,8 @@ fn stop(deployment: &Deployment, session: &Session, cli: &Cli, camera: &str, rol
             json!({ "camera": camera, "role": role.as_str(), "ok": true, "result": how, "pid": reply.pid, "service": service, "seconds": started.elapsed().as_secs_f64() })
         );
     } else {
-        println!("{camera}: {role} (pid {}) {how}", reply.pid);
+        let who = if role.as_str() == camera { camera.to_string() } else { format!("{camera}: {role}") };
+        println!("{who} (pid {}) {how}", reply.pid);
     }
     Ok(Outcome::Done)
 }

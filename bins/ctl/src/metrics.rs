@@ -11,9 +11,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 use framebus_common::control::{Command, ControlClient, ProcessState, ProcessStatus, Target};
+use framebus_common::figures::{Figures, MediaServerCamera, RecorderEvents, StreamerFigures};
 use framebus_common::ipc::create_named_node;
+use framebus_common::names::DeploymentProcess;
 use framebus_common::Deployment;
 use prometheus_client::encoding::DescriptorEncoder;
+
+use crate::figures::RowFigures;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
@@ -28,6 +32,9 @@ const SCRAPE_TIMEOUT: Duration = Duration::from_millis(500);
 pub struct Snapshot {
     /// (target, its status) in `ctl status` order.
     pub rows: Vec<(Target, Option<ProcessStatus>)>,
+    /// The figures of each row (streamer, recorder events, media server), as `ctl status`
+    /// shows them.
+    pub figures: Vec<Option<RowFigures>>,
     /// Supervisor restarts per (camera, role), when run under `ctl up`.
     pub restarts: HashMap<(String, String), u64>,
 }
@@ -36,9 +43,9 @@ impl Snapshot {
     /// Asks every process of the deployment for its status (configured roles plus user
     /// readers found running).
     pub fn gather(deployment: &Deployment, client: &ControlClient<'_>, restarts: Option<&RestartBook>) -> Snapshot {
-        let targets = crate::targets(deployment, true, None).unwrap_or_default();
+        let targets = crate::status_targets(deployment, None).unwrap_or_default();
         let results = client.send_all(&targets, &Command::Status, SCRAPE_TIMEOUT);
-        let rows = targets
+        let rows: Vec<(Target, Option<ProcessStatus>)> = targets
             .into_iter()
             .zip(results)
             .map(|(target, result)| {
@@ -46,8 +53,11 @@ impl Snapshot {
                 (target, status)
             })
             .collect();
+        let targets: Vec<Target> = rows.iter().map(|(t, _)| t.clone()).collect();
+        let up: Vec<bool> = rows.iter().map(|(_, s)| s.is_some()).collect();
+        let figures = crate::figures::gather(deployment, client, &targets, &up, SCRAPE_TIMEOUT);
         let restarts = restarts.and_then(|b| b.lock().ok().map(|m| m.clone())).unwrap_or_default();
-        Snapshot { rows, restarts }
+        Snapshot { rows, figures, restarts }
     }
 
     /// The snapshot in the Prometheus text format (version 0.0.4).
@@ -67,6 +77,13 @@ type Labels = Vec<(&'static str, String)>;
 
 fn labels(target: &Target) -> Labels {
     vec![("camera", target.camera.clone()), ("role", target.role.as_str().to_string())]
+}
+
+impl Snapshot {
+    /// The rows that have figures.
+    fn with_figures(&self) -> impl Iterator<Item = (&Target, &RowFigures)> {
+        self.rows.iter().zip(&self.figures).filter_map(|((t, _), f)| f.as_ref().map(|f| (t, f)))
+    }
 }
 
 impl prometheus_client::collector::Collector for Snapshot {
@@ -148,13 +165,13 @@ impl prometheus_client::collector::Collector for Snapshot {
             "framebus_capture_driver_drops",
             "Frames the camera's driver dropped (never published).",
             MetricType::Counter,
-            per(&|s| s.reader.is_none().then_some(s.skipped as f64)),
+            per(&|s| (s.role == "capture").then_some(s.skipped as f64)),
         )?;
         family(
             "framebus_capture_publish_cost_seconds",
             "Capture's cost of publishing one frame (write into shared memory, header, send, notify), smoothed mean.",
             MetricType::Gauge,
-            per(&|s| s.reader.is_none().then_some(s.cost_ns as f64 / 1e9)),
+            per(&|s| (s.role == "capture").then_some(s.cost_ns as f64 / 1e9)),
         )?;
         family(
             "framebus_reader_skipped",
@@ -216,9 +233,212 @@ impl prometheus_client::collector::Collector for Snapshot {
             MetricType::Gauge,
             per(&|s| (s.role == "preview").then_some(f64::from(s.viewers))),
         )?;
+        // The processes' own figures (`figures` requests). A process of its own kind (the bridge)
+        // adds its families here, from its variant of `Figures`.
+        let streamers: Vec<(Labels, &StreamerFigures)> = self
+            .with_figures()
+            .filter_map(|(t, f)| match f {
+                RowFigures::Process(Figures::Streamer(f)) => Some((labels(t), f)),
+                _ => None,
+            })
+            .collect();
+        let streamer = |f: &dyn Fn(&StreamerFigures) -> f64| -> Vec<(Labels, f64)> {
+            streamers.iter().map(|(l, s)| (l.clone(), f(s))).collect()
+        };
+        family(
+            "framebus_streamer_encoder_info",
+            "1, labelled with the encoder the streamer uses (x264, v4l2:<device>, vaapi:<element>).",
+            MetricType::Gauge,
+            streamers
+                .iter()
+                .map(|(l, s)| {
+                    let mut l = l.clone();
+                    l.push(("encoder", s.encoder.clone()));
+                    (l, 1.0)
+                })
+                .collect(),
+        )?;
+        family(
+            "framebus_streamer_target_bitrate_bits_per_second",
+            "The streamer's configured bitrate (bitrate-kbps).",
+            MetricType::Gauge,
+            streamer(&|s| f64::from(s.bitrate_kbps) * 1000.0),
+        )?;
+        family(
+            "framebus_streamer_bitrate_bits_per_second",
+            "Bitrate of the access units the streamer published over the last second.",
+            MetricType::Gauge,
+            streamer(&|s| s.measured_kbps * 1000.0),
+        )?;
+        family(
+            "framebus_streamer_access_units_per_second",
+            "Access units the streamer published per second over the last second.",
+            MetricType::Gauge,
+            streamer(&|s| s.fps),
+        )?;
+        family(
+            "framebus_streamer_access_units",
+            "Access units the streamer published on the camera's encoded service.",
+            MetricType::Counter,
+            streamer(&|s| s.access_units as f64),
+        )?;
+        family(
+            "framebus_streamer_access_units_dropped",
+            "Access units the streamer could not publish (queue full, too large, no sample).",
+            MetricType::Counter,
+            streamer(&|s| s.access_units_dropped as f64),
+        )?;
+        family(
+            "framebus_streamer_bytes",
+            "Bytes of the access units the streamer published.",
+            MetricType::Counter,
+            streamer(&|s| s.bytes as f64),
+        )?;
+        family(
+            "framebus_streamer_key_frames",
+            "Key frames (IDR access units) the streamer published.",
+            MetricType::Counter,
+            streamer(&|s| s.key_frames as f64),
+        )?;
+        family(
+            "framebus_streamer_frames_skipped",
+            "Frames the streamer did not encode (encoder busy, stalled or restarting).",
+            MetricType::Counter,
+            streamer(&|s| s.skipped as f64),
+        )?;
+        family(
+            "framebus_streamer_encoder_restarts",
+            "Encoder runs the streamer started after the first.",
+            MetricType::Counter,
+            streamer(&|s| s.restarts as f64),
+        )?;
+        let recorders: Vec<(Labels, &RecorderEvents)> = self
+            .with_figures()
+            .filter_map(|(t, f)| match f {
+                RowFigures::Process(Figures::Recorder(f)) => Some((labels(t), f)),
+                _ => None,
+            })
+            .collect();
+        let recorder = |f: &dyn Fn(&RecorderEvents) -> f64| -> Vec<(Labels, f64)> {
+            recorders.iter().map(|(l, r)| (l.clone(), f(r))).collect()
+        };
+        family(
+            "framebus_recorder_clips",
+            "Clips the recorder completed (triggers and ctl record on/off).",
+            MetricType::Counter,
+            recorder(&|r| r.clips as f64),
+        )?;
+        family(
+            "framebus_recorder_triggers",
+            "Results that matched one of the recorder's triggers.",
+            MetricType::Counter,
+            recorder(&|r| r.triggers as f64),
+        )?;
+        family(
+            "framebus_recorder_missed_triggers",
+            "Triggers whose frames were gone (the result came later than the pre-roll holds).",
+            MetricType::Counter,
+            recorder(&|r| r.missed_triggers as f64),
+        )?;
+        family(
+            "framebus_recorder_preroll_frames",
+            "Frames the recorder holds in memory (pre-roll, frames waiting to be written).",
+            MetricType::Gauge,
+            recorder(&|r| r.preroll_frames as f64),
+        )?;
+        family(
+            "framebus_recorder_preroll_bytes",
+            "Bytes of the frames the recorder holds in memory (JPEG).",
+            MetricType::Gauge,
+            recorder(&|r| r.preroll_bytes as f64),
+        )?;
+        family(
+            "framebus_recorder_disk_free_bytes",
+            "Free bytes on the recorder's disk at its last check.",
+            MetricType::Gauge,
+            recorder(&|r| r.disk_guard.free_bytes as f64),
+        )?;
+        family(
+            "framebus_recorder_last_event_timestamp_seconds",
+            "Capture time (Unix seconds) of the event that started the recorder's last clip, labelled with its label and source.",
+            MetricType::Gauge,
+            recorders
+                .iter()
+                .filter_map(|(l, r)| {
+                    let event = r.last_event.as_ref()?;
+                    let mut l = l.clone();
+                    l.push(("label", event.label.clone()));
+                    l.push(("source", event.source.clone()));
+                    Some((l, event.unix_secs))
+                })
+                .collect(),
+        )?;
+        let served: Vec<(Labels, &MediaServerCamera)> = self
+            .with_figures()
+            .flat_map(|(t, f)| {
+                let cameras: Vec<&MediaServerCamera> = match f {
+                    RowFigures::MediaServer(cameras) => cameras.iter().collect(),
+                    RowFigures::Process(Figures::MediaServer(c)) => vec![c],
+                    RowFigures::Process(_) => Vec::new(),
+                };
+                cameras
+                    .into_iter()
+                    .map(move |c| (vec![("camera", c.camera.clone()), ("role", t.role.as_str().to_string())], c))
+            })
+            .collect();
+        let server = |f: &dyn Fn(&MediaServerCamera) -> f64| -> Vec<(Labels, f64)> {
+            served.iter().map(|(l, c)| (l.clone(), f(c))).collect()
+        };
+        family(
+            "framebus_mediaserver_viewers",
+            "Viewers of the camera on the media server, by protocol (rtsp, rtsps, webrtc).",
+            MetricType::Gauge,
+            served
+                .iter()
+                .flat_map(|(l, c)| {
+                    c.viewers.by_protocol().into_iter().map(move |(protocol, n)| {
+                        let mut l = l.clone();
+                        l.push(("protocol", protocol.to_string()));
+                        (l, f64::from(n))
+                    })
+                })
+                .collect(),
+        )?;
+        family(
+            "framebus_mediaserver_publishing",
+            "1 while the camera's streamer publishes access units the media server reads.",
+            MetricType::Gauge,
+            server(&|c| if c.publishing { 1.0 } else { 0.0 }),
+        )?;
+        family(
+            "framebus_mediaserver_bytes_out",
+            "Bytes of RTP packets the media server sent to the camera's viewers (every viewer counted).",
+            MetricType::Counter,
+            server(&|c| c.bytes_out as f64),
+        )?;
+        family(
+            "framebus_mediaserver_access_units",
+            "Access units the media server read from the camera's encoded service.",
+            MetricType::Counter,
+            server(&|c| c.access_units_in as f64),
+        )?;
+        family(
+            "framebus_mediaserver_access_units_lost",
+            "Access units missing from the sequence the media server read (its queue overflowed, or the streamer dropped them).",
+            MetricType::Counter,
+            server(&|c| c.access_units_lost as f64),
+        )?;
+        family(
+            "framebus_mediaserver_access_units_skipped",
+            "Access units viewers that fell behind skipped (they resume at the next key frame).",
+            MetricType::Counter,
+            server(&|c| c.access_units_skipped as f64),
+        )?;
         // Latency histograms: capture → published (capture), capture → frame in the reader's
         // hands (readers; preview: → image ready, recorder: → written).
-        let answered: Vec<_> = answered().collect();
+        // Not for the per-deployment processes (the media server): no frame passes them.
+        let answered: Vec<_> =
+            answered().filter(|(t, _)| DeploymentProcess::from_name(t.role.as_str()).is_none()).collect();
         if !answered.is_empty() {
             let mut metric = encoder.encode_descriptor(
                 "framebus_latency_seconds",

@@ -99,8 +99,14 @@ pub(crate) fn restart_or_start(
     role: Option<&str>,
     restart: bool,
 ) -> anyhow::Result<Outcome> {
-    deployment.camera(Some(camera))?;
-    let text = request_text(camera, role)?;
+    // `ctl restart mediaserver`: the media server's camera is the deployment scope.
+    let (scope, text) = match crate::deployment_process(deployment, camera, role)? {
+        Some(process) => (DEPLOYMENT_SCOPE, format!("{DEPLOYMENT_SCOPE} {process}")),
+        None => {
+            deployment.camera(Some(camera))?;
+            (camera, request_text(camera, role)?)
+        }
+    };
     let (command, verb, done) = if restart {
         (Command::Restart(text), "restart", "restarted")
     } else {
@@ -125,7 +131,7 @@ pub(crate) fn restart_or_start(
             continue;
         }
         let starts = entry["starts"].as_u64().unwrap_or(0);
-        let supervised = Command::Supervised(format!("{camera} {role}"));
+        let supervised = Command::Supervised(format!("{scope} {role}"));
         let outcome = loop {
             let left = until.saturating_duration_since(Instant::now()).max(Duration::from_millis(100));
             match ask(session, deployment, cli, camera, &supervised, left)? {
@@ -170,15 +176,17 @@ pub(crate) fn restart_or_start(
     } else {
         for r in &results {
             let role = r["role"].as_str().unwrap_or_default();
+            // `mediaserver restarted`, `cam0: algo restarted`.
+            let who = if role == camera { role.to_string() } else { format!("{camera}: {role}") };
             let pid = |v: &Value| v.as_u64().map_or("-".to_string(), |p| p.to_string());
             let line = match (r["result"].as_str(), r["pid_before"].as_u64()) {
                 (Some("restarted"), Some(_)) => {
-                    format!("{camera}: {role} restarted (pid {} -> {})", pid(&r["pid_before"]), pid(&r["pid"]))
+                    format!("{who} restarted (pid {} -> {})", pid(&r["pid_before"]), pid(&r["pid"]))
                 }
-                (Some("restarted" | "started"), _) => format!("{camera}: {role} {done} (pid {})", pid(&r["pid"])),
-                (Some("already running"), _) => format!("{camera}: {role} already running (pid {})", pid(&r["pid"])),
-                (Some(other), _) => format!("{camera}: {role} {other}"),
-                (None, _) => format!("{camera}: {role}: ?"),
+                (Some("restarted" | "started"), _) => format!("{who} {done} (pid {})", pid(&r["pid"])),
+                (Some("already running"), _) => format!("{who} already running (pid {})", pid(&r["pid"])),
+                (Some(other), _) => format!("{who} {other}"),
+                (None, _) => format!("{who}: ?"),
             };
             if r["ok"] == false {
                 eprintln!("ctl: {line}");
@@ -200,11 +208,19 @@ pub(crate) fn logs(
     session: &Session,
     cli: &Cli,
     camera: &str,
-    role: &str,
+    role: Option<&str>,
     follow: bool,
 ) -> anyhow::Result<Outcome> {
-    deployment.camera(Some(camera))?;
-    let text = request_text(camera, Some(role))?;
+    let (role, text) = match crate::deployment_process(deployment, camera, role)? {
+        Some(process) => (process.name(), format!("{DEPLOYMENT_SCOPE} {process}")),
+        None => {
+            deployment.camera(Some(camera))?;
+            let role = role.ok_or_else(|| {
+                anyhow::anyhow!("`ctl logs {camera}` needs the role of the process: `ctl logs {camera} <role>`")
+            })?;
+            (role, request_text(camera, Some(role))?)
+        }
+    };
     let mut from = 0u64;
     let mut printed = 0usize;
     loop {

@@ -41,7 +41,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{bail, Context};
 use framebus_common::ipc::{connect_control, create_named_node_with, DeploymentGuard, IpcService};
 use framebus_common::logging::{self, Stream, LOG_FORMAT_ENV};
-use framebus_common::names::{ProcessRole, Role};
+use framebus_common::names::{DeploymentProcess, ProcessRole, Role, DEPLOYMENT_SCOPE};
 
 use self::control::Controller;
 use self::output::{ChildIdentity, SharedKept};
@@ -334,7 +334,7 @@ pub fn run(deployment: &Deployment, options: &SupervisorOptions) -> anyhow::Resu
         );
     }
     // The exporting bridge runs when the deployment has something to export.
-    let bridge = deployment.zenoh.is_some() && deployment.camera.iter().any(|c| c.export.is_some());
+    let bridge = deployment.deployment_processes().contains(&DeploymentProcess::Bridge);
     if bridge && !launcher.bin_dir.join(BRIDGE).is_file() {
         bail!(
             "`{BRIDGE}` (needed for [zenoh]) is not next to ctl in {}: build every binary (`cargo build --release --bins`)",
@@ -394,10 +394,12 @@ pub fn run(deployment: &Deployment, options: &SupervisorOptions) -> anyhow::Resu
     let mut procs: Vec<Supervised> = Vec::new();
     if media_server {
         // Started with the readers, before the streamers that publish to it.
-        procs.push(supervised("*", Role::new(MEDIA_SERVER).context("media server role")?, Program::MediaServer));
+        // Its camera is the deployment scope, as on its control service: `ctl restart
+        // mediaserver` asks for `_deployment mediaserver`.
+        procs.push(supervised(DEPLOYMENT_SCOPE, DeploymentProcess::MediaServer.role(), Program::MediaServer));
     }
     if bridge {
-        procs.push(supervised("*", Role::new(BRIDGE).context("bridge role")?, Program::Bridge));
+        procs.push(supervised(DEPLOYMENT_SCOPE, DeploymentProcess::Bridge.role(), Program::Bridge));
     }
     for cam in &deployment.camera {
         for role in cam.processes() {

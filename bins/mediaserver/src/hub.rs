@@ -12,9 +12,11 @@
 //! slow viewer costs nobody else anything.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
+use framebus_common::figures::{MediaServerCamera, Viewers};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
@@ -52,12 +54,18 @@ struct Inner {
     publishes: u64,
     last_in: Option<Instant>,
     skipped: u64,
+    /// Access units lost on the encoded service (sequence gaps).
+    lost: u64,
 }
 
 /// One camera's stream.
 pub struct Channel {
     camera: String,
     inner: Mutex<Inner>,
+    /// RTSP(S) clients playing (counted by the RTSP side, [`crate::rtsp`]).
+    rtsp_viewers: AtomicU32,
+    /// Bytes of RTP packets sent to viewers (every viewer counted).
+    bytes_out: AtomicU64,
 }
 
 /// A channel's figures, for `/status.json`.
@@ -127,10 +135,11 @@ impl Channel {
         self.lock().publisher.is_some()
     }
 
-    /// Access units were lost between the last one pushed and the next: every sink waits for
-    /// the next key frame (a decoder could not go on from a gap).
-    pub fn discontinuity(&self) {
+    /// `lost` access units were lost between the last one pushed and the next: every sink
+    /// waits for the next key frame (a decoder could not go on from a gap).
+    pub fn discontinuity(&self, lost: u64) {
         let mut inner = self.lock();
+        inner.lost = inner.lost.saturating_add(lost);
         for sink in &mut inner.sinks {
             sink.waiting_key = true;
         }
@@ -232,6 +241,46 @@ impl Channel {
         self.lock().sinks.iter().filter(|s| s.kind == kind).count()
     }
 
+    /// An RTSP client started playing the camera.
+    pub fn rtsp_viewer_joined(&self) {
+        self.rtsp_viewers.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// An RTSP client that played the camera left (teardown or closed connection).
+    pub fn rtsp_viewer_left(&self) {
+        let _ = self.rtsp_viewers.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| Some(n.saturating_sub(1)));
+    }
+
+    /// RTSP clients playing the camera.
+    pub fn rtsp_viewers(&self) -> u32 {
+        self.rtsp_viewers.load(Ordering::Relaxed)
+    }
+
+    /// `bytes` were sent to viewers.
+    pub fn count_bytes_out(&self, bytes: u64) {
+        self.bytes_out.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// The channel's figures as `ctl status` and the metrics read them; `tls`: the RTSP
+    /// clients are RTSPS clients.
+    pub fn figures(&self, tls: bool) -> MediaServerCamera {
+        let rtsp = self.rtsp_viewers();
+        let inner = self.lock();
+        MediaServerCamera {
+            camera: self.camera.clone(),
+            publishing: inner.publisher.is_some(),
+            viewers: Viewers {
+                rtsp: if tls { 0 } else { rtsp },
+                rtsps: if tls { rtsp } else { 0 },
+                webrtc: inner.sinks.iter().filter(|s| s.kind == SinkKind::WebRtc).count() as u32,
+            },
+            bytes_out: self.bytes_out.load(Ordering::Relaxed),
+            access_units_in: inner.frames_in,
+            access_units_lost: inner.lost,
+            access_units_skipped: inner.skipped,
+        }
+    }
+
     /// The channel's figures.
     pub fn status(&self) -> ChannelStatus {
         let inner = self.lock();
@@ -260,7 +309,15 @@ impl Hub {
     pub fn new(cameras: &[String]) -> Hub {
         let channels = cameras
             .iter()
-            .map(|c| (c.clone(), Arc::new(Channel { camera: c.clone(), inner: Mutex::new(Inner::default()) })))
+            .map(|c| {
+                let channel = Channel {
+                    camera: c.clone(),
+                    inner: Mutex::new(Inner::default()),
+                    rtsp_viewers: AtomicU32::new(0),
+                    bytes_out: AtomicU64::new(0),
+                };
+                (c.clone(), Arc::new(channel))
+            })
             .collect();
         Hub { channels, order: cameras.to_vec() }
     }
@@ -275,8 +332,30 @@ impl Hub {
         &self.order
     }
 
+    /// Access units read from every camera's encoded service.
+    pub fn access_units_in(&self) -> u64 {
+        self.channels.values().map(|c| c.lock().frames_in).sum()
+    }
+
     /// Every channel's figures, in config order.
     pub fn status(&self) -> Vec<ChannelStatus> {
         self.order.iter().filter_map(|c| self.channels.get(c)).map(|c| c.status()).collect()
     }
+}
+
+/// Counts the bytes of the RTP packets leaving `pad` as sent to the camera's viewers: once per
+/// RTSP client playing the shared media (`per_rtsp_viewer`), else once (a WebRTC viewer's own
+/// pipeline).
+pub fn count_bytes_out(pad: &gst::Pad, channel: &Arc<Channel>, per_rtsp_viewer: bool) {
+    let channel = Arc::clone(channel);
+    pad.add_probe(gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST, move |_, info| {
+        let bytes = match &info.data {
+            Some(gst::PadProbeData::Buffer(buffer)) => buffer.size() as u64,
+            Some(gst::PadProbeData::BufferList(list)) => list.calculate_size() as u64,
+            _ => 0,
+        };
+        let times = if per_rtsp_viewer { u64::from(channel.rtsp_viewers()) } else { 1 };
+        channel.count_bytes_out(bytes * times);
+        gst::PadProbeReturn::Ok
+    });
 }

@@ -156,7 +156,7 @@ impl Feed {
                         got = unit.sequence,
                         "access units lost: sinks wait for the next key frame"
                     );
-                    channel.discontinuity();
+                    channel.discontinuity(unit.sequence.saturating_sub(self.next_sequence));
                 }
                 token
             }

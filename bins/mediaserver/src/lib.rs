@@ -5,6 +5,7 @@
 //! `/<camera>`). It never decodes or re-encodes; viewers cost the framebus processes nothing.
 
 pub mod cli;
+pub mod control;
 pub mod http;
 pub mod hub;
 pub mod ingest;
@@ -99,6 +100,12 @@ pub fn run(deployment: &Deployment) -> anyhow::Result<()> {
         access,
         tls,
     )?;
+    let control = control::Control::start(
+        deployment,
+        &hub,
+        web == "https",
+        format!("serving {rtsp_base}/<camera> and {web}://{}/<camera>", MediaServerConfig::local(http_addr)),
+    )?;
     for camera in &cameras {
         tracing::info!(
             camera,
@@ -133,6 +140,7 @@ pub fn run(deployment: &Deployment) -> anyhow::Result<()> {
         }
     }
     tracing::info!("stopping");
+    control.stop();
     ingest.join();
     viewers.close_all();
     source.remove();

@@ -5,7 +5,7 @@
 //! an error status) and a viewer can only ever see the camera.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use framebus_common::config::{TlsFiles, ViewerUsers, REALM};
@@ -17,7 +17,7 @@ use gstreamer_rtsp_server as rtsp;
 use gstreamer_rtsp_server::gst_rtsp::RTSPStatusCode;
 use gstreamer_rtsp_server::prelude::*;
 
-use crate::hub::{Hub, SinkKind};
+use crate::hub::{Channel, Hub, SinkKind};
 
 /// The play media of a camera: the hub feeds `src`; one payloader for every client.
 /// h264parse puts SPS/PPS in front of every key frame (once per access unit); the payloader
@@ -123,6 +123,14 @@ pub fn start(
                     tracing::error!(camera = channel.camera(), "the play media has no appsrc");
                     return;
                 };
+                // Every RTP packet of the shared media goes to each RTSP client playing it.
+                match bin_element(&element, "pay0").and_then(|pay| pay.static_pad("src")) {
+                    Some(pad) => crate::hub::count_bytes_out(&pad, &channel, true),
+                    None => tracing::warn!(
+                        camera = channel.camera(),
+                        "the play media has no payloader: bytes out are not counted"
+                    ),
+                }
                 let id = channel.add_sink(appsrc, SinkKind::Rtsp);
                 let channel = Arc::clone(&channel);
                 media.connect_unprepared(move |_| channel.remove_sink(id));
@@ -137,6 +145,7 @@ pub fn start(
     let served = Arc::clone(hub);
     let auth_on = viewers.is_some();
     server.connect_client_connected(move |_, client| {
+        count_viewers(client, &served);
         let served = Arc::clone(&served);
         client.connect_pre_describe_request(move |_, ctx| {
             if auth_on && ctx.request().is_none_or(|r| r.parse_auth_credentials().is_empty()) {
@@ -158,6 +167,57 @@ pub fn start(
     let source =
         server.attach(None).with_context(|| format!("RTSP server: cannot listen on {listen} (is the port taken?)"))?;
     Ok((server, source))
+}
+
+/// The element `name` inside a media's bin.
+fn bin_element(element: &gst::Element, name: &str) -> Option<gst::Element> {
+    element.downcast_ref::<gst::Bin>().and_then(|bin| bin.by_name_recurse_up(name))
+}
+
+/// Counts the RTSP clients playing each camera: a client counts once per camera from its
+/// successful PLAY until its TEARDOWN of that camera or its connection closes.
+fn count_viewers(client: &rtsp::RTSPClient, hub: &Arc<Hub>) {
+    let playing: Arc<Mutex<Vec<Arc<Channel>>>> = Arc::default();
+    let lock = |p: &Mutex<Vec<Arc<Channel>>>| -> Vec<Arc<Channel>> { p.lock().map(|v| v.clone()).unwrap_or_default() };
+    let channel_of = {
+        let hub = Arc::clone(hub);
+        move |ctx: &rtsp::RTSPContext| {
+            let uri = ctx.uri()?.request_uri();
+            hub.channel(camera_of_path(path_of_uri(&uri)))
+        }
+    };
+    {
+        let playing = Arc::clone(&playing);
+        let channel_of = channel_of.clone();
+        client.connect_play_request(move |_, ctx| {
+            // gst-rtsp-server emits `play-request` only after a PLAY it answered with 200.
+            let Some(channel) = channel_of(ctx) else { return };
+            let mut playing = playing.lock().unwrap_or_else(|e| e.into_inner());
+            if !playing.iter().any(|c| Arc::ptr_eq(c, &channel)) {
+                channel.rtsp_viewer_joined();
+                tracing::debug!(camera = channel.camera(), "RTSP viewer playing");
+                playing.push(channel);
+            }
+        });
+    }
+    {
+        let playing = Arc::clone(&playing);
+        client.connect_teardown_request(move |_, ctx| {
+            let Some(channel) = channel_of(ctx) else { return };
+            let mut playing = playing.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(at) = playing.iter().position(|c| Arc::ptr_eq(c, &channel)) {
+                playing.swap_remove(at).rtsp_viewer_left();
+            }
+        });
+    }
+    client.connect_closed(move |_| {
+        for channel in lock(&playing) {
+            channel.rtsp_viewer_left();
+        }
+        if let Ok(mut playing) = playing.lock() {
+            playing.clear();
+        }
+    });
 }
 
 #[cfg(test)]

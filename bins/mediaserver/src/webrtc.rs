@@ -329,7 +329,7 @@ impl Viewers {
         let launch = format!(
             "appsrc name=src is-live=true format=time max-bytes=0 \
              ! h264parse config-interval=-1 \
-             ! rtph264pay pt={pt} config-interval=0 aggregate-mode=zero-latency \
+             ! rtph264pay name=pay pt={pt} config-interval=0 aggregate-mode=zero-latency \
              ! capssetter join=true replace=false caps=\"application/x-rtp,profile-level-id=(string){profile},packetization-mode=(string)1\" \
              ! webrtcbin name=webrtc bundle-policy=max-bundle",
             pt = codec.payload,
@@ -347,6 +347,10 @@ impl Viewers {
             .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
             .ok_or_else(|| WhepError::Internal("no appsrc".into()))?;
         self.restrict_ice(&webrtc);
+        match pipeline.by_name("pay").and_then(|pay| pay.static_pad("src")) {
+            Some(pad) => crate::hub::count_bytes_out(&pad, &channel, false),
+            None => tracing::warn!(camera, "the viewer pipeline has no payloader: its bytes are not counted"),
+        }
 
         let id = new_session_id()?;
         {

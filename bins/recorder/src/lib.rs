@@ -37,6 +37,7 @@ use anyhow::{anyhow, Context};
 use framebus::{Camera, Command, Event, ProcessReport, ProcessState};
 use framebus_common::config::{ImageFormat, RecorderConfig, TriggerConfig};
 use framebus_common::control::{FourccText, FrameFormat};
+use framebus_common::figures::{DiskGuard, Figures, LastEvent, RecorderEvents};
 use framebus_common::journal::{ClipSegment, JournalRecord, Trigger, TriggerResult, TriggerSource};
 use framebus_common::results::Outcome;
 use framebus_common::stats::LatencyWindow;
@@ -146,6 +147,8 @@ pub struct RecorderStatus {
     pub fps: f64,
     /// Frames saved per second over the last interval.
     pub write_fps: f64,
+    /// The event that started the last clip.
+    pub last_event: Option<LastEvent>,
     /// Capture → frame written latency, median over the last interval, microseconds.
     pub latency_p50_us: Option<u64>,
     /// Same, 99th percentile.
@@ -288,6 +291,29 @@ pub struct Recorder {
     need_key: bool,
     /// `video = "stream"`: (encoder run, sequence, frame id) of the last access unit.
     unit_last: Option<(u64, u64, u64)>,
+}
+
+/// The event of a trigger, as the recorder's figures report it: its time and a label (the
+/// first box label of the result that caused it, else its producer; `manual`, `continued`).
+fn last_event(trigger: &Trigger) -> LastEvent {
+    let (source, label) = match trigger.source {
+        TriggerSource::Result => {
+            let first = trigger.results.first();
+            let label = first
+                .and_then(|r| r.boxes.first().map(|b| b.label.clone()))
+                .or_else(|| first.map(|r| r.producer.clone()))
+                .unwrap_or_default();
+            ("result", label)
+        }
+        TriggerSource::Manual => ("manual", "manual".to_string()),
+        TriggerSource::Continued => ("continued", "continued".to_string()),
+    };
+    LastEvent {
+        utc: trigger.utc.clone(),
+        unix_secs: trigger.realtime_ns as f64 / 1e9,
+        source: source.to_string(),
+        label,
+    }
 }
 
 /// Most pending skip ranges kept; later ones merge into the last (the count stays exact).
@@ -555,6 +581,19 @@ impl Recorder {
             bytes_written: s.bytes_written,
             segments: s.segments,
             deletions: s.deletions,
+            figures: Some(Figures::Recorder(RecorderEvents {
+                clips: s.clips,
+                triggers: s.triggers,
+                missed_triggers: s.missed_triggers,
+                preroll_frames: s.held_frames,
+                preroll_bytes: s.held_bytes,
+                last_event: s.last_event.clone(),
+                disk_guard: DiskGuard {
+                    state: if self.disk_low { "low" } else { "ok" }.to_string(),
+                    free_bytes: s.free_bytes,
+                    min_free_bytes: self.config.min_free_mb.saturating_mul(1024 * 1024),
+                },
+            })),
             ..ProcessReport::default()
         }
     }
@@ -942,6 +981,7 @@ impl Recorder {
             trigger.source,
             trigger.frame_id
         );
+        self.status.last_event = Some(last_event(&trigger));
         self.journal.write(&JournalRecord::ClipStarted {
             clip: id.clone(),
             camera: self.camera.clone(),

@@ -20,8 +20,9 @@ use anyhow::Context;
 use framebus::{Camera, Event, ProcessReport};
 use framebus_common::config::StreamerConfig;
 use framebus_common::control::ProcessState;
+use framebus_common::figures::{Figures, StreamerFigures};
 use framebus_common::names::{service_name, ServiceKind};
-use framebus_common::stats::LatencyWindow;
+use framebus_common::stats::{LatencyWindow, StatusWindow};
 use framebus_common::{clock, CameraConfig, Deployment, ProcessRole};
 use gstreamer as gst;
 use gstreamer::prelude::*;
@@ -41,6 +42,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 const STABLE_AFTER: Duration = Duration::from_secs(10);
 /// How often the encoder run is looked after.
 const TICK: Duration = Duration::from_millis(100);
+/// Window of the measured bitrate and access-unit rate.
+const RATE_WINDOW: Duration = Duration::from_secs(1);
 /// Longest wait for the access unit of a frame just handed to the encoder.
 const UNIT_WAIT_MAX: Duration = Duration::from_millis(50);
 
@@ -84,6 +87,10 @@ pub struct StreamerReport {
     pub units_published: u64,
     /// Access units not published (queue full, too large, no sample).
     pub units_dropped: u64,
+    /// Key frames among the access units published.
+    pub key_frames: u64,
+    /// Bytes of the access units published.
+    pub bytes_published: u64,
 }
 
 /// The access units published on the camera's encoded service (media server, recorder).
@@ -166,6 +173,9 @@ struct Streamer {
     sent_before: u64,
     latency: LatencyWindow,
     out: EncodedOut,
+    /// Access units and bytes published per second (rolled every tick over 1 s windows).
+    unit_rate: StatusWindow,
+    byte_rate: StatusWindow,
 }
 
 /// GStreamer elements the streamer needs, with the Debian package that has them.
@@ -270,6 +280,8 @@ pub fn run(
         sent_before: 0,
         latency: LatencyWindow::new(),
         out,
+        unit_rate: StatusWindow::new(RATE_WINDOW),
+        byte_rate: StatusWindow::new(RATE_WINDOW),
     };
     streamer.maintain();
     let mut window = (Instant::now(), 0u64);
@@ -294,6 +306,7 @@ pub fn run(
             Event::Timer(t) if t == tick_timer => {
                 streamer.publish_units();
                 streamer.maintain();
+                streamer.update_figures(&reader);
             }
             Event::Timer(t) if t == stats_timer => {
                 let elapsed = window.0.elapsed().as_secs_f64();
@@ -425,6 +438,32 @@ impl Streamer {
         }
     }
 
+    /// The figures `ctl status` and the metrics read (`figures` requests), brought up to date:
+    /// the rates over the last complete second, the counters as they are.
+    fn update_figures(&mut self, reader: &Camera) {
+        let r = &self.report;
+        self.unit_rate.roll(r.units_published);
+        self.byte_rate.roll(r.bytes_published);
+        let tap_dropped = match &self.link {
+            Link::Up { publisher, .. } => publisher.units_dropped(),
+            Link::Down { .. } => 0,
+        };
+        let figures = StreamerFigures {
+            encoder: r.encoder.clone(),
+            state: r.state.clone(),
+            bitrate_kbps: self.config.bitrate_kbps,
+            measured_kbps: (self.byte_rate.fps * 8.0 / 1000.0 * 10.0).round() / 10.0,
+            fps: (self.unit_rate.fps * 10.0).round() / 10.0,
+            bytes: r.bytes_published,
+            key_frames: r.key_frames,
+            skipped: r.skipped,
+            access_units: r.units_published,
+            access_units_dropped: self.out.publish_failed + self.out.dropped_before + tap_dropped,
+            restarts: r.restarts,
+        };
+        reader.report(|p: &mut ProcessReport| p.figures = Some(Figures::Streamer(figures)));
+    }
+
     fn emit(&mut self, reader: &Camera, fps: f64, json: bool) {
         let (current, tap_dropped) = match &self.link {
             Link::Up { publisher, .. } => (publisher.sent(), publisher.units_dropped()),
@@ -514,6 +553,10 @@ pub fn print_probe(camera: &CameraConfig) -> anyhow::Result<()> {
 fn publish_counted(out: &mut EncodedOut, report: &mut StreamerReport, unit: &EncodedUnit) {
     if out.publish(unit) {
         report.units_published += 1;
+        report.bytes_published += unit.data.len() as u64;
+        if unit.header.is_key_frame() {
+            report.key_frames += 1;
+        }
     } else {
         out.publish_failed += 1;
     }

@@ -12,6 +12,7 @@ pub mod clock;
 pub mod config;
 pub mod control;
 pub mod encoded;
+pub mod figures;
 pub mod format;
 pub mod header;
 pub mod ipc;

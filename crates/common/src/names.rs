@@ -114,6 +114,51 @@ impl fmt::Display for Role {
 /// start with a letter or a digit.
 pub const DEPLOYMENT_SCOPE: &str = "_deployment";
 
+/// A process of the whole deployment (one per deployment, not one per camera), such as the
+/// media server. It serves its control service under [`DEPLOYMENT_SCOPE`] with its name as the
+/// role (`framebus/<deployment>/_deployment/mediaserver/control`); `ctl status` and the metrics
+/// ask it for its status and its figures (see [`crate::figures`]), and `ctl restart|start|logs
+/// <name>` reach it through the supervisor. A new one (the bridge) adds a variant here, its
+/// figures in [`crate::figures`], and when the config has it in
+/// [`crate::Deployment::deployment_processes`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeploymentProcess {
+    /// The media server (`[media-server]`): fans each camera's H.264 stream out to viewers.
+    MediaServer,
+    /// The bridge (`[zenoh]` and a camera with `[camera.export]`): exports cameras to other
+    /// hosts over Zenoh (docs/multi-host.md).
+    Bridge,
+}
+
+impl DeploymentProcess {
+    /// Every per-deployment process, in start-up order.
+    pub const ALL: [DeploymentProcess; 2] = [DeploymentProcess::MediaServer, DeploymentProcess::Bridge];
+
+    /// Its name: the role of its control service, its binary, and what `ctl restart` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            DeploymentProcess::MediaServer => "mediaserver",
+            DeploymentProcess::Bridge => BRIDGE_ROLE,
+        }
+    }
+
+    /// The per-deployment process called `name`, if any.
+    pub fn from_name(name: &str) -> Option<DeploymentProcess> {
+        DeploymentProcess::ALL.into_iter().find(|p| p.name() == name)
+    }
+
+    /// Its control role.
+    pub fn role(self) -> Role {
+        Role(self.name().to_string())
+    }
+}
+
+impl fmt::Display for DeploymentProcess {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// The role name of the supervisor (`ctl up`) on its control service
 /// (`framebus/<deployment>/_deployment/supervisor/control`, see [`DEPLOYMENT_SCOPE`]).
 pub const SUPERVISOR_ROLE: &str = "supervisor";

@@ -16,7 +16,7 @@ use iceoryx2::prelude::ZeroCopySend;
 use serde::Serialize;
 
 use crate::format::PixelFormat;
-use crate::names::{ProcessRole, Role};
+use crate::names::{DeploymentProcess, ProcessRole, Role};
 
 /// Version of the request and reply layouts; a process answers other versions with an error.
 pub const CONTROL_PROTOCOL_VERSION: u32 = 2;
@@ -60,6 +60,11 @@ pub mod code {
     /// `<camera> <role>`, the argument the number of the first line wanted (0: every kept
     /// line); the reply's message is a JSON object with as many lines as fit.
     pub const LOGS: u32 = 10;
+    /// The process's own figures beyond the status record (streamer, recorder events, media
+    /// server; see [`crate::figures`]): the reply's message is their JSON object. The text
+    /// selects a part: the media server answers for the camera it names; the others take an
+    /// empty text. Argument unused. A process without such figures refuses it.
+    pub const FIGURES: u32 = 11;
 }
 
 /// A command as sent over the wire (280 bytes, only integers and bytes: every byte pattern
@@ -290,9 +295,21 @@ pub fn role_code(role: ProcessRole) -> u32 {
 /// Wire code of a user reader (any role that is not built in) in [`ControlReply::role`].
 pub const USER_READER_CODE: u32 = 5;
 
+/// Wire code of a per-deployment process in [`ControlReply::role`].
+pub fn deployment_role_code(process: DeploymentProcess) -> u32 {
+    match process {
+        DeploymentProcess::MediaServer => 7,
+        DeploymentProcess::Bridge => 8,
+    }
+}
+
 /// Wire code of any role.
 pub fn role_code_of(role: &Role) -> u32 {
-    role.builtin().map_or(USER_READER_CODE, role_code)
+    match (role.builtin(), DeploymentProcess::from_name(role.as_str())) {
+        (Some(builtin), _) => role_code(builtin),
+        (None, Some(process)) => deployment_role_code(process),
+        (None, None) => USER_READER_CODE,
+    }
 }
 
 /// A decoded command.
@@ -319,6 +336,8 @@ pub enum Command {
     Supervised(String),
     /// Kept stderr lines of `<camera> <role>` from this line number on (see [`code::LOGS`]).
     Logs(u32, String),
+    /// The process's own figures, of the part the text names (see [`code::FIGURES`]).
+    Figures(String),
 }
 
 impl Command {
@@ -336,6 +355,7 @@ impl Command {
             Command::Start(text) => (code::START, 0, text.as_str()),
             Command::Supervised(text) => (code::SUPERVISED, 0, text.as_str()),
             Command::Logs(from, text) => (code::LOGS, *from, text.as_str()),
+            Command::Figures(text) => (code::FIGURES, 0, text.as_str()),
         };
         let mut request =
             ControlRequest { version: CONTROL_PROTOCOL_VERSION, command, argument, nonce, ..ControlRequest::default() };
@@ -357,6 +377,8 @@ impl Command {
             Command::Start(text) => format!("start {text}"),
             Command::Supervised(text) => format!("supervised {text}"),
             Command::Logs(_, text) => format!("logs {text}"),
+            Command::Figures(text) if text.is_empty() => "figures".into(),
+            Command::Figures(text) => format!("figures {text}"),
         }
     }
 
@@ -410,6 +432,7 @@ impl ControlRequest {
             code::START => Ok(Command::Start(self.text_argument()?)),
             code::SUPERVISED => Ok(Command::Supervised(self.text_argument()?)),
             code::LOGS => Ok(Command::Logs(self.argument, self.text_argument()?)),
+            code::FIGURES => Ok(Command::Figures(self.text_argument()?)),
             other => Err(DecodeError::UnknownCommand(other)),
         }
     }
@@ -453,7 +476,8 @@ pub fn text_of(field: &[u8], len: u32) -> String {
 pub struct ProcessStatus {
     /// Role of the process: `capture`, `algo`, `preview`, `recorder` or a user reader's name.
     pub role: String,
-    /// Whether the role is a user reader (not one of the built-in processes).
+    /// Whether the role is a user reader (not one of the built-in processes, nor a process of
+    /// the whole deployment such as the media server).
     pub user_reader: bool,
     /// Camera name.
     pub camera: String,
@@ -487,7 +511,7 @@ pub struct ProcessStatus {
     pub activity: Option<&'static str>,
     /// The reply's message (preview and recorder: what they are doing, or their last error).
     pub message: String,
-    /// Reader accounting; `None` for capture.
+    /// Reader accounting; `None` for capture and the per-deployment processes.
     pub reader: Option<ReaderAccounting>,
     /// Latency histogram since the process started (cumulative counts per `le` bound, µs;
     /// the last is `+Inf`), with its sum and count.
@@ -695,8 +719,10 @@ impl ControlReply {
             }
             _ => None,
         };
+        let per_deployment = DeploymentProcess::from_name(role.as_str()).is_some();
         let reader = match builtin {
             Some(ProcessRole::Capture) => None,
+            None if per_deployment => None,
             _ => Some(ReaderAccounting {
                 policy: ReaderPolicyCode(self.policy).name(),
                 queue_depth: self.queue_depth,
@@ -711,7 +737,7 @@ impl ControlReply {
         };
         Some(ProcessStatus {
             role: role.as_str().to_string(),
-            user_reader: builtin.is_none(),
+            user_reader: self.role == USER_READER_CODE,
             camera: self.camera_text(),
             pid: self.pid,
             state,

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use framebus_common::control::server::ReaderFigures;
 use framebus_common::control::{Answer, Command, ControlServer, FrameFormat, LatencyHistogram, Metrics, ProcessState};
+use framebus_common::figures::Figures;
 use framebus_common::ipc::{create_named_node, IpcError};
 use framebus_common::state::CameraState;
 use framebus_common::stats::StatusWindow;
@@ -79,6 +80,9 @@ pub struct ProcessReport {
     pub deletions: u64,
     /// Preview: viewers connected.
     pub viewers: u32,
+    /// The process's own figures, answered to `figures` requests (`ctl status`, metrics): the
+    /// streamer's and the recorder's ([`framebus_common::figures`]); `None` refuses them.
+    pub figures: Option<Figures>,
 }
 
 /// State shared by the frame thread and the control thread.
@@ -295,6 +299,14 @@ fn answer(shared: &Shared, handles: Handles, commands: &SyncSender<Command>, com
     };
     match command {
         Command::Status => Answer::Status(Box::new(shared.metrics())),
+        Command::Figures(part) if part.is_empty() => {
+            match shared.lock().report.figures.as_ref().map(Figures::to_message) {
+                Some(Ok(json)) => Answer::Done(json),
+                Some(Err(e)) => Answer::Refused(e.to_string()),
+                None => Answer::Ignored,
+            }
+        }
+        Command::Figures(part) => Answer::Refused(format!("`figures {part}`: this process takes no part name")),
         Command::Stop => {
             shared.request_stop(StopReason::Command);
             Answer::Done("stopping after the frame in progress".into())

@@ -85,7 +85,8 @@ fn select(procs: &[Supervised], text: &str, role_required: bool) -> Result<Vec<u
     }
     let of_camera: Vec<usize> = (0..procs.len()).filter(|&i| procs[i].camera == camera).collect();
     if of_camera.is_empty() {
-        let mut cameras: Vec<&str> = procs.iter().map(|p| p.camera.as_str()).filter(|c| *c != "*").collect();
+        let mut cameras: Vec<&str> =
+            procs.iter().map(|p| p.camera.as_str()).filter(|c| *c != DEPLOYMENT_SCOPE).collect();
         cameras.dedup();
         return Err(format!("this supervisor runs no camera `{camera}` (cameras: {})", cameras.join(", ")));
     }
@@ -155,7 +156,11 @@ fn answer(command: Command, procs: &mut [Supervised], options: &SupervisorOption
         Command::Stop => Answer::Refused(
             "the supervisor stops on SIGINT/SIGTERM (Ctrl-C, `systemctl stop`), not on command; `ctl stop <camera> [<role>]` stops one process".into(),
         ),
-        Command::SetPreview(_) | Command::SetSaving(_) | Command::ListControls(_) | Command::SetControls(_) => {
+        Command::SetPreview(_)
+        | Command::SetSaving(_)
+        | Command::ListControls(_)
+        | Command::SetControls(_)
+        | Command::Figures(_) => {
             Answer::Refused(format!("the supervisor does not take `{}`: send it to a camera's process", command.describe()))
         }
     }

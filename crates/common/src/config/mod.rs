@@ -623,6 +623,21 @@ impl Deployment {
         }
     }
 
+    /// The per-deployment processes the config has (the media server with a `[media-server]`
+    /// table, started by `ctl up` or by hand; the bridge with `[zenoh]` and a camera with
+    /// `[camera.export]`), in start-up order.
+    pub fn deployment_processes(&self) -> Vec<crate::names::DeploymentProcess> {
+        crate::names::DeploymentProcess::ALL
+            .into_iter()
+            .filter(|p| match p {
+                crate::names::DeploymentProcess::MediaServer => self.media_server.is_some(),
+                crate::names::DeploymentProcess::Bridge => {
+                    self.zenoh.is_some() && self.camera.iter().any(|c| c.export.is_some())
+                }
+            })
+            .collect()
+    }
+
     /// Origins whose pages may use the media server's WHEP from a browser (CORS):
     /// `[media-server] allowed-origins`, else the preview's own origin of every camera with a
     /// preview on a known port (`http://<listen>`, and `http://localhost:<port>` for a loopback
@@ -691,6 +706,12 @@ impl Deployment {
             let at = |(field, msg): (String, String)| ConfigError::value(file, &format!("{table}.{field}"), msg);
             if !seen.insert(cam.name.as_str()) {
                 return Err(at(("name".into(), format!("duplicate camera name `{}`: names must be unique", cam.name))));
+            }
+            if let Some(process) = crate::names::DeploymentProcess::from_name(&cam.name) {
+                return Err(at((
+                    "name".into(),
+                    format!("camera name `{}` is the name of the deployment's {process} (`ctl restart {process}` means that process): choose another", cam.name),
+                )));
             }
             validate_frame(cam).map_err(at)?;
             let need = cam.shared_memory_bytes();

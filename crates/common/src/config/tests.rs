@@ -774,3 +774,16 @@ fn the_two_host_examples_load() {
         assert!(d.zenoh.is_some(), "{name}");
     }
 }
+
+/// A camera may not take the name of a per-deployment process: `ctl restart mediaserver` must
+/// mean one thing. The media server is listed as the deployment's process only with its table.
+#[test]
+fn a_camera_named_like_the_media_server_is_refused() {
+    let text = GOOD.replace("name = \"cam0\"", "name = \"mediaserver\"");
+    let err = load(&text).expect_err("refused").to_string();
+    assert!(err.contains("camera[0].name") && err.contains("camera name `mediaserver`"), "{err}");
+    assert!(load(GOOD).expect("valid").deployment_processes().is_empty());
+    let with_server = GOOD.replace("[[camera]]", "[media-server]\n\n[[camera]]");
+    let d = load(&with_server).expect("valid");
+    assert_eq!(d.deployment_processes(), vec![crate::names::DeploymentProcess::MediaServer]);
+}

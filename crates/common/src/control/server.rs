@@ -330,6 +330,15 @@ impl ControlServer {
                 return self
                     .error(reply, format!("{} has no camera controls: send control commands to capture", self.role));
             }
+            (Command::Figures(_), Answer::Ignored) => {
+                return self.error(
+                    reply,
+                    format!(
+                        "{} has no figures beyond its status (the streamer, the recorder and the media server have)",
+                        self.role
+                    ),
+                );
+            }
             (command, Answer::Ignored) if command.is_for_supervisor() => {
                 return self.error(
                     reply,
@@ -347,7 +356,8 @@ impl ControlServer {
                 | Command::Restart(_)
                 | Command::Start(_)
                 | Command::Supervised(_)
-                | Command::Logs(..),
+                | Command::Logs(..)
+                | Command::Figures(_),
                 answer,
             ) => {
                 if command == Command::Stop {

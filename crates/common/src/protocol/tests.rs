@@ -21,6 +21,8 @@ fn requests_decode_and_malformed_ones_are_errors() {
         Command::Supervised("cam0 capture".into()),
         Command::Logs(0, "cam0 algo".into()),
         Command::Logs(41, "cam0 algo".into()),
+        Command::Figures(String::new()),
+        Command::Figures("cam0".into()),
     ] {
         assert_eq!(command.to_request(7).decode(), Ok(command));
     }
