@@ -5,8 +5,7 @@ use std::collections::VecDeque;
 
 use framebus_common::results::ResultRecord;
 
-/// Records this process published itself (by frame, run and publish time), the newest
-/// [`Echoes::KEPT`].
+/// Records this process published itself (by frame, run and publish time), the newest 256.
 #[derive(Debug, Default)]
 pub struct Echoes {
     recent: VecDeque<(u64, u64, u64)>,
