@@ -86,13 +86,12 @@ pub struct CameraFlows {
     pub control: Flow,
 }
 
+/// What [`start`] returns: the flows of every exported camera, and the threads to join.
+pub type Started = (Vec<Arc<CameraFlows>>, Vec<std::thread::JoinHandle<()>>);
+
 /// Starts the export threads of every camera with `[camera.export]`; they end when `stop` is
 /// set (or at SIGINT/SIGTERM, for the frame readers).
-pub fn start(
-    deployment: &Deployment,
-    session: &zenoh::Session,
-    stop: &Arc<AtomicBool>,
-) -> anyhow::Result<(Vec<Arc<CameraFlows>>, Vec<std::thread::JoinHandle<()>>)> {
+pub fn start(deployment: &Deployment, session: &zenoh::Session, stop: &Arc<AtomicBool>) -> anyhow::Result<Started> {
     let site = deployment.zenoh.as_ref().map(|z| z.site.clone()).context("no [zenoh] table")?;
     let mut flows = Vec::new();
     let mut threads = Vec::new();

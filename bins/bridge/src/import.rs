@@ -260,15 +260,12 @@ impl Output {
     fn publish(&self, state: &mut Import, header: FrameHeader, pixels: &[u8]) -> anyhow::Result<()> {
         let cam = &self.camera;
         let local_id = state.frames + 1;
-        let mut sample = self
+        let sample = self
             .publisher
             .loan_slice_uninit(pixels.len())
             .map_err(|e| anyhow::anyhow!("camera `{cam}`: loaning a sample: {e:?}"))?;
-        for (dst, src) in sample.payload_mut().iter_mut().zip(pixels) {
-            dst.write(*src);
-        }
-        // SAFETY: every byte of the payload was written just above (same length).
-        let mut sample = unsafe { sample.assume_init() };
+        // One copy of the whole frame into shared memory (a memcpy).
+        let mut sample = sample.write_from_slice(pixels);
         let now_mono = clock::monotonic_ns();
         let age = clock::realtime_ns().saturating_sub(header.capture_realtime_ns);
         let out = sample.user_header_mut();
