@@ -3,7 +3,7 @@
 # OpenCV and libclang development packages (apt), ffmpeg (test clips, ffprobe, MJPEG client),
 # chromium (renders the preview page in the e2e tests, headless), systemd (`systemd-analyze
 # verify` checks the units `ctl systemd` writes; nothing is started), groff-base (renders the
-# man pages `ctl man` writes), Python 3 with venv and pip, the `framebus` Python package (built
+# man pages `ctl man` writes), fish (the e2e test runs ctl's fish completion), Python 3 with venv and pip, the `framebus` Python package (built
 # from crates/framebus-py with maturin: needs cargo) in a venv at the repository root (`.venv`,
 # with pytest and OpenCV for its tests and examples),
 # GStreamer (the streamer's encoders and RTSP client, the media server's RTSP server and
@@ -11,7 +11,7 @@
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
-packages=(libopencv-dev clang libclang-dev pkg-config ffmpeg chromium systemd groff-base
+packages=(libopencv-dev clang libclang-dev pkg-config ffmpeg chromium systemd groff-base fish
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev libgstrtspserver-1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
   gstreamer1.0-rtsp gstreamer1.0-nice)

@@ -32,6 +32,27 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
+/// Path of a program on PATH, or a panic that says which package provides it: a missing tool
+/// must fail the test, never skip it silently.
+pub fn require_tool(name: &str, package: &str) -> PathBuf {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths).map(|dir| dir.join(name)).find(|candidate| candidate.is_file())
+    });
+    found.unwrap_or_else(|| {
+        panic!("`{name}` is not installed: install the Debian package `{package}` (scripts/bootstrap.sh does)")
+    })
+}
+
+/// Runs a command to its end with stdin closed: (exit code, stdout, stderr).
+pub fn run(command: &mut Command) -> (Option<i32>, String, String) {
+    let output = command.stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("running {command:?}: {e}"));
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
 /// Path of an example of the workspace (`reader`), built by `cargo build --examples`.
 pub fn example(name: &str) -> PathBuf {
     let path = profile_dir().join("examples").join(name);

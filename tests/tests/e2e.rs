@@ -8,6 +8,7 @@ mod e2e {
     mod contract;
     mod control;
     mod events;
+    mod events_page;
     mod frame_bus;
     mod hardening;
     mod hardening_local;
@@ -21,6 +22,7 @@ mod e2e {
     mod recorder_disk;
     mod recorder_events;
     mod recorder_stream;
+    mod recorder_stream_events;
     mod scene;
     mod signals;
     mod status_metrics;

@@ -233,21 +233,18 @@ impl<'a> Capture<'a> {
 
 /// Logs the publish rate and the source's (driver's) drops periodically.
 struct RateLog {
-    interval: Duration,
-    since: Instant,
-    frames_at_start: u64,
+    window: StatusWindow,
     drops_at_start: u64,
 }
 
 impl RateLog {
     fn new(interval: Duration) -> RateLog {
-        RateLog { interval, since: Instant::now(), frames_at_start: 0, drops_at_start: 0 }
+        RateLog { window: StatusWindow::new(interval), drops_at_start: 0 }
     }
 
     fn tick(&mut self, camera: &str, frames: u64, grab: &Grab) {
-        let elapsed = self.since.elapsed();
-        if elapsed >= self.interval {
-            let fps = (frames - self.frames_at_start) as f64 / elapsed.as_secs_f64();
+        if self.window.roll(frames) {
+            let fps = self.window.fps;
             let drops = grab.source_drops;
             tracing::info!(
                 camera,
@@ -255,8 +252,6 @@ impl RateLog {
                 "publishing at {fps:.1} fps, driver drops {drops} (+{})",
                 drops.saturating_sub(self.drops_at_start)
             );
-            self.since = Instant::now();
-            self.frames_at_start = frames;
             self.drops_at_start = drops;
         }
     }

@@ -75,11 +75,256 @@ impl Snapshot {
 /// A labelled value of one metric family.
 type Labels = Vec<(&'static str, String)>;
 
+/// One family of gauges or counters (nothing when `values` is empty).
+fn encode_family(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    kind: MetricType,
+    values: Vec<(Labels, f64)>,
+) -> Result<(), std::fmt::Error> {
+    if values.is_empty() {
+        return Ok(());
+    }
+    let mut metric = encoder.encode_descriptor(name, help, None, kind)?;
+    for (labels, value) in values {
+        let mut sample = metric.encode_family(&labels)?;
+        match kind {
+            MetricType::Counter => sample.encode_counter::<Labels, f64, f64>(&value, None)?,
+            _ => sample.encode_gauge(&value)?,
+        }
+    }
+    Ok(())
+}
+
 fn labels(target: &Target) -> Labels {
     vec![("camera", target.camera.clone()), ("role", target.role.as_str().to_string())]
 }
 
 impl Snapshot {
+    /// The streamers' families.
+    fn encode_streamers(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let mut family = |name: &str, help: &str, kind: MetricType, values: Vec<(Labels, f64)>| {
+            encode_family(encoder, name, help, kind, values)
+        };
+        let streamers: Vec<(Labels, &StreamerFigures)> = self
+            .with_figures()
+            .filter_map(|(t, f)| match f {
+                RowFigures::Process(Figures::Streamer(f)) => Some((labels(t), f)),
+                _ => None,
+            })
+            .collect();
+        let streamer = |f: &dyn Fn(&StreamerFigures) -> f64| -> Vec<(Labels, f64)> {
+            streamers.iter().map(|(l, s)| (l.clone(), f(s))).collect()
+        };
+        family(
+            "framebus_streamer_encoder_info",
+            "1, labelled with the encoder the streamer uses (x264, v4l2:<device>, vaapi:<element>).",
+            MetricType::Gauge,
+            streamers
+                .iter()
+                .map(|(l, s)| {
+                    let mut l = l.clone();
+                    l.push(("encoder", s.encoder.clone()));
+                    (l, 1.0)
+                })
+                .collect(),
+        )?;
+        family(
+            "framebus_streamer_target_bitrate_bits_per_second",
+            "The streamer's configured bitrate (bitrate-kbps).",
+            MetricType::Gauge,
+            streamer(&|s| f64::from(s.bitrate_kbps) * 1000.0),
+        )?;
+        family(
+            "framebus_streamer_bitrate_bits_per_second",
+            "Bitrate of the access units the streamer published over the last second.",
+            MetricType::Gauge,
+            streamer(&|s| s.measured_kbps * 1000.0),
+        )?;
+        family(
+            "framebus_streamer_access_units_per_second",
+            "Access units the streamer published per second over the last second.",
+            MetricType::Gauge,
+            streamer(&|s| s.fps),
+        )?;
+        family(
+            "framebus_streamer_access_units",
+            "Access units the streamer published on the camera's encoded service.",
+            MetricType::Counter,
+            streamer(&|s| s.access_units as f64),
+        )?;
+        family(
+            "framebus_streamer_access_units_dropped",
+            "Access units the streamer could not publish (queue full, too large, no sample).",
+            MetricType::Counter,
+            streamer(&|s| s.access_units_dropped as f64),
+        )?;
+        family(
+            "framebus_streamer_bytes",
+            "Bytes of the access units the streamer published.",
+            MetricType::Counter,
+            streamer(&|s| s.bytes as f64),
+        )?;
+        family(
+            "framebus_streamer_key_frames",
+            "Key frames (IDR access units) the streamer published.",
+            MetricType::Counter,
+            streamer(&|s| s.key_frames as f64),
+        )?;
+        family(
+            "framebus_streamer_frames_skipped",
+            "Frames the streamer did not encode (encoder busy, stalled or restarting).",
+            MetricType::Counter,
+            streamer(&|s| s.skipped as f64),
+        )?;
+        family(
+            "framebus_streamer_encoder_restarts",
+            "Encoder runs the streamer started after the first.",
+            MetricType::Counter,
+            streamer(&|s| s.restarts as f64),
+        )?;
+        Ok(())
+    }
+
+    /// The recorders' event families.
+    fn encode_recorders(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let mut family = |name: &str, help: &str, kind: MetricType, values: Vec<(Labels, f64)>| {
+            encode_family(encoder, name, help, kind, values)
+        };
+        let recorders: Vec<(Labels, &RecorderEvents)> = self
+            .with_figures()
+            .filter_map(|(t, f)| match f {
+                RowFigures::Process(Figures::Recorder(f)) => Some((labels(t), f)),
+                _ => None,
+            })
+            .collect();
+        let recorder = |f: &dyn Fn(&RecorderEvents) -> f64| -> Vec<(Labels, f64)> {
+            recorders.iter().map(|(l, r)| (l.clone(), f(r))).collect()
+        };
+        family(
+            "framebus_recorder_clips",
+            "Clips the recorder completed (triggers and ctl record on/off).",
+            MetricType::Counter,
+            recorder(&|r| r.clips as f64),
+        )?;
+        family(
+            "framebus_recorder_triggers",
+            "Results that matched one of the recorder's triggers.",
+            MetricType::Counter,
+            recorder(&|r| r.triggers as f64),
+        )?;
+        family(
+            "framebus_recorder_missed_triggers",
+            "Triggers whose frames were gone (the result came later than the pre-roll holds).",
+            MetricType::Counter,
+            recorder(&|r| r.missed_triggers as f64),
+        )?;
+        family(
+            "framebus_recorder_preroll_frames",
+            "Frames the recorder holds in memory (pre-roll, frames waiting to be written).",
+            MetricType::Gauge,
+            recorder(&|r| r.preroll_frames as f64),
+        )?;
+        family(
+            "framebus_recorder_preroll_bytes",
+            "Bytes of the frames the recorder holds in memory (JPEG).",
+            MetricType::Gauge,
+            recorder(&|r| r.preroll_bytes as f64),
+        )?;
+        family(
+            "framebus_recorder_disk_free_bytes",
+            "Free bytes on the recorder's disk at its last check.",
+            MetricType::Gauge,
+            recorder(&|r| r.disk_guard.free_bytes as f64),
+        )?;
+        family(
+            "framebus_recorder_last_event_timestamp_seconds",
+            "Capture time (Unix seconds) of the event that started the recorder's last clip, labelled with its label and source.",
+            MetricType::Gauge,
+            recorders
+                .iter()
+                .filter_map(|(l, r)| {
+                    let event = r.last_event.as_ref()?;
+                    let mut l = l.clone();
+                    l.push(("label", event.label.clone()));
+                    l.push(("source", event.source.clone()));
+                    Some((l, event.unix_secs))
+                })
+                .collect(),
+        )?;
+        Ok(())
+    }
+
+    /// The media server's families, per camera it serves.
+    fn encode_media_server(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let mut family = |name: &str, help: &str, kind: MetricType, values: Vec<(Labels, f64)>| {
+            encode_family(encoder, name, help, kind, values)
+        };
+        let served: Vec<(Labels, &MediaServerCamera)> = self
+            .with_figures()
+            .flat_map(|(t, f)| {
+                let cameras: Vec<&MediaServerCamera> = match f {
+                    RowFigures::MediaServer(cameras) => cameras.iter().collect(),
+                    RowFigures::Process(Figures::MediaServer(c)) => vec![c],
+                    RowFigures::Process(_) => Vec::new(),
+                };
+                cameras
+                    .into_iter()
+                    .map(move |c| (vec![("camera", c.camera.clone()), ("role", t.role.as_str().to_string())], c))
+            })
+            .collect();
+        let server = |f: &dyn Fn(&MediaServerCamera) -> f64| -> Vec<(Labels, f64)> {
+            served.iter().map(|(l, c)| (l.clone(), f(c))).collect()
+        };
+        family(
+            "framebus_mediaserver_viewers",
+            "Viewers of the camera on the media server, by protocol (rtsp, rtsps, webrtc).",
+            MetricType::Gauge,
+            served
+                .iter()
+                .flat_map(|(l, c)| {
+                    c.viewers.by_protocol().into_iter().map(move |(protocol, n)| {
+                        let mut l = l.clone();
+                        l.push(("protocol", protocol.to_string()));
+                        (l, f64::from(n))
+                    })
+                })
+                .collect(),
+        )?;
+        family(
+            "framebus_mediaserver_publishing",
+            "1 while the camera's streamer publishes access units the media server reads.",
+            MetricType::Gauge,
+            server(&|c| if c.publishing { 1.0 } else { 0.0 }),
+        )?;
+        family(
+            "framebus_mediaserver_bytes_out",
+            "Bytes of RTP packets the media server sent to the camera's viewers (every viewer counted).",
+            MetricType::Counter,
+            server(&|c| c.bytes_out as f64),
+        )?;
+        family(
+            "framebus_mediaserver_access_units",
+            "Access units the media server read from the camera's encoded service.",
+            MetricType::Counter,
+            server(&|c| c.access_units_in as f64),
+        )?;
+        family(
+            "framebus_mediaserver_access_units_lost",
+            "Access units missing from the sequence the media server read (its queue overflowed, or the streamer dropped them).",
+            MetricType::Counter,
+            server(&|c| c.access_units_lost as f64),
+        )?;
+        family(
+            "framebus_mediaserver_access_units_skipped",
+            "Access units viewers that fell behind skipped (they resume at the next key frame).",
+            MetricType::Counter,
+            server(&|c| c.access_units_skipped as f64),
+        )?;
+        Ok(())
+    }
+
     /// The rows that have figures.
     fn with_figures(&self) -> impl Iterator<Item = (&Target, &RowFigures)> {
         self.rows.iter().zip(&self.figures).filter_map(|((t, _), f)| f.as_ref().map(|f| (t, f)))
@@ -90,21 +335,9 @@ impl prometheus_client::collector::Collector for Snapshot {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let up = |s: &Option<ProcessStatus>| s.is_some();
         // Gauges and counters over every process that answered (and `up` for all).
-        let mut family =
-            |name: &str, help: &str, kind: MetricType, values: Vec<(Labels, f64)>| -> Result<(), std::fmt::Error> {
-                if values.is_empty() {
-                    return Ok(());
-                }
-                let mut metric = encoder.encode_descriptor(name, help, None, kind)?;
-                for (labels, value) in values {
-                    let mut sample = metric.encode_family(&labels)?;
-                    match kind {
-                        MetricType::Counter => sample.encode_counter::<Labels, f64, f64>(&value, None)?,
-                        _ => sample.encode_gauge(&value)?,
-                    }
-                }
-                Ok(())
-            };
+        let mut family = |name: &str, help: &str, kind: MetricType, values: Vec<(Labels, f64)>| {
+            encode_family(&mut encoder, name, help, kind, values)
+        };
         let answered = || self.rows.iter().filter_map(|(t, s)| s.as_ref().map(|s| (t, s)));
         let per = |f: &dyn Fn(&ProcessStatus) -> Option<f64>| -> Vec<(Labels, f64)> {
             answered().filter_map(|(t, s)| f(s).map(|v| (labels(t), v))).collect()
@@ -233,207 +466,51 @@ impl prometheus_client::collector::Collector for Snapshot {
             MetricType::Gauge,
             per(&|s| (s.role == "preview").then_some(f64::from(s.viewers))),
         )?;
+        // Webhooks of this `ctl up` (none in `ctl metrics` or without `[[deployment.webhook]]`).
+        let hooks = crate::webhooks::counters();
+        let per_hook = |f: &dyn Fn(&crate::webhooks::Counters) -> u64| -> Vec<(Labels, f64)> {
+            hooks.iter().map(|c| (vec![("url", c.url.clone())], f(c) as f64)).collect()
+        };
+        use std::sync::atomic::Ordering::Relaxed;
+        for (name, help, kind, value) in [
+            (
+                "framebus_webhook_sent",
+                "Events a webhook endpoint accepted (2xx).",
+                MetricType::Counter,
+                &(|c: &crate::webhooks::Counters| c.sent.load(Relaxed)) as &dyn Fn(&crate::webhooks::Counters) -> u64,
+            ),
+            (
+                "framebus_webhook_retries",
+                "Webhook attempts that failed and are tried again.",
+                MetricType::Counter,
+                &|c: &crate::webhooks::Counters| c.retries.load(Relaxed),
+            ),
+            (
+                "framebus_webhook_failed",
+                "Webhook events refused for good (4xx other than 408, 429).",
+                MetricType::Counter,
+                &|c: &crate::webhooks::Counters| c.failed.load(Relaxed),
+            ),
+            (
+                "framebus_webhook_dropped",
+                "Webhook events dropped because the endpoint's queue was full (max-queue).",
+                MetricType::Counter,
+                &|c: &crate::webhooks::Counters| c.dropped.load(Relaxed),
+            ),
+            (
+                "framebus_webhook_queued",
+                "Webhook events waiting to be sent.",
+                MetricType::Gauge,
+                &|c: &crate::webhooks::Counters| c.queued.load(Relaxed),
+            ),
+        ] {
+            family(name, help, kind, per_hook(value))?;
+        }
         // The processes' own figures (`figures` requests). A process of its own kind (the bridge)
-        // adds its families here, from its variant of `Figures`.
-        let streamers: Vec<(Labels, &StreamerFigures)> = self
-            .with_figures()
-            .filter_map(|(t, f)| match f {
-                RowFigures::Process(Figures::Streamer(f)) => Some((labels(t), f)),
-                _ => None,
-            })
-            .collect();
-        let streamer = |f: &dyn Fn(&StreamerFigures) -> f64| -> Vec<(Labels, f64)> {
-            streamers.iter().map(|(l, s)| (l.clone(), f(s))).collect()
-        };
-        family(
-            "framebus_streamer_encoder_info",
-            "1, labelled with the encoder the streamer uses (x264, v4l2:<device>, vaapi:<element>).",
-            MetricType::Gauge,
-            streamers
-                .iter()
-                .map(|(l, s)| {
-                    let mut l = l.clone();
-                    l.push(("encoder", s.encoder.clone()));
-                    (l, 1.0)
-                })
-                .collect(),
-        )?;
-        family(
-            "framebus_streamer_target_bitrate_bits_per_second",
-            "The streamer's configured bitrate (bitrate-kbps).",
-            MetricType::Gauge,
-            streamer(&|s| f64::from(s.bitrate_kbps) * 1000.0),
-        )?;
-        family(
-            "framebus_streamer_bitrate_bits_per_second",
-            "Bitrate of the access units the streamer published over the last second.",
-            MetricType::Gauge,
-            streamer(&|s| s.measured_kbps * 1000.0),
-        )?;
-        family(
-            "framebus_streamer_access_units_per_second",
-            "Access units the streamer published per second over the last second.",
-            MetricType::Gauge,
-            streamer(&|s| s.fps),
-        )?;
-        family(
-            "framebus_streamer_access_units",
-            "Access units the streamer published on the camera's encoded service.",
-            MetricType::Counter,
-            streamer(&|s| s.access_units as f64),
-        )?;
-        family(
-            "framebus_streamer_access_units_dropped",
-            "Access units the streamer could not publish (queue full, too large, no sample).",
-            MetricType::Counter,
-            streamer(&|s| s.access_units_dropped as f64),
-        )?;
-        family(
-            "framebus_streamer_bytes",
-            "Bytes of the access units the streamer published.",
-            MetricType::Counter,
-            streamer(&|s| s.bytes as f64),
-        )?;
-        family(
-            "framebus_streamer_key_frames",
-            "Key frames (IDR access units) the streamer published.",
-            MetricType::Counter,
-            streamer(&|s| s.key_frames as f64),
-        )?;
-        family(
-            "framebus_streamer_frames_skipped",
-            "Frames the streamer did not encode (encoder busy, stalled or restarting).",
-            MetricType::Counter,
-            streamer(&|s| s.skipped as f64),
-        )?;
-        family(
-            "framebus_streamer_encoder_restarts",
-            "Encoder runs the streamer started after the first.",
-            MetricType::Counter,
-            streamer(&|s| s.restarts as f64),
-        )?;
-        let recorders: Vec<(Labels, &RecorderEvents)> = self
-            .with_figures()
-            .filter_map(|(t, f)| match f {
-                RowFigures::Process(Figures::Recorder(f)) => Some((labels(t), f)),
-                _ => None,
-            })
-            .collect();
-        let recorder = |f: &dyn Fn(&RecorderEvents) -> f64| -> Vec<(Labels, f64)> {
-            recorders.iter().map(|(l, r)| (l.clone(), f(r))).collect()
-        };
-        family(
-            "framebus_recorder_clips",
-            "Clips the recorder completed (triggers and ctl record on/off).",
-            MetricType::Counter,
-            recorder(&|r| r.clips as f64),
-        )?;
-        family(
-            "framebus_recorder_triggers",
-            "Results that matched one of the recorder's triggers.",
-            MetricType::Counter,
-            recorder(&|r| r.triggers as f64),
-        )?;
-        family(
-            "framebus_recorder_missed_triggers",
-            "Triggers whose frames were gone (the result came later than the pre-roll holds).",
-            MetricType::Counter,
-            recorder(&|r| r.missed_triggers as f64),
-        )?;
-        family(
-            "framebus_recorder_preroll_frames",
-            "Frames the recorder holds in memory (pre-roll, frames waiting to be written).",
-            MetricType::Gauge,
-            recorder(&|r| r.preroll_frames as f64),
-        )?;
-        family(
-            "framebus_recorder_preroll_bytes",
-            "Bytes of the frames the recorder holds in memory (JPEG).",
-            MetricType::Gauge,
-            recorder(&|r| r.preroll_bytes as f64),
-        )?;
-        family(
-            "framebus_recorder_disk_free_bytes",
-            "Free bytes on the recorder's disk at its last check.",
-            MetricType::Gauge,
-            recorder(&|r| r.disk_guard.free_bytes as f64),
-        )?;
-        family(
-            "framebus_recorder_last_event_timestamp_seconds",
-            "Capture time (Unix seconds) of the event that started the recorder's last clip, labelled with its label and source.",
-            MetricType::Gauge,
-            recorders
-                .iter()
-                .filter_map(|(l, r)| {
-                    let event = r.last_event.as_ref()?;
-                    let mut l = l.clone();
-                    l.push(("label", event.label.clone()));
-                    l.push(("source", event.source.clone()));
-                    Some((l, event.unix_secs))
-                })
-                .collect(),
-        )?;
-        let served: Vec<(Labels, &MediaServerCamera)> = self
-            .with_figures()
-            .flat_map(|(t, f)| {
-                let cameras: Vec<&MediaServerCamera> = match f {
-                    RowFigures::MediaServer(cameras) => cameras.iter().collect(),
-                    RowFigures::Process(Figures::MediaServer(c)) => vec![c],
-                    RowFigures::Process(_) => Vec::new(),
-                };
-                cameras
-                    .into_iter()
-                    .map(move |c| (vec![("camera", c.camera.clone()), ("role", t.role.as_str().to_string())], c))
-            })
-            .collect();
-        let server = |f: &dyn Fn(&MediaServerCamera) -> f64| -> Vec<(Labels, f64)> {
-            served.iter().map(|(l, c)| (l.clone(), f(c))).collect()
-        };
-        family(
-            "framebus_mediaserver_viewers",
-            "Viewers of the camera on the media server, by protocol (rtsp, rtsps, webrtc).",
-            MetricType::Gauge,
-            served
-                .iter()
-                .flat_map(|(l, c)| {
-                    c.viewers.by_protocol().into_iter().map(move |(protocol, n)| {
-                        let mut l = l.clone();
-                        l.push(("protocol", protocol.to_string()));
-                        (l, f64::from(n))
-                    })
-                })
-                .collect(),
-        )?;
-        family(
-            "framebus_mediaserver_publishing",
-            "1 while the camera's streamer publishes access units the media server reads.",
-            MetricType::Gauge,
-            server(&|c| if c.publishing { 1.0 } else { 0.0 }),
-        )?;
-        family(
-            "framebus_mediaserver_bytes_out",
-            "Bytes of RTP packets the media server sent to the camera's viewers (every viewer counted).",
-            MetricType::Counter,
-            server(&|c| c.bytes_out as f64),
-        )?;
-        family(
-            "framebus_mediaserver_access_units",
-            "Access units the media server read from the camera's encoded service.",
-            MetricType::Counter,
-            server(&|c| c.access_units_in as f64),
-        )?;
-        family(
-            "framebus_mediaserver_access_units_lost",
-            "Access units missing from the sequence the media server read (its queue overflowed, or the streamer dropped them).",
-            MetricType::Counter,
-            server(&|c| c.access_units_lost as f64),
-        )?;
-        family(
-            "framebus_mediaserver_access_units_skipped",
-            "Access units viewers that fell behind skipped (they resume at the next key frame).",
-            MetricType::Counter,
-            server(&|c| c.access_units_skipped as f64),
-        )?;
+        // adds its families in a function of its own, from its variant of `Figures`.
+        self.encode_streamers(&mut encoder)?;
+        self.encode_recorders(&mut encoder)?;
+        self.encode_media_server(&mut encoder)?;
         // Latency histograms: capture → published (capture), capture → frame in the reader's
         // hands (readers; preview: → image ready, recorder: → written).
         // Not for the per-deployment processes (the media server): no frame passes them.

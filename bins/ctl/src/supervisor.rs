@@ -371,6 +371,13 @@ pub fn run(deployment: &Deployment, options: &SupervisorOptions) -> anyhow::Resu
     let exporter = deployment.deployment.metrics_addr().map(|listen| {
         metrics::serve_retrying(deployment.clone(), listen, Some(Arc::clone(&restarts)), Arc::clone(&metrics_stop))
     });
+    // Webhooks follow the journals on threads of their own: a receiver that is down or slow
+    // never delays the supervisor or a recorder.
+    let webhooks_stop = Arc::new(AtomicBool::new(false));
+    let webhooks = crate::webhooks::start(deployment, Arc::clone(&webhooks_stop)).unwrap_or_else(|e| {
+        tracing::error!("webhooks: {e:#}; no webhook is sent");
+        None
+    });
 
     let supervised = |camera: &str, role: Role, program: Program| Supervised {
         camera: camera.to_string(),
@@ -446,6 +453,12 @@ pub fn run(deployment: &Deployment, options: &SupervisorOptions) -> anyhow::Resu
         while !relay.is_finished() && Instant::now() < until {
             std::thread::sleep(Duration::from_millis(5));
         }
+    }
+    if let Some(webhooks) = webhooks {
+        // The clips the stop ended are journaled by now: their events get a short chance.
+        webhooks.drain(Duration::from_secs(2));
+        webhooks_stop.store(true, Ordering::Relaxed);
+        webhooks.join();
     }
     metrics_stop.store(true, Ordering::Relaxed);
     if let Some(handle) = exporter {

@@ -231,24 +231,15 @@ pub fn default_dir(user_mode: bool) -> anyhow::Result<PathBuf> {
 
 /// The name of the user running this process (for `User=`); `None` for root.
 pub fn current_user() -> Option<String> {
-    // SAFETY: geteuid has no preconditions.
-    let uid = unsafe { libc::geteuid() };
-    if uid == 0 {
+    let uid = nix::unistd::geteuid();
+    if uid.is_root() {
         return None;
     }
-    let mut buffer = vec![0 as libc::c_char; 4096];
-    // SAFETY: an all-zero passwd is a valid value to be overwritten.
-    let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut found: *mut libc::passwd = std::ptr::null_mut();
-    // SAFETY: every pointer is valid for the duration of the call; the buffer outlives `entry`'s
-    // string pointers, which are read before it is dropped.
-    let rc = unsafe { libc::getpwuid_r(uid, &mut entry, buffer.as_mut_ptr(), buffer.len(), &mut found) };
-    if rc != 0 || found.is_null() || entry.pw_name.is_null() {
-        return Some(uid.to_string());
+    // getpwuid_r through nix (it grows the buffer for long entries); the uid when unknown.
+    match nix::unistd::User::from_uid(uid) {
+        Ok(Some(user)) => Some(user.name),
+        _ => Some(uid.to_string()),
     }
-    // SAFETY: getpwuid_r succeeded, so pw_name points at a NUL-terminated string in `buffer`.
-    let name = unsafe { std::ffi::CStr::from_ptr(entry.pw_name) };
-    Some(name.to_string_lossy().into_owned())
 }
 
 /// A path as one argument of a unit directive: double-quoted, with `\` and `"` escaped and `%`

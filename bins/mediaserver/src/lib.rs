@@ -36,17 +36,7 @@ const ELEMENTS: [(&str, &str); 7] = [
 
 /// Fails naming the missing elements and their packages (`scripts/bootstrap.sh` installs them).
 pub fn check_elements(needed: &[(&str, &str)]) -> anyhow::Result<()> {
-    let missing: Vec<String> = needed
-        .iter()
-        .filter(|(name, _)| gst::ElementFactory::find(name).is_none())
-        .map(|(name, package)| format!("{name} ({package})"))
-        .collect();
-    anyhow::ensure!(
-        missing.is_empty(),
-        "GStreamer elements missing: {}; run scripts/bootstrap.sh (or apt-get install the packages named)",
-        missing.join(", ")
-    );
-    Ok(())
+    Ok(framebus_gstcheck::check_elements(needed)?)
 }
 
 /// Runs the media server of `deployment` until SIGINT/SIGTERM.

@@ -67,35 +67,21 @@ pub struct OfferedCodec {
 /// Picks the H.264 payload type of the first video section of an SDP offer: packetization
 /// mode 1, preferring constrained baseline (`42e0..`), then baseline, then any profile.
 pub fn choose_h264(offer: &str) -> Option<OfferedCodec> {
-    let mut in_video = false;
-    let mut seen_video = false;
+    // The SDP parser (GStreamer's) panics before `gst::init`; init is a no-op once done.
+    gst::init().ok()?;
+    let sdp = gst_sdp::SDPMessage::parse_buffer(offer.as_bytes()).ok()?;
+    let video = sdp.medias().find(|m| m.media() == Some("video"))?;
     let mut h264: Vec<u32> = Vec::new();
     let mut fmtp: HashMap<u32, String> = HashMap::new();
-    for line in offer.lines().map(str::trim) {
-        if let Some(media) = line.strip_prefix("m=") {
-            if seen_video && in_video {
-                break;
+    for attribute in video.attributes() {
+        let Some((pt, rest)) = attribute.value().and_then(|v| v.trim().split_once(' ')) else { continue };
+        let Ok(pt) = pt.parse::<u32>() else { continue };
+        match attribute.key() {
+            "rtpmap" if rest.trim().to_ascii_uppercase().starts_with("H264/90000") => h264.push(pt),
+            "fmtp" => {
+                fmtp.insert(pt, rest.to_string());
             }
-            in_video = media.starts_with("video");
-            seen_video |= in_video;
-            continue;
-        }
-        if !in_video {
-            continue;
-        }
-        if let Some(rest) = line.strip_prefix("a=rtpmap:") {
-            let mut parts = rest.split_whitespace();
-            let pt = parts.next().and_then(|p| p.parse::<u32>().ok());
-            let codec = parts.next().unwrap_or_default();
-            if let (Some(pt), true) = (pt, codec.to_ascii_uppercase().starts_with("H264/90000")) {
-                h264.push(pt);
-            }
-        } else if let Some(rest) = line.strip_prefix("a=fmtp:") {
-            if let Some((pt, params)) = rest.split_once(' ') {
-                if let Ok(pt) = pt.parse::<u32>() {
-                    fmtp.insert(pt, params.to_string());
-                }
-            }
+            _ => {}
         }
     }
     let param = |pt: u32, key: &str| -> Option<String> {

@@ -3,7 +3,12 @@
 //! take the newest JPEG out of the [`Hub`], so a slow or stalled viewer skips images and never
 //! delays the frame loop or another viewer.
 //!
-//! Routes: `/` (page), `/stream.mjpg` (multipart MJPEG), `/snapshot.jpg`, `/status.json`.
+//! Routes: `/` (page), `/stream.mjpg` (multipart MJPEG), `/snapshot.jpg`, `/status.json`, and
+//! the events page of the whole deployment ([`crate::events`]): `/events` (page),
+//! `/api/events` (JSON, paged), `/events/thumb/<camera>/<clip>.jpg`,
+//! `/events/clip/<camera>/<file>` (the clip's video, with HTTP range requests). Journal reads,
+//! thumbnails (one at a time) and file reads run on tokio's blocking threads, never on the
+//! HTTP thread.
 //!
 //! Limits, so that hostile or broken clients cannot take the preview offline:
 //! - a request head must arrive whole within `request-timeout-secs` of the connection (or of
@@ -29,9 +34,14 @@ use std::time::Duration;
 
 use framebus_httpserve::Conn;
 use hyper::body::{Body, Bytes, Frame, Incoming, SizeHint};
-use hyper::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONNECTION, CONTENT_TYPE, PRAGMA};
+use hyper::header::{
+    HeaderValue, ACCEPT_RANGES, ALLOW, CACHE_CONTROL, CONNECTION, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, PRAGMA,
+    RANGE,
+};
 use hyper::{Method, Request, Response, StatusCode, Version};
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
+
+use crate::events::{is_plain_name, Events, Query};
 
 /// A viewer whose socket has accepted no byte for this long is dropped (it stalled).
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -136,6 +146,16 @@ pub struct Limits {
     pub request_timeout: Duration,
 }
 
+/// What the server's pages show besides the live image.
+pub struct Site {
+    /// The camera's name.
+    pub camera: String,
+    /// Links to its H.264 stream ([`stream_links`]).
+    pub links: String,
+    /// The deployment's events (the events page).
+    pub events: Arc<Events>,
+}
+
 /// Binds `addr`; the returned listener's `local_addr` is the real one (port 0 picks a port).
 pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     TcpListener::bind(addr)
@@ -147,13 +167,19 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
 pub fn serve(
     listener: TcpListener,
     hub: Arc<Hub>,
-    camera: String,
-    links: String,
+    site: Site,
     limits: Limits,
     access: framebus_httpserve::Access,
     tls: Option<framebus_httpserve::Tls>,
 ) -> io::Result<()> {
-    let server = Arc::new(Server { hub, page: Bytes::from(page(&camera).replace("{streams}", &links)), limits });
+    let Site { camera, links, events } = site;
+    let server = Arc::new(Server {
+        hub,
+        page: Bytes::from(page(&camera).replace("{streams}", &links)),
+        limits,
+        events,
+        thumbnailer: Arc::new(Semaphore::new(1)),
+    });
     let http_limits = framebus_httpserve::Limits {
         title_case_headers: true,
         max_head_bytes: MAX_HEAD_BYTES,
@@ -172,6 +198,9 @@ struct Server {
     hub: Arc<Hub>,
     page: Bytes,
     limits: Limits,
+    events: Arc<Events>,
+    /// Thumbnails are made one at a time (each decodes video).
+    thumbnailer: Arc<Semaphore>,
 }
 
 impl Server {
@@ -206,8 +235,145 @@ impl Server {
                 }
                 None => text(StatusCode::SERVICE_UNAVAILABLE, "too many viewers\n"),
             },
-            _ => text(StatusCode::NOT_FOUND, "not found: try /, /stream.mjpg, /snapshot.jpg, /status.json\n"),
+            "/events" | "/events/" => {
+                full(StatusCode::OK, "text/html; charset=utf-8", Bytes::from_static(EVENTS_PAGE.as_bytes()))
+            }
+            "/api/events" => {
+                let query = Query::parse(request.uri().query());
+                let events = Arc::clone(&self.events);
+                match tokio::task::spawn_blocking(move || events.list(&query).to_string()).await {
+                    Ok(json) => full(StatusCode::OK, "application/json", Bytes::from(json)),
+                    Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "listing the events failed\n"),
+                }
+            }
+            path if path.starts_with("/events/thumb/") => self.thumbnail(&path["/events/thumb/".len()..]).await,
+            path if path.starts_with("/events/clip/") => {
+                let range = request.headers().get(RANGE).and_then(|v| v.to_str().ok()).map(str::to_string);
+                self.clip(&path["/events/clip/".len()..], range.as_deref(), head_only).await
+            }
+            _ => text(
+                StatusCode::NOT_FOUND,
+                "not found: try /, /stream.mjpg, /snapshot.jpg, /status.json, /events, /api/events\n",
+            ),
         }
+    }
+
+    /// `/events/thumb/<camera>/<clip>.jpg`.
+    async fn thumbnail(&self, rest: &str) -> Response<Reply> {
+        let Some((camera, name)) = rest.split_once('/') else { return not_found() };
+        let Some(clip) = name.strip_suffix(".jpg") else { return not_found() };
+        if !is_plain_name(camera) || !is_plain_name(clip) {
+            return not_found();
+        }
+        let Ok(_turn) = Arc::clone(&self.thumbnailer).acquire_owned().await else { return not_found() };
+        let (events, camera, clip) = (Arc::clone(&self.events), camera.to_string(), clip.to_string());
+        match tokio::task::spawn_blocking(move || events.thumbnail(&camera, &clip)).await {
+            Ok(Ok(jpeg)) => {
+                let mut response = full(StatusCode::OK, "image/jpeg", Bytes::from(jpeg.as_ref().clone()));
+                // A clip's thumbnail never changes.
+                response.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("private, max-age=3600"));
+                response
+            }
+            Ok(Err(e)) => {
+                framebus_common::logging::repeated(
+                    tracing::Level::WARN,
+                    "preview.thumbnail",
+                    format_args!("events page: thumbnail: {e:#}"),
+                );
+                not_found()
+            }
+            Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "making the thumbnail failed\n"),
+        }
+    }
+
+    /// `/events/clip/<camera>/<file>`: the whole file, or the one byte range asked for.
+    async fn clip(&self, rest: &str, range: Option<&str>, head_only: bool) -> Response<Reply> {
+        let Some((camera, file)) = rest.split_once('/') else { return not_found() };
+        if !is_plain_name(camera) || !is_plain_name(file) {
+            return not_found();
+        }
+        let (events, camera, file) = (Arc::clone(&self.events), camera.to_string(), file.to_string());
+        let opened = match tokio::task::spawn_blocking(move || events.open_clip(&camera, &file)).await {
+            Ok(Ok(opened)) => opened,
+            Ok(Err(e)) => {
+                tracing::debug!("events page: clip refused: {e:#}");
+                return not_found();
+            }
+            Err(_) => return text(StatusCode::INTERNAL_SERVER_ERROR, "opening the clip failed\n"),
+        };
+        let len = opened.len;
+        let (status, start, end) = match byte_range(range, len) {
+            ByteRange::Whole => (StatusCode::OK, 0, len),
+            ByteRange::Part(start, last) => (StatusCode::PARTIAL_CONTENT, start, last + 1),
+            ByteRange::Unsatisfiable => {
+                let mut response = text(StatusCode::RANGE_NOT_SATISFIABLE, "range not satisfiable\n");
+                if let Ok(value) = HeaderValue::try_from(format!("bytes */{len}")) {
+                    response.headers_mut().insert(CONTENT_RANGE, value);
+                }
+                return response;
+            }
+        };
+        let body = if head_only || start == end {
+            Reply::Full(None)
+        } else {
+            let mut file = opened.file;
+            let seeked = tokio::task::spawn_blocking(move || {
+                use std::io::Seek;
+                file.seek(io::SeekFrom::Start(start)).map(|_| file)
+            })
+            .await;
+            match seeked {
+                Ok(Ok(file)) => Reply::File(FileBody::new(tokio::fs::File::from_std(file), end - start)),
+                _ => return text(StatusCode::INTERNAL_SERVER_ERROR, "reading the clip failed\n"),
+            }
+        };
+        let mut response = Response::new(body);
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(opened.content_type));
+        headers.insert(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("private, max-age=3600"));
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(end - start));
+        if status == StatusCode::PARTIAL_CONTENT {
+            if let Ok(value) = HeaderValue::try_from(format!("bytes {start}-{}/{len}", end - 1)) {
+                headers.insert(CONTENT_RANGE, value);
+            }
+        }
+        response
+    }
+}
+
+fn not_found() -> Response<Reply> {
+    text(StatusCode::NOT_FOUND, "not found\n")
+}
+
+/// What to send of a file for a `Range` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ByteRange {
+    /// The whole file (no header, one not about bytes, or several ranges: a server may ignore
+    /// a Range header, RFC 9110 14.2).
+    Whole,
+    /// Bytes `first..=last`, within the file (a range beyond the end is cut at the end).
+    Part(u64, u64),
+    /// Nothing can be sent (answer 416).
+    Unsatisfiable,
+}
+
+/// The byte range a `Range` header asks of a file of `len` bytes.
+pub fn byte_range(header: Option<&str>, len: u64) -> ByteRange {
+    use http_range_header::{RangeInvalid, RangeUnsatisfiableError};
+    let Some(header) = header else { return ByteRange::Whole };
+    let parsed = match http_range_header::parse_range_header(header) {
+        Ok(parsed) => parsed,
+        Err(RangeUnsatisfiableError::Invalid(RangeInvalid::DoesNotStartWithToken)) => return ByteRange::Whole,
+        Err(_) => return ByteRange::Unsatisfiable,
+    };
+    if parsed.len() != 1 {
+        return ByteRange::Whole;
+    }
+    match parsed.validate(len) {
+        Ok(ranges) => ranges.first().map_or(ByteRange::Whole, |r| ByteRange::Part(*r.start(), *r.end())),
+        Err(_) => ByteRange::Unsatisfiable,
     }
 }
 
@@ -238,10 +404,11 @@ fn stream_response(body: Reply) -> Response<Reply> {
     response
 }
 
-/// A response body: a whole document, or the endless MJPEG stream.
+/// A response body: a whole document, the endless MJPEG stream, or (part of) a clip file.
 enum Reply {
     Full(Option<Bytes>),
     Stream(MjpegBody),
+    File(FileBody),
 }
 
 impl Body for Reply {
@@ -252,17 +419,57 @@ impl Body for Reply {
         match self.get_mut() {
             Reply::Full(body) => Poll::Ready(body.take().map(|b| Ok(Frame::data(b)))),
             Reply::Stream(stream) => stream.poll_next(cx).map(|chunk| chunk.map(|c| Ok(Frame::data(c)))),
+            Reply::File(file) => file.poll_next(cx).map(|chunk| chunk.map(|c| Ok(Frame::data(c)))),
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        matches!(self, Reply::Full(None))
+        matches!(self, Reply::Full(None)) || matches!(self, Reply::File(f) if f.remaining == 0)
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
             Reply::Full(body) => SizeHint::with_exact(body.as_ref().map_or(0, |b| b.len() as u64)),
             Reply::Stream(_) => SizeHint::default(),
+            Reply::File(file) => SizeHint::with_exact(file.remaining),
+        }
+    }
+}
+
+/// Bytes read from a clip file per body chunk.
+const FILE_CHUNK: usize = 64 * 1024;
+
+/// `remaining` bytes of a file from where it stands, read in chunks on tokio's blocking threads
+/// as the client takes them (a slow client holds one chunk, never the file).
+struct FileBody {
+    file: tokio::fs::File,
+    remaining: u64,
+    buf: Vec<u8>,
+}
+
+impl FileBody {
+    fn new(file: tokio::fs::File, remaining: u64) -> FileBody {
+        FileBody { file, remaining, buf: vec![0; FILE_CHUNK] }
+    }
+
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        use tokio::io::AsyncRead;
+        if self.remaining == 0 {
+            return Poll::Ready(None);
+        }
+        let want = (self.remaining as usize).min(FILE_CHUNK);
+        let mut read = tokio::io::ReadBuf::new(&mut self.buf[..want]);
+        match Pin::new(&mut self.file).poll_read(cx, &mut read) {
+            Poll::Pending => Poll::Pending,
+            // A read error or a file that shrank: end the body early (hyper closes the
+            // connection, the client sees a short response).
+            Poll::Ready(Err(_)) => Poll::Ready(None),
+            Poll::Ready(Ok(())) if read.filled().is_empty() => Poll::Ready(None),
+            Poll::Ready(Ok(())) => {
+                let chunk = Bytes::copy_from_slice(read.filled());
+                self.remaining -= chunk.len() as u64;
+                Poll::Ready(Some(chunk))
+            }
         }
     }
 }
@@ -362,7 +569,7 @@ td { padding: 1px 10px 1px 0; } td:first-child { color: #888; }
 <h1>framebus camera <b>{camera}</b> <span id="state"></span></h1>
 <img id="live" src="/stream.mjpg" alt="live preview of {camera}">
 <table id="status"></table>
-<p><a href="/snapshot.jpg">snapshot.jpg</a> · <a href="/stream.mjpg">stream.mjpg</a> · <a href="/status.json">status.json</a></p>
+<p><a href="/events">events</a> · <a href="/snapshot.jpg">snapshot.jpg</a> · <a href="/stream.mjpg">stream.mjpg</a> · <a href="/status.json">status.json</a></p>
 {streams}<script>
 const rows = [["camera","camera"],["frame size","size"],["pixel format","format"],["camera fps","fps"],
   ["preview fps","preview_fps"],["last frame id","last_frame_id"],["latency p50 (µs)","latency_p50_us"],
@@ -379,3 +586,147 @@ refresh(); setInterval(refresh, 1000);
 </script>
 </body></html>
 "#;
+
+/// `/events`: the deployment's clips, newest first, drawn by the browser from `/api/events`
+/// (every value is set as text, never as markup).
+const EVENTS_PAGE: &str = r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>framebus events</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+body { font: 14px/1.4 sans-serif; margin: 0; background: #111; color: #ddd; }
+header { display: flex; flex-wrap: wrap; gap: 12px; align-items: center; padding: 10px 16px; background: #1b1b1b; border-bottom: 1px solid #333; position: sticky; top: 0; z-index: 1; }
+h1 { font-size: 18px; margin: 0 12px 0 0; }
+a { color: #8cf; }
+select, button { background: #222; color: #ddd; border: 1px solid #444; border-radius: 4px; padding: 4px 8px; font: inherit; }
+#count { color: #888; margin-left: auto; }
+main { padding: 16px; display: grid; grid-template-columns: repeat(auto-fill, minmax(340px, 1fr)); gap: 16px; }
+.event { background: #1b1b1b; border: 1px solid #333; border-radius: 6px; overflow: hidden; }
+.event:target { border-color: #8cf; }
+.event video, .event img { display: block; width: 100%; aspect-ratio: 4 / 3; object-fit: contain; background: #000; }
+.info { padding: 8px 10px; }
+.title { display: flex; gap: 8px; align-items: baseline; }
+.label { font-weight: bold; font-size: 16px; color: #fff; }
+.score { background: #264; color: #cfc; border-radius: 3px; padding: 0 5px; font-size: 12px; }
+.camera { margin-left: auto; color: #8cf; }
+.meta { color: #999; font-size: 12px; margin-top: 2px; }
+.note { color: #c96; font-size: 12px; margin-top: 4px; }
+.empty { grid-column: 1 / -1; color: #888; padding: 40px; text-align: center; }
+#more { display: none; margin: 0 16px 24px; }
+</style></head>
+<body>
+<header>
+<h1>framebus events</h1>
+<label>camera <select id="camera"><option value="">all</option></select></label>
+<label>label <select id="label"><option value="">all</option></select></label>
+<span id="count"></span>
+</header>
+<main id="events"></main>
+<button id="more">older events</button>
+<script>
+const params = new URLSearchParams(location.search);
+const list = document.getElementById("events"), more = document.getElementById("more");
+const cameraSelect = document.getElementById("camera"), labelSelect = document.getElementById("label");
+let nextOffset = 0;
+function el(tag, className, text) {
+  const e = document.createElement(tag);
+  if (className) e.className = className;
+  if (text !== undefined && text !== null) e.textContent = String(text);
+  return e;
+}
+function fill(select, values, chosen) {
+  const have = new Set([...select.options].map(o => o.value));
+  for (const v of values) if (!have.has(v)) { const o = el("option", "", v); o.value = v; select.appendChild(o); }
+  if (chosen) select.value = chosen;
+}
+function when(utc) {
+  // The journal's times are UTC without a zone ("2026-01-01 12:00:00.000"): say so, or the
+  // browser would read them as its local time.
+  const d = new Date(/Z$/.test(utc || "") ? utc : String(utc).replace(" ", "T") + "Z");
+  return isNaN(d) ? (utc || "?") : d.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "medium" });
+}
+function card(e) {
+  const item = el("article", "event");
+  item.id = e.clip;
+  if (e.video && e.video.plays_in_browser) {
+    const v = el("video");
+    v.controls = true; v.preload = "none"; v.muted = true; v.playsInline = true;
+    if (e.thumbnail) v.poster = e.thumbnail;
+    v.src = e.video.url;
+    item.appendChild(v);
+  } else if (e.thumbnail) {
+    const img = el("img"); img.src = e.thumbnail; img.alt = e.label + " on " + e.camera;
+    item.appendChild(img);
+  }
+  const info = el("div", "info"), title = el("div", "title");
+  title.appendChild(el("span", "label", e.label));
+  if (e.score !== null && e.score !== undefined) title.appendChild(el("span", "score", Number(e.score).toFixed(2)));
+  title.appendChild(el("span", "camera", e.camera));
+  info.appendChild(title);
+  const duration = e.duration_secs === null ? "recording…" : Number(e.duration_secs).toFixed(1) + " s";
+  const meta = el("div", "meta", when(e.started_utc) + " · " + duration + (e.frames ? " · " + e.frames + " frames" : ""));
+  meta.title = (e.started_utc || "") + " UTC · " + e.summary + " · clip " + e.clip;
+  info.appendChild(meta);
+  if (e.video && !e.video.plays_in_browser) {
+    const note = el("div", "note", "MJPEG AVI: browsers do not play it; ");
+    const a = el("a", "", "download"); a.href = e.video.url; a.download = e.video.file;
+    note.appendChild(a); note.appendChild(document.createTextNode(" and open it in a video player"));
+    info.appendChild(note);
+  } else if (!e.video && e.status === "completed") {
+    info.appendChild(el("div", "note", "no video left (deleted, failed or images only)"));
+  }
+  item.appendChild(info);
+  return item;
+}
+async function load(reset) {
+  if (reset) { list.textContent = ""; nextOffset = 0; }
+  const q = new URLSearchParams({ offset: nextOffset, limit: 48 });
+  if (cameraSelect.value) q.set("camera", cameraSelect.value);
+  if (labelSelect.value) q.set("label", labelSelect.value);
+  try {
+    const r = await (await fetch("/api/events?" + q, { cache: "no-store" })).json();
+    fill(cameraSelect, r.cameras, params.get("camera")); fill(labelSelect, r.labels, params.get("label"));
+    params.delete("camera"); params.delete("label");
+    for (const e of r.events) list.appendChild(card(e));
+    document.getElementById("count").textContent = r.total + " event" + (r.total === 1 ? "" : "s");
+    if (r.total === 0) list.appendChild(el("div", "empty", "No events yet: clips appear here when a recorder's trigger fires or ctl record on runs."));
+    nextOffset = r.next_offset || 0;
+    more.style.display = r.next_offset ? "block" : "none";
+    if (reset && location.hash) { const t = document.getElementById(decodeURIComponent(location.hash.slice(1))); if (t) t.scrollIntoView(); }
+  } catch (err) { list.textContent = ""; list.appendChild(el("div", "empty", "events not reachable: " + err)); }
+}
+function filtersChanged() {
+  const q = new URLSearchParams();
+  if (cameraSelect.value) q.set("camera", cameraSelect.value);
+  if (labelSelect.value) q.set("label", labelSelect.value);
+  history.replaceState(null, "", "/events" + (q.toString() ? "?" + q : ""));
+  load(true);
+}
+cameraSelect.onchange = filtersChanged; labelSelect.onchange = filtersChanged;
+more.onclick = () => load(false);
+fill(cameraSelect, [], params.get("camera")); fill(labelSelect, [], params.get("label"));
+if (params.get("camera")) { const o = el("option", "", params.get("camera")); o.value = params.get("camera"); cameraSelect.appendChild(o); cameraSelect.value = o.value; }
+if (params.get("label")) { const o = el("option", "", params.get("label")); o.value = params.get("label"); labelSelect.appendChild(o); labelSelect.value = o.value; }
+load(true);
+</script>
+</body></html>
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::{byte_range, ByteRange};
+
+    /// Ranges are cut at the end of the file, refused beyond it, ignored when several.
+    #[test]
+    fn ranges_stay_within_the_file() {
+        assert_eq!(byte_range(None, 100), ByteRange::Whole);
+        assert_eq!(byte_range(Some("bytes=10-19"), 100), ByteRange::Part(10, 19));
+        assert_eq!(byte_range(Some("bytes=10-99999999999999999"), 100), ByteRange::Part(10, 99));
+        assert_eq!(byte_range(Some("bytes=-30"), 100), ByteRange::Part(70, 99));
+        assert_eq!(byte_range(Some("bytes=-99999999999999"), 100), ByteRange::Part(0, 99));
+        assert_eq!(byte_range(Some("bytes=100-"), 100), ByteRange::Unsatisfiable);
+        assert_eq!(byte_range(Some("bytes=20-10"), 100), ByteRange::Unsatisfiable);
+        assert_eq!(byte_range(Some("bytes=0-1,5-6"), 100), ByteRange::Whole);
+        assert_eq!(byte_range(Some("items=0-1"), 100), ByteRange::Whole);
+        assert_eq!(byte_range(Some("bytes=0-0"), 0), ByteRange::Unsatisfiable);
+    }
+}

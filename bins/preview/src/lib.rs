@@ -10,6 +10,7 @@
 //! `--enabled` on the command line is recorded like a command.
 
 pub mod cli;
+pub mod events;
 pub mod http;
 pub mod render;
 pub mod results;
@@ -21,7 +22,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use framebus::{Camera, Command, Event, ProcessReport, ReaderStats};
 use framebus_common::config::PreviewConfig;
-use framebus_common::stats::LatencyWindow;
+use framebus_common::stats::StatusWindow;
 use framebus_common::{clock, CameraConfig, Deployment, FrameHeader, ProcessRole};
 use framebus_vision::opencv::core::Vector;
 use framebus_vision::opencv::highgui;
@@ -91,12 +92,12 @@ pub struct Preview {
     next_due: Instant,
     window: Option<String>,
     status: PreviewStatus,
-    latency: LatencyWindow,
     board: ResultBoard,
     shown: Vec<Shown>,
-    interval_start: Instant,
-    frames_at: u64,
-    previews_at: u64,
+    /// Camera frames per second over the statistics interval (closed by [`Preview::tick`]).
+    frames_window: StatusWindow,
+    /// Preview images per second and capture → preview latency over the same interval.
+    previews_window: StatusWindow,
 }
 
 impl Preview {
@@ -114,12 +115,11 @@ impl Preview {
             next_due: Instant::now(),
             window: None,
             status: PreviewStatus { format: "-", ..PreviewStatus::default() },
-            latency: LatencyWindow::new(),
             board: ResultBoard::default(),
             shown: Vec::new(),
-            interval_start: Instant::now(),
-            frames_at: 0,
-            previews_at: 0,
+            // Closed by `tick` on the statistics timer, never by their own period.
+            frames_window: StatusWindow::new(Duration::MAX),
+            previews_window: StatusWindow::new(Duration::MAX),
         };
         preview.set_enabled(enabled);
         preview
@@ -245,7 +245,7 @@ impl Preview {
             return self.error(header, format!("encoding JPEG: {e}"));
         }
         self.hub.publish(header.frame_id, self.jpeg.as_slice());
-        self.latency.record_ns(clock::monotonic_ns().saturating_sub(header.capture_mono_ns));
+        self.previews_window.record_ns(clock::monotonic_ns().saturating_sub(header.capture_mono_ns));
         self.status.previews += 1;
     }
 
@@ -263,17 +263,12 @@ impl Preview {
     /// of the library), republishes the status and returns it as one JSON line.
     pub fn tick(&mut self, figures: &ReaderStats) -> String {
         self.status.skipped = figures.skipped + figures.overwritten;
-        let elapsed = self.interval_start.elapsed().as_secs_f64();
-        if elapsed > 0.0 {
-            self.status.fps = (self.status.frames - self.frames_at) as f64 / elapsed;
-            self.status.preview_fps = (self.status.previews - self.previews_at) as f64 / elapsed;
-        }
-        self.interval_start = Instant::now();
-        self.frames_at = self.status.frames;
-        self.previews_at = self.status.previews;
-        self.status.latency_p50_us = self.latency.percentile_us(50.0);
-        self.status.latency_p99_us = self.latency.percentile_us(99.0);
-        self.latency.clear();
+        self.frames_window.close(self.status.frames);
+        self.previews_window.close(self.status.previews);
+        self.status.fps = self.frames_window.fps;
+        self.status.preview_fps = self.previews_window.fps;
+        self.status.latency_p50_us = self.previews_window.p50_us;
+        self.status.latency_p99_us = self.previews_window.p99_us;
         let json = self.status_json();
         self.hub.set_status(json.clone());
         json
@@ -358,7 +353,10 @@ pub fn run(deployment: &Deployment, camera: &CameraConfig, options: &PreviewOpti
         request_timeout: Duration::from_secs_f64(config.request_timeout_secs),
     };
     let links = http::stream_links(deployment, camera);
-    http::serve(listener, Arc::clone(&hub), cam.to_string(), links, limits, access, tls)
+    // Every preview lists the events of the whole deployment (it has the whole config).
+    let events = Arc::new(events::Events::new(deployment));
+    let site = http::Site { camera: cam.to_string(), links, events };
+    http::serve(listener, Arc::clone(&hub), site, limits, access, tls)
         .with_context(|| format!("camera `{cam}`: starting the HTTP server"))?;
     let stats_interval = Duration::from_secs_f64(config.stats_interval_secs);
 

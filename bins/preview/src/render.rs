@@ -57,6 +57,11 @@ impl Renderer {
         to_bgr(header, payload, &mut self.bgr)
     }
 
+    /// Takes a BGR image decoded elsewhere (a frame of a clip) in place of a converted frame.
+    pub fn load_bgr(&mut self, bgr: Mat) {
+        self.bgr = bgr;
+    }
+
     /// Downscales the converted frame to fit `max` and, with `overlay`, draws the overlay;
     /// the result is [`Renderer::image`].
     pub fn compose(

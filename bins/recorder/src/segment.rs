@@ -190,6 +190,48 @@ impl Drop for Created {
     }
 }
 
+/// Opens the video of a new segment `base` (created exclusively first; listed in `created` so
+/// an error removes it), or `None` without video.
+fn open_video(
+    spec: &SegmentSpec,
+    base: &str,
+    first: &FrameHeader,
+    created: &mut Created,
+) -> anyhow::Result<Option<Video>> {
+    Ok(match spec.video.codec() {
+        Some((code, ext)) => {
+            let name = partial_name(base, ext);
+            let path = spec.directory.join(&name);
+            let fourcc = VideoWriter::fourcc(code[0], code[1], code[2], code[3])?;
+            let size = Size::new(first.width as i32, first.height as i32);
+            let backend = video_backend();
+            // Created here first, exclusively: OpenCV then opens (and truncates) this user's
+            // own regular file, never something planted under the name.
+            secure_fs::create_new(&path, 0o666).with_context(|| format!("creating video `{}`", path.display()))?;
+            created.0.push(path.clone());
+            let writer = VideoWriter::new_with_backend(path_str(&path)?, backend, fourcc, spec.video_fps, size, true);
+            let writer = writer.with_context(|| format!("opening video `{}`", path.display()))?;
+            if !writer.is_opened()? {
+                bail!(
+                    "OpenCV cannot write {} video to `{}` (codec or folder unusable, or the disk is full)",
+                    code.iter().collect::<String>(),
+                    path.display()
+                );
+            }
+            Some(Video { writer: Writer::OpenCv(writer), ext, path })
+        }
+        None if spec.video == VideoFormat::Stream => {
+            let path = spec.directory.join(partial_name(base, "mp4"));
+            let writer = StreamMp4::create(&path);
+            if path.exists() {
+                created.0.push(path.clone());
+            }
+            Some(Video { writer: Writer::Stream(writer?), ext: "mp4", path })
+        }
+        None => None,
+    })
+}
+
 impl Segment {
     /// Opens a segment starting with `first` (not yet written): creates the sidecar (with its
     /// header line, written through at once, so a full disk or a missing inode fails here),
@@ -219,39 +261,7 @@ impl Segment {
             }
             None => None,
         };
-        let video = match spec.video.codec() {
-            Some((code, ext)) => {
-                let name = partial_name(&base, ext);
-                let path = dir.join(&name);
-                let fourcc = VideoWriter::fourcc(code[0], code[1], code[2], code[3])?;
-                let size = Size::new(first.width as i32, first.height as i32);
-                let backend = video_backend();
-                // Created here first, exclusively: OpenCV then opens (and truncates) this user's
-                // own regular file, never something planted under the name.
-                secure_fs::create_new(&path, 0o666).with_context(|| format!("creating video `{}`", path.display()))?;
-                created.0.push(path.clone());
-                let writer =
-                    VideoWriter::new_with_backend(path_str(&path)?, backend, fourcc, spec.video_fps, size, true);
-                let writer = writer.with_context(|| format!("opening video `{}`", path.display()))?;
-                if !writer.is_opened()? {
-                    bail!(
-                        "OpenCV cannot write {} video to `{}` (codec or folder unusable, or the disk is full)",
-                        code.iter().collect::<String>(),
-                        path.display()
-                    );
-                }
-                Some(Video { writer: Writer::OpenCv(writer), ext, path })
-            }
-            None if spec.video == VideoFormat::Stream => {
-                let path = dir.join(partial_name(&base, "mp4"));
-                let writer = StreamMp4::create(&path);
-                if path.exists() {
-                    created.0.push(path.clone());
-                }
-                Some(Video { writer: Writer::Stream(writer?), ext: "mp4", path })
-            }
-            None => None,
-        };
+        let video = open_video(spec, &base, first, &mut created)?;
         let mut segment = Segment {
             camera: spec.camera.clone(),
             directory: dir.clone(),

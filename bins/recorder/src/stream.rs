@@ -5,6 +5,14 @@
 //! the frame recorder: saving on/off, segments of `segment-secs` (cut at the first key frame
 //! after that), the sidecar listing every frame id saved and skipped, disk guard, retention.
 //!
+//! With a pre-roll (triggers, or `pre-roll-secs`), the access units are held in memory like
+//! the JPEG frames of the frame recorder ([`crate::preroll`]), in whole GOPs: a clip reaches
+//! back to the last key frame at or before its start, and a GOP is let go only once the next
+//! one starts early enough for any clip. Holding one costs a copy of its bytes (no decode, no
+//! encode). What the order of access units says (a new encoder run, a capture restart, lost
+//! units: [`UnitEvent`]) acts when the unit leaves the queue, so it cuts the segment at the
+//! right unit.
+//!
 //! The reader loop still runs on the camera's frames, for its control, stop and timers: a
 //! frame wakes the loop (it is released at once, never converted), and the access units that
 //! arrived meanwhile are written. The streamer never waits for the recorder: a recorder that
@@ -12,12 +20,11 @@
 //! and the segment waits for the next key frame).
 
 use anyhow::Context;
-use framebus::{Camera, Command, Event};
 use framebus_common::encoded::{AccessUnitHeader, ACCESS_UNIT_VERSION};
 use framebus_common::ipc;
 use framebus_common::{CameraConfig, Deployment, FrameHeader, ProcessRole};
 
-use crate::{housekeeping_tick, print_stats, Recorder, RecorderOptions, RecorderStatus, HOUSEKEEPING};
+use crate::{Recorder, RecorderLoop, RecorderStatus, Turn};
 
 /// The frame header the sidecar and the segment logic see for an access unit (its frame's
 /// id, capture times and size; `sequence` is 0: the source's sequence does not travel with
@@ -34,24 +41,38 @@ pub fn frame_header(unit: &AccessUnitHeader) -> FrameHeader {
     }
 }
 
+/// What an access unit's place in the stream says, against the one before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnitEvent {
+    /// It follows the last one.
+    None,
+    /// The streamer started a new encoder run: the segment ends, the next starts at a key frame.
+    NewRun,
+    /// Capture restarted (frame ids begin again): the segment ends.
+    CaptureRestart,
+    /// Access units were lost before it: nothing is written before the next key frame.
+    Lost,
+}
+
+/// What `unit` says after the unit `last` (encoder run, sequence, frame id).
+pub fn unit_event(last: Option<(u64, u64, u64)>, unit: &AccessUnitHeader) -> UnitEvent {
+    match last {
+        Some((run, _, _)) if run != unit.run => UnitEvent::NewRun,
+        Some((_, _, id)) if unit.frame_id <= id => UnitEvent::CaptureRestart,
+        Some((_, sequence, _)) if unit.sequence != sequence + 1 => UnitEvent::Lost,
+        _ => UnitEvent::None,
+    }
+}
+
 /// Runs the recorder of `camera` on the streamer's access units (see the module text).
-pub fn run_stream(
+pub(crate) fn run_stream(
     deployment: &Deployment,
     camera: &CameraConfig,
-    options: &RecorderOptions,
+    mut run: RecorderLoop<'_>,
     mut recorder: Recorder,
-    stats_interval: std::time::Duration,
 ) -> anyhow::Result<RecorderStatus> {
     let cam = camera.name.as_str();
-    let mut builder = Camera::builder_for(deployment, Some(cam))
-        .role(ProcessRole::Recorder.name())?
-        .stats_interval(stats_interval)
-        .handles_saving();
-    if let Some(on) = options.saving {
-        builder = builder.record(Command::SetSaving(on));
-    }
-    let reader = builder.open()?;
-    // Declared after the reader, so dropped before it (also on errors): the reader's clean-up
+    // Made after the reader, and dropped before it (also on errors): the reader's clean-up
     // of a finished deployment must find no node of this process left.
     let node = ipc::create_node(deployment, ProcessRole::Recorder.name(), cam)?;
     let service = ipc::open_encoded(&node, deployment.name(), camera)?;
@@ -66,10 +87,8 @@ pub fn run_stream(
         "video = \"stream\": writing the streamer's H.264 into MP4 segments (no encoding here); {} access units queued at most",
         layout.queue
     );
-    recorder.set_saving(reader.flags().saving);
-    reader.report(|r| *r = recorder.report());
-    let house = reader.add_timer(HOUSEKEEPING);
-    let stats = reader.add_timer(stats_interval);
+    run.start(&mut recorder)?;
+    let budget = recorder.budget();
     let mut wrong_version = 0u64;
     let mut drain = |recorder: &mut Recorder| -> anyhow::Result<()> {
         while let Some(sample) =
@@ -93,37 +112,39 @@ pub fn run_stream(
         Ok(())
     };
     let outcome = (|| loop {
-        let event = reader.next_event()?;
-        match event {
+        let event = run.reader.next_event()?;
+        run.take_results(&mut recorder);
+        match run.handle(event, &mut recorder, &mut drain)? {
             // The frame only wakes the loop; the access units are what is written.
-            Event::Frame(frame) => drop(frame),
-            Event::Command(Command::SetSaving(on)) => {
-                drain(&mut recorder)?;
-                recorder.set_saving(on);
-                reader.report(|r| *r = recorder.report());
-            }
-            Event::Command(_) => {}
-            Event::Timer(timer) if timer == house => housekeeping_tick(deployment, cam, &mut recorder, &reader),
-            Event::Timer(timer) if timer == stats => print_stats(&mut recorder, options.json),
-            Event::Timer(_) => {}
-            Event::Stop(_) => {
-                drain(&mut recorder)?;
-                return Ok::<(), anyhow::Error>(());
-            }
+            Turn::Frame(frame) => drop(frame),
+            Turn::Handled => {}
+            Turn::Stop => return Ok::<(), anyhow::Error>(()),
         }
         drain(&mut recorder)?;
+        // Held access units (pre-roll) a clip wants.
+        recorder.pump(Some(budget));
     })();
-    // This node goes before the reader: the reader's clean-up of a finished deployment runs
-    // when it is dropped and must find no node of this process left.
     drop(subscriber);
     drop(service);
     drop(node);
-    drop(reader);
-    recorder.finish();
-    let line = recorder.report_line();
-    if options.json {
-        println!("{line}");
+    run.close(recorder, outcome.with_context(|| format!("camera `{cam}`: recording the stream")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unit(run: u64, sequence: u64, frame_id: u64) -> AccessUnitHeader {
+        AccessUnitHeader { run, sequence, frame_id, ..AccessUnitHeader::default() }
     }
-    outcome.with_context(|| format!("camera `{cam}`: recording the stream"))?;
-    Ok(recorder.status())
+
+    /// The order of access units tells a new encoder run, a capture restart and losses apart.
+    #[test]
+    fn unit_order_tells_runs_restarts_and_losses_apart() {
+        assert_eq!(unit_event(None, &unit(1, 5, 50)), UnitEvent::None);
+        assert_eq!(unit_event(Some((1, 5, 50)), &unit(1, 6, 52)), UnitEvent::None, "a frame the streamer skipped");
+        assert_eq!(unit_event(Some((1, 5, 50)), &unit(2, 0, 51)), UnitEvent::NewRun);
+        assert_eq!(unit_event(Some((1, 5, 50)), &unit(1, 6, 3)), UnitEvent::CaptureRestart);
+        assert_eq!(unit_event(Some((1, 5, 50)), &unit(1, 8, 53)), UnitEvent::Lost);
+    }
 }

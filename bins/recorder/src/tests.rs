@@ -386,3 +386,133 @@ fn stream_units_are_cut_at_key_frames_and_a_loss_waits_for_the_next() {
     assert_eq!(waited, (103..=109).chain(126..=129).collect::<Vec<u64>>());
     assert_eq!(saved, (110..=124).chain(130..160).collect::<Vec<u64>>());
 }
+
+/// The access unit of frame `id` (x264 unit `id - 1`), captured at the feed's time of `id`.
+fn unit_of(feed: &Feed, units: &[(bool, Vec<u8>, u64, u64)], id: u64) -> framebus_common::encoded::AccessUnitHeader {
+    let (key, data, pts, dts) = &units[(id - 1) as usize];
+    let frame = feed.header(id);
+    framebus_common::encoded::AccessUnitHeader {
+        layout_version: framebus_common::encoded::ACCESS_UNIT_VERSION,
+        flags: if *key { framebus_common::encoded::AU_FLAG_KEY_FRAME } else { 0 },
+        frame_id: id,
+        capture_mono_ns: frame.capture_mono_ns,
+        capture_realtime_ns: frame.capture_realtime_ns,
+        pts_ns: *pts,
+        dts_ns: *dts,
+        width: 160,
+        height: 120,
+        run: 7,
+        sequence: id,
+        payload_len: data.len() as u32,
+        reserved: 0,
+    }
+}
+
+/// (saved ids, skipped ids) of the one finished stream segment in `dir`, whose MP4 holds
+/// exactly the saved frames.
+fn stream_clip(dir: &Path) -> (Vec<u64>, Vec<u64>, Value) {
+    let found = sidecars(dir);
+    assert_eq!(found.len(), 1, "{found:?}");
+    let all = lines(&found[0]);
+    let (mut saved, mut skipped) = (Vec::new(), Vec::new());
+    for line in &all {
+        match line["type"].as_str() {
+            Some("frame") => saved.push(line["frame_id"].as_u64().expect("id")),
+            Some("skipped") => {
+                skipped.extend(line["first_frame_id"].as_u64().expect("a")..=line["last_frame_id"].as_u64().expect("b"))
+            }
+            _ => {}
+        }
+    }
+    let video = found[0].with_extension("mp4");
+    let capture = VideoCapture::from_file(video.to_str().expect("utf-8"), CAP_ANY).expect("open");
+    let count = capture.get(framebus_vision::opencv::videoio::CAP_PROP_FRAME_COUNT).expect("count");
+    assert_eq!(count, saved.len() as f64, "the MP4 holds the sidecar's frames");
+    (saved, skipped, all[0].clone())
+}
+
+/// `video = "stream"` with a trigger: the access units are held in whole GOPs, and the clip
+/// reaches back to the last key frame at or before trigger − pre-roll (frame 30: key frame
+/// 21), runs to the post-roll (frame 75), and its sidecar names the trigger and the pre-roll
+/// boundary; nothing of it is skipped.
+#[test]
+fn a_trigger_on_the_stream_starts_its_clip_at_the_key_frame_before_the_pre_roll() {
+    let dir = tempfile::tempdir().expect("dir");
+    let keys = "video = \"stream\"\npre-roll-secs = 1\npost-roll-secs = 0.5\nresult-delay-secs = 0.5\n[[camera.recorder.trigger]]\nproducer = \"det\"\nlabel = \"person\"\n[camera.streamer]\n";
+    let mut rec = recorder(dir.path(), keys);
+    assert_eq!(rec.status().state, RecorderState::Armed);
+    let units = h264_units(120, 10);
+    let feed = Feed::new(200);
+    for id in 1..=120 {
+        if id == 62 {
+            rec.on_results(&[feed.result("det", 60, "person")]);
+        }
+        let unit = unit_of(&feed, &units, id);
+        rec.on_unit(&unit, &units[(id - 1) as usize].1);
+        rec.pump(Some(Duration::ZERO));
+    }
+    let held = rec.status();
+    assert_eq!(held.clips, 1, "{held:?}");
+    assert!(held.held_secs <= 1.5 + 10.0 / 30.0 + 0.05, "at most the pre-roll and one GOP held: {held:?}");
+    rec.finish();
+    let (saved, skipped, head) = stream_clip(dir.path());
+    assert_eq!(skipped, Vec::<u64>::new());
+    assert_eq!(saved, (21..=75).collect::<Vec<u64>>());
+    assert_eq!((head["trigger"]["frame_id"].as_u64(), head["first_live_frame_id"].as_u64()), (Some(60), Some(62)));
+    assert_eq!(head["clip_first_frame_id"].as_u64(), Some(21), "{head}");
+}
+
+/// `video = "stream"` with a pre-roll and no trigger: `record on` carries the GOPs from
+/// before the command, `record off` ends the clip, and a recorder stopped mid-clip (SIGTERM)
+/// finishes a playable MP4.
+#[test]
+fn record_on_carries_the_stream_pre_roll_and_a_stop_finishes_the_clip() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut rec = recorder(dir.path(), "video = \"stream\"\npre-roll-secs = 1\n[camera.streamer]\n");
+    let units = h264_units(100, 10);
+    let feed = Feed::new(200);
+    for id in 1..=100 {
+        if id == 61 {
+            rec.set_saving_at(true, feed.header(60).capture_mono_ns);
+        }
+        let unit = unit_of(&feed, &units, id);
+        rec.on_unit(&unit, &units[(id - 1) as usize].1);
+        rec.pump(Some(Duration::ZERO));
+    }
+    assert_eq!(rec.status().state, RecorderState::Recording);
+    // The stop: what the clip wants is written and the MP4 is finished.
+    rec.finish();
+    let (saved, skipped, head) = stream_clip(dir.path());
+    assert_eq!((saved.first(), saved.last(), skipped.len()), (Some(&21), Some(&100), 0), "{saved:?}");
+    assert_eq!(head["trigger"]["source"], "manual");
+    assert_eq!(lines(&sidecars(dir.path())[0]).last().expect("end")["reason"], "stop");
+}
+
+/// `video = "stream"`: an access unit lost inside the held pre-roll (a paused recorder) acts
+/// when it is that unit's turn: the clip lists it as dropped, skips the units that cannot
+/// decode without it up to the next key frame, and the MP4 holds exactly what the sidecar
+/// lists.
+#[test]
+fn a_unit_lost_in_the_held_pre_roll_waits_for_the_next_key_frame_at_its_turn() {
+    let dir = tempfile::tempdir().expect("dir");
+    let keys = "video = \"stream\"\npre-roll-secs = 1\npost-roll-secs = 0.5\nresult-delay-secs = 0.5\n[[camera.recorder.trigger]]\nproducer = \"det\"\n[camera.streamer]\n";
+    let mut rec = recorder(dir.path(), keys);
+    let units = h264_units(100, 10);
+    let feed = Feed::new(200);
+    for id in (1..=100).filter(|id| *id != 25) {
+        if id == 62 {
+            rec.on_results(&[feed.result("det", 60, "person")]);
+        }
+        rec.on_unit(&unit_of(&feed, &units, id), &units[(id - 1) as usize].1);
+        rec.pump(Some(Duration::ZERO));
+    }
+    rec.finish();
+    let (saved, skipped, _) = stream_clip(dir.path());
+    assert_eq!(skipped, (25..=30).collect::<Vec<u64>>(), "25 dropped, 26..30 wait for key frame 31");
+    assert_eq!(saved, (21..=24).chain(31..=75).collect::<Vec<u64>>());
+    let reasons: Vec<Value> = lines(&sidecars(dir.path())[0]).into_iter().filter(|l| l["type"] == "skipped").collect();
+    assert_eq!(
+        (reasons[0]["reason"].as_str(), reasons[1]["reason"].as_str()),
+        (Some("dropped"), Some("wait-key-frame"))
+    );
+}

@@ -22,7 +22,7 @@ use framebus_common::config::StreamerConfig;
 use framebus_common::control::ProcessState;
 use framebus_common::figures::{Figures, StreamerFigures};
 use framebus_common::names::{service_name, ServiceKind};
-use framebus_common::stats::{LatencyWindow, StatusWindow};
+use framebus_common::stats::StatusWindow;
 use framebus_common::{clock, CameraConfig, Deployment, ProcessRole};
 use gstreamer as gst;
 use gstreamer::prelude::*;
@@ -171,7 +171,8 @@ struct Streamer {
     runs: u64,
     report: StreamerReport,
     sent_before: u64,
-    latency: LatencyWindow,
+    /// Encoded frames per second and capture → encoder latency, per stats interval.
+    window: StatusWindow,
     out: EncodedOut,
     /// Access units and bytes published per second (rolled every tick over 1 s windows).
     unit_rate: StatusWindow,
@@ -227,16 +228,7 @@ pub fn run(
     let choice = encoder::choose(config.encoder, &probe)
         .map_err(|e| anyhow::anyhow!("{}: camera `{cam}`: {e}", deployment.source_file.display()))?;
     tracing::info!(camera = cam, encoder = choice.encoder.label(), "encoder chosen: {}", choice.reason);
-    let missing: Vec<String> = needed_elements(&choice.encoder)
-        .into_iter()
-        .filter(|(name, _)| gst::ElementFactory::find(name).is_none())
-        .map(|(name, package)| format!("{name} ({package})"))
-        .collect();
-    anyhow::ensure!(
-        missing.is_empty(),
-        "GStreamer elements missing: {}; run scripts/bootstrap.sh (or apt-get install the packages named)",
-        missing.join(", ")
-    );
+    framebus_gstcheck::check_elements(&needed_elements(&choice.encoder))?;
 
     let interval = Duration::from_secs_f64(config.stats_interval_secs);
     let reader = Camera::builder_for(deployment, Some(cam))
@@ -278,13 +270,12 @@ pub fn run(
         backoff: FIRST_BACKOFF,
         runs: 0,
         sent_before: 0,
-        latency: LatencyWindow::new(),
+        window: StatusWindow::new(interval),
         out,
         unit_rate: StatusWindow::new(RATE_WINDOW),
         byte_rate: StatusWindow::new(RATE_WINDOW),
     };
     streamer.maintain();
-    let mut window = (Instant::now(), 0u64);
     loop {
         match reader.next_event()? {
             Event::Frame(frame) => {
@@ -309,10 +300,8 @@ pub fn run(
                 streamer.update_figures(&reader);
             }
             Event::Timer(t) if t == stats_timer => {
-                let elapsed = window.0.elapsed().as_secs_f64();
-                let fps = if elapsed > 0.0 { (streamer.report.encoded - window.1) as f64 / elapsed } else { 0.0 };
-                window = (Instant::now(), streamer.report.encoded);
-                streamer.emit(&reader, fps, options.json);
+                streamer.window.close(streamer.report.encoded);
+                streamer.emit(&reader, options.json);
             }
             Event::Timer(_) | Event::Command(_) => {}
             Event::Stop(reason) => {
@@ -328,7 +317,10 @@ pub fn run(
         publisher.close_and_wait(Duration::from_secs(3));
     }
     streamer.report.sent = streamer.sent_before;
-    streamer.emit(&reader, 0.0, options.json);
+    // The final report: the latencies since the last one, and no rate (as before the window).
+    streamer.window.close(streamer.report.encoded);
+    streamer.window.fps = 0.0;
+    streamer.emit(&reader, options.json);
     let report = streamer.report.clone();
     drop(streamer);
     drop(reader);
@@ -361,7 +353,7 @@ impl Streamer {
         {
             Ok(()) => {
                 self.report.encoded += 1;
-                self.latency.record_ns(clock::monotonic_ns().saturating_sub(header.capture_mono_ns));
+                self.window.record_ns(clock::monotonic_ns().saturating_sub(header.capture_mono_ns));
             }
             Err(e) => {
                 self.report.skipped += 1;
@@ -464,17 +456,16 @@ impl Streamer {
         reader.report(|p: &mut ProcessReport| p.figures = Some(Figures::Streamer(figures)));
     }
 
-    fn emit(&mut self, reader: &Camera, fps: f64, json: bool) {
+    fn emit(&mut self, reader: &Camera, json: bool) {
         let (current, tap_dropped) = match &self.link {
             Link::Up { publisher, .. } => (publisher.sent(), publisher.units_dropped()),
             Link::Down { .. } => (0, 0),
         };
         self.report.sent = self.sent_before + current;
         self.report.units_dropped = self.out.publish_failed + self.out.dropped_before + tap_dropped;
-        self.report.fps = (fps * 10.0).round() / 10.0;
-        self.report.latency_p50_us = self.latency.percentile_us(50.0);
-        self.report.latency_p99_us = self.latency.percentile_us(99.0);
-        self.latency.clear();
+        self.report.fps = (self.window.fps * 10.0).round() / 10.0;
+        self.report.latency_p50_us = self.window.p50_us;
+        self.report.latency_p99_us = self.window.p99_us;
         let r = &self.report;
         if json {
             match serde_json::to_string(r) {

@@ -4,7 +4,8 @@
 //!
 //! Invariant: this crate never links OpenCV or v4l, and does no I/O beyond reading a config
 //! file, the small per-camera command-state files (`state`), talking to iceoryx2 (and guarding
-//! its node counter, `node_counter`) and reading the free space of /dev/shm (`shm_budget`).
+//! its node counter, `node_counter`), reading the recorder's events journal (`journal::read`) and
+//! reading the free space of /dev/shm (`shm_budget`).
 
 pub mod abi;
 pub mod cli;
@@ -14,6 +15,7 @@ pub mod control;
 pub mod encoded;
 pub mod figures;
 pub mod format;
+pub mod fs_space;
 pub mod header;
 pub mod ipc;
 pub mod journal;

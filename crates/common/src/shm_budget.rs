@@ -185,16 +185,8 @@ fn mib(bytes: u64) -> String {
 
 /// Free and total bytes of the file system at `path` (statvfs: blocks available to this user).
 pub fn free_space(path: &Path) -> std::io::Result<(u64, u64)> {
-    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-    // SAFETY: statvfs writes into the zeroed struct we own; the path is NUL-terminated.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: see above.
-    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    let block = st.f_frsize as u64;
-    Ok(((st.f_bavail as u64).saturating_mul(block), (st.f_blocks as u64).saturating_mul(block)))
+    let space = crate::fs_space::space(path)?;
+    Ok((space.bytes, space.total_bytes))
 }
 
 /// Bytes the files of `deployment` already hold in /dev/shm (a running deployment's own

@@ -24,7 +24,6 @@
 
 use std::fs::File;
 use std::io::{Read as _, Write};
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -401,11 +400,8 @@ impl FileLock {
     fn acquire(path: &Path) -> Result<FileLock, StateError> {
         let io = |what, source| StateError::Io { what, path: path.to_path_buf(), source };
         let file = secure_fs::open_regular_rw(path, 0o600).map_err(|e| io("opening lock file", e))?;
-        // SAFETY: flock on a file descriptor we own; no memory is involved.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
-        if rc != 0 {
-            return Err(io("locking", std::io::Error::last_os_error()));
-        }
+        // `File::lock` is `flock(LOCK_EX)` on Linux: the same lock as before, held until closed.
+        file.lock().map_err(|e| io("locking", e))?;
         Ok(FileLock { _file: file })
     }
 }

@@ -97,13 +97,21 @@ impl StatusWindow {
     }
 
     /// Closes the window when its period is over; `frames` is the running total. Call it every
-    /// loop iteration, frames or not, so an idle process reports 0 fps.
-    pub fn roll(&mut self, frames: u64) {
-        let elapsed = self.since.elapsed();
-        if elapsed < self.period {
-            return;
+    /// loop iteration, frames or not, so an idle process reports 0 fps. Whether it closed.
+    pub fn roll(&mut self, frames: u64) -> bool {
+        let over = self.since.elapsed() >= self.period;
+        if over {
+            self.close(frames);
         }
-        self.fps = frames.saturating_sub(self.frames_at_start) as f64 / elapsed.as_secs_f64();
+        over
+    }
+
+    /// Closes the window now, whatever its length (a process that reports on a timer of its
+    /// own); `frames` is the running total.
+    pub fn close(&mut self, frames: u64) {
+        let elapsed = self.since.elapsed().as_secs_f64();
+        let counted = frames.saturating_sub(self.frames_at_start) as f64;
+        self.fps = if elapsed > 0.0 { counted / elapsed } else { 0.0 };
         self.p50_us = self.latency.percentile_us(50.0);
         self.p99_us = self.latency.percentile_us(99.0);
         self.latency.clear();
@@ -125,5 +133,24 @@ mod tests {
         assert_eq!(w.percentile_us(50.0), Some(51));
         assert_eq!(w.percentile_us(99.0), Some(99));
         assert_eq!(w.percentile_us(0.0), Some(1));
+    }
+
+    /// A window closed by its caller reports the latencies recorded since the last close and
+    /// starts counting again; `roll` closes only after its period.
+    #[test]
+    fn a_window_closes_on_request_or_after_its_period() {
+        let mut w = StatusWindow::new(std::time::Duration::MAX);
+        for us in [10u64, 20, 30] {
+            w.record_ns(us * 1000);
+        }
+        assert!(!w.roll(3), "the period is not over");
+        w.close(3);
+        assert_eq!((w.p50_us, w.p99_us), (Some(20), Some(30)));
+        assert!(w.fps > 0.0);
+        assert_eq!(w.frames_in_open_window(5), 2);
+        w.close(5);
+        assert_eq!(w.p50_us, None, "no latency recorded since the last close");
+        let mut rolling = StatusWindow::new(std::time::Duration::ZERO);
+        assert!(rolling.roll(1));
     }
 }

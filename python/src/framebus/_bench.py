@@ -1,5 +1,5 @@
 """`python -m framebus._bench <config> <frames> [policy]`: the Python reader of `just bench`
-(crates/bench). Reads through the package's reader loop (policy `every` unless given), records
+(bins/bench). Reads through the package's reader loop (policy `every` unless given), records
 publish → frame-in-hand latency, verifies every frame's integrity stamp (torn) and that ids only
 rise (stale), measures its CPU from the first frame on, and prints one JSON line, as the Rust
 bench reader does."""

@@ -293,10 +293,7 @@ fn an_iceoryx2_folder_another_user_controls_is_refused() {
 /// would expand `${HOME}`) and `%%`, and the unit passes `systemd-analyze verify`.
 #[test]
 fn ctl_systemd_escapes_dollars_for_systemd() {
-    let Ok(analyze) = which("systemd-analyze") else {
-        eprintln!("skipped: systemd-analyze is not installed");
-        return;
-    };
+    let analyze = framebus_e2e::require_tool("systemd-analyze", "systemd");
     let d = TestDeployment::new("");
     // Outside /tmp, and on the same file system as the built ctl (for the hard link).
     let site = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("folder");
@@ -337,15 +334,6 @@ fn ctl_systemd_escapes_dollars_for_systemd() {
     let said = format!("{}{}", String::from_utf8_lossy(&verify.stdout), String::from_utf8_lossy(&verify.stderr));
     assert!(!verify.status.success() || !said.trim().is_empty(), "a doubled `$` in the program path passed:\n{said}");
     d.assert_no_leftovers();
-}
-
-fn which(tool: &str) -> Result<std::path::PathBuf, ()> {
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .map(|dir| dir.join(tool))
-        .find(|p| p.is_file())
-        .ok_or(())
 }
 
 /// The preview's activity and the recorded flag agree: ("on"/"off", effective preview flag).

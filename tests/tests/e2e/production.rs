@@ -1,40 +1,20 @@
 //! Running a deployment in production: the systemd unit `ctl systemd` writes passes
 //! `systemd-analyze verify`, `ctl up` reports readiness to systemd, JSON logs parse line by line
 //! with the deployment, camera and role on every line (threads and iceoryx2 included), a storm
-//! of malformed requests is rate-limited, completions and man pages are generated, and a
-//! Ctrl-C in the terminal of `just up` ends it cleanly.
+//! of malformed requests is rate-limited, and completions and man pages are generated.
+//! (Ctrl-C in the terminal of `just up` is tested in `tests/just_up.rs`.)
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixDatagram;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use framebus_common::control::{code, ControlReply, ControlRequest};
 use framebus_common::ipc::{connect_control, create_named_node, DeploymentGuard};
 use framebus_common::names::ProcessRole;
-use framebus_e2e::{bin, process_status, Proc, TestDeployment, DEADLINE};
+use framebus_e2e::{bin, process_status, require_tool, run, Proc, TestDeployment, DEADLINE};
 use serde_json::Value;
-
-/// Path of a program on PATH, or a panic that says which package provides it: a missing tool
-/// must fail the test, never skip it silently.
-fn require_tool(name: &str, package: &str) -> PathBuf {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths).map(|dir| dir.join(name)).find(|candidate| candidate.is_file())
-    });
-    found.unwrap_or_else(|| {
-        panic!("`{name}` is not installed: install the Debian package `{package}` (scripts/bootstrap.sh does)")
-    })
-}
-
-fn run(command: &mut Command) -> (Option<i32>, String, String) {
-    let output = command.stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("running {command:?}: {e}"));
-    (
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
 
 /// `systemd-analyze verify` on one unit: exit 0 and nothing said (it exits 0 even when it
 /// ignores a directive it cannot parse, so its output counts too).
@@ -340,7 +320,8 @@ fn a_storm_of_malformed_requests_is_logged_with_a_count() {
 /// `ctl completions` for bash is valid bash; pressing TAB asks ctl, which completes `ctl st<TAB>`
 /// to its commands (start, state, status, stop), `ctl status <TAB>` to the cameras and `ctl stop yard <TAB>` to that camera's
 /// roles of the config in effect (`./framebus.toml` of the shell's folder, or `--config` on the
-/// line); zsh and fish scripts are generated; `ctl man --output` writes pages that groff renders
+/// line), and the media server after `ctl restart` when the config has one; fish completes the
+/// same through its script (zsh was checked by hand: its script is generated); `ctl man --output` writes pages that groff renders
 /// without a warning; none of it needs a config file.
 #[test]
 fn completions_and_man_pages_are_generated() {
@@ -393,12 +374,43 @@ fn completions_and_man_pages_are_generated() {
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains("_clap_complete_ctl"), "{out}");
 
+    // With a media server, `ctl restart|logs <TAB>` offer it too (issue 21), and nothing after it.
+    let served = elsewhere.path().join("served.toml");
+    std::fs::write(&served, config.replacen("[[camera]]", "[media-server]\n\n[[camera]]", 1)).expect("config");
+    let served_arg = served.display().to_string();
+    assert_eq!(
+        complete(&["ctl", "--config", &served_arg, "restart", ""], elsewhere.path()),
+        vec!["front", "mediaserver", "yard"]
+    );
+    assert_eq!(complete(&["ctl", "--config", &served_arg, "status", ""], elsewhere.path()), vec!["front", "yard"]);
+
     let (code, zsh, _) = run(ctl().args(["completions", "zsh"]));
     assert_eq!(code, Some(0));
     assert!(zsh.starts_with("#compdef ctl"), "{zsh}");
     let (code, fish, _) = run(ctl().args(["completions", "fish"]));
     assert_eq!(code, Some(0));
     assert!(fish.contains("complete --keep-order --exclusive --command ctl"), "{fish}");
+    // What fish does on TAB (`complete -C` lists what the line completes to): names from the
+    // config on the line, the media server after restart, the camera's roles after logs.
+    let fish_bin = require_tool("fish", "fish");
+    let fish_path = outside.path().join("ctl.fish");
+    std::fs::write(&fish_path, &fish).expect("script");
+    let fish_complete = |line: &str| {
+        let probe = format!("source '{}'; complete -C '{line}'", fish_path.display());
+        let (code, out, err) = run(Command::new(&fish_bin).args(["--no-config", "-c", &probe]));
+        assert_eq!(code, Some(0), "fish: {err}");
+        let mut offered: Vec<String> = out
+            .lines()
+            .map(|l| l.split('\t').next().unwrap_or_default().to_string())
+            .filter(|l| !l.is_empty() && !l.starts_with('-'))
+            .collect();
+        offered.sort_unstable();
+        offered
+    };
+    assert_eq!(fish_complete(&format!("ctl --config {served_arg} restart ")), vec!["front", "mediaserver", "yard"]);
+    assert_eq!(fish_complete(&format!("ctl --config {served_arg} logs yard ")), vec!["algo", "capture", "plates"]);
+    assert_eq!(fish_complete(&format!("ctl --config {served_arg} logs mediaserver ")), Vec::<String>::new());
+    assert_eq!(fish_complete("ctl sta"), vec!["start", "state", "status"]);
     let (code, _, err) = run(ctl().args(["completions", "tcsh"]));
     assert_eq!(code, Some(2), "{err}");
 
@@ -425,86 +437,4 @@ fn completions_and_man_pages_are_generated() {
     let (code, page, _) = run(ctl().arg("man"));
     assert_eq!(code, Some(0));
     assert!(page.contains(".TH ctl 1"), "{page}");
-}
-
-/// Ctrl-C typed into the terminal of `just up`: the terminal sends SIGINT to the foreground
-/// process group (just and ctl up); ctl up stops everything, and neither just nor anything
-/// else prints a line starting with "error:". Run in a pseudo-terminal by `script`, with the
-/// repository's own justfile.
-#[test]
-fn ctrl_c_of_just_up_ends_without_an_error() {
-    let just = require_tool("just", "just (scripts/bootstrap.sh installs it)");
-    let script = require_tool("script", "bsdutils");
-    let d = TestDeployment::new(&framebus_e2e::synthetic_camera("cam0", 320, 240, 30));
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repository root");
-    // The profile the binaries under test were built with: target/<dir>/deps/<test>.
-    let exe = std::env::current_exe().expect("test executable");
-    let dir = exe.parent().and_then(Path::parent).and_then(Path::file_name).expect("profile folder");
-    let profile = if dir == "debug" { "dev".to_string() } else { dir.to_string_lossy().into_owned() };
-    // The recipe's first line builds the binaries; done here first (a no-op when they are
-    // fresh), so the wait below is for the deployment only.
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let (code, _, err) = run(Command::new(cargo)
-        .args(["build", "--profile", &profile, "--workspace", "--bins", "--examples"])
-        .current_dir(repo));
-    assert_eq!(code, Some(0), "cargo build: {err}");
-    let command_line = format!(
-        "exec '{}' --justfile '{}' up '{}' '{}'",
-        just.display(),
-        repo.join("justfile").display(),
-        d.config.display(),
-        profile
-    );
-    let mut terminal = Command::new(script)
-        .args(["--quiet", "--return", "--flush", "--command", &command_line, "/dev/null"])
-        .env("SHELL", "/bin/sh")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("script");
-    let mut output = terminal.stdout.take().expect("pty output");
-    let reader = std::thread::spawn(move || {
-        let mut text = Vec::new();
-        let _ = output.read_to_end(&mut text);
-        String::from_utf8_lossy(&text).into_owned()
-    });
-    d.wait_status(|s| {
-        process_status(s, "cam0", "capture")["frames"].as_u64() > Some(5)
-            && process_status(s, "cam0", "algo")["frames"].as_u64() > Some(2)
-    });
-
-    // What the terminal does on Ctrl-C: the line discipline turns ^C into SIGINT for the
-    // foreground process group.
-    let mut keyboard = terminal.stdin.take().expect("pty input");
-    keyboard.write_all(b"\x03").expect("type Ctrl-C");
-    keyboard.flush().expect("flush");
-    let until = Instant::now() + DEADLINE;
-    let status = loop {
-        if let Some(status) = terminal.try_wait().expect("try_wait") {
-            break status;
-        }
-        if Instant::now() >= until {
-            let _ = terminal.kill();
-            let _ = terminal.wait();
-            panic!("just up did not end within {DEADLINE:?} after Ctrl-C");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    drop(keyboard);
-    let text = reader.join().expect("reader");
-    let mut stderr = String::new();
-    if let Some(mut e) = terminal.stderr.take() {
-        let _ = e.read_to_string(&mut stderr);
-    }
-    assert!(text.contains("termination requested"), "ctl up never saw the Ctrl-C:\n{text}");
-    for line in text.lines() {
-        // The terminal echoes ^C in front of whatever is printed next.
-        let line = line.trim_start_matches(['\r', ' ']).trim_start_matches("^C");
-        assert!(!line.starts_with("error:"), "`{line}` after Ctrl-C:\n{text}");
-    }
-    assert!(!text.contains("was terminated") && !text.contains("interrupted by"), "{text}");
-    assert_eq!(status.code(), Some(0), "just up after Ctrl-C:\n{text}{stderr}");
-    d.assert_no_leftovers();
 }

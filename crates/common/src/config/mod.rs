@@ -11,11 +11,14 @@ mod error;
 mod export;
 mod locate;
 mod preview;
+mod reader;
+mod reader_table;
 mod recorder;
 mod remote;
 mod source;
 mod streamer;
 mod tls;
+mod webhook;
 mod zenoh;
 
 use std::collections::HashSet;
@@ -30,6 +33,8 @@ pub use locate::{
     locate_config, locate_config_with, ConfigOrigin, LocatedConfig, NoConfig, CONFIG_ENV, DEFAULT_CONFIG, LOCAL_CONFIG,
 };
 pub use preview::PreviewConfig;
+pub use reader::{ReaderSpec, UserReaderConfig};
+pub use reader_table::ReaderSettings;
 pub use recorder::{FileMode, ImageFormat, PreRollEstimate, RecorderConfig, TriggerConfig, VideoFormat};
 pub use remote::{RemoteCameraConfig, RemoteSourceConfig, RemoteVideo};
 pub use source::{
@@ -40,12 +45,14 @@ pub use source::{
 };
 pub use streamer::{EncoderChoice, MediaServerConfig, StreamerConfig};
 pub use tls::{TlsConfig, TlsFiles};
+pub use webhook::{split_http_url, WebhookConfig, WebhookEvent};
 pub use zenoh::{ZenohConfig, ZenohMode, ZenohTls};
 
 use crate::format::PixelFormat;
 use crate::names::{ProcessRole, Role};
 use crate::pattern::MIN_SYNTHETIC_SIZE;
-use crate::policy::ReaderPolicy;
+use reader::ReaderEntry;
+use reader_table::reader_table;
 
 /// Every default value of the configuration, in one place.
 pub mod defaults {
@@ -202,6 +209,10 @@ pub struct DeploymentSection {
     /// picks a free one, logged); none = no endpoint (`ctl metrics` serves one on demand).
     #[serde(default)]
     pub metrics: Option<String>,
+    /// `[[deployment.webhook]]`: endpoints POSTed a JSON document per clip start and end (sent
+    /// by `ctl up`).
+    #[serde(default)]
+    pub webhook: Vec<WebhookConfig>,
 }
 
 impl Default for DeploymentSection {
@@ -211,6 +222,7 @@ impl Default for DeploymentSection {
             state_dir: None,
             max_shared_memory_mb: defaults::MAX_SHARED_MEMORY_MB,
             metrics: None,
+            webhook: Vec::new(),
         }
     }
 }
@@ -273,42 +285,6 @@ pub struct CameraConfig {
     pub export: Option<ExportConfig>,
 }
 
-/// `[[camera.reader]]`: a user reader, by the role name its program opens the camera with.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct UserReaderConfig {
-    /// Role name (what `ctl status` lists, and what the program passes when it opens the
-    /// camera).
-    pub name: String,
-    /// Reader policy: `newest` (default), `every` or `max-fps`.
-    #[serde(default)]
-    pub policy: Option<String>,
-    /// Frames per second taken with `policy = "max-fps"`.
-    #[serde(default)]
-    pub max_fps: Option<f64>,
-    /// Frames queued for this reader.
-    #[serde(default = "default_algo_queue_depth")]
-    pub queue_depth: u32,
-    /// Program and arguments `ctl up` starts (and restarts after a crash) for this reader;
-    /// none = the reader is started by hand. Relative program paths are relative to the config
-    /// file's folder when they contain a `/`.
-    #[serde(default)]
-    pub command: Vec<String>,
-}
-
-/// One reader of a camera as configured: built in or a user reader.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ReaderSpec {
-    /// Role name.
-    pub role: Role,
-    /// Queue depth.
-    pub queue_depth: u32,
-    /// Policy (the role's default when the config sets none).
-    pub policy: ReaderPolicy,
-    /// Config key of the reader's table, for messages (`camera[0].algo`, `camera[0].reader[1]`).
-    pub key: String,
-}
-
 fn default_fps() -> f64 {
     defaults::FPS
 }
@@ -322,22 +298,15 @@ fn default_max_readers() -> u32 {
     defaults::MAX_READERS
 }
 
-/// `[camera.algo]`: the per-frame computation process.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct AlgoConfig {
-    /// Frames queued for this reader; 1 = always the newest frame, older ones are skipped.
-    #[serde(default = "default_algo_queue_depth")]
-    pub queue_depth: u32,
-    /// Reader policy: `newest` (default), `every` or `max-fps` (see [`crate::policy`]).
-    #[serde(default)]
-    pub policy: Option<String>,
-    /// Frames per second taken with `policy = "max-fps"`.
-    #[serde(default)]
-    pub max_fps: Option<f64>,
-    /// Seconds between statistics log lines.
-    #[serde(default = "default_stats_interval")]
-    pub stats_interval_secs: f64,
+reader_table! {
+    /// `[camera.algo]`: the per-frame computation process.
+    pub struct AlgoConfig {
+        ..queue_depth("default_algo_queue_depth"),
+        ..policy,
+        /// Seconds between statistics log lines.
+        #[serde(default = "default_stats_interval")]
+        pub stats_interval_secs: f64,
+    }
 }
 
 impl Default for AlgoConfig {
@@ -507,64 +476,6 @@ impl CameraConfig {
         roles.extend(self.readers().into_iter().map(|r| r.role));
         roles
     }
-
-    /// Every configured reader (built in and user readers) with its resolved policy. Policies
-    /// that do not parse (only possible before validation) fall back to the role's default.
-    pub fn readers(&self) -> Vec<ReaderSpec> {
-        self.reader_entries()
-            .into_iter()
-            .map(|(role, key, depth, policy)| ReaderSpec {
-                role,
-                queue_depth: depth,
-                policy: policy.unwrap_or(ReaderPolicy::Newest),
-                key,
-            })
-            .collect()
-    }
-
-    /// The reader `role` as configured, if it is.
-    pub fn reader_spec(&self, role: &Role) -> Option<ReaderSpec> {
-        self.readers().into_iter().find(|r| &r.role == role)
-    }
-
-    /// (role, key, queue depth, policy) of every configured reader; the policy is the parse
-    /// result (validation reports its error).
-    #[allow(clippy::type_complexity)]
-    fn reader_entries(&self) -> Vec<(Role, String, u32, Result<ReaderPolicy, String>)> {
-        let resolve = |policy: &Option<String>, max_fps: Option<f64>, default: ReaderPolicy| match policy {
-            Some(name) => ReaderPolicy::parse(name, max_fps),
-            None if max_fps.is_some() => ReaderPolicy::parse("max-fps", max_fps),
-            None => Ok(default),
-        };
-        let mut readers = Vec::new();
-        if let Some(algo) = &self.algo {
-            let policy = resolve(&algo.policy, algo.max_fps, ReaderPolicy::Newest);
-            readers.push((ProcessRole::Algo.into(), "algo".to_string(), algo.queue_depth, policy));
-        }
-        if let Some(preview) = &self.preview {
-            let policy = resolve(&preview.policy, preview.max_fps, ReaderPolicy::Newest);
-            readers.push((ProcessRole::Preview.into(), "preview".to_string(), preview.queue_depth, policy));
-        }
-        if let Some(recorder) = &self.recorder {
-            let policy = resolve(&recorder.policy, recorder.max_fps, ReaderPolicy::Every);
-            readers.push((ProcessRole::Recorder.into(), "recorder".to_string(), recorder.queue_depth, policy));
-        }
-        if let Some(streamer) = &self.streamer {
-            let policy = resolve(&streamer.policy, streamer.max_fps, ReaderPolicy::Newest);
-            readers.push((ProcessRole::Streamer.into(), "streamer".to_string(), streamer.queue_depth, policy));
-        }
-        if let Some(frames) = self.export.as_ref().and_then(|e| e.frames.as_ref()) {
-            // The bridge reads the frames it exports like any reader: one of max-readers.
-            let role = Role::new(crate::names::BRIDGE_ROLE).unwrap_or_else(|_| Role::from(ProcessRole::Algo));
-            readers.push((role, "export.frames".to_string(), 1, ReaderPolicy::parse("max-fps", Some(frames.max_fps))));
-        }
-        for (i, user) in self.reader.iter().enumerate() {
-            let role = Role::new(&user.name).unwrap_or_else(|_| Role::from(ProcessRole::Algo));
-            let policy = resolve(&user.policy, user.max_fps, ReaderPolicy::Newest);
-            readers.push((role, format!("reader[{i}]"), user.queue_depth, policy));
-        }
-        readers
-    }
 }
 
 impl Deployment {
@@ -582,6 +493,12 @@ impl Deployment {
         deployment.source_file = path.to_path_buf();
         let remote: Vec<CameraConfig> = deployment.remote_camera.iter().map(RemoteCameraConfig::to_camera).collect();
         deployment.camera.extend(remote);
+        for camera in &mut deployment.camera {
+            let has_streamer = camera.streamer.is_some();
+            if let Some(recorder) = &mut camera.recorder {
+                recorder.resolve_video(has_streamer);
+            }
+        }
         deployment.validate()?;
         Ok(deployment)
     }
@@ -783,6 +700,9 @@ fn validate_deployment_section(d: &DeploymentSection) -> Result<(), Invalid> {
             );
         }
     }
+    for (i, hook) in d.webhook.iter().enumerate() {
+        webhook::validate(hook).map_err(|(field, msg)| (format!("deployment.webhook[{i}].{field}"), msg))?;
+    }
     if !(1..=1024 * 1024).contains(&d.max_shared_memory_mb) {
         return invalid(
             "deployment.max-shared-memory-mb",
@@ -899,13 +819,13 @@ fn validate_readers(cam: &CameraConfig) -> Result<(), Invalid> {
             format!(
                 "{} readers are configured ({}), more than max-readers = {}",
                 readers.len(),
-                readers.iter().map(|r| r.0.as_str()).collect::<Vec<_>>().join(", "),
+                readers.iter().map(|r| r.role.as_str()).collect::<Vec<_>>().join(", "),
                 cam.max_readers
             ),
         );
     }
     let layout = cam.slot_layout();
-    for (_, reader_key, depth, policy) in readers {
+    for ReaderEntry { key: reader_key, queue_depth: depth, policy, .. } in readers {
         if depth < 1 || depth as usize > layout.max_queue_depth {
             return invalid(
                 &format!("{reader_key}.queue-depth"),

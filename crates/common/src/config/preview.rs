@@ -2,65 +2,57 @@
 
 use std::net::SocketAddr;
 
-use serde::Deserialize;
-
 use super::defaults;
+use super::reader_table::reader_table;
 
-/// `[camera.preview]`: what the preview process generates and where it serves it.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct PreviewConfig {
-    /// Initial state: generate preview images (`true`) or only count frames (`false`).
-    #[serde(default = "default_enabled")]
-    pub enabled: bool,
-    /// Frames queued for this reader; 1 = always the newest frame.
-    #[serde(default = "default_queue_depth")]
-    pub queue_depth: u32,
-    /// Reader policy: `newest` (default), `every` or `max-fps` (see [`crate::policy`]).
-    #[serde(default)]
-    pub policy: Option<String>,
-    /// Frames per second taken with `policy = "max-fps"`.
-    #[serde(default)]
-    pub max_fps: Option<f64>,
-    /// Preview images per second, independent of the camera's frame rate.
-    #[serde(default = "default_fps")]
-    pub fps: f64,
-    /// Largest preview width in pixels; frames are downscaled (keeping their aspect) to fit.
-    #[serde(default = "default_max_width")]
-    pub max_width: u32,
-    /// Largest preview height in pixels.
-    #[serde(default = "default_max_height")]
-    pub max_height: u32,
-    /// JPEG quality of preview images, 1 to 100.
-    #[serde(default = "default_jpeg_quality")]
-    pub jpeg_quality: u32,
-    /// Draw the overlay (camera, frame id, wall-clock time, fps, latency).
-    #[serde(default = "default_overlay")]
-    pub overlay: bool,
-    /// Draw the results of the camera's producers (algo, user readers): boxes, labels, scores.
-    #[serde(default = "default_overlay")]
-    pub results: bool,
-    /// Results about frames older than this (relative to the frame shown) are not drawn;
-    /// younger ones fade as they age. Milliseconds.
-    #[serde(default = "default_result_max_age_ms")]
-    pub result_max_age_ms: f64,
-    /// Address the HTTP server binds (`ip:port`; port 0 picks a free port, logged at start-up).
-    #[serde(default = "default_listen")]
-    pub listen: String,
-    /// `/stream.mjpg` viewers served at once; more are answered 503.
-    #[serde(default = "default_max_viewers")]
-    pub max_viewers: u32,
-    /// Other HTTP connections at once (requests being read, page, snapshot, status, idle
-    /// kept-alive); more wait in the kernel's accept queue. Stream viewers do not count.
-    #[serde(default = "default_max_connections")]
-    pub max_connections: u32,
-    /// Seconds a request head has to arrive whole, counted from the connection (or the
-    /// previous response); slower connections are closed before they count as viewers.
-    #[serde(default = "default_request_timeout")]
-    pub request_timeout_secs: f64,
-    /// Seconds between statistics reports.
-    #[serde(default = "default_stats_interval")]
-    pub stats_interval_secs: f64,
+reader_table! {
+    /// `[camera.preview]`: what the preview process generates and where it serves it.
+    pub struct PreviewConfig {
+        /// Initial state: generate preview images (`true`) or only count frames (`false`).
+        #[serde(default = "default_enabled")]
+        pub enabled: bool,
+        ..queue_depth("default_queue_depth"),
+        ..policy,
+        /// Preview images per second, independent of the camera's frame rate.
+        #[serde(default = "default_fps")]
+        pub fps: f64,
+        /// Largest preview width in pixels; frames are downscaled (keeping their aspect) to fit.
+        #[serde(default = "default_max_width")]
+        pub max_width: u32,
+        /// Largest preview height in pixels.
+        #[serde(default = "default_max_height")]
+        pub max_height: u32,
+        /// JPEG quality of preview images, 1 to 100.
+        #[serde(default = "default_jpeg_quality")]
+        pub jpeg_quality: u32,
+        /// Draw the overlay (camera, frame id, wall-clock time, fps, latency).
+        #[serde(default = "default_overlay")]
+        pub overlay: bool,
+        /// Draw the results of the camera's producers (algo, user readers): boxes, labels, scores.
+        #[serde(default = "default_overlay")]
+        pub results: bool,
+        /// Results about frames older than this (relative to the frame shown) are not drawn;
+        /// younger ones fade as they age. Milliseconds.
+        #[serde(default = "default_result_max_age_ms")]
+        pub result_max_age_ms: f64,
+        /// Address the HTTP server binds (`ip:port`; port 0 picks a free port, logged at start-up).
+        #[serde(default = "default_listen")]
+        pub listen: String,
+        /// `/stream.mjpg` viewers served at once; more are answered 503.
+        #[serde(default = "default_max_viewers")]
+        pub max_viewers: u32,
+        /// Other HTTP connections at once (requests being read, page, snapshot, status, idle
+        /// kept-alive); more wait in the kernel's accept queue. Stream viewers do not count.
+        #[serde(default = "default_max_connections")]
+        pub max_connections: u32,
+        /// Seconds a request head has to arrive whole, counted from the connection (or the
+        /// previous response); slower connections are closed before they count as viewers.
+        #[serde(default = "default_request_timeout")]
+        pub request_timeout_secs: f64,
+        /// Seconds between statistics reports.
+        #[serde(default = "default_stats_interval")]
+        pub stats_interval_secs: f64,
+    }
 }
 
 impl Default for PreviewConfig {
@@ -178,4 +170,17 @@ pub(super) fn validate(cfg: &PreviewConfig) -> Result<(), (String, String)> {
         );
     }
     Ok(())
+}
+
+impl super::Deployment {
+    /// Where the events page of `camera` is served, as `scheme://ip:port` (no trailing slash):
+    /// the camera's own preview, else the first camera's that has one (every preview serves
+    /// the events of the whole deployment). `None` when no camera has a preview or its port is
+    /// picked at start-up (`:0`). A preview listening on every interface is named by loopback.
+    pub fn events_page_base(&self, camera: &str) -> Option<String> {
+        let own = self.camera.iter().find(|c| c.name == camera).and_then(|c| c.preview.as_ref());
+        let preview = own.or_else(|| self.camera.iter().find_map(|c| c.preview.as_ref()))?;
+        let addr = super::MediaServerConfig::local(preview.listen_addr());
+        (addr.port() != 0).then(|| format!("{}://{addr}", self.http_scheme()))
+    }
 }

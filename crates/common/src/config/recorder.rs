@@ -6,103 +6,101 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::defaults;
+use super::reader_table::reader_table;
 use crate::names::Role;
 use crate::results::{Outcome, LABEL_TEXT};
 
-/// `[camera.recorder]`: what the recorder writes, where, and when it stops for disk space.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct RecorderConfig {
-    /// Initial state: save frames (`true`) or only count them (`false`).
-    #[serde(default)]
-    pub enabled: bool,
-    /// Frames queued for this reader while it encodes; deeper queues ride out slow writes.
-    #[serde(default = "default_queue_depth")]
-    pub queue_depth: u32,
-    /// Reader policy: `every` (default: every frame while the recorder keeps up), `newest` or
-    /// `max-fps` (see [`crate::policy`]).
-    #[serde(default)]
-    pub policy: Option<String>,
-    /// Frames per second taken with `policy = "max-fps"`.
-    #[serde(default)]
-    pub max_fps: Option<f64>,
-    /// Folder of the recordings; relative paths are relative to the config file.
-    #[serde(default = "default_directory")]
-    pub directory: PathBuf,
-    /// Video container and codec, or `off`.
-    #[serde(default)]
-    pub video: VideoFormat,
-    /// Frame rate written into the video container; 0 = the camera's fps (30 when that is 0).
-    #[serde(default)]
-    pub video_fps: f64,
-    /// Still images per saved frame: `off`, `jpeg` or `png`.
-    #[serde(default)]
-    pub images: ImageFormat,
-    /// Save an image of every Nth received frame.
-    #[serde(default = "default_image_every")]
-    pub image_every: u32,
-    /// At most this many images per second; 0 = no limit.
-    #[serde(default)]
-    pub image_max_fps: f64,
-    /// JPEG quality of saved images, 1 to 100.
-    #[serde(default = "default_jpeg_quality")]
-    pub jpeg_quality: u32,
-    /// Length of one segment (video file + sidecar index) in seconds of capture time.
-    #[serde(default = "default_segment_secs")]
-    pub segment_secs: f64,
-    /// Free-space floor in MiB: below it the recorder stops writing until space is back. The
-    /// recorder keeps its own reserve (room to close the current segment) on top of it, so 0 is
-    /// safe: it means "no room kept for anything else".
-    #[serde(default = "default_min_free_mb")]
-    pub min_free_mb: u64,
-    /// Free-inode floor (statvfs `f_favail`): below it the recorder stops writing like below
-    /// `min-free-mb`. Ignored on filesystems without an inode count (vfat, btrfs).
-    #[serde(default = "default_min_free_inodes")]
-    pub min_free_inodes: u64,
-    /// Below the floor, delete this camera's oldest completed segments before giving up.
-    #[serde(default)]
-    pub delete_oldest: bool,
-    /// Seconds between statistics reports.
-    #[serde(default = "default_stats_interval")]
-    pub stats_interval_secs: f64,
-    /// Seconds of frames kept (JPEG-encoded, in memory) before a trigger or `ctl record on`, so
-    /// a clip starts before what triggered it. Default: 5 with triggers, 0 without (continuous
-    /// recording as before); see [`RecorderConfig::effective_pre_roll_secs`].
-    #[serde(default)]
-    pub pre_roll_secs: Option<f64>,
-    /// Seconds a clip goes on after the last trigger; a trigger within this time of the last
-    /// one extends the clip.
-    #[serde(default = "default_post_roll_secs")]
-    pub post_roll_secs: f64,
-    /// Longest clip, seconds of capture time: a longer one ends and the next clip continues it
-    /// at the next frame.
-    #[serde(default = "default_max_clip_secs")]
-    pub max_clip_secs: f64,
-    /// How late (seconds after its frame was captured) a result may arrive and still get the
-    /// whole pre-roll: the recorder keeps this much more than `pre-roll-secs`.
-    #[serde(default = "default_result_delay_secs")]
-    pub result_delay_secs: f64,
-    /// Memory limit of the pre-roll in MiB: a config whose estimate exceeds it is refused, and
-    /// at run time the oldest held frames are dropped above it.
-    #[serde(default = "default_pre_roll_max_mb")]
-    pub pre_roll_max_mb: u64,
-    /// Delete this camera's finished segments older than this many days (since they were
-    /// completed); none = no age limit.
-    #[serde(default)]
-    pub max_age_days: Option<f64>,
-    /// Keep this camera's segments under this many MiB in total (the one being written
-    /// included), deleting the oldest finished ones first; none = no size limit.
-    #[serde(default)]
-    pub max_total_mb: Option<u64>,
-    /// `[[camera.recorder.trigger]]`: results that start (or extend) a clip. None = continuous
-    /// recording while saving is on.
-    #[serde(default)]
-    pub trigger: Vec<TriggerConfig>,
-    /// Permission bits of the files the recorder creates (videos, sidecars, images), an octal
-    /// string such as `"0640"` or a TOML integer such as `0o640`; folders it creates get the
-    /// same bits plus search (x) where read is set. Default `"0600"`: only the recording user.
-    #[serde(default = "default_file_mode")]
-    pub file_mode: FileMode,
+reader_table! {
+    /// `[camera.recorder]`: what the recorder writes, where, and when it stops for disk space.
+    pub struct RecorderConfig {
+        /// Initial state: save frames (`true`) or only count them (`false`).
+        #[serde(default)]
+        pub enabled: bool,
+        ..queue_depth("default_queue_depth"),
+        ..policy,
+        /// Folder of the recordings; relative paths are relative to the config file.
+        #[serde(default = "default_directory")]
+        pub directory: PathBuf,
+        /// Video container and codec, or `off`, as resolved when the config is loaded (see
+        /// [`RecorderConfig::resolve_video`]).
+        #[serde(skip)]
+        pub video: VideoFormat,
+        /// `video` as written in the file (unset: see [`RecorderConfig::resolve_video`]).
+        #[serde(default, rename = "video")]
+        pub video_key: Option<VideoFormat>,
+        /// Frame rate written into the video container; 0 = the camera's fps (30 when that is 0).
+        #[serde(default)]
+        pub video_fps: f64,
+        /// Still images per saved frame: `off`, `jpeg` or `png`.
+        #[serde(default)]
+        pub images: ImageFormat,
+        /// Save an image of every Nth received frame.
+        #[serde(default = "default_image_every")]
+        pub image_every: u32,
+        /// At most this many images per second; 0 = no limit.
+        #[serde(default)]
+        pub image_max_fps: f64,
+        /// JPEG quality of saved images, 1 to 100.
+        #[serde(default = "default_jpeg_quality")]
+        pub jpeg_quality: u32,
+        /// Length of one segment (video file + sidecar index) in seconds of capture time.
+        #[serde(default = "default_segment_secs")]
+        pub segment_secs: f64,
+        /// Free-space floor in MiB: below it the recorder stops writing until space is back. The
+        /// recorder keeps its own reserve (room to close the current segment) on top of it, so 0 is
+        /// safe: it means "no room kept for anything else".
+        #[serde(default = "default_min_free_mb")]
+        pub min_free_mb: u64,
+        /// Free-inode floor (statvfs `f_favail`): below it the recorder stops writing like below
+        /// `min-free-mb`. Ignored on filesystems without an inode count (vfat, btrfs).
+        #[serde(default = "default_min_free_inodes")]
+        pub min_free_inodes: u64,
+        /// Below the floor, delete this camera's oldest completed segments before giving up.
+        #[serde(default)]
+        pub delete_oldest: bool,
+        /// Seconds between statistics reports.
+        #[serde(default = "default_stats_interval")]
+        pub stats_interval_secs: f64,
+        /// Seconds of frames kept (in memory: JPEG-encoded, or with `video = "stream"` the
+        /// streamer's access units in whole GOPs) before a trigger or `ctl record on`, so a clip
+        /// starts before what triggered it. Default: 5 with triggers, 0 without (continuous
+        /// recording as before); see [`RecorderConfig::effective_pre_roll_secs`].
+        #[serde(default)]
+        pub pre_roll_secs: Option<f64>,
+        /// Seconds a clip goes on after the last trigger; a trigger within this time of the last
+        /// one extends the clip.
+        #[serde(default = "default_post_roll_secs")]
+        pub post_roll_secs: f64,
+        /// Longest clip, seconds of capture time: a longer one ends and the next clip continues it
+        /// at the next frame.
+        #[serde(default = "default_max_clip_secs")]
+        pub max_clip_secs: f64,
+        /// How late (seconds after its frame was captured) a result may arrive and still get the
+        /// whole pre-roll: the recorder keeps this much more than `pre-roll-secs`.
+        #[serde(default = "default_result_delay_secs")]
+        pub result_delay_secs: f64,
+        /// Memory limit of the pre-roll in MiB: a config whose estimate exceeds it is refused, and
+        /// at run time the oldest held frames are dropped above it.
+        #[serde(default = "default_pre_roll_max_mb")]
+        pub pre_roll_max_mb: u64,
+        /// Delete this camera's finished segments older than this many days (since they were
+        /// completed); none = no age limit.
+        #[serde(default)]
+        pub max_age_days: Option<f64>,
+        /// Keep this camera's segments under this many MiB in total (the one being written
+        /// included), deleting the oldest finished ones first; none = no size limit.
+        #[serde(default)]
+        pub max_total_mb: Option<u64>,
+        /// `[[camera.recorder.trigger]]`: results that start (or extend) a clip. None = continuous
+        /// recording while saving is on.
+        #[serde(default)]
+        pub trigger: Vec<TriggerConfig>,
+        /// Permission bits of the files the recorder creates (videos, sidecars, images), an octal
+        /// string such as `"0640"` or a TOML integer such as `0o640`; folders it creates get the
+        /// same bits plus search (x) where read is set. Default `"0600"`: only the recording user.
+        #[serde(default = "default_file_mode")]
+        pub file_mode: FileMode,
+    }
 }
 
 /// A file mode from the config: an octal string (`"0640"`) or an integer (`0o640`).
@@ -217,6 +215,7 @@ impl Default for RecorderConfig {
             max_fps: None,
             directory: default_directory(),
             video: VideoFormat::default(),
+            video_key: None,
             video_fps: 0.0,
             images: ImageFormat::default(),
             image_every: default_image_every(),
@@ -253,8 +252,8 @@ pub enum VideoFormat {
     /// most CPU per frame; needs an even width and height.
     H264Mp4,
     /// The H.264 the camera's streamer already encodes, written as it is into MP4 (`.mp4`):
-    /// no second encoder. Needs `[camera.streamer]`; segments start at key frames; no
-    /// images, triggers or pre-roll.
+    /// no second encoder, and a pre-roll of access units held in whole GOPs (a clip starts at
+    /// a key frame). Needs `[camera.streamer]`; segments start at key frames; no images.
     Stream,
     /// No video.
     Off,
@@ -298,6 +297,18 @@ impl ImageFormat {
 }
 
 impl RecorderConfig {
+    /// Resolves `video` for a camera with (`has_streamer`) or without a streamer: as written,
+    /// else `stream` for event recording (triggers) on a camera with a streamer (its H.264 is
+    /// there already: the pre-roll costs a copy instead of a JPEG encode per frame), else
+    /// `mjpg-avi`.
+    pub fn resolve_video(&mut self, has_streamer: bool) {
+        self.video = self.video_key.unwrap_or(if has_streamer && !self.trigger.is_empty() {
+            VideoFormat::Stream
+        } else {
+            VideoFormat::MjpgAvi
+        });
+    }
+
     /// Frame rate to write into video files for a camera configured at `camera_fps`.
     pub fn effective_video_fps(&self, camera_fps: f64) -> f64 {
         if self.video_fps > 0.0 {
@@ -398,6 +409,14 @@ fn default_pre_roll_max_mb() -> u64 {
 /// Checks the values for a `width`×`height` camera at `fps`; returns the failing field (below
 /// `camera[i].recorder.`) and the message.
 pub(super) fn validate(cfg: &RecorderConfig, width: u32, height: u32, fps: f64) -> Result<(), (String, String)> {
+    validate_output(cfg)?;
+    validate_events(cfg)?;
+    validate_triggers(cfg)?;
+    validate_pre_roll(cfg, width, height, fps)
+}
+
+/// What is written: video, images, folder, files, statistics.
+fn validate_output(cfg: &RecorderConfig) -> Result<(), (String, String)> {
     let fail = |field: &str, msg: String| Err((field.to_string(), msg));
     if cfg.video == VideoFormat::Off && cfg.images == ImageFormat::Off {
         return fail(
@@ -409,12 +428,6 @@ pub(super) fn validate(cfg: &RecorderConfig, width: u32, height: u32, fps: f64) 
         let why = "with video = \"stream\" the recorder writes the streamer's H.264 and decodes no frame";
         if cfg.images != ImageFormat::Off {
             return fail("images", format!("{why}: images need decoded frames; set images = \"off\" or video = \"mjpg-avi\", \"mp4v-mp4\" or \"h264-mp4\""));
-        }
-        if !cfg.trigger.is_empty() {
-            return fail("trigger", format!("{why}: triggers (event clips) are not supported with it yet; remove [[camera.recorder.trigger]] or use video = \"mjpg-avi\", \"mp4v-mp4\" or \"h264-mp4\""));
-        }
-        if cfg.pre_roll_secs.is_some_and(|p| p > 0.0) {
-            return fail("pre-roll-secs", format!("{why}: a pre-roll is not supported with it yet; allowed 0 or leave it out, or use video = \"mjpg-avi\", \"mp4v-mp4\" or \"h264-mp4\""));
         }
     }
     if cfg.directory.as_os_str().is_empty() {
@@ -450,6 +463,12 @@ pub(super) fn validate(cfg: &RecorderConfig, width: u32, height: u32, fps: f64) 
             format!("invalid value {}: allowed more than 0 up to 3600", cfg.stats_interval_secs),
         );
     }
+    Ok(())
+}
+
+/// Event recording: pre-roll, post-roll, clip length, memory, retention.
+fn validate_events(cfg: &RecorderConfig) -> Result<(), (String, String)> {
+    let fail = |field: &str, msg: String| Err((field.to_string(), msg));
     let seconds = |key: &str, value: f64, range: std::ops::RangeInclusive<f64>, what: &str| {
         if value.is_finite() && range.contains(&value) {
             Ok(())
@@ -477,6 +496,12 @@ pub(super) fn validate(cfg: &RecorderConfig, width: u32, height: u32, fps: f64) 
     if cfg.max_total_mb == Some(0) {
         return fail("max-total-mb", "invalid value 0: allowed 1 or more MiB (leave it out for no size limit)".into());
     }
+    Ok(())
+}
+
+/// `[[camera.recorder.trigger]]`: each with a condition, valid values.
+fn validate_triggers(cfg: &RecorderConfig) -> Result<(), (String, String)> {
+    let fail = |field: &str, msg: String| Err((field.to_string(), msg));
     for (i, t) in cfg.trigger.iter().enumerate() {
         let key = |field: &str| format!("trigger[{i}].{field}");
         if t.producer.is_none() && t.min_score.is_none() && t.label.is_none() && t.min_box_score.is_none() {
@@ -507,8 +532,15 @@ pub(super) fn validate(cfg: &RecorderConfig, width: u32, height: u32, fps: f64) 
             }
         }
     }
+    Ok(())
+}
+
+/// The JPEG pre-roll's estimate against `pre-roll-max-mb`.
+fn validate_pre_roll(cfg: &RecorderConfig, width: u32, height: u32, fps: f64) -> Result<(), (String, String)> {
+    let fail = |field: &str, msg: String| Err((field.to_string(), msg));
     let estimate = cfg.pre_roll_estimate(width, height, fps);
-    if estimate.bytes > cfg.pre_roll_max_bytes() {
+    // With `stream` the pre-roll holds access units, not JPEGs: bounded at run time.
+    if cfg.video != VideoFormat::Stream && estimate.bytes > cfg.pre_roll_max_bytes() {
         let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
         return fail(
             "pre-roll-secs",

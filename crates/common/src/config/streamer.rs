@@ -5,6 +5,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use serde::Deserialize;
 
+use super::reader_table::reader_table;
+
 /// Defaults of the streamer and the media server.
 pub mod defaults {
     /// Queue depth of the streamer reader: newest frame only.
@@ -49,39 +51,32 @@ impl EncoderChoice {
     }
 }
 
-/// `[camera.streamer]`: encode the camera as H.264 and publish it on the camera's encoded
-/// service (`framebus/<dep>/<cam>/encoded`), where the media server and the recorder read it.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct StreamerConfig {
-    /// Frames queued for this reader; 1 = always the newest frame.
-    #[serde(default = "default_queue_depth")]
-    pub queue_depth: u32,
-    /// Reader policy: `newest` (default) or `max-fps` (see [`crate::policy`]).
-    #[serde(default)]
-    pub policy: Option<String>,
-    /// Frames per second taken with `policy = "max-fps"`.
-    #[serde(default)]
-    pub max_fps: Option<f64>,
-    /// `auto` (default), `x264`, `v4l2` or `vaapi`.
-    #[serde(default = "default_encoder")]
-    pub encoder: EncoderChoice,
-    /// Target bitrate in kbit/s (constant bitrate where the encoder has it).
-    #[serde(default = "default_bitrate")]
-    pub bitrate_kbps: u32,
-    /// Frames from one key frame to the next (a new viewer waits at most this long).
-    #[serde(default = "default_gop")]
-    pub gop: u32,
-    /// Low latency: no B-frames, no look-ahead, zero-latency tuning, one frame in flight.
-    #[serde(default = "default_true")]
-    pub low_latency: bool,
-    /// Seconds the encoder may output nothing while frames wait before the streamer restarts it
-    /// (frames meanwhile are skipped, never queued without bound).
-    #[serde(default = "default_stall")]
-    pub stall_secs: f64,
-    /// Seconds between statistics reports.
-    #[serde(default = "default_stats")]
-    pub stats_interval_secs: f64,
+reader_table! {
+    /// `[camera.streamer]`: encode the camera as H.264 and publish it on the camera's encoded
+    /// service (`framebus/<dep>/<cam>/encoded`), where the media server and the recorder read it.
+    pub struct StreamerConfig {
+        ..queue_depth("default_queue_depth"),
+        ..policy,
+        /// `auto` (default), `x264`, `v4l2` or `vaapi`.
+        #[serde(default = "default_encoder")]
+        pub encoder: EncoderChoice,
+        /// Target bitrate in kbit/s (constant bitrate where the encoder has it).
+        #[serde(default = "default_bitrate")]
+        pub bitrate_kbps: u32,
+        /// Frames from one key frame to the next (a new viewer waits at most this long).
+        #[serde(default = "default_gop")]
+        pub gop: u32,
+        /// Low latency: no B-frames, no look-ahead, zero-latency tuning, one frame in flight.
+        #[serde(default = "default_true")]
+        pub low_latency: bool,
+        /// Seconds the encoder may output nothing while frames wait before the streamer restarts it
+        /// (frames meanwhile are skipped, never queued without bound).
+        #[serde(default = "default_stall")]
+        pub stall_secs: f64,
+        /// Seconds between statistics reports.
+        #[serde(default = "default_stats")]
+        pub stats_interval_secs: f64,
+    }
 }
 
 impl Default for StreamerConfig {

@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use super::*;
+use crate::policy::ReaderPolicy;
 
 fn load(text: &str) -> Result<Deployment, ConfigError> {
     Deployment::from_toml(Path::new("test.toml"), text)
@@ -75,6 +76,41 @@ fn reader_policies_load_and_bad_ones_name_the_key() {
 }
 
 /// `[camera.preview]` and `[camera.recorder]` load with their documented defaults.
+/// The reader settings are defined once (`reader_table!`) but stay keys of each table: each
+/// table lists its own keys in its own order when one is misspelt, and each reader's
+/// settings are read through the one `reader()`.
+#[test]
+fn every_reader_table_keeps_its_keys_and_their_order() {
+    let check = |extra: &str, expected: &str| {
+        let e = load(&format!("{GOOD}{extra}")).expect_err("must be rejected");
+        assert_eq!(format!("`{}`: {}", e.key, e.message), expected, "{extra}");
+    };
+    check(
+        "queue-dept = 1\n",
+        "`camera[0].algo.queue-dept`: unknown field `queue-dept`, expected one of `queue-depth`, `policy`, `max-fps`, `stats-interval-secs`",
+    );
+    check(
+        "[camera.preview]\nmaxfps = 1\n",
+        "`camera[0].preview.maxfps`: unknown field `maxfps`, expected one of `enabled`, `queue-depth`, `policy`, `max-fps`, `fps`, `max-width`, `max-height`, `jpeg-quality`, `overlay`, `results`, `result-max-age-ms`, `listen`, `max-viewers`, `max-connections`, `request-timeout-secs`, `stats-interval-secs`",
+    );
+    check(
+        "[camera.streamer]\nrate = 1\n",
+        "`camera[0].streamer.rate`: unknown field `rate`, expected one of `queue-depth`, `policy`, `max-fps`, `encoder`, `bitrate-kbps`, `gop`, `low-latency`, `stall-secs`, `stats-interval-secs`",
+    );
+    check(
+        "[[camera.reader]]\nname = \"plates\"\nqueue = 1\n",
+        "`camera[0].reader[0].queue`: unknown field `queue`, expected one of `name`, `policy`, `max-fps`, `queue-depth`, `command`",
+    );
+    let text = format!("{GOOD}queue-depth = 2\npolicy = \"every\"\n[camera.recorder]\nmax-fps = 5\n");
+    let d = load(&text).expect("valid config");
+    let cam = d.camera(None).expect("one camera");
+    let algo = cam.algo.as_ref().expect("algo").reader();
+    assert_eq!(algo, ReaderSettings { queue_depth: 2, policy: Some("every"), max_fps: None });
+    assert_eq!(algo.policy(ReaderPolicy::Newest), Ok(ReaderPolicy::Every));
+    let recorder = cam.reader_spec(&Role::from(ProcessRole::Recorder)).expect("recorder");
+    assert_eq!((recorder.policy, recorder.key.as_str()), (ReaderPolicy::MaxFps(5.0), "recorder"));
+}
+
 #[test]
 fn preview_and_recorder_tables_load_with_defaults() {
     let d = load(&format!("{GOOD}[camera.preview]\n[camera.recorder]\n")).expect("valid config");
@@ -91,6 +127,27 @@ fn preview_and_recorder_tables_load_with_defaults() {
     assert_eq!(recorder.video, VideoFormat::MjpgAvi);
     assert_eq!(recorder.images, ImageFormat::Off);
     assert_eq!(recorder.effective_video_fps(cam.fps), defaults::FPS);
+}
+
+/// Events on a camera with a streamer record its H.264 by default (with the 5 s pre-roll);
+/// without triggers, or without a streamer, MJPG AVI stays the default; a written `video`
+/// always wins, and the stream takes a pre-roll and triggers.
+#[test]
+fn events_on_a_streaming_camera_record_the_stream_by_default() {
+    let trigger = "[[camera.recorder.trigger]]\nproducer = \"algo\"\n";
+    let video = |tables: &str| {
+        let d = load(&format!("{GOOD}{tables}")).expect("valid config");
+        let recorder = d.camera(None).expect("one camera").recorder.clone().expect("recorder table");
+        (recorder.video, recorder.effective_pre_roll_secs())
+    };
+    let pre = defaults::RECORDER_PRE_ROLL_SECS;
+    assert_eq!(video(&format!("[camera.streamer]\n[camera.recorder]\n{trigger}")), (VideoFormat::Stream, pre));
+    assert_eq!(video("[camera.streamer]\n[camera.recorder]\n"), (VideoFormat::MjpgAvi, 0.0));
+    assert_eq!(video(&format!("[camera.recorder]\n{trigger}")), (VideoFormat::MjpgAvi, pre));
+    let written = format!("[camera.streamer]\n[camera.recorder]\nvideo = \"h264-mp4\"\n{trigger}");
+    assert_eq!(video(&written), (VideoFormat::H264Mp4, pre));
+    let stream = "[camera.streamer]\n[camera.recorder]\nvideo = \"stream\"\npre-roll-secs = 3\n";
+    assert_eq!(video(stream), (VideoFormat::Stream, 3.0));
 }
 
 /// Bad preview and recorder values name `camera[i].<table>.<key>` and what is allowed.
@@ -135,10 +192,6 @@ fn bad_preview_and_recorder_values_name_the_key() {
     check(
         "[camera.streamer]\n[camera.recorder]\nvideo = \"stream\"\nimages = \"jpeg\"\n",
         "`camera[0].recorder.images`: with video = \"stream\" the recorder writes the streamer's H.264 and decodes no frame: images need decoded frames; set images = \"off\" or video = \"mjpg-avi\", \"mp4v-mp4\" or \"h264-mp4\"",
-    );
-    check(
-        "[camera.streamer]\n[camera.recorder]\nvideo = \"stream\"\npre-roll-secs = 3\n",
-        "`camera[0].recorder.pre-roll-secs`: with video = \"stream\" the recorder writes the streamer's H.264 and decodes no frame: a pre-roll is not supported with it yet; allowed 0 or leave it out, or use video = \"mjpg-avi\", \"mp4v-mp4\" or \"h264-mp4\"",
     );
     check(
         "[camera.recorder]\nsegment-secs = 0\n",
@@ -773,6 +826,39 @@ fn the_two_host_examples_load() {
         let d = Deployment::load(&root.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(d.zenoh.is_some(), "{name}");
     }
+}
+
+/// `[[deployment.webhook]]` loads with its defaults; a bad URL, event, timeout or queue names
+/// the key and what is allowed.
+#[test]
+fn webhooks_load_and_bad_ones_name_the_key() {
+    let with = |hook: &str| GOOD.replace("name = \"lab\"", &format!("name = \"lab\"\n[[deployment.webhook]]\n{hook}"));
+    let d = load(&with("url = \"http://127.0.0.1:9000/hook\"")).expect("loads");
+    let hook = &d.deployment.webhook[0];
+    assert_eq!(hook.events, vec![WebhookEvent::Start, WebhookEvent::End]);
+    assert_eq!((hook.timeout_secs, hook.max_queue), (5.0, 256));
+    let check = |hook: &str, expected: &str| {
+        let e = load(&with(hook)).expect_err("must be rejected");
+        assert_eq!(format!("`{}`: {}", e.key, e.message), expected, "{hook}");
+    };
+    check(
+        "url = \"ftp://x\"",
+        "`deployment.webhook[0].url`: invalid URL `ftp://x`: use http://host[:port][/path], e.g. `http://127.0.0.1:9000/framebus` (no credentials, no fragment)",
+    );
+    check(
+        "url = \"http://h/\"\nevents = []",
+        "`deployment.webhook[0].events`: no event: allowed values are \"start\" and \"end\"",
+    );
+    check(
+        "url = \"http://h/\"\ntimeout-secs = 0",
+        "`deployment.webhook[0].timeout-secs`: invalid value 0: allowed 0.1 to 60 (seconds)",
+    );
+    check(
+        "url = \"http://h/\"\nmax-queue = 0",
+        "`deployment.webhook[0].max-queue`: invalid value 0: allowed 1 to 100000 (events)",
+    );
+    let e = load(&with("url = \"http://h/\"\nevents = [\"begin\"]")).expect_err("unknown event");
+    assert!(e.message.contains("unknown variant `begin`, expected `start` or `end`"), "{e}");
 }
 
 /// A camera may not take the name of a per-deployment process: `ctl restart mediaserver` must

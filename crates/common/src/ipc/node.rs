@@ -47,7 +47,7 @@ pub fn create_named_node_with(
 
 /// The node of a short-lived client (a `ctl` command): like [`create_named_node`], but it does
 /// not look for dead nodes when created or dropped. Each look reads every node's files, so a
-/// burst of 150 commands would cost quadratic time; hold a [`DeploymentGuard`], whose single
+/// burst of 150 commands would cost quadratic time; hold a [`DeploymentGuard`](super::DeploymentGuard), whose single
 /// look when the command ends removes dead nodes and releases the deployment if it was last.
 pub fn create_client_node(deployment: &str, name: &str) -> Result<Node<IpcService>, IpcError> {
     signals::install();

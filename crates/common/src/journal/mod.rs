@@ -7,7 +7,12 @@
 //! rename or remove them. Readers skip lines they cannot parse (a line being written, a newer
 //! record type). The file is rotated at [`JOURNAL_MAX_BYTES`]: the current file is renamed to
 //! `events/<camera>.1.jsonl` (replacing the previous one), so at most twice that is kept.
-//! This module only defines the format; the recorder writes the file and ctl reads it.
+//! This module defines the format; the recorder writes the file; [`read`] is the one reader
+//! (`ctl events`, the preview's events page, the supervisor's webhooks) and [`clips`] folds
+//! the records into clips.
+
+pub mod clips;
+pub mod read;
 
 use std::path::{Path, PathBuf};
 

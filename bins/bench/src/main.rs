@@ -28,7 +28,7 @@ mod stream;
 use anyhow::{anyhow, bail, Context};
 use clap::Parser;
 use framebus::{Camera, Event, ReaderPolicy};
-use framebus_bench::cli::{BenchCommand, Cli};
+use framebus_bench::cli::{BenchCommand, Cli, ReaderArgs};
 use framebus_common::clock;
 use framebus_common::pattern::SyntheticPattern;
 use framebus_common::stats::LatencyWindow;
@@ -52,11 +52,11 @@ const CASES: [Case; 3] = [
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
-        Some(BenchCommand::Reader { args }) => reader(&args),
+        Some(BenchCommand::Reader(args)) => reader(&args),
         Some(BenchCommand::Python) => in_temp_dir(python_vs_rust),
         Some(BenchCommand::V4l2) => in_temp_dir(device_bench),
         Some(BenchCommand::Recorder) => in_temp_dir(recorder_table),
-        Some(BenchCommand::Embedded { args }) => embedded::run(&args),
+        Some(BenchCommand::Embedded { config, port }) => embedded::run(&config, port),
         Some(BenchCommand::Stream) => in_temp_dir(stream::bench),
         Some(BenchCommand::StreamRecord) => in_temp_dir(stream::recording),
         Some(BenchCommand::Bridge) => in_temp_dir(bridge::bench),
@@ -241,25 +241,57 @@ fn bench() -> anyhow::Result<()> {
     bridge::bench(dir.path())
 }
 
+/// Length of one [`recorder_table`] run, seconds.
+const SECS: u64 = 15;
+/// What [`recorder_table`] leaves out before measuring (the pre-roll fills).
+const WARM_UP: Duration = Duration::from_secs(7);
+
 /// One recorder run for [`recorder_table`].
 struct RecorderCase {
     label: &'static str,
     /// Lines added to `[camera.recorder]`.
     table: &'static str,
+    /// A streamer runs beside the recorder (`video = "stream"`).
+    streamer: bool,
+}
+
+/// The config of one [`RecorderCase`]: deployment `name`, recordings in `rec`.
+fn recorder_case_config(name: &str, rec: &Path, case: &RecorderCase) -> String {
+    // A trigger no result matches: the recorder is armed and never records.
+    const NEVER: &str = "[[camera.recorder.trigger]]\nproducer = \"nobody\"\n";
+    // With a streamer: two readers, each with the recorder's default queue.
+    let (slots, readers, streamer) = match case.streamer {
+        true => (12, 2, "[camera.streamer]\nencoder = \"x264\"\nbitrate-kbps = 4000\ngop = 30\n\n"),
+        false => (6, 1, ""),
+    };
+    format!(
+        "[deployment]\nname = \"{name}\"\nstate-dir = \"{name}-state\"\n\n[[camera]]\nname = \"bench\"\nwidth = 1920\nheight = 1080\nfps = 30\nslots = {slots}\nmax-readers = {readers}\n\n[camera.source]\nkind = \"synthetic\"\n\n{streamer}[camera.recorder]\ndirectory = \"{}\"\nmin-free-mb = 0\nstats-interval-secs = 0.5\n{}{NEVER}",
+        rec.display(),
+        case.table
+    )
 }
 
 /// The recorder process on a 1080p30 synthetic camera for 15 s: armed with triggers and no
 /// pre-roll, armed holding a 5 s pre-roll, and recording (saving on) for reference. CPU and
 /// memory of the recorder process over the last 8 s (after the pre-roll has filled).
 fn recorder_table(dir: &Path) -> anyhow::Result<()> {
-    const SECS: u64 = 15;
-    const WARM_UP: Duration = Duration::from_secs(7);
-    // A trigger no result matches: the recorder is armed and never records.
-    const NEVER: &str = "[[camera.recorder.trigger]]\nproducer = \"nobody\"\n";
     let cases = [
-        RecorderCase { label: "armed, pre-roll off", table: "pre-roll-secs = 0\n" },
-        RecorderCase { label: "armed, pre-roll 5 s", table: "pre-roll-secs = 5\n" },
-        RecorderCase { label: "recording (saving on), MJPG AVI", table: "enabled = true\npre-roll-secs = 0\n" },
+        RecorderCase { label: "armed, pre-roll off", table: "pre-roll-secs = 0\n", streamer: false },
+        RecorderCase {
+            label: "armed, pre-roll 5 s (JPEG)",
+            table: "video = \"mjpg-avi\"\npre-roll-secs = 5\n",
+            streamer: false,
+        },
+        RecorderCase {
+            label: "armed, pre-roll 5 s from the stream (streamer beside)",
+            table: "video = \"stream\"\npre-roll-secs = 5\n",
+            streamer: true,
+        },
+        RecorderCase {
+            label: "recording (saving on), MJPG AVI",
+            table: "enabled = true\npre-roll-secs = 0\n",
+            streamer: false,
+        },
     ];
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
@@ -267,93 +299,118 @@ fn recorder_table(dir: &Path) -> anyhow::Result<()> {
         SECS - WARM_UP.as_secs(),
         load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
     );
-    println!("| recorder | CPU | CPU per frame received | private memory (RssAnon) | resident (VmRSS) | held frames | held JPEG | frames lost |");
+    println!("| recorder | CPU | CPU per frame received | private memory (RssAnon) | resident (VmRSS) | held frames | held bytes | frames lost |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     for (i, case) in cases.iter().enumerate() {
-        // Deployment names are at most 14 characters (iceoryx2's socket paths).
-        let name = format!("b{}r{i}", std::process::id() % 1_000_000);
-        let config = dir.join(format!("{name}.toml"));
-        let rec = dir.join(format!("{name}-rec"));
-        std::fs::write(
-            &config,
-            format!(
-                "[deployment]\nname = \"{name}\"\nstate-dir = \"{name}-state\"\n\n[[camera]]\nname = \"bench\"\nwidth = 1920\nheight = 1080\nfps = 30\nslots = 6\nmax-readers = 1\n\n[camera.source]\nkind = \"synthetic\"\n\n[camera.recorder]\ndirectory = \"{}\"\nmin-free-mb = 0\nstats-interval-secs = 0.5\n{}{NEVER}",
-                rec.display(),
-                case.table
-            ),
-        )
-        .with_context(|| format!("writing {}", config.display()))?;
-        let config_text = config.to_str().ok_or_else(|| anyhow!("non-UTF-8 temp path"))?.to_string();
-        let mut recorder = Command::new(sibling("recorder")?)
-            .args(["--config", &config_text, "--json"])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .spawn()
-            .context("starting the recorder")?;
-        let stdout = recorder.stdout.take().ok_or_else(|| anyhow!("recorder stdout"))?;
-        let last_line = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-        let sink = std::sync::Arc::clone(&last_line);
-        let lines = std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Ok(mut last) = sink.lock() {
-                    *last = line;
-                }
-            }
-        });
-        let mut capture = Command::new(sibling("capture")?)
-            .args(["--config", &config_text, "--max-frames", &(SECS * 30).to_string(), "--wait-for-readers", "1"])
-            .env("RUST_LOG", "warn")
-            .spawn()
-            .context("starting capture")?;
-        // The recorder attaches, capture starts, the pre-roll fills.
-        let pid = recorder.id();
-        let started = Instant::now();
-        let mut first: Option<(f64, Instant, f64)> = None;
-        let frames_now = || {
-            let line = last_line.lock().map(|l| l.clone()).unwrap_or_default();
-            serde_json::from_str::<serde_json::Value>(&line).map_or(f64::NAN, |v| f(&v, "frames"))
-        };
-        let status = loop {
-            if first.is_none() && started.elapsed() >= WARM_UP {
-                first = Some((proc_cpu_secs(pid), Instant::now(), frames_now()));
-            }
-            if let Some(status) = capture.try_wait()? {
-                break status;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        if !status.success() {
-            bail!("capture failed: {status}");
-        }
-        let used = first.map(|(cpu, at, frames)| (proc_cpu_secs(pid) - cpu, at.elapsed().as_secs_f64(), frames));
-        let memory = proc_status_kib(pid);
-        // The last status line before the stop.
-        std::thread::sleep(Duration::from_millis(600));
-        let report: serde_json::Value = serde_json::from_str(&last_line.lock().map(|l| l.clone()).unwrap_or_default())
-            .unwrap_or(serde_json::Value::Null);
-        // SAFETY: kill has no memory-safety preconditions; the pid is our child's.
-        unsafe { libc::kill(pid as i32, libc::SIGTERM) };
-        recorder.wait()?;
-        let _ = lines.join();
-        let stats = last_line.lock().map(|l| l.clone()).unwrap_or_default();
-        let last: serde_json::Value = serde_json::from_str(&stats).unwrap_or(serde_json::Value::Null);
-        let lost = (SECS * 30) as f64 - f(&last, "frames").max(0.0);
-        // Frames received over the measured window (the status line is at most 0.5 s old).
-        let received = used.map_or(f64::NAN, |(_, _, at_start)| f(&last, "frames") - at_start);
-        println!(
-            "| {} | {} | {} | {:.0} MiB | {:.0} MiB | {:.0} | {:.1} MiB | {lost:.0} of {} |",
-            case.label,
-            used.map_or("?".into(), |(cpu, secs, _)| format!("{:.1} % of a core", cpu / secs * 100.0)),
-            used.map_or("?".into(), |(cpu, _, _)| format!("{:.1} ms", cpu * 1000.0 / received.max(1.0))),
-            memory.0 / 1024.0,
-            memory.1 / 1024.0,
-            f(&report, "held_frames"),
-            f(&report, "held_bytes") / (1024.0 * 1024.0),
-            SECS * 30,
-        );
-        let _ = std::fs::remove_dir_all(&rec);
+        recorder_case(dir, i, case)?;
     }
-    println!("CPU = user + system time of the recorder process over the last 8 s. held = JPEG frames the recorder keeps for its pre-roll (5 s + 1 s for late results), from its status. frames lost = frames published that the recorder did not receive.");
+    println!("CPU = user + system time of the recorder process over the last 8 s (the streamer's own encoding is not counted: it runs for viewers anyway). held = frames the recorder keeps for its pre-roll (5 s + 1 s for late results; JPEG, or the streamer's access units in whole GOPs), from its status. frames lost = frames published that the recorder did not receive.");
+    Ok(())
+}
+
+/// The last stdout line of a process, kept up to date by a thread.
+type LastLine = std::sync::Arc<std::sync::Mutex<String>>;
+
+/// Starts the recorder with `--json` on `config`; returns it, its last stdout line and the
+/// thread that reads it.
+fn spawn_recorder(config: &str) -> anyhow::Result<(std::process::Child, LastLine, std::thread::JoinHandle<()>)> {
+    let mut recorder = Command::new(sibling("recorder")?)
+        .args(["--config", config, "--json"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("starting the recorder")?;
+    let stdout = recorder.stdout.take().ok_or_else(|| anyhow!("recorder stdout"))?;
+    let last_line = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let sink = std::sync::Arc::clone(&last_line);
+    let lines = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Ok(mut last) = sink.lock() {
+                *last = line;
+            }
+        }
+    });
+    Ok((recorder, last_line, lines))
+}
+
+/// Runs one [`RecorderCase`] (the `i`th) for [`recorder_table`] and prints its row.
+fn recorder_case(dir: &Path, i: usize, case: &RecorderCase) -> anyhow::Result<()> {
+    // Deployment names are at most 14 characters (iceoryx2's socket paths).
+    let name = format!("b{}r{i}", std::process::id() % 1_000_000);
+    let config = dir.join(format!("{name}.toml"));
+    let rec = dir.join(format!("{name}-rec"));
+    std::fs::write(&config, recorder_case_config(&name, &rec, case))
+        .with_context(|| format!("writing {}", config.display()))?;
+    let config_text = config.to_str().ok_or_else(|| anyhow!("non-UTF-8 temp path"))?.to_string();
+    let (mut recorder, last_line, lines) = spawn_recorder(&config_text)?;
+    let mut streamer = match case.streamer {
+        true => Some(
+            Command::new(sibling("streamer")?)
+                .args(["--config", &config_text])
+                .env("RUST_LOG", "warn")
+                .spawn()
+                .context("starting the streamer")?,
+        ),
+        false => None,
+    };
+    let readers = if case.streamer { "2" } else { "1" };
+    let mut capture = Command::new(sibling("capture")?)
+        .args(["--config", &config_text, "--max-frames", &(SECS * 30).to_string(), "--wait-for-readers", readers])
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .context("starting capture")?;
+    // The recorder attaches, capture starts, the pre-roll fills.
+    let pid = recorder.id();
+    let started = Instant::now();
+    let mut first: Option<(f64, Instant, f64)> = None;
+    let frames_now = || {
+        let line = last_line.lock().map(|l| l.clone()).unwrap_or_default();
+        serde_json::from_str::<serde_json::Value>(&line).map_or(f64::NAN, |v| f(&v, "frames"))
+    };
+    let status = loop {
+        if first.is_none() && started.elapsed() >= WARM_UP {
+            first = Some((proc_cpu_secs(pid), Instant::now(), frames_now()));
+        }
+        if let Some(status) = capture.try_wait()? {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    if !status.success() {
+        bail!("capture failed: {status}");
+    }
+    let used = first.map(|(cpu, at, frames)| (proc_cpu_secs(pid) - cpu, at.elapsed().as_secs_f64(), frames));
+    let memory = proc_status_kib(pid);
+    // The last status line before the stop.
+    std::thread::sleep(Duration::from_millis(600));
+    let report: serde_json::Value = serde_json::from_str(&last_line.lock().map(|l| l.clone()).unwrap_or_default())
+        .unwrap_or(serde_json::Value::Null);
+    // SAFETY: kill has no memory-safety preconditions; the pid is our child's.
+    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    recorder.wait()?;
+    if let Some(streamer) = &mut streamer {
+        // SAFETY: kill has no memory-safety preconditions; the pid is our child's.
+        unsafe { libc::kill(streamer.id() as i32, libc::SIGTERM) };
+        streamer.wait()?;
+    }
+    let _ = lines.join();
+    let stats = last_line.lock().map(|l| l.clone()).unwrap_or_default();
+    let last: serde_json::Value = serde_json::from_str(&stats).unwrap_or(serde_json::Value::Null);
+    let lost = (SECS * 30) as f64 - f(&last, "frames").max(0.0);
+    // Frames received over the measured window (the status line is at most 0.5 s old).
+    let received = used.map_or(f64::NAN, |(_, _, at_start)| f(&last, "frames") - at_start);
+    println!(
+        "| {} | {} | {} | {:.0} MiB | {:.0} MiB | {:.0} | {:.1} MiB | {lost:.0} of {} |",
+        case.label,
+        used.map_or("?".into(), |(cpu, secs, _)| format!("{:.1} % of a core", cpu / secs * 100.0)),
+        used.map_or("?".into(), |(cpu, _, _)| format!("{:.1} ms", cpu * 1000.0 / received.max(1.0))),
+        memory.0 / 1024.0,
+        memory.1 / 1024.0,
+        f(&report, "held_frames"),
+        f(&report, "held_bytes") / (1024.0 * 1024.0),
+        SECS * 30,
+    );
+    let _ = std::fs::remove_dir_all(&rec);
     Ok(())
 }
 
@@ -651,18 +708,15 @@ fn device_bench(dir: &Path) -> anyhow::Result<()> {
 /// `framebus-bench reader <config> <frames> [policy]`: reads through the reader loop of the
 /// `framebus` crate (policy `every` unless given), records publish → frame-in-hand latency,
 /// verifies every frame, prints one JSON line.
-fn reader(args: &[String]) -> anyhow::Result<()> {
-    let config = args.first().ok_or_else(|| anyhow!("reader needs a config path"))?;
-    let frames: u64 = args.get(1).and_then(|s| s.parse().ok()).ok_or_else(|| anyhow!("reader needs a frame count"))?;
-    let policy = match args.get(2) {
-        Some(text) => ReaderPolicy::parse(text, None).map_err(|e| anyhow!(e))?,
-        None => ReaderPolicy::Every,
+fn reader(args: &ReaderArgs) -> anyhow::Result<()> {
+    let frames = args.frames;
+    let policy = match args.policy.as_deref() {
+        Some(text) if text != "-" => ReaderPolicy::parse(text, None).map_err(|e| anyhow!(e))?,
+        _ => ReaderPolicy::Every,
     };
-    // `touch`: read every byte of each frame taken, as an algorithm would; `fake-v4l2`: frames
-    // come from the emulated V4L2 device (checked against its formula, not the synthetic stamp).
-    let touch = args.iter().skip(3).any(|a| a == "touch");
-    let fake_device = args.iter().skip(3).any(|a| a == "fake-v4l2");
-    let camera = Camera::builder(Path::new(config), "bench")?
+    let touch = args.flags.iter().any(|a| a == "touch");
+    let fake_device = args.flags.iter().any(|a| a == "fake-v4l2");
+    let camera = Camera::builder(&args.config, "bench")?
         .role(&format!("bench-{}", std::process::id()))?
         .policy(policy)
         .open()?;

@@ -1,7 +1,9 @@
 //! The command line of `framebus-bench` (`framebus-bench --help`), in the library so that tests
 //! (the docs test) parse command lines with it.
 
-use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
 
 /// Measures the frame bus with the real binaries (release build: `cargo build --release --bins`)
 /// and prints the tables of docs/benchmarks.md. Without a command it runs every table, as `just
@@ -32,19 +34,31 @@ pub enum BenchCommand {
     Bridge,
     /// A reader process the bench starts: `<config> <frames> [policy] [touch] [fake-v4l2]`.
     #[command(hide = true)]
-    Reader {
-        /// Its arguments, as the bench passes them.
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        args: Vec<String>,
-    },
+    Reader(ReaderArgs),
     /// The RTSP server embedded in the encoding process, measured against the media server:
     /// `<config> <port>` (the bench starts it).
     #[command(hide = true)]
     Embedded {
-        /// Its arguments, as the bench passes them.
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        args: Vec<String>,
+        /// The deployment file of the camera.
+        config: PathBuf,
+        /// RTSP port to serve on.
+        port: u16,
     },
+}
+
+/// The arguments of the reader process the bench starts.
+#[derive(Debug, Args, PartialEq)]
+pub struct ReaderArgs {
+    /// The deployment file of the camera.
+    pub config: PathBuf,
+    /// Frames to read before it reports.
+    pub frames: u64,
+    /// Reader policy (`every` unless given; `-` also means `every`).
+    pub policy: Option<String>,
+    /// `touch`: read every byte of each frame taken, as an algorithm would; `fake-v4l2`: frames
+    /// come from the emulated V4L2 device (checked against its formula, not the synthetic stamp);
+    /// `-`: neither.
+    pub flags: Vec<String>,
 }
 
 #[cfg(test)]
@@ -67,13 +81,23 @@ mod tests {
     #[test]
     fn the_processes_it_starts_keep_their_arguments() {
         match parse(&["reader", "cfg.toml", "100", "every", "touch"]).expect("parses").command {
-            Some(BenchCommand::Reader { args }) => assert_eq!(args, ["cfg.toml", "100", "every", "touch"]),
+            Some(BenchCommand::Reader(args)) => assert_eq!(
+                args,
+                ReaderArgs {
+                    config: "cfg.toml".into(),
+                    frames: 100,
+                    policy: Some("every".into()),
+                    flags: vec!["touch".into()]
+                }
+            ),
             other => panic!("{other:?}"),
         }
         match parse(&["embedded", "cfg.toml", "8554"]).expect("parses").command {
-            Some(BenchCommand::Embedded { args }) => assert_eq!(args, ["cfg.toml", "8554"]),
+            Some(BenchCommand::Embedded { config, port }) => assert_eq!((config, port), ("cfg.toml".into(), 8554)),
             other => panic!("{other:?}"),
         }
         assert!(matches!(parse(&["v4l2"]).expect("parses").command, Some(BenchCommand::V4l2)));
+        assert!(parse(&["reader", "cfg.toml", "many"]).is_err(), "the frame count is a number");
+        assert!(parse(&["embedded", "cfg.toml"]).is_err(), "the port is required");
     }
 }

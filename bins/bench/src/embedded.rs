@@ -19,9 +19,7 @@ use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 
 /// Runs until SIGTERM.
-pub fn run(args: &[String]) -> anyhow::Result<()> {
-    let config = args.first().ok_or_else(|| anyhow!("embedded needs a config path"))?;
-    let port: u16 = args.get(1).and_then(|p| p.parse().ok()).ok_or_else(|| anyhow!("embedded needs a port"))?;
+pub fn run(config: &std::path::Path, port: u16) -> anyhow::Result<()> {
     gst::init()?;
     let camera = Camera::builder(config, "bench")?.role("embedded")?.open()?;
     let cam = camera.config().clone();
