@@ -11,7 +11,7 @@
 //! Frames are read on one thread per camera (the reader loop), everything else on one thread
 //! per camera that polls its iceoryx2 subscribers every millisecond.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,6 +32,7 @@ use zenoh::handlers::FifoChannel;
 use zenoh::qos::{CongestionControl, Priority};
 use zenoh::Wait;
 
+use crate::flow::Flow;
 use crate::results::Echoes;
 use crate::wire;
 
@@ -41,33 +42,6 @@ const POLL: Duration = Duration::from_millis(1);
 const STOP_CHECK: Duration = Duration::from_millis(100);
 /// Longest wait for a local process's reply to a remote control request.
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// Counters of one direction of one camera (shown in the bridge's status).
-#[derive(Debug, Default)]
-pub struct Flow {
-    /// Messages sent (export) or received (import).
-    pub messages: AtomicU64,
-    /// Bytes of those messages.
-    pub bytes: AtomicU64,
-    /// Messages dropped (a failed put, a short message).
-    pub drops: AtomicU64,
-}
-
-impl Flow {
-    fn count(&self, bytes: usize) {
-        self.messages.fetch_add(1, Ordering::Relaxed);
-        self.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
-    }
-
-    fn drop_one(&self) {
-        self.drops.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// (messages, bytes, drops) now.
-    pub fn read(&self) -> (u64, u64, u64) {
-        (self.messages.load(Ordering::Relaxed), self.bytes.load(Ordering::Relaxed), self.drops.load(Ordering::Relaxed))
-    }
-}
 
 /// The flows of one exported camera.
 #[derive(Debug, Default)]
@@ -84,6 +58,34 @@ pub struct CameraFlows {
     pub results_back: Flow,
     /// Remote control requests answered.
     pub control: Flow,
+    /// Which flows this camera's `[camera.export]` turns on (frames, encoded, results back,
+    /// control; results always).
+    pub enabled: [bool; 4],
+}
+
+impl CameraFlows {
+    /// The figures of its enabled flows.
+    pub fn figures(&self) -> Vec<framebus_common::figures::BridgeFlow> {
+        let [frames, encoded, back, control] = self.enabled;
+        [
+            (frames, &self.frames, "frames", "out"),
+            (encoded, &self.encoded, "encoded", "out"),
+            (true, &self.results, "results", "out"),
+            (back, &self.results_back, "results-back", "in"),
+            (control, &self.control, "control", "in"),
+        ]
+        .into_iter()
+        .filter(|(on, ..)| *on)
+        .map(|(_, flow, kind, dir)| flow.figures(kind, dir))
+        .collect()
+    }
+
+    /// Closes every flow's one-second window.
+    pub fn roll(&self) {
+        for flow in [&self.frames, &self.encoded, &self.results, &self.results_back, &self.control] {
+            flow.roll();
+        }
+    }
 }
 
 /// What [`start`] returns: the flows of every exported camera, and the threads to join.
@@ -98,7 +100,11 @@ pub fn start(deployment: &Deployment, session: &zenoh::Session, stop: &Arc<Atomi
     for camera in &deployment.camera {
         let Some(export) = camera.export.clone() else { continue };
         let exports_encoded = export.exports_encoded(camera);
-        let flow = Arc::new(CameraFlows { camera: camera.name.clone(), ..CameraFlows::default() });
+        let flow = Arc::new(CameraFlows {
+            camera: camera.name.clone(),
+            enabled: [export.frames.is_some(), exports_encoded, export.results_back, export.allow_remote_control],
+            ..CameraFlows::default()
+        });
         let keys = Keys { site: site.clone(), deployment: deployment.name().to_string(), camera: camera.name.clone() };
         if let Some(frames) = &export.frames {
             let frames_publisher = session
@@ -220,12 +226,14 @@ fn export_frames(
                 };
                 let len = message.len();
                 match publisher.put(message).wait() {
-                    Ok(()) => flow.frames.count(len),
+                    Ok(()) => flow
+                        .frames
+                        .count_with_latency(len, clock::monotonic_ns().saturating_sub(header.capture_mono_ns)),
                     Err(_) => flow.frames.drop_one(),
                 }
             }
             Event::Timer(_) if stop.load(Ordering::Relaxed) => return Ok(()),
-            Event::Command(_) | Event::Timer(_) => {}
+            Event::Command(_) | Event::Timer(_) | Event::Gap(_) => {}
         }
     }
 }
@@ -360,7 +368,9 @@ impl Side {
                     drop(sample);
                     let len = message.len();
                     match publisher.put(message).wait() {
-                        Ok(()) => flow.encoded.count(len),
+                        Ok(()) => flow
+                            .encoded
+                            .count_with_latency(len, clock::monotonic_ns().saturating_sub(header.capture_mono_ns)),
                         Err(_) => flow.encoded.drop_one(),
                     }
                 }

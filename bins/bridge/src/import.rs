@@ -22,6 +22,7 @@ use framebus_common::config::{RemoteSourceConfig, RemoteVideo};
 use framebus_common::control::server::{Answer, ControlServer, Metrics};
 use framebus_common::control::{Command, FrameFormat, LatencyHistogram, ProcessState};
 use framebus_common::encoded::AccessUnitHeader;
+use framebus_common::figures::Figures;
 use framebus_common::ipc::{create_node, open_frame_bus, open_results, DeploymentGuard};
 use framebus_common::names::{zenoh_key, ZenohKind};
 use framebus_common::protocol::FourccText;
@@ -32,6 +33,7 @@ use iceoryx2::prelude::*;
 use zenoh::handlers::{FifoChannel, RingChannel};
 use zenoh::Wait;
 
+use crate::flow::{Flow, Link};
 use crate::results::Echoes;
 use crate::wire::{self, LossCounter};
 
@@ -126,20 +128,23 @@ pub fn run(deployment: &Deployment, camera: &CameraConfig, remote: &RemoteSource
     let run_id = clock::realtime_ns();
     let output = Output { publisher, notifier, run_id, camera: cam.to_string() };
     let mut state = Import {
-        up_since: None,
         frames: 0,
         loss: LossCounter::default(),
         mismatched: 0,
         last_frame: None,
-        down_since: Some(std::time::SystemTime::now()),
+        link: Link::default(),
+        came_back: None,
+        gap: false,
         window: StatusWindow::new(Duration::from_secs(1)),
         histogram: LatencyHistogram::default(),
         ids: VecDeque::with_capacity(ID_MAP),
         echoes: Echoes::default(),
-        results_in: 0,
+        frames_in: Flow::default(),
+        results_in: Flow::default(),
         results_loss: LossCounter::default(),
-        results_back: 0,
+        results_back: Flow::default(),
     };
+    let mut next_roll = Instant::now();
     let mut stop = false;
     let mut back_seq = 0u64;
     while !stop && !signals::termination_requested() {
@@ -148,14 +153,14 @@ pub fn run(deployment: &Deployment, camera: &CameraConfig, remote: &RemoteSource
             match decoder.as_mut() {
                 None => match wire::parse::<FrameHeader>(&bytes) {
                     Some((seq, header, pixels)) if fits(camera, &header, pixels) => {
-                        state.loss.see(seq);
+                        state.see(seq, bytes.len());
                         output.publish(&mut state, header, pixels)?;
                     }
                     _ => state.mismatch(camera, &origin),
                 },
                 Some(decoder) => match wire::parse::<AccessUnitHeader>(&bytes) {
                     Some((seq, header, au)) => {
-                        let lost = state.loss.see(seq);
+                        let lost = state.see(seq, bytes.len());
                         decoder.push(&header, au, lost)?;
                     }
                     None => state.mismatch(camera, &origin),
@@ -184,15 +189,14 @@ pub fn run(deployment: &Deployment, camera: &CameraConfig, remote: &RemoteSource
             };
             output.publish(&mut state, header, &pixels)?;
         }
-        if let Some(since) = state.up_since.take() {
-            let down = since.elapsed().unwrap_or_default();
-            tracing::info!(camera = cam, origin, down_ms = down.as_millis() as u64, "link up: frames arrive");
-        }
         // The origin's results, about the local frame they came with.
         while let Ok(Some(sample)) = remote_results.try_recv() {
             let bytes = sample.payload().to_bytes();
-            let Some((seq, mut record, _)) = wire::parse::<ResultRecord>(&bytes) else { continue };
-            state.results_loss.see(seq);
+            let Some((seq, mut record, _)) = wire::parse::<ResultRecord>(&bytes) else {
+                state.results_in.drop_one();
+                continue;
+            };
+            state.results_in.add_drops(state.results_loss.see(seq));
             match state.ids.iter().find(|o| o.frame_id == record.frame_id && o.run_id == record.run_id) {
                 Some(o) => {
                     record.frame_id = o.local_id;
@@ -206,8 +210,9 @@ pub fn run(deployment: &Deployment, camera: &CameraConfig, remote: &RemoteSource
             record.run_id = run_id;
             record.publish_mono_ns = clock::monotonic_ns();
             state.echoes.published(&record);
-            if result_publisher.send_copy(record).is_ok() {
-                state.results_in += 1;
+            match result_publisher.send_copy(record) {
+                Ok(_) => state.results_in.count(bytes.len()),
+                Err(_) => state.results_in.drop_one(),
             }
         }
         // Local results about imported frames go back to the origin.
@@ -222,18 +227,38 @@ pub fn run(deployment: &Deployment, camera: &CameraConfig, remote: &RemoteSource
             record.run_id = o.run_id;
             record.capture_mono_ns = o.capture_mono_ns;
             back_seq += 1;
-            if back.put(wire::message(back_seq, &record, &[])).wait().is_ok() {
-                state.results_back += 1;
+            let message = wire::message(back_seq, &record, &[]);
+            let len = message.len();
+            match back.put(message).wait() {
+                Ok(()) => state.results_back.count(len),
+                Err(_) => state.results_back.drop_one(),
             }
         }
-        if state.down_since.is_none() && state.last_frame.is_some_and(|t| t.elapsed() >= LINK_DOWN_AFTER) {
-            state.down_since = Some(std::time::SystemTime::now());
+        if !state.link.degraded() && state.last_frame.is_some_and(|t| t.elapsed() >= LINK_DOWN_AFTER) {
+            state.link.set(false);
+            state.gap = true;
             tracing::warn!(camera = cam, origin, "link down: no frame for {LINK_DOWN_AFTER:?}");
         }
+        if let Some(since) = state.came_back.take() {
+            let down = since.elapsed().unwrap_or_default();
+            tracing::info!(camera = cam, origin, down_ms = down.as_millis() as u64, "link up: frames arrive");
+        }
         state.window.roll(state.frames);
+        if Instant::now() >= next_roll {
+            next_roll += Duration::from_secs(1);
+            for flow in [&state.frames_in, &state.results_in, &state.results_back] {
+                flow.roll();
+            }
+        }
         control.poll(|command| match command {
             Command::Status => {
                 Answer::Status(Box::new(state.metrics(camera, &origin, crate::session::peers(&session))))
+            }
+            Command::Figures(_) => {
+                match Figures::Bridge(state.figures(cam, &origin, crate::session::peers(&session))).to_message() {
+                    Ok(json) => Answer::Done(json),
+                    Err(e) => Answer::Refused(e.to_string()),
+                }
             }
             Command::Stop => {
                 stop = true;
@@ -275,12 +300,16 @@ impl Output {
         out.run_id = self.run_id;
         out.capture_mono_ns = now_mono.saturating_sub(age);
         out.source_drops = header.source_drops.saturating_add(state.loss.lost);
+        if std::mem::take(&mut state.gap) {
+            out.flags |= framebus_common::header::FLAG_GAP_BEFORE;
+        }
         out.publish_mono_ns = clock::monotonic_ns();
         sample.send().map_err(|e| anyhow::anyhow!("camera `{cam}`: sending a frame: {e:?}"))?;
         if let Err(e) = self.notifier.notify() {
             tracing::debug!(camera = cam, "frame-ready notify: {e:?}");
         }
         state.frames = local_id;
+        state.frames_in.record_latency(age);
         state.window.record_ns(age);
         state.histogram.record_us(age / 1000);
         if state.ids.len() == ID_MAP {
@@ -293,8 +322,8 @@ impl Output {
             capture_mono_ns: header.capture_mono_ns,
         });
         state.last_frame = Some(Instant::now());
-        if let Some(since) = state.down_since.take() {
-            state.up_since = Some(since);
+        if let Some(since) = state.link.set(true) {
+            state.came_back = Some(since);
         }
         Ok(())
     }
@@ -310,23 +339,51 @@ fn fits(camera: &CameraConfig, header: &FrameHeader, pixels: &[u8]) -> bool {
 
 /// The import's running figures.
 struct Import {
-    /// Set when frames came back after a cut: when the link went down (logged, then cleared).
-    up_since: Option<std::time::SystemTime>,
     frames: u64,
     loss: LossCounter,
     mismatched: u64,
     last_frame: Option<Instant>,
-    down_since: Option<std::time::SystemTime>,
+    link: Link,
+    /// Set when frames came back after a cut: since when the link was down (logged, then
+    /// cleared).
+    came_back: Option<std::time::SystemTime>,
+    /// Frames of the origin are missing before the next frame published (a cut link, lost
+    /// messages, a restarted sender): it carries `FLAG_GAP_BEFORE`.
+    gap: bool,
     window: StatusWindow,
     histogram: LatencyHistogram,
     ids: VecDeque<Origin>,
     echoes: Echoes,
-    results_in: u64,
+    frames_in: Flow,
+    results_in: Flow,
     results_loss: LossCounter,
-    results_back: u64,
+    results_back: Flow,
 }
 
 impl Import {
+    /// Counts a frame or access-unit message of `len` bytes with sequence number `seq`;
+    /// returns how many messages were lost just before it.
+    fn see(&mut self, seq: u64, len: usize) -> u64 {
+        let restarted = self.loss.last().is_some_and(|last| seq <= last);
+        let lost = self.loss.see(seq);
+        self.frames_in.count(len);
+        self.frames_in.add_drops(lost);
+        if lost > 0 || restarted {
+            self.gap = true;
+        }
+        lost
+    }
+
+    /// The `figures` reply: link state and the three flows.
+    fn figures(&self, camera: &str, origin: &str, peers: usize) -> framebus_common::figures::BridgeCamera {
+        let flows = vec![
+            self.frames_in.figures("frames", "in"),
+            self.results_in.figures("results", "in"),
+            self.results_back.figures("results-back", "out"),
+        ];
+        self.link.camera(camera, "import", origin.to_string(), peers, flows)
+    }
+
     fn mismatch(&mut self, camera: &CameraConfig, origin: &str) {
         self.mismatched += 1;
         framebus_common::logging::repeated(
@@ -340,12 +397,15 @@ impl Import {
     }
 
     fn metrics(&self, camera: &CameraConfig, origin: &str, peers: usize) -> Metrics {
-        let link = match self.down_since {
+        let link = match self.link.down_since() {
             Some(since) => format!("link down since {}", crate::wall_time(since)),
-            None => "link up".to_string(),
+            None if self.link.state() == "up" => "link up".to_string(),
+            None => "no frame yet".to_string(),
         };
+        let (results_in, _, _) = self.results_in.read();
+        let (results_back, _, _) = self.results_back.read();
         Metrics {
-            state: if self.down_since.is_some() { ProcessState::Degraded } else { ProcessState::Running },
+            state: if self.link.state() == "up" { ProcessState::Running } else { ProcessState::Degraded },
             frames: self.frames,
             fps: self.window.fps,
             skipped: self.loss.lost,
@@ -359,7 +419,7 @@ impl Import {
             target_fps: camera.fps,
             message: format!(
                 "remote {origin} over zenoh: {link}, peers {peers}, frames lost {}, mismatched {}, results in {} back {} lost {}",
-                self.loss.lost, self.mismatched, self.results_in, self.results_back, self.results_loss.lost
+                self.loss.lost, self.mismatched, results_in, results_back, self.results_loss.lost
             ),
             histogram: self.histogram,
             ..Metrics::default()

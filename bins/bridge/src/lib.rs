@@ -9,6 +9,7 @@
 pub mod cli;
 pub mod decoder;
 pub mod export;
+pub mod flow;
 pub mod import;
 pub mod remote;
 pub mod results;
@@ -23,6 +24,7 @@ use std::time::{Duration, Instant, SystemTime};
 use framebus_common::config::SourceConfig;
 use framebus_common::control::server::{Answer, ControlServer, Metrics};
 use framebus_common::control::{Command, ProcessState};
+use framebus_common::figures::Figures;
 use framebus_common::ipc::{create_named_node, DeploymentGuard};
 use framebus_common::names::{zenoh_key, Role, ZenohKind, BRIDGE_ROLE, DEPLOYMENT_SCOPE};
 use framebus_common::{logging, shm_budget, signals, Deployment};
@@ -101,16 +103,41 @@ pub fn run(deployment: &Deployment) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut next_status = Instant::now();
     let mut quit = false;
+    let mut link = flow::Link::default();
     while !quit && !signals::termination_requested() {
         std::thread::sleep(Duration::from_millis(20));
         let peers = session::peers(&session);
+        let was_degraded = link.degraded();
+        if let Some(since) = link.set(peers > 0) {
+            let down = since.elapsed().unwrap_or_default();
+            tracing::info!(peers, down_ms = down.as_millis() as u64, "link up again: a peer is connected");
+        } else if link.degraded() && !was_degraded {
+            tracing::warn!("link degraded: every peer is gone");
+        }
         control.poll(|command| match command {
             Command::Status => Answer::Status(Box::new(Metrics {
-                state: if peers > 0 { ProcessState::Running } else { ProcessState::Waiting },
+                state: match link.state() {
+                    "up" => ProcessState::Running,
+                    "degraded" => ProcessState::Degraded,
+                    _ => ProcessState::Waiting,
+                },
                 frames: flows.iter().map(|f| f.frames.read().0).sum(),
-                message: summary(&flows, peers),
+                message: summary(&flows, peers, &link),
                 ..Metrics::default()
             })),
+            Command::Figures(camera) => match flows.iter().find(|f| f.camera == camera) {
+                Some(f) => {
+                    let origin = format!("{}/{}/{}", zenoh.site, deployment.name(), f.camera);
+                    match Figures::Bridge(link.camera(&f.camera, "export", origin, peers, f.figures())).to_message() {
+                        Ok(json) => Answer::Done(json),
+                        Err(e) => Answer::Refused(e.to_string()),
+                    }
+                }
+                None => Answer::Refused(format!(
+                    "`figures {camera}`: the bridge exports no camera `{camera}` (it exports: {})",
+                    flows.iter().map(|f| f.camera.as_str()).collect::<Vec<_>>().join(", ")
+                )),
+            },
             Command::Stop => {
                 quit = true;
                 Answer::Done("stopping".into())
@@ -120,6 +147,7 @@ pub fn run(deployment: &Deployment) -> anyhow::Result<()> {
         if Instant::now() >= next_status {
             next_status += STATUS_PERIOD;
             for (flow, publisher) in flows.iter().zip(&status_publishers) {
+                flow.roll();
                 let status = json!({
                     "camera": flow.camera,
                     "uptime_secs": started.elapsed().as_secs_f64(),
@@ -149,14 +177,17 @@ pub fn run(deployment: &Deployment) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn flow_json(flow: &export::Flow) -> serde_json::Value {
+fn flow_json(flow: &flow::Flow) -> serde_json::Value {
     let (messages, bytes, drops) = flow.read();
     json!({ "messages": messages, "bytes": bytes, "drops": drops })
 }
 
-/// One line for `ctl status`: peers, then per camera the messages sent and dropped.
-fn summary(flows: &[Arc<export::CameraFlows>], peers: usize) -> String {
-    let mut text = format!("peers {peers}");
+/// One line for `ctl status`: link and peers, then per camera the messages sent and dropped.
+fn summary(flows: &[Arc<export::CameraFlows>], peers: usize, link: &flow::Link) -> String {
+    let mut text = match link.down_since() {
+        Some(since) => format!("link degraded since {} (no peer), peers {peers}", wall_time(since)),
+        None => format!("link {}, peers {peers}", link.state()),
+    };
     for flow in flows {
         let (frames, _, frame_drops) = flow.frames.read();
         let (results, _, _) = flow.results.read();

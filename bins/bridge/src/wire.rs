@@ -78,6 +78,11 @@ pub struct LossCounter {
 }
 
 impl LossCounter {
+    /// The last sequence number seen.
+    pub fn last(&self) -> Option<u64> {
+        self.last
+    }
+
     /// Counts `seq`; returns how many were lost just before it.
     pub fn see(&mut self, seq: u64) -> u64 {
         let gap = match self.last {
