@@ -755,7 +755,7 @@ fn reader(args: &ReaderArgs) -> anyhow::Result<()> {
                 seen += 1;
             }
             Event::Stop(_) => break,
-            Event::Timer(_) | Event::Command(_) => {}
+            Event::Timer(_) | Event::Command(_) | Event::Gap(_) => {}
         }
     }
     let figures = camera.stats();
