@@ -261,6 +261,8 @@ impl Side {
             session
                 .declare_publisher(key.clone())
                 .congestion_control(CongestionControl::Block)
+                // Sent at once, not batched with later messages (results are small and rare).
+                .express(true)
                 .wait()
                 .map_err(|e| anyhow::anyhow!("declaring `{key}`: {e}"))
         };
@@ -272,6 +274,7 @@ impl Side {
                     .declare_publisher(key.clone())
                     .congestion_control(CongestionControl::Drop)
                     .priority(Priority::DataHigh)
+                    .express(true)
                     .wait()
                     .map_err(|e| anyhow::anyhow!("declaring `{key}`: {e}"))?,
             )

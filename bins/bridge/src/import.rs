@@ -42,6 +42,9 @@ pub const LINK_DOWN_AFTER: Duration = Duration::from_secs(2);
 /// Frames waiting between Zenoh and the publisher: the newest two (older ones are dropped, and
 /// counted through the sender's sequence numbers).
 const FRAME_QUEUE: usize = 2;
+/// Longest wait for a frame before the results are looked at (bounds how long a result
+/// waits in the importing bridge).
+const RESULTS_WAIT: Duration = Duration::from_millis(2);
 /// Access units waiting between Zenoh and the decoder.
 const AU_QUEUE: usize = 64;
 /// Local frames whose origin ids are kept to map results both ways.
@@ -120,6 +123,7 @@ pub fn run(deployment: &Deployment, camera: &CameraConfig, remote: &RemoteSource
     let back = session
         .declare_publisher(key(ZenohKind::ResultsBack))
         .congestion_control(zenoh::qos::CongestionControl::Drop)
+        .express(true)
         .wait()
         .map_err(|e| anyhow::anyhow!("camera `{cam}`: declaring `{}`: {e}", key(ZenohKind::ResultsBack)))?;
     let origin = format!("{}/{}/{}", remote.site, remote.deployment, remote.camera);
@@ -148,7 +152,8 @@ pub fn run(deployment: &Deployment, camera: &CameraConfig, remote: &RemoteSource
     let mut stop = false;
     let mut back_seq = 0u64;
     while !stop && !signals::termination_requested() {
-        if let Ok(Some(sample)) = frames.recv_timeout(Duration::from_millis(20)) {
+        // A short wait: the origin's results and local results are looked at between frames.
+        if let Ok(Some(sample)) = frames.recv_timeout(RESULTS_WAIT) {
             let bytes = sample.payload().to_bytes();
             match decoder.as_mut() {
                 None => match wire::parse::<FrameHeader>(&bytes) {
@@ -300,6 +305,9 @@ impl Output {
         out.run_id = self.run_id;
         out.capture_mono_ns = now_mono.saturating_sub(age);
         out.source_drops = header.source_drops.saturating_add(state.loss.lost);
+        // The synthetic stamp encodes the origin's frame id (and a downscale erases it): not
+        // checkable against this camera's own ids.
+        out.flags &= !(framebus_common::header::FLAG_SYNTHETIC_STAMP | framebus_common::header::FLAG_SCENE);
         if std::mem::take(&mut state.gap) {
             out.flags |= framebus_common::header::FLAG_GAP_BEFORE;
         }
@@ -362,7 +370,8 @@ struct Import {
 
 impl Import {
     /// Counts a frame or access-unit message of `len` bytes with sequence number `seq`;
-    /// returns how many messages were lost just before it.
+    /// returns how many messages were lost just before it (at least 1 after a restarted
+    /// sender: what came before is unknown, so the decoder waits for a key frame).
     fn see(&mut self, seq: u64, len: usize) -> u64 {
         let restarted = self.loss.last().is_some_and(|last| seq <= last);
         let lost = self.loss.see(seq);
@@ -371,7 +380,11 @@ impl Import {
         if lost > 0 || restarted {
             self.gap = true;
         }
-        lost
+        if restarted {
+            lost.max(1)
+        } else {
+            lost
+        }
     }
 
     /// The `figures` reply: link state and the three flows.
