@@ -29,7 +29,7 @@ struct Window {
     latency: Option<LatencyWindow>,
     since: Option<Instant>,
     bytes_at_start: u64,
-    bytes_per_sec: f64,
+    bytes_per_sec: u64,
     p50_us: Option<u64>,
 }
 
@@ -77,7 +77,7 @@ impl Flow {
         if let Some(since) = window.since {
             let secs = now.duration_since(since).as_secs_f64();
             window.bytes_per_sec =
-                if secs > 0.0 { bytes.saturating_sub(window.bytes_at_start) as f64 / secs } else { 0.0 };
+                if secs > 0.0 { (bytes.saturating_sub(window.bytes_at_start) as f64 / secs).round() as u64 } else { 0 };
         }
         window.since = Some(now);
         window.bytes_at_start = bytes;
@@ -92,7 +92,7 @@ impl Flow {
         let (messages, bytes, drops) = self.read();
         let (bytes_per_sec, latency_p50_us) = match self.window.lock() {
             Ok(w) => (w.bytes_per_sec, w.p50_us),
-            Err(_) => (0.0, None),
+            Err(_) => (0, None),
         };
         BridgeFlow { flow: kind.into(), dir: dir.into(), messages, bytes, bytes_per_sec, drops, latency_p50_us }
     }
@@ -202,7 +202,7 @@ mod tests {
         flow.roll();
         let f = flow.figures("frames", "out");
         assert_eq!((f.messages, f.bytes, f.drops, f.latency_p50_us), (3, 3000, 1, Some(3000)));
-        assert!(f.bytes_per_sec > 0.0);
+        assert!(f.bytes_per_sec > 0);
         flow.roll();
         assert_eq!(flow.figures("frames", "out").latency_p50_us, None, "nothing counted in the next window");
     }

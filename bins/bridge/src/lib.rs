@@ -127,8 +127,9 @@ pub fn run(deployment: &Deployment) -> anyhow::Result<()> {
             })),
             Command::Figures(camera) => match flows.iter().find(|f| f.camera == camera) {
                 Some(f) => {
-                    let origin = format!("{}/{}/{}", zenoh.site, deployment.name(), f.camera);
-                    match Figures::Bridge(link.camera(&f.camera, "export", origin, peers, f.figures())).to_message() {
+                    match Figures::Bridge(link.camera(&f.camera, "export", String::new(), peers, f.figures()))
+                        .to_message()
+                    {
                         Ok(json) => Answer::Done(json),
                         Err(e) => Answer::Refused(e.to_string()),
                     }

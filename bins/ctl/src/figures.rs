@@ -216,17 +216,11 @@ fn bridge_line(c: &BridgeCamera) -> String {
                 f.flow,
                 f.dir,
                 f.messages,
-                f.bytes_per_sec / 1024.0,
+                f.bytes_per_sec as f64 / 1024.0,
                 f.drops
             )
         })
         .collect();
-    let (verb, what) = if c.direction == "import" { ("imported from", &c.origin) } else { ("exported as", &c.origin) };
-    format!(
-        "bridge: {} {verb} {what}: {link} ({} downs), peers {}; {}",
-        c.camera,
-        c.link_downs,
-        c.peers,
-        flows.join(", ")
-    )
+    let what = if c.direction == "import" { format!("imported from {}", c.origin) } else { "exported".to_string() };
+    format!("bridge: {} {what}: {link} ({} downs), peers {}; {}", c.camera, c.link_downs, c.peers, flows.join(", "))
 }

@@ -406,7 +406,7 @@ impl Snapshot {
             "framebus_bridge_bytes_per_second",
             "Bytes per second the bridge sent or received over the last second, per camera and flow.",
             MetricType::Gauge,
-            flow(&|f| Some(f.bytes_per_sec)),
+            flow(&|f| Some(f.bytes_per_sec as f64)),
         )?;
         family(
             "framebus_bridge_drops",

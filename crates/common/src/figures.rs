@@ -154,8 +154,9 @@ pub struct BridgeCamera {
     pub camera: String,
     /// `export` (this host sends the camera) or `import` (a `[[remote-camera]]` received here).
     pub direction: String,
-    /// Where the camera comes from, `site/deployment/camera`: this host's for an export, the
-    /// remote one's for an import.
+    /// Where an imported camera comes from, `site/deployment/camera`; empty (and left out of
+    /// the JSON) for an export.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub origin: String,
     /// Zenoh peers and routers the bridge's session is connected to now.
     pub peers: u32,
@@ -184,13 +185,14 @@ pub struct BridgeFlow {
     /// Bytes of those messages.
     pub bytes: u64,
     /// Bytes per second over the last second.
-    pub bytes_per_sec: f64,
+    pub bytes_per_sec: u64,
     /// Messages lost: out, refused by the session or unreadable; in, missing from the sender's
     /// sequence numbers (dropped on the link or by a full queue), plus unreadable ones.
     pub drops: u64,
     /// Median latency over the last second, µs: out, capture → handed to Zenoh; in, capture at
     /// the origin → published here (through both hosts' wall clocks). Frames and encoded video
-    /// only.
+    /// only (left out of the JSON for the others).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_p50_us: Option<u64>,
 }
 
@@ -276,33 +278,41 @@ mod tests {
         assert!(text.starts_with("{\"kind\":\"streamer\""), "{text}");
     }
 
-    /// The bridge's largest figures (five flows, long names, every counter at its widest) fit
-    /// a reply.
+    /// The bridge's largest figures fit a reply: an export with all five flows and an import
+    /// with its origin, names of 32 characters, after a year of 10^12 messages and 4 PB per
+    /// flow (a saturated 1 Gbit/s link is 4 PB a year).
     #[test]
     fn the_largest_bridge_figures_fit_a_reply() {
         let flow = |name: &str| BridgeFlow {
             flow: name.into(),
             dir: "out".into(),
-            messages: u64::MAX,
-            bytes: u64::MAX,
-            bytes_per_sec: 1.234_567_890_123e12,
-            drops: u64::MAX,
-            latency_p50_us: Some(u64::MAX),
+            messages: 10u64.pow(12),
+            bytes: 4 * 10u64.pow(15),
+            bytes_per_sec: 125_000_000,
+            drops: 10u64.pow(12),
+            latency_p50_us: ["frames", "encoded"].contains(&name).then_some(10u64.pow(9)),
         };
         let name = "c".repeat(32); // names are at most 32 characters (config::is_valid_name)
-        let figures = Figures::Bridge(BridgeCamera {
-            camera: name.clone(),
-            direction: "export".into(),
-            origin: format!("{}/{}/{name}", "s".repeat(32), "d".repeat(32)),
-            peers: u32::MAX,
-            link: "degraded".into(),
-            degraded_since: Some("2026-12-06T20:30:00.123456789Z".into()),
-            degraded_since_unix_secs: Some(1.796_588_200_123_456e9),
-            link_downs: u64::MAX,
-            flows: ["frames", "encoded", "results", "results-back", "control"].map(flow).to_vec(),
-        });
-        let message = figures.to_message().expect("fits a reply");
-        assert_eq!(Figures::from_message(&message), Ok(figures));
+        let camera = |direction: &str, origin: String, flows: &[&str]| {
+            Figures::Bridge(BridgeCamera {
+                camera: name.clone(),
+                direction: direction.into(),
+                origin,
+                peers: u32::MAX,
+                link: "degraded".into(),
+                degraded_since: Some("2026-12-06T20:30:00.123456789Z".into()),
+                degraded_since_unix_secs: Some(1.796_588_200_123_456e9),
+                link_downs: 10u64.pow(6),
+                flows: flows.iter().map(|f| flow(f)).collect(),
+            })
+        };
+        let export = camera("export", String::new(), &["frames", "encoded", "results", "results-back", "control"]);
+        let origin = format!("{}/{}/{name}", "s".repeat(32), "d".repeat(32));
+        let import = camera("import", origin, &["frames", "results", "results-back"]);
+        for figures in [export, import] {
+            let message = figures.to_message().expect("fits a reply");
+            assert_eq!(Figures::from_message(&message), Ok(figures));
+        }
     }
 
     /// Figures longer than a reply are refused, not cut into broken JSON.
