@@ -24,8 +24,9 @@ test: lint build
     just pytest
 
 # The Python package's tests (python/tests) against the debug binaries (venv from scripts/bootstrap.sh).
+# Their temporary folders go to target/pytest (emptied by each run), not /tmp.
 pytest *args: python
-    .venv/bin/python -m pytest python/tests -q {{args}}
+    .venv/bin/python -m pytest python/tests -q --basetemp=target/pytest {{args}}
 
 # (Re)build the Python package's compiled part (crates/framebus-py) into .venv, in place (`pip install -e`).
 python:

@@ -77,6 +77,9 @@ pub fn release_if_last(deployment: &str) {
     for sub in ["services", "nodes", "events", ""] {
         let _ = std::fs::remove_dir(format!("{root}{sub}"));
     }
+    // The folder above every deployment's, once no deployment of this machine uses it (a
+    // deployment starting meanwhile creates it again: see `secure_root`).
+    let _ = std::fs::remove_dir(crate::limits::ICEORYX2_BASE);
 }
 
 /// How old a node folder iceoryx2 does not list must be before it counts as abandoned: a

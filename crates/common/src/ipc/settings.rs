@@ -76,6 +76,20 @@ fn memory_file(name: &str) -> Result<std::fs::File, String> {
 /// the deployment's files (every `ctl` command then said "not running"). Called before every
 /// node is created.
 pub fn secure_root(deployment: &str) -> Result<(), IpcError> {
+    // The last deployment to stop removes the empty [`ICEORYX2_BASE`]; one that starts at that
+    // moment finds its folders gone between two steps, and simply makes them again.
+    let mut attempts = 3;
+    loop {
+        attempts -= 1;
+        match secure_root_once(deployment) {
+            Err(_) if attempts > 0 && !std::path::Path::new(&deployment_root(deployment)).is_dir() => continue,
+            done => return done,
+        }
+    }
+}
+
+/// One pass of [`secure_root`].
+fn secure_root_once(deployment: &str) -> Result<(), IpcError> {
     let root = deployment_root(deployment);
     let root = root.trim_end_matches('/');
     for dir in [ICEORYX2_BASE, root] {
