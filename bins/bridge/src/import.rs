@@ -74,7 +74,12 @@ pub fn run(deployment: &Deployment, camera: &CameraConfig, remote: &RemoteSource
         .allocation_strategy(AllocationStrategy::Static)
         .max_loaned_samples(1)
         .create()
-        .map_err(|e| anyhow::anyhow!("camera `{cam}`: creating the publisher on `{}`: {e:?}", bus.frames_name))?;
+        .map_err(|e| match e {
+            iceoryx2::port::publisher::PublisherCreateError::ExceedsMaxSupportedPublishers => anyhow::anyhow!(
+                "camera `{cam}`: another process already publishes its frames (a second `bridge --camera {cam}`?): stop it first"
+            ),
+            e => anyhow::anyhow!("camera `{cam}`: creating the publisher on `{}`: {e:?}", bus.frames_name),
+        })?;
     framebus_common::shm_budget::reserve_data_segment(
         deployment.name(),
         publisher.id().value(),
