@@ -101,3 +101,30 @@ def test_a_python_result_triggers_a_clip_with_its_pre_and_post_roll(deployment):
     assert 1.85 <= clip["duration_secs"] <= 2.1, (person, clip)
     assert "pydetector" in json.dumps(clip), clip
     d.assert_no_leftovers()
+
+
+def test_algo_scores_read_from_python_are_on_the_one_scale(deployment):
+    """algo's results as Python reads them: the score, `data["motion"]` and every box's score
+    are on the 0..1 scale (docs/results.md), and `data["motion"]` is the score itself (it was
+    the mean level change on 0..255, far above 1 on the synthetic pattern)."""
+    d = deployment(synthetic_camera(width=320, height=240, extra="[camera.algo]\n"))
+    capture = d.capture()
+    algo = d.spawn("algo", [binary("algo"), "--config", d.config])
+    algo.wait_stderr("reading frames")
+    checked = 0
+    with framebus.open_camera(d.config, "cam0", role="pycheck") as cam:
+        assert cam.results() == []  # subscribes
+        for frame in cam.frames():
+            for r in cam.results():
+                if r.producer != "algo" or not r.boxes:
+                    continue
+                assert 0 < r.score <= 1, r
+                assert math.isclose(r.data["motion"], r.score, abs_tol=1e-4), r
+                assert 0 <= r.data["difference"] <= 1, r
+                assert all(0 < b.score <= 1 for b in r.boxes), r
+                checked += 1
+            if checked >= 5:
+                break
+    algo.terminate()
+    capture.terminate()
+    d.assert_no_leftovers()

@@ -2,6 +2,8 @@
 //! own deployment (service-name prefix, shared-memory prefix, iceoryx2 folder), start processes,
 //! read their output with deadlines, and prove that nothing is left behind.
 
+pub mod webhook;
+
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -26,7 +26,9 @@ mod e2e {
     mod scene;
     mod signals;
     mod status_metrics;
+    mod stream_overlay;
     mod streamer;
     mod v4l2;
+    mod webhooks;
     mod wiring;
 }

@@ -1,8 +1,9 @@
-//! The per-frame computation: mean brightness per channel, a motion score (mean absolute
-//! difference of a small grey thumbnail against the previous frame's), the share of the picture
-//! that changed and the changed regions (boxes in frame pixels), on a `Mat` that wraps the
-//! shared-memory sample without copying.
+//! The per-frame computation: mean brightness per channel, the motion score (the share of a
+//! small grey thumbnail that changed against the previous frame's), the mean difference and the
+//! changed regions (boxes in frame pixels), on a `Mat` that wraps the shared-memory sample
+//! without copying. Every score is on the one 0..1 scale (`framebus_common::results::SCORE_MIN`).
 
+use framebus_common::results::score_from_level;
 use framebus_common::{FrameHeader, PixelFormat};
 use framebus_vision::opencv::core::{self, Mat, Rect, Scalar, Size, ToInputArray};
 use framebus_vision::opencv::imgproc;
@@ -41,10 +42,11 @@ pub struct Region {
 pub struct FrameMetrics {
     /// Mean of each channel of the frame as carried (B, G, R for BGR; Y for grey-like).
     pub mean: [f64; 3],
-    /// Mean absolute difference (0..255) of the grey thumbnail against the previous frame's.
+    /// Mean absolute difference of the grey thumbnail against the previous frame's, on the
+    /// score scale (0..1: a grey-level difference / 255).
+    pub difference: f64,
+    /// The motion score: share of the picture that changed (0..1), the result's score.
     pub motion: f64,
-    /// Share of the picture that changed (0..1): the result's score.
-    pub changed: f64,
 }
 
 /// Keeps the previous thumbnail between frames; all buffers are reused.
@@ -87,20 +89,20 @@ impl MotionMeter {
             }
         };
         self.regions.clear();
-        let (motion, changed) = if self.previous.empty() {
+        let (difference, motion) = if self.previous.empty() {
             (0.0, 0.0)
         } else {
             core::absdiff(&self.grey, &self.previous, &mut self.diff)?;
-            let motion = core::mean_def(&self.diff)?[0];
+            let difference = score_from_level(core::mean_def(&self.diff)?[0]);
             imgproc::threshold(&self.diff, &mut self.mask, CHANGED_LEVEL, 255.0, imgproc::THRESH_BINARY)?;
             let changed = f64::from(core::count_non_zero(&self.mask)?) / f64::from(THUMB.area());
             if changed > 0.0 {
                 self.find_regions(header)?;
             }
-            (motion, changed)
+            (difference, changed)
         };
         core::swap(&mut self.grey, &mut self.previous)?;
-        Ok(FrameMetrics { mean: scalar3(mean), motion, changed })
+        Ok(FrameMetrics { mean: scalar3(mean), difference, motion })
     }
 
     /// The changed regions of the last frame measured, largest first, in frame pixels.

@@ -87,8 +87,11 @@ pub struct AlgoReport<'a> {
     pub publish_latency_p50_us: Option<u64>,
     /// Publish → processing start, p99 (µs).
     pub publish_latency_p99_us: Option<u64>,
-    /// Motion score of the last frame.
+    /// Motion score of the last frame: the share of the picture that changed, 0..1 (the
+    /// result's score, what `min-score` triggers compare).
     pub motion: f64,
+    /// Mean grey-level difference of the last frame against the one before, 0..1.
+    pub difference: f64,
     /// Channel means of the last frame.
     pub mean: [f64; 3],
 }
@@ -138,12 +141,19 @@ pub fn run(deployment: &Deployment, camera: &CameraConfig, options: &AlgoOptions
     Ok(worker.stats)
 }
 
+/// A score as reported (JSON lines, results' data): 4 decimals, finer than one changed
+/// thumbnail pixel (1/3072).
+fn round_score(score: f64) -> f64 {
+    (score * 10_000.0).round() / 10_000.0
+}
+
 fn stats_interval(config: &AlgoConfig) -> Duration {
     Duration::from_secs_f64(config.stats_interval_secs)
 }
 
 /// Publishes the frame's motion as a result: score = share of the picture that changed, one
-/// `motion` box per changed region, and the mean difference in the JSON part.
+/// `motion` box per changed region (its score: the share of the box that changed), and the
+/// motion score and mean difference in the JSON part; all on the 0..1 score scale.
 fn publish_motion(reader: &Camera, header: &FrameHeader, worker: &Worker) {
     let metrics = worker.stats.last_metrics;
     let boxes: Vec<Detection> = worker
@@ -152,8 +162,9 @@ fn publish_motion(reader: &Camera, header: &FrameHeader, worker: &Worker) {
         .iter()
         .map(|r| Detection { x: r.x, y: r.y, w: r.w, h: r.h, label: "motion".into(), score: r.fill })
         .collect();
-    let data = serde_json::json!({ "motion": (metrics.motion * 100.0).round() / 100.0 });
-    if let Err(e) = reader.publish_result(header, Some(metrics.changed), &boxes, Some(&data)) {
+    let data =
+        serde_json::json!({ "motion": round_score(metrics.motion), "difference": round_score(metrics.difference) });
+    if let Err(e) = reader.publish_result(header, Some(metrics.motion), &boxes, Some(&data)) {
         tracing::debug!(frame = header.frame_id, "could not publish the motion result: {e}");
     }
 }
@@ -254,7 +265,8 @@ impl Report {
             latency_p99_us: stats.latency.percentile_us(99.0),
             publish_latency_p50_us: stats.publish_latency.percentile_us(50.0),
             publish_latency_p99_us: stats.publish_latency.percentile_us(99.0),
-            motion: (stats.last_metrics.motion * 100.0).round() / 100.0,
+            motion: round_score(stats.last_metrics.motion),
+            difference: round_score(stats.last_metrics.difference),
             mean: stats.last_metrics.mean.map(|m| (m * 10.0).round() / 10.0),
         };
         if json {
@@ -265,7 +277,7 @@ impl Report {
         }
         tracing::info!(
             camera = line.camera,
-            "fps={fps:.1} frames={} skipped={} overwritten={} latency p50={}us p99={}us stamp_bad={} motion={:.2}",
+            "fps={fps:.1} frames={} skipped={} overwritten={} latency p50={}us p99={}us stamp_bad={} motion={:.4}",
             line.frames,
             line.skipped,
             line.overwritten,
@@ -275,7 +287,7 @@ impl Report {
             line.motion
         );
         reader.report(|r: &mut ProcessReport| {
-            r.message = format!("motion {:.2}, {} stamp errors", line.motion, line.stamp_bad);
+            r.message = format!("motion {:.4}, {} stamp errors", line.motion, line.stamp_bad);
         });
         stats.latency.clear();
         stats.publish_latency.clear();

@@ -30,6 +30,8 @@ pub enum BenchCommand {
     Stream,
     /// Only the recording-beside-the-streamer table (part of `stream`).
     StreamRecord,
+    /// Only the streamer with and without `overlay = true` (part of `stream`).
+    StreamOverlay,
     /// Only the bridge across hosts (Zenoh on loopback) beside plain Zenoh.
     Bridge,
     /// A reader process the bench starts: `<config> <frames> [policy] [touch] [fake-v4l2]`.
@@ -74,6 +76,7 @@ mod tests {
         let help = parse(&["--help"]).expect_err("help is not a run");
         assert_eq!(help.kind(), clap::error::ErrorKind::DisplayHelp);
         assert!(help.to_string().contains("stream-record"), "{help}");
+        assert!(help.to_string().contains("stream-overlay"), "{help}");
         assert!(parse(&[]).expect("parses").command.is_none());
         assert!(parse(&["everything"]).is_err());
     }

@@ -59,6 +59,7 @@ fn main() {
         Some(BenchCommand::Embedded { config, port }) => embedded::run(&config, port),
         Some(BenchCommand::Stream) => in_temp_dir(stream::bench),
         Some(BenchCommand::StreamRecord) => in_temp_dir(stream::recording),
+        Some(BenchCommand::StreamOverlay) => in_temp_dir(stream::overlay),
         Some(BenchCommand::Bridge) => in_temp_dir(bridge::bench),
         None => bench(),
     };

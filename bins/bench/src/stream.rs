@@ -358,7 +358,8 @@ pub fn bench(dir: &Path) -> anyhow::Result<()> {
         driven.copy_cpu
     );
     println!("Encoders not on this machine are not measured (see the probe line).");
-    recording(dir)
+    recording(dir)?;
+    overlay(dir)
 }
 
 /// The recorder's `written` count in the last `--json` line of `log`.
@@ -449,5 +450,209 @@ pub fn recording(dir: &Path) -> anyhow::Result<()> {
         total(&sums[0]) / total(&sums[1]).max(0.01),
         MEASURE.as_secs()
     );
+    Ok(())
+}
+
+/// The box the overlay table publishes about every frame (frame pixels).
+const OVERLAY_BOX: (f32, f32, f32, f32) = (600.0, 300.0, 480.0, 360.0);
+
+/// Publishes one labelled box about every frame of `config`'s camera (as a detector would)
+/// until `stop`; returns the results published.
+fn publish_boxes(config: &str, stop: &std::sync::atomic::AtomicBool) -> anyhow::Result<u64> {
+    let camera = Camera::builder(Path::new(config), "bench")?.role("bench-boxes")?.open()?;
+    let (x, y, w, h) = OVERLAY_BOX;
+    let boxes = [framebus::Detection { x, y, w, h, label: "person".into(), score: 0.9 }];
+    let mut published = 0;
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        match camera.next_event()? {
+            Event::Frame(frame) => {
+                let header = *frame.header();
+                drop(frame);
+                camera.publish_result(&header, Some(0.9), &boxes, None)?;
+                published += 1;
+            }
+            Event::Stop(_) => break,
+            _ => {}
+        }
+    }
+    Ok(published)
+}
+
+/// The last `--json` line of the streamer in `log`.
+fn last_json(log: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    text.lines().rev().find_map(|l| serde_json::from_str(l).ok()).unwrap_or(serde_json::Value::Null)
+}
+
+/// One overlay arrangement: capture (`format`) + streamer (x264) with `overlay`, results
+/// published about every frame either way; returns CPU % of (capture, streamer), frames encoded
+/// per second and the share of them with the box drawn.
+fn overlay_once(dir: &Path, format: PixelFormat, overlay: bool, tag: &str) -> anyhow::Result<[f64; 4]> {
+    let config = write_config(&dir.join(format!("overlay-{tag}.toml")), &overlay_config(format, overlay, tag))?;
+    let log = dir.join(format!("streamer-{tag}.jsonl"));
+    let mut procs = Procs(Vec::new());
+    procs.0.push(start("capture", &config, &[])?);
+    procs.0.push(
+        Command::new(sibling("streamer")?)
+            .args(["--config", &config, "--json"])
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?)
+            .spawn()
+            .context("starting the streamer")?,
+    );
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let publisher = {
+        let (config, stop) = (config.clone(), Arc::clone(&stop));
+        std::thread::spawn(move || publish_boxes(&config, &stop))
+    };
+    // Settled: the encoder warmed up, results flowing.
+    std::thread::sleep(Duration::from_secs(3));
+    let pids: Vec<u32> = procs.0.iter().map(Child::id).collect();
+    let before = last_json(&log);
+    let started = Instant::now();
+    let cpu = cpu_over(&pids, MEASURE);
+    let after = last_json(&log);
+    let elapsed = started.elapsed().as_secs_f64();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let published = publisher.join().map_err(|_| anyhow!("the result publisher panicked"))??;
+    drop(procs);
+    let count = |v: &serde_json::Value, key: &str| v[key].as_f64().unwrap_or(0.0);
+    let encoded = count(&after, "encoded") - count(&before, "encoded");
+    let drawn = count(&after, "overlaid") - count(&before, "overlaid");
+    if published == 0 {
+        bail!("no result was published about the bench camera's frames");
+    }
+    Ok([cpu[0], cpu[1], encoded / elapsed, if encoded > 0.0 { drawn / encoded * 100.0 } else { 0.0 }])
+}
+
+/// The deployment of one overlay arrangement (`tag` makes its name unique).
+fn overlay_config(format: PixelFormat, overlay: bool, tag: &str) -> String {
+    let pid = std::process::id() % 1_000_000;
+    format!(
+        "[deployment]\nname = \"b{pid}-{tag}\"\n\n[[camera]]\nname = \"bench\"\nwidth = {WIDTH}\nheight = {HEIGHT}\nfps = {FPS}\npixel-format = \"{}\"\n\n\
+         [camera.source]\nkind = \"synthetic\"\n\n[camera.streamer]\nencoder = \"x264\"\nbitrate-kbps = 6000\ngop = 30\n\
+         stats-interval-secs = 1\noverlay = {overlay}\n",
+        format.name()
+    )
+}
+
+/// Milliseconds per frame (median of 60) of what the streamer does with a `format` frame
+/// before the encoder: (plain copy into a GStreamer buffer, overlay: convert to BGR + draw one
+/// box + copy), in this process, on one core.
+fn overlay_step_ms(dir: &Path, format: PixelFormat) -> anyhow::Result<(f64, f64)> {
+    use framebus_common::header::FRAME_HEADER_VERSION;
+    use framebus_streamer::overlay::Overlay;
+    use framebus_streamer::publisher::{frame_buffer, RawLayout};
+    gstreamer::init().context("initialising GStreamer")?;
+    let config = write_config(&dir.join("overlay-step.toml"), &overlay_config(format, true, "step"))?;
+    let deployment = framebus_common::Deployment::load(Path::new(&config))?;
+    let camera = deployment.camera(Some("bench")).map_err(|e| anyhow!("{e}"))?;
+    let mut pattern = framebus_common::pattern::SyntheticPattern::new(format, WIDTH, HEIGHT)
+        .ok_or_else(|| anyhow!("no synthetic pattern for {format}"))?;
+    let mut frame = vec![std::mem::MaybeUninit::new(0u8); pattern.frame_bytes()];
+    pattern.render(1, &mut frame);
+    // SAFETY: every byte was initialised to 0 above and then rendered.
+    let frame: Vec<u8> = frame.iter().map(|b| unsafe { b.assume_init() }).collect();
+    let header = framebus_common::FrameHeader {
+        layout_version: FRAME_HEADER_VERSION,
+        width: WIDTH,
+        height: HEIGHT,
+        stride: format.stride(WIDTH),
+        pixel_format: format.fourcc(),
+        payload_len: frame.len() as u32,
+        run_id: 1,
+        frame_id: 1,
+        ..Default::default()
+    };
+    let (x, y, w, h) = OVERLAY_BOX;
+    let mut overlay = Overlay::new(camera);
+    overlay.add(vec![framebus_common::results::Outcome {
+        producer: "bench-boxes".into(),
+        frame_id: 1,
+        run_id: 1,
+        capture_mono_ns: 0,
+        publish_mono_ns: 0,
+        score: Some(0.9),
+        boxes: vec![framebus::Detection { x, y, w, h, label: "person".into(), score: 0.9 }],
+        data: serde_json::Value::Null,
+    }]);
+    let layout = RawLayout { format, width: WIDTH, height: HEIGHT };
+    let median = |mut step: Box<dyn FnMut() -> anyhow::Result<()> + '_>| -> anyhow::Result<f64> {
+        let mut times = Vec::new();
+        for i in 0..70 {
+            let at = Instant::now();
+            step()?;
+            if i >= 10 {
+                times.push(at.elapsed().as_secs_f64() * 1000.0);
+            }
+        }
+        times.sort_by(f64::total_cmp);
+        Ok(times[times.len() / 2])
+    };
+    let plain = median(Box::new(|| frame_buffer(&layout, &frame).map(drop)))?;
+    let drawn = median(Box::new(|| {
+        overlay.convert(&header, &frame)?;
+        overlay.render(&header).map(drop)
+    }))?;
+    anyhow::ensure!(overlay.drawn > 0, "the overlay drew nothing");
+    Ok((plain, drawn))
+}
+
+/// The streamer at 1080p30 with and without `overlay = true` (the same results published about
+/// every frame both times), for a BGR3 and an NV12 camera: CPU of the streamer and capture,
+/// frames encoded per second, share of frames with the box drawn; two interleaved rounds, in
+/// one run. Then the overlay step alone per frame, against the plain copy and one memcpy.
+pub fn overlay(dir: &Path) -> anyhow::Result<()> {
+    const ROUNDS: usize = 2;
+    let cases = [
+        (PixelFormat::Bgr3, false, "BGR3 camera, overlay off"),
+        (PixelFormat::Bgr3, true, "BGR3 camera, overlay on"),
+        (PixelFormat::Nv12, false, "NV12 camera, overlay off"),
+        (PixelFormat::Nv12, true, "NV12 camera, overlay on"),
+    ];
+    let mut sums = [[0.0f64; 4]; 4];
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    for round in 0..ROUNDS {
+        for (i, (format, on, _)) in cases.iter().enumerate() {
+            let m = overlay_once(dir, *format, *on, &format!("o{round}{i}"))?;
+            for (sum, value) in sums[i].iter_mut().zip(m) {
+                *sum += value / ROUNDS as f64;
+            }
+        }
+    }
+    println!(
+        "\nOverlay in the stream, {WIDTH}x{HEIGHT} at {FPS} fps, streamer x264 6000 kbit/s, GOP 30, one box published about every frame, same run (load average before: {}):\n",
+        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+    );
+    println!("| camera, streamer | streamer CPU | ratio to overlay off | frames encoded/s | frames with the box drawn | capture CPU |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for (i, ((_, _, label), m)) in cases.iter().zip(&sums).enumerate() {
+        let off = sums[i - i % 2][1];
+        println!(
+            "| {label} | {:.1} % | {:.2} | {:.1} | {:.0} % | {:.1} % |",
+            m[1],
+            m[1] / off.max(0.01),
+            m[2],
+            m[3],
+            m[0]
+        );
+    }
+    println!(
+        "\nCPU = share of one core over {} s, mean of {ROUNDS} interleaved rounds (x264 dominates and varies by several points between runs on a shared machine).",
+        MEASURE.as_secs()
+    );
+    let memcpy = crate::memcpy_ns((WIDTH * HEIGHT * 3) as usize, 1) / 1e6;
+    println!("\n| camera | plain copy for the encoder | overlay: to BGR + draw + copy | ratio | in memcpys of a BGR frame ({memcpy:.2} ms) |");
+    println!("|---|---:|---:|---:|---:|");
+    for format in [PixelFormat::Bgr3, PixelFormat::Nv12] {
+        let (plain, drawn) = overlay_step_ms(dir, format)?;
+        println!(
+            "| {format} | {plain:.2} ms | {drawn:.2} ms | {:.1}× | {:.1} |",
+            drawn / plain.max(1e-6),
+            drawn / memcpy.max(1e-6)
+        );
+    }
+    println!("Per frame, median of 60, in the bench process (the streamer's own code); the overlay also makes the encoder take BGR (videoconvert BGR → I420), in the CPU rows above.");
     Ok(())
 }

@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod ports;
 pub mod supervisor;
 pub mod systemd;
+pub mod webhook_client;
 pub mod webhooks;
 
 mod supervised;

@@ -341,6 +341,7 @@ pub fn run(deployment: &Deployment, options: &SupervisorOptions) -> anyhow::Resu
             launcher.bin_dir.display()
         );
     }
+    let webhook_clients = crate::webhooks::clients(deployment)?;
     let _release = DeploymentGuard::new(deployment.name());
     // Creating the node removes the resources of dead processes of this deployment; the
     // supervisor owns SIGINT/SIGTERM itself (signal-hook), so iceoryx2 must not.
@@ -374,10 +375,11 @@ pub fn run(deployment: &Deployment, options: &SupervisorOptions) -> anyhow::Resu
     // Webhooks follow the journals on threads of their own: a receiver that is down or slow
     // never delays the supervisor or a recorder.
     let webhooks_stop = Arc::new(AtomicBool::new(false));
-    let webhooks = crate::webhooks::start(deployment, Arc::clone(&webhooks_stop)).unwrap_or_else(|e| {
-        tracing::error!("webhooks: {e:#}; no webhook is sent");
-        None
-    });
+    let webhooks =
+        crate::webhooks::start(deployment, webhook_clients, Arc::clone(&webhooks_stop)).unwrap_or_else(|e| {
+            tracing::error!("webhooks: {e:#}; no webhook is sent");
+            None
+        });
 
     let supervised = |camera: &str, role: Role, program: Program| Supervised {
         camera: camera.to_string(),

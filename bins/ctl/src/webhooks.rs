@@ -8,7 +8,9 @@
 //! within `timeout-secs`, a 5xx, 408 or 429) is retried after 1 s, doubling up to 60 s, until it
 //! is delivered; another 4xx is not retried (counted as failed). A queue holds at most
 //! `max-queue` events; beyond that the oldest waiting one is dropped. Sent, retried, failed and
-//! dropped events are counted ([`counters`], in the metrics) and logged (rate-limited).
+//! dropped events are counted ([`counters`], in the metrics) and logged (rate-limited). A TLS
+//! failure (an https endpoint whose certificate is not trusted) is retried like no connection.
+//! The POST itself (http or https, signed or not): [`crate::webhook_client`].
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
@@ -17,16 +19,16 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context;
-use framebus_common::config::{split_http_url, WebhookConfig, WebhookEvent};
+use framebus_common::config::{parse_webhook_url, WebhookConfig, WebhookEvent};
 use framebus_common::journal::clips::{trigger_label, trigger_score};
 use framebus_common::journal::read::Follower;
 use framebus_common::journal::{JournalRecord, Trigger};
 use framebus_common::Deployment;
-use http_body_util::Full;
 use hyper::body::Bytes;
-use hyper::header::{CONTENT_TYPE, HOST, USER_AGENT};
-use hyper::{Request, StatusCode};
+use hyper::StatusCode;
 use serde_json::{json, Value};
+
+use crate::webhook_client::Client;
 
 /// How often the journals are looked at.
 const POLL: Duration = Duration::from_millis(250);
@@ -73,6 +75,8 @@ struct Delivery {
 /// One endpoint's queue.
 struct Endpoint {
     config: WebhookConfig,
+    /// `None` only in unit tests of the queue.
+    client: Option<Client>,
     queue: Mutex<VecDeque<Delivery>>,
     wake: Condvar,
     counters: Arc<Counters>,
@@ -147,18 +151,38 @@ impl Webhooks {
     }
 }
 
-/// Starts following the journals and sending to the deployment's webhooks; `None` when it has
-/// none.
-pub fn start(deployment: &Deployment, stop: Arc<AtomicBool>) -> anyhow::Result<Option<Webhooks>> {
+/// The client of each of the deployment's webhooks, their files (`ca-file`, `secret-file`) read
+/// and checked now: `ctl up` calls it before it starts anything, so a wrong file is an error
+/// that names the config file and the key.
+pub fn clients(deployment: &Deployment) -> anyhow::Result<Vec<Client>> {
+    let mut clients = Vec::new();
+    for (i, config) in deployment.deployment.webhook.iter().enumerate() {
+        let files = deployment.webhook_files(i)?;
+        let url = parse_webhook_url(&config.url).with_context(|| {
+            format!("{}: webhook `{}`: not an http(s) URL", deployment.source_file.display(), config.url)
+        })?;
+        let client = Client::new(url, files).map_err(|e| {
+            anyhow::anyhow!("{}: `deployment.webhook[{i}]` ({}): {e}", deployment.source_file.display(), config.url)
+        })?;
+        clients.push(client);
+    }
+    Ok(clients)
+}
+
+/// Starts following the journals and sending to the deployment's webhooks with their
+/// [`clients`]; `None` when it has none.
+pub fn start(deployment: &Deployment, clients: Vec<Client>, stop: Arc<AtomicBool>) -> anyhow::Result<Option<Webhooks>> {
     let hooks = &deployment.deployment.webhook;
     if hooks.is_empty() {
         return Ok(None);
     }
     let endpoints: Vec<Arc<Endpoint>> = hooks
         .iter()
-        .map(|config| {
+        .zip(clients)
+        .map(|(config, client)| {
             Arc::new(Endpoint {
                 config: config.clone(),
+                client: Some(client),
                 queue: Mutex::new(VecDeque::new()),
                 wake: Condvar::new(),
                 counters: Arc::new(Counters { url: config.url.clone(), ..Counters::default() }),
@@ -360,13 +384,14 @@ fn send_loop(endpoint: &Endpoint, stop: &AtomicBool) {
 /// Sends one event until it is delivered or refused (or `stop`).
 fn deliver(runtime: &tokio::runtime::Runtime, endpoint: &Endpoint, delivery: &Delivery, stop: &AtomicBool) {
     let url = &endpoint.config.url;
-    let Some((authority, path)) = split_http_url(url) else { return };
+    let Some(client) = &endpoint.client else { return };
     let timeout = Duration::from_secs_f64(endpoint.config.timeout_secs);
     let mut backoff = FIRST_BACKOFF;
     let mut attempt = 1u64;
     loop {
         let outcome = runtime.block_on(async {
-            tokio::time::timeout(timeout, post(authority, path, delivery.body.clone()))
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            tokio::time::timeout(timeout, client.post(delivery.body.clone(), now))
                 .await
                 .unwrap_or_else(|_| Err(format!("no answer within {timeout:?} (`timeout-secs`)")))
         });
@@ -427,29 +452,6 @@ fn sleep_unless_stopped(pause: Duration, stop: &AtomicBool) -> bool {
     !stop.load(Ordering::Relaxed)
 }
 
-/// One POST of `body` (JSON) over HTTP/1.1; the answer's status.
-async fn post(authority: &str, path: &str, body: Bytes) -> Result<StatusCode, String> {
-    let address = if authority.contains(':') && !authority.ends_with(']') {
-        authority.to_string()
-    } else {
-        format!("{authority}:80")
-    };
-    let stream = tokio::net::TcpStream::connect(&address).await.map_err(|e| format!("connecting to {address}: {e}"))?;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-        .await
-        .map_err(|e| format!("HTTP handshake: {e}"))?;
-    let driver = tokio::spawn(connection);
-    let request = Request::post(path)
-        .header(HOST, authority)
-        .header(CONTENT_TYPE, "application/json")
-        .header(USER_AGENT, concat!("framebus/", env!("CARGO_PKG_VERSION")))
-        .body(Full::new(body))
-        .map_err(|e| format!("building the request: {e}"))?;
-    let response = sender.send_request(request).await.map_err(|e| format!("sending: {e}"));
-    driver.abort();
-    Ok(response?.status())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -462,9 +464,16 @@ mod tests {
             events: vec![WebhookEvent::Start],
             timeout_secs: 1.0,
             max_queue: 2,
+            ca_file: None,
+            secret_file: None,
         };
-        let endpoint =
-            Endpoint { config, queue: Mutex::new(VecDeque::new()), wake: Condvar::new(), counters: Arc::default() };
+        let endpoint = Endpoint {
+            config,
+            client: None,
+            queue: Mutex::new(VecDeque::new()),
+            wake: Condvar::new(),
+            counters: Arc::default(),
+        };
         for i in 0..3 {
             endpoint.push(Delivery { event: WebhookEvent::Start, body: Bytes::from(format!("{i}")) });
         }

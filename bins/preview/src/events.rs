@@ -28,7 +28,7 @@ use framebus_vision::opencv::videoio;
 use serde_json::{json, Value};
 
 use crate::render::Renderer;
-use crate::results::Shown;
+use framebus_vision::overlay::Shown;
 
 /// Largest thumbnail, pixels (the frame is downscaled to fit, aspect kept).
 const THUMB_MAX: (u32, u32) = (480, 360);

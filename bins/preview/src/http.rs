@@ -659,7 +659,7 @@ function card(e) {
   }
   const info = el("div", "info"), title = el("div", "title");
   title.appendChild(el("span", "label", e.label));
-  if (e.score !== null && e.score !== undefined) title.appendChild(el("span", "score", Number(e.score).toFixed(2)));
+  if (e.score !== null && e.score !== undefined) title.appendChild(el("span", "score", Number(Number(e.score).toPrecision(2)).toString()));
   title.appendChild(el("span", "camera", e.camera));
   info.appendChild(title);
   const duration = e.duration_secs === null ? "recording…" : Number(e.duration_secs).toFixed(1) + " s";

@@ -13,7 +13,6 @@ pub mod cli;
 pub mod events;
 pub mod http;
 pub mod render;
-pub mod results;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -31,7 +30,7 @@ use serde::Serialize;
 
 use crate::http::Hub;
 use crate::render::{OverlayInfo, Renderer};
-use crate::results::{ResultBoard, Shown};
+use framebus_vision::overlay::{ResultBoard, Shown};
 
 /// Options of one preview run beyond the config.
 #[derive(Debug, Clone, Default)]

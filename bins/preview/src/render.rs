@@ -7,7 +7,7 @@ use framebus_vision::opencv::prelude::*;
 use framebus_vision::opencv::{imgcodecs, imgproc};
 use framebus_vision::to_bgr;
 
-use crate::results::Shown;
+use framebus_vision::overlay::{self, Shown};
 
 /// Measured values drawn into the overlay.
 #[derive(Debug, Clone, Copy, Default)]
@@ -93,53 +93,15 @@ impl Renderer {
         Ok(())
     }
 
-    /// Draws results onto the last composed image: each box (frame pixels, scaled to the
-    /// image) with its label and score, and one line per producer under the overlay; colours
-    /// per producer, dimmed as a result ages.
+    /// Draws results onto the last composed image (the shared rules of
+    /// [`framebus_vision::overlay::draw_results`]); with `top`, one line per producer under the
+    /// overlay.
     pub fn draw_results(&mut self, header: &FrameHeader, shown: &[Shown], top: bool) -> framebus_vision::Result<()> {
-        use std::fmt::Write as _;
         let image = if self.scaled_is_current { &mut self.scaled } else { &mut self.bgr };
-        let (iw, ih) = (image.cols(), image.rows());
-        if iw < 32 || ih < 32 || header.width == 0 || header.height == 0 {
-            return Ok(());
-        }
-        let sx = f64::from(iw) / f64::from(header.width);
-        let sy = f64::from(ih) / f64::from(header.height);
-        let font = (f64::from(iw) / 1400.0).clamp(0.3, 0.8);
-        for (i, shown) in shown.iter().enumerate() {
-            let colour = producer_colour(&shown.outcome.producer, shown.strength);
-            for b in &shown.outcome.boxes {
-                let rect = Rect::new(
-                    (f64::from(b.x) * sx).round() as i32,
-                    (f64::from(b.y) * sy).round() as i32,
-                    ((f64::from(b.w) * sx).round() as i32).max(1),
-                    ((f64::from(b.h) * sy).round() as i32).max(1),
-                );
-                imgproc::rectangle(image, rect, colour, 2, imgproc::LINE_8, 0)?;
-                self.text.clear();
-                let _ = write!(self.text, "{} {:.2}", b.label, b.score);
-                label(image, &self.text, Point::new(rect.x + 2, (rect.y - 4).max(12)), font, colour)?;
-            }
-            if top {
-                self.text.clear();
-                let score = shown.outcome.score.map_or("-".to_string(), |s| format!("{s:.3}"));
-                let _ = write!(
-                    self.text,
-                    "{}: score {score}, {} box(es), frame {} ({:.0} ms ago)",
-                    shown.outcome.producer,
-                    shown.outcome.boxes.len(),
-                    shown.outcome.frame_id,
-                    shown.age_ms
-                );
-                // Below the overlay's three lines (see `draw_overlay`).
-                let overlay_line = (30.0 * (f64::from(iw) / 900.0).clamp(0.3, 1.2)).ceil() as i32;
-                let y = OVERLAY_TOP + overlay_line * 3 + 6 + (i as i32 + 1) * (overlay_line * 2 / 3).max(12);
-                if y < ih - 4 {
-                    label(image, &self.text, Point::new(4, y), font, colour)?;
-                }
-            }
-        }
-        Ok(())
+        // Below the overlay's three lines (see `draw_overlay`).
+        let overlay_line = (30.0 * (f64::from(image.cols()) / 900.0).clamp(0.3, 1.2)).ceil() as i32;
+        let summary_top = top.then_some(OVERLAY_TOP + overlay_line * 3 + 6);
+        overlay::draw_results(image, &mut self.text, header, shown, summary_top)
     }
 
     /// The last composed image.
@@ -157,27 +119,6 @@ impl Renderer {
         imgcodecs::imencode(".jpg", self.image(), out, &self.params)?;
         Ok(())
     }
-}
-
-/// One line of text in the results' font.
-fn label(image: &mut Mat, text: &str, origin: Point, scale: f64, colour: Scalar) -> framebus_vision::Result<()> {
-    imgproc::put_text(image, text, origin, imgproc::FONT_HERSHEY_SIMPLEX, scale, colour, 1, imgproc::LINE_AA, false)
-}
-
-/// A colour per producer (stable across frames), dimmed by `strength` (1 fresh … 0 stale).
-fn producer_colour(producer: &str, strength: f64) -> Scalar {
-    const PALETTE: [(f64, f64, f64); 6] = [
-        (0.0, 255.0, 0.0),
-        (0.0, 200.0, 255.0),
-        (255.0, 128.0, 0.0),
-        (255.0, 0.0, 255.0),
-        (0.0, 0.0, 255.0),
-        (255.0, 255.0, 0.0),
-    ];
-    let index = producer.bytes().fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(usize::from(b))) % PALETTE.len();
-    let (b, g, r) = PALETTE[index];
-    let k = 0.35 + 0.65 * strength.clamp(0.0, 1.0);
-    Scalar::new(b * k, g * k, r * k, 0.0)
 }
 
 fn draw_overlay(

@@ -27,6 +27,31 @@ pub const PRODUCER_TEXT: usize = 32;
 /// Capacity of the free-form JSON part.
 pub const JSON_TEXT: usize = 1024;
 
+/// The low end of **the** score scale: every score framebus produces, shows or compares (a
+/// result's and a box's score, algo's `motion`, trigger thresholds, the preview, the events
+/// page, webhooks, Python) is a number from [`SCORE_MIN`] (nothing) to [`SCORE_MAX`] (all of
+/// the picture, full confidence).
+pub const SCORE_MIN: f64 = 0.0;
+
+/// The high end of the score scale (see [`SCORE_MIN`]).
+pub const SCORE_MAX: f64 = 1.0;
+
+/// Highest 8-bit level (grey levels, channel values).
+const LEVEL_MAX: f64 = 255.0;
+
+/// An 8-bit level or mean level difference (0..=255) on the score scale, clamped to it.
+pub fn score_from_level(level: f64) -> f64 {
+    if level.is_nan() {
+        return SCORE_MIN;
+    }
+    (level / LEVEL_MAX).clamp(SCORE_MIN, SCORE_MAX)
+}
+
+/// Whether `value` lies on the score scale (`SCORE_MIN..=SCORE_MAX`).
+pub fn on_score_scale(value: f64) -> bool {
+    (SCORE_MIN..=SCORE_MAX).contains(&value)
+}
+
 /// One labelled box, in pixels of the frame (48 bytes).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, ZeroCopySend)]
@@ -40,7 +65,7 @@ pub struct ResultBox {
     pub w: f32,
     /// Height, pixels (12).
     pub h: f32,
-    /// Confidence or strength, 0..1 by convention (16).
+    /// Confidence or strength on the [score scale](SCORE_MIN) 0..1 (16).
     pub score: f32,
     /// Bytes used in `label` (20).
     pub label_len: u32,
@@ -71,7 +96,8 @@ pub struct ResultRecord {
     pub capture_mono_ns: u64,
     /// When the result was published, CLOCK_MONOTONIC ns (32).
     pub publish_mono_ns: u64,
-    /// Overall score (e.g. motion 0..1, best detection confidence); NaN = none (40).
+    /// Overall score on the [score scale](SCORE_MIN) 0..1 (e.g. motion, best detection
+    /// confidence); NaN = none (40).
     pub score: f64,
     /// Bytes used in `producer` (48).
     pub producer_len: u32,
@@ -128,7 +154,7 @@ pub struct Detection {
     pub h: f32,
     /// Label (cut to 24 ASCII characters on the wire).
     pub label: String,
-    /// Confidence or strength.
+    /// Confidence or strength, 0..1 ([`SCORE_MIN`]).
     pub score: f32,
 }
 
@@ -145,7 +171,7 @@ pub struct Outcome {
     pub capture_mono_ns: u64,
     /// Publish time, CLOCK_MONOTONIC ns.
     pub publish_mono_ns: u64,
-    /// Overall score, if any.
+    /// Overall score, if any, 0..1 ([`SCORE_MIN`]).
     pub score: Option<f64>,
     /// Labelled boxes.
     pub boxes: Vec<Detection>,
@@ -224,6 +250,19 @@ impl ResultRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Levels map onto the score scale, clamped; NaN is no score (0).
+    #[test]
+    fn levels_map_onto_the_score_scale() {
+        assert_eq!(score_from_level(0.0), 0.0);
+        assert_eq!(score_from_level(255.0), 1.0);
+        assert!((score_from_level(51.0) - 0.2).abs() < 1e-12);
+        assert_eq!(score_from_level(300.0), 1.0);
+        assert_eq!(score_from_level(-3.0), 0.0);
+        assert_eq!(score_from_level(f64::NAN), 0.0);
+        assert!(on_score_scale(0.0) && on_score_scale(1.0) && on_score_scale(0.5));
+        assert!(!on_score_scale(1.01) && !on_score_scale(-0.01) && !on_score_scale(f64::NAN) && !on_score_scale(25.0));
+    }
 
     /// The layout is the documented one (docs/results.md); Python mirrors it.
     #[test]

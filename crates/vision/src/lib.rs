@@ -1,7 +1,8 @@
 //! OpenCV views over framebus frames. Readers wrap the shared-memory sample in a `Mat` without
 //! copying ([`frame_mat`]); writers wrap a loaned sample's uninitialised memory
 //! ([`uninit_mat`]) so OpenCV writes the frame straight into shared memory; [`to_bgr`]
-//! converts any carried pixel format for display and encoding.
+//! converts any carried pixel format for display and encoding; [`overlay`] draws results
+//! (boxes, labels) on frames, the same for the preview and the streamer.
 
 use core::ffi::c_void;
 use core::mem::MaybeUninit;
@@ -11,6 +12,8 @@ use opencv::boxed_ref::{BoxedRef, BoxedRefMut};
 use opencv::core::{Mat, CV_8UC1, CV_8UC2, CV_8UC3};
 use opencv::prelude::*;
 use opencv::{imgcodecs, imgproc};
+
+pub mod overlay;
 
 pub use opencv;
 

@@ -28,7 +28,8 @@ class _Mapping:
 @dataclass(frozen=True)
 class Box(_Mapping):
     """A labelled box in pixels of the frame. `label` is cut to 24 ASCII characters on the
-    wire; `score` is a confidence or strength, 0..1 by convention."""
+    wire; `score` is a confidence or strength on framebus's one score scale, 0..1
+    (docs/results.md)."""
 
     x: float
     y: float
@@ -52,7 +53,7 @@ class Result(_Mapping):
     capture_mono_ns: int
     #: When the result was published, CLOCK_MONOTONIC ns.
     publish_mono_ns: int
-    #: The overall score, None when the producer gave none.
+    #: The overall score, 0..1 (docs/results.md), None when the producer gave none.
     score: float | None
     #: The labelled boxes (up to 16).
     boxes: list[Box] = field(default_factory=list)

@@ -13,10 +13,10 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use framebus_e2e::webhook::{Delivered, WebhookReceiver};
 use framebus_e2e::{http_get, process_status, Proc, TestDeployment, DEADLINE};
 use framebus_vision::opencv::core::Vector;
 use framebus_vision::opencv::imgcodecs;
@@ -41,77 +41,16 @@ fn written(status: &Value) -> u64 {
     message[..at].split_whitespace().last().and_then(|n| n.parse().ok()).unwrap_or(0)
 }
 
-/// A webhook receiver: answers 204 to every POST and hands its JSON body to the test.
-struct Receiver {
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Receiver {
-    fn start(port: u16, bodies: mpsc::Sender<Value>) -> Receiver {
-        let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind the receiver's port");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopped = Arc::clone(&stop);
-        let thread = std::thread::spawn(move || {
-            while !stopped.load(Ordering::Relaxed) {
-                let Ok((stream, _)) = listener.accept() else {
-                    std::thread::sleep(Duration::from_millis(20));
-                    continue;
-                };
-                let _ = stream.set_nonblocking(false);
-                if let Some(body) = read_post(stream) {
-                    let _ = bodies.send(body);
-                }
-            }
-        });
-        Receiver { stop, thread: Some(thread) }
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-/// Reads one POST (head, then `Content-Length` bytes of JSON) and answers 204.
-fn read_post(mut stream: TcpStream) -> Option<Value> {
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    let mut reader = BufReader::new(stream.try_clone().ok()?);
-    let mut request_line = String::new();
-    reader.read_line(&mut request_line).ok()?;
-    let mut length = 0usize;
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line).ok()?;
-        if line.trim().is_empty() {
-            break;
-        }
-        if let Some((name, value)) = line.split_once(':') {
-            if name.eq_ignore_ascii_case("content-length") {
-                length = value.trim().parse().ok()?;
-            }
-        }
-    }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).ok()?;
-    let _ = stream.write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n");
-    assert!(request_line.starts_with("POST /hook "), "{request_line}");
-    serde_json::from_slice(&body).ok()
-}
-
 /// The next webhook body of `event` about `camera` (others are skipped), within the deadline.
-fn next_event(bodies: &mpsc::Receiver<Value>, camera: &str, event: &str) -> Value {
+fn next_event(bodies: &mpsc::Receiver<Delivered>, camera: &str, event: &str) -> Value {
     let until = Instant::now() + DEADLINE;
     loop {
         let left = until.saturating_duration_since(Instant::now());
-        let body = bodies
+        let delivered = bodies
             .recv_timeout(left)
             .unwrap_or_else(|_| panic!("no webhook `{event}` of `{camera}` within {DEADLINE:?}"));
+        assert!(delivered.request_line.starts_with("POST /hook "), "{}", delivered.request_line);
+        let body = delivered.body;
         if body["event"] == event && body["camera"] == camera {
             return body;
         }
@@ -253,7 +192,7 @@ fn the_events_page_lists_and_plays_clips_and_webhooks_get_their_events() {
         motion.display()
     ));
     let (bodies_tx, bodies) = mpsc::channel();
-    let receiver = Receiver::start(hook, bodies_tx.clone());
+    let receiver = WebhookReceiver::start(hook, None, bodies_tx.clone());
     let mut up = d.spawn("ctl", &["up"]);
     d.wait_status(|s| {
         process_status(s, "cam0", "streamer")["message"].as_str().is_some_and(|m| m.starts_with("streaming"))
@@ -425,7 +364,7 @@ const done = setInterval(() => {{
     }
     let recording = d.wait_status(|s| written(s) >= 30);
     assert!(recorder_message(&recording).starts_with("recording"), "{recording}");
-    let _receiver = Receiver::start(hook, bodies_tx);
+    let _receiver = WebhookReceiver::start(hook, None, bodies_tx);
     let second = next_event(&bodies, "cam0", "start");
     assert_ne!(second["clip"], clip.as_str(), "{second}");
     let (code, _, err) = d.ctl(&["record", "off", "cam0"]);

@@ -7,7 +7,7 @@ use framebus_common::config::SourceConfig;
 use framebus_common::pattern::verify_stamps;
 use framebus_common::scene::{background_rgb, Scene};
 use framebus_common::{Deployment, PixelFormat};
-use framebus_e2e::{TestDeployment, DEADLINE};
+use framebus_e2e::{process_status, TestDeployment, DEADLINE};
 use serde_json::Value;
 
 /// A 320×240 scene camera at 30 fps with `source` appended to its `[camera.source]` table.
@@ -150,11 +150,88 @@ fn algo_sees_motion_in_a_scene_and_almost_none_without_objects() {
         assert_eq!(report["stamp_bad"].as_u64(), Some(0), "{name}: {report}");
     }
     let motion = |r: &Value| r["motion"].as_f64().unwrap_or_else(|| panic!("motion in {r}"));
-    // The score is the mean grey-level change of a 64×48 thumbnail: three small objects moving
-    // a few pixels a frame give about 0.7, the stamp's changing cells alone about 0.1.
-    assert!(motion(&still) < 0.25, "no objects, (almost) no motion: {still}");
+    let difference = |r: &Value| r["difference"].as_f64().unwrap_or_else(|| panic!("difference in {r}"));
+    // Both on the one 0..1 score scale: the share of a 64×48 thumbnail that changed, and the
+    // mean grey-level change / 255; the stamp's changing cells alone change almost nothing.
+    for r in [&moving, &still] {
+        assert!((0.0..=1.0).contains(&motion(r)) && (0.0..=1.0).contains(&difference(r)), "{r}");
+    }
+    assert!(motion(&still) < 0.01, "no objects, (almost) no motion: {still}");
     assert!(
-        motion(&moving) > 0.3 && motion(&moving) > 3.0 * motion(&still),
+        motion(&moving) > 0.005 && motion(&moving) > 3.0 * motion(&still),
         "moving objects: {moving}, still: {still}"
     );
+    assert!(difference(&moving) > 2.0 * difference(&still), "moving objects: {moving}, still: {still}");
+}
+
+/// A large object crossing the picture: its motion on the old 0–255 level scale was above 1.
+const BIG_OBJECT: &str = r#"
+[[camera.source.object]]
+width = 120
+height = 100
+color = [255, 255, 255]
+start = [20, 60]
+direction = 0
+speed = 200
+path = "bounce"
+"#;
+
+/// One score scale (issue 20 item 5): with a large object moving, algo's motion in `ctl
+/// status` lies in (0, 1], every result it publishes carries that same number as its score and
+/// as `data.motion` (box scores and the mean difference on the same scale), and a recorder
+/// trigger with a 0..1 threshold fires on it.
+#[test]
+fn motion_is_on_the_score_scale_in_status_results_and_triggers() {
+    let body = format!(
+        "{}[camera.recorder]\ndirectory = \"rec\"\nstats-interval-secs = 0.25\nmin-free-mb = 1\npost-roll-secs = 0.5\n\
+         [[camera.recorder.trigger]]\nproducer = \"algo\"\nmin-score = 0.005\n",
+        scene_camera("BGR3", BIG_OBJECT)
+    );
+    let d = TestDeployment::new(&body);
+    let mut capture = d.spawn("capture", &[]);
+    let mut algo = d.spawn("algo", &[]);
+    let mut recorder = d.spawn("recorder", &["--json"]);
+    recorder.wait_stderr(DEADLINE, "reading frames");
+
+    let camera = framebus::Camera::builder(&d.config, "cam0")
+        .and_then(|b| b.role("checker"))
+        .and_then(|b| b.open())
+        .expect("open the camera as `checker`");
+    let until = Instant::now() + DEADLINE;
+    let mut checked = 0;
+    let _ = camera.results().expect("subscribe to results");
+    while checked < 10 {
+        assert!(Instant::now() < until, "algo published no motion results: {}", algo.stderr_text());
+        drop(camera.frames().next().expect("frames").expect("frame"));
+        for r in camera.results().expect("results").into_iter().filter(|r| r.producer == "algo" && !r.boxes.is_empty())
+        {
+            let score = r.score.expect("algo's result has a score");
+            assert!(score > 0.0 && score <= 1.0, "result score on the 0..1 scale: {r:?}");
+            let data = r.data["motion"].as_f64().expect("data.motion");
+            assert!((data - score).abs() <= 1e-4, "data.motion is the score: {r:?}");
+            let diff = r.data["difference"].as_f64().expect("data.difference");
+            assert!(diff > 0.0 && diff <= 1.0, "{r:?}");
+            assert!(r.boxes.iter().all(|b| b.score > 0.0 && b.score <= 1.0), "{r:?}");
+            checked += 1;
+        }
+    }
+    drop(camera);
+
+    let motion_in = |s: &Value| -> Option<f64> {
+        let message = process_status(s, "cam0", "algo")["message"].as_str()?;
+        message.strip_prefix("motion ")?.split(',').next()?.parse().ok()
+    };
+    let status = d.wait_status(|s| motion_in(s).is_some_and(|m| m > 0.0));
+    let motion = motion_in(&status).expect("motion in status");
+    assert!(motion <= 1.0, "status shows motion on the 0..1 scale: {status}");
+    let (code, text, _) = d.ctl(&["status"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("motion 0."), "the text status too: {text}");
+
+    let fired = recorder.wait_json(DEADLINE, |v| v["state"] == "recording" || v["clips"].as_u64() >= Some(1));
+    assert_eq!(fired["missed_triggers"].as_u64().unwrap_or(0), 0, "{fired}");
+    assert_eq!(recorder.terminate(), Some(0), "{}", recorder.stderr_text());
+    assert_eq!(algo.terminate(), Some(0), "{}", algo.stderr_text());
+    assert_eq!(capture.terminate(), Some(0), "{}", capture.stderr_text());
+    d.assert_no_leftovers();
 }

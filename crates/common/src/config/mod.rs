@@ -45,7 +45,7 @@ pub use source::{
 };
 pub use streamer::{EncoderChoice, MediaServerConfig, StreamerConfig};
 pub use tls::{TlsConfig, TlsFiles};
-pub use webhook::{split_http_url, WebhookConfig, WebhookEvent};
+pub use webhook::{parse_webhook_url, WebhookConfig, WebhookEvent, WebhookFiles, WebhookUrl};
 pub use zenoh::{ZenohConfig, ZenohMode, ZenohTls};
 
 use crate::format::PixelFormat;

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use super::defaults;
 use super::reader_table::reader_table;
 use crate::names::Role;
-use crate::results::{Outcome, LABEL_TEXT};
+use crate::results::{on_score_scale, Outcome, LABEL_TEXT, SCORE_MAX, SCORE_MIN};
 
 reader_table! {
     /// `[camera.recorder]`: what the recorder writes, where, and when it stops for disk space.
@@ -142,13 +142,14 @@ pub struct TriggerConfig {
     /// Only results of this producer (its role name: `algo`, a user reader's name).
     #[serde(default)]
     pub producer: Option<String>,
-    /// The result's overall score is at least this (a result without a score never matches).
+    /// The result's overall score is at least this, 0..1 (a result without a score never
+    /// matches).
     #[serde(default)]
     pub min_score: Option<f64>,
     /// A box carries this label (exact, case-sensitive).
     #[serde(default)]
     pub label: Option<String>,
-    /// A box (with `label` when given) scores at least this.
+    /// A box (with `label` when given) scores at least this, 0..1.
     #[serde(default)]
     pub min_box_score: Option<f64>,
 }
@@ -516,10 +517,12 @@ fn validate_triggers(cfg: &RecorderConfig) -> Result<(), (String, String)> {
             }
         }
         for (field, value) in [("min-score", t.min_score), ("min-box-score", t.min_box_score)] {
-            if value.is_some_and(|v| !v.is_finite()) {
+            if let Some(v) = value.filter(|v| !on_score_scale(*v)) {
                 return fail(
                     &key(field),
-                    format!("invalid value {}: allowed a finite number", value.unwrap_or_default()),
+                    format!(
+                        "invalid value {v}: allowed a number from {SCORE_MIN} to {SCORE_MAX} (every score is on that scale, docs/results.md)"
+                    ),
                 );
             }
         }

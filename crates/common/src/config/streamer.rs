@@ -73,6 +73,12 @@ reader_table! {
         /// (frames meanwhile are skipped, never queued without bound).
         #[serde(default = "default_stall")]
         pub stall_secs: f64,
+        /// Draw the latest results of the camera's producers (boxes, labels: the preview's
+        /// rules, `[camera.preview] result-max-age-ms`) into the frames it encodes, so RTSP and
+        /// WebRTC viewers see them. The streamer never waits for a result and never writes into
+        /// the shared frame: it draws into its own converted (BGR) copy.
+        #[serde(default)]
+        pub overlay: bool,
         /// Seconds between statistics reports.
         #[serde(default = "default_stats")]
         pub stats_interval_secs: f64,
@@ -90,6 +96,7 @@ impl Default for StreamerConfig {
             gop: defaults::GOP,
             low_latency: true,
             stall_secs: defaults::STALL_SECS,
+            overlay: false,
             stats_interval_secs: super::defaults::STATS_INTERVAL_SECS,
         }
     }

@@ -95,7 +95,11 @@ fn every_reader_table_keeps_its_keys_and_their_order() {
     );
     check(
         "[camera.streamer]\nrate = 1\n",
-        "`camera[0].streamer.rate`: unknown field `rate`, expected one of `queue-depth`, `policy`, `max-fps`, `encoder`, `bitrate-kbps`, `gop`, `low-latency`, `stall-secs`, `stats-interval-secs`",
+        "`camera[0].streamer.rate`: unknown field `rate`, expected one of `queue-depth`, `policy`, `max-fps`, `encoder`, `bitrate-kbps`, `gop`, `low-latency`, `stall-secs`, `overlay`, `stats-interval-secs`",
+    );
+    check(
+        "[camera.streamer]\noverlay = \"yes\"\n",
+        "`camera[0].streamer.overlay`: invalid type: string \"yes\", expected a boolean",
     );
     check(
         "[[camera.reader]]\nname = \"plates\"\nqueue = 1\n",
@@ -253,7 +257,16 @@ fn recorder_triggers_load_and_bad_ones_name_the_key() {
     );
     check(
         "[[camera.recorder.trigger]]\nmin-score = nan\n",
-        "`camera[0].recorder.trigger[0].min-score`: invalid value NaN: allowed a finite number",
+        "`camera[0].recorder.trigger[0].min-score`: invalid value NaN: allowed a number from 0 to 1 (every score is on that scale, docs/results.md)",
+    );
+    // A threshold on the old 0–255 motion scale never fires: refused, naming the scale.
+    check(
+        "[[camera.recorder.trigger]]\nproducer = \"algo\"\nmin-score = 12\n",
+        "`camera[0].recorder.trigger[0].min-score`: invalid value 12: allowed a number from 0 to 1 (every score is on that scale, docs/results.md)",
+    );
+    check(
+        "[[camera.recorder.trigger]]\nlabel = \"person\"\nmin-box-score = -0.5\n",
+        "`camera[0].recorder.trigger[0].min-box-score`: invalid value -0.5: allowed a number from 0 to 1 (every score is on that scale, docs/results.md)",
     );
     check(
         "[[camera.recorder.trigger]]\nproducer = \"algo\"\nscore = 1\n",
@@ -843,7 +856,11 @@ fn webhooks_load_and_bad_ones_name_the_key() {
     };
     check(
         "url = \"ftp://x\"",
-        "`deployment.webhook[0].url`: invalid URL `ftp://x`: use http://host[:port][/path], e.g. `http://127.0.0.1:9000/framebus` (no credentials, no fragment)",
+        "`deployment.webhook[0].url`: invalid URL `ftp://x`: use http[s]://host[:port][/path], e.g. `http://127.0.0.1:9000/framebus` (no credentials, no fragment)",
+    );
+    check(
+        "url = \"http://h/\"\nca-file = \"ca.pem\"",
+        "`deployment.webhook[0].ca-file`: `http://h/` is not https: a CA file is only used over TLS",
     );
     check(
         "url = \"http://h/\"\nevents = []",
@@ -872,4 +889,35 @@ fn a_camera_named_like_the_media_server_is_refused() {
     let with_server = GOOD.replace("[[camera]]", "[media-server]\n\n[[camera]]");
     let d = load(&with_server).expect("valid");
     assert_eq!(d.deployment_processes(), vec![crate::names::DeploymentProcess::MediaServer]);
+}
+
+/// A webhook's `ca-file` must hold certificates and its `secret-file` must be private and long
+/// enough; errors name the key.
+#[test]
+fn webhook_files_are_checked() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("deployment.toml");
+    let hook =
+        "[[deployment.webhook]]\nurl = \"https://127.0.0.1:9443/h\"\nca-file = \"ca.pem\"\nsecret-file = \"secret\"";
+    let d = Deployment::from_toml(&config, &GOOD.replace("name = \"lab\"", &format!("name = \"lab\"\n{hook}")))
+        .expect("loads");
+    let e = d.webhook_files(0).err().expect("no CA file");
+    assert!(e.key == "deployment.webhook[0].ca-file" && e.message.contains("does not exist"), "{e}");
+    std::fs::write(dir.path().join("ca.pem"), "not pem").expect("write");
+    let e = d.webhook_files(0).err().expect("not PEM");
+    assert!(e.key == "deployment.webhook[0].ca-file" && e.message.contains("BEGIN CERTIFICATE"), "{e}");
+    std::fs::write(dir.path().join("ca.pem"), "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n")
+        .expect("write");
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "short\n").expect("write");
+    std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o640)).expect("chmod");
+    let e = d.webhook_files(0).err().expect("readable by the group");
+    assert!(e.key == "deployment.webhook[0].secret-file" && e.message.contains("chmod 600"), "{e}");
+    std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600)).expect("chmod");
+    let e = d.webhook_files(0).err().expect("too short");
+    assert!(e.message.contains("has 5 characters"), "{e}");
+    std::fs::write(&secret, "0123456789abcdef0123\n").expect("write");
+    let files = d.webhook_files(0).expect("valid");
+    assert_eq!(files.secret.as_deref(), Some(&b"0123456789abcdef0123"[..]));
+    assert!(files.ca_pem.is_some_and(|p| p.contains("BEGIN CERTIFICATE")));
 }

@@ -1,7 +1,12 @@
 //! `[[deployment.webhook]]`: an HTTP endpoint told about every clip that starts or ends (a
 //! JSON POST per event, sent by the supervisor, `ctl up`, from the recorders' events journals).
 
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+
 use serde::Deserialize;
+
+use super::{ConfigError, Deployment};
 
 /// What a webhook is told about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
@@ -27,7 +32,7 @@ impl WebhookEvent {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct WebhookConfig {
-    /// `http://host[:port][/path]` the JSON is POSTed to.
+    /// `http[s]://host[:port][/path]` the JSON is POSTed to.
     pub url: String,
     /// Events sent: `start`, `end` (default both).
     #[serde(default = "default_events")]
@@ -39,6 +44,14 @@ pub struct WebhookConfig {
     /// (counted and logged).
     #[serde(default = "default_max_queue")]
     pub max_queue: u32,
+    /// PEM certificates trusted for an `https://` endpoint besides the system's (e.g. a site's
+    /// own CA), relative to the config file.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// File holding the shared secret each POST is signed with (HMAC-SHA256, header
+    /// `X-Framebus-Signature`), relative to the config file; readable by this user only.
+    #[serde(default)]
+    pub secret_file: Option<PathBuf>,
 }
 
 fn default_events() -> Vec<WebhookEvent> {
@@ -53,39 +66,145 @@ fn default_max_queue() -> u32 {
     256
 }
 
-/// The host (and port) and path of an `http://` URL, `None` when it is not one.
-pub fn split_http_url(url: &str) -> Option<(&str, &str)> {
-    let rest = url.strip_prefix("http://")?;
-    let (authority, path) = match rest.find(['/', '?']) {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
+/// Where a webhook's URL points: parsed by the `http` crate (hyper's own URI type).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookUrl {
+    /// `https://`: the POST goes over TLS, the server's certificate checked.
+    pub tls: bool,
+    /// Host name or address as written (an IPv6 address without brackets).
+    pub host: String,
+    /// Port, given or the scheme's (80, 443).
+    pub port: u16,
+    /// `Host` header value: the authority as written.
+    pub authority: String,
+    /// Path and query the POST asks for (`/` when none is written).
+    pub path: String,
+}
+
+/// Parses an `http://` or `https://` URL with a host and no credentials or fragment; `None`
+/// for anything else.
+pub fn parse_webhook_url(url: &str) -> Option<WebhookUrl> {
+    if url.contains('#') || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return None;
+    }
+    let uri: http::Uri = url.parse().ok()?;
+    let tls = match uri.scheme_str()? {
+        "http" => false,
+        "https" => true,
+        _ => return None,
     };
-    let valid = !authority.is_empty()
-        && !authority.contains('@')
-        && !url.chars().any(|c| c.is_whitespace() || c.is_control())
-        && !path.contains('#');
-    valid.then_some((authority, path))
+    let authority = uri.authority()?;
+    let host = authority.host();
+    if host.is_empty() || authority.as_str().contains('@') {
+        return None;
+    }
+    let port = authority.port_u16().unwrap_or(if tls { 443 } else { 80 });
+    Some(WebhookUrl {
+        tls,
+        host: host.trim_start_matches('[').trim_end_matches(']').to_string(),
+        port,
+        authority: authority.as_str().to_string(),
+        path: uri.path_and_query().map_or("/", |p| p.as_str()).to_string(),
+    })
+}
+
+/// What one webhook needs from files, read when `ctl up` starts.
+#[derive(Default)]
+pub struct WebhookFiles {
+    /// PEM of `ca-file`.
+    pub ca_pem: Option<String>,
+    /// Content of `secret-file`, surrounding white space removed.
+    pub secret: Option<Vec<u8>>,
+}
+
+/// Largest `ca-file` or `secret-file` read.
+const MAX_WEBHOOK_FILE_BYTES: u64 = 1024 * 1024;
+
+impl Deployment {
+    /// The files of webhook `index` (`ca-file`, `secret-file`), read and checked now. Errors
+    /// name the config file, the key and the fix.
+    pub fn webhook_files(&self, index: usize) -> Result<WebhookFiles, ConfigError> {
+        let Some(hook) = self.deployment.webhook.get(index) else { return Ok(WebhookFiles::default()) };
+        let read = |key: &str, path: &PathBuf, private: bool| -> Result<String, ConfigError> {
+            let file = self.resolve_path(path);
+            let fail = |message: String| {
+                ConfigError::value(
+                    &self.source_file,
+                    &format!("deployment.webhook[{index}].{key}"),
+                    format!("`{}`: {message}", file.display()),
+                )
+            };
+            let text = match crate::secure_fs::read_regular(&file, MAX_WEBHOOK_FILE_BYTES) {
+                Ok(Some(text)) => text,
+                Ok(None) => return Err(fail("does not exist".into())),
+                Err(e) => return Err(fail(format!("cannot be read: {e}"))),
+            };
+            if private {
+                let mode =
+                    std::fs::metadata(&file).map_err(|e| fail(format!("cannot be read: {e}")))?.permissions().mode();
+                if mode & 0o077 != 0 {
+                    return Err(fail(format!(
+                        "mode {:o} lets other users read the secret, and with it sign events of their own: `chmod 600 {}`",
+                        mode & 0o777,
+                        file.display()
+                    )));
+                }
+            }
+            Ok(text)
+        };
+        let ca_pem = match &hook.ca_file {
+            Some(path) => {
+                let text = read("ca-file", path, false)?;
+                if !text.contains("-----BEGIN CERTIFICATE-----") {
+                    let file = self.resolve_path(path);
+                    return Err(ConfigError::value(
+                        &self.source_file,
+                        &format!("deployment.webhook[{index}].ca-file"),
+                        format!("`{}`: is not PEM with a `-----BEGIN CERTIFICATE-----` block", file.display()),
+                    ));
+                }
+                Some(text)
+            }
+            None => None,
+        };
+        let secret = match &hook.secret_file {
+            Some(path) => {
+                let text = read("secret-file", path, true)?;
+                let secret = text.trim();
+                if secret.len() < 16 {
+                    let file = self.resolve_path(path);
+                    return Err(ConfigError::value(
+                        &self.source_file,
+                        &format!("deployment.webhook[{index}].secret-file"),
+                        format!(
+                            "`{}`: the secret has {} characters; use at least 16 (e.g. `openssl rand -hex 32 > {}`)",
+                            file.display(),
+                            secret.len(),
+                            file.display()
+                        ),
+                    ));
+                }
+                Some(secret.as_bytes().to_vec())
+            }
+            None => None,
+        };
+        Ok(WebhookFiles { ca_pem, secret })
+    }
 }
 
 /// Checks one webhook; the error names the key (relative to the webhook) and what is allowed.
 pub(super) fn validate(hook: &WebhookConfig) -> Result<(), (String, String)> {
-    if hook.url.starts_with("https://") {
+    let Some(url) = parse_webhook_url(&hook.url) else {
         return Err((
             "url".into(),
             format!(
-                "`{}`: https is not supported by webhooks yet; use an http:// receiver (on loopback or a trusted network, or a local relay that forwards over TLS)",
+                "invalid URL `{}`: use http[s]://host[:port][/path], e.g. `http://127.0.0.1:9000/framebus` (no credentials, no fragment)",
                 hook.url
             ),
         ));
-    }
-    if split_http_url(&hook.url).is_none() {
-        return Err((
-            "url".into(),
-            format!(
-                "invalid URL `{}`: use http://host[:port][/path], e.g. `http://127.0.0.1:9000/framebus` (no credentials, no fragment)",
-                hook.url
-            ),
-        ));
+    };
+    if hook.ca_file.is_some() && !url.tls {
+        return Err(("ca-file".into(), format!("`{}` is not https: a CA file is only used over TLS", hook.url)));
     }
     if hook.events.is_empty() {
         return Err(("events".into(), "no event: allowed values are \"start\" and \"end\"".into()));
@@ -104,15 +223,23 @@ pub(super) fn validate(hook: &WebhookConfig) -> Result<(), (String, String)> {
 
 #[cfg(test)]
 mod tests {
-    use super::split_http_url;
+    use super::parse_webhook_url;
 
-    /// Host and path are split; anything but plain http with a host is refused.
+    /// Scheme, host, port and path are taken apart; anything but http(s) with a host and no
+    /// credentials or fragment is refused.
     #[test]
-    fn http_urls_are_split_and_others_refused() {
-        assert_eq!(split_http_url("http://127.0.0.1:9000/hook?x=1"), Some(("127.0.0.1:9000", "/hook?x=1")));
-        assert_eq!(split_http_url("http://example.com"), Some(("example.com", "/")));
-        for bad in ["https://a/", "ftp://a", "http://", "http:///x", "http://u:p@h/", "http://h/ x", "http://h/#f"] {
-            assert_eq!(split_http_url(bad), None, "{bad}");
+    fn webhook_urls_are_parsed_and_others_refused() {
+        let url = parse_webhook_url("http://127.0.0.1:9000/hook?x=1");
+        let url = url.map(|u| (u.tls, u.host, u.port, u.authority, u.path));
+        assert_eq!(url, Some((false, "127.0.0.1".into(), 9000, "127.0.0.1:9000".into(), "/hook?x=1".into())));
+        let url = parse_webhook_url("https://example.com").map(|u| (u.tls, u.host, u.port, u.path));
+        assert_eq!(url, Some((true, "example.com".into(), 443, "/".into())));
+        let url = parse_webhook_url("http://[::1]/h").map(|u| (u.host, u.port, u.authority));
+        assert_eq!(url, Some(("::1".into(), 80, "[::1]".into())));
+        for bad in
+            ["ftp://a", "http://", "http:///x", "http://u:p@h/", "http://h/ x", "http://h/#f", "/relative", "h:80"]
+        {
+            assert_eq!(parse_webhook_url(bad), None, "{bad}");
         }
     }
 }
