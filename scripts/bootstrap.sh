@@ -7,14 +7,17 @@
 # from crates/framebus-py with maturin: needs cargo) in a venv at the repository root (`.venv`,
 # with pytest and OpenCV for its tests and examples),
 # GStreamer (the streamer's encoders and RTSP client, the media server's RTSP server and
-# WebRTC), and `just` (1.54 or newer: the `up` recipe uses `[continue]`).
+# WebRTC; the bridge's H.264 decoder `h264parse ! openh264dec`, both in plugins-bad, which pulls
+# in libopenh264), iproute2 and nftables (the bridge's e2e test joins two network namespaces
+# with a veth pair, caps its rate with `tc` and drops packets with `nft`), and `just` (1.54 or
+# newer: the `up` recipe uses `[continue]`).
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 packages=(libopencv-dev clang libclang-dev pkg-config ffmpeg chromium systemd groff-base fish
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev libgstrtspserver-1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
-  gstreamer1.0-rtsp gstreamer1.0-nice)
+  gstreamer1.0-rtsp gstreamer1.0-nice iproute2 nftables)
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
 

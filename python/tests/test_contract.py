@@ -65,7 +65,7 @@ def test_a_configured_reader_entry_wins_over_the_arguments(tmp_path):
 def test_the_public_names_are_pinned():
     assert sorted(framebus.__all__) == sorted([
         "Box", "Camera", "CameraConfig", "ConfigError", "Deployment", "Frame", "FrameHeader",
-        "FrameReleasedError", "FrameStillReferencedError", "FramebusError", "IpcError", "Policy",
+        "FrameReleasedError", "FrameStillReferencedError", "FramebusError", "Gap", "IpcError", "Policy",
         "Result", "SlotLayout", "iceoryx2_settings", "load_config", "open_camera", "program_role",
     ])
     for name in framebus.__all__:

@@ -1,5 +1,5 @@
 //! The docs run as written: every command line of a framebus binary (`ctl`, `capture`, `algo`,
-//! `preview`, `recorder`, `streamer`, `mediaserver`, `framebus-bench`) in a fenced code block of
+//! `preview`, `recorder`, `streamer`, `mediaserver`, `bridge`, `framebus-bench`) in a fenced code block of
 //! README.md, ARCHITECTURE.md and docs/*.md parses with that binary's real command-line
 //! definition (its clap struct, from its library), every `just <recipe>` names a recipe of the
 //! justfile with a fitting number of arguments, and every repository path the docs name (in
@@ -57,6 +57,7 @@ const BINARIES: &[Binary] = &[
         bare: false,
         parse: parses::<framebus_mediaserver::cli::Args>,
     },
+    Binary { name: "bridge", package: "framebus-bridge", bare: false, parse: parses::<framebus_bridge::cli::Args> },
     Binary { name: "framebus-bench", package: "framebus-bench", bare: true, parse: parses::<framebus_bench::cli::Cli> },
 ];
 

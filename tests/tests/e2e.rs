@@ -3,6 +3,7 @@
 //! with deadlines, stops what it started and checks nothing is left in /dev/shm.
 
 mod e2e {
+    mod bridge;
     mod config_errors;
     mod contract;
     mod control;

@@ -130,7 +130,7 @@ pub fn run(deployment: &Deployment, camera: &CameraConfig, options: &AlgoOptions
                 }
             }
             Event::Timer(timer) if timer == stats_timer => report.emit(&reader, &mut worker.stats, options.json),
-            Event::Timer(_) | Event::Command(_) => {}
+            Event::Timer(_) | Event::Command(_) | Event::Gap(_) => {}
             Event::Stop(reason) => {
                 tracing::info!(camera = cam, ?reason, "stopping");
                 break;

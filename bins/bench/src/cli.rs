@@ -32,6 +32,8 @@ pub enum BenchCommand {
     StreamRecord,
     /// Only the streamer with and without `overlay = true` (part of `stream`).
     StreamOverlay,
+    /// Only the bridge across hosts (Zenoh on loopback) beside plain Zenoh.
+    Bridge,
     /// A reader process the bench starts: `<config> <frames> [policy] [touch] [fake-v4l2]`.
     #[command(hide = true)]
     Reader(ReaderArgs),

@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod bridge;
 mod device;
 mod embedded;
 mod stream;
@@ -60,6 +61,7 @@ fn main() {
         Some(BenchCommand::Stream) => in_temp_dir(stream::bench),
         Some(BenchCommand::StreamRecord) => in_temp_dir(stream::recording),
         Some(BenchCommand::StreamOverlay) => in_temp_dir(stream::overlay),
+        Some(BenchCommand::Bridge) => in_temp_dir(bridge::bench),
         None => bench(),
     };
     if let Err(e) = result {
@@ -237,7 +239,8 @@ fn bench() -> anyhow::Result<()> {
     python_vs_rust(dir.path())?;
     device::device_bench(dir.path())?;
     recorder_table(dir.path())?;
-    stream::bench(dir.path())
+    stream::bench(dir.path())?;
+    bridge::bench(dir.path())
 }
 
 /// Length of one [`recorder_table`] run, seconds.
@@ -633,7 +636,7 @@ fn reader(args: &ReaderArgs) -> anyhow::Result<()> {
                 seen += 1;
             }
             Event::Stop(_) => break,
-            Event::Timer(_) | Event::Command(_) => {}
+            Event::Timer(_) | Event::Command(_) | Event::Gap(_) => {}
         }
     }
     let figures = camera.stats();

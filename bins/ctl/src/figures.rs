@@ -1,13 +1,15 @@
 //! The processes' own figures for `ctl status` and the metrics: after the status requests,
-//! the streamers and recorders that answered are asked for theirs (`figures`), and the media
-//! server for each camera with a streamer. Nothing is computed here: each figure is the
+//! the streamers, recorders and importing bridges (the capture role of a remote camera) that
+//! answered are asked for theirs (`figures`), the media server for each camera with a
+//! streamer, and the deployment's bridge for each camera it exports. Nothing is computed here: each figure is the
 //! process's (see `framebus_common::figures`); a process that does not answer in time just
 //! has none in this report.
 
 use std::time::{Duration, Instant};
 
+use framebus_common::config::SourceConfig;
 use framebus_common::control::{Command, ControlClient, Target};
-use framebus_common::figures::{Figures, MediaServerCamera};
+use framebus_common::figures::{BridgeCamera, Figures, MediaServerCamera};
 use framebus_common::names::{DeploymentProcess, ProcessRole};
 use framebus_common::Deployment;
 use serde_json::{json, Value};
@@ -19,12 +21,17 @@ pub enum RowFigures {
     Process(Figures),
     /// The media server's, one per camera it serves (config order).
     MediaServer(Vec<MediaServerCamera>),
+    /// The deployment's bridge, one per camera it exports (config order).
+    Bridge(Vec<BridgeCamera>),
 }
 
-/// Whether a process of `role` has figures to ask for.
-fn has_figures(target: &Target) -> bool {
+/// Whether the process `target` has figures to ask for.
+fn has_figures(deployment: &Deployment, target: &Target) -> bool {
+    let imported =
+        || deployment.camera.iter().any(|c| c.name == target.camera && matches!(c.source, SourceConfig::Remote(_)));
     target.role == ProcessRole::Streamer
         || target.role == ProcessRole::Recorder
+        || (target.role == ProcessRole::Capture && imported())
         || DeploymentProcess::from_name(target.role.as_str()).is_some()
 }
 
@@ -40,7 +47,7 @@ pub fn gather(
     let until = Instant::now() + timeout;
     let mut out: Vec<Option<RowFigures>> = vec![None; targets.len()];
     let asked: Vec<usize> = (0..targets.len())
-        .filter(|&i| up.get(i).copied().unwrap_or(false) && has_figures(&targets[i]))
+        .filter(|&i| up.get(i).copied().unwrap_or(false) && has_figures(deployment, &targets[i]))
         .filter(|&i| DeploymentProcess::from_name(targets[i].role.as_str()).is_none())
         .collect();
     let batch: Vec<Target> = asked.iter().map(|&i| targets[i].clone()).collect();
@@ -54,38 +61,72 @@ pub fn gather(
             Err(e) => tracing::debug!("{}: no figures: {e}", targets[i].role),
         }
     }
-    // The media server: one request per camera with a streamer (a reply holds one camera).
-    let served: Vec<&str> =
-        deployment.camera.iter().filter(|c| c.streamer.is_some()).map(|c| c.name.as_str()).collect();
+    // The per-deployment processes: one request per camera (a reply holds one camera); the
+    // media server serves each camera with a streamer, the bridge exports each camera with
+    // `[camera.export]`.
     for i in 0..targets.len() {
-        let process = DeploymentProcess::from_name(targets[i].role.as_str());
-        if process != Some(DeploymentProcess::MediaServer) || !up.get(i).copied().unwrap_or(false) {
+        let Some(process) = DeploymentProcess::from_name(targets[i].role.as_str()) else { continue };
+        if !up.get(i).copied().unwrap_or(false) {
             continue;
         }
-        let mut cameras = Vec::new();
-        for camera in &served {
+        let cameras: Vec<&str> = deployment
+            .camera
+            .iter()
+            .filter(|c| match process {
+                DeploymentProcess::MediaServer => c.streamer.is_some(),
+                DeploymentProcess::Bridge => c.export.is_some(),
+            })
+            .map(|c| c.name.as_str())
+            .collect();
+        let mut answers = Vec::new();
+        for camera in cameras {
             let left = until.saturating_duration_since(Instant::now()).max(Duration::from_millis(50));
-            match client.send(&targets[i], &Command::Figures((*camera).to_string()), left) {
+            match client.send(&targets[i], &Command::Figures(camera.to_string()), left) {
                 Ok(reply) if reply.is_ok() => match Figures::from_message(&reply.message_text()) {
-                    Ok(Figures::MediaServer(figures)) => cameras.push(figures),
-                    Ok(other) => tracing::warn!("the media server answered `figures {camera}` with {other:?}"),
-                    Err(e) => tracing::warn!("the media server's figures of camera `{camera}`: {e}"),
+                    Ok(figures) => answers.push(figures),
+                    Err(e) => tracing::warn!("the {process}'s figures of camera `{camera}`: {e}"),
                 },
-                Ok(reply) => tracing::debug!("the media server: no figures of `{camera}`: {}", reply.message_text()),
+                Ok(reply) => tracing::debug!("the {process}: no figures of `{camera}`: {}", reply.message_text()),
                 Err(e) => {
-                    tracing::debug!("the media server: no figures of `{camera}`: {e}");
+                    tracing::debug!("the {process}: no figures of `{camera}`: {e}");
                     break;
                 }
             }
         }
-        out[i] = Some(RowFigures::MediaServer(cameras));
+        out[i] = Some(match process {
+            DeploymentProcess::MediaServer => RowFigures::MediaServer(
+                answers
+                    .into_iter()
+                    .filter_map(|f| match f {
+                        Figures::MediaServer(c) => Some(c),
+                        other => {
+                            tracing::warn!("the media server answered `figures` with {other:?}");
+                            None
+                        }
+                    })
+                    .collect(),
+            ),
+            DeploymentProcess::Bridge => RowFigures::Bridge(
+                answers
+                    .into_iter()
+                    .filter_map(|f| match f {
+                        Figures::Bridge(c) => Some(c),
+                        other => {
+                            tracing::warn!("the bridge answered `figures` with {other:?}");
+                            None
+                        }
+                    })
+                    .collect(),
+            ),
+        });
     }
     out
 }
 
 impl RowFigures {
     /// The key and value `ctl status --json` adds to the process's object: `streamer`,
-    /// `events` (recorder) or `cameras` (media server).
+    /// `events` (recorder), `cameras` (media server) or `bridge` (the deployment's bridge and
+    /// an importing bridge: a list of cameras).
     pub fn json(&self) -> (&'static str, Value) {
         let value = |v: Result<Value, serde_json::Error>| v.unwrap_or(Value::Null);
         match self {
@@ -93,6 +134,8 @@ impl RowFigures {
             RowFigures::Process(Figures::Recorder(f)) => ("events", value(serde_json::to_value(f))),
             RowFigures::Process(Figures::MediaServer(f)) => ("cameras", json!([value(serde_json::to_value(f))])),
             RowFigures::MediaServer(cameras) => ("cameras", value(serde_json::to_value(cameras))),
+            RowFigures::Process(Figures::Bridge(f)) => ("bridge", json!([value(serde_json::to_value(f))])),
+            RowFigures::Bridge(cameras) => ("bridge", value(serde_json::to_value(cameras))),
         }
     }
 
@@ -151,6 +194,33 @@ impl RowFigures {
             }
             RowFigures::Process(Figures::MediaServer(c)) => vec![camera_line(c)],
             RowFigures::MediaServer(cameras) => cameras.iter().map(camera_line).collect(),
+            RowFigures::Process(Figures::Bridge(c)) => vec![bridge_line(c)],
+            RowFigures::Bridge(cameras) => cameras.iter().map(bridge_line).collect(),
         }
     }
+}
+
+/// One bridged camera in `ctl status`: where it comes from, the link, then each flow.
+fn bridge_line(c: &BridgeCamera) -> String {
+    let link = match &c.degraded_since {
+        Some(since) => format!("link degraded since {since}"),
+        None => format!("link {}", c.link),
+    };
+    let flows: Vec<String> = c
+        .flows
+        .iter()
+        .map(|f| {
+            let latency = f.latency_p50_us.map(|us| format!(", p50 {:.1} ms", us as f64 / 1000.0)).unwrap_or_default();
+            format!(
+                "{} {} {} ({:.1} KiB/s, {} lost{latency})",
+                f.flow,
+                f.dir,
+                f.messages,
+                f.bytes_per_sec as f64 / 1024.0,
+                f.drops
+            )
+        })
+        .collect();
+    let what = if c.direction == "import" { format!("imported from {}", c.origin) } else { "exported".to_string() };
+    format!("bridge: {} {what}: {link} ({} downs), peers {}; {}", c.camera, c.link_downs, c.peers, flows.join(", "))
 }

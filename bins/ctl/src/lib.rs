@@ -423,7 +423,7 @@ struct CommandState {
 fn command_state(deployment: &Deployment, targets: &[Target]) -> Vec<CommandState> {
     let store = StateStore::of(deployment);
     let mut cameras: Vec<&str> = Vec::new();
-    for target in targets {
+    for target in targets.iter().filter(|t| t.camera != DEPLOYMENT_SCOPE) {
         if !cameras.contains(&target.camera.as_str()) {
             cameras.push(&target.camera);
         }

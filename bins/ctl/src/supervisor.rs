@@ -94,10 +94,16 @@ enum Program {
     User(Vec<String>),
     /// The deployment's media server (`[media-server] start = true`), one for all cameras.
     MediaServer,
+    /// The deployment's bridge to other hosts (`[zenoh]`), one for all cameras.
+    Bridge,
 }
 
 /// Binary of the media server, next to ctl.
 const MEDIA_SERVER: &str = "mediaserver";
+
+/// Binary of the bridge (exports with `[zenoh]`, imports each `[[remote-camera]]` in place of
+/// its capture), next to ctl.
+const BRIDGE: &str = framebus_common::names::BRIDGE_ROLE;
 
 /// One supervised process.
 struct Supervised {
@@ -154,6 +160,9 @@ impl Supervised {
         if self.is_media_server() {
             return "the media server".into();
         }
+        if matches!(self.program, Program::Bridge) {
+            return "the bridge".into();
+        }
         format!("{} of camera `{}`", self.role, self.camera)
     }
 
@@ -164,6 +173,12 @@ impl Supervised {
     fn is_media_server(&self) -> bool {
         matches!(self.program, Program::MediaServer)
     }
+
+    /// A process of the whole deployment (the media server, the bridge): it stops once every
+    /// capture has ended.
+    fn is_deployment_wide(&self) -> bool {
+        matches!(self.program, Program::MediaServer | Program::Bridge)
+    }
 }
 
 /// Everything the supervisor needs to start a process.
@@ -171,13 +186,25 @@ struct Launcher {
     bin_dir: PathBuf,
     config: PathBuf,
     deployment: String,
+    /// Cameras imported from other hosts: the bridge runs in place of their capture.
+    remote_cameras: Vec<String>,
+}
+
+impl Launcher {
+    /// The binary of `role` for `camera`: the bridge stands in for a remote camera's capture.
+    fn binary(&self, role: ProcessRole, camera: &str) -> PathBuf {
+        if role == ProcessRole::Capture && self.remote_cameras.iter().any(|c| c == camera) {
+            return self.bin_dir.join(BRIDGE);
+        }
+        self.bin_dir.join(role.name())
+    }
 }
 
 impl Launcher {
     fn start(&self, proc: &mut Supervised) -> anyhow::Result<()> {
         let (binary, mut command) = match &proc.program {
             Program::Builtin(role) => {
-                let binary = self.bin_dir.join(role.name());
+                let binary = self.binary(*role, &proc.camera);
                 let mut command = Command::new(&binary);
                 command.arg("--config").arg(&self.config).arg("--camera").arg(&proc.camera);
                 (binary, command)
@@ -199,6 +226,12 @@ impl Launcher {
             }
             Program::MediaServer => {
                 let binary = self.bin_dir.join(MEDIA_SERVER);
+                let mut command = Command::new(&binary);
+                command.arg("--config").arg(&self.config);
+                (binary, command)
+            }
+            Program::Bridge => {
+                let binary = self.bin_dir.join(BRIDGE);
                 let mut command = Command::new(&binary);
                 command.arg("--config").arg(&self.config);
                 (binary, command)
@@ -273,14 +306,20 @@ pub fn run(deployment: &Deployment, options: &SupervisorOptions) -> anyhow::Resu
         bin_dir: sibling_dir()?,
         config: absolute(&deployment.source_file)?,
         deployment: deployment.name().to_string(),
+        remote_cameras: deployment
+            .camera
+            .iter()
+            .filter(|c| matches!(c.source, framebus_common::config::SourceConfig::Remote(_)))
+            .map(|c| c.name.clone())
+            .collect(),
     };
     for cam in &deployment.camera {
         for role in cam.processes() {
-            let binary = launcher.bin_dir.join(role.name());
+            let binary = launcher.binary(role, &cam.name);
             if !binary.is_file() {
                 bail!(
                     "`{}` (needed for camera `{}`) is not next to ctl in {}: build every binary (`cargo build --release --bins`)",
-                    role.name(),
+                    binary.file_name().and_then(|n| n.to_str()).unwrap_or_default(),
                     cam.name,
                     launcher.bin_dir.display()
                 );
@@ -291,6 +330,14 @@ pub fn run(deployment: &Deployment, options: &SupervisorOptions) -> anyhow::Resu
     if media_server && !launcher.bin_dir.join(MEDIA_SERVER).is_file() {
         bail!(
             "`{MEDIA_SERVER}` (needed for [media-server]) is not next to ctl in {}: build every binary (`cargo build --release --bins`)",
+            launcher.bin_dir.display()
+        );
+    }
+    // The exporting bridge runs when the deployment has something to export.
+    let bridge = deployment.deployment_processes().contains(&DeploymentProcess::Bridge);
+    if bridge && !launcher.bin_dir.join(BRIDGE).is_file() {
+        bail!(
+            "`{BRIDGE}` (needed for [zenoh]) is not next to ctl in {}: build every binary (`cargo build --release --bins`)",
             launcher.bin_dir.display()
         );
     }
@@ -359,6 +406,9 @@ pub fn run(deployment: &Deployment, options: &SupervisorOptions) -> anyhow::Resu
         // Its camera is the deployment scope, as on its control service: `ctl restart
         // mediaserver` asks for `_deployment mediaserver`.
         procs.push(supervised(DEPLOYMENT_SCOPE, DeploymentProcess::MediaServer.role(), Program::MediaServer));
+    }
+    if bridge {
+        procs.push(supervised(DEPLOYMENT_SCOPE, DeploymentProcess::Bridge.role(), Program::Bridge));
     }
     for cam in &deployment.camera {
         for role in cam.processes() {
@@ -689,9 +739,10 @@ fn stop_readers_of_ended_cameras(procs: &mut [Supervised], grace: Duration) {
     let ended: Vec<String> = procs.iter().filter(|p| p.is_capture() && p.done).map(|p| p.camera.clone()).collect();
     // The media server serves every camera: it stops once every capture has ended.
     if procs.iter().filter(|p| p.is_capture()).all(|p| p.done) {
-        let mut servers: Vec<&mut Supervised> = procs.iter_mut().filter(|p| p.is_media_server() && !p.done).collect();
+        let mut servers: Vec<&mut Supervised> =
+            procs.iter_mut().filter(|p| p.is_deployment_wide() && !p.done).collect();
         if !servers.is_empty() {
-            tracing::info!("every capture has ended: stopping the media server");
+            tracing::info!("every capture has ended: stopping the media server and the bridge");
             servers.iter_mut().for_each(|p| p.stopped_with_camera = true);
             stop_group(servers, grace);
         }

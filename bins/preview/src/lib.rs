@@ -442,7 +442,7 @@ fn serve_frames(reader: &Camera, preview: &mut Preview, tick: framebus::TimerId,
                     s.skipped
                 );
             }
-            Event::Timer(_) => {}
+            Event::Timer(_) | Event::Gap(_) => {}
             Event::Stop(_) => return Ok(()),
         }
     }

@@ -172,7 +172,7 @@ impl<'d> RecorderLoop<'d> {
             Event::Command(_) => {}
             Event::Timer(timer) if Some(timer) == self.house => self.housekeeping(recorder),
             Event::Timer(timer) if Some(timer) == self.stats => self.print_stats(recorder),
-            Event::Timer(_) => {}
+            Event::Timer(_) | Event::Gap(_) => {}
             Event::Stop(_) => {
                 before(recorder)?;
                 return Ok(Turn::Stop);

@@ -279,7 +279,7 @@ pub fn run(
                 streamer.window.close(streamer.report.encoded);
                 streamer.emit(&reader, options.json);
             }
-            Event::Timer(_) | Event::Command(_) => {}
+            Event::Timer(_) | Event::Command(_) | Event::Gap(_) => {}
             Event::Stop(reason) => {
                 tracing::info!(camera = cam, ?reason, "stopping");
                 break;

@@ -5,9 +5,10 @@
 //! Being JSON, a field can be added without a new reply layout; removing or renaming one is a
 //! breaking change (docs/metrics.md, docs/supervisor.md).
 //!
-//! A new process adds its figures here as a variant of [`Figures`] (the bridge:
-//! `Figures::Bridge`, per deployment like the media server, see
-//! [`crate::names::DeploymentProcess`]).
+//! A new process adds its figures here as a variant of [`Figures`]. The bridge's are per
+//! camera, like the media server's: the deployment's bridge answers `figures <camera>` for
+//! each camera it exports, and an importing `bridge --camera` (the remote camera's capture
+//! role) answers for the camera it imports.
 
 use serde::{Deserialize, Serialize};
 
@@ -24,6 +25,8 @@ pub enum Figures {
     Recorder(RecorderEvents),
     /// The media server, for one camera.
     MediaServer(MediaServerCamera),
+    /// The bridge, for one camera it exports or imports.
+    Bridge(BridgeCamera),
 }
 
 /// What a streamer has encoded and published (counters since the process started).
@@ -144,6 +147,55 @@ impl Viewers {
     }
 }
 
+/// The bridge's figures for one camera in one direction (counters since the process started).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BridgeCamera {
+    /// The camera, by its name in this deployment.
+    pub camera: String,
+    /// `export` (this host sends the camera) or `import` (a `[[remote-camera]]` received here).
+    pub direction: String,
+    /// Where an imported camera comes from, `site/deployment/camera`; empty (and left out of
+    /// the JSON) for an export.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub origin: String,
+    /// Zenoh peers and routers the bridge's session is connected to now.
+    pub peers: u32,
+    /// `up`; `degraded` (export: every peer gone; import: no frame for 2 s); `waiting` (export:
+    /// no peer yet since the bridge started; import: no frame yet).
+    pub link: String,
+    /// When the link became `degraded` (RFC 3339 UTC), while it is.
+    pub degraded_since: Option<String>,
+    /// Same, seconds since the Unix epoch.
+    pub degraded_since_unix_secs: Option<f64>,
+    /// Times the link went from up to degraded.
+    pub link_downs: u64,
+    /// Per kind of message and direction.
+    pub flows: Vec<BridgeFlow>,
+}
+
+/// One flow of a bridged camera: one kind of message in one direction.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BridgeFlow {
+    /// `frames`, `encoded`, `results`, `results-back` or `control` (the Zenoh key's kind).
+    pub flow: String,
+    /// `out` (sent to Zenoh) or `in` (received from Zenoh and published here).
+    pub dir: String,
+    /// Messages sent (out) or received (in).
+    pub messages: u64,
+    /// Bytes of those messages.
+    pub bytes: u64,
+    /// Bytes per second over the last second.
+    pub bytes_per_sec: u64,
+    /// Messages lost: out, refused by the session or unreadable; in, missing from the sender's
+    /// sequence numbers (dropped on the link or by a full queue), plus unreadable ones.
+    pub drops: u64,
+    /// Median latency over the last second, µs: out, capture → handed to Zenoh; in, capture at
+    /// the origin → published here (through both hosts' wall clocks). Frames and encoded video
+    /// only (left out of the JSON for the others).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_p50_us: Option<u64>,
+}
+
 /// Why figures could not be carried in a reply.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FiguresError {
@@ -210,6 +262,12 @@ mod tests {
                 viewers: Viewers { rtsp: 1, rtsps: 0, webrtc: 2 },
                 ..Default::default()
             }),
+            Figures::Bridge(BridgeCamera {
+                camera: "site-cam0".into(),
+                direction: "import".into(),
+                flows: vec![BridgeFlow { flow: "frames".into(), latency_p50_us: Some(900), ..Default::default() }],
+                ..Default::default()
+            }),
         ];
         for figures in all {
             let message = figures.to_message().expect("fits");
@@ -218,6 +276,43 @@ mod tests {
         }
         let text = Figures::Streamer(StreamerFigures::default()).to_message().expect("fits");
         assert!(text.starts_with("{\"kind\":\"streamer\""), "{text}");
+    }
+
+    /// The bridge's largest figures fit a reply: an export with all five flows and an import
+    /// with its origin, names of 32 characters, after a year of 10^12 messages and 4 PB per
+    /// flow (a saturated 1 Gbit/s link is 4 PB a year).
+    #[test]
+    fn the_largest_bridge_figures_fit_a_reply() {
+        let flow = |name: &str| BridgeFlow {
+            flow: name.into(),
+            dir: "out".into(),
+            messages: 10u64.pow(12),
+            bytes: 4 * 10u64.pow(15),
+            bytes_per_sec: 125_000_000,
+            drops: 10u64.pow(12),
+            latency_p50_us: ["frames", "encoded"].contains(&name).then_some(10u64.pow(9)),
+        };
+        let name = "c".repeat(32); // names are at most 32 characters (config::is_valid_name)
+        let camera = |direction: &str, origin: String, flows: &[&str]| {
+            Figures::Bridge(BridgeCamera {
+                camera: name.clone(),
+                direction: direction.into(),
+                origin,
+                peers: u32::MAX,
+                link: "degraded".into(),
+                degraded_since: Some("2026-12-06T20:30:00.123456789Z".into()),
+                degraded_since_unix_secs: Some(1.796_588_200_123_456e9),
+                link_downs: 10u64.pow(6),
+                flows: flows.iter().map(|f| flow(f)).collect(),
+            })
+        };
+        let export = camera("export", String::new(), &["frames", "encoded", "results", "results-back", "control"]);
+        let origin = format!("{}/{}/{name}", "s".repeat(32), "d".repeat(32));
+        let import = camera("import", origin, &["frames", "results", "results-back"]);
+        for figures in [export, import] {
+            let message = figures.to_message().expect("fits a reply");
+            assert_eq!(Figures::from_message(&message), Ok(figures));
+        }
     }
 
     /// Figures longer than a reply are refused, not cut into broken JSON.

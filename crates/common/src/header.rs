@@ -17,6 +17,11 @@ pub const FLAG_SYNTHETIC_STAMP: u32 = 1 << 0;
 /// only ([`crate::pattern::verify_stamps`]).
 pub const FLAG_SCENE: u32 = 1 << 1;
 
+/// Flag bit: frames of the source are missing just before this one (an imported camera's link
+/// was cut, messages were lost on it, or its sender restarted). Readers report it as a gap
+/// (`framebus::Event::Gap`) before handing out the frame.
+pub const FLAG_GAP_BEFORE: u32 = 1 << 2;
+
 /// Metadata of one frame, written by capture into the sample's user header.
 ///
 /// All integers are little-endian (the host order of every supported target), the struct is

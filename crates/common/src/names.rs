@@ -125,16 +125,20 @@ pub const DEPLOYMENT_SCOPE: &str = "_deployment";
 pub enum DeploymentProcess {
     /// The media server (`[media-server]`): fans each camera's H.264 stream out to viewers.
     MediaServer,
+    /// The bridge (`[zenoh]` and a camera with `[camera.export]`): exports cameras to other
+    /// hosts over Zenoh (docs/multi-host.md).
+    Bridge,
 }
 
 impl DeploymentProcess {
     /// Every per-deployment process, in start-up order.
-    pub const ALL: [DeploymentProcess; 1] = [DeploymentProcess::MediaServer];
+    pub const ALL: [DeploymentProcess; 2] = [DeploymentProcess::MediaServer, DeploymentProcess::Bridge];
 
     /// Its name: the role of its control service, its binary, and what `ctl restart` takes.
     pub fn name(self) -> &'static str {
         match self {
             DeploymentProcess::MediaServer => "mediaserver",
+            DeploymentProcess::Bridge => BRIDGE_ROLE,
         }
     }
 
@@ -201,6 +205,52 @@ pub fn parse_control_service(deployment: &str, name: &str) -> Option<(String, Ro
     (!camera.is_empty() && !camera.contains('/')).then(|| (camera.to_string(), role))
 }
 
+/// The role name of the bridge (`bins/bridge`): its control service is
+/// `framebus/<deployment>/_deployment/bridge/control`, and the reader it runs on a camera
+/// whose raw frames are exported is called so.
+pub const BRIDGE_ROLE: &str = "bridge";
+
+/// What a Zenoh key expression of a camera carries (docs/multi-host.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ZenohKind {
+    /// Raw frames: a [`crate::FrameHeader`] then the pixels.
+    Frames,
+    /// H.264 access units of the camera's streamer.
+    Encoded,
+    /// The camera's results ([`crate::results::ResultRecord`] bytes).
+    Results,
+    /// Results other hosts send back about the camera's frames.
+    ResultsBack,
+    /// The recorder's events (journal records, JSON).
+    Events,
+    /// The camera's status (JSON, once a second).
+    Status,
+    /// Control requests of other hosts (a Zenoh query; the reply is the control reply).
+    Control,
+}
+
+impl ZenohKind {
+    /// The last part of the key.
+    pub fn name(self) -> &'static str {
+        match self {
+            ZenohKind::Frames => "frames",
+            ZenohKind::Encoded => "encoded",
+            ZenohKind::Results => "results",
+            ZenohKind::ResultsBack => "results-back",
+            ZenohKind::Events => "events",
+            ZenohKind::Status => "status",
+            ZenohKind::Control => "control",
+        }
+    }
+}
+
+/// The Zenoh key expression of `kind` for `camera` of `deployment` at `site`:
+/// `framebus/<site>/<deployment>/<camera>/<kind>`. Every name part is a validated config
+/// name (no `/`, `*`, `$`, `?` or `#`), so the key is always a plain key expression.
+pub fn zenoh_key(site: &str, deployment: &str, camera: &str, kind: ZenohKind) -> String {
+    format!("framebus/{site}/{deployment}/{camera}/{}", kind.name())
+}
+
 /// The iceoryx2 node name of a process (shown by `iox2 node list`).
 pub fn node_name(role: &str, camera: &str) -> String {
     format!("{role}-{camera}")
@@ -231,6 +281,14 @@ mod tests {
             service_name("lab", DEPLOYMENT_SCOPE, ServiceKind::Control(SUPERVISOR_ROLE)),
             "framebus/lab/_deployment/supervisor/control"
         );
+    }
+
+    /// Zenoh keys live under one prefix and carry site, deployment and camera.
+    #[test]
+    fn zenoh_keys_carry_site_deployment_and_camera() {
+        assert_eq!(zenoh_key("hq", "lab", "cam0", ZenohKind::Frames), "framebus/hq/lab/cam0/frames");
+        assert_eq!(zenoh_key("hq", "lab", "cam0", ZenohKind::ResultsBack), "framebus/hq/lab/cam0/results-back");
+        assert_eq!(zenoh_key("hq", "lab", DEPLOYMENT_SCOPE, ZenohKind::Status), "framebus/hq/lab/_deployment/status");
     }
 
     /// A control service name parses back into its camera and role; other names do not.

@@ -299,6 +299,7 @@ pub const USER_READER_CODE: u32 = 5;
 pub fn deployment_role_code(process: DeploymentProcess) -> u32 {
     match process {
         DeploymentProcess::MediaServer => 7,
+        DeploymentProcess::Bridge => 8,
     }
 }
 

@@ -505,3 +505,41 @@ impl FrameBuffer {
         self.mapping.released();
     }
 }
+
+/// Frames of the source are missing before the next frame (`Camera.events()`): an imported
+/// camera's link was cut or lost messages, the source dropped frames, or capture restarted.
+#[pyclass(frozen, get_all, module = "framebus", name = "Gap")]
+#[derive(Debug, Clone, Copy)]
+pub struct Gap {
+    /// Frames the source counted as lost in it (0 when it could not count them).
+    pub source_lost: u64,
+    /// Capture started a new run (frame ids start again at 1).
+    pub restarted: bool,
+    /// Capture time from the last frame received before the gap to the first after it, ns
+    /// (0 after a restart).
+    pub duration_ns: u64,
+}
+
+impl From<framebus::Gap> for Gap {
+    fn from(gap: framebus::Gap) -> Gap {
+        Gap { source_lost: gap.source_lost, restarted: gap.restarted, duration_ns: gap.duration_ns }
+    }
+}
+
+#[pymethods]
+impl Gap {
+    /// `duration_ns` in seconds.
+    #[getter]
+    fn duration(&self) -> f64 {
+        self.duration_ns as f64 / 1e9
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Gap(source_lost={}, restarted={}, duration={:.3}s)",
+            self.source_lost,
+            if self.restarted { "True" } else { "False" },
+            self.duration()
+        )
+    }
+}

@@ -95,6 +95,7 @@ fn _framebus(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<frame::Frame>()?;
     m.add_class::<frame::FrameHeader>()?;
     m.add_class::<frame::FrameBuffer>()?;
+    m.add_class::<frame::Gap>()?;
     m.add_class::<config::Policy>()?;
     m.add_class::<config::SlotLayout>()?;
     m.add_class::<config::CameraConfig>()?;
@@ -102,6 +103,7 @@ fn _framebus(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Pattern>()?;
     m.add("FLAG_SYNTHETIC_STAMP", framebus_common::header::FLAG_SYNTHETIC_STAMP)?;
     m.add("FLAG_SCENE", framebus_common::header::FLAG_SCENE)?;
+    m.add("FLAG_GAP_BEFORE", framebus_common::header::FLAG_GAP_BEFORE)?;
     m.add_function(wrap_pyfunction!(config::load_config, m)?)?;
     m.add_function(wrap_pyfunction!(iceoryx2_settings, m)?)?;
     m.add_function(wrap_pyfunction!(role_error, m)?)?;

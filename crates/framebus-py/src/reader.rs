@@ -162,9 +162,10 @@ impl Reader {
     }
 
     /// The next frame the policy gives, or None once the reader should stop (or after
-    /// `timeout` seconds without one). Releases the previous frame first.
-    #[pyo3(signature = (timeout=None))]
-    fn next_frame(&mut self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<Py<Frame>>> {
+    /// `timeout` seconds without one). With `gaps`, a `Gap` (frames of the source missing
+    /// before the next frame) is returned too. Releases the previous frame first.
+    #[pyo3(signature = (timeout=None, gaps=false))]
+    fn next_frame(&mut self, py: Python<'_>, timeout: Option<f64>, gaps: bool) -> PyResult<Option<Py<PyAny>>> {
         let previous = self.current.as_ref().map(|c| c.frame.get().frame_id());
         if self.release_current(py)? && self.kept_raise {
             return Err(raise(
@@ -196,10 +197,11 @@ impl Reader {
                     }
                     self.recent.push_back((header.frame_id, header.run_id, header.capture_mono_ns));
                     self.current = Some(Current { frame: frame.clone_ref(py), sample });
-                    return Ok(Some(frame));
+                    return Ok(Some(frame.into_any()));
                 }
                 Event::Stop(_) => return Ok(None),
-                Event::Timer(_) | Event::Command(_) => {
+                Event::Gap(gap) if gaps => return Ok(Some(Py::new(py, crate::frame::Gap::from(gap))?.into_any())),
+                Event::Timer(_) | Event::Command(_) | Event::Gap(_) => {
                     py.check_signals()?;
                     if deadline.is_some_and(|d| Instant::now() >= d) {
                         return Ok(None);

@@ -42,7 +42,7 @@ fn main() -> anyhow::Result<()> {
         match camera.next_event()? {
             Event::Stop(_) => return Ok(()),
             // Frames are not what this program is about: dropped at once.
-            Event::Frame(_) | Event::Command(_) => {}
+            Event::Frame(_) | Event::Command(_) | Event::Gap(_) => {}
             Event::Timer(_) => pending = camera.results()?,
         }
     }

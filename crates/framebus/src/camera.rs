@@ -146,6 +146,7 @@ impl CameraBuilder {
             next_due: Cell::new(Instant::now()),
             holding: Cell::new(false),
             stopped: Cell::new(None),
+            gap: Gaps::default(),
         })
     }
 }
@@ -233,6 +234,25 @@ pub enum Event<'a> {
     /// The reader should end: SIGINT/SIGTERM, `ctl stop`, or [`Camera::request_stop`]. Every
     /// later call returns it again.
     Stop(StopReason),
+    /// Frames of the source are missing before the next frame this reader gets: an imported
+    /// camera's link was cut or lost messages (the header's `FLAG_GAP_BEFORE`), the source
+    /// dropped frames (its `source_drops` rose), or capture restarted. It comes just before
+    /// that frame; [`Camera::frames`] skips it. Frames the reader's own policy or queue let go
+    /// are not gaps (they are in [`ReaderStats`]).
+    Gap(Gap),
+}
+
+/// A gap in a camera's frames (see [`Event::Gap`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Gap {
+    /// Frames the source counted as lost in it (its `source_drops` rose by this much); 0 when
+    /// it could not count them (a restarted sender).
+    pub source_lost: u64,
+    /// Capture started a new run (its frame ids start again at 1).
+    pub restarted: bool,
+    /// Capture time from the last frame this reader received before the gap to the first
+    /// after it, in ns (0 after a restart: the clocks of two runs are not compared).
+    pub duration_ns: u64,
 }
 
 /// One reader of one camera: its subscription (queue and policy), its control service (served
@@ -247,6 +267,8 @@ pub struct Camera {
     // this process's node, and the deployment guard (clean-up of a finished deployment)
     // goes last.
     _control: ControlThread,
+    // A frame held back behind a gap event goes before its subscriber.
+    gap: Gaps,
     reader: FrameReader,
     result_publisher: OnceCell<Publisher<IpcService, ResultRecord, ()>>,
     result_subscriber: OnceCell<Subscriber<IpcService, ResultRecord, ()>>,
@@ -263,6 +285,15 @@ pub struct Camera {
     next_due: Cell<Instant>,
     holding: Cell<bool>,
     stopped: Cell<Option<StopReason>>,
+}
+
+/// The gap seen before the next frame, and the frame held back while [`Event::Gap`] is
+/// handed out.
+#[derive(Default)]
+struct Gaps {
+    pending: Cell<Option<Gap>>,
+    held_back: RefCell<Option<FrameSample>>,
+    last_capture_ns: Cell<Option<u64>>,
 }
 
 impl std::fmt::Debug for Camera {
@@ -464,6 +495,10 @@ impl Camera {
                 }
             }
             if let Some(sample) = self.take()? {
+                if let Some(gap) = self.gap.pending.take() {
+                    *self.gap.held_back.borrow_mut() = Some(sample);
+                    return Ok(Event::Gap(gap));
+                }
                 return Ok(Event::Frame(self.hand_out(sample)));
             }
             self.reader.wait(wait);
@@ -472,11 +507,33 @@ impl Camera {
 
     /// Takes the frame the policy wants, if one is queued; counts the others.
     fn take(&self) -> Result<Option<FrameSample>, Error> {
+        if let Some(sample) = self.gap.held_back.borrow_mut().take() {
+            return Ok(Some(sample));
+        }
         let newest_only = !matches!(self.policy, ReaderPolicy::Every);
         loop {
             let Some(sample) = self.reader.next()? else { return Ok(None) };
             let mut inner = self.shared.lock();
-            inner.accounting.received(sample.user_header());
+            let header = sample.user_header();
+            let (attached, drops, restarts) =
+                (inner.accounting.run.is_some(), inner.accounting.driver_drops, inner.accounting.capture_restarts);
+            inner.accounting.received(header);
+            let source_lost = inner.accounting.driver_drops.saturating_sub(drops);
+            let restarted = inner.accounting.capture_restarts > restarts;
+            let flagged = header.flags & framebus_common::header::FLAG_GAP_BEFORE != 0;
+            if attached && (source_lost > 0 || restarted || flagged) {
+                let previous = self.gap.pending.take().unwrap_or_default();
+                let duration_ns = match self.gap.last_capture_ns.get() {
+                    Some(last) if !restarted && !previous.restarted => header.capture_mono_ns.saturating_sub(last),
+                    _ => 0,
+                };
+                self.gap.pending.set(Some(Gap {
+                    source_lost: previous.source_lost + source_lost,
+                    restarted: previous.restarted || restarted,
+                    duration_ns: if previous.restarted || restarted { 0 } else { previous.duration_ns + duration_ns },
+                }));
+            }
+            self.gap.last_capture_ns.set(Some(header.capture_mono_ns));
             if newest_only && self.reader.has_more() {
                 // A newer frame is queued: release this one unread.
                 inner.accounting.skipped();
@@ -581,7 +638,7 @@ impl<'a> Iterator for Frames<'a> {
             match self.camera.next_event() {
                 Ok(Event::Frame(frame)) => return Some(Ok(frame)),
                 Ok(Event::Stop(_)) => return None,
-                Ok(Event::Command(_) | Event::Timer(_)) => continue,
+                Ok(Event::Command(_) | Event::Timer(_) | Event::Gap(_)) => continue,
                 Err(e) => return Some(Err(e)),
             }
         }

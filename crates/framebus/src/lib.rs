@@ -37,7 +37,7 @@ mod accounting;
 mod camera;
 mod control;
 
-pub use camera::{Camera, CameraBuilder, Event, Frame, Frames, ReaderSettings, ReaderStats, TimerId};
+pub use camera::{Camera, CameraBuilder, Event, Frame, Frames, Gap, ReaderSettings, ReaderStats, TimerId};
 pub use control::{ProcessReport, StopReason};
 pub use framebus_common::control::{Command, ProcessState};
 pub use framebus_common::results::{Detection, Outcome};

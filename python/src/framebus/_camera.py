@@ -18,7 +18,7 @@ from typing import Iterator
 import numpy  # noqa: F401
 
 from . import _framebus
-from ._framebus import Frame, Policy
+from ._framebus import Frame, Gap, Policy
 from ._results import Result, box_tuple, from_binding
 
 log = logging.getLogger("framebus")
@@ -129,6 +129,26 @@ class Camera:
                 yield frame
         finally:
             # Left early (break, an exception): the frame in progress is released now.
+            if not self.closed:
+                self._reader.release_frame()
+
+    def next_event(self, timeout: float | None = None) -> Frame | Gap | None:
+        """Like `next_frame()`, but a gap in the camera's frames comes as a `Gap` first (frames
+        of the source missing before the next frame: an imported camera's link was cut or lost
+        messages, the source dropped frames, or capture restarted)."""
+        return self._reader.next_frame(timeout, gaps=True)
+
+    def events(self) -> Iterator[Frame | Gap]:
+        """Frames and gaps (`Gap`, just before the first frame after it), one per iteration,
+        until the reader should stop; `frames()` is the same without the gaps."""
+        next_frame = self._reader.next_frame
+        try:
+            while True:
+                event = next_frame(None, gaps=True)
+                if event is None:
+                    return
+                yield event
+        finally:
             if not self.closed:
                 self._reader.release_frame()
 

@@ -2,7 +2,7 @@
 its types. Users import these names from `framebus`."""
 
 from os import PathLike
-from typing import Any, final
+from typing import Any, Literal, final, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -170,6 +170,18 @@ class Pattern:
 FLAG_SYNTHETIC_STAMP: int
 #: Header flag bit 1: a scene is drawn between the stamps.
 FLAG_SCENE: int
+#: Header flag bit 2: frames of the source are missing just before this one.
+FLAG_GAP_BEFORE: int
+
+@final
+class Gap:
+    """Frames of the source missing before the next frame (`Camera.events()`)."""
+
+    source_lost: int
+    restarted: bool
+    duration_ns: int
+    @property
+    def duration(self) -> float: ...
 
 @final
 class Reader:
@@ -185,7 +197,10 @@ class Reader:
         stats_interval: float = 1.0,
         kept_images_raise: bool = False,
     ) -> None: ...
-    def next_frame(self, timeout: float | None = None) -> Frame | None: ...
+    @overload
+    def next_frame(self, timeout: float | None = None, gaps: Literal[False] = False) -> Frame | None: ...
+    @overload
+    def next_frame(self, timeout: float | None, gaps: Literal[True]) -> Frame | Gap | None: ...
     def release_frame(self) -> bool: ...
     def request_stop(self) -> None: ...
     @property

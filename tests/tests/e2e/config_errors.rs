@@ -15,9 +15,9 @@ fn camera(extra: &str) -> String {
 /// (case name, file content, expected message after `capture: error: <file>`).
 fn cases() -> Vec<(&'static str, String, &'static str)> {
     vec![
-        ("unknown camera key", camera("colour = 1"), ":5:1: `camera[0].colour`: unknown field `colour`, expected one of `name`, `source`, `width`, `height`, `fps`, `pixel-format`, `slots`, `max-readers`, `algo`, `preview`, `recorder`, `streamer`, `reader`"),
+        ("unknown camera key", camera("colour = 1"), ":5:1: `camera[0].colour`: unknown field `colour`, expected one of `name`, `source`, `width`, `height`, `fps`, `pixel-format`, `slots`, `max-readers`, `algo`, `preview`, `recorder`, `streamer`, `reader`, `export`"),
         ("unknown source key", format!("{CAMERA}device = \"/dev/video0\"\n"), ":5:1: `camera[0].source`: unknown field `device`, there are no fields"),
-        ("misspelt key", CAMERA.replace("width", "widht"), ":3:1: `camera[0].widht`: unknown field `widht`, expected one of `name`, `source`, `width`, `height`, `fps`, `pixel-format`, `slots`, `max-readers`, `algo`, `preview`, `recorder`, `streamer`, `reader`"),
+        ("misspelt key", CAMERA.replace("width", "widht"), ":3:1: `camera[0].widht`: unknown field `widht`, expected one of `name`, `source`, `width`, `height`, `fps`, `pixel-format`, `slots`, `max-readers`, `algo`, `preview`, `recorder`, `streamer`, `reader`, `export`"),
         ("wrong type", CAMERA.replace("640", "\"640\""), ":3:9: `camera[0].width`: invalid type: string \"640\", expected u32"),
         ("unknown pixel format", camera("pixel-format = \"BGRA\""), ":5:16: `camera[0].pixel-format`: unknown pixel format `BGRA` (allowed: BGR3, RGB3, GREY, YUYV, NV12, NV21, NV16, MJPG)"),
         ("fps out of range", camera("fps = -5"), ": `camera[0].fps`: invalid value -5: allowed 0 (as fast as possible) to 1000"),
@@ -35,7 +35,7 @@ fn cases() -> Vec<(&'static str, String, &'static str)> {
         ("duplicate camera", format!("{CAMERA}{CAMERA}"), ": `camera[1].name`: duplicate camera name `cam0`: names must be unique"),
         ("bad deployment name", format!("[deployment]\nname = \"My Lab\"\n{CAMERA}"), ": `deployment.name`: invalid name `My Lab`: use 1 to 14 characters of a-z, 0-9, `-` and `_`, starting with a letter or digit (iceoryx2 names the deployment's event sockets `/tmp/iceoryx2/framebus_<name>/framebus_<name>_<id of up to 39 digits>.event`, and a Unix socket path holds at most 107 bytes)"),
         ("missing video file", CAMERA.replace("kind = \"synthetic\"", "kind = \"file\"\npath = \"nowhere.mp4\""), ": `camera[0].source.path`: video file `DIR/nowhere.mp4` does not exist"),
-        ("no camera", "[deployment]\nname = \"lab\"\n".to_string(), ": `camera`: no camera configured: add at least one `[[camera]]` table"),
+        ("no camera", "[deployment]\nname = \"lab\"\n".to_string(), ": `camera`: no camera configured: add at least one `[[camera]]` or `[[remote-camera]]` table"),
         ("odd YUYV width", CAMERA.replace("640", "641").replace("480", "480\npixel-format = \"YUYV\""), ": `camera[0].width`: YUYV needs an even width and height, got 641x480"),
         ("TOML syntax error", camera("fps = = 3"), ":5:7: invalid string\nexpected `\"`, `'`"),
         ("recorder on the stream without a streamer", format!("{CAMERA}[camera.recorder]\nvideo = \"stream\"\n"), ": `camera[0].recorder.video`: video = \"stream\" records the H.264 of the camera's streamer, but this camera has no [camera.streamer]; add one, or set video = \"mjpg-avi\", \"mp4v-mp4\", \"h264-mp4\" or \"off\""),

@@ -390,7 +390,7 @@ pub fn header_flags(camera: &CameraConfig) -> u32 {
     match camera.source {
         SourceConfig::Synthetic(_) => FLAG_SYNTHETIC_STAMP,
         SourceConfig::Scene(_) => FLAG_SYNTHETIC_STAMP | FLAG_SCENE,
-        SourceConfig::File(_) | SourceConfig::V4l2(_) => 0,
+        SourceConfig::File(_) | SourceConfig::V4l2(_) | SourceConfig::Remote(_) => 0,
     }
 }
 
@@ -409,6 +409,14 @@ pub fn open_source(deployment: &Deployment, camera: &CameraConfig) -> anyhow::Re
             let recorded = StateStore::of(deployment).recorded_controls_or_none(&camera.name);
             Box::new(V4l2Source::open(camera, v4l2, &recorded)?)
         }
+        SourceConfig::Remote(remote) => anyhow::bail!(
+            "camera `{}` is a remote camera ({}/{}/{} over Zenoh): the bridge publishes its frames (`bridge --camera {}`), not capture",
+            camera.name,
+            remote.site,
+            remote.deployment,
+            remote.camera,
+            camera.name
+        ),
     };
     Ok(source)
 }

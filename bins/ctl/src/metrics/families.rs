@@ -3,7 +3,7 @@
 //! docs/metrics.md).
 
 use framebus_common::control::{ProcessState, ProcessStatus, Target};
-use framebus_common::figures::{Figures, MediaServerCamera, RecorderEvents, StreamerFigures};
+use framebus_common::figures::{BridgeCamera, BridgeFlow, Figures, MediaServerCamera, RecorderEvents, StreamerFigures};
 use framebus_common::names::DeploymentProcess;
 use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::metrics::MetricType;
@@ -224,7 +224,7 @@ impl Snapshot {
                 let cameras: Vec<&MediaServerCamera> = match f {
                     RowFigures::MediaServer(cameras) => cameras.iter().collect(),
                     RowFigures::Process(Figures::MediaServer(c)) => vec![c],
-                    RowFigures::Process(_) => Vec::new(),
+                    RowFigures::Process(_) | RowFigures::Bridge(_) => Vec::new(),
                 };
                 cameras
                     .into_iter()
@@ -280,6 +280,108 @@ impl Snapshot {
             server(&|c| c.access_units_skipped as f64),
         )?;
         Ok(())
+    }
+
+    /// The bridge's families: per camera it exports (role `bridge`) or imports (role
+    /// `capture`), and per flow (`flow`, `dir`).
+    fn encode_bridge(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let mut family = |name: &str, help: &str, kind: MetricType, values: Vec<(Labels, f64)>| {
+            encode_family(encoder, name, help, kind, values)
+        };
+        let bridged = self.bridge_cameras();
+        let camera = |f: &dyn Fn(&BridgeCamera) -> Option<f64>| -> Vec<(Labels, f64)> {
+            bridged.iter().filter_map(|(l, c)| f(c).map(|v| (l.clone(), v))).collect()
+        };
+        let flows: Vec<(Labels, &BridgeFlow)> = bridged
+            .iter()
+            .flat_map(|(l, c)| {
+                c.flows.iter().map(move |f| {
+                    let mut l = l.clone();
+                    l.push(("flow", f.flow.clone()));
+                    l.push(("dir", f.dir.clone()));
+                    (l, f)
+                })
+            })
+            .collect();
+        let flow = |f: &dyn Fn(&BridgeFlow) -> Option<f64>| -> Vec<(Labels, f64)> {
+            flows.iter().filter_map(|(l, b)| f(b).map(|v| (l.clone(), v))).collect()
+        };
+        family(
+            "framebus_bridge_peers",
+            "Zenoh peers and routers the bridge's session is connected to.",
+            MetricType::Gauge,
+            camera(&|c| Some(f64::from(c.peers))),
+        )?;
+        family(
+            "framebus_bridge_link_up",
+            "1 while the bridged camera's link is up (export: a peer is connected; import: frames arrive).",
+            MetricType::Gauge,
+            camera(&|c| Some(if c.link == "up" { 1.0 } else { 0.0 })),
+        )?;
+        family(
+            "framebus_bridge_degraded_since_timestamp_seconds",
+            "Since when (Unix seconds) the bridged camera's link is degraded; absent while it is not.",
+            MetricType::Gauge,
+            camera(&|c| c.degraded_since_unix_secs),
+        )?;
+        family(
+            "framebus_bridge_link_downs",
+            "Times the bridged camera's link went from up to degraded.",
+            MetricType::Counter,
+            camera(&|c| Some(c.link_downs as f64)),
+        )?;
+        family(
+            "framebus_bridge_messages",
+            "Messages the bridge sent (dir=out) or received (dir=in), per camera and flow.",
+            MetricType::Counter,
+            flow(&|f| Some(f.messages as f64)),
+        )?;
+        family(
+            "framebus_bridge_bytes",
+            "Bytes of the messages the bridge sent or received, per camera and flow.",
+            MetricType::Counter,
+            flow(&|f| Some(f.bytes as f64)),
+        )?;
+        family(
+            "framebus_bridge_bytes_per_second",
+            "Bytes per second the bridge sent or received over the last second, per camera and flow.",
+            MetricType::Gauge,
+            flow(&|f| Some(f.bytes_per_sec as f64)),
+        )?;
+        family(
+            "framebus_bridge_drops",
+            "Messages lost, per camera and flow: out, refused by the session; in, missing from the sender's sequence.",
+            MetricType::Counter,
+            flow(&|f| Some(f.drops as f64)),
+        )?;
+        family(
+            "framebus_bridge_latency_p50_seconds",
+            "Median latency over the last second (frames, encoded): out, capture to sent; in, origin capture to published here.",
+            MetricType::Gauge,
+            flow(&|f| f.latency_p50_us.map(|us| us as f64 / 1e6)),
+        )?;
+        Ok(())
+    }
+
+    /// The cameras the bridge exports or imports, labelled with camera, role and direction.
+    fn bridge_cameras(&self) -> Vec<(Labels, &BridgeCamera)> {
+        self.with_figures()
+            .flat_map(|(t, f)| {
+                let cameras: Vec<&BridgeCamera> = match f {
+                    RowFigures::Bridge(cameras) => cameras.iter().collect(),
+                    RowFigures::Process(Figures::Bridge(c)) => vec![c],
+                    RowFigures::Process(_) | RowFigures::MediaServer(_) => Vec::new(),
+                };
+                cameras.into_iter().map(move |c| {
+                    let labels = vec![
+                        ("camera", c.camera.clone()),
+                        ("role", t.role.as_str().to_string()),
+                        ("direction", c.direction.clone()),
+                    ];
+                    (labels, c)
+                })
+            })
+            .collect()
     }
 
     /// The rows that have figures.
@@ -540,12 +642,12 @@ impl prometheus_client::collector::Collector for Snapshot {
         self.encode_capture_and_readers(&mut encoder)?;
         self.encode_recorder_and_preview(&mut encoder)?;
         self.encode_webhooks(&mut encoder)?;
-        // The processes' own figures (`figures` requests). A process of its own kind (the bridge)
-        // adds its families in a function of its own, from its variant of `Figures`.
+        // The processes' own figures (`figures` requests), one function per kind of process.
         self.encode_streamers(&mut encoder)?;
         self.encode_streamer_counters(&mut encoder)?;
         self.encode_recorders(&mut encoder)?;
         self.encode_media_server(&mut encoder)?;
+        self.encode_bridge(&mut encoder)?;
         self.encode_latency(&mut encoder)?;
         Ok(())
     }

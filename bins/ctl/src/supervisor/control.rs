@@ -127,7 +127,7 @@ fn answer(command: Command, procs: &mut [Supervised], options: &SupervisorOption
                 for (i, p) in procs.iter().enumerate() {
                     let along = p.stopped_with_camera
                         && p.done
-                        && (captures.contains(&p.camera) || (p.is_media_server() && !captures.is_empty()));
+                        && (captures.contains(&p.camera) || (p.is_deployment_wide() && !captures.is_empty()));
                     if along && !selected.contains(&i) {
                         selected.push(i);
                     }

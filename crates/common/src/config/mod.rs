@@ -8,15 +8,18 @@
 
 mod auth;
 mod error;
+mod export;
 mod locate;
 mod preview;
 mod reader;
 mod reader_table;
 mod recorder;
+mod remote;
 mod source;
 mod streamer;
 mod tls;
 mod webhook;
+mod zenoh;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -25,6 +28,7 @@ use serde::Deserialize;
 
 pub use auth::{parse_users, AuthConfig, ViewerUser, ViewerUsers, REALM};
 pub use error::ConfigError;
+pub use export::{ExportConfig, ExportFrames};
 pub use locate::{
     locate_config, locate_config_with, ConfigOrigin, LocatedConfig, NoConfig, CONFIG_ENV, DEFAULT_CONFIG, LOCAL_CONFIG,
 };
@@ -32,6 +36,7 @@ pub use preview::PreviewConfig;
 pub use reader::{ReaderSpec, UserReaderConfig};
 pub use reader_table::ReaderSettings;
 pub use recorder::{FileMode, ImageFormat, PreRollEstimate, RecorderConfig, TriggerConfig, VideoFormat};
+pub use remote::{RemoteCameraConfig, RemoteSourceConfig, RemoteVideo};
 pub use source::{
     control_assignments_text, normalize_control_name, parse_control_assignments, split_control_text, v4l2_conversion,
     v4l2_targets, ControlSettings, ControlValue, Conversion, FilePace, FileSourceConfig, MediaCtlConfig,
@@ -41,6 +46,7 @@ pub use source::{
 pub use streamer::{EncoderChoice, MediaServerConfig, StreamerConfig};
 pub use tls::{TlsConfig, TlsFiles};
 pub use webhook::{parse_webhook_url, WebhookConfig, WebhookEvent, WebhookFiles, WebhookUrl};
+pub use zenoh::{ZenohConfig, ZenohMode, ZenohTls};
 
 use crate::format::PixelFormat;
 use crate::names::{ProcessRole, Role};
@@ -142,6 +148,8 @@ pub mod defaults {
     /// Shared memory per camera besides the frame slots and the control services (management
     /// segments, events), counted generously.
     pub const CAMERA_OVERHEAD_BYTES: u64 = 1024 * 1024;
+    /// `[zenoh] listen`: loopback only (see docs/multi-host.md for real links).
+    pub const ZENOH_LISTEN: &str = "tcp/127.0.0.1:7447";
 }
 
 /// A whole deployment, as loaded from one file.
@@ -166,6 +174,15 @@ pub struct Deployment {
     /// metrics endpoint (HTTPS); none = plain RTSP and HTTP (see [`TlsConfig`]).
     #[serde(default)]
     pub tls: Option<TlsConfig>,
+    /// `[zenoh]`: the link to other hosts; with it `ctl up` runs the deployment's `bridge`
+    /// (see [`ZenohConfig`]).
+    #[serde(default)]
+    pub zenoh: Option<ZenohConfig>,
+    /// `[[remote-camera]]`: cameras of other sites imported by the bridge. At load each becomes
+    /// a camera of [`Deployment::camera`] (after the local ones) with a
+    /// [`SourceConfig::Remote`] source.
+    #[serde(default)]
+    pub remote_camera: Vec<RemoteCameraConfig>,
     /// The file this was loaded from (set by [`Deployment::load`]).
     #[serde(skip)]
     pub source_file: PathBuf,
@@ -262,6 +279,10 @@ pub struct CameraConfig {
     /// optionally the command `ctl up` runs for them.
     #[serde(default)]
     pub reader: Vec<UserReaderConfig>,
+    /// `[camera.export]`: what the deployment's bridge publishes of this camera to other hosts
+    /// (needs `[zenoh]`).
+    #[serde(default)]
+    pub export: Option<ExportConfig>,
 }
 
 fn default_fps() -> f64 {
@@ -470,6 +491,8 @@ impl Deployment {
         let mut deployment: Deployment =
             serde_path_to_error::deserialize(deserializer).map_err(|e| ConfigError::parse(path, text, e))?;
         deployment.source_file = path.to_path_buf();
+        let remote: Vec<CameraConfig> = deployment.remote_camera.iter().map(RemoteCameraConfig::to_camera).collect();
+        deployment.camera.extend(remote);
         for camera in &mut deployment.camera {
             let has_streamer = camera.streamer.is_some();
             if let Some(recorder) = &mut camera.recorder {
@@ -518,12 +541,16 @@ impl Deployment {
     }
 
     /// The per-deployment processes the config has (the media server with a `[media-server]`
-    /// table, started by `ctl up` or by hand), in start-up order.
+    /// table, started by `ctl up` or by hand; the bridge with `[zenoh]` and a camera with
+    /// `[camera.export]`), in start-up order.
     pub fn deployment_processes(&self) -> Vec<crate::names::DeploymentProcess> {
         crate::names::DeploymentProcess::ALL
             .into_iter()
             .filter(|p| match p {
                 crate::names::DeploymentProcess::MediaServer => self.media_server.is_some(),
+                crate::names::DeploymentProcess::Bridge => {
+                    self.zenoh.is_some() && self.camera.iter().any(|c| c.export.is_some())
+                }
             })
             .collect()
     }
@@ -575,14 +602,25 @@ impl Deployment {
             return Err(ConfigError::value(
                 file,
                 "camera",
-                "no camera configured: add at least one `[[camera]]` table".into(),
+                "no camera configured: add at least one `[[camera]]` or `[[remote-camera]]` table".into(),
             ));
         }
+        if let Some(zenoh) = &self.zenoh {
+            zenoh::validate(zenoh).map_err(|(field, msg)| ConfigError::value(file, &format!("zenoh.{field}"), msg))?;
+        } else if !self.remote_camera.is_empty() {
+            return Err(ConfigError::value(
+                file,
+                "remote-camera",
+                "remote cameras are imported by the bridge over Zenoh: add a [zenoh] table (site, connect)".into(),
+            ));
+        }
+        let locals = self.camera.len() - self.remote_camera.len();
         let max_bytes = self.deployment.max_shared_memory_mb * 1024 * 1024;
         let mut total = 0u64;
         let mut seen = HashSet::new();
         for (i, cam) in self.camera.iter().enumerate() {
-            let at = |(field, msg): (String, String)| ConfigError::value(file, &format!("camera[{i}].{field}"), msg);
+            let table = if i < locals { format!("camera[{i}]") } else { format!("remote-camera[{}]", i - locals) };
+            let at = |(field, msg): (String, String)| ConfigError::value(file, &format!("{table}.{field}"), msg);
             if !seen.insert(cam.name.as_str()) {
                 return Err(at(("name".into(), format!("duplicate camera name `{}`: names must be unique", cam.name))));
             }
@@ -616,6 +654,16 @@ impl Deployment {
                 streamer::validate_streamer(streamer).map_err(|(field, msg)| at((format!("streamer.{field}"), msg)))?;
             }
             source::validate(self, i, cam, cam.pixel_format).map_err(at)?;
+            if let Some(export) = &cam.export {
+                if self.zenoh.is_none() {
+                    return Err(at((
+                        "export".into(),
+                        "the bridge exports over Zenoh: add a [zenoh] table (site, listen), or remove [camera.export]"
+                            .into(),
+                    )));
+                }
+                export::validate(export, cam).map_err(|(field, msg)| at((format!("export.{field}"), msg)))?;
+            }
         }
         auth::validate(self)?;
         self.tls_files()?;
@@ -737,6 +785,12 @@ fn validate_readers(cam: &CameraConfig) -> Result<(), Invalid> {
     for (j, user) in cam.reader.iter().enumerate() {
         let key = |field: &str| format!("reader[{j}].{field}");
         let role = Role::new(&user.name).map_err(|e| (key("name"), e.to_string()))?;
+        if user.name == crate::names::BRIDGE_ROLE {
+            return invalid(
+                &key("name"),
+                "`bridge` is the bridge's reader of exported frames: name your reader differently".into(),
+            );
+        }
         if let Some(builtin) = role.builtin() {
             return invalid(
                 &key("name"),

@@ -69,6 +69,16 @@ impl CameraConfig {
             let default = if role == ProcessRole::Recorder { ReaderPolicy::Every } else { ReaderPolicy::Newest };
             readers.push(ReaderEntry::new(role.into(), role.name().to_string(), settings, default));
         }
+        if let Some(frames) = self.export.as_ref().and_then(|e| e.frames.as_ref()) {
+            // The bridge reads the frames it exports like any reader: one of max-readers.
+            let role = Role::new(crate::names::BRIDGE_ROLE).unwrap_or_else(|_| Role::from(ProcessRole::Algo));
+            readers.push(ReaderEntry {
+                role,
+                key: "export.frames".to_string(),
+                queue_depth: 1,
+                policy: ReaderPolicy::parse("max-fps", Some(frames.max_fps)),
+            });
+        }
         for (i, user) in self.reader.iter().enumerate() {
             let role = Role::new(&user.name).unwrap_or_else(|_| Role::from(ProcessRole::Algo));
             readers.push(ReaderEntry::new(role, format!("reader[{i}]"), user.reader(), ReaderPolicy::Newest));

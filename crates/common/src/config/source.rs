@@ -22,6 +22,9 @@ pub enum SourceConfig {
     File(FileSourceConfig),
     /// A V4L2 camera (USB or MIPI CSI) read with mmap streaming.
     V4l2(V4l2SourceConfig),
+    /// A camera of another site, imported by the bridge (from `[[remote-camera]]` only).
+    #[serde(skip)]
+    Remote(super::RemoteSourceConfig),
 }
 
 /// `kind = "synthetic"`: no settings of its own (size, format and fps are the camera's).
@@ -473,6 +476,7 @@ impl SourceConfig {
             SourceConfig::Scene(_) => "scene",
             SourceConfig::File(_) => "file",
             SourceConfig::V4l2(_) => "v4l2",
+            SourceConfig::Remote(_) => "remote",
         }
     }
 }
@@ -515,6 +519,7 @@ pub(super) fn validate(
             }
         }
         SourceConfig::V4l2(v4l2) => validate_v4l2(v4l2, format)?,
+        SourceConfig::Remote(remote) => super::remote::validate(remote, format)?,
     }
     Ok(())
 }

@@ -779,6 +779,68 @@ fn tls_files_are_checked() {
     assert_eq!(load(GOOD).expect("valid").http_scheme(), "http");
 }
 
+/// `[zenoh]`, `[camera.export]` and `[[remote-camera]]`: a site and a viewer load; a remote
+/// camera becomes a camera with a remote source; errors name the table and key.
+#[test]
+fn zenoh_export_and_remote_cameras_load_and_bad_ones_name_the_key() {
+    let site = format!(
+        "{GOOD}[camera.export]\nresults-back = true\n[camera.export.frames]\nmax-fps = 15\nwidth = 320\nheight = 240\n[zenoh]\nsite = \"hq\"\n"
+    );
+    let d = load(&site).expect("valid site");
+    let zenoh = d.zenoh.as_ref().expect("[zenoh]");
+    assert_eq!(zenoh.listen, [defaults::ZENOH_LISTEN]);
+    assert_eq!(zenoh.mode, ZenohMode::Peer);
+    let cam = d.camera(None).expect("one camera");
+    let export = cam.export.as_ref().expect("export");
+    assert_eq!(export.frames.as_ref().map(|f| f.size(cam)), Some((320, 240)));
+    assert!(!export.allow_remote_control);
+    let bridge = cam.reader_spec(&Role::new("bridge").expect("role")).expect("the bridge reads exported frames");
+    assert_eq!(bridge.policy, ReaderPolicy::MaxFps(15.0));
+
+    let viewer = "[deployment]\nname = \"view\"\n[zenoh]\nsite = \"desk\"\nlisten = []\nconnect = [\"tcp/127.0.0.1:7447\"]\n[[remote-camera]]\nname = \"site-cam0\"\nsite = \"hq\"\ndeployment = \"lab\"\ncamera = \"cam0\"\nwidth = 320\nheight = 240\n[remote-camera.preview]\n";
+    let d = load(viewer).expect("valid viewer");
+    let cam = d.camera(Some("site-cam0")).expect("the remote camera is a camera");
+    assert_eq!(cam.source.kind(), "remote");
+    assert!(matches!(&cam.source, SourceConfig::Remote(r) if r.camera == "cam0" && r.video == RemoteVideo::Raw));
+
+    let check = |text: &str, expected: &str| {
+        let e = load(text).expect_err("must be rejected");
+        assert_eq!(format!("`{}`: {}", e.key, e.message), expected);
+    };
+    check(
+        &format!("{GOOD}[zenoh]\nsite = \"hq\"\nlisten = [\"tcp/0.0.0.0:7447\"]\n"),
+        "`zenoh.listen[0]`: `tcp/0.0.0.0:7447` would carry frames, results and control in plain text beyond this host: use `tls/0.0.0.0:7447` with a [zenoh.tls] table (mutual TLS, docs/multi-host.md), or set `allow-plaintext = true` in [zenoh] for a network you trust",
+    );
+    assert!(load(&format!("{GOOD}[zenoh]\nsite = \"hq\"\nlisten = [\"tcp/0.0.0.0:7447\"]\nallow-plaintext = true\n"))
+        .is_ok());
+    check(
+        &format!("{GOOD}[camera.export]\n"),
+        "`camera[0].export`: the bridge exports over Zenoh: add a [zenoh] table (site, listen), or remove [camera.export]",
+    );
+    check(
+        &format!("{GOOD}[camera.export]\nencoded = true\n[zenoh]\nsite = \"hq\"\n"),
+        "`camera[0].export.encoded`: encoded = true exports the H.264 of the camera's streamer, but this camera has no [camera.streamer]: add one, or remove `encoded`",
+    );
+    check(
+        &viewer.replace("width = 320", "width = 320\nvideo = \"h264\"\npixel-format = \"GREY\""),
+        "`remote-camera[0].pixel-format`: video = \"h264\" is decoded into BGR3: set pixel-format = \"BGR3\" (not GREY)",
+    );
+    check(
+        &viewer.replace("[zenoh]\nsite = \"desk\"\nlisten = []\nconnect = [\"tcp/127.0.0.1:7447\"]\n", ""),
+        "`remote-camera`: remote cameras are imported by the bridge over Zenoh: add a [zenoh] table (site, connect)",
+    );
+}
+
+/// The two-host example configs load (site exports, viewer imports).
+#[test]
+fn the_two_host_examples_load() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/two-hosts");
+    for name in ["site.toml", "viewer.toml"] {
+        let d = Deployment::load(&root.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(d.zenoh.is_some(), "{name}");
+    }
+}
+
 /// `[[deployment.webhook]]` loads with its defaults; a bad URL, event, timeout or queue names
 /// the key and what is allowed.
 #[test]

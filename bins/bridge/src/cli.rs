@@ -1,0 +1,34 @@
+//! The command line of `bridge` (`bridge --help`): in the library, so that tests parse command
+//! lines with it (the docs test).
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use framebus_common::logging::LogArgs;
+
+/// Links the deployment to other hosts over Zenoh (its `[zenoh]` table): exports the cameras
+/// with `[camera.export]`; with `--camera`, imports that `[[remote-camera]]` into local shared
+/// memory (what `ctl up` runs in place of the remote camera's capture).
+#[derive(Debug, Parser)]
+#[command(version)]
+pub struct Args {
+    /// Deployment config file.
+    #[arg(long, default_value = "configs/default.toml")]
+    pub config: PathBuf,
+    /// Import this remote camera (a `[[remote-camera]]` name) instead of exporting.
+    #[arg(long, conflicts_with = "remote")]
+    pub camera: Option<String>,
+    /// Send a control request to a camera of another site instead (`<site>/<deployment>/<camera>`;
+    /// answered only when that camera has `allow-remote-control = true`), then exit.
+    #[arg(long, value_name = "SITE/DEPLOYMENT/CAMERA")]
+    pub remote: Option<String>,
+    /// With `--remote`: the process of that camera the request is for.
+    #[arg(long, default_value = "recorder", requires = "remote")]
+    pub role: String,
+    /// With `--remote`: `status`, `record on|off` or `preview on|off`.
+    #[arg(requires = "remote", num_args = 0..)]
+    pub command: Vec<String>,
+    /// `--log-format`.
+    #[command(flatten)]
+    pub log: LogArgs,
+}

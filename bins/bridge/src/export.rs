@@ -1,0 +1,443 @@
+//! Export: what of each local camera the deployment's bridge publishes over Zenoh, per its
+//! `[camera.export]` table (docs/multi-host.md):
+//! - results (the camera's results service) and, with `results-back`, results coming back
+//!   from other hosts published into it;
+//! - the streamer's H.264 access units (its `encoded` service) when the camera has a streamer;
+//! - raw frames with `[camera.export.frames]`: a reader like any other (role `bridge`, policy
+//!   `max-fps`, queue 1), optionally downscaled, sent with congestion control "drop": a slow
+//!   link loses frames here, never slows capture;
+//! - control requests of other hosts with `allow-remote-control` (a Zenoh queryable).
+//!
+//! Frames are read on one thread per camera (the reader loop), everything else on one thread
+//! per camera that polls its iceoryx2 subscribers every millisecond.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use framebus::{Camera, Event, ReaderPolicy};
+use framebus_common::config::ExportConfig;
+use framebus_common::control::{Command, ControlClient, ControlRequest, Target};
+use framebus_common::encoded::AccessUnitHeader;
+use framebus_common::ipc::{create_node, open_encoded, open_results};
+use framebus_common::names::{zenoh_key, Role, ZenohKind, BRIDGE_ROLE};
+use framebus_common::protocol::ControlReply;
+use framebus_common::results::ResultRecord;
+use framebus_common::{clock, CameraConfig, Deployment, FrameHeader, PixelFormat};
+use framebus_vision::opencv::core::{Mat, Size};
+use framebus_vision::opencv::imgproc;
+use framebus_vision::opencv::prelude::*;
+use zenoh::handlers::FifoChannel;
+use zenoh::qos::{CongestionControl, Priority};
+use zenoh::Wait;
+
+use crate::flow::Flow;
+use crate::results::Echoes;
+use crate::wire;
+
+/// How often the results and encoded subscribers are polled.
+const POLL: Duration = Duration::from_millis(1);
+/// How often a frames thread looks at the bridge's stop flag.
+const STOP_CHECK: Duration = Duration::from_millis(100);
+/// Longest wait for a local process's reply to a remote control request.
+const CONTROL_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The flows of one exported camera.
+#[derive(Debug, Default)]
+pub struct CameraFlows {
+    /// Camera name.
+    pub camera: String,
+    /// Raw frames sent.
+    pub frames: Flow,
+    /// Access units sent.
+    pub encoded: Flow,
+    /// Results sent.
+    pub results: Flow,
+    /// Results received back and published locally.
+    pub results_back: Flow,
+    /// Remote control requests answered.
+    pub control: Flow,
+    /// Which flows this camera's `[camera.export]` turns on (frames, encoded, results back,
+    /// control; results always).
+    pub enabled: [bool; 4],
+}
+
+impl CameraFlows {
+    /// The figures of its enabled flows.
+    pub fn figures(&self) -> Vec<framebus_common::figures::BridgeFlow> {
+        let [frames, encoded, back, control] = self.enabled;
+        [
+            (frames, &self.frames, "frames", "out"),
+            (encoded, &self.encoded, "encoded", "out"),
+            (true, &self.results, "results", "out"),
+            (back, &self.results_back, "results-back", "in"),
+            (control, &self.control, "control", "in"),
+        ]
+        .into_iter()
+        .filter(|(on, ..)| *on)
+        .map(|(_, flow, kind, dir)| flow.figures(kind, dir))
+        .collect()
+    }
+
+    /// Closes every flow's one-second window.
+    pub fn roll(&self) {
+        for flow in [&self.frames, &self.encoded, &self.results, &self.results_back, &self.control] {
+            flow.roll();
+        }
+    }
+}
+
+/// What [`start`] returns: the flows of every exported camera, and the threads to join.
+pub type Started = (Vec<Arc<CameraFlows>>, Vec<std::thread::JoinHandle<()>>);
+
+/// Starts the export threads of every camera with `[camera.export]`; they end when `stop` is
+/// set (or at SIGINT/SIGTERM, for the frame readers).
+pub fn start(deployment: &Deployment, session: &zenoh::Session, stop: &Arc<AtomicBool>) -> anyhow::Result<Started> {
+    let site = deployment.zenoh.as_ref().map(|z| z.site.clone()).context("no [zenoh] table")?;
+    let mut flows = Vec::new();
+    let mut threads = Vec::new();
+    for camera in &deployment.camera {
+        let Some(export) = camera.export.clone() else { continue };
+        let exports_encoded = export.exports_encoded(camera);
+        let flow = Arc::new(CameraFlows {
+            camera: camera.name.clone(),
+            enabled: [export.frames.is_some(), exports_encoded, export.results_back, export.allow_remote_control],
+            ..CameraFlows::default()
+        });
+        let keys = Keys { site: site.clone(), deployment: deployment.name().to_string(), camera: camera.name.clone() };
+        if let Some(frames) = &export.frames {
+            let frames_publisher = session
+                .declare_publisher(keys.of(ZenohKind::Frames))
+                .congestion_control(CongestionControl::Drop)
+                .priority(Priority::DataLow)
+                .wait()
+                .map_err(|e| anyhow::anyhow!("declaring `{}`: {e}", keys.of(ZenohKind::Frames)))?;
+            let (deployment, camera, flow, frames_stop) =
+                (deployment.clone(), camera.clone(), Arc::clone(&flow), Arc::clone(stop));
+            let size = frames.size(&camera);
+            let max_fps = frames.max_fps;
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("frames-{}", camera.name))
+                    .spawn(move || {
+                        if let Err(e) =
+                            export_frames(&deployment, &camera, max_fps, size, &frames_publisher, &flow, &frames_stop)
+                        {
+                            tracing::error!(camera = camera.name, "exporting frames: {e:#}");
+                        }
+                    })
+                    .context("starting a frames thread")?,
+            );
+        }
+        tracing::info!(
+            camera = camera.name,
+            prefix = keys.of(ZenohKind::Frames).trim_end_matches("/frames"),
+            frames = export.frames.is_some(),
+            encoded = exports_encoded,
+            remote_control = export.allow_remote_control,
+            results_back = export.results_back,
+            "exporting"
+        );
+        let side = Side::declare(session, &keys, &export, camera)?;
+        let (deployment, camera, thread_flow, stop) =
+            (deployment.clone(), camera.clone(), Arc::clone(&flow), Arc::clone(stop));
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("export-{}", camera.name))
+                .spawn(move || {
+                    if let Err(e) = side.run(&deployment, &camera, &export, &thread_flow, &stop) {
+                        tracing::error!(camera = camera.name, "exporting results and video: {e:#}");
+                    }
+                })
+                .context("starting an export thread")?,
+        );
+        flows.push(flow);
+    }
+    Ok((flows, threads))
+}
+
+/// The key expressions of one camera.
+#[derive(Debug, Clone)]
+struct Keys {
+    site: String,
+    deployment: String,
+    camera: String,
+}
+
+impl Keys {
+    fn of(&self, kind: ZenohKind) -> String {
+        zenoh_key(&self.site, &self.deployment, &self.camera, kind)
+    }
+}
+
+/// Reads the camera's frames as the `bridge` reader and sends them, downscaled to `size`.
+fn export_frames(
+    deployment: &Deployment,
+    camera: &CameraConfig,
+    max_fps: f64,
+    size: (u32, u32),
+    publisher: &zenoh::pubsub::Publisher<'_>,
+    flow: &CameraFlows,
+    stop: &AtomicBool,
+) -> anyhow::Result<()> {
+    let reader = Camera::builder_for(deployment, Some(&camera.name))
+        .role(BRIDGE_ROLE)?
+        .policy(ReaderPolicy::MaxFps(max_fps))
+        .queue_depth(1)
+        .open()?;
+    // The bridge's own stop (`ctl stop` of the bridge) is looked at on this timer.
+    reader.add_timer(STOP_CHECK);
+    let resize = size != (camera.width, camera.height);
+    let mut seq = 0u64;
+    let mut small = Mat::default();
+    loop {
+        match reader.next_event()? {
+            Event::Stop(_) => return Ok(()),
+            Event::Frame(frame) => {
+                let mut header: FrameHeader = *frame.header();
+                let message = if resize && header.format() == Some(PixelFormat::Bgr3) {
+                    let mat = framebus_vision::frame_mat(frame.header(), frame.bytes())?;
+                    imgproc::resize(
+                        &mat,
+                        &mut small,
+                        Size::new(size.0 as i32, size.1 as i32),
+                        0.0,
+                        0.0,
+                        imgproc::INTER_AREA,
+                    )
+                    .with_context(|| {
+                        format!("camera `{}`: downscaling a frame to {}x{}", camera.name, size.0, size.1)
+                    })?;
+                    drop(mat);
+                    drop(frame);
+                    let bytes = small.data_bytes()?;
+                    header.width = size.0;
+                    header.height = size.1;
+                    header.stride = size.0 * 3;
+                    header.payload_len = bytes.len() as u32;
+                    seq += 1;
+                    wire::message(seq, &header, bytes)
+                } else {
+                    seq += 1;
+                    let message = wire::message(seq, &header, frame.bytes());
+                    drop(frame);
+                    message
+                };
+                let len = message.len();
+                match publisher.put(message).wait() {
+                    Ok(()) => flow
+                        .frames
+                        .count_with_latency(len, clock::monotonic_ns().saturating_sub(header.capture_mono_ns)),
+                    Err(_) => flow.frames.drop_one(),
+                }
+            }
+            Event::Timer(_) if stop.load(Ordering::Relaxed) => return Ok(()),
+            Event::Command(_) | Event::Timer(_) | Event::Gap(_) => {}
+        }
+    }
+}
+
+/// Everything of one camera but its frames: results out and back, encoded video, control.
+struct Side {
+    results: zenoh::pubsub::Publisher<'static>,
+    encoded: Option<zenoh::pubsub::Publisher<'static>>,
+    back: Option<zenoh::pubsub::Subscriber<FifoChannelHandler>>,
+    control: Option<zenoh::query::Queryable<FifoChannelHandlerQuery>>,
+}
+
+type FifoChannelHandler = zenoh::handlers::FifoChannelHandler<zenoh::sample::Sample>;
+type FifoChannelHandlerQuery = zenoh::handlers::FifoChannelHandler<zenoh::query::Query>;
+
+impl Side {
+    fn declare(
+        session: &zenoh::Session,
+        keys: &Keys,
+        export: &ExportConfig,
+        camera: &CameraConfig,
+    ) -> anyhow::Result<Side> {
+        let declare = |kind| {
+            let key = keys.of(kind);
+            session
+                .declare_publisher(key.clone())
+                .congestion_control(CongestionControl::Block)
+                // Sent at once, not batched with later messages (results are small and rare).
+                .express(true)
+                .wait()
+                .map_err(|e| anyhow::anyhow!("declaring `{key}`: {e}"))
+        };
+        let results = declare(ZenohKind::Results)?;
+        let encoded = if export.exports_encoded(camera) {
+            let key = keys.of(ZenohKind::Encoded);
+            Some(
+                session
+                    .declare_publisher(key.clone())
+                    .congestion_control(CongestionControl::Drop)
+                    .priority(Priority::DataHigh)
+                    .express(true)
+                    .wait()
+                    .map_err(|e| anyhow::anyhow!("declaring `{key}`: {e}"))?,
+            )
+        } else {
+            None
+        };
+        let back = if export.results_back {
+            let key = keys.of(ZenohKind::ResultsBack);
+            Some(
+                session
+                    .declare_subscriber(key.clone())
+                    .with(FifoChannel::new(256))
+                    .wait()
+                    .map_err(|e| anyhow::anyhow!("subscribing to `{key}`: {e}"))?,
+            )
+        } else {
+            None
+        };
+        let control = if export.allow_remote_control {
+            let key = keys.of(ZenohKind::Control);
+            Some(
+                session
+                    .declare_queryable(key.clone())
+                    .with(FifoChannel::new(16))
+                    .wait()
+                    .map_err(|e| anyhow::anyhow!("declaring the queryable `{key}`: {e}"))?,
+            )
+        } else {
+            None
+        };
+        Ok(Side { results, encoded, back, control })
+    }
+
+    fn run(
+        &self,
+        deployment: &Deployment,
+        camera: &CameraConfig,
+        export: &ExportConfig,
+        flow: &CameraFlows,
+        stop: &AtomicBool,
+    ) -> anyhow::Result<()> {
+        let cam = camera.name.as_str();
+        let node = create_node(deployment, BRIDGE_ROLE, cam)?;
+        let results = open_results(&node, deployment.name(), cam)?;
+        let subscriber = results
+            .subscriber_builder()
+            .create()
+            .map_err(|e| anyhow::anyhow!("camera `{cam}`: subscribing to its results: {e:?}"))?;
+        let back_publisher = if export.results_back {
+            Some(
+                results
+                    .publisher_builder()
+                    .create()
+                    .map_err(|e| anyhow::anyhow!("camera `{cam}`: creating a results publisher: {e:?}"))?,
+            )
+        } else {
+            None
+        };
+        let encoded = match &self.encoded {
+            Some(_) => Some(
+                open_encoded(&node, deployment.name(), camera)?
+                    .subscriber_builder()
+                    .create()
+                    .map_err(|e| anyhow::anyhow!("camera `{cam}`: subscribing to its encoded video: {e:?}"))?,
+            ),
+            None => None,
+        };
+        let client = ControlClient::new(&node, deployment.name());
+        let mut echoes = Echoes::default();
+        let (mut results_seq, mut encoded_seq) = (0u64, 0u64);
+        while !stop.load(Ordering::Relaxed) {
+            let mut idle = true;
+            while let Ok(Some(sample)) = subscriber.receive() {
+                idle = false;
+                let record = *sample.payload();
+                drop(sample);
+                if echoes.is_echo(&record) {
+                    continue;
+                }
+                results_seq += 1;
+                let message = wire::message(results_seq, &record, &[]);
+                let len = message.len();
+                match self.results.put(message).wait() {
+                    Ok(()) => flow.results.count(len),
+                    Err(_) => flow.results.drop_one(),
+                }
+            }
+            if let (Some(subscriber), Some(publisher)) = (&encoded, &self.encoded) {
+                while let Ok(Some(sample)) = subscriber.receive() {
+                    idle = false;
+                    encoded_seq += 1;
+                    let header: AccessUnitHeader = *sample.user_header();
+                    let message = wire::message(encoded_seq, &header, sample.payload());
+                    drop(sample);
+                    let len = message.len();
+                    match publisher.put(message).wait() {
+                        Ok(()) => flow
+                            .encoded
+                            .count_with_latency(len, clock::monotonic_ns().saturating_sub(header.capture_mono_ns)),
+                        Err(_) => flow.encoded.drop_one(),
+                    }
+                }
+            }
+            if let (Some(back), Some(publisher)) = (&self.back, &back_publisher) {
+                while let Ok(Some(sample)) = back.try_recv() {
+                    idle = false;
+                    let bytes = sample.payload().to_bytes();
+                    let Some((_, mut record, _)) = wire::parse::<ResultRecord>(&bytes) else {
+                        flow.results_back.drop_one();
+                        continue;
+                    };
+                    record.publish_mono_ns = clock::monotonic_ns();
+                    echoes.published(&record);
+                    match publisher.send_copy(record) {
+                        Ok(_) => flow.results_back.count(bytes.len()),
+                        Err(_) => flow.results_back.drop_one(),
+                    }
+                }
+            }
+            if let Some(queryable) = &self.control {
+                while let Ok(Some(query)) = queryable.try_recv() {
+                    idle = false;
+                    let reply = answer_control(&client, cam, &query);
+                    match query.reply(query.key_expr().clone(), wire::bytes_of(&reply).to_vec()).wait() {
+                        Ok(()) => flow.control.count(core::mem::size_of::<ControlReply>()),
+                        Err(_) => flow.control.drop_one(),
+                    }
+                }
+            }
+            if idle {
+                std::thread::sleep(POLL);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A remote control request (`role\0` then the request record) carried out by the local
+/// process `role` of `camera`; its reply, or an error reply saying why not.
+fn answer_control(client: &ControlClient<'_>, camera: &str, query: &zenoh::query::Query) -> ControlReply {
+    let error = |text: &str| {
+        let mut reply = ControlReply::empty();
+        reply.result = framebus_common::protocol::RESULT_ERROR;
+        reply.set_message(text);
+        reply.set_camera(camera);
+        reply
+    };
+    let bytes = query.payload().map(|p| p.to_bytes().into_owned()).unwrap_or_default();
+    let Some(nul) = bytes.iter().position(|b| *b == 0) else { return error("malformed remote request") };
+    let Ok(role) = Role::new(&String::from_utf8_lossy(&bytes[..nul])) else { return error("invalid role") };
+    let Some((request, _)) = wire::read::<ControlRequest>(&bytes[nul + 1..]) else {
+        return error("malformed remote request");
+    };
+    let command = match request.decode() {
+        Ok(command) => command,
+        Err(e) => return error(&format!("{e}")),
+    };
+    if matches!(command, Command::Stop) || command.is_for_supervisor() {
+        return error("refused over the network: stop, restart, start and logs are for the host's own ctl");
+    }
+    tracing::info!(camera, role = %role, command = command.describe(), "remote control request");
+    match client.send(&Target::new(camera, role.clone()), &command, CONTROL_TIMEOUT) {
+        Ok(reply) => reply,
+        Err(e) => error(&format!("{role} of camera `{camera}`: {e}")),
+    }
+}

@@ -1,0 +1,446 @@
+//! Import: one remote camera published into local shared memory as a local camera. Run by
+//! `ctl up` in the place of the camera's capture (`bridge --camera <name>`), it serves the
+//! capture role's control service, creates the camera's frame bus with the settings any local
+//! camera of that config gets (`ipc::open_frame_bus`), and publishes every frame that arrives
+//! over Zenoh into a loaned sample, as capture does: readers cannot tell the difference.
+//!
+//! Frame ids are this process's own (1, 2, 3, ... per run), so readers' accounting holds; the
+//! origin's frame id goes into `sequence`, frames lost on the link are added to
+//! `source_drops` (readers count them as the source's drops), and the capture time is moved
+//! into this host's monotonic clock through the wall clocks (exact on one host, as good as
+//! the two hosts' clock sync across hosts).
+//!
+//! Results: the origin's results are published into the local results service (about the
+//! local frame they came with), and local results about imported frames go back to the origin
+//! on the `results-back` key (published there when its `[camera.export] results-back = true`).
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use framebus_common::config::{RemoteSourceConfig, RemoteVideo};
+use framebus_common::control::server::{Answer, ControlServer, Metrics};
+use framebus_common::control::{Command, FrameFormat, LatencyHistogram, ProcessState};
+use framebus_common::encoded::AccessUnitHeader;
+use framebus_common::figures::Figures;
+use framebus_common::ipc::{create_node, open_frame_bus, open_results, DeploymentGuard};
+use framebus_common::names::{zenoh_key, ZenohKind};
+use framebus_common::protocol::FourccText;
+use framebus_common::results::ResultRecord;
+use framebus_common::stats::StatusWindow;
+use framebus_common::{clock, signals, CameraConfig, Deployment, FrameHeader, ProcessRole, Role};
+use iceoryx2::prelude::*;
+use zenoh::handlers::{FifoChannel, RingChannel};
+use zenoh::Wait;
+
+use crate::flow::{Flow, Link};
+use crate::results::Echoes;
+use crate::wire::{self, LossCounter};
+
+/// Without a frame for this long, the link is reported down (state `degraded`).
+pub const LINK_DOWN_AFTER: Duration = Duration::from_secs(2);
+/// Frames waiting between Zenoh and the publisher: the newest two (older ones are dropped, and
+/// counted through the sender's sequence numbers).
+const FRAME_QUEUE: usize = 2;
+/// Longest wait for a frame before the results are looked at (bounds how long a result
+/// waits in the importing bridge).
+const RESULTS_WAIT: Duration = Duration::from_millis(2);
+/// Access units waiting between Zenoh and the decoder.
+const AU_QUEUE: usize = 64;
+/// Local frames whose origin ids are kept to map results both ways.
+const ID_MAP: usize = 256;
+
+/// The origin of one imported frame.
+#[derive(Debug, Clone, Copy)]
+struct Origin {
+    local_id: u64,
+    frame_id: u64,
+    run_id: u64,
+    capture_mono_ns: u64,
+}
+
+/// Runs the import of `camera` until SIGINT/SIGTERM or `ctl stop`.
+pub fn run(deployment: &Deployment, camera: &CameraConfig, remote: &RemoteSourceConfig) -> anyhow::Result<()> {
+    signals::install();
+    let cam = camera.name.as_str();
+    let _release = DeploymentGuard::new(deployment.name());
+    let node = create_node(deployment, crate::ROLE, cam)?;
+    let bus = open_frame_bus(&node, deployment, camera)?;
+    let layout = camera.slot_layout();
+    let publisher = bus
+        .frames
+        .publisher_builder()
+        .initial_max_slice_len(layout.frame_bytes)
+        .allocation_strategy(AllocationStrategy::Static)
+        .max_loaned_samples(1)
+        .create()
+        .map_err(|e| match e {
+            iceoryx2::port::publisher::PublisherCreateError::ExceedsMaxSupportedPublishers => anyhow::anyhow!(
+                "camera `{cam}`: another process already publishes its frames (a second `bridge --camera {cam}`?): stop it first"
+            ),
+            e => anyhow::anyhow!("camera `{cam}`: creating the publisher on `{}`: {e:?}", bus.frames_name),
+        })?;
+    framebus_common::shm_budget::reserve_data_segment(
+        deployment.name(),
+        publisher.id().value(),
+        &format!("camera `{cam}`'s frame segment"),
+    )
+    .with_context(|| format!("camera `{cam}`: reserving the shared memory of `{}`", bus.frames_name))?;
+    let notifier = bus
+        .ready
+        .notifier_builder()
+        .create()
+        .map_err(|e| anyhow::anyhow!("camera `{cam}`: creating the frame-ready notifier: {e:?}"))?;
+    let results = open_results(&node, deployment.name(), cam)?;
+    let result_publisher = results
+        .publisher_builder()
+        .create()
+        .map_err(|e| anyhow::anyhow!("camera `{cam}`: creating the results publisher: {e:?}"))?;
+    let result_subscriber = results
+        .subscriber_builder()
+        .create()
+        .map_err(|e| anyhow::anyhow!("camera `{cam}`: subscribing to its results: {e:?}"))?;
+    let control = ControlServer::create(&node, deployment, cam, &Role::from(ProcessRole::Capture))?;
+
+    let session = crate::session::open(deployment)?;
+    let key = |kind| zenoh_key(&remote.site, &remote.deployment, &remote.camera, kind);
+    // Raw frames: the newest two wait (older ones dropped, counted by sequence). H.264: every
+    // access unit of the last few seconds waits (a lost one costs pictures up to the next key
+    // frame), then the oldest go.
+    let (video_key, queue) = match remote.video {
+        RemoteVideo::Raw => (key(ZenohKind::Frames), FRAME_QUEUE),
+        RemoteVideo::H264 => (key(ZenohKind::Encoded), AU_QUEUE),
+    };
+    let frames = session
+        .declare_subscriber(video_key.clone())
+        .with(RingChannel::new(queue))
+        .wait()
+        .map_err(|e| anyhow::anyhow!("camera `{cam}`: subscribing to `{video_key}`: {e}"))?;
+    let mut decoder = match remote.video {
+        RemoteVideo::Raw => None,
+        RemoteVideo::H264 => Some(crate::decoder::Decoder::new(camera.width, camera.height)?),
+    };
+    let remote_results = session
+        .declare_subscriber(key(ZenohKind::Results))
+        .with(FifoChannel::new(256))
+        .wait()
+        .map_err(|e| anyhow::anyhow!("camera `{cam}`: subscribing to `{}`: {e}", key(ZenohKind::Results)))?;
+    let back = session
+        .declare_publisher(key(ZenohKind::ResultsBack))
+        .congestion_control(zenoh::qos::CongestionControl::Drop)
+        .express(true)
+        .wait()
+        .map_err(|e| anyhow::anyhow!("camera `{cam}`: declaring `{}`: {e}", key(ZenohKind::ResultsBack)))?;
+    let origin = format!("{}/{}/{}", remote.site, remote.deployment, remote.camera);
+    tracing::info!(camera = cam, origin, key = video_key, video = remote.video.name(), "importing frames");
+
+    let run_id = clock::realtime_ns();
+    let output = Output { publisher, notifier, run_id, camera: cam.to_string() };
+    let mut state = Import {
+        frames: 0,
+        loss: LossCounter::default(),
+        mismatched: 0,
+        last_frame: None,
+        link: Link::default(),
+        came_back: None,
+        gap: false,
+        window: StatusWindow::new(Duration::from_secs(1)),
+        histogram: LatencyHistogram::default(),
+        ids: VecDeque::with_capacity(ID_MAP),
+        echoes: Echoes::default(),
+        frames_in: Flow::default(),
+        results_in: Flow::default(),
+        results_loss: LossCounter::default(),
+        results_back: Flow::default(),
+    };
+    let mut next_roll = Instant::now();
+    let mut stop = false;
+    let mut back_seq = 0u64;
+    while !stop && !signals::termination_requested() {
+        // A short wait: the origin's results and local results are looked at between frames.
+        if let Ok(Some(sample)) = frames.recv_timeout(RESULTS_WAIT) {
+            let bytes = sample.payload().to_bytes();
+            match decoder.as_mut() {
+                None => match wire::parse::<FrameHeader>(&bytes) {
+                    Some((seq, header, pixels)) if fits(camera, &header, pixels) => {
+                        state.see(seq, bytes.len());
+                        output.publish(&mut state, header, pixels)?;
+                    }
+                    _ => state.mismatch(camera, &origin),
+                },
+                Some(decoder) => match wire::parse::<AccessUnitHeader>(&bytes) {
+                    Some((seq, header, au)) => {
+                        let lost = state.see(seq, bytes.len());
+                        decoder.push(&header, au, lost)?;
+                    }
+                    None => state.mismatch(camera, &origin),
+                },
+            }
+        }
+        while let Some((au, pixels)) = decoder.as_mut().and_then(|d| d.pull()) {
+            if pixels.len() != camera.frame_bytes() {
+                state.mismatch(camera, &origin);
+                continue;
+            }
+            let header = FrameHeader {
+                layout_version: framebus_common::header::FRAME_HEADER_VERSION,
+                header_size: core::mem::size_of::<FrameHeader>() as u32,
+                frame_id: au.frame_id,
+                sequence: au.frame_id,
+                capture_mono_ns: au.capture_mono_ns,
+                capture_realtime_ns: au.capture_realtime_ns,
+                width: camera.width,
+                height: camera.height,
+                stride: camera.width * 3,
+                pixel_format: camera.format().fourcc(),
+                payload_len: pixels.len() as u32,
+                run_id: au.run,
+                ..FrameHeader::default()
+            };
+            output.publish(&mut state, header, &pixels)?;
+        }
+        // The origin's results, about the local frame they came with.
+        while let Ok(Some(sample)) = remote_results.try_recv() {
+            let bytes = sample.payload().to_bytes();
+            let Some((seq, mut record, _)) = wire::parse::<ResultRecord>(&bytes) else {
+                state.results_in.drop_one();
+                continue;
+            };
+            state.results_in.add_drops(state.results_loss.see(seq));
+            match state.ids.iter().find(|o| o.frame_id == record.frame_id && o.run_id == record.run_id) {
+                Some(o) => {
+                    record.frame_id = o.local_id;
+                    record.capture_mono_ns = clock::monotonic_ns();
+                }
+                None => {
+                    record.frame_id = 0;
+                    record.capture_mono_ns = clock::monotonic_ns();
+                }
+            }
+            record.run_id = run_id;
+            record.publish_mono_ns = clock::monotonic_ns();
+            state.echoes.published(&record);
+            match result_publisher.send_copy(record) {
+                Ok(_) => state.results_in.count(bytes.len()),
+                Err(_) => state.results_in.drop_one(),
+            }
+        }
+        // Local results about imported frames go back to the origin.
+        while let Ok(Some(sample)) = result_subscriber.receive() {
+            let mut record = *sample.payload();
+            drop(sample);
+            if state.echoes.is_echo(&record) || record.run_id != run_id {
+                continue;
+            }
+            let Some(o) = state.ids.iter().find(|o| o.local_id == record.frame_id).copied() else { continue };
+            record.frame_id = o.frame_id;
+            record.run_id = o.run_id;
+            record.capture_mono_ns = o.capture_mono_ns;
+            back_seq += 1;
+            let message = wire::message(back_seq, &record, &[]);
+            let len = message.len();
+            match back.put(message).wait() {
+                Ok(()) => state.results_back.count(len),
+                Err(_) => state.results_back.drop_one(),
+            }
+        }
+        if !state.link.degraded() && state.last_frame.is_some_and(|t| t.elapsed() >= LINK_DOWN_AFTER) {
+            state.link.set(false);
+            state.gap = true;
+            tracing::warn!(camera = cam, origin, "link down: no frame for {LINK_DOWN_AFTER:?}");
+        }
+        if let Some(since) = state.came_back.take() {
+            let down = since.elapsed().unwrap_or_default();
+            tracing::info!(camera = cam, origin, down_ms = down.as_millis() as u64, "link up: frames arrive");
+        }
+        state.window.roll(state.frames);
+        if Instant::now() >= next_roll {
+            next_roll += Duration::from_secs(1);
+            for flow in [&state.frames_in, &state.results_in, &state.results_back] {
+                flow.roll();
+            }
+        }
+        control.poll(|command| match command {
+            Command::Status => {
+                Answer::Status(Box::new(state.metrics(camera, &origin, crate::session::peers(&session))))
+            }
+            Command::Figures(_) => {
+                match Figures::Bridge(state.figures(cam, &origin, crate::session::peers(&session))).to_message() {
+                    Ok(json) => Answer::Done(json),
+                    Err(e) => Answer::Refused(e.to_string()),
+                }
+            }
+            Command::Stop => {
+                stop = true;
+                Answer::Done("stopping".into())
+            }
+            _ => Answer::Ignored,
+        });
+    }
+    tracing::info!(camera = cam, frames = state.frames, lost = state.loss.lost, "import stopped");
+    Ok(())
+}
+
+/// Where imported frames go: the camera's publisher and frame-ready notifier.
+struct Output {
+    publisher: iceoryx2::port::publisher::Publisher<framebus_common::ipc::IpcService, [u8], FrameHeader>,
+    notifier: iceoryx2::port::notifier::Notifier<framebus_common::ipc::IpcService>,
+    run_id: u64,
+    camera: String,
+}
+
+impl Output {
+    /// Publishes one frame (`header` as the origin wrote it) with this run's next frame id,
+    /// as capture would: loaned sample, every byte written, header, send, notify.
+    fn publish(&self, state: &mut Import, header: FrameHeader, pixels: &[u8]) -> anyhow::Result<()> {
+        let cam = &self.camera;
+        let local_id = state.frames + 1;
+        let sample = self
+            .publisher
+            .loan_slice_uninit(pixels.len())
+            .map_err(|e| anyhow::anyhow!("camera `{cam}`: loaning a sample: {e:?}"))?;
+        // One copy of the whole frame into shared memory (a memcpy).
+        let mut sample = sample.write_from_slice(pixels);
+        let now_mono = clock::monotonic_ns();
+        let age = clock::realtime_ns().saturating_sub(header.capture_realtime_ns);
+        let out = sample.user_header_mut();
+        *out = header;
+        out.frame_id = local_id;
+        out.sequence = header.frame_id;
+        out.run_id = self.run_id;
+        out.capture_mono_ns = now_mono.saturating_sub(age);
+        out.source_drops = header.source_drops.saturating_add(state.loss.lost);
+        // The synthetic stamp encodes the origin's frame id (and a downscale erases it): not
+        // checkable against this camera's own ids.
+        out.flags &= !(framebus_common::header::FLAG_SYNTHETIC_STAMP | framebus_common::header::FLAG_SCENE);
+        if std::mem::take(&mut state.gap) {
+            out.flags |= framebus_common::header::FLAG_GAP_BEFORE;
+        }
+        out.publish_mono_ns = clock::monotonic_ns();
+        sample.send().map_err(|e| anyhow::anyhow!("camera `{cam}`: sending a frame: {e:?}"))?;
+        if let Err(e) = self.notifier.notify() {
+            tracing::debug!(camera = cam, "frame-ready notify: {e:?}");
+        }
+        state.frames = local_id;
+        state.frames_in.record_latency(age);
+        state.window.record_ns(age);
+        state.histogram.record_us(age / 1000);
+        if state.ids.len() == ID_MAP {
+            state.ids.pop_front();
+        }
+        state.ids.push_back(Origin {
+            local_id,
+            frame_id: header.frame_id,
+            run_id: header.run_id,
+            capture_mono_ns: header.capture_mono_ns,
+        });
+        state.last_frame = Some(Instant::now());
+        if let Some(since) = state.link.set(true) {
+            state.came_back = Some(since);
+        }
+        Ok(())
+    }
+}
+
+/// Whether a received frame is what this camera publishes (size and format of its config).
+fn fits(camera: &CameraConfig, header: &FrameHeader, pixels: &[u8]) -> bool {
+    header.width == camera.width
+        && header.height == camera.height
+        && header.pixel_format == camera.format().fourcc()
+        && pixels.len() == camera.frame_bytes()
+}
+
+/// The import's running figures.
+struct Import {
+    frames: u64,
+    loss: LossCounter,
+    mismatched: u64,
+    last_frame: Option<Instant>,
+    link: Link,
+    /// Set when frames came back after a cut: since when the link was down (logged, then
+    /// cleared).
+    came_back: Option<std::time::SystemTime>,
+    /// Frames of the origin are missing before the next frame published (a cut link, lost
+    /// messages, a restarted sender): it carries `FLAG_GAP_BEFORE`.
+    gap: bool,
+    window: StatusWindow,
+    histogram: LatencyHistogram,
+    ids: VecDeque<Origin>,
+    echoes: Echoes,
+    frames_in: Flow,
+    results_in: Flow,
+    results_loss: LossCounter,
+    results_back: Flow,
+}
+
+impl Import {
+    /// Counts a frame or access-unit message of `len` bytes with sequence number `seq`;
+    /// returns how many messages were lost just before it (at least 1 after a restarted
+    /// sender: what came before is unknown, so the decoder waits for a key frame).
+    fn see(&mut self, seq: u64, len: usize) -> u64 {
+        let restarted = self.loss.last().is_some_and(|last| seq <= last);
+        let lost = self.loss.see(seq);
+        self.frames_in.count(len);
+        self.frames_in.add_drops(lost);
+        if lost > 0 || restarted {
+            self.gap = true;
+        }
+        if restarted {
+            lost.max(1)
+        } else {
+            lost
+        }
+    }
+
+    /// The `figures` reply: link state and the three flows.
+    fn figures(&self, camera: &str, origin: &str, peers: usize) -> framebus_common::figures::BridgeCamera {
+        let flows = vec![
+            self.frames_in.figures("frames", "in"),
+            self.results_in.figures("results", "in"),
+            self.results_back.figures("results-back", "out"),
+        ];
+        self.link.camera(camera, "import", origin.to_string(), peers, flows)
+    }
+
+    fn mismatch(&mut self, camera: &CameraConfig, origin: &str) {
+        self.mismatched += 1;
+        framebus_common::logging::repeated(
+            tracing::Level::WARN,
+            "bridge.import.mismatch",
+            format_args!(
+                "camera `{}`: a frame from {origin} does not fit {}x{} {} (the origin's export must match this [[remote-camera]]'s width, height and pixel-format): dropped",
+                camera.name, camera.width, camera.height, camera.pixel_format
+            ),
+        );
+    }
+
+    fn metrics(&self, camera: &CameraConfig, origin: &str, peers: usize) -> Metrics {
+        let link = match self.link.down_since() {
+            Some(since) => format!("link down since {}", crate::wall_time(since)),
+            None if self.link.state() == "up" => "link up".to_string(),
+            None => "no frame yet".to_string(),
+        };
+        let (results_in, _, _) = self.results_in.read();
+        let (results_back, _, _) = self.results_back.read();
+        Metrics {
+            state: if self.link.state() == "up" { ProcessState::Running } else { ProcessState::Degraded },
+            frames: self.frames,
+            fps: self.window.fps,
+            skipped: self.loss.lost,
+            latency_p50_us: self.window.p50_us,
+            latency_p99_us: self.window.p99_us,
+            format: Some(FrameFormat {
+                width: camera.width,
+                height: camera.height,
+                fourcc: FourccText(camera.format().fourcc()),
+            }),
+            target_fps: camera.fps,
+            message: format!(
+                "remote {origin} over zenoh: {link}, peers {peers}, frames lost {}, mismatched {}, results in {} back {} lost {}",
+                self.loss.lost, self.mismatched, results_in, results_back, self.results_loss.lost
+            ),
+            histogram: self.histogram,
+            ..Metrics::default()
+        }
+    }
+}

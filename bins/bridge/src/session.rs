@@ -1,0 +1,80 @@
+//! The Zenoh session of a bridge, configured from `[zenoh]` only: mode, endpoints, mutual TLS,
+//! access control; multicast scouting off (a bridge talks to the endpoints its config names,
+//! never to whatever answers on the LAN); short link lease and reconnect period, so a cut link
+//! is seen within seconds and a link back is used within about one.
+
+use anyhow::Context;
+use framebus_common::config::ZenohConfig;
+use framebus_common::Deployment;
+use serde_json::json;
+use zenoh::Wait;
+
+/// Milliseconds without traffic after which a link is declared dead.
+const LINK_LEASE_MS: u64 = 3000;
+/// Longest wait between two attempts to connect an endpoint.
+const RECONNECT_MAX_MS: u64 = 500;
+/// Longest a connection attempt may take (TCP and TLS handshakes, Zenoh's open): an attempt
+/// started while the link was down is given up soon, so the next one, after the link is
+/// back, comes within about a second (Zenoh's default is 10 s).
+const OPEN_TIMEOUT_MS: u64 = 1000;
+/// Receive buffer per link: a raw 1080p frame is 6 MB.
+const RX_BUFFER_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Zenoh's own config for `zenoh`, as JSON (paths resolved against the deployment's file).
+pub fn zenoh_config_json(deployment: &Deployment, zenoh: &ZenohConfig) -> serde_json::Value {
+    let retry = json!({ "period_init_ms": 100, "period_max_ms": RECONNECT_MAX_MS, "period_increase_factor": 2 });
+    let mut config = json!({
+        "mode": zenoh.mode.name(),
+        "listen": { "endpoints": zenoh.listen, "retry": retry },
+        "connect": { "endpoints": zenoh.connect, "retry": retry, "timeout_ms": -1, "exit_on_failure": false },
+        "scouting": { "multicast": { "enabled": false }, "gossip": { "enabled": false } },
+        "transport": { "unicast": { "open_timeout": OPEN_TIMEOUT_MS }, "link": {
+            "tx": { "lease": LINK_LEASE_MS, "keep_alive": 4 },
+            "rx": { "buffer_size": RX_BUFFER_BYTES },
+        } },
+    });
+    if let Some(tls) = &zenoh.tls {
+        let path = |p: &std::path::Path| deployment.resolve_path(p).display().to_string();
+        config["transport"]["link"]["tls"] = json!({
+            "root_ca_certificate": path(&tls.ca),
+            "listen_certificate": path(&tls.certificate),
+            "listen_private_key": path(&tls.key),
+            "connect_certificate": path(&tls.certificate),
+            "connect_private_key": path(&tls.key),
+            "enable_mtls": true,
+        });
+    }
+    config
+}
+
+/// Opens the session of `deployment`'s `[zenoh]` table.
+pub fn open(deployment: &Deployment) -> anyhow::Result<zenoh::Session> {
+    let file = deployment.source_file.display();
+    let zenoh = deployment.zenoh.as_ref().with_context(|| format!("{file}: no [zenoh] table: nothing to bridge"))?;
+    let json = zenoh_config_json(deployment, zenoh);
+    let mut config = zenoh::Config::from_json5(&json.to_string())
+        .map_err(|e| anyhow::anyhow!("{file}: [zenoh]: Zenoh refused the config: {e}"))?;
+    if let Some(acl) = &zenoh.access_control {
+        let path = deployment.resolve_path(acl);
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("{file}: zenoh.access-control: reading {}", path.display()))?;
+        config.insert_json5("access_control", &text).map_err(|e| {
+            anyhow::anyhow!(
+                "{file}: zenoh.access-control: {} is not a Zenoh access_control section: {e}",
+                path.display()
+            )
+        })?;
+    }
+    zenoh::open(config).wait().map_err(|e| {
+        anyhow::anyhow!(
+            "{file}: [zenoh]: opening the session (listen {:?}, connect {:?}): {e}",
+            zenoh.listen,
+            zenoh.connect
+        )
+    })
+}
+
+/// Zenoh peers and routers this session has a link to right now.
+pub fn peers(session: &zenoh::Session) -> usize {
+    session.info().peers_zid().wait().count() + session.info().routers_zid().wait().count()
+}
