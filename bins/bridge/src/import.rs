@@ -30,7 +30,8 @@ use framebus_common::results::ResultRecord;
 use framebus_common::stats::StatusWindow;
 use framebus_common::{clock, signals, CameraConfig, Deployment, FrameHeader, ProcessRole, Role};
 use iceoryx2::prelude::*;
-use zenoh::handlers::{FifoChannel, RingChannel};
+use zenoh::handlers::{FifoChannel, IntoHandler, RingChannel};
+use zenoh::sample::Sample;
 use zenoh::Wait;
 
 use crate::flow::{Flow, Link};
@@ -42,13 +43,27 @@ pub const LINK_DOWN_AFTER: Duration = Duration::from_secs(2);
 /// Frames waiting between Zenoh and the publisher: the newest two (older ones are dropped, and
 /// counted through the sender's sequence numbers).
 const FRAME_QUEUE: usize = 2;
-/// Longest wait for a frame before the results are looked at (bounds how long a result
-/// waits in the importing bridge).
+/// Longest wait for a frame or an origin's result before local results are looked at (bounds
+/// how long a local result waits before it goes back to the origin). Frames and the origin's
+/// results wake the loop at once (the doorbell).
 const RESULTS_WAIT: Duration = Duration::from_millis(2);
 /// Access units waiting between Zenoh and the decoder.
 const AU_QUEUE: usize = 64;
 /// Local frames whose origin ids are kept to map results both ways.
 const ID_MAP: usize = 256;
+
+/// `channel` whose every sample also rings `bell` (a full bell already rings: nothing lost).
+fn ringing<H>(
+    channel: impl IntoHandler<Sample, Handler = H>,
+    bell: std::sync::mpsc::SyncSender<()>,
+) -> (impl Fn(Sample) + Send + Sync + 'static, H) {
+    let (callback, handler) = channel.into_handler();
+    let ring = move |sample: Sample| {
+        callback.call(sample);
+        let _ = bell.try_send(());
+    };
+    (ring, handler)
+}
 
 /// The origin of one imported frame.
 #[derive(Debug, Clone, Copy)]
@@ -111,9 +126,11 @@ pub fn run(deployment: &Deployment, camera: &CameraConfig, remote: &RemoteSource
         RemoteVideo::Raw => (key(ZenohKind::Frames), FRAME_QUEUE),
         RemoteVideo::H264 => (key(ZenohKind::Encoded), AU_QUEUE),
     };
+    // Frames and the origin's results ring one doorbell: the loop wakes when either arrives.
+    let (bell, doorbell) = std::sync::mpsc::sync_channel::<()>(1);
     let frames = session
         .declare_subscriber(video_key.clone())
-        .with(RingChannel::new(queue))
+        .with(ringing(RingChannel::new(queue), bell.clone()))
         .wait()
         .map_err(|e| anyhow::anyhow!("camera `{cam}`: subscribing to `{video_key}`: {e}"))?;
     let mut decoder = match remote.video {
@@ -122,7 +139,7 @@ pub fn run(deployment: &Deployment, camera: &CameraConfig, remote: &RemoteSource
     };
     let remote_results = session
         .declare_subscriber(key(ZenohKind::Results))
-        .with(FifoChannel::new(256))
+        .with(ringing(FifoChannel::new(256), bell))
         .wait()
         .map_err(|e| anyhow::anyhow!("camera `{cam}`: subscribing to `{}`: {e}", key(ZenohKind::Results)))?;
     let back = session
@@ -157,8 +174,9 @@ pub fn run(deployment: &Deployment, camera: &CameraConfig, remote: &RemoteSource
     let mut stop = false;
     let mut back_seq = 0u64;
     while !stop && !signals::termination_requested() {
-        // A short wait: the origin's results and local results are looked at between frames.
-        if let Ok(Some(sample)) = frames.recv_timeout(RESULTS_WAIT) {
+        // Woken by a frame or an origin's result; local results are looked at between them.
+        let _ = doorbell.recv_timeout(RESULTS_WAIT);
+        while let Ok(Some(sample)) = frames.try_recv() {
             let bytes = sample.payload().to_bytes();
             match decoder.as_mut() {
                 None => match wire::parse::<FrameHeader>(&bytes) {
