@@ -69,58 +69,71 @@ pub fn gather(
         if !up.get(i).copied().unwrap_or(false) {
             continue;
         }
-        let cameras: Vec<&str> = deployment
-            .camera
-            .iter()
-            .filter(|c| match process {
-                DeploymentProcess::MediaServer => c.streamer.is_some(),
-                DeploymentProcess::Bridge => c.export.is_some(),
-            })
-            .map(|c| c.name.as_str())
-            .collect();
-        let mut answers = Vec::new();
-        for camera in cameras {
-            let left = until.saturating_duration_since(Instant::now()).max(Duration::from_millis(50));
-            match client.send(&targets[i], &Command::Figures(camera.to_string()), left) {
-                Ok(reply) if reply.is_ok() => match Figures::from_message(&reply.message_text()) {
-                    Ok(figures) => answers.push(figures),
-                    Err(e) => tracing::warn!("the {process}'s figures of camera `{camera}`: {e}"),
-                },
-                Ok(reply) => tracing::debug!("the {process}: no figures of `{camera}`: {}", reply.message_text()),
-                Err(e) => {
-                    tracing::debug!("the {process}: no figures of `{camera}`: {e}");
-                    break;
-                }
-            }
-        }
-        out[i] = Some(match process {
-            DeploymentProcess::MediaServer => RowFigures::MediaServer(
-                answers
-                    .into_iter()
-                    .filter_map(|f| match f {
-                        Figures::MediaServer(c) => Some(c),
-                        other => {
-                            tracing::warn!("the media server answered `figures` with {other:?}");
-                            None
-                        }
-                    })
-                    .collect(),
-            ),
-            DeploymentProcess::Bridge => RowFigures::Bridge(
-                answers
-                    .into_iter()
-                    .filter_map(|f| match f {
-                        Figures::Bridge(c) => Some(c),
-                        other => {
-                            tracing::warn!("the bridge answered `figures` with {other:?}");
-                            None
-                        }
-                    })
-                    .collect(),
-            ),
-        });
+        out[i] = Some(deployment_figures(deployment, client, &targets[i], process, until));
     }
     out
+}
+
+/// The figures of one per-deployment process, asked once per camera it serves (the media
+/// server: each camera with a streamer; the bridge: each camera with `[camera.export]`), until
+/// `until`.
+fn deployment_figures(
+    deployment: &Deployment,
+    client: &ControlClient<'_>,
+    target: &Target,
+    process: DeploymentProcess,
+    until: Instant,
+) -> RowFigures {
+    let cameras: Vec<&str> = deployment
+        .camera
+        .iter()
+        .filter(|c| match process {
+            DeploymentProcess::MediaServer => c.streamer.is_some(),
+            DeploymentProcess::Bridge => c.export.is_some(),
+        })
+        .map(|c| c.name.as_str())
+        .collect();
+    let mut answers = Vec::new();
+    for camera in cameras {
+        let left = until.saturating_duration_since(Instant::now()).max(Duration::from_millis(50));
+        match client.send(target, &Command::Figures(camera.to_string()), left) {
+            Ok(reply) if reply.is_ok() => match Figures::from_message(&reply.message_text()) {
+                Ok(figures) => answers.push(figures),
+                Err(e) => tracing::warn!("the {process}'s figures of camera `{camera}`: {e}"),
+            },
+            Ok(reply) => tracing::debug!("the {process}: no figures of `{camera}`: {}", reply.message_text()),
+            Err(e) => {
+                tracing::debug!("the {process}: no figures of `{camera}`: {e}");
+                break;
+            }
+        }
+    }
+    match process {
+        DeploymentProcess::MediaServer => RowFigures::MediaServer(
+            answers
+                .into_iter()
+                .filter_map(|f| match f {
+                    Figures::MediaServer(c) => Some(c),
+                    other => {
+                        tracing::warn!("the media server answered `figures` with {other:?}");
+                        None
+                    }
+                })
+                .collect(),
+        ),
+        DeploymentProcess::Bridge => RowFigures::Bridge(
+            answers
+                .into_iter()
+                .filter_map(|f| match f {
+                    Figures::Bridge(c) => Some(c),
+                    other => {
+                        tracing::warn!("the bridge answered `figures` with {other:?}");
+                        None
+                    }
+                })
+                .collect(),
+        ),
+    }
 }
 
 impl RowFigures {

@@ -21,6 +21,7 @@ pub mod systemd;
 pub mod webhook_client;
 pub mod webhooks;
 
+mod status;
 mod supervised;
 
 use std::fmt::Write as _;
@@ -28,9 +29,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use framebus_common::config::{control_assignments_text, parse_control_assignments};
-use framebus_common::control::{
-    Command, ControlClient, ControlError, ControlReply, ProcessStatus, Target, REQUEST_TEXT,
-};
+use framebus_common::control::{Command, ControlClient, ControlError, ControlReply, Target, REQUEST_TEXT};
 use framebus_common::ipc::{
     connect_control, control_roles, create_client_node, iceoryx_config, DeploymentGuard, IpcService,
 };
@@ -126,33 +125,14 @@ fn run_command(cli: &Cli, deployment: &Deployment) -> anyhow::Result<Outcome> {
         CtlCommand::State { action: cli::StateAction::Reset { camera } } => {
             with_client(deployment, |session| reset_state(deployment, session, cli, camera))
         }
-        CtlCommand::Metrics { listen, once } => {
-            if *once {
-                return with_client(deployment, |session| {
-                    print!("{}", metrics::Snapshot::gather(deployment, &session.client, None).encode());
-                    Ok(Outcome::Done)
-                });
-            }
-            let listen = listen
-                .or(deployment.deployment.metrics_addr())
-                .unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 9464)));
-            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-            framebus_common::signals::install();
-            let _release = DeploymentGuard::new(deployment.name());
-            let (bound, handle) = metrics::serve(deployment.clone(), listen, None, std::sync::Arc::clone(&stop))?;
-            println!("{}://{bound}/metrics", deployment.http_scheme());
-            while !framebus_common::signals::termination_requested() {
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            stop.store(true, std::sync::atomic::Ordering::Relaxed);
-            let _ = handle.join();
-            Ok(Outcome::Done)
-        }
+        CtlCommand::Metrics { listen, once } => serve_metrics(deployment, *listen, *once),
         CtlCommand::Systemd { user, output, service_user } => {
             systemd::run(deployment, cli.json, *user, output.as_deref(), service_user.as_deref())
         }
         CtlCommand::Completions { .. } | CtlCommand::Man { .. } => generate::run(&cli.command, cli.json),
-        CtlCommand::Status { camera } => with_client(deployment, |client| status(deployment, client, cli, camera)),
+        CtlCommand::Status { camera } => {
+            with_client(deployment, |client| status::status(deployment, client, cli, camera))
+        }
         CtlCommand::Stop { camera, role } => {
             // `ctl stop mediaserver` (the role defaults to capture).
             let named_role = (role != ProcessRole::Capture.name()).then_some(role.as_str());
@@ -180,17 +160,44 @@ fn run_command(cli: &Cli, deployment: &Deployment) -> anyhow::Result<Outcome> {
         CtlCommand::Record { switch, camera } => with_client(deployment, |client| {
             set_flag(deployment, client, cli, camera, &Command::SetSaving(switch.is_on()))
         }),
-        CtlCommand::Control { camera, action } => {
-            deployment.camera(Some(camera))?;
-            match action {
-                ControlAction::List => with_client(deployment, |client| list_controls(client, cli, camera)),
-                ControlAction::Set { settings } => {
-                    // Malformed arguments are usage errors (exit 2) before anything is sent.
-                    parse_control_assignments(settings).map_err(|e| anyhow::anyhow!("{e}"))?;
-                    let text = control_assignments_text(settings, REQUEST_TEXT).map_err(|e| anyhow::anyhow!("{e}"))?;
-                    with_client(deployment, |client| set_controls(client, cli, camera, text))
-                }
-            }
+        CtlCommand::Control { camera, action } => control(deployment, cli, camera, action),
+    }
+}
+
+/// `ctl metrics`: one snapshot on stdout (`--once`), or serve them until told to stop.
+fn serve_metrics(deployment: &Deployment, listen: Option<std::net::SocketAddr>, once: bool) -> anyhow::Result<Outcome> {
+    if once {
+        return with_client(deployment, |session| {
+            print!("{}", metrics::Snapshot::gather(deployment, &session.client, None).encode());
+            Ok(Outcome::Done)
+        });
+    }
+    let listen = listen
+        .or(deployment.deployment.metrics_addr())
+        .unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 9464)));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    framebus_common::signals::install();
+    let _release = DeploymentGuard::new(deployment.name());
+    let (bound, handle) = metrics::serve(deployment.clone(), listen, None, std::sync::Arc::clone(&stop))?;
+    println!("{}://{bound}/metrics", deployment.http_scheme());
+    while !framebus_common::signals::termination_requested() {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = handle.join();
+    Ok(Outcome::Done)
+}
+
+/// `ctl control <camera> list|set`: capture's device controls.
+fn control(deployment: &Deployment, cli: &Cli, camera: &str, action: &ControlAction) -> anyhow::Result<Outcome> {
+    deployment.camera(Some(camera))?;
+    match action {
+        ControlAction::List => with_client(deployment, |client| list_controls(client, cli, camera)),
+        ControlAction::Set { settings } => {
+            // Malformed arguments are usage errors (exit 2) before anything is sent.
+            parse_control_assignments(settings).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let text = control_assignments_text(settings, REQUEST_TEXT).map_err(|e| anyhow::anyhow!("{e}"))?;
+            with_client(deployment, |client| set_controls(client, cli, camera, text))
         }
     }
 }
@@ -319,223 +326,6 @@ pub(crate) fn status_targets(deployment: &Deployment, camera: Option<&str>) -> a
 
 fn control_service(deployment: &Deployment, target: &Target) -> String {
     service_name(deployment.name(), &target.camera, ServiceKind::Control(target.role.as_str()))
-}
-
-fn status(deployment: &Deployment, session: &Session, cli: &Cli, camera: &Option<String>) -> anyhow::Result<Outcome> {
-    let targets = status_targets(deployment, camera.as_deref())?;
-    let results = session.client.send_all(&targets, &Command::Status, cli.timeout);
-    let mut rows = Vec::new();
-    for (target, result) in targets.iter().zip(results) {
-        let service = control_service(deployment, target);
-        let row = match result.map(|reply| (reply.status(), reply)) {
-            Ok((Some(status), reply)) if reply.is_ok() => Row::Up(Box::new(status)),
-            Ok((_, reply)) => Row::Down(format!("unreadable reply on `{service}`: {}", reply.message_text())),
-            Err(e) if e.is_busy() => Row::Busy(e.to_string()),
-            Err(e) => Row::Down(e.to_string()),
-        };
-        rows.push((target, service, row));
-    }
-    let outcome = Outcome::of(rows.iter().map(|(_, _, row)| match row {
-        Row::Up(_) => Delivery::Ok,
-        Row::Busy(_) => Delivery::Busy,
-        Row::Down(_) => Delivery::Failed,
-    }));
-    // The streamer's, the recorder's and the media server's own figures.
-    let up: Vec<bool> = rows.iter().map(|(_, _, row)| matches!(row, Row::Up(_))).collect();
-    let figures = figures::gather(deployment, &session.client, &targets, &up, cli.timeout);
-    // Under `ctl up`: what the supervisor knows of each process (why one is not running).
-    let supervised = supervised::lookup(deployment, session, &targets, cli.timeout);
-    let command_state = command_state(deployment, &targets);
-    if cli.json {
-        let processes: Vec<Value> = rows
-            .iter()
-            .zip(&supervised)
-            .zip(&figures)
-            .map(|(((target, service, row), supervised), figures)| {
-                let mut value = match row {
-                    Row::Up(status) => serde_json::to_value(status).unwrap_or(Value::Null),
-                    Row::Down(error) => json!({ "camera": target.camera, "role": target.role.as_str(), "state": "not-running", "error": error }),
-                    Row::Busy(error) => json!({ "camera": target.camera, "role": target.role.as_str(), "state": "busy", "error": error }),
-                };
-                value["service"] = json!(service);
-                if let Some(info) = supervised {
-                    value["supervisor"] = info.clone();
-                }
-                if let Some(figures) = figures {
-                    let (key, figures) = figures.json();
-                    value[key] = figures;
-                }
-                value
-            })
-            .collect();
-        let state: Vec<Value> = command_state
-            .iter()
-            .map(|c| json!({ "camera": c.camera, "path": c.path, "preview": c.flags.preview, "saving": c.flags.saving, "error": c.error }))
-            .collect();
-        let mut report = json!({ "deployment": deployment.name(), "processes": processes, "command_state": state });
-        if let Some(metrics) = metrics::endpoint_status(deployment) {
-            report["metrics"] = metrics.to_json();
-        }
-        println!("{report}");
-    } else {
-        print!("{}", status_table(&rows, &supervised, &figures));
-        if let Some(metrics) = metrics::endpoint_status(deployment) {
-            println!("metrics: {}: {}", metrics.state, metrics.message);
-        }
-        for c in command_state.iter().filter(|c| c.error.is_some()) {
-            println!(
-                "{}: command state unusable, processes use the config's flags (preview {}, saving {}): {}",
-                c.camera,
-                on_off(c.flags.preview),
-                on_off(c.flags.saving),
-                c.error.as_deref().unwrap_or_default()
-            );
-        }
-    }
-    Ok(outcome)
-}
-
-enum Row {
-    Up(Box<ProcessStatus>),
-    /// Running, but it did not answer within the timeout.
-    Busy(String),
-    Down(String),
-}
-
-fn on_off(on: bool) -> &'static str {
-    if on {
-        "on"
-    } else {
-        "off"
-    }
-}
-
-/// The command state of one camera as ctl reads it itself (the processes fall back to the
-/// config's flags when the file is unusable, and can only log it).
-struct CommandState {
-    camera: String,
-    path: std::path::PathBuf,
-    flags: CameraState,
-    error: Option<String>,
-}
-
-/// The command state of every camera among `targets`, in order.
-fn command_state(deployment: &Deployment, targets: &[Target]) -> Vec<CommandState> {
-    let store = StateStore::of(deployment);
-    let mut cameras: Vec<&str> = Vec::new();
-    for target in targets.iter().filter(|t| t.camera != DEPLOYMENT_SCOPE) {
-        if !cameras.contains(&target.camera.as_str()) {
-            cameras.push(&target.camera);
-        }
-    }
-    cameras
-        .into_iter()
-        .map(|camera| {
-            let initial = CameraState::initial(deployment.camera(Some(camera)).ok());
-            let (flags, error) = match store.recorded(camera) {
-                Ok(recorded) => (recorded.over(initial), None),
-                Err(e) => (initial, Some(e.to_string())),
-            };
-            CommandState { camera: camera.to_string(), path: store.path(camera), flags, error }
-        })
-        .collect()
-}
-
-fn status_table(
-    rows: &[(&Target, String, Row)],
-    supervised: &[Option<Value>],
-    figures: &[Option<figures::RowFigures>],
-) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{:<10} {:<12} {:>7} {:<9} {:>8} {:>9} {:>6} {:>7} {:>6} {:>6} {:<11} {:>13} {:<7} {:<6} FORMAT",
-        "CAMERA",
-        "ROLE",
-        "PID",
-        "STATE",
-        "UPTIME",
-        "FRAMES",
-        "FPS",
-        "SKIPPED",
-        "OVERWR",
-        "DROPS",
-        "POLICY",
-        "LAT p50/p99",
-        "PREVIEW",
-        "SAVING"
-    );
-    let figures = figures.iter().chain(std::iter::repeat(&None));
-    for (((target, _, row), supervised), figures) in
-        rows.iter().zip(supervised.iter().chain(std::iter::repeat(&None))).zip(figures)
-    {
-        match row {
-            Row::Up(s) => {
-                let latency = match (s.latency_p50_us, s.latency_p99_us) {
-                    (Some(p50), Some(p99)) => format!("{p50}/{p99}us"),
-                    _ => "-".into(),
-                };
-                let format = match s.format {
-                    Some(f) if s.role == ProcessRole::Capture.name() => {
-                        format!("{}x{} {} @{:.0}", f.width, f.height, f.fourcc, s.target_fps)
-                    }
-                    Some(f) => format!("{}x{} {}", f.width, f.height, f.fourcc),
-                    None => "-".into(),
-                };
-                let (overwritten, drops, policy) = match &s.reader {
-                    Some(r) => {
-                        let policy = match r.policy {
-                            "max-fps" => format!("max-fps={}", s.target_fps),
-                            other => format!("{other}/{}", r.queue_depth),
-                        };
-                        (r.overwritten.to_string(), r.driver_drops.to_string(), policy)
-                    }
-                    None => ("-".into(), "-".into(), "-".into()),
-                };
-                let note = if s.message.is_empty() { String::new() } else { format!("  {}", s.message) };
-                let _ = writeln!(
-                    out,
-                    "{:<10} {:<12} {:>7} {:<9} {:>7.0}s {:>9} {:>6.1} {:>7} {:>6} {:>6} {:<11} {:>13} {:<7} {:<6} {}{note}{}",
-                    s.camera,
-                    s.role,
-                    s.pid,
-                    s.state.name(),
-                    s.uptime_secs,
-                    s.frames,
-                    s.fps,
-                    s.skipped,
-                    overwritten,
-                    drops,
-                    policy,
-                    latency,
-                    on_off(s.preview),
-                    on_off(s.saving),
-                    format,
-                    figures
-                        .iter()
-                        .flat_map(|f| f.lines())
-                        .map(|line| format!("\n{:<10} {line}", ""))
-                        .collect::<String>()
-                );
-            }
-            Row::Down(error) => {
-                // The supervisor's short reason (`exited 3 at 14:02:11, restart 2, next in 1s`)
-                // says more than the missing service.
-                let (what, why) = match supervised {
-                    Some(info) if matches!(info["state"].as_str(), Some("running" | "stopping")) => {
-                        ("not serving control", info["summary"].as_str().unwrap_or(error).to_string())
-                    }
-                    Some(info) => ("not running", info["summary"].as_str().unwrap_or(error).to_string()),
-                    None => ("not running", error.clone()),
-                };
-                let _ = writeln!(out, "{:<10} {:<12} {:>7} {what}: {why}", target.camera, target.role.as_str(), "-");
-            }
-            Row::Busy(error) => {
-                let _ = writeln!(out, "{:<10} {:<12} {:>7} busy: {error}", target.camera, target.role.as_str(), "-");
-            }
-        }
-    }
-    out
 }
 
 /// A camera argument that names a per-deployment process (`ctl restart mediaserver`), checked
