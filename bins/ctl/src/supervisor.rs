@@ -155,6 +155,29 @@ impl LastExit {
 }
 
 impl Supervised {
+    /// A process not started yet.
+    fn new(camera: &str, role: Role, program: Program) -> Supervised {
+        Supervised {
+            camera: camera.to_string(),
+            role,
+            program,
+            child: None,
+            started: Instant::now(),
+            restarts: 0,
+            restart_at: None,
+            shortages: 0,
+            done: false,
+            failed: false,
+            pid: None,
+            starts: 0,
+            last_exit: None,
+            kept: SharedKept::default(),
+            restart_requested: None,
+            stopped_with_camera: false,
+            relays: Vec::new(),
+        }
+    }
+
     fn label(&self) -> String {
         if self.is_media_server() {
             return "the media server".into();
@@ -204,82 +227,12 @@ pub fn run(deployment: &Deployment, options: &SupervisorOptions) -> anyhow::Resu
     launcher.check_binaries(deployment, media_server, bridge)?;
     let webhook_clients = crate::webhooks::clients(deployment)?;
     let _release = DeploymentGuard::new(deployment.name());
-    // Creating the node removes the resources of dead processes of this deployment; the
-    // supervisor owns SIGINT/SIGTERM itself (signal-hook), so iceoryx2 must not.
-    let node = loop {
-        match create_named_node_with(deployment.name(), "supervisor", SignalHandlingMode::Disabled) {
-            Ok(node) => break node,
-            Err(e) => {
-                // Even the node's few pages may be missing in a full /dev/shm: wait for them.
-                let Some(short) = framebus_common::shm_budget::short_of(1024 * 1024, "the supervisor's node") else {
-                    return Err(e.into());
-                };
-                degraded(&format!("{e}: {short}; retrying in {SHORTAGE_MAX_BACKOFF:?}"));
-                let until = Instant::now() + SHORTAGE_MAX_BACKOFF;
-                while Instant::now() < until {
-                    if term.load(Ordering::Relaxed) {
-                        return Ok(());
-                    }
-                    std::thread::sleep(TICK);
-                }
-            }
-        }
-    };
+    let Some(node) = create_node(deployment, &term)? else { return Ok(()) };
     tracing::info!(deployment = deployment.name(), config = %launcher.config.display(), "supervisor starting");
     let restarts = RestartBook::default();
-    let metrics_stop = Arc::new(AtomicBool::new(false));
-    // Metrics are optional: a taken address degrades them (logged, `ctl status`, retried), it
-    // never stops the cameras.
-    let exporter = deployment.deployment.metrics_addr().map(|listen| {
-        metrics::serve_retrying(deployment.clone(), listen, Some(Arc::clone(&restarts)), Arc::clone(&metrics_stop))
-    });
-    // Webhooks follow the journals on threads of their own: a receiver that is down or slow
-    // never delays the supervisor or a recorder.
-    let webhooks_stop = Arc::new(AtomicBool::new(false));
-    let webhooks =
-        crate::webhooks::start(deployment, webhook_clients, Arc::clone(&webhooks_stop)).unwrap_or_else(|e| {
-            tracing::error!("webhooks: {e:#}; no webhook is sent");
-            None
-        });
+    let side = SideServices::start(deployment, webhook_clients, &restarts);
 
-    let supervised = |camera: &str, role: Role, program: Program| Supervised {
-        camera: camera.to_string(),
-        role,
-        program,
-        child: None,
-        started: Instant::now(),
-        restarts: 0,
-        restart_at: None,
-        shortages: 0,
-        done: false,
-        failed: false,
-        pid: None,
-        starts: 0,
-        last_exit: None,
-        kept: SharedKept::default(),
-        restart_requested: None,
-        stopped_with_camera: false,
-        relays: Vec::new(),
-    };
-    let mut procs: Vec<Supervised> = Vec::new();
-    if media_server {
-        // Started with the readers, before the streamers that publish to it.
-        // Its camera is the deployment scope, as on its control service: `ctl restart
-        // mediaserver` asks for `_deployment mediaserver`.
-        procs.push(supervised(DEPLOYMENT_SCOPE, DeploymentProcess::MediaServer.role(), Program::MediaServer));
-    }
-    if bridge {
-        procs.push(supervised(DEPLOYMENT_SCOPE, DeploymentProcess::Bridge.role(), Program::Bridge));
-    }
-    for cam in &deployment.camera {
-        for role in cam.processes() {
-            procs.push(supervised(&cam.name, role.into(), Program::Builtin(role)));
-        }
-        for user in cam.reader.iter().filter(|r| !r.command.is_empty()) {
-            let role = Role::new(&user.name).context("validated reader name")?;
-            procs.push(supervised(&cam.name, role, Program::User(user.command.clone())));
-        }
-    }
+    let mut procs = supervised_processes(deployment, media_server, bridge)?;
 
     // `ctl restart`, `ctl start`, `ctl logs` and the exit reasons of `ctl status` reach the
     // supervisor over its own control service; without it (e.g. /dev/shm full) the deployment
@@ -310,26 +263,122 @@ pub fn run(deployment: &Deployment, options: &SupervisorOptions) -> anyhow::Resu
         });
     notify_systemd(&[sd_notify::NotifyState::Stopping]);
     stop_all(&mut procs, options.stop_grace);
-    // The children's last lines, still in their pipes, are logged before the supervisor ends.
+    wait_for_relays(&mut procs);
+    side.stop();
+    drop(supervisor);
+    drop(node);
+    outcome
+}
+
+/// What runs beside the children on threads of the supervisor: the metrics exporter and the
+/// webhooks.
+struct SideServices {
+    metrics_stop: Arc<AtomicBool>,
+    exporter: Option<std::thread::JoinHandle<()>>,
+    webhooks_stop: Arc<AtomicBool>,
+    webhooks: Option<crate::webhooks::Webhooks>,
+}
+
+impl SideServices {
+    /// Starts the metrics exporter (with `[deployment] metrics`) and the webhooks.
+    fn start(
+        deployment: &Deployment,
+        webhook_clients: Vec<crate::webhook_client::Client>,
+        restarts: &RestartBook,
+    ) -> SideServices {
+        let metrics_stop = Arc::new(AtomicBool::new(false));
+        // Metrics are optional: a taken address degrades them (logged, `ctl status`, retried), it
+        // never stops the cameras.
+        let exporter = deployment.deployment.metrics_addr().map(|listen| {
+            metrics::serve_retrying(deployment.clone(), listen, Some(Arc::clone(restarts)), Arc::clone(&metrics_stop))
+        });
+        // Webhooks follow the journals on threads of their own: a receiver that is down or slow
+        // never delays the supervisor or a recorder.
+        let webhooks_stop = Arc::new(AtomicBool::new(false));
+        let webhooks =
+            crate::webhooks::start(deployment, webhook_clients, Arc::clone(&webhooks_stop)).unwrap_or_else(|e| {
+                tracing::error!("webhooks: {e:#}; no webhook is sent");
+                None
+            });
+        SideServices { metrics_stop, exporter, webhooks_stop, webhooks }
+    }
+
+    /// Stops the webhooks (after a short chance for the clips the stop ended), then the
+    /// metrics exporter.
+    fn stop(self) {
+        if let Some(webhooks) = self.webhooks {
+            // The clips the stop ended are journaled by now: their events get a short chance.
+            webhooks.drain(Duration::from_secs(2));
+            self.webhooks_stop.store(true, Ordering::Relaxed);
+            webhooks.join();
+        }
+        self.metrics_stop.store(true, Ordering::Relaxed);
+        if let Some(handle) = self.exporter {
+            let _ = handle.join();
+        }
+    }
+}
+
+/// The supervisor's node, waited for while /dev/shm is too full for even its few pages;
+/// `None` when a stop was asked meanwhile. Creating it removes the resources of dead processes
+/// of this deployment; the supervisor owns SIGINT/SIGTERM itself (signal-hook), so iceoryx2
+/// must not.
+fn create_node(deployment: &Deployment, term: &AtomicBool) -> anyhow::Result<Option<Node<IpcService>>> {
+    loop {
+        match create_named_node_with(deployment.name(), "supervisor", SignalHandlingMode::Disabled) {
+            Ok(node) => return Ok(Some(node)),
+            Err(e) => {
+                // Even the node's few pages may be missing in a full /dev/shm: wait for them.
+                let Some(short) = framebus_common::shm_budget::short_of(1024 * 1024, "the supervisor's node") else {
+                    return Err(e.into());
+                };
+                degraded(&format!("{e}: {short}; retrying in {SHORTAGE_MAX_BACKOFF:?}"));
+                let until = Instant::now() + SHORTAGE_MAX_BACKOFF;
+                while Instant::now() < until {
+                    if term.load(Ordering::Relaxed) {
+                        return Ok(None);
+                    }
+                    std::thread::sleep(TICK);
+                }
+            }
+        }
+    }
+}
+
+/// Every process of the deployment, in start order: the media server and the bridge, then
+/// each camera's processes and user readers.
+fn supervised_processes(deployment: &Deployment, media_server: bool, bridge: bool) -> anyhow::Result<Vec<Supervised>> {
+    let mut procs: Vec<Supervised> = Vec::new();
+    if media_server {
+        // Started with the readers, before the streamers that publish to it.
+        // Its camera is the deployment scope, as on its control service: `ctl restart
+        // mediaserver` asks for `_deployment mediaserver`.
+        procs.push(Supervised::new(DEPLOYMENT_SCOPE, DeploymentProcess::MediaServer.role(), Program::MediaServer));
+    }
+    if bridge {
+        procs.push(Supervised::new(DEPLOYMENT_SCOPE, DeploymentProcess::Bridge.role(), Program::Bridge));
+    }
+    for cam in &deployment.camera {
+        for role in cam.processes() {
+            procs.push(Supervised::new(&cam.name, role.into(), Program::Builtin(role)));
+        }
+        for user in cam.reader.iter().filter(|r| !r.command.is_empty()) {
+            let role = Role::new(&user.name).context("validated reader name")?;
+            procs.push(Supervised::new(&cam.name, role, Program::User(user.command.clone())));
+        }
+    }
+    Ok(procs)
+}
+
+/// The children's last lines, still in their pipes, are logged before the supervisor ends
+/// (waited for at most a second in all).
+fn wait_for_relays(procs: &mut [Supervised]) {
     let until = Instant::now() + Duration::from_secs(1);
     for relay in procs.iter_mut().flat_map(|p| p.relays.drain(..)) {
         while !relay.is_finished() && Instant::now() < until {
             std::thread::sleep(Duration::from_millis(5));
         }
     }
-    if let Some(webhooks) = webhooks {
-        // The clips the stop ended are journaled by now: their events get a short chance.
-        webhooks.drain(Duration::from_secs(2));
-        webhooks_stop.store(true, Ordering::Relaxed);
-        webhooks.join();
-    }
-    metrics_stop.store(true, Ordering::Relaxed);
-    if let Some(handle) = exporter {
-        let _ = handle.join();
-    }
-    drop(supervisor);
-    drop(node);
-    outcome
 }
 
 /// How often the supervisor tries again to serve its control service when it could not.

@@ -83,9 +83,9 @@ impl Launcher {
         self.bin_dir.join(role.name())
     }
 
-    /// Starts `proc` and relays its outputs.
-    pub(super) fn start(&self, proc: &mut Supervised) -> anyhow::Result<()> {
-        let (binary, mut command) = match &proc.program {
+    /// The binary of `proc`'s program and the command that runs it with its own arguments.
+    fn command(&self, proc: &Supervised) -> (PathBuf, Command) {
+        match &proc.program {
             Program::Builtin(role) => {
                 let binary = self.binary(*role, &proc.camera);
                 let mut command = Command::new(&binary);
@@ -119,7 +119,12 @@ impl Launcher {
                 command.arg("--config").arg(&self.config);
                 (binary, command)
             }
-        };
+        }
+    }
+
+    /// Starts `proc` and relays its outputs.
+    pub(super) fn start(&self, proc: &mut Supervised) -> anyhow::Result<()> {
+        let (binary, mut command) = self.command(proc);
         command
             .env("FRAMEBUS_CONFIG", &self.config)
             .env("FRAMEBUS_CAMERA", &proc.camera)
