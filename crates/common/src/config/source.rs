@@ -638,102 +638,128 @@ fn validate_scene(scene: &SceneSourceConfig, width: u32, height: u32) -> Result<
     if objects.len() > MAX_SCENE_OBJECTS {
         return err("object", format!("{} objects: allowed at most {MAX_SCENE_OBJECTS}", objects.len()));
     }
-    let (w, h) = (i64::from(width), i64::from(height));
     for (i, o) in objects.iter().enumerate() {
-        let err = |key: &str, msg: String| Err((format!("source.object[{i}].{key}"), msg));
-        let size = |key: &str, value: Option<i64>, default: i64, max: i64| match value.unwrap_or(default) {
-            v if (1..=max).contains(&v) => Ok(v),
-            v => Err((format!("source.object[{i}].{key}"), format!("invalid value {v}: allowed 1 to {max}"))),
-        };
-        if let Some(name) = o.shape_name.as_deref().filter(|n| !["rect", "circle"].contains(n)) {
-            return err("shape", format!("unknown shape `{name}`: allowed `rect`, `circle`"));
+        validate_scene_object(i, o, width, height)?;
+    }
+    Ok(())
+}
+
+/// One `[[camera.source.object]]`: shape and path names, size, color, speed, then its path's keys.
+fn validate_scene_object(i: usize, o: &SceneObjectConfig, width: u32, height: u32) -> Result<(), (String, String)> {
+    let err = |key: &str, msg: String| Err((format!("source.object[{i}].{key}"), msg));
+    if let Some(name) = o.shape_name.as_deref().filter(|n| !["rect", "circle"].contains(n)) {
+        return err("shape", format!("unknown shape `{name}`: allowed `rect`, `circle`"));
+    }
+    if let Some(name) = o.path_name.as_deref().filter(|n| !["bounce", "orbit"].contains(n)) {
+        return err("path", format!("unknown path `{name}`: allowed `bounce`, `orbit`"));
+    }
+    let (box_w, box_h) = object_box(i, o, i64::from(width), i64::from(height))?;
+    if let Some(color) = &o.color {
+        if color.len() != 3 || color.iter().any(|c| !(0..=255).contains(c)) {
+            return err("color", format!("invalid value {color:?}: allowed [r, g, b], each 0 to 255"));
         }
-        if let Some(name) = o.path_name.as_deref().filter(|n| !["bounce", "orbit"].contains(n)) {
-            return err("path", format!("unknown path `{name}`: allowed `bounce`, `orbit`"));
+    }
+    if let Some(speed) = o.speed {
+        if !(speed.is_finite() && (0.0..=10_000.0).contains(&speed)) {
+            return err("speed", format!("invalid value {speed}: allowed 0 to 10000 pixels per second"));
         }
-        let (box_w, box_h) = match o.shape() {
-            SceneShape::Rect => {
-                if o.radius.is_some() {
-                    return err("radius", "only a `circle` has a radius: give a `rect` width and height".into());
+    }
+    validate_object_path(i, o, (box_w, box_h), width, height)
+}
+
+/// The box an object takes (`rect`: width and height; `circle`: its diameter), checked against
+/// the `w`x`h` frame.
+fn object_box(i: usize, o: &SceneObjectConfig, w: i64, h: i64) -> Result<(i64, i64), (String, String)> {
+    let err = |key: &str, msg: String| Err((format!("source.object[{i}].{key}"), msg));
+    let size = |key: &str, value: Option<i64>, default: i64, max: i64| match value.unwrap_or(default) {
+        v if (1..=max).contains(&v) => Ok(v),
+        v => Err((format!("source.object[{i}].{key}"), format!("invalid value {v}: allowed 1 to {max}"))),
+    };
+    Ok(match o.shape() {
+        SceneShape::Rect => {
+            if o.radius.is_some() {
+                return err("radius", "only a `circle` has a radius: give a `rect` width and height".into());
+            }
+            (size("width", o.width, 80, w)?, size("height", o.height, 60, h)?)
+        }
+        SceneShape::Circle => {
+            for (key, value) in [("width", o.width), ("height", o.height)] {
+                if value.is_some() {
+                    return err(key, "a `circle` has a radius, not a width or height".into());
                 }
-                (size("width", o.width, 80, w)?, size("height", o.height, 60, h)?)
             }
-            SceneShape::Circle => {
-                for (key, value) in [("width", o.width), ("height", o.height)] {
-                    if value.is_some() {
-                        return err(key, "a `circle` has a radius, not a width or height".into());
-                    }
-                }
-                let d = size("radius", o.radius, 30, w.min(h) / 2)? * 2;
-                (d, d)
-            }
-        };
-        if let Some(color) = &o.color {
-            if color.len() != 3 || color.iter().any(|c| !(0..=255).contains(c)) {
-                return err("color", format!("invalid value {color:?}: allowed [r, g, b], each 0 to 255"));
-            }
+            let d = size("radius", o.radius, 30, w.min(h) / 2)? * 2;
+            (d, d)
         }
-        if let Some(speed) = o.speed {
-            if !(speed.is_finite() && (0.0..=10_000.0).contains(&speed)) {
-                return err("speed", format!("invalid value {speed}: allowed 0 to 10000 pixels per second"));
-            }
+    })
+}
+
+/// The keys of an object's path: a bounce's `start` (inside the frame for its box) and
+/// `direction`, an orbit's `center`, `orbit-radius` and `phase`; the other path's keys refused.
+fn validate_object_path(
+    i: usize,
+    o: &SceneObjectConfig,
+    (box_w, box_h): (i64, i64),
+    width: u32,
+    height: u32,
+) -> Result<(), (String, String)> {
+    let err = |key: &str, msg: String| Err((format!("source.object[{i}].{key}"), msg));
+    let (w, h) = (i64::from(width), i64::from(height));
+    let finite = |key: &str, values: &[f64]| {
+        if values.iter().all(|v| v.is_finite()) {
+            Ok(())
+        } else {
+            Err((format!("source.object[{i}].{key}"), format!("invalid value {values:?}: must be finite")))
         }
-        let finite = |key: &str, values: &[f64]| {
-            if values.iter().all(|v| v.is_finite()) {
-                Ok(())
-            } else {
-                Err((format!("source.object[{i}].{key}"), format!("invalid value {values:?}: must be finite")))
+    };
+    match o.path() {
+        ScenePath::Bounce => {
+            let orbit_keys = [
+                ("center", o.center.is_some()),
+                ("orbit-radius", o.orbit_radius.is_some()),
+                ("phase", o.phase.is_some()),
+            ];
+            if let Some((key, _)) = orbit_keys.into_iter().find(|(_, set)| *set) {
+                return err(
+                    key,
+                    format!("`{key}` belongs to `path = \"orbit\"`; a bounce has `start` and `direction`"),
+                );
             }
-        };
-        match o.path() {
-            ScenePath::Bounce => {
-                let orbit_keys = [
-                    ("center", o.center.is_some()),
-                    ("orbit-radius", o.orbit_radius.is_some()),
-                    ("phase", o.phase.is_some()),
-                ];
-                if let Some((key, _)) = orbit_keys.into_iter().find(|(_, set)| *set) {
+            if let Some(d) = o.direction {
+                finite("direction", &[d])?;
+            }
+            if let Some([x, y]) = o.start {
+                finite("start", &[x, y])?;
+                let (max_x, max_y) = (w - box_w, h - box_h);
+                if !(0.0..=max_x as f64).contains(&x) || !(0.0..=max_y as f64).contains(&y) {
                     return err(
-                        key,
-                        format!("`{key}` belongs to `path = \"orbit\"`; a bounce has `start` and `direction`"),
-                    );
-                }
-                if let Some(d) = o.direction {
-                    finite("direction", &[d])?;
-                }
-                if let Some([x, y]) = o.start {
-                    finite("start", &[x, y])?;
-                    let (max_x, max_y) = (w - box_w, h - box_h);
-                    if !(0.0..=max_x as f64).contains(&x) || !(0.0..=max_y as f64).contains(&y) {
-                        return err(
-                            "start",
-                            format!(
-                                "[{x}, {y}] puts the object ({box_w}x{box_h}) outside the {width}x{height} frame: allowed x 0 to {max_x}, y 0 to {max_y}"
-                            ),
-                        );
-                    }
-                }
-            }
-            ScenePath::Orbit => {
-                let bounce_keys = [("start", o.start.is_some()), ("direction", o.direction.is_some())];
-                if let Some((key, _)) = bounce_keys.into_iter().find(|(_, set)| *set) {
-                    return err(
-                        key,
+                        "start",
                         format!(
-                            "`{key}` belongs to `path = \"bounce\"`; an orbit has `center`, `orbit-radius` and `phase`"
+                            "[{x}, {y}] puts the object ({box_w}x{box_h}) outside the {width}x{height} frame: allowed x 0 to {max_x}, y 0 to {max_y}"
                         ),
                     );
                 }
-                if let Some([x, y]) = o.center {
-                    finite("center", &[x, y])?;
-                }
-                if let Some(p) = o.phase {
-                    finite("phase", &[p])?;
-                }
-                if let Some(r) = o.orbit_radius {
-                    if !(r.is_finite() && (0.0..=f64::from(width.max(height))).contains(&r)) {
-                        return err("orbit-radius", format!("invalid value {r}: allowed 0 to {}", width.max(height)));
-                    }
+            }
+        }
+        ScenePath::Orbit => {
+            let bounce_keys = [("start", o.start.is_some()), ("direction", o.direction.is_some())];
+            if let Some((key, _)) = bounce_keys.into_iter().find(|(_, set)| *set) {
+                return err(
+                    key,
+                    format!(
+                        "`{key}` belongs to `path = \"bounce\"`; an orbit has `center`, `orbit-radius` and `phase`"
+                    ),
+                );
+            }
+            if let Some([x, y]) = o.center {
+                finite("center", &[x, y])?;
+            }
+            if let Some(p) = o.phase {
+                finite("phase", &[p])?;
+            }
+            if let Some(r) = o.orbit_radius {
+                if !(r.is_finite() && (0.0..=f64::from(width.max(height))).contains(&r)) {
+                    return err("orbit-radius", format!("invalid value {r}: allowed 0 to {}", width.max(height)));
                 }
             }
         }
