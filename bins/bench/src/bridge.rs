@@ -131,6 +131,27 @@ fn plain_zenoh(bytes: usize, count: usize, rate: u64) -> anyhow::Result<Figures>
 
 /// The bridge table.
 pub fn bench(dir: &Path) -> anyhow::Result<()> {
+    let (site_path, viewer_path) = write_configs(dir)?;
+    let (site_text, viewer_text) = (site_path.to_string_lossy().to_string(), viewer_path.to_string_lossy().to_string());
+    let site = Deployment::load(&site_path)?;
+    let viewer = Deployment::load(&viewer_path)?;
+    let capture = spawn("capture", &["--config", &site_text])?;
+    let export = spawn("bridge", &["--config", &site_text])?;
+    let import = spawn("bridge", &["--config", &viewer_text, "--camera", "cam"])?;
+    let (bridge_frames, export_cpu, import_cpu) = measure_frames(&viewer_path, export.0.id(), import.0.id())?;
+    let bridge_results = measure_results(&site, &viewer)?;
+    drop((import, export, capture));
+
+    let plain_results = plain_zenoh(core::mem::size_of::<ResultRecord>() + 8, RESULTS, RESULTS_PER_SEC)?;
+    let frame_bytes = (WIDTH * HEIGHT * 3) as usize + 96;
+    let plain_frames = plain_zenoh(frame_bytes, (FPS as u64 * SECS) as usize, FPS as u64)?;
+    print_table(&bridge_results, &plain_results, &bridge_frames, &plain_frames, export_cpu, import_cpu);
+    Ok(())
+}
+
+/// Writes the site's deployment (a synthetic camera, exported) and the viewer's (that camera
+/// imported) into `dir`, on a free port; returns their paths.
+fn write_configs(dir: &Path) -> anyhow::Result<(std::path::PathBuf, std::path::PathBuf)> {
     let port = free_port()?;
     let tag = std::process::id() % 100_000;
     let site_path = dir.join("site.toml");
@@ -147,16 +168,15 @@ pub fn bench(dir: &Path) -> anyhow::Result<()> {
             "[deployment]\nname = \"zv{tag}\"\n[zenoh]\nsite = \"view\"\nlisten = []\nconnect = [\"tcp/127.0.0.1:{port}\"]\n[[remote-camera]]\nname = \"cam\"\nsite = \"bench\"\ndeployment = \"zs{tag}\"\ncamera = \"cam\"\nwidth = {WIDTH}\nheight = {HEIGHT}\nfps = {FPS}\nslots = 16\nmax-readers = 3\n"
         ),
     )?;
-    let (site_text, viewer_text) = (site_path.to_string_lossy().to_string(), viewer_path.to_string_lossy().to_string());
-    let site = Deployment::load(&site_path)?;
-    let viewer = Deployment::load(&viewer_path)?;
-    let capture = spawn("capture", &["--config", &site_text])?;
-    let export = spawn("bridge", &["--config", &site_text])?;
-    let import = spawn("bridge", &["--config", &viewer_text, "--camera", "cam"])?;
+    Ok((site_path, viewer_path))
+}
 
+/// Reads the imported camera for `SECS` seconds: the frames' figures and the CPU of the
+/// exporting and the importing bridge (percent of a core).
+fn measure_frames(viewer_path: &Path, export_pid: u32, import_pid: u32) -> anyhow::Result<(Figures, f64, f64)> {
     // Frames: a reader of the imported camera, capture time (moved into this host's clock by
     // the importing bridge) → frame in the reader's hands.
-    let camera = Camera::builder(&viewer_path, "cam")?.role("benchview")?.policy(ReaderPolicy::Every).open()?;
+    let camera = Camera::builder(viewer_path, "cam")?.role("benchview")?.policy(ReaderPolicy::Every).open()?;
     let mut window = LatencyWindow::new();
     let (mut frames, mut lost, mut last_origin) = (0u64, 0u64, None::<u64>);
     let mut cpu_start = None;
@@ -168,7 +188,7 @@ pub fn bench(dir: &Path) -> anyhow::Result<()> {
             drop(frame);
             if first.is_none() {
                 first = Some(Instant::now());
-                cpu_start = Some((super::proc_cpu_secs(export.0.id()), super::proc_cpu_secs(import.0.id())));
+                cpu_start = Some((super::proc_cpu_secs(export_pid), super::proc_cpu_secs(import_pid)));
                 last_origin = Some(header.sequence);
                 continue;
             }
@@ -182,8 +202,8 @@ pub fn bench(dir: &Path) -> anyhow::Result<()> {
     }
     let span = first.map(|f| f.elapsed().as_secs_f64()).unwrap_or(0.0);
     let (export_cpu, import_cpu) = cpu_start.unwrap_or((f64::NAN, f64::NAN));
-    let export_cpu = (super::proc_cpu_secs(export.0.id()) - export_cpu) / span.max(1e-9) * 100.0;
-    let import_cpu = (super::proc_cpu_secs(import.0.id()) - import_cpu) / span.max(1e-9) * 100.0;
+    let export_cpu = (super::proc_cpu_secs(export_pid) - export_cpu) / span.max(1e-9) * 100.0;
+    let import_cpu = (super::proc_cpu_secs(import_pid) - import_cpu) / span.max(1e-9) * 100.0;
     let bridge_frames = Figures {
         p50_us: p50(&mut window),
         received: frames as usize,
@@ -191,10 +211,15 @@ pub fn bench(dir: &Path) -> anyhow::Result<()> {
         fps: frames as f64 / span.max(1e-9),
     };
     drop(camera);
+    Ok((bridge_frames, export_cpu, import_cpu))
+}
 
+/// Sends `RESULTS` results into the site camera's results service and reads them from the
+/// viewer's: their figures.
+fn measure_results(site: &Deployment, viewer: &Deployment) -> anyhow::Result<Figures> {
     // Results: published into the site camera's results service, read from the viewer's.
-    let site_node = create_node(&site, "benchres", "cam")?;
-    let viewer_node = create_node(&viewer, "benchres", "cam")?;
+    let site_node = create_node(site, "benchres", "cam")?;
+    let viewer_node = create_node(viewer, "benchres", "cam")?;
     let publisher = open_results(&site_node, site.name(), "cam")?
         .publisher_builder()
         .create()
@@ -234,12 +259,18 @@ pub fn bench(dir: &Path) -> anyhow::Result<()> {
     }
     let bridge_results = Figures { p50_us: p50(&mut results), received, sent: RESULTS, fps: 0.0 };
     drop((publisher, subscriber, site_node, viewer_node));
-    drop((import, export, capture));
+    Ok(bridge_results)
+}
 
-    let plain_results = plain_zenoh(core::mem::size_of::<ResultRecord>() + 8, RESULTS, RESULTS_PER_SEC)?;
-    let frame_bytes = (WIDTH * HEIGHT * 3) as usize + 96;
-    let plain_frames = plain_zenoh(frame_bytes, (FPS as u64 * SECS) as usize, FPS as u64)?;
-
+/// Prints the bridge table.
+fn print_table(
+    bridge_results: &Figures,
+    plain_results: &Figures,
+    bridge_frames: &Figures,
+    plain_frames: &Figures,
+    export_cpu: f64,
+    import_cpu: f64,
+) {
     println!("\n### Across hosts: the bridge over Zenoh (TCP on 127.0.0.1) beside plain Zenoh put/subscribe\n");
     println!(
         "| payload | path | received / sent | fps | p50 | ratio of p50 to plain Zenoh | bridge CPU (export, import) |"
@@ -263,5 +294,4 @@ pub fn bench(dir: &Path) -> anyhow::Result<()> {
         plain_frames.received, plain_frames.sent, plain_frames.fps, plain_frames.p50_us as f64 / 1000.0
     );
     println!("\nbridge frames p50 = capture time → frame in a reader's hands on the viewer (includes the site's reader loop, the copy into a message, Zenoh, the copy into shared memory); plain Zenoh p50 = put → subscriber callback of the same bytes. received / sent for the bridge counts the origin's frame ids (gaps = frames lost).");
-    Ok(())
 }

@@ -564,24 +564,30 @@ fn python_vs_rust(dir: &Path) -> anyhow::Result<()> {
         if !capture.success() {
             bail!("capture failed: {capture:?}");
         }
-        let (rust_order, python_order) = if python_first { ("second", "first") } else { ("first", "second") };
-        for (label, order, child) in
-            [("Rust (crate framebus)", rust_order, rust), ("Python (package framebus)", python_order, py)]
-        {
-            let out = child.wait_with_output().with_context(|| format!("waiting for the {label} reader"))?;
-            let line = String::from_utf8_lossy(&out.stdout);
-            let report: serde_json::Value = serde_json::from_str(line.lines().last().unwrap_or_default())
-                .with_context(|| format!("{label} reader report: {line}"))?;
-            println!(
-                "| {label}, attached {order} | {} | {:.0} µs | {:.0} µs | {:.1} % | {} | {} |",
-                report["frames"],
-                f(&report, "latency_p50_us"),
-                f(&report, "latency_p99_us"),
-                100.0 * f(&report, "cpu_secs") / (CASE.paced_frames as f64 / f64::from(CASE.paced_fps)),
-                report["torn"],
-                report["stale"],
-            );
-        }
+        print_reader_rows(&CASE, python_first, rust, py)?;
+    }
+    Ok(())
+}
+
+/// The table's two rows of one run: each reader's report, and which one attached first.
+fn print_reader_rows(case: &Case, python_first: bool, rust: Child, py: Child) -> anyhow::Result<()> {
+    let (rust_order, python_order) = if python_first { ("second", "first") } else { ("first", "second") };
+    for (label, order, child) in
+        [("Rust (crate framebus)", rust_order, rust), ("Python (package framebus)", python_order, py)]
+    {
+        let out = child.wait_with_output().with_context(|| format!("waiting for the {label} reader"))?;
+        let line = String::from_utf8_lossy(&out.stdout);
+        let report: serde_json::Value = serde_json::from_str(line.lines().last().unwrap_or_default())
+            .with_context(|| format!("{label} reader report: {line}"))?;
+        println!(
+            "| {label}, attached {order} | {} | {:.0} µs | {:.0} µs | {:.1} % | {} | {} |",
+            report["frames"],
+            f(&report, "latency_p50_us"),
+            f(&report, "latency_p99_us"),
+            100.0 * f(&report, "cpu_secs") / (case.paced_frames as f64 / f64::from(case.paced_fps)),
+            report["torn"],
+            report["stale"],
+        );
     }
     Ok(())
 }

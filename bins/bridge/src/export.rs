@@ -20,7 +20,7 @@ use framebus::{Camera, Event, ReaderPolicy};
 use framebus_common::config::ExportConfig;
 use framebus_common::control::{Command, ControlClient, ControlRequest, Target};
 use framebus_common::encoded::AccessUnitHeader;
-use framebus_common::ipc::{create_node, open_encoded, open_results};
+use framebus_common::ipc::{create_node, open_encoded, open_results, IpcService};
 use framebus_common::names::{zenoh_key, Role, ZenohKind, BRIDGE_ROLE};
 use framebus_common::protocol::ControlReply;
 use framebus_common::results::ResultRecord;
@@ -28,6 +28,8 @@ use framebus_common::{clock, CameraConfig, Deployment, FrameHeader, PixelFormat}
 use framebus_vision::opencv::core::{Mat, Size};
 use framebus_vision::opencv::imgproc;
 use framebus_vision::opencv::prelude::*;
+use iceoryx2::port::publisher::Publisher;
+use iceoryx2::port::subscriber::Subscriber;
 use zenoh::handlers::FifoChannel;
 use zenoh::qos::{CongestionControl, Priority};
 use zenoh::Wait;
@@ -346,70 +348,120 @@ impl Side {
         let mut echoes = Echoes::default();
         let (mut results_seq, mut encoded_seq) = (0u64, 0u64);
         while !stop.load(Ordering::Relaxed) {
-            let mut idle = true;
-            while let Ok(Some(sample)) = subscriber.receive() {
-                idle = false;
-                let record = *sample.payload();
-                drop(sample);
-                if echoes.is_echo(&record) {
-                    continue;
-                }
-                results_seq += 1;
-                let message = wire::message(results_seq, &record, &[]);
-                let len = message.len();
-                match self.results.put(message).wait() {
-                    Ok(()) => flow.results.count(len),
-                    Err(_) => flow.results.drop_one(),
-                }
-            }
+            let mut moved = self.send_results(&subscriber, &mut echoes, &mut results_seq, flow);
             if let (Some(subscriber), Some(publisher)) = (&encoded, &self.encoded) {
-                while let Ok(Some(sample)) = subscriber.receive() {
-                    idle = false;
-                    encoded_seq += 1;
-                    let header: AccessUnitHeader = *sample.user_header();
-                    let message = wire::message(encoded_seq, &header, sample.payload());
-                    drop(sample);
-                    let len = message.len();
-                    match publisher.put(message).wait() {
-                        Ok(()) => flow
-                            .encoded
-                            .count_with_latency(len, clock::monotonic_ns().saturating_sub(header.capture_mono_ns)),
-                        Err(_) => flow.encoded.drop_one(),
-                    }
-                }
+                moved += send_encoded(subscriber, publisher, &mut encoded_seq, flow);
             }
             if let (Some(back), Some(publisher)) = (&self.back, &back_publisher) {
-                while let Ok(Some(sample)) = back.try_recv() {
-                    idle = false;
-                    let bytes = sample.payload().to_bytes();
-                    let Some((_, mut record, _)) = wire::parse::<ResultRecord>(&bytes) else {
-                        flow.results_back.drop_one();
-                        continue;
-                    };
-                    record.publish_mono_ns = clock::monotonic_ns();
-                    echoes.published(&record);
-                    match publisher.send_copy(record) {
-                        Ok(_) => flow.results_back.count(bytes.len()),
-                        Err(_) => flow.results_back.drop_one(),
-                    }
-                }
+                moved += receive_results_back(back, publisher, &mut echoes, flow);
             }
             if let Some(queryable) = &self.control {
-                while let Ok(Some(query)) = queryable.try_recv() {
-                    idle = false;
-                    let reply = answer_control(&client, cam, &query);
-                    match query.reply(query.key_expr().clone(), wire::bytes_of(&reply).to_vec()).wait() {
-                        Ok(()) => flow.control.count(core::mem::size_of::<ControlReply>()),
-                        Err(_) => flow.control.drop_one(),
-                    }
-                }
+                moved += answer_queries(queryable, &client, cam, flow);
             }
-            if idle {
+            if moved == 0 {
                 std::thread::sleep(POLL);
             }
         }
         Ok(())
     }
+
+    /// Sends every waiting local result (but the origin's own echoes) on the results key;
+    /// returns how many were taken.
+    fn send_results(
+        &self,
+        subscriber: &Subscriber<IpcService, ResultRecord, ()>,
+        echoes: &mut Echoes,
+        seq: &mut u64,
+        flow: &CameraFlows,
+    ) -> usize {
+        let mut taken = 0;
+        while let Ok(Some(sample)) = subscriber.receive() {
+            taken += 1;
+            let record = *sample.payload();
+            drop(sample);
+            if echoes.is_echo(&record) {
+                continue;
+            }
+            *seq += 1;
+            let message = wire::message(*seq, &record, &[]);
+            let len = message.len();
+            match self.results.put(message).wait() {
+                Ok(()) => flow.results.count(len),
+                Err(_) => flow.results.drop_one(),
+            }
+        }
+        taken
+    }
+}
+
+/// Sends every waiting encoded access unit on the encoded key; returns how many were taken.
+fn send_encoded(
+    subscriber: &Subscriber<IpcService, [u8], AccessUnitHeader>,
+    publisher: &zenoh::pubsub::Publisher<'static>,
+    seq: &mut u64,
+    flow: &CameraFlows,
+) -> usize {
+    let mut taken = 0;
+    while let Ok(Some(sample)) = subscriber.receive() {
+        taken += 1;
+        *seq += 1;
+        let header: AccessUnitHeader = *sample.user_header();
+        let message = wire::message(*seq, &header, sample.payload());
+        drop(sample);
+        let len = message.len();
+        match publisher.put(message).wait() {
+            Ok(()) => {
+                flow.encoded.count_with_latency(len, clock::monotonic_ns().saturating_sub(header.capture_mono_ns))
+            }
+            Err(_) => flow.encoded.drop_one(),
+        }
+    }
+    taken
+}
+
+/// Publishes every result that came back from an importer into the local results service;
+/// returns how many messages were taken.
+fn receive_results_back(
+    back: &zenoh::pubsub::Subscriber<FifoChannelHandler>,
+    publisher: &Publisher<IpcService, ResultRecord, ()>,
+    echoes: &mut Echoes,
+    flow: &CameraFlows,
+) -> usize {
+    let mut taken = 0;
+    while let Ok(Some(sample)) = back.try_recv() {
+        taken += 1;
+        let bytes = sample.payload().to_bytes();
+        let Some((_, mut record, _)) = wire::parse::<ResultRecord>(&bytes) else {
+            flow.results_back.drop_one();
+            continue;
+        };
+        record.publish_mono_ns = clock::monotonic_ns();
+        echoes.published(&record);
+        match publisher.send_copy(record) {
+            Ok(_) => flow.results_back.count(bytes.len()),
+            Err(_) => flow.results_back.drop_one(),
+        }
+    }
+    taken
+}
+
+/// Answers every waiting remote control query; returns how many were taken.
+fn answer_queries(
+    queryable: &zenoh::query::Queryable<FifoChannelHandlerQuery>,
+    client: &ControlClient<'_>,
+    cam: &str,
+    flow: &CameraFlows,
+) -> usize {
+    let mut taken = 0;
+    while let Ok(Some(query)) = queryable.try_recv() {
+        taken += 1;
+        let reply = answer_control(client, cam, &query);
+        match query.reply(query.key_expr().clone(), wire::bytes_of(&reply).to_vec()).wait() {
+            Ok(()) => flow.control.count(core::mem::size_of::<ControlReply>()),
+            Err(_) => flow.control.drop_one(),
+        }
+    }
+    taken
 }
 
 /// A remote control request (`role\0` then the request record) carried out by the local

@@ -23,14 +23,15 @@ use framebus_common::control::server::{Answer, ControlServer, Metrics};
 use framebus_common::control::{Command, FrameFormat, LatencyHistogram, ProcessState};
 use framebus_common::encoded::AccessUnitHeader;
 use framebus_common::figures::Figures;
-use framebus_common::ipc::{create_node, open_frame_bus, open_results, DeploymentGuard};
+use framebus_common::ipc::{create_node, open_frame_bus, open_results, DeploymentGuard, IpcService};
 use framebus_common::names::{zenoh_key, ZenohKind};
 use framebus_common::protocol::FourccText;
 use framebus_common::results::ResultRecord;
 use framebus_common::stats::StatusWindow;
 use framebus_common::{clock, signals, CameraConfig, Deployment, FrameHeader, ProcessRole, Role};
+use iceoryx2::port::notifier::Notifier;
 use iceoryx2::prelude::*;
-use zenoh::handlers::{FifoChannel, IntoHandler, RingChannel};
+use zenoh::handlers::{FifoChannel, FifoChannelHandler, IntoHandler, RingChannel, RingChannelHandler};
 use zenoh::sample::Sample;
 use zenoh::Wait;
 
@@ -80,32 +81,7 @@ pub fn run(deployment: &Deployment, camera: &CameraConfig, remote: &RemoteSource
     let cam = camera.name.as_str();
     let _release = DeploymentGuard::new(deployment.name());
     let node = create_node(deployment, crate::ROLE, cam)?;
-    let bus = open_frame_bus(&node, deployment, camera)?;
-    let layout = camera.slot_layout();
-    let publisher = bus
-        .frames
-        .publisher_builder()
-        .initial_max_slice_len(layout.frame_bytes)
-        .allocation_strategy(AllocationStrategy::Static)
-        .max_loaned_samples(1)
-        .create()
-        .map_err(|e| match e {
-            iceoryx2::port::publisher::PublisherCreateError::ExceedsMaxSupportedPublishers => anyhow::anyhow!(
-                "camera `{cam}`: another process already publishes its frames (a second `bridge --camera {cam}`?): stop it first"
-            ),
-            e => anyhow::anyhow!("camera `{cam}`: creating the publisher on `{}`: {e:?}", bus.frames_name),
-        })?;
-    framebus_common::shm_budget::reserve_data_segment(
-        deployment.name(),
-        publisher.id().value(),
-        &format!("camera `{cam}`'s frame segment"),
-    )
-    .with_context(|| format!("camera `{cam}`: reserving the shared memory of `{}`", bus.frames_name))?;
-    let notifier = bus
-        .ready
-        .notifier_builder()
-        .create()
-        .map_err(|e| anyhow::anyhow!("camera `{cam}`: creating the frame-ready notifier: {e:?}"))?;
+    let (publisher, notifier) = open_frames(&node, deployment, camera)?;
     let results = open_results(&node, deployment.name(), cam)?;
     let result_publisher = results
         .publisher_builder()
@@ -118,159 +94,25 @@ pub fn run(deployment: &Deployment, camera: &CameraConfig, remote: &RemoteSource
     let control = ControlServer::create(&node, deployment, cam, &Role::from(ProcessRole::Capture))?;
 
     let session = crate::session::open(deployment)?;
-    let key = |kind| zenoh_key(&remote.site, &remote.deployment, &remote.camera, kind);
-    // Raw frames: the newest two wait (older ones dropped, counted by sequence). H.264: every
-    // access unit of the last few seconds waits (a lost one costs pictures up to the next key
-    // frame), then the oldest go.
-    let (video_key, queue) = match remote.video {
-        RemoteVideo::Raw => (key(ZenohKind::Frames), FRAME_QUEUE),
-        RemoteVideo::H264 => (key(ZenohKind::Encoded), AU_QUEUE),
-    };
-    // Frames and the origin's results ring one doorbell: the loop wakes when either arrives.
-    let (bell, doorbell) = std::sync::mpsc::sync_channel::<()>(1);
-    let frames = session
-        .declare_subscriber(video_key.clone())
-        .with(ringing(RingChannel::new(queue), bell.clone()))
-        .wait()
-        .map_err(|e| anyhow::anyhow!("camera `{cam}`: subscribing to `{video_key}`: {e}"))?;
-    let mut decoder = match remote.video {
-        RemoteVideo::Raw => None,
-        RemoteVideo::H264 => Some(crate::decoder::Decoder::new(camera.width, camera.height)?),
-    };
-    let remote_results = session
-        .declare_subscriber(key(ZenohKind::Results))
-        .with(ringing(FifoChannel::new(256), bell))
-        .wait()
-        .map_err(|e| anyhow::anyhow!("camera `{cam}`: subscribing to `{}`: {e}", key(ZenohKind::Results)))?;
-    let back = session
-        .declare_publisher(key(ZenohKind::ResultsBack))
-        .congestion_control(zenoh::qos::CongestionControl::Drop)
-        .express(true)
-        .wait()
-        .map_err(|e| anyhow::anyhow!("camera `{cam}`: declaring `{}`: {e}", key(ZenohKind::ResultsBack)))?;
+    let mut link = RemoteLink::declare(&session, camera, remote)?;
     let origin = format!("{}/{}/{}", remote.site, remote.deployment, remote.camera);
-    tracing::info!(camera = cam, origin, key = video_key, video = remote.video.name(), "importing frames");
+    tracing::info!(camera = cam, origin, key = link.video_key, video = remote.video.name(), "importing frames");
 
     let run_id = clock::realtime_ns();
     let output = Output { publisher, notifier, run_id, camera: cam.to_string() };
-    let mut state = Import {
-        frames: 0,
-        loss: LossCounter::default(),
-        mismatched: 0,
-        last_frame: None,
-        link: Link::default(),
-        came_back: None,
-        gap: false,
-        window: StatusWindow::new(Duration::from_secs(1)),
-        histogram: LatencyHistogram::default(),
-        ids: VecDeque::with_capacity(ID_MAP),
-        echoes: Echoes::default(),
-        frames_in: Flow::default(),
-        results_in: Flow::default(),
-        results_loss: LossCounter::default(),
-        results_back: Flow::default(),
-    };
+    let mut state = Import::new();
     let mut next_roll = Instant::now();
     let mut stop = false;
     let mut back_seq = 0u64;
     while !stop && !signals::termination_requested() {
         // Woken by a frame or an origin's result; local results are looked at between them.
-        let _ = doorbell.recv_timeout(RESULTS_WAIT);
-        while let Ok(Some(sample)) = frames.try_recv() {
-            let bytes = sample.payload().to_bytes();
-            match decoder.as_mut() {
-                None => match wire::parse::<FrameHeader>(&bytes) {
-                    Some((seq, header, pixels)) if fits(camera, &header, pixels) => {
-                        state.see(seq, bytes.len());
-                        output.publish(&mut state, header, pixels)?;
-                    }
-                    _ => state.mismatch(camera, &origin),
-                },
-                Some(decoder) => match wire::parse::<AccessUnitHeader>(&bytes) {
-                    Some((seq, header, au)) => {
-                        let lost = state.see(seq, bytes.len());
-                        decoder.push(&header, au, lost)?;
-                    }
-                    None => state.mismatch(camera, &origin),
-                },
-            }
-        }
-        while let Some((au, pixels)) = decoder.as_mut().and_then(|d| d.pull()) {
-            if pixels.len() != camera.frame_bytes() {
-                state.mismatch(camera, &origin);
-                continue;
-            }
-            let header = FrameHeader {
-                layout_version: framebus_common::header::FRAME_HEADER_VERSION,
-                header_size: core::mem::size_of::<FrameHeader>() as u32,
-                frame_id: au.frame_id,
-                sequence: au.frame_id,
-                capture_mono_ns: au.capture_mono_ns,
-                capture_realtime_ns: au.capture_realtime_ns,
-                width: camera.width,
-                height: camera.height,
-                stride: camera.width * 3,
-                pixel_format: camera.format().fourcc(),
-                payload_len: pixels.len() as u32,
-                run_id: au.run,
-                ..FrameHeader::default()
-            };
-            output.publish(&mut state, header, &pixels)?;
-        }
+        let _ = link.doorbell.recv_timeout(RESULTS_WAIT);
+        link.publish_frames(&output, &mut state, camera, &origin)?;
         // The origin's results, about the local frame they came with.
-        while let Ok(Some(sample)) = remote_results.try_recv() {
-            let bytes = sample.payload().to_bytes();
-            let Some((seq, mut record, _)) = wire::parse::<ResultRecord>(&bytes) else {
-                state.results_in.drop_one();
-                continue;
-            };
-            state.results_in.add_drops(state.results_loss.see(seq));
-            match state.ids.iter().find(|o| o.frame_id == record.frame_id && o.run_id == record.run_id) {
-                Some(o) => {
-                    record.frame_id = o.local_id;
-                    record.capture_mono_ns = clock::monotonic_ns();
-                }
-                None => {
-                    record.frame_id = 0;
-                    record.capture_mono_ns = clock::monotonic_ns();
-                }
-            }
-            record.run_id = run_id;
-            record.publish_mono_ns = clock::monotonic_ns();
-            state.echoes.published(&record);
-            match result_publisher.send_copy(record) {
-                Ok(_) => state.results_in.count(bytes.len()),
-                Err(_) => state.results_in.drop_one(),
-            }
-        }
+        link.publish_origin_results(&result_publisher, &mut state, run_id);
         // Local results about imported frames go back to the origin.
-        while let Ok(Some(sample)) = result_subscriber.receive() {
-            let mut record = *sample.payload();
-            drop(sample);
-            if state.echoes.is_echo(&record) || record.run_id != run_id {
-                continue;
-            }
-            let Some(o) = state.ids.iter().find(|o| o.local_id == record.frame_id).copied() else { continue };
-            record.frame_id = o.frame_id;
-            record.run_id = o.run_id;
-            record.capture_mono_ns = o.capture_mono_ns;
-            back_seq += 1;
-            let message = wire::message(back_seq, &record, &[]);
-            let len = message.len();
-            match back.put(message).wait() {
-                Ok(()) => state.results_back.count(len),
-                Err(_) => state.results_back.drop_one(),
-            }
-        }
-        if !state.link.degraded() && state.last_frame.is_some_and(|t| t.elapsed() >= LINK_DOWN_AFTER) {
-            state.link.set(false);
-            state.gap = true;
-            tracing::warn!(camera = cam, origin, "link down: no frame for {LINK_DOWN_AFTER:?}");
-        }
-        if let Some(since) = state.came_back.take() {
-            let down = since.elapsed().unwrap_or_default();
-            tracing::info!(camera = cam, origin, down_ms = down.as_millis() as u64, "link up: frames arrive");
-        }
+        link.send_results_back(&result_subscriber, &mut state, run_id, &mut back_seq);
+        state.watch_link(cam, &origin);
         state.window.roll(state.frames);
         if Instant::now() >= next_roll {
             next_roll += Duration::from_secs(1);
@@ -299,10 +141,216 @@ pub fn run(deployment: &Deployment, camera: &CameraConfig, remote: &RemoteSource
     Ok(())
 }
 
+/// The camera's frame bus as capture would open it: its publisher (its shared memory reserved
+/// in the deployment's budget) and its frame-ready notifier.
+fn open_frames(
+    node: &Node<IpcService>,
+    deployment: &Deployment,
+    camera: &CameraConfig,
+) -> anyhow::Result<(FramePublisher, Notifier<IpcService>)> {
+    let cam = camera.name.as_str();
+    let bus = open_frame_bus(node, deployment, camera)?;
+    let layout = camera.slot_layout();
+    let publisher = bus
+        .frames
+        .publisher_builder()
+        .initial_max_slice_len(layout.frame_bytes)
+        .allocation_strategy(AllocationStrategy::Static)
+        .max_loaned_samples(1)
+        .create()
+        .map_err(|e| match e {
+            iceoryx2::port::publisher::PublisherCreateError::ExceedsMaxSupportedPublishers => anyhow::anyhow!(
+                "camera `{cam}`: another process already publishes its frames (a second `bridge --camera {cam}`?): stop it first"
+            ),
+            e => anyhow::anyhow!("camera `{cam}`: creating the publisher on `{}`: {e:?}", bus.frames_name),
+        })?;
+    framebus_common::shm_budget::reserve_data_segment(
+        deployment.name(),
+        publisher.id().value(),
+        &format!("camera `{cam}`'s frame segment"),
+    )
+    .with_context(|| format!("camera `{cam}`: reserving the shared memory of `{}`", bus.frames_name))?;
+    let notifier = bus
+        .ready
+        .notifier_builder()
+        .create()
+        .map_err(|e| anyhow::anyhow!("camera `{cam}`: creating the frame-ready notifier: {e:?}"))?;
+    Ok((publisher, notifier))
+}
+
+/// The camera's frame publisher.
+type FramePublisher = iceoryx2::port::publisher::Publisher<IpcService, [u8], FrameHeader>;
+
+/// The Zenoh side of one import: the origin's frames (or access units) and results, both
+/// ringing one doorbell, the decoder of H.264, and the results-back publisher.
+struct RemoteLink {
+    video_key: String,
+    frames: zenoh::pubsub::Subscriber<RingChannelHandler<Sample>>,
+    results: zenoh::pubsub::Subscriber<FifoChannelHandler<Sample>>,
+    back: zenoh::pubsub::Publisher<'static>,
+    doorbell: std::sync::mpsc::Receiver<()>,
+    decoder: Option<crate::decoder::Decoder>,
+}
+
+impl RemoteLink {
+    /// Subscribes to `remote`'s frames and results and declares the results-back key.
+    fn declare(session: &zenoh::Session, camera: &CameraConfig, remote: &RemoteSourceConfig) -> anyhow::Result<Self> {
+        let cam = camera.name.as_str();
+        let key = |kind| zenoh_key(&remote.site, &remote.deployment, &remote.camera, kind);
+        // Raw frames: the newest two wait (older ones dropped, counted by sequence). H.264: every
+        // access unit of the last few seconds waits (a lost one costs pictures up to the next key
+        // frame), then the oldest go.
+        let (video_key, queue) = match remote.video {
+            RemoteVideo::Raw => (key(ZenohKind::Frames), FRAME_QUEUE),
+            RemoteVideo::H264 => (key(ZenohKind::Encoded), AU_QUEUE),
+        };
+        // Frames and the origin's results ring one doorbell: the loop wakes when either arrives.
+        let (bell, doorbell) = std::sync::mpsc::sync_channel::<()>(1);
+        let frames = session
+            .declare_subscriber(video_key.clone())
+            .with(ringing(RingChannel::new(queue), bell.clone()))
+            .wait()
+            .map_err(|e| anyhow::anyhow!("camera `{cam}`: subscribing to `{video_key}`: {e}"))?;
+        let decoder = match remote.video {
+            RemoteVideo::Raw => None,
+            RemoteVideo::H264 => Some(crate::decoder::Decoder::new(camera.width, camera.height)?),
+        };
+        let results = session
+            .declare_subscriber(key(ZenohKind::Results))
+            .with(ringing(FifoChannel::new(256), bell))
+            .wait()
+            .map_err(|e| anyhow::anyhow!("camera `{cam}`: subscribing to `{}`: {e}", key(ZenohKind::Results)))?;
+        let back = session
+            .declare_publisher(key(ZenohKind::ResultsBack))
+            .congestion_control(zenoh::qos::CongestionControl::Drop)
+            .express(true)
+            .wait()
+            .map_err(|e| anyhow::anyhow!("camera `{cam}`: declaring `{}`: {e}", key(ZenohKind::ResultsBack)))?;
+        Ok(RemoteLink { video_key, frames, results, back, doorbell, decoder })
+    }
+
+    /// Publishes every frame that arrived (raw, or decoded from the access units that
+    /// arrived); a frame that does not fit `camera` is dropped and counted.
+    fn publish_frames(
+        &mut self,
+        output: &Output,
+        state: &mut Import,
+        camera: &CameraConfig,
+        origin: &str,
+    ) -> anyhow::Result<()> {
+        while let Ok(Some(sample)) = self.frames.try_recv() {
+            let bytes = sample.payload().to_bytes();
+            match self.decoder.as_mut() {
+                None => match wire::parse::<FrameHeader>(&bytes) {
+                    Some((seq, header, pixels)) if fits(camera, &header, pixels) => {
+                        state.see(seq, bytes.len());
+                        output.publish(state, header, pixels)?;
+                    }
+                    _ => state.mismatch(camera, origin),
+                },
+                Some(decoder) => match wire::parse::<AccessUnitHeader>(&bytes) {
+                    Some((seq, header, au)) => {
+                        let lost = state.see(seq, bytes.len());
+                        decoder.push(&header, au, lost)?;
+                    }
+                    None => state.mismatch(camera, origin),
+                },
+            }
+        }
+        while let Some((au, pixels)) = self.decoder.as_mut().and_then(|d| d.pull()) {
+            if pixels.len() != camera.frame_bytes() {
+                state.mismatch(camera, origin);
+                continue;
+            }
+            let header = FrameHeader {
+                layout_version: framebus_common::header::FRAME_HEADER_VERSION,
+                header_size: core::mem::size_of::<FrameHeader>() as u32,
+                frame_id: au.frame_id,
+                sequence: au.frame_id,
+                capture_mono_ns: au.capture_mono_ns,
+                capture_realtime_ns: au.capture_realtime_ns,
+                width: camera.width,
+                height: camera.height,
+                stride: camera.width * 3,
+                pixel_format: camera.format().fourcc(),
+                payload_len: pixels.len() as u32,
+                run_id: au.run,
+                ..FrameHeader::default()
+            };
+            output.publish(state, header, &pixels)?;
+        }
+        Ok(())
+    }
+
+    /// Publishes every result of the origin into the local results service, about the local
+    /// frame it came with (frame id 0 when that frame is no longer known).
+    fn publish_origin_results(
+        &self,
+        publisher: &iceoryx2::port::publisher::Publisher<IpcService, ResultRecord, ()>,
+        state: &mut Import,
+        run_id: u64,
+    ) {
+        while let Ok(Some(sample)) = self.results.try_recv() {
+            let bytes = sample.payload().to_bytes();
+            let Some((seq, mut record, _)) = wire::parse::<ResultRecord>(&bytes) else {
+                state.results_in.drop_one();
+                continue;
+            };
+            state.results_in.add_drops(state.results_loss.see(seq));
+            match state.ids.iter().find(|o| o.frame_id == record.frame_id && o.run_id == record.run_id) {
+                Some(o) => {
+                    record.frame_id = o.local_id;
+                    record.capture_mono_ns = clock::monotonic_ns();
+                }
+                None => {
+                    record.frame_id = 0;
+                    record.capture_mono_ns = clock::monotonic_ns();
+                }
+            }
+            record.run_id = run_id;
+            record.publish_mono_ns = clock::monotonic_ns();
+            state.echoes.published(&record);
+            match publisher.send_copy(record) {
+                Ok(_) => state.results_in.count(bytes.len()),
+                Err(_) => state.results_in.drop_one(),
+            }
+        }
+    }
+
+    /// Sends every local result about an imported frame back to the origin (in the origin's
+    /// ids); echoes of the origin's own results and results of other runs stay here.
+    fn send_results_back(
+        &self,
+        subscriber: &iceoryx2::port::subscriber::Subscriber<IpcService, ResultRecord, ()>,
+        state: &mut Import,
+        run_id: u64,
+        back_seq: &mut u64,
+    ) {
+        while let Ok(Some(sample)) = subscriber.receive() {
+            let mut record = *sample.payload();
+            drop(sample);
+            if state.echoes.is_echo(&record) || record.run_id != run_id {
+                continue;
+            }
+            let Some(o) = state.ids.iter().find(|o| o.local_id == record.frame_id).copied() else { continue };
+            record.frame_id = o.frame_id;
+            record.run_id = o.run_id;
+            record.capture_mono_ns = o.capture_mono_ns;
+            *back_seq += 1;
+            let message = wire::message(*back_seq, &record, &[]);
+            let len = message.len();
+            match self.back.put(message).wait() {
+                Ok(()) => state.results_back.count(len),
+                Err(_) => state.results_back.drop_one(),
+            }
+        }
+    }
+}
+
 /// Where imported frames go: the camera's publisher and frame-ready notifier.
 struct Output {
-    publisher: iceoryx2::port::publisher::Publisher<framebus_common::ipc::IpcService, [u8], FrameHeader>,
-    notifier: iceoryx2::port::notifier::Notifier<framebus_common::ipc::IpcService>,
+    publisher: FramePublisher,
+    notifier: Notifier<IpcService>,
     run_id: u64,
     camera: String,
 }
@@ -392,6 +440,40 @@ struct Import {
 }
 
 impl Import {
+    /// No frame yet.
+    fn new() -> Self {
+        Import {
+            frames: 0,
+            loss: LossCounter::default(),
+            mismatched: 0,
+            last_frame: None,
+            link: Link::default(),
+            came_back: None,
+            gap: false,
+            window: StatusWindow::new(Duration::from_secs(1)),
+            histogram: LatencyHistogram::default(),
+            ids: VecDeque::with_capacity(ID_MAP),
+            echoes: Echoes::default(),
+            frames_in: Flow::default(),
+            results_in: Flow::default(),
+            results_loss: LossCounter::default(),
+            results_back: Flow::default(),
+        }
+    }
+
+    /// Marks the link down after `LINK_DOWN_AFTER` without a frame, and logs both ways.
+    fn watch_link(&mut self, cam: &str, origin: &str) {
+        if !self.link.degraded() && self.last_frame.is_some_and(|t| t.elapsed() >= LINK_DOWN_AFTER) {
+            self.link.set(false);
+            self.gap = true;
+            tracing::warn!(camera = cam, origin, "link down: no frame for {LINK_DOWN_AFTER:?}");
+        }
+        if let Some(since) = self.came_back.take() {
+            let down = since.elapsed().unwrap_or_default();
+            tracing::info!(camera = cam, origin, down_ms = down.as_millis() as u64, "link up: frames arrive");
+        }
+    }
+
     /// Counts a frame or access-unit message of `len` bytes with sequence number `seq`;
     /// returns how many messages were lost just before it (at least 1 after a restarted
     /// sender: what came before is unknown, so the decoder waits for a key frame).

@@ -114,56 +114,10 @@ pub fn run(deployment: &Deployment) -> anyhow::Result<()> {
         } else if link.degraded() && !was_degraded {
             tracing::warn!("link degraded: every peer is gone");
         }
-        control.poll(|command| match command {
-            Command::Status => Answer::Status(Box::new(Metrics {
-                state: match link.state() {
-                    "up" => ProcessState::Running,
-                    "degraded" => ProcessState::Degraded,
-                    _ => ProcessState::Waiting,
-                },
-                frames: flows.iter().map(|f| f.frames.read().0).sum(),
-                message: summary(&flows, peers, &link),
-                ..Metrics::default()
-            })),
-            Command::Figures(camera) => match flows.iter().find(|f| f.camera == camera) {
-                Some(f) => {
-                    match Figures::Bridge(link.camera(&f.camera, "export", String::new(), peers, f.figures()))
-                        .to_message()
-                    {
-                        Ok(json) => Answer::Done(json),
-                        Err(e) => Answer::Refused(e.to_string()),
-                    }
-                }
-                None => Answer::Refused(format!(
-                    "`figures {camera}`: the bridge exports no camera `{camera}` (it exports: {})",
-                    flows.iter().map(|f| f.camera.as_str()).collect::<Vec<_>>().join(", ")
-                )),
-            },
-            Command::Stop => {
-                quit = true;
-                Answer::Done("stopping".into())
-            }
-            _ => Answer::Ignored,
-        });
+        control.poll(|command| answer(command, &flows, peers, &link, &mut quit));
         if Instant::now() >= next_status {
             next_status += STATUS_PERIOD;
-            for (flow, publisher) in flows.iter().zip(&status_publishers) {
-                flow.roll();
-                let status = json!({
-                    "camera": flow.camera,
-                    "uptime_secs": started.elapsed().as_secs_f64(),
-                    "peers": peers,
-                    "time": wall_time(SystemTime::now()),
-                    "frames": flow_json(&flow.frames),
-                    "encoded": flow_json(&flow.encoded),
-                    "results": flow_json(&flow.results),
-                    "results_back": flow_json(&flow.results_back),
-                    "control": flow_json(&flow.control),
-                });
-                if let Err(e) = publisher.put(status.to_string()).wait() {
-                    tracing::debug!(camera = flow.camera, "publishing status: {e}");
-                }
-            }
+            publish_statuses(&flows, &status_publishers, started, peers);
         }
     }
     tracing::info!("stopping");
@@ -176,6 +130,73 @@ pub fn run(deployment: &Deployment) -> anyhow::Result<()> {
     }
     drop(session);
     Ok(())
+}
+
+/// The deployment bridge's answer to one control `command`; `Stop` sets `quit`.
+fn answer(
+    command: Command,
+    flows: &[Arc<export::CameraFlows>],
+    peers: usize,
+    link: &flow::Link,
+    quit: &mut bool,
+) -> Answer {
+    match command {
+        Command::Status => Answer::Status(Box::new(Metrics {
+            state: match link.state() {
+                "up" => ProcessState::Running,
+                "degraded" => ProcessState::Degraded,
+                _ => ProcessState::Waiting,
+            },
+            frames: flows.iter().map(|f| f.frames.read().0).sum(),
+            message: summary(flows, peers, link),
+            ..Metrics::default()
+        })),
+        Command::Figures(camera) => match flows.iter().find(|f| f.camera == camera) {
+            Some(f) => {
+                match Figures::Bridge(link.camera(&f.camera, "export", String::new(), peers, f.figures())).to_message()
+                {
+                    Ok(json) => Answer::Done(json),
+                    Err(e) => Answer::Refused(e.to_string()),
+                }
+            }
+            None => Answer::Refused(format!(
+                "`figures {camera}`: the bridge exports no camera `{camera}` (it exports: {})",
+                flows.iter().map(|f| f.camera.as_str()).collect::<Vec<_>>().join(", ")
+            )),
+        },
+        Command::Stop => {
+            *quit = true;
+            Answer::Done("stopping".into())
+        }
+        _ => Answer::Ignored,
+    }
+}
+
+/// Publishes each exported camera's status on its Zenoh key (its flows rolled into the next
+/// second first).
+fn publish_statuses(
+    flows: &[Arc<export::CameraFlows>],
+    publishers: &[zenoh::pubsub::Publisher<'_>],
+    started: Instant,
+    peers: usize,
+) {
+    for (flow, publisher) in flows.iter().zip(publishers) {
+        flow.roll();
+        let status = json!({
+            "camera": flow.camera,
+            "uptime_secs": started.elapsed().as_secs_f64(),
+            "peers": peers,
+            "time": wall_time(SystemTime::now()),
+            "frames": flow_json(&flow.frames),
+            "encoded": flow_json(&flow.encoded),
+            "results": flow_json(&flow.results),
+            "results_back": flow_json(&flow.results_back),
+            "control": flow_json(&flow.control),
+        });
+        if let Err(e) = publisher.put(status.to_string()).wait() {
+            tracing::debug!(camera = flow.camera, "publishing status: {e}");
+        }
+    }
 }
 
 fn flow_json(flow: &flow::Flow) -> serde_json::Value {
