@@ -17,6 +17,8 @@ lint:
     cargo fmt --manifest-path examples/rust-reader/Cargo.toml -- --check
     cargo clippy --manifest-path examples/rust-reader/Cargo.toml --target-dir target -- -D warnings
     RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
+    python3 scripts/size-limits.py
+    python3 scripts/module-graph.py > /dev/null
 
 # The whole test suite: lints, unit tests, end-to-end tests of the real binaries (Rust, then Python's pytest).
 test: lint build
