@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context};
 use framebus::{Camera, Event, ReaderPolicy};
-use framebus_common::ipc::{create_node, open_results};
+use framebus_common::ipc::{create_node, open_results, ResultsPublisher};
 use framebus_common::results::ResultRecord;
 use framebus_common::stats::LatencyWindow;
 use framebus_common::{clock, Deployment};
@@ -220,10 +220,9 @@ fn measure_results(site: &Deployment, viewer: &Deployment) -> anyhow::Result<Fig
     // Results: published into the site camera's results service, read from the viewer's.
     let site_node = create_node(site, "benchres", "cam")?;
     let viewer_node = create_node(viewer, "benchres", "cam")?;
-    let publisher = open_results(&site_node, site.name(), "cam")?
-        .publisher_builder()
-        .create()
-        .map_err(|e| anyhow!("results publisher: {e:?}"))?;
+    // As every producer publishes (the crate's `publish_result`, Python's): result, then the
+    // results-ready event.
+    let publisher = ResultsPublisher::create(&site_node, site.name(), "cam")?;
     let subscriber = open_results(&viewer_node, viewer.name(), "cam")?
         .subscriber_builder()
         .create()
@@ -250,7 +249,7 @@ fn measure_results(site: &Deployment, viewer: &Deployment) -> anyhow::Result<Fig
         }
         let record =
             ResultRecord::new("bench", (0, 0, 0), Some(1.0), &[], &format!("{{\"t\":{}}}", clock::realtime_ns()))?;
-        publisher.send_copy(record).map_err(|e| anyhow!("sending a result: {e:?}"))?;
+        publisher.publish(record)?;
     }
     let until = Instant::now() + Duration::from_secs(1);
     while Instant::now() < until {

@@ -16,18 +16,8 @@ pub struct Args {
     #[arg(long, default_value = "configs/default.toml")]
     pub config: PathBuf,
     /// Import this remote camera (a `[[remote-camera]]` name) instead of exporting.
-    #[arg(long, conflicts_with = "remote")]
+    #[arg(long)]
     pub camera: Option<String>,
-    /// Send a control request to a camera of another site instead (`<site>/<deployment>/<camera>`;
-    /// answered only when that camera has `allow-remote-control = true`), then exit.
-    #[arg(long, value_name = "SITE/DEPLOYMENT/CAMERA")]
-    pub remote: Option<String>,
-    /// With `--remote`: the process of that camera the request is for.
-    #[arg(long, default_value = "recorder", requires = "remote")]
-    pub role: String,
-    /// With `--remote`: `status`, `record on|off` or `preview on|off`.
-    #[arg(requires = "remote", num_args = 0..)]
-    pub command: Vec<String>,
     /// `--log-format`.
     #[command(flatten)]
     pub log: LogArgs,

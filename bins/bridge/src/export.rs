@@ -3,13 +3,16 @@
 //! - results (the camera's results service) and, with `results-back`, results coming back
 //!   from other hosts published into it;
 //! - the streamer's H.264 access units (its `encoded` service) when the camera has a streamer;
+//! - the recorder's events (its journal's records: clip started, completed, trigger missed)
+//!   when the camera has a recorder;
 //! - raw frames with `[camera.export.frames]`: a reader like any other (role `bridge`, policy
 //!   `max-fps`, queue 1), optionally downscaled, sent with congestion control "drop": a slow
 //!   link loses frames here, never slows capture;
 //! - control requests of other hosts with `allow-remote-control` (a Zenoh queryable).
 //!
 //! Frames are read on one thread per camera (the reader loop), everything else on one thread
-//! per camera that polls its iceoryx2 subscribers every millisecond.
+//! per camera that wakes on the camera's results-ready event (every producer notifies it) and
+//! otherwise every millisecond for the encoded video, results back and control queries.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -20,7 +23,9 @@ use framebus::{Camera, Event, ReaderPolicy};
 use framebus_common::config::ExportConfig;
 use framebus_common::control::{Command, ControlClient, ControlRequest, Target};
 use framebus_common::encoded::AccessUnitHeader;
-use framebus_common::ipc::{create_node, open_encoded, open_results, IpcService};
+use framebus_common::ipc::{create_node, open_encoded, open_results, open_results_ready, IpcService, ResultsPublisher};
+use framebus_common::journal::read::Follower;
+use framebus_common::journal::JournalRecord;
 use framebus_common::names::{zenoh_key, Role, ZenohKind, BRIDGE_ROLE};
 use framebus_common::protocol::ControlReply;
 use framebus_common::results::ResultRecord;
@@ -28,7 +33,6 @@ use framebus_common::{clock, CameraConfig, Deployment, FrameHeader, PixelFormat}
 use framebus_vision::opencv::core::{Mat, Size};
 use framebus_vision::opencv::imgproc;
 use framebus_vision::opencv::prelude::*;
-use iceoryx2::port::publisher::Publisher;
 use iceoryx2::port::subscriber::Subscriber;
 use zenoh::handlers::FifoChannel;
 use zenoh::qos::{CongestionControl, Priority};
@@ -38,7 +42,8 @@ use crate::flow::Flow;
 use crate::results::Echoes;
 use crate::wire;
 
-/// How often the results and encoded subscribers are polled.
+/// How often the encoded subscriber, results back and control queries are looked at (results
+/// wake the loop at once).
 const POLL: Duration = Duration::from_millis(1);
 /// How often a frames thread looks at the bridge's stop flag.
 const STOP_CHECK: Duration = Duration::from_millis(100);
@@ -56,23 +61,26 @@ pub struct CameraFlows {
     pub encoded: Flow,
     /// Results sent.
     pub results: Flow,
+    /// The recorder's journal records sent (clip started, completed, trigger missed).
+    pub events: Flow,
     /// Results received back and published locally.
     pub results_back: Flow,
     /// Remote control requests answered.
     pub control: Flow,
-    /// Which flows this camera's `[camera.export]` turns on (frames, encoded, results back,
-    /// control; results always).
-    pub enabled: [bool; 4],
+    /// Which flows this camera's `[camera.export]` and config turn on (frames, encoded, events
+    /// — with a recorder —, results back, control; results always).
+    pub enabled: [bool; 5],
 }
 
 impl CameraFlows {
     /// The figures of its enabled flows.
     pub fn figures(&self) -> Vec<framebus_common::figures::BridgeFlow> {
-        let [frames, encoded, back, control] = self.enabled;
+        let [frames, encoded, events, back, control] = self.enabled;
         [
             (frames, &self.frames, "frames", "out"),
             (encoded, &self.encoded, "encoded", "out"),
             (true, &self.results, "results", "out"),
+            (events, &self.events, "events", "out"),
             (back, &self.results_back, "results-back", "in"),
             (control, &self.control, "control", "in"),
         ]
@@ -84,7 +92,7 @@ impl CameraFlows {
 
     /// Closes every flow's one-second window.
     pub fn roll(&self) {
-        for flow in [&self.frames, &self.encoded, &self.results, &self.results_back, &self.control] {
+        for flow in [&self.frames, &self.encoded, &self.results, &self.events, &self.results_back, &self.control] {
             flow.roll();
         }
     }
@@ -104,7 +112,13 @@ pub fn start(deployment: &Deployment, session: &zenoh::Session, stop: &Arc<Atomi
         let exports_encoded = export.exports_encoded(camera);
         let flow = Arc::new(CameraFlows {
             camera: camera.name.clone(),
-            enabled: [export.frames.is_some(), exports_encoded, export.results_back, export.allow_remote_control],
+            enabled: [
+                export.frames.is_some(),
+                exports_encoded,
+                camera.recorder.is_some(),
+                export.results_back,
+                export.allow_remote_control,
+            ],
             ..CameraFlows::default()
         });
         let keys = Keys { site: site.clone(), deployment: deployment.name().to_string(), camera: camera.name.clone() };
@@ -244,6 +258,8 @@ fn export_frames(
 struct Side {
     results: zenoh::pubsub::Publisher<'static>,
     encoded: Option<zenoh::pubsub::Publisher<'static>>,
+    /// The recorder's journal records, when the camera has a recorder.
+    events: Option<zenoh::pubsub::Publisher<'static>>,
     back: Option<zenoh::pubsub::Subscriber<FifoChannelHandler>>,
     control: Option<zenoh::query::Queryable<FifoChannelHandlerQuery>>,
 }
@@ -269,6 +285,10 @@ impl Side {
                 .map_err(|e| anyhow::anyhow!("declaring `{key}`: {e}"))
         };
         let results = declare(ZenohKind::Results)?;
+        let events = match camera.recorder {
+            Some(_) => Some(declare(ZenohKind::Events)?),
+            None => None,
+        };
         let encoded = if export.exports_encoded(camera) {
             let key = keys.of(ZenohKind::Encoded);
             Some(
@@ -307,7 +327,7 @@ impl Side {
         } else {
             None
         };
-        Ok(Side { results, encoded, back, control })
+        Ok(Side { results, encoded, events, back, control })
     }
 
     fn run(
@@ -325,16 +345,13 @@ impl Side {
             .subscriber_builder()
             .create()
             .map_err(|e| anyhow::anyhow!("camera `{cam}`: subscribing to its results: {e:?}"))?;
-        let back_publisher = if export.results_back {
-            Some(
-                results
-                    .publisher_builder()
-                    .create()
-                    .map_err(|e| anyhow::anyhow!("camera `{cam}`: creating a results publisher: {e:?}"))?,
-            )
-        } else {
-            None
-        };
+        // Woken by every result a producer sends (and every `POLL` for the other flows).
+        let results_ready = open_results_ready(&node, deployment.name(), cam)?
+            .listener_builder()
+            .create()
+            .map_err(|e| anyhow::anyhow!("camera `{cam}`: listening to its results-ready event: {e:?}"))?;
+        let back_publisher =
+            if export.results_back { Some(ResultsPublisher::create(&node, deployment.name(), cam)?) } else { None };
         let encoded = match &self.encoded {
             Some(_) => Some(
                 open_encoded(&node, deployment.name(), camera)?
@@ -345,6 +362,12 @@ impl Side {
             None => None,
         };
         let client = ControlClient::new(&node, deployment.name());
+        let mut journal = match (&self.events, &camera.recorder) {
+            (Some(publisher), Some(recorder)) => {
+                Some(Journal::follow(publisher, &deployment.resolve_path(&recorder.directory), cam)?)
+            }
+            _ => None,
+        };
         let mut echoes = Echoes::default();
         let (mut results_seq, mut encoded_seq) = (0u64, 0u64);
         while !stop.load(Ordering::Relaxed) {
@@ -358,8 +381,14 @@ impl Side {
             if let Some(queryable) = &self.control {
                 moved += answer_queries(queryable, &client, cam, flow);
             }
+            if let Some(journal) = journal.as_mut() {
+                journal.send_new(cam, flow);
+            }
             if moved == 0 {
-                std::thread::sleep(POLL);
+                if let Err(e) = results_ready.timed_wait(|_| {}, POLL) {
+                    tracing::debug!(camera = cam, "results-ready wait: {e:?}");
+                    std::thread::sleep(POLL);
+                }
             }
         }
         Ok(())
@@ -394,6 +423,65 @@ impl Side {
     }
 }
 
+/// The recorder's journal of one camera, followed from its end at start-up (records journaled
+/// while no bridge ran are not sent: the site's own `ctl events` has them), each new record
+/// sent as its JSON line on the `events` key, in order (congestion control "block": reliable
+/// while the link is up).
+struct Journal<'a> {
+    publisher: &'a zenoh::pubsub::Publisher<'static>,
+    follower: Follower,
+    next_look: std::time::Instant,
+    seq: u64,
+}
+
+impl<'a> Journal<'a> {
+    /// How often the journal file is looked at.
+    const LOOK_EVERY: Duration = Duration::from_millis(100);
+
+    fn follow(
+        publisher: &'a zenoh::pubsub::Publisher<'static>,
+        recordings: &std::path::Path,
+        cam: &str,
+    ) -> anyhow::Result<Self> {
+        let follower = Follower::from_end(recordings, cam)
+            .with_context(|| format!("camera `{cam}`: following its recorder's events journal"))?;
+        Ok(Journal { publisher, follower, next_look: std::time::Instant::now(), seq: 0 })
+    }
+
+    /// Sends the records appended since the last look (at most every [`Self::LOOK_EVERY`]).
+    fn send_new(&mut self, cam: &str, flow: &CameraFlows) {
+        let now = std::time::Instant::now();
+        if now < self.next_look {
+            return;
+        }
+        self.next_look = now + Self::LOOK_EVERY;
+        let lines = match self.follower.poll(&mut |skipped| tracing::warn!(camera = cam, "events journal: {skipped}")) {
+            Ok(lines) => lines,
+            Err(e) => {
+                framebus_common::logging::repeated(
+                    tracing::Level::WARN,
+                    "bridge.export.journal",
+                    format_args!("camera `{cam}`: reading its events journal: {e}"),
+                );
+                return;
+            }
+        };
+        for line in lines {
+            // Only whole records the format knows cross the link.
+            if JournalRecord::parse(&line).is_none() {
+                continue;
+            }
+            self.seq += 1;
+            let message = wire::text_message(self.seq, line.trim());
+            let len = message.len();
+            match self.publisher.put(message).wait() {
+                Ok(()) => flow.events.count(len),
+                Err(_) => flow.events.drop_one(),
+            }
+        }
+    }
+}
+
 /// Sends every waiting encoded access unit on the encoded key; returns how many were taken.
 fn send_encoded(
     subscriber: &Subscriber<IpcService, [u8], AccessUnitHeader>,
@@ -423,7 +511,7 @@ fn send_encoded(
 /// returns how many messages were taken.
 fn receive_results_back(
     back: &zenoh::pubsub::Subscriber<FifoChannelHandler>,
-    publisher: &Publisher<IpcService, ResultRecord, ()>,
+    publisher: &ResultsPublisher,
     echoes: &mut Echoes,
     flow: &CameraFlows,
 ) -> usize {
@@ -437,7 +525,7 @@ fn receive_results_back(
         };
         record.publish_mono_ns = clock::monotonic_ns();
         echoes.published(&record);
-        match publisher.send_copy(record) {
+        match publisher.publish(record) {
             Ok(_) => flow.results_back.count(bytes.len()),
             Err(_) => flow.results_back.drop_one(),
         }

@@ -10,6 +10,9 @@
 //! into this host's monotonic clock through the wall clocks (exact on one host, as good as
 //! the two hosts' clock sync across hosts).
 //!
+//! Events: the origin recorder's journal records are appended to this camera's copy of that
+//! journal (`<recordings>/origin/events/<camera>.jsonl`, read by `ctl events <camera> --origin`).
+//!
 //! Results: the origin's results are published into the local results service (about the
 //! local frame they came with), and local results about imported frames go back to the origin
 //! on the `results-back` key (published there when its `[camera.export] results-back = true`).
@@ -23,7 +26,9 @@ use framebus_common::control::server::{Answer, ControlServer, Metrics};
 use framebus_common::control::{Command, FrameFormat, LatencyHistogram, ProcessState};
 use framebus_common::encoded::AccessUnitHeader;
 use framebus_common::figures::Figures;
-use framebus_common::ipc::{create_node, open_frame_bus, open_results, DeploymentGuard, IpcService};
+use framebus_common::ipc::{create_node, open_frame_bus, open_results, DeploymentGuard, IpcService, ResultsPublisher};
+use framebus_common::journal::write::Journal;
+use framebus_common::journal::{origin_directory, JournalRecord};
 use framebus_common::names::{zenoh_key, ZenohKind};
 use framebus_common::protocol::FourccText;
 use framebus_common::results::ResultRecord;
@@ -83,10 +88,7 @@ pub fn run(deployment: &Deployment, camera: &CameraConfig, remote: &RemoteSource
     let node = create_node(deployment, crate::ROLE, cam)?;
     let (publisher, notifier) = open_frames(&node, deployment, camera)?;
     let results = open_results(&node, deployment.name(), cam)?;
-    let result_publisher = results
-        .publisher_builder()
-        .create()
-        .map_err(|e| anyhow::anyhow!("camera `{cam}`: creating the results publisher: {e:?}"))?;
+    let result_publisher = ResultsPublisher::create(&node, deployment.name(), cam)?;
     let result_subscriber = results
         .subscriber_builder()
         .create()
@@ -98,6 +100,9 @@ pub fn run(deployment: &Deployment, camera: &CameraConfig, remote: &RemoteSource
     let origin = format!("{}/{}/{}", remote.site, remote.deployment, remote.camera);
     tracing::info!(camera = cam, origin, key = link.video_key, video = remote.video.name(), "importing frames");
 
+    let recordings = deployment.recordings_directory(camera);
+    let mut origin_journal =
+        OriginJournal { journal: Journal::new(&origin_directory(&recordings), cam), recordings, ready: false };
     let run_id = clock::realtime_ns();
     let output = Output { publisher, notifier, run_id, camera: cam.to_string() };
     let mut state = Import::new();
@@ -112,11 +117,12 @@ pub fn run(deployment: &Deployment, camera: &CameraConfig, remote: &RemoteSource
         link.publish_origin_results(&result_publisher, &mut state, run_id);
         // Local results about imported frames go back to the origin.
         link.send_results_back(&result_subscriber, &mut state, run_id, &mut back_seq);
+        link.write_origin_events(&mut origin_journal, &mut state);
         state.watch_link(cam, &origin);
         state.window.roll(state.frames);
         if Instant::now() >= next_roll {
             next_roll += Duration::from_secs(1);
-            for flow in [&state.frames_in, &state.results_in, &state.results_back] {
+            for flow in [&state.frames_in, &state.results_in, &state.events_in, &state.results_back] {
                 flow.roll();
             }
         }
@@ -188,6 +194,8 @@ struct RemoteLink {
     frames: zenoh::pubsub::Subscriber<RingChannelHandler<Sample>>,
     results: zenoh::pubsub::Subscriber<FifoChannelHandler<Sample>>,
     back: zenoh::pubsub::Publisher<'static>,
+    /// The origin recorder's journal records.
+    events: zenoh::pubsub::Subscriber<FifoChannelHandler<Sample>>,
     doorbell: std::sync::mpsc::Receiver<()>,
     decoder: Option<crate::decoder::Decoder>,
 }
@@ -215,6 +223,11 @@ impl RemoteLink {
             RemoteVideo::Raw => None,
             RemoteVideo::H264 => Some(crate::decoder::Decoder::new(camera.width, camera.height)?),
         };
+        let events = session
+            .declare_subscriber(key(ZenohKind::Events))
+            .with(ringing(FifoChannel::new(256), bell.clone()))
+            .wait()
+            .map_err(|e| anyhow::anyhow!("camera `{cam}`: subscribing to `{}`: {e}", key(ZenohKind::Events)))?;
         let results = session
             .declare_subscriber(key(ZenohKind::Results))
             .with(ringing(FifoChannel::new(256), bell))
@@ -226,7 +239,7 @@ impl RemoteLink {
             .express(true)
             .wait()
             .map_err(|e| anyhow::anyhow!("camera `{cam}`: declaring `{}`: {e}", key(ZenohKind::ResultsBack)))?;
-        Ok(RemoteLink { video_key, frames, results, back, doorbell, decoder })
+        Ok(RemoteLink { video_key, frames, results, back, events, doorbell, decoder })
     }
 
     /// Publishes every frame that arrived (raw, or decoded from the access units that
@@ -284,12 +297,7 @@ impl RemoteLink {
 
     /// Publishes every result of the origin into the local results service, about the local
     /// frame it came with (frame id 0 when that frame is no longer known).
-    fn publish_origin_results(
-        &self,
-        publisher: &iceoryx2::port::publisher::Publisher<IpcService, ResultRecord, ()>,
-        state: &mut Import,
-        run_id: u64,
-    ) {
+    fn publish_origin_results(&self, publisher: &ResultsPublisher, state: &mut Import, run_id: u64) {
         while let Ok(Some(sample)) = self.results.try_recv() {
             let bytes = sample.payload().to_bytes();
             let Some((seq, mut record, _)) = wire::parse::<ResultRecord>(&bytes) else {
@@ -310,10 +318,26 @@ impl RemoteLink {
             record.run_id = run_id;
             record.publish_mono_ns = clock::monotonic_ns();
             state.echoes.published(&record);
-            match publisher.send_copy(record) {
+            match publisher.publish(record) {
                 Ok(_) => state.results_in.count(bytes.len()),
                 Err(_) => state.results_in.drop_one(),
             }
+        }
+    }
+
+    /// Appends every record of the origin's events journal that arrived to this camera's copy
+    /// of it ([`origin_directory`]: `ctl events <camera> --origin`), in order; a message that
+    /// is not a journal record is dropped and counted.
+    fn write_origin_events(&self, journal: &mut OriginJournal, state: &mut Import) {
+        while let Ok(Some(sample)) = self.events.try_recv() {
+            let bytes = sample.payload().to_bytes();
+            let Some((seq, line)) = wire::parse_text(&bytes).filter(|(_, l)| JournalRecord::parse(l).is_some()) else {
+                state.events_in.drop_one();
+                continue;
+            };
+            state.events_in.add_drops(state.events_loss.see(seq));
+            journal.write_line(line);
+            state.events_in.count(bytes.len());
         }
     }
 
@@ -343,6 +367,37 @@ impl RemoteLink {
                 Ok(()) => state.results_back.count(len),
                 Err(_) => state.results_back.drop_one(),
             }
+        }
+    }
+}
+
+/// This camera's copy of its origin's events journal, in `<recordings>/origin` (both folders
+/// created at the first record: a viewer without a recorder has no recordings folder yet).
+struct OriginJournal {
+    journal: Journal,
+    recordings: std::path::PathBuf,
+    ready: bool,
+}
+
+impl OriginJournal {
+    /// Appends one record (best effort: a failure is logged by the journal, rate-limited).
+    fn write_line(&mut self, line: &str) {
+        if !self.ready {
+            let origin = origin_directory(&self.recordings);
+            let made = std::fs::create_dir_all(&self.recordings)
+                .map_err(|e| format!("creating `{}`: {e}", self.recordings.display()))
+                .and_then(|()| framebus_common::secure_fs::ensure_real_dir(&origin, 0o777).map_err(|e| e.to_string()));
+            match made {
+                Ok(_) => self.ready = true,
+                Err(e) => framebus_common::logging::repeated(
+                    tracing::Level::WARN,
+                    "bridge.import.journal",
+                    format_args!("the origin's events journal: {e}: record dropped"),
+                ),
+            }
+        }
+        if self.ready {
+            self.journal.write_line(line);
         }
     }
 }
@@ -437,6 +492,8 @@ struct Import {
     results_in: Flow,
     results_loss: LossCounter,
     results_back: Flow,
+    events_in: Flow,
+    events_loss: LossCounter,
 }
 
 impl Import {
@@ -458,6 +515,8 @@ impl Import {
             results_in: Flow::default(),
             results_loss: LossCounter::default(),
             results_back: Flow::default(),
+            events_in: Flow::default(),
+            events_loss: LossCounter::default(),
         }
     }
 
@@ -492,11 +551,12 @@ impl Import {
         }
     }
 
-    /// The `figures` reply: link state and the three flows.
+    /// The `figures` reply: link state and the four flows.
     fn figures(&self, camera: &str, origin: &str, peers: usize) -> framebus_common::figures::BridgeCamera {
         let flows = vec![
             self.frames_in.figures("frames", "in"),
             self.results_in.figures("results", "in"),
+            self.events_in.figures("events", "in"),
             self.results_back.figures("results-back", "out"),
         ];
         self.link.camera(camera, "import", origin.to_string(), peers, flows)

@@ -44,9 +44,6 @@ pub fn main(args: &cli::Args) -> ExitCode {
     logging::init("info", args.log.log_format);
     let result = Deployment::load(&args.config).map_err(anyhow::Error::from).and_then(|deployment| {
         logging::set_context(deployment.name(), args.camera.as_deref(), ROLE);
-        if let Some(target) = &args.remote {
-            return remote::run(&deployment, target, &args.role, &args.command);
-        }
         match &args.camera {
             Some(name) => {
                 let camera = deployment.camera(Some(name))?.clone();

@@ -4,6 +4,7 @@
 //!
 //! Frames: `seq (u64) | FrameHeader (88 bytes) | pixels`. Encoded video:
 //! `seq | AccessUnitHeader (80) | access unit`. Results (both ways): `seq | ResultRecord (1880)`.
+//! Events: `seq | one events-journal record as its JSON line (UTF-8)`.
 //! Control (a Zenoh query): `role (NUL-terminated ASCII) | ControlRequest (280)`, the reply a
 //! `ControlReply` (1432).
 
@@ -59,6 +60,20 @@ pub fn message<T: Plain>(seq: u64, record: &T, payload: &[u8]) -> Vec<u8> {
     out.extend_from_slice(bytes_of(record));
     out.extend_from_slice(payload);
     out
+}
+
+/// A message carrying text (an events-journal record): its sequence number, then the text.
+pub fn text_message(seq: u64, text: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 + text.len());
+    out.extend_from_slice(&seq.to_le_bytes());
+    out.extend_from_slice(text.as_bytes());
+    out
+}
+
+/// A text message's sequence number and text; `None` when it is too short or not UTF-8.
+pub fn parse_text(bytes: &[u8]) -> Option<(u64, &str)> {
+    let seq = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?);
+    Some((seq, std::str::from_utf8(&bytes[8..]).ok()?))
 }
 
 /// A message's sequence number, record and payload; `None` when it is too short.

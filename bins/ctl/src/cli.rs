@@ -101,6 +101,10 @@ pub enum CtlCommand {
         switch: Switch,
         /// Camera name.
         camera: String,
+        /// For a `[[remote-camera]]`: switch the preview of the camera it imports, on the other
+        /// host (over Zenoh; answered only with `allow-remote-control = true` there).
+        #[arg(long)]
+        origin: bool,
     },
     /// Turn image saving on or off (recorded, survives restarts).
     #[command(after_help = EXIT_CODES)]
@@ -109,6 +113,10 @@ pub enum CtlCommand {
         switch: Switch,
         /// Camera name.
         camera: String,
+        /// For a `[[remote-camera]]`: switch the recorder of the camera it imports, on the other
+        /// host (over Zenoh; answered only with `allow-remote-control = true` there).
+        #[arg(long)]
+        origin: bool,
     },
     /// Camera controls of a camera's device, through its capture process (V4L2 cameras).
     Control {

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use framebus_common::journal::clips::{aggregate_lines, Entry};
 use framebus_common::journal::read::{read_journal, Follower, SkippedLine};
-use framebus_common::journal::{journal_path, JournalRecord, Trigger, TriggerSource};
+use framebus_common::journal::{journal_path, origin_directory, JournalRecord, Trigger, TriggerSource};
 use framebus_common::Deployment;
 
 use crate::Outcome;
@@ -30,6 +30,10 @@ pub struct EventsArgs {
     /// Print the journal's records as the recorder appends them, until Ctrl-C.
     #[arg(long)]
     pub follow: bool,
+    /// For a `[[remote-camera]]`: the clips of its origin's recorder (on the other host), as
+    /// this host's bridge received them, instead of those of this host's recorder.
+    #[arg(long)]
+    pub origin: bool,
     /// How many clips (with `--follow`: records) to show, newest last.
     #[arg(long, default_value_t = 20)]
     pub limit: usize,
@@ -41,18 +45,29 @@ const FOLLOW_POLL: Duration = Duration::from_millis(200);
 /// Runs `ctl events`.
 pub fn run(deployment: &Deployment, json_output: bool, args: &EventsArgs) -> anyhow::Result<Outcome> {
     let cam = deployment.camera(Some(&args.camera))?;
-    let directory = deployment.resolve_path(&cam.recorder.clone().unwrap_or_default().directory);
+    let mut directory = deployment.recordings_directory(cam);
+    if args.origin {
+        if !matches!(cam.source, framebus_common::config::SourceConfig::Remote(_)) {
+            anyhow::bail!(
+                "camera `{}` is not a [[remote-camera]] of {}: --origin is for cameras imported from another host",
+                cam.name,
+                deployment.source_file.display()
+            );
+        }
+        directory = origin_directory(&directory);
+    }
     let path = journal_path(&directory, &cam.name);
     if args.follow {
         return follow(&directory, &cam.name, json_output, args.limit);
     }
     let lines = read_journal(&directory, &cam.name, &mut report_skipped)?;
     if lines.is_empty() {
-        eprintln!(
-            "ctl: {}: no events yet: {} does not exist or is empty (the recorder writes it at its first clip)",
-            cam.name,
-            path.display()
-        );
+        let writer = if args.origin {
+            "the bridge writes it at the origin's first clip"
+        } else {
+            "the recorder writes it at its first clip"
+        };
+        eprintln!("ctl: {}: no events yet: {} does not exist or is empty ({writer})", cam.name, path.display());
         return Ok(Outcome::Done);
     }
     let entries = aggregate_lines(&lines);

@@ -15,6 +15,7 @@ pub mod events;
 pub mod figures;
 pub mod generate;
 pub mod metrics;
+pub mod origin;
 pub mod ports;
 pub mod supervisor;
 pub mod systemd;
@@ -154,10 +155,16 @@ fn run_command(cli: &Cli, deployment: &Deployment) -> anyhow::Result<Outcome> {
         CtlCommand::Logs { camera, role, follow } => with_client(deployment, |session| {
             supervised::logs(deployment, session, cli, camera, role.as_deref(), *follow)
         }),
-        CtlCommand::Preview { switch, camera } => with_client(deployment, |client| {
+        CtlCommand::Preview { switch, camera, origin: true } => {
+            origin::set_flag(deployment, cli.json, camera, &Command::SetPreview(switch.is_on()))
+        }
+        CtlCommand::Record { switch, camera, origin: true } => {
+            origin::set_flag(deployment, cli.json, camera, &Command::SetSaving(switch.is_on()))
+        }
+        CtlCommand::Preview { switch, camera, origin: false } => with_client(deployment, |client| {
             set_flag(deployment, client, cli, camera, &Command::SetPreview(switch.is_on()))
         }),
-        CtlCommand::Record { switch, camera } => with_client(deployment, |client| {
+        CtlCommand::Record { switch, camera, origin: false } => with_client(deployment, |client| {
             set_flag(deployment, client, cli, camera, &Command::SetSaving(switch.is_on()))
         }),
         CtlCommand::Control { camera, action } => control(deployment, cli, camera, action),

@@ -11,12 +11,12 @@
 //! trigger opens a clip from `pre-roll-secs` before the result's frame to `post-roll-secs`
 //! after the last matching one ([`clip`]). Saving on (`ctl record on`) is a manual trigger
 //! either way: its clip starts with the pre-roll and lasts until saving is off. Every clip is
-//! journaled (`<directory>/events/<camera>.jsonl`, [`journal`]) for `ctl events`.
+//! journaled (`<directory>/events/<camera>.jsonl`, [`framebus_common::journal::write`]) for `ctl events`.
 //!
 //! The pieces, one concern each: [`clip`] (the clip state machine: windows of capture time
 //! and the clip being written), [`preroll`] (the held frames), [`writer`] (the segment
 //! writer, over [`segment`]), [`guard`] (disk guard and retention, over [`disk`]), [`status`]
-//! (what is reported), [`journal`]; [`recorder`] wires them, and this file runs the loop (one
+//! (what is reported), the journal ([`framebus_common::journal::write`]); [`recorder`] wires them, and this file runs the loop (one
 //! set-up for frames and for the stream, [`stream`]).
 //!
 //! The saving state lives in [`Recorder`] and changes only through [`Recorder::set_saving`];
@@ -31,7 +31,6 @@ pub mod cli;
 pub mod clip;
 pub mod disk;
 pub mod guard;
-pub mod journal;
 pub mod mp4;
 pub mod preroll;
 pub mod recorder;

@@ -172,6 +172,9 @@ pub enum ServiceKind<'a> {
     FrameReady,
     /// Publish/subscribe: algorithm results about the camera's frames (`ResultRecord`).
     Results,
+    /// Event: every producer notifies after it sends a result; the bridge's exporter waits on
+    /// it instead of polling.
+    ResultsReady,
     /// Publish/subscribe: the streamer's H.264 access units (`[u8]` payload with an
     /// `AccessUnitHeader` user header), read by the recorder with `video = "stream"`.
     Encoded,
@@ -188,6 +191,7 @@ pub fn service_name(deployment: &str, camera: &str, kind: ServiceKind<'_>) -> St
         ServiceKind::Frames => format!("{base}/frames"),
         ServiceKind::FrameReady => format!("{base}/frames/ready"),
         ServiceKind::Results => format!("{base}/results"),
+        ServiceKind::ResultsReady => format!("{base}/results/ready"),
         ServiceKind::Encoded => format!("{base}/encoded"),
         ServiceKind::Control(role) => format!("{base}/{role}/control"),
         ServiceKind::ControlReady(role) => format!("{base}/{role}/control/ready"),

@@ -8,13 +8,12 @@ use std::time::{Duration, Instant};
 
 use framebus_common::control::{Command, FourccText, FrameFormat};
 use framebus_common::ipc::{
-    create_node, open_results, DeploymentGuard, FrameReader, FrameSample, IpcError, IpcService,
+    create_node, open_results, DeploymentGuard, FrameReader, FrameSample, IpcError, IpcService, ResultsPublisher,
 };
 use framebus_common::results::{Detection, Outcome, ResultRecord};
 use framebus_common::state::CameraState;
 use framebus_common::{clock, CameraConfig, Deployment, FrameHeader, PixelFormat, ReaderPolicy, Role};
 use iceoryx2::node::Node;
-use iceoryx2::port::publisher::Publisher;
 use iceoryx2::port::subscriber::Subscriber;
 
 use crate::control::{CommandReceiver, ControlSetup, ControlThread, Handles, ProcessReport, Shared, StopReason};
@@ -270,7 +269,7 @@ pub struct Camera {
     // A frame held back behind a gap event goes before its subscriber.
     gap: Gaps,
     reader: FrameReader,
-    result_publisher: OnceCell<Publisher<IpcService, ResultRecord, ()>>,
+    result_publisher: OnceCell<ResultsPublisher>,
     result_subscriber: OnceCell<Subscriber<IpcService, ResultRecord, ()>>,
     _node: Node<IpcService>,
     _release: DeploymentGuard,
@@ -426,16 +425,11 @@ impl Camera {
         let publisher = match self.result_publisher.get() {
             Some(publisher) => publisher,
             None => {
-                let service = open_results(&self._node, self.deployment.name(), &self.camera.name)?;
-                let publisher = service.publisher_builder().create().map_err(|e| {
-                    IpcError::new(format!("camera `{}`: creating a results publisher", self.camera.name), e)
-                })?;
+                let publisher = ResultsPublisher::create(&self._node, self.deployment.name(), &self.camera.name)?;
                 self.result_publisher.get_or_init(|| publisher)
             }
         };
-        publisher
-            .send_copy(record)
-            .map_err(|e| IpcError::new(format!("camera `{}`: publishing a result", self.camera.name), e))?;
+        publisher.publish(record)?;
         Ok(())
     }
 

@@ -63,8 +63,9 @@ fn results_lost(message: &str) -> Option<u64> {
 
 /// A site's camera read on the viewer as a local camera: the viewer's algo and the example
 /// reader get 320x240 frames with rising ids; the viewer's algo results go back and trigger a
-/// clip on the site; remote `record on` works for the camera with `allow-remote-control` and
-/// gets no answer for the other; both bridges show in `ctl status`; a bridge killed with
+/// clip on the site; remote `ctl record on <camera> --origin` works for the camera with
+/// `allow-remote-control` and gets no answer for the other; the site recorder's clips reach the
+/// viewer's copy of its journal (`ctl events --origin`) in order; both bridges show in `ctl status`; a bridge killed with
 /// SIGKILL is restarted and frames flow again; everything stops cleanly, nothing left behind.
 #[test]
 fn a_remote_camera_reads_like_a_local_one_and_results_travel_both_ways() {
@@ -149,18 +150,22 @@ fn a_remote_camera_reads_like_a_local_one_and_results_travel_both_ways() {
         std::thread::sleep(Duration::from_millis(200));
     }
 
-    // Remote control: only where the site allows it.
-    let remote = |camera: &str, words: &[&str]| {
-        let target = format!("hq/{}/{camera}", site.name);
-        let mut args = vec!["--remote", target.as_str(), "--role", "recorder"];
-        args.extend_from_slice(words);
-        viewer.spawn("bridge", &args).wait_exit(DEADLINE)
-    };
-    assert_eq!(remote("cam0", &["record", "on"]), Some(0), "remote record on, allowed");
-    site.wait_status(|s| process_status(s, "cam0", "recorder")["saving"] == true);
-    assert_ne!(remote("cam1", &["record", "on"]), Some(0), "remote record on must get no answer");
+    // Remote control from the viewer's ctl (`--origin`): only where the site allows it.
+    // cam1 is exported without allow-remote-control: a viewer importing it gets no answer.
+    let other_viewer = TestDeployment::new(&format!(
+        "[zenoh]\nsite = \"desk2\"\nlisten = []\nconnect = [\"tcp/127.0.0.1:{port}\"]\n\n[[remote-camera]]\nname = \"site-cam1\"\nsite = \"hq\"\ndeployment = \"{}\"\ncamera = \"cam1\"\nwidth = 320\nheight = 240\nfps = 10\n",
+        site.name
+    ));
+    let (code, _, err) = other_viewer.ctl(&["record", "on", "site-cam1", "--origin"]);
+    assert_eq!(code, Some(1), "remote record on must get no answer: {err}");
+    assert!(err.contains("allow-remote-control = true"), "{err}");
     let status_cam1 = site.wait_status(|_| true);
     assert_eq!(process_status(&status_cam1, "cam1", "recorder")["saving"], false, "{status_cam1}");
+    // A local camera has no origin.
+    let (code, _, err) = site.ctl(&["record", "on", "cam0", "--origin"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("not a [[remote-camera]]"), "{err}");
+
     let site_status = site.wait_status(|s| {
         let message = process_status(s, "_deployment", "bridge")["message"].as_str().unwrap_or_default();
         figure(message, "back") > 10 && figure(message, "frames") > 10
@@ -168,23 +173,70 @@ fn a_remote_camera_reads_like_a_local_one_and_results_travel_both_ways() {
     let bridge = process_status(&site_status, "_deployment", "bridge");
     assert!(bridge["message"].as_str().unwrap_or_default().contains("peers 1"), "{site_status}");
     // Its figures per exported camera: cam0 sends frames and results and takes results back,
-    // cam1 (exported without frames, results back or control) only sends results.
+    // cam1 (exported without frames, results back or control) sends results and its recorder's
+    // events.
     let cam0 = bridge_figures(&site_status, "_deployment", "bridge", "cam0");
     assert_eq!((&cam0["direction"], &cam0["link"]), (&Value::from("export"), &Value::from("up")), "{site_status}");
     let flows: Vec<(String, String)> = cam0["flows"]
         .as_array()
         .map(|f| f.iter().map(|f| (f["flow"].to_string(), f["dir"].to_string())).collect())
         .unwrap_or_default();
-    let expected = [("frames", "out"), ("results", "out"), ("results-back", "in"), ("control", "in")]
-        .map(|(f, d)| (format!("\"{f}\""), format!("\"{d}\"")));
+    let expected =
+        [("frames", "out"), ("results", "out"), ("events", "out"), ("results-back", "in"), ("control", "in")]
+            .map(|(f, d)| (format!("\"{f}\""), format!("\"{d}\"")));
     assert_eq!(flows, expected, "{site_status}");
     assert!(cam0["flows"][0]["messages"].as_u64().unwrap_or(0) > 10, "{site_status}");
     let cam1 = bridge_figures(&site_status, "_deployment", "bridge", "cam1");
-    assert_eq!(cam1["flows"].as_array().map(Vec::len), Some(1), "{site_status}");
+    assert_eq!(cam1["flows"].as_array().map(Vec::len), Some(2), "{site_status}");
     // The site's bridge reads frames as a reader of the camera, at its max-fps.
     assert!(frames(&site_status, "cam0", "bridge") > 10, "{site_status}");
     assert!(frames(&status, "site-cam0", "capture") > 20, "{status}");
 
+    // The site recorder's events arrive on the viewer in order, none lost: its copy of the
+    // journal lists the same clips. The viewer's algo is stopped (its results keep the
+    // triggered clip open), then a remote `record on` / `record off` makes a manual clip.
+    let (code, _, err) = viewer.ctl(&["stop", "site-cam0", "algo"]);
+    assert_eq!(code, Some(0), "{err}");
+    let until = std::time::Instant::now() + DEADLINE;
+    loop {
+        let (_, on_site, _) = site.ctl(&["events", "cam0", "--json"]);
+        if !on_site.is_empty() && !on_site.contains("\"open\"") {
+            break;
+        }
+        assert!(std::time::Instant::now() < until, "the triggered clip did not end: {on_site}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (code, out, err) = viewer.ctl(&["record", "on", "site-cam0", "--origin"]);
+    assert_eq!(code, Some(0), "remote record on, allowed: {out}{err}");
+    assert!(out.contains(&format!("site-cam0: origin hq/{}/cam0 recorder: ", site.name)), "{out}");
+    site.wait_status(|s| process_status(s, "cam0", "recorder")["saving"] == true);
+    let (code, _, err) = viewer.ctl(&["record", "off", "site-cam0", "--origin"]);
+    assert_eq!(code, Some(0), "remote record off: {err}");
+    let clip_ids = |text: &str| -> Vec<(String, String)> {
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .map(|c| (c["clip"].as_str().unwrap_or_default().to_string(), c["status"].to_string()))
+            .collect()
+    };
+    let until = std::time::Instant::now() + DEADLINE;
+    let (site_clips, viewer_clips) = loop {
+        let (_, on_site, _) = site.ctl(&["events", "cam0", "--json"]);
+        let (_, on_viewer, _) = viewer.ctl(&["events", "site-cam0", "--origin", "--json"]);
+        let (site_clips, viewer_clips) = (clip_ids(&on_site), clip_ids(&on_viewer));
+        let manual_done = on_site.lines().any(|l| l.contains("\"manual\"") && l.contains("\"completed\""));
+        if manual_done && site_clips == viewer_clips {
+            break (site_clips, viewer_clips);
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "the viewer's copy of the origin's events differs:\nsite:\n{on_site}\nviewer:\n{on_viewer}\nexport: {}\nimport: {}",
+            bridge_figures(&site.wait_status(|_| true), "_deployment", "bridge", "cam0"),
+            bridge_figures(&viewer.wait_status(|_| true), "site-cam0", "capture", "site-cam0")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(site_clips.len() >= 2, "{site_clips:?}");
+    eprintln!("origin events on the viewer: {viewer_clips:?}");
     // kill -9 of the site's bridge: the supervisor restarts it, and the viewer gets frames again.
     let pid = process_status(&site_status, "_deployment", "bridge")["pid"].as_u64().expect("bridge pid");
     // SAFETY: kill has no memory-safety preconditions.

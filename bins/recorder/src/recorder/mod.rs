@@ -23,11 +23,11 @@ use framebus_vision::opencv::imgcodecs;
 use crate::clip::{Clips, Triggered, TRIGGER_RESULTS};
 use crate::disk;
 use crate::guard::{DiskGuard, GuardSettings};
-use crate::journal::Journal;
 use crate::preroll::{FrontAction, PreRoll};
 use crate::segment::{SegmentSpec, Skip, SkipReason};
 use crate::status::{mib, process_report, status_line, LineContext, Rates, RecorderState, RecorderStatus, Summary};
 use crate::writer::SegmentWriter;
+use framebus_common::journal::write::Journal;
 
 /// What the loop does with a frame just received ([`Recorder::on_frame`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

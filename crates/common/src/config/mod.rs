@@ -590,6 +590,12 @@ impl Deployment {
         self.source_file.parent().map(|dir| dir.join(path)).unwrap_or_else(|| path.to_path_buf())
     }
 
+    /// The recordings folder of `camera` (its recorder's `directory`, or the default one), where
+    /// its events journal lives.
+    pub fn recordings_directory(&self, camera: &CameraConfig) -> PathBuf {
+        self.resolve_path(&camera.recorder.clone().unwrap_or_default().directory)
+    }
+
     /// Checks values and cross-field rules; the first error found is returned.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let file = &self.source_file;

@@ -20,8 +20,9 @@ pub use error::{IpcError, IpcService};
 pub use node::{create_client_node, create_named_node, create_named_node_with, create_node};
 pub use reader::{waitset, FrameReader, FrameSample};
 pub use services::{
-    connect_control, control_roles, open_encoded, open_frame_bus, open_results, serve_control, ControlPortFactory,
-    ControlServices, EncodedPortFactory, EventPortFactory, FrameBus, FramePortFactory, ResultsPortFactory,
+    connect_control, control_roles, open_encoded, open_frame_bus, open_results, open_results_ready, serve_control,
+    ControlPortFactory, ControlServices, EncodedPortFactory, EventPortFactory, FrameBus, FramePortFactory,
+    ResultsPortFactory, ResultsPublisher,
 };
 pub use settings::{iceoryx_config, secure_root};
 

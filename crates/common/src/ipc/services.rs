@@ -132,6 +132,61 @@ pub fn open_results(node: &Node<IpcService>, deployment: &str, camera: &str) -> 
         .map_err(|e| IpcError::new(format!("opening results service `{name}` of camera `{camera}`"), e))
 }
 
+/// Opens (or creates) the results-ready event of `camera`: every producer notifies it after a
+/// result ([`ResultsPublisher`]), so a process that forwards results (the bridge) wakes at once
+/// instead of polling.
+pub fn open_results_ready(
+    node: &Node<IpcService>,
+    deployment: &str,
+    camera: &str,
+) -> Result<EventPortFactory, IpcError> {
+    let name = service_name(deployment, camera, ServiceKind::ResultsReady);
+    node.service_builder(&to_service_name(&name)?)
+        .event()
+        .max_notifiers(RESULTS_MAX_PUBLISHERS)
+        .max_listeners(RESULTS_MAX_SUBSCRIBERS)
+        .max_nodes(RESULTS_MAX_PUBLISHERS + RESULTS_MAX_SUBSCRIBERS + 2)
+        .open_or_create()
+        .map_err(|e| IpcError::new(format!("opening event service `{name}` of camera `{camera}`"), e))
+}
+
+/// A producer of one camera's results: its publisher on the results service and its notifier on
+/// the results-ready event. Every result framebus publishes goes through [`Self::publish`].
+#[derive(Debug)]
+pub struct ResultsPublisher {
+    publisher: iceoryx2::port::publisher::Publisher<IpcService, ResultRecord, ()>,
+    notifier: iceoryx2::port::notifier::Notifier<IpcService>,
+    camera: String,
+}
+
+impl ResultsPublisher {
+    /// Opens both services of `camera` and creates the two ports.
+    pub fn create(node: &Node<IpcService>, deployment: &str, camera: &str) -> Result<Self, IpcError> {
+        let publisher = open_results(node, deployment, camera)?
+            .publisher_builder()
+            .create()
+            .map_err(|e| IpcError::new(format!("camera `{camera}`: creating a results publisher"), e))?;
+        let notifier = open_results_ready(node, deployment, camera)?
+            .notifier_builder()
+            .create()
+            .map_err(|e| IpcError::new(format!("camera `{camera}`: creating a results-ready notifier"), e))?;
+        Ok(ResultsPublisher { publisher, notifier, camera: camera.to_string() })
+    }
+
+    /// Sends `record` (a slow reader loses its oldest queued one; this never waits) and wakes
+    /// whoever waits on the results-ready event.
+    pub fn publish(&self, record: ResultRecord) -> Result<(), IpcError> {
+        self.publisher
+            .send_copy(record)
+            .map_err(|e| IpcError::new(format!("camera `{}`: publishing a result", self.camera), e))?;
+        // A missed wake-up costs the waiter its poll period, never a result: not an error.
+        if let Err(e) = self.notifier.notify() {
+            tracing::debug!(camera = self.camera, "results-ready notify: {e:?}");
+        }
+        Ok(())
+    }
+}
+
 /// Publish/subscribe of a camera's encoded video: H.264 access units with their frame ids.
 pub type EncodedPortFactory = publish_subscribe::PortFactory<IpcService, [u8], AccessUnitHeader>;
 

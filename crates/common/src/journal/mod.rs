@@ -7,12 +7,14 @@
 //! rename or remove them. Readers skip lines they cannot parse (a line being written, a newer
 //! record type). The file is rotated at [`JOURNAL_MAX_BYTES`]: the current file is renamed to
 //! `events/<camera>.1.jsonl` (replacing the previous one), so at most twice that is kept.
-//! This module defines the format; the recorder writes the file; [`read`] is the one reader
+//! This module defines the format; [`write`] is the one writer (the recorder; the bridge for a
+//! remote camera's origin records); [`read`] is the one reader
 //! (`ctl events`, the preview's events page, the supervisor's webhooks) and [`clips`] folds
 //! the records into clips.
 
 pub mod clips;
 pub mod read;
+pub mod write;
 
 use std::path::{Path, PathBuf};
 
@@ -26,6 +28,14 @@ pub const JOURNAL_MAX_BYTES: u64 = 1024 * 1024;
 /// The current journal of `camera` in its recordings `directory`.
 pub fn journal_path(directory: &Path, camera: &str) -> PathBuf {
     directory.join("events").join(format!("{camera}.jsonl"))
+}
+
+/// Where the bridge keeps the copy of a remote camera's origin journal (the site's recorder's
+/// records, received over Zenoh): `<recordings directory>/origin`, so its journal is
+/// `<recordings directory>/origin/events/<camera>.jsonl` (`ctl events <camera> --origin`),
+/// apart from the journal of the camera's own recorder on this host.
+pub fn origin_directory(recordings: &Path) -> PathBuf {
+    recordings.join("origin")
 }
 
 /// The previous (rotated) journal of `camera`.

@@ -1,7 +1,9 @@
-//! Writes the events journal (`<directory>/events/<camera>.jsonl`, format in
-//! [`framebus_common::journal`]): one line per record, appended with one write each, rotated at
-//! [`JOURNAL_MAX_BYTES`]. Best effort: a journal that cannot be written (full disk) never stops
-//! recording; the failure is logged as a warning at most once a minute.
+//! Writes an events journal (`<directory>/events/<camera>.jsonl`, format in
+//! [`crate::journal`]): one line per record, appended with one write each, rotated at
+//! [`JOURNAL_MAX_BYTES`]. The recorder writes its camera's; the bridge writes the copy of a
+//! remote camera's origin journal ([`super::origin_directory`]). Best effort: a journal that
+//! cannot be written (full disk) never stops recording; the failure is logged as a warning at
+//! most once a minute.
 //!
 //! The recordings folder may be shared with other users, so the journal is opened like the
 //! state files: `events/` must be a real folder of this user (not a symlink), the file is
@@ -13,8 +15,8 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use framebus_common::journal::{journal_path, rotated_journal_path, JournalRecord, JOURNAL_MAX_BYTES};
-use framebus_common::secure_fs;
+use super::{journal_path, rotated_journal_path, JournalRecord, JOURNAL_MAX_BYTES};
+use crate::secure_fs;
 
 /// How often a failing journal is reported.
 const WARN_EVERY: Duration = Duration::from_secs(60);
@@ -59,13 +61,16 @@ impl Journal {
 
     /// Appends `record` (rotating first when the file is full).
     pub fn write(&mut self, record: &JournalRecord) {
-        self.line = match serde_json::to_string(record) {
-            Ok(line) => line,
-            Err(e) => {
-                self.fail(&format!("encoding a record: {e}"));
-                return;
-            }
-        };
+        match serde_json::to_string(record) {
+            Ok(line) => self.write_line(&line),
+            Err(e) => self.fail(&format!("encoding a record: {e}")),
+        }
+    }
+
+    /// Appends one record already encoded as a JSON line (without its newline).
+    pub fn write_line(&mut self, line: &str) {
+        self.line.clear();
+        self.line.push_str(line);
         self.line.push('\n');
         if let Err(e) = self.append() {
             let message = format!("writing `{}`: {e}", self.path.display());
