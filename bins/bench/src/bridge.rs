@@ -1,7 +1,9 @@
 //! The bridge across hosts (docs/multi-host.md), over TCP on loopback, beside plain Zenoh
 //! put/subscribe of the same payloads in the same run (the engine's own figure): results p50,
 //! raw 1080p frames per second, loss and p50 (capture on the site → a reader on the viewer),
-//! and the CPU of each bridge process per stream.
+//! H.264 capture → decoded picture in a reader's hands on the viewer beside the same decoder
+//! fed from the site's own encoded service (local), and the CPU of each bridge process per
+//! stream.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -11,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context};
 use framebus::{Camera, Event, ReaderPolicy};
-use framebus_common::ipc::{create_node, open_results, ResultsPublisher};
+use framebus_common::ipc::{create_node, open_encoded, open_results, ResultsPublisher};
 use framebus_common::results::ResultRecord;
 use framebus_common::stats::LatencyWindow;
 use framebus_common::{clock, Deployment};
@@ -146,7 +148,83 @@ pub fn bench(dir: &Path) -> anyhow::Result<()> {
     let frame_bytes = (WIDTH * HEIGHT * 3) as usize + 96;
     let plain_frames = plain_zenoh(frame_bytes, (FPS as u64 * SECS) as usize, FPS as u64)?;
     print_table(&bridge_results, &plain_results, &bridge_frames, &plain_frames, export_cpu, import_cpu);
+    h264(dir)
+}
+
+/// The H.264 rows: a 1080p30 synthetic camera with a streamer (x264), exported; the viewer
+/// imports it with `video = "h264"`. Local = the same decoder as the importing bridge's, fed
+/// from the site's encoded service in this process (capture → encoder → decoder on one host);
+/// remote = capture → encoder → Zenoh → the viewer's bridge's decoder → shared memory → a
+/// reader. Both measured at once, for `SECS` seconds.
+fn h264(dir: &Path) -> anyhow::Result<()> {
+    let (site_path, viewer_path) = write_configs(dir)?;
+    let site_text = std::fs::read_to_string(&site_path)?
+        .replace("[camera.export]\n[camera.export.frames]\nmax-fps = 1000\n", "[camera.streamer]\nencoder = \"x264\"\ngop = 30\n[camera.export]\n");
+    std::fs::write(&site_path, site_text)?;
+    let viewer_text = std::fs::read_to_string(&viewer_path)?.replace("camera = \"cam\"\n", "camera = \"cam\"\nvideo = \"h264\"\n");
+    std::fs::write(&viewer_path, viewer_text)?;
+    let site = Deployment::load(&site_path)?;
+    let (site_arg, viewer_arg) = (site_path.to_string_lossy().to_string(), viewer_path.to_string_lossy().to_string());
+    let capture = spawn("capture", &["--config", &site_arg])?;
+    let streamer = spawn("streamer", &["--config", &site_arg, "--camera", "cam"])?;
+    let export = spawn("bridge", &["--config", &site_arg])?;
+    let import = spawn("bridge", &["--config", &viewer_arg, "--camera", "cam"])?;
+    let local = std::thread::spawn(move || decode_locally(&site));
+    let (remote, export_cpu, import_cpu) = measure_frames(&viewer_path, export.0.id(), import.0.id())?;
+    let local = local.join().map_err(|_| anyhow!("the local decoder thread panicked"))??;
+    drop((import, export, streamer, capture));
+    println!("\n### Across hosts: H.264 (x264, 1080p30, GOP 30) decoded on the viewer beside the same decoder on the site\n");
+    println!("| path | pictures | fps | p50 capture → decoded picture | difference to local | bridge CPU (export, import) |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    println!(
+        "| local: encoded service → decoder (on the site) | {} | {:.1} | {:.1} ms | – | – |",
+        local.received, local.fps, local.p50_us as f64 / 1000.0
+    );
+    println!(
+        "| remote: encoded → Zenoh → viewer's bridge (decoder) → shared memory → reader | {} | {:.1} | {:.1} ms | {:+.1} ms | {export_cpu:.0} %, {import_cpu:.0} % of a core |",
+        remote.received,
+        remote.fps,
+        remote.p50_us as f64 / 1000.0,
+        (remote.p50_us as f64 - local.p50_us as f64) / 1000.0
+    );
+    println!("\nboth p50 = capture time → decoded picture (remote: in a reader's hands on the viewer; local: out of the decoder, in this process); target: remote ≤ local + 10 ms.");
     Ok(())
+}
+
+/// The site's encoded video decoded in this process for `SECS` seconds after the first
+/// picture (by the bridge's own decoder): capture → decoded picture.
+fn decode_locally(site: &Deployment) -> anyhow::Result<Figures> {
+    let camera = site.camera(Some("cam"))?.clone();
+    let node = create_node(site, "benchdec", "cam")?;
+    let subscriber = open_encoded(&node, site.name(), &camera)?
+        .subscriber_builder()
+        .create()
+        .map_err(|e| anyhow!("encoded subscriber: {e:?}"))?;
+    let mut decoder = framebus_bridge::decoder::Decoder::new(camera.width, camera.height)?;
+    let mut window = LatencyWindow::new();
+    let (mut pictures, mut first) = (0usize, None::<Instant>);
+    let deadline = Instant::now() + Duration::from_secs(SECS + 30);
+    while first.is_none_or(|f| f.elapsed() < Duration::from_secs(SECS)) && Instant::now() < deadline {
+        let mut idle = true;
+        while let Ok(Some(sample)) = subscriber.receive() {
+            decoder.push(sample.user_header(), sample.payload(), 0)?;
+            idle = false;
+        }
+        while let Some((header, _)) = decoder.pull() {
+            idle = false;
+            if first.is_none() {
+                first = Some(Instant::now());
+                continue;
+            }
+            window.record_ns(clock::monotonic_ns().saturating_sub(header.capture_mono_ns));
+            pictures += 1;
+        }
+        if idle {
+            std::thread::sleep(Duration::from_micros(500));
+        }
+    }
+    let span = first.map(|f| f.elapsed().as_secs_f64()).unwrap_or(0.0);
+    Ok(Figures { p50_us: p50(&mut window), received: pictures, sent: pictures, fps: pictures as f64 / span.max(1e-9) })
 }
 
 /// Writes the site's deployment (a synthetic camera, exported) and the viewer's (that camera
