@@ -3,6 +3,7 @@
 //! read their output with deadlines, and prove that nothing is left behind.
 
 pub mod browser;
+pub mod relay;
 pub mod webhook;
 
 use std::io::{BufRead, BufReader, Read};

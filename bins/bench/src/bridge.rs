@@ -141,13 +141,23 @@ pub fn bench(dir: &Path) -> anyhow::Result<()> {
     let export = spawn("bridge", &["--config", &site_text])?;
     let import = spawn("bridge", &["--config", &viewer_text, "--camera", "cam"])?;
     let (bridge_frames, export_cpu, import_cpu) = measure_frames(&viewer_path, export.0.id(), import.0.id())?;
+    // Results while 1080p30 raw frames cross the same link (both bridges busy copying them),
+    // then alone (capture stopped).
+    let beside_frames = measure_results(&site, &viewer)?;
+    drop(capture);
     let bridge_results = measure_results(&site, &viewer)?;
-    drop((import, export, capture));
+    drop((import, export));
 
     let plain_results = plain_zenoh(core::mem::size_of::<ResultRecord>() + 8, RESULTS, RESULTS_PER_SEC)?;
     let frame_bytes = (WIDTH * HEIGHT * 3) as usize + 96;
     let plain_frames = plain_zenoh(frame_bytes, (FPS as u64 * SECS) as usize, FPS as u64)?;
-    print_table(&bridge_results, &plain_results, &bridge_frames, &plain_frames, export_cpu, import_cpu);
+    print_table(
+        &[&bridge_results, &beside_frames, &plain_results],
+        &bridge_frames,
+        &plain_frames,
+        export_cpu,
+        import_cpu,
+    );
     h264(dir)
 }
 
@@ -158,10 +168,13 @@ pub fn bench(dir: &Path) -> anyhow::Result<()> {
 /// reader. Both measured at once, for `SECS` seconds.
 fn h264(dir: &Path) -> anyhow::Result<()> {
     let (site_path, viewer_path) = write_configs(dir)?;
-    let site_text = std::fs::read_to_string(&site_path)?
-        .replace("[camera.export]\n[camera.export.frames]\nmax-fps = 1000\n", "[camera.streamer]\nencoder = \"x264\"\ngop = 30\n[camera.export]\n");
+    let site_text = std::fs::read_to_string(&site_path)?.replace(
+        "[camera.export]\n[camera.export.frames]\nmax-fps = 1000\n",
+        "[camera.streamer]\nencoder = \"x264\"\ngop = 30\n[camera.export]\n",
+    );
     std::fs::write(&site_path, site_text)?;
-    let viewer_text = std::fs::read_to_string(&viewer_path)?.replace("camera = \"cam\"\n", "camera = \"cam\"\nvideo = \"h264\"\n");
+    let viewer_text =
+        std::fs::read_to_string(&viewer_path)?.replace("camera = \"cam\"\n", "camera = \"cam\"\nvideo = \"h264\"\n");
     std::fs::write(&viewer_path, viewer_text)?;
     let site = Deployment::load(&site_path)?;
     let (site_arg, viewer_arg) = (site_path.to_string_lossy().to_string(), viewer_path.to_string_lossy().to_string());
@@ -173,12 +186,18 @@ fn h264(dir: &Path) -> anyhow::Result<()> {
     let (remote, export_cpu, import_cpu) = measure_frames(&viewer_path, export.0.id(), import.0.id())?;
     let local = local.join().map_err(|_| anyhow!("the local decoder thread panicked"))??;
     drop((import, export, streamer, capture));
-    println!("\n### Across hosts: H.264 (x264, 1080p30, GOP 30) decoded on the viewer beside the same decoder on the site\n");
-    println!("| path | pictures | fps | p50 capture → decoded picture | difference to local | bridge CPU (export, import) |");
+    println!(
+        "\n### Across hosts: H.264 (x264, 1080p30, GOP 30) decoded on the viewer beside the same decoder on the site\n"
+    );
+    println!(
+        "| path | pictures | fps | p50 capture → decoded picture | difference to local | bridge CPU (export, import) |"
+    );
     println!("|---|---:|---:|---:|---:|---:|");
     println!(
         "| local: encoded service → decoder (on the site) | {} | {:.1} | {:.1} ms | – | – |",
-        local.received, local.fps, local.p50_us as f64 / 1000.0
+        local.received,
+        local.fps,
+        local.p50_us as f64 / 1000.0
     );
     println!(
         "| remote: encoded → Zenoh → viewer's bridge (decoder) → shared memory → reader | {} | {:.1} | {:.1} ms | {:+.1} ms | {export_cpu:.0} %, {import_cpu:.0} % of a core |",
@@ -339,10 +358,9 @@ fn measure_results(site: &Deployment, viewer: &Deployment) -> anyhow::Result<Fig
     Ok(bridge_results)
 }
 
-/// Prints the bridge table.
+/// Prints the bridge table; `results` = alone, beside raw frames, plain Zenoh.
 fn print_table(
-    bridge_results: &Figures,
-    plain_results: &Figures,
+    results: &[&Figures; 3],
     bridge_frames: &Figures,
     plain_frames: &Figures,
     export_cpu: f64,
@@ -354,13 +372,22 @@ fn print_table(
     );
     println!("|---|---|---:|---:|---:|---:|---:|");
     let ratio = |a: u64, b: u64| if b > 0 { format!("{:.2}x", a as f64 / b as f64) } else { "–".into() };
-    println!(
-        "| result (1880 B) at {RESULTS_PER_SEC}/s | bridge: results service → Zenoh → results service | {} / {} | – | {} µs | {} | – |",
-        bridge_results.received, bridge_results.sent, bridge_results.p50_us, ratio(bridge_results.p50_us, plain_results.p50_us)
-    );
+    let [alone, beside, plain] = *results;
+    for (figures, path) in [
+        (alone, "bridge: results service → Zenoh → results service"),
+        (beside, "the same while 1080p30 raw frames cross the link"),
+    ] {
+        println!(
+            "| result (1880 B) at {RESULTS_PER_SEC}/s | {path} | {} / {} | – | {} µs | {} | – |",
+            figures.received,
+            figures.sent,
+            figures.p50_us,
+            ratio(figures.p50_us, plain.p50_us)
+        );
+    }
     println!(
         "| result (1880 B) at {RESULTS_PER_SEC}/s | plain Zenoh put → subscriber | {} / {} | – | {} µs | 1.00x | – |",
-        plain_results.received, plain_results.sent, plain_results.p50_us
+        plain.received, plain.sent, plain.p50_us
     );
     println!(
         "| 1080p BGR3 frame (6.2 MB) at {FPS} fps | bridge: capture → Zenoh → shared memory → reader | {} / {} | {:.1} | {:.1} ms | {} | {export_cpu:.0} %, {import_cpu:.0} % of a core |",

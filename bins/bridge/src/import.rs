@@ -252,22 +252,36 @@ impl RemoteLink {
         origin: &str,
     ) -> anyhow::Result<()> {
         while let Ok(Some(sample)) = self.frames.try_recv() {
-            let bytes = sample.payload().to_bytes();
+            let payload = sample.payload();
             match self.decoder.as_mut() {
-                None => match wire::parse::<FrameHeader>(&bytes) {
-                    Some((seq, header, pixels)) if fits(camera, &header, pixels) => {
-                        state.see(seq, bytes.len());
-                        output.publish(state, header, pixels)?;
+                // Raw: the pixels are copied once, from Zenoh's buffers straight into shared memory.
+                None => {
+                    let whole;
+                    let parsed = match frame_parts(payload) {
+                        Some(parts) => Some(parts),
+                        None => {
+                            whole = payload.to_bytes();
+                            wire::parse::<FrameHeader>(&whole).map(|(seq, header, pixels)| (seq, header, vec![pixels]))
+                        }
+                    };
+                    match parsed {
+                        Some((seq, header, pixels)) if fits(camera, &header, pixels.iter().map(|p| p.len()).sum()) => {
+                            state.see(seq, payload.len());
+                            output.publish(state, header, &pixels)?;
+                        }
+                        _ => state.mismatch(camera, origin),
                     }
-                    _ => state.mismatch(camera, origin),
-                },
-                Some(decoder) => match wire::parse::<AccessUnitHeader>(&bytes) {
-                    Some((seq, header, au)) => {
-                        let lost = state.see(seq, bytes.len());
-                        decoder.push(&header, au, lost)?;
+                }
+                Some(decoder) => {
+                    let bytes = payload.to_bytes();
+                    match wire::parse::<AccessUnitHeader>(&bytes) {
+                        Some((seq, header, au)) => {
+                            let lost = state.see(seq, bytes.len());
+                            decoder.push(&header, au, lost)?;
+                        }
+                        None => state.mismatch(camera, origin),
                     }
-                    None => state.mismatch(camera, origin),
-                },
+                }
             }
         }
         while let Some((au, pixels)) = self.decoder.as_mut().and_then(|d| d.pull()) {
@@ -290,7 +304,7 @@ impl RemoteLink {
                 run_id: au.run,
                 ..FrameHeader::default()
             };
-            output.publish(state, header, &pixels)?;
+            output.publish(state, header, &[&pixels])?;
         }
         Ok(())
     }
@@ -413,15 +427,26 @@ struct Output {
 impl Output {
     /// Publishes one frame (`header` as the origin wrote it) with this run's next frame id,
     /// as capture would: loaned sample, every byte written, header, send, notify.
-    fn publish(&self, state: &mut Import, header: FrameHeader, pixels: &[u8]) -> anyhow::Result<()> {
+    fn publish(&self, state: &mut Import, header: FrameHeader, pixels: &[&[u8]]) -> anyhow::Result<()> {
         let cam = &self.camera;
         let local_id = state.frames + 1;
-        let sample = self
+        let len = pixels.iter().map(|p| p.len()).sum();
+        let mut sample = self
             .publisher
-            .loan_slice_uninit(pixels.len())
+            .loan_slice_uninit(len)
             .map_err(|e| anyhow::anyhow!("camera `{cam}`: loaning a sample: {e:?}"))?;
-        // One copy of the whole frame into shared memory (a memcpy).
-        let mut sample = sample.write_from_slice(pixels);
+        // One copy of the whole frame into shared memory (a memcpy per part).
+        let memory = sample.payload_mut();
+        let mut at = 0;
+        for part in pixels {
+            let to = &mut memory[at..at + part.len()];
+            // SAFETY: `MaybeUninit<u8>` has the layout of `u8`; `to` and `part` have the same
+            // length and do not overlap (shared memory vs Zenoh's buffers).
+            unsafe { std::ptr::copy_nonoverlapping(part.as_ptr(), to.as_mut_ptr().cast::<u8>(), part.len()) };
+            at += part.len();
+        }
+        // SAFETY: the loop above wrote every one of the `len` bytes.
+        let mut sample = unsafe { sample.assume_init() };
         let now_mono = clock::monotonic_ns();
         let age = clock::realtime_ns().saturating_sub(header.capture_realtime_ns);
         let out = sample.user_header_mut();
@@ -464,11 +489,27 @@ impl Output {
 }
 
 /// Whether a received frame is what this camera publishes (size and format of its config).
-fn fits(camera: &CameraConfig, header: &FrameHeader, pixels: &[u8]) -> bool {
+fn fits(camera: &CameraConfig, header: &FrameHeader, pixels_len: usize) -> bool {
     header.width == camera.width
         && header.height == camera.height
         && header.pixel_format == camera.format().fourcc()
-        && pixels.len() == camera.frame_bytes()
+        && pixels_len == camera.frame_bytes()
+}
+
+/// A raw frame message's sequence number, header and pixels, the pixels as the parts Zenoh
+/// holds them in (a large message arrives in fragments): no copy. `None` when it is too short.
+fn frame_parts(payload: &zenoh::bytes::ZBytes) -> Option<(u64, FrameHeader, Vec<&[u8]>)> {
+    let mut slices = payload.slices();
+    let first = slices.next()?;
+    // The sequence number and header come first, in the first part (`None` when that part is
+    // shorter: the caller then copies the message into one piece).
+    let (seq, header, rest) = wire::parse::<FrameHeader>(first)?;
+    let mut parts = Vec::with_capacity(8);
+    if !rest.is_empty() {
+        parts.push(rest);
+    }
+    parts.extend(slices);
+    Some((seq, header, parts))
 }
 
 /// The import's running figures.

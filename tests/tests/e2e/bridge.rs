@@ -309,8 +309,12 @@ fn a_remote_camera_reads_like_a_local_one_and_results_travel_both_ways() {
     site.assert_no_leftovers();
 }
 
+/// Delay the relay adds to each direction of the namespaced link.
+const LINK_DELAY: Duration = Duration::from_millis(25);
+
 /// Two network namespaces joined by a veth pair (site 10.77.0.1, viewer 10.77.0.2), with
-/// the link impaired (a rate cap and random loss); removed on drop, also when the test fails.
+/// the link impaired (a rate cap and random loss; the delay comes from
+/// [`framebus_e2e::relay::DelayRelay`]); removed on drop, also when the test fails.
 struct NetPair {
     site: String,
     viewer: String,
@@ -333,8 +337,8 @@ impl NetPair {
             pair.ip(&["-n", ns, "addr", "add", addr, "dev", link]);
             pair.ip(&["-n", ns, "link", "set", link, "up"]);
             pair.ip(&["-n", ns, "link", "set", "lo", "up"]);
-            // This kernel has no netem: a rate cap (queueing delay under load) stands in for
-            // delay, and nftables drops 1 % of the packets at random.
+            // This kernel has no netem: a rate cap, and nftables drops 1 % of the packets at
+            // random (the delay is the relay's).
             run(
                 "ip",
                 &[
@@ -397,7 +401,7 @@ fn can_build_namespaces() -> bool {
 }
 
 /// Across a real (virtual) network: the site and the viewer in two namespaces joined by a
-/// veth pair, the link rate-capped and losing 1 % of its packets. Frames arrive on the
+/// veth pair, the link rate-capped, losing 1 % of its packets and delayed by 25 ms each way. Frames arrive on the
 /// viewer; then the link is cut for 10 s: the site's capture stays at full rate, the viewer
 /// reports the link down (`degraded`), and frames resume after the link comes back (the time
 /// to resume is printed: speed is not asserted in tests).
@@ -411,13 +415,15 @@ fn a_cut_link_leaves_capture_at_full_rate_and_the_viewer_resumes() {
     let site = TestDeployment::new(
         "[zenoh]\nsite = \"hq\"\nlisten = [\"tcp/10.77.0.1:7447\"]\nallow-plaintext = true\n\n[[camera]]\nname = \"cam0\"\nwidth = 640\nheight = 480\nfps = 30\n[camera.source]\nkind = \"synthetic\"\n[camera.algo]\nstats-interval-secs = 0.5\n[camera.export]\n[camera.export.frames]\nmax-fps = 15\nwidth = 320\nheight = 240\n",
     );
-    let viewer = viewer(0, &site.name);
-    let text = std::fs::read_to_string(&viewer.config).expect("viewer config");
-    std::fs::write(
-        &viewer.config,
-        text.replace("connect = [\"tcp/127.0.0.1:0\"]", "connect = [\"tcp/10.77.0.1:7447\"]\nallow-plaintext = true"),
-    )
-    .expect("viewer config");
+    // The viewer reaches the site through a relay in its namespace that delays every byte by
+    // 25 ms each way (this kernel has no netem).
+    let viewer = viewer(7448, &site.name);
+    let _relay = framebus_e2e::relay::DelayRelay::start(
+        &net.viewer,
+        "127.0.0.1:7448".parse().expect("address"),
+        "10.77.0.1:7447".parse().expect("address"),
+        LINK_DELAY,
+    );
     let mut site_up = net.ctl_up(&net.site, &site);
     let mut viewer_up = net.ctl_up(&net.viewer, &viewer);
     // The site's algo results arrive in order, none lost (TCP carries them through the loss).
@@ -427,6 +433,11 @@ fn a_cut_link_leaves_capture_at_full_rate_and_the_viewer_resumes() {
     });
     let message = process_status(&status, "site-cam0", "capture")["message"].as_str().unwrap_or_default();
     assert_eq!(results_lost(message), Some(0), "{message}");
+    // The frames crossed the delayed link: capture → viewer takes at least the delay.
+    let import = bridge_figures(&status, "site-cam0", "capture", "site-cam0");
+    let p50 = import["flows"][0]["latency_p50_us"].as_u64().unwrap_or(0);
+    assert!(p50 >= LINK_DELAY.as_micros() as u64, "frames p50 {p50} µs under the link's delay: {import}");
+    eprintln!("frames over the delayed, lossy link: p50 {:.1} ms", p50 as f64 / 1000.0);
 
     net.link(false);
     let cut = std::time::Instant::now();
