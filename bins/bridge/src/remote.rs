@@ -46,10 +46,11 @@ pub fn request(deployment: &Deployment, camera: &str, role: &Role, command: &Com
         .timeout(ANSWER_TIMEOUT)
         .wait()
         .map_err(|e| anyhow::anyhow!("querying `{key}`: {e}"))?;
+    let linked = crate::session::peers(&session) > 0;
     let reply = replies.recv().ok().and_then(|r| r.into_result().ok()).with_context(|| {
+        let why = if linked { "" } else { " (no link to any peer came up within 5 s)" };
         format!(
-            "no answer on `{key}` within {}s: the origin is unreachable, or its camera `{}` is not exported with allow-remote-control = true",
-            (LINK_TIMEOUT + ANSWER_TIMEOUT).as_secs(),
+            "no answer on `{key}`{why}: the origin is unreachable, or its camera `{}` is not exported with allow-remote-control = true",
             origin.camera
         )
     })?;

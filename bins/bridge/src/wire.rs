@@ -126,4 +126,15 @@ mod tests {
         assert_eq!([1, 2, 5, 6, 1, 2].map(|s| loss.see(s)), [0, 0, 2, 0, 0, 0]);
         assert_eq!(loss.lost, 2);
     }
+
+    /// A text message round-trips; a short one or one that is not UTF-8 is refused.
+    #[test]
+    fn text_messages_round_trip_and_bad_ones_are_refused() {
+        let bytes = text_message(9, r#"{"type":"clip-started"}"#);
+        assert_eq!(parse_text(&bytes), Some((9, r#"{"type":"clip-started"}"#)));
+        assert_eq!(parse_text(&bytes[..7]), None);
+        let mut bad = text_message(1, "ok");
+        bad.push(0xff);
+        assert_eq!(parse_text(&bad), None);
+    }
 }

@@ -82,7 +82,14 @@ pub fn init(default_level: &str, format: LogFormat) {
     let filter = from_env
         .as_deref()
         .and_then(|v| EnvFilter::try_new(v).ok())
-        .unwrap_or_else(|| EnvFilter::new(format!("{default_level},iceoryx2=warn")));
+        // Zenoh warns at every session's start that gossip is off and that scouting found no
+        // peer in time: both follow from the bridge's own settings (no discovery beyond the
+        // configured endpoints), so they are hidden unless RUST_LOG asks for them.
+        .unwrap_or_else(|| {
+            EnvFilter::new(format!(
+                "{default_level},iceoryx2=warn,zenoh::net::routing::hat::peer=error,zenoh::net::runtime::orchestrator=error"
+            ))
+        });
     let iceoryx_level = if from_env.as_deref().is_some_and(|v| v.contains("iceoryx2")) {
         // The tracing filter decides; iceoryx2 hands everything to it.
         iceoryx2::prelude::LogLevel::Trace
