@@ -134,23 +134,31 @@ pub fn self_signed_certificate(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
     (dir.join(certificate), dir.join(key))
 }
 
-/// A certificate authority (`<name>-ca.pem`) and a server certificate for 127.0.0.1 it signed,
-/// with its key, made by `openssl` in `dir`: (authority's certificate, server certificate,
-/// server key). A client that trusts the authority accepts the server, as with a site's own CA.
-pub fn certificate_authority_and_server(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
+/// A certificate authority made by `openssl` in `dir`: (its certificate `<name>-ca.pem`, its
+/// key `<name>-ca.key`).
+pub fn certificate_authority(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
     let (ca, ca_key) = (format!("{name}-ca.pem"), format!("{name}-ca.key"));
-    let (certificate, key, request) = (format!("{name}.pem"), format!("{name}.key"), format!("{name}.csr"));
-    let extensions = format!("{name}.ext");
-    std::fs::write(dir.join(&extensions), "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n")
-        .expect("write the extensions");
     let mut args = vec!["req", "-x509", "-days", "1", "-subj", "/CN=framebus test authority"];
     args.extend(NEW_KEY);
     args.extend(["-keyout", &ca_key, "-out", &ca]);
     openssl(dir, &args);
-    let mut args = vec!["req", "-subj", "/CN=127.0.0.1"];
+    (dir.join(ca), dir.join(ca_key))
+}
+
+/// A certificate for 127.0.0.1 (`<name>.pem`, common name `name`) that the authority `ca`
+/// (with its key `ca_key`) signed, and its key (`<name>.key`, mode 0600), made by `openssl` in
+/// `dir`: (certificate, key). Good for a server and for a client of mutual TLS.
+pub fn certificate_signed_by(dir: &Path, ca: &Path, ca_key: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let (certificate, key, request) = (format!("{name}.pem"), format!("{name}.key"), format!("{name}.csr"));
+    let extensions = format!("{name}.ext");
+    std::fs::write(dir.join(&extensions), "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n")
+        .expect("write the extensions");
+    let subject = format!("/CN={name}");
+    let mut args = vec!["req", "-subj", subject.as_str()];
     args.extend(NEW_KEY);
     args.extend(["-keyout", &key, "-out", &request]);
     openssl(dir, &args);
+    let (ca, ca_key) = (ca.to_str().expect("utf-8"), ca_key.to_str().expect("utf-8"));
     openssl(
         dir,
         &[
@@ -161,9 +169,9 @@ pub fn certificate_authority_and_server(dir: &Path, name: &str) -> (PathBuf, Pat
             "-in",
             &request,
             "-CA",
-            &ca,
+            ca,
             "-CAkey",
-            &ca_key,
+            ca_key,
             "-set_serial",
             "1",
             "-extfile",
@@ -173,7 +181,16 @@ pub fn certificate_authority_and_server(dir: &Path, name: &str) -> (PathBuf, Pat
         ],
     );
     std::fs::set_permissions(dir.join(&key), std::os::unix::fs::PermissionsExt::from_mode(0o600)).expect("chmod");
-    (dir.join(ca), dir.join(certificate), dir.join(key))
+    (dir.join(certificate), dir.join(key))
+}
+
+/// A certificate authority (`<name>-ca.pem`) and a server certificate for 127.0.0.1 it signed,
+/// with its key, made by `openssl` in `dir`: (authority's certificate, server certificate,
+/// server key). A client that trusts the authority accepts the server, as with a site's own CA.
+pub fn certificate_authority_and_server(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let (ca, ca_key) = certificate_authority(dir, name);
+    let (certificate, key) = certificate_signed_by(dir, &ca, &ca_key, name);
+    (ca, certificate, key)
 }
 
 /// A TLS server set-up (rustls, ring) with `certificate` and `key` (PEM files).

@@ -4,7 +4,7 @@
 //! is seen within seconds and a link back is used within about one.
 
 use anyhow::Context;
-use framebus_common::config::ZenohConfig;
+use framebus_common::config::{ZenohConfig, ZenohFiles};
 use framebus_common::Deployment;
 use serde_json::json;
 use zenoh::Wait;
@@ -20,8 +20,9 @@ const OPEN_TIMEOUT_MS: u64 = 1000;
 /// Receive buffer per link: a raw 1080p frame is 6 MB.
 const RX_BUFFER_BYTES: u64 = 16 * 1024 * 1024;
 
-/// Zenoh's own config for `zenoh`, as JSON (paths resolved against the deployment's file).
-pub fn zenoh_config_json(deployment: &Deployment, zenoh: &ZenohConfig) -> serde_json::Value {
+/// Zenoh's own config for `zenoh`, as JSON (the TLS files as [`Deployment::zenoh_files`] checked
+/// and resolved them).
+pub fn zenoh_config_json(zenoh: &ZenohConfig, files: &ZenohFiles) -> serde_json::Value {
     let retry = json!({ "period_init_ms": 100, "period_max_ms": RECONNECT_MAX_MS, "period_increase_factor": 2 });
     let mut config = json!({
         "mode": zenoh.mode.name(),
@@ -33,14 +34,14 @@ pub fn zenoh_config_json(deployment: &Deployment, zenoh: &ZenohConfig) -> serde_
             "rx": { "buffer_size": RX_BUFFER_BYTES },
         } },
     });
-    if let Some(tls) = &zenoh.tls {
-        let path = |p: &std::path::Path| deployment.resolve_path(p).display().to_string();
+    if let Some((ca, certificate, key)) = &files.tls {
+        let path = |p: &std::path::Path| p.display().to_string();
         config["transport"]["link"]["tls"] = json!({
-            "root_ca_certificate": path(&tls.ca),
-            "listen_certificate": path(&tls.certificate),
-            "listen_private_key": path(&tls.key),
-            "connect_certificate": path(&tls.certificate),
-            "connect_private_key": path(&tls.key),
+            "root_ca_certificate": path(ca),
+            "listen_certificate": path(certificate),
+            "listen_private_key": path(key),
+            "connect_certificate": path(certificate),
+            "connect_private_key": path(key),
             "enable_mtls": true,
         });
     }
@@ -51,17 +52,16 @@ pub fn zenoh_config_json(deployment: &Deployment, zenoh: &ZenohConfig) -> serde_
 pub fn open(deployment: &Deployment) -> anyhow::Result<zenoh::Session> {
     let file = deployment.source_file.display();
     let zenoh = deployment.zenoh.as_ref().with_context(|| format!("{file}: no [zenoh] table: nothing to bridge"))?;
-    let json = zenoh_config_json(deployment, zenoh);
+    // Checked again here, not only at load: the files may have changed since.
+    let files = deployment.zenoh_files()?;
+    let json = zenoh_config_json(zenoh, &files);
     let mut config = zenoh::Config::from_json5(&json.to_string())
         .map_err(|e| anyhow::anyhow!("{file}: [zenoh]: Zenoh refused the config: {e}"))?;
-    if let Some(acl) = &zenoh.access_control {
-        let path = deployment.resolve_path(acl);
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("{file}: zenoh.access-control: reading {}", path.display()))?;
-        config.insert_json5("access_control", &text).map_err(|e| {
+    if let (Some(text), Some(path)) = (&files.access_control, &zenoh.access_control) {
+        config.insert_json5("access_control", text).map_err(|e| {
             anyhow::anyhow!(
-                "{file}: zenoh.access-control: {} is not a Zenoh access_control section: {e}",
-                path.display()
+                "{file}: zenoh.access-control: `{}` is not a Zenoh access_control section: {e}",
+                deployment.resolve_path(path).display()
             )
         })?;
     }

@@ -517,3 +517,71 @@ fn an_h264_remote_camera_is_decoded_once_on_the_viewer() {
     viewer.assert_no_leftovers();
     site.assert_no_leftovers();
 }
+
+/// Mutual TLS (`tls/` endpoints and `[zenoh.tls]`): a viewer whose certificate the site's
+/// authority signed imports the camera; one presenting a certificate of its own (while trusting
+/// the site's authority) gets no link and no frame in the same time; a key other users may read
+/// is refused at load, naming the key and the fix.
+#[test]
+fn a_tls_link_admits_only_certificates_of_the_sites_authority() {
+    let certs = tempfile::tempdir().expect("temp dir");
+    let dir = certs.path();
+    let (ca, ca_key) = framebus_e2e::webhook::certificate_authority(dir, "site");
+    let (site_cert, site_key) = framebus_e2e::webhook::certificate_signed_by(dir, &ca, &ca_key, "hq");
+    let (desk_cert, desk_key) = framebus_e2e::webhook::certificate_signed_by(dir, &ca, &ca_key, "desk");
+    let (own_cert, own_key) = framebus_e2e::webhook::self_signed_certificate(dir, "stranger");
+    let tls = |certificate: &std::path::Path, key: &std::path::Path| {
+        format!(
+            "[zenoh.tls]\nca = \"{}\"\ncertificate = \"{}\"\nkey = \"{}\"\n",
+            ca.display(),
+            certificate.display(),
+            key.display()
+        )
+    };
+    let port = free_port();
+    let site = TestDeployment::new(&format!(
+        "[zenoh]\nsite = \"hq\"\nlisten = [\"tls/127.0.0.1:{port}\"]\n{}\n[[camera]]\nname = \"cam0\"\nwidth = 320\nheight = 240\nfps = 15\n[camera.source]\nkind = \"synthetic\"\n[camera.export]\n[camera.export.frames]\nmax-fps = 15\n",
+        tls(&site_cert, &site_key)
+    ));
+    let importer = |name: &str, certificate: &std::path::Path, key: &std::path::Path| {
+        TestDeployment::new(&format!(
+            "[zenoh]\nsite = \"{name}\"\nlisten = []\nconnect = [\"tls/127.0.0.1:{port}\"]\n{}\n[[remote-camera]]\nname = \"site-cam0\"\nsite = \"hq\"\ndeployment = \"{}\"\ncamera = \"cam0\"\nwidth = 320\nheight = 240\nfps = 15\n",
+            tls(certificate, key),
+            site.name
+        ))
+    };
+    let desk = importer("desk", &desk_cert, &desk_key);
+    let stranger = importer("stranger", &own_cert, &own_key);
+    let mut site_up = site.spawn("ctl", &["up"]);
+    let mut desk_up = desk.spawn("ctl", &["up"]);
+    let mut stranger_up = stranger.spawn("ctl", &["up"]);
+
+    let status = desk.wait_status(|s| frames(s, "site-cam0", "capture") > 20);
+    let import = bridge_figures(&status, "site-cam0", "capture", "site-cam0");
+    assert_eq!((&import["link"], &import["peers"]), (&Value::from("up"), &Value::from(1)), "{status}");
+    // Started at the same time as the desk: by now it would have frames too, were it let in.
+    let status = stranger.wait_status(|_| true);
+    let import = bridge_figures(&status, "site-cam0", "capture", "site-cam0");
+    assert_eq!(frames(&status, "site-cam0", "capture"), 0, "{status}");
+    assert_eq!(import["peers"], 0, "{status}");
+    let site_status = site.wait_status(|_| true);
+    assert!(
+        process_status(&site_status, "_deployment", "bridge")["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("peers 1"),
+        "only the desk is linked: {site_status}"
+    );
+
+    assert_eq!(stranger_up.terminate(), Some(0), "{}", stranger_up.stderr_text());
+    assert_eq!(desk_up.terminate(), Some(0), "{}", desk_up.stderr_text());
+    assert_eq!(site_up.terminate(), Some(0), "{}", site_up.stderr_text());
+    // A private key other users may read: refused when the config is loaded.
+    std::fs::set_permissions(&desk_key, std::os::unix::fs::PermissionsExt::from_mode(0o644)).expect("chmod");
+    let (code, _, err) = desk.ctl(&["list"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("zenoh.tls.key") && err.contains("chmod 600"), "{err}");
+    stranger.assert_no_leftovers();
+    desk.assert_no_leftovers();
+    site.assert_no_leftovers();
+}

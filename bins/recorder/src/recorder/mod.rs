@@ -2,7 +2,7 @@
 //! come in; the clip state machine ([`crate::clip`]) says which belong to a clip, the held
 //! frames ([`crate::preroll`]) keep the pre-roll, the disk guard ([`crate::guard`]) says
 //! whether there is room, the segment writer ([`crate::writer`]) writes them, and the journal
-//! ([`crate::journal`]) and the status ([`crate::status`]) say what happened.
+//! ([`framebus_common::journal::write`]) and the status ([`crate::status`]) say what happened.
 
 mod held;
 mod writing;

@@ -11,19 +11,16 @@
 //! so the file is refused when users other than its owner (and its group) can read it.
 
 use std::net::SocketAddr;
-use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use super::files::{Access, ConfigFile};
 use super::{ConfigError, Deployment};
 
 /// The realm of every framebus server: the middle field of each users-file line (`htdigest -c
 /// FILE framebus USER` writes it), and what RTSP and HTTP challenges name.
 pub const REALM: &str = "framebus";
-
-/// Largest users file read (a line per user; a file much larger than this is a mistake).
-const MAX_USERS_FILE_BYTES: u64 = 1024 * 1024;
 
 /// `[auth]`: viewer authentication of every server of the deployment.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -117,28 +114,22 @@ impl Deployment {
     /// (no authentication). The error names the config file, the key and what to fix.
     pub fn viewer_users(&self) -> Result<Option<ViewerUsers>, ConfigError> {
         let Some(users_file) = &self.auth.users_file else { return Ok(None) };
-        let file = self.resolve_path(users_file);
+        let missing = format!(
+            "; create it with `htdigest -c {} {REALM} USER` (apache2-utils) or as docs/configuration.md shows",
+            self.resolve_path(users_file).display()
+        );
+        let ConfigFile { path: file, text } = self.read_config_file(
+            "auth.users-file",
+            users_file,
+            Access::GroupReadable(
+                "lets other users read or change it, and its hashes are enough to pass RTSP digest authentication",
+            ),
+            None,
+            &missing,
+        )?;
         let fail = |message: String| {
             ConfigError::value(&self.source_file, "auth.users-file", format!("`{}`: {message}", file.display()))
         };
-        let text = match crate::secure_fs::read_regular(&file, MAX_USERS_FILE_BYTES) {
-            Ok(Some(text)) => text,
-            Ok(None) => {
-                return Err(fail(format!(
-                    "does not exist; create it with `htdigest -c {} {REALM} USER` (apache2-utils) or as docs/configuration.md shows",
-                    file.display()
-                )))
-            }
-            Err(e) => return Err(fail(format!("cannot be read: {e}"))),
-        };
-        let mode = std::fs::metadata(&file).map_err(|e| fail(format!("cannot be read: {e}")))?.permissions().mode();
-        if mode & 0o027 != 0 {
-            return Err(fail(format!(
-                "mode {:o} lets other users read or change it, and its hashes are enough to pass RTSP digest authentication: `chmod 600 {}`",
-                mode & 0o777,
-                file.display()
-            )));
-        }
         let users = parse_users(&text).map_err(fail)?;
         Ok(Some(ViewerUsers { file, users }))
     }

@@ -10,6 +10,7 @@ mod auth;
 mod camera_checks;
 mod error;
 mod export;
+mod files;
 mod locate;
 mod preview;
 mod reader;
@@ -47,7 +48,7 @@ pub use source::{
 pub use streamer::{EncoderChoice, MediaServerConfig, StreamerConfig};
 pub use tls::{TlsConfig, TlsFiles};
 pub use webhook::{parse_webhook_url, WebhookConfig, WebhookEvent, WebhookFiles, WebhookUrl};
-pub use zenoh::{ZenohConfig, ZenohMode, ZenohTls};
+pub use zenoh::{ZenohConfig, ZenohFiles, ZenohMode, ZenohTls};
 
 use crate::format::PixelFormat;
 use crate::names::{ProcessRole, Role};
@@ -673,6 +674,7 @@ impl Deployment {
         }
         auth::validate(self)?;
         self.tls_files()?;
+        self.zenoh_files()?;
         Ok(())
     }
 }

@@ -2,15 +2,17 @@
 //! RTSPS and HTTPS, every preview and the metrics endpoint HTTPS; without it they speak plain
 //! RTSP and HTTP. One table for all of them, like `[auth]`.
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use super::files::Access;
 use super::{ConfigError, Deployment};
 
-/// Largest certificate chain or key file read.
-const MAX_PEM_BYTES: u64 = 1024 * 1024;
+/// What a PEM certificate file holds.
+pub(crate) const CERTIFICATE_PEM: &str = "-----BEGIN CERTIFICATE-----";
+/// What a PEM private key file holds (any key type).
+pub(crate) const PRIVATE_KEY_PEM: &str = "PRIVATE KEY-----";
 
 /// `[tls]`: the servers' certificate chain and private key (PEM files).
 #[derive(Debug, Clone, Deserialize)]
@@ -48,35 +50,16 @@ impl Deployment {
     /// key and the fix.
     pub fn tls_files(&self) -> Result<Option<TlsFiles>, ConfigError> {
         let Some(tls) = &self.tls else { return Ok(None) };
-        let read = |key: &str, path: &PathBuf, marker: &str, private: bool| -> Result<(PathBuf, String), ConfigError> {
-            let file = self.resolve_path(path);
-            let fail = |message: String| {
-                ConfigError::value(&self.source_file, &format!("tls.{key}"), format!("`{}`: {message}", file.display()))
-            };
-            let text = match crate::secure_fs::read_regular(&file, MAX_PEM_BYTES) {
-                Ok(Some(text)) => text,
-                Ok(None) => return Err(fail("does not exist".into())),
-                Err(e) => return Err(fail(format!("cannot be read: {e}"))),
-            };
-            if !text.contains(marker) {
-                return Err(fail(format!("is not PEM with a `{marker}` block")));
-            }
-            if private {
-                let mode =
-                    std::fs::metadata(&file).map_err(|e| fail(format!("cannot be read: {e}")))?.permissions().mode();
-                if mode & 0o027 != 0 {
-                    return Err(fail(format!(
-                        "mode {:o} lets other users read or change the private key: `chmod 600 {}`",
-                        mode & 0o777,
-                        file.display()
-                    )));
-                }
-            }
-            Ok((file, text))
-        };
-        let (certificate, certificate_pem) =
-            read("certificate", &tls.certificate, "-----BEGIN CERTIFICATE-----", false)?;
-        let (key, key_pem) = read("key", &tls.key, "PRIVATE KEY-----", true)?;
+        let certificate =
+            self.read_config_file("tls.certificate", &tls.certificate, Access::Public, Some(CERTIFICATE_PEM), "")?;
+        let key = self.read_config_file(
+            "tls.key",
+            &tls.key,
+            Access::GroupReadable("lets other users read or change the private key"),
+            Some(PRIVATE_KEY_PEM),
+            "",
+        )?;
+        let (certificate, certificate_pem, key, key_pem) = (certificate.path, certificate.text, key.path, key.text);
         Ok(Some(TlsFiles { certificate, key, certificate_pem, key_pem }))
     }
 

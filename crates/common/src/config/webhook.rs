@@ -1,11 +1,12 @@
 //! `[[deployment.webhook]]`: an HTTP endpoint told about every clip that starts or ends (a
 //! JSON POST per event, sent by the supervisor, `ctl up`, from the recorders' events journals).
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use super::files::Access;
+use super::tls::CERTIFICATE_PEM;
 use super::{ConfigError, Deployment};
 
 /// What a webhook is told about.
@@ -117,59 +118,29 @@ pub struct WebhookFiles {
     pub secret: Option<Vec<u8>>,
 }
 
-/// Largest `ca-file` or `secret-file` read.
-const MAX_WEBHOOK_FILE_BYTES: u64 = 1024 * 1024;
-
 impl Deployment {
     /// The files of webhook `index` (`ca-file`, `secret-file`), read and checked now. Errors
     /// name the config file, the key and the fix.
     pub fn webhook_files(&self, index: usize) -> Result<WebhookFiles, ConfigError> {
         let Some(hook) = self.deployment.webhook.get(index) else { return Ok(WebhookFiles::default()) };
-        let read = |key: &str, path: &PathBuf, private: bool| -> Result<String, ConfigError> {
-            let file = self.resolve_path(path);
-            let fail = |message: String| {
-                ConfigError::value(
-                    &self.source_file,
-                    &format!("deployment.webhook[{index}].{key}"),
-                    format!("`{}`: {message}", file.display()),
-                )
-            };
-            let text = match crate::secure_fs::read_regular(&file, MAX_WEBHOOK_FILE_BYTES) {
-                Ok(Some(text)) => text,
-                Ok(None) => return Err(fail("does not exist".into())),
-                Err(e) => return Err(fail(format!("cannot be read: {e}"))),
-            };
-            if private {
-                let mode =
-                    std::fs::metadata(&file).map_err(|e| fail(format!("cannot be read: {e}")))?.permissions().mode();
-                if mode & 0o077 != 0 {
-                    return Err(fail(format!(
-                        "mode {:o} lets other users read the secret, and with it sign events of their own: `chmod 600 {}`",
-                        mode & 0o777,
-                        file.display()
-                    )));
-                }
-            }
-            Ok(text)
-        };
+        let key = |name: &str| format!("deployment.webhook[{index}].{name}");
         let ca_pem = match &hook.ca_file {
             Some(path) => {
-                let text = read("ca-file", path, false)?;
-                if !text.contains("-----BEGIN CERTIFICATE-----") {
-                    let file = self.resolve_path(path);
-                    return Err(ConfigError::value(
-                        &self.source_file,
-                        &format!("deployment.webhook[{index}].ca-file"),
-                        format!("`{}`: is not PEM with a `-----BEGIN CERTIFICATE-----` block", file.display()),
-                    ));
-                }
-                Some(text)
+                Some(self.read_config_file(&key("ca-file"), path, Access::Public, Some(CERTIFICATE_PEM), "")?.text)
             }
             None => None,
         };
         let secret = match &hook.secret_file {
             Some(path) => {
-                let text = read("secret-file", path, true)?;
+                let text = self
+                    .read_config_file(
+                        &key("secret-file"),
+                        path,
+                        Access::OwnerOnly("lets other users read the secret, and with it sign events of their own"),
+                        None,
+                        "",
+                    )?
+                    .text;
                 let secret = text.trim();
                 if secret.len() < 16 {
                     let file = self.resolve_path(path);

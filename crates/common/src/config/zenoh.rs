@@ -11,7 +11,9 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::Invalid;
+use super::files::Access;
+use super::tls::{CERTIFICATE_PEM, PRIVATE_KEY_PEM};
+use super::{ConfigError, Deployment, Invalid};
 
 /// `[zenoh]`: how the deployment's bridge joins the Zenoh network.
 #[derive(Debug, Clone, Deserialize)]
@@ -75,6 +77,53 @@ pub struct ZenohTls {
     pub certificate: PathBuf,
     /// Its private key.
     pub key: PathBuf,
+}
+
+/// The files `[zenoh]` names, read and checked ([`Deployment::zenoh_files`]).
+#[derive(Debug, Clone, Default)]
+pub struct ZenohFiles {
+    /// `[zenoh.tls]` files, resolved against the config's folder: (ca, certificate, key).
+    pub tls: Option<(PathBuf, PathBuf, PathBuf)>,
+    /// The text of `access-control` (Zenoh's own `access_control` section).
+    pub access_control: Option<String>,
+}
+
+impl Deployment {
+    /// The files of `[zenoh]`, checked now (`Ok(default)` without `[zenoh]`): the TLS authority
+    /// and certificate are PEM certificates that not every user may change, the key a PEM key
+    /// only its owner (and group) may read, the access-control file one that not every user may
+    /// change (a changed rule would let anyone in). Errors name the file, the key and the fix.
+    pub fn zenoh_files(&self) -> Result<ZenohFiles, ConfigError> {
+        let Some(zenoh) = &self.zenoh else { return Ok(ZenohFiles::default()) };
+        let tls = match &zenoh.tls {
+            Some(tls) => {
+                let ca = self.read_config_file("zenoh.tls.ca", &tls.ca, Access::Public, Some(CERTIFICATE_PEM), "")?;
+                let certificate = self.read_config_file(
+                    "zenoh.tls.certificate",
+                    &tls.certificate,
+                    Access::Public,
+                    Some(CERTIFICATE_PEM),
+                    "",
+                )?;
+                let key = self.read_config_file(
+                    "zenoh.tls.key",
+                    &tls.key,
+                    Access::GroupReadable(
+                        "lets other users read or change the private key, and with it join the site's link",
+                    ),
+                    Some(PRIVATE_KEY_PEM),
+                    "",
+                )?;
+                Some((ca.path, certificate.path, key.path))
+            }
+            None => None,
+        };
+        let access_control = match &zenoh.access_control {
+            Some(path) => Some(self.read_config_file("zenoh.access-control", path, Access::Public, None, "")?.text),
+            None => None,
+        };
+        Ok(ZenohFiles { tls, access_control })
+    }
 }
 
 fn default_listen() -> Vec<String> {

@@ -7,7 +7,7 @@
 //! rename or remove them. Readers skip lines they cannot parse (a line being written, a newer
 //! record type). The file is rotated at [`JOURNAL_MAX_BYTES`]: the current file is renamed to
 //! `events/<camera>.1.jsonl` (replacing the previous one), so at most twice that is kept.
-//! This module defines the format; [`write`] is the one writer (the recorder; the bridge for a
+//! This module defines the format; [`write`](mod@write) is the one writer (the recorder; the bridge for a
 //! remote camera's origin records); [`read`] is the one reader
 //! (`ctl events`, the preview's events page, the supervisor's webhooks) and [`clips`] folds
 //! the records into clips.
