@@ -585,3 +585,45 @@ fn a_tls_link_admits_only_certificates_of_the_sites_authority() {
     desk.assert_no_leftovers();
     site.assert_no_leftovers();
 }
+
+/// The shipped example (`configs/two-hosts/site.toml` and `viewer.toml`) runs as the README
+/// says, with only its names and ports made unique for the test: the viewer's preview shows
+/// `site-cam0` (a JPEG snapshot of 640x360 frames), its algo and recorder read it, and the
+/// site's capture, algo and streamer run while the bridge exports.
+#[test]
+fn the_shipped_two_host_example_runs() {
+    let shipped = |file: &str| {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/two-hosts").join(file);
+        let text = std::fs::read_to_string(&path).expect("shipped config");
+        // TestDeployment writes the [deployment] table itself (a unique name, state in its folder).
+        let (_, rest) = text.split_once("[deployment]").expect("a [deployment] table");
+        let (_, after_name) = rest.split_once('\n').and_then(|(_, r)| r.split_once('\n')).expect("its name line");
+        after_name.to_string()
+    };
+    let (port, preview) = (free_port(), free_port());
+    let site =
+        TestDeployment::new(&shipped("site.toml").replace("tcp/127.0.0.1:7447", &format!("tcp/127.0.0.1:{port}")));
+    let viewer = TestDeployment::new(
+        &shipped("viewer.toml")
+            .replace("tcp/127.0.0.1:7447", &format!("tcp/127.0.0.1:{port}"))
+            .replace("deployment = \"site\"", &format!("deployment = \"{}\"", site.name))
+            .replace("127.0.0.1:8081", &format!("127.0.0.1:{preview}")),
+    );
+    let mut site_up = site.spawn("ctl", &["up"]);
+    let mut viewer_up = viewer.spawn("ctl", &["up"]);
+    let status =
+        viewer.wait_status(|s| frames(s, "site-cam0", "capture") > 10 && frames(s, "site-cam0", "recorder") > 0);
+    assert_eq!(process_status(&status, "site-cam0", "capture")["format"]["width"], 640, "{status}");
+    for role in ["preview", "recorder"] {
+        assert_eq!(process_status(&status, "site-cam0", role)["state"], "running", "{role}: {status}");
+    }
+    let (code, _, body) = http_get(&format!("http://127.0.0.1:{preview}/"), "/snapshot.jpg");
+    assert_eq!(code, 200);
+    assert!(body.starts_with(&[0xff, 0xd8]), "a JPEG");
+    let site_status = site.wait_status(|s| frames(s, "cam0", "algo") > 0 && frames(s, "cam0", "streamer") > 0);
+    assert!(frames(&site_status, "cam0", "bridge") > 0, "{site_status}");
+    assert_eq!(viewer_up.terminate(), Some(0), "{}", viewer_up.stderr_text());
+    assert_eq!(site_up.terminate(), Some(0), "{}", site_up.stderr_text());
+    viewer.assert_no_leftovers();
+    site.assert_no_leftovers();
+}

@@ -63,16 +63,24 @@ fn wrong_configs_fail_with_exact_messages() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-/// The shipped configs are valid.
+/// The shipped configs are valid (those in sub-folders too, like `two-hosts/`).
 #[test]
 fn shipped_configs_load() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
-    for entry in std::fs::read_dir(&root).expect("configs/") {
-        let path = entry.expect("entry").path();
-        if path.extension().is_some_and(|e| e == "toml") {
-            let (code, _, err) =
-                Proc::output("capture", &["--config", path.to_str().expect("utf-8"), "--check-config"]);
-            assert_eq!(code, Some(0), "{}: {err}", path.display());
+    let mut folders = vec![root];
+    let mut checked = 0;
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).expect("configs/") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                folders.push(path);
+            } else if path.extension().is_some_and(|e| e == "toml") {
+                let (code, _, err) =
+                    Proc::output("capture", &["--config", path.to_str().expect("utf-8"), "--check-config"]);
+                assert_eq!(code, Some(0), "{}: {err}", path.display());
+                checked += 1;
+            }
         }
     }
+    assert!(checked >= 7, "{checked} configs found");
 }
