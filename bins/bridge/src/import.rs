@@ -55,6 +55,9 @@ const FRAME_QUEUE: usize = 2;
 const RESULTS_WAIT: Duration = Duration::from_millis(2);
 /// Access units waiting between Zenoh and the decoder.
 const AU_QUEUE: usize = 64;
+/// Longest events-journal record taken from the link (a clip's record lists its segments: a
+/// few KiB); longer ones are dropped and counted, so a peer cannot make the copy grow fast.
+const MAX_EVENT_BYTES: usize = 256 * 1024;
 /// Local frames whose origin ids are kept to map results both ways.
 const ID_MAP: usize = 256;
 
@@ -341,11 +344,13 @@ impl RemoteLink {
 
     /// Appends every record of the origin's events journal that arrived to this camera's copy
     /// of it ([`origin_directory`]: `ctl events <camera> --origin`), in order; a message that
-    /// is not a journal record is dropped and counted.
+    /// is not a journal record (or longer than [`MAX_EVENT_BYTES`]) is dropped and counted.
     fn write_origin_events(&self, journal: &mut OriginJournal, state: &mut Import) {
         while let Ok(Some(sample)) = self.events.try_recv() {
             let bytes = sample.payload().to_bytes();
-            let Some((seq, line)) = wire::parse_text(&bytes).filter(|(_, l)| JournalRecord::parse(l).is_some()) else {
+            let record = wire::parse_text(&bytes)
+                .filter(|(_, line)| line.len() <= MAX_EVENT_BYTES && JournalRecord::parse(line).is_some());
+            let Some((seq, line)) = record else {
                 state.events_in.drop_one();
                 continue;
             };
