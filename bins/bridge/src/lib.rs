@@ -187,6 +187,7 @@ fn publish_statuses(
             "frames": flow_json(&flow.frames),
             "encoded": flow_json(&flow.encoded),
             "results": flow_json(&flow.results),
+            "events": flow_json(&flow.events),
             "results_back": flow_json(&flow.results_back),
             "control": flow_json(&flow.control),
         });
