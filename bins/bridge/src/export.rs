@@ -10,9 +10,10 @@
 //!   link loses frames here, never slows capture;
 //! - control requests of other hosts with `allow-remote-control` (a Zenoh queryable).
 //!
-//! Frames are read on one thread per camera (the reader loop), everything else on one thread
-//! per camera that wakes on the camera's results-ready event (every producer notifies it) and
-//! otherwise every millisecond for the encoded video, results back and control queries.
+//! Frames are read on one thread per camera (the reader loop), remote control requests are
+//! answered on one thread per camera, everything else on one thread per camera that wakes on
+//! the camera's results-ready event (every producer notifies it) and otherwise every
+//! millisecond for the encoded video, results back and the events journal.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -42,8 +43,8 @@ use crate::flow::Flow;
 use crate::results::Echoes;
 use crate::wire;
 
-/// How often the encoded subscriber, results back and control queries are looked at (results
-/// wake the loop at once).
+/// How often the encoded subscriber, results back and the events journal are looked at
+/// (results wake the loop at once).
 const POLL: Duration = Duration::from_millis(1);
 /// How often a frames thread looks at the bridge's stop flag.
 const STOP_CHECK: Duration = Duration::from_millis(100);
@@ -155,7 +156,10 @@ pub fn start(deployment: &Deployment, session: &zenoh::Session, stop: &Arc<Atomi
             results_back = export.results_back,
             "exporting"
         );
-        let side = Side::declare(session, &keys, &export, camera)?;
+        let mut side = Side::declare(session, &keys, &export, camera)?;
+        if let Some(queryable) = side.control.take() {
+            threads.push(spawn_remote_control(deployment, &camera.name, queryable, &flow, stop)?);
+        }
         let (deployment, camera, thread_flow, stop) =
             (deployment.clone(), camera.clone(), Arc::clone(&flow), Arc::clone(stop));
         threads.push(
@@ -361,7 +365,6 @@ impl Side {
             ),
             None => None,
         };
-        let client = ControlClient::new(&node, deployment.name());
         let mut journal = match (&self.events, &camera.recorder) {
             (Some(publisher), Some(recorder)) => {
                 Some(Journal::follow(publisher, &deployment.resolve_path(&recorder.directory), cam)?)
@@ -377,9 +380,6 @@ impl Side {
             }
             if let (Some(back), Some(publisher)) = (&self.back, &back_publisher) {
                 moved += receive_results_back(back, publisher, &mut echoes, flow);
-            }
-            if let Some(queryable) = &self.control {
-                moved += answer_queries(queryable, &client, cam, flow);
             }
             if let Some(journal) = journal.as_mut() {
                 journal.send_new(cam, flow);
@@ -533,23 +533,51 @@ fn receive_results_back(
     taken
 }
 
-/// Answers every waiting remote control query; returns how many were taken.
-fn answer_queries(
-    queryable: &zenoh::query::Queryable<FifoChannelHandlerQuery>,
-    client: &ControlClient<'_>,
+/// Starts the thread answering `cam`'s remote control requests: its own, because a request
+/// waits up to [`CONTROL_TIMEOUT`] for the local process and must not hold up results, video
+/// and events meanwhile.
+fn spawn_remote_control(
+    deployment: &Deployment,
     cam: &str,
+    queryable: zenoh::query::Queryable<FifoChannelHandlerQuery>,
+    flow: &Arc<CameraFlows>,
+    stop: &Arc<AtomicBool>,
+) -> anyhow::Result<std::thread::JoinHandle<()>> {
+    let (deployment, cam, flow, stop) = (deployment.clone(), cam.to_string(), Arc::clone(flow), Arc::clone(stop));
+    std::thread::Builder::new()
+        .name(format!("control-{cam}"))
+        .spawn(move || {
+            if let Err(e) = serve_remote_control(&deployment, &cam, &queryable, &flow, &stop) {
+                tracing::error!(camera = cam, "answering remote control: {e:#}");
+            }
+        })
+        .context("starting a remote control thread")
+}
+
+/// Answers remote control queries one after another until `stop` (each waits up to
+/// [`CONTROL_TIMEOUT`] for the local process).
+fn serve_remote_control(
+    deployment: &Deployment,
+    cam: &str,
+    queryable: &zenoh::query::Queryable<FifoChannelHandlerQuery>,
     flow: &CameraFlows,
-) -> usize {
-    let mut taken = 0;
-    while let Ok(Some(query)) = queryable.try_recv() {
-        taken += 1;
-        let reply = answer_control(client, cam, &query);
+    stop: &AtomicBool,
+) -> anyhow::Result<()> {
+    let node = create_node(deployment, BRIDGE_ROLE, cam)?;
+    let client = ControlClient::new(&node, deployment.name());
+    while !stop.load(Ordering::Relaxed) {
+        let query = match queryable.recv_timeout(STOP_CHECK) {
+            Ok(Some(query)) => query,
+            Ok(None) => continue,
+            Err(_) => return Ok(()),
+        };
+        let reply = answer_control(&client, cam, &query);
         match query.reply(query.key_expr().clone(), wire::bytes_of(&reply).to_vec()).wait() {
             Ok(()) => flow.control.count(core::mem::size_of::<ControlReply>()),
             Err(_) => flow.control.drop_one(),
         }
     }
-    taken
+    Ok(())
 }
 
 /// A remote control request (`role\0` then the request record) carried out by the local

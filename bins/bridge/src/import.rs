@@ -98,17 +98,15 @@ pub fn run(deployment: &Deployment, camera: &CameraConfig, remote: &RemoteSource
         .map_err(|e| anyhow::anyhow!("camera `{cam}`: subscribing to its results: {e:?}"))?;
     let control = ControlServer::create(&node, deployment, cam, &Role::from(ProcessRole::Capture))?;
 
-    let session = crate::session::open(deployment)?;
+    let session = crate::session::open(deployment, crate::session::Listening::Listen)?;
     let mut link = RemoteLink::declare(&session, camera, remote)?;
     let origin = format!("{}/{}/{}", remote.site, remote.deployment, remote.camera);
     tracing::info!(camera = cam, origin, key = link.video_key, video = remote.video.name(), "importing frames");
 
-    let recordings = deployment.recordings_directory(camera);
-    let mut origin_journal =
-        OriginJournal { journal: Journal::new(&origin_directory(&recordings), cam), recordings, ready: false };
+    let mut state = Import::new();
+    let events = EventsWriter::start(deployment, camera, link.events.take(), &state.events_in)?;
     let run_id = clock::realtime_ns();
     let output = Output { publisher, notifier, run_id, camera: cam.to_string() };
-    let mut state = Import::new();
     let mut next_roll = Instant::now();
     let mut stop = false;
     let mut back_seq = 0u64;
@@ -120,12 +118,11 @@ pub fn run(deployment: &Deployment, camera: &CameraConfig, remote: &RemoteSource
         link.publish_origin_results(&result_publisher, &mut state, run_id);
         // Local results about imported frames go back to the origin.
         link.send_results_back(&result_subscriber, &mut state, run_id, &mut back_seq);
-        link.write_origin_events(&mut origin_journal, &mut state);
         state.watch_link(cam, &origin);
         state.window.roll(state.frames);
         if Instant::now() >= next_roll {
             next_roll += Duration::from_secs(1);
-            for flow in [&state.frames_in, &state.results_in, &state.events_in, &state.results_back] {
+            for flow in [&state.frames_in, &state.results_in, &*state.events_in, &state.results_back] {
                 flow.roll();
             }
         }
@@ -146,6 +143,7 @@ pub fn run(deployment: &Deployment, camera: &CameraConfig, remote: &RemoteSource
             _ => Answer::Ignored,
         });
     }
+    events.stop();
     tracing::info!(camera = cam, frames = state.frames, lost = state.loss.lost, "import stopped");
     Ok(())
 }
@@ -198,7 +196,7 @@ struct RemoteLink {
     results: zenoh::pubsub::Subscriber<FifoChannelHandler<Sample>>,
     back: zenoh::pubsub::Publisher<'static>,
     /// The origin recorder's journal records.
-    events: zenoh::pubsub::Subscriber<FifoChannelHandler<Sample>>,
+    events: Option<zenoh::pubsub::Subscriber<RingChannelHandler<Sample>>>,
     doorbell: std::sync::mpsc::Receiver<()>,
     decoder: Option<crate::decoder::Decoder>,
 }
@@ -226,9 +224,10 @@ impl RemoteLink {
             RemoteVideo::Raw => None,
             RemoteVideo::H264 => Some(crate::decoder::Decoder::new(camera.width, camera.height)?),
         };
+        // The newest 64 records wait (a flood loses the oldest, counted by sequence).
         let events = session
             .declare_subscriber(key(ZenohKind::Events))
-            .with(ringing(FifoChannel::new(256), bell.clone()))
+            .with(RingChannel::new(64))
             .wait()
             .map_err(|e| anyhow::anyhow!("camera `{cam}`: subscribing to `{}`: {e}", key(ZenohKind::Events)))?;
         let results = session
@@ -242,7 +241,7 @@ impl RemoteLink {
             .express(true)
             .wait()
             .map_err(|e| anyhow::anyhow!("camera `{cam}`: declaring `{}`: {e}", key(ZenohKind::ResultsBack)))?;
-        Ok(RemoteLink { video_key, frames, results, back, events, doorbell, decoder })
+        Ok(RemoteLink { video_key, frames, results, back, events: Some(events), doorbell, decoder })
     }
 
     /// Publishes every frame that arrived (raw, or decoded from the access units that
@@ -342,24 +341,6 @@ impl RemoteLink {
         }
     }
 
-    /// Appends every record of the origin's events journal that arrived to this camera's copy
-    /// of it ([`origin_directory`]: `ctl events <camera> --origin`), in order; a message that
-    /// is not a journal record (or longer than [`MAX_EVENT_BYTES`]) is dropped and counted.
-    fn write_origin_events(&self, journal: &mut OriginJournal, state: &mut Import) {
-        while let Ok(Some(sample)) = self.events.try_recv() {
-            let bytes = sample.payload().to_bytes();
-            let record = wire::parse_text(&bytes)
-                .filter(|(_, line)| line.len() <= MAX_EVENT_BYTES && JournalRecord::parse(line).is_some());
-            let Some((seq, line)) = record else {
-                state.events_in.drop_one();
-                continue;
-            };
-            state.events_in.add_drops(state.events_loss.see(seq));
-            journal.write_line(line);
-            state.events_in.count(bytes.len());
-        }
-    }
-
     /// Sends every local result about an imported frame back to the origin (in the origin's
     /// ids); echoes of the origin's own results and results of other runs stay here.
     fn send_results_back(
@@ -387,6 +368,78 @@ impl RemoteLink {
                 Err(_) => state.results_back.drop_one(),
             }
         }
+    }
+}
+
+/// The thread that writes the origin's events: a flood of records (or a slow disk) never holds
+/// up frames, results or control.
+struct EventsWriter {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl EventsWriter {
+    /// Starts writing what `subscriber` receives into `camera`'s copy of its origin's journal,
+    /// counted in `flow`.
+    fn start(
+        deployment: &Deployment,
+        camera: &CameraConfig,
+        subscriber: Option<zenoh::pubsub::Subscriber<RingChannelHandler<Sample>>>,
+        flow: &std::sync::Arc<Flow>,
+    ) -> anyhow::Result<EventsWriter> {
+        let recordings = deployment.recordings_directory(camera);
+        let journal = OriginJournal {
+            journal: Journal::new(&origin_directory(&recordings), &camera.name),
+            recordings,
+            ready: false,
+        };
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (thread_stop, flow) = (std::sync::Arc::clone(&stop), std::sync::Arc::clone(flow));
+        let thread = std::thread::Builder::new()
+            .name(format!("events-{}", camera.name))
+            .spawn(move || {
+                if let Some(subscriber) = subscriber {
+                    write_origin_events(&subscriber, journal, &flow, &thread_stop);
+                }
+            })
+            .context("starting the events thread")?;
+        Ok(EventsWriter { stop, thread })
+    }
+
+    /// Stops the thread (within 100 ms) and waits for it.
+    fn stop(self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = self.thread.join();
+    }
+}
+
+/// Appends every record of the origin's events journal that arrives to this camera's copy of
+/// it ([`origin_directory`]: `ctl events <camera> --origin`), in order, until `stop`; a message
+/// that is not a journal record (or is longer than [`MAX_EVENT_BYTES`]) is dropped and counted.
+fn write_origin_events(
+    subscriber: &zenoh::pubsub::Subscriber<RingChannelHandler<Sample>>,
+    mut journal: OriginJournal,
+    flow: &Flow,
+    stop: &std::sync::atomic::AtomicBool,
+) {
+    let mut loss = LossCounter::default();
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        let sample = match subscriber.recv_timeout(Duration::from_millis(100)) {
+            Ok(Some(sample)) => sample,
+            Ok(None) => continue,
+            Err(_) => return,
+        };
+        let bytes = sample.payload().to_bytes();
+        let record = wire::parse_text(&bytes)
+            .map(|(seq, line)| (seq, line.trim()))
+            .filter(|(_, line)| line.len() <= MAX_EVENT_BYTES && JournalRecord::parse(line).is_some());
+        let Some((seq, line)) = record else {
+            flow.drop_one();
+            continue;
+        };
+        flow.add_drops(loss.see(seq));
+        journal.write_line(line);
+        flow.count(bytes.len());
     }
 }
 
@@ -538,8 +591,8 @@ struct Import {
     results_in: Flow,
     results_loss: LossCounter,
     results_back: Flow,
-    events_in: Flow,
-    events_loss: LossCounter,
+    /// Shared with the events thread.
+    events_in: std::sync::Arc<Flow>,
 }
 
 impl Import {
@@ -561,8 +614,7 @@ impl Import {
             results_in: Flow::default(),
             results_loss: LossCounter::default(),
             results_back: Flow::default(),
-            events_in: Flow::default(),
-            events_loss: LossCounter::default(),
+            events_in: std::sync::Arc::default(),
         }
     }
 

@@ -80,7 +80,7 @@ pub fn run(deployment: &Deployment) -> anyhow::Result<()> {
     let _release = DeploymentGuard::new(deployment.name());
     let node = create_named_node(deployment.name(), &framebus_common::names::node_name(ROLE, DEPLOYMENT_SCOPE))?;
     let control = ControlServer::create(&node, deployment, DEPLOYMENT_SCOPE, &Role::new(ROLE)?)?;
-    let session = session::open(deployment)?;
+    let session = session::open(deployment, session::Listening::Listen)?;
     let stop = Arc::new(AtomicBool::new(false));
     let (flows, threads) = export::start(deployment, &session, &stop)?;
     let status_publishers = flows

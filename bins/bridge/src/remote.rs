@@ -31,7 +31,7 @@ pub fn request(deployment: &Deployment, camera: &str, role: &Role, command: &Com
             deployment.source_file.display()
         );
     };
-    let session = crate::session::open(deployment)?;
+    let session = crate::session::open(deployment, crate::session::Listening::ConnectOnly)?;
     let until = std::time::Instant::now() + LINK_TIMEOUT;
     while crate::session::peers(&session) == 0 && std::time::Instant::now() < until {
         std::thread::sleep(Duration::from_millis(20));
@@ -48,11 +48,18 @@ pub fn request(deployment: &Deployment, camera: &str, role: &Role, command: &Com
         .map_err(|e| anyhow::anyhow!("querying `{key}`: {e}"))?;
     let linked = crate::session::peers(&session) > 0;
     let reply = replies.recv().ok().and_then(|r| r.into_result().ok()).with_context(|| {
-        let why = if linked { "" } else { " (no link to any peer came up within 5 s)" };
-        format!(
-            "no answer on `{key}`{why}: the origin is unreachable, or its camera `{}` is not exported with allow-remote-control = true",
-            origin.camera
-        )
+        if linked {
+            format!(
+                "no answer on `{key}` within {}s: camera `{}` is not exported with allow-remote-control = true there, or its bridge is busy with other requests (each waits up to 2 s for its process): try again",
+                ANSWER_TIMEOUT.as_secs(),
+                origin.camera
+            )
+        } else {
+            format!(
+                "no answer on `{key}`: no link to any peer came up within {}s: the origin is unreachable",
+                LINK_TIMEOUT.as_secs()
+            )
+        }
     })?;
     let bytes = reply.payload().to_bytes();
     let (answer, _) = wire::read::<ControlReply>(&bytes).context("a malformed control reply")?;

@@ -20,13 +20,28 @@ const OPEN_TIMEOUT_MS: u64 = 1000;
 /// Receive buffer per link: a raw 1080p frame is 6 MB.
 const RX_BUFFER_BYTES: u64 = 16 * 1024 * 1024;
 
+/// Whether a session listens on the config's `listen` endpoints (the deployment's bridges) or
+/// only connects (a short-lived client such as `ctl ... --origin`, which must not take the
+/// port the running bridge holds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listening {
+    /// Listen on `[zenoh] listen`.
+    Listen,
+    /// Listen nowhere; connect only.
+    ConnectOnly,
+}
+
 /// Zenoh's own config for `zenoh`, as JSON (the TLS files as [`Deployment::zenoh_files`] checked
 /// and resolved them).
-pub fn zenoh_config_json(zenoh: &ZenohConfig, files: &ZenohFiles) -> serde_json::Value {
+pub fn zenoh_config_json(zenoh: &ZenohConfig, files: &ZenohFiles, listening: Listening) -> serde_json::Value {
+    let listen = match listening {
+        Listening::Listen => zenoh.listen.clone(),
+        Listening::ConnectOnly => Vec::new(),
+    };
     let retry = json!({ "period_init_ms": 100, "period_max_ms": RECONNECT_MAX_MS, "period_increase_factor": 2 });
     let mut config = json!({
         "mode": zenoh.mode.name(),
-        "listen": { "endpoints": zenoh.listen, "retry": retry },
+        "listen": { "endpoints": listen, "retry": retry },
         "connect": { "endpoints": zenoh.connect, "retry": retry, "timeout_ms": -1, "exit_on_failure": false },
         "scouting": { "multicast": { "enabled": false }, "gossip": { "enabled": false } },
         "transport": { "unicast": { "open_timeout": OPEN_TIMEOUT_MS }, "link": {
@@ -49,12 +64,12 @@ pub fn zenoh_config_json(zenoh: &ZenohConfig, files: &ZenohFiles) -> serde_json:
 }
 
 /// Opens the session of `deployment`'s `[zenoh]` table.
-pub fn open(deployment: &Deployment) -> anyhow::Result<zenoh::Session> {
+pub fn open(deployment: &Deployment, listening: Listening) -> anyhow::Result<zenoh::Session> {
     let file = deployment.source_file.display();
     let zenoh = deployment.zenoh.as_ref().with_context(|| format!("{file}: no [zenoh] table: nothing to bridge"))?;
     // Checked again here, not only at load: the files may have changed since.
     let files = deployment.zenoh_files()?;
-    let json = zenoh_config_json(zenoh, &files);
+    let json = zenoh_config_json(zenoh, &files, listening);
     let mut config = zenoh::Config::from_json5(&json.to_string())
         .map_err(|e| anyhow::anyhow!("{file}: [zenoh]: Zenoh refused the config: {e}"))?;
     if let (Some(text), Some(path)) = (&files.access_control, &zenoh.access_control) {
@@ -77,4 +92,26 @@ pub fn open(deployment: &Deployment) -> anyhow::Result<zenoh::Session> {
 /// Zenoh peers and routers this session has a link to right now.
 pub fn peers(session: &zenoh::Session) -> usize {
     session.info().peers_zid().wait().count() + session.info().routers_zid().wait().count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A connect-only session (`ctl ... --origin`) listens nowhere, so it never takes the port
+    /// of the deployment's running bridge; the bridges listen where the config says.
+    #[test]
+    fn only_the_bridges_listen() {
+        let zenoh: ZenohConfig =
+            toml::from_str("site = \"hq\"\nlisten = [\"tcp/127.0.0.1:17448\"]\nconnect = [\"tcp/127.0.0.1:7447\"]\n")
+                .expect("a [zenoh] table");
+        let files = ZenohFiles::default();
+        let listen = |l| zenoh_config_json(&zenoh, &files, l)["listen"]["endpoints"].clone();
+        assert_eq!(listen(Listening::Listen), json!(["tcp/127.0.0.1:17448"]));
+        assert_eq!(listen(Listening::ConnectOnly), json!([]));
+        assert_eq!(
+            zenoh_config_json(&zenoh, &files, Listening::ConnectOnly)["connect"]["endpoints"],
+            json!(["tcp/127.0.0.1:7447"])
+        );
+    }
 }

@@ -77,9 +77,16 @@ pub fn run(deployment: &Deployment, json_output: bool, args: &EventsArgs) -> any
             println!("{}", entry.to_json());
         }
     } else {
-        print!("{}", table(shown));
+        print!("{}", printable(&table(shown)));
     }
     Ok(Outcome::Done)
+}
+
+/// `text` with every control character but the line break replaced by `�`: a journal's strings
+/// (a remote camera's origin journal came over the network) never reach the terminal as escape
+/// sequences.
+fn printable(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() && c != '\n' { '\u{fffd}' } else { c }).collect()
 }
 
 /// Reports a journal line that is not UTF-8 on stderr (the rest is shown).
@@ -204,7 +211,7 @@ fn print_record(line: &str, json_output: bool) {
         if json_output {
             println!("{}", line.trim());
         } else {
-            println!("{}", describe_record(&record));
+            println!("{}", printable(&describe_record(&record)));
         }
     }
 }
@@ -231,6 +238,15 @@ fn follow(directory: &Path, camera: &str, json_output: bool, limit: usize) -> an
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Escape sequences in a journal's strings are shown as `�`, line breaks kept.
+    #[test]
+    fn control_characters_never_reach_the_terminal() {
+        assert_eq!(
+            printable("EVIL\u{1b}[2J\u{1b}]0;pwned\u{7}\nnext"),
+            "EVIL\u{fffd}[2J\u{fffd}]0;pwned\u{fffd}\nnext"
+        );
+    }
     use framebus_common::journal::clips::aggregate;
     use framebus_common::journal::{ClipSegment, TriggerResult};
     use framebus_common::results::Detection;

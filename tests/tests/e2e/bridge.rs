@@ -165,6 +165,23 @@ fn a_remote_camera_reads_like_a_local_one_and_results_travel_both_ways() {
     let (code, _, err) = site.ctl(&["record", "on", "cam0", "--origin"]);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("not a [[remote-camera]]"), "{err}");
+    // Remote requests for a process that does not run (the site has no preview) each wait for
+    // it: meanwhile the site's bridge goes on taking the viewer's results back.
+    let back_now =
+        |s: &Value| figure(process_status(s, "_deployment", "bridge")["message"].as_str().unwrap_or_default(), "back");
+    let mut pending: Vec<Proc> =
+        (0..3).map(|_| viewer.spawn("ctl", &["preview", "on", "site-cam0", "--origin"])).collect();
+    // The site's bridge has taken the first request (and waits for the preview).
+    site_up.wait_stderr(DEADLINE, "remote control request");
+    let before = back_now(&site.wait_status(|_| true));
+    site.wait_status(|s| back_now(s) > before + 3);
+    assert!(
+        pending.iter_mut().any(|p| p.child.try_wait().ok().flatten().is_none()),
+        "results back moved only after every remote request was answered"
+    );
+    for mut p in pending {
+        assert_eq!(p.wait_exit(DEADLINE), Some(1), "preview on, no preview on the site: {}", p.stderr_text());
+    }
 
     let site_status = site.wait_status(|s| {
         let message = process_status(s, "_deployment", "bridge")["message"].as_str().unwrap_or_default();

@@ -82,12 +82,13 @@ pub fn init(default_level: &str, format: LogFormat) {
     let filter = from_env
         .as_deref()
         .and_then(|v| EnvFilter::try_new(v).ok())
-        // Zenoh warns at every session's start that gossip is off and that scouting found no
-        // peer in time: both follow from the bridge's own settings (no discovery beyond the
-        // configured endpoints), so they are hidden unless RUST_LOG asks for them.
+        // Zenoh logs its session id at info and warns at every session's start that gossip is
+        // off and that scouting found no peer in time: the last two follow from the bridge's own
+        // settings (no discovery beyond the configured endpoints), so they are hidden, and
+        // Zenoh's info lines too, unless RUST_LOG asks for them.
         .unwrap_or_else(|| {
             EnvFilter::new(format!(
-                "{default_level},iceoryx2=warn,zenoh::net::routing::hat::peer=error,zenoh::net::runtime::orchestrator=error"
+                "{default_level},iceoryx2=warn,zenoh=warn,zenoh::net::routing::hat::peer=error,zenoh::net::runtime::orchestrator=error"
             ))
         });
     let iceoryx_level = if from_env.as_deref().is_some_and(|v| v.contains("iceoryx2")) {
