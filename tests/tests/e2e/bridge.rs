@@ -55,6 +55,30 @@ fn figure(message: &str, name: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// The example reader (a program on the framebus crate) reads `count` frames of the viewer's
+/// `site-cam0`: 320x240 BGR3, ids rising, then exits 0.
+fn example_reader_reads(viewer: &TestDeployment, count: usize) {
+    let mut reader = Proc::spawn_command(
+        "reader example",
+        std::process::Command::new(example("reader")).args([
+            "--config",
+            viewer.config.to_str().expect("utf-8"),
+            "--camera",
+            "site-cam0",
+            "--frames",
+            &count.to_string(),
+        ]),
+    );
+    let mut ids = Vec::new();
+    while ids.len() < count {
+        let line = reader.wait_stdout(DEADLINE, |l| l.starts_with("frame "));
+        assert!(line.contains("320x240 230400 bytes"), "{line}");
+        ids.push(line.split_whitespace().nth(1).and_then(|n| n.parse::<u64>().ok()).expect("frame id"));
+    }
+    assert!(ids.windows(2).all(|w| w[1] > w[0]), "ids must rise: {ids:?}");
+    assert_eq!(reader.wait_exit(DEADLINE), Some(0), "{}", reader.stderr_text());
+}
+
 /// Results lost on the link, as the importing bridge counts them (the last figure of its
 /// message).
 fn results_lost(message: &str) -> Option<u64> {
@@ -114,26 +138,7 @@ fn a_remote_camera_reads_like_a_local_one_and_results_travel_both_ways() {
     );
 
     // The example reader (a program on the framebus crate) reads it unchanged.
-    let mut reader = Proc::spawn_command(
-        "reader example",
-        std::process::Command::new(example("reader")).args([
-            "--config",
-            viewer.config.to_str().expect("utf-8"),
-            "--camera",
-            "site-cam0",
-            "--frames",
-            "20",
-        ]),
-    );
-    let mut ids = Vec::new();
-    while ids.len() < 20 {
-        let line = reader.wait_stdout(DEADLINE, |l| l.starts_with("frame "));
-        assert!(line.contains("320x240 230400 bytes"), "{line}");
-        let id: u64 = line.split_whitespace().nth(1).and_then(|n| n.parse().ok()).expect("frame id");
-        ids.push(id);
-    }
-    assert!(ids.windows(2).all(|w| w[1] > w[0]), "ids must rise: {ids:?}");
-    assert_eq!(reader.wait_exit(DEADLINE), Some(0), "{}", reader.stderr_text());
+    example_reader_reads(&viewer, 20);
 
     // The viewer's algo results go back, and trigger a clip on the site (which has no algo).
     let status = viewer.wait_status(|s| {
@@ -510,25 +515,7 @@ fn an_h264_remote_camera_is_decoded_once_on_the_viewer() {
     let mut site_up = site.spawn("ctl", &["up"]);
     let mut viewer_up = viewer.spawn("ctl", &["up"]);
     viewer.wait_status(|s| frames(s, "site-cam0", "algo") > 20);
-    let mut reader = Proc::spawn_command(
-        "reader example",
-        std::process::Command::new(example("reader")).args([
-            "--config",
-            viewer.config.to_str().expect("utf-8"),
-            "--camera",
-            "site-cam0",
-            "--frames",
-            "10",
-        ]),
-    );
-    let mut ids = Vec::new();
-    while ids.len() < 10 {
-        let line = reader.wait_stdout(DEADLINE, |l| l.starts_with("frame "));
-        assert!(line.contains("320x240 230400 bytes"), "{line}");
-        ids.push(line.split_whitespace().nth(1).and_then(|n| n.parse::<u64>().ok()).expect("frame id"));
-    }
-    assert!(ids.windows(2).all(|w| w[1] > w[0]), "ids must rise: {ids:?}");
-    assert_eq!(reader.wait_exit(DEADLINE), Some(0), "{}", reader.stderr_text());
+    example_reader_reads(&viewer, 10);
     assert_eq!(viewer_up.terminate(), Some(0), "{}", viewer_up.stderr_text());
     assert_eq!(site_up.terminate(), Some(0), "{}", site_up.stderr_text());
     viewer.assert_no_leftovers();
